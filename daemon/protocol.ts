@@ -1,0 +1,283 @@
+// Every type that crosses the wire between the daemon and its clients (CLI, extension, scripts).
+// Types only: clients `import type` from here so no daemon code is bundled into them.
+
+/** Bumped on any incompatible change to the shapes below; clients refuse a daemon that differs. */
+export type ProtocolVersion = 1;
+
+/** Stable error codes; match on these, never on messages. Listed with fixes in docs/errors.md. */
+export type ErrorCode =
+  | 'SW_ERR_USAGE'
+  | 'SW_ERR_CONFIG'
+  | 'SW_ERR_MODEL_NOT_FOUND'
+  | 'SW_ERR_MODEL_FILE'
+  | 'SW_ERR_GGUF_INVALID'
+  | 'SW_ERR_LLAMA_SERVER_NOT_FOUND'
+  | 'SW_ERR_TOOL_MISSING'
+  | 'SW_ERR_BUILD_FAILED'
+  | 'SW_ERR_INSTANCE_FAILED'
+  | 'SW_ERR_INSTANCE_EXITED'
+  | 'SW_ERR_HEALTH_TIMEOUT'
+  | 'SW_ERR_NO_INSTANCE'
+  | 'SW_ERR_UNAUTHORIZED'
+  | 'SW_ERR_FORBIDDEN'
+  | 'SW_ERR_BAD_REQUEST'
+  | 'SW_ERR_BODY_TOO_LARGE'
+  | 'SW_ERR_NOT_FOUND'
+  | 'SW_ERR_METHOD_NOT_FOUND'
+  | 'SW_ERR_QUEUE_FULL'
+  | 'SW_ERR_QUEUE_TIMEOUT'
+  | 'SW_ERR_UPSTREAM'
+  | 'SW_ERR_CANCELLED'
+  | 'SW_ERR_JOB_NOT_FOUND'
+  | 'SW_ERR_DAEMON_UNREACHABLE'
+  | 'SW_ERR_DAEMON_RUNNING'
+  | 'SW_ERR_PROTOCOL_MISMATCH'
+  | 'SW_ERR_INTERNAL';
+
+/** The one error envelope of HTTP bodies and JSON-RPC `error.data` (OpenAI's shape for /v1/*). */
+export interface ErrorBody {
+  code: ErrorCode;
+  /** OpenAI-style category, e.g. `invalid_request_error`, `authentication_error`, `server_error`. */
+  type: string;
+  /** One line naming the subject and, where there is one, the fix. */
+  message: string;
+  /** Extra detail (a log excerpt, the offending key); shown only on request. */
+  detail?: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Status snapshot
+
+export type InstanceState =
+  | 'starting'
+  | 'loading'
+  | 'ready'
+  | 'stopping'
+  | 'stopped'
+  | 'crashed'
+  | 'backoff'
+  | 'failed';
+
+export interface SlotStatus {
+  /** llama-server's slot id, 0-based. */
+  id: number;
+  busy: boolean;
+  /** llama-server's task id while busy. */
+  taskId?: number;
+  /** Tokens generated so far by the current task. */
+  nDecoded?: number;
+  /** Tokens of the current task's prompt. */
+  nPromptTokens?: number;
+  /** Context size of this slot, in tokens. */
+  nCtx?: number;
+}
+
+/** Resource use of one llama-server process. */
+export interface ProcessUsage {
+  /** CPU use over the last sampling interval, 100 = one core. */
+  cpuPct: number;
+  rssBytes: number;
+  /** VRAM held on any GPU, when a GPU tool reports per-process memory. */
+  vramBytes?: number;
+}
+
+export interface InstanceStatus {
+  /** `<model>#<n>`, n from 1. */
+  id: string;
+  state: InstanceState;
+  /** Epoch ms at which `state` was entered. */
+  since: number;
+  pid?: number;
+  port?: number;
+  /** Restarts after a crash since the daemon started this instance. */
+  restarts: number;
+  /** One line: why the instance last crashed or failed. */
+  lastError?: string;
+  /** The last log lines of the process, set when it crashed or failed. */
+  lastLogLines?: string[];
+  /** Epoch ms of the next restart attempt while in `backoff`. */
+  nextRestartAt?: number;
+  slots: SlotStatus[];
+  /** Generated tokens per second over the last few seconds, all slots together. */
+  tokensPerSecond?: number;
+  /** Requests the daemon currently has in flight on this instance. */
+  inFlight?: number;
+  usage?: ProcessUsage;
+  /** Placement as reported by llama-server's load log. */
+  offload?: { layersOnGpu?: number; layersTotal?: number; buffers: Record<string, number> };
+}
+
+export interface ModelStatus {
+  name: string;
+  path: string;
+  /** Slots per instance (`--parallel`). */
+  slotsPerInstance: number;
+  ctxPerSlot: number;
+  gpuLayers: number | 'auto' | 'all';
+  /** Wanted instances: 0 when the model is down. */
+  replicas: number;
+  queue: { waiting: number; oldestWaitMs: number };
+  instances: InstanceStatus[];
+  /** Finished requests by outcome since the daemon started. */
+  outcomes?: Record<RequestOutcome, number>;
+  /** From the GGUF header, read before launch. */
+  info?: { fileBytes: number; layers?: number; architecture?: string; trainCtx?: number };
+}
+
+export type RequestOutcome = 'completed' | 'cancelled' | 'rejected' | 'failed';
+
+export interface GpuStatus {
+  index: number;
+  name: string;
+  utilizationPct: number;
+  memoryUsedMiB: number;
+  memoryTotalMiB: number;
+  temperatureC?: number;
+  powerW?: number;
+}
+
+export type CapacityVerdict = 'idle' | 'ok' | 'busy' | 'saturated' | 'down';
+
+export interface Capacity {
+  busySlots: number;
+  totalSlots: number;
+  queued: number;
+  headroomSlots: number;
+  verdict: CapacityVerdict;
+  /** One sentence a person reads. */
+  reason: string;
+}
+
+export interface Snapshot {
+  protocol: ProtocolVersion;
+  version: string;
+  daemon: { pid: number; uptimeMs: number; url: string };
+  models: ModelStatus[];
+  gpus: GpuStatus[];
+  /** Host memory; always present so CPU-only hosts get a useful panel. */
+  host?: { memoryTotalBytes: number; memoryAvailableBytes: number; cpuCount: number; loadPct?: number };
+  capacity: Capacity;
+  /** Sampler problems, one line each; never fatal. */
+  warnings: string[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files on disk
+
+/** `daemon.json` in the state dir, written once the daemon accepts requests. */
+export interface DaemonInfo {
+  pid: number;
+  port: number;
+  url: string;
+  version: string;
+  protocol: ProtocolVersion;
+  startedAt: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prompt jobs
+
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
+export interface PromptParams {
+  model?: string;
+  prompt?: string;
+  messages?: ChatMessage[];
+  maxTokens?: number;
+  temperature?: number;
+  topP?: number;
+  seed?: number;
+  stop?: string[];
+}
+
+export type JobState = 'queued' | 'running' | 'completed' | 'cancelled' | 'failed';
+
+export interface JobUsage {
+  promptTokens: number;
+  completionTokens: number;
+}
+
+export interface JobTimings {
+  queuedMs: number;
+  ttftMs?: number;
+  totalMs: number;
+  tokensPerSecond?: number;
+}
+
+export interface JobSummary {
+  jobId: string;
+  model: string;
+  state: JobState;
+  createdAt: number;
+  /** First characters of the prompt, for lists. */
+  title: string;
+  /** Number of deltas so far; `prompt.attach {fromSeq}` replays from here. */
+  seq: number;
+  finishReason?: string;
+  error?: ErrorBody;
+  usage?: JobUsage;
+  timings?: JobTimings;
+  instance?: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// WebSocket JSON-RPC 2.0
+
+/** Method name → params and result. */
+export interface RpcMethods {
+  'daemon.hello': { params: { protocol: ProtocolVersion; client?: string }; result: { protocol: ProtocolVersion; version: string } };
+  'status.get': { params: Record<string, never> | undefined; result: Snapshot };
+  'status.subscribe': { params: Record<string, never> | undefined; result: Snapshot };
+  'status.unsubscribe': { params: Record<string, never> | undefined; result: { ok: true } };
+  'models.list': { params: Record<string, never> | undefined; result: ModelStatus[] };
+  'models.start': { params: { model: string }; result: ModelStatus };
+  'models.stop': { params: { model: string }; result: ModelStatus };
+  'models.restart': { params: { model: string }; result: ModelStatus };
+  'logs.tail': { params: { model?: string; instance?: string; lines?: number }; result: { lines: string[] } };
+  'prompt.submit': { params: PromptParams; result: { jobId: string } };
+  'prompt.cancel': { params: { jobId: string }; result: JobSummary };
+  'prompt.attach': { params: { jobId: string; fromSeq?: number }; result: JobSummary };
+  'jobs.list': { params: Record<string, never> | undefined; result: JobSummary[] };
+  'daemon.stop': { params: Record<string, never> | undefined; result: { ok: true } };
+}
+export type RpcMethod = keyof RpcMethods;
+
+/** Notification name → params. */
+export interface RpcNotifications {
+  status: { snapshot: Snapshot };
+  'job.queued': { jobId: string; position: number };
+  'job.started': { jobId: string; instance: string };
+  'job.delta': { jobId: string; seq: number; text: string };
+  'job.end': { jobId: string; finishReason: string; usage: JobUsage; timings: JobTimings };
+  'job.error': { jobId: string; code: ErrorCode; message: string };
+}
+export type RpcNotification = keyof RpcNotifications;
+
+export interface RpcRequest<M extends RpcMethod = RpcMethod> {
+  jsonrpc: '2.0';
+  id: number | string;
+  method: M;
+  params?: RpcMethods[M]['params'];
+}
+
+export interface RpcSuccess<M extends RpcMethod = RpcMethod> {
+  jsonrpc: '2.0';
+  id: number | string;
+  result: RpcMethods[M]['result'];
+}
+
+export interface RpcFailure {
+  jsonrpc: '2.0';
+  id: number | string | null;
+  /** Standard JSON-RPC codes (-32700 parse, -32600 invalid request, -32601 method, -32602 params) or -32000 for Slotwise errors. */
+  error: { code: number; message: string; data?: ErrorBody };
+}
+
+export interface RpcNotificationMessage<N extends RpcNotification = RpcNotification> {
+  jsonrpc: '2.0';
+  method: N;
+  params: RpcNotifications[N];
+}
