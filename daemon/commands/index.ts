@@ -1,0 +1,24 @@
+// The command table: name → command. Order is the order of `slotwise --help`.
+import type { Command } from './command';
+import { daemonCommand, startCommand, stopCommand } from './lifecycle';
+import { downCommand, logsCommand, restartCommand, upCommand } from './models';
+import { statusCommand } from './status';
+import { demoCommand } from './demo';
+import { doctorCommand, setupCommand, tinyModelCommand } from './tools';
+
+export type { Command, CommandContext } from './command';
+
+export const COMMANDS: Record<string, Command> = {
+  demo: demoCommand,
+  daemon: daemonCommand,
+  start: startCommand,
+  stop: stopCommand,
+  status: statusCommand,
+  up: upCommand,
+  down: downCommand,
+  restart: restartCommand,
+  logs: logsCommand,
+  setup: setupCommand,
+  'tiny-model': tinyModelCommand,
+  doctor: doctorCommand,
+};

@@ -1,0 +1,138 @@
+// The daemon process: config → state dir → supervisor → HTTP/WS server → autostart; signals.
+// Wiring only: each part lives in its own module.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { version } from '../package.json';
+import { loadConfig, type Config } from './config';
+import { SlotwiseError } from './errors';
+import { createHttpHandler, sendJson, type Route } from './http';
+import { findLlamaServer } from './llama/binary';
+import { createLogger, fileSink, streamSink, type Logger } from './log';
+import { isAlive } from './proc';
+import { coreHandlers } from './rpc';
+import { ensureStateDir, ensureToken, readDaemonInfo, removeDaemonInfo, writeDaemonInfo, type StateDir } from './state-dir';
+import { StatusHub } from './status';
+import { Supervisor } from './supervisor';
+import { attachWebSocket } from './ws';
+import { join } from 'node:path';
+
+export interface DaemonOptions {
+  stateDir: string;
+  configPath?: string;
+  /** A ready config (the demo builds one); else loaded from configPath or the default location. */
+  config?: Config;
+  /** Overrides listen.port; 0 = any free port. */
+  port?: number;
+  env: NodeJS.ProcessEnv;
+  /** Also log to stderr (foreground `slotwise daemon`). */
+  logToStderr?: boolean;
+}
+
+export interface RunningDaemon {
+  url: string;
+  port: number;
+  token: string;
+  config: Config;
+  stateDir: StateDir;
+  supervisor: Supervisor;
+  logger: Logger;
+  /** Stops models, closes connections, removes daemon.json. Idempotent. */
+  shutdown(reason: string): Promise<void>;
+  /** Resolves after shutdown finished. */
+  closed: Promise<void>;
+}
+
+export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
+  const config = opts.config ?? (await loadConfig({ path: opts.configPath, env: opts.env, allowMissing: !opts.configPath }));
+  const stateDir = await ensureStateDir(opts.stateDir);
+  const sinks = [fileSink(join(stateDir.logs, 'daemon.log'))];
+  if (opts.logToStderr) sinks.push(streamSink(process.stderr));
+  const logger = createLogger({ level: opts.env.SLOTWISE_LOG_LEVEL === 'debug' ? 'debug' : 'info', sinks });
+
+  await refuseSecondDaemon(stateDir);
+  const binary = await findLlamaServer({ configured: config.llamaServer, env: opts.env });
+  if (!binary && config.models.length > 0) {
+    throw new SlotwiseError('SW_ERR_LLAMA_SERVER_NOT_FOUND', 'llama-server not found — run `slotwise setup` to build it, or set "llamaServer" in the config');
+  }
+  const token = await ensureToken(stateDir);
+  const supervisor = new Supervisor({
+    config,
+    binary: binary?.path ?? 'llama-server',
+    stateDir,
+    logger,
+    parentDeathSignal: opts.env.SLOTWISE_NO_PDEATHSIG !== '1',
+  });
+  const reaped = await supervisor.reapOrphans();
+  if (reaped) logger.warn(`reaped ${reaped} orphan llama-server process(es) from an earlier daemon`);
+
+  const startedAt = Date.now();
+  let url = '';
+  const hub = new StatusHub({ version, startedAt, url: () => url, supervisor });
+  supervisor.on('change', () => hub.changed());
+
+  const guard = { token, allowedOrigins: config.listen.allowedOrigins, listenHost: config.listen.host };
+  const routes: Route[] = [
+    { method: 'GET', path: '/healthz', open: true, handle: ({ res }) => sendJson(res, 200, { status: 'ok', version }) },
+    { method: 'GET', path: '/api/status', handle: ({ res }) => sendJson(res, 200, hub.snapshot()) },
+  ];
+  const server = createServer(createHttpHandler({ guard, maxBodyBytes: config.limits.maxBodyBytes, routes, logger }));
+  server.keepAliveTimeout = 30_000;
+
+  let shuttingDown: Promise<void> | undefined;
+  let resolveClosed!: () => void;
+  const closed = new Promise<void>((r) => (resolveClosed = r));
+  const shutdown = (reason: string): Promise<void> => {
+    shuttingDown ??= (async () => {
+      logger.info(`shutting down: ${reason}`);
+      ws.close();
+      hub.close();
+      server.close();
+      server.closeAllConnections();
+      await supervisor.shutdown();
+      await removeDaemonInfo(stateDir, process.pid);
+      logger.info('stopped');
+      resolveClosed();
+    })();
+    return shuttingDown;
+  };
+
+  const ws = attachWebSocket(server, {
+    guard,
+    maxPayload: config.limits.maxBodyBytes,
+    logger,
+    handlers: coreHandlers({ version, hub, supervisor, requestShutdown: () => void shutdown('daemon.stop request') }),
+  });
+
+  const port = await listen(server, config.listen.host, opts.port ?? config.listen.port);
+  const hostForUrl = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
+  url = `http://${hostForUrl}:${port}`;
+  await writeDaemonInfo(stateDir, { pid: process.pid, port, url, version, protocol: 1, startedAt: new Date(startedAt).toISOString() });
+  logger.info(`listening on ${url} (state dir ${stateDir.root}); llama-server: ${binary ? `${binary.path} (${binary.source})` : 'none'}`);
+  supervisor.startAutostart();
+  return { url, port, token, config, stateDir, supervisor, logger, shutdown, closed };
+}
+
+/** One daemon per state dir: a live daemon recorded in daemon.json wins. */
+async function refuseSecondDaemon(stateDir: StateDir): Promise<void> {
+  const info = await readDaemonInfo(stateDir);
+  if (info && info.pid !== process.pid && isAlive(info.pid)) {
+    throw new SlotwiseError('SW_ERR_DAEMON_RUNNING', `a daemon is already running for ${stateDir.root} (pid ${info.pid}, ${info.url}) — use it, or \`slotwise stop\` first`);
+  }
+}
+
+function listen(server: Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException): void => {
+      reject(
+        err.code === 'EADDRINUSE'
+          ? new SlotwiseError('SW_ERR_CONFIG', `port ${port} on ${host} is in use — pick another with --port or listen.port (0 = any free port)`, { cause: err })
+          : err,
+      );
+    };
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}

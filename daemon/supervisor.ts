@@ -1,0 +1,270 @@
+// Owns every llama-server the daemon runs: models → instances, start/stop intents per model,
+// per-instance scraping while ready, and reaping of children a previous daemon left behind.
+import { EventEmitter } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Config, ModelConfig } from './config';
+import { SlotwiseError } from './errors';
+import type { Logger } from './log';
+import { LlamaInstance } from './llama/process';
+import { scrapeLoop, type ScrapeResult } from './llama/scraper';
+import type { InstanceStatus, ModelStatus } from './protocol';
+import { isAlive, isLlamaServer } from './proc';
+import { readPidRecords, type StateDir } from './state-dir';
+import { rm } from 'node:fs/promises';
+
+export interface SupervisorOptions {
+  config: Config;
+  binary: string;
+  stateDir: StateDir;
+  logger: Logger;
+  parentDeathSignal?: boolean;
+}
+
+interface ModelEntry {
+  config: ModelConfig;
+  /** Wanted number of instances; 0 when down. */
+  wanted: number;
+  instances: LlamaInstance[];
+}
+
+interface InstanceRuntime {
+  scrape?: ScrapeResult;
+  scrapeAbort?: AbortController;
+  wakeListeners: Set<() => void>;
+}
+
+export class Supervisor extends EventEmitter<{ change: []; instanceState: [LlamaInstance] }> {
+  #opts: SupervisorOptions;
+  #logger: Logger;
+  #models = new Map<string, ModelEntry>();
+  #runtime = new WeakMap<LlamaInstance, InstanceRuntime>();
+
+  constructor(opts: SupervisorOptions) {
+    super();
+    this.#opts = opts;
+    this.#logger = opts.logger;
+    for (const model of opts.config.models) this.#models.set(model.name, { config: model, wanted: 0, instances: [] });
+  }
+
+  /** Starts every model with `autostart`. */
+  startAutostart(): void {
+    for (const entry of this.#models.values()) if (entry.config.autostart) this.#scaleTo(entry, initialReplicas(entry.config));
+  }
+
+  /** Intent: run the model's configured replicas (at least one). */
+  startModel(name: string): ModelStatus {
+    const entry = this.#entry(name);
+    this.#scaleTo(entry, Math.max(1, initialReplicas(entry.config)));
+    for (const inst of entry.instances) inst.start(); // also revives a failed instance
+    return this.modelStatus(entry);
+  }
+
+  /** Intent: run no instance of the model. Resolves once every instance exited. */
+  async stopModel(name: string): Promise<ModelStatus> {
+    const entry = this.#entry(name);
+    entry.wanted = 0;
+    await Promise.all(entry.instances.map((i) => i.stop()));
+    this.emit('change');
+    return this.modelStatus(entry);
+  }
+
+  async restartModel(name: string): Promise<ModelStatus> {
+    const entry = this.#entry(name);
+    if (entry.wanted === 0) return this.startModel(name);
+    await Promise.all(entry.instances.map((i) => i.restart()));
+    return this.modelStatus(entry);
+  }
+
+  /** Stops everything; used on daemon shutdown. */
+  async shutdown(): Promise<void> {
+    await Promise.all([...this.#models.values()].flatMap((e) => e.instances.map((i) => i.stop())));
+  }
+
+  modelNames(): string[] {
+    return [...this.#models.keys()];
+  }
+
+  hasModel(name: string): boolean {
+    return this.#models.has(name);
+  }
+
+  modelConfig(name: string): ModelConfig {
+    return this.#entry(name).config;
+  }
+
+  instances(name?: string): LlamaInstance[] {
+    const entries = name === undefined ? [...this.#models.values()] : [this.#entry(name)];
+    return entries.flatMap((e) => e.instances);
+  }
+
+  instance(id: string): LlamaInstance | undefined {
+    return this.instances().find((i) => i.id === id);
+  }
+
+  /** The latest /slots + /metrics scrape of an instance (undefined unless ready). */
+  scrape(inst: LlamaInstance): ScrapeResult | undefined {
+    return this.#runtime.get(inst)?.scrape;
+  }
+
+  /** Asks for an immediate /slots poll of an instance (after a dispatch or a finished request). */
+  poke(inst: LlamaInstance): void {
+    for (const l of this.#runtime.get(inst)?.wakeListeners ?? []) l();
+  }
+
+  models(): ModelStatus[] {
+    return [...this.#models.values()].map((e) => this.modelStatus(e));
+  }
+
+  modelStatus(entry: ModelEntry | string): ModelStatus {
+    const e = typeof entry === 'string' ? this.#entry(entry) : entry;
+    const c = e.config;
+    return {
+      name: c.name,
+      path: c.path,
+      slotsPerInstance: c.slots,
+      ctxPerSlot: c.ctxPerSlot,
+      gpuLayers: c.gpuLayers,
+      replicas: e.wanted,
+      queue: { waiting: 0, oldestWaitMs: 0 },
+      instances: e.instances.map((i) => this.instanceStatus(i)),
+    };
+  }
+
+  instanceStatus(inst: LlamaInstance): InstanceStatus {
+    const s = inst.status();
+    const scrape = this.#runtime.get(inst)?.scrape;
+    if (inst.state === 'ready' && scrape) {
+      s.slots = scrape.slots;
+      if (scrape.tokensPerSecond !== undefined) s.tokensPerSecond = Math.round(scrape.tokensPerSecond * 10) / 10;
+    }
+    return s;
+  }
+
+  logsTail(opts: { model?: string; instance?: string; lines?: number }): string[] {
+    const n = Math.min(Math.max(opts.lines ?? 100, 1), 5000);
+    if (opts.instance) {
+      const inst = this.instance(opts.instance);
+      if (!inst) throw new SlotwiseError('SW_ERR_NOT_FOUND', `no instance "${opts.instance}" — known: ${this.instances().map((i) => i.id).join(', ') || 'none'}`);
+      return inst.log.tail(n);
+    }
+    const insts = this.instances(opts.model);
+    if (insts.length === 1) return insts[0]!.log.tail(n);
+    return insts.flatMap((i) => i.log.tail(n).map((l) => `[${i.id}] ${l}`)).slice(-n);
+  }
+
+  /**
+   * Kills llama-servers recorded in the state dir's pid files by an earlier daemon that died without
+   * stopping them. Checks /proc/PID/cmdline first so a reused pid is never signalled.
+   */
+  async reapOrphans(): Promise<number> {
+    let reaped = 0;
+    for (const { file, record } of await readPidRecords(this.#opts.stateDir)) {
+      if (record && record.daemonPid !== process.pid && (await isLlamaServer(record.pid, record.binary))) {
+        this.#logger.warn(`reaping orphan llama-server pid ${record.pid} (${record.instance}, left by daemon pid ${record.daemonPid})`);
+        await killGroup(record.pid, 5000);
+        reaped++;
+      }
+      await rm(file, { force: true });
+    }
+    return reaped;
+  }
+
+  #entry(name: string): ModelEntry {
+    const entry = this.#models.get(name);
+    if (!entry) {
+      throw new SlotwiseError(
+        'SW_ERR_MODEL_NOT_FOUND',
+        `unknown model "${name}" — configured models: ${this.modelNames().join(', ') || 'none (add one under "models" in the config)'}`,
+      );
+    }
+    return entry;
+  }
+
+  #scaleTo(entry: ModelEntry, wanted: number): void {
+    entry.wanted = wanted;
+    while (entry.instances.length < wanted) entry.instances.push(this.#createInstance(entry, entry.instances.length + 1));
+    for (const [i, inst] of entry.instances.entries()) {
+      if (i < wanted) inst.start();
+      else void inst.stop();
+    }
+    this.emit('change');
+  }
+
+  #createInstance(entry: ModelEntry, n: number): LlamaInstance {
+    const inst = new LlamaInstance({
+      id: `${entry.config.name}#${n}`,
+      model: entry.config,
+      binary: this.#opts.binary,
+      timings: this.#opts.config.supervisor,
+      stateDir: this.#opts.stateDir,
+      logger: this.#logger,
+      parentDeathSignal: this.#opts.parentDeathSignal,
+    });
+    const rt: InstanceRuntime = { wakeListeners: new Set() };
+    this.#runtime.set(inst, rt);
+    inst.on('state', (e) => {
+      if (e.to === 'ready') this.#startScraping(inst, rt);
+      else if (e.from === 'ready') {
+        rt.scrapeAbort?.abort();
+        rt.scrape = undefined;
+      }
+      this.emit('instanceState', inst);
+      this.emit('change');
+    });
+    return inst;
+  }
+
+  #startScraping(inst: LlamaInstance, rt: InstanceRuntime): void {
+    rt.scrapeAbort?.abort();
+    const abort = new AbortController();
+    rt.scrapeAbort = abort;
+    let lastError = '';
+    void scrapeLoop({
+      url: inst.url!,
+      signal: abort.signal,
+      wake: {
+        on: (l) => {
+          rt.wakeListeners.add(l);
+          return () => rt.wakeListeners.delete(l);
+        },
+      },
+      onResult: (r) => {
+        lastError = '';
+        const changed = JSON.stringify(r.slots) !== JSON.stringify(rt.scrape?.slots) || r.tokensPerSecond !== rt.scrape?.tokensPerSecond;
+        rt.scrape = r;
+        if (changed) this.emit('change');
+      },
+      onError: (err) => {
+        // A scrape can fail while the process is dying; the exit handler reports that. Log once per distinct error.
+        if (err.message !== lastError) this.#logger.child(inst.id).debug(`scrape failed: ${err.message}`);
+        lastError = err.message;
+      },
+    });
+  }
+}
+
+function initialReplicas(model: ModelConfig): number {
+  return model.replicas === 'auto' ? 1 : model.replicas;
+}
+
+/** SIGTERM to the process group, SIGKILL after graceMs; resolves once the pid is gone. */
+export async function killGroup(pid: number, graceMs: number): Promise<void> {
+  const signal = (sig: NodeJS.Signals): void => {
+    try {
+      process.kill(-pid, sig);
+    } catch {
+      try {
+        process.kill(pid, sig); // not a group leader (older records): signal the process itself
+      } catch {
+        // already gone
+      }
+    }
+  };
+  signal('SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (isAlive(pid) && Date.now() < deadline) await sleep(50);
+  if (isAlive(pid)) {
+    signal('SIGKILL');
+    while (isAlive(pid)) await sleep(20);
+  }
+}
