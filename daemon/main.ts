@@ -14,6 +14,8 @@ import { ensureStateDir, ensureToken, readDaemonInfo, removeDaemonInfo, writeDae
 import { StatusHub } from './status';
 import { Supervisor } from './supervisor';
 import { attachWebSocket } from './ws';
+import { openAiRoutes } from './openai';
+import { Scheduler } from './scheduler/scheduler';
 import { join } from 'node:path';
 
 export interface DaemonOptions {
@@ -67,13 +69,25 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
 
   const startedAt = Date.now();
   let url = '';
-  const hub = new StatusHub({ version, startedAt, url: () => url, supervisor });
+  const scheduler = new Scheduler({ supervisor, config });
+  const hub = new StatusHub({
+    version,
+    startedAt,
+    url: () => url,
+    supervisor,
+    queue: (model) => {
+      const v = scheduler.queueView(model);
+      return v && { ...v.queue, outcomes: v.outcomes, inFlight: v.inFlight };
+    },
+  });
   supervisor.on('change', () => hub.changed());
+  scheduler.on('change', () => hub.changed());
 
   const guard = { token, allowedOrigins: config.listen.allowedOrigins, listenHost: config.listen.host };
   const routes: Route[] = [
     { method: 'GET', path: '/healthz', open: true, handle: ({ res }) => sendJson(res, 200, { status: 'ok', version }) },
     { method: 'GET', path: '/api/status', handle: ({ res }) => sendJson(res, 200, hub.snapshot()) },
+    ...openAiRoutes({ supervisor, scheduler }),
   ];
   const server = createServer(createHttpHandler({ guard, maxBodyBytes: config.limits.maxBodyBytes, routes, logger }));
   server.keepAliveTimeout = 30_000;
@@ -86,6 +100,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       logger.info(`shutting down: ${reason}`);
       ws.close();
       hub.close();
+      scheduler.close();
       server.close();
       server.closeAllConnections();
       await supervisor.shutdown();

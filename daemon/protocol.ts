@@ -116,7 +116,7 @@ export interface ModelStatus {
   gpuLayers: number | 'auto' | 'all';
   /** Wanted instances: 0 when the model is down. */
   replicas: number;
-  queue: { waiting: number; oldestWaitMs: number };
+  queue: QueueStatus;
   instances: InstanceStatus[];
   /** Finished requests by outcome since the daemon started. */
   outcomes?: Record<RequestOutcome, number>;
@@ -125,6 +125,16 @@ export interface ModelStatus {
 }
 
 export type RequestOutcome = 'completed' | 'cancelled' | 'rejected' | 'failed';
+
+export interface QueueStatus {
+  waiting: number;
+  oldestWaitMs: number;
+  /** Each waiting request, head first. */
+  entries?: { id: string; position: number; waitMs: number; source: RequestSource }[];
+}
+
+/** Where a request came from: the OpenAI-compatible HTTP API or a WebSocket prompt job. */
+export type RequestSource = 'http' | 'ws';
 
 export interface GpuStatus {
   index: number;

@@ -3,12 +3,10 @@
 import { EventEmitter } from 'node:events';
 import { CapacityWindow } from './capacity';
 import type { Supervisor } from './supervisor';
-import type { GpuStatus, ModelStatus, ProcessUsage, Snapshot, Capacity, RequestOutcome } from './protocol';
+import type { GpuStatus, ModelStatus, ProcessUsage, Snapshot, Capacity, QueueStatus, RequestOutcome } from './protocol';
 
 /** What the scheduler tells status about one model's queue. */
-export interface QueueView {
-  waiting: number;
-  oldestWaitMs: number;
+export interface QueueView extends QueueStatus {
   outcomes: Record<RequestOutcome, number>;
   inFlight: (instanceId: string) => number;
 }
@@ -37,7 +35,7 @@ export function buildSnapshot(src: StatusSources, capacity: Capacity): Snapshot 
   const models = src.supervisor.models().map((m) => {
     const q = src.queue?.(m.name);
     if (q) {
-      m.queue = { waiting: q.waiting, oldestWaitMs: q.oldestWaitMs };
+      m.queue = { waiting: q.waiting, oldestWaitMs: q.oldestWaitMs, ...(q.entries?.length ? { entries: q.entries } : {}) };
       m.outcomes = { ...q.outcomes };
     }
     for (const inst of m.instances) {

@@ -33,7 +33,7 @@ interface InstanceRuntime {
   wakeListeners: Set<() => void>;
 }
 
-export class Supervisor extends EventEmitter<{ change: []; instanceState: [LlamaInstance] }> {
+export class Supervisor extends EventEmitter<{ change: []; instanceState: [LlamaInstance]; scrape: [LlamaInstance] }> {
   #opts: SupervisorOptions;
   #logger: Logger;
   #models = new Map<string, ModelEntry>();
@@ -232,6 +232,7 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
         lastError = '';
         const changed = JSON.stringify(r.slots) !== JSON.stringify(rt.scrape?.slots) || r.tokensPerSecond !== rt.scrape?.tokensPerSecond;
         rt.scrape = r;
+        this.emit('scrape', inst);
         if (changed) this.emit('change');
       },
       onError: (err) => {

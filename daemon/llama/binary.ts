@@ -1,6 +1,6 @@
 // Finding the llama-server to run, and building one into the cache when there is none.
 // Order: config `llamaServer` path, $SLOTWISE_LLAMA_SERVER, `llama-server` on PATH, the build cache.
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -96,9 +96,8 @@ export async function ensureLlamaServer(opts: EnsureLlamaServerOptions = {}): Pr
   }
   const layout = llamaCacheLayout(env);
   // Check every tool before the first long step, so a missing one fails in a second, not after the fetch.
-  const record = await readSourceRecord(layout);
   const tools: ToolName[] = ['tar', 'git', 'cmake', 'make', 'c++'];
-  if (!record) tools.unshift('npm'); // may be needed to fetch; checked again by npm itself if the tarball is gone
+  if (!existsSync(layout.tarball)) tools.unshift('npm');
   if (cuda) tools.push('nvcc');
   await requireTools(tools, env, INSTEAD);
   const progress = { env, signal: opts.signal, onProgress: opts.onProgress };
@@ -151,6 +150,8 @@ async function buildIntoCache(layout: LlamaCacheLayout, opts: BuildIntoCacheOpti
     const source = await extractSource(layout, work, opts);
     const logPath = buildLogPath(layout, source.commit, opts.cuda);
     const log = createWriteStream(logPath);
+    // A log that cannot be written (disk full) must not crash setup; the steps' own results decide.
+    log.on('error', (err) => opts.onProgress?.({ phase: 'build', message: `cannot write ${logPath}: ${err.message}` }));
     try {
       log.write(`# slotwise setup ${new Date().toISOString()}: llama.cpp ${source.commit} (${source.package}@${source.version}), cuda=${opts.cuda}\n`);
       const step = { ...opts, log, logPath };

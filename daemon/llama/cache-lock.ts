@@ -70,6 +70,7 @@ async function acquire(lockPath: string, opts: WithLockOptions): Promise<LockHol
         await link(draft, lockPath);
         return mine;
       } catch (err) {
+        // EEXIST: someone holds it; find out who below.
         if (errnoCode(err) !== 'EEXIST') throw err;
       }
       const raw = await readRaw(lockPath);
@@ -107,6 +108,7 @@ async function breakStale(lockPath: string, staleRaw: string): Promise<void> {
   try {
     handle = await open(breaker, 'wx');
   } catch (err) {
+    // EEXIST: another waiter is breaking it right now; retry after it is done.
     if (errnoCode(err) !== 'EEXIST') throw err;
     if (await isOldFile(breaker)) await unlinkQuietly(breaker);
     await sleep(20);
@@ -140,6 +142,7 @@ async function readRaw(path: string): Promise<string | undefined> {
   try {
     return await readFile(path, 'utf8');
   } catch (err) {
+    // ENOENT: the lock is free.
     if (errnoCode(err) === 'ENOENT') return undefined;
     throw err;
   }
@@ -168,6 +171,7 @@ async function pause(ms: number, signal: AbortSignal | undefined): Promise<void>
   try {
     await sleep(ms, undefined, { signal });
   } catch (err) {
+    // The sleep rejects only on abort: report it as our coded cancellation.
     throwIfAborted(signal);
     throw err;
   }

@@ -77,6 +77,7 @@ export async function publishDir(staged: string, dest: string, replace = false):
     await rename(staged, dest);
     return 'published';
   } catch (err) {
+    // ENOTEMPTY/EEXIST: a build is already published there; handled below.
     const code = errnoCode(err);
     if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
   }

@@ -34,6 +34,7 @@ let exitHookInstalled = false;
 export async function runStep(file: string, args: readonly string[], opts: RunStepOptions): Promise<void> {
   if (opts.signal?.aborted) throw cancelled(opts.title);
   installExitHook();
+  opts.log?.write(`$ ${[file, ...args].join(' ')}\n`);
   const child = execa(file, args, {
     cwd: opts.cwd,
     env: opts.env,
@@ -96,8 +97,10 @@ function killGroup(pid: number, signal: NodeJS.Signals): void {
   try {
     process.kill(-pid, signal);
   } catch (err) {
-    // ESRCH: the whole group has exited already, which is what we wanted.
-    if (errnoCode(err) !== 'ESRCH') throw err;
+    // ESRCH: the whole group has exited already, which is what we wanted. EPERM: the group id was
+    // reused by another user's process after ours ended; not ours to signal.
+    const code = errnoCode(err);
+    if (code !== 'ESRCH' && code !== 'EPERM') throw err;
   }
 }
 

@@ -40,12 +40,14 @@ const TTY_EVERY_MS = 100;
 /** Finds or builds llama-server, showing progress on `stderr`; prints the binary and its version. */
 export async function runSetup(opts: RunSetupOptions): Promise<EnsuredLlamaServer> {
   const controller = new AbortController();
+  // Kept for the whole run (not `once`): a second Ctrl-C must not kill us while the detached build
+  // group lives on; runStep escalates to SIGKILL on its own.
   const cancel = (): void => {
-    opts.stderr.write('\ncancelling setup…\n');
+    if (!controller.signal.aborted) opts.stderr.write('\ncancelling setup…\n');
     controller.abort();
   };
-  process.once('SIGINT', cancel);
-  process.once('SIGTERM', cancel);
+  process.on('SIGINT', cancel);
+  process.on('SIGTERM', cancel);
   const signal = opts.signal ? AbortSignal.any([opts.signal, controller.signal]) : controller.signal;
   const printer = createProgressPrinter(opts.stderr);
   let found: EnsuredLlamaServer;

@@ -49,6 +49,7 @@ export async function readSourceRecord(layout: LlamaCacheLayout): Promise<Source
   try {
     raw = await readFile(layout.sourceRecord, 'utf8');
   } catch (err) {
+    // ENOENT: no setup has read the bundle yet.
     if (errnoCode(err) === 'ENOENT') return undefined;
     throw err;
   }
@@ -174,6 +175,7 @@ async function sriOf(path: string): Promise<string | undefined> {
   try {
     for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
   } catch (err) {
+    // ENOENT: not downloaded yet.
     if (errnoCode(err) === 'ENOENT') return undefined;
     throw err;
   }

@@ -61,6 +61,7 @@ export async function llamaServerVersion(bin: string, env: NodeJS.ProcessEnv): P
     const s = await stat(bin);
     key = `${bin}\0${s.ino}\0${s.mtimeMs}\0${s.size}`;
   } catch (err) {
+    // ENOENT: removed since it was found; nothing to ask.
     if (errnoCode(err) === 'ENOENT') return undefined;
     throw err;
   }

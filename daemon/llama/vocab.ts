@@ -1,5 +1,6 @@
 // The vocab-only GGUF the tiny test model borrows its tokenizer from (llama.cpp `models/`).
 // Needs the source, never a build: extracted on its own when no build has been published yet.
+import { existsSync } from 'node:fs';
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { OnSetupProgress } from './build-progress';
@@ -26,7 +27,7 @@ export async function ensureVocab(opts: EnsureVocabOptions = {}): Promise<string
   const layout = llamaCacheLayout(env);
   const cached = await findVocab(layout);
   if (cached) return cached;
-  const tools: ToolName[] = (await readSourceRecord(layout)) ? ['tar', 'git'] : ['npm', 'tar', 'git'];
+  const tools: ToolName[] = existsSync(layout.tarball) ? ['tar', 'git'] : ['npm', 'tar', 'git'];
   await requireTools(tools, env);
   return withCacheLock(
     layout,
@@ -71,6 +72,7 @@ async function isFile(path: string): Promise<boolean> {
   try {
     return (await stat(path)).isFile();
   } catch (err) {
+    // ENOENT: not extracted there.
     if (errnoCode(err) === 'ENOENT') return false;
     throw err;
   }

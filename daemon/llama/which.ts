@@ -9,8 +9,10 @@ export async function executableProblem(path: string): Promise<'does not exist' 
   try {
     if (!(await stat(path)).isFile()) return 'is not a file';
   } catch (err) {
-    // ENOENT, ENOTDIR, ELOOP (dangling link) all mean there is nothing to run there.
-    if (errnoCode(err) !== undefined) return 'does not exist';
+    // ENOENT, ENOTDIR, ELOOP (dangling link): there is nothing to run there.
+    const code = errnoCode(err);
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP' || code === 'ENAMETOOLONG') return 'does not exist';
+    if (code === 'EACCES') return 'is not executable'; // a parent dir we may not search
     throw err;
   }
   try {
@@ -18,7 +20,7 @@ export async function executableProblem(path: string): Promise<'does not exist' 
     return undefined;
   } catch (err) {
     // EACCES: the file is there but lacks the execute bit for us.
-    if (errnoCode(err) !== undefined) return 'is not executable';
+    if (errnoCode(err) === 'EACCES') return 'is not executable';
     throw err;
   }
 }

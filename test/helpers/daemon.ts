@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { onTestFinished } from 'vitest';
 import { RpcClient } from '../../daemon/client/rpc-client';
 import type { DaemonInfo, Snapshot } from '../../daemon/protocol';
-import { tinyModelPath } from './tiny';
+import { tinyModelPath, type TestModelSize } from './tiny';
 
 export const CLI = resolve(__dirname, '../../dist/cli.js');
 
@@ -35,6 +35,8 @@ export interface TestDaemon {
 export interface ModelSpec {
   /** Defaults to the tiny test model, linked into the test's own dir so its llama-server is findable by path. */
   path?: string;
+  /** Which generated model when `path` is not given (default tiny). */
+  size?: TestModelSize;
   slots?: number;
   ctxPerSlot?: number;
   replicas?: number | 'auto';
@@ -69,9 +71,10 @@ export async function startTestDaemon(opts: {
     let path = spec.path;
     if (path === undefined) {
       path = join(dir, `${name}.gguf`);
-      symlinkSync(await tinyModelPath(), path);
+      symlinkSync(await tinyModelPath(spec.size), path);
     }
-    models[name] = { ...spec, path };
+    const { size: _size, ...rest } = spec;
+    models[name] = { ...rest, path };
   }
   const configPath = writeConfig(dir, { supervisor: FAST_SUPERVISOR, models, ...opts.config });
   let out = '';

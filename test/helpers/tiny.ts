@@ -1,9 +1,18 @@
-// The tiny random-weight model the integration tests run, written once into the cache by Slotwise's own writer.
+// The random-weight models the integration tests run, written once into the cache by Slotwise's own writer.
+// `tiny` (dim 64, 2 layers, 17 MB) is fast; `slow` (dim 256, 4 layers) keeps slots busy long enough to watch.
 import { ensureCachedTinyModel } from '../../daemon/llama/tiny-model';
 
-let cached: Promise<string> | undefined;
+export type TestModelSize = 'tiny' | 'slow';
 
-export function tinyModelPath(): Promise<string> {
-  cached ??= ensureCachedTinyModel();
-  return cached;
+const SIZES: Record<TestModelSize, { dim: number; layers: number }> = {
+  tiny: { dim: 64, layers: 2 },
+  slow: { dim: 256, layers: 4 },
+};
+
+const cached = new Map<TestModelSize, Promise<string>>();
+
+export function tinyModelPath(size: TestModelSize = 'tiny'): Promise<string> {
+  let p = cached.get(size);
+  if (!p) cached.set(size, (p = ensureCachedTinyModel(SIZES[size])));
+  return p;
 }

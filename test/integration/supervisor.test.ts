@@ -37,7 +37,7 @@ describe('supervisor (real llama-server)', () => {
   });
 
   it('shows a busy slot in the pushed status while a request sent straight to the instance runs', async () => {
-    const d = await startTestDaemon({ models: { tiny: { slots: 4, ctxPerSlot: 1024 } } });
+    const d = await startTestDaemon({ models: { tiny: { slots: 4, ctxPerSlot: 1024, size: 'slow' } } });
     const s = await d.waitFor(ready('tiny'), 'tiny ready');
     const port = s.models[0]!.instances[0]!.port!;
     const client = await d.client();
@@ -59,7 +59,10 @@ describe('supervisor (real llama-server)', () => {
       expect(sawBusy!.capacity.busySlots).toBeGreaterThanOrEqual(1);
     } finally {
       abort.abort();
-      await req.then((r) => r.body?.cancel(), () => undefined);
+      await req.then(
+        (r) => r.body?.cancel().catch(() => undefined),
+        () => undefined, // aborted before the headers came: nothing to cancel
+      );
     }
     await d.waitFor((x) => x.models[0]!.instances[0]!.slots.every((sl) => !sl.busy), 'slot idle again after disconnect', 5000);
   });
@@ -80,10 +83,9 @@ describe('supervisor (real llama-server)', () => {
     expect(after.lastError).toMatch(/killed by SIGKILL/); // kept after recovery: the last crash's reason
     expect(isAlive(before.pid!)).toBe(false);
     await waitUntil(() => seen.at(-1) === 'ready', 'pushed ready', 5000);
-    // Every transition after the kill, as pushed (250 ms coalescing may merge the short ones):
-    const afterKill = seen.slice(seen.indexOf('ready') + 1);
-    expect(afterKill.at(-1)).toBe('ready');
-    expect(afterKill).toContain('backoff');
+    // The transitions pushed after the kill (250 ms coalescing may merge the shortest ones):
+    expect(seen).toContain('backoff');
+    expect(seen.indexOf('backoff')).toBeLessThan(seen.lastIndexOf('ready'));
     const status = await d.status();
     expect(status.models[0]!.instances[0]!.restarts).toBe(1);
   });
