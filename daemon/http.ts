@@ -69,12 +69,11 @@ async function handle(opts: HttpOptions, req: IncomingMessage, res: ServerRespon
   await route.handle({ req, res, url, signal: abort.signal, json: () => readJsonBody(req, opts.maxBodyBytes) });
 }
 
-/** Reads the body, refusing more than `limit` bytes as soon as they arrive, and parses it as JSON. */
+/**
+ * Reads the body, refusing more than `limit` bytes as soon as they arrive, and parses it as JSON.
+ * Content-Type is not checked: like llama-server, a plain `curl -d '{…}'` (form-encoded type) works.
+ */
 export async function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
-  const type = req.headers['content-type'] ?? '';
-  if (type && !/^application\/json\b|\+json\b/i.test(type)) {
-    throw new SlotwiseError('SW_ERR_BAD_REQUEST', `Content-Type must be application/json, got "${type}"`);
-  }
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) throw tooLarge(limit);
   const chunks: Buffer[] = [];

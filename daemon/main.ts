@@ -16,6 +16,7 @@ import { Supervisor } from './supervisor';
 import { attachWebSocket } from './ws';
 import { openAiRoutes } from './openai';
 import { Scheduler } from './scheduler/scheduler';
+import { JobStore } from './jobs';
 import { join } from 'node:path';
 
 export interface DaemonOptions {
@@ -70,6 +71,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const startedAt = Date.now();
   let url = '';
   const scheduler = new Scheduler({ supervisor, config });
+  const jobs = new JobStore({ scheduler, supervisor });
   const hub = new StatusHub({
     version,
     startedAt,
@@ -100,6 +102,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       logger.info(`shutting down: ${reason}`);
       ws.close();
       hub.close();
+      jobs.close();
       scheduler.close();
       server.close();
       server.closeAllConnections();
@@ -115,7 +118,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     guard,
     maxPayload: config.limits.maxBodyBytes,
     logger,
-    handlers: coreHandlers({ version, hub, supervisor, requestShutdown: () => void shutdown('daemon.stop request') }),
+    handlers: { ...coreHandlers({ version, hub, supervisor, requestShutdown: () => void shutdown('daemon.stop request') }), ...jobs.handlers() },
   });
 
   const port = await listen(server, config.listen.host, opts.port ?? config.listen.port);

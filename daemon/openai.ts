@@ -2,10 +2,10 @@
 // Bodies are validated, routed through the scheduler, and llama-server's answer is passed through
 // as it arrives (SSE unbuffered). The daemon token is the API key.
 import type { ServerResponse } from 'node:http';
-import { Agent, request, type Dispatcher } from 'undici';
 import { SlotwiseError, errorEnvelope, toSlotwiseError } from './errors';
 import { sendError, sendJson, type Route, type RouteContext } from './http';
 import { dispatch, InstanceGoneError } from './scheduler/dispatch';
+import { classifyUpstreamError, postJson } from './upstream';
 import type { Lease, Scheduler } from './scheduler/scheduler';
 import type { Supervisor } from './supervisor';
 import { asObject, optBoolean, optNumber, optString, type Obj } from './validate';
@@ -14,12 +14,6 @@ export interface OpenAiDeps {
   supervisor: Supervisor;
   scheduler: Scheduler;
 }
-
-/** Errors of the socket to llama-server that mean the process went away (not a bad request). */
-const GONE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
-
-/** Keep-alive connections to the instances; no per-origin cap so 1,000 streams can be in flight. */
-const upstream: Dispatcher = new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 60_000, headersTimeout: 0, bodyTimeout: 0 });
 
 export function openAiRoutes(deps: OpenAiDeps): Route[] {
   return [
@@ -105,18 +99,7 @@ async function proxy(deps: OpenAiDeps, ctx: RouteContext, path: string, kind: 'p
 /** Sends the request to one instance and pipes the answer to the client as it arrives. */
 async function forward(lease: Lease, path: string, payload: string, stream: boolean, ctx: RouteContext): Promise<void> {
   const inst = lease.instance;
-  let upstreamRes: Dispatcher.ResponseData;
-  try {
-    upstreamRes = await request(`${inst.url}${path}`, {
-      method: 'POST',
-      body: payload,
-      headers: { 'content-type': 'application/json', accept: stream ? 'text/event-stream' : 'application/json' },
-      signal: ctx.signal,
-      dispatcher: upstream,
-    });
-  } catch (err) {
-    throw classify(err, inst.id, ctx.signal);
-  }
+  const upstreamRes = await postJson(inst, path, payload, stream, ctx.signal);
   const headers: Record<string, string> = {
     'Content-Type': String(upstreamRes.headers['content-type'] ?? (stream ? 'text/event-stream' : 'application/json')),
     'Cache-Control': 'no-cache',
@@ -140,7 +123,7 @@ async function forward(lease: Lease, path: string, payload: string, stream: bool
       if (!ctx.res.write(chunk)) await drained(ctx.res, ctx.signal);
     }
   } catch (err) {
-    const e = classify(err, inst.id, ctx.signal);
+    const e = classifyUpstreamError(err, inst.id, ctx.signal);
     if (started && e instanceof InstanceGoneError) {
       throw new SlotwiseError('SW_ERR_UPSTREAM', `[${inst.id}] llama-server stopped mid-response: ${(err as Error).message}`);
     }
@@ -148,14 +131,6 @@ async function forward(lease: Lease, path: string, payload: string, stream: bool
   }
   if (!started) ctx.res.writeHead(200, headers);
   ctx.res.end();
-}
-
-/** Maps an upstream failure: client gone → cancelled; instance gone → retryable; else upstream error. */
-function classify(err: unknown, instance: string, signal: AbortSignal): Error {
-  if (signal.aborted) return new SlotwiseError('SW_ERR_CANCELLED', 'client disconnected', { cause: err });
-  const code = (err as { code?: string }).code ?? ((err as { cause?: { code?: string } }).cause?.code);
-  if (code && GONE_CODES.has(code)) return new InstanceGoneError(instance, err);
-  return new SlotwiseError('SW_ERR_UPSTREAM', `[${instance}] ${(err as Error).message}`, { cause: err });
 }
 
 function drained(res: ServerResponse, signal: AbortSignal): Promise<void> {

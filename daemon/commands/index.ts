@@ -3,6 +3,7 @@ import type { Command } from './command';
 import { daemonCommand, startCommand, stopCommand } from './lifecycle';
 import { downCommand, logsCommand, restartCommand, upCommand } from './models';
 import { statusCommand } from './status';
+import { attachCommand, cancelCommand, jobsCommand, promptCommand } from './prompt';
 import { demoCommand } from './demo';
 import { doctorCommand, setupCommand, tinyModelCommand } from './tools';
 
@@ -18,6 +19,10 @@ export const COMMANDS: Record<string, Command> = {
   down: downCommand,
   restart: restartCommand,
   logs: logsCommand,
+  prompt: promptCommand,
+  jobs: jobsCommand,
+  attach: attachCommand,
+  cancel: cancelCommand,
   setup: setupCommand,
   'tiny-model': tinyModelCommand,
   doctor: doctorCommand,

@@ -358,6 +358,7 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent] }> {
 export function llamaServerArgs(model: ModelConfig, port: number): string[] {
   const args = [
     '-m', model.path,
+    '--alias', model.name, // responses name the configured model, not its file path
     '--host', '127.0.0.1',
     '--port', String(port),
     '--parallel', String(model.slots),
