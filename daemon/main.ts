@@ -79,7 +79,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     supervisor,
     queue: (model) => {
       const v = scheduler.queueView(model);
-      return v && { ...v.queue, outcomes: v.outcomes, inFlight: v.inFlight };
+      return v && { ...v.queue, received: v.received, outcomes: v.outcomes, inFlight: v.inFlight };
     },
   });
   supervisor.on('change', () => hub.changed());

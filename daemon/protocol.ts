@@ -120,6 +120,8 @@ export interface ModelStatus {
   instances: InstanceStatus[];
   /** Finished requests by outcome since the daemon started. */
   outcomes?: Record<RequestOutcome, number>;
+  /** Requests received for this model (admitted or refused at once); equals the outcome total once all ended. */
+  requests?: number;
   /** From the GGUF header, read before launch. */
   info?: { fileBytes: number; layers?: number; architecture?: string; trainCtx?: number };
 }

@@ -7,6 +7,7 @@ import type { GpuStatus, ModelStatus, ProcessUsage, Snapshot, Capacity, QueueSta
 
 /** What the scheduler tells status about one model's queue. */
 export interface QueueView extends QueueStatus {
+  received: number;
   outcomes: Record<RequestOutcome, number>;
   inFlight: (instanceId: string) => number;
 }
@@ -37,6 +38,7 @@ export function buildSnapshot(src: StatusSources, capacity: Capacity): Snapshot 
     if (q) {
       m.queue = { waiting: q.waiting, oldestWaitMs: q.oldestWaitMs, ...(q.entries?.length ? { entries: q.entries } : {}) };
       m.outcomes = { ...q.outcomes };
+      m.requests = q.received;
     }
     for (const inst of m.instances) {
       if (q) inst.inFlight = q.inFlight(inst.id);

@@ -52,6 +52,8 @@ interface QueuedRequest extends Waiter {
 interface ModelQueue {
   waiters: QueuedRequest[];
   rrCursor: number;
+  /** Every request that named this model; each ends in exactly one of `outcomes`. */
+  received: number;
   outcomes: Record<RequestOutcome, number>;
 }
 
@@ -81,7 +83,7 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
     this.#queueConfig = opts.config.queue;
     this.#routing = opts.config.routing;
     this.#hooks = opts.hooks ?? {};
-    for (const name of this.#supervisor.modelNames()) this.#queues.set(name, { waiters: [], rrCursor: 0, outcomes: emptyOutcomes() });
+    for (const name of this.#supervisor.modelNames()) this.#queues.set(name, { waiters: [], rrCursor: 0, received: 0, outcomes: emptyOutcomes() });
     opts.supervisor.on('scrape', (inst) => {
       const book = this.#book(inst.id);
       const busy = this.#supervisor.scrape(inst)?.slots.filter((s) => s.busy).length ?? 0;
@@ -97,6 +99,7 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
    */
   open(model: string, source: RequestSource): Ticket {
     const queue = this.#queue(model); // throws SW_ERR_MODEL_NOT_FOUND with the known names
+    queue.received++;
     const instances = this.#supervisor.instances(model);
     const wanted = this.#supervisor.modelStatus(model).replicas;
     if (wanted === 0 || instances.length === 0) {
@@ -159,7 +162,7 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
     this.#count(ticket.model, this.#queue(ticket.model), outcome);
   }
 
-  queueView(model: string): { queue: QueueStatus; outcomes: Record<RequestOutcome, number>; inFlight: (id: string) => number } | undefined {
+  queueView(model: string): { queue: QueueStatus; received: number; outcomes: Record<RequestOutcome, number>; inFlight: (id: string) => number } | undefined {
     const q = this.#queues.get(model);
     if (!q) return undefined;
     const now = Date.now();
@@ -170,6 +173,7 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
         oldestWaitMs: oldestWaitMs(q.waiters, now),
         entries: q.waiters.map((w) => ({ id: w.id, position: pos.get(w.id)!, waitMs: now - w.enqueuedAt, source: w.ticket.source })),
       },
+      received: q.received,
       outcomes: { ...q.outcomes },
       inFlight: (id) => this.#books.get(id)?.inFlight ?? 0,
     };
