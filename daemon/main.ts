@@ -17,6 +17,8 @@ import { attachWebSocket } from './ws';
 import { openAiRoutes } from './openai';
 import { Scheduler } from './scheduler/scheduler';
 import { JobStore } from './jobs';
+import { MetricsRegistry, METRICS_CONTENT_TYPE } from './metrics';
+import { ResourceSampler } from './resources/sampler';
 import { join } from 'node:path';
 
 export interface DaemonOptions {
@@ -70,13 +72,26 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
 
   const startedAt = Date.now();
   let url = '';
-  const scheduler = new Scheduler({ supervisor, config });
+  const sampler = new ResourceSampler({
+    intervalMs: config.gpu.sampleIntervalMs,
+    pids: () => supervisor.instances().flatMap((i) => (i.pid === undefined ? [] : [i.pid])),
+    logger: logger.child('resources'),
+  });
+  void sampler.start(); // never rejects; a hanging `nvidia-smi -L` must not delay startup
+  const metrics = new MetricsRegistry();
+  countGeneratedTokens(supervisor, (model, n) => metrics.addTokens(model, n));
+  const scheduler = new Scheduler({
+    supervisor,
+    config,
+    hooks: { onQueueWait: (m, s) => metrics.observeQueueWait(m, s), onOutcome: (m, o) => metrics.countRequest(m, o) },
+  });
   const jobs = new JobStore({ scheduler, supervisor });
   const hub = new StatusHub({
     version,
     startedAt,
     url: () => url,
     supervisor,
+    resources: () => sampler.view(),
     queue: (model) => {
       const v = scheduler.queueView(model);
       return v && { ...v.queue, received: v.received, outcomes: v.outcomes, inFlight: v.inFlight };
@@ -84,11 +99,21 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   });
   supervisor.on('change', () => hub.changed());
   scheduler.on('change', () => hub.changed());
+  sampler.on('change', () => hub.changed());
 
   const guard = { token, allowedOrigins: config.listen.allowedOrigins, listenHost: config.listen.host };
   const routes: Route[] = [
     { method: 'GET', path: '/healthz', open: true, handle: ({ res }) => sendJson(res, 200, { status: 'ok', version }) },
     { method: 'GET', path: '/api/status', handle: ({ res }) => sendJson(res, 200, hub.snapshot()) },
+    {
+      method: 'GET',
+      path: '/metrics',
+      handle: async ({ res }) => {
+        const body = await metrics.render(hub.snapshot());
+        res.writeHead(200, { 'Content-Type': METRICS_CONTENT_TYPE, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
+        res.end(body);
+      },
+    },
     ...openAiRoutes({ supervisor, scheduler }),
   ];
   const server = createServer(createHttpHandler({ guard, maxBodyBytes: config.limits.maxBodyBytes, routes, logger }));
@@ -106,7 +131,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       scheduler.close();
       server.close();
       server.closeAllConnections();
-      await supervisor.shutdown();
+      await Promise.all([supervisor.shutdown(), sampler.close()]);
       await removeDaemonInfo(stateDir, process.pid);
       logger.info('stopped');
       resolveClosed();
@@ -128,6 +153,18 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   logger.info(`listening on ${url} (state dir ${stateDir.root}); llama-server: ${binary ? `${binary.path} (${binary.source})` : 'none'}`);
   supervisor.startAutostart();
   return { url, port, token, config, stateDir, supervisor, logger, shutdown, closed };
+}
+
+/** Feeds per-model generated-token counts from each instance's `tokens_predicted_total` (it restarts at 0 with the process). */
+function countGeneratedTokens(supervisor: Supervisor, add: (model: string, n: number) => void): void {
+  const last = new Map<number, number>(); // by pid: a restarted instance is a new counter
+  supervisor.on('scrape', (inst) => {
+    const total = supervisor.scrape(inst)?.tokensPredictedTotal;
+    if (total === undefined || inst.pid === undefined) return;
+    const prev = last.get(inst.pid) ?? 0;
+    if (total > prev) add(inst.model.name, total - prev);
+    last.set(inst.pid, total);
+  });
 }
 
 /** One daemon per state dir: a live daemon recorded in daemon.json wins. */
