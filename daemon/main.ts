@@ -67,6 +67,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     logger,
     parentDeathSignal: opts.env.SLOTWISE_NO_PDEATHSIG !== '1',
   });
+  await supervisor.readModelInfo();
   const reaped = await supervisor.reapOrphans();
   if (reaped) logger.warn(`reaped ${reaped} orphan llama-server process(es) from an earlier daemon`);
 

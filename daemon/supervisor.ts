@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config, ModelConfig } from './config';
 import { SlotwiseError } from './errors';
 import type { Logger } from './log';
+import { readGgufHeader, summarizeGguf } from './llama/gguf';
 import { LlamaInstance } from './llama/process';
 import { scrapeLoop, type ScrapeResult } from './llama/scraper';
 import type { InstanceStatus, ModelStatus } from './protocol';
@@ -22,6 +23,8 @@ export interface SupervisorOptions {
 
 interface ModelEntry {
   config: ModelConfig;
+  /** From the GGUF header, read once at start; undefined until read or when unreadable. */
+  info?: ModelStatus['info'];
   /** Wanted number of instances; 0 when down. */
   wanted: number;
   instances: LlamaInstance[];
@@ -44,6 +47,23 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
     this.#opts = opts;
     this.#logger = opts.logger;
     for (const model of opts.config.models) this.#models.set(model.name, { config: model, wanted: 0, instances: [] });
+  }
+
+  /** Reads each model's GGUF header for status (layers, size, architecture) before any launch. */
+  async readModelInfo(): Promise<void> {
+    await Promise.all(
+      [...this.#models.values()].map(async (entry) => {
+        try {
+          const header = await readGgufHeader(entry.config.path);
+          const sum = summarizeGguf(header);
+          entry.info = { fileBytes: header.fileSize, layers: sum.layers, architecture: sum.architecture, trainCtx: sum.contextLength };
+        } catch (err) {
+          // The instance's own preflight reports an unreadable file as its failure reason; status just lacks info.
+          this.#logger.child(entry.config.name).debug(`no GGUF info: ${(err as Error).message}`);
+        }
+      }),
+    );
+    this.emit('change');
   }
 
   /** Starts every model with `autostart`. */
@@ -127,6 +147,7 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
       replicas: e.wanted,
       queue: { waiting: 0, oldestWaitMs: 0 },
       instances: e.instances.map((i) => this.instanceStatus(i)),
+      ...(e.info ? { info: e.info } : {}),
     };
   }
 

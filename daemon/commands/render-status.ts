@@ -57,7 +57,27 @@ export function renderStatus(s: Snapshot, opts: RenderOptions = {}): string {
     const note = notes[i];
     if (note) lines.push(note);
   });
+  lines.push('');
+  for (const m of s.models) lines.push(c.dim(placementLine(m)));
   return lines.join('\n');
+}
+
+/** What the model is and where it sits: GGUF facts before launch, llama-server's placement after. */
+export function placementLine(m: ModelStatus): string {
+  const parts = [m.name];
+  if (m.info) {
+    parts.push(`${m.info.architecture ?? '?'}, ${m.info.layers ?? '?'} layers, ${(m.info.fileBytes / 1e6).toFixed(1)} MB`);
+  }
+  parts.push(`${m.slotsPerInstance} slots × ${m.ctxPerSlot} ctx`);
+  const offload = m.instances.find((i) => i.offload)?.offload;
+  let gpu = `gpu layers ${m.gpuLayers}`;
+  if (offload) {
+    gpu += offload.layersOnGpu !== undefined ? ` → ${offload.layersOnGpu}/${offload.layersTotal ?? '?'} on GPU` : ' → CPU only';
+    const buffers = Object.entries(offload.buffers).map(([k, v]) => `${k} ${v < 10 ? v.toFixed(2) : v.toFixed(0)} MiB`);
+    if (buffers.length) gpu += ` (${buffers.join(', ')})`;
+  }
+  parts.push(gpu);
+  return parts.join(' · ');
 }
 
 function slotBar(inst: InstanceStatus, m: ModelStatus): string {

@@ -15,6 +15,7 @@ import { removePidRecord, writePidRecord, type StateDir } from '../state-dir';
 import { ChildLog } from './child-log';
 import { getHealth } from './client';
 import { readGgufHeader } from './gguf';
+import { parseLoadLine, setsVerbosity, type Offload } from './load-log';
 
 export type SupervisorTimings = Config['supervisor'];
 
@@ -69,6 +70,8 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent] }> {
   #backoffTimer: NodeJS.Timeout | undefined;
   #healthAbort: AbortController | undefined;
   #pendingError: string | undefined;
+  /** Placement read from the current process's load log. */
+  #offload: Offload = { buffers: {} };
 
   constructor(opts: InstanceOptions) {
     super();
@@ -78,6 +81,9 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent] }> {
     this.#logger = opts.logger.child(opts.id);
     const fileName = `${opts.id.replace(/[^A-Za-z0-9._-]/g, '_')}.log`;
     this.log = new ChildLog({ file: join(opts.stateDir.logs, fileName) });
+    this.log.onLine((line) => {
+      if (this.#readyAt === undefined) parseLoadLine(line, this.#offload); // load lines come before ready
+    });
   }
 
   get state(): InstanceState {
@@ -104,6 +110,7 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent] }> {
     if (this.#lastError) s.lastError = this.#lastError;
     if (this.#lastLogLines) s.lastLogLines = this.#lastLogLines;
     if (this.#state === 'backoff' && this.#nextRestartAt) s.nextRestartAt = this.#nextRestartAt;
+    if (this.#offload.layersTotal !== undefined || Object.keys(this.#offload.buffers).length) s.offload = structuredClone(this.#offload);
     return s;
   }
 
@@ -211,6 +218,7 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent] }> {
     this.#pid = child.pid;
     this.#port = port;
     this.#readyAt = undefined;
+    this.#offload = { buffers: {} };
     child.stdout?.on('data', (d: Buffer) => this.log.write(d));
     child.stderr?.on('data', (d: Buffer) => this.log.write(d));
     this.#exited = child.then(
@@ -369,6 +377,7 @@ export function llamaServerArgs(model: ModelConfig, port: number): string[] {
   if (typeof model.gpuLayers === 'number') args.push('-ngl', String(model.gpuLayers));
   else if (model.gpuLayers === 'all') args.push('-ngl', 'all');
   // 'auto': leave -ngl and --fit to llama-server's own fitting
+  if (!setsVerbosity(model.args)) args.push('-lv', '4'); // the loader's placement lines (layers, buffers) print at 4
   return [...args, ...model.args];
 }
 

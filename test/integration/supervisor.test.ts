@@ -27,6 +27,12 @@ describe('supervisor (real llama-server)', () => {
     expect(inst.slots.every((x) => !x.busy && x.nCtx === 512)).toBe(true);
     expect(inst.restarts).toBe(0);
     expect(s.capacity.totalSlots).toBe(4);
+    // GGUF facts before launch, llama-server's own placement after.
+    expect(s.models[0]!.info).toMatchObject({ architecture: 'llama', layers: 2, fileBytes: expect.any(Number) });
+    expect(s.models[0]!.info!.fileBytes).toBeGreaterThan(17_000_000);
+    expect(inst.offload?.layersTotal).toBe(2);
+    expect(inst.offload?.buffers['model CPU_Mapped']).toBeGreaterThan(15);
+    expect(inst.offload?.buffers['kv CPU']).toBeGreaterThan(0);
 
     await waitUntil(() => pushed.some(ready('tiny')), 'a pushed snapshot with 4 ready slots', 5000);
     // The pushed sequence shows the lifecycle in order.

@@ -1,0 +1,72 @@
+import { describe, expect, it } from 'vitest';
+import { placementLine, renderStatus, duration } from '../../daemon/commands/render-status';
+import type { ModelStatus, Snapshot } from '../../daemon/protocol';
+
+const model = (over: Partial<ModelStatus> = {}): ModelStatus => ({
+  name: 'coder',
+  path: '/m/coder.gguf',
+  slotsPerInstance: 4,
+  ctxPerSlot: 4096,
+  gpuLayers: 'auto',
+  replicas: 1,
+  queue: { waiting: 0, oldestWaitMs: 0 },
+  instances: [],
+  ...over,
+});
+
+const snapshot = (models: ModelStatus[]): Snapshot => ({
+  protocol: 1,
+  version: '0.1.0',
+  daemon: { pid: 1, uptimeMs: 65_000, url: 'http://127.0.0.1:7373' },
+  models,
+  gpus: [{ index: 0, name: 'RTX 4090', utilizationPct: 96, memoryUsedMiB: 20000, memoryTotalMiB: 24564 }],
+  capacity: { busySlots: 1, totalSlots: 4, queued: 0, headroomSlots: 3, verdict: 'ok', reason: 'GPU at 96% but 3 of 4 slots free: room for 3 more requests, no need to scale' },
+  warnings: ['nvidia-smi: could not parse line "x"'],
+});
+
+describe('renderStatus', () => {
+  it('shows the verdict, GPUs, warnings, a row per instance with a slot bar and the failure reason', () => {
+    const text = renderStatus(
+      snapshot([
+        model({
+          queue: { waiting: 2, oldestWaitMs: 3200 },
+          instances: [
+            { id: 'coder#1', state: 'ready', since: 0, pid: 11, port: 4000, restarts: 1, tokensPerSecond: 52.25, slots: [0, 1, 2, 3].map((id) => ({ id, busy: id === 1, nDecoded: 182, taskId: 9 })) },
+            { id: 'coder#2', state: 'failed', since: 0, restarts: 5, lastError: 'crashed 5 times in 10 min; last: killed by SIGSEGV', slots: [] },
+          ],
+        }),
+      ]),
+      { slots: true },
+    );
+    expect(text).toContain('up 1m 5s');
+    expect(text).toContain('Capacity: ok · 1/4 slots busy · 0 queued — GPU at 96% but 3 of 4 slots free');
+    expect(text).toContain('GPU 0 RTX 4090: 96% util · 20000/24564 MiB');
+    expect(text).toContain('warning: nvidia-smi: could not parse line "x"');
+    expect(text).toMatch(/coder\s+coder#1\s+ready\s+11\s+4000\s+░█░░ 1\/4\s+2 \(3\.2 s\)\s+52\.3\s+1/);
+    expect(text).toContain('slot 1: busy · task 9 · 182 tok');
+    expect(text).toMatch(/coder#2\s+failed/);
+    expect(text).toContain('↳ crashed 5 times in 10 min; last: killed by SIGSEGV');
+    expect(text).not.toContain('\x1b['); // no colour unless asked
+  });
+
+  it('explains an empty config', () => {
+    expect(renderStatus(snapshot([]))).toContain('No models configured');
+  });
+
+  it('describes placement before and after launch', () => {
+    expect(placementLine(model({ info: { fileBytes: 4_368_438_944, layers: 32, architecture: 'llama' } }))).toBe(
+      'coder · llama, 32 layers, 4368.4 MB · 4 slots × 4096 ctx · gpu layers auto',
+    );
+    const launched = model({
+      gpuLayers: 'all',
+      instances: [{ id: 'coder#1', state: 'ready', since: 0, restarts: 0, slots: [], offload: { layersOnGpu: 33, layersTotal: 33, buffers: { 'model CUDA0': 3820.93, 'kv CUDA0': 512 } } }],
+    });
+    expect(placementLine(launched)).toBe('coder · 4 slots × 4096 ctx · gpu layers all → 33/33 on GPU (model CUDA0 3821 MiB, kv CUDA0 512 MiB)');
+  });
+
+  it.each([
+    [999, '0s'],
+    [59_000, '59s'],
+    [3_600_000 + 120_000, '1h 2m'],
+  ])('duration(%i) = %s', (ms, want) => expect(duration(ms)).toBe(want));
+});
