@@ -56,6 +56,8 @@ export interface Config {
   };
   /** GPU sampling period in ms. Default 1000. */
   gpu: { sampleIntervalMs: number };
+  /** Scale-out of models with `replicas: "auto"`. Defaults: 30000 ms saturated to add, 300000 ms idle to remove. */
+  autoscale: { saturatedForMs: number; idleForMs: number };
   /** In the order of the file. */
   models: ModelConfig[];
   /** Absolute path the config was read from; undefined when defaults were used (no file). */
@@ -173,6 +175,11 @@ const TOP: Fields<Pick<Config, 'llamaServer' | 'routing'>> = {
     hint: 'use "slot-aware" (fewest busy slots first) or "round-robin"',
   },
 };
+const AUTOSCALE: Fields<Config['autoscale']> = {
+  saturatedForMs: { rule: ms(1000), def: 30_000, hint: 'set how long a model must stay saturated before a replica is added, in ms (e.g. 30000)' },
+  idleForMs: { rule: ms(1000), def: 300_000, hint: 'set how long an extra replica must stay idle before it is stopped, in ms (e.g. 300000)' },
+};
+
 const MODEL: Fields<Pick<ModelConfig, 'slots' | 'ctxPerSlot' | 'gpuLayers' | 'replicas' | 'autostart' | 'args'>> = {
   slots: { rule: int(1, 256), def: 4, hint: 'set it to the number of parallel requests (e.g. 4)' },
   ctxPerSlot: { rule: int(128), def: 4096, hint: 'set it to the context length of one request in tokens (e.g. 4096)' },
@@ -196,7 +203,7 @@ const MODEL: Fields<Pick<ModelConfig, 'slots' | 'ctxPerSlot' | 'gpuLayers' | 're
 const PATH_HINT = "set it to the model's .gguf file (absolute, ~/…, or relative to the config file)";
 const MAX_REPLICAS: Field<number> = { rule: int(1), def: 4, hint: 'set the most replicas this model may run (e.g. 4)' };
 const MODEL_KEYS = ['path', ...Object.keys(MODEL), 'maxReplicas'];
-const TOP_KEYS = ['$schema', 'listen', 'llamaServer', 'queue', 'limits', 'routing', 'supervisor', 'gpu', 'models'];
+const TOP_KEYS = ['$schema', 'listen', 'llamaServer', 'queue', 'limits', 'routing', 'supervisor', 'gpu', 'autoscale', 'models'];
 
 /** Old or llama-server names → the Slotwise key, relative to the object they appear in. */
 const RENAMED: Record<string, string> = {
@@ -338,6 +345,7 @@ function parseValue(raw: unknown, opts: ParseOptions, modelOrder: string[] | und
     routing: top.routing,
     supervisor: readSection(ctx, 'supervisor', raw, SUPERVISOR),
     gpu: readSection(ctx, 'gpu', raw, GPU),
+    autoscale: readSection(ctx, 'autoscale', raw, AUTOSCALE),
     models: readModels(ctx, own(raw, 'models'), modelOrder),
   };
   const sup = config.supervisor;

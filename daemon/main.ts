@@ -19,6 +19,7 @@ import { Scheduler } from './scheduler/scheduler';
 import { JobStore } from './jobs';
 import { MetricsRegistry, METRICS_CONTENT_TYPE } from './metrics';
 import { ResourceSampler } from './resources/sampler';
+import { startAutoscaler } from './autoscale/autoscaler';
 import { join } from 'node:path';
 
 export interface DaemonOptions {
@@ -102,6 +103,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   scheduler.on('change', () => hub.changed());
   sampler.on('change', () => hub.changed());
 
+  const stopAutoscaler = startAutoscaler({ supervisor, scheduler, snapshot: () => hub.snapshot(), config, logger });
   const guard = { token, allowedOrigins: config.listen.allowedOrigins, listenHost: config.listen.host };
   const routes: Route[] = [
     { method: 'GET', path: '/healthz', open: true, handle: ({ res }) => sendJson(res, 200, { status: 'ok', version }) },
@@ -126,6 +128,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const shutdown = (reason: string): Promise<void> => {
     shuttingDown ??= (async () => {
       logger.info(`shutting down: ${reason}`);
+      stopAutoscaler();
       ws.close();
       hub.close();
       jobs.close();

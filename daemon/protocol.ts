@@ -122,8 +122,20 @@ export interface ModelStatus {
   outcomes?: Record<RequestOutcome, number>;
   /** Requests received for this model (admitted or refused at once); equals the outcome total once all ended. */
   requests?: number;
+  /** Replica scaling: fixed, or "auto" with its bounds and the last decision and why. */
+  scaling?: ScalingStatus;
   /** From the GGUF header, read before launch. */
   info?: { fileBytes: number; layers?: number; architecture?: string; trainCtx?: number };
+}
+
+export interface ScalingStatus {
+  mode: 'fixed' | 'auto';
+  min: number;
+  max: number;
+  /** Instances being drained before they stop (no new requests go there). */
+  draining?: string[];
+  /** The latest decision, e.g. `{action: 'up', reason: 'saturated for 30 s …'}`; `hold` carries why not. */
+  last?: { at: number; action: 'up' | 'down' | 'hold'; reason: string };
 }
 
 export type RequestOutcome = 'completed' | 'cancelled' | 'rejected' | 'failed';

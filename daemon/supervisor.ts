@@ -25,6 +25,8 @@ interface ModelEntry {
   config: ModelConfig;
   /** From the GGUF header, read once at start; undefined until read or when unreadable. */
   info?: ModelStatus['info'];
+  /** The autoscaler's latest decision, for status. */
+  lastScale?: NonNullable<ModelStatus['scaling']>['last'];
   /** Wanted number of instances; 0 when down. */
   wanted: number;
   instances: LlamaInstance[];
@@ -41,6 +43,8 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
   #logger: Logger;
   #models = new Map<string, ModelEntry>();
   #runtime = new WeakMap<LlamaInstance, InstanceRuntime>();
+  /** Instances taking no new requests until their in-flight ones finish (scale-down). */
+  #draining = new Set<LlamaInstance>();
 
   constructor(opts: SupervisorOptions) {
     super();
@@ -95,6 +99,31 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
     return this.modelStatus(entry);
   }
 
+  /** Intent: run exactly n instances (autoscaler). Extra instances stop at once; drain them first with drain(). */
+  setReplicas(name: string, n: number): void {
+    const entry = this.#entry(name);
+    for (const inst of entry.instances.slice(n)) this.#draining.delete(inst);
+    this.#scaleTo(entry, n);
+  }
+
+  /** Marks the model's highest-numbered running instance as draining and returns it. */
+  drain(name: string): LlamaInstance | undefined {
+    const entry = this.#entry(name);
+    const inst = entry.instances[entry.wanted - 1];
+    if (inst) this.#draining.add(inst);
+    this.emit('change');
+    return inst;
+  }
+
+  isDraining(inst: LlamaInstance): boolean {
+    return this.#draining.has(inst);
+  }
+
+  recordScaling(name: string, last: NonNullable<ModelStatus['scaling']>['last']): void {
+    this.#entry(name).lastScale = last;
+    this.emit('change');
+  }
+
   /** Stops everything; used on daemon shutdown. */
   async shutdown(): Promise<void> {
     await Promise.all([...this.#models.values()].flatMap((e) => e.instances.map((i) => i.stop())));
@@ -147,6 +176,13 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
       replicas: e.wanted,
       queue: { waiting: 0, oldestWaitMs: 0 },
       instances: e.instances.map((i) => this.instanceStatus(i)),
+      scaling: {
+        mode: c.replicas === 'auto' ? 'auto' : 'fixed',
+        min: c.replicas === 'auto' ? 1 : c.replicas,
+        max: c.replicas === 'auto' ? c.maxReplicas : c.replicas,
+        ...(e.instances.some((i) => this.#draining.has(i)) ? { draining: e.instances.filter((i) => this.#draining.has(i)).map((i) => i.id) } : {}),
+        ...(e.lastScale ? { last: e.lastScale } : {}),
+      },
       ...(e.info ? { info: e.info } : {}),
     };
   }

@@ -249,7 +249,7 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
     const scrape = this.#supervisor.scrape(inst);
     return {
       id: inst.id,
-      ready: inst.state === 'ready',
+      ready: inst.state === 'ready' && !this.#supervisor.isDraining(inst),
       slots: scrape?.slots.length || inst.model.slots,
       inFlight: book.inFlight,
       busySeen: scrape?.slots.filter((s) => s.busy).length ?? 0,

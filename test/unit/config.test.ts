@@ -186,6 +186,7 @@ describe('defaults', () => {
         crashWindowMs: 600_000,
       },
       gpu: { sampleIntervalMs: 1_000 },
+      autoscale: { saturatedForMs: 30_000, idleForMs: 300_000 },
       models: [],
     };
     expect(defaultConfig()).toStrictEqual(expected);

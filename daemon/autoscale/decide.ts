@@ -1,0 +1,74 @@
+// Scale-out policy for models with `replicas: "auto"`: pure, time passed in, table-tested.
+// Saturation (not GPU %) drives it: all slots busy with requests waiting, sustained.
+
+export interface ModelLoad {
+  /** Wanted replicas now. */
+  replicas: number;
+  min: number;
+  max: number;
+  readyInstances: number;
+  busySlots: number;
+  totalSlots: number;
+  queued: number;
+  oldestWaitMs: number;
+  /** Memory one more instance needs, bytes (measured buffers of a running one, else estimated). */
+  instanceBytes: number;
+  /** Free memory where it would go: VRAM when GPUs are sampled, else host RAM. */
+  freeBytes: number;
+  memoryKind: 'VRAM' | 'RAM';
+}
+
+export interface ScaleState {
+  saturatedSince?: number;
+  idleSince?: number;
+}
+
+export interface ScaleOptions {
+  saturatedForMs: number;
+  idleForMs: number;
+  /** Oldest wait at which an all-busy model counts as saturated (matches the capacity verdict). */
+  saturatedWaitMs?: number;
+}
+
+export type ScaleDecision = { action: 'up' | 'down' | 'hold'; reason: string; state: ScaleState };
+
+export function isSaturated(l: ModelLoad, waitMs: number): boolean {
+  return l.readyInstances > 0 && l.totalSlots > 0 && l.busySlots >= l.totalSlots && l.queued > 0 && l.oldestWaitMs >= waitMs;
+}
+
+export function decide(l: ModelLoad, prev: ScaleState, now: number, opts: ScaleOptions): ScaleDecision {
+  const waitMs = opts.saturatedWaitMs ?? 2000;
+  const state: ScaleState = {
+    saturatedSince: isSaturated(l, waitMs) ? (prev.saturatedSince ?? now) : undefined,
+    idleSince: l.busySlots === 0 && l.queued === 0 ? (prev.idleSince ?? now) : undefined,
+  };
+  const secs = (ms: number): string => `${Math.round(ms / 1000)} s`;
+  const gb = (b: number): string => `${(b / 1024 ** 3).toFixed(1)} GiB`;
+
+  if (l.readyInstances < l.replicas) {
+    return { action: 'hold', reason: `waiting for ${l.replicas - l.readyInstances} starting replica(s) before deciding`, state };
+  }
+  if (state.saturatedSince !== undefined) {
+    const held = now - state.saturatedSince;
+    const load = `all ${l.totalSlots} slots busy, ${l.queued} waiting (oldest ${(l.oldestWaitMs / 1000).toFixed(1)} s)`;
+    if (held < opts.saturatedForMs) return { action: 'hold', reason: `saturated for ${secs(held)} of ${secs(opts.saturatedForMs)}: ${load}`, state };
+    if (l.replicas >= l.max) return { action: 'hold', reason: `saturated (${load}) but already at maxReplicas ${l.max}`, state };
+    if (l.freeBytes <= l.instanceBytes) {
+      return { action: 'hold', reason: `saturated (${load}) but only ${gb(l.freeBytes)} ${l.memoryKind} free, another replica needs ${gb(l.instanceBytes)}`, state };
+    }
+    return {
+      action: 'up',
+      reason: `saturated for ${secs(held)} (${load}); ${gb(l.freeBytes)} ${l.memoryKind} free ≥ ${gb(l.instanceBytes)} needed: adding replica ${l.replicas + 1}`,
+      state: { idleSince: undefined, saturatedSince: undefined },
+    };
+  }
+  if (state.idleSince !== undefined && l.replicas > l.min) {
+    const held = now - state.idleSince;
+    if (held >= opts.idleForMs) {
+      return { action: 'down', reason: `idle for ${secs(held)}: draining and stopping replica ${l.replicas}`, state: { idleSince: undefined } };
+    }
+    return { action: 'hold', reason: `idle for ${secs(held)} of ${secs(opts.idleForMs)} before removing a replica`, state };
+  }
+  const busy = `${l.busySlots} of ${l.totalSlots} slots busy, ${l.queued} waiting`;
+  return { action: 'hold', reason: `${busy}: ${l.replicas} replica(s) are enough`, state };
+}
