@@ -56,8 +56,8 @@ export interface Config {
   };
   /** GPU sampling period in ms. Default 1000. */
   gpu: { sampleIntervalMs: number };
-  /** Scale-out of models with `replicas: "auto"`. Defaults: 30000 ms saturated to add, 300000 ms idle to remove. */
-  autoscale: { saturatedForMs: number; idleForMs: number };
+  /** Scale-out of models with `replicas: "auto"`. Defaults: 30000 ms saturated to add, 300000 ms idle to remove, saturated = all slots busy and the oldest request waiting 2000 ms. */
+  autoscale: { saturatedForMs: number; idleForMs: number; saturatedWaitMs: number };
   /** In the order of the file. */
   models: ModelConfig[];
   /** Absolute path the config was read from; undefined when defaults were used (no file). */
@@ -178,6 +178,7 @@ const TOP: Fields<Pick<Config, 'llamaServer' | 'routing'>> = {
 const AUTOSCALE: Fields<Config['autoscale']> = {
   saturatedForMs: { rule: ms(1000), def: 30_000, hint: 'set how long a model must stay saturated before a replica is added, in ms (e.g. 30000)' },
   idleForMs: { rule: ms(1000), def: 300_000, hint: 'set how long an extra replica must stay idle before it is stopped, in ms (e.g. 300000)' },
+  saturatedWaitMs: { rule: ms(0), def: 2_000, hint: 'set the queue wait at which an all-busy model counts as saturated, in ms (e.g. 2000)' },
 };
 
 const MODEL: Fields<Pick<ModelConfig, 'slots' | 'ctxPerSlot' | 'gpuLayers' | 'replicas' | 'autostart' | 'args'>> = {

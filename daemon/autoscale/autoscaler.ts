@@ -34,7 +34,7 @@ export function startAutoscaler(opts: AutoscalerOptions): () => void {
         continue;
       }
       const load = modelLoad(m, snap, cfg.maxReplicas);
-      const d = decide(load, states.get(cfg.name) ?? {}, Date.now(), { saturatedForMs: opts.config.autoscale.saturatedForMs, idleForMs: opts.config.autoscale.idleForMs });
+      const d = decide(load, states.get(cfg.name) ?? {}, Date.now(), { ...opts.config.autoscale });
       states.set(cfg.name, d.state);
       if (lastReason.get(cfg.name) !== d.reason.replace(/\d+(\.\d+)? s/g, '')) {
         lastReason.set(cfg.name, d.reason.replace(/\d+(\.\d+)? s/g, ''));

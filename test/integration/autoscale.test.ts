@@ -9,7 +9,7 @@ describe('autoscale (real llama-server)', () => {
   it('adds a replica when saturated and removes it when idle, with reasons in status', async () => {
     const d = await startTestDaemon({
       models: { tiny: { slots: 1, ctxPerSlot: 4096, size: 'slow', replicas: 'auto', maxReplicas: 2 } },
-      config: { autoscale: { saturatedForMs: 1000, idleForMs: 2000 }, queue: { maxWaiting: 50, timeoutMs: 60_000 } },
+      config: { autoscale: { saturatedForMs: 1000, idleForMs: 2000, saturatedWaitMs: 100 }, queue: { maxWaiting: 50, timeoutMs: 60_000 } },
     });
     await d.waitFor((s) => s.models[0]!.instances[0]?.state === 'ready' && s.models[0]!.instances[0]!.slots.length === 1, 'one replica ready');
     const snap0 = await d.status();
@@ -19,13 +19,13 @@ describe('autoscale (real llama-server)', () => {
     const reqs = Array.from({ length: 6 }, () =>
       d.fetch('/v1/completions', { method: 'POST', body: JSON.stringify({ model: 'tiny', prompt: 'x', max_tokens: 200, ignore_eos: true }) }),
     );
-    const up = await d.waitFor((s) => s.models[0]!.instances.length === 2, 'scale up to 2 replicas', 30_000);
+    const up = await d.waitFor((s) => s.models[0]!.instances.length === 2, 'scale up to 2 replicas', 60_000);
     expect(up.models[0]!.scaling?.last?.action).toBe('up');
     expect(up.models[0]!.scaling?.last?.reason).toMatch(/saturated for \d+ s \(all 1 slots busy, \d+ waiting .*RAM free ≥ .* needed: adding replica 2/);
-    await d.waitFor((s) => s.models[0]!.instances.every((i) => i.state === 'ready') && (s.models[0]!.instances[1]!.inFlight ?? 0) > 0, 'second replica takes work', 30_000);
+    await d.waitFor((s) => s.models[0]!.instances.every((i) => i.state === 'ready') && (s.models[0]!.instances[1]!.inFlight ?? 0) > 0, 'second replica takes work', 60_000);
 
     for (const r of await Promise.all(reqs)) expect(r.status).toBe(200);
-    const down = await d.waitFor((s) => s.models[0]!.instances[1]?.state === 'stopped', 'extra replica drained and stopped', 30_000);
+    const down = await d.waitFor((s) => s.models[0]!.instances[1]?.state === 'stopped', 'extra replica drained and stopped', 60_000);
     expect(down.models[0]!.replicas).toBe(1);
     expect(down.models[0]!.instances[0]!.state).toBe('ready');
     expect(down.models[0]!.outcomes).toMatchObject({ completed: 6, failed: 0 });
@@ -34,5 +34,5 @@ describe('autoscale (real llama-server)', () => {
     expect(log).toMatch(/\[tiny\] autoscale up: saturated for \d+ s/);
     expect(log).toMatch(/\[tiny\] autoscale down: idle for \d+ s: draining and stopping replica 2/);
     expect(log).toMatch(/\[tiny\] autoscale: tiny#2 drained; stopping/);
-  }, 120_000);
+  }, 200_000);
 });

@@ -186,7 +186,7 @@ describe('defaults', () => {
         crashWindowMs: 600_000,
       },
       gpu: { sampleIntervalMs: 1_000 },
-      autoscale: { saturatedForMs: 30_000, idleForMs: 300_000 },
+      autoscale: { saturatedForMs: 30_000, idleForMs: 300_000, saturatedWaitMs: 2_000 },
       models: [],
     };
     expect(defaultConfig()).toStrictEqual(expected);
