@@ -10,6 +10,7 @@ describe('autoscale (real llama-server)', () => {
     const d = await startTestDaemon({
       models: { tiny: { slots: 1, ctxPerSlot: 4096, size: 'slow', replicas: 'auto', maxReplicas: 2 } },
       config: { autoscale: { saturatedForMs: 1000, idleForMs: 2000, saturatedWaitMs: 100 }, queue: { maxWaiting: 50, timeoutMs: 60_000 } },
+      env: { SLOTWISE_LOG_LEVEL: 'debug' }, // hold decisions (and why) land in daemon.log if this fails
     });
     await d.waitFor((s) => s.models[0]!.instances[0]?.state === 'ready' && s.models[0]!.instances[0]!.slots.length === 1, 'one replica ready');
     const snap0 = await d.status();
