@@ -2,6 +2,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { version } from '../package.json';
 import { SlotwiseError, toSlotwiseError } from './errors';
+import { reportInternalError } from './internal-errors';
 import { resolveStateDir } from './state-dir';
 import { COMMANDS, type CommandContext } from './commands/index';
 
@@ -85,7 +86,24 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+/**
+ * Last resort: never a stack trace to a user. A short-lived command exits with one line; the daemon
+ * (which must not die for one bad request) keeps running, and main.ts logs the detail to daemon.log.
+ */
+function installLastResort(longRunning: boolean): void {
+  const onError = (err: unknown): void => {
+    const e = toSlotwiseError(err);
+    if (longRunning && reportInternalError(e)) return;
+    process.stderr.write(`slotwise: ${e.message}\n`);
+    if (process.argv.includes('--verbose') && e.detail) process.stderr.write(`${e.detail}\n`);
+    process.exit(1);
+  };
+  process.on('unhandledRejection', onError);
+  process.on('uncaughtException', onError);
+}
+
 if (require.main === module) {
+  installLastResort(['daemon', 'demo'].includes(process.argv[2] ?? ''));
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;

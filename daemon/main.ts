@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { version } from '../package.json';
 import { loadConfig, type Config } from './config';
 import { SlotwiseError } from './errors';
+import { onInternalError } from './internal-errors';
 import { createHttpHandler, sendJson, type Route } from './http';
 import { findLlamaServer } from './llama/binary';
 import { createLogger, fileSink, streamSink, type Logger } from './log';
@@ -56,6 +57,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const logger = createLogger({ level: opts.env.SLOTWISE_LOG_LEVEL === 'debug' ? 'debug' : 'info', sinks });
 
   await refuseSecondDaemon(stateDir);
+  // cli.ts routes unexpected errors here in the daemon process: log them with their stack, keep serving.
+  const stopLoggingInternal = onInternalError((e) => logger.error(`unexpected error (please report): ${e.detail ?? e.message}`));
   const binary = await findLlamaServer({ configured: config.llamaServer, env: opts.env });
   if (!binary && config.models.length > 0) {
     throw new SlotwiseError('SW_ERR_LLAMA_SERVER_NOT_FOUND', 'llama-server not found — run `slotwise setup` to build it, or set "llamaServer" in the config');
@@ -137,6 +140,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       server.closeAllConnections();
       await Promise.all([supervisor.shutdown(), sampler.close()]);
       await removeDaemonInfo(stateDir, process.pid);
+      stopLoggingInternal();
       logger.info('stopped');
       resolveClosed();
     })();

@@ -75,8 +75,10 @@ export function capacityInputs(models: ModelStatus[], gpus: GpuStatus[]) {
     for (const i of m.instances) {
       if (i.state !== 'ready') continue;
       readyInstances++;
-      totalSlots += i.slots.length || m.slotsPerInstance;
-      busySlots += i.slots.filter((s) => s.busy).length;
+      const slots = i.slots.length || m.slotsPerInstance;
+      totalSlots += slots;
+      // /slots lags a dispatch by up to one poll; the daemon's own in-flight count does not.
+      busySlots += Math.min(slots, Math.max(i.slots.filter((s) => s.busy).length, i.inFlight ?? 0));
     }
   }
   const gpuUtilPct = gpus.length ? Math.max(...gpus.map((g) => g.utilizationPct)) : undefined;
