@@ -225,13 +225,7 @@ function jobIdParam(params: unknown, where: string): string {
 export function parsePromptParams(raw: unknown, supervisor: Supervisor): PromptParams & { model: string } {
   const where = 'prompt.submit';
   const p = asObject(raw, where);
-  let model = optString(p, 'model', where);
-  if (model === undefined) {
-    const names = supervisor.modelNames();
-    if (names.length !== 1) throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}: "model" is required — configured models: ${names.join(', ') || 'none'}`);
-    model = names[0]!;
-  }
-  supervisor.modelConfig(model);
+  const model = supervisor.resolveModel(optString(p, 'model', where), where);
   const prompt = optString(p, 'prompt', where);
   let messages: ChatMessage[] | undefined;
   if (p.messages !== undefined) {

@@ -43,13 +43,7 @@ function listModels(supervisor: Supervisor): unknown {
 /** Checks the fields Slotwise relies on; other OpenAI/llama.cpp fields pass through untouched. */
 export function validateBody(raw: unknown, kind: 'prompt' | 'messages', where: string, supervisor: Supervisor): { model: string; stream: boolean; body: Obj } {
   const body = asObject(raw, where);
-  let model = optString(body, 'model', where);
-  if (model === undefined) {
-    const names = supervisor.modelNames();
-    if (names.length !== 1) throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}: "model" is required — configured models: ${names.join(', ') || 'none'}`);
-    model = names[0]!;
-  }
-  supervisor.modelConfig(model); // unknown → 404 listing the known models
+  const model = supervisor.resolveModel(optString(body, 'model', where), where);
   const stream = optBoolean(body, 'stream', where) ?? false;
   optNumber(body, 'max_tokens', where, { integer: true, min: 1 });
   optNumber(body, 'max_completion_tokens', where, { integer: true, min: 1 });

@@ -137,6 +137,17 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
     return this.#models.has(name);
   }
 
+  /**
+   * The model a request names, or the only configured one when it names none.
+   * Unknown → SW_ERR_MODEL_NOT_FOUND listing the known names; none named among several → SW_ERR_BAD_REQUEST.
+   */
+  resolveModel(name: string | undefined, where: string): string {
+    if (name !== undefined) return this.#entry(name).config.name;
+    const names = this.modelNames();
+    if (names.length !== 1) throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}: "model" is required — configured models: ${names.join(', ') || 'none'}`);
+    return names[0]!;
+  }
+
   modelConfig(name: string): ModelConfig {
     return this.#entry(name).config;
   }

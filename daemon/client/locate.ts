@@ -46,3 +46,13 @@ export async function connect(stateDirRoot: string): Promise<RpcClient> {
   await client.opened;
   return client;
 }
+
+/** Runs fn with a connected client and always closes it. */
+export async function withDaemon<T>(stateDirRoot: string, fn: (client: RpcClient) => Promise<T>): Promise<T> {
+  const client = await connect(stateDirRoot);
+  try {
+    return await fn(client);
+  } finally {
+    client.close();
+  }
+}

@@ -1,6 +1,6 @@
 // `up MODEL`, `down MODEL`, `restart MODEL`, `logs [MODEL]`.
 import { SlotwiseError } from '../errors';
-import { connect } from '../client/locate';
+import { withDaemon } from '../client/locate';
 import type { RpcClient } from '../client/rpc-client';
 import type { ModelStatus } from '../protocol';
 import type { Command, CommandContext } from './command';
@@ -44,17 +44,14 @@ export const upCommand: Command = {
   options: { 'no-wait': { type: 'boolean' }, timeout: { type: 'string' } },
   async run(ctx) {
     const model = modelArg(ctx, 'up');
-    const client = await connect(ctx.stateDir);
-    try {
+    return withDaemon(ctx.stateDir, async (client) => {
       await client.call('models.start', { model });
       if (ctx.values['no-wait']) return 0;
       const m = await waitReady(client, model, ctx, Number(ctx.values.timeout ?? 600) * 1000);
       const slots = m.instances.reduce((a, i) => a + i.slots.length, 0) || m.slotsPerInstance * m.instances.length;
       ctx.stdout.write(`${model}: ${m.instances.length} instance(s) ready, ${slots} slots\n`);
       return 0;
-    } finally {
-      client.close();
-    }
+    });
   },
 };
 
@@ -63,14 +60,11 @@ export const downCommand: Command = {
   args: 'MODEL',
   async run(ctx) {
     const model = modelArg(ctx, 'down');
-    const client = await connect(ctx.stateDir);
-    try {
+    return withDaemon(ctx.stateDir, async (client) => {
       await client.call('models.stop', { model });
       ctx.stdout.write(`${model}: stopped\n`);
       return 0;
-    } finally {
-      client.close();
-    }
+    });
   },
 };
 
@@ -79,15 +73,12 @@ export const restartCommand: Command = {
   args: 'MODEL',
   async run(ctx) {
     const model = modelArg(ctx, 'restart');
-    const client = await connect(ctx.stateDir);
-    try {
+    return withDaemon(ctx.stateDir, async (client) => {
       await client.call('models.restart', { model });
       await waitReady(client, model, ctx, 600_000);
       ctx.stdout.write(`${model}: restarted\n`);
       return 0;
-    } finally {
-      client.close();
-    }
+    });
   },
 };
 
@@ -99,14 +90,11 @@ export const logsCommand: Command = {
     const target = ctx.positionals[0];
     const lines = Number(ctx.values.lines ?? 100);
     if (!Number.isInteger(lines) || lines < 1) throw new SlotwiseError('SW_ERR_USAGE', `--lines must be a positive integer, got "${ctx.values.lines}"`);
-    const client = await connect(ctx.stateDir);
-    try {
+    return withDaemon(ctx.stateDir, async (client) => {
       const params = target?.includes('#') ? { instance: target, lines } : { model: target, lines };
       const res = await client.call('logs.tail', params);
       for (const line of res.lines) ctx.stdout.write(`${line}\n`);
       return 0;
-    } finally {
-      client.close();
-    }
+    });
   },
 };

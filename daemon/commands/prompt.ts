@@ -1,7 +1,7 @@
 // `prompt`, `jobs`, `attach ID`, `cancel ID`: prompt jobs from the terminal. Tokens stream to stdout;
 // Ctrl-C cancels the job (with --detach the job keeps running and its id is printed).
 import { SlotwiseError } from '../errors';
-import { connect } from '../client/locate';
+import { withDaemon } from '../client/locate';
 import type { RpcClient } from '../client/rpc-client';
 import type { JobSummary, RpcNotifications } from '../protocol';
 import type { Command, CommandContext } from './command';
@@ -93,8 +93,7 @@ export const promptCommand: Command = {
       if (!Number.isFinite(n)) throw new SlotwiseError('SW_ERR_USAGE', `--${name} must be a number, got "${v}"`);
       return n;
     };
-    const client = await connect(ctx.stateDir);
-    try {
+    return withDaemon(ctx.stateDir, async (client) => {
       const json = ctx.values.json === true;
       const base = { model: ctx.values.model as string | undefined, maxTokens: num('max-tokens'), temperature: num('temperature') };
       const params = ctx.values.chat ? { ...base, messages: [{ role: 'user' as const, content: text }] } : { ...base, prompt: text };
@@ -110,9 +109,7 @@ export const promptCommand: Command = {
       } finally {
         followed.close();
       }
-    } finally {
-      client.close();
-    }
+    });
   },
 };
 
@@ -123,8 +120,7 @@ export const attachCommand: Command = {
   async run(ctx) {
     const [jobId] = ctx.positionals;
     if (!jobId) throw new SlotwiseError('SW_ERR_USAGE', 'usage: slotwise attach ID');
-    const client = await connect(ctx.stateDir);
-    try {
+    return withDaemon(ctx.stateDir, async (client) => {
       const json = ctx.values.json === true;
       const followed = follow(client, ctx, json);
       try {
@@ -136,9 +132,7 @@ export const attachCommand: Command = {
       } finally {
         followed.close();
       }
-    } finally {
-      client.close();
-    }
+    });
   },
 };
 
@@ -148,14 +142,11 @@ export const cancelCommand: Command = {
   async run(ctx) {
     const [jobId] = ctx.positionals;
     if (!jobId) throw new SlotwiseError('SW_ERR_USAGE', 'usage: slotwise cancel ID');
-    const client = await connect(ctx.stateDir);
-    try {
+    return withDaemon(ctx.stateDir, async (client) => {
       const s = await client.call('prompt.cancel', { jobId });
       ctx.stdout.write(`${s.jobId} ${s.state === 'queued' || s.state === 'running' ? 'cancelling' : s.state}\n`);
       return 0;
-    } finally {
-      client.close();
-    }
+    });
   },
 };
 
@@ -163,16 +154,13 @@ export const jobsCommand: Command = {
   summary: 'list running and recent prompt jobs',
   options: { json: { type: 'boolean' } },
   async run(ctx) {
-    const client = await connect(ctx.stateDir);
-    try {
+    return withDaemon(ctx.stateDir, async (client) => {
       const jobs = await client.call('jobs.list');
       if (ctx.values.json) ctx.stdout.write(`${JSON.stringify(jobs, null, 2)}\n`);
       else if (jobs.length === 0) ctx.stdout.write('no jobs\n');
       else for (const j of jobs) ctx.stdout.write(`${jobLine(j)}\n`);
       return 0;
-    } finally {
-      client.close();
-    }
+    });
   },
 };
 

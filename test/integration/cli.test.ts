@@ -1,0 +1,79 @@
+// The CLI against a real daemon and llama-server: up, status, prompt (stream, json, detach/attach), jobs, logs, down.
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { CLI, startTestDaemon, waitUntil } from '../helpers/daemon';
+
+const run = promisify(execFile);
+
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { timeout: 60_000 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('slotwise CLI (real daemon + llama-server)', () => {
+  it('up, status, prompt, jobs, attach, logs, down', async () => {
+    const d = await startTestDaemon({ models: { tiny: { slots: 4, ctxPerSlot: 512, autostart: false } } });
+    const sd = ['--state-dir', d.stateDir];
+
+    const up = await cli(['up', 'tiny', ...sd]);
+    expect(up.code).toBe(0);
+    expect(up.stdout).toBe('tiny: 1 instance(s) ready, 4 slots\n');
+    expect(up.stderr).toMatch(/\[tiny#1\] (starting|loading)[\s\S]*\[tiny#1\] ready/);
+
+    const status = await cli(['status', ...sd]);
+    expect(status.stdout).toMatch(/tiny\s+tiny#1\s+ready\s+\d+\s+\d+\s+░░░░ 0\/4/);
+    expect(status.stdout).toMatch(/tiny · llama, 2 layers, [\d.]+ MB · 4 slots × 512 ctx/);
+
+    const streamed = await cli(['prompt', '-n', '12', 'Hello there', ...sd]);
+    expect(streamed.code).toBe(0);
+    expect(streamed.stdout.trim().length).toBeGreaterThan(0);
+    expect(streamed.stderr).toMatch(/\[length · 12 tokens · queued \d+ ms · ttft \d+ ms/);
+
+    const json = await cli(['prompt', '--chat', '--json', '-n', '5', 'Hi', ...sd]);
+    expect(JSON.parse(json.stdout)).toMatchObject({ model: 'tiny', state: 'completed', usage: { completionTokens: 5 }, title: 'Hi' });
+
+    const detached = await cli(['prompt', '--detach', '-n', '20', 'Later', ...sd]);
+    const jobId = detached.stdout.trim();
+    expect(jobId).toMatch(/^[0-9a-f-]{36}$/);
+    const attached = await cli(['attach', jobId, ...sd]);
+    expect(attached.code).toBe(0);
+    expect(attached.stderr).toMatch(/\[length · 20 tokens/);
+
+    const jobs = await cli(['jobs', ...sd]);
+    expect(jobs.stdout.split('\n').filter(Boolean)).toHaveLength(3);
+    expect(jobs.stdout).toContain(jobId);
+
+    const logs = await cli(['logs', 'tiny', '-n', '5', ...sd]);
+    expect(logs.stdout.split('\n').filter(Boolean).length).toBe(5);
+
+    const unknown = await cli(['up', 'ghost', ...sd]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toBe('slotwise: unknown model "ghost" — configured models: tiny\n');
+
+    const down = await cli(['down', 'tiny', ...sd]);
+    expect(down.stdout).toBe('tiny: stopped\n');
+    expect((await d.status()).models[0]!.instances[0]!.state).toBe('stopped');
+  });
+
+  it('Ctrl-C on `slotwise prompt` cancels the job and frees the slot', async () => {
+    const d = await startTestDaemon({ models: { tiny: { slots: 1, ctxPerSlot: 4096, size: 'slow' } } });
+    await d.waitFor((s) => s.models[0]!.instances[0]?.state === 'ready', 'ready');
+    const child = spawn(process.execPath, [CLI, 'prompt', '-n', '3000', 'Go on and on', '--state-dir', d.stateDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (b: Buffer) => (out += b));
+    child.stderr.on('data', (b: Buffer) => (err += b));
+    await waitUntil(() => out.length > 20, 'tokens streaming', 20_000);
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code).toBe(130);
+    expect(err).toMatch(/cancelled [0-9a-f-]{36}/);
+    await d.waitFor((s) => s.models[0]!.outcomes?.cancelled === 1 && (s.models[0]!.instances[0]!.inFlight ?? 0) === 0, 'job cancelled, slot free', 5000);
+  });
+});
