@@ -26,16 +26,18 @@ export const setupCommand: Command = {
     'The build is cached in $XDG_CACHE_HOME/slotwise/llama.cpp/<commit>/, so a machine builds it once.',
     '',
     '  --cuda              build with CUDA (default: only when `nvidia-smi -L` lists a GPU)',
+    '  --no-cuda           build for the CPU even when a GPU is present',
     '  --force             rebuild into the cache even when a llama-server is found',
     '  --quiet-if-cached   print nothing when nothing needs doing (used by npm test)',
   ].join('\n'),
-  options: { cuda: { type: 'boolean' }, force: { type: 'boolean' }, 'quiet-if-cached': { type: 'boolean' } },
+  options: { cuda: { type: 'boolean' }, 'no-cuda': { type: 'boolean' }, force: { type: 'boolean' }, 'quiet-if-cached': { type: 'boolean' } },
   async run(ctx) {
+    if (ctx.values.cuda && ctx.values['no-cuda']) throw new SlotwiseError('SW_ERR_USAGE', 'give --cuda or --no-cuda, not both');
     const config = await loadConfig({ path: ctx.configPath, env: ctx.env, allowMissing: !ctx.configPath, checkFiles: false });
     await runSetup({
       configured: config.llamaServer,
       env: ctx.env,
-      cuda: ctx.values.cuda === true ? true : undefined,
+      cuda: ctx.values.cuda === true ? true : ctx.values['no-cuda'] === true ? false : undefined,
       force: ctx.values.force === true,
       quietIfCached: ctx.values['quiet-if-cached'] === true,
       stderr: ctx.stderr,
