@@ -1,7 +1,7 @@
 // The status snapshot (DESIGN §5) and the hub that pushes it to subscribers:
 // at most every 250 ms, and only when something other than the clock changed.
 import { EventEmitter } from 'node:events';
-import { CapacityWindow } from './capacity';
+import { busySlotsOf, CapacityWindow } from './capacity';
 import type { Supervisor } from './supervisor';
 import type { GpuStatus, ModelStatus, ProcessUsage, Snapshot, Capacity, QueueStatus, RequestOutcome } from './protocol';
 
@@ -75,10 +75,8 @@ export function capacityInputs(models: ModelStatus[], gpus: GpuStatus[]) {
     for (const i of m.instances) {
       if (i.state !== 'ready') continue;
       readyInstances++;
-      const slots = i.slots.length || m.slotsPerInstance;
-      totalSlots += slots;
-      // /slots lags a dispatch by up to one poll; the daemon's own in-flight count does not.
-      busySlots += Math.min(slots, Math.max(i.slots.filter((s) => s.busy).length, i.inFlight ?? 0));
+      totalSlots += i.slots.length || m.slotsPerInstance;
+      busySlots += busySlotsOf(i, m.slotsPerInstance);
     }
   }
   const gpuUtilPct = gpus.length ? Math.max(...gpus.map((g) => g.utilizationPct)) : undefined;

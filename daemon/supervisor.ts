@@ -1,6 +1,7 @@
 // Owns every llama-server the daemon runs: models → instances, start/stop intents per model,
 // per-instance scraping while ready, and reaping of children a previous daemon left behind.
 import { EventEmitter } from 'node:events';
+import { availableParallelism } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config, ModelConfig } from './config';
 import { SlotwiseError } from './errors';
@@ -8,6 +9,7 @@ import type { Logger } from './log';
 import { readGgufHeader, summarizeGguf } from './llama/gguf';
 import { LlamaInstance } from './llama/process';
 import { scrapeLoop, type ScrapeResult } from './llama/scraper';
+import { plannedInstances, setsThreads, threadsPerInstance, withThreads } from './llama/threads';
 import type { InstanceStatus, ModelStatus } from './protocol';
 import { isAlive, isLlamaServer } from './proc';
 import { readPidRecords, type StateDir } from './state-dir';
@@ -41,6 +43,8 @@ interface InstanceRuntime {
 export class Supervisor extends EventEmitter<{ change: []; instanceState: [LlamaInstance]; scrape: [LlamaInstance] }> {
   #opts: SupervisorOptions;
   #logger: Logger;
+  /** `--threads` for instances whose args set none; see llama/threads.ts. */
+  #threads: number | undefined;
   #models = new Map<string, ModelEntry>();
   #runtime = new WeakMap<LlamaInstance, InstanceRuntime>();
   /** Instances taking no new requests until their in-flight ones finish (scale-down). */
@@ -51,6 +55,11 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
     this.#opts = opts;
     this.#logger = opts.logger;
     for (const model of opts.config.models) this.#models.set(model.name, { config: model, wanted: 0, instances: [] });
+    const planned = plannedInstances(opts.config.models);
+    this.#threads = threadsPerInstance(availableParallelism(), planned);
+    if (this.#threads !== undefined && opts.config.models.some((m) => !setsThreads(m.args))) {
+      this.#logger.info(`${planned} llama-server instance(s) may run at once on ${availableParallelism()} cores: each gets --threads ${this.#threads} unless its args set one`);
+    }
   }
 
   /** Reads each model's GGUF header for status (layers, size, architecture) before any launch. */
@@ -261,7 +270,7 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
   #createInstance(entry: ModelEntry, n: number): LlamaInstance {
     const inst = new LlamaInstance({
       id: `${entry.config.name}#${n}`,
-      model: entry.config,
+      model: withThreads(entry.config, this.#threads),
       binary: this.#opts.binary,
       timings: this.#opts.config.supervisor,
       stateDir: this.#opts.stateDir,

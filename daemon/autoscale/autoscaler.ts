@@ -1,6 +1,7 @@
 // Applies decide() every second to models with `replicas: "auto"`: starts a replica when a model
 // stays saturated and memory allows; drains (no new requests), then stops an extra one when idle.
 // Every decision is logged once when its reason changes and shown in status.
+import { busySlotsOf } from '../capacity';
 import type { Config } from '../config';
 import type { Logger } from '../log';
 import type { ModelStatus, Snapshot } from '../protocol';
@@ -60,7 +61,7 @@ function finishDrains(opts: AutoscalerOptions, m: ModelStatus, draining: string[
 
 function modelLoad(m: ModelStatus, snap: Snapshot, max: number): ModelLoad {
   const ready = m.instances.filter((i) => i.state === 'ready');
-  const busySlots = ready.reduce((a, i) => a + i.slots.filter((s) => s.busy).length, 0);
+  const busySlots = ready.reduce((a, i) => a + busySlotsOf(i, m.slotsPerInstance), 0);
   const totalSlots = ready.reduce((a, i) => a + (i.slots.length || m.slotsPerInstance), 0);
   // Measured: the buffers a running instance of this model holds; else the file plus 25% for KV and compute.
   const measuredMiB = ready.map((i) => Object.values(i.offload?.buffers ?? {}).reduce((a, b) => a + b, 0)).find((v) => v > 0);
