@@ -1,0 +1,175 @@
+// Snapshot → the Models & Slots tree (model → instance → slot) as plain data; the TreeDataProvider only
+// maps it to TreeItems. Icons are codicon ids with theme color ids so this stays vscode-free.
+import type { InstanceState, InstanceStatus, ModelStatus, SlotStatus, Snapshot } from '../../daemon/protocol';
+import { formatBytes } from './format';
+
+export interface IconSpec {
+  /** Codicon id, e.g. `circle-filled`, `loading~spin`. */
+  id: string;
+  /** Theme color id, e.g. `charts.green`. */
+  color?: string;
+}
+
+interface NodeBase {
+  /** Stable across snapshots so expansion and selection survive refreshes. */
+  id: string;
+  label: string;
+  description: string;
+  tooltip: string;
+  icon: IconSpec;
+  /** Drives the inline Start/Stop/Restart actions (package.json `view/item/context`). */
+  contextValue: string;
+  expanded: boolean;
+}
+
+export interface ModelNode extends NodeBase {
+  kind: 'model';
+  model: string;
+  children: InstanceNode[];
+}
+
+export interface InstanceNode extends NodeBase {
+  kind: 'instance';
+  model: string;
+  instance: string;
+  children: SlotNode[];
+}
+
+export interface SlotNode extends NodeBase {
+  kind: 'slot';
+  model: string;
+  instance: string;
+  slot: number;
+}
+
+export type SlotsTreeNode = ModelNode | InstanceNode | SlotNode;
+
+/** How a model looks as a whole; `down` when it has no wanted or live instance. */
+export type ModelPhase = 'down' | 'loading' | 'ready' | 'degraded' | 'failed' | 'stopping';
+
+export function modelPhase(m: ModelStatus): ModelPhase {
+  const live = m.instances.filter((i) => i.state !== 'stopped');
+  if (live.length === 0) return m.replicas === 0 ? 'down' : 'loading';
+  if (live.every((i) => i.state === 'stopping')) return 'stopping';
+  if (live.every((i) => i.state === 'ready')) return 'ready';
+  if (live.every((i) => i.state === 'failed')) return 'failed';
+  if (live.some((i) => i.state === 'starting' || i.state === 'loading')) return 'loading';
+  return 'degraded';
+}
+
+export function buildSlotsTree(s: Snapshot, now = Date.now()): ModelNode[] {
+  return s.models.map((m) => modelNode(m, now));
+}
+
+function modelNode(m: ModelStatus, now: number): ModelNode {
+  const phase = modelPhase(m);
+  const slots = m.instances.filter((i) => i.state === 'ready').flatMap((i) => i.slots);
+  const busy = slots.filter((sl) => sl.busy).length;
+  const parts: string[] = [phase];
+  if (phase !== 'down' && slots.length > 0) parts.push(`${busy}/${slots.length} busy`);
+  if (m.queue.waiting > 0) parts.push(`${m.queue.waiting} queued (${(m.queue.oldestWaitMs / 1000).toFixed(1)} s)`);
+  const tps = m.instances.reduce((sum, i) => sum + (i.tokensPerSecond ?? 0), 0);
+  if (tps > 0) parts.push(`${tps.toFixed(0)} tok/s`);
+  const tooltip = [
+    `${m.name} — ${phase}`,
+    m.path,
+    `${m.slotsPerInstance} slots × ${m.ctxPerSlot} ctx · gpuLayers ${m.gpuLayers} · replicas ${m.replicas}`,
+    m.info?.fileBytes ? `${m.info.architecture ?? 'model'} · ${formatBytes(m.info.fileBytes)}` : '',
+  ].filter(Boolean);
+  return {
+    kind: 'model',
+    id: `model:${m.name}`,
+    model: m.name,
+    label: m.name,
+    description: parts.join(' · '),
+    tooltip: tooltip.join('\n'),
+    icon: phaseIcon(phase),
+    contextValue: phase === 'down' ? 'slotwise.model.down' : 'slotwise.model.up',
+    expanded: true,
+    // A stopped instance has nothing to show (no process, no slots); its failures show as `failed`.
+    children: m.instances.filter((i) => i.state !== 'stopped').map((i) => instanceNode(m, i, now)),
+  };
+}
+
+function instanceNode(m: ModelStatus, i: InstanceStatus, now: number): InstanceNode {
+  const parts: string[] = [stateText(i, now)];
+  if (i.port) parts.push(`:${i.port}`);
+  if (i.tokensPerSecond) parts.push(`${i.tokensPerSecond.toFixed(0)} tok/s`);
+  if (i.restarts) parts.push(`${i.restarts} restart${i.restarts === 1 ? '' : 's'}`);
+  const tooltip = [`${i.id} — ${i.state}${i.pid ? ` · pid ${i.pid}` : ''}`];
+  if (i.lastError) tooltip.push(i.lastError);
+  if (i.usage) tooltip.push(`CPU ${i.usage.cpuPct.toFixed(0)}% · RSS ${formatBytes(i.usage.rssBytes)}${i.usage.vramBytes ? ` · VRAM ${formatBytes(i.usage.vramBytes)}` : ''}`);
+  if (i.lastLogLines?.length) tooltip.push('', ...i.lastLogLines.slice(-5));
+  return {
+    kind: 'instance',
+    id: `instance:${i.id}`,
+    model: m.name,
+    instance: i.id,
+    label: i.id,
+    description: parts.join(' · '),
+    tooltip: tooltip.join('\n'),
+    icon: instanceIcon(i.state),
+    contextValue: `slotwise.instance.${i.state}`,
+    expanded: true,
+    children: i.state === 'ready' ? i.slots.map((sl) => slotNode(m, i, sl)) : [],
+  };
+}
+
+function slotNode(m: ModelStatus, i: InstanceStatus, sl: SlotStatus): SlotNode {
+  const tooltip = sl.busy
+    ? `slot ${sl.id} busy · task ${sl.taskId ?? '?'} · prompt ${sl.nPromptTokens ?? 0} tok · ${sl.nDecoded ?? 0} generated${sl.nCtx ? ` · ctx ${sl.nCtx}` : ''}`
+    : `slot ${sl.id} idle${sl.nCtx ? ` · ctx ${sl.nCtx}` : ''}`;
+  return {
+    kind: 'slot',
+    id: `slot:${i.id}:${sl.id}`,
+    model: m.name,
+    instance: i.id,
+    slot: sl.id,
+    label: `slot ${sl.id}`,
+    description: sl.busy ? `busy · ${sl.nDecoded ?? 0} tok` : 'idle',
+    tooltip,
+    icon: sl.busy ? { id: 'circle-filled', color: 'charts.yellow' } : { id: 'circle-outline' },
+    contextValue: sl.busy ? 'slotwise.slot.busy' : 'slotwise.slot.idle',
+    expanded: false,
+  };
+}
+
+function stateText(i: InstanceStatus, now: number): string {
+  if (i.state === 'backoff' && i.nextRestartAt) return `backoff · retry in ${Math.max(0, Math.ceil((i.nextRestartAt - now) / 1000))} s`;
+  if ((i.state === 'failed' || i.state === 'crashed') && i.lastError) return `${i.state}: ${i.lastError}`;
+  return i.state;
+}
+
+function phaseIcon(phase: ModelPhase): IconSpec {
+  switch (phase) {
+    case 'ready':
+      return { id: 'pass-filled', color: 'charts.green' };
+    case 'loading':
+    case 'stopping':
+      return { id: 'loading~spin' };
+    case 'degraded':
+      return { id: 'warning', color: 'charts.yellow' };
+    case 'failed':
+      return { id: 'error', color: 'errorForeground' };
+    case 'down':
+      return { id: 'circle-slash', color: 'disabledForeground' };
+  }
+}
+
+export function instanceIcon(state: InstanceState): IconSpec {
+  switch (state) {
+    case 'ready':
+      return { id: 'vm-running', color: 'charts.green' };
+    case 'starting':
+    case 'loading':
+    case 'stopping':
+      return { id: 'loading~spin' };
+    case 'backoff':
+      return { id: 'history', color: 'charts.yellow' };
+    case 'crashed':
+    case 'failed':
+      return { id: 'error', color: 'errorForeground' };
+    case 'stopped':
+      return { id: 'vm-outline', color: 'disabledForeground' };
+  }
+}

@@ -1,0 +1,162 @@
+// Streams a job's reply where `slotwise.promptOutput` says: a new untitled editor per prompt (default), or
+// one "Slotwise Prompts" output channel where replies follow each other (one streams live, the rest wait).
+import * as vscode from 'vscode';
+import { isFinished, type JobTracker, type TrackedJob } from './core/job-tracker';
+import { jobStatusText } from './core/jobs-tree-model';
+import { toDisposable } from './disposables';
+
+interface Sink {
+  append(text: string): void;
+  finish(job: TrackedJob): void;
+}
+
+export class PromptOutputs implements vscode.Disposable {
+  #sinks = new Map<string, Sink>();
+  #channel: ChannelWriter | undefined;
+  #log: vscode.LogOutputChannel;
+  #subs: vscode.Disposable[];
+
+  constructor(jobs: JobTracker, log: vscode.LogOutputChannel) {
+    this.#log = log;
+    this.#subs = [
+      toDisposable(jobs.onText.on(({ job, text }) => this.#sinks.get(job.jobId)?.append(text))),
+      toDisposable(
+        jobs.onDidChange.on((job) => {
+          const sink = this.#sinks.get(job.jobId);
+          if (sink && isFinished(job.state)) {
+            this.#sinks.delete(job.jobId);
+            sink.finish(job);
+          }
+        }),
+      ),
+    ];
+  }
+
+  /** Opens the output for a job just submitted; text that already arrived is written first. */
+  async open(job: TrackedJob, where: 'editor' | 'output'): Promise<void> {
+    const sink = where === 'editor' ? await this.#editorSink(job) : this.#channelSink(job);
+    if (isFinished(job.state)) sink.finish(job);
+    else this.#sinks.set(job.jobId, sink);
+  }
+
+  async #editorSink(job: TrackedJob): Promise<Sink> {
+    const doc = await vscode.workspace.openTextDocument({ language: 'markdown', content: job.text });
+    await vscode.window.showTextDocument(doc, { preview: false });
+    // Tokens that arrive while the document opens are already in job.text beyond what we wrote.
+    const writer = new DocumentAppender(doc, this.#log);
+    const written = doc.getText().length;
+    if (job.text.length > written) writer.append(job.text.slice(written));
+    return {
+      append: (text) => writer.append(text),
+      finish: (j) => {
+        if (j.state === 'failed') writer.append(`\n\n> Slotwise: ${j.error?.message ?? 'failed'}\n`);
+        announce(j);
+      },
+    };
+  }
+
+  #channelSink(job: TrackedJob): Sink {
+    this.#channel ??= new ChannelWriter(vscode.window.createOutputChannel('Slotwise Prompts', 'markdown'));
+    return this.#channel.add(job);
+  }
+
+  dispose(): void {
+    for (const s of this.#subs) s.dispose();
+    this.#sinks.clear();
+    this.#channel?.dispose();
+  }
+}
+
+/** One output channel, replies one after another: the head streams live, later ones buffer until their turn. */
+class ChannelWriter {
+  #channel: vscode.OutputChannel;
+  #queue: { job: TrackedJob; buffered: string; done: boolean }[] = [];
+
+  constructor(channel: vscode.OutputChannel) {
+    this.#channel = channel;
+  }
+
+  add(job: TrackedJob): Sink {
+    const entry = { job, buffered: job.text, done: false };
+    this.#queue.push(entry);
+    this.#channel.show(true);
+    if (this.#queue[0] === entry) this.#startHead();
+    return {
+      append: (text) => {
+        if (this.#queue[0] === entry) this.#channel.append(text);
+        else entry.buffered += text;
+      },
+      finish: (j) => {
+        entry.job = j;
+        entry.done = true;
+        if (this.#queue[0] === entry) this.#advance();
+      },
+    };
+  }
+
+  #startHead(): void {
+    const head = this.#queue[0];
+    if (!head) return;
+    this.#channel.append(`\n## ${head.job.title} (${head.job.model || 'default model'} · ${head.job.jobId})\n\n${head.buffered}`);
+    head.buffered = '';
+    if (head.done) this.#advance();
+  }
+
+  #advance(): void {
+    const head = this.#queue.shift();
+    if (!head) return;
+    const failure = head.job.state === 'failed' ? ` — ${head.job.error?.message ?? 'failed'}` : '';
+    this.#channel.append(`\n\n_${jobStatusText(head.job, Date.now())}${failure}_\n`);
+    announce(head.job);
+    this.#startHead();
+  }
+
+  dispose(): void {
+    this.#channel.dispose();
+  }
+}
+
+/** Appends text to the end of a document, one WorkspaceEdit in flight at a time, coalescing what arrives meanwhile. */
+class DocumentAppender {
+  #doc: vscode.TextDocument;
+  #pending = '';
+  #busy = false;
+  #log: vscode.LogOutputChannel;
+
+  constructor(doc: vscode.TextDocument, log: vscode.LogOutputChannel) {
+    this.#doc = doc;
+    this.#log = log;
+  }
+
+  append(text: string): void {
+    this.#pending += text;
+    void this.#flush();
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#busy || !this.#pending) return;
+    if (this.#doc.isClosed) {
+      this.#pending = ''; // the user closed the editor: the text stays in the Jobs view
+      return;
+    }
+    this.#busy = true;
+    const text = this.#pending;
+    this.#pending = '';
+    try {
+      const edit = new vscode.WorkspaceEdit();
+      edit.insert(this.#doc.uri, this.#doc.lineAt(this.#doc.lineCount - 1).range.end, text);
+      const ok = await vscode.workspace.applyEdit(edit);
+      if (!ok) this.#log.warn(`could not append to ${this.#doc.uri.toString()}`);
+    } catch (err) {
+      this.#log.warn(`appending to ${this.#doc.uri.toString()} failed: ${(err as Error).message}`);
+    } finally {
+      this.#busy = false;
+    }
+    void this.#flush();
+  }
+}
+
+function announce(j: TrackedJob): void {
+  const icon = j.state === 'completed' ? '$(check)' : j.state === 'cancelled' ? '$(circle-slash)' : '$(error)';
+  vscode.window.setStatusBarMessage(`${icon} Slotwise: ${j.title} — ${jobStatusText(j, Date.now())}`, 5000);
+}

@@ -1,0 +1,83 @@
+import { describe, expect, it } from 'vitest';
+import type { TrackedJob } from '../../extension/core/job-tracker';
+import { buildJobRows } from '../../extension/core/jobs-tree-model';
+import { buildSlotsTree, modelPhase } from '../../extension/core/slots-tree-model';
+import { NOW, instance, model, snapshot } from './extension-fixtures';
+
+describe('buildSlotsTree', () => {
+  it('maps model → instance → slot with stable ids, state icons and descriptions', () => {
+    const [m] = buildSlotsTree(snapshot({ models: [model({ instances: [instance({ tokensPerSecond: 95.2 }, [1])] })] }), NOW);
+    expect(m).toMatchObject({ id: 'model:coder', label: 'coder', description: 'ready · 1/4 busy · 95 tok/s', contextValue: 'slotwise.model.up', icon: { id: 'pass-filled', color: 'charts.green' } });
+    const [inst] = m!.children;
+    expect(inst).toMatchObject({ id: 'instance:coder#1', label: 'coder#1', description: 'ready · :8081 · 95 tok/s', icon: { id: 'vm-running' } });
+    expect(inst!.children.map((s) => [s.id, s.label, s.description, s.icon.id])).toEqual([
+      ['slot:coder#1:0', 'slot 0', 'idle', 'circle-outline'],
+      ['slot:coder#1:1', 'slot 1', 'busy · 182 tok', 'circle-filled'],
+      ['slot:coder#1:2', 'slot 2', 'idle', 'circle-outline'],
+      ['slot:coder#1:3', 'slot 3', 'idle', 'circle-outline'],
+    ]);
+    expect(inst!.children[1]!.tooltip).toBe('slot 1 busy · task 101 · prompt 12 tok · 182 generated · ctx 4096');
+  });
+
+  it.each([
+    ['no instances', []],
+    ['a stopped instance', [instance({ state: 'stopped', pid: undefined, slots: [] })]],
+  ])('a stopped model (%s) has no children and offers Start', (_name, instances) => {
+    const [m] = buildSlotsTree(snapshot({ models: [model({ replicas: 0, instances })] }), NOW);
+    expect(m).toMatchObject({ description: 'down', contextValue: 'slotwise.model.down', children: [] });
+  });
+
+  it('shows queue, loading, backoff and failure reasons', () => {
+    const [m] = buildSlotsTree(
+      snapshot({
+        models: [
+          model({
+            replicas: 3,
+            queue: { waiting: 2, oldestWaitMs: 1234 },
+            instances: [
+              instance({ id: 'coder#1', state: 'loading', slots: [] }),
+              instance({ id: 'coder#2', state: 'backoff', nextRestartAt: NOW + 2500, restarts: 1, slots: [] }),
+              instance({ id: 'coder#3', state: 'failed', lastError: 'health check timed out after 30 s', slots: [] }),
+            ],
+          }),
+        ],
+      }),
+      NOW,
+    );
+    expect(m!.description).toBe('loading · 2 queued (1.2 s)');
+    expect(m!.children.map((i) => i.description)).toEqual([
+      'loading · :8081',
+      'backoff · retry in 3 s · :8081 · 1 restart',
+      'failed: health check timed out after 30 s · :8081',
+    ]);
+    expect(m!.children.map((i) => i.icon.id)).toEqual(['loading~spin', 'history', 'error']);
+    expect(m!.children.every((i) => i.children.length === 0)).toBe(true);
+  });
+
+  it.each([
+    [[], 0, 'down'],
+    [[], 1, 'loading'],
+    [['ready', 'ready'], 2, 'ready'],
+    [['ready', 'crashed'], 2, 'degraded'],
+    [['failed'], 1, 'failed'],
+    [['stopping'], 0, 'stopping'],
+    [['stopped'], 0, 'down'],
+  ] as const)('modelPhase(%j, replicas %i) = %s', (states, replicas, want) => {
+    expect(modelPhase(model({ replicas, instances: states.map((state, i) => instance({ id: `coder#${i + 1}`, state })) }))).toBe(want);
+  });
+});
+
+describe('buildJobRows', () => {
+  const job = (over: Partial<TrackedJob>): TrackedJob => ({ jobId: 'j1', model: 'coder', title: 'Write a haiku', state: 'running', createdAt: NOW - 2500, text: '', lastSeq: 0, seq: 0, followed: true, ...over });
+
+  it.each<[string, Partial<TrackedJob>, string, string]>([
+    ['queued', { state: 'queued', position: 2 }, 'coder · queued #2', 'slotwise.job.active'],
+    ['running', { state: 'running', lastSeq: 42 }, 'coder · running · 42 tok · 2.5 s', 'slotwise.job.active'],
+    ['completed', { state: 'completed', usage: { promptTokens: 5, completionTokens: 128 }, timings: { queuedMs: 3, totalMs: 1900, tokensPerSecond: 67.37 } }, 'coder · done · 128 tok · 1.9 s · 67.4 tok/s', 'slotwise.job.done'],
+    ['cancelled', { state: 'cancelled', lastSeq: 7 }, 'coder · cancelled · 7 tok', 'slotwise.job.done'],
+    ['failed', { state: 'failed', error: { code: 'SW_ERR_UPSTREAM', message: 'llama-server stopped' } }, 'coder · failed: llama-server stopped', 'slotwise.job.done'],
+  ])('%s', (_name, over, description, contextValue) => {
+    const [row] = buildJobRows([job(over)], NOW);
+    expect(row).toMatchObject({ id: 'job:j1', jobId: 'j1', label: 'Write a haiku', description, contextValue });
+  });
+});
