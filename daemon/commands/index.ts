@@ -4,6 +4,7 @@ import { daemonCommand, startCommand, stopCommand } from './lifecycle';
 import { downCommand, logsCommand, restartCommand, upCommand } from './models';
 import { statusCommand } from './status';
 import { attachCommand, cancelCommand, jobsCommand, promptCommand } from './prompt';
+import { benchCommand } from './bench';
 import { demoCommand } from './demo';
 import { doctorCommand, setupCommand, tinyModelCommand } from './tools';
 
@@ -23,6 +24,7 @@ export const COMMANDS: Record<string, Command> = {
   jobs: jobsCommand,
   attach: attachCommand,
   cancel: cancelCommand,
+  bench: benchCommand,
   setup: setupCommand,
   'tiny-model': tinyModelCommand,
   doctor: doctorCommand,

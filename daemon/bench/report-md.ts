@@ -1,0 +1,144 @@
+// bench.md: the run as Markdown tables, for people and pull requests.
+import type { BenchReport, LevelResult, TargetCheck } from './types';
+
+/** A number for a table; NaN, null (NaN after JSON) and undefined read as `–`. */
+export function fmt(v: number | null | undefined, digits = 1): string {
+  return v === null || v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(digits);
+}
+
+function row(cells: (string | number)[]): string {
+  return `| ${cells.join(' | ')} |`;
+}
+
+function table(head: string[], rows: (string | number)[][], align?: ('l' | 'r')[]): string[] {
+  const sep = head.map((_, i) => ((align?.[i] ?? (i === 0 ? 'l' : 'r')) === 'r' ? '---:' : ':---'));
+  return [row(head), row(sep), ...rows.map(row)];
+}
+
+function mark(met: boolean | undefined): string {
+  return met === undefined ? '·' : met ? '✓ met' : '✗ missed';
+}
+
+function pct(v: number | null | undefined): string {
+  return v === undefined || v === null || !Number.isFinite(v) ? '–' : `${fmt(v, 0)} %`;
+}
+
+/** The three largest per-window delays, in time order: `73 ms at 0.8 s, …`. */
+export function worstWindows(timeline: readonly { tMs: number; maxMs: number }[]): string {
+  const worst = [...timeline].sort((a, b) => b.maxMs - a.maxMs).slice(0, 3).sort((a, b) => a.tMs - b.tMs);
+  return worst.map((w) => `${fmt(w.maxMs, 0)} ms at ${fmt(w.tMs / 1000, 1)} s`).join(', ') || 'none recorded';
+}
+
+export function renderMarkdown(r: BenchReport): string {
+  const e = r.environment;
+  const s = r.sweep;
+  const mix = s.options.mix.map((m) => (s.options.mix.length > 1 ? `${m.maxTokens}×${m.weight}` : `${m.maxTokens}`)).join(' + ');
+  const out: string[] = [
+    '# Slotwise benchmark',
+    '',
+    `${e.startedAt} · ${e.cpuModel}, ${e.cores} cores, ${e.memoryGiB} GiB · ${e.platform} · Node ${e.node} · Slotwise ${e.slotwise} · llama-server ${e.llamaServer ?? 'unknown'} · GPU: ${e.gpus.join(', ') || 'none'}`,
+    '',
+    `Model \`${r.run.model}\`${r.run.modelPath ? ` (${r.run.modelPath})` : ''}: ${s.layout.instances} instance(s) × ${s.layout.slotsPerInstance} slots, routing ${r.run.routing}; ` +
+      `${s.options.requests} streamed requests per level, max_tokens ${mix}, temperature 0, ignore_eos. Took ${fmt(r.durationMs / 1000, 0)} s.`,
+    '',
+    '## Goals',
+    '',
+    'Measured, not enforced: on a small shared machine run-to-run noise is several percent.',
+    '',
+    ...table(['Goal', 'Target', 'Measured', ''], r.targets.map((t: TargetCheck) => [t.name, t.goal, t.measured, mark(t.met)]), ['l', 'l', 'l', 'l']),
+    '',
+    '## Concurrency sweep',
+    '',
+    s.options.direct
+      ? 'Each level runs through the daemon (`/v1/completions`) and straight against llama-server, alternating which goes first. Times in ms.'
+      : 'Each level runs through the daemon (`/v1/completions`). Times in ms.',
+    '',
+    ...table(
+      ['c', 'target', 'tok/s', 'TTFT p50', 'TTFT p95', 'TTFT p99', 'e2e p50', 'e2e p95', 'queue mean', 'queue p95', 'slots in use', 'slots busy (status)', 'llama CPU', 'host CPU', 'GPU', 'failed'],
+      s.levels.map((l) => [
+        l.concurrency,
+        l.target,
+        fmt(l.tokensPerSecond, 0),
+        fmt(l.ttftMs.p50, 2),
+        fmt(l.ttftMs.p95, 2),
+        fmt(l.ttftMs.p99, 2),
+        fmt(l.e2eMs.p50),
+        fmt(l.e2eMs.p95),
+        fmt(l.queueWaitMs.mean),
+        fmt(l.queueWaitMs.p95),
+        pct(l.utilization.inFlightPct),
+        `${fmt(l.utilization.slotPct, 0)} % (peak ${l.utilization.peakBusySlots}/${l.utilization.totalSlots})`,
+        pct(l.utilization.cpuPct),
+        pct(l.utilization.hostCpuPct),
+        pct(l.utilization.gpuPct),
+        l.failed,
+      ]),
+    ),
+    '',
+    'Slots in use: exact, from each request\'s start and end (min(in flight, slots) ÷ slots, time-averaged). Slots busy (status): the mean of /api/status polls every 250 ms, i.e. what the daemon shows. CPU % is of all host cores (100 % = every core busy).',
+  ];
+  if (s.comparisons.length) {
+    out.push(
+      '',
+      '### Daemon vs direct',
+      '',
+      ...table(
+        ['c', 'throughput daemon ÷ direct', 'added TTFT p50 (ms)', 'added TTFT p99 (ms)'],
+        s.comparisons.map((c) => [c.concurrency, fmt(c.throughputRatio, 3), fmt(c.addedTtftP50Ms, 2), fmt(c.addedTtftP99Ms, 2)]),
+      ),
+    );
+  }
+  if (r.routing) {
+    const g = r.routing;
+    out.push(
+      '',
+      '## Routing: slot-aware vs round-robin',
+      '',
+      `${g.replicas} instances × ${g.slotsPerInstance} slots, c=${g.concurrency}, the same seeded mix of short and long requests in both runs; e2e in ms.`,
+      '',
+      ...table(
+        ['routing', 'e2e p50', 'e2e p95', 'short p95', 'long p95', 'queue mean', 'tok/s', 'failed'],
+        g.runs.map((x) => [x.routing, fmt(x.level.e2eMs.p50), fmt(x.level.e2eMs.p95), fmt(x.shortE2eMs.p95), fmt(x.longE2eMs.p95), fmt(x.level.queueWaitMs.mean), fmt(x.level.tokensPerSecond, 0), x.level.failed]),
+      ),
+      '',
+      `p95 round-robin ÷ slot-aware: **${fmt(g.p95Ratio, 2)}×** (short requests only: ${fmt(g.shortP95Ratio, 2)}×).`,
+    );
+  }
+  if (r.load) {
+    const l = r.load;
+    out.push(
+      '',
+      `## ${l.streams.toLocaleString('en-US')} concurrent streams`,
+      '',
+      `Through the daemon against a stand-in upstream (test/fixtures/fake-llama-server.mjs: ${l.replicas} × ${l.slotsPerInstance} slots, a token every ${l.tokenIntervalMs} ms per stream) — ` +
+        'a real llama-server cannot hold this many streams on a small machine. Lag and RSS are the daemon process\'s own' +
+        (l.daemon.client === 'separate' ? ' (the load generator ran in another process).' : ' (the load generator shared its process: lag is an upper bound).'),
+      '',
+      ...table(
+        ['streams ok', 'peak busy slots', 'tok/s', 'TTFT p50', 'TTFT p99', 'e2e p50', 'e2e p99', 'loop lag p50', 'loop lag p99', 'loop lag max', 'RSS before', 'RSS peak'],
+        [[
+          `${l.level.requests - l.level.failed}/${l.level.requests}`,
+          l.level.utilization.peakBusySlots,
+          fmt(l.level.tokensPerSecond, 0),
+          fmt(l.level.ttftMs.p50),
+          fmt(l.level.ttftMs.p99),
+          fmt(l.level.e2eMs.p50),
+          fmt(l.level.e2eMs.p99),
+          fmt(l.daemon.loopLagMs.p50, 2),
+          fmt(l.daemon.loopLagMs.p99, 2),
+          fmt(l.daemon.loopLagMs.max, 2),
+          `${fmt(l.daemon.rssMB.before, 0)} MB`,
+          `${fmt(l.daemon.rssMB.peak, 0)} MB`,
+        ]],
+      ),
+      '',
+      `Worst 250 ms windows of event-loop delay: ${worstWindows(l.daemon.loopLagTimeline)} (ramp-up is the first seconds; the full timeline is in bench.json).`,
+    );
+  }
+  const failures = [...s.levels, ...(r.routing?.runs.map((x) => x.level) ?? []), ...(r.load ? [r.load.level] : [])].filter((l: LevelResult) => l.errors.length);
+  if (failures.length) {
+    out.push('', '## Errors', '', ...failures.map((l) => `- c=${l.concurrency} ${l.target}: ${l.errors.join('; ')}`));
+  }
+  out.push('', 'Raw numbers (every request, every status poll): `bench.json`. Chart: `bench.svg`.', '');
+  return out.join('\n');
+}

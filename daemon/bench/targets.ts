@@ -1,0 +1,72 @@
+// The issue's goals, checked against a run. Reported beside the numbers; never a pass/fail exit.
+import type { BenchReport, Comparison, TargetCheck } from './types';
+
+export const GOALS = {
+  throughputRatio: 0.99,
+  addedTtftP50Ms: 1,
+  addedTtftP99Ms: 3,
+  routingP95Ratio: 1.3,
+  loadLoopLagP99Ms: 20,
+  loadRssMB: 200,
+} as const;
+
+type Parts = Pick<BenchReport, 'sweep' | 'routing' | 'load'>;
+
+export function checkTargets(r: Parts): TargetCheck[] {
+  // NaN (a level without TTFTs) reads back from JSON as null: only finite values take part.
+  const worst = (pick: (c: Comparison) => number, dir: 'min' | 'max'): Comparison | undefined =>
+    r.sweep.comparisons.filter((c) => Number.isFinite(pick(c))).sort((a, b) => (dir === 'min' ? pick(a) - pick(b) : pick(b) - pick(a)))[0];
+  const checks: TargetCheck[] = [];
+
+  const tput = worst((c) => c.throughputRatio, 'min');
+  checks.push({
+    name: 'daemon/direct throughput',
+    goal: `≥ ${GOALS.throughputRatio} at every concurrency`,
+    measured: tput ? `min ${tput.throughputRatio.toFixed(3)} (c=${tput.concurrency})` : 'not measured (run with --direct)',
+    met: tput ? tput.throughputRatio >= GOALS.throughputRatio : undefined,
+  });
+  const p50 = worst((c) => c.addedTtftP50Ms, 'max');
+  checks.push({
+    name: 'added TTFT p50',
+    goal: `≤ ${GOALS.addedTtftP50Ms} ms`,
+    measured: p50 ? `max ${ms(p50.addedTtftP50Ms)} (c=${p50.concurrency})` : 'not measured (run with --direct)',
+    met: p50 ? p50.addedTtftP50Ms <= GOALS.addedTtftP50Ms : undefined,
+  });
+  const p99 = worst((c) => c.addedTtftP99Ms, 'max');
+  checks.push({
+    name: 'added TTFT p99',
+    goal: `≤ ${GOALS.addedTtftP99Ms} ms`,
+    measured: p99 ? `max ${ms(p99.addedTtftP99Ms)} (c=${p99.concurrency})` : 'not measured (run with --direct)',
+    met: p99 ? p99.addedTtftP99Ms <= GOALS.addedTtftP99Ms : undefined,
+  });
+  const routing = r.routing && Number.isFinite(r.routing.p95Ratio) ? r.routing : undefined;
+  checks.push({
+    name: 'routing: e2e p95, round-robin ÷ slot-aware',
+    goal: `≥ ${GOALS.routingP95Ratio}×`,
+    measured: routing ? `${routing.p95Ratio.toFixed(2)}× (short requests: ${times(routing.shortP95Ratio)})` : 'not measured (--standard)',
+    met: routing ? routing.p95Ratio >= GOALS.routingP95Ratio : undefined,
+  });
+  const load = r.load;
+  const streams = load ? `${load.streams.toLocaleString('en-US')} streams` : 'many streams';
+  checks.push({
+    name: `${streams}: daemon event-loop lag p99`,
+    goal: `< ${GOALS.loadLoopLagP99Ms} ms`,
+    measured: load ? `${ms(load.daemon.loopLagMs.p99)} (max ${ms(load.daemon.loopLagMs.max)}; ${load.level.requests - load.level.failed}/${load.level.requests} streams ok)` : 'not measured (--standard)',
+    met: load ? load.daemon.loopLagMs.p99 < GOALS.loadLoopLagP99Ms : undefined,
+  });
+  checks.push({
+    name: `${streams}: daemon RSS`,
+    goal: `< ${GOALS.loadRssMB} MB`,
+    measured: load ? `peak ${Math.round(load.daemon.rssMB.peak)} MB (before ${Math.round(load.daemon.rssMB.before)} MB)` : 'not measured (--standard)',
+    met: load ? load.daemon.rssMB.peak < GOALS.loadRssMB : undefined,
+  });
+  return checks;
+}
+
+function ms(v: number): string {
+  return `${v.toFixed(2)} ms`;
+}
+
+function times(v: number | null): string {
+  return v !== null && Number.isFinite(v) ? `${v.toFixed(2)}×` : '–';
+}

@@ -1,0 +1,207 @@
+// The shapes of a benchmark run: what the load generator measures and what bench.json holds.
+// bench.json is `BenchReport` as JSON; `schema` is bumped on any incompatible change.
+
+/** Where a request was sent: through the daemon's /v1 proxy, or straight to a llama-server port. */
+export type BenchTarget = 'daemon' | 'direct';
+
+/** One streamed completion as the client saw it. Times in ms from the level's start (`performance.now()`). */
+export interface RequestSample {
+  target: BenchTarget;
+  ok: boolean;
+  /** One line: HTTP status and message, or the network error. */
+  error?: string;
+  /** `max_tokens` sent. */
+  maxTokens: number;
+  startMs: number;
+  /** Time to the response headers (the daemon may send them before llama-server answers). */
+  headersMs?: number;
+  /** Time to the first chunk with content; undefined when none came. */
+  ttftMs?: number;
+  /** Request start to the end of the stream. */
+  e2eMs: number;
+  /** Generated tokens: `usage.completion_tokens` of the last chunk, else the content chunks counted. */
+  tokens: number;
+  /** `X-Slotwise-Queue-Wait-Ms` of the daemon's response; 0 when absent (and always for direct). */
+  queueWaitMs: number;
+}
+
+/** Distribution of one measure over a level's requests. All in the measure's unit (ms). */
+export interface Summary {
+  count: number;
+  mean: number;
+  min: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  max: number;
+}
+
+/** One `/api/status` poll during a level (every 250 ms). */
+export interface StatusSample {
+  /** ms since the level started. */
+  tMs: number;
+  busySlots: number;
+  totalSlots: number;
+  /** Requests waiting in the daemon's queue for this model. */
+  queued: number;
+  /** Busiest GPU's utilization, when the daemon reports GPUs. */
+  gpuPct?: number;
+  /** The model's llama-server processes together, % of all host cores (100 = every core busy). */
+  cpuPct?: number;
+  /** Whole host, % of all cores. */
+  hostCpuPct?: number;
+}
+
+/** Averages of a level's status polls while the load was steady (see `steadySamples`). */
+export interface Utilization {
+  samples: number;
+  /** Mean busy/total slots as /api/status showed them, %. */
+  slotPct: number;
+  /**
+   * Exact slot occupancy from the requests' own start and end times: the time-average of
+   * min(requests in flight, total slots) ÷ total slots while the load was steady, %.
+   */
+  inFlightPct?: number;
+  peakBusySlots: number;
+  totalSlots: number;
+  gpuPct?: number;
+  cpuPct?: number;
+  hostCpuPct?: number;
+}
+
+/** One concurrency level against one target. */
+export interface LevelResult {
+  target: BenchTarget;
+  concurrency: number;
+  requests: number;
+  failed: number;
+  /** First request start to last request end. */
+  wallMs: number;
+  tokens: number;
+  /** All tokens of the level / wallMs. */
+  tokensPerSecond: number;
+  ttftMs: Summary;
+  e2eMs: Summary;
+  queueWaitMs: Summary;
+  utilization: Utilization;
+  /** The first failures' messages (at most 5, deduplicated). */
+  errors: string[];
+  samples: RequestSample[];
+  timeline: StatusSample[];
+}
+
+/** Daemon against direct at one concurrency. */
+export interface Comparison {
+  concurrency: number;
+  /** daemon tokens/s ÷ direct tokens/s; target ≥ 0.99. */
+  throughputRatio: number;
+  /** daemon TTFT p50 − direct TTFT p50, ms; target ≤ 1. */
+  addedTtftP50Ms: number;
+  /** daemon TTFT p99 − direct TTFT p99, ms; target ≤ 3. */
+  addedTtftP99Ms: number;
+}
+
+/** `max_tokens` values and their weights, e.g. 3 × 16 and 1 × 256 for a mixed load. */
+export interface MixEntry {
+  maxTokens: number;
+  weight: number;
+}
+
+/** What the client side of a sweep was asked to do. */
+export interface SweepOptions {
+  model: string;
+  concurrency: number[];
+  requests: number;
+  /** Request lengths; one entry = every request the same. */
+  mix: MixEntry[];
+  direct: boolean;
+  prompt: string;
+}
+
+export interface SweepResult {
+  options: SweepOptions;
+  /** Interleaved in run order: daemon and direct alternate which goes first at each level. */
+  levels: LevelResult[];
+  /** One per level when `direct` was set. */
+  comparisons: Comparison[];
+  /** The daemon's routing mode and the model's layout, as the status snapshot showed them. */
+  layout: { instances: number; slotsPerInstance: number };
+}
+
+/** What the daemon process itself went through during a scenario (measured in-process). */
+export interface DaemonSide {
+  /** Event-loop delay of the daemon's thread (`monitorEventLoopDelay`, 10 ms resolution). */
+  loopLagMs: { p50: number; p99: number; max: number };
+  /** The largest delay in each 250 ms window since the load started: shows when the lag happened. */
+  loopLagTimeline: { tMs: number; maxMs: number }[];
+  /** Resident set size of the daemon process, MB (10^6 bytes). */
+  rssMB: { before: number; peak: number };
+  /** Where the load generator ran: `separate` (its own process) or `in-process` (shares the loop: lag is an upper bound). */
+  client: 'separate' | 'in-process';
+}
+
+/** The routing comparison: same mixed load, slot-aware vs round-robin. */
+export interface RoutingResult {
+  replicas: number;
+  slotsPerInstance: number;
+  concurrency: number;
+  runs: { routing: 'slot-aware' | 'round-robin'; level: LevelResult; shortE2eMs: Summary; longE2eMs: Summary }[];
+  /** round-robin e2e p95 ÷ slot-aware e2e p95; target ≥ 1.3. */
+  p95Ratio: number;
+  /** The same for the short requests only (those that get stuck behind long ones). */
+  shortP95Ratio: number;
+}
+
+/** Many concurrent streams through the daemon against the stand-in upstream. */
+export interface LoadResult {
+  streams: number;
+  replicas: number;
+  slotsPerInstance: number;
+  /** The stand-in's delay between tokens of one stream, ms. */
+  tokenIntervalMs: number;
+  level: LevelResult;
+  daemon: DaemonSide;
+}
+
+export interface Environment {
+  cpuModel: string;
+  cores: number;
+  memoryGiB: number;
+  platform: string;
+  node: string;
+  slotwise: string;
+  /** llama-server's build (`/props` build_info), e.g. `b1-de3ff81`. */
+  llamaServer?: string;
+  gpus: string[];
+  startedAt: string;
+}
+
+/** One goal from the issue, checked against what was measured (reported, never pass/fail). */
+export interface TargetCheck {
+  name: string;
+  goal: string;
+  measured: string;
+  /** undefined when not measured in this run. */
+  met: boolean | undefined;
+}
+
+export interface BenchReport {
+  schema: 1;
+  environment: Environment;
+  /** The command line's meaning: `standard` or `custom`, and the model benched. */
+  run: {
+    kind: 'standard' | 'custom';
+    model: string;
+    modelPath?: string;
+    routing: 'slot-aware' | 'round-robin' | 'daemon config';
+    /** Extra llama-server flags of the hosted model (the standard suite sets `--threads`). */
+    llamaArgs?: string[];
+  };
+  sweep: SweepResult;
+  /** The daemon side of the sweep, when the daemon ran in this process. */
+  sweepDaemon?: DaemonSide;
+  routing?: RoutingResult;
+  load?: LoadResult;
+  targets: TargetCheck[];
+  durationMs: number;
+}

@@ -1,0 +1,177 @@
+// `slotwise bench` end to end: a small sweep against a real daemon + real llama-server (shape of
+// bench.json/md/svg, never timing thresholds), and the stand-in upstream proxied by the daemon.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import type { BenchReport } from '../../daemon/bench/types';
+import { benchCommand } from '../../daemon/commands/bench';
+import type { CommandContext } from '../../daemon/commands/command';
+import type { Snapshot } from '../../daemon/protocol';
+import { startTestDaemon, waitUntil } from '../helpers/daemon';
+
+const STAND_IN = resolve(__dirname, '../fixtures/fake-llama-server.mjs');
+
+/** Runs the bench command in this process with captured output. */
+async function bench(args: Record<string, string | boolean>, stateDir: string): Promise<{ code: number | void; stdout: string; stderr: string; out: string }> {
+  const out = mkdtempSync(join(tmpdir(), 'slotwise-bench-out-'));
+  onTestFinished(() => rmSync(out, { recursive: true, force: true }));
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let so = '';
+  let se = '';
+  stdout.on('data', (d: Buffer) => (so += d));
+  stderr.on('data', (d: Buffer) => (se += d));
+  // No config file of this machine leaks in (XDG_CONFIG_HOME → the test's own dir).
+  const env: NodeJS.ProcessEnv = { ...process.env, SLOTWISE_BENCH_CLIENT: 'in-process', XDG_CONFIG_HOME: out };
+  delete env.SLOTWISE_CONFIG;
+  const ctx: CommandContext = {
+    values: { ...args, out },
+    positionals: [],
+    env,
+    stateDir,
+    configPath: undefined,
+    port: undefined,
+    stdout: stdout as unknown as NodeJS.WriteStream,
+    stderr: stderr as unknown as NodeJS.WriteStream,
+    verbose: false,
+  };
+  const code = await benchCommand.run(ctx);
+  return { code, stdout: so, stderr: se, out };
+}
+
+const ready = (s: Snapshot): boolean => s.models.every((m) => m.instances.length > 0 && m.instances.every((i) => i.state === 'ready' && i.slots.length > 0));
+
+describe('slotwise bench (real llama-server)', () => {
+  it('runs a small daemon-vs-direct sweep against a running daemon and writes bench.json/md/svg', async () => {
+    const d = await startTestDaemon({ models: { tiny: { slots: 2, ctxPerSlot: 256 } } });
+    await d.waitFor(ready, 'tiny ready');
+    const r = await bench({ attach: true, model: 'tiny', concurrency: '1,2', requests: '4', 'max-tokens': '8', direct: true }, d.stateDir);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain('level 1/2 c=1 daemon: 4/4 ok');
+    expect(r.stderr).toContain('level 2/2 c=2 direct: 4/4 ok');
+    expect(r.stdout).toMatch(/^bench finished in \d+ s\n/);
+    expect(r.stdout).toMatch(/report: .*bench\.md, .*bench\.json, .*bench\.svg\n$/);
+
+    const report = JSON.parse(readFileSync(join(r.out, 'bench.json'), 'utf8')) as BenchReport;
+    expect(report).toMatchObject({ schema: 1, run: { kind: 'custom', model: 'tiny', routing: 'daemon config' } });
+    expect(report.environment).toMatchObject({ cores: expect.any(Number), node: process.version, llamaServer: expect.stringMatching(/\S/) });
+    expect(report.sweep.layout).toEqual({ instances: 1, slotsPerInstance: 2 });
+    // Interleaved: daemon first at level 1, direct first at level 2.
+    expect(report.sweep.levels.map((l) => `${l.concurrency}:${l.target}`)).toEqual(['1:daemon', '1:direct', '2:direct', '2:daemon']);
+    for (const l of report.sweep.levels) {
+      expect(l).toMatchObject({ requests: 4, failed: 0, errors: [] });
+      expect(l.samples).toHaveLength(4);
+      for (const s of l.samples) {
+        expect(s).toMatchObject({ ok: true, maxTokens: 8, tokens: 8 });
+        expect(s.ttftMs).toBeGreaterThan(0);
+        expect(s.e2eMs).toBeGreaterThanOrEqual(s.ttftMs!);
+      }
+      expect(l.tokens).toBe(32);
+      expect(l.tokensPerSecond).toBeGreaterThan(0);
+      expect(l.ttftMs.count).toBe(4);
+      expect(l.timeline.length).toBeGreaterThan(0);
+      expect(l.timeline[0]).toMatchObject({ totalSlots: 2, busySlots: expect.any(Number), queued: expect.any(Number) });
+    }
+    expect(report.sweep.comparisons.map((c) => c.concurrency)).toEqual([1, 2]);
+    expect(report.targets.map((t) => t.name).slice(0, 3)).toEqual(['daemon/direct throughput', 'added TTFT p50', 'added TTFT p99']);
+    expect(report.targets.slice(0, 3).every((t) => typeof t.met === 'boolean')).toBe(true);
+
+    const md = readFileSync(join(r.out, 'bench.md'), 'utf8');
+    expect(md).toContain('# Slotwise benchmark');
+    expect(md).toContain('### Daemon vs direct');
+    expect(md.split('\n').filter((l) => /^\| [12] \| (daemon|direct) \|/.test(l))).toHaveLength(4);
+    const svg = readFileSync(join(r.out, 'bench.svg'), 'utf8');
+    expect(svg).toMatch(/^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"[^>]*>/);
+    expect(svg.trim().endsWith('</svg>')).toBe(true);
+    expect(svg).toContain('data-label="through daemon"');
+    expect(svg).toContain('data-label="direct llama-server"');
+  });
+
+  it('hosts its own daemon when not attached, and names a bad model in one line', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'slotwise-bench-state-'));
+    onTestFinished(() => rmSync(stateDir, { recursive: true, force: true }));
+    const r = await bench({ concurrency: '2', requests: '2', 'max-tokens': '4', slots: '2' }, stateDir);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(readFileSync(join(r.out, 'bench.json'), 'utf8')) as BenchReport;
+    expect(report.run).toMatchObject({ kind: 'custom', model: 'tiny', routing: 'slot-aware' });
+    expect(report.sweep.levels.map((l) => [l.target, l.requests, l.failed])).toEqual([['daemon', 2, 0]]);
+    expect(report.sweepDaemon).toMatchObject({ client: 'in-process', rssMB: { peak: expect.any(Number) } });
+
+    await expect(bench({ model: 'ghost', concurrency: '1', requests: '1' }, stateDir)).rejects.toMatchObject({
+      code: 'SW_ERR_MODEL_NOT_FOUND',
+      message: 'bench: unknown model "ghost" — give a .gguf path or a configured model (none)',
+    });
+  });
+});
+
+describe('stand-in upstream (test/fixtures/fake-llama-server.mjs) behind the daemon', () => {
+  it('is supervised like llama-server and its stream passes through the daemon unchanged', async () => {
+    const d = await startTestDaemon({
+      models: { fake: { slots: 3, ctxPerSlot: 128, args: ['--fake-token-ms', '2'] } },
+      config: { llamaServer: STAND_IN },
+    });
+    const s = await d.waitFor(ready, 'stand-in ready');
+    expect(s.models[0]!.instances[0]!.slots.map((x) => x.nCtx)).toEqual([128, 128, 128]);
+
+    const res = await d.fetch('/v1/completions', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'fake', prompt: 'hello there', max_tokens: 5, stream: true }),
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const events = (await res.text()).split('\n\n').filter(Boolean);
+    expect(events.at(-1)).toBe('data: [DONE]');
+    const chunks = events.slice(0, -1).map((e) => JSON.parse(e.replace(/^data: /, '')) as { choices: { text: string; finish_reason: string | null }[]; usage?: { completion_tokens: number } });
+    expect(chunks.filter((c) => c.choices[0]!.text !== '')).toHaveLength(5);
+    expect(chunks.at(-1)).toMatchObject({ choices: [{ finish_reason: 'length' }], usage: { completion_tokens: 5 } });
+
+    const chat = await d.fetch('/v1/chat/completions', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'fake', messages: [{ role: 'user', content: 'hi' }], max_tokens: 3 }),
+    });
+    expect(chat.status).toBe(200);
+    expect(await chat.json()).toMatchObject({ object: 'chat.completion', choices: [{ message: { role: 'assistant' }, finish_reason: 'length' }], usage: { completion_tokens: 3 } });
+  });
+
+  it('frees the slot when a client leaves mid-stream, as llama-server does', async () => {
+    const d = await startTestDaemon({
+      models: { fake: { slots: 1, ctxPerSlot: 128, args: ['--fake-token-ms', '20'] } },
+      config: { llamaServer: STAND_IN },
+    });
+    const s = await d.waitFor(ready, 'stand-in ready');
+    const port = s.models[0]!.instances[0]!.port!;
+    const slotsBusy = async (): Promise<boolean> => ((await (await fetch(`http://127.0.0.1:${port}/slots`)).json()) as { is_processing: boolean }[])[0]!.is_processing;
+    const abort = new AbortController();
+    const res = await d.fetch('/v1/completions', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'fake', prompt: 'x', max_tokens: 10_000, stream: true }),
+      signal: abort.signal,
+    });
+    const reader = res.body!.getReader();
+    await reader.read(); // the first token arrived: the slot is generating
+    expect(await slotsBusy()).toBe(true);
+    abort.abort();
+    await waitUntil(async () => !(await slotsBusy()), 'the stand-in slot freed after the client left', 5000);
+  });
+
+  it('a small bench runs through the daemon against it', async () => {
+    const d = await startTestDaemon({
+      models: { fake: { slots: 8, ctxPerSlot: 128, args: ['--fake-token-ms', '1'] } },
+      config: { llamaServer: STAND_IN },
+    });
+    await d.waitFor(ready, 'stand-in ready');
+    const r = await bench({ attach: true, concurrency: '8', requests: '16', 'max-tokens': '10', direct: true }, d.stateDir);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(readFileSync(join(r.out, 'bench.json'), 'utf8')) as BenchReport;
+    expect(report.environment.llamaServer).toBe('fake-llama-server (stand-in)');
+    expect(report.sweep.levels.map((l) => [l.target, l.failed, l.tokens])).toEqual([
+      ['daemon', 0, 160],
+      ['direct', 0, 160],
+    ]);
+  });
+});

@@ -1,0 +1,166 @@
+// bench.md and the goal checks, from hand-made reports (no llama-server needed).
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { fmt, renderMarkdown } from '../../daemon/bench/report-md';
+import { summarize } from '../../daemon/bench/stats';
+import { checkTargets } from '../../daemon/bench/targets';
+import type { BenchReport, Comparison, LevelResult } from '../../daemon/bench/types';
+import { writeReport } from '../../daemon/bench/write-report';
+
+function level(target: LevelResult['target'], concurrency: number, tps: number, over: Partial<LevelResult> = {}): LevelResult {
+  return {
+    target,
+    concurrency,
+    requests: 8,
+    failed: 0,
+    wallMs: 1000,
+    tokens: tps,
+    tokensPerSecond: tps,
+    ttftMs: summarize([2, 3, 4]),
+    e2eMs: summarize([10, 20, 30]),
+    queueWaitMs: summarize([0, 0, 1]),
+    utilization: { samples: 4, slotPct: 50, peakBusySlots: 3, totalSlots: 4, inFlightPct: 60, cpuPct: 45, hostCpuPct: 90 },
+    errors: [],
+    samples: [],
+    timeline: [],
+    ...over,
+  };
+}
+
+function report(over: Partial<BenchReport> = {}, comparisons: Comparison[] = []): BenchReport {
+  const levels = [level('daemon', 1, 990), level('direct', 1, 1000), level('direct', 2, 1800), level('daemon', 2, 1700)];
+  const base: BenchReport = {
+    schema: 1,
+    environment: { cpuModel: 'Test CPU', cores: 2, memoryGiB: 8, platform: 'linux-x64', node: 'v20.0.0', slotwise: '0.1.0', llamaServer: 'b1-abc', gpus: [], startedAt: '2026-01-01T00:00:00.000Z' },
+    run: { kind: 'custom', model: 'tiny', modelPath: '/m/tiny.gguf', routing: 'slot-aware' },
+    sweep: {
+      options: { model: 'tiny', concurrency: [1, 2], requests: 8, mix: [{ maxTokens: 64, weight: 1 }], direct: true, prompt: 'p' },
+      levels,
+      comparisons,
+      layout: { instances: 1, slotsPerInstance: 4 },
+    },
+    targets: [],
+    durationMs: 12_345,
+    ...over,
+  };
+  return { ...base, targets: over.targets ?? checkTargets(base) };
+}
+
+describe('checkTargets', () => {
+  const cmp = (c: number, r: number, p50: number, p99: number): Comparison => ({ concurrency: c, throughputRatio: r, addedTtftP50Ms: p50, addedTtftP99Ms: p99 });
+  it.each([
+    {
+      name: 'all sweep goals met',
+      comparisons: [cmp(1, 1.0, 0.4, 1.2), cmp(2, 0.995, 0.9, 2.9)],
+      want: { 'daemon/direct throughput': [true, 'min 0.995 (c=2)'], 'added TTFT p50': [true, 'max 0.90 ms (c=2)'], 'added TTFT p99': [true, 'max 2.90 ms (c=2)'] },
+    },
+    {
+      name: 'the worst level decides',
+      comparisons: [cmp(1, 0.97, 1.5, 0.5), cmp(8, 1.01, 0.2, 4)],
+      want: { 'daemon/direct throughput': [false, 'min 0.970 (c=1)'], 'added TTFT p50': [false, 'max 1.50 ms (c=1)'], 'added TTFT p99': [false, 'max 4.00 ms (c=8)'] },
+    },
+    {
+      name: 'NaN (null in JSON) levels are skipped',
+      comparisons: [cmp(1, NaN, NaN, NaN), cmp(2, 1, 0.5, 1)],
+      want: { 'daemon/direct throughput': [true, 'min 1.000 (c=2)'], 'added TTFT p50': [true, 'max 0.50 ms (c=2)'], 'added TTFT p99': [true, 'max 1.00 ms (c=2)'] },
+    },
+    {
+      name: 'no direct run: not measured',
+      comparisons: [],
+      want: {
+        'daemon/direct throughput': [undefined, 'not measured (run with --direct)'],
+        'added TTFT p50': [undefined, 'not measured (run with --direct)'],
+        'added TTFT p99': [undefined, 'not measured (run with --direct)'],
+      },
+    },
+  ])('$name', ({ comparisons, want }) => {
+    const checks = checkTargets(report({}, comparisons));
+    for (const [name, [met, measured]] of Object.entries(want)) {
+      expect(checks.find((c) => c.name === name)).toMatchObject({ met, measured });
+    }
+  });
+
+  it('routing and load goals', () => {
+    const base = report();
+    const routing: BenchReport['routing'] = { replicas: 2, slotsPerInstance: 4, concurrency: 8, runs: [], p95Ratio: 1.42, shortP95Ratio: 2.5 };
+    const load: BenchReport['load'] = {
+      streams: 1000,
+      replicas: 4,
+      slotsPerInstance: 250,
+      tokenIntervalMs: 50,
+      level: level('daemon', 1000, 20_000, { requests: 1000, failed: 3 }),
+      daemon: { loopLagMs: { p50: 1, p99: 25.5, max: 40 }, loopLagTimeline: [], rssMB: { before: 120, peak: 180 }, client: 'separate' },
+    };
+    const checks = checkTargets({ sweep: base.sweep, routing, load });
+    expect(checks.slice(3)).toEqual([
+      { name: 'routing: e2e p95, round-robin ÷ slot-aware', goal: '≥ 1.3×', measured: '1.42× (short requests: 2.50×)', met: true },
+      { name: '1,000 streams: daemon event-loop lag p99', goal: '< 20 ms', measured: '25.50 ms (max 40.00 ms; 997/1000 streams ok)', met: false },
+      { name: '1,000 streams: daemon RSS', goal: '< 200 MB', measured: 'peak 180 MB (before 120 MB)', met: true },
+    ]);
+  });
+});
+
+describe('renderMarkdown', () => {
+  it('has the environment, the goals and one sweep row per level', () => {
+    const md = renderMarkdown(report({}, [{ concurrency: 1, throughputRatio: 0.99, addedTtftP50Ms: 0.5, addedTtftP99Ms: 2 }]));
+    expect(md).toMatch(/^# Slotwise benchmark\n/);
+    expect(md).toContain('Test CPU, 2 cores, 8 GiB');
+    expect(md).toContain('llama-server b1-abc');
+    expect(md).toContain('| daemon/direct throughput | ≥ 0.99 at every concurrency | min 0.990 (c=1) | ✓ met |');
+    expect(md).toContain('| routing: e2e p95, round-robin ÷ slot-aware | ≥ 1.3× | not measured (--standard) | · |');
+    const rows = md.split('\n').filter((l) => /^\| \d+ \| (daemon|direct) \|/.test(l));
+    expect(rows).toHaveLength(4);
+    expect(rows[0]).toBe('| 1 | daemon | 990 | 3.00 | 3.90 | 3.98 | 20.0 | 29.0 | 0.3 | 0.9 | 60 % | 50 % (peak 3/4) | 45 % | 90 % | – | 0 |');
+    expect(md).toContain('| 1 | 0.990 | 0.50 | 2.00 |');
+    expect(md).not.toContain('## Routing');
+    expect(md).not.toContain('concurrent streams');
+  });
+
+  it('every table row has as many cells as its header', () => {
+    const md = renderMarkdown(report());
+    let width = 0;
+    for (const line of md.split('\n')) {
+      if (!line.startsWith('|')) {
+        width = 0;
+        continue;
+      }
+      const cells = line.split(' | ').length;
+      if (width === 0) width = cells;
+      expect(cells, line).toBe(width);
+    }
+  });
+
+  it('renders missing numbers (NaN, or null after JSON) as –, and lists errors', () => {
+    const failed = level('daemon', 4, 0, { failed: 8, ttftMs: summarize([]), errors: ['HTTP 503: queue full'] });
+    const r = JSON.parse(JSON.stringify(report({ sweep: { ...report().sweep, levels: [failed] } }))) as BenchReport;
+    const md = renderMarkdown(r);
+    expect(md).toContain('| 4 | daemon | 0 | – | – | – |');
+    expect(md).toContain('## Errors\n\n- c=4 daemon: HTTP 503: queue full');
+  });
+
+  it.each([
+    { v: 1.234, digits: 1, want: '1.2' },
+    { v: NaN, digits: 1, want: '–' },
+    { v: null, digits: 2, want: '–' },
+    { v: undefined, digits: 0, want: '–' },
+    { v: 1999.6, digits: 0, want: '2000' },
+  ])('fmt($v, $digits) = $want', ({ v, digits, want }) => {
+    expect(fmt(v, digits)).toBe(want);
+  });
+});
+
+describe('writeReport', () => {
+  let dir = '';
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('writes bench.json, bench.md and bench.svg; the JSON reads back', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'slotwise-bench-report-'));
+    const r = report();
+    const files = await writeReport(join(dir, 'out'), r);
+    expect(JSON.parse(readFileSync(files.json, 'utf8'))).toMatchObject({ schema: 1, run: { model: 'tiny' }, sweep: { layout: { slotsPerInstance: 4 } } });
+    expect(readFileSync(files.md, 'utf8')).toBe(renderMarkdown(r));
+    expect(readFileSync(files.svg, 'utf8')).toMatch(/^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+  });
+});
