@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
 import { streamCompletion } from './stream-request';
 import type { BenchTarget, MixEntry, RequestSample } from './types';
+import { mulberry32 } from '../prng';
 
 export interface LevelPlan {
   target: BenchTarget;
@@ -89,15 +90,4 @@ export function parseMix(text: string): MixEntry[] | undefined {
     out.push({ maxTokens, weight });
   }
   return out.length ? out : undefined;
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }

@@ -7,6 +7,7 @@ import { cacheDir } from '../cache-dir';
 import { ensureVocab } from './vocab';
 import { basename, dirname, join } from 'node:path';
 import { SlotwiseError } from '../errors';
+import { mulberry32 } from '../prng';
 import {
   encodeGgufHeader,
   layoutTensors,
@@ -154,18 +155,6 @@ function tensorSpecs(p: TinyParams, nVocab: number): Omit<GgufTensorInfo, 'offse
   }
   specs.push(t('output_norm.weight', p.dim), t('output.weight', p.dim, nVocab));
   return specs;
-}
-
-/** mulberry32: tiny, fast and identical on every platform (32-bit integer math only). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Streams every tensor in layout order, a chunk at a time; norms are 1.0, the rest uniform ±scale. */

@@ -8,26 +8,9 @@ import { summarize } from '../../daemon/bench/stats';
 import { checkTargets } from '../../daemon/bench/targets';
 import type { BenchReport, Comparison, LevelResult } from '../../daemon/bench/types';
 import { writeReport } from '../../daemon/bench/write-report';
+import { benchLevel } from './bench-fixtures';
 
-function level(target: LevelResult['target'], concurrency: number, tps: number, over: Partial<LevelResult> = {}): LevelResult {
-  return {
-    target,
-    concurrency,
-    requests: 8,
-    failed: 0,
-    wallMs: 1000,
-    tokens: tps,
-    tokensPerSecond: tps,
-    ttftMs: summarize([2, 3, 4]),
-    e2eMs: summarize([10, 20, 30]),
-    queueWaitMs: summarize([0, 0, 1]),
-    utilization: { samples: 4, slotPct: 50, peakBusySlots: 3, totalSlots: 4, inFlightPct: 60, cpuPct: 45, hostCpuPct: 90 },
-    errors: [],
-    samples: [],
-    timeline: [],
-    ...over,
-  };
-}
+const level = benchLevel;
 
 function report(over: Partial<BenchReport> = {}, comparisons: Comparison[] = []): BenchReport {
   const levels = [level('daemon', 1, 990), level('direct', 1, 1000), level('direct', 2, 1800), level('daemon', 2, 1700)];

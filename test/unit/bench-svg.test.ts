@@ -1,6 +1,7 @@
 // bench.svg: well-formed XML, the series and axis labels present, escaping, tick choice.
 import { describe, expect, it } from 'vitest';
 import { chartFromReport, esc, niceTicks, renderChart, type ChartInput } from '../../daemon/bench/chart-svg';
+import { benchLevel, utilization } from './bench-fixtures';
 import { summarize } from '../../daemon/bench/stats';
 import type { BenchReport, LevelResult, Utilization } from '../../daemon/bench/types';
 
@@ -41,26 +42,11 @@ function xmlProblems(doc: string): string[] {
 }
 
 function util(over: Partial<Utilization> = {}): Utilization {
-  return { samples: 4, slotPct: 40, peakBusySlots: 3, totalSlots: 4, inFlightPct: 50, cpuPct: 48, hostCpuPct: 95, ...over };
+  return utilization({ slotPct: 40, inFlightPct: 50, cpuPct: 48, hostCpuPct: 95, ...over });
 }
 
 function level(target: LevelResult['target'], concurrency: number, tps: number, u = util()): LevelResult {
-  return {
-    target,
-    concurrency,
-    requests: 8,
-    failed: 0,
-    wallMs: 1000,
-    tokens: tps,
-    tokensPerSecond: tps,
-    ttftMs: summarize([2]),
-    e2eMs: summarize([10]),
-    queueWaitMs: summarize([0]),
-    utilization: u,
-    errors: [],
-    samples: [],
-    timeline: [],
-  };
+  return benchLevel(target, concurrency, tps, { ttftMs: summarize([2]), e2eMs: summarize([10]), queueWaitMs: summarize([0]), utilization: u });
 }
 
 function report(levels: LevelResult[], gpus: string[] = []): BenchReport {
