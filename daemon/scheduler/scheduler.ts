@@ -59,9 +59,19 @@ interface ModelQueue {
 
 interface InstanceBook {
   inFlight: number;
+  /** When the daemon's recent requests here ended: /slots may still show their slots busy. */
+  releasedAt: number[];
   ownBusySeen?: number;
   lastAssignedAt?: number;
 }
+
+/**
+ * How long after the daemon's request ended a busy slot in /slots may still be that request's.
+ * Without it, a poll that lands just after a request ended counts its slot as foreign (held by a
+ * client outside the daemon) and the next request waits a whole poll (250 ms) for a free slot:
+ * measured as a 109 ms p95 queue wait at 8 clients on 8 slots.
+ */
+const RELEASE_LAG_MS = 250;
 
 const emptyOutcomes = (): Record<RequestOutcome, number> => ({ completed: 0, cancelled: 0, rejected: 0, failed: 0 });
 
@@ -87,7 +97,11 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
     opts.supervisor.on('scrape', (inst) => {
       const book = this.#book(inst.id);
       const busy = this.#supervisor.scrape(inst)?.slots.filter((s) => s.busy).length ?? 0;
-      book.ownBusySeen = Math.min(busy, book.inFlight); // frozen until the next poll; see policy.freeSlots
+      // Frozen until the next poll; see policy.freeSlots. A request that ended just before this poll
+      // may still read busy (llama-server frees the slot after the last byte): that slot is ours too.
+      const since = Date.now() - RELEASE_LAG_MS;
+      book.releasedAt = book.releasedAt.filter((t) => t >= since);
+      book.ownBusySeen = Math.min(busy, book.inFlight + book.releasedAt.length);
       this.#pump();
     });
     opts.supervisor.on('instanceState', () => this.#pump());
@@ -238,6 +252,7 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
         if (released) return;
         released = true;
         book.inFlight--;
+        book.releasedAt.push(Date.now());
         this.#supervisor.poke(inst); // see the freed slot in /slots promptly
         queueMicrotask(() => this.#pump());
       },
@@ -305,7 +320,7 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
 
   #book(id: string): InstanceBook {
     let b = this.#books.get(id);
-    if (!b) this.#books.set(id, (b = { inFlight: 0 }));
+    if (!b) this.#books.set(id, (b = { inFlight: 0, releasedAt: [] }));
     return b;
   }
 }
