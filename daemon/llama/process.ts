@@ -16,6 +16,7 @@ import { ChildLog } from './child-log';
 import { getHealth } from './client';
 import { readGgufHeader } from './gguf';
 import { parseLoadLine, setsVerbosity, type Offload } from './load-log';
+import { settleLostConnection } from './lost-connection';
 
 export type SupervisorTimings = Config['supervisor'];
 
@@ -70,6 +71,8 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent] }> {
   #backoffTimer: NodeJS.Timeout | undefined;
   #healthAbort: AbortController | undefined;
   #pendingError: string | undefined;
+  /** Set while a lost connection is being checked (see connectionLost); no new requests come here meanwhile. */
+  #suspect: Promise<void> | undefined;
   /** Placement read from the current process's load log. */
   #offload: Offload = { buffers: {} };
 
@@ -96,6 +99,11 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent] }> {
 
   get pid(): number | undefined {
     return this.#pid;
+  }
+
+  /** Whether the scheduler may send new requests here: ready, and no lost connection being checked. */
+  get routable(): boolean {
+    return this.#state === 'ready' && this.#suspect === undefined;
   }
 
   /** Base URL of the running server, e.g. `http://127.0.0.1:41234`. */
@@ -179,6 +187,25 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent] }> {
       if (signal?.aborted) onAbort();
       else signal?.addEventListener('abort', onAbort, { once: true });
     });
+  }
+
+  /**
+   * A request here failed as if the process were gone (connection refused or reset before any
+   * byte). The exit may not have been seen yet — the socket error often arrives first — so until
+   * that is settled the instance is not routable, and a retry cannot land on the dead process.
+   * Settled when the state leaves `ready` (the exit was seen), when /health answers 200 (the
+   * process is alive: only the connection was lost), or after `limitMs`. Never rejects; concurrent
+   * callers share one check.
+   */
+  connectionLost(limitMs = 5000): Promise<void> {
+    if (this.#state !== 'ready') return Promise.resolve();
+    if (!this.#suspect) {
+      this.#logger.warn('a request lost its connection; no new requests until the exit is seen or /health answers');
+      this.#suspect = settleLostConnection(this, this.url!, limitMs)
+        .then((how) => this.#logger.info(`lost connection settled: ${how}`))
+        .finally(() => (this.#suspect = undefined));
+    }
+    return this.#suspect;
   }
 
   // ------------------------------------------------------------------------------------------
@@ -342,6 +369,7 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent] }> {
     if (clearError) this.#lastLogLines = undefined;
     if (to !== 'backoff') this.#nextRestartAt = undefined;
     if (from !== to) this.#logger.info(`${from} → ${to}${to === 'failed' || to === 'crashed' ? `: ${this.#lastError}` : ''}`);
+    if (to === 'stopped' || to === 'failed') this.log.close(); // no fd held by an instance that is not running
     this.emit('state', { from, to, status: this.status() });
   }
 
