@@ -12,7 +12,7 @@ export class InstanceGoneError extends SlotwiseError {
   }
 }
 
-export interface DispatchOptions extends Omit<AcquireOptions, 'avoid'> {
+export interface DispatchOptions extends Omit<AcquireOptions, 'avoid' | 'retry'> {
   signal: AbortSignal;
   onStart?: (lease: Lease) => void;
 }
@@ -26,7 +26,7 @@ export async function dispatch<T>(
   let avoid: string | undefined;
   try {
     for (let tries = 0; ; tries++) {
-      const lease = await scheduler.acquire(ticket, { signal: opts.signal, onQueued: opts.onQueued, avoid });
+      const lease = await scheduler.acquire(ticket, { signal: opts.signal, onQueued: opts.onQueued, avoid, retry: tries > 0 });
       opts.onStart?.(lease);
       try {
         const result = await attempt(lease);
@@ -35,6 +35,10 @@ export async function dispatch<T>(
       } catch (err) {
         if (err instanceof InstanceGoneError && tries === 0 && !opts.signal.aborted) {
           avoid = lease.instance.id;
+          // Still holding the lease: until the instance has settled whether its process is gone,
+          // neither this retry nor anything else is sent there (with one replica the retry then
+          // waits for the restarted process instead of failing on the dead one).
+          await untilAborted(lease.instance.connectionLost(), opts.signal);
           continue;
         }
         throw err;
@@ -46,6 +50,19 @@ export async function dispatch<T>(
     scheduler.finish(ticket, outcomeOf(err, opts.signal));
     throw opts.signal.aborted && !(err instanceof SlotwiseError) ? toSlotwiseError(opts.signal.reason ?? err) : err;
   }
+}
+
+/** Resolves with `promise`, or as soon as `signal` aborts (the caller then sees the signal). */
+function untilAborted(promise: Promise<void>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    signal.addEventListener('abort', done, { once: true });
+    void promise.then(done);
+  });
 }
 
 function outcomeOf(err: unknown, signal: AbortSignal): RequestOutcome {

@@ -33,6 +33,8 @@ export interface AcquireOptions {
   onQueued?: (position: number) => void;
   /** An instance that just failed this request before its first byte: use another if one is free. */
   avoid?: string;
+  /** A retry: it goes back in at the head of the queue (it was admitted before everyone waiting). */
+  retry?: boolean;
 }
 
 export interface SchedulerHooks {
@@ -164,7 +166,8 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
         cleanup: () => opts.signal?.removeEventListener('abort', onAbort),
       };
       opts.signal?.addEventListener('abort', onAbort, { once: true });
-      queue.waiters.push(entry);
+      if (opts.retry) queue.waiters.unshift(entry);
+      else queue.waiters.push(entry);
       this.#pump();
     });
   }
@@ -264,7 +267,7 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
     const scrape = this.#supervisor.scrape(inst);
     return {
       id: inst.id,
-      ready: inst.state === 'ready' && !this.#supervisor.isDraining(inst),
+      ready: inst.routable && !this.#supervisor.isDraining(inst),
       slots: scrape?.slots.length || inst.model.slots,
       inFlight: book.inFlight,
       busySeen: scrape?.slots.filter((s) => s.busy).length ?? 0,
