@@ -88,13 +88,17 @@ export function renderMarkdown(r: BenchReport): string {
       ),
     );
   }
-  if (r.routing) {
-    const g = r.routing;
+  for (const g of [r.routing, r.routingStandIn]) {
+    if (!g) continue;
+    const standIn = g.upstream === 'stand-in';
     out.push(
       '',
-      '## Routing: slot-aware vs round-robin',
+      `## Routing: slot-aware vs round-robin${standIn ? ' (stand-in upstream)' : ''}`,
       '',
-      `${g.replicas} instances × ${g.slotsPerInstance} slots, c=${g.concurrency}, the same seeded mix of short and long requests in both runs; e2e in ms.`,
+      `${g.replicas} instances × ${g.slotsPerInstance} slots, c=${g.concurrency}, the same seeded mix of short and long requests in both runs; e2e in ms.` +
+        (standIn
+          ? ' Upstream: the stand-in (test/fixtures/fake-llama-server.mjs), a fixed time per token and slot as on a GPU, deferring requests when its slots are full as llama-server does: the routing policy without CPU contention between the instances.'
+          : ''),
       '',
       ...table(
         ['routing', 'e2e p50', 'e2e p95', 'short p95', 'long p95', 'queue mean', 'tok/s', 'failed'],
@@ -135,7 +139,7 @@ export function renderMarkdown(r: BenchReport): string {
       `Worst 250 ms windows of event-loop delay: ${worstWindows(l.daemon.loopLagTimeline)} (ramp-up is the first seconds; the full timeline is in bench.json).`,
     );
   }
-  const failures = [...s.levels, ...(r.routing?.runs.map((x) => x.level) ?? []), ...(r.load ? [r.load.level] : [])].filter((l: LevelResult) => l.errors.length);
+  const failures = [...s.levels, ...(r.routing?.runs.map((x) => x.level) ?? []), ...(r.routingStandIn?.runs.map((x) => x.level) ?? []), ...(r.load ? [r.load.level] : [])].filter((l: LevelResult) => l.errors.length);
   if (failures.length) {
     out.push('', '## Errors', '', ...failures.map((l) => `- c=${l.concurrency} ${l.target}: ${l.errors.join('; ')}`));
   }

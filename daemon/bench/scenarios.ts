@@ -55,16 +55,19 @@ export interface RoutingOptions {
   shortPerLong: number;
   /** Extra llama-server flags. */
   args?: string[];
+  /** The stand-in script to run instead of llama-server. */
+  standIn?: string;
 }
 
 /** The same mixed load through round-robin and slot-aware routing, one fresh daemon each. */
 export async function routingScenario(ctx: ScenarioContext, o: RoutingOptions): Promise<RoutingResult> {
   const runs: RoutingResult['runs'] = [];
   for (const routing of ['round-robin', 'slot-aware'] as const) {
-    ctx.progress?.line(`routing: ${routing}, ${o.replicas} × ${o.slots} slots, ${o.requests} requests (max_tokens ${o.short} ×${o.shortPerLong} : ${o.long} ×1) at c=${o.concurrency}`);
+    ctx.progress?.line(`routing${o.standIn ? ' (stand-in upstream)' : ''}: ${routing}, ${o.replicas} × ${o.slots} slots, ${o.requests} requests (max_tokens ${o.short} ×${o.shortPerLong} : ${o.long} ×1) at c=${o.concurrency}`);
     const { sweep } = await hostedSweep(ctx, {
       model: modelConfig('tiny', o.modelPath, { slots: o.slots, replicas: o.replicas, args: o.args }),
       routing,
+      llamaServer: o.standIn,
       sweep: {
         model: 'tiny',
         concurrency: [o.concurrency],
@@ -82,6 +85,7 @@ export async function routingScenario(ctx: ScenarioContext, o: RoutingOptions): 
   }
   const [rr, sa] = runs as [RoutingResult['runs'][number], RoutingResult['runs'][number]];
   return {
+    upstream: o.standIn ? 'stand-in' : 'llama-server',
     replicas: o.replicas,
     slotsPerInstance: o.slots,
     concurrency: o.concurrency,

@@ -142,6 +142,9 @@ export interface DaemonSide {
 
 /** The routing comparison: same mixed load, slot-aware vs round-robin. */
 export interface RoutingResult {
+  /** What served the requests: the real llama-server, or the stand-in (a fixed time per token and
+   * slot, as on a GPU, with llama-server's deferral when its slots are full). */
+  upstream: 'llama-server' | 'stand-in';
   replicas: number;
   slotsPerInstance: number;
   concurrency: number;
@@ -201,6 +204,8 @@ export interface BenchReport {
   /** The daemon side of the sweep, when the daemon ran in this process. */
   sweepDaemon?: DaemonSide;
   routing?: RoutingResult;
+  /** The same comparison against the stand-in: routing policy alone, without CPU contention. */
+  routingStandIn?: RoutingResult;
   load?: LoadResult;
   targets: TargetCheck[];
   durationMs: number;

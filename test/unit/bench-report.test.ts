@@ -67,7 +67,8 @@ describe('checkTargets', () => {
 
   it('routing and load goals', () => {
     const base = report();
-    const routing: BenchReport['routing'] = { replicas: 2, slotsPerInstance: 4, concurrency: 8, runs: [], p95Ratio: 1.42, shortP95Ratio: 2.5 };
+    const routing: BenchReport['routing'] = { upstream: 'llama-server', replicas: 2, slotsPerInstance: 4, concurrency: 8, runs: [], p95Ratio: 1.42, shortP95Ratio: 2.5 };
+    const routingStandIn: BenchReport['routingStandIn'] = { ...routing, upstream: 'stand-in', p95Ratio: 1.1, shortP95Ratio: 1.2 };
     const load: BenchReport['load'] = {
       streams: 1000,
       replicas: 4,
@@ -76,9 +77,10 @@ describe('checkTargets', () => {
       level: level('daemon', 1000, 20_000, { requests: 1000, failed: 3 }),
       daemon: { loopLagMs: { p50: 1, p99: 25.5, max: 40 }, loopLagTimeline: [], rssMB: { before: 120, peak: 180 }, client: 'separate' },
     };
-    const checks = checkTargets({ sweep: base.sweep, routing, load });
+    const checks = checkTargets({ sweep: base.sweep, routing, routingStandIn, load });
     expect(checks.slice(3)).toEqual([
-      { name: 'routing: e2e p95, round-robin ÷ slot-aware', goal: '≥ 1.3×', measured: '1.42× (short requests: 2.50×)', met: true },
+      { name: 'routing: e2e p95, round-robin ÷ slot-aware (llama-server)', goal: '≥ 1.3×', measured: '1.42× (short requests: 2.50×)', met: true },
+      { name: 'routing: e2e p95, round-robin ÷ slot-aware (stand-in)', goal: '≥ 1.3×', measured: '1.10× (short requests: 1.20×)', met: false },
       { name: '1,000 streams: daemon event-loop lag p99', goal: '< 20 ms', measured: '25.50 ms (max 40.00 ms; 997/1000 streams ok)', met: false },
       { name: '1,000 streams: daemon RSS', goal: '< 200 MB', measured: 'peak 180 MB (before 120 MB)', met: true },
     ]);
@@ -92,7 +94,8 @@ describe('renderMarkdown', () => {
     expect(md).toContain('Test CPU, 2 cores, 8 GiB');
     expect(md).toContain('llama-server b1-abc');
     expect(md).toContain('| daemon/direct throughput | ≥ 0.99 at every concurrency | min 0.990 (c=1) | ✓ met |');
-    expect(md).toContain('| routing: e2e p95, round-robin ÷ slot-aware | ≥ 1.3× | not measured (--standard) | · |');
+    expect(md).toContain('| routing: e2e p95, round-robin ÷ slot-aware (llama-server) | ≥ 1.3× | not measured (--standard) | · |');
+    expect(md).not.toContain('(stand-in) |'); // only the standard suite runs the stand-in comparison
     const rows = md.split('\n').filter((l) => /^\| \d+ \| (daemon|direct) \|/.test(l));
     expect(rows).toHaveLength(4);
     expect(rows[0]).toBe('| 1 | daemon | 990 | 3.00 | 3.90 | 3.98 | 20.0 | 29.0 | 0.3 | 0.9 | 60 % | 50 % (peak 3/4) | 45 % | 90 % | – | 0 |');
