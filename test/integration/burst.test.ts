@@ -19,7 +19,7 @@ type Seen = 'completed' | 'aborted' | 'rejected' | 'failed';
 
 describe('burst of 200 mixed requests (real llama-server, 2 replicas × 4 slots)', () => {
   it('ends every request with exactly one outcome and leaves no slot busy', async () => {
-    const maxWaiting = 120;
+    const maxWaiting = 20; // small enough that 200 near-simultaneous arrivals overflow it on a fast machine too
     const d = await startTestDaemon({
       models: { tiny: { slots: 4, ctxPerSlot: 512, replicas: 2 } },
       config: { queue: { maxWaiting, timeoutMs: 8000 } },
@@ -97,7 +97,7 @@ describe('burst of 200 mixed requests (real llama-server, 2 replicas × 4 slots)
     expect(o.rejected).toBeGreaterThanOrEqual(count('rejected'));
     expect(o.completed + o.rejected).toBeLessThanOrEqual(count('completed') + count('rejected') + count('aborted'));
     expect(o.cancelled).toBeLessThanOrEqual(count('aborted'));
-    expect(count('rejected')).toBeGreaterThan(0); // 200 at once against 8 slots + 120 places must overflow
+    expect(count('rejected')).toBeGreaterThan(0); // 200 at once against 8 slots + 20 places must overflow
     expect(maxQueued).toBeLessThanOrEqual(maxWaiting);
     expect(servedBy).toEqual(new Set(['tiny#1', 'tiny#2'])); // both replicas took work
 
