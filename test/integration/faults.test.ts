@@ -103,6 +103,27 @@ describe('instance dies before the first byte (stand-in: a real llama-server can
     });
   }
 
+  it('a WebSocket prompt job is retried the same way: the job ends with the full text, no error event', async () => {
+    const dir = sharedDir();
+    const d = await fakeDaemon({ replicas: 2, args: dieArgs(1, dir) });
+    await d.waitFor(allReady(2), 'both replicas ready');
+    const ws = await d.client();
+    const deltas: string[] = [];
+    const errors: unknown[] = [];
+    let end: { finishReason: string; usage: { completionTokens: number } } | undefined;
+    ws.on('job.delta', (e) => deltas.push(e.text));
+    ws.on('job.error', (e) => errors.push(e));
+    ws.on('job.end', (e) => (end = e as typeof end));
+    const { jobId } = await ws.call('prompt.submit', { model: 'fake', prompt: 'hello there', maxTokens: 5 });
+    await waitUntil(() => end !== undefined || errors.length > 0, `job ${jobId} ended`, 30_000);
+    expect(errors).toEqual([]);
+    expect(existsSync(join(dir, 'die-1'))).toBe(true); // the fault fired
+    expect(end).toMatchObject({ finishReason: 'length', usage: { completionTokens: 5 } });
+    expect(deltas.join('').length).toBeGreaterThan(0);
+    const s = await d.waitFor((x) => x.models[0]!.outcomes!.completed === 1, 'outcome counted');
+    expect(s.models[0]).toMatchObject({ requests: 1, outcomes: { completed: 1, failed: 0, cancelled: 0, rejected: 0 } });
+  });
+
   it('the retry goes back in at the head of the queue, before a request that arrived later', async () => {
     const dir = sharedDir();
     // One slot; the request's process dies 3 s after reading it, long enough to queue a second one behind it.
