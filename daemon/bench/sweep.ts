@@ -60,6 +60,10 @@ export async function runSweep(opts: SweepRun): Promise<SweepResult> {
       for (const target of order) {
         const label = `level ${k + 1}/${n} c=${c} ${target}`;
         opts.progress?.update(`${label}: 0/${opts.requests}`);
+        // Start each level on idle slots as the daemon sees them: right after a direct level its last
+        // /slots poll still shows the direct clients' slots busy (foreign), and it would rightly hold
+        // the first daemon requests back until the next poll.
+        await waitIdle(sampler, opts.model, 3000, opts.signal);
         sampler.start();
         let run: LevelRun;
         try {
@@ -97,6 +101,17 @@ function describeLevel(label: string, l: LevelResult): string {
   const ttft = Number.isFinite(l.ttftMs.p50) ? `TTFT p50 ${l.ttftMs.p50.toFixed(1)} ms` : 'no TTFT';
   const failed = l.failed ? ` — ${l.errors[0]}` : '';
   return `${label}: ${ok}, ${Math.round(l.tokensPerSecond)} tok/s, ${ttft}, slots ${Math.round(l.utilization.slotPct)}% busy${failed}`;
+}
+
+/** Polls /api/status until no slot of the model reads busy and nothing waits (gives up after timeoutMs). */
+async function waitIdle(sampler: StatusSampler, name: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    signal?.throwIfAborted();
+    const model = (await sampler.snapshot()).models.find((m) => m.name === name);
+    if (!model || (model.queue.waiting === 0 && model.instances.every((i) => i.slots.every((s) => !s.busy)))) return;
+    await sleep(50, undefined, { signal });
+  }
 }
 
 /** Polls /api/status until the model has a ready instance; names the model's state when it gives up. */
