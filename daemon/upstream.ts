@@ -20,6 +20,10 @@ export async function postJson(inst: LlamaInstance, path: string, payload: strin
       headers: { 'content-type': 'application/json', accept: stream ? 'text/event-stream' : 'application/json' },
       signal,
       dispatcher: agent,
+      // llama-server closes the connection after every streamed response, though it answers
+      // "Keep-Alive": a request sent on that socket before its FIN arrives fails with "other side
+      // closed". So a stream gets a connection of its own; plain requests keep theirs alive.
+      reset: stream,
     });
   } catch (err) {
     throw classifyUpstreamError(err, inst.id, signal);

@@ -42,6 +42,9 @@ export async function streamCompletion(r: StreamRequest): Promise<RequestSample>
       signal: r.signal,
       headers: { 'content-type': 'application/json', ...(r.token ? { authorization: `Bearer ${r.token}` } : {}) },
       body,
+      // Straight to llama-server, which closes the connection after each stream (see upstream.ts):
+      // a socket of its own, so direct runs do not lose requests to "other side closed".
+      reset: r.target === 'direct',
       // Queued requests may wait minutes for headers; the level's signal is the real limit.
       headersTimeout: 0,
       bodyTimeout: 0,

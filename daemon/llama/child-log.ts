@@ -8,6 +8,8 @@ export interface ChildLogOptions {
   maxBytes?: number;
   keep?: number;
   ringLines?: number;
+  /** Lines to leave out of the ring and the file (noise that would push the useful lines out). */
+  drop?: (line: string) => boolean;
 }
 
 export class ChildLog {
@@ -22,12 +24,14 @@ export class ChildLog {
   #fd: number | undefined;
   #partial = '';
   #listeners = new Set<(line: string) => void>();
+  #drop: ((line: string) => boolean) | undefined;
 
   constructor(opts: ChildLogOptions = {}) {
     this.file = opts.file;
     this.#ringLines = opts.ringLines ?? 500;
     this.#maxBytes = opts.maxBytes ?? 5 * 1024 * 1024;
     this.#keep = opts.keep ?? 3;
+    this.#drop = opts.drop;
     if (this.file) {
       try {
         this.#bytes = statSync(this.file).size;
@@ -46,6 +50,7 @@ export class ChildLog {
     let data = '';
     for (const raw of lines) {
       const line = raw.replace(/\r$/, '');
+      if (this.#drop?.(line)) continue;
       this.#remember(line);
       data += `${line}\n`;
     }

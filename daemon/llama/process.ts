@@ -83,7 +83,7 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent] }> {
     this.#opts = opts;
     this.#logger = opts.logger.child(opts.id);
     const fileName = `${opts.id.replace(/[^A-Za-z0-9._-]/g, '_')}.log`;
-    this.log = new ChildLog({ file: join(opts.stateDir.logs, fileName) });
+    this.log = new ChildLog({ file: join(opts.stateDir.logs, fileName), drop: isPromptCacheListing });
     this.log.onLine((line) => {
       if (this.#readyAt === undefined) parseLoadLine(line, this.#offload); // load lines come before ready
     });
@@ -407,6 +407,15 @@ export function llamaServerArgs(model: ModelConfig, port: number): string[] {
   // 'auto': leave -ngl and --fit to llama-server's own fitting
   if (!setsVerbosity(model.args)) args.push('-lv', '4'); // the loader's placement lines (layers, buffers) print at 4
   return [...args, ...model.args];
+}
+
+/**
+ * At -lv 4 (needed for the load's placement lines) llama-server lists its whole prompt cache on every
+ * request, one line per cached prompt: ~300 lines a request after a few hundred requests, which
+ * rotated the instance log every few seconds under load and left only that list in `logs.tail`.
+ */
+export function isPromptCacheListing(line: string): boolean {
+  return / srv +(load|update): +- prompt /.test(line);
 }
 
 export function describeExit(code: number | undefined, signal: string | undefined, fallback?: string): string {

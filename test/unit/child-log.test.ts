@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ChildLog } from '../../daemon/llama/child-log';
+import { isPromptCacheListing } from '../../daemon/llama/process';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -54,4 +55,31 @@ describe('ChildLog', () => {
     log.write('1\n2\n3\n4\n5\n');
     expect(log.tail(10)).toEqual(['3', '4', '5']);
   });
+
+  it('leaves out the lines `drop` names, from the ring, the file and the listeners', () => {
+    const f = file();
+    const log = new ChildLog({ file: f, drop: (l) => l.startsWith('noise') });
+    const seen: string[] = [];
+    log.onLine((l) => seen.push(l));
+    log.write('keep 1\nnoise a\nkeep 2\nnoise b\n');
+    log.close();
+    expect(readFileSync(f, 'utf8')).toBe('keep 1\nkeep 2\n');
+    expect(log.tail(10)).toEqual(['keep 1', 'keep 2']);
+    expect(seen).toEqual(['keep 1', 'keep 2']);
+  });
 });
+
+// Lines recorded from llama-server b1-de3ff81 at -lv 4 (tiny model, 300 requests).
+describe('isPromptCacheListing', () => {
+  it.each([
+    '0.02.140.635 I srv          load:    - prompt with length      39, lcp =       3, f_keep = 0.077, f_sim = 0.375',
+    '0.02.140.638 I srv        update:    - prompt 0x55c1b2ee6180:      39 tokens, checkpoints:  0,     0.020 MiB',
+  ])('drops %s', (line) => expect(isPromptCacheListing(line)).toBe(true));
+  it.each([
+    '0.00.412.101 I load_tensors: offloaded 0/3 layers to GPU',
+    '0.02.140.640 I slot launch_slot_: id  3 | task 1210 | processing task, is_child = 0',
+    '0.02.140.700 I srv  update_slots: all slots are idle',
+    'error: failed to load model',
+  ])('keeps %s', (line) => expect(isPromptCacheListing(line)).toBe(false));
+});
+
