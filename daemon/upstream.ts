@@ -9,6 +9,12 @@ import { InstanceGoneError } from './scheduler/dispatch';
 /** Socket errors that mean the llama-server process went away, not that the request was bad. */
 const GONE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
 
+/** On a `Connection: close` socket (every stream, see postJson) a process that dies mid-response shows
+ * up as an EOF inside the chunked body: undici's HTTPParserError "Invalid EOF state", with no code. */
+function isEofMidResponse(err: unknown): boolean {
+  return (err as Error)?.name === 'HTTPParserError' && /Invalid EOF state/i.test((err as Error).message);
+}
+
 /** Keep-alive connections to the instances; no per-origin cap so 1,000 streams can be in flight. */
 const agent: Dispatcher = new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 60_000, headersTimeout: 0, bodyTimeout: 0 });
 
@@ -34,7 +40,7 @@ export function classifyUpstreamError(err: unknown, instance: string, signal: Ab
   if (signal.aborted) return new SlotwiseError('SW_ERR_CANCELLED', 'client disconnected', { cause: err });
   if (err instanceof SlotwiseError) return err;
   const code = (err as { code?: string }).code ?? (err as { cause?: { code?: string } }).cause?.code;
-  if (code && GONE_CODES.has(code)) return new InstanceGoneError(instance, err);
+  if ((code && GONE_CODES.has(code)) || isEofMidResponse(err)) return new InstanceGoneError(instance, err);
   return new SlotwiseError('SW_ERR_UPSTREAM', `[${instance}] ${(err as Error).message}`, { cause: err });
 }
 
