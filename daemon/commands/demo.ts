@@ -1,6 +1,7 @@
 // `slotwise demo` (what `npm start` runs): set up llama-server if missing, write the tiny model,
 // run a daemon with one model × 4 slots in this process, and show live status until Ctrl-C.
 import { join } from 'node:path';
+import { busySlotsOf } from '../capacity';
 import { defaultConfig, type Config } from '../config';
 import { RpcClient } from '../client/rpc-client';
 import { runSetup } from '../llama/setup';
@@ -49,7 +50,7 @@ export const demoCommand: Command = {
       } else {
         // Without a terminal, print a line only when an instance's state, slot use or the queue changed.
         const summary = s.models
-          .map((m) => `${m.instances.map((i) => `${i.id} ${i.state} ${i.slots.filter((x) => x.busy).length}/${i.slots.length}`).join(', ')} queue ${m.queue.waiting}`)
+          .map((m) => `${m.instances.map((i) => `${i.id} ${i.state} ${busySlotsOf(i, m.slotsPerInstance)}/${i.slots.length}`).join(', ')} queue ${m.queue.waiting}`)
           .join('; ');
         if (summary !== lastPlain) ctx.stdout.write(`${new Date().toISOString()} ${summary} · ${s.capacity.verdict}: ${s.capacity.reason}\n`);
         lastPlain = summary;

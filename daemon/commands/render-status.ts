@@ -1,4 +1,5 @@
 // Renders a status snapshot as the text table of `slotwise status` and the demo. Pure: snapshot in, lines out.
+import { busySlotsOf } from '../capacity';
 import type { InstanceStatus, ModelStatus, Snapshot } from '../protocol';
 
 export interface RenderOptions {
@@ -82,7 +83,7 @@ export function placementLine(m: ModelStatus): string {
 
 function slotBar(inst: InstanceStatus, m: ModelStatus): string {
   if (inst.state !== 'ready' || inst.slots.length === 0) return `${'·'.repeat(Math.min(m.slotsPerInstance, 16))} -/${m.slotsPerInstance}`;
-  const busy = inst.slots.filter((s) => s.busy).length;
+  const busy = busySlotsOf(inst, m.slotsPerInstance); // the bar is /slots; the count also knows what was just sent
   const bar = inst.slots.slice(0, 16).map((s) => (s.busy ? '█' : '░')).join('');
   return `${bar} ${busy}/${inst.slots.length}`;
 }

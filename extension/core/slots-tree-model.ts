@@ -1,5 +1,6 @@
 // Snapshot → the Models & Slots tree (model → instance → slot) as plain data; the TreeDataProvider only
 // maps it to TreeItems. Icons are codicon ids with theme color ids so this stays vscode-free.
+import { busySlotsOf } from '../../daemon/capacity';
 import type { InstanceState, InstanceStatus, ModelStatus, SlotStatus, Snapshot } from '../../daemon/protocol';
 import { formatBytes } from './format';
 
@@ -63,8 +64,10 @@ export function buildSlotsTree(s: Snapshot, now = Date.now()): ModelNode[] {
 
 function modelNode(m: ModelStatus, now: number): ModelNode {
   const phase = modelPhase(m);
-  const slots = m.instances.filter((i) => i.state === 'ready').flatMap((i) => i.slots);
-  const busy = slots.filter((sl) => sl.busy).length;
+  const ready = m.instances.filter((i) => i.state === 'ready');
+  const slots = ready.flatMap((i) => i.slots);
+  // /slots lags what the daemon just sent; the count agrees with the status bar (capacity.busySlots).
+  const busy = ready.reduce((n, i) => n + busySlotsOf(i, m.slotsPerInstance), 0);
   const parts: string[] = [phase];
   if (phase !== 'down' && slots.length > 0) parts.push(`${busy}/${slots.length} busy`);
   if (m.queue.waiting > 0) parts.push(`${m.queue.waiting} queued (${(m.queue.oldestWaitMs / 1000).toFixed(1)} s)`);

@@ -1,4 +1,5 @@
 // The status bar item's text, background and tooltip for a connection state + snapshot. Pure.
+import { busySlotsOf } from '../../daemon/capacity';
 import type { ModelStatus, Snapshot } from '../../daemon/protocol';
 import type { ConnectionState } from './connection';
 import { escapeMarkdown, formatBytes } from './format';
@@ -53,9 +54,10 @@ export function statusTooltip(state: ConnectionState, snap: Snapshot | undefined
 }
 
 function slotsCell(m: ModelStatus): string {
-  const slots = m.instances.filter((i) => i.state === 'ready').flatMap((i) => i.slots);
-  if (slots.length === 0) return '—';
-  return `${slots.filter((s) => s.busy).length}/${slots.length} busy`;
+  const ready = m.instances.filter((i) => i.state === 'ready');
+  const total = ready.reduce((n, i) => n + i.slots.length, 0);
+  if (total === 0) return '—';
+  return `${ready.reduce((n, i) => n + busySlotsOf(i, m.slotsPerInstance), 0)}/${total} busy`;
 }
 
 function queueCell(m: ModelStatus): string {

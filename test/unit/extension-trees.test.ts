@@ -19,6 +19,13 @@ describe('buildSlotsTree', () => {
     expect(inst!.children[1]!.tooltip).toBe('slot 1 busy · task 101 · prompt 12 tok · 182 generated · ctx 4096');
   });
 
+  it("counts a request the daemon just sent as busy before /slots shows it, like the status bar", () => {
+    const [m] = buildSlotsTree(snapshot({ models: [model({ instances: [instance({ inFlight: 3 }, [1])] })] }), NOW);
+    expect(m!.description).toBe('ready · 3/4 busy');
+    // The slot rows stay what /slots says: which slot is busy is only known from there.
+    expect(m!.children[0]!.children.filter((s) => s.description !== 'idle')).toHaveLength(1);
+  });
+
   it.each([
     ['no instances', []],
     ['a stopped instance', [instance({ state: 'stopped', pid: undefined, slots: [] })]],
