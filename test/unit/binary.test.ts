@@ -15,7 +15,6 @@ import { build } from 'esbuild';
 import { execa } from 'execa';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { cacheDir } from '../../daemon/cache-dir';
-import { SlotwiseError } from '../../daemon/errors';
 import { ensureLlamaServer, findLlamaServer } from '../../daemon/llama/binary';
 import { type LockHolder, withLock } from '../../daemon/llama/cache-lock';
 import { buildDir, llamaCacheLayout } from '../../daemon/llama/cache-layout';
@@ -25,6 +24,7 @@ import { LLAMA_SOURCE_PACKAGE } from '../../daemon/llama/source-package';
 import { parseVersionOutput } from '../../daemon/llama/version';
 import { ensureVocab } from '../../daemon/llama/vocab';
 import { isAlive } from '../../daemon/proc';
+import { rejection } from '../helpers/rejection';
 
 const COMMIT = 'de3ff815ea7d559ee917f063901b8986f038abc6';
 const BASE_PATH = '/usr/bin:/bin';
@@ -74,16 +74,6 @@ async function seedCache(env: NodeJS.ProcessEnv, tag = 'cached'): Promise<string
   await fakeServer(binDir, tag);
   const { bin } = await publishPrebuilt({ env, binDir, srcDir: await fakeSource(join(tmp, `src-${tag}`)), commit: COMMIT });
   return bin;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<SlotwiseError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof SlotwiseError) return err;
-    throw err;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('cacheDir', () => {

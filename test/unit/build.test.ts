@@ -8,7 +8,6 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { SlotwiseError } from '../../daemon/errors';
 import { ensureLlamaServer } from '../../daemon/llama/binary';
 import { CMAKE_FLAGS, buildLlamaServer, cmakeFlags } from '../../daemon/llama/build';
 import { type SetupProgress, parseBuildProgress } from '../../daemon/llama/build-progress';
@@ -16,6 +15,7 @@ import { runStep } from '../../daemon/llama/run-step';
 import { createProgressPrinter, formatProgressLine } from '../../daemon/llama/setup';
 import { ensureVocab } from '../../daemon/llama/vocab';
 import { isAlive } from '../../daemon/proc';
+import { rejection } from '../helpers/rejection';
 
 let tmp: string;
 beforeEach(async () => {
@@ -24,16 +24,6 @@ beforeEach(async () => {
 afterEach(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
-
-async function rejection(promise: Promise<unknown>): Promise<SlotwiseError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof SlotwiseError) return err;
-    throw err;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('parseBuildProgress', () => {
   it.each([
