@@ -1,12 +1,12 @@
 // Applies decide() every second to models with `replicas: "auto"`: starts a replica when a model
 // stays saturated and memory allows; drains (no new requests), then stops an extra one when idle.
 // Every decision is logged once when its reason changes and shown in status.
-import { busySlotsOf } from '../capacity';
 import type { Config } from '../config';
 import type { Logger } from '../log';
 import type { ModelStatus, Snapshot } from '../protocol';
 import type { Scheduler } from '../scheduler/scheduler';
 import type { Supervisor } from '../supervisor';
+import { capacityInputs } from '../status';
 import { decide, type ModelLoad, type ScaleState } from './decide';
 
 export interface AutoscalerOptions {
@@ -60,23 +60,23 @@ function finishDrains(opts: AutoscalerOptions, m: ModelStatus, draining: string[
 }
 
 function modelLoad(m: ModelStatus, snap: Snapshot, max: number): ModelLoad {
+  // The same busy/total/queue figures the capacity verdict uses, for this one model.
+  const load = capacityInputs([m], snap.gpus);
   const ready = m.instances.filter((i) => i.state === 'ready');
-  const busySlots = ready.reduce((a, i) => a + busySlotsOf(i, m.slotsPerInstance), 0);
-  const totalSlots = ready.reduce((a, i) => a + (i.slots.length || m.slotsPerInstance), 0);
   // Measured: the buffers a running instance of this model holds; else the file plus 25% for KV and compute.
   const measuredMiB = ready.map((i) => Object.values(i.offload?.buffers ?? {}).reduce((a, b) => a + b, 0)).find((v) => v > 0);
   const instanceBytes = measuredMiB ? measuredMiB * 1024 * 1024 : (m.info?.fileBytes ?? 0) * 1.25;
-  const gpuFree = snap.gpus.reduce((a, g) => a + (g.memoryTotalMiB - g.memoryUsedMiB) * 1024 * 1024, 0);
+  const gpuFree = (load.gpuMemFreeMiB ?? 0) * 1024 * 1024;
   const onGpu = snap.gpus.length > 0;
   return {
     replicas: m.replicas,
     min: m.scaling?.min ?? 1,
     max,
-    readyInstances: ready.length,
-    busySlots,
-    totalSlots,
-    queued: m.queue.waiting,
-    oldestWaitMs: m.queue.oldestWaitMs,
+    readyInstances: load.readyInstances,
+    busySlots: load.busySlots,
+    totalSlots: load.totalSlots,
+    queued: load.queued,
+    oldestWaitMs: load.oldestWaitMs,
     instanceBytes,
     // llama.cpp's --fit keeps 1 GiB free per GPU: count only what is above that margin.
     freeBytes: onGpu ? Math.max(0, gpuFree - snap.gpus.length * 1024 ** 3) : (snap.host?.memoryAvailableBytes ?? 0),
