@@ -247,6 +247,8 @@ export interface CachedTinyModelOptions {
   dim?: number;
   layers?: number;
   seed?: number;
+  /** Training context; default 4096 (llama-server caps a slot's context at it). */
+  contextLength?: number;
   signal?: AbortSignal;
 }
 
@@ -259,8 +261,9 @@ export async function ensureCachedTinyModel(opts: CachedTinyModelOptions = {}): 
   const dim = opts.dim ?? 64;
   const layers = opts.layers ?? 2;
   const seed = opts.seed ?? 1;
+  const contextLength = opts.contextLength ?? 4096;
   const dir = join(cacheDir(env), 'models');
-  const path = join(dir, `tiny-d${dim}-l${layers}-s${seed}.gguf`);
+  const path = join(dir, `tiny-d${dim}-l${layers}-s${seed}${contextLength === 4096 ? '' : `-c${contextLength}`}.gguf`);
   try {
     await access(path);
     return path;
@@ -269,6 +272,6 @@ export async function ensureCachedTinyModel(opts: CachedTinyModelOptions = {}): 
   }
   await mkdir(dir, { recursive: true });
   const vocabPath = await ensureVocab({ env, signal: opts.signal });
-  await writeTinyModel(path, { vocabPath, dim, layers, seed, signal: opts.signal });
+  await writeTinyModel(path, { vocabPath, dim, layers, seed, contextLength, signal: opts.signal });
   return path;
 }

@@ -36,7 +36,7 @@ beforeAll(async () => {
 
 describe('Slotwise extension in code-server (real VS Code in Chromium)', () => {
   it('shows slots in the status bar and view, streams a prompt, stops a model, renders the GPU view', async () => {
-    const d = await startTestDaemon({ models: { tiny: { slots: 4, ctxPerSlot: 8192, size: 'slow' } } });
+    const d = await startTestDaemon({ models: { tiny: { slots: 4, ctxPerSlot: 16384, size: 'long' } } });
     await d.waitFor((s) => s.models[0]?.instances[0]?.state === 'ready' && s.models[0].instances[0].slots.length === 4, 'model ready', 90_000);
 
     const root = tempDir('e2e-cs');
@@ -58,7 +58,7 @@ describe('Slotwise extension in code-server (real VS Code in Chromium)', () => {
         'chat.disableAIFeatures': true,
         'workbench.secondarySideBar.defaultVisibility': 'hidden',
         'slotwise.autoStartDaemon': false,
-        'slotwise.maxTokens': 6000, // long enough to still stream when the test cancels it
+        'slotwise.maxTokens': 16000, // long enough (~25 s here) to still stream when the test cancels it
       },
     });
     onTestFinished(() => cs.stop());
