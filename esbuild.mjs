@@ -9,7 +9,7 @@ const common = { bundle: true, sourcemap: 'linked', logLevel: 'warning', legalCo
 const targets = [
   {
     ...common,
-    entryPoints: { cli: 'daemon/cli.ts' },
+    entryPoints: { cli: 'cli/main.ts' },
     outdir: 'dist',
     platform: 'node',
     format: 'cjs',

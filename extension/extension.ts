@@ -1,6 +1,6 @@
 // activate/deactivate: wiring only. Connecting happens after activation, in the background.
 import * as vscode from 'vscode';
-import type { Snapshot } from '../daemon/protocol';
+import type { Snapshot } from '../shared/protocol';
 import { registerDaemonCommands } from './commands/daemon-commands';
 import { registerModelCommands } from './commands/model-commands';
 import { registerPromptCommands } from './commands/prompt-commands';

@@ -1,6 +1,6 @@
 // What the command modules share; built once in activate().
 import * as vscode from 'vscode';
-import { toSlotwiseError } from '../daemon/errors';
+import { toSlotwiseError } from '../shared/errors';
 import type { DaemonConnection } from './core/connection';
 import type { CliRuntime } from './core/daemon-cli';
 import { resolveStateDir } from './core/endpoint';

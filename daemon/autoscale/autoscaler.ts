@@ -1,12 +1,12 @@
 // Applies decide() every second to models with `replicas: "auto"`: starts a replica when a model
 // stays saturated and memory allows; drains (no new requests), then stops an extra one when idle.
 // Every decision is logged once when its reason changes and shown in status.
-import type { Config } from '../config';
-import type { Logger } from '../log';
-import type { ModelStatus, Snapshot } from '../protocol';
+import type { Config } from '../config/config';
+import type { Logger } from '../../platform/log';
+import type { ModelStatus, Snapshot } from '../../shared/protocol';
 import type { Scheduler } from '../scheduler/scheduler';
-import type { Supervisor } from '../supervisor';
-import { capacityInputs } from '../status';
+import type { Supervisor } from '../runtime/supervisor';
+import { capacityInputs } from '../status/hub';
 import { decide, type ModelLoad, type ScaleState } from './decide';
 
 export interface AutoscalerOptions {

@@ -1,7 +1,7 @@
 // Which GPU tool to sample with, decided once at start: nvidia-smi when it lists a GPU, else rocm-smi when on PATH.
 import { execa } from 'execa';
-import { firstLine } from '../errors';
-import { which } from '../llama/which';
+import { firstLine } from '../../shared/errors';
+import { which } from '../../platform/which';
 import { listsGpu } from './nvidia-parse';
 
 export type GpuTool =

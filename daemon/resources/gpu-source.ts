@@ -1,6 +1,6 @@
 // What every GPU backend (nvidia-smi, rocm-smi) offers the sampler: latest readings, per-pid VRAM, its problems.
 import type { EventEmitter } from 'node:events';
-import type { GpuStatus } from '../protocol';
+import type { GpuStatus } from '../../shared/protocol';
 
 export interface GpuSource extends EventEmitter<{ change: [] }> {
   /** `nvidia-smi` or `rocm-smi`: prefixes its warnings and names it in status. */

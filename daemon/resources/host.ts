@@ -1,7 +1,7 @@
 // Host memory and CPU for the status panel; works on every host, so a CPU-only machine still gets readings.
 import { readFile } from 'node:fs/promises';
 import { availableParallelism, cpus, freemem, totalmem } from 'node:os';
-import type { Snapshot } from '../protocol';
+import type { Snapshot } from '../../shared/protocol';
 
 export type HostStatus = NonNullable<Snapshot['host']>;
 

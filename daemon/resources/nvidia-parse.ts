@@ -1,6 +1,6 @@
 // Pure parsers for nvidia-smi's CSV (`--format=csv,noheader,nounits`), kept apart from the process handling
 // so the recorded outputs in test/fixtures/gpu can be checked line by line.
-import type { GpuStatus } from '../protocol';
+import type { GpuStatus } from '../../shared/protocol';
 import { parseReading, type Reading } from './reading';
 
 /** The fields of one `--query-gpu` line, in the order asked for. */

@@ -2,9 +2,9 @@
 // per sample) plus a `--query-compute-apps` poll every few seconds for per-process VRAM.
 import { EventEmitter } from 'node:events';
 import { execa, type ResultPromise } from 'execa';
-import { firstLine } from '../errors';
-import { silentLogger, type Logger } from '../log';
-import type { GpuStatus } from '../protocol';
+import { firstLine } from '../../shared/errors';
+import { silentLogger, type Logger } from '../../platform/log';
+import type { GpuStatus } from '../../shared/protocol';
 import type { GpuSource } from './gpu-source';
 import { COMPUTE_APPS_ARGS, gpuQueryArgs, parseComputeApps, parseGpuLine } from './nvidia-parse';
 import { quote, WarningBoard } from './warning-board';

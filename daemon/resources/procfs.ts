@@ -1,6 +1,6 @@
 // CPU and memory of given processes from /proc (Linux): CPU % from utime+stime deltas over wall time.
 import { readFile } from 'node:fs/promises';
-import { errnoCode } from '../llama/errno';
+import { errnoCode } from '../../platform/errno';
 
 /**
  * USER_HZ, the unit of /proc/PID/stat times. Node cannot call sysconf(_SC_CLK_TCK), but the kernel ABI fixes it

@@ -1,6 +1,6 @@
 // Pure parser for `rocm-smi … --json`. Its keys drift between ROCm releases ("Average Graphics Package Power (W)"
 // became "Current Socket Graphics Package Power (W)", "(c)" became "(C)"), so fields are found by pattern, not name.
-import type { GpuStatus } from '../protocol';
+import type { GpuStatus } from '../../shared/protocol';
 import { parseReading, readingOrUndefined } from './reading';
 
 /** The flags of one poll: use, memory, temperature, power and the product name, as JSON. */

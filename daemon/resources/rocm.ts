@@ -2,9 +2,9 @@
 // run and has no loop mode, so it is polled no more often than every 2 s whatever the configured interval.
 import { EventEmitter } from 'node:events';
 import { execa } from 'execa';
-import { firstLine } from '../errors';
-import { silentLogger, type Logger } from '../log';
-import type { GpuStatus } from '../protocol';
+import { firstLine } from '../../shared/errors';
+import { silentLogger, type Logger } from '../../platform/log';
+import type { GpuStatus } from '../../shared/protocol';
 import type { GpuSource } from './gpu-source';
 import { parseRocmJson, ROCM_ARGS } from './rocm-parse';
 import { WarningBoard } from './warning-board';

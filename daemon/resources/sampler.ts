@@ -2,10 +2,10 @@
 // and host memory from the OS. It implements the status ResourceView and emits 'change' when readings move.
 // Nothing here throws from a timer: every failure becomes a line in `warnings`.
 import { EventEmitter } from 'node:events';
-import { firstLine } from '../errors';
-import { silentLogger, type Logger } from '../log';
-import type { ProcessUsage } from '../protocol';
-import type { ResourceView } from '../status';
+import { firstLine } from '../../shared/errors';
+import { silentLogger, type Logger } from '../../platform/log';
+import type { ProcessUsage } from '../../shared/protocol';
+import type { ResourceView } from '../status/hub';
 import { detectGpuTool, type GpuTool } from './detect-gpu-tool';
 import type { GpuSource } from './gpu-source';
 import { HostSampler, type HostStatus } from './host';

@@ -1,8 +1,8 @@
 // Runs one accepted request through the scheduler: wait for a slot, attempt, release, record the
 // single outcome. An attempt that fails because its instance died before the first byte reached
 // the client is retried once on another ready instance (or the restarted one).
-import { SlotwiseError, toSlotwiseError } from '../errors';
-import type { RequestOutcome } from '../protocol';
+import { SlotwiseError, toSlotwiseError } from '../../shared/errors';
+import type { RequestOutcome } from '../../shared/protocol';
 import type { AcquireOptions, Lease, Scheduler, Ticket } from './scheduler';
 
 /** Thrown by an attempt when its instance went away before anything reached the client. */

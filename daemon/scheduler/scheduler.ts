@@ -3,11 +3,11 @@
 // what to do and does it. Invariants: ./design.md.
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
-import type { Config } from '../config';
-import { SlotwiseError } from '../errors';
-import type { LlamaInstance } from '../llama/process';
-import type { QueueStatus, RequestOutcome, RequestSource } from '../protocol';
-import type { Supervisor } from '../supervisor';
+import type { Config } from '../config/config';
+import { SlotwiseError } from '../../shared/errors';
+import type { LlamaInstance } from '../runtime/instance';
+import type { QueueStatus, RequestOutcome, RequestSource } from '../../shared/protocol';
+import type { Supervisor } from '../runtime/supervisor';
 import { admit, oldestWaitMs, plan, positions, type InstanceLoad, type Waiter } from './policy';
 
 /** One accepted request: it ends with exactly one outcome, recorded by finish(). */

@@ -1,7 +1,7 @@
 // Start/Stop/Restart Model…: from the tree's inline buttons (a model node) or the palette (quick pick).
 import * as vscode from 'vscode';
-import { SlotwiseError } from '../../daemon/errors';
-import type { ModelStatus } from '../../daemon/protocol';
+import { SlotwiseError } from '../../shared/errors';
+import type { ModelStatus } from '../../shared/protocol';
 import { modelPhase, type SlotsTreeNode } from '../core/slots-tree-model';
 import { registerSafe, type Services } from '../services';
 

@@ -1,7 +1,7 @@
 // Send Prompt (returns once submitted; the reply streams into an editor), Cancel Prompt…, Jobs.
 import * as vscode from 'vscode';
-import { SlotwiseError } from '../../daemon/errors';
-import type { PromptParams } from '../../daemon/protocol';
+import { SlotwiseError } from '../../shared/errors';
+import type { PromptParams } from '../../shared/protocol';
 import { isFinished } from '../core/job-tracker';
 import type { JobRow } from '../core/jobs-tree-model';
 import { modelPhase } from '../core/slots-tree-model';

@@ -1,9 +1,9 @@
 // The extension's one link to the daemon: find it, connect with the token, check the protocol, subscribe
 // to status, and on any loss reconnect with backoff + jitter. Auto-starts a daemon at most once per episode.
 // vscode-free so the unit tests drive it against a real daemon.
-import type { RpcClient } from '../../daemon/client/rpc-client';
-import { SlotwiseError, toSlotwiseError } from '../../daemon/errors';
-import type { ErrorCode, ProtocolVersion, RpcMethod, RpcMethods, RpcNotification, RpcNotifications, Snapshot } from '../../daemon/protocol';
+import type { RpcClient } from '../../shared/rpc-client';
+import { SlotwiseError, toSlotwiseError } from '../../shared/errors';
+import type { ErrorCode, ProtocolVersion, RpcMethod, RpcMethods, RpcNotification, RpcNotifications, Snapshot } from '../../shared/protocol';
 import { backoffDelay, type BackoffOptions } from './backoff';
 import { Emitter } from './emitter';
 import { LocateError, type Endpoint } from './endpoint';
@@ -48,7 +48,7 @@ export interface ConnectionOptions {
 
 /** Loaded on first connect, not at activation: `ws` is most of the bundle's load time. */
 async function defaultClient(ep: Endpoint): Promise<RpcLink> {
-  const { RpcClient } = await import('../../daemon/client/rpc-client');
+  const { RpcClient } = await import('../../shared/rpc-client');
   return new RpcClient({ url: ep.url, token: ep.token });
 }
 

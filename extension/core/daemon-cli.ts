@@ -1,7 +1,7 @@
 // Runs the CLI bundled in the extension (dist/cli.js) with the extension host's own runtime: Node in
 // code-server, Electron in desktop VS Code (ELECTRON_RUN_AS_NODE=1 makes it behave as Node).
 import { spawn } from 'node:child_process';
-import { SlotwiseError } from '../../daemon/errors';
+import { SlotwiseError } from '../../shared/errors';
 
 export interface CliRuntime {
   /** `process.execPath` of the extension host. */

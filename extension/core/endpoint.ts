@@ -4,8 +4,8 @@ import { readFile } from 'node:fs/promises';
 import { get } from 'node:http';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { SlotwiseError } from '../../daemon/errors';
-import type { DaemonInfo } from '../../daemon/protocol';
+import { SlotwiseError } from '../../shared/errors';
+import type { DaemonInfo } from '../../shared/protocol';
 
 /** The `slotwise.*` settings that decide where the daemon is; empty strings mean "not set". */
 export interface EndpointSettings {

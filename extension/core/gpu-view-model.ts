@@ -1,6 +1,6 @@
 // What the GPU view shows, computed in the extension host from snapshots + history; the webview only renders it.
 // On hosts without a GPU (snapshot.gpus empty) it shows CPU % and RSS per llama-server instead.
-import type { Snapshot } from '../../daemon/protocol';
+import type { Snapshot } from '../../shared/protocol';
 import { formatBytes, formatMiB } from './format';
 import { SampleHistory, sparkPoints, type SparkPoint } from './sample-history';
 

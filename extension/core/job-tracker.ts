@@ -1,8 +1,8 @@
 // Prompt jobs as this window sees them: the ones it submitted or opened (followed: their text streams in)
 // and the ones jobs.list reports. Deltas are applied strictly in seq order; a gap or a reconnect re-attaches
 // with fromSeq = the last seq applied, so no token is lost or doubled.
-import { toSlotwiseError } from '../../daemon/errors';
-import type { ErrorBody, ErrorCode, JobState, JobSummary, JobTimings, JobUsage, PromptParams, RpcMethod, RpcMethods } from '../../daemon/protocol';
+import { toSlotwiseError } from '../../shared/errors';
+import type { ErrorBody, ErrorCode, JobState, JobSummary, JobTimings, JobUsage, PromptParams, RpcMethod, RpcMethods } from '../../shared/protocol';
 import type { ConnectionLog, JobEvent } from './connection';
 import { Emitter } from './emitter';
 

@@ -1,6 +1,6 @@
 // The status bar item's text, background and tooltip for a connection state + snapshot. Pure.
-import { busySlotsOf } from '../../daemon/capacity';
-import type { ModelStatus, Snapshot } from '../../daemon/protocol';
+import { busySlotsOf } from '../../daemon/status/capacity';
+import type { ModelStatus, Snapshot } from '../../shared/protocol';
 import type { ConnectionState } from './connection';
 import { escapeMarkdown, formatBytes } from './format';
 import { modelPhase } from './slots-tree-model';

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSy
 import { join, resolve } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { beforeAll, describe, expect, it, onTestFailed, onTestFinished } from 'vitest';
-import type { Snapshot } from '../../daemon/protocol';
+import type { Snapshot } from '../../shared/protocol';
 import { startTestDaemon, tempDir, type TestDaemon } from '../helpers/daemon';
 import { startCodeServer, type CodeServer, type E2eTools } from './code-server';
 import { ensureE2eTools } from './setup-e2e.mjs';

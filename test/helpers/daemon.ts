@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { onTestFinished } from 'vitest';
-import { RpcClient } from '../../daemon/client/rpc-client';
-import type { DaemonInfo, Snapshot } from '../../daemon/protocol';
+import { RpcClient } from '../../shared/rpc-client';
+import type { DaemonInfo, Snapshot } from '../../shared/protocol';
 import { tinyModelPath, type TestModelSize } from './tiny';
 
 export const CLI = resolve(__dirname, '../../dist/cli.js');

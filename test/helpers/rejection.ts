@@ -1,4 +1,4 @@
-import { SlotwiseError } from '../../daemon/errors';
+import { SlotwiseError } from '../../shared/errors';
 
 /** The SlotwiseError a promise rejects with; any other rejection, or none, fails the test. */
 export async function rejection(promise: Promise<unknown>): Promise<SlotwiseError> {

@@ -2,7 +2,7 @@
 // `tiny` (dim 64, 2 layers, 17 MB) is fast; `slow` (dim 256, 4 layers) keeps slots busy long enough to watch;
 // `long` is `slow` with a 16k training context, for replies that must still stream after many seconds
 // (llama-server caps a slot's context, and so a reply, at the training context).
-import { ensureCachedTinyModel } from '../../daemon/llama/tiny-model';
+import { ensureCachedTinyModel } from '../../gguf/tiny-model';
 
 export type TestModelSize = 'tiny' | 'slow' | 'long';
 

@@ -1,5 +1,5 @@
 // Finds llama.cpp's vocab-only GGUF for tests that write the tiny model with the real tokenizer.
-// Stopgap until daemon/llama/source.ts locates the llama.cpp checkout; undefined means "skip".
+// Stopgap until toolchain/source.ts locates the llama.cpp checkout; undefined means "skip".
 import { existsSync, readdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';

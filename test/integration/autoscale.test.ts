@@ -14,7 +14,7 @@ describe('autoscale (real llama-server)', () => {
     });
     await d.waitFor((s) => s.models[0]!.instances[0]?.state === 'ready' && s.models[0]!.instances[0]!.slots.length === 1, 'one replica ready');
     const snap0 = await d.status();
-    // Two replicas on one host split its cores instead of each taking all of them (llama/threads.ts).
+    // Two replicas on one host split its cores instead of each taking all of them (daemon/runtime/threads.ts).
     expect(readFileSync(join(d.stateDir, 'logs', 'daemon.log'), 'utf8')).toMatch(/2 llama-server instance\(s\) may run at once on \d+ cores: each gets --threads \d+/);
     expect(snap0.models[0]!.scaling).toMatchObject({ mode: 'auto', min: 1, max: 2 });
     expect(snap0.models[0]!.instances).toHaveLength(1);

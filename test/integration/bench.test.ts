@@ -5,10 +5,10 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import type { BenchReport } from '../../daemon/bench/types';
-import { benchCommand } from '../../daemon/commands/bench';
-import type { CommandContext } from '../../daemon/commands/command';
-import type { Snapshot } from '../../daemon/protocol';
+import type { BenchReport } from '../../bench/types';
+import { benchCommand } from '../../cli/commands/bench';
+import type { CommandContext } from '../../cli/commands/command';
+import type { Snapshot } from '../../shared/protocol';
 import { startTestDaemon, waitUntil } from '../helpers/daemon';
 
 const STAND_IN = resolve(__dirname, '../fixtures/fake-llama-server.mjs');

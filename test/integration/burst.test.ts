@@ -2,7 +2,7 @@
 // 2 real llama-server replicas: every request ends with exactly one outcome, the queue bound and
 // deadlines hold, and no slot stays busy afterwards.
 import { describe, expect, it } from 'vitest';
-import type { RequestOutcome, Snapshot } from '../../daemon/protocol';
+import type { RequestOutcome, Snapshot } from '../../shared/protocol';
 import { startTestDaemon, waitUntil } from '../helpers/daemon';
 
 /** Deterministic pseudo-random numbers so a failure can be replayed. */

@@ -6,7 +6,7 @@
 import { existsSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import type { InstanceStatus, Snapshot } from '../../daemon/protocol';
+import type { InstanceStatus, Snapshot } from '../../shared/protocol';
 import { FAST_SUPERVISOR, isAlive, llamaServersWith, startTestDaemon, tempDir, waitUntil, type ModelSpec, type TestDaemon } from '../helpers/daemon';
 
 const STAND_IN = resolve(__dirname, '../fixtures/fake-llama-server.mjs');

@@ -2,7 +2,7 @@
 // client, queueing, cancellation freeing slots, queue bounds and deadlines, prompt jobs.
 import OpenAI from 'openai';
 import { describe, expect, it } from 'vitest';
-import type { Snapshot } from '../../daemon/protocol';
+import type { Snapshot } from '../../shared/protocol';
 import { startTestDaemon, waitUntil, type TestDaemon } from '../helpers/daemon';
 
 const ready = (s: Snapshot) => s.models.length > 0 && s.models.every((m) => m.instances.length > 0 && m.instances.every((i) => i.state === 'ready' && i.slots.length > 0));

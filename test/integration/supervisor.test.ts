@@ -2,7 +2,7 @@
 import { writeFileSync, rmSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { Snapshot, InstanceState } from '../../daemon/protocol';
+import type { Snapshot, InstanceState } from '../../shared/protocol';
 import { isAlive, llamaServersWith, startTestDaemon, waitUntil, recordedPids, tempDir } from '../helpers/daemon';
 
 const ready = (name: string, n = 1) => (s: Snapshot) => {

@@ -1,6 +1,6 @@
 // Hand-made bench levels for the report and chart tests (no llama-server needed).
-import { summarize } from '../../daemon/bench/stats';
-import type { LevelResult, Utilization } from '../../daemon/bench/types';
+import { summarize } from '../../bench/stats';
+import type { LevelResult, Utilization } from '../../bench/types';
 
 export function utilization(over: Partial<Utilization> = {}): Utilization {
   return { samples: 4, slotPct: 50, peakBusySlots: 3, totalSlots: 4, inFlightPct: 60, cpuPct: 45, hostCpuPct: 90, ...over };

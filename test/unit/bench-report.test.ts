@@ -3,11 +3,11 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { fmt, renderMarkdown } from '../../daemon/bench/report-md';
-import { summarize } from '../../daemon/bench/stats';
-import { checkTargets } from '../../daemon/bench/targets';
-import type { BenchReport, Comparison, LevelResult } from '../../daemon/bench/types';
-import { writeReport } from '../../daemon/bench/write-report';
+import { fmt, renderMarkdown } from '../../bench/report-md';
+import { summarize } from '../../bench/stats';
+import { checkTargets } from '../../bench/targets';
+import type { BenchReport, Comparison, LevelResult } from '../../bench/types';
+import { writeReport } from '../../bench/write-report';
 import { benchLevel } from './bench-fixtures';
 
 const level = benchLevel;

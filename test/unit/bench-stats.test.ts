@@ -1,11 +1,11 @@
 // The bench's arithmetic: percentiles, summaries, request mixes, slot occupancy, SSE counting.
 import { describe, expect, it } from 'vitest';
-import { buildLevel, compareLevels, occupancyPct } from '../../daemon/bench/aggregate';
-import { mixSequence, parseMix } from '../../daemon/bench/load';
-import { mean, percentile, ratio, summarize } from '../../daemon/bench/stats';
-import { steadySamples, summarizeTimeline } from '../../daemon/bench/status-sampler';
-import { SseCounter, errorMessage } from '../../daemon/bench/stream-request';
-import type { RequestSample, StatusSample } from '../../daemon/bench/types';
+import { buildLevel, compareLevels, occupancyPct } from '../../bench/aggregate';
+import { mixSequence, parseMix } from '../../bench/load';
+import { mean, percentile, ratio, summarize } from '../../bench/stats';
+import { steadySamples, summarizeTimeline } from '../../bench/status-sampler';
+import { SseCounter, errorMessage } from '../../bench/stream-request';
+import type { RequestSample, StatusSample } from '../../bench/types';
 
 describe('percentile (linear interpolation between closest ranks)', () => {
   const ten = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];

@@ -1,9 +1,9 @@
 // bench.svg: well-formed XML, the series and axis labels present, escaping, tick choice.
 import { describe, expect, it } from 'vitest';
-import { chartFromReport, esc, niceTicks, renderChart, type ChartInput } from '../../daemon/bench/chart-svg';
+import { chartFromReport, esc, niceTicks, renderChart, type ChartInput } from '../../bench/chart-svg';
 import { benchLevel, utilization } from './bench-fixtures';
-import { summarize } from '../../daemon/bench/stats';
-import type { BenchReport, LevelResult, Utilization } from '../../daemon/bench/types';
+import { summarize } from '../../bench/stats';
+import type { BenchReport, LevelResult, Utilization } from '../../bench/types';
 
 /** A strict-enough XML well-formedness check: balanced tags, one root, quoted attributes, escaped text. */
 function xmlProblems(doc: string): string[] {

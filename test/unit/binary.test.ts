@@ -14,16 +14,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { build } from 'esbuild';
 import { execa } from 'execa';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { cacheDir } from '../../daemon/cache-dir';
-import { ensureLlamaServer, findLlamaServer } from '../../daemon/llama/binary';
-import { type LockHolder, withLock } from '../../daemon/llama/cache-lock';
-import { buildDir, llamaCacheLayout } from '../../daemon/llama/cache-layout';
-import { publishPrebuilt, withCacheLock } from '../../daemon/llama/publish';
-import { requireTools } from '../../daemon/llama/require-tools';
-import { LLAMA_SOURCE_PACKAGE } from '../../daemon/llama/source-package';
-import { parseVersionOutput } from '../../daemon/llama/version';
-import { ensureVocab } from '../../daemon/llama/vocab';
-import { isAlive } from '../../daemon/proc';
+import { cacheDir } from '../../shared/cache-dir';
+import { ensureLlamaServer, findLlamaServer } from '../../toolchain/binary';
+import { type LockHolder, withLock } from '../../toolchain/cache-lock';
+import { buildDir, llamaCacheLayout } from '../../toolchain/cache-layout';
+import { publishPrebuilt, withCacheLock } from '../../toolchain/publish';
+import { requireTools } from '../../toolchain/require-tools';
+import { LLAMA_SOURCE_PACKAGE } from '../../toolchain/source-package';
+import { parseVersionOutput } from '../../toolchain/version';
+import { ensureVocab } from '../../gguf/vocab';
+import { isAlive } from '../../platform/proc';
 import { rejection } from '../helpers/rejection';
 
 const COMMIT = 'de3ff815ea7d559ee917f063901b8986f038abc6';
@@ -410,7 +410,7 @@ async function deadPid(): Promise<number> {
 /** The lock module bundled for plain `node`, plus a tiny driver: `work` journals start/end, `hold` never releases. */
 async function bundleLockScript(): Promise<string> {
   const entry = join(tmp, 'lock-driver.ts');
-  const lockModule = join(__dirname, '..', '..', 'daemon', 'llama', 'cache-lock');
+  const lockModule = join(__dirname, '..', '..', 'toolchain', 'cache-lock');
   await writeFile(
     entry,
     `import { appendFileSync } from 'node:fs';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { CapacityWindow, judge, type CapacitySample, type JudgeOptions } from '../../daemon/capacity';
-import type { Capacity } from '../../daemon/protocol';
+import { CapacityWindow, judge, type CapacitySample, type JudgeOptions } from '../../daemon/status/capacity';
+import type { Capacity } from '../../shared/protocol';
 
 const NOW = 1_000_000;
 

@@ -3,8 +3,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ChildLog } from '../../daemon/llama/child-log';
-import { isPromptCacheListing } from '../../daemon/llama/process';
+import { ChildLog } from '../../daemon/runtime/child-log';
+import { isPromptCacheListing } from '../../daemon/runtime/instance';
 
 const dirs: string[] = [];
 afterEach(() => {

@@ -3,7 +3,7 @@
 // and re-attach a running prompt job with no token lost. No vscode here: the core is vscode-free.
 import { resolve } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import type { Snapshot } from '../../daemon/protocol';
+import type { Snapshot } from '../../shared/protocol';
 import { backoffDelay } from '../../extension/core/backoff';
 import { DaemonConnection, type ConnectionState } from '../../extension/core/connection';
 import { startDaemonWithCli, stopDaemonWithCli, type CliRuntime } from '../../extension/core/daemon-cli';

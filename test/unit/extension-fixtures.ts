@@ -1,5 +1,5 @@
 // Snapshot builders for the extension's unit tests (vscode-free modules only).
-import type { InstanceStatus, ModelStatus, Snapshot } from '../../daemon/protocol';
+import type { InstanceStatus, ModelStatus, Snapshot } from '../../shared/protocol';
 
 export const NOW = 1_700_000_000_000;
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { SlotwiseError } from '../../daemon/errors';
-import type { JobSummary, RpcMethod, RpcMethods } from '../../daemon/protocol';
+import { SlotwiseError } from '../../shared/errors';
+import type { JobSummary, RpcMethod, RpcMethods } from '../../shared/protocol';
 import type { JobEvent } from '../../extension/core/connection';
 import { JobTracker, titleOf, type JobRpc } from '../../extension/core/job-tracker';
 

@@ -13,8 +13,8 @@ import {
   type GgufHeader,
   type GgufTensorInfo,
   type GgufValue,
-} from '../../daemon/llama/gguf';
-import { writeTinyModel, type TinyModelOptions } from '../../daemon/llama/tiny-model';
+} from '../../gguf/gguf';
+import { writeTinyModel, type TinyModelOptions } from '../../gguf/tiny-model';
 import { vocabPath } from '../helpers/vocab';
 
 const VOCAB = vocabPath();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseLoadLine, setsVerbosity, type Offload } from '../../daemon/llama/load-log';
+import { parseLoadLine, setsVerbosity, type Offload } from '../../daemon/runtime/load-log';
 
 // CPU lines: recorded from this repo's llama-server build (commit de3ff81) loading the tiny model at -lv 4.
 const CPU_LOG = [

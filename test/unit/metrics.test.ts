@@ -1,7 +1,7 @@
 // /metrics exposition: every series and value from a known snapshot, counters and the queue-wait histogram.
 import { describe, expect, it } from 'vitest';
-import { MetricsRegistry } from '../../daemon/metrics';
-import type { InstanceStatus, ModelStatus, Snapshot } from '../../daemon/protocol';
+import { MetricsRegistry } from '../../daemon/status/metrics';
+import type { InstanceStatus, ModelStatus, Snapshot } from '../../shared/protocol';
 
 const MIB = 1024 * 1024;
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { placementLine, renderStatus, duration } from '../../daemon/commands/render-status';
-import type { ModelStatus, Snapshot } from '../../daemon/protocol';
+import { placementLine, renderStatus, duration } from '../../cli/commands/render-status';
+import type { ModelStatus, Snapshot } from '../../shared/protocol';
 
 const model = (over: Partial<ModelStatus> = {}): ModelStatus => ({
   name: 'coder',

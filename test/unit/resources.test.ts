@@ -6,7 +6,7 @@ import { availableParallelism, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import type { GpuStatus } from '../../daemon/protocol';
+import type { GpuStatus } from '../../shared/protocol';
 import { parseComputeApps, parseGpuLine } from '../../daemon/resources/nvidia-parse';
 import { parseProcess, readProcess } from '../../daemon/resources/procfs';
 import { parseReading, type Reading } from '../../daemon/resources/reading';

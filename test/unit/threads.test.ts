@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { ModelConfig } from '../../daemon/config';
-import { plannedInstances, setsThreads, threadsPerInstance, withThreads } from '../../daemon/llama/threads';
+import type { ModelConfig } from '../../daemon/config/config';
+import { plannedInstances, setsThreads, threadsPerInstance, withThreads } from '../../daemon/runtime/threads';
 
 const model = (over: Partial<ModelConfig> = {}): ModelConfig => ({
   name: 'm', path: '/m.gguf', slots: 4, ctxPerSlot: 4096, gpuLayers: 'auto', replicas: 1, maxReplicas: 1, autostart: true, args: [], ...over,

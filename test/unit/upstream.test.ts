@@ -2,7 +2,7 @@
 // first byte), or anything else.
 import { describe, expect, it } from 'vitest';
 import { InstanceGoneError } from '../../daemon/scheduler/dispatch';
-import { classifyUpstreamError } from '../../daemon/upstream';
+import { classifyUpstreamError } from '../../daemon/api/upstream';
 
 const live = new AbortController().signal;
 

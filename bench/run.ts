@@ -1,0 +1,162 @@
+// The three ways `slotwise bench` runs: `standard` (the fixed suite of `npm run bench`), `custom`
+// (one sweep against a daemon hosted in this process), `attach` (one sweep against a running daemon).
+import { access } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { requireDaemon } from '../cli/locate';
+import { loadConfig, type Config, type ModelConfig } from '../daemon/config/config';
+import { SlotwiseError } from '../shared/errors';
+import { runSetup, type ProgressStream } from '../toolchain/setup';
+import { ensureCachedTinyModel } from '../gguf/tiny-model';
+import { describeEnvironment } from './environment';
+import { BENCH_PROMPT, hostedSweep, loadScenario, modelConfig, routingScenario, type ScenarioContext } from './scenarios';
+import { findStandIn, STAND_IN } from './stand-in';
+import { fetchSnapshot } from './status-sampler';
+import { runSweep } from './sweep';
+import { checkTargets } from './targets';
+import type { BenchReport, MixEntry } from './types';
+
+export interface BenchRequest extends ScenarioContext {
+  mode: 'standard' | 'custom' | 'attach';
+  /** A model name (from the config, or the attached daemon's) or a .gguf path; default the tiny model. */
+  model?: string;
+  concurrency: number[];
+  requests: number;
+  mix: MixEntry[];
+  direct: boolean;
+  /** custom: the hosted daemon's routing. */
+  routing: Config['routing'];
+  /** custom: overrides of the model's slots and replicas. */
+  slots?: number;
+  replicas?: number;
+  stateDir: string;
+  configPath?: string;
+  /** Where setup (finding or building llama-server) reports. */
+  setupStream: ProgressStream;
+}
+
+/** The fixed suite: small enough for a few minutes on 2 cores with the tiny model. Levels last ~2 s
+ * there, long enough for the 250 ms status polls to see the slots. */
+export const STANDARD = {
+  sweep: { slots: 8, concurrency: [1, 2, 4, 8, 16], requests: 64, maxTokens: 128 },
+  // 8 clients on 8 slots: placement decides whether a request starts at once (a free slot somewhere)
+  // or waits inside a full llama-server (round-robin). Above capacity both queue, and the p95 is the
+  // queue's; measured at c=12: 1.00–1.19× overall either way.
+  routing: { replicas: 2, slots: 4, concurrency: 8, requests: 96, short: 16, long: 256, shortPerLong: 3 },
+  // The same against the stand-in (20 ms a token per slot, as on a GPU): on a 2-core host the two real
+  // instances share the cores, so an idle one lends its CPU to the busy one and hides bad placement.
+  routingStandIn: { replicas: 2, slots: 4, concurrency: 8, requests: 96, short: 8, long: 64, shortPerLong: 3, tokenMs: 20 },
+  // 256 tokens at 20 tokens/s per stream: ~13 s with all 1,000 streams open, so the numbers
+  // describe holding them, not only the burst of opening them (both are in the lag timeline).
+  load: { streams: 1000, replicas: 4, slots: 250, maxTokens: 256, tokenIntervalMs: 50 },
+} as const;
+
+export async function runBench(req: BenchRequest): Promise<BenchReport> {
+  const started = performance.now();
+  let report: Draft;
+  if (req.mode === 'attach') report = await attached(req);
+  else if (req.mode === 'custom') report = await custom(req);
+  else report = await standard(req);
+  return { ...report, targets: checkTargets(report), durationMs: performance.now() - started };
+}
+
+type Draft = Omit<BenchReport, 'targets' | 'durationMs'>;
+
+async function attached(req: BenchRequest): Promise<Draft> {
+  const ep = await requireDaemon(req.stateDir);
+  const snapshot = await fetchSnapshot(ep.url, ep.token);
+  const model = req.model ?? snapshot.models[0]?.name;
+  if (!model) throw new SlotwiseError('SW_ERR_MODEL_NOT_FOUND', `bench: the daemon at ${ep.url} has no models — add one to its config`);
+  const sweep = await runSweep({ ...sweepOptions(req, model), url: ep.url, token: ep.token, signal: req.signal, progress: req.progress });
+  return { schema: 1, environment: await describeEnvironment(await fetchSnapshot(ep.url, ep.token)), run: { kind: 'custom', model, routing: 'daemon config' }, sweep };
+}
+
+async function custom(req: BenchRequest): Promise<Draft> {
+  const config = await loadConfig({ path: req.configPath, env: req.env, allowMissing: !req.configPath });
+  const model = await resolveModel(req, config);
+  if (config.llamaServer === 'auto') await runSetup({ env: req.env, quietIfCached: true, stderr: req.setupStream, signal: req.signal });
+  const hosted = await hostedSweep(req, { model, routing: req.routing, llamaServer: config.llamaServer, queue: config.queue, sweep: sweepOptions(req, model.name) });
+  return {
+    schema: 1,
+    environment: hosted.environment,
+    run: { kind: 'custom', model: model.name, modelPath: model.path, routing: req.routing },
+    sweep: hosted.sweep,
+    sweepDaemon: hosted.daemon,
+  };
+}
+
+async function standard(req: BenchRequest): Promise<Draft> {
+  await runSetup({ env: req.env, quietIfCached: true, stderr: req.setupStream, signal: req.signal });
+  const tiny = await ensureCachedTinyModel({ env: req.env, signal: req.signal });
+  const S = STANDARD;
+  const llamaArgs = threadArgs();
+  req.progress?.line(`sweep: tiny model, 1 × ${S.sweep.slots} slots, c=${S.sweep.concurrency.join(',')}, ${S.sweep.requests} requests per level, daemon and direct`);
+  const hosted = await hostedSweep(req, {
+    model: modelConfig('tiny', tiny, { slots: S.sweep.slots, replicas: 1, args: llamaArgs }),
+    routing: 'slot-aware',
+    sweep: {
+      model: 'tiny',
+      concurrency: [...S.sweep.concurrency],
+      requests: S.sweep.requests,
+      mix: [{ maxTokens: S.sweep.maxTokens, weight: 1 }],
+      direct: true,
+      prompt: BENCH_PROMPT,
+    },
+  });
+  const routing = await routingScenario(req, { modelPath: tiny, args: llamaArgs, ...S.routing });
+  const upstream = await findStandIn();
+  let routingStandIn: BenchReport['routingStandIn'];
+  if (upstream) {
+    const { tokenMs, ...o } = S.routingStandIn;
+    routingStandIn = await routingScenario(req, { modelPath: tiny, args: ['--fake-token-ms', String(tokenMs)], standIn: upstream, ...o });
+  }
+  let load: BenchReport['load'];
+  if (upstream) load = await loadScenario(req, { modelPath: tiny, upstream, ...S.load });
+  else req.progress?.line(`load: skipped — the stand-in upstream ${STAND_IN} is not in this install (run from a source checkout)`);
+  return {
+    schema: 1,
+    environment: hosted.environment,
+    run: { kind: 'standard', model: 'tiny', modelPath: tiny, routing: 'slot-aware', llamaArgs },
+    sweep: hosted.sweep,
+    sweepDaemon: hosted.daemon,
+    routing,
+    ...(routingStandIn ? { routingStandIn } : {}),
+    load,
+  };
+}
+
+/**
+ * llama-server compute threads for the standard suite: all cores but one. With a thread on every
+ * core, its spinning workers starve its own HTTP thread, the daemon and the client on a small
+ * machine (on 2 cores: requests stalled 0.5 s at concurrency 2; with 1 thread, none did).
+ */
+function threadArgs(): string[] {
+  return ['--threads', String(Math.max(1, availableParallelism() - 1))];
+}
+
+function sweepOptions(req: BenchRequest, model: string): BenchReport['sweep']['options'] {
+  return { model, concurrency: req.concurrency, requests: req.requests, mix: req.mix, direct: req.direct, prompt: BENCH_PROMPT };
+}
+
+/** `--model`: a .gguf path, a model of the config, or (none given) the tiny model. */
+async function resolveModel(req: BenchRequest, config: Config): Promise<ModelConfig> {
+  const layout = { slots: req.slots ?? 4, replicas: req.replicas ?? 1 };
+  if (req.model === undefined) return modelConfig('tiny', await ensureCachedTinyModel({ env: req.env, signal: req.signal }), layout);
+  const configured = config.models.find((m) => m.name === req.model);
+  if (configured) {
+    const replicas = req.replicas ?? (configured.replicas === 'auto' ? 1 : Math.max(1, configured.replicas));
+    return { ...configured, slots: req.slots ?? configured.slots, replicas, maxReplicas: Math.max(replicas, configured.maxReplicas), autostart: true };
+  }
+  if (/\.gguf$/i.test(req.model) || req.model.includes('/')) {
+    const path = resolve(req.model);
+    try {
+      await access(path);
+    } catch (err) {
+      throw new SlotwiseError('SW_ERR_MODEL_FILE', `bench: model file not found: ${path}`, { cause: err });
+    }
+    return modelConfig('model', path, layout);
+  }
+  const known = config.models.map((m) => m.name).join(', ') || 'none';
+  throw new SlotwiseError('SW_ERR_MODEL_NOT_FOUND', `bench: unknown model "${req.model}" — give a .gguf path or a configured model (${known})`);
+}

@@ -1,0 +1,131 @@
+// The benchmark's scenarios, each against a daemon hosted in this process: a concurrency sweep
+// (daemon vs direct), routing (slot-aware vs round-robin on a mixed load), and many concurrent
+// streams against the stand-in upstream.
+import type { Config, ModelConfig } from '../daemon/config/config';
+import { fetchSnapshot } from './status-sampler';
+import { runClient } from './client-process';
+import { hostDaemon } from './daemon-host';
+import { describeEnvironment } from './environment';
+import { summarize } from './stats';
+import type { Progress } from './sweep';
+import type { DaemonSide, Environment, LevelResult, LoadResult, RoutingResult, SweepOptions, SweepResult } from './types';
+
+export interface ScenarioContext {
+  env: NodeJS.ProcessEnv;
+  /** dist/cli.js, to run the load generator in its own process; undefined = in this process. */
+  cliPath?: string;
+  signal?: AbortSignal;
+  progress?: Progress;
+}
+
+export interface HostedSweep {
+  sweep: SweepResult;
+  daemon: DaemonSide;
+  environment: Environment;
+}
+
+/** One model in a fresh in-process daemon, one sweep against it. */
+export async function hostedSweep(
+  ctx: ScenarioContext,
+  opts: { model: ModelConfig; routing: Config['routing']; sweep: SweepOptions; llamaServer?: string; queue?: Config['queue'] },
+): Promise<HostedSweep> {
+  const host = await hostDaemon({ models: [opts.model], routing: opts.routing, llamaServer: opts.llamaServer, queue: opts.queue, env: ctx.env });
+  try {
+    const { daemon } = host;
+    ctx.progress?.update(`starting ${opts.model.replicas} × llama-server (${opts.model.slots} slots each)`);
+    await Promise.all(daemon.supervisor.instances(opts.model.name).map((i) => i.ensureReady({ signal: ctx.signal })));
+    const environment = await describeEnvironment(await fetchSnapshot(daemon.url, daemon.token));
+    host.startMeasuring();
+    const { result, client } = await runClient({ ...ctx, sweep: opts.sweep, url: daemon.url, token: daemon.token, stateDir: host.stateDir });
+    return { sweep: result, daemon: host.stopMeasuring(client), environment };
+  } finally {
+    await host.close();
+  }
+}
+
+export interface RoutingOptions {
+  modelPath: string;
+  replicas: number;
+  slots: number;
+  concurrency: number;
+  requests: number;
+  short: number;
+  long: number;
+  /** Short requests per long one. */
+  shortPerLong: number;
+  /** Extra llama-server flags. */
+  args?: string[];
+  /** The stand-in script to run instead of llama-server. */
+  standIn?: string;
+}
+
+/** The same mixed load through round-robin and slot-aware routing, one fresh daemon each. */
+export async function routingScenario(ctx: ScenarioContext, o: RoutingOptions): Promise<RoutingResult> {
+  const runs: RoutingResult['runs'] = [];
+  for (const routing of ['round-robin', 'slot-aware'] as const) {
+    ctx.progress?.line(`routing${o.standIn ? ' (stand-in upstream)' : ''}: ${routing}, ${o.replicas} × ${o.slots} slots, ${o.requests} requests (max_tokens ${o.short} ×${o.shortPerLong} : ${o.long} ×1) at c=${o.concurrency}`);
+    const { sweep } = await hostedSweep(ctx, {
+      model: modelConfig('tiny', o.modelPath, { slots: o.slots, replicas: o.replicas, args: o.args }),
+      routing,
+      llamaServer: o.standIn,
+      sweep: {
+        model: 'tiny',
+        concurrency: [o.concurrency],
+        requests: o.requests,
+        mix: [
+          { maxTokens: o.short, weight: o.shortPerLong },
+          { maxTokens: o.long, weight: 1 },
+        ],
+        direct: false,
+        prompt: BENCH_PROMPT,
+      },
+    });
+    const level = sweep.levels[0]!;
+    runs.push({ routing, level, shortE2eMs: e2eOf(level, (n) => n === o.short), longE2eMs: e2eOf(level, (n) => n === o.long) });
+  }
+  const [rr, sa] = runs as [RoutingResult['runs'][number], RoutingResult['runs'][number]];
+  return {
+    upstream: o.standIn ? 'stand-in' : 'llama-server',
+    replicas: o.replicas,
+    slotsPerInstance: o.slots,
+    concurrency: o.concurrency,
+    runs,
+    p95Ratio: rr.level.e2eMs.p95 / sa.level.e2eMs.p95,
+    shortP95Ratio: rr.shortE2eMs.p95 / sa.shortE2eMs.p95,
+  };
+}
+
+function e2eOf(level: LevelResult, pick: (maxTokens: number) => boolean): ReturnType<typeof summarize> {
+  return summarize(level.samples.filter((s) => s.ok && pick(s.maxTokens)).map((s) => s.e2eMs));
+}
+
+export interface LoadOptions {
+  modelPath: string;
+  /** The stand-in llama-server script. */
+  upstream: string;
+  streams: number;
+  replicas: number;
+  slots: number;
+  maxTokens: number;
+  tokenIntervalMs: number;
+}
+
+/** `streams` concurrent streams through the daemon against the stand-in upstream. */
+export async function loadScenario(ctx: ScenarioContext, o: LoadOptions): Promise<LoadResult> {
+  ctx.progress?.line(`load: ${o.streams} concurrent streams, ${o.replicas} × ${o.slots}-slot stand-in upstream, a token every ${o.tokenIntervalMs} ms`);
+  const { sweep, daemon } = await hostedSweep(ctx, {
+    model: modelConfig('stand-in', o.modelPath, { slots: o.slots, replicas: o.replicas, args: ['--fake-token-ms', String(o.tokenIntervalMs)] }),
+    routing: 'slot-aware',
+    llamaServer: o.upstream,
+    queue: { maxWaiting: o.streams * 2, timeoutMs: 120_000 },
+    sweep: { model: 'stand-in', concurrency: [o.streams], requests: o.streams, mix: [{ maxTokens: o.maxTokens, weight: 1 }], direct: false, prompt: BENCH_PROMPT },
+  });
+  return { streams: o.streams, replicas: o.replicas, slotsPerInstance: o.slots, tokenIntervalMs: o.tokenIntervalMs, level: sweep.levels[0]!, daemon };
+}
+
+/** The prompt every bench request sends. */
+export const BENCH_PROMPT = 'Write a short story about a lighthouse keeper who finds a message in a bottle.';
+
+export function modelConfig(name: string, path: string, o: { slots: number; replicas: number; args?: string[] }): ModelConfig {
+  return { name, path, slots: o.slots, ctxPerSlot: 512, gpuLayers: 'auto', replicas: o.replicas, maxReplicas: o.replicas, autostart: true, args: o.args ?? [] };
+}

@@ -1,0 +1,140 @@
+// The client side of a benchmark: a concurrency sweep against a running daemon (and, with `direct`,
+// against its llama-server ports in the same run), sampling /api/status during every level.
+// Talks HTTP only, so it runs the same in the daemon's process or in a separate one.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Agent } from 'undici';
+import { SlotwiseError } from '../shared/errors';
+import type { ModelStatus, Snapshot } from '../shared/protocol';
+import { buildLevel, compareLevels } from './aggregate';
+import { mixSequence, runLevel, type LevelRun } from './load';
+import { StatusSampler } from './status-sampler';
+import { streamCompletion } from './stream-request';
+import type { BenchTarget, LevelResult, SweepOptions, SweepResult } from './types';
+
+/** Progress for people: whole lines, and an in-place counter a terminal may redraw. */
+export interface Progress {
+  line(text: string): void;
+  update(text: string): void;
+}
+
+export interface SweepRun extends SweepOptions {
+  url: string;
+  token: string;
+  signal?: AbortSignal;
+  progress?: Progress;
+  /** How long to wait for a ready instance of the model. Default 120 s. */
+  readyTimeoutMs?: number;
+}
+
+export async function runSweep(opts: SweepRun): Promise<SweepResult> {
+  // One agent for the whole sweep: keep-alive connections are reused from level to level, so no
+  // level pays connection setup the others do not.
+  const dispatcher = new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 60_000 });
+  const sampler = new StatusSampler({ url: opts.url, token: opts.token, model: opts.model, dispatcher });
+  try {
+    const model = await waitReady(sampler, opts.model, opts.readyTimeoutMs ?? 120_000, opts.signal);
+    const ready = model.instances.filter((i) => i.state === 'ready' && i.port !== undefined);
+    const directUrls = ready.map((i) => `http://127.0.0.1:${i.port}`);
+    const base = { model: opts.model, prompt: opts.prompt, dispatcher, signal: opts.signal };
+    const targets: Record<BenchTarget, { baseUrls: string[]; token?: string }> = {
+      daemon: { baseUrls: [opts.url], token: opts.token },
+      direct: { baseUrls: directUrls },
+    };
+
+    // Warm-up (not recorded): connections, llama-server's first-request costs, and a clear error
+    // now if a target does not answer completions at all.
+    for (const target of opts.direct ? (['daemon', 'direct'] as const) : (['daemon'] as const)) {
+      const s = await streamCompletion({ ...base, ...targets[target], baseUrl: targets[target].baseUrls[0]!, target, maxTokens: 8, t0: 0 });
+      if (!s.ok) {
+        const where = target === 'daemon' ? `${opts.url}/v1/completions` : `llama-server ${directUrls[0]}/v1/completions`;
+        throw new SlotwiseError('SW_ERR_UPSTREAM', `bench: warm-up request to ${where} failed: ${s.error}`);
+      }
+    }
+
+    const lengths = mixSequence(opts.mix, opts.requests);
+    const levels: LevelResult[] = [];
+    const n = opts.concurrency.length;
+    for (const [k, c] of opts.concurrency.entries()) {
+      // Alternate which target goes first so drift (thermal, caches, other load) hits both alike.
+      const order: BenchTarget[] = !opts.direct ? ['daemon'] : k % 2 === 0 ? ['daemon', 'direct'] : ['direct', 'daemon'];
+      for (const target of order) {
+        const label = `level ${k + 1}/${n} c=${c} ${target}`;
+        opts.progress?.update(`${label}: 0/${opts.requests}`);
+        // Start each level on idle slots as the daemon sees them: right after a direct level its last
+        // /slots poll still shows the direct clients' slots busy (foreign), and it would rightly hold
+        // the first daemon requests back until the next poll.
+        await waitIdle(sampler, opts.model, 3000, opts.signal);
+        sampler.start();
+        let run: LevelRun;
+        try {
+          run = await runLevel({
+            ...base,
+            ...targets[target],
+            target,
+            concurrency: c,
+            requests: opts.requests,
+            maxTokens: (i) => lengths[i]!,
+            onProgress: (done) => opts.progress?.update(`${label}: ${done}/${opts.requests}`),
+          });
+        } catch (err) {
+          await sampler.stop();
+          throw err;
+        }
+        const level = buildLevel(target, c, run, await sampler.stop());
+        levels.push(level);
+        opts.progress?.line(describeLevel(label, level));
+      }
+    }
+    return {
+      options: { model: opts.model, concurrency: opts.concurrency, requests: opts.requests, mix: opts.mix, direct: opts.direct, prompt: opts.prompt },
+      levels,
+      comparisons: compareLevels(levels),
+      layout: { instances: ready.length, slotsPerInstance: model.slotsPerInstance },
+    };
+  } finally {
+    await dispatcher.close();
+  }
+}
+
+function describeLevel(label: string, l: LevelResult): string {
+  const ok = `${l.requests - l.failed}/${l.requests} ok`;
+  const ttft = Number.isFinite(l.ttftMs.p50) ? `TTFT p50 ${l.ttftMs.p50.toFixed(1)} ms` : 'no TTFT';
+  const failed = l.failed ? ` — ${l.errors[0]}` : '';
+  return `${label}: ${ok}, ${Math.round(l.tokensPerSecond)} tok/s, ${ttft}, slots ${Math.round(l.utilization.slotPct)}% busy${failed}`;
+}
+
+/** Polls /api/status until no slot of the model reads busy and nothing waits (gives up after timeoutMs). */
+async function waitIdle(sampler: StatusSampler, name: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    signal?.throwIfAborted();
+    const model = (await sampler.snapshot()).models.find((m) => m.name === name);
+    if (!model || (model.queue.waiting === 0 && model.instances.every((i) => i.slots.every((s) => !s.busy)))) return;
+    await sleep(50, undefined, { signal });
+  }
+}
+
+/** Polls /api/status until the model has a ready instance; names the model's state when it gives up. */
+async function waitReady(sampler: StatusSampler, name: string, timeoutMs: number, signal?: AbortSignal): Promise<ModelStatus> {
+  const deadline = Date.now() + timeoutMs;
+  let snap: Snapshot | undefined;
+  for (;;) {
+    signal?.throwIfAborted();
+    snap = await sampler.snapshot();
+    const model = snap.models.find((m) => m.name === name);
+    if (!model) {
+      const known = snap.models.map((m) => m.name).join(', ') || 'none';
+      throw new SlotwiseError('SW_ERR_MODEL_NOT_FOUND', `bench: the daemon has no model "${name}" — configured: ${known}`);
+    }
+    const failed = model.instances.find((i) => i.state === 'failed');
+    if (failed) throw new SlotwiseError('SW_ERR_INSTANCE_FAILED', `bench: [${failed.id}] failed: ${failed.lastError ?? 'unknown reason'}`);
+    // Every wanted instance ready, so the sweep does not start on a half-loaded model.
+    const ready = model.instances.filter((i) => i.state === 'ready');
+    if (ready.length > 0 && ready.length >= model.replicas) return model;
+    if (Date.now() > deadline) {
+      const states = model.instances.map((i) => `${i.id} ${i.state}`).join(', ') || 'no instance (is it down? `slotwise up`)';
+      throw new SlotwiseError('SW_ERR_HEALTH_TIMEOUT', `bench: model "${name}" not ready after ${Math.round(timeoutMs / 1000)} s: ${states}`);
+    }
+    await sleep(200, undefined, { signal });
+  }
+}

@@ -1,0 +1,199 @@
+// `slotwise bench`: throughput, TTFT and queue wait through the daemon vs straight to llama-server,
+// slot use vs GPU/CPU %, routing, and many-stream load. Writes bench.json, bench.md and bench.svg.
+import { setMaxListeners } from 'node:events';
+import { relative } from 'node:path';
+import { SlotwiseError } from '../../shared/errors';
+import { PROGRESS_ENV } from '../../bench/client-process';
+import { parseMix } from '../../bench/load';
+import { fmt } from '../../bench/report-md';
+import { runBench, STANDARD, type BenchRequest } from '../../bench/run';
+import type { Progress } from '../../bench/sweep';
+import type { BenchReport } from '../../bench/types';
+import { writeReport } from '../../bench/write-report';
+import type { Command, CommandContext } from './command';
+
+const HELP = `slotwise bench [--model M] [--concurrency 1,2,4,8,16] [--requests N] [--max-tokens N | --mix T:W,…]
+               [--direct] [--routing slot-aware|round-robin] [--slots N] [--replicas N] [--out DIR]
+slotwise bench --attach [--model M] [options above but --routing/--slots/--replicas]
+slotwise bench --standard [--out DIR]
+
+Streams completions (POST /v1/completions, stream, temperature 0, ignore_eos) at each concurrency
+level and measures tokens/s, TTFT, end-to-end time and queue wait; polls /api/status every 250 ms
+for slots busy and GPU/CPU %. Writes DIR/bench.json (every number), bench.md and bench.svg.
+
+By default it starts its own daemon in this process (temp state dir, any free port) with model M:
+a model of the config file, a .gguf path, or (none given) the cached tiny random-weight model.
+The requests come from a separate process so the daemon's loop and CPU share are its own.
+
+  --model M            model name or .gguf path (default: the tiny model)
+  --concurrency LIST   levels, comma-separated (default 1,2,4,8,16)
+  --requests N         requests per level (default 32)
+  --max-tokens N       tokens per request (default 64)
+  --mix T:W,…          mixed lengths instead: max_tokens:weight, e.g. 16:3,256:1
+  --direct             also run each level straight against llama-server, interleaved
+  --routing MODE       slot-aware (default) or round-robin
+  --slots N            slots per llama-server (default: the model's, else 4)
+  --replicas N         llama-server processes (default: the model's, else 1)
+  --attach             bench the daemon already running for --state-dir instead
+  --standard           the fixed suite of \`npm run bench\`: sweep (1 × ${STANDARD.sweep.slots} slots, daemon vs direct),
+                       routing (${STANDARD.routing.replicas} × ${STANDARD.routing.slots} slots, slot-aware vs round-robin on a mixed load),
+                       ${STANDARD.load.streams} streams against a stand-in upstream (event-loop lag, RSS)
+  --out DIR            where the report goes (default bench-out)
+
+The goals (throughput ≥ 0.99 × direct, added TTFT ≤ 1 ms p50 / ≤ 3 ms p99, slot-aware p95 ≥ 1.3×
+better, 1,000 streams with loop lag p99 < 20 ms and RSS < 200 MB) are reported, never enforced:
+the exit code is 0 whenever the run finished.`;
+
+export const benchCommand: Command = {
+  summary: 'measure throughput, TTFT and queue wait through the daemon vs direct; writes bench.json/md/svg',
+  help: HELP,
+  options: {
+    model: { type: 'string' },
+    concurrency: { type: 'string' },
+    requests: { type: 'string' },
+    'max-tokens': { type: 'string' },
+    mix: { type: 'string' },
+    direct: { type: 'boolean' },
+    routing: { type: 'string' },
+    slots: { type: 'string' },
+    replicas: { type: 'string' },
+    attach: { type: 'boolean' },
+    standard: { type: 'boolean' },
+    out: { type: 'string' },
+  },
+  async run(ctx) {
+    const abort = new AbortController();
+    // Every in-flight request listens on this signal: thousands at the load level.
+    setMaxListeners(0, abort.signal);
+    const onSignal = (): void => abort.abort(new SlotwiseError('SW_ERR_CANCELLED', 'bench cancelled'));
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    const progress = progressPrinter(ctx);
+    try {
+      const req = parseRequest(ctx, abort.signal, progress);
+      const report = await runBench(req);
+      progress.done();
+      const files = await writeReport(String(ctx.values.out ?? 'bench-out'), report);
+      ctx.stdout.write(summary(report, files));
+      return 0;
+    } catch (err) {
+      progress.done();
+      throw abort.signal.aborted ? abort.signal.reason : err;
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+  },
+};
+
+function usage(message: string): SlotwiseError {
+  return new SlotwiseError('SW_ERR_USAGE', `bench: ${message} — see \`slotwise bench --help\``);
+}
+
+function positiveInt(ctx: CommandContext, name: string, fallback: number): number {
+  const raw = ctx.values[name];
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw usage(`--${name} must be a positive integer, got "${String(raw)}"`);
+  return n;
+}
+
+function optionalInt(ctx: CommandContext, name: string): number | undefined {
+  return ctx.values[name] === undefined ? undefined : positiveInt(ctx, name, 1);
+}
+
+/** Validates the flags into one request; every problem is one usage line. */
+export function parseRequest(ctx: CommandContext, signal: AbortSignal, progress: Progress): BenchRequest {
+  const v = ctx.values;
+  if (ctx.positionals.length) throw usage(`unexpected argument "${ctx.positionals[0]}"`);
+  if (v.standard && v.attach) throw usage('--standard and --attach exclude each other');
+  if (v.standard) {
+    const extra = ['model', 'concurrency', 'requests', 'max-tokens', 'mix', 'direct', 'routing', 'slots', 'replicas'].filter((k) => v[k] !== undefined);
+    if (extra.length) throw usage(`--standard runs a fixed suite; drop --${extra.join(', --')}`);
+  }
+  if (v.attach) {
+    const extra = ['routing', 'slots', 'replicas'].filter((k) => v[k] !== undefined);
+    if (extra.length) throw usage(`--attach benches the daemon as it is configured; drop --${extra.join(', --')}`);
+  }
+  const concurrency = String(v.concurrency ?? '1,2,4,8,16')
+    .split(',')
+    .map((s) => s.trim());
+  const levels = concurrency.map(Number);
+  if (!levels.length || levels.some((n) => !Number.isInteger(n) || n < 1)) throw usage(`--concurrency must list positive integers like 1,2,4,8, got "${String(v.concurrency)}"`);
+  if (v.mix !== undefined && v['max-tokens'] !== undefined) throw usage('give --max-tokens or --mix, not both');
+  const mix = v.mix !== undefined ? parseMix(String(v.mix)) : [{ maxTokens: positiveInt(ctx, 'max-tokens', 64), weight: 1 }];
+  if (!mix) throw usage(`--mix must be max_tokens:weight pairs like 16:3,256:1, got "${String(v.mix)}"`);
+  const routing = v.routing ?? 'slot-aware';
+  if (routing !== 'slot-aware' && routing !== 'round-robin') throw usage(`--routing must be slot-aware or round-robin, got "${String(routing)}"`);
+  return {
+    mode: v.standard ? 'standard' : v.attach ? 'attach' : 'custom',
+    model: v.model === undefined ? undefined : String(v.model),
+    concurrency: [...new Set(levels)],
+    requests: positiveInt(ctx, 'requests', 32),
+    mix,
+    direct: v.direct === true,
+    routing,
+    slots: optionalInt(ctx, 'slots'),
+    replicas: optionalInt(ctx, 'replicas'),
+    stateDir: ctx.stateDir,
+    configPath: ctx.configPath,
+    env: ctx.env,
+    cliPath: cliPath(ctx.env),
+    signal,
+    progress,
+    setupStream: ctx.stderr,
+  };
+}
+
+/** The CLI script when running as the CLI (so the load generator can run as `bench --attach` in its own process). */
+function cliPath(env: NodeJS.ProcessEnv): string | undefined {
+  const main = process.argv[1];
+  if (env.SLOTWISE_BENCH_CLIENT === 'in-process') return undefined;
+  return main && /(^|[\\/])cli\.js$/.test(main) ? main : undefined;
+}
+
+interface Printer extends Progress {
+  /** Clears a pending in-place line. */
+  done(): void;
+}
+
+/**
+ * Progress on stderr. A terminal gets one redrawn status line; a pipe gets whole lines only, except
+ * for a parent bench (PROGRESS_ENV=lines), which gets updates too, marked `~ `.
+ */
+function progressPrinter(ctx: CommandContext): Printer {
+  const err = ctx.stderr;
+  const tty = err.isTTY === true;
+  const forParent = ctx.env[PROGRESS_ENV] === 'lines';
+  let open = false;
+  let lastUpdate = 0;
+  const clear = (): void => {
+    if (open) err.write('\r\x1b[2K');
+    open = false;
+  };
+  return {
+    line(text) {
+      clear();
+      err.write(`${text}\n`);
+    },
+    update(text) {
+      const now = Date.now();
+      if (now - lastUpdate < 100) return; // at most 10 redraws a second
+      lastUpdate = now;
+      if (forParent) err.write(`~ ${text}\n`);
+      else if (tty) {
+        err.write(`\r\x1b[2K${text.slice(0, (err.columns || 100) - 1)}`);
+        open = true;
+      }
+    },
+    done: clear,
+  };
+}
+
+function summary(r: BenchReport, files: { json: string; md: string; svg: string }): string {
+  const rel = (p: string): string => relative(process.cwd(), p) || p;
+  const lines = r.targets.filter((t) => t.met !== undefined).map((t) => `  ${t.met ? '✓' : '✗'} ${t.name}: ${t.measured} (goal ${t.goal})`);
+  const top = r.sweep.levels.filter((l) => l.target === 'daemon').sort((a, b) => b.tokensPerSecond - a.tokensPerSecond)[0];
+  if (top) lines.unshift(`  best: ${fmt(top.tokensPerSecond, 0)} tok/s through the daemon at c=${top.concurrency}`);
+  return [`bench finished in ${fmt(r.durationMs / 1000, 0)} s`, ...lines, `report: ${rel(files.md)}, ${rel(files.json)}, ${rel(files.svg)}`, ''].join('\n');
+}

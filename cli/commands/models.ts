@@ -1,0 +1,100 @@
+// `up MODEL`, `down MODEL`, `restart MODEL`, `logs [MODEL]`.
+import { SlotwiseError } from '../../shared/errors';
+import { withDaemon } from '../locate';
+import type { RpcClient } from '../../shared/rpc-client';
+import type { ModelStatus } from '../../shared/protocol';
+import type { Command, CommandContext } from './command';
+
+function modelArg(ctx: CommandContext, verb: string): string {
+  const [model, extra] = ctx.positionals;
+  if (!model || extra !== undefined) throw new SlotwiseError('SW_ERR_USAGE', `usage: slotwise ${verb} MODEL`);
+  return model;
+}
+
+/** Waits until every instance of the model is ready, printing each state change; fails on `failed`. */
+async function waitReady(client: RpcClient, model: string, ctx: CommandContext, timeoutMs: number): Promise<ModelStatus> {
+  const seen = new Map<string, string>();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => finish(new SlotwiseError('SW_ERR_HEALTH_TIMEOUT', `[${model}] not ready after ${timeoutMs / 1000} s — see \`slotwise logs ${model}\``)), timeoutMs);
+    const check = (models: ModelStatus[]): void => {
+      const m = models.find((x) => x.name === model);
+      if (!m) return;
+      for (const i of m.instances) {
+        if (seen.get(i.id) !== i.state) ctx.stderr.write(`[${i.id}] ${i.state}${i.lastError && i.state !== 'ready' ? `: ${i.lastError}` : ''}\n`);
+        seen.set(i.id, i.state);
+      }
+      const failed = m.instances.find((i) => i.state === 'failed');
+      if (failed) finish(new SlotwiseError('SW_ERR_INSTANCE_FAILED', `[${failed.id}] failed: ${failed.lastError ?? 'see logs'}`));
+      else if (m.instances.length > 0 && m.instances.every((i) => i.state === 'ready')) finish(undefined, m);
+    };
+    const off = client.on('status', ({ snapshot }) => check(snapshot.models));
+    const finish = (err: Error | undefined, m?: ModelStatus): void => {
+      clearTimeout(timer);
+      off();
+      if (err) reject(err);
+      else resolve(m!);
+    };
+    client.call('status.subscribe').then((s) => check(s.models), reject);
+  });
+}
+
+export const upCommand: Command = {
+  summary: 'start a configured model and wait until its slots are ready',
+  args: 'MODEL',
+  options: { 'no-wait': { type: 'boolean' }, timeout: { type: 'string' } },
+  async run(ctx) {
+    const model = modelArg(ctx, 'up');
+    return withDaemon(ctx.stateDir, async (client) => {
+      await client.call('models.start', { model });
+      if (ctx.values['no-wait']) return 0;
+      const m = await waitReady(client, model, ctx, Number(ctx.values.timeout ?? 600) * 1000);
+      const slots = m.instances.reduce((a, i) => a + i.slots.length, 0) || m.slotsPerInstance * m.instances.length;
+      ctx.stdout.write(`${model}: ${m.instances.length} instance(s) ready, ${slots} slots\n`);
+      return 0;
+    });
+  },
+};
+
+export const downCommand: Command = {
+  summary: 'stop every instance of a model',
+  args: 'MODEL',
+  async run(ctx) {
+    const model = modelArg(ctx, 'down');
+    return withDaemon(ctx.stateDir, async (client) => {
+      await client.call('models.stop', { model });
+      ctx.stdout.write(`${model}: stopped\n`);
+      return 0;
+    });
+  },
+};
+
+export const restartCommand: Command = {
+  summary: 'restart every instance of a model',
+  args: 'MODEL',
+  async run(ctx) {
+    const model = modelArg(ctx, 'restart');
+    return withDaemon(ctx.stateDir, async (client) => {
+      await client.call('models.restart', { model });
+      await waitReady(client, model, ctx, 600_000);
+      ctx.stdout.write(`${model}: restarted\n`);
+      return 0;
+    });
+  },
+};
+
+export const logsCommand: Command = {
+  summary: 'print the last lines of a model\'s llama-server output',
+  args: '[MODEL|INSTANCE]',
+  options: { lines: { type: 'string', short: 'n' } },
+  async run(ctx) {
+    const target = ctx.positionals[0];
+    const lines = Number(ctx.values.lines ?? 100);
+    if (!Number.isInteger(lines) || lines < 1) throw new SlotwiseError('SW_ERR_USAGE', `--lines must be a positive integer, got "${ctx.values.lines}"`);
+    return withDaemon(ctx.stateDir, async (client) => {
+      const params = target?.includes('#') ? { instance: target, lines } : { model: target, lines };
+      const res = await client.call('logs.tail', params);
+      for (const line of res.lines) ctx.stdout.write(`${line}\n`);
+      return 0;
+    });
+  },
+};

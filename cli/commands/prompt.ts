@@ -1,0 +1,178 @@
+// `prompt`, `jobs`, `attach ID`, `cancel ID`: prompt jobs from the terminal. Tokens stream to stdout;
+// Ctrl-C cancels the job (with --detach the job keeps running and its id is printed).
+import { SlotwiseError } from '../../shared/errors';
+import { withDaemon } from '../locate';
+import type { RpcClient } from '../../shared/rpc-client';
+import type { JobSummary, RpcNotifications } from '../../shared/protocol';
+import type { Command, CommandContext } from './command';
+
+type EndEvent = { kind: 'end'; end: RpcNotifications['job.end'] } | { kind: 'error'; error: RpcNotifications['job.error'] } | { kind: 'interrupted' };
+
+/**
+ * Streams a job's deltas to stdout until it ends; Ctrl-C resolves as interrupted. Listens before the
+ * job id is known (set it with `setJob`) so no early delta is lost; deltas are printed once, in seq order.
+ */
+function follow(client: RpcClient, ctx: CommandContext, json: boolean): { done: Promise<EndEvent>; setJob(id: string, fromSeq?: number): void; close(): void } {
+  const offs: (() => void)[] = [];
+  let jobId: string | undefined;
+  let printed = 0;
+  const early: (() => void)[] = [];
+  const forJob = <T extends { jobId: string }>(fn: (e: T) => void) => (e: T): void => {
+    if (jobId === undefined) early.push(() => fn(e));
+    else if (e.jobId === jobId) fn(e);
+  };
+  let resolveDone!: (e: EndEvent) => void;
+  const done = new Promise<EndEvent>((resolve) => (resolveDone = resolve));
+  offs.push(client.on('job.delta', forJob((d) => {
+    if (d.seq !== printed + 1) return; // a replayed delta already printed
+    printed = d.seq;
+    if (!json) ctx.stdout.write(d.text);
+  })));
+  offs.push(client.on('job.queued', forJob((q) => ctx.stderr.write(`[queued: position ${q.position}]\n`))));
+  offs.push(client.on('job.end', forJob((end) => resolveDone({ kind: 'end', end }))));
+  offs.push(client.on('job.error', forJob((error) => resolveDone({ kind: 'error', error }))));
+  offs.push(client.onClose((why) => resolveDone({ kind: 'error', error: { jobId: jobId ?? '', code: 'SW_ERR_DAEMON_UNREACHABLE', message: `daemon ${why}` } })));
+  const onSig = (): void => resolveDone({ kind: 'interrupted' });
+  process.once('SIGINT', onSig);
+  offs.push(() => process.off('SIGINT', onSig));
+  return {
+    done,
+    setJob(id, fromSeq = 0) {
+      jobId = id;
+      printed = fromSeq;
+      for (const replay of early.splice(0)) replay();
+    },
+    close: () => offs.forEach((off) => off()),
+  };
+}
+
+async function finish(client: RpcClient, jobId: string, ev: EndEvent, ctx: CommandContext, json: boolean): Promise<number> {
+  if (ev.kind === 'interrupted') {
+    await client.call('prompt.cancel', { jobId });
+    ctx.stderr.write(`\ncancelled ${jobId}\n`);
+    return 130;
+  }
+  if (ev.kind === 'error') throw new SlotwiseError(ev.error.code, ev.error.message);
+  if (json) {
+    const s = (await client.call('jobs.list')).find((j) => j.jobId === jobId);
+    ctx.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
+  } else {
+    const t = ev.end.timings;
+    ctx.stdout.write('\n');
+    ctx.stderr.write(`[${ev.end.finishReason} · ${ev.end.usage.completionTokens} tokens · queued ${t.queuedMs} ms · ttft ${t.ttftMs ?? '-'} ms · ${t.tokensPerSecond ?? '-'} tok/s]\n`);
+  }
+  return 0;
+}
+
+export const promptCommand: Command = {
+  summary: 'send a prompt; tokens stream to stdout, Ctrl-C cancels',
+  args: '[TEXT|-]',
+  help: [
+    'slotwise prompt [--model M] [--max-tokens N] [--temperature T] [--chat] [--json] [--detach] [TEXT|-]',
+    '',
+    'TEXT, or "-" / nothing to read the prompt from stdin.',
+    '  --chat      send as a chat message (uses the model\'s chat template) instead of raw completion',
+    '  --json      print the finished job summary as JSON instead of streaming text',
+    '  --detach    print the job id and return at once; follow it later with `slotwise attach ID`',
+  ].join('\n'),
+  options: {
+    model: { type: 'string', short: 'm' },
+    'max-tokens': { type: 'string', short: 'n' },
+    temperature: { type: 'string', short: 't' },
+    chat: { type: 'boolean' },
+    json: { type: 'boolean' },
+    detach: { type: 'boolean' },
+  },
+  async run(ctx) {
+    const text = ctx.positionals.length && ctx.positionals[0] !== '-' ? ctx.positionals.join(' ') : await readStdin();
+    if (!text.trim()) throw new SlotwiseError('SW_ERR_USAGE', 'no prompt: give TEXT or pipe it on stdin');
+    const num = (name: string): number | undefined => {
+      const v = ctx.values[name];
+      if (v === undefined) return undefined;
+      const n = Number(v);
+      if (!Number.isFinite(n)) throw new SlotwiseError('SW_ERR_USAGE', `--${name} must be a number, got "${v}"`);
+      return n;
+    };
+    return withDaemon(ctx.stateDir, async (client) => {
+      const json = ctx.values.json === true;
+      const base = { model: ctx.values.model as string | undefined, maxTokens: num('max-tokens'), temperature: num('temperature') };
+      const params = ctx.values.chat ? { ...base, messages: [{ role: 'user' as const, content: text }] } : { ...base, prompt: text };
+      const followed = follow(client, ctx, json); // listening before submit: no early delta is missed
+      try {
+        const { jobId } = await client.call('prompt.submit', params);
+        if (ctx.values.detach) {
+          ctx.stdout.write(`${jobId}\n`);
+          return 0;
+        }
+        followed.setJob(jobId);
+        return await finish(client, jobId, await followed.done, ctx, json);
+      } finally {
+        followed.close();
+      }
+    });
+  },
+};
+
+export const attachCommand: Command = {
+  summary: 'follow a prompt job from the start (or --from SEQ)',
+  args: 'ID',
+  options: { from: { type: 'string' }, json: { type: 'boolean' } },
+  async run(ctx) {
+    const [jobId] = ctx.positionals;
+    if (!jobId) throw new SlotwiseError('SW_ERR_USAGE', 'usage: slotwise attach ID');
+    return withDaemon(ctx.stateDir, async (client) => {
+      const json = ctx.values.json === true;
+      const followed = follow(client, ctx, json);
+      try {
+        const fromSeq = Number(ctx.values.from ?? 0);
+        if (!Number.isInteger(fromSeq) || fromSeq < 0) throw new SlotwiseError('SW_ERR_USAGE', `--from must be a non-negative integer, got "${ctx.values.from}"`);
+        followed.setJob(jobId, fromSeq);
+        await client.call('prompt.attach', { jobId, fromSeq });
+        return await finish(client, jobId, await followed.done, ctx, json);
+      } finally {
+        followed.close();
+      }
+    });
+  },
+};
+
+export const cancelCommand: Command = {
+  summary: 'cancel a prompt job',
+  args: 'ID',
+  async run(ctx) {
+    const [jobId] = ctx.positionals;
+    if (!jobId) throw new SlotwiseError('SW_ERR_USAGE', 'usage: slotwise cancel ID');
+    return withDaemon(ctx.stateDir, async (client) => {
+      const s = await client.call('prompt.cancel', { jobId });
+      ctx.stdout.write(`${s.jobId} ${s.state === 'queued' || s.state === 'running' ? 'cancelling' : s.state}\n`);
+      return 0;
+    });
+  },
+};
+
+export const jobsCommand: Command = {
+  summary: 'list running and recent prompt jobs',
+  options: { json: { type: 'boolean' } },
+  async run(ctx) {
+    return withDaemon(ctx.stateDir, async (client) => {
+      const jobs = await client.call('jobs.list');
+      if (ctx.values.json) ctx.stdout.write(`${JSON.stringify(jobs, null, 2)}\n`);
+      else if (jobs.length === 0) ctx.stdout.write('no jobs\n');
+      else for (const j of jobs) ctx.stdout.write(`${jobLine(j)}\n`);
+      return 0;
+    });
+  },
+};
+
+function jobLine(j: JobSummary): string {
+  const when = new Date(j.createdAt).toISOString().slice(11, 19);
+  const tokens = j.usage ? `${j.usage.completionTokens} tok` : `${j.seq} deltas`;
+  return `${j.jobId}  ${when}  ${j.model.padEnd(10)} ${j.state.padEnd(9)} ${tokens.padEnd(9)} ${JSON.stringify(j.title)}`;
+}
+
+async function readStdin(): Promise<string> {
+  if (process.stdin.isTTY) return '';
+  let text = '';
+  for await (const chunk of process.stdin) text += chunk;
+  return text;
+}

@@ -1,0 +1,137 @@
+// `setup`, `tiny-model`, `doctor`: getting llama-server and a model in place, and checking the machine.
+import { execFile } from 'node:child_process';
+import { access, constants, mkdir } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { loadConfig } from '../../daemon/config/config';
+import { SlotwiseError } from '../../shared/errors';
+import { findDaemon } from '../locate';
+import { findLlamaServer } from '../../toolchain/binary';
+import { readGgufHeader, summarizeGguf, formatBytes } from '../../gguf/gguf';
+import { runSetup } from '../../toolchain/setup';
+import { writeTinyModel } from '../../gguf/tiny-model';
+import { ensureVocab } from '../../gguf/vocab';
+import { which } from '../../platform/which';
+import type { Command } from './command';
+
+const run = promisify(execFile);
+
+export const setupCommand: Command = {
+  summary: 'find llama-server, or build it from the llama.cpp source shipped in node-llama-cpp (cached)',
+  help: [
+    'slotwise setup [--cuda] [--force]',
+    '',
+    'Looks for llama-server in the config ("llamaServer"), $SLOTWISE_LLAMA_SERVER, PATH and the build cache;',
+    'if none is found, fetches the llama.cpp source and builds the llama-server target with all cores.',
+    'The build is cached in $XDG_CACHE_HOME/slotwise/llama.cpp/<commit>/, so a machine builds it once.',
+    '',
+    '  --cuda              build with CUDA (default: only when `nvidia-smi -L` lists a GPU)',
+    '  --no-cuda           build for the CPU even when a GPU is present',
+    '  --force             rebuild into the cache even when a llama-server is found',
+    '  --quiet-if-cached   print nothing when nothing needs doing (used by npm test)',
+  ].join('\n'),
+  options: { cuda: { type: 'boolean' }, 'no-cuda': { type: 'boolean' }, force: { type: 'boolean' }, 'quiet-if-cached': { type: 'boolean' } },
+  async run(ctx) {
+    if (ctx.values.cuda && ctx.values['no-cuda']) throw new SlotwiseError('SW_ERR_USAGE', 'give --cuda or --no-cuda, not both');
+    const config = await loadConfig({ path: ctx.configPath, env: ctx.env, allowMissing: !ctx.configPath, checkFiles: false });
+    await runSetup({
+      configured: config.llamaServer,
+      env: ctx.env,
+      cuda: ctx.values.cuda === true ? true : ctx.values['no-cuda'] === true ? false : undefined,
+      force: ctx.values.force === true,
+      quietIfCached: ctx.values['quiet-if-cached'] === true,
+      stderr: ctx.stderr,
+    });
+    return 0;
+  },
+};
+
+export const tinyModelCommand: Command = {
+  summary: 'write a tiny random-weight llama GGUF (for trying Slotwise without a real model)',
+  args: 'PATH',
+  help: [
+    'slotwise tiny-model PATH [--dim N] [--layers N] [--seed N]',
+    '',
+    'Writes a random-weight llama-architecture GGUF with the tokenizer of llama.cpp\'s',
+    'models/ggml-vocab-llama-spm.gguf. The same options and seed give the same bytes.',
+    '',
+    '  --dim N      embedding width (default 64; 17 MB file)',
+    '  --layers N   transformer blocks (default 2)',
+    '  --seed N     weights seed (default 1)',
+  ].join('\n'),
+  options: { dim: { type: 'string' }, layers: { type: 'string' }, seed: { type: 'string' }, heads: { type: 'string' } },
+  async run(ctx) {
+    const [path, extra] = ctx.positionals;
+    if (!path || extra !== undefined) throw new SlotwiseError('SW_ERR_USAGE', 'usage: slotwise tiny-model PATH [--dim N] [--layers N] [--seed N]');
+    const int = (name: string, fallback: number): number => {
+      const raw = ctx.values[name];
+      if (raw === undefined) return fallback;
+      const n = Number(raw);
+      if (!Number.isInteger(n) || n < 1) throw new SlotwiseError('SW_ERR_USAGE', `--${name} must be a positive integer, got "${raw}"`);
+      return n;
+    };
+    const out = resolve(path);
+    await mkdir(dirname(out), { recursive: true });
+    const vocabPath = await ensureVocab({ env: ctx.env });
+    const res = await writeTinyModel(out, { vocabPath, dim: int('dim', 64), layers: int('layers', 2), heads: int('heads', 4), seed: int('seed', 1) });
+    ctx.stdout.write(`${out}\n`);
+    ctx.stderr.write(`wrote ${formatBytes(res.bytes)} (sha256 ${res.sha256.slice(0, 16)}…)\n`);
+    return 0;
+  },
+};
+
+export const doctorCommand: Command = {
+  summary: 'check llama-server, GPU tools, config, state dir and the daemon',
+  async run(ctx) {
+    let problems = 0;
+    const line = (ok: boolean | 'info', what: string, detail: string): void => {
+      if (ok === false) problems++;
+      ctx.stdout.write(`${ok === 'info' ? '·' : ok ? '✓' : '✗'} ${what.padEnd(13)} ${detail}\n`);
+    };
+    let configured = 'auto';
+    try {
+      const config = await loadConfig({ path: ctx.configPath, env: ctx.env, allowMissing: !ctx.configPath });
+      configured = config.llamaServer;
+      line(true, 'config', `${config.source ?? 'none (defaults)'} · ${config.models.length} model(s)`);
+      for (const m of config.models) {
+        try {
+          const s = summarizeGguf(await readGgufHeader(m.path));
+          line(true, `  ${m.name}`, `${s.architecture}, ${s.layers} layers, ctx ${s.contextLength} · ${m.slots} slots × ${m.ctxPerSlot}`);
+        } catch (err) {
+          line(false, `  ${m.name}`, (err as Error).message);
+        }
+      }
+    } catch (err) {
+      line(false, 'config', (err as Error).message);
+    }
+    try {
+      const found = await findLlamaServer({ configured, env: ctx.env });
+      line(!!found, 'llama-server', found ? `${found.path} (${found.source}) ${found.version ?? ''}` : 'not found — run `slotwise setup`');
+      if (!found) {
+        for (const tool of ['cmake', 'git', 'c++', 'npm']) {
+          const p = await which(tool, ctx.env);
+          line(!!p, `  ${tool}`, p ?? `not found — needed to build llama-server`);
+        }
+      }
+    } catch (err) {
+      line(false, 'llama-server', (err as Error).message);
+    }
+    const smi = await which('nvidia-smi', ctx.env);
+    let gpus = '';
+    if (smi) {
+      gpus = await run(smi, ['-L'], { timeout: 5000 }).then((r) => r.stdout.trim().split('\n').length + ' GPU(s)', (e: Error) => `nvidia-smi failed: ${e.message.split('\n')[0]}`);
+    }
+    const rocm = await which('rocm-smi', ctx.env);
+    line('info', 'GPU tools', [smi ? `nvidia-smi (${gpus})` : '', rocm ? 'rocm-smi' : ''].filter(Boolean).join(', ') || 'none: CPU-only host, per-process CPU/RSS shown instead');
+    try {
+      await mkdir(ctx.stateDir, { recursive: true });
+      await access(ctx.stateDir, constants.W_OK);
+      line(true, 'state dir', ctx.stateDir);
+    } catch (err) {
+      line(false, 'state dir', `${ctx.stateDir}: ${(err as Error).message}`);
+    }
+    const daemon = await findDaemon(ctx.stateDir);
+    line('info', 'daemon', daemon ? `running at ${daemon.url} (pid ${daemon.info.pid}, version ${daemon.info.version})` : 'not running — `slotwise start`');
+    return problems ? 1 : 0;
+  },
+};

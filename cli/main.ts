@@ -1,0 +1,116 @@
+// `slotwise` — thin: parse arguments, call a command, print. Exit codes: 0 ok, 1 failure, 2 bad usage/config.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { version } from '../package.json';
+import { SlotwiseError, toSlotwiseError } from '../shared/errors';
+import { reportInternalError } from '../platform/internal-errors';
+import { resolveStateDir } from '../shared/state-dir';
+import { COMMANDS, type CommandContext } from './commands/index';
+
+const GLOBAL_OPTIONS = {
+  'state-dir': { type: 'string' },
+  config: { type: 'string' },
+  port: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+  verbose: { type: 'boolean', short: 'v' },
+} as const satisfies ParseArgsConfig['options'];
+
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length + (COMMANDS[n]!.args?.length ?? 0)));
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${`${name} ${c.args ?? ''}`.padEnd(width + 3)}${c.summary}`);
+  return [
+    `slotwise ${version} — run llama.cpp servers with visible slots, a fair queue and a capacity verdict`,
+    '',
+    'Usage: slotwise <command> [options]',
+    '',
+    'Commands:',
+    ...lines,
+    '',
+    'Options for every command:',
+    '  --state-dir DIR   daemon state (default $SLOTWISE_STATE_DIR or ~/.local/state/slotwise)',
+    '  --config FILE     config file (default $SLOTWISE_CONFIG or ~/.config/slotwise/config.json)',
+    '  --port N          daemon port, 0 = any free port (default from config, 7373)',
+    '  -v, --verbose     show error detail',
+    '  -h, --help        help for a command: slotwise <command> --help',
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(`${usage()}\n`);
+    return name ? 0 : 2;
+  }
+  if (name === '--version' || name === 'version') {
+    process.stdout.write(`${version}\n`);
+    return 0;
+  }
+  const command = COMMANDS[name];
+  const verbose = rest.includes('--verbose') || rest.includes('-v');
+  try {
+    if (!command) throw new SlotwiseError('SW_ERR_USAGE', `unknown command "${name}" — run \`slotwise --help\` for the list`);
+    const options = { ...GLOBAL_OPTIONS, ...command.options };
+    let parsed;
+    try {
+      parsed = parseArgs({ args: rest, options, allowPositionals: true, strict: true });
+    } catch (err) {
+      throw new SlotwiseError('SW_ERR_USAGE', `${(err as Error).message.split('\n')[0]} — see \`slotwise ${name} --help\``);
+    }
+    const values = parsed.values as Record<string, string | boolean | undefined>;
+    if (values.help) {
+      process.stdout.write(`${command.help ?? `slotwise ${name} ${command.args ?? ''}\n\n${command.summary}`}\n`);
+      return 0;
+    }
+    const portText = values.port as string | undefined;
+    const port = portText === undefined ? undefined : Number(portText);
+    if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) {
+      throw new SlotwiseError('SW_ERR_USAGE', `--port must be an integer 0..65535, got "${portText}"`);
+    }
+    const ctx: CommandContext = {
+      values,
+      positionals: parsed.positionals,
+      env: process.env,
+      stateDir: resolveStateDir(values['state-dir'] as string | undefined, process.env),
+      configPath: (values.config as string | undefined) ?? process.env.SLOTWISE_CONFIG,
+      port,
+      stdout: process.stdout,
+      stderr: process.stderr,
+      verbose,
+    };
+    return (await command.run(ctx)) ?? 0;
+  } catch (err) {
+    const e = toSlotwiseError(err);
+    process.stderr.write(`slotwise: ${e.message}\n`);
+    if (verbose && e.detail) process.stderr.write(`${e.detail}\n`);
+    else if (e.detail) process.stderr.write('(run again with --verbose for detail)\n');
+    return e.exitCode;
+  }
+}
+
+/**
+ * Last resort: never a stack trace to a user. A short-lived command exits with one line; the daemon
+ * (which must not die for one bad request) keeps running, and main.ts logs the detail to daemon.log.
+ */
+function installLastResort(longRunning: boolean): void {
+  const onError = (err: unknown): void => {
+    const e = toSlotwiseError(err);
+    if (longRunning && reportInternalError(e)) return;
+    process.stderr.write(`slotwise: ${e.message}\n`);
+    if (process.argv.includes('--verbose') && e.detail) process.stderr.write(`${e.detail}\n`);
+    process.exit(1);
+  };
+  process.on('unhandledRejection', onError);
+  process.on('uncaughtException', onError);
+}
+
+if (require.main === module) {
+  installLastResort(['daemon', 'demo'].includes(process.argv[2] ?? ''));
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`slotwise: ${toSlotwiseError(err).message}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,446 @@
+// One supervised llama-server. A state machine with one owner: every transition goes through
+// #transition(), which emits a `state` event. Callers express intent (start, stop, ensureReady)
+// and never "check the state, then act". States and ordering: daemon/llama/design.md.
+import { EventEmitter } from 'node:events';
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { execa, type ResultPromise } from 'execa';
+import type { ModelConfig, Config } from '../config/config';
+import { SlotwiseError, firstLine } from '../../shared/errors';
+import type { Logger } from '../../platform/log';
+import type { InstanceState, InstanceStatus } from '../../shared/protocol';
+import { removePidRecord, writePidRecord, type StateDir } from '../../shared/state-dir';
+import { ChildLog } from './child-log';
+import { getHealth } from './llama-client';
+import { readGgufHeader } from '../../gguf/gguf';
+import { parseLoadLine, setsVerbosity, type Offload } from './load-log';
+import { settleLostConnection } from './lost-connection';
+
+export type SupervisorTimings = Config['supervisor'];
+
+export interface InstanceOptions {
+  /** `<model>#<n>`. */
+  id: string;
+  model: ModelConfig;
+  binary: string;
+  timings: SupervisorTimings;
+  stateDir: StateDir;
+  logger: Logger;
+  /** Kill the child when the daemon dies, even by SIGKILL (Linux `setpriv --pdeathsig`). Default true where available. */
+  parentDeathSignal?: boolean;
+}
+
+export interface StateEvent {
+  from: InstanceState;
+  to: InstanceState;
+  status: InstanceStatus;
+}
+
+/** Lines of llama-server output that explain a failure better than its exit code. */
+const ERROR_LINE = /error|failed|couldn't|cannot|abort|terminate|exception/i;
+const PORT_IN_USE = /couldn't bind HTTP server socket|address already in use/i;
+const LOAD_FAILURE = /failed to load model|error loading model|exiting due to model loading error|failed to load models on startup/i;
+const MAX_PORT_RETRIES = 5;
+
+const hasSetpriv = process.platform === 'linux' && ['/usr/bin/setpriv', '/bin/setpriv'].some((p) => existsSync(p));
+
+export class LlamaInstance extends EventEmitter<{ state: [StateEvent] }> {
+  readonly id: string;
+  readonly model: ModelConfig;
+  readonly log: ChildLog;
+  #opts: InstanceOptions;
+  #logger: Logger;
+  #state: InstanceState = 'stopped';
+  #since = Date.now();
+  #want: 'running' | 'stopped' = 'stopped';
+  #generation = 0;
+  #child: ResultPromise | undefined;
+  #exited: Promise<void> | undefined;
+  #pid: number | undefined;
+  #port: number | undefined;
+  #restarts = 0;
+  #consecutiveCrashes = 0;
+  #crashTimes: number[] = [];
+  #portRetries = 0;
+  #readyAt: number | undefined;
+  #lastError: string | undefined;
+  #lastLogLines: string[] | undefined;
+  #nextRestartAt: number | undefined;
+  #backoffTimer: NodeJS.Timeout | undefined;
+  #healthAbort: AbortController | undefined;
+  #pendingError: string | undefined;
+  /** Set while a lost connection is being checked (see connectionLost); no new requests come here meanwhile. */
+  #suspect: Promise<void> | undefined;
+  /** Placement read from the current process's load log. */
+  #offload: Offload = { buffers: {} };
+
+  constructor(opts: InstanceOptions) {
+    super();
+    this.id = opts.id;
+    this.model = opts.model;
+    this.#opts = opts;
+    this.#logger = opts.logger.child(opts.id);
+    const fileName = `${opts.id.replace(/[^A-Za-z0-9._-]/g, '_')}.log`;
+    this.log = new ChildLog({ file: join(opts.stateDir.logs, fileName), drop: isPromptCacheListing });
+    this.log.onLine((line) => {
+      if (this.#readyAt === undefined) parseLoadLine(line, this.#offload); // load lines come before ready
+    });
+  }
+
+  get state(): InstanceState {
+    return this.#state;
+  }
+
+  get port(): number | undefined {
+    return this.#port;
+  }
+
+  get pid(): number | undefined {
+    return this.#pid;
+  }
+
+  /** Whether the scheduler may send new requests here: ready, and no lost connection being checked. */
+  get routable(): boolean {
+    return this.#state === 'ready' && this.#suspect === undefined;
+  }
+
+  /** Base URL of the running server, e.g. `http://127.0.0.1:41234`. */
+  get url(): string | undefined {
+    return this.#port === undefined ? undefined : `http://127.0.0.1:${this.#port}`;
+  }
+
+  status(): InstanceStatus {
+    const s: InstanceStatus = { id: this.id, state: this.#state, since: this.#since, restarts: this.#restarts, slots: [] };
+    if (this.#pid !== undefined) s.pid = this.#pid;
+    if (this.#port !== undefined) s.port = this.#port;
+    if (this.#lastError) s.lastError = this.#lastError;
+    if (this.#lastLogLines) s.lastLogLines = this.#lastLogLines;
+    if (this.#state === 'backoff' && this.#nextRestartAt) s.nextRestartAt = this.#nextRestartAt;
+    if (this.#offload.layersTotal !== undefined || Object.keys(this.#offload.buffers).length) s.offload = structuredClone(this.#offload);
+    return s;
+  }
+
+  /** Intent: keep this instance running. Idempotent; a `failed` instance gets a fresh crash budget. */
+  start(): void {
+    this.#want = 'running';
+    if (this.#state === 'failed') {
+      this.#crashTimes = [];
+      this.#consecutiveCrashes = 0;
+    }
+    if (this.#state === 'stopped' || this.#state === 'failed') void this.#launch();
+    // stopping: #onExit relaunches because #want is running; other states are already on their way up.
+  }
+
+  /** Intent: stop. SIGTERM to the process group, SIGKILL after the grace period, resolves once it exited. */
+  async stop(graceMs = this.#opts.timings.stopGraceMs): Promise<void> {
+    this.#want = 'stopped';
+    this.#clearBackoff();
+    if (this.#state === 'stopped') return;
+    if (!this.#child) {
+      // Between launch steps or waiting to restart: invalidate the pending launch.
+      this.#generation++;
+      this.#transition('stopped', { clearError: false });
+      return;
+    }
+    if (this.#state !== 'stopping') this.#transition('stopping');
+    this.#healthAbort?.abort();
+    const exited = this.#exited!;
+    this.#signalGroup('SIGTERM');
+    const timer = setTimeout(() => {
+      this.#logger.warn(`did not exit within ${graceMs} ms of SIGTERM; sending SIGKILL`);
+      this.#signalGroup('SIGKILL');
+    }, graceMs);
+    try {
+      await exited;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async restart(): Promise<void> {
+    await this.stop();
+    this.start();
+  }
+
+  /** Resolves when ready; rejects with SW_ERR_INSTANCE_FAILED once it failed or was stopped. */
+  ensureReady({ signal }: { signal?: AbortSignal } = {}): Promise<void> {
+    if (this.#state === 'ready') return Promise.resolve();
+    if (this.#want === 'stopped' && this.#state !== 'stopping') {
+      return Promise.reject(new SlotwiseError('SW_ERR_NO_INSTANCE', `[${this.id}] is not running — start it with \`slotwise up ${this.model.name}\``));
+    }
+    return new Promise((resolve, reject) => {
+      const onState = (e: StateEvent): void => {
+        if (e.to === 'ready') done(undefined);
+        else if (e.to === 'failed') done(new SlotwiseError('SW_ERR_INSTANCE_FAILED', `[${this.id}] failed: ${this.#lastError ?? 'unknown reason'}`));
+        else if (e.to === 'stopped' && this.#want === 'stopped') done(new SlotwiseError('SW_ERR_NO_INSTANCE', `[${this.id}] was stopped`));
+      };
+      const onAbort = (): void => done(signal!.reason ?? new SlotwiseError('SW_ERR_CANCELLED', `[${this.id}] wait for ready was cancelled`));
+      const done = (err: unknown): void => {
+        this.off('state', onState);
+        signal?.removeEventListener('abort', onAbort);
+        if (err) reject(err);
+        else resolve();
+      };
+      this.on('state', onState);
+      if (signal?.aborted) onAbort();
+      else signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /**
+   * A request here failed as if the process were gone (connection refused or reset before any
+   * byte). The exit may not have been seen yet — the socket error often arrives first — so until
+   * that is settled the instance is not routable, and a retry cannot land on the dead process.
+   * Settled when the state leaves `ready` (the exit was seen), when /health answers 200 (the
+   * process is alive: only the connection was lost), or after `limitMs`. Never rejects; concurrent
+   * callers share one check.
+   */
+  connectionLost(limitMs = 5000): Promise<void> {
+    if (this.#state !== 'ready') return Promise.resolve();
+    if (!this.#suspect) {
+      this.#logger.warn('a request lost its connection; no new requests until the exit is seen or /health answers');
+      this.#suspect = settleLostConnection(this, this.url!, limitMs)
+        .then((how) => this.#logger.info(`lost connection settled: ${how}`))
+        .finally(() => (this.#suspect = undefined));
+    }
+    return this.#suspect;
+  }
+
+  // ------------------------------------------------------------------------------------------
+
+  async #launch(): Promise<void> {
+    const gen = ++this.#generation;
+    this.#clearBackoff();
+    this.#transition('starting', { clearError: false });
+    try {
+      await readGgufHeader(this.model.path); // a missing or corrupt file fails now, with the reader's clear reason
+    } catch (err) {
+      if (gen === this.#generation) this.#fail(err instanceof SlotwiseError ? err.message : `cannot read model file: ${(err as Error).message}`);
+      return;
+    }
+    const port = await freePort();
+    if (gen !== this.#generation || this.#want !== 'running') return;
+
+    const args = llamaServerArgs(this.model, port);
+    let command = this.#opts.binary;
+    let argv = args;
+    if ((this.#opts.parentDeathSignal ?? true) && hasSetpriv) {
+      // setpriv execs llama-server in place (same pid) with PR_SET_PDEATHSIG, so a SIGKILLed daemon leaves no orphan.
+      command = 'setpriv';
+      argv = ['--pdeathsig', 'SIGKILL', '--', this.#opts.binary, ...args];
+    }
+    this.log.line(`--- ${new Date().toISOString()} slotwise: ${this.#opts.binary} ${args.join(' ')}`);
+    const child = execa(command, argv, {
+      stdin: 'pipe',
+      stdout: 'pipe',
+      stderr: 'pipe',
+      detached: true, // own process group: stop() signals the whole group
+      reject: false,
+      buffer: false,
+      cleanup: false,
+    });
+    this.#child = child;
+    this.#pid = child.pid;
+    this.#port = port;
+    this.#readyAt = undefined;
+    this.#offload = { buffers: {} };
+    child.stdout?.on('data', (d: Buffer) => this.log.write(d));
+    child.stderr?.on('data', (d: Buffer) => this.log.write(d));
+    this.#exited = child.then(
+      (result) => this.#onExit(gen, describeExit(result.exitCode, result.signal, result.failed ? result.shortMessage : undefined)),
+      (err: Error) => this.#onExit(gen, `could not be started: ${firstLine(err.message)}`),
+    );
+    if (child.pid === undefined) return; // spawn failed; #onExit reports it
+    await writePidRecord(this.#opts.stateDir, {
+      pid: child.pid,
+      instance: this.id,
+      binary: this.#opts.binary,
+      port,
+      daemonPid: process.pid,
+      startedAt: new Date().toISOString(),
+    });
+    this.#transition('starting', { clearError: false });
+    void this.#waitHealthy(gen);
+  }
+
+  async #waitHealthy(gen: number): Promise<void> {
+    const abort = new AbortController();
+    this.#healthAbort = abort;
+    const url = this.url!;
+    const deadline = Date.now() + this.#opts.timings.healthTimeoutMs;
+    try {
+      while (gen === this.#generation && (this.#state === 'starting' || this.#state === 'loading')) {
+        const health = await getHealth(url, { timeoutMs: 2000, signal: abort.signal });
+        if (gen !== this.#generation || abort.signal.aborted) return;
+        if (health.kind === 'ok') {
+          this.#readyAt = Date.now();
+          this.#portRetries = 0;
+          this.#transition('ready');
+          return;
+        }
+        if (health.kind === 'loading' && this.#state === 'starting') this.#transition('loading');
+        if (Date.now() > deadline) {
+          this.#pendingError = `health check timed out after ${Math.round(this.#opts.timings.healthTimeoutMs / 1000)} s`;
+          this.#logger.warn(this.#pendingError);
+          this.#signalGroup('SIGKILL');
+          return;
+        }
+        await sleep(150, undefined, { signal: abort.signal });
+      }
+    } catch (err) {
+      if (!abort.signal.aborted) this.#logger.warn(`health polling stopped: ${(err as Error).message}`);
+      // aborted: stop() or an exit ended the wait; nothing to report
+    }
+  }
+
+  #onExit(gen: number, how: string): void {
+    this.log.flush();
+    this.#healthAbort?.abort();
+    const pid = this.#pid;
+    this.#child = undefined;
+    this.#pid = undefined;
+    void removePidRecord(this.#opts.stateDir, this.id).catch((err: Error) => this.#logger.warn(`could not remove pid file: ${err.message}`));
+    this.log.line(`--- slotwise: process ${pid ?? '?'} ${how}`);
+    if (gen !== this.#generation) return;
+
+    if (this.#want === 'stopped' || this.#state === 'stopping') {
+      this.#transition('stopped');
+      if (this.#want === 'running') void this.#launch(); // restart() or start() during stopping
+      return;
+    }
+
+    const neverReady = this.#readyAt === undefined;
+    const recent = this.log.tail(40);
+    const explanation = this.#pendingError ?? lastMatching(recent, ERROR_LINE);
+    this.#pendingError = undefined;
+    const reason = explanation ? `${how}: ${explanation}` : how;
+
+    if (neverReady && recent.some((l) => PORT_IN_USE.test(l)) && this.#portRetries < MAX_PORT_RETRIES) {
+      this.#portRetries++;
+      this.#logger.warn(`port ${this.#port} was taken; retrying on another port (${this.#portRetries}/${MAX_PORT_RETRIES})`);
+      void this.#launch();
+      return;
+    }
+    if (neverReady && recent.some((l) => LOAD_FAILURE.test(l))) {
+      // Deterministic: restarting cannot help until the file or args change.
+      this.#fail(`llama-server could not load ${this.model.path}: ${explanation ?? how}`);
+      return;
+    }
+
+    const now = Date.now();
+    if (this.#readyAt !== undefined && now - this.#readyAt >= this.#opts.timings.healthyResetMs) this.#consecutiveCrashes = 0;
+    this.#consecutiveCrashes++;
+    this.#crashTimes = this.#crashTimes.filter((t) => now - t < this.#opts.timings.crashWindowMs);
+    this.#crashTimes.push(now);
+    this.#lastError = reason;
+    this.#lastLogLines = this.log.tail(20);
+    this.#transition('crashed', { clearError: false });
+    if (this.#crashTimes.length >= this.#opts.timings.maxCrashes) {
+      const windowMin = Math.round(this.#opts.timings.crashWindowMs / 60_000);
+      this.#fail(`crashed ${this.#crashTimes.length} times in ${windowMin} min; last: ${reason}`);
+      return;
+    }
+    const t = this.#opts.timings;
+    const delay = Math.min(t.backoffInitialMs * 2 ** (this.#consecutiveCrashes - 1), t.backoffMaxMs);
+    this.#nextRestartAt = now + delay;
+    this.#transition('backoff', { clearError: false });
+    this.#backoffTimer = setTimeout(() => {
+      this.#backoffTimer = undefined;
+      if (this.#want === 'running' && this.#state === 'backoff') {
+        this.#restarts++;
+        void this.#launch();
+      }
+    }, delay);
+  }
+
+  #fail(reason: string): void {
+    this.#lastError = reason;
+    this.#lastLogLines = this.log.tail(20);
+    this.#logger.error(reason);
+    this.#transition('failed', { clearError: false });
+  }
+
+  #transition(to: InstanceState, { clearError = to === 'ready' }: { clearError?: boolean } = {}): void {
+    const from = this.#state;
+    this.#state = to;
+    this.#since = Date.now();
+    if (clearError) this.#lastLogLines = undefined;
+    if (to !== 'backoff') this.#nextRestartAt = undefined;
+    if (from !== to) this.#logger.info(`${from} → ${to}${to === 'failed' || to === 'crashed' ? `: ${this.#lastError}` : ''}`);
+    if (to === 'stopped' || to === 'failed') this.log.close(); // no fd held by an instance that is not running
+    this.emit('state', { from, to, status: this.status() });
+  }
+
+  #signalGroup(signal: NodeJS.Signals): void {
+    const pid = this.#pid;
+    if (pid === undefined) return;
+    try {
+      process.kill(-pid, signal); // negative pid: the whole process group (detached → setsid)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') this.#logger.warn(`${signal} to group ${pid} failed: ${(err as Error).message}`);
+      // ESRCH: already gone; #onExit will report it
+    }
+  }
+
+  #clearBackoff(): void {
+    if (this.#backoffTimer) clearTimeout(this.#backoffTimer);
+    this.#backoffTimer = undefined;
+  }
+}
+
+/** The llama-server command line Slotwise owns; user `args` come last. */
+export function llamaServerArgs(model: ModelConfig, port: number): string[] {
+  const args = [
+    '-m', model.path,
+    '--alias', model.name, // responses name the configured model, not its file path
+    '--host', '127.0.0.1',
+    '--port', String(port),
+    '--parallel', String(model.slots),
+    '--ctx-size', String(model.slots * model.ctxPerSlot),
+    '--metrics',
+    '--slots',
+  ];
+  if (typeof model.gpuLayers === 'number') args.push('-ngl', String(model.gpuLayers));
+  else if (model.gpuLayers === 'all') args.push('-ngl', 'all');
+  // 'auto': leave -ngl and --fit to llama-server's own fitting
+  if (!setsVerbosity(model.args)) args.push('-lv', '4'); // the loader's placement lines (layers, buffers) print at 4
+  return [...args, ...model.args];
+}
+
+/**
+ * At -lv 4 (needed for the load's placement lines) llama-server lists its whole prompt cache on every
+ * request, one line per cached prompt: ~300 lines a request after a few hundred requests, which
+ * rotated the instance log every few seconds under load and left only that list in `logs.tail`.
+ */
+export function isPromptCacheListing(line: string): boolean {
+  return / srv +(load|update): +- prompt /.test(line);
+}
+
+export function describeExit(code: number | undefined, signal: string | undefined, fallback?: string): string {
+  if (signal) return `killed by ${signal}`;
+  if (code !== undefined) return `exited with code ${code}`;
+  return fallback ? firstLine(fallback) : 'exited';
+}
+
+function lastMatching(lines: string[], re: RegExp): string | undefined {
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const line = lines[i]!;
+    if (!line.startsWith('--- slotwise') && re.test(line)) return firstLine(line.trim());
+  }
+  return undefined;
+}
+
+/** An ephemeral port free right now; a race with another process is caught as "port in use" and retried. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}

@@ -1,0 +1,348 @@
+// Owns every llama-server the daemon runs: models → instances, start/stop intents per model,
+// per-instance scraping while ready, and reaping of children a previous daemon left behind.
+import { EventEmitter } from 'node:events';
+import { availableParallelism } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Config, ModelConfig } from '../config/config';
+import { SlotwiseError } from '../../shared/errors';
+import type { Logger } from '../../platform/log';
+import { readGgufHeader, summarizeGguf } from '../../gguf/gguf';
+import { LlamaInstance } from './instance';
+import { scrapeLoop, type ScrapeResult } from './scraper';
+import { plannedInstances, setsThreads, threadsPerInstance, withThreads } from './threads';
+import type { InstanceStatus, ModelStatus } from '../../shared/protocol';
+import { isAlive, isLlamaServer } from '../../platform/proc';
+import { readPidRecords, type StateDir } from '../../shared/state-dir';
+import { rm } from 'node:fs/promises';
+
+export interface SupervisorOptions {
+  config: Config;
+  binary: string;
+  stateDir: StateDir;
+  logger: Logger;
+  parentDeathSignal?: boolean;
+}
+
+interface ModelEntry {
+  config: ModelConfig;
+  /** From the GGUF header, read once at start; undefined until read or when unreadable. */
+  info?: ModelStatus['info'];
+  /** The autoscaler's latest decision, for status. */
+  lastScale?: NonNullable<ModelStatus['scaling']>['last'];
+  /** Wanted number of instances; 0 when down. */
+  wanted: number;
+  instances: LlamaInstance[];
+}
+
+interface InstanceRuntime {
+  scrape?: ScrapeResult;
+  scrapeAbort?: AbortController;
+  wakeListeners: Set<() => void>;
+}
+
+export class Supervisor extends EventEmitter<{ change: []; instanceState: [LlamaInstance]; scrape: [LlamaInstance] }> {
+  #opts: SupervisorOptions;
+  #logger: Logger;
+  /** `--threads` for instances whose args set none; see llama/threads.ts. */
+  #threads: number | undefined;
+  #models = new Map<string, ModelEntry>();
+  #runtime = new WeakMap<LlamaInstance, InstanceRuntime>();
+  /** Instances taking no new requests until their in-flight ones finish (scale-down). */
+  #draining = new Set<LlamaInstance>();
+
+  constructor(opts: SupervisorOptions) {
+    super();
+    this.#opts = opts;
+    this.#logger = opts.logger;
+    for (const model of opts.config.models) this.#models.set(model.name, { config: model, wanted: 0, instances: [] });
+    const planned = plannedInstances(opts.config.models);
+    this.#threads = threadsPerInstance(availableParallelism(), planned);
+    if (this.#threads !== undefined && opts.config.models.some((m) => !setsThreads(m.args))) {
+      this.#logger.info(`${planned} llama-server instance(s) may run at once on ${availableParallelism()} cores: each gets --threads ${this.#threads} unless its args set one`);
+    }
+  }
+
+  /** Reads each model's GGUF header for status (layers, size, architecture) before any launch. */
+  async readModelInfo(): Promise<void> {
+    await Promise.all(
+      [...this.#models.values()].map(async (entry) => {
+        try {
+          const header = await readGgufHeader(entry.config.path);
+          const sum = summarizeGguf(header);
+          entry.info = { fileBytes: header.fileSize, layers: sum.layers, architecture: sum.architecture, trainCtx: sum.contextLength };
+        } catch (err) {
+          // The instance's own preflight reports an unreadable file as its failure reason; status just lacks info.
+          this.#logger.child(entry.config.name).debug(`no GGUF info: ${(err as Error).message}`);
+        }
+      }),
+    );
+    this.emit('change');
+  }
+
+  /** Starts every model with `autostart`. */
+  startAutostart(): void {
+    for (const entry of this.#models.values()) if (entry.config.autostart) this.#scaleTo(entry, initialReplicas(entry.config));
+  }
+
+  /** Intent: run the model's configured replicas (at least one). */
+  startModel(name: string): ModelStatus {
+    const entry = this.#entry(name);
+    this.#scaleTo(entry, Math.max(1, initialReplicas(entry.config)));
+    for (const inst of entry.instances) inst.start(); // also revives a failed instance
+    return this.modelStatus(entry);
+  }
+
+  /** Intent: run no instance of the model. Resolves once every instance exited. */
+  async stopModel(name: string): Promise<ModelStatus> {
+    const entry = this.#entry(name);
+    entry.wanted = 0;
+    await Promise.all(entry.instances.map((i) => i.stop()));
+    this.emit('change');
+    return this.modelStatus(entry);
+  }
+
+  async restartModel(name: string): Promise<ModelStatus> {
+    const entry = this.#entry(name);
+    if (entry.wanted === 0) return this.startModel(name);
+    await Promise.all(entry.instances.map((i) => i.restart()));
+    return this.modelStatus(entry);
+  }
+
+  /** Intent: run exactly n instances (autoscaler). Extra instances stop at once; drain them first with drain(). */
+  setReplicas(name: string, n: number): void {
+    const entry = this.#entry(name);
+    for (const inst of entry.instances.slice(n)) this.#draining.delete(inst);
+    this.#scaleTo(entry, n);
+  }
+
+  /** Marks the model's highest-numbered running instance as draining and returns it. */
+  drain(name: string): LlamaInstance | undefined {
+    const entry = this.#entry(name);
+    const inst = entry.instances[entry.wanted - 1];
+    if (inst) this.#draining.add(inst);
+    this.emit('change');
+    return inst;
+  }
+
+  isDraining(inst: LlamaInstance): boolean {
+    return this.#draining.has(inst);
+  }
+
+  recordScaling(name: string, last: NonNullable<ModelStatus['scaling']>['last']): void {
+    this.#entry(name).lastScale = last;
+    this.emit('change');
+  }
+
+  /** Stops everything; used on daemon shutdown. */
+  async shutdown(): Promise<void> {
+    await Promise.all([...this.#models.values()].flatMap((e) => e.instances.map((i) => i.stop())));
+  }
+
+  modelNames(): string[] {
+    return [...this.#models.keys()];
+  }
+
+  hasModel(name: string): boolean {
+    return this.#models.has(name);
+  }
+
+  /**
+   * The model a request names, or the only configured one when it names none.
+   * Unknown → SW_ERR_MODEL_NOT_FOUND listing the known names; none named among several → SW_ERR_BAD_REQUEST.
+   */
+  resolveModel(name: string | undefined, where: string): string {
+    if (name !== undefined) return this.#entry(name).config.name;
+    const names = this.modelNames();
+    if (names.length !== 1) throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}: "model" is required — configured models: ${names.join(', ') || 'none'}`);
+    return names[0]!;
+  }
+
+  modelConfig(name: string): ModelConfig {
+    return this.#entry(name).config;
+  }
+
+  instances(name?: string): LlamaInstance[] {
+    const entries = name === undefined ? [...this.#models.values()] : [this.#entry(name)];
+    return entries.flatMap((e) => e.instances);
+  }
+
+  instance(id: string): LlamaInstance | undefined {
+    return this.instances().find((i) => i.id === id);
+  }
+
+  /** The latest /slots + /metrics scrape of an instance (undefined unless ready). */
+  scrape(inst: LlamaInstance): ScrapeResult | undefined {
+    return this.#runtime.get(inst)?.scrape;
+  }
+
+  /** Asks for an immediate /slots poll of an instance (after a dispatch or a finished request). */
+  poke(inst: LlamaInstance): void {
+    for (const l of this.#runtime.get(inst)?.wakeListeners ?? []) l();
+  }
+
+  models(): ModelStatus[] {
+    return [...this.#models.values()].map((e) => this.modelStatus(e));
+  }
+
+  modelStatus(entry: ModelEntry | string): ModelStatus {
+    const e = typeof entry === 'string' ? this.#entry(entry) : entry;
+    const c = e.config;
+    return {
+      name: c.name,
+      path: c.path,
+      slotsPerInstance: c.slots,
+      ctxPerSlot: c.ctxPerSlot,
+      gpuLayers: c.gpuLayers,
+      replicas: e.wanted,
+      queue: { waiting: 0, oldestWaitMs: 0 },
+      instances: e.instances.map((i) => this.instanceStatus(i)),
+      scaling: {
+        mode: c.replicas === 'auto' ? 'auto' : 'fixed',
+        min: c.replicas === 'auto' ? 1 : c.replicas,
+        max: c.replicas === 'auto' ? c.maxReplicas : c.replicas,
+        ...(e.instances.some((i) => this.#draining.has(i)) ? { draining: e.instances.filter((i) => this.#draining.has(i)).map((i) => i.id) } : {}),
+        ...(e.lastScale ? { last: e.lastScale } : {}),
+      },
+      ...(e.info ? { info: e.info } : {}),
+    };
+  }
+
+  instanceStatus(inst: LlamaInstance): InstanceStatus {
+    const s = inst.status();
+    const scrape = this.#runtime.get(inst)?.scrape;
+    if (inst.state === 'ready' && scrape) {
+      s.slots = scrape.slots;
+      if (scrape.tokensPerSecond !== undefined) s.tokensPerSecond = Math.round(scrape.tokensPerSecond * 10) / 10;
+    }
+    return s;
+  }
+
+  logsTail(opts: { model?: string; instance?: string; lines?: number }): string[] {
+    const n = Math.min(Math.max(opts.lines ?? 100, 1), 5000);
+    if (opts.instance) {
+      const inst = this.instance(opts.instance);
+      if (!inst) throw new SlotwiseError('SW_ERR_NOT_FOUND', `no instance "${opts.instance}" — known: ${this.instances().map((i) => i.id).join(', ') || 'none'}`);
+      return inst.log.tail(n);
+    }
+    const insts = this.instances(opts.model);
+    if (insts.length === 1) return insts[0]!.log.tail(n);
+    return insts.flatMap((i) => i.log.tail(n).map((l) => `[${i.id}] ${l}`)).slice(-n);
+  }
+
+  /**
+   * Kills llama-servers recorded in the state dir's pid files by an earlier daemon that died without
+   * stopping them. Checks /proc/PID/cmdline first so a reused pid is never signalled.
+   */
+  async reapOrphans(): Promise<number> {
+    let reaped = 0;
+    for (const { file, record } of await readPidRecords(this.#opts.stateDir)) {
+      if (record && record.daemonPid !== process.pid && (await isLlamaServer(record.pid, record.binary))) {
+        this.#logger.warn(`reaping orphan llama-server pid ${record.pid} (${record.instance}, left by daemon pid ${record.daemonPid})`);
+        await killGroup(record.pid, 5000);
+        reaped++;
+      }
+      await rm(file, { force: true });
+    }
+    return reaped;
+  }
+
+  #entry(name: string): ModelEntry {
+    const entry = this.#models.get(name);
+    if (!entry) {
+      throw new SlotwiseError(
+        'SW_ERR_MODEL_NOT_FOUND',
+        `unknown model "${name}" — configured models: ${this.modelNames().join(', ') || 'none (add one under "models" in the config)'}`,
+      );
+    }
+    return entry;
+  }
+
+  #scaleTo(entry: ModelEntry, wanted: number): void {
+    entry.wanted = wanted;
+    while (entry.instances.length < wanted) entry.instances.push(this.#createInstance(entry, entry.instances.length + 1));
+    for (const [i, inst] of entry.instances.entries()) {
+      if (i < wanted) inst.start();
+      else void inst.stop();
+    }
+    this.emit('change');
+  }
+
+  #createInstance(entry: ModelEntry, n: number): LlamaInstance {
+    const inst = new LlamaInstance({
+      id: `${entry.config.name}#${n}`,
+      model: withThreads(entry.config, this.#threads),
+      binary: this.#opts.binary,
+      timings: this.#opts.config.supervisor,
+      stateDir: this.#opts.stateDir,
+      logger: this.#logger,
+      parentDeathSignal: this.#opts.parentDeathSignal,
+    });
+    const rt: InstanceRuntime = { wakeListeners: new Set() };
+    this.#runtime.set(inst, rt);
+    inst.on('state', (e) => {
+      if (e.to === 'ready') this.#startScraping(inst, rt);
+      else if (e.from === 'ready') {
+        rt.scrapeAbort?.abort();
+        rt.scrape = undefined;
+      }
+      this.emit('instanceState', inst);
+      this.emit('change');
+    });
+    return inst;
+  }
+
+  #startScraping(inst: LlamaInstance, rt: InstanceRuntime): void {
+    rt.scrapeAbort?.abort();
+    const abort = new AbortController();
+    rt.scrapeAbort = abort;
+    let lastError = '';
+    void scrapeLoop({
+      url: inst.url!,
+      signal: abort.signal,
+      wake: {
+        on: (l) => {
+          rt.wakeListeners.add(l);
+          return () => rt.wakeListeners.delete(l);
+        },
+      },
+      onResult: (r) => {
+        lastError = '';
+        const changed = JSON.stringify(r.slots) !== JSON.stringify(rt.scrape?.slots) || r.tokensPerSecond !== rt.scrape?.tokensPerSecond;
+        rt.scrape = r;
+        this.emit('scrape', inst);
+        if (changed) this.emit('change');
+      },
+      onError: (err) => {
+        // A scrape can fail while the process is dying; the exit handler reports that. Log once per distinct error.
+        if (err.message !== lastError) this.#logger.child(inst.id).debug(`scrape failed: ${err.message}`);
+        lastError = err.message;
+      },
+    });
+  }
+}
+
+function initialReplicas(model: ModelConfig): number {
+  return model.replicas === 'auto' ? 1 : model.replicas;
+}
+
+/** SIGTERM to the process group, SIGKILL after graceMs; resolves once the pid is gone. */
+export async function killGroup(pid: number, graceMs: number): Promise<void> {
+  const signal = (sig: NodeJS.Signals): void => {
+    try {
+      process.kill(-pid, sig);
+    } catch {
+      try {
+        process.kill(pid, sig); // not a group leader (older records): signal the process itself
+      } catch {
+        // already gone
+      }
+    }
+  };
+  signal('SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (isAlive(pid) && Date.now() < deadline) await sleep(50);
+  if (isAlive(pid)) {
+    signal('SIGKILL');
+    while (isAlive(pid)) await sleep(20);
+  }
+}

@@ -1,0 +1,55 @@
+// Small checks for request params (JSON-RPC and HTTP bodies). Messages name where, which key,
+// what was expected and what came: `prompt.submit: "maxTokens" must be an integer >= 1, got the string "x"`.
+import { SlotwiseError, describeValue } from '../../shared/errors';
+
+export type Obj = Record<string, unknown>;
+
+export function asObject(value: unknown, where: string): Obj {
+  if (!value || typeof value !== 'object' || Array.isArray(value)) {
+    throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}: expected a JSON object, got ${describeValue(value)}`);
+  }
+  return value as Obj;
+}
+
+function bad(where: string, key: string, expected: string, got: unknown): SlotwiseError {
+  return new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}: "${key}" must be ${expected}, got ${describeValue(got)}`);
+}
+
+export function optString(o: Obj, key: string, where: string): string | undefined {
+  const v = o[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') throw bad(where, key, 'a string', v);
+  return v;
+}
+
+export function reqString(o: Obj, key: string, where: string): string {
+  const v = o[key];
+  if (typeof v !== 'string' || v === '') throw bad(where, key, 'a non-empty string', v);
+  return v;
+}
+
+export function optNumber(o: Obj, key: string, where: string, range: { min?: number; max?: number; integer?: boolean } = {}): number | undefined {
+  const v = o[key];
+  if (v === undefined || v === null) return undefined;
+  const kind = range.integer ? 'an integer' : 'a number';
+  const bounds = [range.min !== undefined ? `>= ${range.min}` : '', range.max !== undefined ? `<= ${range.max}` : ''].filter(Boolean).join(' and ');
+  const expected = bounds ? `${kind} ${bounds}` : kind;
+  if (typeof v !== 'number' || !Number.isFinite(v) || (range.integer && !Number.isInteger(v))) throw bad(where, key, expected, v);
+  if ((range.min !== undefined && v < range.min) || (range.max !== undefined && v > range.max)) throw bad(where, key, expected, v);
+  return v;
+}
+
+export function optBoolean(o: Obj, key: string, where: string): boolean | undefined {
+  const v = o[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'boolean') throw bad(where, key, 'true or false', v);
+  return v;
+}
+
+export function optStringArray(o: Obj, key: string, where: string): string[] | undefined {
+  const v = o[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === 'string') return [v];
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw bad(where, key, 'a string or an array of strings', v);
+  return v as string[];
+}

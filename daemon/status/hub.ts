@@ -1,0 +1,147 @@
+// The status snapshot (DESIGN §5) and the hub that pushes it to subscribers:
+// at most every 250 ms, and only when something other than the clock changed.
+import { EventEmitter } from 'node:events';
+import { busySlotsOf, CapacityWindow } from './capacity';
+import type { Supervisor } from '../runtime/supervisor';
+import type { GpuStatus, ModelStatus, ProcessUsage, Snapshot, Capacity, QueueStatus, RequestOutcome } from '../../shared/protocol';
+
+/** What the scheduler tells status about one model's queue. */
+export interface QueueView extends QueueStatus {
+  received: number;
+  outcomes: Record<RequestOutcome, number>;
+  inFlight: (instanceId: string) => number;
+}
+
+/** What the resource sampler tells status. */
+export interface ResourceView {
+  gpus: GpuStatus[];
+  host?: Snapshot['host'];
+  warnings: string[];
+  usage: (pid: number) => ProcessUsage | undefined;
+}
+
+export interface StatusSources {
+  version: string;
+  startedAt: number;
+  url: () => string;
+  supervisor: Supervisor;
+  queue?: (model: string) => QueueView | undefined;
+  resources?: () => ResourceView;
+  /** Extra per-model facts (GGUF header info, offload) merged in. */
+  decorate?: (model: ModelStatus) => void;
+}
+
+export function buildSnapshot(src: StatusSources, capacity: Capacity): Snapshot {
+  const res = src.resources?.();
+  const models = src.supervisor.models().map((m) => {
+    const q = src.queue?.(m.name);
+    if (q) {
+      m.queue = { waiting: q.waiting, oldestWaitMs: q.oldestWaitMs, ...(q.entries?.length ? { entries: q.entries } : {}) };
+      m.outcomes = { ...q.outcomes };
+      m.requests = q.received;
+    }
+    for (const inst of m.instances) {
+      if (q) inst.inFlight = q.inFlight(inst.id);
+      const usage = inst.pid !== undefined ? res?.usage(inst.pid) : undefined;
+      if (usage) inst.usage = usage;
+    }
+    src.decorate?.(m);
+    return m;
+  });
+  return {
+    protocol: 1,
+    version: src.version,
+    daemon: { pid: process.pid, uptimeMs: Date.now() - src.startedAt, url: src.url() },
+    models,
+    gpus: res?.gpus ?? [],
+    ...(res?.host ? { host: res.host } : {}),
+    capacity,
+    warnings: res?.warnings ?? [],
+  };
+}
+
+/** Totals across models for one capacity sample. */
+export function capacityInputs(models: ModelStatus[], gpus: GpuStatus[]) {
+  let busySlots = 0;
+  let totalSlots = 0;
+  let queued = 0;
+  let oldestWaitMs = 0;
+  let readyInstances = 0;
+  let wantedInstances = 0;
+  for (const m of models) {
+    queued += m.queue.waiting;
+    oldestWaitMs = Math.max(oldestWaitMs, m.queue.oldestWaitMs);
+    wantedInstances += m.replicas;
+    for (const i of m.instances) {
+      if (i.state !== 'ready') continue;
+      readyInstances++;
+      totalSlots += i.slots.length || m.slotsPerInstance;
+      busySlots += busySlotsOf(i, m.slotsPerInstance);
+    }
+  }
+  const gpuUtilPct = gpus.length ? Math.max(...gpus.map((g) => g.utilizationPct)) : undefined;
+  const gpuMemFreeMiB = gpus.length ? gpus.reduce((a, g) => a + (g.memoryTotalMiB - g.memoryUsedMiB), 0) : undefined;
+  return { busySlots, totalSlots, queued, oldestWaitMs, readyInstances, wantedInstances, gpuUtilPct, gpuMemFreeMiB };
+}
+
+/**
+ * Builds snapshots on demand and pushes them to listeners when they change.
+ * Pushes are coalesced: a burst of changes within 250 ms yields one push with the latest state.
+ */
+export class StatusHub extends EventEmitter<{ snapshot: [Snapshot] }> {
+  #src: StatusSources;
+  #capacity: CapacityWindow;
+  #minIntervalMs: number;
+  #lastKey = '';
+  #lastPushAt = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #tick: NodeJS.Timeout;
+
+  constructor(src: StatusSources, opts: { minIntervalMs?: number; windowMs?: number } = {}) {
+    super();
+    this.#src = src;
+    this.#minIntervalMs = opts.minIntervalMs ?? 250;
+    this.#capacity = new CapacityWindow(opts.windowMs ?? 60_000);
+    // Queue waits and the capacity window change with time alone: re-check every second.
+    this.#tick = setInterval(() => this.changed(), 1000);
+    this.#tick.unref();
+  }
+
+  snapshot(): Snapshot {
+    const now = Date.now();
+    const base = buildSnapshot(this.#src, { busySlots: 0, totalSlots: 0, queued: 0, headroomSlots: 0, verdict: 'idle', reason: '' });
+    this.#capacity.add({ at: now, ...capacityInputs(base.models, base.gpus) });
+    base.capacity = this.#capacity.verdict(now);
+    return base;
+  }
+
+  /** Something changed: push soon (coalesced), if the snapshot differs from the last one pushed. */
+  changed(): void {
+    if (this.#timer || this.listenerCount('snapshot') === 0) return;
+    const wait = Math.max(0, this.#lastPushAt + this.#minIntervalMs - Date.now());
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      const snap = this.snapshot();
+      const key = changeKey(snap);
+      if (key === this.#lastKey) return;
+      this.#lastKey = key;
+      this.#lastPushAt = Date.now();
+      this.emit('snapshot', snap);
+    }, wait);
+  }
+
+  /** Forget what was pushed so the next change() pushes even an unchanged snapshot (a new subscriber). */
+  resetKey(): void {
+    this.#lastKey = '';
+  }
+
+  close(): void {
+    clearInterval(this.#tick);
+    if (this.#timer) clearTimeout(this.#timer);
+  }
+}
+
+/** The snapshot minus what changes with the clock alone. */
+function changeKey(s: Snapshot): string {
+  return JSON.stringify({ ...s, daemon: { ...s.daemon, uptimeMs: 0 } });
+}

@@ -1,0 +1,109 @@
+// Prometheus exposition for GET /metrics, on a private prom-client Registry (no global state, one per daemon).
+// Gauges mirror the snapshot taken at scrape time; counters and the queue-wait histogram are fed by events.
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { RequestOutcome, Snapshot } from '../../shared/protocol';
+
+/** Content type of the text exposition format (version 0.0.4). */
+export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+/** Queue-wait histogram buckets in seconds: from an instantly free slot to the default 120 s queue timeout. */
+export const QUEUE_WAIT_BUCKETS = [0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+
+type Labels<T extends string> = Record<T, string>;
+
+export class MetricsRegistry {
+  readonly registry = new Registry();
+  #slotsTotal: Gauge<'model' | 'instance'>;
+  #slotsBusy: Gauge<'model' | 'instance'>;
+  #queueWaiting: Gauge<'model'>;
+  #instanceUp: Gauge<'model' | 'instance'>;
+  #restarts: Counter<'model' | 'instance'>;
+  #gpuUtil: Gauge<'gpu'>;
+  #gpuMemUsed: Gauge<'gpu'>;
+  #gpuMemTotal: Gauge<'gpu'>;
+  #gpuTemp: Gauge<'gpu'>;
+  #gpuPower: Gauge<'gpu'>;
+  #processMemory: Gauge<'instance' | 'kind'>;
+  #headroom: Gauge;
+  #queueWait: Histogram<'model'>;
+  #requests: Counter<'model' | 'outcome'>;
+  #tokens: Counter<'model'>;
+
+  constructor() {
+    const registers = [this.registry];
+    const gauge = <T extends string>(name: string, help: string, labelNames: readonly T[]): Gauge<T> =>
+      new Gauge<T>({ name, help, labelNames, registers });
+    this.#slotsTotal = gauge('slotwise_slots_total', 'Slots of each ready llama-server instance (0 while not ready).', ['model', 'instance']);
+    this.#slotsBusy = gauge('slotwise_slots_busy', 'Slots processing a request.', ['model', 'instance']);
+    this.#queueWaiting = gauge('slotwise_queue_waiting', "Requests waiting in the daemon's queue for a slot.", ['model']);
+    this.#instanceUp = gauge('slotwise_instance_up', '1 when the instance is ready to serve, else 0.', ['model', 'instance']);
+    // The supervisor keeps the absolute restart count; the counter is set from it at scrape time.
+    this.#restarts = new Counter({ name: 'slotwise_instance_restarts_total', help: 'Restarts of the instance after a crash.', labelNames: ['model', 'instance'], registers });
+    this.#gpuUtil = gauge('slotwise_gpu_utilization_ratio', 'GPU utilization over the last sample period, 0..1.', ['gpu']);
+    this.#gpuMemUsed = gauge('slotwise_gpu_memory_used_bytes', 'GPU memory in use.', ['gpu']);
+    this.#gpuMemTotal = gauge('slotwise_gpu_memory_total_bytes', 'GPU memory in total.', ['gpu']);
+    this.#gpuTemp = gauge('slotwise_gpu_temperature_celsius', 'GPU temperature, where reported.', ['gpu']);
+    this.#gpuPower = gauge('slotwise_gpu_power_watts', 'GPU power draw, where reported.', ['gpu']);
+    this.#processMemory = gauge('slotwise_process_memory_bytes', 'Memory of each llama-server process: kind="rss" (host) or "vram" (GPU).', ['instance', 'kind']);
+    this.#headroom = new Gauge({ name: 'slotwise_capacity_headroom_slots', help: 'Free slots the capacity verdict counts on.', registers });
+    this.#queueWait = new Histogram({
+      name: 'slotwise_queue_wait_seconds',
+      help: 'Time requests spent in the queue before a slot took them.',
+      labelNames: ['model'],
+      buckets: QUEUE_WAIT_BUCKETS,
+      registers,
+    });
+    this.#requests = new Counter({ name: 'slotwise_requests_total', help: 'Finished requests by outcome.', labelNames: ['model', 'outcome'], registers });
+    this.#tokens = new Counter({ name: 'slotwise_tokens_generated_total', help: 'Tokens generated.', labelNames: ['model'], registers });
+  }
+
+  /** The scheduler calls this when a request leaves the queue for a slot. */
+  observeQueueWait(model: string, seconds: number): void {
+    if (Number.isFinite(seconds) && seconds >= 0) this.#queueWait.observe({ model }, seconds);
+  }
+
+  countRequest(model: string, outcome: RequestOutcome): void {
+    this.#requests.inc({ model, outcome });
+  }
+
+  /** Adds generated tokens; ignores non-positive or non-finite n (prom-client throws on a decrease). */
+  addTokens(model: string, n: number): void {
+    if (Number.isFinite(n) && n > 0) this.#tokens.inc({ model }, n);
+  }
+
+  /** Sets every gauge from the snapshot and renders the text exposition. Label sets absent from the snapshot vanish. */
+  async render(snapshot: Snapshot): Promise<string> {
+    this.#setFrom(snapshot);
+    return this.registry.metrics();
+  }
+
+  #setFrom(s: Snapshot): void {
+    for (const g of [this.#slotsTotal, this.#slotsBusy, this.#queueWaiting, this.#instanceUp, this.#restarts, this.#gpuUtil, this.#gpuMemUsed, this.#gpuMemTotal, this.#gpuTemp, this.#gpuPower, this.#processMemory]) {
+      g.reset();
+    }
+    for (const m of s.models) {
+      this.#queueWaiting.set({ model: m.name }, m.queue.waiting);
+      for (const i of m.instances) {
+        const l: Labels<'model' | 'instance'> = { model: m.name, instance: i.id };
+        const ready = i.state === 'ready';
+        this.#slotsTotal.set(l, ready ? i.slots.length || m.slotsPerInstance : 0);
+        this.#slotsBusy.set(l, ready ? i.slots.filter((x) => x.busy).length : 0);
+        this.#instanceUp.set(l, ready ? 1 : 0);
+        this.#restarts.inc(l, i.restarts);
+        if (i.usage) {
+          this.#processMemory.set({ instance: i.id, kind: 'rss' }, i.usage.rssBytes);
+          if (i.usage.vramBytes !== undefined) this.#processMemory.set({ instance: i.id, kind: 'vram' }, i.usage.vramBytes);
+        }
+      }
+    }
+    for (const g of s.gpus) {
+      const l = { gpu: String(g.index) };
+      this.#gpuUtil.set(l, g.utilizationPct / 100);
+      this.#gpuMemUsed.set(l, g.memoryUsedMiB * 1024 * 1024);
+      this.#gpuMemTotal.set(l, g.memoryTotalMiB * 1024 * 1024);
+      if (g.temperatureC !== undefined) this.#gpuTemp.set(l, g.temperatureC);
+      if (g.powerW !== undefined) this.#gpuPower.set(l, g.powerW);
+    }
+    this.#headroom.set(s.capacity.headroomSlots);
+  }
+}

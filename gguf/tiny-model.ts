@@ -1,0 +1,277 @@
+// Writes a random-weight llama-architecture GGUF that a real llama-server loads and generates from:
+// the model of the integration tests and `slotwise tiny-model`. The tokenizer comes from a
+// vocab-only GGUF of the llama.cpp source, so prompts tokenize like a real llama model's.
+import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { access, mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { cacheDir } from '../shared/cache-dir';
+import { ensureVocab } from './vocab';
+import { basename, dirname, join } from 'node:path';
+import { SlotwiseError } from '../shared/errors';
+import { mulberry32 } from '../platform/prng';
+import {
+  encodeGgufHeader,
+  layoutTensors,
+  readGgufHeader,
+  type GgufTensorInfo,
+  type GgufValue,
+} from './gguf';
+
+export interface TinyModelOptions {
+  /** Vocab-only GGUF whose `tokenizer.*` keys are copied, e.g. llama.cpp's `models/ggml-vocab-llama-spm.gguf`. */
+  vocabPath: string;
+  /** Embedding width; default 64. Must split into `heads` heads of even size. */
+  dim?: number;
+  /** Transformer blocks; default 2. */
+  layers?: number;
+  /** Attention heads (and KV heads); default 4. */
+  heads?: number;
+  /** Feed-forward width; default 4 × dim. */
+  ffn?: number;
+  /** Training context written to the metadata, tokens; default 4096. */
+  contextLength?: number;
+  /** PRNG seed of the weights; default 1. Same seed and options → byte-identical file. */
+  seed?: number;
+  signal?: AbortSignal;
+}
+
+export interface TinyModelResult {
+  /** File size in bytes. */
+  bytes: number;
+  /** Hex SHA-256 of the file, computed while writing. */
+  sha256: string;
+}
+
+interface TinyParams {
+  dim: number;
+  layers: number;
+  heads: number;
+  ffn: number;
+  contextLength: number;
+  seed: number;
+}
+
+/** ggml type id of F32, the only type written (general.file_type 0 = all F32). */
+const F32 = 0;
+/** Small weights keep activations tame: generation is random text, never NaN. */
+const WEIGHT_SCALE = 0.02;
+const CHUNK_FLOATS = 64 * 1024;
+
+/** Writes the model atomically (temp file beside `outPath`, then rename) and streams the weights. */
+export async function writeTinyModel(outPath: string, opts: TinyModelOptions): Promise<TinyModelResult> {
+  const params = resolveParams(opts);
+  const tokenizer = await readTokenizer(opts.vocabPath, opts.signal);
+  const nVocab = vocabSize(tokenizer, opts.vocabPath);
+  const metadata = new Map<string, GgufValue>([...modelMetadata(params), ...tokenizer]);
+  const tensors = layoutTensors(tensorSpecs(params, nVocab));
+  const header = encodeGgufHeader({ metadata, tensors });
+  return writeAtomically(outPath, async (sink) => {
+    await sink.write(header);
+    await writeTensorData(sink, tensors, header.length, params.seed, opts.signal);
+  });
+}
+
+function resolveParams(opts: TinyModelOptions): TinyParams {
+  const dim = positiveInt('dim', opts.dim ?? 64);
+  const heads = positiveInt('heads', opts.heads ?? 4);
+  const params: TinyParams = {
+    dim,
+    heads,
+    layers: positiveInt('layers', opts.layers ?? 2),
+    ffn: positiveInt('ffn', opts.ffn ?? 4 * dim),
+    contextLength: positiveInt('contextLength', opts.contextLength ?? 4096),
+    seed: nonNegativeInt('seed', opts.seed ?? 1),
+  };
+  // RoPE rotates pairs of a head's dimensions, so the head size must be even.
+  if (dim % heads !== 0 || (dim / heads) % 2 !== 0) {
+    throw usage(`dim ${dim} must split into ${heads} heads of even size (dim = heads × an even number)`);
+  }
+  return params;
+}
+
+function positiveInt(key: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 1) throw usage(`${key} must be a positive integer, got ${value}`);
+  return value;
+}
+
+function nonNegativeInt(key: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 0) throw usage(`${key} must be a non-negative integer, got ${value}`);
+  return value;
+}
+
+function usage(message: string): SlotwiseError {
+  return new SlotwiseError('SW_ERR_USAGE', `tiny model: ${message}`);
+}
+
+async function readTokenizer(vocabPath: string, signal?: AbortSignal): Promise<Map<string, GgufValue>> {
+  const vocab = await readGgufHeader(vocabPath, { signal });
+  return new Map([...vocab.metadata].filter(([key]) => key.startsWith('tokenizer.')));
+}
+
+function vocabSize(tokenizer: Map<string, GgufValue>, vocabPath: string): number {
+  const tokens = tokenizer.get('tokenizer.ggml.tokens');
+  if (tokens?.type !== 'array' || tokens.itemType !== 'string' || tokens.value.length === 0) {
+    throw new SlotwiseError(
+      'SW_ERR_GGUF_INVALID',
+      `[${basename(vocabPath)}] no tokenizer.ggml.tokens string array: not a vocab file`,
+    );
+  }
+  return tokens.value.length;
+}
+
+function modelMetadata(p: TinyParams): [string, GgufValue][] {
+  const u32 = (value: number): GgufValue => ({ type: 'uint32', value });
+  return [
+    ['general.architecture', { type: 'string', value: 'llama' }],
+    ['general.name', { type: 'string', value: `slotwise-tiny-d${p.dim}-l${p.layers}-s${p.seed}` }],
+    ['llama.context_length', u32(p.contextLength)],
+    ['llama.embedding_length', u32(p.dim)],
+    ['llama.block_count', u32(p.layers)],
+    ['llama.feed_forward_length', u32(p.ffn)],
+    ['llama.attention.head_count', u32(p.heads)],
+    ['llama.attention.head_count_kv', u32(p.heads)],
+    ['llama.rope.dimension_count', u32(p.dim / p.heads)],
+    ['llama.attention.layer_norm_rms_epsilon', { type: 'float32', value: 1e-5 }],
+    ['general.file_type', u32(0)],
+  ];
+}
+
+/** The tensors llama.cpp's LLM_ARCH_LLAMA loader asks for; dims fastest-first as GGUF stores them. */
+function tensorSpecs(p: TinyParams, nVocab: number): Omit<GgufTensorInfo, 'offset'>[] {
+  const t = (name: string, ...dims: number[]): Omit<GgufTensorInfo, 'offset'> => ({ name, dims, type: F32 });
+  const specs = [t('token_embd.weight', p.dim, nVocab)];
+  for (let i = 0; i < p.layers; i++) {
+    const b = `blk.${i}`;
+    specs.push(
+      t(`${b}.attn_norm.weight`, p.dim),
+      t(`${b}.attn_q.weight`, p.dim, p.dim),
+      t(`${b}.attn_k.weight`, p.dim, p.dim),
+      t(`${b}.attn_v.weight`, p.dim, p.dim),
+      t(`${b}.attn_output.weight`, p.dim, p.dim),
+      t(`${b}.ffn_norm.weight`, p.dim),
+      t(`${b}.ffn_gate.weight`, p.dim, p.ffn),
+      t(`${b}.ffn_down.weight`, p.ffn, p.dim),
+      t(`${b}.ffn_up.weight`, p.dim, p.ffn),
+    );
+  }
+  specs.push(t('output_norm.weight', p.dim), t('output.weight', p.dim, nVocab));
+  return specs;
+}
+
+/** Streams every tensor in layout order, a chunk at a time; norms are 1.0, the rest uniform ±scale. */
+async function writeTensorData(
+  sink: Sink,
+  tensors: readonly GgufTensorInfo[],
+  dataOffset: number,
+  seed: number,
+  signal?: AbortSignal,
+): Promise<void> {
+  const random = mulberry32(seed);
+  const chunk = Buffer.alloc(CHUNK_FLOATS * 4);
+  const view = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  for (const t of tensors) {
+    await sink.write(Buffer.alloc(dataOffset + t.offset - sink.bytes)); // alignment padding
+    const isNorm = t.name.endsWith('_norm.weight');
+    let left = t.dims.reduce((a, b) => a * b, 1);
+    while (left > 0) {
+      signal?.throwIfAborted();
+      const n = Math.min(left, CHUNK_FLOATS);
+      for (let i = 0; i < n; i++) view.setFloat32(i * 4, isNorm ? 1 : (random() * 2 - 1) * WEIGHT_SCALE, true);
+      await sink.write(chunk.subarray(0, n * 4));
+      left -= n;
+    }
+  }
+}
+
+interface Sink {
+  /** Bytes written so far. */
+  readonly bytes: number;
+  write(data: Buffer): Promise<void>;
+}
+
+/** Runs `fill` against a temp file beside `outPath`, then renames it into place: a crash or
+ * error never leaves a partial file at `outPath`. */
+async function writeAtomically(outPath: string, fill: (sink: Sink) => Promise<void>): Promise<TinyModelResult> {
+  const tmp = join(dirname(outPath), `.${basename(outPath)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const fh = await openForWrite(tmp, outPath);
+  const hash = createHash('sha256');
+  const sink = fileSink(fh, hash);
+  try {
+    await fill(sink);
+    await fh.sync(); // data on disk before the rename makes it visible
+    await fh.close();
+    await rename(tmp, outPath);
+  } catch (err) {
+    await fh.close().catch((closeErr: unknown) => {
+      // Already closed (the failure came after close): nothing left to release.
+      void closeErr;
+    });
+    await unlink(tmp).catch((unlinkErr: unknown) => {
+      // The original error matters more; a leftover dot-file temp is harmless.
+      void unlinkErr;
+    });
+    throw err;
+  }
+  return { bytes: sink.bytes, sha256: hash.digest('hex') };
+}
+
+async function openForWrite(tmp: string, outPath: string): Promise<FileHandle> {
+  try {
+    return await open(tmp, 'wx', 0o644);
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new SlotwiseError('SW_ERR_MODEL_FILE', `cannot write model file ${outPath}: ${reason}`, { cause: err });
+  }
+}
+
+function fileSink(fh: FileHandle, hash: Hash): Sink {
+  let bytes = 0;
+  return {
+    get bytes() {
+      return bytes;
+    },
+    async write(data: Buffer) {
+      hash.update(data);
+      // A short write is legal for write(2); keep going until the whole buffer is out.
+      for (let done = 0; done < data.length; ) {
+        const { bytesWritten } = await fh.write(data, done, data.length - done, bytes + done);
+        done += bytesWritten;
+      }
+      bytes += data.length;
+    },
+  };
+}
+
+/** Parameters of a cached tiny model; the file name encodes them so each variant is written once. */
+export interface CachedTinyModelOptions {
+  env?: NodeJS.ProcessEnv;
+  dim?: number;
+  layers?: number;
+  seed?: number;
+  /** Training context; default 4096 (llama-server caps a slot's context at it). */
+  contextLength?: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * The tiny model in the cache (`<cache>/models/tiny-d64-l2-s1.gguf`), written on first use.
+ * The demo, the benchmark and the tests share it; writing is atomic so concurrent callers are safe.
+ */
+export async function ensureCachedTinyModel(opts: CachedTinyModelOptions = {}): Promise<string> {
+  const env = opts.env ?? process.env;
+  const dim = opts.dim ?? 64;
+  const layers = opts.layers ?? 2;
+  const seed = opts.seed ?? 1;
+  const contextLength = opts.contextLength ?? 4096;
+  const dir = join(cacheDir(env), 'models');
+  const path = join(dir, `tiny-d${dim}-l${layers}-s${seed}${contextLength === 4096 ? '' : `-c${contextLength}`}.gguf`);
+  try {
+    await access(path);
+    return path;
+  } catch {
+    // not written yet: fall through and write it
+  }
+  await mkdir(dir, { recursive: true });
+  const vocabPath = await ensureVocab({ env, signal: opts.signal });
+  await writeTinyModel(path, { vocabPath, dim, layers, seed, contextLength, signal: opts.signal });
+  return path;
+}
