@@ -6,6 +6,7 @@ import { cpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { request, type Dispatcher } from 'undici';
 import type { Snapshot } from '../shared/protocol';
+import { modelSlots } from '../shared/slots';
 import { mean } from './stats';
 import type { StatusSample, Utilization } from './types';
 
@@ -72,8 +73,8 @@ export class StatusSampler {
     const instances = (model?.instances ?? []).filter((i) => i.state === 'ready');
     const s: StatusSample = {
       tMs,
-      busySlots: instances.reduce((a, i) => a + i.slots.filter((x) => x.busy).length, 0),
-      totalSlots: instances.reduce((a, i) => a + (i.slots.length || (model?.slotsPerInstance ?? 0)), 0),
+      busySlots: model ? modelSlots(model).busy : 0,
+      totalSlots: model ? modelSlots(model).total : 0,
       queued: model?.queue.waiting ?? 0,
     };
     if (snap.gpus.length) s.gpuPct = Math.max(...snap.gpus.map((g) => g.utilizationPct));

@@ -120,7 +120,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         res.end(body);
       },
     },
-    ...openAiRoutes({ supervisor, scheduler }),
+    ...openAiRoutes({ supervisor, scheduler, models: () => hub.snapshot().models }),
   ];
   const server = createServer(createHttpHandler({ guard, maxBodyBytes: config.limits.maxBodyBytes, routes, logger }));
   server.keepAliveTimeout = 30_000;

@@ -1,7 +1,7 @@
 // `slotwise demo` (what `npm start` runs): set up llama-server if missing, write the tiny model,
 // run a daemon with one model × 4 slots in this process, and show live status until Ctrl-C.
 import { join } from 'node:path';
-import { busySlotsOf } from '../../daemon/status/capacity';
+import { busySlotsOf } from '../../shared/slots';
 import { defaultConfig, type Config } from '../../daemon/config/config';
 import { RpcClient } from '../../shared/rpc-client';
 import { runSetup } from '../../toolchain/setup';

@@ -1,5 +1,5 @@
 // Renders a status snapshot as the text table of `slotwise status` and the demo. Pure: snapshot in, lines out.
-import { busySlotsOf } from '../../daemon/status/capacity';
+import { busySlotsOf } from '../../shared/slots';
 import type { InstanceStatus, ModelStatus, Snapshot } from '../../shared/protocol';
 
 export interface RenderOptions {

@@ -4,37 +4,41 @@
 import type { ServerResponse } from 'node:http';
 import { SlotwiseError, errorEnvelope, toSlotwiseError } from '../../shared/errors';
 import { sendError, sendJson, type Route, type RouteContext } from '../server/http';
+import { modelSlots } from '../../shared/slots';
 import { dispatch, InstanceGoneError } from '../scheduler/dispatch';
 import { classifyUpstreamError, postJson } from './upstream';
 import type { Lease, Scheduler } from '../scheduler/scheduler';
 import type { Supervisor } from '../runtime/supervisor';
+import type { ModelStatus } from '../../shared/protocol';
 import { asObject, optBoolean, optNumber, optString, type Obj } from '../server/validate';
 
 export interface OpenAiDeps {
   supervisor: Supervisor;
   scheduler: Scheduler;
+  /** Models as the status snapshot shows them (with in-flight counts), so /v1/models counts slots as status does. */
+  models: () => ModelStatus[];
 }
 
 export function openAiRoutes(deps: OpenAiDeps): Route[] {
   return [
-    { method: 'GET', path: '/v1/models', handle: ({ res }) => sendJson(res, 200, listModels(deps.supervisor)) },
+    { method: 'GET', path: '/v1/models', handle: ({ res }) => sendJson(res, 200, listModels(deps.models())) },
     { method: 'POST', path: '/v1/completions', handle: (ctx) => proxy(deps, ctx, '/v1/completions', 'prompt') },
     { method: 'POST', path: '/v1/chat/completions', handle: (ctx) => proxy(deps, ctx, '/v1/chat/completions', 'messages') },
   ];
 }
 
-function listModels(supervisor: Supervisor): unknown {
+function listModels(models: ModelStatus[]): unknown {
   return {
     object: 'list',
-    data: supervisor.models().map((m) => ({
+    data: models.map((m) => ({
       id: m.name,
       object: 'model',
       created: 0,
       owned_by: 'slotwise',
       slotwise: {
         state: m.replicas === 0 ? 'down' : m.instances.every((i) => i.state === 'ready') ? 'ready' : m.instances.map((i) => i.state).join(','),
-        slots: m.instances.reduce((a, i) => a + (i.slots.length || m.slotsPerInstance), 0),
-        busySlots: m.instances.reduce((a, i) => a + i.slots.filter((s) => s.busy).length, 0),
+        slots: modelSlots(m).total,
+        busySlots: modelSlots(m).busy,
       },
     })),
   };

@@ -2,16 +2,7 @@
 // With continuous batching, GPU-utilization % says little: 3 of 8 busy slots can read 95% while
 // 5 more requests would cost little. So the verdict comes from slots and queue; GPU % only
 // appears in the reason, to explain why a hot GPU is no reason to scale.
-import type { Capacity, CapacityVerdict, InstanceStatus } from '../../shared/protocol';
-
-/**
- * Busy slots of one instance: /slots lags a dispatch (and a finish) by up to one poll, the daemon's
- * own in-flight count does not, so the larger of the two, capped at the slot count.
- */
-export function busySlotsOf(i: Pick<InstanceStatus, 'slots' | 'inFlight'>, slotsPerInstance: number): number {
-  const slots = i.slots.length || slotsPerInstance;
-  return Math.min(slots, Math.max(i.slots.filter((s) => s.busy).length, i.inFlight ?? 0));
-}
+import type { Capacity, CapacityVerdict } from '../../shared/protocol';
 
 /** One observation, taken on every status tick and on slot or queue changes. */
 export interface CapacitySample {

@@ -1,7 +1,8 @@
 // The status snapshot (DESIGN §5) and the hub that pushes it to subscribers:
 // at most every 250 ms, and only when something other than the clock changed.
 import { EventEmitter } from 'node:events';
-import { busySlotsOf, CapacityWindow } from './capacity';
+import { modelSlots } from '../../shared/slots';
+import { CapacityWindow } from './capacity';
 import type { Supervisor } from '../runtime/supervisor';
 import type { GpuStatus, ModelStatus, ProcessUsage, Snapshot, Capacity, QueueStatus, RequestOutcome } from '../../shared/protocol';
 
@@ -72,12 +73,10 @@ export function capacityInputs(models: ModelStatus[], gpus: GpuStatus[]) {
     queued += m.queue.waiting;
     oldestWaitMs = Math.max(oldestWaitMs, m.queue.oldestWaitMs);
     wantedInstances += m.replicas;
-    for (const i of m.instances) {
-      if (i.state !== 'ready') continue;
-      readyInstances++;
-      totalSlots += i.slots.length || m.slotsPerInstance;
-      busySlots += busySlotsOf(i, m.slotsPerInstance);
-    }
+    readyInstances += m.instances.filter((i) => i.state === 'ready').length;
+    const slots = modelSlots(m);
+    totalSlots += slots.total;
+    busySlots += slots.busy;
   }
   const gpuUtilPct = gpus.length ? Math.max(...gpus.map((g) => g.utilizationPct)) : undefined;
   const gpuMemFreeMiB = gpus.length ? gpus.reduce((a, g) => a + (g.memoryTotalMiB - g.memoryUsedMiB), 0) : undefined;

@@ -2,6 +2,7 @@
 // Gauges mirror the snapshot taken at scrape time; counters and the queue-wait histogram are fed by events.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { RequestOutcome, Snapshot } from '../../shared/protocol';
+import { busySlotsOf, totalSlotsOf } from '../../shared/slots';
 
 /** Content type of the text exposition format (version 0.0.4). */
 export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -86,8 +87,8 @@ export class MetricsRegistry {
       for (const i of m.instances) {
         const l: Labels<'model' | 'instance'> = { model: m.name, instance: i.id };
         const ready = i.state === 'ready';
-        this.#slotsTotal.set(l, ready ? i.slots.length || m.slotsPerInstance : 0);
-        this.#slotsBusy.set(l, ready ? i.slots.filter((x) => x.busy).length : 0);
+        this.#slotsTotal.set(l, ready ? totalSlotsOf(i, m.slotsPerInstance) : 0);
+        this.#slotsBusy.set(l, ready ? busySlotsOf(i, m.slotsPerInstance) : 0);
         this.#instanceUp.set(l, ready ? 1 : 0);
         this.#restarts.inc(l, i.restarts);
         if (i.usage) {

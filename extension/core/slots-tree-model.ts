@@ -1,6 +1,6 @@
 // Snapshot → the Models & Slots tree (model → instance → slot) as plain data; the TreeDataProvider only
 // maps it to TreeItems. Icons are codicon ids with theme color ids so this stays vscode-free.
-import { busySlotsOf } from '../../daemon/status/capacity';
+import { busySlotsOf } from '../../shared/slots';
 import type { InstanceState, InstanceStatus, ModelStatus, SlotStatus, Snapshot } from '../../shared/protocol';
 import { formatBytes } from './format';
 

@@ -1,5 +1,5 @@
 // The status bar item's text, background and tooltip for a connection state + snapshot. Pure.
-import { busySlotsOf } from '../../daemon/status/capacity';
+import { busySlotsOf } from '../../shared/slots';
 import type { ModelStatus, Snapshot } from '../../shared/protocol';
 import type { ConnectionState } from './connection';
 import { escapeMarkdown, formatBytes } from './format';

@@ -5,7 +5,7 @@
 import { chmodSync, copyFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { startTestDaemon, tempDir } from '../helpers/daemon';
+import { startTestDaemon, tempDir, type TestDaemon } from '../helpers/daemon';
 
 const FIX = resolve(__dirname, '../fixtures/gpu');
 
@@ -17,6 +17,14 @@ function fakeNvidiaSmi(): NodeJS.ProcessEnv {
   writeFileSync(join(dir, 'gpu.csv'), '0, NVIDIA GeForce RTX 4090, 96, 20480, 24564, 71, 310.50\n');
   writeFileSync(join(dir, 'apps.csv'), '');
   return { PATH: `${dir}:${process.env.PATH}`, FAKE_LIST: join(FIX, 'nvidia-smi-L.txt'), FAKE_GPU: join(dir, 'gpu.csv'), FAKE_APPS: join(dir, 'apps.csv') };
+}
+
+/** Busy/total slots as /v1/models and /metrics report them. */
+async function slotCounts(d: TestDaemon): Promise<{ models: number[]; metrics: number[] }> {
+  const models = (await (await d.fetch('/v1/models')).json()) as { data: { slotwise: { busySlots: number; slots: number } }[] };
+  const text = await (await d.fetch('/metrics')).text();
+  const gauge = (name: string): number => [...text.matchAll(new RegExp(`^${name}\\{[^}]*\\} (\\d+)$`, 'gm'))].reduce((a, m) => a + Number(m[1]), 0);
+  return { models: [models.data[0]!.slotwise.busySlots, models.data[0]!.slotwise.slots], metrics: [gauge('slotwise_slots_busy'), gauge('slotwise_slots_total')] };
 }
 
 describe('capacity verdict with GPU figures (real llama-server, stand-in nvidia-smi)', () => {
@@ -40,12 +48,14 @@ describe('capacity verdict with GPU figures (real llama-server, stand-in nvidia-
       expect(one.capacity.verdict).toBe('ok');
       expect(one.capacity.headroomSlots).toBe(3);
       expect(one.capacity.reason).toMatch(/GPU at 96% but 3 of 4 slots free: room for 3 more requests, no need to scale/);
+      expect(await slotCounts(d)).toEqual({ models: [1, 4], metrics: [1, 4] }); // one count everywhere (shared/slots.ts)
 
       for (let i = 0; i < 7; i++) send();
       const sat = await d.waitFor((s) => s.capacity.verdict === 'saturated', 'saturated', 30_000);
       expect(sat.capacity.busySlots).toBe(4);
       expect(sat.capacity.queued).toBeGreaterThan(0);
       expect(sat.capacity.reason).toMatch(/All 4 slots busy and \d+ requests waiting \(oldest [\d.]+ s\)/);
+      expect(await slotCounts(d)).toEqual({ models: [4, 4], metrics: [4, 4] });
     } finally {
       for (const c of aborts) c.abort();
     }
