@@ -57,7 +57,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const logger = createLogger({ level: opts.env.SLOTWISE_LOG_LEVEL === 'debug' ? 'debug' : 'info', sinks });
 
   await refuseSecondDaemon(stateDir);
-  // cli.ts routes unexpected errors here in the daemon process: log them with their stack, keep serving.
+  // cli/main.ts routes unexpected errors here in the daemon process: log them with their stack, keep serving.
   const stopLoggingInternal = onInternalError((e) => logger.error(`unexpected error (please report): ${e.detail ?? e.message}`));
   const binary = await findLlamaServer({ configured: config.llamaServer, env: opts.env });
   if (!binary && config.models.length > 0) {

@@ -1,4 +1,4 @@
-// Where Slotwise keeps things that can be rebuilt (the llama-server build, downloads): DESIGN §3.
+// Where Slotwise keeps things that can be rebuilt (the llama-server build, downloads): docs/architecture.md#files-on-disk.
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 

@@ -1,5 +1,5 @@
 // The daemon's state dir: daemon.json, the token, pid files of children, logs.
-// Layout is part of the outside contract (DESIGN §3); clients read daemon.json + token from here.
+// Layout is part of the outside contract (docs/architecture.md#files-on-disk); clients read daemon.json + token from here.
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir, rename, rm, writeFile, chmod } from 'node:fs/promises';
 import { homedir } from 'node:os';

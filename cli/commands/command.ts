@@ -1,4 +1,4 @@
-// The shape every CLI command has; cli.ts parses, commands run.
+// The shape every CLI command has; cli/main.ts parses, commands run.
 import type { ParseArgsConfig } from 'node:util';
 
 export interface CommandContext {

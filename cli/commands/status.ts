@@ -9,7 +9,7 @@ export const statusCommand: Command = {
   help: [
     'slotwise status [--json] [--watch] [--slots]',
     '',
-    '  --json    print the snapshot as JSON (shape: daemon/protocol.ts Snapshot; stable)',
+    '  --json    print the snapshot as JSON (shape: shared/protocol.ts Snapshot; stable)',
     '  --watch   redraw live on every change until Ctrl-C (with --json: one snapshot per line)',
     '  --slots   one line per slot',
   ].join('\n'),

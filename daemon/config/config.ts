@@ -243,7 +243,7 @@ const OWNED_ARGS: Record<string, string> = Object.fromEntries(
 // ---------------------------------------------------------------------------------------------
 // Public API
 
-/** Where the config lives when `--config` is not given (DESIGN §3). */
+/** Where the config lives when `--config` is not given (docs/architecture.md#files-on-disk). */
 export function defaultConfigPath(env: NodeJS.ProcessEnv): string {
   if (env.SLOTWISE_CONFIG) return resolve(expandHome(env.SLOTWISE_CONFIG, env.HOME || homedir()));
   // The XDG spec says relative values are invalid and must be ignored.

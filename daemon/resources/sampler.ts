@@ -70,7 +70,7 @@ export class ResourceSampler extends EventEmitter<{ change: [] }> {
     return this.#started;
   }
 
-  /** The latest readings, in the shape status.ts merges into the snapshot. */
+  /** The latest readings, in the shape daemon/status/hub.ts merges into the snapshot. */
   view(): ResourceView {
     const source = this.#source;
     return {

@@ -1,6 +1,6 @@
 // One supervised llama-server. A state machine with one owner: every transition goes through
 // #transition(), which emits a `state` event. Callers express intent (start, stop, ensureReady)
-// and never "check the state, then act". States and ordering: daemon/llama/design.md.
+// and never "check the state, then act". States and ordering: daemon/runtime/design.md.
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';

@@ -43,7 +43,7 @@ interface InstanceRuntime {
 export class Supervisor extends EventEmitter<{ change: []; instanceState: [LlamaInstance]; scrape: [LlamaInstance] }> {
   #opts: SupervisorOptions;
   #logger: Logger;
-  /** `--threads` for instances whose args set none; see llama/threads.ts. */
+  /** `--threads` for instances whose args set none; see threads.ts. */
   #threads: number | undefined;
   #models = new Map<string, ModelEntry>();
   #runtime = new WeakMap<LlamaInstance, InstanceRuntime>();

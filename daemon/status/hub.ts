@@ -1,5 +1,6 @@
-// The status snapshot (DESIGN §5) and the hub that pushes it to subscribers:
-// at most every 250 ms, and only when something other than the clock changed.
+// The status snapshot (`Snapshot` in shared/protocol.ts; its path: docs/architecture.md#the-status-path)
+// and the hub that pushes it to subscribers: at most every 250 ms, and only when something other than
+// the clock changed.
 import { EventEmitter } from 'node:events';
 import { modelSlots } from '../../shared/slots';
 import { CapacityWindow } from './capacity';

@@ -1,5 +1,5 @@
 // Where the daemon is: `slotwise.daemonUrl` + token file, else daemon.json + token in the state dir.
-// Same lookup rules as the CLI (DESIGN §3); reads files asynchronously and checks /healthz.
+// Same lookup rules as the CLI (docs/architecture.md#files-on-disk); reads files asynchronously and checks /healthz.
 import { readFile } from 'node:fs/promises';
 import { get } from 'node:http';
 import { homedir } from 'node:os';

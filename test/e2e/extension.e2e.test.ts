@@ -1,5 +1,5 @@
 // The extension in real VS Code: code-server + headless Debian Chromium driven by playwright-core
-// (DESIGN §7). The first run installs chromium, Node 24 and code-server into the cache (setup-e2e.mjs).
+// (docs/architecture.md#testing). The first run installs chromium, Node 24 and code-server into the cache (setup-e2e.mjs).
 // Screenshots go to test-artifacts/e2e/.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';

