@@ -4,8 +4,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks';
-import type { Config, ModelConfig } from '../daemon/config/config';
-import { defaultConfig } from '../daemon/config/config';
+import type { Config, ModelConfig } from '../daemon/config/types';
+import { defaultConfig } from '../daemon/config/validate';
 import { startDaemon, type RunningDaemon } from '../daemon/main';
 import type { DaemonSide } from './types';
 

@@ -2,7 +2,8 @@
 // run a daemon with one model × 4 slots in this process, and show live status until Ctrl-C.
 import { join } from 'node:path';
 import { busySlotsOf } from '../../daemon/status/capacity';
-import { defaultConfig, type Config } from '../../daemon/config/config';
+import type { Config } from '../../daemon/config/types';
+import { defaultConfig } from '../../daemon/config/validate';
 import { RpcClient } from '../../shared/rpc-client';
 import { runSetup } from '../../toolchain/setup';
 import { ensureCachedTinyModel } from '../../gguf/tiny-model';
