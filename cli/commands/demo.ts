@@ -31,9 +31,10 @@ export const demoCommand: Command = {
     // dim 256 × 4 layers: still tiny (83 MB) but slow enough on a CPU that slots visibly fill and a queue forms.
     ctx.stderr.write('writing the demo model (random weights, llama tokenizer)…\n');
     const modelPath = await ensureCachedTinyModel({ env: ctx.env, dim: 256, layers: 4 });
+    const base = defaultConfig();
     const config: Config = {
-      ...defaultConfig(),
-      listen: { host: '127.0.0.1', port: ctx.port ?? 0, allowedOrigins: [] },
+      ...base,
+      listen: { ...base.listen, host: '127.0.0.1', port: ctx.port ?? 0 },
       models: [
         { name: 'tiny', path: modelPath, slots, ctxPerSlot: 1024, gpuLayers: 'auto', replicas: 1, maxReplicas: 1, autostart: true, args: [] },
       ],
