@@ -46,12 +46,12 @@ export function isGroup(entry: Field<unknown> | Group<unknown>): entry is Group<
 }
 
 // setTimeout treats larger delays as 1 ms, so no duration may exceed it.
-export const MAX_TIMER_MS = 2_147_483_647;
+const MAX_TIMER_MS = 2_147_483_647;
 
 const isInt = (v: unknown): v is number => Number.isInteger(v);
 
 /** `a, b or c`. */
-export function list(items: readonly string[]): string {
+function list(items: readonly string[]): string {
   return items.length < 2 ? items.join('') : `${items.slice(0, -1).join(', ')} or ${items.at(-1)}`;
 }
 
