@@ -4,8 +4,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks';
-import type { Config, ModelConfig } from '../daemon/config/config';
-import { defaultConfig } from '../daemon/config/config';
+import type { Config, ModelConfig } from '../daemon/config/types';
+import { defaultConfig } from '../daemon/config/validate';
 import { startDaemon, type RunningDaemon } from '../daemon/main';
 import type { DaemonSide } from './types';
 
@@ -40,7 +40,7 @@ export async function hostDaemon(opts: HostOptions): Promise<HostedDaemon> {
   const base = defaultConfig();
   const config: Config = {
     ...base,
-    listen: { host: '127.0.0.1', port: 0, allowedOrigins: [] },
+    listen: { ...base.listen, host: '127.0.0.1', port: 0 },
     llamaServer: opts.llamaServer ?? base.llamaServer,
     routing: opts.routing,
     queue: opts.queue ?? base.queue,

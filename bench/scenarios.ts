@@ -1,7 +1,7 @@
 // The benchmark's scenarios, each against a daemon hosted in this process: a concurrency sweep
 // (daemon vs direct), routing (slot-aware vs round-robin on a mixed load), and many concurrent
 // streams against the stand-in upstream.
-import type { Config, ModelConfig } from '../daemon/config/config';
+import type { Config, ModelConfig } from '../daemon/config/types';
 import { fetchSnapshot } from './status-sampler';
 import { runClient } from './client-process';
 import { hostDaemon } from './daemon-host';

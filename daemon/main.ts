@@ -3,7 +3,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { version } from '../package.json';
-import { loadConfig, type Config } from './config/config';
+import { loadConfig } from './config/load';
+import type { Config } from './config/types';
 import { SlotwiseError } from '../shared/errors';
 import { onInternalError } from '../platform/internal-errors';
 import { createHttpHandler, sendJson, type Route } from './server/http';

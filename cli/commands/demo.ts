@@ -2,7 +2,8 @@
 // run a daemon with one model × 4 slots in this process, and show live status until Ctrl-C.
 import { join } from 'node:path';
 import { busySlotsOf } from '../../shared/slots';
-import { defaultConfig, type Config } from '../../daemon/config/config';
+import type { Config } from '../../daemon/config/types';
+import { defaultConfig } from '../../daemon/config/validate';
 import { RpcClient } from '../../shared/rpc-client';
 import { runSetup } from '../../toolchain/setup';
 import { ensureCachedTinyModel } from '../../gguf/tiny-model';
@@ -30,9 +31,10 @@ export const demoCommand: Command = {
     // dim 256 × 4 layers: still tiny (83 MB) but slow enough on a CPU that slots visibly fill and a queue forms.
     ctx.stderr.write('writing the demo model (random weights, llama tokenizer)…\n');
     const modelPath = await ensureCachedTinyModel({ env: ctx.env, dim: 256, layers: 4 });
+    const base = defaultConfig();
     const config: Config = {
-      ...defaultConfig(),
-      listen: { host: '127.0.0.1', port: ctx.port ?? 0, allowedOrigins: [] },
+      ...base,
+      listen: { ...base.listen, host: '127.0.0.1', port: ctx.port ?? 0 },
       models: [
         { name: 'tiny', path: modelPath, slots, ctxPerSlot: 1024, gpuLayers: 'auto', replicas: 1, maxReplicas: 1, autostart: true, args: [] },
       ],

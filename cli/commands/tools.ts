@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { access, constants, mkdir } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { loadConfig } from '../../daemon/config/config';
+import { loadConfig } from '../../daemon/config/load';
 import { SlotwiseError } from '../../shared/errors';
 import { findDaemon } from '../locate';
 import { findLlamaServer } from '../../toolchain/binary';

@@ -1,7 +1,7 @@
 // Applies decide() every second to models with `replicas: "auto"`: starts a replica when a model
 // stays saturated and memory allows; drains (no new requests), then stops an extra one when idle.
 // Every decision is logged once when its reason changes and shown in status.
-import type { Config } from '../config/config';
+import type { Config } from '../config/types';
 import type { Logger } from '../../platform/log';
 import type { ModelStatus, Snapshot } from '../../shared/protocol';
 import type { Scheduler } from '../scheduler/scheduler';

@@ -7,7 +7,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
-import type { ModelConfig, Config } from '../config/config';
+import type { ModelConfig, Config } from '../config/types';
 import { SlotwiseError, firstLine } from '../../shared/errors';
 import type { Logger } from '../../platform/log';
 import type { InstanceState, InstanceStatus } from '../../shared/protocol';

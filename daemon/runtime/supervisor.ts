@@ -3,7 +3,7 @@
 import { EventEmitter } from 'node:events';
 import { availableParallelism } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Config, ModelConfig } from '../config/config';
+import type { Config, ModelConfig } from '../config/types';
 import { SlotwiseError } from '../../shared/errors';
 import type { Logger } from '../../platform/log';
 import { readGgufHeader, summarizeGguf } from '../../gguf/gguf';

@@ -2,7 +2,7 @@
 // with a thread per core each on the same cores preempt each other at those barriers, and both
 // collapse (measured on 2 cores: two replicas of the 83 MB test model took 90 s for what one
 // thread each did in 6 s). So when several instances may run at once, the cores are split.
-import type { ModelConfig } from '../config/config';
+import type { ModelConfig } from '../config/types';
 
 const THREAD_FLAGS = new Set(['-t', '--threads']);
 

@@ -3,7 +3,7 @@
 // what to do and does it. Invariants: ./design.md.
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
-import type { Config } from '../config/config';
+import type { Config } from '../config/types';
 import { SlotwiseError } from '../../shared/errors';
 import type { LlamaInstance } from '../runtime/instance';
 import type { QueueStatus, RequestOutcome, RequestSource } from '../../shared/protocol';

@@ -6,7 +6,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Ajv2020 from 'ajv/dist/2020';
 import { afterAll, describe, expect, it } from 'vitest';
-import { defaultConfig, defaultConfigPath, loadConfig, parseConfig, type Config } from '../../daemon/config/config';
+import { defaultConfigPath, loadConfig } from '../../daemon/config/load';
+import type { Config } from '../../daemon/config/types';
+import { defaultConfig, parseConfig } from '../../daemon/config/validate';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const schema: unknown = JSON.parse(readFileSync(join(root, 'schema/config.schema.json'), 'utf8'));

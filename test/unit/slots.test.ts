@@ -6,13 +6,13 @@ const slots = (busy: number, total: number): SlotStatus[] => Array.from({ length
 const inst = (over: Partial<InstanceStatus>): InstanceStatus => ({ id: 'm#1', state: 'ready', since: 0, restarts: 0, slots: [], ...over });
 
 describe('busySlotsOf', () => {
-  it.each([
+  it.each<[string, Partial<InstanceStatus>, number, number]>([
     ['/slots alone', { slots: slots(2, 4) }, 4, 2],
     ['in flight ahead of a lagging poll', { slots: slots(0, 4), inFlight: 3 }, 4, 3],
     ['foreign use the daemon did not send', { slots: slots(3, 4), inFlight: 1 }, 4, 3],
     ['capped at the slot count', { slots: slots(1, 4), inFlight: 9 }, 4, 4],
     ['no poll yet: the configured slots cap it', { slots: [], inFlight: 6 }, 4, 4],
-  ] as const)('%s', (_name, over, perInstance, want) => {
+  ])('%s', (_name, over, perInstance, want) => {
     expect(busySlotsOf(inst(over), perInstance)).toBe(want);
   });
 });

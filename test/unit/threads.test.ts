@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { ModelConfig } from '../../daemon/config/config';
+import type { ModelConfig } from '../../daemon/config/types';
 import { plannedInstances, setsThreads, threadsPerInstance, withThreads } from '../../daemon/runtime/threads';
 
 const model = (over: Partial<ModelConfig> = {}): ModelConfig => ({

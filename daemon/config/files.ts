@@ -1,0 +1,46 @@
+// The files a config names must exist: a configured llama-server must be executable, model files readable.
+import { accessSync, constants, statSync, type Stats } from 'node:fs';
+import { errnoCode } from '../../platform/errno';
+import { fail, type Ctx } from './report';
+import type { Config } from './types';
+
+interface FileProblems {
+  missing: string;
+  directory: string;
+  denied: string;
+}
+
+export function checkFiles(ctx: Ctx, config: Config): void {
+  if (config.llamaServer !== 'auto') {
+    const file = config.llamaServer;
+    checkFile(ctx, 'llamaServer', file, constants.X_OK, {
+      missing: `llama-server not found: ${file} — fix the path or set it to "auto"`,
+      directory: `${file} is a directory — point it at the llama-server binary (e.g. build/bin/llama-server)`,
+      denied: `${file} is not executable — run chmod +x on it or set it to "auto"`,
+    });
+  }
+  for (const m of config.models) {
+    checkFile(ctx, `models.${m.name}.path`, m.path, constants.R_OK, {
+      missing: `model file not found: ${m.path} — download a GGUF or fix the path`,
+      directory: `${m.path} is a directory — point it at the .gguf file`,
+      denied: `${m.path} is not readable — check its permissions`,
+    });
+  }
+}
+
+function checkFile(ctx: Ctx, key: string, file: string, mode: number, say: FileProblems): void {
+  let stat: Stats | undefined;
+  try {
+    stat = statSync(file, { throwIfNoEntry: false });
+  } catch (err) {
+    // ENOTDIR: a parent of the path is a file, so the file is as missing as with ENOENT.
+    if (errnoCode(err) !== 'ENOTDIR') fail(ctx, `${key}: ${say.denied}`, err);
+  }
+  if (!stat) fail(ctx, `${key}: ${say.missing}`);
+  if (stat.isDirectory()) fail(ctx, `${key}: ${say.directory}`);
+  try {
+    accessSync(file, mode);
+  } catch (err) {
+    fail(ctx, `${key}: ${say.denied}`, err);
+  }
+}

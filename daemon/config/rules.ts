@@ -1,0 +1,283 @@
+// Every config key: its rule (type, range), default, fix hint, description and old names, in one place.
+// To add a key: add it to its object's table below (TOP, a Group's `fields`, MODEL) and to the type in types.ts;
+// validation, messages, defaults and the schema follow (run `npm run schema`); cross-field checks go in validate.ts.
+import type { Config, ModelConfig } from './types';
+import { anyString, arrayOf, bool, int, literalOr, ms, nonEmpty, oneOf, text, type Field, type Group, type Rule, type Shape } from './value-rules';
+
+/** What the whole file configures; the schema's top-level description. */
+export const CONFIG_DESCRIPTION =
+  'Configuration of the Slotwise daemon: where it listens, how requests queue, and the llama-server models it supervises. Default location: $SLOTWISE_CONFIG, else $XDG_CONFIG_HOME/slotwise/config.json (~/.config/slotwise/config.json).';
+
+/** `"$schema"`: editors read it for completion; Slotwise only checks that it is a string. */
+export const SCHEMA_KEY: Field<string> = {
+  rule: anyString,
+  hint: 'set it to the schema path or URL, or remove it',
+  description: 'Path or URL of this schema, for editor completion. Ignored by Slotwise.',
+};
+
+/** Top-level keys other than `$schema` and `models`, in the order they are listed in messages and the schema. */
+export const TOP: Shape<Omit<Config, 'models' | 'source'>> = {
+  listen: {
+    description: 'Where the daemon serves its OpenAI-compatible API, /api, /metrics and WebSocket.',
+    fields: {
+      host: {
+        rule: text('a host name or IP address such as "127.0.0.1"', '^[^\\s/]+$'),
+        def: '127.0.0.1',
+        hint: 'use "127.0.0.1" to accept local clients only',
+        description: 'Address to bind. Keep 127.0.0.1 unless remote clients need the daemon.',
+      },
+      port: {
+        rule: int(0, 65535),
+        def: 7373,
+        hint: 'use a free port such as 7373, or 0 for any free port',
+        description: 'TCP port to bind; 0 picks any free port.',
+      },
+      allowedOrigins: {
+        rule: arrayOf(
+          text('an origin such as "http://localhost:5173" (no path, no trailing slash)', '^[A-Za-z][A-Za-z0-9+.-]*://[^/\\s]+$'),
+          'an array of origins',
+        ),
+        def: [],
+        hint: 'list the browser origins that may call the daemon, or [] for none',
+        description:
+          'Browser origins (scheme://host[:port], no path) allowed to call the daemon; requests with any other Origin header are refused.',
+        examples: [['http://localhost:5173']],
+      },
+    },
+  },
+  llamaServer: {
+    rule: nonEmpty,
+    def: 'auto',
+    hint: 'use "auto" to find or build llama-server, or the path of a llama-server binary',
+    description:
+      '"auto" finds or builds llama-server; otherwise the path of a llama-server binary (~ expanded, relative paths resolved against this file\'s folder).',
+  },
+  queue: {
+    description: 'Requests waiting for a free slot.',
+    fields: {
+      maxWaiting: {
+        rule: int(0),
+        def: 256,
+        hint: 'set how many requests may wait for a free slot (e.g. 256)',
+        description: 'Most requests that may wait per model; further requests fail at once with SW_ERR_QUEUE_FULL.',
+      },
+      timeoutMs: {
+        rule: ms(1),
+        def: 120_000,
+        hint: 'set how long a request may wait, in milliseconds (e.g. 120000)',
+        description: 'How long a request may wait for a slot, in milliseconds, before it fails with SW_ERR_QUEUE_TIMEOUT.',
+      },
+    },
+  },
+  limits: {
+    description: 'Request limits.',
+    fields: {
+      maxBodyBytes: {
+        rule: int(1),
+        def: 1_048_576,
+        hint: 'set the largest request body in bytes (e.g. 1048576)',
+        description: 'Largest accepted request body in bytes (default 1 MiB).',
+      },
+    },
+  },
+  routing: {
+    rule: oneOf(['slot-aware', 'round-robin'] as const),
+    def: 'slot-aware',
+    hint: 'use "slot-aware" (fewest busy slots first) or "round-robin"',
+    description:
+      'How a request picks a replica: "slot-aware" sends it to the replica with the fewest busy slots, "round-robin" takes turns.',
+  },
+  supervisor: {
+    description: 'Lifecycle of the llama-server processes: health wait, stop, restart backoff and crash limits.',
+    fields: {
+      healthTimeoutMs: {
+        rule: ms(1),
+        def: 600_000,
+        hint: 'set how long a model may take to load, in milliseconds (e.g. 600000)',
+        description: 'How long a llama-server may take to load its model and answer /health, in milliseconds.',
+      },
+      stopGraceMs: {
+        rule: ms(0),
+        def: 10_000,
+        hint: 'set the wait between SIGTERM and SIGKILL, in milliseconds (e.g. 10000)',
+        description: 'Wait between SIGTERM and SIGKILL when stopping a llama-server, in milliseconds.',
+      },
+      backoffInitialMs: {
+        rule: ms(0),
+        def: 1_000,
+        hint: 'set the first restart delay after a crash, in milliseconds (e.g. 1000)',
+        description: 'First restart delay after a crash, in milliseconds; doubles per crash up to backoffMaxMs.',
+      },
+      backoffMaxMs: {
+        rule: ms(0),
+        def: 60_000,
+        hint: 'set the longest restart delay, in milliseconds (e.g. 60000)',
+        description: 'Longest restart delay, in milliseconds. Must be >= backoffInitialMs.',
+      },
+      healthyResetMs: {
+        rule: ms(0),
+        def: 300_000,
+        hint: 'set the uptime after which the backoff resets, in milliseconds (e.g. 300000)',
+        description: "Uptime after which a replica's restart backoff resets, in milliseconds.",
+      },
+      maxCrashes: {
+        rule: int(1),
+        def: 5,
+        hint: 'set how many crashes within crashWindowMs mark a model failed (e.g. 5)',
+        description: 'Crashes within crashWindowMs after which a replica is marked failed and no longer restarted.',
+      },
+      crashWindowMs: {
+        rule: ms(1),
+        def: 600_000,
+        hint: 'set the window in which crashes are counted, in milliseconds (e.g. 600000)',
+        description: 'Window in which crashes are counted against maxCrashes, in milliseconds.',
+      },
+    },
+  },
+  gpu: {
+    description: 'GPU sampling.',
+    fields: {
+      sampleIntervalMs: {
+        rule: ms(100),
+        def: 1_000,
+        hint: 'set the GPU sampling period in milliseconds (e.g. 1000)',
+        description: 'How often GPU utilization and memory are sampled, in milliseconds.',
+      },
+    },
+  },
+  autoscale: {
+    description:
+      'Scale-out of models whose replicas is "auto": a replica is added when the model stays saturated (all slots busy, requests waiting) and memory allows; extra replicas are drained and stopped when idle.',
+    fields: {
+      saturatedForMs: {
+        rule: ms(1000),
+        def: 30_000,
+        hint: 'set how long a model must stay saturated before a replica is added, in ms (e.g. 30000)',
+        description: 'How long a model must stay saturated before another replica starts, in milliseconds.',
+      },
+      idleForMs: {
+        rule: ms(1000),
+        def: 300_000,
+        hint: 'set how long an extra replica must stay idle before it is stopped, in ms (e.g. 300000)',
+        description:
+          'How long an extra replica must stay idle (no busy slot, no queue) before it is drained and stopped, in milliseconds.',
+      },
+      saturatedWaitMs: {
+        rule: ms(0),
+        def: 2_000,
+        hint: 'set the queue wait at which an all-busy model counts as saturated, in ms (e.g. 2000)',
+        description:
+          'A model counts as saturated when all its slots are busy and its oldest queued request has waited this long, in milliseconds.',
+      },
+    },
+  },
+};
+
+/** `models`: an object keyed by model name. */
+export const MODELS_DESCRIPTION =
+  'The models Slotwise runs, keyed by the name clients put in the request\'s "model" field. Names differing only in case are not allowed.';
+export const MODEL_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$';
+
+/** Flags Slotwise sets itself (a second copy would fight it) → what to do instead; `{model}` is the model's key. */
+export const OWNED_ARGS: Readonly<Record<string, string>> = Object.fromEntries(
+  (
+    [
+      [['--port'], 'remove it (each replica gets a free port; clients use listen.port)'],
+      [['--host'], 'remove it (replicas listen on 127.0.0.1; clients use listen.host)'],
+      [['-m', '--model'], 'use {model}.path instead'],
+      [['-np', '--parallel'], 'use {model}.slots instead'],
+      [['-c', '--ctx-size'], 'use {model}.ctxPerSlot instead (Slotwise passes -c = slots × ctxPerSlot)'],
+      [['-ngl', '--gpu-layers', '--n-gpu-layers'], 'use {model}.gpuLayers instead'],
+      [['--api-key', '--api-key-file'], 'remove it (Slotwise must reach /health and /slots; the daemon has its own token)'],
+      [['--no-slots'], 'remove it (Slotwise reads /slots to count busy slots)'],
+    ] as const
+  ).flatMap(([flags, fix]) => flags.map((flag) => [flag, fix])),
+);
+
+// Any string passes the parser's type check (validate.ts then names the owned flag and its fix);
+// the schema refuses owned flags outright so editors flag them too.
+const argRule: Rule<string> = {
+  ...anyString,
+  schema: { ...anyString.schema, not: { pattern: `^(${Object.keys(OWNED_ARGS).join('|')})(=.*)?$` } },
+};
+
+const PATH_HINT = "set it to the model's .gguf file (absolute, ~/…, or relative to the config file)";
+
+/** One entry of `models`; its keys in the order they are checked and listed in messages. */
+export const MODEL: Group<Omit<ModelConfig, 'name'>> = {
+  description: 'One model; each replica is one llama-server process with `slots` parallel slots.',
+  fields: {
+    path: {
+      rule: nonEmpty,
+      required: true,
+      hint: PATH_HINT,
+      description: "The model's .gguf file (~ expanded, relative paths resolved against this file's folder).",
+      examples: ['~/models/qwen2.5-coder-7b-instruct-q4_k_m.gguf'],
+    },
+    slots: {
+      rule: int(1, 256),
+      def: 4,
+      hint: 'set it to the number of parallel requests (e.g. 4)',
+      description: 'Parallel requests per replica (llama-server -np).',
+    },
+    ctxPerSlot: {
+      rule: int(128),
+      def: 4096,
+      hint: 'set it to the context length of one request in tokens (e.g. 4096)',
+      description: 'Context length of one request in tokens; Slotwise passes -c = slots × ctxPerSlot.',
+    },
+    gpuLayers: {
+      rule: literalOr(['auto', 'all'], int(0)),
+      def: 'auto',
+      hint: 'use "auto" to fit the GPU, "all", or a number of layers (0 = CPU only)',
+      description:
+        '"auto" lets llama-server fit the layers to GPU memory; "all" offloads every layer; a number offloads that many (0 = CPU only).',
+    },
+    replicas: {
+      rule: literalOr(['auto'], int(0)),
+      def: 1,
+      hint: 'set how many llama-server processes to run (0 = configured but not started)',
+      description:
+        'llama-server processes to run for this model; 0 = configured but not started; "auto" lets Slotwise choose up to maxReplicas.',
+    },
+    autostart: {
+      rule: bool,
+      def: true,
+      hint: 'use true to start the model with the daemon',
+      description: "Start this model's replicas when the daemon starts.",
+    },
+    args: {
+      rule: arrayOf(argRule, 'an array of strings'),
+      def: [],
+      hint: 'list extra llama-server flags as strings, e.g. ["--threads", "8"]',
+      description:
+        'Extra llama-server flags, one string per word. Flags Slotwise sets itself (--port, --host, -m, -np, -c, -ngl and their long forms, --api-key, --no-slots) are refused: use the matching key instead.',
+      examples: [['--threads', '8']],
+    },
+    maxReplicas: {
+      rule: int(1),
+      def: (m) => (typeof m.replicas === 'number' ? Math.max(m.replicas, 1) : 4),
+      hint: 'set the most replicas this model may run (e.g. 4)',
+      description:
+        'Most replicas this model may run. Defaults to replicas (at least 1) when that is a number, else 4. Must be >= replicas.',
+    },
+  },
+};
+
+/** Old or llama-server names → the Slotwise key, relative to the object they appear in. */
+export const RENAMED: Readonly<Record<string, string>> = {
+  parallel: 'slots',
+  np: 'slots',
+  ctx: 'ctxPerSlot',
+  ctxSize: 'ctxPerSlot',
+  contextSize: 'ctxPerSlot',
+  ngl: 'gpuLayers',
+  nGpuLayers: 'gpuLayers',
+  model: 'path',
+  modelPath: 'path',
+  instances: 'replicas',
+  host: 'listen.host',
+  port: 'listen.port',
+  allowedOrigins: 'listen.allowedOrigins',
+  llamaServerPath: 'llamaServer',
+};

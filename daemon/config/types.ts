@@ -1,0 +1,59 @@
+// The validated config, as the rest of the daemon sees it: every field checked and every default applied.
+// The keys, their checks, defaults and descriptions live in daemon/config/rules.ts.
+
+/** `'auto'` leaves layer placement to llama-server (`--fit`); `'all'` or a count is passed as `-ngl`. */
+export type GpuLayers = number | 'auto' | 'all';
+
+/** One configured model; each replica is one llama-server process with `slots` parallel slots. */
+export interface ModelConfig {
+  /** The key in `models`: 1–64 of `A-Z a-z 0-9 . _ -`, starting with a letter or digit. */
+  name: string;
+  /** Absolute path of the GGUF file (`~` expanded, relative paths resolved against the config file's folder). */
+  path: string;
+  /** Parallel requests per replica (`-np`). Default 4, 1–256. */
+  slots: number;
+  /** Context tokens per slot; Slotwise passes `-c slots × ctxPerSlot`. Default 4096, >= 128. */
+  ctxPerSlot: number;
+  /** Default `'auto'`; a number is an integer >= 0 (0 = CPU only). */
+  gpuLayers: GpuLayers;
+  /** llama-server processes to run. Default 1; 0 = configured but not started. */
+  replicas: number | 'auto';
+  /** Most replicas this model may run. Default: `replicas` (at least 1) when a number, else 4. */
+  maxReplicas: number;
+  /** Start the replicas with the daemon. Default true. */
+  autostart: boolean;
+  /** Extra llama-server flags, passed as given after Slotwise's own. Default []. */
+  args: string[];
+}
+
+/** The validated config with every default applied. */
+export interface Config {
+  /** Where the daemon listens. Defaults: 127.0.0.1, port 7373 (0 = any free port), no extra browser origins. */
+  listen: { host: string; port: number; allowedOrigins: string[] };
+  /** `'auto'` (find or build llama-server) or an absolute path to the binary. Default `'auto'`. */
+  llamaServer: string;
+  /** Requests waiting for a free slot. Defaults: 256 waiting, 120000 ms each. */
+  queue: { maxWaiting: number; timeoutMs: number };
+  /** Largest accepted request body in bytes. Default 1 MiB. */
+  limits: { maxBodyBytes: number };
+  /** How a request picks a replica. Default `'slot-aware'` (fewest busy slots). */
+  routing: 'slot-aware' | 'round-robin';
+  /** Child process lifecycle, all in ms except maxCrashes. Defaults 600000, 10000, 1000, 60000, 300000, 5, 600000. */
+  supervisor: {
+    healthTimeoutMs: number;
+    stopGraceMs: number;
+    backoffInitialMs: number;
+    backoffMaxMs: number;
+    healthyResetMs: number;
+    maxCrashes: number;
+    crashWindowMs: number;
+  };
+  /** GPU sampling period in ms. Default 1000. */
+  gpu: { sampleIntervalMs: number };
+  /** Scale-out of models with `replicas: "auto"`. Defaults: 30000 ms saturated to add, 300000 ms idle to remove, saturated = all slots busy and the oldest request waiting 2000 ms. */
+  autoscale: { saturatedForMs: number; idleForMs: number; saturatedWaitMs: number };
+  /** In the order of the file. */
+  models: ModelConfig[];
+  /** Absolute path the config was read from; undefined when defaults were used (no file). */
+  source?: string;
+}
