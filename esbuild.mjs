@@ -1,7 +1,7 @@
 // Bundles the three artefacts: the CLI/daemon (node), the extension host (cjs, vscode external)
 // and the webview scripts (browser). One config so `npm run build` and the .vsix agree.
 import { build, context } from 'esbuild';
-import { readdirSync, existsSync, mkdirSync, copyFileSync } from 'node:fs';
+import { readdirSync, existsSync, mkdirSync } from 'node:fs';
 
 const watch = process.argv.includes('--watch');
 const common = { bundle: true, sourcemap: 'linked', logLevel: 'warning', legalComments: 'none' };

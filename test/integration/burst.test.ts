@@ -68,7 +68,7 @@ describe('burst of 200 mixed requests (real llama-server, 2 replicas × 4 slots)
         const text = await res.text();
         if (stream && !text.includes('[DONE]')) return 'failed';
         return 'completed';
-      } catch (err) {
+      } catch {
         return ctrl.signal.aborted ? 'aborted' : 'failed';
       }
     };
