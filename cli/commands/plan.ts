@@ -45,9 +45,8 @@ export const planCommand: Command = {
     const report = buildPlanReport({ target, facts, reading, server: serverMemoryOptions(target.args) });
     if (ctx.values.json) ctx.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     else ctx.stdout.write(renderPlanTable(report));
-    if (report.plan.fits) return 0;
-    ctx.stderr.write(`slotwise: ${report.plan.message}\n`);
-    return 1;
+    if (!report.plan.fits) throw new SlotwiseError('SW_ERR_NOT_ENOUGH_MEMORY', report.plan.message ?? 'the plan does not fit');
+    return 0;
   },
 };
 

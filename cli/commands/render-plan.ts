@@ -7,9 +7,9 @@ import type { ModelFacts } from '../../daemon/memory/model-facts';
 import {
   checkFit,
   formatMemory,
+  memoryError,
   mostSlotsThatFit,
   planMemory,
-  shortfallMessage,
   type DevicePlan,
   type Shortfall,
 } from '../../daemon/memory/plan';
@@ -71,7 +71,6 @@ export function buildPlanReport(input: {
   const row = (slots: number, ctxPerSlot: number): PlanRow => {
     const plan = planMemory(facts, { slots, ctxPerSlot, gpuLayers: target.gpuLayers, server }, free);
     const fit = checkFit(plan, free);
-    const first = fit.shortfalls[0];
     return {
       slots,
       ctxPerSlot,
@@ -82,7 +81,7 @@ export function buildPlanReport(input: {
       fits: fit.fits,
       devices: plan.devices,
       shortfalls: fit.shortfalls,
-      ...(first ? { message: `${who} with ${slots} slots × ${ctxPerSlot} tokens ${shortfallMessage(first, free.gpus.length > 0)}` } : {}),
+      ...(fit.fits ? {} : { message: memoryError(`${who} with ${slots} slots × ${ctxPerSlot} tokens`, fit, free.gpus.length > 0).message }),
     };
   };
 

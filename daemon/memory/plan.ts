@@ -18,6 +18,7 @@
 //   With layers on a GPU, that GPU holds the graph and the host keeps a small buffer for the input
 //   embeddings (ub × n_embd × 6 B; an estimate, not calibrated on a GPU).
 import type { GpuLayers } from '../config/config';
+import { SlotwiseError } from '../../shared/errors';
 import { ggmlTensorBytes, ggmlTypeId } from '../../gguf/gguf';
 import type { ModelFacts } from './model-facts';
 import { DEFAULT_SERVER_MEMORY_OPTIONS, type ServerMemoryOptions } from './server-args';
@@ -235,6 +236,13 @@ export function shortfallMessage(s: Shortfall, hasGpus: boolean): string {
     : 'lower slots, ctxPerSlot or gpuLayers';
   const where = s.device === HOST ? 'of host RAM' : `on ${s.label}`;
   return `needs ${formatMemory(s.needs)} ${where}, which has ${formatMemory(s.has)} free: ${fix}`;
+}
+
+/** The error for a plan that does not fit: `<who> needs 9.1 GiB on GPU 0, which has 8.0 GiB free: …` (the first device short). */
+export function memoryError(who: string, fit: FitResult, hasGpus: boolean): SlotwiseError {
+  const first = fit.shortfalls[0];
+  if (!first) throw new RangeError('memoryError: the plan fits');
+  return new SlotwiseError('SW_ERR_NOT_ENOUGH_MEMORY', `${who} ${shortfallMessage(first, hasGpus)}`);
 }
 
 /** `9.1 GiB`, `312.5 MiB`: binary units, as llama.cpp prints them. */

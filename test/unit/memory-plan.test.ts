@@ -6,6 +6,7 @@ import {
   checkFit,
   computeBytes,
   formatMemory,
+  memoryError,
   mostSlotsThatFit,
   placement,
   planMemory,
@@ -205,6 +206,9 @@ describe('fit', () => {
     expect(shortfallMessage({ device: 'gpu0', label: 'GPU 0', needs: 9.1 * 2 ** 30, has: 8 * 2 ** 30 }, true)).toBe(
       'needs 9.1 GiB on GPU 0, which has 8.0 GiB free: lower slots, ctxPerSlot or gpuLayers',
     );
+    const err = memoryError('model "coder"', fit, true);
+    expect([err.code, err.exitCode, err.message]).toEqual(['SW_ERR_NOT_ENOUGH_MEMORY', 1, 'model "coder" needs 4.1 MiB on GPU 0, which has 3.8 MiB free: lower slots, ctxPerSlot or gpuLayers']);
+    expect(() => memoryError('x', { fits: true, shortfalls: [] }, false)).toThrow(RangeError);
     expect(shortfallMessage({ device: 'host', label: 'host RAM', needs: 3 * 2 ** 30, has: 2 ** 30 }, false)).toBe(
       'needs 3.0 GiB of host RAM, which has 1.0 GiB free: lower slots or ctxPerSlot',
     );
