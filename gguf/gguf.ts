@@ -125,6 +125,13 @@ export function ggmlTypeName(type: number): string {
   return GGML_TYPES[type]?.[0] ?? `unknown(${type})`;
 }
 
+/** The ggml type id of a short name (`f16`, `q8_0`; case-insensitive), as llama.cpp's `--cache-type-k` takes it. */
+export function ggmlTypeId(name: string): number | undefined {
+  const lower = name.toLowerCase();
+  const id = GGML_TYPES.findIndex((t) => t?.[0].toLowerCase() === lower);
+  return id < 0 ? undefined : id;
+}
+
 /** Bytes of a tensor's data, or undefined for a type this table does not know. */
 export function ggmlTensorBytes(type: number, dims: readonly number[]): number | undefined {
   const traits = GGML_TYPES[type];

@@ -24,6 +24,7 @@ const CODES: Record<ErrorCode, CodeInfo> = {
   SW_ERR_INSTANCE_EXITED: { status: 502, type: 'server_error', exit: 1 },
   SW_ERR_HEALTH_TIMEOUT: { status: 503, type: 'server_error', exit: 1 },
   SW_ERR_NO_INSTANCE: { status: 503, type: 'server_error', exit: 1 },
+  SW_ERR_NOT_ENOUGH_MEMORY: { status: 503, type: 'server_error', exit: 1 },
   SW_ERR_UNAUTHORIZED: { status: 401, type: 'authentication_error', exit: 1 },
   SW_ERR_FORBIDDEN: { status: 403, type: 'permission_error', exit: 1 },
   SW_ERR_BAD_REQUEST: { status: 400, type: 'invalid_request_error', exit: 2 },

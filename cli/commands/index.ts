@@ -7,6 +7,7 @@ import { attachCommand, cancelCommand, jobsCommand, promptCommand } from './prom
 import { benchCommand } from './bench';
 import { demoCommand } from './demo';
 import { doctorCommand, setupCommand, tinyModelCommand } from './tools';
+import { planCommand } from './plan';
 
 export type { Command, CommandContext } from './command';
 
@@ -25,6 +26,7 @@ export const COMMANDS: Record<string, Command> = {
   attach: attachCommand,
   cancel: cancelCommand,
   bench: benchCommand,
+  plan: planCommand,
   setup: setupCommand,
   'tiny-model': tinyModelCommand,
   doctor: doctorCommand,

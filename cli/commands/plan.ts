@@ -1,0 +1,100 @@
+// `slotwise plan MODEL|PATH`: the memory a llama-server of the model needs per device at several slot
+// counts and contexts, against the memory free now, and the most slots that fit.
+import { access } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { loadConfig, type GpuLayers, type ModelConfig } from '../../daemon/config/config';
+import { readFreeMemory } from '../../daemon/memory/free-memory';
+import { modelFacts } from '../../daemon/memory/model-facts';
+import { serverMemoryOptions } from '../../daemon/memory/server-args';
+import { readGgufHeader } from '../../gguf/gguf';
+import { SlotwiseError } from '../../shared/errors';
+import type { Command, CommandContext } from './command';
+import { buildPlanReport, renderPlanTable, type PlanTarget } from './render-plan';
+
+const USAGE = 'slotwise plan MODEL|PATH [--ctx N] [--slots N] [--gpu-layers N|all|auto] [--json] [--config F]';
+
+export const planCommand: Command = {
+  summary: 'memory a model needs per GPU and host RAM at each slots × context, and the most slots that fit',
+  args: 'MODEL|PATH',
+  help: [
+    USAGE,
+    '',
+    'Estimates what llama-server will allocate for the model on each device: weights, KV cache, compute',
+    'buffer (and logits on the host), for 1, 2, 4, 8, 16 and the asked slots at half, the asked and double',
+    'the context per slot; compares it with the memory free now (nvidia-smi or rocm-smi, else host RAM)',
+    'and recommends the most slots that fit. Nothing is started.',
+    '',
+    'MODEL is a configured model (its path, slots, ctxPerSlot, gpuLayers and args come from the config);',
+    'PATH is a GGUF file.',
+    '',
+    '  --ctx N           context tokens per slot (default: the model\'s ctxPerSlot, else 4096)',
+    '  --slots N         slots to plan for (default: the model\'s slots, else 4)',
+    '  --gpu-layers N    layers on the GPUs: a number, all or auto (default: the model\'s gpuLayers, else auto)',
+    '  --json            the report as JSON',
+    '',
+    'Exit codes: 0 the asked plan fits, 1 it does not (the reason on stderr) or an error, 2 bad usage.',
+  ].join('\n'),
+  options: { ctx: { type: 'string' }, slots: { type: 'string' }, 'gpu-layers': { type: 'string' }, json: { type: 'boolean' } },
+  async run(ctx) {
+    const [arg, extra] = ctx.positionals;
+    if (!arg || extra !== undefined) throw new SlotwiseError('SW_ERR_USAGE', `usage: ${USAGE}`);
+    const target = await resolveTarget(ctx, arg);
+    const header = await readGgufHeader(target.path, { model: target.name });
+    const facts = modelFacts(header);
+    const reading = await readFreeMemory(ctx.env);
+    const report = buildPlanReport({ target, facts, reading, server: serverMemoryOptions(target.args) });
+    if (ctx.values.json) ctx.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    else ctx.stdout.write(renderPlanTable(report));
+    if (!report.plan.fits) throw new SlotwiseError('SW_ERR_NOT_ENOUGH_MEMORY', report.plan.message ?? 'the plan does not fit');
+    return 0;
+  },
+};
+
+/** The model to plan: a configured name, else a file; flags override the config's numbers. */
+async function resolveTarget(ctx: CommandContext, arg: string): Promise<PlanTarget> {
+  const looksLikePath = arg.includes('/') || arg.toLowerCase().endsWith('.gguf');
+  let model: ModelConfig | undefined;
+  if (!looksLikePath) {
+    const config = await loadConfig({ path: ctx.configPath, env: ctx.env, allowMissing: !ctx.configPath, checkFiles: false });
+    model = config.models.find((m) => m.name === arg);
+    if (!model && !(await exists(arg))) {
+      const names = config.models.map((m) => m.name).join(', ') || 'none';
+      throw new SlotwiseError('SW_ERR_MODEL_NOT_FOUND', `no model "${arg}" in the config (configured: ${names}) and no file of that name — give a configured model or a GGUF path`);
+    }
+  }
+  return {
+    name: model?.name,
+    path: model?.path ?? resolve(arg),
+    slots: intFlag(ctx, 'slots', 1, 256) ?? model?.slots ?? 4,
+    ctxPerSlot: intFlag(ctx, 'ctx', 128) ?? model?.ctxPerSlot ?? 4096,
+    gpuLayers: gpuLayersFlag(ctx) ?? model?.gpuLayers ?? 'auto',
+    args: model?.args ?? [],
+  };
+}
+
+function intFlag(ctx: CommandContext, name: string, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  const raw = ctx.values[name];
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `${min}..${max}`;
+    throw new SlotwiseError('SW_ERR_USAGE', `--${name} must be an integer ${range}, got "${String(raw)}"`);
+  }
+  return n;
+}
+
+function gpuLayersFlag(ctx: CommandContext): GpuLayers | undefined {
+  const raw = ctx.values['gpu-layers'];
+  if (raw === undefined) return undefined;
+  if (raw === 'all' || raw === 'auto') return raw;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) throw new SlotwiseError('SW_ERR_USAGE', `--gpu-layers must be an integer >= 0, all or auto, got "${String(raw)}"`);
+  return n;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}

@@ -1,0 +1,95 @@
+// The facts of a GGUF header that the memory plan needs: the bytes of each block's tensors and of the
+// tensors outside the blocks, and the attention shapes that size the KV cache. Pure: it takes a
+// header already read (gguf/gguf.ts `readGgufHeader`) and does no I/O.
+import { basename } from 'node:path';
+import { SlotwiseError } from '../../shared/errors';
+import { ggmlTensorBytes, ggufNumber, ggufString, type GgufHeader } from '../../gguf/gguf';
+
+export interface ModelFacts {
+  architecture: string;
+  /** `<arch>.block_count`. */
+  layers: number;
+  /** Bytes of the tensors `blk.N.*`, index N. */
+  layerBytes: number[];
+  /** token_embd and whatever else is outside the blocks and not the output: llama.cpp keeps it on the host. */
+  inputBytes: number;
+  /** `output.*` and `output_norm.*`: on a GPU only when gpuLayers > layers. */
+  outputBytes: number;
+  /** Bytes llama.cpp adds on the output's GPU when the file has no output.weight: it copies token_embd there. */
+  tiedOutputBytes: number;
+  /** KV heads of each layer (`<arch>.attention.head_count_kv`, which may be per layer; default head_count). */
+  headCountKv: number[];
+  /** Attention heads (largest per-layer value). */
+  headCount: number;
+  /** Elements of one K head: `<arch>.attention.key_length`, else embedding_length / head_count. */
+  keyLength: number;
+  /** Elements of one V head: `<arch>.attention.value_length`, else embedding_length / head_count. */
+  valueLength: number;
+  embeddingLength: number;
+  /** `<arch>.feed_forward_length` (largest per-layer value). */
+  feedForwardLength: number;
+  vocabSize: number;
+  /** Training context, tokens; 0 when the file does not say. */
+  contextLength: number;
+}
+
+const BLOCK = /^blk\.(\d+)\./;
+const OUTPUT = /^(output|output_norm)\./;
+
+/** Facts of a model's header; fails with SW_ERR_GGUF_INVALID when a tensor type or the shape is unknown. */
+export function modelFacts(header: GgufHeader): ModelFacts {
+  const file = basename(header.path);
+  const fail = (msg: string): SlotwiseError => new SlotwiseError('SW_ERR_GGUF_INVALID', `[${file}] ${msg}`);
+  const arch = ggufString(header, 'general.architecture');
+  if (!arch) throw fail('no "general.architecture" in the metadata: not a model file');
+  const layers = ggufNumber(header, `${arch}.block_count`) ?? 0;
+  if (!Number.isInteger(layers) || layers < 1) throw fail(`no ${arch}.block_count: cannot plan the memory of a model without layers`);
+
+  const layerBytes = new Array<number>(layers).fill(0);
+  let inputBytes = 0;
+  let outputBytes = 0;
+  let embdBytes = 0;
+  let hasOutputWeight = false;
+  for (const t of header.tensors) {
+    const bytes = ggmlTensorBytes(t.type, t.dims);
+    if (bytes === undefined) throw fail(`tensor "${t.name}" has ggml type ${t.type}, which Slotwise does not know: cannot plan its memory`);
+    const block = BLOCK.exec(t.name);
+    if (block && Number(block[1]) < layers) layerBytes[Number(block[1])]! += bytes;
+    else if (OUTPUT.test(t.name)) outputBytes += bytes;
+    else inputBytes += bytes;
+    if (t.name === 'token_embd.weight') embdBytes = bytes;
+    if (t.name === 'output.weight') hasOutputWeight = true;
+  }
+
+  const embeddingLength = ggufNumber(header, `${arch}.embedding_length`) ?? 0;
+  const headCount = ggufNumber(header, `${arch}.attention.head_count`) ?? 0;
+  const headDim = headCount > 0 ? embeddingLength / headCount : 0;
+  const tokens = header.metadata.get('tokenizer.ggml.tokens');
+  return {
+    architecture: arch,
+    layers,
+    layerBytes,
+    inputBytes,
+    outputBytes,
+    tiedOutputBytes: hasOutputWeight ? 0 : embdBytes,
+    headCountKv: perLayer(header, `${arch}.attention.head_count_kv`, layers) ?? perLayer(header, `${arch}.attention.head_count`, layers) ?? new Array<number>(layers).fill(0),
+    headCount,
+    keyLength: ggufNumber(header, `${arch}.attention.key_length`) ?? headDim,
+    valueLength: ggufNumber(header, `${arch}.attention.value_length`) ?? headDim,
+    embeddingLength,
+    feedForwardLength: ggufNumber(header, `${arch}.feed_forward_length`) ?? 4 * embeddingLength,
+    vocabSize: tokens?.type === 'array' ? tokens.value.length : (ggufNumber(header, `${arch}.vocab_size`) ?? 0),
+    contextLength: ggufNumber(header, `${arch}.context_length`) ?? 0,
+  };
+}
+
+/** A key that is either one number for every layer or an array with one per layer (hybrid models: 0 = no attention). */
+function perLayer(header: GgufHeader, key: string, layers: number): number[] | undefined {
+  const v = header.metadata.get(key);
+  if (v?.type === 'array' && (v.itemType !== 'bool' && v.itemType !== 'string')) {
+    const items = (v.value as (number | bigint)[]).map(Number);
+    return Array.from({ length: layers }, (_, i) => items[i] ?? items[items.length - 1] ?? 0);
+  }
+  const n = ggufNumber(header, key);
+  return n === undefined ? undefined : new Array<number>(layers).fill(n);
+}

@@ -1,0 +1,253 @@
+// The memory plan of one llama-server: bytes per device (each GPU, host RAM) for its weights, KV cache,
+// compute buffer and output buffer at a given slots × ctxPerSlot × gpuLayers, as llama.cpp will
+// allocate them. Pure: model facts and free memory in, numbers out.
+//
+// How llama.cpp sizes each part (pinned source, src/):
+// - context: n_ctx = pad256(slots × ctxPerSlot); each slot gets n_ctx_seq = pad256(n_ctx / slots)
+//   cells, unless the cache is unified (-kvu): one stream of n_ctx cells (llama-context.cpp).
+// - KV cache: per cell and layer, one K row (n_head_kv × key_length) and one V row
+//   (n_head_kv × value_length) of the cache type; a layer's cache lives on its layer's device
+//   (llama-kv-cache.cpp).
+// - placement: the last gpuLayers of the n_layer + 1 "layers" (the blocks, then the output) go to the
+//   GPUs, split by free memory; the input embedding always stays on the host (llama-model.cpp).
+// - output buffer: one row of logits (n_vocab f32) per slot, in host memory (llama-context.cpp).
+// - compute buffer: the worst-case graph of one ubatch (sched_reserve). Fitted on what the real
+//   llama-server prints for llama-architecture models of several shapes (test/integration/memory-plan.test.ts):
+//     flash attention: ub × 4 B × (3 n_ff + min(n_ff, 4 n_embd)) + n_kv × ub × 2 B (the f16 mask)
+//     without:         ub × 4 B × (n_kv × (n_head + 1) + 7 n_embd) (KQ scores and f32 mask dominate)
+//   With layers on a GPU, that GPU holds the graph and the host keeps a small buffer for the input
+//   embeddings (ub × n_embd × 6 B; an estimate, not calibrated on a GPU).
+import type { GpuLayers } from '../config/config';
+import { SlotwiseError } from '../../shared/errors';
+import { ggmlTensorBytes, ggmlTypeId } from '../../gguf/gguf';
+import type { ModelFacts } from './model-facts';
+import { DEFAULT_SERVER_MEMORY_OPTIONS, type ServerMemoryOptions } from './server-args';
+
+// ---------------------------------------------------------------------------------------------
+// Types
+
+export interface PlanSettings {
+  slots: number;
+  ctxPerSlot: number;
+  gpuLayers: GpuLayers;
+  /** Flags from the model's llama-server args; default llama.cpp's. */
+  server?: ServerMemoryOptions;
+}
+
+/** Free memory now, bytes. */
+export interface FreeMemory {
+  host: number;
+  /** One per GPU, by index; empty on a host without one. */
+  gpus: { index: number; free: number }[];
+}
+
+/** One device's share of the plan, bytes. */
+export interface DevicePlan {
+  /** `host` or `gpu0`, `gpu1`, … */
+  device: string;
+  /** For people: `host RAM`, `GPU 0`. */
+  label: string;
+  /** Blocks placed here (the output layer is not counted). */
+  layers: number;
+  weights: number;
+  kv: number;
+  compute: number;
+  /** Logits of the last token per slot (host only). */
+  output: number;
+  total: number;
+}
+
+export interface MemoryPlan {
+  slots: number;
+  ctxPerSlot: number;
+  /** Layers offloaded, as llama.cpp counts them: 0 … layers + 1 (the +1 is the output layer). */
+  gpuLayers: number;
+  /** KV cells of one slot as llama.cpp sizes them (ctxPerSlot rounded up to 256). */
+  cellsPerSlot: number;
+  /** KV cache bytes of one slot, all devices together. */
+  kvPerSlot: number;
+  /** Host first, then each GPU. */
+  devices: DevicePlan[];
+  total: number;
+  /** Things a user should know that do not stop the plan, e.g. a context beyond the training context. */
+  notes: string[];
+}
+
+/** A device that the plan does not fit on. */
+export interface Shortfall {
+  device: string;
+  label: string;
+  needs: number;
+  has: number;
+}
+
+export interface FitResult {
+  fits: boolean;
+  shortfalls: Shortfall[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Plan
+
+const PAD = 256;
+const F32 = 4;
+const HOST = 'host';
+
+/** The plan for `settings`; with gpuLayers 'auto', as many layers as fit the GPUs' free memory. */
+export function planMemory(facts: ModelFacts, settings: PlanSettings, free: FreeMemory): MemoryPlan {
+  if (settings.gpuLayers !== 'auto' || free.gpus.length === 0) {
+    return planWithLayers(facts, settings, free, settings.gpuLayers === 'auto' ? 0 : settings.gpuLayers);
+  }
+  // GPU memory only grows with each layer offloaded: the first count from the top that fits every GPU is the most.
+  for (let n = facts.layers + 1; n > 0; n--) {
+    const plan = planWithLayers(facts, settings, free, n);
+    if (checkFit(plan, free, { gpusOnly: true }).fits) return plan;
+  }
+  return planWithLayers(facts, settings, free, 0);
+}
+
+function planWithLayers(facts: ModelFacts, settings: PlanSettings, free: FreeMemory, gpuLayers: number | 'all'): MemoryPlan {
+  const server = settings.server ?? DEFAULT_SERVER_MEMORY_OPTIONS;
+  const { slots, ctxPerSlot } = settings;
+  const nGpu = free.gpus.length === 0 ? 0 : gpuLayers === 'all' ? facts.layers + 1 : Math.min(gpuLayers, facts.layers + 1);
+  const place = placement(facts.layers, nGpu, free.gpus.map((g) => g.free));
+
+  const nCtx = padUp(slots * ctxPerSlot);
+  const cellsPerSlot = server.kvUnified ? nCtx / slots : padUp(Math.floor(nCtx / slots));
+  const cells = server.kvUnified ? nCtx : slots * cellsPerSlot;
+  const nKv = server.kvUnified ? nCtx : cellsPerSlot; // cells one stream's attention spans
+  const kvCellBytes = kvBytesPerCell(facts, server); // per layer
+
+  const devices: DevicePlan[] = [HOST, ...free.gpus.map((g) => `gpu${g.index}`)].map((device) => ({
+    device,
+    label: device === HOST ? 'host RAM' : `GPU ${device.slice(3)}`,
+    layers: 0,
+    weights: 0,
+    kv: 0,
+    compute: 0,
+    output: 0,
+    total: 0,
+  }));
+  const host = devices[0]!;
+  host.weights += facts.inputBytes;
+  for (let il = 0; il < facts.layers; il++) {
+    const d = devices[place.layer[il]! + 1]!;
+    d.layers++;
+    d.weights += facts.layerBytes[il]!;
+    (server.kvOffload ? d : host).kv += cells * kvCellBytes[il]!;
+  }
+  const out = devices[place.output + 1]!;
+  out.weights += facts.outputBytes + (out === host ? 0 : facts.tiedOutputBytes);
+  host.output = slots * facts.vocabSize * F32;
+
+  const ub = Math.min(server.ubatch, server.batch, nCtx);
+  const graph = computeBytes(facts, ub, nKv, server.flashAttn);
+  const gpusUsed = devices.slice(1).filter((d) => d.layers > 0 || (d === out && out !== host));
+  if (gpusUsed.length === 0) host.compute = graph;
+  else {
+    for (const d of gpusUsed) d.compute = graph;
+    host.compute = ub * facts.embeddingLength * 6;
+  }
+  for (const d of devices) d.total = d.weights + d.kv + d.compute + d.output;
+
+  const kvTotal = devices.reduce((a, d) => a + d.kv, 0);
+  const notes: string[] = [];
+  if (facts.contextLength > 0 && ctxPerSlot > facts.contextLength) {
+    notes.push(`ctxPerSlot ${ctxPerSlot} is beyond the model's training context ${facts.contextLength}: llama-server caps each slot at ${facts.contextLength}`);
+  }
+  if (free.gpus.length === 0 && typeof gpuLayers === 'number' && gpuLayers > 0) notes.push(`no GPU found: gpuLayers ${gpuLayers} has no effect, everything is on the host`);
+  return {
+    slots,
+    ctxPerSlot,
+    gpuLayers: nGpu,
+    cellsPerSlot,
+    kvPerSlot: kvTotal / slots,
+    devices,
+    total: devices.reduce((a, d) => a + d.total, 0),
+    notes,
+  };
+}
+
+/** KV bytes of one cell in each layer: a K row and a V row of the cache types. */
+export function kvBytesPerCell(facts: ModelFacts, server: Pick<ServerMemoryOptions, 'cacheTypeK' | 'cacheTypeV'>): number[] {
+  const k = ggmlTypeId(server.cacheTypeK)!;
+  const v = ggmlTypeId(server.cacheTypeV)!;
+  return facts.headCountKv.map(
+    (heads) => (ggmlTensorBytes(k, [heads * facts.keyLength]) ?? 0) + (ggmlTensorBytes(v, [heads * facts.valueLength]) ?? 0),
+  );
+}
+
+/** The compute buffer of the worst-case graph of one ubatch of `ub` tokens attending over `nKv` cells. */
+export function computeBytes(facts: ModelFacts, ub: number, nKv: number, flashAttn: boolean): number {
+  const ff = facts.feedForwardLength;
+  const embd = facts.embeddingLength;
+  const withFlash = ub * F32 * (3 * ff + Math.min(ff, 4 * embd)) + nKv * ub * 2;
+  if (flashAttn) return withFlash;
+  return Math.max(withFlash, ub * F32 * (nKv * (facts.headCount + 1) + 7 * embd));
+}
+
+/** Which device each block and the output layer go to: -1 = host, else the GPU's position in `gpuFree`.
+ * llama.cpp's own rule: the last `nGpu` of layers + 1 units, split across GPUs by free memory. */
+export function placement(layers: number, nGpu: number, gpuFree: readonly number[]): { layer: number[]; output: number } {
+  const sum = gpuFree.reduce((a, b) => a + b, 0);
+  let acc = 0;
+  // Equal shares when no GPU reports free memory (llama.cpp falls back to host memory, the same for all).
+  const splits = gpuFree.map((f) => (acc += sum > 0 ? f : 1) / (sum > 0 ? sum : gpuFree.length));
+  const start = Math.max(layers + 1 - nGpu, 0);
+  const device = (il: number): number => {
+    if (nGpu === 0 || il < start) return -1;
+    const x = (il - start) / nGpu;
+    const i = splits.findIndex((s) => s > x); // std::upper_bound
+    return i < 0 ? gpuFree.length - 1 : i;
+  };
+  return { layer: Array.from({ length: layers }, (_, il) => device(il)), output: device(layers) };
+}
+
+function padUp(n: number): number {
+  return Math.ceil(n / PAD) * PAD;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fit
+
+/** Whether the plan fits the free memory of every device; the devices it does not fit on, with the numbers. */
+export function checkFit(plan: MemoryPlan, free: FreeMemory, opts: { gpusOnly?: boolean } = {}): FitResult {
+  const shortfalls: Shortfall[] = [];
+  for (const d of plan.devices) {
+    if (d.device === HOST && opts.gpusOnly) continue;
+    const has = d.device === HOST ? free.host : (free.gpus.find((g) => `gpu${g.index}` === d.device)?.free ?? 0);
+    if (d.total > has) shortfalls.push({ device: d.device, label: d.label, needs: d.total, has });
+  }
+  return { fits: shortfalls.length === 0, shortfalls };
+}
+
+/** The most slots, 1 … maxSlots, whose whole plan fits at `ctxPerSlot`; 0 when not even one does. */
+export function mostSlotsThatFit(facts: ModelFacts, settings: Omit<PlanSettings, 'slots'>, free: FreeMemory, maxSlots: number): number {
+  for (let slots = maxSlots; slots >= 1; slots--) {
+    if (checkFit(planMemory(facts, { ...settings, slots }, free), free).fits) return slots;
+  }
+  return 0;
+}
+
+/** `needs 9.1 GiB on GPU 0, which has 8.0 GiB free: lower slots, ctxPerSlot or gpuLayers`. */
+export function shortfallMessage(s: Shortfall, hasGpus: boolean): string {
+  const fix = s.device === HOST
+    ? hasGpus ? 'lower slots or ctxPerSlot, or raise gpuLayers' : 'lower slots or ctxPerSlot'
+    : 'lower slots, ctxPerSlot or gpuLayers';
+  const where = s.device === HOST ? 'of host RAM' : `on ${s.label}`;
+  return `needs ${formatMemory(s.needs)} ${where}, which has ${formatMemory(s.has)} free: ${fix}`;
+}
+
+/** The error for a plan that does not fit: `<who> needs 9.1 GiB on GPU 0, which has 8.0 GiB free: …` (the first device short). */
+export function memoryError(who: string, fit: FitResult, hasGpus: boolean): SlotwiseError {
+  const first = fit.shortfalls[0];
+  if (!first) throw new RangeError('memoryError: the plan fits');
+  return new SlotwiseError('SW_ERR_NOT_ENOUGH_MEMORY', `${who} ${shortfallMessage(first, hasGpus)}`);
+}
+
+/** `9.1 GiB`, `312.5 MiB`: binary units, as llama.cpp prints them. */
+export function formatMemory(bytes: number): string {
+  const mib = bytes / 2 ** 20;
+  if (mib >= 1024) return `${(mib / 1024).toFixed(1)} GiB`;
+  return `${mib.toFixed(1)} MiB`;
+}

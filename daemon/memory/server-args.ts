@@ -1,0 +1,83 @@
+// The llama-server flags in a model's `args` that change how much memory it takes, with llama.cpp's
+// defaults (common/common.h, common/arg.cpp of the pinned source). Pure.
+import { SlotwiseError } from '../../shared/errors';
+import { ggmlTypeId } from '../../gguf/gguf';
+
+export interface ServerMemoryOptions {
+  /** ggml type names of the KV cache (`--cache-type-k/-v`); default f16. */
+  cacheTypeK: string;
+  cacheTypeV: string;
+  /** Physical batch (`-ub`), default 512: the compute buffer is sized for it. */
+  ubatch: number;
+  /** Logical batch (`-b`), default 2048; the ubatch never exceeds it. */
+  batch: number;
+  /** `-fa on|off|auto`; auto (the default) turns it on wherever the backend supports it, as CPU and CUDA do. */
+  flashAttn: boolean;
+  /** `-kvu`: one KV buffer shared by every slot instead of one per slot. */
+  kvUnified: boolean;
+  /** `-nkvo` keeps the KV cache of offloaded layers on the host. */
+  kvOffload: boolean;
+}
+
+export const DEFAULT_SERVER_MEMORY_OPTIONS: Readonly<ServerMemoryOptions> = {
+  cacheTypeK: 'f16',
+  cacheTypeV: 'f16',
+  ubatch: 512,
+  batch: 2048,
+  flashAttn: true,
+  kvUnified: false,
+  kvOffload: true,
+};
+
+/** Reads the memory-relevant flags out of extra llama-server args (`-ub 256`, `--cache-type-k=q8_0`, …). */
+export function serverMemoryOptions(args: readonly string[]): ServerMemoryOptions {
+  const o: ServerMemoryOptions = { ...DEFAULT_SERVER_MEMORY_OPTIONS };
+  for (let i = 0; i < args.length; i++) {
+    const [flag, inline] = splitFlag(args[i]!);
+    const value = (): string => {
+      const v = inline ?? args[++i];
+      if (v === undefined) throw bad(`${flag} needs a value`);
+      return v;
+    };
+    switch (flag) {
+      case '-ctk': case '--cache-type-k': o.cacheTypeK = cacheType(flag, value()); break;
+      case '-ctv': case '--cache-type-v': o.cacheTypeV = cacheType(flag, value()); break;
+      case '-ub': case '--ubatch-size': o.ubatch = positive(flag, value()); break;
+      case '-b': case '--batch-size': o.batch = positive(flag, value()); break;
+      case '-kvu': case '--kv-unified': o.kvUnified = true; break;
+      case '-no-kvu': case '--no-kv-unified': o.kvUnified = false; break;
+      case '-nkvo': case '--no-kv-offload': o.kvOffload = false; break;
+      case '-fa': case '--flash-attn': {
+        // Older llama.cpp took -fa without a value; take the next word only when it is one of the values.
+        const next = inline ?? args[i + 1];
+        if (next !== undefined && /^(on|off|auto|enabled|disabled|true|false|1|0)$/i.test(next)) {
+          if (inline === undefined) i++;
+          o.flashAttn = !/^(off|disabled|false|0)$/i.test(next);
+        } else o.flashAttn = true;
+        break;
+      }
+      default:
+    }
+  }
+  return o;
+}
+
+function splitFlag(arg: string): [string, string | undefined] {
+  const eq = arg.indexOf('=');
+  return arg.startsWith('-') && eq > 0 ? [arg.slice(0, eq), arg.slice(eq + 1)] : [arg, undefined];
+}
+
+function cacheType(flag: string, name: string): string {
+  if (ggmlTypeId(name) === undefined) throw bad(`${flag} ${name} is not a ggml type — use f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0 or q5_1`);
+  return name.toLowerCase();
+}
+
+function positive(flag: string, text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw bad(`${flag} must be a positive integer, got "${text}"`);
+  return n;
+}
+
+function bad(message: string): SlotwiseError {
+  return new SlotwiseError('SW_ERR_CONFIG', `llama-server args: ${message}`);
+}

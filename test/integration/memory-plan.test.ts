@@ -1,0 +1,134 @@
+// The memory plan against what the real llama-server allocates (its load log, read by the daemon into
+// each instance's offload.buffers), and `slotwise plan` end to end. All on the CPU here.
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { readGgufHeader } from '../../gguf/gguf';
+import { modelFacts } from '../../daemon/memory/model-facts';
+import { planMemory, type DevicePlan } from '../../daemon/memory/plan';
+import { serverMemoryOptions } from '../../daemon/memory/server-args';
+import type { PlanReport } from '../../cli/commands/render-plan';
+import { CLI, startTestDaemon, tempDir, writeConfig } from '../helpers/daemon';
+import { tinyModelPath, type TestModelSize } from '../helpers/tiny';
+
+const run = promisify(execFile);
+const MIB = 2 ** 20;
+
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { timeout: 60_000 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('memory plan vs the real llama-server', () => {
+  it('predicts weights, KV, compute and output buffers within 10 % for 2 models × 2 slot counts × 2 contexts, a q8_0 cache and no flash attention', async () => {
+    const sizes: TestModelSize[] = ['tiny', 'slow'];
+    const cases: { name: string; size: TestModelSize; slots: number; ctxPerSlot: number; args: string[] }[] = sizes.flatMap((size) =>
+      [1, 4].flatMap((slots) => [512, 2048].map((ctxPerSlot) => ({ size, slots, ctxPerSlot, args: [], name: `${size}-s${slots}-c${ctxPerSlot}` }))),
+    );
+    // The slow model's heads are 64 wide: a whole number of q8_0 blocks, as a quantized cache needs.
+    cases.push(
+      { name: 'slow-q8', size: 'slow', slots: 3, ctxPerSlot: 700, args: ['-ctk', 'q8_0', '-ctv', 'q8_0'] },
+      { name: 'slow-nofa', size: 'slow', slots: 2, ctxPerSlot: 1024, args: ['-fa', 'off'] },
+    );
+    const models = Object.fromEntries(cases.map((c) => [c.name, { size: c.size, slots: c.slots, ctxPerSlot: c.ctxPerSlot, args: c.args }]));
+    const d = await startTestDaemon({ models });
+    const s = await d.waitFor(
+      (snap) => cases.every((c) => snap.models.find((m) => m.name === c.name)?.instances[0]?.state === 'ready'),
+      'every model ready',
+      120_000,
+    );
+
+    const rows: string[] = [];
+    let worst = 0;
+    for (const c of cases) {
+      const facts = modelFacts(await readGgufHeader(await tinyModelPath(c.size)));
+      const server = serverMemoryOptions(c.args);
+      const plan = planMemory(facts, { slots: c.slots, ctxPerSlot: c.ctxPerSlot, gpuLayers: 'auto', server }, { host: 64 * 2 ** 30, gpus: [] });
+      const host = plan.devices[0]!;
+      const buffers = s.models.find((m) => m.name === c.name)!.instances[0]!.offload!.buffers;
+      const real = (kind: string): number => Object.entries(buffers).filter(([k]) => k.startsWith(`${kind} `)).reduce((a, [, v]) => a + v, 0);
+      const parts: [keyof DevicePlan & string, string][] = [['weights', 'model'], ['kv', 'kv'], ['compute', 'compute'], ['output', 'output']];
+      const cells = parts.map(([field, kind]) => {
+        const planned = (host[field] as number) / MIB;
+        const measured = real(kind);
+        expect(measured, `${c.name}: llama-server printed no ${kind} buffer (${JSON.stringify(buffers)})`).toBeGreaterThan(0);
+        const err = (planned - measured) / measured;
+        worst = Math.max(worst, Math.abs(err));
+        expect(Math.abs(err), `${c.name} ${field}: planned ${planned.toFixed(2)} MiB, llama-server ${measured} MiB`).toBeLessThanOrEqual(0.1);
+        return `${field} ${planned.toFixed(2)}/${measured} (${(err * 100).toFixed(1)} %)`;
+      });
+      rows.push(`${c.name.padEnd(14)} ${cells.join('  ')}`);
+    }
+    // The measured errors, for the record (planned/measured MiB).
+    console.log(`memory plan vs llama-server, worst error ${(worst * 100).toFixed(1)} %\n${rows.join('\n')}`);
+  }, 180_000);
+});
+
+describe('slotwise plan', () => {
+  it('prints the plan of a GGUF path as JSON and as a table, and of a configured model', async () => {
+    const path = await tinyModelPath('tiny');
+    // --gpu-layers 0: the numbers below are the host's even where a GPU is present.
+    const json = await cli(['plan', path, '--slots', '4', '--ctx', '512', '--gpu-layers', '0', '--json']);
+    expect(json.stderr).toBe('');
+    expect(json.code).toBe(0);
+    const r = JSON.parse(json.stdout) as PlanReport;
+    expect(r.model).toMatchObject({ path, architecture: 'llama', layers: 2, contextLength: 4096 });
+    expect(r.asked).toEqual({ slots: 4, ctxPerSlot: 512, gpuLayers: 0 });
+    expect(r.free.host).toBeGreaterThan(0);
+    // 4 slots × 512 cells × 2 layers × (64 K + 64 V) × 2 B (f16)
+    const host = r.plan.devices.find((dev) => dev.device === 'host')!;
+    expect(host.kv).toBe(4 * 512 * 2 * 128 * 2);
+    expect(r.plan).toMatchObject({ slots: 4, ctxPerSlot: 512, cellsPerSlot: 512, kvPerSlot: 512 * 2 * 128 * 2, fits: true });
+    expect(host.weights).toBeGreaterThan(16 * MIB);
+    expect(r.table.map((row) => `${row.slots}×${row.ctxPerSlot}`)).toEqual([256, 512, 1024].flatMap((c) => [1, 2, 4, 8, 16].map((n) => `${n}×${c}`)));
+    expect(r.recommendation).toMatchObject({ ctxPerSlot: 512, slots: expect.any(Number) });
+    expect(r.recommendation.slots).toBeGreaterThanOrEqual(4);
+
+    const table = await cli(['plan', path, '--slots', '4', '--ctx', '512', '--gpu-layers', '0']);
+    expect(table.code).toBe(0);
+    const lines = table.stdout.trimEnd().split('\n');
+    expect(lines[0]).toBe(`model  ${path}: llama, 2 layers, training context 4096`);
+    expect(lines).toContainEqual(expect.stringMatching(/^\s+slots\s+ctx\/slot\s+gpuLayers\s+device\s+weights\s+KV\s+compute\s+output\s+total\s+free\s+fits$/));
+    expect(lines.find((l) => l.startsWith('*'))).toMatch(/^\*\s+4\s+512\s+0\s+host RAM\s+16\.1 MiB\s+1\.0 MiB\s+2\.5 MiB\s+0\.5 MiB\s+20\.1 MiB\s+[\d.]+ GiB\s+yes$/);
+    expect(lines.at(-1)).toMatch(/^recommendation: slots \d+ at ctxPerSlot 512/);
+
+    const dir = tempDir('plan');
+    const config = writeConfig(dir, { models: { coder: { path, slots: 2, ctxPerSlot: 1024, gpuLayers: 0, args: ['-ctk', 'q8_0', '-ctv', 'q8_0'] } } });
+    const named = await cli(['plan', 'coder', '--config', config, '--json']);
+    expect(named.code).toBe(0);
+    const n = JSON.parse(named.stdout) as PlanReport;
+    expect(n.model.name).toBe('coder');
+    expect(n.asked).toEqual({ slots: 2, ctxPerSlot: 1024, gpuLayers: 0 });
+    // q8_0 from the model's args: a 64-element row is 2 blocks of 34 B → 2 slots × 1024 cells × 2 layers × 136 B
+    expect(n.plan.devices[0]!.kv).toBe(2 * 1024 * 2 * 136);
+  });
+
+  it('exits 1 with one line when the asked plan does not fit, 2 on bad usage', async () => {
+    const path = await tinyModelPath('tiny');
+    const huge = await cli(['plan', path, '--slots', '256', '--ctx', '10000000']);
+    expect(huge.code).toBe(1);
+    expect(huge.stdout).toMatch(/^\*\s+256\s+10000000\s.*NO$/m);
+    expect(huge.stderr).toMatch(/^slotwise: tiny-d64-l2-s1\.gguf with 256 slots × 10000000 tokens needs [\d.]+ GiB (of host RAM|on GPU \d+), which has [\d.]+ [GM]iB free: lower slots[^\n]*\n$/);
+
+    const usage = await cli(['plan']);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toMatch(/^slotwise: usage: slotwise plan MODEL\|PATH/);
+    const badFlag = await cli(['plan', path, '--gpu-layers', 'many']);
+    expect(badFlag.code).toBe(2);
+    expect(badFlag.stderr).toBe('slotwise: --gpu-layers must be an integer >= 0, all or auto, got "many"\n');
+
+    const config = writeConfig(tempDir('plan'), { models: { coder: { path } } });
+    const missing = await cli(['plan', 'nosuch', '--config', config]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toBe('slotwise: no model "nosuch" in the config (configured: coder) and no file of that name — give a configured model or a GGUF path\n');
+    const notFile = await cli(['plan', join(tempDir('plan'), 'none.gguf')]);
+    expect(notFile.code).toBe(1);
+    expect(notFile.stderr).toMatch(/^slotwise: model file not found: .*none\.gguf\n$/);
+  });
+});

@@ -1,0 +1,295 @@
+// The memory plan's arithmetic on a tiny synthetic header whose every number is worked out by hand below.
+import { describe, expect, it } from 'vitest';
+import { ggmlTypeId, type GgufHeader, type GgufTensorInfo, type GgufValue } from '../../gguf/gguf';
+import { modelFacts, type ModelFacts } from '../../daemon/memory/model-facts';
+import {
+  checkFit,
+  computeBytes,
+  formatMemory,
+  memoryError,
+  mostSlotsThatFit,
+  placement,
+  planMemory,
+  shortfallMessage,
+  type FreeMemory,
+  type PlanSettings,
+} from '../../daemon/memory/plan';
+import { DEFAULT_SERVER_MEMORY_OPTIONS, serverMemoryOptions } from '../../daemon/memory/server-args';
+import { buildPlanReport, renderPlanTable } from '../../cli/commands/render-plan';
+
+// ggml type ids: f32 0, f16 1, q4_0 2, q8_0 8.
+const [F32, F16, Q4_0, Q8_0] = [0, 1, 2, 8];
+const u32 = (value: number): GgufValue => ({ type: 'uint32', value });
+
+/**
+ * n_embd 64, 4 heads of 16, 2 KV heads (GQA), n_ff 256, vocab 1000, 2 blocks. Tensor bytes:
+ *   token_embd f32 64×1000 = 256000            (input: stays on the host)
+ *   blk.N.attn_q f16 64×64 = 8192, blk.N.attn_k q8_0 64×32 = 64 blocks × 34 = 2176,
+ *   blk.N.ffn_up q4_0 64×256 = 512 blocks × 18 = 9216          → 19584 per block
+ *   output_norm f32 64 = 256, output q8_0 64×1000 = 2000 blocks × 34 = 68000 → 68256
+ */
+function header(opts: { tied?: boolean; kvHeads?: GgufValue } = {}): GgufHeader {
+  const t = (name: string, type: number, ...dims: number[]): GgufTensorInfo => ({ name, type, dims, offset: 0 });
+  const tensors = [t('token_embd.weight', F32, 64, 1000)];
+  for (const b of ['blk.0', 'blk.1']) tensors.push(t(`${b}.attn_q.weight`, F16, 64, 64), t(`${b}.attn_k.weight`, Q8_0, 64, 32), t(`${b}.ffn_up.weight`, Q4_0, 64, 256));
+  tensors.push(t('output_norm.weight', F32, 64));
+  if (!opts.tied) tensors.push(t('output.weight', Q8_0, 64, 1000));
+  const metadata = new Map<string, GgufValue>([
+    ['general.architecture', { type: 'string', value: 'llama' }],
+    ['llama.block_count', u32(2)],
+    ['llama.context_length', u32(2048)],
+    ['llama.embedding_length', u32(64)],
+    ['llama.feed_forward_length', u32(256)],
+    ['llama.attention.head_count', u32(4)],
+    ['llama.attention.head_count_kv', opts.kvHeads ?? u32(2)],
+    ['llama.vocab_size', u32(1000)],
+  ]);
+  return { path: '/models/synthetic.gguf', fileSize: 0, version: 3, metadata, tensors, alignment: 32, dataOffset: 0 };
+}
+
+const FACTS = modelFacts(header());
+const CPU_ONLY: FreeMemory = { host: 64 * 2 ** 30, gpus: [] };
+const plan = (s: Partial<PlanSettings> & { args?: string[] }, free: FreeMemory = CPU_ONLY) =>
+  planMemory(FACTS, { slots: 4, ctxPerSlot: 1000, gpuLayers: 0, server: serverMemoryOptions(s.args ?? []), ...s }, free);
+
+describe('modelFacts', () => {
+  it('sums tensor bytes per block, outside the blocks and of the output, and reads the attention shape', () => {
+    expect(FACTS).toEqual({
+      architecture: 'llama',
+      layers: 2,
+      layerBytes: [19584, 19584],
+      inputBytes: 256000,
+      outputBytes: 68256,
+      tiedOutputBytes: 0,
+      headCountKv: [2, 2],
+      headCount: 4,
+      keyLength: 16, // no key_length: embedding_length / head_count
+      valueLength: 16,
+      embeddingLength: 64,
+      feedForwardLength: 256,
+      vocabSize: 1000,
+      contextLength: 2048,
+    });
+  });
+
+  it('counts token_embd again on the output GPU when the file ties the output to it', () => {
+    const tied = modelFacts(header({ tied: true }));
+    expect([tied.outputBytes, tied.tiedOutputBytes]).toEqual([256, 256000]);
+  });
+
+  it('takes per-layer KV head counts (0 = a layer without attention)', () => {
+    const facts = modelFacts(header({ kvHeads: { type: 'array', itemType: 'int32', value: [2, 0] } }));
+    expect(facts.headCountKv).toEqual([2, 0]);
+    // 4 slots × 1024 cells × (2 heads × (16 + 16) × 2 B) in layer 0 only
+    expect(planMemory(facts, { slots: 4, ctxPerSlot: 1000, gpuLayers: 0 }, CPU_ONLY).devices[0]!.kv).toBe(4096 * 128);
+  });
+
+  it('fails with SW_ERR_GGUF_INVALID on a tensor type it cannot size', () => {
+    const h = header();
+    h.tensors[1] = { ...h.tensors[1]!, type: 99 };
+    expect(() => modelFacts(h)).toThrow(expect.objectContaining({ code: 'SW_ERR_GGUF_INVALID', message: expect.stringContaining('blk.0.attn_q.weight') }));
+  });
+});
+
+describe('planMemory on the host', () => {
+  // weights on the host: 256000 + 2 × 19584 + 68256 = 363424
+  const cases = [
+    {
+      what: 'f16 cache: n_ctx pad256(4000) = 4096, 1024 cells a slot',
+      s: { slots: 4, ctxPerSlot: 1000 },
+      // KV 4096 cells × 2 layers × 2 heads × 32 × 2 B; compute 512 × 4 × (3·256 + min(256, 4·64)) + 1024 × 512 × 2
+      want: { cellsPerSlot: 1024, kv: 1_048_576, kvPerSlot: 262_144, compute: 3_145_728, output: 16_000 },
+    },
+    {
+      what: 'q8_0 cache: a 32-element row is one 34-byte block; pad256(floor(1024/3)) = 512 cells a slot',
+      s: { slots: 3, ctxPerSlot: 300, args: ['-ctk', 'q8_0', '--cache-type-v=q8_0'] },
+      // KV 1536 cells × 2 layers × (34 + 34); compute 2097152 + 512 cells × 512 × 2
+      want: { cellsPerSlot: 512, kv: 208_896, kvPerSlot: 69_632, compute: 2_621_440, output: 12_000 },
+    },
+    {
+      what: 'no flash attention, ubatch 64: the KQ scores and f32 mask win',
+      s: { slots: 1, ctxPerSlot: 128, args: ['-ub', '64', '-fa', 'off'] },
+      // KV 256 × 2 × 128; compute max(64·4·1024 + 256·64·2, 64·4·(256·5 + 7·64)) = max(294912, 442368)
+      want: { cellsPerSlot: 256, kv: 65_536, kvPerSlot: 65_536, compute: 442_368, output: 4_000 },
+    },
+    {
+      what: 'unified cache: one stream of n_ctx cells that attention spans whole',
+      s: { slots: 2, ctxPerSlot: 1000, args: ['-kvu'] },
+      // KV 2048 × 2 × 128; compute 2097152 + 2048 × 512 × 2
+      want: { cellsPerSlot: 1024, kv: 524_288, kvPerSlot: 262_144, compute: 4_194_304, output: 8_000 },
+    },
+    {
+      what: 'a ubatch larger than the context shrinks to it',
+      s: { slots: 1, ctxPerSlot: 200 },
+      // n_ctx 256 → ub 256: 256 × 4 × 1024 + 256 × 256 × 2
+      want: { cellsPerSlot: 256, kv: 65_536, kvPerSlot: 65_536, compute: 1_179_648, output: 4_000 },
+    },
+  ];
+  it.each(cases)('$what', ({ s, want }) => {
+    const p = plan(s);
+    const host = p.devices[0]!;
+    expect(p.devices).toHaveLength(1);
+    expect(p.gpuLayers).toBe(0);
+    expect({ cellsPerSlot: p.cellsPerSlot, kv: host.kv, kvPerSlot: p.kvPerSlot, compute: host.compute, output: host.output }).toEqual(want);
+    expect(host.weights).toBe(363_424);
+    expect(host.total).toBe(363_424 + want.kv + want.compute + want.output);
+    expect(p.total).toBe(host.total);
+  });
+
+  it('notes a context beyond the training context and gpuLayers without a GPU', () => {
+    expect(plan({ slots: 1, ctxPerSlot: 4096, gpuLayers: 10 }).notes).toEqual([
+      "ctxPerSlot 4096 is beyond the model's training context 2048: llama-server caps each slot at 2048",
+      'no GPU found: gpuLayers 10 has no effect, everything is on the host',
+    ]);
+  });
+});
+
+describe('planMemory with GPUs', () => {
+  const oneGpu = (free: number): FreeMemory => ({ host: 2 ** 30, gpus: [{ index: 0, free }] });
+  // Per block on the GPU: 19584 weights + 4096 cells × 128 KV = 543872; output unit 68256; graph 3145728.
+  const gpu = (p: ReturnType<typeof plan>) => p.devices[1]!;
+
+  it.each([
+    { gpuLayers: 1, blocks: 0, gpuWeights: 68_256, gpuKv: 0 }, // just the output layer
+    { gpuLayers: 2, blocks: 1, gpuWeights: 19_584 + 68_256, gpuKv: 524_288 }, // the last block and the output
+    { gpuLayers: 'all' as const, blocks: 2, gpuWeights: 2 * 19_584 + 68_256, gpuKv: 1_048_576 },
+    { gpuLayers: 99, blocks: 2, gpuWeights: 2 * 19_584 + 68_256, gpuKv: 1_048_576 },
+  ])('gpuLayers $gpuLayers puts $blocks blocks on GPU 0', ({ gpuLayers, blocks, gpuWeights, gpuKv }) => {
+    const p = plan({ gpuLayers }, oneGpu(2 ** 30));
+    const [host, g] = p.devices as [NonNullable<(typeof p.devices)[0]>, NonNullable<(typeof p.devices)[0]>];
+    expect([g.label, g.layers, g.weights, g.kv, g.compute]).toEqual(['GPU 0', blocks, gpuWeights, gpuKv, 3_145_728]);
+    expect([host.layers, host.weights, host.kv]).toEqual([2 - blocks, 363_424 - gpuWeights, 1_048_576 - gpuKv]);
+    expect(host.compute).toBe(512 * 64 * 6); // the host's input-embedding buffer
+    expect(host.output).toBe(16_000);
+  });
+
+  it('copies a tied token_embd to the GPU that holds the output', () => {
+    const p = planMemory(modelFacts(header({ tied: true })), { slots: 4, ctxPerSlot: 1000, gpuLayers: 1 }, oneGpu(2 ** 30));
+    expect([p.devices[0]!.weights, p.devices[1]!.weights]).toEqual([256_000 + 2 * 19_584, 256 + 256_000]);
+  });
+
+  it.each([
+    { free: 5_000_000, layers: 3 }, // all: 2 × 543872 + 68256 + 3145728 = 4301728
+    { free: 4_000_000, layers: 2 }, // 3757856 fits, 4301728 does not
+    { free: 3_300_000, layers: 1 }, // 3213984
+    { free: 3_000_000, layers: 0 }, // not even the output layer with the graph
+  ])('auto with $free bytes free on the GPU offloads $layers layers', ({ free, layers }) => {
+    const p = plan({ gpuLayers: 'auto' }, oneGpu(free));
+    expect(p.gpuLayers).toBe(layers);
+    if (layers === 0) expect(gpu(p).total).toBe(0);
+    else expect(gpu(p).total).toBeLessThanOrEqual(free);
+  });
+
+  it('splits layers across GPUs by free memory, as llama.cpp does', () => {
+    // 3 units (2 blocks + output); splits [0.5, 1]: unit 0 at 0, unit 1 at 1/3 → GPU 0; the output at 2/3 → GPU 1
+    expect(placement(2, 3, [1, 1])).toEqual({ layer: [0, 0], output: 1 });
+    expect(placement(2, 3, [3, 1])).toEqual({ layer: [0, 0], output: 0 });
+    expect(placement(2, 3, [1, 3])).toEqual({ layer: [0, 1], output: 1 });
+    expect(placement(4, 2, [1, 1])).toEqual({ layer: [-1, -1, -1, 0], output: 1 });
+    expect(placement(4, 0, [1, 1])).toEqual({ layer: [-1, -1, -1, -1], output: -1 });
+  });
+
+  it('keeps the KV cache on the host with -nkvo', () => {
+    const p = plan({ gpuLayers: 'all', args: ['-nkvo'] }, oneGpu(2 ** 30));
+    expect([p.devices[0]!.kv, p.devices[1]!.kv]).toEqual([1_048_576, 0]);
+  });
+});
+
+describe('fit', () => {
+  it('reports each device the plan does not fit, with its numbers and a one-line fix', () => {
+    const free: FreeMemory = { host: 1_000_000, gpus: [{ index: 0, free: 4_000_000 }] };
+    const p = plan({ gpuLayers: 'all' }, free);
+    const fit = checkFit(p, free);
+    expect(fit.fits).toBe(false);
+    expect(fit.shortfalls).toEqual([{ device: 'gpu0', label: 'GPU 0', needs: 4_301_728, has: 4_000_000 }]);
+    expect(shortfallMessage(fit.shortfalls[0]!, true)).toBe('needs 4.1 MiB on GPU 0, which has 3.8 MiB free: lower slots, ctxPerSlot or gpuLayers');
+    expect(shortfallMessage({ device: 'gpu0', label: 'GPU 0', needs: 9.1 * 2 ** 30, has: 8 * 2 ** 30 }, true)).toBe(
+      'needs 9.1 GiB on GPU 0, which has 8.0 GiB free: lower slots, ctxPerSlot or gpuLayers',
+    );
+    const err = memoryError('model "coder"', fit, true);
+    expect([err.code, err.exitCode, err.message]).toEqual(['SW_ERR_NOT_ENOUGH_MEMORY', 1, 'model "coder" needs 4.1 MiB on GPU 0, which has 3.8 MiB free: lower slots, ctxPerSlot or gpuLayers']);
+    expect(() => memoryError('x', { fits: true, shortfalls: [] }, false)).toThrow(RangeError);
+    expect(shortfallMessage({ device: 'host', label: 'host RAM', needs: 3 * 2 ** 30, has: 2 ** 30 }, false)).toBe(
+      'needs 3.0 GiB of host RAM, which has 1.0 GiB free: lower slots or ctxPerSlot',
+    );
+  });
+
+  // On the host at 1024 tokens a slot: 363424 + 3145728 (graph) + slots × (262144 KV + 1000 × 4 B output) = 3509152 + slots × 266144
+  it.each([
+    { free: 6_000_000, max: 16, want: 9 }, // 9.36
+    { free: 6_000_000, max: 5, want: 5 },
+    { free: 3_775_296, max: 16, want: 1 }, // exactly one slot
+    { free: 3_775_295, max: 16, want: 0 },
+  ])('mostSlotsThatFit with $free bytes free (max $max) is $want', ({ free, max, want }) => {
+    expect(mostSlotsThatFit(FACTS, { ctxPerSlot: 1024, gpuLayers: 0 }, { host: free, gpus: [] }, max)).toBe(want);
+  });
+
+  it('formats binary units', () => {
+    expect([formatMemory(1_048_576 * 1.5), formatMemory(2 ** 30 * 9.1)]).toEqual(['1.5 MiB', '9.1 GiB']);
+  });
+});
+
+describe('computeBytes', () => {
+  // Checks of the fitted formula against buffers the real llama-server printed (MiB) for tiny llama models.
+  it.each([
+    { embd: 64, ff: 256, heads: 4, ub: 512, nKv: 4096, fa: true, mib: 6.01 },
+    { embd: 128, ff: 1024, heads: 2, ub: 512, nKv: 512, fa: true, mib: 7.51 },
+    { embd: 256, ff: 512, heads: 8, ub: 256, nKv: 2048, fa: true, mib: 3.01 },
+    { embd: 256, ff: 1024, heads: 4, ub: 512, nKv: 4096, fa: false, mib: 43.51 },
+  ])('n_embd $embd n_ff $ff ub $ub n_kv $nKv flash $fa ≈ $mib MiB', ({ embd, ff, heads, ub, nKv, fa, mib }) => {
+    const facts = { ...FACTS, embeddingLength: embd, feedForwardLength: ff, headCount: heads } satisfies ModelFacts;
+    expect(computeBytes(facts, ub, nKv, fa) / 2 ** 20).toBeCloseTo(mib, 1);
+  });
+});
+
+describe('serverMemoryOptions', () => {
+  it('defaults to llama.cpp\'s and reads the flags in either form', () => {
+    expect(serverMemoryOptions(['--jinja'])).toEqual(DEFAULT_SERVER_MEMORY_OPTIONS);
+    expect(serverMemoryOptions(['-ctk', 'Q4_0', '--cache-type-v=q8_0', '--ubatch-size', '128', '-b=256', '-fa', '--kv-unified', '--no-kv-offload'])).toEqual({
+      cacheTypeK: 'q4_0',
+      cacheTypeV: 'q8_0',
+      ubatch: 128,
+      batch: 256,
+      flashAttn: true,
+      kvUnified: true,
+      kvOffload: false,
+    });
+    expect(serverMemoryOptions(['--flash-attn', 'off', '-m', 'x']).flashAttn).toBe(false);
+    expect(ggmlTypeId('Q8_0')).toBe(8);
+  });
+
+  it.each([
+    [['-ctk', 'q9_9'], 'llama-server args: -ctk q9_9 is not a ggml type — use f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0 or q5_1'],
+    [['-ub', '0'], 'llama-server args: -ub must be a positive integer, got "0"'],
+    [['--cache-type-v'], 'llama-server args: --cache-type-v needs a value'],
+  ])('%j fails with one line', (args, message) => {
+    expect(() => serverMemoryOptions(args)).toThrow(expect.objectContaining({ code: 'SW_ERR_CONFIG', message }));
+  });
+});
+
+describe('plan report', () => {
+  const reading = { free: { host: 6_000_000, gpus: [] }, gpuNames: new Map(), warnings: [] };
+  const target = { name: 'syn', path: '/models/synthetic.gguf', slots: 4, ctxPerSlot: 1024, gpuLayers: 'auto' as const, args: [] };
+  const report = buildPlanReport({ target, facts: FACTS, reading, server: DEFAULT_SERVER_MEMORY_OPTIONS });
+
+  it('plans slots 1, 2, 4, 8, 16 at half, the asked and double the context, and recommends the most that fit', () => {
+    expect(report.table.map((r) => `${r.slots}×${r.ctxPerSlot}`)).toEqual(
+      [512, 1024, 2048].flatMap((c) => [1, 2, 4, 8, 16].map((s) => `${s}×${c}`)),
+    );
+    expect(report.plan).toMatchObject({ slots: 4, ctxPerSlot: 1024, fits: true, total: 3_509_152 + 4 * 266_144 });
+    expect(report.recommendation).toEqual({ ctxPerSlot: 1024, slots: 9, message: 'slots 9 at ctxPerSlot 1024 is the most that fits the memory free now' });
+    const sixteen = report.table.find((r) => r.slots === 16 && r.ctxPerSlot === 1024)!;
+    expect(sixteen.fits).toBe(false);
+    expect(sixteen.message).toBe('model "syn" with 16 slots × 1024 tokens needs 7.4 MiB of host RAM, which has 5.7 MiB free: lower slots or ctxPerSlot');
+  });
+
+  it('renders one line per plan, marks the asked one and ends with the recommendation', () => {
+    const text = renderPlanTable(report);
+    const lines = text.trimEnd().split('\n');
+    expect(lines[0]).toBe('model  syn (/models/synthetic.gguf): llama, 2 layers, training context 2048');
+    expect(lines.filter((l) => /host RAM .*(yes|NO)$/.test(l))).toHaveLength(15);
+    expect(lines.find((l) => l.startsWith('*'))).toMatch(/^\*\s+4\s+1024\s+0\s+host RAM\s.*yes$/);
+    expect(lines.find((l) => /^\s+16\s+1024\s/.test(l))).toMatch(/NO$/);
+    expect(lines.at(-1)).toBe('recommendation: slots 9 at ctxPerSlot 1024 is the most that fits the memory free now');
+  });
+});
