@@ -2,7 +2,8 @@
 // counts and contexts, against the memory free now, and the most slots that fit.
 import { access } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { loadConfig, type GpuLayers, type ModelConfig } from '../../daemon/config/config';
+import { loadConfig } from '../../daemon/config/load';
+import type { GpuLayers, ModelConfig } from '../../daemon/config/types';
 import { readFreeMemory } from '../../daemon/memory/free-memory';
 import { modelFacts } from '../../daemon/memory/model-facts';
 import { serverMemoryOptions } from '../../daemon/memory/server-args';

@@ -1,7 +1,7 @@
 // The report of `slotwise plan`: plans at several slots × contexts against the free memory, as stable JSON
 // and as a table. Pure: facts and readings in, report and text out.
 import { basename } from 'node:path';
-import type { GpuLayers } from '../../daemon/config/config';
+import type { GpuLayers } from '../../daemon/config/types';
 import type { FreeMemoryReading } from '../../daemon/memory/free-memory';
 import type { ModelFacts } from '../../daemon/memory/model-facts';
 import {

@@ -17,7 +17,7 @@
 //     without:         ub × 4 B × (n_kv × (n_head + 1) + 7 n_embd) (KQ scores and f32 mask dominate)
 //   With layers on a GPU, that GPU holds the graph and the host keeps a small buffer for the input
 //   embeddings (ub × n_embd × 6 B; an estimate, not calibrated on a GPU).
-import type { GpuLayers } from '../config/config';
+import type { GpuLayers } from '../config/types';
 import { SlotwiseError } from '../../shared/errors';
 import { ggmlTensorBytes, ggmlTypeId } from '../../gguf/gguf';
 import type { ModelFacts } from './model-facts';
