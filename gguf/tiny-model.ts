@@ -3,7 +3,7 @@
 // vocab-only GGUF of the llama.cpp source, so prompts tokenize like a real llama model's.
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { access, mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
-import { cacheDir } from '../shared/cache-dir';
+import { cacheDir } from '../shared/paths';
 import { ensureVocab } from './vocab';
 import { basename, dirname, join } from 'node:path';
 import { SlotwiseError } from '../shared/errors';

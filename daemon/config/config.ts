@@ -3,9 +3,10 @@
 // Phases: JSON text (syntax, duplicate keys) → shape and types with defaults → cross-field → files.
 import { accessSync, constants, statSync, type Stats } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
-import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import { SlotwiseError, describeValue, firstLine } from '../../shared/errors';
+import { expandHome, resolveConfigPath } from '../../shared/paths';
+import { errnoCode } from '../../platform/errno';
 
 /** `'auto'` leaves layer placement to llama-server (`--fit`); `'all'` or a count is passed as `-ngl`. */
 export type GpuLayers = number | 'auto' | 'all';
@@ -243,14 +244,6 @@ const OWNED_ARGS: Record<string, string> = Object.fromEntries(
 // ---------------------------------------------------------------------------------------------
 // Public API
 
-/** Where the config lives when `--config` is not given (DESIGN §3). */
-export function defaultConfigPath(env: NodeJS.ProcessEnv): string {
-  if (env.SLOTWISE_CONFIG) return resolve(expandHome(env.SLOTWISE_CONFIG, env.HOME || homedir()));
-  // The XDG spec says relative values are invalid and must be ignored.
-  const xdg = env.XDG_CONFIG_HOME;
-  return join(xdg && isAbsolute(xdg) ? xdg : join(env.HOME || homedir(), '.config'), 'slotwise', 'config.json');
-}
-
 /** Every default, no models: what the daemon runs with when there is no config file. */
 export function defaultConfig(): Config {
   return parseConfig({}, { baseDir: '/', checkFiles: false });
@@ -269,8 +262,8 @@ export async function loadConfig(opts: {
   allowMissing?: boolean;
 }): Promise<Config> {
   // A path the user named ($SLOTWISE_CONFIG included) must exist; only the implicit default may be absent.
-  const named = opts.path ?? (opts.env.SLOTWISE_CONFIG || undefined);
-  const file = named === undefined ? defaultConfigPath(opts.env) : resolve(expandHome(named, opts.env.HOME || homedir()));
+  const named = opts.path || opts.env.SLOTWISE_CONFIG || undefined;
+  const file = resolveConfigPath(opts.path, opts.env);
   let body: string;
   try {
     body = await readFile(file, 'utf8');
@@ -541,11 +534,7 @@ function checkFile(ctx: Ctx, key: string, file: string, mode: number, say: FileP
 }
 
 function resolvePath(value: string, baseDir: string): string {
-  return resolve(baseDir, expandHome(value, homedir()));
-}
-
-function expandHome(value: string, home: string): string {
-  return value === '~' ? home : value.startsWith('~/') ? join(home, value.slice(2)) : value;
+  return resolve(baseDir, expandHome(value));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -562,10 +551,6 @@ function own(obj: Record<string, unknown>, key: string): unknown {
 
 function joinKey(prefix: string, key: string): string {
   return prefix ? `${prefix}.${key}` : key;
-}
-
-function errnoCode(err: unknown): string | undefined {
-  return err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
 }
 
 function lineCol(body: string, at: number): string {

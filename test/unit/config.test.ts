@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Ajv2020 from 'ajv/dist/2020';
 import { afterAll, describe, expect, it } from 'vitest';
-import { defaultConfig, defaultConfigPath, loadConfig, parseConfig, type Config } from '../../daemon/config/config';
+import { defaultConfig, loadConfig, parseConfig, type Config } from '../../daemon/config/config';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const schema: unknown = JSON.parse(readFileSync(join(root, 'schema/config.schema.json'), 'utf8'));
@@ -242,16 +242,6 @@ describe('paths', () => {
 
   it('leaves llamaServer "auto" alone', () => {
     expect(parse({ llamaServer: 'auto' }).llamaServer).toBe('auto');
-  });
-
-  it.each([
-    [{ SLOTWISE_CONFIG: '/x/c.json', XDG_CONFIG_HOME: '/xdg', HOME: '/h' }, '/x/c.json'],
-    [{ SLOTWISE_CONFIG: '~/c.json', HOME: '/h' }, '/h/c.json'],
-    [{ SLOTWISE_CONFIG: '', XDG_CONFIG_HOME: '/xdg', HOME: '/h' }, '/xdg/slotwise/config.json'],
-    [{ XDG_CONFIG_HOME: 'relative', HOME: '/h' }, '/h/.config/slotwise/config.json'],
-    [{ HOME: '/h' }, '/h/.config/slotwise/config.json'],
-  ])('defaultConfigPath(%j) → %s', (env, expected) => {
-    expect(defaultConfigPath(env)).toBe(expected);
   });
 });
 
