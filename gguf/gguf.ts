@@ -6,6 +6,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { SlotwiseError } from '../shared/errors';
 import { formatBytes } from '../shared/format';
+import { errnoCode } from '../platform/errno';
 
 // ---------------------------------------------------------------------------------------------
 // Types
@@ -250,7 +251,7 @@ async function openModel(path: string, model: string | undefined): Promise<FileH
   try {
     return await open(path, 'r');
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
+    const code = errnoCode(err);
     const hint = model ? ` — check models.${model}.path` : '';
     if (code === 'ENOENT' || code === 'ENOTDIR') {
       throw new SlotwiseError('SW_ERR_MODEL_FILE', `model file not found: ${path}${hint}`, { cause: err });
