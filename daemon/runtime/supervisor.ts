@@ -11,7 +11,7 @@ import { LlamaInstance } from './instance';
 import { scrapeLoop, type ScrapeResult } from './scraper';
 import { plannedInstances, setsThreads, threadsPerInstance, withThreads } from './threads';
 import type { InstanceStatus, ModelStatus } from '../../shared/protocol';
-import { isAlive, isLlamaServer } from '../../platform/proc';
+import { isAlive, isLlamaServer } from '../../platform/procfs';
 import { readPidRecords, type StateDir } from '../../shared/state-dir';
 import { rm } from 'node:fs/promises';
 

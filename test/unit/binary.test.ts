@@ -22,7 +22,7 @@ import { requireTools } from '../../toolchain/require-tools';
 import { LLAMA_SOURCE_PACKAGE } from '../../toolchain/source-package';
 import { parseVersionOutput } from '../../toolchain/version';
 import { ensureVocab } from '../../gguf/vocab';
-import { isAlive } from '../../platform/proc';
+import { isAlive } from '../../platform/procfs';
 import { rejection } from '../helpers/rejection';
 
 const COMMIT = 'de3ff815ea7d559ee917f063901b8986f038abc6';
