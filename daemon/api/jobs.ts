@@ -1,7 +1,6 @@
 // Async prompt jobs over the WebSocket: submit answers {jobId} at once; deltas, end and errors are
 // notifications to every attached connection. Jobs outlive their connection so a client that
 // reconnects re-attaches from the last seq it saw; finished jobs are kept (last 200, 1 h).
-import { randomUUID } from 'node:crypto';
 import { SlotwiseError, toSlotwiseError } from '../../shared/errors';
 import type { ChatMessage, JobSummary, JobTimings, JobUsage, PromptParams, RpcNotification, RpcNotifications } from '../../shared/protocol';
 import { dispatch, InstanceGoneError } from '../scheduler/dispatch';

@@ -142,10 +142,6 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
     return [...this.#models.keys()];
   }
 
-  hasModel(name: string): boolean {
-    return this.#models.has(name);
-  }
-
   /**
    * The model a request names, or the only configured one when it names none.
    * Unknown → SW_ERR_MODEL_NOT_FOUND listing the known names; none named among several → SW_ERR_BAD_REQUEST.

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { fmt, renderMarkdown } from '../../bench/report-md';
 import { summarize } from '../../bench/stats';
 import { checkTargets } from '../../bench/targets';
-import type { BenchReport, Comparison, LevelResult } from '../../bench/types';
+import type { BenchReport, Comparison } from '../../bench/types';
 import { writeReport } from '../../bench/write-report';
 import { benchLevel } from './bench-fixtures';
 
