@@ -149,7 +149,10 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent] }> {
     this.#healthAbort?.abort();
     const exited = this.#exited!;
     const pid = this.#pid;
-    if (pid === undefined) return void (await exited);
+    if (pid === undefined) {
+      await exited; // the spawn failed: nothing to signal, and its exit is reported at once
+      return;
+    }
     await terminate(
       { pid, exited },
       {
