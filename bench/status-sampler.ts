@@ -1,12 +1,12 @@
 // Polls the daemon's /api/status every 250 ms during a level: busy/total slots, queue, GPU %, and
 // CPU % of the model's llama-servers (from the snapshot, else read from /proc: the bench runs on the
 // daemon's host) — the "GPU % vs slots" data.
-import { readFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { request, type Dispatcher } from 'undici';
 import type { Snapshot } from '../shared/protocol';
 import { modelSlots } from '../shared/slots';
+import { CLOCK_TICKS_PER_SECOND, readHostCpuTimes, readProcess, type HostCpuTimes } from '../platform/procfs';
 import { mean } from './stats';
 import type { StatusSample, Utilization } from './types';
 
@@ -18,9 +18,6 @@ export interface SamplerOptions {
   intervalMs?: number;
 }
 
-/** Linux clock ticks per second for /proc/PID/stat times; 100 on every mainstream kernel config. */
-const CLK_TCK = 100;
-
 export class StatusSampler {
   #opts: SamplerOptions;
   #timer: NodeJS.Timeout | undefined;
@@ -28,7 +25,7 @@ export class StatusSampler {
   #samples: StatusSample[] = [];
   #inFlight: Promise<void> | undefined;
   #procTicks = new Map<number, { ticks: number; at: number }>();
-  #host: { busy: number; total: number } | undefined;
+  #host: HostCpuTimes | undefined;
   #cores = Math.max(1, cpus().length);
 
   constructor(opts: SamplerOptions) {
@@ -43,7 +40,7 @@ export class StatusSampler {
   start(): void {
     this.#samples = [];
     this.#t0 = performance.now();
-    this.#host = hostTimes();
+    this.#host = readHostCpuTimes();
     this.#procTicks.clear(); // the first poll of a level only primes the per-process counters
     const tick = (): void => {
       if (this.#inFlight) return; // a slow poll is not stacked under the next one
@@ -84,7 +81,7 @@ export class StatusSampler {
       const pct = await this.#procCpuPct(instances.flatMap((i) => (i.pid === undefined ? [] : [i.pid])));
       if (pct !== undefined) s.cpuPct = pct;
     }
-    const host = hostTimes();
+    const host = readHostCpuTimes();
     if (this.#host && host.total > this.#host.total) s.hostCpuPct = (100 * (host.busy - this.#host.busy)) / (host.total - this.#host.total);
     this.#host = host;
     this.#samples.push(s);
@@ -97,13 +94,13 @@ export class StatusSampler {
     let pct = 0;
     let known = false;
     for (const pid of pids) {
-      const ticks = await procTicks(pid);
+      const ticks = (await readProcess(pid).catch(() => undefined))?.cpuTicks; // gone, or unreadable: skip it
       if (ticks === undefined) continue;
       const prev = this.#procTicks.get(pid);
       this.#procTicks.set(pid, { ticks, at: now });
       if (!prev || now <= prev.at) continue;
       known = true;
-      pct += ((ticks - prev.ticks) / CLK_TCK) / ((now - prev.at) / 1000) * (100 / this.#cores);
+      pct += ((ticks - prev.ticks) / CLOCK_TICKS_PER_SECOND) / ((now - prev.at) / 1000) * (100 / this.#cores);
     }
     return known ? pct : undefined;
   }
@@ -120,30 +117,6 @@ export async function fetchSnapshot(url: string, token: string, dispatcher?: Dis
   const text = await res.body.text();
   if (res.statusCode !== 200) throw new Error(`/api/status answered ${res.statusCode}: ${text.slice(0, 200)}`);
   return JSON.parse(text) as Snapshot;
-}
-
-/** utime + stime of a process, in clock ticks; undefined when it is gone. */
-async function procTicks(pid: number): Promise<number | undefined> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the command name (which may contain spaces) start at state = field 3.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[11]) + Number(fields[12]); // utime (14), stime (15)
-  } catch (err) {
-    void err; // the process exited between the snapshot and this read
-    return undefined;
-  }
-}
-
-function hostTimes(): { busy: number; total: number } {
-  let busy = 0;
-  let total = 0;
-  for (const c of cpus()) {
-    const t = c.times;
-    busy += t.user + t.nice + t.sys + t.irq;
-    total += t.user + t.nice + t.sys + t.irq + t.idle;
-  }
-  return { busy, total };
 }
 
 /**

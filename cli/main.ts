@@ -3,7 +3,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { version } from '../package.json';
 import { SlotwiseError, toSlotwiseError } from '../shared/errors';
 import { reportInternalError } from '../platform/internal-errors';
-import { resolveStateDir } from '../shared/state-dir';
+import { resolveStateDir } from '../shared/paths';
 import { COMMANDS, type CommandContext } from './commands/index';
 
 const GLOBAL_OPTIONS = {

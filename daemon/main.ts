@@ -10,7 +10,7 @@ import { onInternalError } from '../platform/internal-errors';
 import { createHttpHandler, sendJson, type Route } from './server/http';
 import { findLlamaServer } from '../toolchain/binary';
 import { createLogger, fileSink, streamSink, type Logger } from '../platform/log';
-import { isAlive } from '../platform/proc';
+import { isAlive } from '../platform/procfs';
 import { coreHandlers } from './server/rpc';
 import { ensureStateDir, ensureToken, readDaemonInfo, removeDaemonInfo, writeDaemonInfo, type StateDir } from '../shared/state-dir';
 import { StatusHub } from './status/hub';

@@ -6,7 +6,8 @@ import { registerModelCommands } from './commands/model-commands';
 import { registerPromptCommands } from './commands/prompt-commands';
 import { DaemonConnection, type ConnectionState } from './core/connection';
 import { startDaemonWithCli, type CliRuntime } from './core/daemon-cli';
-import { expandHome, locateDaemon, resolveStateDir } from './core/endpoint';
+import { locateDaemon } from './core/endpoint';
+import { expandHome, resolveStateDir } from '../shared/paths';
 import { JobTracker } from './core/job-tracker';
 import { toDisposable } from './disposables';
 import { JOB_SCHEME, JobDocuments } from './job-documents';
@@ -34,7 +35,7 @@ export function activate(context: vscode.ExtensionContext): SlotwiseApi {
     locate: () => locateDaemon(readSettings(), process.env),
     startDaemon: async () => {
       const s = readSettings();
-      log.info(`daemon started: ${await startDaemonWithCli(cli, { stateDir: resolveStateDir(s, process.env), configPath: s.configPath ? expandHome(s.configPath) : undefined })}`);
+      log.info(`daemon started: ${await startDaemonWithCli(cli, { stateDir: resolveStateDir(s.stateDir || undefined, process.env), configPath: s.configPath ? expandHome(s.configPath) : undefined })}`);
     },
     autoStart: () => readSettings().autoStartDaemon,
     clientName: `vscode ${vscode.version}`,

@@ -3,7 +3,7 @@ import * as vscode from 'vscode';
 import { toSlotwiseError } from '../shared/errors';
 import type { DaemonConnection } from './core/connection';
 import type { CliRuntime } from './core/daemon-cli';
-import { resolveStateDir } from './core/endpoint';
+import { resolveStateDir } from '../shared/paths';
 import type { JobTracker } from './core/job-tracker';
 import type { ConnectionNotifier } from './notifier';
 import { showUnreachable } from './notifier';
@@ -21,7 +21,7 @@ export interface Services {
 
 /** The state dir the settings and environment name now. */
 export function currentStateDir(): string {
-  return resolveStateDir(readSettings(), process.env);
+  return resolveStateDir(readSettings().stateDir || undefined, process.env);
 }
 
 /** Registers a command whose failures become one actionable notification (never a throw into the host). */

@@ -5,6 +5,8 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { SlotwiseError } from '../shared/errors';
+import { formatBytes } from '../shared/format';
+import { errnoCode } from '../platform/errno';
 
 // ---------------------------------------------------------------------------------------------
 // Types
@@ -193,7 +195,7 @@ class FileReader {
   async need(n: number, what: string): Promise<void> {
     if (this.has(n)) return;
     if (this.#pos + n > this.size) {
-      throw this.fail(`truncated: ${what} runs past the end of the file (size ${formatBytes(this.size)})`);
+      throw this.fail(`truncated: ${what} runs past the end of the file (size ${fileSize(this.size)})`);
     }
     this.#signal?.throwIfAborted();
     const want = Math.min(Math.max(n, CHUNK), this.size - this.#pos);
@@ -256,7 +258,7 @@ async function openModel(path: string, model: string | undefined): Promise<FileH
   try {
     return await open(path, 'r');
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
+    const code = errnoCode(err);
     const hint = model ? ` — check models.${model}.path` : '';
     if (code === 'ENOENT' || code === 'ENOTDIR') {
       throw new SlotwiseError('SW_ERR_MODEL_FILE', `model file not found: ${path}${hint}`, { cause: err });
@@ -313,7 +315,7 @@ function escapeBytes(bytes: Uint8Array): string {
 /** A count from the header; one that could not fit in the file is corruption, not truncation. */
 function countOf(r: FileReader, n: bigint, minItemBytes: number, what: string): number {
   if (n > BigInt(Math.floor(r.size / minItemBytes))) {
-    throw r.fail(`corrupt: header claims ${n} ${what}, more than fit in the file (size ${formatBytes(r.size)})`);
+    throw r.fail(`corrupt: header claims ${n} ${what}, more than fit in the file (size ${fileSize(r.size)})`);
   }
   return Number(n);
 }
@@ -322,7 +324,7 @@ async function readString(r: FileReader, what: string): Promise<string> {
   await r.need(8, what);
   const len = r.u64();
   if (len > BigInt(r.size)) {
-    throw r.fail(`corrupt: ${what} claims a string of ${len} bytes, more than the whole file (size ${formatBytes(r.size)})`);
+    throw r.fail(`corrupt: ${what} claims a string of ${len} bytes, more than the whole file (size ${fileSize(r.size)})`);
   }
   if (len > MAX_STRING_BYTES) throw r.fail(`corrupt: ${what} claims a string of ${len} bytes (limit ${MAX_STRING_BYTES})`);
   const n = Number(len);
@@ -348,7 +350,7 @@ async function readArray(r: FileReader, what: string): Promise<GgufArray> {
   const count = r.u64();
   const minItemBytes = codec.size || 8;
   if (count > BigInt(Math.floor(r.size / minItemBytes))) {
-    throw r.fail(`corrupt: ${what} claims ${count} array items, more than fit in the file (size ${formatBytes(r.size)})`);
+    throw r.fail(`corrupt: ${what} claims ${count} array items, more than fit in the file (size ${fileSize(r.size)})`);
   }
   if (count > MAX_ARRAY_ITEMS) throw r.fail(`corrupt: ${what} claims ${count} array items (limit ${MAX_ARRAY_ITEMS})`);
   const n = Number(count);
@@ -410,22 +412,14 @@ function checkTensorData(r: FileReader, t: GgufTensorInfo, dataOffset: number, a
   const end = dataOffset + t.offset + bytes;
   if (end > r.size) {
     throw r.fail(
-      `truncated: tensor "${t.name}" data ends at ${formatBytes(end)}, past the end of the file (size ${formatBytes(r.size)}) — was the download interrupted?`,
+      `truncated: tensor "${t.name}" data ends at ${fileSize(end)}, past the end of the file (size ${fileSize(r.size)}) — was the download interrupted?`,
     );
   }
 }
 
-/** `40 B`, `1.2 MB`, `4.1 GB`: decimal units, one decimal. */
-export function formatBytes(n: number): string {
-  if (n < 1000) return `${n} B`;
-  const units = ['kB', 'MB', 'GB', 'TB'];
-  let v = n / 1000;
-  let u = 0;
-  while (v >= 1000 && u < units.length - 1) {
-    v /= 1000;
-    u++;
-  }
-  return `${v.toFixed(1)} ${units[u]}`;
+/** File sizes in messages: decimal units, one decimal (`40 B`, `1.2 MB`, `4.1 GB`), as download pages state them. */
+function fileSize(n: number): string {
+  return formatBytes(n, { decimal: true, digits: 1 });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,11 +3,12 @@
 // vocab-only GGUF of the llama.cpp source, so prompts tokenize like a real llama model's.
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { access, mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
-import { cacheDir } from '../shared/cache-dir';
+import { cacheDir } from '../shared/paths';
 import { ensureVocab } from './vocab';
 import { basename, dirname, join } from 'node:path';
 import { SlotwiseError } from '../shared/errors';
 import { mulberry32 } from '../platform/prng';
+import { errnoCode } from '../platform/errno';
 import {
   encodeGgufHeader,
   layoutTensors,
@@ -218,7 +219,7 @@ async function openForWrite(tmp: string, outPath: string): Promise<FileHandle> {
   try {
     return await open(tmp, 'wx', 0o644);
   } catch (err) {
-    const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    const reason = errnoCode(err) ?? (err as Error).message;
     throw new SlotwiseError('SW_ERR_MODEL_FILE', `cannot write model file ${outPath}: ${reason}`, { cause: err });
   }
 }

@@ -1,18 +1,10 @@
 // The daemon's state dir: daemon.json, the token, pid files of children, logs.
 // Layout is part of the outside contract (docs/architecture.md#files-on-disk); clients read daemon.json + token from here.
+// Where the dir is: shared/paths.ts.
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir, rename, rm, writeFile, chmod } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { DaemonInfo } from './protocol';
-
-/** `--state-dir`, else `$SLOTWISE_STATE_DIR`, else `$XDG_STATE_HOME/slotwise`, else `~/.local/state/slotwise`. */
-export function resolveStateDir(explicit: string | undefined, env: NodeJS.ProcessEnv): string {
-  if (explicit) return explicit;
-  if (env.SLOTWISE_STATE_DIR) return env.SLOTWISE_STATE_DIR;
-  const base = env.XDG_STATE_HOME || join(homedir(), '.local', 'state');
-  return join(base, 'slotwise');
-}
 
 export interface StateDir {
   root: string;

@@ -2,10 +2,10 @@
 // Order: config `llamaServer` path, $SLOTWISE_LLAMA_SERVER, `llama-server` on PATH, the build cache.
 import { createWriteStream, existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { SlotwiseError } from '../shared/errors';
+import { expandHome } from '../shared/paths';
 import { buildLlamaServer } from './build';
 import type { OnSetupProgress } from './build-progress';
 import { type LlamaCacheLayout, buildBinary, buildDir, buildLogPath, llamaCacheLayout, tmpPath } from './cache-layout';
@@ -200,6 +200,3 @@ async function withVersion(path: string, source: LlamaServerSource, env: NodeJS.
   return found;
 }
 
-function expandHome(path: string, env: NodeJS.ProcessEnv): string {
-  return path === '~' || path.startsWith('~/') ? join(env.HOME || homedir(), path.slice(1)) : path;
-}

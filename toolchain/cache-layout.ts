@@ -12,7 +12,7 @@
 //   <cache>/llama.cpp/tmp-<pid>-<rand>/              work dir of a running (or crashed) setup
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { cacheDir } from '../shared/cache-dir';
+import { cacheDir } from '../shared/paths';
 import { LLAMA_SOURCE_PACKAGE } from './source-package';
 
 export interface LlamaCacheLayout {

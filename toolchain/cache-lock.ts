@@ -14,7 +14,7 @@ import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SlotwiseError } from '../shared/errors';
-import { isAlive } from '../platform/proc';
+import { isAlive } from '../platform/procfs';
 import { errnoCode } from '../platform/errno';
 
 export interface LockHolder {

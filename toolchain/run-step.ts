@@ -5,7 +5,7 @@ import { createInterface } from 'node:readline';
 import type { Writable } from 'node:stream';
 import { execa } from 'execa';
 import { SlotwiseError, firstLine } from '../shared/errors';
-import { errnoCode } from '../platform/errno';
+import { signalGroup, terminate } from '../platform/process-group';
 
 export interface RunStepOptions {
   /** What runs, for the error message: `cmake --build`, `npm pack node-llama-cpp@3.22.1`. */
@@ -49,12 +49,10 @@ export async function runStep(file: string, args: readonly string[], opts: RunSt
   if (pid !== undefined) liveGroups.add(pid);
   const tail: string[] = [];
   const keep = opts.tailLines ?? 40;
-  let forceKill: NodeJS.Timeout | undefined;
+  // A signal that failed for another reason than "already gone" goes into the step's log (else a process warning).
+  const report = (err: Error): void => void (opts.log ? opts.log.write(`${err.message}\n`) : process.emitWarning(err.message));
   const onAbort = (): void => {
-    if (pid === undefined) return;
-    killGroup(pid, 'SIGTERM');
-    forceKill = setTimeout(() => killGroup(pid, 'SIGKILL'), KILL_GRACE_MS);
-    forceKill.unref();
+    if (pid !== undefined) void terminate({ pid, exited: child }, { graceMs: KILL_GRACE_MS, onError: report });
   };
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   try {
@@ -84,23 +82,12 @@ export async function runStep(file: string, args: readonly string[], opts: RunSt
     });
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
-    if (forceKill) clearTimeout(forceKill);
     if (pid !== undefined) {
       // The leader has exited; anything it left in its group (a compiler after make died) goes too.
-      killGroup(pid, 'SIGKILL');
+      const result = signalGroup(pid, 'SIGKILL');
+      if (result instanceof Error) report(result);
       liveGroups.delete(pid);
     }
-  }
-}
-
-function killGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal);
-  } catch (err) {
-    // ESRCH: the whole group has exited already, which is what we wanted. EPERM: the group id was
-    // reused by another user's process after ours ended; not ours to signal.
-    const code = errnoCode(err);
-    if (code !== 'ESRCH' && code !== 'EPERM') throw err;
   }
 }
 
@@ -108,7 +95,8 @@ function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   process.on('exit', () => {
-    for (const pid of liveGroups) killGroup(pid, 'SIGKILL');
+    // The process is exiting: there is no later moment to report a failure to, and 'gone' is the usual answer.
+    for (const pid of liveGroups) signalGroup(pid, 'SIGKILL');
   });
 }
 

@@ -4,7 +4,7 @@ import { openSync, closeSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SlotwiseError } from '../../shared/errors';
 import { startDaemon } from '../../daemon/main';
-import { isAlive } from '../../platform/proc';
+import { isAlive } from '../../platform/procfs';
 import { ensureStateDir, readDaemonInfo, stateDirPaths } from '../../shared/state-dir';
 import { findDaemon, isHealthy } from '../locate';
 import { RpcClient } from '../../shared/rpc-client';

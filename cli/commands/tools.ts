@@ -7,7 +7,8 @@ import { loadConfig } from '../../daemon/config/load';
 import { SlotwiseError } from '../../shared/errors';
 import { findDaemon } from '../locate';
 import { findLlamaServer } from '../../toolchain/binary';
-import { readGgufHeader, summarizeGguf, formatBytes } from '../../gguf/gguf';
+import { readGgufHeader, summarizeGguf } from '../../gguf/gguf';
+import { formatBytes } from '../../shared/format';
 import { runSetup } from '../../toolchain/setup';
 import { writeTinyModel } from '../../gguf/tiny-model';
 import { ensureVocab } from '../../gguf/vocab';
@@ -75,7 +76,7 @@ export const tinyModelCommand: Command = {
     const vocabPath = await ensureVocab({ env: ctx.env });
     const res = await writeTinyModel(out, { vocabPath, dim: int('dim', 64), layers: int('layers', 2), heads: int('heads', 4), seed: int('seed', 1) });
     ctx.stdout.write(`${out}\n`);
-    ctx.stderr.write(`wrote ${formatBytes(res.bytes)} (sha256 ${res.sha256.slice(0, 16)}…)\n`);
+    ctx.stderr.write(`wrote ${formatBytes(res.bytes, { decimal: true, digits: 1 })} (sha256 ${res.sha256.slice(0, 16)}…)\n`);
     return 0;
   },
 };

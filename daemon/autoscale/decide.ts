@@ -1,5 +1,6 @@
 // Scale-out policy for models with `replicas: "auto"`: pure, time passed in, table-tested.
 // Saturation (not GPU %) drives it: all slots busy with requests waiting, sustained.
+import { formatBytes } from '../../shared/format';
 
 export interface ModelLoad {
   /** Wanted replicas now. */
@@ -43,7 +44,6 @@ export function decide(l: ModelLoad, prev: ScaleState, now: number, opts: ScaleO
     idleSince: l.busySlots === 0 && l.queued === 0 ? (prev.idleSince ?? now) : undefined,
   };
   const secs = (ms: number): string => `${Math.round(ms / 1000)} s`;
-  const gb = (b: number): string => `${(b / 1024 ** 3).toFixed(1)} GiB`;
 
   if (l.readyInstances < l.replicas) {
     return { action: 'hold', reason: `waiting for ${l.replicas - l.readyInstances} starting replica(s) before deciding`, state };
@@ -54,11 +54,11 @@ export function decide(l: ModelLoad, prev: ScaleState, now: number, opts: ScaleO
     if (held < opts.saturatedForMs) return { action: 'hold', reason: `saturated for ${secs(held)} of ${secs(opts.saturatedForMs)}: ${load}`, state };
     if (l.replicas >= l.max) return { action: 'hold', reason: `saturated (${load}) but already at maxReplicas ${l.max}`, state };
     if (l.freeBytes <= l.instanceBytes) {
-      return { action: 'hold', reason: `saturated (${load}) but only ${gb(l.freeBytes)} ${l.memoryKind} free, another replica needs ${gb(l.instanceBytes)}`, state };
+      return { action: 'hold', reason: `saturated (${load}) but only ${formatBytes(l.freeBytes, { digits: 1 })} ${l.memoryKind} free, another replica needs ${formatBytes(l.instanceBytes, { digits: 1 })}`, state };
     }
     return {
       action: 'up',
-      reason: `saturated for ${secs(held)} (${load}); ${gb(l.freeBytes)} ${l.memoryKind} free ≥ ${gb(l.instanceBytes)} needed: adding replica ${l.replicas + 1}`,
+      reason: `saturated for ${secs(held)} (${load}); ${formatBytes(l.freeBytes, { digits: 1 })} ${l.memoryKind} free ≥ ${formatBytes(l.instanceBytes, { digits: 1 })} needed: adding replica ${l.replicas + 1}`,
       state: { idleSince: undefined, saturatedSince: undefined },
     };
   }

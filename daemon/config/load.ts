@@ -1,23 +1,14 @@
 // The config file: where it is, reading it, and its text → validated Config. Read errors and JSON
 // syntax errors become one SW_ERR_CONFIG line with the path or `file:line:column`.
 import { readFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { dirname } from 'node:path';
 import { SlotwiseError, firstLine } from '../../shared/errors';
 import { errnoCode } from '../../platform/errno';
 import { JsonTextError, lineCol, scanJson, type JsonScan } from './json-scan';
-import { expandHome } from './paths';
+import { resolveConfigPath } from '../../shared/paths';
 import { labelOf } from './report';
 import type { Config } from './types';
 import { defaultConfig, parseValue, type ParseOptions } from './validate';
-
-/** Where the config lives when `--config` is not given (docs/architecture.md#files-on-disk). */
-export function defaultConfigPath(env: NodeJS.ProcessEnv): string {
-  if (env.SLOTWISE_CONFIG) return resolve(expandHome(env.SLOTWISE_CONFIG, env.HOME || homedir()));
-  // The XDG spec says relative values are invalid and must be ignored.
-  const xdg = env.XDG_CONFIG_HOME;
-  return join(xdg && isAbsolute(xdg) ? xdg : join(env.HOME || homedir(), '.config'), 'slotwise', 'config.json');
-}
 
 /** Reads, parses and validates the config file; a missing default file gives defaults when `allowMissing`. */
 export async function loadConfig(opts: {
@@ -27,8 +18,8 @@ export async function loadConfig(opts: {
   allowMissing?: boolean;
 }): Promise<Config> {
   // A path the user named ($SLOTWISE_CONFIG included) must exist; only the implicit default may be absent.
-  const named = opts.path ?? (opts.env.SLOTWISE_CONFIG || undefined);
-  const file = named === undefined ? defaultConfigPath(opts.env) : resolve(expandHome(named, opts.env.HOME || homedir()));
+  const named = opts.path || opts.env.SLOTWISE_CONFIG || undefined;
+  const file = resolveConfigPath(opts.path, opts.env);
   let body: string;
   try {
     body = await readFile(file, 'utf8');

@@ -1,11 +1,7 @@
 // Paths written in the config: `~` is the home folder, relative paths start at the config file's folder.
-import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
+import { expandHome } from '../../shared/paths';
 
 export function resolvePath(value: string, baseDir: string): string {
-  return resolve(baseDir, expandHome(value, homedir()));
-}
-
-export function expandHome(value: string, home: string): string {
-  return value === '~' ? home : value.startsWith('~/') ? join(home, value.slice(2)) : value;
+  return resolve(baseDir, expandHome(value));
 }

@@ -1,19 +1,15 @@
 // Host memory and CPU for the status panel; works on every host, so a CPU-only machine still gets readings.
 import { readFile } from 'node:fs/promises';
-import { availableParallelism, cpus, freemem, totalmem } from 'node:os';
+import { availableParallelism, freemem, totalmem } from 'node:os';
 import type { Snapshot } from '../../shared/protocol';
+import { readHostCpuTimes, type HostCpuTimes } from '../../platform/procfs';
 
 export type HostStatus = NonNullable<Snapshot['host']>;
 
 const MIB = 1024 * 1024;
 
-interface CpuTotals {
-  busy: number;
-  total: number;
-}
-
 export class HostSampler {
-  #prev: CpuTotals | undefined;
+  #prev: HostCpuTimes | undefined;
   #procRoot: string;
 
   constructor(procRoot = '/proc') {
@@ -21,7 +17,7 @@ export class HostSampler {
   }
 
   async sample(): Promise<HostStatus> {
-    const now = cpuTotals();
+    const now = readHostCpuTimes(this.#procRoot);
     const prev = this.#prev;
     this.#prev = now;
     const host: HostStatus = {
@@ -45,15 +41,4 @@ export class HostSampler {
     }
     return Math.floor(freemem() / MIB) * MIB;
   }
-}
-
-function cpuTotals(): CpuTotals {
-  let busy = 0;
-  let total = 0;
-  for (const { times } of cpus()) {
-    const all = times.user + times.nice + times.sys + times.idle + times.irq;
-    busy += all - times.idle;
-    total += all;
-  }
-  return { busy, total };
 }

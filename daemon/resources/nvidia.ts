@@ -4,6 +4,7 @@ import { EventEmitter } from 'node:events';
 import { execa, type ResultPromise } from 'execa';
 import { firstLine } from '../../shared/errors';
 import { silentLogger, type Logger } from '../../platform/log';
+import { signalGroup, terminate } from '../../platform/process-group';
 import type { GpuStatus } from '../../shared/protocol';
 import type { GpuSource } from './gpu-source';
 import { COMPUTE_APPS_ARGS, gpuQueryArgs, parseComputeApps, parseGpuLine } from './nvidia-parse';
@@ -99,10 +100,7 @@ export class NvidiaSource extends EventEmitter<{ change: [] }> implements GpuSou
     clearInterval(this.#appsTimer);
     const child = this.#child;
     if (child?.pid !== undefined) {
-      signalGroup(child.pid, 'SIGTERM');
-      const killer = setTimeout(() => signalGroup(child.pid!, 'SIGKILL'), 2000);
-      await this.#exited;
-      clearTimeout(killer);
+      await terminate({ pid: child.pid, exited: this.#exited }, { graceMs: 2000, onError: (err) => this.#logger.warn(err.message) });
     }
   }
 
@@ -189,7 +187,8 @@ export class NvidiaSource extends EventEmitter<{ change: [] }> implements GpuSou
     if (child?.pid === undefined || Date.now() - this.#heardAt < limitMs) return;
     this.#warn('stall', `nvidia-smi printed nothing for ${formatDelay(Date.now() - this.#heardAt)}; restarting it`, 2 * limitMs);
     this.#heardAt = Date.now(); // one kill per stall, not one per tick while it dies
-    signalGroup(child.pid, 'SIGKILL');
+    const result = signalGroup(child.pid, 'SIGKILL');
+    if (result instanceof Error) this.#logger.warn(result.message);
   }
 
   async #pollApps(): Promise<void> {
@@ -229,15 +228,6 @@ export class NvidiaSource extends EventEmitter<{ change: [] }> implements GpuSou
       this.#logger.warn(text);
       this.emit('change');
     }
-  }
-}
-
-/** Signals a process group. Never throws: it also runs from a timer. */
-function signalGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    // ESRCH: the group is already gone, which is what we wanted. EPERM cannot happen for our own child.
   }
 }
 

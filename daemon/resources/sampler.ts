@@ -10,7 +10,7 @@ import { detectGpuTool, type GpuTool } from './detect-gpu-tool';
 import type { GpuSource } from './gpu-source';
 import { HostSampler, type HostStatus } from './host';
 import { NvidiaSource } from './nvidia';
-import { ProcessTracker } from './procfs';
+import { ProcessTracker } from './process-tracker';
 import { RocmSource } from './rocm';
 import { WarningBoard } from './warning-board';
 

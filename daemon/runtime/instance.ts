@@ -17,6 +17,7 @@ import { getHealth } from './llama-client';
 import { readGgufHeader } from '../../gguf/gguf';
 import { parseLoadLine, setsVerbosity, type Offload } from './load-log';
 import { settleLostConnection } from './lost-connection';
+import { signalGroup, terminate } from '../../platform/process-group';
 
 export type SupervisorTimings = Config['supervisor'];
 
@@ -147,16 +148,19 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent] }> {
     if (this.#state !== 'stopping') this.#transition('stopping');
     this.#healthAbort?.abort();
     const exited = this.#exited!;
-    this.#signalGroup('SIGTERM');
-    const timer = setTimeout(() => {
-      this.#logger.warn(`did not exit within ${graceMs} ms of SIGTERM; sending SIGKILL`);
-      this.#signalGroup('SIGKILL');
-    }, graceMs);
-    try {
-      await exited;
-    } finally {
-      clearTimeout(timer);
+    const pid = this.#pid;
+    if (pid === undefined) {
+      await exited; // the spawn failed: nothing to signal, and its exit is reported at once
+      return;
     }
+    await terminate(
+      { pid, exited },
+      {
+        graceMs,
+        onKill: () => this.#logger.warn(`did not exit within ${graceMs} ms of SIGTERM; sending SIGKILL`),
+        onError: (err) => this.#logger.warn(err.message),
+      },
+    );
   }
 
   async restart(): Promise<void> {
@@ -284,7 +288,7 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent] }> {
         if (Date.now() > deadline) {
           this.#pendingError = `health check timed out after ${Math.round(this.#opts.timings.healthTimeoutMs / 1000)} s`;
           this.#logger.warn(this.#pendingError);
-          this.#signalGroup('SIGKILL');
+          this.#killGroup();
           return;
         }
         await sleep(150, undefined, { signal: abort.signal });
@@ -373,15 +377,11 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent] }> {
     this.emit('state', { from, to, status: this.status() });
   }
 
-  #signalGroup(signal: NodeJS.Signals): void {
-    const pid = this.#pid;
-    if (pid === undefined) return;
-    try {
-      process.kill(-pid, signal); // negative pid: the whole process group (detached → setsid)
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') this.#logger.warn(`${signal} to group ${pid} failed: ${(err as Error).message}`);
-      // ESRCH: already gone; #onExit will report it
-    }
+  #killGroup(): void {
+    if (this.#pid === undefined) return;
+    // 'gone': already exited, and #onExit reports it.
+    const result = signalGroup(this.#pid, 'SIGKILL');
+    if (result instanceof Error) this.#logger.warn(result.message);
   }
 
   #clearBackoff(): void {

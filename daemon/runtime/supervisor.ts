@@ -2,7 +2,6 @@
 // per-instance scraping while ready, and reaping of children a previous daemon left behind.
 import { EventEmitter } from 'node:events';
 import { availableParallelism } from 'node:os';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config, ModelConfig } from '../config/types';
 import { SlotwiseError } from '../../shared/errors';
 import type { Logger } from '../../platform/log';
@@ -11,7 +10,8 @@ import { LlamaInstance } from './instance';
 import { scrapeLoop, type ScrapeResult } from './scraper';
 import { plannedInstances, setsThreads, threadsPerInstance, withThreads } from './threads';
 import type { InstanceStatus, ModelStatus } from '../../shared/protocol';
-import { isAlive, isLlamaServer } from '../../platform/proc';
+import { isLlamaServer } from '../../platform/procfs';
+import { terminate } from '../../platform/process-group';
 import { readPidRecords, type StateDir } from '../../shared/state-dir';
 import { rm } from 'node:fs/promises';
 
@@ -142,10 +142,6 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
     return [...this.#models.keys()];
   }
 
-  hasModel(name: string): boolean {
-    return this.#models.has(name);
-  }
-
   /**
    * The model a request names, or the only configured one when it names none.
    * Unknown → SW_ERR_MODEL_NOT_FOUND listing the known names; none named among several → SW_ERR_BAD_REQUEST.
@@ -238,7 +234,7 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
     for (const { file, record } of await readPidRecords(this.#opts.stateDir)) {
       if (record && record.daemonPid !== process.pid && (await isLlamaServer(record.pid, record.binary))) {
         this.#logger.warn(`reaping orphan llama-server pid ${record.pid} (${record.instance}, left by daemon pid ${record.daemonPid})`);
-        await killGroup(record.pid, 5000);
+        await terminate({ pid: record.pid }, { graceMs: 5000, orProcess: true, onError: (err) => this.#logger.warn(err.message) });
         reaped++;
       }
       await rm(file, { force: true });
@@ -323,26 +319,4 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
 
 function initialReplicas(model: ModelConfig): number {
   return model.replicas === 'auto' ? 1 : model.replicas;
-}
-
-/** SIGTERM to the process group, SIGKILL after graceMs; resolves once the pid is gone. */
-export async function killGroup(pid: number, graceMs: number): Promise<void> {
-  const signal = (sig: NodeJS.Signals): void => {
-    try {
-      process.kill(-pid, sig);
-    } catch {
-      try {
-        process.kill(pid, sig); // not a group leader (older records): signal the process itself
-      } catch {
-        // already gone
-      }
-    }
-  };
-  signal('SIGTERM');
-  const deadline = Date.now() + graceMs;
-  while (isAlive(pid) && Date.now() < deadline) await sleep(50);
-  if (isAlive(pid)) {
-    signal('SIGKILL');
-    while (isAlive(pid)) await sleep(20);
-  }
 }

@@ -2,6 +2,7 @@
 // Every route but /healthz passes the guard; every error leaves through errorEnvelope().
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SlotwiseError, errorEnvelope, toSlotwiseError } from '../../shared/errors';
+import { formatBytes } from '../../shared/format';
 import { checkOrigin, checkToken, type GuardOptions } from './guard';
 import type { Logger } from '../../platform/log';
 
@@ -93,13 +94,7 @@ export async function readJsonBody(req: IncomingMessage, limit: number): Promise
 }
 
 function tooLarge(limit: number): SlotwiseError {
-  return new SlotwiseError('SW_ERR_BODY_TOO_LARGE', `request body is larger than ${formatBytes(limit)} — send less, or raise limits.maxBodyBytes in the config`);
-}
-
-export function formatBytes(n: number): string {
-  if (n >= 1024 * 1024) return `${+(n / 1024 / 1024).toFixed(1)} MiB`;
-  if (n >= 1024) return `${+(n / 1024).toFixed(1)} KiB`;
-  return `${n} B`;
+  return new SlotwiseError('SW_ERR_BODY_TOO_LARGE', `request body is larger than ${formatBytes(limit, { digits: 1, trim: true })} — send less, or raise limits.maxBodyBytes in the config`);
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {

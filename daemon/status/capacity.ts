@@ -3,6 +3,7 @@
 // 5 more requests would cost little. So the verdict comes from slots and queue; GPU % only
 // appears in the reason, to explain why a hot GPU is no reason to scale.
 import type { Capacity, CapacityVerdict } from '../../shared/protocol';
+import { formatMiB } from '../../shared/format';
 
 /** One observation, taken on every status tick and on slot or queue changes. */
 export interface CapacitySample {
@@ -172,7 +173,7 @@ function explain(verdict: CapacityVerdict, s: CapacitySample, observedMs: number
     }
     case 'saturated': {
       const advice = partial ? `only ${s.readyInstances} of ${s.wantedInstances} instances ready` : 'add replicas or slots';
-      const memory = s.gpuMemFreeMiB === undefined ? '' : ` (${mebibytes(s.gpuMemFreeMiB)} GPU memory free)`;
+      const memory = s.gpuMemFreeMiB === undefined ? '' : ` (${formatMiB(s.gpuMemFreeMiB, { trim: true })} GPU memory free)`;
       return `${slotsBusy} and ${waiting}: ${advice}${memory}`;
     }
     case 'busy':
@@ -195,10 +196,6 @@ function count(n: number, noun: string): string {
 function seconds(ms: number): string {
   const s = Math.max(0, ms) / 1000;
   return s < 10 ? `${Number(s.toFixed(1))} s` : `${Math.round(s)} s`;
-}
-
-function mebibytes(mib: number): string {
-  return mib >= 1024 ? `${Number((mib / 1024).toFixed(1))} GiB` : `${Math.round(mib)} MiB`;
 }
 
 // Spread would let an explicit `undefined` override a default; skip those.

@@ -29,8 +29,6 @@ export interface StatusSources {
   supervisor: Supervisor;
   queue?: (model: string) => QueueView | undefined;
   resources?: () => ResourceView;
-  /** Extra per-model facts (GGUF header info, offload) merged in. */
-  decorate?: (model: ModelStatus) => void;
 }
 
 export function buildSnapshot(src: StatusSources, capacity: Capacity): Snapshot {
@@ -47,7 +45,6 @@ export function buildSnapshot(src: StatusSources, capacity: Capacity): Snapshot 
       const usage = inst.pid !== undefined ? res?.usage(inst.pid) : undefined;
       if (usage) inst.usage = usage;
     }
-    src.decorate?.(m);
     return m;
   });
   return {
@@ -128,11 +125,6 @@ export class StatusHub extends EventEmitter<{ snapshot: [Snapshot] }> {
       this.#lastPushAt = Date.now();
       this.emit('snapshot', snap);
     }, wait);
-  }
-
-  /** Forget what was pushed so the next change() pushes even an unchanged snapshot (a new subscriber). */
-  resetKey(): void {
-    this.#lastKey = '';
   }
 
   close(): void {

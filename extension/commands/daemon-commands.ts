@@ -1,10 +1,9 @@
 // Start/Stop Daemon, logs, status JSON, benchmark, config.
 import { existsSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import { cliEnv, startDaemonWithCli, stopDaemonWithCli } from '../core/daemon-cli';
-import { expandHome } from '../core/endpoint';
+import { expandHome, resolveConfigPath } from '../../shared/paths';
 import { currentStateDir, registerSafe, type Services } from '../services';
 import { readSettings } from '../settings';
 
@@ -75,9 +74,7 @@ export function registerDaemonCommands(s: Services): vscode.Disposable[] {
   ];
 }
 
-/** `slotwise.configPath`, else `$SLOTWISE_CONFIG`, else `$XDG_CONFIG_HOME/slotwise/config.json`. */
+/** `slotwise.configPath`, else `$SLOTWISE_CONFIG`, else the XDG default: the daemon's own lookup. */
 function configFile(setting: string): string {
-  if (setting) return expandHome(setting);
-  if (process.env.SLOTWISE_CONFIG) return process.env.SLOTWISE_CONFIG;
-  return join(process.env.XDG_CONFIG_HOME || join(homedir(), '.config'), 'slotwise', 'config.json');
+  return resolveConfigPath(setting || undefined, process.env);
 }

@@ -1,10 +1,10 @@
 // Where the daemon is: `slotwise.daemonUrl` + token file, else daemon.json + token in the state dir.
-// Same lookup rules as the CLI (docs/architecture.md#files-on-disk); reads files asynchronously and checks /healthz.
+// Same lookup rules as the CLI (shared/paths.ts, docs/architecture.md#files-on-disk); reads files asynchronously and checks /healthz.
 import { readFile } from 'node:fs/promises';
 import { get } from 'node:http';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { SlotwiseError } from '../../shared/errors';
+import { expandHome, resolveStateDir } from '../../shared/paths';
 import type { DaemonInfo } from '../../shared/protocol';
 
 /** The `slotwise.*` settings that decide where the daemon is; empty strings mean "not set". */
@@ -35,21 +35,10 @@ export class LocateError extends SlotwiseError {
   }
 }
 
-/** `slotwise.stateDir`, else `$SLOTWISE_STATE_DIR`, else `$XDG_STATE_HOME/slotwise`, else `~/.local/state/slotwise`. */
-export function resolveStateDir(settings: Pick<EndpointSettings, 'stateDir'>, env: NodeJS.ProcessEnv): string {
-  if (settings.stateDir) return expandHome(settings.stateDir);
-  if (env.SLOTWISE_STATE_DIR) return env.SLOTWISE_STATE_DIR;
-  return join(env.XDG_STATE_HOME || join(homedir(), '.local', 'state'), 'slotwise');
-}
-
-export function expandHome(path: string): string {
-  return path === '~' || path.startsWith('~/') ? join(homedir(), path.slice(1)) : path;
-}
-
 /** Finds a daemon that answers /healthz and the token to talk to it. Throws LocateError otherwise. */
 export async function locateDaemon(settings: EndpointSettings, env: NodeJS.ProcessEnv, healthTimeoutMs = 1500): Promise<Endpoint> {
-  const stateDir = resolveStateDir(settings, env);
-  const tokenPath = settings.tokenFile ? expandHome(settings.tokenFile) : join(stateDir, 'token');
+  const stateDir = resolveStateDir(settings.stateDir || undefined, env);
+  const tokenPath = settings.tokenFile ? expandHome(settings.tokenFile, env) : join(stateDir, 'token');
   let url = settings.daemonUrl.replace(/\/+$/, '');
   let info: DaemonInfo | undefined;
   if (!url) {

@@ -1,6 +1,6 @@
 // GpuViewModel → HTML for the GPU webview. Pure and DOM-free: the webview script sets innerHTML with it,
 // the unit tests read it. Every text is escaped; no inline styles or handlers (the CSP allows neither).
-import { escapeHtml } from './format';
+import { escapeHtml } from './escape';
 import type { Card, Gauge, GpuViewModel, ProcessRow } from './gpu-view-model';
 import type { SparkPoint } from './sample-history';
 

@@ -1,7 +1,7 @@
 // What the GPU view shows, computed in the extension host from snapshots + history; the webview only renders it.
 // On hosts without a GPU (snapshot.gpus empty) it shows CPU % and RSS per llama-server instead.
 import type { Snapshot } from '../../shared/protocol';
-import { formatBytes, formatMiB } from './format';
+import { formatBytes, formatMiB } from '../../shared/format';
 import { SampleHistory, sparkPoints, type SparkPoint } from './sample-history';
 
 export interface Gauge {

@@ -1,5 +1,5 @@
 // Tracked jobs → Jobs tree rows as plain data. Pure.
-import { formatDuration } from './format';
+import { formatDuration } from '../../shared/format';
 import { isFinished, type TrackedJob } from './job-tracker';
 import type { IconSpec } from './slots-tree-model';
 

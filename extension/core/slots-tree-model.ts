@@ -2,7 +2,7 @@
 // maps it to TreeItems. Icons are codicon ids with theme color ids so this stays vscode-free.
 import { busySlotsOf } from '../../shared/slots';
 import type { InstanceState, InstanceStatus, ModelStatus, SlotStatus, Snapshot } from '../../shared/protocol';
-import { formatBytes } from './format';
+import { formatBytes } from '../../shared/format';
 
 export interface IconSpec {
   /** Codicon id, e.g. `circle-filled`, `loading~spin`. */

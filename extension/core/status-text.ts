@@ -2,7 +2,8 @@
 import { busySlotsOf } from '../../shared/slots';
 import type { ModelStatus, Snapshot } from '../../shared/protocol';
 import type { ConnectionState } from './connection';
-import { escapeMarkdown, formatBytes } from './format';
+import { formatBytes } from '../../shared/format';
+import { escapeMarkdown } from './escape';
 import { modelPhase } from './slots-tree-model';
 
 export interface StatusBarView {

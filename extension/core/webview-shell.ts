@@ -1,5 +1,5 @@
 // The GPU webview's HTML shell: strict CSP (nonce for the one script and style), theme CSS variables only.
-import { escapeHtml } from './format';
+import { escapeHtml } from './escape';
 
 export interface ShellOptions {
   /** `webview.cspSource`. */

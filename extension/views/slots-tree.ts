@@ -18,11 +18,6 @@ export class SlotsTreeProvider implements vscode.TreeDataProvider<SlotsTreeNode>
     this.#subs = [toDisposable(conn.onSnapshot.on(() => this.#update())), toDisposable(conn.onState.on(() => this.#update()))];
   }
 
-  /** Whether the daemon is connected and has at least one model (drives the welcome content). */
-  get roots(): readonly ModelNode[] {
-    return this.#roots;
-  }
-
   #update(): void {
     const snap = this.#conn.snapshot;
     this.#roots = snap ? buildSlotsTree(snap) : [];

@@ -14,7 +14,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { build } from 'esbuild';
 import { execa } from 'execa';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { cacheDir } from '../../shared/cache-dir';
 import { ensureLlamaServer, findLlamaServer } from '../../toolchain/binary';
 import { type LockHolder, withLock } from '../../toolchain/cache-lock';
 import { buildDir, llamaCacheLayout } from '../../toolchain/cache-layout';
@@ -23,7 +22,7 @@ import { requireTools } from '../../toolchain/require-tools';
 import { LLAMA_SOURCE_PACKAGE } from '../../toolchain/source-package';
 import { parseVersionOutput } from '../../toolchain/version';
 import { ensureVocab } from '../../gguf/vocab';
-import { isAlive } from '../../platform/proc';
+import { isAlive } from '../../platform/procfs';
 import { rejection } from '../helpers/rejection';
 
 const COMMIT = 'de3ff815ea7d559ee917f063901b8986f038abc6';
@@ -75,17 +74,6 @@ async function seedCache(env: NodeJS.ProcessEnv, tag = 'cached'): Promise<string
   const { bin } = await publishPrebuilt({ env, binDir, srcDir: await fakeSource(join(tmp, `src-${tag}`)), commit: COMMIT });
   return bin;
 }
-
-describe('cacheDir', () => {
-  it.each([
-    { env: { SLOTWISE_CACHE_DIR: '/x/cache', XDG_CACHE_HOME: '/xdg', HOME: '/home/u' }, dir: '/x/cache' },
-    { env: { XDG_CACHE_HOME: '/xdg', HOME: '/home/u' }, dir: '/xdg/slotwise' },
-    { env: { XDG_CACHE_HOME: 'relative/ignored', HOME: '/home/u' }, dir: '/home/u/.cache/slotwise' },
-    { env: { HOME: '/home/u' }, dir: '/home/u/.cache/slotwise' },
-  ])('$dir', ({ env, dir }) => {
-    expect(cacheDir(env)).toBe(dir);
-  });
-});
 
 describe('parseVersionOutput', () => {
   it.each([

@@ -14,7 +14,7 @@ import { type SetupProgress, parseBuildProgress } from '../../toolchain/build-pr
 import { runStep } from '../../toolchain/run-step';
 import { createProgressPrinter, formatProgressLine } from '../../toolchain/setup';
 import { ensureVocab } from '../../gguf/vocab';
-import { isAlive } from '../../platform/proc';
+import { isAlive } from '../../platform/procfs';
 import { rejection } from '../helpers/rejection';
 
 let tmp: string;

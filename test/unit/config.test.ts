@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Ajv2020 from 'ajv/dist/2020';
 import { afterAll, describe, expect, it } from 'vitest';
-import { defaultConfigPath, loadConfig } from '../../daemon/config/load';
+import { loadConfig } from '../../daemon/config/load';
 import type { Config } from '../../daemon/config/types';
 import { defaultConfig, parseConfig } from '../../daemon/config/validate';
 
@@ -244,16 +244,6 @@ describe('paths', () => {
 
   it('leaves llamaServer "auto" alone', () => {
     expect(parse({ llamaServer: 'auto' }).llamaServer).toBe('auto');
-  });
-
-  it.each([
-    [{ SLOTWISE_CONFIG: '/x/c.json', XDG_CONFIG_HOME: '/xdg', HOME: '/h' }, '/x/c.json'],
-    [{ SLOTWISE_CONFIG: '~/c.json', HOME: '/h' }, '/h/c.json'],
-    [{ SLOTWISE_CONFIG: '', XDG_CONFIG_HOME: '/xdg', HOME: '/h' }, '/xdg/slotwise/config.json'],
-    [{ XDG_CONFIG_HOME: 'relative', HOME: '/h' }, '/h/.config/slotwise/config.json'],
-    [{ HOME: '/h' }, '/h/.config/slotwise/config.json'],
-  ])('defaultConfigPath(%j) → %s', (env, expected) => {
-    expect(defaultConfigPath(env)).toBe(expected);
   });
 });
 

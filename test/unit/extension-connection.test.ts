@@ -7,7 +7,7 @@ import type { Snapshot } from '../../shared/protocol';
 import { backoffDelay } from '../../extension/core/backoff';
 import { DaemonConnection, type ConnectionState } from '../../extension/core/connection';
 import { startDaemonWithCli, stopDaemonWithCli, type CliRuntime } from '../../extension/core/daemon-cli';
-import { LocateError, locateDaemon, resolveStateDir } from '../../extension/core/endpoint';
+import { LocateError, locateDaemon } from '../../extension/core/endpoint';
 import { JobTracker } from '../../extension/core/job-tracker';
 import { startTestDaemon, tempDir, waitUntil, writeConfig, isAlive } from '../helpers/daemon';
 
@@ -42,10 +42,7 @@ describe('backoffDelay', () => {
 });
 
 describe('locateDaemon', () => {
-  it('resolves the state dir like the CLI and says "absent" when no daemon.json exists', async () => {
-    expect(resolveStateDir({ stateDir: '' }, { SLOTWISE_STATE_DIR: '/s' })).toBe('/s');
-    expect(resolveStateDir({ stateDir: '/x' }, { SLOTWISE_STATE_DIR: '/s' })).toBe('/x');
-    expect(resolveStateDir({ stateDir: '' }, { XDG_STATE_HOME: '/xdg' })).toBe('/xdg/slotwise');
+  it('says "absent" when no daemon.json exists', async () => {
     const dir = tempDir('ext-locate');
     const err = await locateDaemon({ stateDir: dir, daemonUrl: '', tokenFile: '' }, {}).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(LocateError);

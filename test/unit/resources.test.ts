@@ -8,7 +8,6 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import type { GpuStatus } from '../../shared/protocol';
 import { parseComputeApps, parseGpuLine } from '../../daemon/resources/nvidia-parse';
-import { parseProcess, readProcess } from '../../daemon/resources/procfs';
 import { parseReading, type Reading } from '../../daemon/resources/reading';
 import { parseRocmJson } from '../../daemon/resources/rocm-parse';
 import { ResourceSampler, type ResourceSamplerOptions } from '../../daemon/resources/sampler';
@@ -134,20 +133,6 @@ describe('parseRocmJson', () => {
     expect(parseRocmJson(`WARNING: AMD GPU device(s) is/are in a low-power state. Check power control/runtime_status\n${fixture('rocm-2.x-vega.json')}`).gpus).toEqual([VEGA]);
     expect(parseRocmJson('ERROR: GPU[0]\t\t: Unable to get GPU use.')).toEqual({ gpus: [], warnings: ['rocm-smi: no JSON in output "ERROR: GPU[0]\\t\\t: Unable to get GPU use."'] });
     expect(parseRocmJson('{"system": {"Driver version": "6.8.5"}}')).toEqual({ gpus: [], warnings: ['rocm-smi: no GPU (cardN) in its output'] });
-  });
-});
-
-describe('parseProcess', () => {
-  it('reads fields after the last ")" so a command name with spaces and parentheses cannot shift them', () => {
-    const real = readFileSync('/proc/self/stat', 'utf8');
-    const renamed = real.replace(/\(.*\)/s, '(llama (server) x)');
-    const status = 'Name:\tllama\nVmRSS:\t   20480 kB\n';
-    expect(parseProcess(renamed, status)).toEqual(parseProcess(real, status));
-    expect(parseProcess(real, status)?.rssBytes).toBe(20480 * 1024);
-  });
-
-  it('treats a missing process as gone', async () => {
-    expect(await readProcess(2 ** 30)).toBeUndefined();
   });
 });
 

@@ -1,49 +1,6 @@
 // CPU and memory of given processes from /proc (Linux): CPU % from utime+stime deltas over wall time.
 import { readFile } from 'node:fs/promises';
-import { errnoCode } from '../../platform/errno';
-
-/**
- * USER_HZ, the unit of /proc/PID/stat times. Node cannot call sysconf(_SC_CLK_TCK), but the kernel ABI fixes it
- * at 100 on every architecture Linux exports to user space (the internal HZ may differ; /proc converts).
- */
-export const CLOCK_TICKS_PER_SECOND = 100;
-
-/** One read of a process. */
-export interface ProcessReading {
-  /** utime + stime, in clock ticks. */
-  cpuTicks: number;
-  /** Start time after boot, in clock ticks. */
-  startTicks: number;
-  rssBytes: number;
-}
-
-/** Reads /proc/PID/stat and /proc/PID/status; undefined when the process is gone or a zombie. Throws on other errors (EACCES). */
-export async function readProcess(pid: number, procRoot = '/proc'): Promise<ProcessReading | undefined> {
-  let stat: string;
-  let status: string;
-  try {
-    [stat, status] = await Promise.all([readFile(`${procRoot}/${pid}/stat`, 'utf8'), readFile(`${procRoot}/${pid}/status`, 'utf8')]);
-  } catch (err) {
-    // ENOENT/ESRCH: the process exited between listing and reading, an everyday race.
-    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ESRCH') return undefined;
-    throw err;
-  }
-  return parseProcess(stat, status);
-}
-
-/** Parses the two files; exported for tests. The command name in stat may hold spaces and parentheses: split after the last ')'. */
-export function parseProcess(stat: string, status: string): ProcessReading | undefined {
-  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // rest[0] is field 3 (state); utime, stime and starttime are fields 14, 15 and 22.
-  if (rest[0] === 'Z' || rest[0] === 'X') return undefined;
-  const utime = Number(rest[11]);
-  const stime = Number(rest[12]);
-  const start = Number(rest[19]);
-  if (![utime, stime, start].every(Number.isFinite)) return undefined;
-  // VmRSS is absent for kernel threads; a process we track always has it, but 0 is the honest reading otherwise.
-  const rssKiB = /^VmRSS:\s+(\d+)\s+kB/m.exec(status)?.[1];
-  return { cpuTicks: utime + stime, startTicks: start, rssBytes: rssKiB ? Number(rssKiB) * 1024 : 0 };
-}
+import { CLOCK_TICKS_PER_SECOND, readProcess } from '../../platform/procfs';
 
 interface Tracked {
   ticks: number;
