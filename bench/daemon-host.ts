@@ -40,7 +40,7 @@ export async function hostDaemon(opts: HostOptions): Promise<HostedDaemon> {
   const base = defaultConfig();
   const config: Config = {
     ...base,
-    listen: { host: '127.0.0.1', port: 0, allowedOrigins: [] },
+    listen: { ...base.listen, host: '127.0.0.1', port: 0, allowedOrigins: [] },
     llamaServer: opts.llamaServer ?? base.llamaServer,
     routing: opts.routing,
     queue: opts.queue ?? base.queue,

@@ -32,7 +32,7 @@ export const demoCommand: Command = {
     const modelPath = await ensureCachedTinyModel({ env: ctx.env, dim: 256, layers: 4 });
     const config: Config = {
       ...defaultConfig(),
-      listen: { host: '127.0.0.1', port: ctx.port ?? 0, allowedOrigins: [] },
+      listen: { ...defaultConfig().listen, host: '127.0.0.1', port: ctx.port ?? 0, allowedOrigins: [] },
       models: [
         { name: 'tiny', path: modelPath, slots, ctxPerSlot: 1024, gpuLayers: 'auto', replicas: 1, maxReplicas: 1, autostart: true, args: [] },
       ],

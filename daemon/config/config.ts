@@ -35,7 +35,21 @@ export interface ModelConfig {
 /** The validated config with every default applied. */
 export interface Config {
   /** Where the daemon listens. Defaults: 127.0.0.1, port 7373 (0 = any free port), no extra browser origins. */
-  listen: { host: string; port: number; allowedOrigins: string[] };
+  listen: {
+    host: string;
+    port: number;
+    allowedOrigins: string[];
+    /** Host names accepted besides loopback names. Default []. */
+    allowedHosts: string[];
+    /** The whole request body must arrive within this many ms (408 after). Default 30000. */
+    bodyTimeoutMs: number;
+    /** Open connections (HTTP and WebSocket) at most. Default 1024. */
+    maxConnections: number;
+    /** Serve HTTPS with these PEM files (absolute paths). Required beyond loopback unless `insecure`. */
+    tls?: { cert: string; key: string };
+    /** Allow plain HTTP on a non-loopback host. Default false. */
+    insecure: boolean;
+  };
   /** `'auto'` (find or build llama-server) or an absolute path to the binary. Default `'auto'`. */
   llamaServer: string;
   /** Requests waiting for a free slot. Defaults: 256 waiting, 120000 ms each. */
@@ -147,7 +161,40 @@ const LISTEN: Fields<Config['listen']> = {
     def: [],
     hint: 'list the browser origins that may call the daemon, or [] for none',
   },
+  // Hardening of the network surface: Host names, deadlines, connection cap, TLS (checked in checkListen).
+  allowedHosts: {
+    rule: arrayOf(text('a host name such as "box.lan" (no port, no scheme)', /^[^\s/:]+$|^\[[0-9a-f:.]+\]$/i), 'an array of host names'),
+    def: [],
+    hint: 'list the Host names clients use to reach the daemon besides localhost, e.g. ["box.lan"]',
+  },
+  bodyTimeoutMs: { rule: ms(100), def: 30_000, hint: 'set how long a client may take to send a request body, in milliseconds (e.g. 30000)' },
+  maxConnections: { rule: int(1), def: 1024, hint: 'set the most open connections (e.g. 1024)' },
+  tls: {
+    rule: { ok: (v): v is { cert: string; key: string } | undefined => isObject(v), expected: () => 'an object { "cert": FILE, "key": FILE }' },
+    def: undefined,
+    hint: 'give the PEM certificate and key files, e.g. { "cert": "~/slotwise/cert.pem", "key": "~/slotwise/key.pem" }',
+  },
+  insecure: { rule: bool, def: false, hint: 'use true only to serve plain HTTP beyond loopback on a trusted network' },
 };
+
+/** Binding beyond loopback needs TLS or an explicit opt-out; TLS paths resolve like model paths. */
+function checkListen(ctx: Ctx, listen: Config['listen']): void {
+  if (listen.tls !== undefined) {
+    const tls = listen.tls as Record<string, unknown>;
+    rejectUnknown(ctx, 'listen.tls', tls, ['cert', 'key']);
+    const hint = 'set it to a PEM file (absolute, ~/…, or relative to the config file)';
+    for (const key of ['cert', 'key'] as const) {
+      if (own(tls, key) === undefined) fail(ctx, `listen.tls.${key} is required — ${hint}`);
+      listen.tls[key] = resolvePath(readField(ctx, 'listen.tls', tls, key, { rule: nonEmpty, def: '', hint }), ctx.baseDir);
+    }
+  }
+  const h = listen.host.toLowerCase();
+  const loopback = h === 'localhost' || h === '::1' || h === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+  if (!loopback && listen.tls === undefined && !listen.insecure) {
+    const fix = 'set listen.tls { "cert", "key" } to serve HTTPS, or listen.insecure: true for plain HTTP on a trusted network';
+    fail(ctx, `listen.host ${JSON.stringify(listen.host)} is reachable beyond this machine and the token would travel in clear text — ${fix}`);
+  }
+}
 const QUEUE: Fields<Config['queue']> = {
   maxWaiting: { rule: int(0), def: 256, hint: 'set how many requests may wait for a free slot (e.g. 256)' },
   timeoutMs: { rule: ms(1), def: 120_000, hint: 'set how long a request may wait, in milliseconds (e.g. 120000)' },
@@ -349,6 +396,7 @@ function parseValue(raw: unknown, opts: ParseOptions, modelOrder: string[] | und
     autoscale: readSection(ctx, 'autoscale', raw, AUTOSCALE),
     models: readModels(ctx, own(raw, 'models'), modelOrder),
   };
+  checkListen(ctx, config.listen);
   const sup = config.supervisor;
   if (sup.backoffMaxMs < sup.backoffInitialMs) {
     const fix = 'raise backoffMaxMs or lower backoffInitialMs';
@@ -500,6 +548,15 @@ function editDistance(a: string, b: string): number {
 // Files
 
 function checkFiles(ctx: Ctx, config: Config): void {
+  for (const key of ['cert', 'key'] as const) {
+    const file = config.listen.tls?.[key];
+    if (file === undefined) continue;
+    checkFile(ctx, `listen.tls.${key}`, file, constants.R_OK, {
+      missing: `file not found: ${file} — fix the path or create it (e.g. with openssl req -x509)`,
+      directory: `${file} is a directory — point it at the PEM file`,
+      denied: `${file} is not readable — check its permissions`,
+    });
+  }
   if (config.llamaServer !== 'auto') {
     const file = config.llamaServer;
     checkFile(ctx, 'llamaServer', file, constants.X_OK, {

@@ -171,7 +171,7 @@ describe('error messages', () => {
 describe('defaults', () => {
   it('an empty config is every default', () => {
     const expected: Config = {
-      listen: { host: '127.0.0.1', port: 7373, allowedOrigins: [] },
+      listen: { host: '127.0.0.1', port: 7373, allowedOrigins: [], allowedHosts: [], bodyTimeoutMs: 30_000, maxConnections: 1024, insecure: false },
       llamaServer: 'auto',
       queue: { maxWaiting: 256, timeoutMs: 120_000 },
       limits: { maxBodyBytes: 1_048_576 },
