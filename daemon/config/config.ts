@@ -179,7 +179,9 @@ const LISTEN: Fields<Config['listen']> = {
 
 /** Binding beyond loopback needs TLS or an explicit opt-out; TLS paths resolve like model paths. */
 function checkListen(ctx: Ctx, listen: Config['listen']): void {
-  if (listen.tls !== undefined) {
+  if (listen.tls === undefined) {
+    delete listen.tls; // absent, not present-and-undefined
+  } else {
     const tls = listen.tls as Record<string, unknown>;
     rejectUnknown(ctx, 'listen.tls', tls, ['cert', 'key']);
     const hint = 'set it to a PEM file (absolute, ~/…, or relative to the config file)';
@@ -195,6 +197,7 @@ function checkListen(ctx: Ctx, listen: Config['listen']): void {
     fail(ctx, `listen.host ${JSON.stringify(listen.host)} is reachable beyond this machine and the token would travel in clear text — ${fix}`);
   }
 }
+
 const QUEUE: Fields<Config['queue']> = {
   maxWaiting: { rule: int(0), def: 256, hint: 'set how many requests may wait for a free slot (e.g. 256)' },
   timeoutMs: { rule: ms(1), def: 120_000, hint: 'set how long a request may wait, in milliseconds (e.g. 120000)' },
