@@ -1,6 +1,7 @@
 // Requests from the daemon to one llama-server instance, shared by the OpenAI proxy and prompt jobs.
 // Failures are classified once: client gone → SW_ERR_CANCELLED, instance gone → InstanceGoneError
-// (retryable before the first byte), anything else → SW_ERR_UPSTREAM.
+// (retryable before the first byte), anything else → SW_ERR_UPSTREAM; an error answer that is the
+// request's fault → SW_ERR_UPSTREAM_REJECTED (upstreamError).
 import { Agent, request, type Dispatcher } from 'undici';
 import { SlotwiseError, firstLine } from '../../shared/errors';
 import type { LlamaInstance } from '../runtime/instance';
