@@ -103,7 +103,7 @@ function readBody(req: IncomingMessage, limit: number, timeoutMs: number): Promi
     let size = 0;
     const done = (err?: Error): void => {
       clearTimeout(timer);
-      req.off('data', onData).off('end', onEnd).off('error', done);
+      req.off('data', onData).off('end', onEnd).off('error', onGone).off('close', onClose);
       if (err) {
         req.pause(); // stop buffering what nobody will read; the connection is closed after the answer
         reject(err);
@@ -115,11 +115,15 @@ function readBody(req: IncomingMessage, limit: number, timeoutMs: number): Promi
       chunks.push(chunk);
     };
     const onEnd = (): void => done();
+    const onGone = (): void => done(new SlotwiseError('SW_ERR_CANCELLED', 'client disconnected while sending the body'));
+    const onClose = (): void => {
+      if (!req.complete) onGone();
+    };
     const timer = setTimeout(() => {
       const secs = +(timeoutMs / 1000).toFixed(1);
       done(new SlotwiseError('SW_ERR_BODY_TIMEOUT', `request body did not arrive within ${secs} s — send it at once, or raise listen.bodyTimeoutMs in the config`));
     }, timeoutMs);
-    req.on('data', onData).on('end', onEnd).on('error', done);
+    req.on('data', onData).on('end', onEnd).on('error', onGone).on('close', onClose);
   });
 }
 
