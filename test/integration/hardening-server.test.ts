@@ -107,7 +107,7 @@ describe('hostile request bodies and numbers (real llama-server)', () => {
     expect(balance(await d.status())).toMatchObject({ balanced: true, outcomes: { completed: 1, failed: 0 } });
   });
 
-  it('R6: a request llama-server refuses (prompt longer than the context) is "rejected" with SW_ERR_UPSTREAM_REJECTED in the OpenAI shape', async () => {
+  it('R6: requests llama-server refuses (prompt longer than the context, a lone surrogate) are "rejected" with SW_ERR_UPSTREAM_REJECTED in the OpenAI shape', async () => {
     const d = await startTestDaemon({ models: { tiny: { slots: 1, ctxPerSlot: 128 } } });
     await ready(d);
     const long = Array.from({ length: 600 }, (_, i) => `word${i}`).join(' ');
@@ -120,6 +120,10 @@ describe('hostile request bodies and numbers (real llama-server)', () => {
       expect(err.message).toMatch(/llama-server refused the request \(HTTP 400\): .*context/i);
       expect(err.message).not.toContain('\n');
     }
+    // A lone surrogate: llama-server's JSON parser refuses it with a 500; still the request's fault.
+    const surrogate = await post(d, '/v1/completions', '{"model":"tiny","prompt":"\\ud800 x","max_tokens":2}');
+    expect(surrogate.status).toBe(400);
+    expect(errorOf(await surrogate.text())).toMatchObject({ code: 'SW_ERR_UPSTREAM_REJECTED', message: expect.stringContaining('surrogate') });
     const c = await d.client();
     const { jobId } = await c.call('prompt.submit', { model: 'tiny', prompt: long, maxTokens: 4 });
     const end = await new Promise<{ code: string }>((resolve) => {
@@ -127,8 +131,8 @@ describe('hostile request bodies and numbers (real llama-server)', () => {
       c.on('job.end', () => resolve({ code: 'none' }));
     });
     expect(end.code).toBe('SW_ERR_UPSTREAM_REJECTED');
-    const s = await d.waitFor((x) => balance(x).balanced && balance(x).received === 3, 'three outcomes');
-    expect(balance(s).outcomes).toMatchObject({ rejected: 3, failed: 0, completed: 0 });
+    const s = await d.waitFor((x) => balance(x).balanced && balance(x).received === 4, 'four outcomes');
+    expect(balance(s).outcomes).toMatchObject({ rejected: 4, failed: 0, completed: 0 });
   });
 });
 
