@@ -1,6 +1,8 @@
 // The daemon process: config → state dir → supervisor → HTTP/WS server → autostart; signals.
 // Wiring only: each part lives in its own module.
-import { createServer, type Server } from 'node:http';
+import { readFile } from 'node:fs/promises';
+import { createServer, type RequestListener, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { version } from '../package.json';
 import { loadConfig } from './config/load';
@@ -108,7 +110,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   sampler.on('change', () => hub.changed());
 
   const stopAutoscaler = startAutoscaler({ supervisor, scheduler, snapshot: () => hub.snapshot(), config, logger });
-  const guard = { token, allowedOrigins: config.listen.allowedOrigins, listenHost: config.listen.host };
+  const guard = { token, allowedOrigins: config.listen.allowedOrigins, listenHost: config.listen.host, allowedHosts: config.listen.allowedHosts };
   const routes: Route[] = [
     { method: 'GET', path: '/healthz', open: true, handle: ({ res }) => sendJson(res, 200, { status: 'ok', version }) },
     { method: 'GET', path: '/api/status', handle: ({ res }) => sendJson(res, 200, hub.snapshot()) },
@@ -123,8 +125,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     },
     ...openAiRoutes({ supervisor, scheduler, models: () => hub.snapshot().models }),
   ];
-  const server = createServer(createHttpHandler({ guard, maxBodyBytes: config.limits.maxBodyBytes, routes, logger }));
-  server.keepAliveTimeout = 30_000;
+  const server = await createListener(
+    config.listen,
+    createHttpHandler({ guard, maxBodyBytes: config.limits.maxBodyBytes, bodyTimeoutMs: config.listen.bodyTimeoutMs, routes, logger }),
+  );
 
   let shuttingDown: Promise<void> | undefined;
   let resolveClosed!: () => void;
@@ -157,7 +161,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
 
   const port = await listen(server, config.listen.host, opts.port ?? config.listen.port);
   const hostForUrl = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
-  url = `http://${hostForUrl}:${port}`;
+  url = `${config.listen.tls ? 'https' : 'http'}://${hostForUrl}:${port}`;
   await writeDaemonInfo(stateDir, { pid: process.pid, port, url, version, protocol: 1, startedAt: new Date(startedAt).toISOString() });
   logger.info(`listening on ${url} (state dir ${stateDir.root}); llama-server: ${binary ? `${binary.path} (${binary.source})` : 'none'}`);
   supervisor.startAutostart();
@@ -181,6 +185,34 @@ async function refuseSecondDaemon(stateDir: StateDir): Promise<void> {
   const info = await readDaemonInfo(stateDir);
   if (info && info.pid !== process.pid && isAlive(info.pid)) {
     throw new SlotwiseError('SW_ERR_DAEMON_RUNNING', `a daemon is already running for ${stateDir.root} (pid ${info.pid}, ${info.url}) — use it, or \`slotwise stop\` first`);
+  }
+}
+
+/**
+ * The HTTP(S) server with its limits: a connection cap, and deadlines so a client that never finishes
+ * its headers or body cannot hold a socket (the route's own body deadline answers 408 first; Node's
+ * requestTimeout is the backstop for bodies no route reads).
+ */
+async function createListener(listen: Config['listen'], handler: RequestListener): Promise<Server> {
+  const headersTimeout = Math.min(10_000, listen.bodyTimeoutMs);
+  const options = { requestTimeout: listen.bodyTimeoutMs + headersTimeout, headersTimeout, connectionsCheckingInterval: 1000 };
+  let server: Server;
+  if (listen.tls) {
+    const [cert, key] = await Promise.all([readPem(listen.tls.cert, 'listen.tls.cert'), readPem(listen.tls.key, 'listen.tls.key')]);
+    server = createHttpsServer({ ...options, cert, key }, handler) as unknown as Server;
+  } else {
+    server = createServer(options, handler);
+  }
+  server.maxConnections = listen.maxConnections;
+  server.keepAliveTimeout = 30_000;
+  return server;
+}
+
+async function readPem(file: string, key: string): Promise<Buffer> {
+  try {
+    return await readFile(file);
+  } catch (err) {
+    throw new SlotwiseError('SW_ERR_CONFIG', `${key}: cannot read ${file}: ${(err as Error).message} — fix the path or its permissions`, { cause: err });
   }
 }
 

@@ -29,11 +29,14 @@ const CODES: Record<ErrorCode, CodeInfo> = {
   SW_ERR_FORBIDDEN: { status: 403, type: 'permission_error', exit: 1 },
   SW_ERR_BAD_REQUEST: { status: 400, type: 'invalid_request_error', exit: 2 },
   SW_ERR_BODY_TOO_LARGE: { status: 413, type: 'invalid_request_error', exit: 1 },
+  SW_ERR_BODY_TIMEOUT: { status: 408, type: 'invalid_request_error', exit: 1 },
+  SW_ERR_METHOD_NOT_ALLOWED: { status: 405, type: 'invalid_request_error', exit: 1 },
   SW_ERR_NOT_FOUND: { status: 404, type: 'invalid_request_error', exit: 1 },
   SW_ERR_METHOD_NOT_FOUND: { status: 404, type: 'invalid_request_error', exit: 1 },
   SW_ERR_QUEUE_FULL: { status: 503, type: 'server_error', exit: 1 },
   SW_ERR_QUEUE_TIMEOUT: { status: 504, type: 'server_error', exit: 1 },
   SW_ERR_UPSTREAM: { status: 502, type: 'server_error', exit: 1 },
+  SW_ERR_UPSTREAM_REJECTED: { status: 400, type: 'invalid_request_error', exit: 1 },
   SW_ERR_CANCELLED: { status: 499, type: 'invalid_request_error', exit: 1 },
   SW_ERR_JOB_NOT_FOUND: { status: 404, type: 'invalid_request_error', exit: 1 },
   SW_ERR_DAEMON_UNREACHABLE: { status: 503, type: 'server_error', exit: 1 },
@@ -99,7 +102,25 @@ export function errorEnvelope(err: unknown): { status: number; body: { error: Er
   const e = toSlotwiseError(err);
   const body = e.toBody();
   delete body.detail; // detail stays in the daemon log; clients get one line
+  body.message = oneLine(body.message);
+  if (body.message.length > MAX_MESSAGE) body.message = `${body.message.slice(0, MAX_MESSAGE - 1)}…`;
   return { status: e.status, body: { error: body } };
+}
+
+/** Longest message sent to a client: messages echo client input (model names, methods), which may be huge. */
+const MAX_MESSAGE = 500;
+
+/** Control characters (newlines included) escaped JSON-style, so echoed input cannot break a one-line message or log line. */
+export function oneLine(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, (c) => {
+    const named: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+    return named[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+  });
+}
+
+/** Client-supplied text for a message: JSON-quoted (escapes included) and capped at `max` characters. */
+export function quote(value: string, max = 80): string {
+  return JSON.stringify(value.length > max ? `${value.slice(0, max)}…` : value);
 }
 
 export function firstLine(text: string): string {

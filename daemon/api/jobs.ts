@@ -6,7 +6,7 @@ import type { ChatMessage, JobSummary, JobTimings, JobUsage, PromptParams, RpcNo
 import { dispatch, InstanceGoneError } from '../scheduler/dispatch';
 import type { Lease, Scheduler } from '../scheduler/scheduler';
 import type { Supervisor } from '../runtime/supervisor';
-import { classifyUpstreamError, postJson, sseData } from './upstream';
+import { classifyUpstreamError, postJson, sseData, upstreamError } from './upstream';
 import { asObject, optNumber, optString, optStringArray } from '../server/validate';
 import type { RpcConnection, RpcHandlers } from '../server/ws';
 
@@ -141,10 +141,7 @@ export class JobStore {
     };
     const signal = job.abort.signal;
     const res = await postJson(lease.instance, chat ? '/v1/chat/completions' : '/v1/completions', JSON.stringify(body), true, signal);
-    if (res.statusCode >= 400) {
-      const text = await res.body.text();
-      throw new SlotwiseError('SW_ERR_UPSTREAM', `[${lease.instance.id}] answered ${res.statusCode}: ${text.slice(0, 200)}`);
-    }
+    if (res.statusCode >= 400) throw upstreamError(lease.instance.id, res.statusCode, await res.body.text());
     let finishReason = 'stop';
     let usage: JobUsage = { promptTokens: 0, completionTokens: 0 };
     let tokensPerSecond: number | undefined;
@@ -225,6 +222,7 @@ export function parsePromptParams(raw: unknown, supervisor: Supervisor): PromptP
   const where = 'prompt.submit';
   const p = asObject(raw, where);
   const model = supervisor.resolveModel(optString(p, 'model', where), where);
+  const { ctxPerSlot } = supervisor.modelConfig(model);
   const prompt = optString(p, 'prompt', where);
   let messages: ChatMessage[] | undefined;
   if (p.messages !== undefined) {
@@ -245,10 +243,11 @@ export function parsePromptParams(raw: unknown, supervisor: Supervisor): PromptP
     model,
     prompt,
     messages,
-    maxTokens: optNumber(p, 'maxTokens', where, { integer: true, min: 1 }),
+    // Bounded like the OpenAI routes (see checkNumbers in openai.ts): llama-server wraps larger values at 32 bits.
+    maxTokens: optNumber(p, 'maxTokens', where, { integer: true, min: 1, max: ctxPerSlot, why: `the model's context per slot, models.${model}.ctxPerSlot` }),
     temperature: optNumber(p, 'temperature', where, { min: 0, max: 100 }),
     topP: optNumber(p, 'topP', where, { min: 0, max: 1 }),
-    seed: optNumber(p, 'seed', where, { integer: true }),
+    seed: optNumber(p, 'seed', where, { integer: true, min: -1, max: 4_294_967_295, why: '-1 = random' }),
     stop: optStringArray(p, 'stop', where),
   };
 }

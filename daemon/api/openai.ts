@@ -2,15 +2,16 @@
 // Bodies are validated, routed through the scheduler, and llama-server's answer is passed through
 // as it arrives (SSE unbuffered). The daemon token is the API key.
 import type { ServerResponse } from 'node:http';
-import { SlotwiseError, errorEnvelope, toSlotwiseError } from '../../shared/errors';
+import { SlotwiseError, describeValue, errorEnvelope, toSlotwiseError } from '../../shared/errors';
 import { sendError, sendJson, type Route, type RouteContext } from '../server/http';
 import { modelSlots } from '../../shared/slots';
 import { dispatch, InstanceGoneError } from '../scheduler/dispatch';
-import { classifyUpstreamError, postJson } from './upstream';
+import { classifyUpstreamError, postJson, upstreamError } from './upstream';
 import type { Lease, Scheduler } from '../scheduler/scheduler';
 import type { Supervisor } from '../runtime/supervisor';
 import type { ModelStatus } from '../../shared/protocol';
 import { asObject, optBoolean, optNumber, optString, type Obj } from '../server/validate';
+import type { ModelConfig } from '../config/types';
 
 export interface OpenAiDeps {
   supervisor: Supervisor;
@@ -49,11 +50,7 @@ export function validateBody(raw: unknown, kind: 'prompt' | 'messages', where: s
   const body = asObject(raw, where);
   const model = supervisor.resolveModel(optString(body, 'model', where), where);
   const stream = optBoolean(body, 'stream', where) ?? false;
-  optNumber(body, 'max_tokens', where, { integer: true, min: 1 });
-  optNumber(body, 'max_completion_tokens', where, { integer: true, min: 1 });
-  optNumber(body, 'n_predict', where, { integer: true, min: -1 });
-  optNumber(body, 'temperature', where, { min: 0, max: 100 });
-  optNumber(body, 'top_p', where, { min: 0, max: 1 });
+  checkNumbers(body, where, supervisor.modelConfig(model));
   if (kind === 'messages') {
     const messages = body.messages;
     if (!Array.isArray(messages) || messages.length === 0) {
@@ -74,9 +71,38 @@ export function validateBody(raw: unknown, kind: 'prompt' | 'messages', where: s
   return { model, stream, body };
 }
 
+// llama-server reads these as 32-bit ints (larger values wrap: max_tokens 4294967301 means 5), and a
+// token count beyond one slot's context can never be produced; so each is an integer in range here.
+const INT32_MAX = 2_147_483_647;
+const UINT32_MAX = 4_294_967_295;
+
+/** Range checks for the numeric fields llama-server takes; unknown fields pass through. */
+export function checkNumbers(body: Obj, where: string, model: Pick<ModelConfig, 'name' | 'ctxPerSlot'>): void {
+  const ctx = model.ctxPerSlot;
+  const why = `the model's context per slot, models.${model.name}.ctxPerSlot`;
+  optNumber(body, 'max_tokens', where, { integer: true, min: 1, max: ctx, why });
+  optNumber(body, 'max_completion_tokens', where, { integer: true, min: 1, max: ctx, why });
+  optNumber(body, 'n_predict', where, { integer: true, min: -1, max: ctx, why: `-1 = until the context is full; ${why}` });
+  optNumber(body, 'n_keep', where, { integer: true, min: -1, max: ctx, why });
+  optNumber(body, 'n_probs', where, { integer: true, min: 0, max: 100 });
+  optNumber(body, 'top_logprobs', where, { integer: true, min: 0, max: 20 });
+  optNumber(body, 'top_k', where, { integer: true, min: 0, max: INT32_MAX });
+  optNumber(body, 'min_keep', where, { integer: true, min: 0, max: INT32_MAX });
+  optNumber(body, 'seed', where, { integer: true, min: -1, max: UINT32_MAX, why: '-1 = random' });
+  optNumber(body, 'temperature', where, { min: 0, max: 100 });
+  optNumber(body, 'top_p', where, { min: 0, max: 1 });
+  optNumber(body, 'min_p', where, { min: 0, max: 1 });
+  if (body.n !== undefined && body.n !== null && body.n !== 1) {
+    // llama-server's OpenAI routes return one choice per request; ask n times instead.
+    throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}: "n" must be 1 (llama-server returns one choice per request), got ${describeValue(body.n)} — send the request n times instead`);
+  }
+}
+
 async function proxy(deps: OpenAiDeps, ctx: RouteContext, path: string, kind: 'prompt' | 'messages'): Promise<void> {
   const where = `POST ${path}`;
   const { model, stream, body } = validateBody(await ctx.json(), kind, where, deps.supervisor);
+  // Everything that can throw on the request itself runs before the ticket exists.
+  const payload = JSON.stringify(body);
   let ticket;
   try {
     ticket = deps.scheduler.open(model, 'http');
@@ -84,13 +110,15 @@ async function proxy(deps: OpenAiDeps, ctx: RouteContext, path: string, kind: 'p
     const retry = (err as { retryAfterS?: number }).retryAfterS;
     return sendError(ctx.res, err, retry ? { 'Retry-After': String(retry) } : {});
   }
-  const payload = JSON.stringify(body);
   try {
     await dispatch(deps.scheduler, ticket, { signal: ctx.signal }, (lease) => forward(lease, path, payload, stream, ctx));
   } catch (err) {
     if (ctx.res.headersSent) return endAfterFirstByte(ctx.res, err, stream);
     if (ctx.signal.aborted) return; // the client is gone; nobody to tell
     sendError(ctx.res, err);
+  } finally {
+    // An opened ticket ends with exactly one outcome whatever threw where; finish() keeps the first.
+    deps.scheduler.finish(ticket, 'failed');
   }
 }
 
@@ -105,11 +133,10 @@ async function forward(lease: Lease, path: string, payload: string, stream: bool
     'X-Slotwise-Queue-Wait-Ms': String(Math.round(lease.waitedMs)),
   };
   if (upstreamRes.statusCode >= 400) {
-    // llama-server's own error (OpenAI shape already): pass it through, count the request as failed.
-    const text = await upstreamRes.body.text();
-    ctx.res.writeHead(upstreamRes.statusCode, headers);
-    ctx.res.end(text);
-    throw new SlotwiseError('SW_ERR_UPSTREAM', `[${inst.id}] answered ${upstreamRes.statusCode}: ${text.slice(0, 200)}`);
+    // llama-server's own error: answered in Slotwise's envelope with its message (see upstreamError).
+    const err = upstreamError(inst.id, upstreamRes.statusCode, await upstreamRes.body.text());
+    sendError(ctx.res, err, { 'X-Slotwise-Instance': inst.id });
+    throw err;
   }
   let started = false;
   try {

@@ -1,8 +1,9 @@
 // Requests from the daemon to one llama-server instance, shared by the OpenAI proxy and prompt jobs.
 // Failures are classified once: client gone → SW_ERR_CANCELLED, instance gone → InstanceGoneError
-// (retryable before the first byte), anything else → SW_ERR_UPSTREAM.
+// (retryable before the first byte), anything else → SW_ERR_UPSTREAM; an error answer that is the
+// request's fault → SW_ERR_UPSTREAM_REJECTED (upstreamError).
 import { Agent, request, type Dispatcher } from 'undici';
-import { SlotwiseError } from '../../shared/errors';
+import { SlotwiseError, firstLine } from '../../shared/errors';
 import type { LlamaInstance } from '../runtime/instance';
 import { InstanceGoneError } from '../scheduler/dispatch';
 
@@ -42,6 +43,30 @@ export function classifyUpstreamError(err: unknown, instance: string, signal: Ab
   const code = (err as { code?: string }).code ?? (err as { cause?: { code?: string } }).cause?.code;
   if ((code && GONE_CODES.has(code)) || isEofMidResponse(err)) return new InstanceGoneError(instance, err);
   return new SlotwiseError('SW_ERR_UPSTREAM', `[${instance}] ${(err as Error).message}`, { cause: err });
+}
+
+/**
+ * llama-server's error answer as a SlotwiseError. A 4xx, or a 500 from its JSON parser (a lone
+ * surrogate in the body), is the request's fault: SW_ERR_UPSTREAM_REJECTED (outcome `rejected`);
+ * anything else is SW_ERR_UPSTREAM (`failed`). Its own message is kept, on one line.
+ */
+export function upstreamError(instance: string, status: number, text: string): SlotwiseError {
+  const message = firstLine(upstreamMessage(text) || `HTTP ${status}`);
+  if ((status >= 400 && status < 500) || /^\[json\.exception\./.test(message)) {
+    return new SlotwiseError('SW_ERR_UPSTREAM_REJECTED', `llama-server refused the request (HTTP ${status}): ${message} — fix the request`, { detail: `[${instance}] ${text.slice(0, 2000)}` });
+  }
+  return new SlotwiseError('SW_ERR_UPSTREAM', `[${instance}] answered ${status}: ${message}`, { detail: text.slice(0, 2000) });
+}
+
+/** `error.message` of llama.cpp's error shape `{error: {code, message, type}}`, else the text itself. */
+function upstreamMessage(text: string): string {
+  try {
+    const msg = (JSON.parse(text) as { error?: { message?: unknown } }).error?.message;
+    if (typeof msg === 'string') return msg;
+  } catch {
+    // not JSON: fall through to the raw text
+  }
+  return text.trim().slice(0, 300);
 }
 
 /** Yields the `data:` payloads of an SSE stream as they arrive (events split across chunks are joined). */

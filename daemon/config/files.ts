@@ -11,6 +11,15 @@ interface FileProblems {
 }
 
 export function checkFiles(ctx: Ctx, config: Config): void {
+  for (const key of ['cert', 'key'] as const) {
+    const file = config.listen.tls?.[key];
+    if (file === undefined) continue;
+    checkFile(ctx, `listen.tls.${key}`, file, constants.R_OK, {
+      missing: `file not found: ${file} — fix the path or create it (e.g. with openssl req -x509)`,
+      directory: `${file} is a directory — point it at the PEM file`,
+      denied: `${file} is not readable — check its permissions`,
+    });
+  }
   if (config.llamaServer !== 'auto') {
     const file = config.llamaServer;
     checkFile(ctx, 'llamaServer', file, constants.X_OK, {

@@ -4,6 +4,21 @@
 import type { Config, ModelConfig } from './types';
 import { anyString, arrayOf, bool, int, literalOr, ms, nonEmpty, oneOf, text, type Field, type Group, type Rule, type Shape } from './value-rules';
 
+/** `listen.tls`: an object of two PEM paths; the keys themselves are checked in validate.ts (checkListen). */
+const tlsFiles: Rule<{ cert: string; key: string }> = {
+  ok: (v): v is { cert: string; key: string } => typeof v === 'object' && v !== null && !Array.isArray(v),
+  expected: () => 'an object { "cert": FILE, "key": FILE }',
+  schema: {
+    type: 'object',
+    properties: {
+      cert: { type: 'string', minLength: 1, description: 'PEM certificate file (chain allowed).' },
+      key: { type: 'string', minLength: 1, description: 'PEM private key file.' },
+    },
+    required: ['cert', 'key'],
+    additionalProperties: false,
+  },
+};
+
 /** What the whole file configures; the schema's top-level description. */
 export const CONFIG_DESCRIPTION =
   'Configuration of the Slotwise daemon: where it listens, how requests queue, and the llama-server models it supervises. Default location: $SLOTWISE_CONFIG, else $XDG_CONFIG_HOME/slotwise/config.json (~/.config/slotwise/config.json).';
@@ -42,6 +57,37 @@ export const TOP: Shape<Omit<Config, 'models' | 'source'>> = {
         description:
           'Browser origins (scheme://host[:port], no path) allowed to call the daemon; requests with any other Origin header are refused.',
         examples: [['http://localhost:5173']],
+      },
+      // Hardening of the network surface: Host names, deadlines, connection cap, TLS (cross-checked in validate.ts checkListen).
+      allowedHosts: {
+        rule: arrayOf(text('a host name such as "box.lan" (no port, no scheme)', '^[^\\s/:]+$|^\\[[0-9a-fA-F:.]+\\]$'), 'an array of host names'),
+        def: [],
+        hint: 'list the Host names clients use to reach the daemon besides localhost, e.g. ["box.lan"]',
+        description: "Host names (the Host header without port) accepted besides localhost and 127.0.0.1, e.g. the machine's LAN name; requests naming any other host are refused (DNS rebinding). Binding 0.0.0.0 does not widen this.",
+        examples: [['box.lan']],
+      },
+      bodyTimeoutMs: {
+        rule: ms(100),
+        def: 30_000,
+        hint: 'set how long a client may take to send a request body, in milliseconds (e.g. 30000)',
+        description: 'How long a client may take to send a request body, in ms; slower uploads get 408. Headers must arrive within min(10000, this).',
+      },
+      maxConnections: {
+        rule: int(1),
+        def: 1024,
+        hint: 'set the most open connections (e.g. 1024)',
+        description: 'Most open connections (HTTP and WebSocket together); further connections are closed at once.',
+      },
+      tls: {
+        rule: tlsFiles,
+        hint: 'give the PEM certificate and key files, e.g. { "cert": "~/slotwise/cert.pem", "key": "~/slotwise/key.pem" }',
+        description: 'Serve HTTPS with this PEM certificate and key (paths absolute, ~/…, or relative to the config file). Required when listen.host is not a loopback address, unless listen.insecure is true.',
+      },
+      insecure: {
+        rule: bool,
+        def: false,
+        hint: 'use true only to serve plain HTTP beyond loopback on a trusted network',
+        description: 'Allow plain HTTP when listen.host is not a loopback address (the token then crosses the network in clear text). Use only on a trusted network.',
       },
     },
   },

@@ -29,7 +29,21 @@ export interface ModelConfig {
 /** The validated config with every default applied. */
 export interface Config {
   /** Where the daemon listens. Defaults: 127.0.0.1, port 7373 (0 = any free port), no extra browser origins. */
-  listen: { host: string; port: number; allowedOrigins: string[] };
+  listen: {
+    host: string;
+    port: number;
+    allowedOrigins: string[];
+    /** Host names accepted besides loopback names. Default []. */
+    allowedHosts: string[];
+    /** The whole request body must arrive within this many ms (408 after). Default 30000. */
+    bodyTimeoutMs: number;
+    /** Open connections (HTTP and WebSocket) at most. Default 1024. */
+    maxConnections: number;
+    /** Serve HTTPS with these PEM files (absolute paths). Required beyond loopback unless `insecure`. */
+    tls?: { cert: string; key: string };
+    /** Allow plain HTTP on a non-loopback host. Default false. */
+    insecure: boolean;
+  };
   /** `'auto'` (find or build llama-server) or an absolute path to the binary. Default `'auto'`. */
   llamaServer: string;
   /** Requests waiting for a free slot. Defaults: 256 waiting, 120000 ms each. */

@@ -9,7 +9,7 @@ import { fail, joinKey, labelOf, type Ctx } from './report';
 import { MODEL, MODEL_NAME_PATTERN, OWNED_ARGS, SCHEMA_KEY, TOP } from './rules';
 import type { Config, ModelConfig } from './types';
 import { rejectUnknown } from './unknown-keys';
-import { isGroup, type Field, type Group, type Rule, type Shape } from './value-rules';
+import { isGroup, nonEmpty, type Field, type Group, type Rule, type Shape } from './value-rules';
 
 export interface ParseOptions {
   /** Folder that relative paths are resolved against: the config file's folder. */
@@ -44,6 +44,7 @@ export function parseValue(raw: unknown, opts: ParseOptions, modelOrder: string[
     llamaServer: top.llamaServer === 'auto' ? 'auto' : resolvePath(top.llamaServer, ctx.baseDir),
     models: readModels(ctx, own(raw, 'models'), modelOrder),
   };
+  checkListen(ctx, config.listen);
   const sup = config.supervisor;
   if (sup.backoffMaxMs < sup.backoffInitialMs) {
     const fix = 'raise backoffMaxMs or lower backoffInitialMs';
@@ -52,6 +53,25 @@ export function parseValue(raw: unknown, opts: ParseOptions, modelOrder: string[
   if (opts.checkFiles ?? true) checkFiles(ctx, config);
   if (opts.source !== undefined) config.source = resolve(opts.source);
   return config;
+}
+
+/** Binding beyond loopback needs TLS or an explicit opt-out; TLS paths resolve like model paths. */
+function checkListen(ctx: Ctx, listen: Config['listen']): void {
+  if (listen.tls !== undefined) {
+    const tls = listen.tls as Record<string, unknown>;
+    rejectUnknown(ctx, 'listen.tls', tls, ['cert', 'key']);
+    const hint = 'set it to a PEM file (absolute, ~/…, or relative to the config file)';
+    for (const key of ['cert', 'key'] as const) {
+      const value = readField(ctx, 'listen.tls', tls, key, { rule: nonEmpty, required: true, hint, description: '' }, {});
+      listen.tls[key] = resolvePath(value as string, ctx.baseDir);
+    }
+  }
+  const h = listen.host.toLowerCase();
+  const loopback = h === 'localhost' || h === '::1' || h === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+  if (!loopback && listen.tls === undefined && !listen.insecure) {
+    const fix = 'set listen.tls { "cert", "key" } to serve HTTPS, or listen.insecure: true for plain HTTP on a trusted network';
+    fail(ctx, `listen.host ${JSON.stringify(listen.host)} is reachable beyond this machine and the token would travel in clear text — ${fix}`);
+  }
 }
 
 function readModels(ctx: Ctx, raw: unknown, order: string[] | undefined): ModelConfig[] {

@@ -70,5 +70,6 @@ function outcomeOf(err: unknown, signal: AbortSignal): RequestOutcome {
   const code = toSlotwiseError(err).code;
   if (code === 'SW_ERR_CANCELLED') return 'cancelled';
   if (code === 'SW_ERR_QUEUE_TIMEOUT' || code === 'SW_ERR_QUEUE_FULL' || code === 'SW_ERR_NO_INSTANCE') return 'rejected';
+  if (code === 'SW_ERR_UPSTREAM_REJECTED' || code === 'SW_ERR_BAD_REQUEST') return 'rejected'; // the client's request, refused
   return 'failed';
 }

@@ -2,14 +2,18 @@
 // a non-loopback Host (DNS rebinding), a foreign Origin (browser pages), or a missing/wrong token.
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { SlotwiseError } from '../../shared/errors';
+import { SlotwiseError, quote } from '../../shared/errors';
 
 export interface GuardOptions {
   token: string;
   allowedOrigins: string[];
-  /** The configured listen host; requests naming it are allowed even when it is not loopback. */
+  /** The configured listen host; requests naming it are allowed even when it is not loopback (a wildcard names nothing). */
   listenHost: string;
+  /** Host names accepted besides loopback names and listenHost (`listen.allowedHosts`). */
+  allowedHosts: string[];
 }
+
+const WILDCARDS = new Set(['0.0.0.0', '::', '[::]']);
 
 const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '::1', '[::1]']);
 
@@ -28,26 +32,31 @@ export function isLoopbackHost(host: string): boolean {
 export function checkOrigin(req: IncomingMessage, opts: GuardOptions): SlotwiseError | undefined {
   const host = hostName(req.headers.host ?? '');
   const listen = opts.listenHost.toLowerCase();
-  if (!isLoopbackHost(host) && host !== listen && !(listen === '0.0.0.0' || listen === '::')) {
-    return new SlotwiseError('SW_ERR_FORBIDDEN', `Host "${req.headers.host ?? ''}" is not allowed: the daemon answers loopback names only (set listen.host to serve others)`);
+  // Binding a wildcard says nothing about which names clients use, so it never widens the check.
+  const named = !WILDCARDS.has(listen) && host === listen;
+  if (!isLoopbackHost(host) && !named && !opts.allowedHosts.some((h) => h.toLowerCase() === host)) {
+    return new SlotwiseError(
+      'SW_ERR_FORBIDDEN',
+      `Host ${quote(req.headers.host ?? '')} is not allowed: the daemon answers loopback names only — add the name to listen.allowedHosts in the config to serve it`,
+    );
   }
   const origin = req.headers.origin;
   if (origin !== undefined && !opts.allowedOrigins.includes(origin)) {
-    return new SlotwiseError('SW_ERR_FORBIDDEN', `Origin "${origin}" is not allowed — add it to listen.allowedOrigins in the config to let that page connect`);
+    return new SlotwiseError('SW_ERR_FORBIDDEN', `Origin ${quote(origin)} is not allowed — add it to listen.allowedOrigins in the config to let that page connect`);
   }
   return undefined;
 }
 
+const UNAUTHORIZED = 'missing or wrong token: send "Authorization: Bearer <token>" with the token from the daemon\'s state dir, file "token"';
+
 export function checkToken(req: IncomingMessage, opts: GuardOptions): SlotwiseError | undefined {
   const header = req.headers.authorization ?? '';
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-  if (!match) {
-    return new SlotwiseError('SW_ERR_UNAUTHORIZED', 'missing token: send "Authorization: Bearer <token>" (the token is in the state dir, file "token")');
-  }
-  const given = Buffer.from(match[1]!);
+  const given = Buffer.from(match?.[1] ?? '');
   const want = Buffer.from(opts.token);
+  // One answer for missing, malformed and wrong: a prober learns nothing from the difference.
   if (given.length !== want.length || !timingSafeEqual(given, want)) {
-    return new SlotwiseError('SW_ERR_UNAUTHORIZED', 'wrong token: use the one in the daemon\'s state dir, file "token"');
+    return new SlotwiseError('SW_ERR_UNAUTHORIZED', UNAUTHORIZED);
   }
   return undefined;
 }

@@ -4,6 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SlotwiseError, errorEnvelope, toSlotwiseError } from '../../shared/errors';
 import { formatBytes } from '../../shared/format';
 import { checkOrigin, checkToken, type GuardOptions } from './guard';
+import { checkDepth } from './validate';
 import type { Logger } from '../../platform/log';
 
 export interface RouteContext {
@@ -12,7 +13,7 @@ export interface RouteContext {
   url: URL;
   /** Aborted when the client goes away before the response finished. */
   signal: AbortSignal;
-  /** Reads and parses a JSON body within the configured size limit. */
+  /** Reads and parses a JSON body within the configured size limit and upload deadline. */
   json(): Promise<unknown>;
 }
 
@@ -27,6 +28,8 @@ export interface Route {
 export interface HttpOptions {
   guard: GuardOptions;
   maxBodyBytes: number;
+  /** The whole body must arrive within this many ms after the handler starts reading it (408 after). */
+  bodyTimeoutMs: number;
   routes: Route[];
   logger: Logger;
 }
@@ -36,6 +39,11 @@ export function createHttpHandler(opts: HttpOptions): (req: IncomingMessage, res
     void handle(opts, req, res).catch((err: unknown) => {
       const e = toSlotwiseError(err);
       if (e.code === 'SW_ERR_INTERNAL') opts.logger.error(`${req.method} ${req.url}: ${e.detail ?? e.message}`);
+      // A body left unread (too large, too slow) would be drained forever: answer, then drop the connection.
+      if (!req.complete && !res.headersSent) {
+        res.setHeader('Connection', 'close');
+        res.once('finish', () => req.socket.destroy());
+      }
       if (!res.headersSent) sendError(res, e);
       else res.destroy(); // mid-stream failure: the stream writer reports it in-band where it can
     });
@@ -53,7 +61,7 @@ async function handle(opts: HttpOptions, req: IncomingMessage, res: ServerRespon
   const route = forPath.find((r) => r.method === req.method);
   if (!route) {
     res.setHeader('Allow', forPath.map((r) => r.method).join(', '));
-    throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${url.pathname} takes ${forPath.map((r) => r.method).join(' or ')}, not ${req.method}`);
+    throw new SlotwiseError('SW_ERR_METHOD_NOT_ALLOWED', `${url.pathname} takes ${forPath.map((r) => r.method).join(' or ')}, not ${req.method}`);
   }
   if (!route.open) {
     const unauthorized = checkToken(req, opts.guard);
@@ -67,30 +75,57 @@ async function handle(opts: HttpOptions, req: IncomingMessage, res: ServerRespon
   res.on('close', () => {
     if (!res.writableFinished) abort.abort(new SlotwiseError('SW_ERR_CANCELLED', 'client disconnected'));
   });
-  await route.handle({ req, res, url, signal: abort.signal, json: () => readJsonBody(req, opts.maxBodyBytes) });
+  await route.handle({ req, res, url, signal: abort.signal, json: () => readJsonBody(req, opts.maxBodyBytes, opts.bodyTimeoutMs) });
 }
 
 /**
- * Reads the body, refusing more than `limit` bytes as soon as they arrive, and parses it as JSON.
+ * Reads the body, refusing more than `limit` bytes as soon as they arrive or a body still incomplete
+ * after `timeoutMs`, and parses it as JSON, refusing nesting deeper than MAX_DEPTH.
  * Content-Type is not checked: like llama-server, a plain `curl -d '{…}'` (form-encoded type) works.
  */
-export async function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
+export async function readJsonBody(req: IncomingMessage, limit: number, timeoutMs: number): Promise<unknown> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) throw tooLarge(limit);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) throw tooLarge(limit);
-    chunks.push(chunk);
-  }
-  const text = Buffer.concat(chunks).toString('utf8');
+  const text = await readBody(req, limit, timeoutMs);
   if (!text.trim()) throw new SlotwiseError('SW_ERR_BAD_REQUEST', 'request body is empty: send a JSON object');
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch (err) {
     throw new SlotwiseError('SW_ERR_BAD_REQUEST', `request body is not valid JSON: ${(err as Error).message}`);
   }
+  checkDepth(value, 'request body');
+  return value;
+}
+
+function readBody(req: IncomingMessage, limit: number, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = (err?: Error): void => {
+      clearTimeout(timer);
+      req.off('data', onData).off('end', onEnd).off('error', onGone).off('close', onClose);
+      if (err) {
+        req.pause(); // stop buffering what nobody will read; the connection is closed after the answer
+        reject(err);
+      } else resolve(Buffer.concat(chunks).toString('utf8'));
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) return done(tooLarge(limit));
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => done();
+    const onGone = (): void => done(new SlotwiseError('SW_ERR_CANCELLED', 'client disconnected while sending the body'));
+    const onClose = (): void => {
+      if (!req.complete) onGone();
+    };
+    const timer = setTimeout(() => {
+      const secs = +(timeoutMs / 1000).toFixed(1);
+      done(new SlotwiseError('SW_ERR_BODY_TIMEOUT', `request body did not arrive within ${secs} s — send it at once, or raise listen.bodyTimeoutMs in the config`));
+    }, timeoutMs);
+    req.on('data', onData).on('end', onEnd).on('error', onGone).on('close', onClose);
+  });
 }
 
 function tooLarge(limit: number): SlotwiseError {

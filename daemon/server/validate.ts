@@ -28,12 +28,23 @@ export function reqString(o: Obj, key: string, where: string): string {
   return v;
 }
 
-export function optNumber(o: Obj, key: string, where: string, range: { min?: number; max?: number; integer?: boolean } = {}): number | undefined {
+export interface NumberRange {
+  min?: number;
+  max?: number;
+  integer?: boolean;
+  /** Where the bound comes from, appended in parentheses: `the model's context per slot, …`. */
+  why?: string;
+}
+
+export function optNumber(o: Obj, key: string, where: string, range: NumberRange = {}): number | undefined {
   const v = o[key];
   if (v === undefined || v === null) return undefined;
   const kind = range.integer ? 'an integer' : 'a number';
-  const bounds = [range.min !== undefined ? `>= ${range.min}` : '', range.max !== undefined ? `<= ${range.max}` : ''].filter(Boolean).join(' and ');
-  const expected = bounds ? `${kind} ${bounds}` : kind;
+  const bounds =
+    range.min !== undefined && range.max !== undefined
+      ? `from ${range.min} to ${range.max}`
+      : [range.min !== undefined ? `>= ${range.min}` : '', range.max !== undefined ? `<= ${range.max}` : ''].filter(Boolean).join('');
+  const expected = (bounds ? `${kind} ${bounds}` : kind) + (range.why ? ` (${range.why})` : '');
   if (typeof v !== 'number' || !Number.isFinite(v) || (range.integer && !Number.isInteger(v))) throw bad(where, key, expected, v);
   if ((range.min !== undefined && v < range.min) || (range.max !== undefined && v > range.max)) throw bad(where, key, expected, v);
   return v;
@@ -52,4 +63,25 @@ export function optStringArray(o: Obj, key: string, where: string): string[] | u
   if (typeof v === 'string') return [v];
   if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw bad(where, key, 'a string or an array of strings', v);
   return v as string[];
+}
+
+/** Deepest nesting accepted in a request; real requests nest a handful of levels. */
+export const MAX_DEPTH = 64;
+
+/**
+ * Refuses values nested deeper than MAX_DEPTH before anything walks them recursively (JSON.stringify,
+ * llama-server's parser): 10,000 nested arrays fit in 20 KB. Iterative, so it cannot overflow itself.
+ */
+export function checkDepth(value: unknown, where: string): void {
+  const stack: { v: unknown; path: string; depth: number }[] = [{ v: value, path: '', depth: 0 }];
+  while (stack.length > 0) {
+    const { v, path, depth } = stack.pop()!;
+    if (!v || typeof v !== 'object') continue;
+    if (depth >= MAX_DEPTH) {
+      const shown = path.length > 60 ? `${path.slice(0, 60)}…` : path;
+      throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}: ${JSON.stringify(shown)} nests deeper than ${MAX_DEPTH} levels — flatten that field`);
+    }
+    if (Array.isArray(v)) v.forEach((x, i) => stack.push({ v: x, path: `${path}[${i}]`, depth: depth + 1 }));
+    else for (const [k, x] of Object.entries(v)) stack.push({ v: x, path: path ? `${path}.${k}` : k, depth: depth + 1 });
+  }
 }

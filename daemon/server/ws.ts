@@ -1,10 +1,13 @@
 // WebSocket JSON-RPC 2.0 on /ws: framing, auth at upgrade, dispatch to a method table, notifications.
-// A bad message gets an error reply; the connection and the daemon stay up.
+// A bad message gets an error reply; the connection and the daemon stay up. Liveness and memory are
+// bounded per peer: a heartbeat drops peers that stopped answering, and a peer that stops reading gets
+// its status pushes coalesced, then is closed, instead of growing the daemon's send buffer forever.
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { SlotwiseError, errorEnvelope, toSlotwiseError } from '../../shared/errors';
+import { SlotwiseError, errorEnvelope, oneLine, quote, toSlotwiseError } from '../../shared/errors';
 import { checkOrigin, checkToken, type GuardOptions } from './guard';
+import { checkDepth } from './validate';
 import type { Logger } from '../../platform/log';
 import type { RpcFailure, RpcMethod, RpcMethods, RpcNotification, RpcNotifications } from '../../shared/protocol';
 
@@ -25,7 +28,17 @@ export interface WsOptions {
   handlers: RpcHandlers;
   maxPayload: number;
   logger: Logger;
+  /** Ping period; a peer that misses two pongs in a row is dropped. Default 30 s. */
+  heartbeatMs?: number;
+  /** Unsent bytes above which `status` pushes to that peer are coalesced to the latest. Default 8 MiB. */
+  softBufferBytes?: number;
+  /** Unsent bytes above which the peer is closed (1008). Default 64 MiB. */
+  hardBufferBytes?: number;
 }
+
+const MIB = 1024 * 1024;
+/** Notifications where only the latest matters: a slow reader gets the newest one once it catches up. */
+const COALESCED = new Set<string>(['status']);
 
 const PARSE_ERROR = -32700;
 const INVALID_REQUEST = -32600;
@@ -36,18 +49,43 @@ const APP_ERROR = -32000;
 
 /** Wires /ws upgrades on the HTTP server. Returns a close function that ends every connection. */
 export function attachWebSocket(server: Server, opts: WsOptions): { close(): void; connections(): number } {
-  const wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxPayload });
+  // autoPong off: ws terminates a peer with more than 60 unsent automatic pongs, so a burst of pings
+  // dropped well-behaved clients; serve() answers pings itself, the latest one once the last is sent.
+  const wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxPayload, autoPong: false });
   let nextId = 1;
+  const missed = new Map<WebSocket, number>();
+  const heartbeat = setInterval(() => {
+    for (const ws of wss.clients) {
+      const n = missed.get(ws) ?? 0;
+      if (n >= 2) {
+        opts.logger.info('ws peer missed 2 heartbeats: dropping it');
+        ws.terminate();
+        continue;
+      }
+      missed.set(ws, n + 1);
+      ws.ping();
+    }
+  }, opts.heartbeatMs ?? 30_000);
+  heartbeat.unref();
+  wss.on('connection', (ws: WebSocket) => {
+    missed.set(ws, 0);
+    ws.on('pong', () => missed.set(ws, 0));
+    ws.on('close', () => missed.delete(ws));
+  });
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     const denied = path !== '/ws' ? new SlotwiseError('SW_ERR_NOT_FOUND', `no WebSocket endpoint at ${path}; use /ws`) : (checkOrigin(req, opts.guard) ?? checkToken(req, opts.guard));
     if (denied) return refuseUpgrade(socket, denied);
-    wss.handleUpgrade(req, socket, head, (ws) => serve(ws, nextId++, opts));
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      wss.emit('connection', ws, req);
+      serve(ws, nextId++, opts);
+    });
   });
 
   return {
     close: () => {
+      clearInterval(heartbeat);
       for (const ws of wss.clients) ws.close(1001, 'daemon stopping');
       wss.close();
     },
@@ -67,19 +105,66 @@ function refuseUpgrade(socket: Duplex, err: SlotwiseError): void {
 function serve(ws: WebSocket, id: number, opts: WsOptions): void {
   const closers: (() => void)[] = [];
   let closed = false;
+  const soft = opts.softBufferBytes ?? 8 * MIB;
+  const hard = opts.hardBufferBytes ?? 64 * MIB;
+  /** Coalesced notifications waiting for the peer to read, by method: only the latest is kept. */
+  const held = new Map<string, unknown>();
+  let flushTimer: NodeJS.Timeout | undefined;
   const send = (msg: unknown): void => {
-    if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(msg));
+    if (ws.readyState !== ws.OPEN) return;
+    ws.send(JSON.stringify(msg));
+    if (ws.bufferedAmount > hard) {
+      opts.logger.warn(`ws#${id} has ${Math.round(ws.bufferedAmount / MIB)} MiB unread: closing it`);
+      ws.close(1008, 'too much unread data: the client stopped reading');
+      setTimeout(() => ws.terminate(), 1000).unref(); // its close frame waits behind the unread data
+    }
+  };
+  const flush = (): void => {
+    flushTimer = undefined;
+    if (ws.readyState !== ws.OPEN) return held.clear();
+    if (ws.bufferedAmount > soft) {
+      flushTimer = setTimeout(flush, 100);
+      return;
+    }
+    for (const [method, params] of held) send({ jsonrpc: '2.0', method, params });
+    held.clear();
   };
   const conn: RpcConnection = {
     id,
-    notify: (method, params) => send({ jsonrpc: '2.0', method, params }),
+    notify: (method, params) => {
+      if (COALESCED.has(method) && (ws.bufferedAmount > soft || held.has(method))) {
+        held.set(method, params);
+        flushTimer ??= setTimeout(flush, 100);
+        return;
+      }
+      send({ jsonrpc: '2.0', method, params });
+    },
     onClose: (fn) => (closed ? fn() : closers.push(fn)),
     get closed() {
       return closed;
     },
   };
+  // Pong for the latest ping only (RFC 6455 §5.5.3 allows it): a ping flood costs one pong in flight.
+  let pongInFlight = false;
+  let nextPong: Buffer | undefined;
+  const pong = (data: Buffer): void => {
+    if (pongInFlight) {
+      nextPong = data;
+      return;
+    }
+    pongInFlight = true;
+    ws.pong(data, false, () => {
+      pongInFlight = false;
+      const next = nextPong;
+      nextPong = undefined;
+      if (next && ws.readyState === ws.OPEN) pong(next);
+    });
+  };
+  ws.on('ping', pong);
   ws.on('close', () => {
     closed = true;
+    clearTimeout(flushTimer);
+    held.clear();
     for (const fn of closers.splice(0)) {
       try {
         fn();
@@ -101,6 +186,11 @@ async function handleMessage(text: string, conn: RpcConnection, opts: WsOptions)
   } catch (err) {
     return failure(null, PARSE_ERROR, `parse error: ${(err as Error).message || 'binary frames are not accepted'}`);
   }
+  try {
+    checkDepth(msg, 'message');
+  } catch (err) {
+    return failure(null, INVALID_REQUEST, (err as Error).message);
+  }
   if (Array.isArray(msg)) return failure(null, INVALID_REQUEST, 'batch requests are not supported: send one request per message');
   if (!msg || typeof msg !== 'object') return failure(null, INVALID_REQUEST, 'invalid request: expected a JSON-RPC 2.0 object');
   const m = msg as { jsonrpc?: unknown; id?: unknown; method?: unknown; params?: unknown };
@@ -108,11 +198,13 @@ async function handleMessage(text: string, conn: RpcConnection, opts: WsOptions)
   if (m.jsonrpc !== '2.0') return failure(id, INVALID_REQUEST, 'invalid request: "jsonrpc" must be "2.0"');
   if (typeof m.method !== 'string') return failure(id, INVALID_REQUEST, 'invalid request: "method" must be a string');
   const isNotification = m.id === undefined;
-  const handler = opts.handlers[m.method as RpcMethod] as RpcHandler<RpcMethod> | undefined;
-  if (!handler) {
+  // Own properties only: "constructor", "toString" or "__proto__" must not reach Object.prototype.
+  const handler = Object.hasOwn(opts.handlers, m.method) ? (opts.handlers[m.method as RpcMethod] as RpcHandler<RpcMethod> | undefined) : undefined;
+  if (typeof handler !== 'function') {
     if (isNotification) return undefined;
     const known = Object.keys(opts.handlers).sort().join(', ');
-    return failure(id, METHOD_NOT_FOUND, `unknown method "${m.method}" — known methods: ${known}`);
+    const err = new SlotwiseError('SW_ERR_METHOD_NOT_FOUND', `unknown method ${quote(m.method)} — known methods: ${known}`);
+    return { jsonrpc: '2.0', id, error: { code: METHOD_NOT_FOUND, message: err.message, data: errorEnvelope(err).body.error } } satisfies RpcFailure;
   }
   if (m.params !== undefined && (typeof m.params !== 'object' || m.params === null)) {
     return failure(id, INVALID_PARAMS, `invalid params for ${m.method}: expected an object`);
@@ -125,12 +217,11 @@ async function handleMessage(text: string, conn: RpcConnection, opts: WsOptions)
     if (e.code === 'SW_ERR_INTERNAL') opts.logger.error(`ws#${conn.id} ${m.method}: ${e.detail ?? e.message}`);
     if (isNotification) return undefined;
     const code = e.code === 'SW_ERR_BAD_REQUEST' ? INVALID_PARAMS : e.code === 'SW_ERR_INTERNAL' ? INTERNAL : APP_ERROR;
-    const data = e.toBody();
-    delete data.detail;
-    return { jsonrpc: '2.0', id, error: { code, message: e.message, data } } satisfies RpcFailure;
+    const data = errorEnvelope(e).body.error; // one line, no detail
+    return { jsonrpc: '2.0', id, error: { code, message: data.message, data } } satisfies RpcFailure;
   }
 }
 
 function failure(id: number | string | null, code: number, message: string): RpcFailure {
-  return { jsonrpc: '2.0', id, error: { code, message } };
+  return { jsonrpc: '2.0', id, error: { code, message: oneLine(message) } };
 }

@@ -62,11 +62,11 @@ describe('daemon API security and errors', () => {
 
     const anon = await fetch(`${d.url}/api/status`);
     expect(anon.status).toBe(401);
-    expect(await anon.json()).toEqual({ error: { code: 'SW_ERR_UNAUTHORIZED', type: 'authentication_error', message: expect.stringContaining('missing token') } });
+    expect(await anon.json()).toEqual({ error: { code: 'SW_ERR_UNAUTHORIZED', type: 'authentication_error', message: expect.stringContaining('missing or wrong token') } });
 
     const wrong = await fetch(`${d.url}/api/status`, { headers: { Authorization: 'Bearer nope' } });
     expect(wrong.status).toBe(401);
-    expect(((await wrong.json()) as { error: { message: string } }).error.message).toMatch(/wrong token/);
+    expect(((await wrong.json()) as { error: { message: string } }).error.message).toMatch(/missing or wrong token/);
 
     const ok = await d.fetch('/api/status');
     expect(ok.status).toBe(200);

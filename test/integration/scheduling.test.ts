@@ -143,7 +143,7 @@ describe('scheduling through the daemon (real llama-server)', () => {
       ['/v1/completions', '{not json', 400, 'SW_ERR_BAD_REQUEST', /not valid JSON/],
       ['/v1/completions', '[1,2]', 400, 'SW_ERR_BAD_REQUEST', /expected a JSON object, got an array/],
       ['/v1/completions', '{"model":"tiny","prompt":42}', 400, 'SW_ERR_BAD_REQUEST', /"prompt" must be a string/],
-      ['/v1/completions', '{"model":"tiny","prompt":"x","max_tokens":"ten"}', 400, 'SW_ERR_BAD_REQUEST', /"max_tokens" must be an integer >= 1, got a string \("ten"\)/],
+      ['/v1/completions', '{"model":"tiny","prompt":"x","max_tokens":"ten"}', 400, 'SW_ERR_BAD_REQUEST', /"max_tokens" must be an integer from 1 to 256 \(the model's context per slot, models\.tiny\.ctxPerSlot\), got a string \("ten"\)/],
       ['/v1/completions', '{"model":7,"prompt":"x"}', 400, 'SW_ERR_BAD_REQUEST', /"model" must be a string, got the number 7/],
       ['/v1/chat/completions', '{"model":"tiny","messages":[]}', 400, 'SW_ERR_BAD_REQUEST', /"messages" must be a non-empty array/],
       ['/v1/chat/completions', '{"model":"tiny","messages":[{"content":"x"}]}', 400, 'SW_ERR_BAD_REQUEST', /messages\[0\]\.role must be a string/],

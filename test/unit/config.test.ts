@@ -124,6 +124,14 @@ const BAD: [string, unknown, string, boolean?][] = [
   ['maxReplicas below replicas', model({ replicas: 3, maxReplicas: 2 }), 'config.json: models.coder.maxReplicas must be >= models.coder.replicas (3), got 2 — raise maxReplicas or lower replicas', false],
   ['backoff max below initial', { supervisor: { backoffInitialMs: 5000, backoffMaxMs: 1000 } }, 'config.json: supervisor.backoffMaxMs must be >= supervisor.backoffInitialMs (5000), got 1000 — raise backoffMaxMs or lower backoffInitialMs', false],
   ['names equal ignoring case', { models: { coder: { path: 'a' }, Coder: { path: 'b' } } }, 'config.json: duplicate model name "Coder" in models (same as "coder" ignoring case) — rename one of them', false],
+  ['wildcard host without TLS', { listen: { host: '0.0.0.0' } }, 'config.json: listen.host "0.0.0.0" is reachable beyond this machine and the token would travel in clear text — set listen.tls { "cert", "key" } to serve HTTPS, or listen.insecure: true for plain HTTP on a trusted network', false],
+  ['LAN address without TLS', { listen: { host: '192.168.1.5', insecure: false } }, 'config.json: listen.host "192.168.1.5" is reachable beyond this machine and the token would travel in clear text — set listen.tls { "cert", "key" } to serve HTTPS, or listen.insecure: true for plain HTTP on a trusted network', false],
+  ['tls without key', { listen: { tls: { cert: 'c.pem' } } }, 'config.json: listen.tls.key is required — set it to a PEM file (absolute, ~/…, or relative to the config file)'],
+  ['tls unknown key', { listen: { tls: { cert: 'c.pem', key: 'k.pem', ca: 'x' } } }, 'config.json: unknown key "listen.tls.ca" — remove it (known keys: cert, key)'],
+  ['tls as a string', { listen: { tls: 'c.pem' } }, 'config.json: listen.tls must be an object { "cert": FILE, "key": FILE }, got a string ("c.pem") — give the PEM certificate and key files, e.g. { "cert": "~/slotwise/cert.pem", "key": "~/slotwise/key.pem" }'],
+  ['allowedHosts with a port', { listen: { allowedHosts: ['box.lan:7373'] } }, 'config.json: listen.allowedHosts[0] must be a host name such as "box.lan" (no port, no scheme), got a string ("box.lan:7373") — list the Host names clients use to reach the daemon besides localhost, e.g. ["box.lan"]'],
+  ['body timeout too short', { listen: { bodyTimeoutMs: 10 } }, 'config.json: listen.bodyTimeoutMs must be an integer >= 100, got the number 10 — set how long a client may take to send a request body, in milliseconds (e.g. 30000)'],
+  ['no connections', { listen: { maxConnections: 0 } }, 'config.json: listen.maxConnections must be an integer >= 1, got the number 0 — set the most open connections (e.g. 1024)'],
 ];
 
 // Accepted by both.
@@ -138,6 +146,9 @@ const GOOD: [string, unknown][] = [
   ['name with dots', { models: { 'qwen2.5-7b_q4': { path: 'x' } } }],
   ['free args', model({ args: ['--threads', '8', '--metrics', '--port-file-unrelated'] })],
   ['round-robin', { routing: 'round-robin', supervisor: { stopGraceMs: 0, maxCrashes: 1 } }],
+  ['LAN with TLS', { listen: { host: '0.0.0.0', tls: { cert: 'c.pem', key: '~/k.pem' }, allowedHosts: ['box.lan', '[fd00::1]'] } }],
+  ['LAN insecure', { listen: { host: '::', insecure: true, bodyTimeoutMs: 5000, maxConnections: 64 } }],
+  ['loopback names need no TLS', { listen: { host: 'localhost' } }],
 ];
 
 const OWNED = ['--port', '--host', '-m', '--model', '-np', '--parallel', '-c', '--ctx-size', '-ngl', '--gpu-layers', '--n-gpu-layers', '--api-key', '--api-key-file', '--no-slots'];
@@ -170,10 +181,24 @@ describe('error messages', () => {
   });
 });
 
+describe('listen.tls', () => {
+  it('resolves the PEM paths like model paths', () => {
+    const tls = parse({ listen: { tls: { cert: 'certs/c.pem', key: '/etc/k.pem' } } }).listen.tls;
+    expect(tls).toEqual({ cert: '/cfg/certs/c.pem', key: '/etc/k.pem' });
+  });
+
+  it('checks that the PEM files exist when files are checked', () => {
+    const raw = { listen: { tls: { cert: '/nonexistent/c.pem', key: '/nonexistent/k.pem' } } };
+    expect(errorOf(() => parseConfig(raw, { baseDir: '/', source: '/cfg/config.json' })).message).toBe(
+      'config.json: listen.tls.cert: file not found: /nonexistent/c.pem — fix the path or create it (e.g. with openssl req -x509)',
+    );
+  });
+});
+
 describe('defaults', () => {
   it('an empty config is every default', () => {
     const expected: Config = {
-      listen: { host: '127.0.0.1', port: 7373, allowedOrigins: [] },
+      listen: { host: '127.0.0.1', port: 7373, allowedOrigins: [], allowedHosts: [], bodyTimeoutMs: 30_000, maxConnections: 1024, insecure: false },
       llamaServer: 'auto',
       queue: { maxWaiting: 256, timeoutMs: 120_000 },
       limits: { maxBodyBytes: 1_048_576 },
@@ -196,7 +221,15 @@ describe('defaults', () => {
   });
 
   it('fills a section partly given', () => {
-    expect(parse({ listen: { port: 9000 } }).listen).toEqual({ host: '127.0.0.1', port: 9000, allowedOrigins: [] });
+    expect(parse({ listen: { port: 9000 } }).listen).toStrictEqual({
+      host: '127.0.0.1',
+      port: 9000,
+      allowedOrigins: [],
+      allowedHosts: [],
+      bodyTimeoutMs: 30_000,
+      maxConnections: 1024,
+      insecure: false,
+    });
   });
 
   it.each([
