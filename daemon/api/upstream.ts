@@ -63,3 +63,14 @@ export async function* sseData(body: AsyncIterable<Uint8Array | string>): AsyncG
     }
   }
 }
+
+/**
+ * The request body with the daemon's slot: llama-server runs the task in slot `id_slot` (or, were
+ * that slot busy, waits for it inside the server: it never fails or moves the task). Appended last
+ * so it wins over an `id_slot` the client sent (llama-server's JSON parser keeps the last duplicate).
+ */
+export function withSlot(payload: string, slot: number | undefined): string {
+  if (slot === undefined || !payload.endsWith('}')) return payload;
+  const open = payload.slice(0, -1).trimEnd();
+  return `${open}${open.endsWith('{') ? '' : ','}"id_slot":${slot}}`;
+}
