@@ -4,7 +4,7 @@
 // /slots with no lease for more than one poll): busy = leased + foreign. The in-flight count is a
 // floor for snapshots whose rows are llama-server's own (round-robin mode, where llama-server picks
 // the slot, or an older daemon).
-import type { InstanceStatus, ModelStatus } from './protocol';
+import type { InstanceStatus, ModelStatus, SlotStatus } from './protocol';
 
 type SlotView = Pick<InstanceStatus, 'slots' | 'inFlight'>;
 
@@ -28,4 +28,16 @@ export function modelSlots(m: Pick<ModelStatus, 'instances' | 'slotsPerInstance'
     busy += busySlotsOf(i, m.slotsPerInstance);
   }
   return { busy, total };
+}
+
+/** Who holds a busy slot, for one line of text: `request 1a2b3c4d`, `job 1a2b3c4d`, `foreign client`; undefined when unknown. */
+export function slotHolder(s: Pick<SlotStatus, 'requestId' | 'source' | 'foreign'>): string | undefined {
+  if (s.foreign) return 'foreign client';
+  if (s.requestId) return `${s.source === 'ws' ? 'job' : 'request'} ${s.requestId.slice(0, 8)}`;
+  return undefined;
+}
+
+/** Tokens decoded in a busy slot: what the daemon saw stream, else llama-server's last poll. */
+export function slotTokens(s: Pick<SlotStatus, 'tokens' | 'nDecoded'>): number {
+  return s.tokens ?? s.nDecoded ?? 0;
 }
