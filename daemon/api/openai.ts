@@ -6,7 +6,7 @@ import { SlotwiseError, errorEnvelope, toSlotwiseError } from '../../shared/erro
 import { sendError, sendJson, type Route, type RouteContext } from '../server/http';
 import { modelSlots } from '../../shared/slots';
 import { dispatch, InstanceGoneError } from '../scheduler/dispatch';
-import { classifyUpstreamError, postJson, withSlot } from './upstream';
+import { classifyUpstreamError, postJson, sseEventCount, withSlot } from './upstream';
 import { promptTimings, ResponseTail } from './prompt-timings';
 import { promptText } from '../scheduler/prompt-key';
 import type { Lease, Scheduler } from '../scheduler/scheduler';
@@ -116,9 +116,11 @@ async function forward(lease: Lease, path: string, payload: string, stream: bool
   }
   let started = false;
   const tail = new ResponseTail();
+  let events = 0;
   try {
     for await (const chunk of upstreamRes.body) {
       tail.push(chunk);
+      if (stream) lease.progress((events += sseEventCount(chunk)));
       if (!started) {
         started = true;
         ctx.res.writeHead(200, headers); // the first byte: from here on a failure is reported in-band

@@ -74,3 +74,14 @@ export function withSlot(payload: string, slot: number | undefined): string {
   const open = payload.slice(0, -1).trimEnd();
   return `${open}${open.endsWith('{') ? '' : ','}"id_slot":${slot}}`;
 }
+
+const SSE_DATA = Buffer.from('data:');
+
+/** `data:` events in one SSE chunk, counted without decoding it: llama-server streams one per token
+ * (plus a role event for chats and the final one), so the running total tracks tokens decoded. */
+export function sseEventCount(chunk: Uint8Array): number {
+  const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  let n = 0;
+  for (let i = buf.indexOf(SSE_DATA); i >= 0; i = buf.indexOf(SSE_DATA, i + SSE_DATA.length)) n++;
+  return n;
+}

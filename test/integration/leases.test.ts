@@ -60,8 +60,14 @@ describe('slot leases (real llama-server)', () => {
       expect(rows.filter((r) => r.source === 'ws').map((r) => r.requestId)).toEqual([jobId]);
     }
     expect(reads).toBeGreaterThan(10);
-    const job = busyRows(await d.status()).find((r) => r.requestId === jobId);
-    expect(job?.tokens).toBeGreaterThan(0); // the job's deltas are counted as they stream
+    // Tokens as the daemon sees them stream: the job's deltas, the HTTP streams' SSE events.
+    expect(busyRows(await d.status()).every((r) => (r.tokens ?? 0) > 0)).toBe(true);
+    const metrics = await (await d.fetch('/metrics')).text();
+    expect(metrics).toContain('slotwise_num_requests_running{model="m"} 3');
+    expect(metrics).toContain('slotwise_num_requests_waiting{model="m"} 0');
+    const kv = Number(/slotwise_kv_cache_usage_perc\{model="m"\} (\S+)/.exec(metrics)?.[1]);
+    expect(kv).toBeGreaterThan(0); // from /slots: the three running prompts and their output hold cells
+    expect(kv).toBeLessThan(1);
 
     for (const s of http) s.abort.abort();
     await client.call('prompt.cancel', { jobId });

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { CHUNK_CHARS, commonChunks, promptKey, promptText } from '../../daemon/scheduler/prompt-key';
 import { FOREIGN_AFTER_POLLS, RELEASE_LAG_MS, SlotTable } from '../../daemon/scheduler/slot-table';
 import { pickSlot, type SlotCandidate } from '../../daemon/scheduler/slot-pick';
-import { withSlot } from '../../daemon/api/upstream';
+import { sseEventCount, withSlot } from '../../daemon/api/upstream';
 import { promptTimings, ResponseTail } from '../../daemon/api/prompt-timings';
 
 const text = (n: number, seed = 'a'): string => Array.from({ length: n }, (_, i) => String.fromCharCode(97 + ((i * 7 + seed.charCodeAt(0)) % 26))).join('');
@@ -133,5 +133,13 @@ describe('prompt timings from the response tail', () => {
     expect(tail.text().length).toBeLessThan(4096 + 97);
     expect(promptTimings(tail.text())).toEqual({ cached: 412, processed: 37 });
     expect(promptTimings('{"choices":[]}')).toBeUndefined();
+  });
+});
+
+describe('sseEventCount', () => {
+  it('counts data events in a chunk without decoding it', () => {
+    expect(sseEventCount(Buffer.from('data: {"a":1}\n\ndata: {"b":2}\n\n'))).toBe(2);
+    expect(sseEventCount(new Uint8Array(Buffer.from('data: [DONE]\n\n')))).toBe(1);
+    expect(sseEventCount(Buffer.from(': ping\n\n'))).toBe(0);
   });
 });
