@@ -24,6 +24,8 @@ interface SlotState {
   releasedAt: number;
   /** Consecutive polls that read this slot busy while it had no lease of ours. */
   unleasedBusyPolls: number;
+  /** Read busy a while after our lease ended: llama-server is still cancelling our aborted request. */
+  draining: boolean;
 }
 
 /** A free slot as the picker sees it. */
@@ -39,8 +41,18 @@ export interface FreeSlot {
  * the end reads it busy. Counting that as foreign would keep the slot from the next request.
  */
 export const RELEASE_LAG_MS = 250;
+/**
+ * After a client aborts, llama-server notices the closed connection and frees the slot within about
+ * a second. A slot still read busy that long after our lease ended is finishing our own request: not
+ * handed out (`id_slot` on a busy slot waits inside llama-server), and not foreign either.
+ */
+export const CANCEL_LAG_MS = 2000;
 /** Polls a slot must read busy with no lease before status calls it foreign (it is avoided from the first). */
 export const FOREIGN_AFTER_POLLS = 2;
+
+function isFree(s: SlotState): boolean {
+  return !s.lease && s.unleasedBusyPolls === 0 && !s.draining;
+}
 
 export class SlotTable {
   #slots: SlotState[] = [];
@@ -55,7 +67,7 @@ export class SlotTable {
 
   /** llama-server's /slots is the authority on how many slots there are; leases beyond it are kept. */
   resize(size: number): void {
-    while (this.#slots.length < size) this.#slots.push({ lastUsedAt: 0, releasedAt: 0, unleasedBusyPolls: 0 });
+    while (this.#slots.length < size) this.#slots.push({ lastUsedAt: 0, releasedAt: Number.NEGATIVE_INFINITY, unleasedBusyPolls: 0, draining: false });
     while (this.#slots.length > size && !this.#slots[this.#slots.length - 1]!.lease) this.#slots.pop();
   }
 
@@ -63,9 +75,9 @@ export class SlotTable {
     return this.#slots.reduce((n, s) => n + (s.lease ? 1 : 0), 0);
   }
 
-  /** Slots without a lease that someone else is using (or was, at the last poll): not ours to hand out. */
+  /** Slots without a lease that are not free: someone else's (at the last poll), or still cancelling ours. */
   unavailable(): number {
-    return this.#slots.reduce((n, s) => n + (!s.lease && s.unleasedBusyPolls > 0 ? 1 : 0), 0);
+    return this.#slots.reduce((n, s) => n + (!s.lease && !isFree(s) ? 1 : 0), 0);
   }
 
   isForeign(slot: number): boolean {
@@ -76,7 +88,7 @@ export class SlotTable {
   free(): FreeSlot[] {
     const out: FreeSlot[] = [];
     this.#slots.forEach((s, slot) => {
-      if (!s.lease && s.unleasedBusyPolls === 0) out.push({ slot, key: s.key, lastUsedAt: s.lastUsedAt });
+      if (!s.lease && isFree(s)) out.push({ slot, key: s.key, lastUsedAt: s.lastUsedAt });
     });
     return out;
   }
@@ -93,6 +105,7 @@ export class SlotTable {
     // A prompt we cannot key (token arrays) still replaces the slot's cache: forget the old key.
     s.key = key;
     s.unleasedBusyPolls = 0;
+    s.draining = false;
   }
 
   release(slot: number, at: number): void {
@@ -100,6 +113,7 @@ export class SlotTable {
     if (!s?.lease) return;
     s.lease = undefined;
     s.releasedAt = at;
+    s.lastUsedAt = at; // least recently used counts from the end: a just-freed slot may still be finishing
   }
 
   /** One /slots poll: `busy` as llama-server read it when the poll was answered (`at`). */
@@ -108,10 +122,13 @@ export class SlotTable {
     for (const p of polled) {
       const s = this.#slots[p.id];
       if (!s) continue;
-      const ours = !!s.lease || at - s.releasedAt < RELEASE_LAG_MS;
-      s.unleasedBusyPolls = p.busy && !ours ? s.unleasedBusyPolls + 1 : 0;
+      const sinceRelease = at - s.releasedAt;
+      const ours = !!s.lease || sinceRelease < RELEASE_LAG_MS;
+      s.draining = p.busy && !ours && sinceRelease < CANCEL_LAG_MS;
+      const foreign = p.busy && !ours && !s.draining;
+      s.unleasedBusyPolls = foreign ? s.unleasedBusyPolls + 1 : 0;
       // Someone else ran a prompt here: the cache no longer holds what we last sent.
-      if (p.busy && !ours) s.key = undefined;
+      if (foreign) s.key = undefined;
     }
   }
 
@@ -120,6 +137,7 @@ export class SlotTable {
     for (const s of this.#slots) {
       s.key = undefined;
       s.unleasedBusyPolls = 0;
+      s.draining = false;
     }
   }
 

@@ -2,7 +2,7 @@
 // the id_slot injection and the final-timings parse.
 import { describe, expect, it } from 'vitest';
 import { CHUNK_CHARS, commonChunks, promptKey, promptText } from '../../daemon/scheduler/prompt-key';
-import { FOREIGN_AFTER_POLLS, RELEASE_LAG_MS, SlotTable } from '../../daemon/scheduler/slot-table';
+import { CANCEL_LAG_MS, FOREIGN_AFTER_POLLS, RELEASE_LAG_MS, SlotTable } from '../../daemon/scheduler/slot-table';
 import { pickSlot, type SlotCandidate } from '../../daemon/scheduler/slot-pick';
 import { sseEventCount, withSlot } from '../../daemon/api/upstream';
 import { promptTimings, ResponseTail } from '../../daemon/api/prompt-timings';
@@ -72,6 +72,22 @@ describe('SlotTable', () => {
     expect(t.free().map((f) => f.slot)).toEqual([0]);
     t.observe(busy(0)(1), 5000 + RELEASE_LAG_MS + 1);
     expect(t.free()).toEqual([]);
+  });
+
+  it('keeps a slot still cancelling our aborted request out of use, without calling it foreign', () => {
+    const t = new SlotTable(2);
+    t.take(0, lease('r1'), undefined);
+    t.release(0, 5000); // the client aborted; llama-server takes up to a second to notice
+    t.observe(busy(0)(2), 5000 + RELEASE_LAG_MS + 50);
+    t.observe(busy(0)(2), 5000 + RELEASE_LAG_MS + 300);
+    expect(t.free().map((f) => f.slot)).toEqual([1]);
+    expect(t.isForeign(0)).toBe(false);
+    expect(t.rows(busy(0)(2))[0]).toMatchObject({ busy: false });
+    t.observe(busy()(2), 5900);
+    expect(t.free().map((f) => f.slot)).toEqual([0, 1]);
+    // Busy long after our lease ended: someone else's.
+    t.observe(busy(0)(2), 5000 + CANCEL_LAG_MS);
+    expect(t.free().map((f) => f.slot)).toEqual([1]);
   });
 
   it('forgets the cached prompt when a foreign client used the slot or the process restarted', () => {
