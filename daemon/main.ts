@@ -102,7 +102,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     resources: () => sampler.view(),
     queue: (model) => {
       const v = scheduler.queueView(model);
-      return v && { ...v.queue, received: v.received, outcomes: v.outcomes, inFlight: v.inFlight };
+      return v && { ...v.queue, received: v.received, outcomes: v.outcomes, inFlight: v.inFlight, slots: v.slots, promptTokens: v.promptTokens };
     },
   });
   supervisor.on('change', () => hub.changed());

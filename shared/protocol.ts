@@ -65,8 +65,19 @@ export type InstanceState =
 export interface SlotStatus {
   /** llama-server's slot id, 0-based. */
   id: number;
+  /** Leased to one of the daemon's requests, or `foreign`. Exact at every instant (from the leases, not a poll). */
   busy: boolean;
-  /** llama-server's task id while busy. */
+  /** The daemon's request holding the slot: the HTTP request id (`X-Slotwise-Request-Id`) or the WS job id. */
+  requestId?: string;
+  /** Where the leasing request came from. */
+  source?: RequestSource;
+  /** Epoch ms the lease began. */
+  since?: number;
+  /** Tokens decoded so far, where the daemon sees them (prompt jobs). */
+  tokens?: number;
+  /** Busy in llama-server's /slots for more than one poll with no lease: a client talking to llama-server directly. */
+  foreign?: boolean;
+  /** llama-server's task id while busy (from the last /slots poll). */
   taskId?: number;
   /** Tokens generated so far by the current task. */
   nDecoded?: number;
@@ -107,6 +118,8 @@ export interface InstanceStatus {
   /** Requests the daemon currently has in flight on this instance. */
   inFlight?: number;
   usage?: ProcessUsage;
+  /** KV cache in use by processing slots at the last /slots poll (sum of their tokens) of the total context. */
+  kvCache?: { usedTokens: number; totalTokens: number };
   /** Placement as reported by llama-server's load log. */
   offload?: { layersOnGpu?: number; layersTotal?: number; buffers: Record<string, number> };
 }
@@ -126,6 +139,10 @@ export interface ModelStatus {
   outcomes?: Record<RequestOutcome, number>;
   /** Requests received for this model (admitted or refused at once); equals the outcome total once all ended. */
   requests?: number;
+  /** Prompt tokens of finished requests: reused from llama-server's KV cache vs computed (its final `timings`). */
+  promptTokens?: { cached: number; processed: number };
+  /** cached / (cached + processed); absent until a request reported timings. */
+  promptCacheHitRatio?: number;
   /** Replica scaling: fixed, or "auto" with its bounds and the last decision and why. */
   scaling?: ScalingStatus;
   /** From the GGUF header, read before launch. */

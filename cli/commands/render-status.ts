@@ -1,6 +1,6 @@
 // Renders a status snapshot as the text table of `slotwise status` and the demo. Pure: snapshot in, lines out.
-import { busySlotsOf } from '../../shared/slots';
-import type { InstanceStatus, ModelStatus, Snapshot } from '../../shared/protocol';
+import { busySlotsOf, slotHolder, slotTokens } from '../../shared/slots';
+import type { InstanceStatus, ModelStatus, SlotStatus, Snapshot } from '../../shared/protocol';
 
 export interface RenderOptions {
   /** Show one line per slot under each instance. */
@@ -83,8 +83,8 @@ export function placementLine(m: ModelStatus): string {
 
 function slotBar(inst: InstanceStatus, m: ModelStatus): string {
   if (inst.state !== 'ready' || inst.slots.length === 0) return `${'·'.repeat(Math.min(m.slotsPerInstance, 16))} -/${m.slotsPerInstance}`;
-  const busy = busySlotsOf(inst, m.slotsPerInstance); // the bar is /slots; the count also knows what was just sent
-  const bar = inst.slots.slice(0, 16).map((s) => (s.busy ? '█' : '░')).join('');
+  const busy = busySlotsOf(inst, m.slotsPerInstance);
+  const bar = inst.slots.slice(0, 16).map((s) => (s.foreign ? '▒' : s.busy ? '█' : '░')).join('');
   return `${bar} ${busy}/${inst.slots.length}`;
 }
 
@@ -103,10 +103,17 @@ function instanceNote(inst: InstanceStatus, withSlots: boolean): string | undefi
   if ((inst.state === 'failed' || inst.state === 'crashed' || inst.state === 'backoff') && inst.lastError) parts.push(`    ↳ ${inst.lastError}`);
   if (withSlots && inst.state === 'ready') {
     for (const s of inst.slots) {
-      parts.push(s.busy ? `    slot ${s.id}: busy · task ${s.taskId ?? '?'} · ${s.nDecoded ?? 0} tok · prompt ${s.nPromptTokens ?? 0}` : `    slot ${s.id}: idle`);
+      parts.push(`    slot ${s.id}: ${slotLine(s)}`);
     }
   }
   return parts.length ? parts.join('\n') : undefined;
+}
+
+function slotLine(s: SlotStatus): string {
+  if (!s.busy) return 'idle';
+  if (s.foreign) return 'busy · foreign client (talking to llama-server directly, not through Slotwise)';
+  const holder = slotHolder(s);
+  return ['busy', ...(holder ? [holder] : []), `task ${s.taskId ?? '?'}`, `${slotTokens(s)} tok`, `prompt ${s.nPromptTokens ?? 0}`].join(' · ');
 }
 
 export function duration(ms: number): string {

@@ -6,7 +6,8 @@ import type { ChatMessage, JobSummary, JobTimings, JobUsage, PromptParams, RpcNo
 import { dispatch, InstanceGoneError } from '../scheduler/dispatch';
 import type { Lease, Scheduler } from '../scheduler/scheduler';
 import type { Supervisor } from '../runtime/supervisor';
-import { classifyUpstreamError, postJson, sseData, upstreamError } from './upstream';
+import { classifyUpstreamError, postJson, sseData, upstreamError, withSlot } from './upstream';
+import { promptText } from '../scheduler/prompt-key';
 import { asObject, optNumber, optString, optStringArray } from '../server/validate';
 import type { RpcConnection, RpcHandlers } from '../server/ws';
 
@@ -52,7 +53,7 @@ export class JobStore {
 
   /** Accepts or refuses at once (unknown model, model down, queue full); the work runs in the background. */
   submit(params: PromptParams & { model: string }, conn: RpcConnection): { jobId: string } {
-    const ticket = this.#opts.scheduler.open(params.model, 'ws');
+    const ticket = this.#opts.scheduler.open(params.model, 'ws', promptText(params));
     const text = params.prompt ?? params.messages?.map((m) => m.content).join('\n') ?? '';
     const job: Job = {
       summary: { jobId: ticket.id, model: params.model, state: 'queued', createdAt: Date.now(), title: text.replace(/\s+/g, ' ').trim().slice(0, 80), seq: 0 },
@@ -140,12 +141,13 @@ export class JobStore {
       ...(params.stop !== undefined ? { stop: params.stop } : {}),
     };
     const signal = job.abort.signal;
-    const res = await postJson(lease.instance, chat ? '/v1/chat/completions' : '/v1/completions', JSON.stringify(body), true, signal);
+    const res = await postJson(lease.instance, chat ? '/v1/chat/completions' : '/v1/completions', withSlot(JSON.stringify(body), lease.slot), true, signal);
     if (res.statusCode >= 400) throw upstreamError(lease.instance.id, res.statusCode, await res.body.text());
     let finishReason = 'stop';
     let usage: JobUsage = { promptTokens: 0, completionTokens: 0 };
     let tokensPerSecond: number | undefined;
     let firstDeltaAt: number | undefined;
+    let promptTokens: { cached: number; processed: number } | undefined;
     try {
       for await (const data of sseData(res.body)) {
         if (data === '[DONE]') break;
@@ -157,11 +159,14 @@ export class JobStore {
           job.deltas.push(text);
           job.summary.seq = job.deltas.length;
           this.#notify(job, 'job.delta', { jobId: job.summary.jobId, seq: job.summary.seq, text });
+          lease.progress(job.summary.seq);
         }
         if (choice?.finish_reason) finishReason = choice.finish_reason;
         if (chunk.usage) usage = { promptTokens: chunk.usage.prompt_tokens ?? 0, completionTokens: chunk.usage.completion_tokens ?? 0 };
         if (chunk.timings?.predicted_per_second !== undefined) tokensPerSecond = chunk.timings.predicted_per_second;
+        if (chunk.timings?.cache_n !== undefined && chunk.timings.prompt_n !== undefined) promptTokens = { cached: chunk.timings.cache_n, processed: chunk.timings.prompt_n };
       }
+      if (promptTokens) lease.promptTokens(promptTokens.cached, promptTokens.processed);
     } catch (err) {
       const e = classifyUpstreamError(err, lease.instance.id, signal);
       // After the first delta reached a client, a dead instance ends the job with an error; before, it is retried.
@@ -208,7 +213,7 @@ export class JobStore {
 interface StreamChunk {
   choices?: { text?: string; delta?: { content?: string | null }; finish_reason?: string | null }[];
   usage?: { prompt_tokens?: number; completion_tokens?: number };
-  timings?: { predicted_per_second?: number };
+  timings?: { predicted_per_second?: number; cache_n?: number; prompt_n?: number };
 }
 
 function jobIdParam(params: unknown, where: string): string {

@@ -6,7 +6,9 @@ import { SlotwiseError, describeValue, errorEnvelope, toSlotwiseError } from '..
 import { sendError, sendJson, type Route, type RouteContext } from '../server/http';
 import { modelSlots } from '../../shared/slots';
 import { dispatch, InstanceGoneError } from '../scheduler/dispatch';
-import { classifyUpstreamError, postJson, upstreamError } from './upstream';
+import { classifyUpstreamError, postJson, sseEventCount, upstreamError, withSlot } from './upstream';
+import { promptTimings, ResponseTail } from './prompt-timings';
+import { promptText } from '../scheduler/prompt-key';
 import type { Lease, Scheduler } from '../scheduler/scheduler';
 import type { Supervisor } from '../runtime/supervisor';
 import type { ModelStatus } from '../../shared/protocol';
@@ -105,7 +107,7 @@ async function proxy(deps: OpenAiDeps, ctx: RouteContext, path: string, kind: 'p
   const payload = JSON.stringify(body);
   let ticket;
   try {
-    ticket = deps.scheduler.open(model, 'http');
+    ticket = deps.scheduler.open(model, 'http', promptText(body));
   } catch (err) {
     const retry = (err as { retryAfterS?: number }).retryAfterS;
     return sendError(ctx.res, err, retry ? { 'Retry-After': String(retry) } : {});
@@ -125,12 +127,13 @@ async function proxy(deps: OpenAiDeps, ctx: RouteContext, path: string, kind: 'p
 /** Sends the request to one instance and pipes the answer to the client as it arrives. */
 async function forward(lease: Lease, path: string, payload: string, stream: boolean, ctx: RouteContext): Promise<void> {
   const inst = lease.instance;
-  const upstreamRes = await postJson(inst, path, payload, stream, ctx.signal);
+  const upstreamRes = await postJson(inst, path, withSlot(payload, lease.slot), stream, ctx.signal);
   const headers: Record<string, string> = {
     'Content-Type': String(upstreamRes.headers['content-type'] ?? (stream ? 'text/event-stream' : 'application/json')),
     'Cache-Control': 'no-cache',
     'X-Slotwise-Instance': inst.id,
     'X-Slotwise-Queue-Wait-Ms': String(Math.round(lease.waitedMs)),
+    ...leaseHeaders(lease),
   };
   if (upstreamRes.statusCode >= 400) {
     // llama-server's own error: answered in Slotwise's envelope with its message (see upstreamError).
@@ -139,8 +142,12 @@ async function forward(lease: Lease, path: string, payload: string, stream: bool
     throw err;
   }
   let started = false;
+  const tail = new ResponseTail();
+  let events = 0;
   try {
     for await (const chunk of upstreamRes.body) {
+      tail.push(chunk);
+      if (stream) lease.progress((events += sseEventCount(chunk)));
       if (!started) {
         started = true;
         ctx.res.writeHead(200, headers); // the first byte: from here on a failure is reported in-band
@@ -156,6 +163,16 @@ async function forward(lease: Lease, path: string, payload: string, stream: bool
   }
   if (!started) ctx.res.writeHead(200, headers);
   ctx.res.end();
+  const timings = promptTimings(tail.text());
+  if (timings) lease.promptTokens(timings.cached, timings.processed);
+}
+
+/** Which request and slot: status rows carry the same ids. */
+function leaseHeaders(lease: Lease): Record<string, string> {
+  return {
+    'X-Slotwise-Request-Id': lease.requestId,
+    ...(lease.slot !== undefined ? { 'X-Slotwise-Slot': `${lease.instance.id}/${lease.slot}` } : {}),
+  };
 }
 
 function drained(res: ServerResponse, signal: AbortSignal): Promise<void> {

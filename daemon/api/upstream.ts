@@ -88,3 +88,25 @@ export async function* sseData(body: AsyncIterable<Uint8Array | string>): AsyncG
     }
   }
 }
+
+/**
+ * The request body with the daemon's slot: llama-server runs the task in slot `id_slot` (or, were
+ * that slot busy, waits for it inside the server: it never fails or moves the task). Appended last
+ * so it wins over an `id_slot` the client sent (llama-server's JSON parser keeps the last duplicate).
+ */
+export function withSlot(payload: string, slot: number | undefined): string {
+  if (slot === undefined || !payload.endsWith('}')) return payload;
+  const open = payload.slice(0, -1).trimEnd();
+  return `${open}${open.endsWith('{') ? '' : ','}"id_slot":${slot}}`;
+}
+
+const SSE_DATA = Buffer.from('data:');
+
+/** `data:` events in one SSE chunk, counted without decoding it: llama-server streams one per token
+ * (plus a role event for chats and the final one), so the running total tracks tokens decoded. */
+export function sseEventCount(chunk: Uint8Array): number {
+  const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  let n = 0;
+  for (let i = buf.indexOf(SSE_DATA); i >= 0; i = buf.indexOf(SSE_DATA, i + SSE_DATA.length)) n++;
+  return n;
+}

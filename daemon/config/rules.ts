@@ -300,6 +300,13 @@ export const MODEL: Group<Omit<ModelConfig, 'name'>> = {
         'Extra llama-server flags, one string per word. Flags Slotwise sets itself (--port, --host, -m, -np, -c, -ngl and their long forms, --api-key, --no-slots) are refused: use the matching key instead.',
       examples: [['--threads', '8']],
     },
+    affinity: {
+      rule: bool,
+      def: true,
+      hint: 'use true to route by prompt-cache affinity, false to ignore prompts when picking a slot',
+      description:
+        'Prompt-cache affinity: send each request to the free slot (on any replica) that last served the longest common prefix of its prompt, so llama-server reuses that prefix from its KV cache.',
+    },
     maxReplicas: {
       rule: int(1),
       def: (m) => (typeof m.replicas === 'number' ? Math.max(m.replicas, 1) : 4),

@@ -37,7 +37,6 @@ interface ModelEntry {
 interface InstanceRuntime {
   scrape?: ScrapeResult;
   scrapeAbort?: AbortController;
-  wakeListeners: Set<() => void>;
 }
 
 export class Supervisor extends EventEmitter<{ change: []; instanceState: [LlamaInstance]; scrape: [LlamaInstance] }> {
@@ -171,11 +170,6 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
     return this.#runtime.get(inst)?.scrape;
   }
 
-  /** Asks for an immediate /slots poll of an instance (after a dispatch or a finished request). */
-  poke(inst: LlamaInstance): void {
-    for (const l of this.#runtime.get(inst)?.wakeListeners ?? []) l();
-  }
-
   models(): ModelStatus[] {
     return [...this.#models.values()].map((e) => this.modelStatus(e));
   }
@@ -273,7 +267,7 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
       logger: this.#logger,
       parentDeathSignal: this.#opts.parentDeathSignal,
     });
-    const rt: InstanceRuntime = { wakeListeners: new Set() };
+    const rt: InstanceRuntime = {};
     this.#runtime.set(inst, rt);
     inst.on('state', (e) => {
       if (e.to === 'ready') this.#startScraping(inst, rt);
@@ -295,12 +289,6 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
     void scrapeLoop({
       url: inst.url!,
       signal: abort.signal,
-      wake: {
-        on: (l) => {
-          rt.wakeListeners.add(l);
-          return () => rt.wakeListeners.delete(l);
-        },
-      },
       onResult: (r) => {
         lastError = '';
         const changed = JSON.stringify(r.slots) !== JSON.stringify(rt.scrape?.slots) || r.tokensPerSecond !== rt.scrape?.tokensPerSecond;

@@ -1,14 +1,18 @@
-// The scheduler's effects around the pure policy (policy.ts): per-model FIFO queues, slot leases,
-// deadlines, cancellation and outcome accounting. Every event ends in #pump(), which asks plan()
-// what to do and does it. Invariants: ./design.md.
+// The scheduler's effects around the pure policy (policy.ts): per-model FIFO queues, slot leases
+// (which request holds which llama-server slot: slot-table.ts), deadlines, cancellation and outcome
+// accounting. Every event ends in #pump(), which asks plan() what to do and does it, picking the slot
+// with slot-pick.ts. Invariants: ./design.md.
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config/types';
 import { SlotwiseError } from '../../shared/errors';
 import type { LlamaInstance } from '../runtime/instance';
-import type { QueueStatus, RequestOutcome, RequestSource } from '../../shared/protocol';
+import type { QueueStatus, RequestOutcome, RequestSource, SlotStatus } from '../../shared/protocol';
 import type { Supervisor } from '../runtime/supervisor';
 import { admit, oldestWaitMs, plan, positions, type InstanceLoad, type Waiter } from './policy';
+import { promptKey, type PromptKey } from './prompt-key';
+import { SlotTable } from './slot-table';
+import { pickSlot, type SlotCandidate } from './slot-pick';
 
 /** One accepted request: it ends with exactly one outcome, recorded by finish(). */
 export interface Ticket {
@@ -16,14 +20,24 @@ export interface Ticket {
   readonly model: string;
   readonly source: RequestSource;
   readonly acceptedAt: number;
+  /** The prompt's prefix hashes, when the model routes by prompt-cache affinity. */
+  readonly prompt?: PromptKey;
   outcome?: RequestOutcome;
 }
 
-/** A slot held on one instance until release(). */
+/** A slot held on one instance from dispatch until release(), which every path calls (dispatch.ts). */
 export interface Lease {
   readonly instance: LlamaInstance;
+  /** The ticket's id: `X-Slotwise-Request-Id`, or the job id. */
+  readonly requestId: string;
+  /** llama-server's slot (`id_slot`), chosen by the daemon; undefined in round-robin mode (llama-server picks). */
+  readonly slot?: number;
   /** Time spent in the queue, ms. */
   readonly waitedMs: number;
+  /** Tokens decoded so far, for the slot's status row. */
+  progress(tokens: number): void;
+  /** From llama-server's final `timings`: prompt tokens reused from the KV cache and computed. */
+  promptTokens(cached: number, processed: number): void;
   release(): void;
 }
 
@@ -57,23 +71,15 @@ interface ModelQueue {
   /** Every request that named this model; each ends in exactly one of `outcomes`. */
   received: number;
   outcomes: Record<RequestOutcome, number>;
+  promptTokens: { cached: number; processed: number; reported: number };
 }
 
 interface InstanceBook {
+  /** Upstream exchanges not yet ended; in slot-aware mode, equal to the table's leases. */
   inFlight: number;
-  /** When the daemon's recent requests here ended: /slots may still show their slots busy. */
-  releasedAt: number[];
-  ownBusySeen?: number;
+  table: SlotTable;
   lastAssignedAt?: number;
 }
-
-/**
- * How long after the daemon's request ended a busy slot in /slots may still be that request's.
- * Without it, a poll that lands just after a request ended counts its slot as foreign (held by a
- * client outside the daemon) and the next request waits a whole poll (250 ms) for a free slot:
- * measured as a 109 ms p95 queue wait at 8 clients on 8 slots.
- */
-const RELEASE_LAG_MS = 250;
 
 const emptyOutcomes = (): Record<RequestOutcome, number> => ({ completed: 0, cancelled: 0, rejected: 0, failed: 0 });
 
@@ -95,25 +101,25 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
     this.#queueConfig = opts.config.queue;
     this.#routing = opts.config.routing;
     this.#hooks = opts.hooks ?? {};
-    for (const name of this.#supervisor.modelNames()) this.#queues.set(name, { waiters: [], rrCursor: 0, received: 0, outcomes: emptyOutcomes() });
+    for (const name of this.#supervisor.modelNames()) {
+      this.#queues.set(name, { waiters: [], rrCursor: 0, received: 0, outcomes: emptyOutcomes(), promptTokens: { cached: 0, processed: 0, reported: 0 } });
+    }
     opts.supervisor.on('scrape', (inst) => {
-      const book = this.#book(inst.id);
-      const busy = this.#supervisor.scrape(inst)?.slots.filter((s) => s.busy).length ?? 0;
-      // Frozen until the next poll; see policy.freeSlots. A request that ended just before this poll
-      // may still read busy (llama-server frees the slot after the last byte): that slot is ours too.
-      const since = Date.now() - RELEASE_LAG_MS;
-      book.releasedAt = book.releasedAt.filter((t) => t >= since);
-      book.ownBusySeen = Math.min(busy, book.inFlight + book.releasedAt.length);
+      const slots = this.#supervisor.scrape(inst)?.slots;
+      if (slots) this.#book(inst).table.observe(slots, Date.now());
       this.#pump();
     });
-    opts.supervisor.on('instanceState', () => this.#pump());
+    opts.supervisor.on('instanceState', (inst) => {
+      if (!inst.routable) this.#book(inst).table.forget(); // a new process starts with empty caches
+      this.#pump();
+    });
   }
 
   /**
    * Accepts a request for a model or refuses it at once: unknown model (404), model down (503),
    * queue full (503 + Retry-After). An accepted ticket must be finished exactly once.
    */
-  open(model: string, source: RequestSource): Ticket {
+  open(model: string, source: RequestSource, prompt?: string): Ticket {
     const queue = this.#queue(model); // throws SW_ERR_MODEL_NOT_FOUND with the known names
     queue.received++;
     const instances = this.#supervisor.instances(model);
@@ -135,7 +141,8 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
         { retryAfterS: admission.retryAfterS },
       );
     }
-    return { id: randomUUID(), model, source, acceptedAt: Date.now() };
+    const affinity = this.#routing === 'slot-aware' && this.#supervisor.modelConfig(model).affinity;
+    return { id: randomUUID(), model, source, acceptedAt: Date.now(), ...(affinity && prompt ? { prompt: promptKey(prompt) } : {}) };
   }
 
   /** Waits for a free slot (FIFO per model), honouring the queue deadline and the signal. */
@@ -179,7 +186,16 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
     this.#count(ticket.model, this.#queue(ticket.model), outcome);
   }
 
-  queueView(model: string): { queue: QueueStatus; received: number; outcomes: Record<RequestOutcome, number>; inFlight: (id: string) => number } | undefined {
+  queueView(model: string):
+    | {
+        queue: QueueStatus;
+        received: number;
+        outcomes: Record<RequestOutcome, number>;
+        promptTokens?: { cached: number; processed: number };
+        inFlight: (id: string) => number;
+        slots: (id: string, polled: SlotStatus[]) => SlotStatus[];
+      }
+    | undefined {
     const q = this.#queues.get(model);
     if (!q) return undefined;
     const now = Date.now();
@@ -192,7 +208,13 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
       },
       received: q.received,
       outcomes: { ...q.outcomes },
+      ...(q.promptTokens.reported > 0 ? { promptTokens: { cached: q.promptTokens.cached, processed: q.promptTokens.processed } } : {}),
       inFlight: (id) => this.#books.get(id)?.inFlight ?? 0,
+      // Round-robin leaves the slot to llama-server, so only its /slots can say which is busy.
+      slots: (id, polled) => {
+        const book = this.#books.get(id);
+        return book && this.#routing === 'slot-aware' ? book.table.rows(polled) : polled;
+      },
     };
   }
 
@@ -226,8 +248,10 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
         }
         for (const a of p.assignments) {
           const w = this.#take(q, a.waiterId);
-          const inst = instances.find((i) => i.id === a.instanceId);
-          if (w && inst) w.resolve(this.#lease(model, inst, now - w.enqueuedAt));
+          if (!w) continue;
+          const where = this.#chooseSlot(model, instances, a.instanceId, w);
+          const inst = instances.find((i) => i.id === where.instanceId);
+          if (inst) w.resolve(this.#lease(model, inst, where.slot, w, now));
         }
         this.#notifyPositions(q);
       }
@@ -238,40 +262,71 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
     this.emit('change');
   }
 
-  #lease(model: string, inst: LlamaInstance, waitedMs: number): Lease {
-    const book = this.#book(inst.id);
+  /**
+   * The slot for an assignment of plan(): in slot-aware mode a free slot of a ready instance (plan()
+   * counted one free for each assignment), preferring the one that holds the prompt's prefix.
+   */
+  #chooseSlot(model: string, instances: LlamaInstance[], instanceId: string, w: QueuedRequest): { instanceId: string; slot?: number } {
+    if (this.#routing !== 'slot-aware') return { instanceId };
+    const candidates: SlotCandidate[] = [];
+    for (const inst of instances) {
+      if (!inst.routable || this.#supervisor.isDraining(inst)) continue;
+      for (const f of this.#book(inst).table.free()) candidates.push({ ...f, instanceId: inst.id });
+    }
+    const affinity = this.#supervisor.modelConfig(model).affinity;
+    const pick = pickSlot({ candidates, instanceId, key: w.ticket.prompt, affinity, avoid: w.avoid });
+    return pick ?? { instanceId }; // unreachable while plan() and the tables agree; llama-server then picks
+  }
+
+  #lease(model: string, inst: LlamaInstance, slot: number | undefined, w: QueuedRequest, now: number): Lease {
+    const book = this.#book(inst);
+    const waitedMs = now - w.enqueuedAt;
+    const ticket = w.ticket;
     book.inFlight++;
-    book.lastAssignedAt = Date.now();
+    book.lastAssignedAt = now;
+    const slotLease = { requestId: ticket.id, source: ticket.source, since: now, tokens: undefined as number | undefined };
+    if (slot !== undefined) book.table.take(slot, slotLease, ticket.prompt);
     const served = this.#served.get(model) ?? [];
     served.push(book.lastAssignedAt);
     if (served.length > 100) served.splice(0, served.length - 100);
     this.#served.set(model, served);
     this.#hooks.onQueueWait?.(model, waitedMs / 1000);
     let released = false;
+    const q = this.#queue(model);
     return {
       instance: inst,
+      requestId: ticket.id,
+      slot,
       waitedMs,
+      progress: (tokens) => {
+        if (!released) slotLease.tokens = tokens;
+      },
+      promptTokens: (cached, processed) => {
+        q.promptTokens.cached += cached;
+        q.promptTokens.processed += processed;
+        q.promptTokens.reported++;
+      },
+      // The one place a lease ends, whatever ended the request (dispatch.ts calls it in `finally`).
       release: () => {
         if (released) return;
         released = true;
         book.inFlight--;
-        book.releasedAt.push(Date.now());
-        this.#supervisor.poke(inst); // see the freed slot in /slots promptly
+        if (slot !== undefined) book.table.release(slot, Date.now());
         queueMicrotask(() => this.#pump());
       },
     };
   }
 
   #load(inst: LlamaInstance): InstanceLoad {
-    const book = this.#book(inst.id);
-    const scrape = this.#supervisor.scrape(inst);
+    const book = this.#book(inst);
+    // The leases are exact, so every busy slot /slots shows beyond them is someone else's.
     return {
       id: inst.id,
       ready: inst.routable && !this.#supervisor.isDraining(inst),
-      slots: scrape?.slots.length || inst.model.slots,
+      slots: book.table.size,
       inFlight: book.inFlight,
-      busySeen: scrape?.slots.filter((s) => s.busy).length ?? 0,
-      ownBusySeen: book.ownBusySeen,
+      busySeen: book.table.unavailable(),
+      ownBusySeen: 0,
       lastAssignedAt: book.lastAssignedAt,
     };
   }
@@ -321,9 +376,9 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
     return this.#queues.get(model)!;
   }
 
-  #book(id: string): InstanceBook {
-    let b = this.#books.get(id);
-    if (!b) this.#books.set(id, (b = { inFlight: 0, releasedAt: [] }));
+  #book(inst: LlamaInstance): InstanceBook {
+    let b = this.#books.get(inst.id);
+    if (!b) this.#books.set(inst.id, (b = { inFlight: 0, table: new SlotTable(inst.model.slots) }));
     return b;
   }
 }

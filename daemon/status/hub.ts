@@ -5,13 +5,17 @@ import { EventEmitter } from 'node:events';
 import { modelSlots } from '../../shared/slots';
 import { CapacityWindow } from './capacity';
 import type { Supervisor } from '../runtime/supervisor';
-import type { GpuStatus, ModelStatus, ProcessUsage, Snapshot, Capacity, QueueStatus, RequestOutcome } from '../../shared/protocol';
+import type { GpuStatus, InstanceStatus, ModelStatus, ProcessUsage, Snapshot, Capacity, QueueStatus, RequestOutcome, SlotStatus } from '../../shared/protocol';
 
 /** What the scheduler tells status about one model's queue. */
 export interface QueueView extends QueueStatus {
   received: number;
   outcomes: Record<RequestOutcome, number>;
+  /** Prompt tokens reused from the KV cache and computed, over finished requests that reported them. */
+  promptTokens?: { cached: number; processed: number };
   inFlight: (instanceId: string) => number;
+  /** The slot rows from the leases, given llama-server's last /slots poll of that instance. */
+  slots?: (instanceId: string, polled: SlotStatus[]) => SlotStatus[];
 }
 
 /** What the resource sampler tells status. */
@@ -39,9 +43,16 @@ export function buildSnapshot(src: StatusSources, capacity: Capacity): Snapshot 
       m.queue = { waiting: q.waiting, oldestWaitMs: q.oldestWaitMs, ...(q.entries?.length ? { entries: q.entries } : {}) };
       m.outcomes = { ...q.outcomes };
       m.requests = q.received;
+      if (q.promptTokens) {
+        const { cached, processed } = q.promptTokens;
+        m.promptTokens = { cached, processed };
+        if (cached + processed > 0) m.promptCacheHitRatio = cached / (cached + processed);
+      }
     }
     for (const inst of m.instances) {
+      if (inst.state === 'ready' && inst.slots.length > 0) inst.kvCache = kvCacheOf(inst.slots);
       if (q) inst.inFlight = q.inFlight(inst.id);
+      if (q?.slots && inst.state === 'ready') inst.slots = q.slots(inst.id, inst.slots);
       const usage = inst.pid !== undefined ? res?.usage(inst.pid) : undefined;
       if (usage) inst.usage = usage;
     }
@@ -57,6 +68,21 @@ export function buildSnapshot(src: StatusSources, capacity: Capacity): Snapshot 
     capacity,
     warnings: res?.warnings ?? [],
   };
+}
+
+/**
+ * KV cache in use from llama-server's own /slots poll (this llama-server build has no
+ * `kv_cache_usage_ratio` metric): a processing slot holds `n_prompt_tokens` cells (prompt and the
+ * tokens generated so far); an idle slot's cache is reusable, not in use.
+ */
+export function kvCacheOf(polled: readonly SlotStatus[]): NonNullable<InstanceStatus['kvCache']> {
+  let usedTokens = 0;
+  let totalTokens = 0;
+  for (const s of polled) {
+    totalTokens += s.nCtx ?? 0;
+    if (s.busy) usedTokens += Math.min(s.nPromptTokens ?? 0, s.nCtx ?? Infinity);
+  }
+  return { usedTokens, totalTokens };
 }
 
 /** Totals across models for one capacity sample. */

@@ -2,7 +2,7 @@
 // Gauges mirror the snapshot taken at scrape time; counters and the queue-wait histogram are fed by events.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { RequestOutcome, Snapshot } from '../../shared/protocol';
-import { busySlotsOf, totalSlotsOf } from '../../shared/slots';
+import { busySlotsOf, modelSlots, totalSlotsOf } from '../../shared/slots';
 
 /** Content type of the text exposition format (version 0.0.4). */
 export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -29,6 +29,11 @@ export class MetricsRegistry {
   #queueWait: Histogram<'model'>;
   #requests: Counter<'model' | 'outcome'>;
   #tokens: Counter<'model'>;
+  #running: Gauge<'model'>;
+  #waiting: Gauge<'model'>;
+  #kvCache: Gauge<'model'>;
+  #promptTokens: Counter<'model' | 'kind'>;
+  #cacheHit: Gauge<'model'>;
 
   constructor() {
     const registers = [this.registry];
@@ -56,6 +61,16 @@ export class MetricsRegistry {
     });
     this.#requests = new Counter({ name: 'slotwise_requests_total', help: 'Finished requests by outcome.', labelNames: ['model', 'outcome'], registers });
     this.#tokens = new Counter({ name: 'slotwise_tokens_generated_total', help: 'Tokens generated.', labelNames: ['model'], registers });
+    // The model server protocol of the Kubernetes Gateway API Inference Extension
+    // (docs/proposals/003-model-server-protocol): TotalRunningRequests, TotalQueuedRequests and
+    // KVCacheUtilization, all gauges, named as vLLM names them. A gateway scheduling across Slotwise
+    // daemons reads the model as one model server.
+    this.#running = gauge('slotwise_num_requests_running', 'TotalRunningRequests: requests being served now, i.e. busy slots (leased by the daemon, or foreign) over ready instances.', ['model']);
+    this.#waiting = gauge('slotwise_num_requests_waiting', "TotalQueuedRequests: requests waiting in the daemon's queue for a slot.", ['model']);
+    this.#kvCache = gauge('slotwise_kv_cache_usage_perc', 'KVCacheUtilization, 0..1: context cells held by processing slots over all context cells of ready instances (from llama-server /slots: n_prompt_tokens over n_ctx).', ['model']);
+    // The totals live in the scheduler; the counter is set from them at scrape time (as restarts).
+    this.#promptTokens = new Counter({ name: 'slotwise_prompt_tokens_total', help: 'Prompt tokens of finished requests: kind="cached" reused from the KV cache, kind="processed" computed (llama-server timings cache_n, prompt_n).', labelNames: ['model', 'kind'], registers });
+    this.#cacheHit = gauge('slotwise_prompt_cache_hit_ratio', 'Prompt-cache hit ratio: cached / (cached + processed) prompt tokens.', ['model']);
   }
 
   /** The scheduler calls this when a request leaves the queue for a slot. */
@@ -79,11 +94,12 @@ export class MetricsRegistry {
   }
 
   #setFrom(s: Snapshot): void {
-    for (const g of [this.#slotsTotal, this.#slotsBusy, this.#queueWaiting, this.#instanceUp, this.#restarts, this.#gpuUtil, this.#gpuMemUsed, this.#gpuMemTotal, this.#gpuTemp, this.#gpuPower, this.#processMemory]) {
+    for (const g of [this.#slotsTotal, this.#slotsBusy, this.#queueWaiting, this.#instanceUp, this.#restarts, this.#gpuUtil, this.#gpuMemUsed, this.#gpuMemTotal, this.#gpuTemp, this.#gpuPower, this.#processMemory, this.#running, this.#waiting, this.#kvCache, this.#promptTokens, this.#cacheHit]) {
       g.reset();
     }
     for (const m of s.models) {
       this.#queueWaiting.set({ model: m.name }, m.queue.waiting);
+      this.#setModelServerGauges(m);
       for (const i of m.instances) {
         const l: Labels<'model' | 'instance'> = { model: m.name, instance: i.id };
         const ready = i.state === 'ready';
@@ -106,5 +122,24 @@ export class MetricsRegistry {
       if (g.powerW !== undefined) this.#gpuPower.set(l, g.powerW);
     }
     this.#headroom.set(s.capacity.headroomSlots);
+  }
+
+  #setModelServerGauges(m: Snapshot['models'][number]): void {
+    const model = { model: m.name };
+    this.#running.set(model, modelSlots(m).busy);
+    this.#waiting.set(model, m.queue.waiting);
+    let used = 0;
+    let total = 0;
+    for (const i of m.instances) {
+      if (i.state !== 'ready' || !i.kvCache) continue;
+      used += i.kvCache.usedTokens;
+      total += i.kvCache.totalTokens;
+    }
+    this.#kvCache.set(model, total > 0 ? used / total : 0);
+    if (m.promptTokens) {
+      this.#promptTokens.inc({ model: m.name, kind: 'cached' }, m.promptTokens.cached);
+      this.#promptTokens.inc({ model: m.name, kind: 'processed' }, m.promptTokens.processed);
+    }
+    if (m.promptCacheHitRatio !== undefined) this.#cacheHit.set(model, m.promptCacheHitRatio);
   }
 }

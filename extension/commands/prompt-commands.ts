@@ -2,6 +2,7 @@
 import * as vscode from 'vscode';
 import { SlotwiseError } from '../../shared/errors';
 import type { PromptParams } from '../../shared/protocol';
+import { modelSlots } from '../../shared/slots';
 import { isFinished } from '../core/job-tracker';
 import type { JobRow } from '../core/jobs-tree-model';
 import { modelPhase } from '../core/slots-tree-model';
@@ -67,8 +68,8 @@ async function pickPromptModel(s: Services): Promise<string | null> {
   const items = [...models]
     .sort((a, b) => rank(modelPhase(a)) - rank(modelPhase(b)))
     .map((m) => {
-      const slots = m.instances.filter((i) => i.state === 'ready').flatMap((i) => i.slots);
-      return { label: m.name, description: `${modelPhase(m)}${slots.length ? ` · ${slots.filter((x) => x.busy).length}/${slots.length} busy` : ''}${m.queue.waiting ? ` · ${m.queue.waiting} queued` : ''}` };
+      const slots = modelSlots(m); // the one busy count (shared/slots.ts), as the status bar shows it
+      return { label: m.name, description: `${modelPhase(m)}${slots.total ? ` · ${slots.busy}/${slots.total} busy` : ''}${m.queue.waiting ? ` · ${m.queue.waiting} queued` : ''}` };
     });
   const pick = await vscode.window.showQuickPick(items, { title: 'Slotwise: Send Prompt', placeHolder: 'Model' });
   return pick ? pick.label : null;

@@ -1,6 +1,6 @@
 // Snapshot → the Models & Slots tree (model → instance → slot) as plain data; the TreeDataProvider only
 // maps it to TreeItems. Icons are codicon ids with theme color ids so this stays vscode-free.
-import { busySlotsOf } from '../../shared/slots';
+import { busySlotsOf, slotHolder, slotTokens } from '../../shared/slots';
 import type { InstanceState, InstanceStatus, ModelStatus, SlotStatus, Snapshot } from '../../shared/protocol';
 import { formatBytes } from '../../shared/format';
 
@@ -119,9 +119,12 @@ function instanceNode(m: ModelStatus, i: InstanceStatus, now: number): InstanceN
 }
 
 function slotNode(m: ModelStatus, i: InstanceStatus, sl: SlotStatus): SlotNode {
-  const tooltip = sl.busy
-    ? `slot ${sl.id} busy · task ${sl.taskId ?? '?'} · prompt ${sl.nPromptTokens ?? 0} tok · ${sl.nDecoded ?? 0} generated${sl.nCtx ? ` · ctx ${sl.nCtx}` : ''}`
-    : `slot ${sl.id} idle${sl.nCtx ? ` · ctx ${sl.nCtx}` : ''}`;
+  const holder = slotHolder(sl);
+  const tooltip = sl.foreign
+    ? `slot ${sl.id} busy: a client is talking to llama-server directly, not through Slotwise${sl.nCtx ? ` · ctx ${sl.nCtx}` : ''}`
+    : sl.busy
+      ? `slot ${sl.id} busy${sl.requestId ? ` · ${sl.source === 'ws' ? 'job' : 'request'} ${sl.requestId}` : ''} · task ${sl.taskId ?? '?'} · prompt ${sl.nPromptTokens ?? 0} tok · ${slotTokens(sl)} generated${sl.nCtx ? ` · ctx ${sl.nCtx}` : ''}`
+      : `slot ${sl.id} idle${sl.nCtx ? ` · ctx ${sl.nCtx}` : ''}`;
   return {
     kind: 'slot',
     id: `slot:${i.id}:${sl.id}`,
@@ -129,7 +132,7 @@ function slotNode(m: ModelStatus, i: InstanceStatus, sl: SlotStatus): SlotNode {
     instance: i.id,
     slot: sl.id,
     label: `slot ${sl.id}`,
-    description: sl.busy ? `busy · ${sl.nDecoded ?? 0} tok` : 'idle',
+    description: sl.foreign ? 'busy · foreign client' : sl.busy ? ['busy', ...(holder ? [holder] : []), `${slotTokens(sl)} tok`].join(' · ') : 'idle',
     tooltip,
     icon: sl.busy ? { id: 'circle-filled', color: 'charts.yellow' } : { id: 'circle-outline' },
     contextValue: sl.busy ? 'slotwise.slot.busy' : 'slotwise.slot.idle',

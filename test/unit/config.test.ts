@@ -249,6 +249,7 @@ describe('defaults', () => {
       maxReplicas,
       autostart: true,
       args: [],
+      affinity: true,
     });
   });
 

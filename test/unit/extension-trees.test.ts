@@ -19,6 +19,19 @@ describe('buildSlotsTree', () => {
     expect(inst!.children[1]!.tooltip).toBe('slot 1 busy · task 101 · prompt 12 tok · 182 generated · ctx 4096');
   });
 
+  it('shows which request or job leases a slot, and a foreign client', () => {
+    const inst = instance({}, []);
+    inst.slots[0] = { id: 0, busy: true, requestId: '1a2b3c4d-5e6f', source: 'http', since: NOW - 1000, nCtx: 4096 };
+    inst.slots[1] = { id: 1, busy: true, requestId: '9f8e7d6c-5b4a', source: 'ws', since: NOW - 1000, tokens: 37, nCtx: 4096 };
+    inst.slots[2] = { id: 2, busy: true, foreign: true, nCtx: 4096 };
+    const [m] = buildSlotsTree(snapshot({ models: [model({ instances: [inst] })] }), NOW);
+    const rows = m!.children[0]!.children;
+    expect(rows.map((s) => s.description)).toEqual(['busy · request 1a2b3c4d · 0 tok', 'busy · job 9f8e7d6c · 37 tok', 'busy · foreign client', 'idle']);
+    expect(rows[1]!.tooltip).toContain('job 9f8e7d6c-5b4a');
+    expect(rows[2]!.tooltip).toContain('talking to llama-server directly');
+    expect(m!.description).toBe('ready · 3/4 busy');
+  });
+
   it("counts a request the daemon just sent as busy before /slots shows it, like the status bar", () => {
     const [m] = buildSlotsTree(snapshot({ models: [model({ instances: [instance({ inFlight: 3 }, [1])] })] }), NOW);
     expect(m!.description).toBe('ready · 3/4 busy');

@@ -170,6 +170,45 @@ describe('MetricsRegistry', () => {
     expect(again.get('slotwise_requests_total{model="coder",outcome="completed"}')).toBe(3);
   });
 
+  it('exposes the model server protocol gauges (running, queued, KV cache) and prompt-cache tokens per model', async () => {
+    const coder = model({
+      name: 'coder',
+      queue: { waiting: 5, oldestWaitMs: 900 },
+      promptTokens: { cached: 300, processed: 100 },
+      promptCacheHitRatio: 0.75,
+      instances: [
+        instance({
+          id: 'coder#1',
+          state: 'ready',
+          slots: [{ id: 0, busy: true, requestId: 'a' }, { id: 1, busy: true, foreign: true }, { id: 2, busy: false }, { id: 3, busy: false }],
+          kvCache: { usedTokens: 1024, totalTokens: 4096 },
+        }),
+        instance({ id: 'coder#2', state: 'ready', slots: [{ id: 0, busy: true }, { id: 1, busy: false }, { id: 2, busy: false }, { id: 3, busy: false }], kvCache: { usedTokens: 0, totalTokens: 4096 } }),
+        // Not ready: neither its slots nor its cache count.
+        instance({ id: 'coder#3', state: 'loading', slots: [{ id: 0, busy: true }], kvCache: { usedTokens: 4096, totalTokens: 4096 } }),
+      ],
+    });
+    const text = await new MetricsRegistry().render(snapshot([coder, CHAT]));
+    const all = series(text);
+    expect(family(all, 'slotwise_num_requests_running')).toEqual({ 'slotwise_num_requests_running{model="coder"}': 3, 'slotwise_num_requests_running{model="chat"}': 0 });
+    expect(family(all, 'slotwise_num_requests_waiting')).toEqual({ 'slotwise_num_requests_waiting{model="coder"}': 5, 'slotwise_num_requests_waiting{model="chat"}': 0 });
+    expect(family(all, 'slotwise_kv_cache_usage_perc')).toEqual({ 'slotwise_kv_cache_usage_perc{model="coder"}': 0.125, 'slotwise_kv_cache_usage_perc{model="chat"}': 0 });
+    expect(family(all, 'slotwise_prompt_tokens_total')).toEqual({
+      'slotwise_prompt_tokens_total{model="coder",kind="cached"}': 300,
+      'slotwise_prompt_tokens_total{model="coder",kind="processed"}': 100,
+    });
+    expect(family(all, 'slotwise_prompt_cache_hit_ratio')).toEqual({ 'slotwise_prompt_cache_hit_ratio{model="coder"}': 0.75 });
+    for (const name of ['slotwise_num_requests_running', 'slotwise_num_requests_waiting', 'slotwise_kv_cache_usage_perc', 'slotwise_prompt_cache_hit_ratio']) {
+      expect(text).toContain(`# TYPE ${name} gauge`);
+    }
+    expect(text).toContain('# TYPE slotwise_prompt_tokens_total counter');
+    // Totals come from the scheduler: a second render shows them, not twice them.
+    const metrics = new MetricsRegistry();
+    await metrics.render(snapshot([coder]));
+    const again = series(await metrics.render(snapshot([coder])));
+    expect(again.get('slotwise_prompt_tokens_total{model="coder",kind="cached"}')).toBe(300);
+  });
+
   it('keeps registries apart: two daemons in one process do not share series', async () => {
     const a = new MetricsRegistry();
     const b = new MetricsRegistry();

@@ -49,6 +49,21 @@ describe('renderStatus', () => {
     expect(text).not.toContain('\x1b['); // no colour unless asked
   });
 
+  it('names the request or job holding each slot and marks foreign use', () => {
+    const slots = [
+      { id: 0, busy: true, requestId: '1a2b3c4d-aaaa', source: 'http' as const, since: 0, taskId: 4 },
+      { id: 1, busy: true, requestId: '9f8e7d6c-bbbb', source: 'ws' as const, since: 0, tokens: 21 },
+      { id: 2, busy: true, foreign: true },
+      { id: 3, busy: false },
+    ];
+    const text = renderStatus(snapshot([model({ instances: [{ id: 'coder#1', state: 'ready', since: 0, restarts: 0, slots }] })]), { slots: true });
+    expect(text).toContain('slot 0: busy · request 1a2b3c4d · task 4 · 0 tok');
+    expect(text).toContain('slot 1: busy · job 9f8e7d6c · task ? · 21 tok');
+    expect(text).toContain('slot 2: busy · foreign client');
+    expect(text).toContain('slot 3: idle');
+    expect(text).toContain('██▒░ 3/4');
+  });
+
   it('explains an empty config', () => {
     expect(renderStatus(snapshot([]))).toContain('No models configured');
   });

@@ -1,0 +1,167 @@
+// The slots of one llama-server instance as the daemon knows them: which of its requests holds which
+// slot (a lease, from dispatch until the upstream response ends), which slots someone else is using
+// (seen busy in /slots with no lease: "foreign"), and what each slot last served (for prompt-cache
+// affinity). Leases are exact at every instant; /slots polls only add what the daemon cannot know.
+import type { RequestSource, SlotStatus } from '../../shared/protocol';
+import type { PromptKey } from './prompt-key';
+
+/** One of the daemon's requests running in a slot. */
+export interface SlotLease {
+  requestId: string;
+  source: RequestSource;
+  /** Epoch ms of dispatch. */
+  since: number;
+  /** Tokens decoded so far, where the daemon sees them (prompt jobs). */
+  tokens?: number;
+}
+
+interface SlotState {
+  lease?: SlotLease;
+  /** The prompt this slot last served: llama-server keeps its KV cache until another prompt replaces it. */
+  key?: PromptKey;
+  lastUsedAt: number;
+  /** Epoch ms the last lease here ended: /slots may still read busy for a moment after. */
+  releasedAt: number;
+  /** Consecutive polls that read this slot busy while it had no lease of ours. */
+  unleasedBusyPolls: number;
+  /** Read busy a while after our lease ended: llama-server is still cancelling our aborted request. */
+  draining: boolean;
+}
+
+/** A free slot as the picker sees it. */
+export interface FreeSlot {
+  slot: number;
+  key?: PromptKey;
+  lastUsedAt: number;
+}
+
+/**
+ * How long after one of our leases ended a busy reading of its slot is still taken to be ours:
+ * llama-server marks a slot idle only after the response's last byte, so a poll landing just after
+ * the end reads it busy. Counting that as foreign would keep the slot from the next request.
+ */
+export const RELEASE_LAG_MS = 250;
+/**
+ * After a client aborts, llama-server notices the closed connection and frees the slot within about
+ * a second. A slot still read busy that long after our lease ended is finishing our own request: not
+ * handed out (`id_slot` on a busy slot waits inside llama-server), and not foreign either.
+ */
+export const CANCEL_LAG_MS = 2000;
+/** Polls a slot must read busy with no lease before status calls it foreign (it is avoided from the first). */
+export const FOREIGN_AFTER_POLLS = 2;
+
+function isFree(s: SlotState): boolean {
+  return !s.lease && s.unleasedBusyPolls === 0 && !s.draining;
+}
+
+export class SlotTable {
+  #slots: SlotState[] = [];
+
+  constructor(size: number) {
+    this.resize(size);
+  }
+
+  get size(): number {
+    return this.#slots.length;
+  }
+
+  /** llama-server's /slots is the authority on how many slots there are; leases beyond it are kept. */
+  resize(size: number): void {
+    while (this.#slots.length < size) this.#slots.push({ lastUsedAt: 0, releasedAt: Number.NEGATIVE_INFINITY, unleasedBusyPolls: 0, draining: false });
+    while (this.#slots.length > size && !this.#slots[this.#slots.length - 1]!.lease) this.#slots.pop();
+  }
+
+  leased(): number {
+    return this.#slots.reduce((n, s) => n + (s.lease ? 1 : 0), 0);
+  }
+
+  /** Slots without a lease that are not free: someone else's (at the last poll), or still cancelling ours. */
+  unavailable(): number {
+    return this.#slots.reduce((n, s) => n + (!s.lease && !isFree(s) ? 1 : 0), 0);
+  }
+
+  isForeign(slot: number): boolean {
+    const s = this.#slots[slot];
+    return !!s && !s.lease && s.unleasedBusyPolls >= FOREIGN_AFTER_POLLS;
+  }
+
+  free(): FreeSlot[] {
+    const out: FreeSlot[] = [];
+    this.#slots.forEach((s, slot) => {
+      if (!s.lease && isFree(s)) out.push({ slot, key: s.key, lastUsedAt: s.lastUsedAt });
+    });
+    return out;
+  }
+
+  lease(slot: number): SlotLease | undefined {
+    return this.#slots[slot]?.lease;
+  }
+
+  take(slot: number, lease: SlotLease, key: PromptKey | undefined): void {
+    const s = this.#slots[slot];
+    if (!s || s.lease) throw new Error(`slot ${slot} is not free`); // a bug in the caller: never two leases on one slot
+    s.lease = lease;
+    s.lastUsedAt = lease.since;
+    // A prompt we cannot key (token arrays) still replaces the slot's cache: forget the old key.
+    s.key = key;
+    s.unleasedBusyPolls = 0;
+    s.draining = false;
+  }
+
+  release(slot: number, at: number): void {
+    const s = this.#slots[slot];
+    if (!s?.lease) return;
+    s.lease = undefined;
+    s.releasedAt = at;
+    s.lastUsedAt = at; // least recently used counts from the end: a just-freed slot may still be finishing
+  }
+
+  /** One /slots poll: `busy` as llama-server read it when the poll was answered (`at`). */
+  observe(polled: readonly Pick<SlotStatus, 'id' | 'busy'>[], at: number): void {
+    this.resize(polled.length);
+    for (const p of polled) {
+      const s = this.#slots[p.id];
+      if (!s) continue;
+      const sinceRelease = at - s.releasedAt;
+      const ours = !!s.lease || sinceRelease < RELEASE_LAG_MS;
+      s.draining = p.busy && !ours && sinceRelease < CANCEL_LAG_MS;
+      const foreign = p.busy && !ours && !s.draining;
+      s.unleasedBusyPolls = foreign ? s.unleasedBusyPolls + 1 : 0;
+      // Someone else ran a prompt here: the cache no longer holds what we last sent.
+      if (foreign) s.key = undefined;
+    }
+  }
+
+  /** The process restarted (or is gone): its caches and foreign clients went with it. */
+  forget(): void {
+    for (const s of this.#slots) {
+      s.key = undefined;
+      s.unleasedBusyPolls = 0;
+      s.draining = false;
+    }
+  }
+
+  /** Status rows: llama-server's polled fields, with `busy` and the lease from the table (exact now). */
+  rows(polled: readonly SlotStatus[]): SlotStatus[] {
+    return this.#slots.map((s, id) => {
+      const p = polled[id]?.id === id ? polled[id] : polled.find((x) => x.id === id);
+      const row: SlotStatus = { ...(p ?? { id }), busy: false };
+      if (s.lease) {
+        row.busy = true;
+        row.requestId = s.lease.requestId;
+        row.source = s.lease.source;
+        row.since = s.lease.since;
+        if (s.lease.tokens !== undefined) row.tokens = s.lease.tokens;
+      } else if (this.isForeign(id)) {
+        row.busy = true;
+        row.foreign = true;
+      } else {
+        // Idle as far as the daemon is concerned: llama-server's task fields are a past request's.
+        delete row.taskId;
+        delete row.nDecoded;
+        delete row.nPromptTokens;
+      }
+      return row;
+    });
+  }
+}

@@ -1,0 +1,161 @@
+// Slot leases and prompt-cache affinity: the per-instance slot table, the slot picker, prompt keys,
+// the id_slot injection and the final-timings parse.
+import { describe, expect, it } from 'vitest';
+import { CHUNK_CHARS, commonChunks, promptKey, promptText } from '../../daemon/scheduler/prompt-key';
+import { CANCEL_LAG_MS, FOREIGN_AFTER_POLLS, RELEASE_LAG_MS, SlotTable } from '../../daemon/scheduler/slot-table';
+import { pickSlot, type SlotCandidate } from '../../daemon/scheduler/slot-pick';
+import { sseEventCount, withSlot } from '../../daemon/api/upstream';
+import { promptTimings, ResponseTail } from '../../daemon/api/prompt-timings';
+
+const text = (n: number, seed = 'a'): string => Array.from({ length: n }, (_, i) => String.fromCharCode(97 + ((i * 7 + seed.charCodeAt(0)) % 26))).join('');
+const lease = (requestId: string, since = 1000) => ({ requestId, source: 'http' as const, since });
+const busy = (...ids: number[]) => (n: number) => Array.from({ length: n }, (_, id) => ({ id, busy: ids.includes(id) }));
+
+describe('prompt keys', () => {
+  it('counts the full chunks two prompts share from the start', () => {
+    const history = text(CHUNK_CHARS * 6);
+    const a = promptKey(history + 'first question');
+    const b = promptKey(history + 'a different follow-up that is long enough to fill more chunks than one' + text(200, 'z'));
+    expect(a.length).toBe(6);
+    expect(commonChunks(a, b)).toBe(6);
+    expect(commonChunks(b, a)).toBe(6);
+    expect(commonChunks(promptKey(text(CHUNK_CHARS * 4)), promptKey('x' + text(CHUNK_CHARS * 4)))).toBe(0);
+    expect(commonChunks(promptKey('short'), promptKey('short'))).toBe(0); // under one chunk: nothing to match on
+  });
+
+  it('serializes chat messages in order, so a longer conversation extends the shorter one', () => {
+    const turn1 = [{ role: 'system', content: text(300) }, { role: 'user', content: 'one' }];
+    const turn2 = [...turn1, { role: 'assistant', content: 'reply' }, { role: 'user', content: 'two' }];
+    expect(promptText({ messages: turn2 })!.startsWith(promptText({ messages: turn1 })!)).toBe(true);
+    expect(promptText({ prompt: 'abc' })).toBe('abc');
+    expect(promptText({ prompt: [1, 2, 3] })).toBeUndefined();
+  });
+});
+
+describe('SlotTable', () => {
+  it('leases exactly: a slot is busy from take() to release(), whatever /slots says', () => {
+    const t = new SlotTable(4);
+    t.take(1, lease('r1'), undefined);
+    t.take(2, lease('r2'), undefined);
+    expect(t.leased()).toBe(2);
+    expect(t.free().map((f) => f.slot)).toEqual([0, 3]);
+    t.observe(busy()(4), 2000); // a poll that aliased: every slot read idle
+    const rows = t.rows(busy()(4));
+    expect(rows.filter((r) => r.busy).map((r) => [r.id, r.requestId])).toEqual([[1, 'r1'], [2, 'r2']]);
+    expect(() => t.take(1, lease('r3'), undefined)).toThrow(/not free/);
+    t.release(1, 3000);
+    t.release(1, 3000); // twice is harmless
+    expect(t.leased()).toBe(1);
+    expect(t.rows([]).filter((r) => r.busy).map((r) => r.requestId)).toEqual(['r2']);
+  });
+
+  it('avoids a slot busy without a lease at once, and calls it foreign after more than one poll', () => {
+    const t = new SlotTable(2);
+    t.observe(busy(0)(2), 1000);
+    expect(t.free().map((f) => f.slot)).toEqual([1]);
+    expect(t.unavailable()).toBe(1);
+    expect(t.isForeign(0)).toBe(false);
+    expect(t.rows(busy(0)(2))[0]).toMatchObject({ busy: false });
+    for (let i = 1; i < FOREIGN_AFTER_POLLS; i++) t.observe(busy(0)(2), 1000 + 250 * i);
+    expect(t.isForeign(0)).toBe(true);
+    expect(t.rows(busy(0)(2))[0]).toMatchObject({ id: 0, busy: true, foreign: true });
+    t.observe(busy()(2), 2000);
+    expect(t.isForeign(0)).toBe(false);
+    expect(t.free().map((f) => f.slot)).toEqual([0, 1]);
+  });
+
+  it('takes a busy reading just after its own lease ended as lag, not foreign use', () => {
+    const t = new SlotTable(1);
+    t.take(0, lease('r1'), undefined);
+    t.release(0, 5000);
+    t.observe(busy(0)(1), 5000 + RELEASE_LAG_MS - 1);
+    expect(t.free().map((f) => f.slot)).toEqual([0]);
+    t.observe(busy(0)(1), 5000 + RELEASE_LAG_MS + 1);
+    expect(t.free()).toEqual([]);
+  });
+
+  it('keeps a slot still cancelling our aborted request out of use, without calling it foreign', () => {
+    const t = new SlotTable(2);
+    t.take(0, lease('r1'), undefined);
+    t.release(0, 5000); // the client aborted; llama-server takes up to a second to notice
+    t.observe(busy(0)(2), 5000 + RELEASE_LAG_MS + 50);
+    t.observe(busy(0)(2), 5000 + RELEASE_LAG_MS + 300);
+    expect(t.free().map((f) => f.slot)).toEqual([1]);
+    expect(t.isForeign(0)).toBe(false);
+    expect(t.rows(busy(0)(2))[0]).toMatchObject({ busy: false });
+    t.observe(busy()(2), 5900);
+    expect(t.free().map((f) => f.slot)).toEqual([0, 1]);
+    // Busy long after our lease ended: someone else's.
+    t.observe(busy(0)(2), 5000 + CANCEL_LAG_MS);
+    expect(t.free().map((f) => f.slot)).toEqual([1]);
+  });
+
+  it('forgets the cached prompt when a foreign client used the slot or the process restarted', () => {
+    const t = new SlotTable(2);
+    const key = promptKey(text(640));
+    t.take(0, lease('r1'), key);
+    t.take(1, lease('r2'), key);
+    t.release(0, 1000);
+    t.release(1, 1000);
+    expect(t.free().every((f) => f.key === key)).toBe(true);
+    t.observe(busy(0)(2), 5000);
+    t.observe(busy()(2), 5250);
+    expect(t.free().map((f) => f.key)).toEqual([undefined, key]);
+    t.forget();
+    expect(t.free().map((f) => f.key)).toEqual([undefined, undefined]);
+  });
+});
+
+describe('pickSlot', () => {
+  const history = promptKey(text(CHUNK_CHARS * 8));
+  const other = promptKey(text(CHUNK_CHARS * 8, 'q'));
+  const c = (instanceId: string, slot: number, key?: Uint32Array, lastUsedAt = 0): SlotCandidate => ({ instanceId, slot, key, lastUsedAt });
+
+  it('sends a prompt to the slot, on any replica, that holds its longest prefix', () => {
+    const candidates = [c('m#1', 0, other, 5), c('m#1', 1), c('m#2', 0, history, 3), c('m#2', 1)];
+    const followUp = promptKey(text(CHUNK_CHARS * 8) + text(CHUNK_CHARS * 2, 'k'));
+    expect(pickSlot({ candidates, instanceId: 'm#1', key: followUp, affinity: true })).toEqual({ instanceId: 'm#2', slot: 0, sharedChunks: 8 });
+  });
+
+  it('without a shared prefix or with affinity off: the policy instance, an empty slot first, then the least recently used', () => {
+    const candidates = [c('m#1', 0, other, 5), c('m#1', 1, other, 2), c('m#2', 0, history, 3), c('m#2', 1)];
+    expect(pickSlot({ candidates, instanceId: 'm#2', key: history, affinity: false })).toEqual({ instanceId: 'm#2', slot: 1, sharedChunks: 0 });
+    expect(pickSlot({ candidates, instanceId: 'm#1', key: promptKey(text(640, 'x')), affinity: true })).toEqual({ instanceId: 'm#1', slot: 1, sharedChunks: 0 });
+    expect(pickSlot({ candidates: [], instanceId: 'm#1', affinity: true })).toBeUndefined();
+  });
+
+  it('does not match on an instance that just failed the request', () => {
+    const candidates = [c('m#1', 0, history), c('m#2', 0)];
+    expect(pickSlot({ candidates, instanceId: 'm#2', key: history, affinity: true, avoid: 'm#1' })).toMatchObject({ instanceId: 'm#2', slot: 0 });
+  });
+});
+
+describe('withSlot', () => {
+  it("appends id_slot last, so it wins over the client's", () => {
+    expect(JSON.parse(withSlot(JSON.stringify({ prompt: 'x', id_slot: 3 }), 1))).toEqual({ prompt: 'x', id_slot: 1 });
+    expect(withSlot(JSON.stringify({ prompt: 'x', id_slot: 3 }), 1)).toMatch(/"id_slot":1}$/);
+    expect(withSlot('{}', 0)).toBe('{"id_slot":0}');
+    expect(withSlot('{"a":1}', undefined)).toBe('{"a":1}');
+  });
+});
+
+describe('prompt timings from the response tail', () => {
+  it("reads cache_n and prompt_n from the final chunk's timings", () => {
+    const tail = new ResponseTail();
+    const events = Array.from({ length: 500 }, (_, i) => `data: {"choices":[{"text":"tok${i}"}]}\n\n`);
+    events.push('data: {"choices":[{"text":"","finish_reason":"length"}],"timings":{"cache_n":412,"prompt_n":37,"prompt_ms":3.1,"predicted_n":16}}\n\n', 'data: [DONE]\n\n');
+    const bytes = Buffer.from(events.join(''));
+    for (let i = 0; i < bytes.length; i += 97) tail.push(bytes.subarray(i, i + 97)); // split mid-event
+    expect(tail.text().length).toBeLessThan(4096 + 97);
+    expect(promptTimings(tail.text())).toEqual({ cached: 412, processed: 37 });
+    expect(promptTimings('{"choices":[]}')).toBeUndefined();
+  });
+});
+
+describe('sseEventCount', () => {
+  it('counts data events in a chunk without decoding it', () => {
+    expect(sseEventCount(Buffer.from('data: {"a":1}\n\ndata: {"b":2}\n\n'))).toBe(2);
+    expect(sseEventCount(new Uint8Array(Buffer.from('data: [DONE]\n\n')))).toBe(1);
+    expect(sseEventCount(Buffer.from(': ping\n\n'))).toBe(0);
+  });
+});
