@@ -9,9 +9,12 @@ import { onInternalError } from '../platform/internal-errors';
 import { createHttpHandler, sendJson, type Route } from './server/http';
 import { findLlamaServer } from '../toolchain/binary';
 import { createLogger, fileSink, streamSink, type Logger } from '../platform/log';
-import { isAlive } from '../platform/proc';
+import { NONCE_ENV, processStartTime } from '../platform/proc';
 import { coreHandlers } from './server/rpc';
-import { ensureStateDir, ensureToken, readDaemonInfo, removeDaemonInfo, writeDaemonInfo, type StateDir } from '../shared/state-dir';
+import { ensureStateDir, ensureToken, removeDaemonInfo, writeDaemonInfo, type StateDir } from '../shared/state-dir';
+import { secureStateDir } from '../shared/state-dir-perms';
+import { lockStateDir, type DaemonLock } from './daemon-lock';
+import { randomBytes } from 'node:crypto';
 import { StatusHub } from './status/hub';
 import { Supervisor } from './runtime/supervisor';
 import { attachWebSocket } from './server/ws';
@@ -52,11 +55,25 @@ export interface RunningDaemon {
 export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const config = opts.config ?? (await loadConfig({ path: opts.configPath, env: opts.env, allowMissing: !opts.configPath }));
   const stateDir = await ensureStateDir(opts.stateDir);
+  // Before the first log line: appending to a symlinked log would write wherever it points.
+  const permFixes = await secureStateDir(stateDir);
+  const lock = await lockStateDir(stateDir.root);
+  try {
+    return await runDaemon(opts, config, stateDir, lock, permFixes);
+  } catch (err) {
+    lock.release(); // a daemon that failed to start must not hold the state dir (the demo and bench run it in-process)
+    throw err;
+  }
+}
+
+async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir, lock: DaemonLock, permFixes: string[]): Promise<RunningDaemon> {
   const sinks = [fileSink(join(stateDir.logs, 'daemon.log'))];
   if (opts.logToStderr) sinks.push(streamSink(process.stderr));
   const logger = createLogger({ level: opts.env.SLOTWISE_LOG_LEVEL === 'debug' ? 'debug' : 'info', sinks });
-
-  await refuseSecondDaemon(stateDir);
+  for (const fix of permFixes) logger.warn(`state dir permissions: ${fix}`);
+  // `slotwise start` puts the nonce in our environment so /proc/PID/environ proves who we are; a
+  // daemon run by hand makes one up (its children still carry it; `stop` reaches it over RPC).
+  const nonce = /^[0-9a-f]{32}$/.test(opts.env[NONCE_ENV] ?? '') ? opts.env[NONCE_ENV]! : randomBytes(16).toString('hex');
   // cli.ts routes unexpected errors here in the daemon process: log them with their stack, keep serving.
   const stopLoggingInternal = onInternalError((e) => logger.error(`unexpected error (please report): ${e.detail ?? e.message}`));
   const binary = await findLlamaServer({ configured: config.llamaServer, env: opts.env });
@@ -70,6 +87,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     stateDir,
     logger,
     parentDeathSignal: opts.env.SLOTWISE_NO_PDEATHSIG !== '1',
+    nonce,
   });
   await supervisor.readModelInfo();
   const reaped = await supervisor.reapOrphans();
@@ -140,6 +158,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       server.closeAllConnections();
       await Promise.all([supervisor.shutdown(), sampler.close()]);
       await removeDaemonInfo(stateDir, process.pid);
+      lock.release();
       stopLoggingInternal();
       logger.info('stopped');
       resolveClosed();
@@ -157,7 +176,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const port = await listen(server, config.listen.host, opts.port ?? config.listen.port);
   const hostForUrl = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
   url = `http://${hostForUrl}:${port}`;
-  await writeDaemonInfo(stateDir, { pid: process.pid, port, url, version, protocol: 1, startedAt: new Date(startedAt).toISOString() });
+  lock.setPort(port);
+  const startTime = processStartTime(process.pid);
+  await writeDaemonInfo(stateDir, { pid: process.pid, port, url, version, protocol: 1, startedAt: new Date(startedAt).toISOString(), startTime, nonce });
   logger.info(`listening on ${url} (state dir ${stateDir.root}); llama-server: ${binary ? `${binary.path} (${binary.source})` : 'none'}`);
   supervisor.startAutostart();
   return { url, port, token, config, stateDir, supervisor, logger, shutdown, closed };
@@ -173,14 +194,6 @@ function countGeneratedTokens(supervisor: Supervisor, add: (model: string, n: nu
     if (total > prev) add(inst.model.name, total - prev);
     last.set(inst.pid, total);
   });
-}
-
-/** One daemon per state dir: a live daemon recorded in daemon.json wins. */
-async function refuseSecondDaemon(stateDir: StateDir): Promise<void> {
-  const info = await readDaemonInfo(stateDir);
-  if (info && info.pid !== process.pid && isAlive(info.pid)) {
-    throw new SlotwiseError('SW_ERR_DAEMON_RUNNING', `a daemon is already running for ${stateDir.root} (pid ${info.pid}, ${info.url}) — use it, or \`slotwise stop\` first`);
-  }
 }
 
 function listen(server: Server, host: string, port: number): Promise<number> {

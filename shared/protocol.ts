@@ -31,6 +31,8 @@ export type ErrorCode =
   | 'SW_ERR_JOB_NOT_FOUND'
   | 'SW_ERR_DAEMON_UNREACHABLE'
   | 'SW_ERR_DAEMON_RUNNING'
+  | 'SW_ERR_STATE_DIR_UNSAFE'
+  | 'SW_ERR_SHUTTING_DOWN'
   | 'SW_ERR_PROTOCOL_MISMATCH'
   | 'SW_ERR_INTERNAL';
 
@@ -196,6 +198,9 @@ export interface DaemonInfo {
   version: string;
   protocol: ProtocolVersion;
   startedAt: string;
+  /** The daemon's /proc start time (clock ticks since boot) and its nonce: what proves the pid is still this daemon. */
+  startTime?: number;
+  nonce?: string;
 }
 
 // ---------------------------------------------------------------------------------------------
