@@ -1,0 +1,193 @@
+// Daemon lifecycle hardening with real daemons and real llama-servers: process identity for `stop`
+// and the orphan reaper, one daemon per state dir, a private state dir.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { findLlamaServer } from '../../toolchain/binary';
+import { NONCE_ENV } from '../../platform/proc';
+import { CLI, isAlive, killTree, recordedPids, startTestDaemon, tempDir, waitUntil, writeConfig } from '../helpers/daemon';
+import { tinyModelPath } from '../helpers/tiny';
+
+const run = promisify(execFile);
+
+async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { timeout: 60_000, env: { ...process.env, ...env } });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+/** A process that must survive: killed at the end of the test. */
+function bystander(command: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+  const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: 'ignore', detached: true });
+  onTestFinished(() => {
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  });
+  return child;
+}
+
+function startTime(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** A daemon process on the given state dir, not waited for (the lock test races two of them). */
+function spawnDaemon(stateDir: string, configPath: string): { proc: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  let out = '';
+  const proc = spawn(process.execPath, [CLI, 'daemon', '--state-dir', stateDir, '--config', configPath, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
+  onTestFinished(() => killTree(proc, stateDir, stateDir));
+  return { proc, output: () => out, exited };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('process identity', () => {
+  it('stop with a stale daemon.json naming another live process leaves it alone, removes the record; start then works', async () => {
+    const dir = tempDir('stale');
+    const stateDir = join(dir, 'state');
+    mkdirSync(stateDir, { mode: 0o700 });
+    const victim = bystander('sleep', ['1000']);
+    const port = await freePort();
+    // Same pid and even the same start time: only the nonce (absent from sleep's environment) tells them apart.
+    writeFileSync(
+      join(stateDir, 'daemon.json'),
+      JSON.stringify({ pid: victim.pid, port, url: `http://127.0.0.1:${port}`, version: '0', protocol: 1, startedAt: new Date().toISOString(), startTime: startTime(victim.pid!), nonce: 'c'.repeat(32) }),
+      { mode: 0o600 },
+    );
+    const stop = await cli(['stop', '--state-dir', stateDir]);
+    expect(stop.code).toBe(0);
+    expect(stop.stderr).toBe(`removed a stale daemon.json (pid ${victim.pid} now belongs to another process, left alone); no daemon was running\n`);
+    await sleep(300);
+    expect(isAlive(victim.pid!)).toBe(true);
+    expect(existsSync(join(stateDir, 'daemon.json'))).toBe(false);
+
+    const configPath = writeConfig(dir, { models: {} });
+    const start = await cli(['start', '--state-dir', stateDir, '--config', configPath, '--port', '0']);
+    expect(start.code).toBe(0);
+    const info = JSON.parse(readFileSync(join(stateDir, 'daemon.json'), 'utf8')) as { pid: number; nonce: string; startTime: number };
+    onTestFinished(() => void cli(['stop', '--state-dir', stateDir]));
+    expect(readFileSync(`/proc/${info.pid}/environ`, 'utf8').split('\0')).toContain(`${NONCE_ENV}=${info.nonce}`);
+    expect(info.startTime).toBe(startTime(info.pid));
+    expect((await cli(['status', '--json', '--state-dir', stateDir])).code).toBe(0);
+    const stopped = await cli(['stop', '--state-dir', stateDir]);
+    expect(stopped.stderr).toBe('slotwise daemon stopped\n');
+    expect(isAlive(info.pid)).toBe(false);
+    expect(isAlive(victim.pid!)).toBe(true);
+  });
+
+  it('the reaper kills a real orphan of a SIGKILLed daemon, and leaves a hand-started llama-server and a sleep alone', async () => {
+    // Parent-death signalling off, to leave a real orphan behind as a crash on a system without it would.
+    const d1 = await startTestDaemon({ models: { tiny: { slots: 1, ctxPerSlot: 256 } }, env: { SLOTWISE_NO_PDEATHSIG: '1' } });
+    const orphan = (await d1.waitFor((s) => s.models[0]!.instances[0]?.state === 'ready', 'tiny ready')).models[0]!.instances[0]!.pid!;
+    d1.proc.kill('SIGKILL');
+    await waitUntil(() => d1.proc.exitCode !== null || d1.proc.signalCode !== null, 'daemon 1 dead');
+    const record = JSON.parse(readFileSync(join(d1.stateDir, 'pids', 'tiny_1.json'), 'utf8')) as Record<string, unknown>;
+
+    // A llama-server the user started by hand, and a sleep, each named by a record that claims the dead daemon's nonce.
+    const binary = (await findLlamaServer({ env: process.env }))!.path;
+    const hand = bystander(binary, ['-m', await tinyModelPath(), '--host', '127.0.0.1', '--port', String(await freePort()), '-c', '256']);
+    const sleeper = bystander('sleep', ['1000']);
+    for (const [name, pid] of [['hand', hand.pid!], ['sleep', sleeper.pid!]] as const) {
+      writeFileSync(join(d1.stateDir, 'pids', `${name}.json`), JSON.stringify({ ...record, instance: name, pid, startTime: startTime(pid) }), { mode: 0o600 });
+    }
+    expect(isAlive(orphan)).toBe(true);
+
+    const d2 = await startTestDaemon({ stateDir: d1.stateDir, models: {} });
+    await waitUntil(() => !isAlive(orphan), `orphan ${orphan} reaped by the new daemon`, 15_000);
+    expect(isAlive(hand.pid!)).toBe(true);
+    expect(isAlive(sleeper.pid!)).toBe(true);
+    expect(recordedPids(d2.stateDir)).toEqual([]);
+    const log = readFileSync(join(d2.stateDir, 'logs', 'daemon.log'), 'utf8');
+    expect(log).toContain(`reaping orphan llama-server pid ${orphan} (tiny#1`);
+    expect(log).toContain(`pid record hand names pid ${hand.pid}, which is not a provable orphan of ours; left running, record removed`);
+  });
+});
+
+describe('one daemon per state dir', () => {
+  it('of two daemons started at the same moment exactly one runs; after kill -9 a new one starts', async () => {
+    const dir = tempDir('lock');
+    const stateDir = join(dir, 'state');
+    const configPath = writeConfig(dir, { models: {} });
+    const a = spawnDaemon(stateDir, configPath);
+    const b = spawnDaemon(stateDir, configPath);
+    const loser = await Promise.race([a.exited.then(() => a), b.exited.then(() => b)]);
+    const winner = loser === a ? b : a;
+    expect(await loser.exited).toBe(1);
+    await waitUntil(() => existsSync(join(stateDir, 'daemon.json')) && readFileSync(join(stateDir, 'daemon.json'), 'utf8').includes(`"pid": ${winner.proc.pid}`), 'winner writes daemon.json');
+    const info = JSON.parse(readFileSync(join(stateDir, 'daemon.json'), 'utf8')) as { port: number; url: string };
+    expect(loser.output()).toMatch(new RegExp(`^slotwise: a daemon already runs for this state dir \\(pid ${winner.proc.pid}, (still starting|port ${info.port})\\) — use it, or \`slotwise stop\` first\\n$`));
+    expect((await fetch(`${info.url}/healthz`)).status).toBe(200);
+    expect(winner.proc.exitCode).toBeNull();
+
+    winner.proc.kill('SIGKILL');
+    await winner.exited;
+    const next = await startTestDaemon({ stateDir, models: {} });
+    expect((await fetch(`${next.url}/healthz`)).status).toBe(200);
+  });
+});
+
+describe('state dir permissions', () => {
+  it('a 0755 state dir, a 0644 token and a 0644 log are made private with a warning; doctor reports them before', async () => {
+    const dir = tempDir('perms');
+    const stateDir = join(dir, 'state');
+    mkdirSync(join(stateDir, 'logs'), { recursive: true });
+    chmodSync(stateDir, 0o755);
+    const token = 'd'.repeat(64);
+    writeFileSync(join(stateDir, 'token'), `${token}\n`);
+    chmodSync(join(stateDir, 'token'), 0o644);
+    writeFileSync(join(stateDir, 'logs', 'daemon.log'), '');
+    chmodSync(join(stateDir, 'logs', 'daemon.log'), 0o644);
+
+    const doctor = await cli(['doctor', '--state-dir', stateDir, '--config', writeConfig(dir, { models: {} })]);
+    expect(doctor.code).toBe(1);
+    expect(doctor.stdout).toContain(`✗ state dir     ${stateDir}: 4 permission problem(s)`);
+    expect(doctor.stdout).toContain(`✗   .           mode 0755, should be 0700 — chmod 700 ${stateDir} (the daemon does this at start)`);
+    expect(doctor.stdout).toContain(`✗   logs        mode 0755, should be 0700`);
+    expect(doctor.stdout).toContain(`✗   token       mode 0644, should be 0600 — chmod 600 ${join(stateDir, 'token')} (the daemon does this at start)`);
+    expect(doctor.stdout).toContain(`✗   logs/daemon.log mode 0644, should be 0600`);
+
+    const d = await startTestDaemon({ stateDir, models: {} });
+    expect(d.token).toBe(token); // the existing token is kept, only its mode changes
+    const mode = (p: string) => statSync(join(stateDir, p)).mode & 0o777;
+    expect([mode('.'), mode('logs'), mode('token'), mode('logs/daemon.log'), mode('daemon.json')]).toEqual([0o700, 0o700, 0o600, 0o600, 0o600]);
+    expect(readFileSync(join(stateDir, 'logs', 'daemon.log'), 'utf8')).toContain(`state dir permissions: ${join(stateDir, 'token')}: mode 0644, should be 0600; set to 0600`);
+    const after = await cli(['doctor', '--state-dir', stateDir, '--config', writeConfig(dir, { models: {} })]);
+    expect(after.stdout).toContain(`✓ state dir     ${stateDir}\n`);
+  });
+
+  it('a symlinked token is refused with the path and the fix', async () => {
+    const dir = tempDir('perms');
+    const stateDir = join(dir, 'state');
+    mkdirSync(stateDir, { mode: 0o700 });
+    writeFileSync(join(dir, 'elsewhere'), `${'e'.repeat(64)}\n`, { mode: 0o600 });
+    symlinkSync(join(dir, 'elsewhere'), join(stateDir, 'token'));
+    const d = spawnDaemon(stateDir, writeConfig(dir, { models: {} }));
+    expect(await d.exited).toBe(1);
+    const tokenPath = join(stateDir, 'token');
+    expect(d.output()).toBe(`slotwise: ${tokenPath}: is a symlink — remove it (rm ${tokenPath}); Slotwise writes its own\n`);
+    const doctor = await cli(['doctor', '--state-dir', stateDir]);
+    expect(doctor.stdout).toContain(`✗   token       is a symlink — remove it (rm ${tokenPath}); Slotwise writes its own`);
+  });
+});
