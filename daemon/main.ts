@@ -21,6 +21,7 @@ import { attachWebSocket } from './server/ws';
 import { openAiRoutes } from './api/openai';
 import { Scheduler } from './scheduler/scheduler';
 import { JobStore } from './api/jobs';
+import { JobArchive } from './api/job-archive';
 import { MetricsRegistry, METRICS_CONTENT_TYPE } from './status/metrics';
 import { ResourceSampler } from './resources/sampler';
 import { startAutoscaler } from './autoscale/autoscaler';
@@ -108,7 +109,9 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
     config,
     hooks: { onQueueWait: (m, s) => metrics.observeQueueWait(m, s), onOutcome: (m, o) => metrics.countRequest(m, o) },
   });
-  const jobs = new JobStore({ scheduler, supervisor });
+  const archive = new JobArchive({ dir: stateDir.jobs, onError: (err) => logger.warn(`could not keep a job on disk: ${err.message}`) });
+  const jobs = new JobStore({ scheduler, supervisor, archive });
+  await jobs.restore();
   const hub = new StatusHub({
     version,
     startedAt,
@@ -140,7 +143,11 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
     },
     ...openAiRoutes({ supervisor, scheduler }),
   ];
-  const server = createServer(createHttpHandler({ guard, maxBodyBytes: config.limits.maxBodyBytes, routes, logger }));
+  // Graceful shutdown (see shutdown below): `refusing` answers new requests 503, `cut` ends running ones.
+  let refusing: SlotwiseError | undefined;
+  const cut = new AbortController();
+  const http = createHttpHandler({ guard, maxBodyBytes: config.limits.maxBodyBytes, routes, logger, stop: cut.signal, refuse: () => refusing });
+  const server = createServer(http);
   server.keepAliveTimeout = 30_000;
 
   let shuttingDown: Promise<void> | undefined;
@@ -148,15 +155,26 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
   const closed = new Promise<void>((r) => (resolveClosed = r));
   const shutdown = (reason: string): Promise<void> => {
     shuttingDown ??= (async () => {
-      logger.info(`shutting down: ${reason}`);
+      // New requests get 503 and queued ones 503 with the reason at once; running ones get
+      // shutdownGraceMs to finish, then end with an SSE error event / job.error; then the llama-servers stop.
+      const grace = config.shutdownGraceMs;
+      logger.info(`shutting down: ${reason}; running requests get ${grace} ms to finish`);
       stopAutoscaler();
+      refusing = new SlotwiseError('SW_ERR_SHUTTING_DOWN', `daemon is shutting down (${reason}) — retry once a daemon runs again`);
+      scheduler.close(reason);
+      const idle = (): Promise<unknown> => Promise.all([http.settled(), jobs.settled()]);
+      if (!(await within(idle(), grace))) {
+        logger.warn(`requests still running after ${grace} ms (shutdownGraceMs); ending them`);
+        const why = new SlotwiseError('SW_ERR_SHUTTING_DOWN', `daemon is shutting down (${reason}); the response was ended after shutdownGraceMs (${grace} ms)`);
+        cut.abort(why);
+        jobs.close(why);
+        await within(idle(), 2000); // their error events are written, then the connections close
+      }
       ws.close();
       hub.close();
-      jobs.close();
-      scheduler.close();
       server.close();
       server.closeAllConnections();
-      await Promise.all([supervisor.shutdown(), sampler.close()]);
+      await Promise.all([supervisor.shutdown(), sampler.close(), jobs.flush()]);
       await removeDaemonInfo(stateDir, process.pid);
       lock.release();
       stopLoggingInternal();
@@ -182,6 +200,17 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
   logger.info(`listening on ${url} (state dir ${stateDir.root}); llama-server: ${binary ? `${binary.path} (${binary.source})` : 'none'}`);
   supervisor.startAutostart();
   return { url, port, token, config, stateDir, supervisor, logger, shutdown, closed };
+}
+
+/** True when the promise settled within ms. */
+async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)));
+  try {
+    return await Promise.race([p.then(() => true as const), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Feeds per-model generated-token counts from each instance's `tokens_predicted_total` (it restarts at 0 with the process). */

@@ -33,6 +33,7 @@ export type ErrorCode =
   | 'SW_ERR_DAEMON_RUNNING'
   | 'SW_ERR_STATE_DIR_UNSAFE'
   | 'SW_ERR_SHUTTING_DOWN'
+  | 'SW_ERR_JOB_INTERRUPTED'
   | 'SW_ERR_PROTOCOL_MISMATCH'
   | 'SW_ERR_INTERNAL';
 
@@ -222,7 +223,8 @@ export interface PromptParams {
   stop?: string[];
 }
 
-export type JobState = 'queued' | 'running' | 'completed' | 'cancelled' | 'failed';
+/** `interrupted`: the daemon died (crash, kill -9) while the job was queued or running; seen after a restart. */
+export type JobState = 'queued' | 'running' | 'completed' | 'cancelled' | 'failed' | 'interrupted';
 
 export interface JobUsage {
   promptTokens: number;

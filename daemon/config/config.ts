@@ -44,6 +44,8 @@ export interface Config {
   limits: { maxBodyBytes: number };
   /** How a request picks a replica. Default `'slot-aware'` (fewest busy slots). */
   routing: 'slot-aware' | 'round-robin';
+  /** On shutdown, how long running requests may finish before they are ended with an error, in ms. Default 10000. */
+  shutdownGraceMs: number;
   /** Child process lifecycle, all in ms except maxCrashes. Defaults 600000, 10000, 1000, 60000, 300000, 5, 600000. */
   supervisor: {
     healthTimeoutMs: number;
@@ -167,13 +169,14 @@ const SUPERVISOR: Fields<Config['supervisor']> = {
 const GPU: Fields<Config['gpu']> = {
   sampleIntervalMs: { rule: ms(100), def: 1_000, hint: 'set the GPU sampling period in milliseconds (e.g. 1000)' },
 };
-const TOP: Fields<Pick<Config, 'llamaServer' | 'routing'>> = {
+const TOP: Fields<Pick<Config, 'llamaServer' | 'routing' | 'shutdownGraceMs'>> = {
   llamaServer: { rule: nonEmpty, def: 'auto', hint: 'use "auto" to find or build llama-server, or the path of a llama-server binary' },
   routing: {
     rule: { ok: (v): v is Config['routing'] => v === 'slot-aware' || v === 'round-robin', expected: () => '"slot-aware" or "round-robin"' },
     def: 'slot-aware',
     hint: 'use "slot-aware" (fewest busy slots first) or "round-robin"',
   },
+  shutdownGraceMs: { rule: ms(0), def: 10_000, hint: 'set how long running requests may finish on shutdown, in milliseconds (e.g. 10000)' },
 };
 const AUTOSCALE: Fields<Config['autoscale']> = {
   saturatedForMs: { rule: ms(1000), def: 30_000, hint: 'set how long a model must stay saturated before a replica is added, in ms (e.g. 30000)' },
@@ -204,7 +207,7 @@ const MODEL: Fields<Pick<ModelConfig, 'slots' | 'ctxPerSlot' | 'gpuLayers' | 're
 const PATH_HINT = "set it to the model's .gguf file (absolute, ~/…, or relative to the config file)";
 const MAX_REPLICAS: Field<number> = { rule: int(1), def: 4, hint: 'set the most replicas this model may run (e.g. 4)' };
 const MODEL_KEYS = ['path', ...Object.keys(MODEL), 'maxReplicas'];
-const TOP_KEYS = ['$schema', 'listen', 'llamaServer', 'queue', 'limits', 'routing', 'supervisor', 'gpu', 'autoscale', 'models'];
+const TOP_KEYS = ['$schema', 'listen', 'llamaServer', 'queue', 'limits', 'routing', 'shutdownGraceMs', 'supervisor', 'gpu', 'autoscale', 'models'];
 
 /** Old or llama-server names → the Slotwise key, relative to the object they appear in. */
 const RENAMED: Record<string, string> = {
@@ -344,6 +347,7 @@ function parseValue(raw: unknown, opts: ParseOptions, modelOrder: string[] | und
     queue: readSection(ctx, 'queue', raw, QUEUE),
     limits: readSection(ctx, 'limits', raw, LIMITS),
     routing: top.routing,
+    shutdownGraceMs: top.shutdownGraceMs,
     supervisor: readSection(ctx, 'supervisor', raw, SUPERVISOR),
     gpu: readSection(ctx, 'gpu', raw, GPU),
     autoscale: readSection(ctx, 'autoscale', raw, AUTOSCALE),

@@ -69,6 +69,6 @@ function outcomeOf(err: unknown, signal: AbortSignal): RequestOutcome {
   if (signal.aborted) return 'cancelled';
   const code = toSlotwiseError(err).code;
   if (code === 'SW_ERR_CANCELLED') return 'cancelled';
-  if (code === 'SW_ERR_QUEUE_TIMEOUT' || code === 'SW_ERR_QUEUE_FULL' || code === 'SW_ERR_NO_INSTANCE') return 'rejected';
+  if (code === 'SW_ERR_QUEUE_TIMEOUT' || code === 'SW_ERR_QUEUE_FULL' || code === 'SW_ERR_NO_INSTANCE' || code === 'SW_ERR_SHUTTING_DOWN') return 'rejected';
   return 'failed';
 }

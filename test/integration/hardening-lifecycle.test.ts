@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { findLlamaServer } from '../../toolchain/binary';
 import { NONCE_ENV } from '../../platform/proc';
-import { CLI, isAlive, killTree, recordedPids, startTestDaemon, tempDir, waitUntil, writeConfig } from '../helpers/daemon';
+import { CLI, isAlive, killTree, llamaServersWith, recordedPids, startTestDaemon, tempDir, waitUntil, writeConfig } from '../helpers/daemon';
 import { tinyModelPath } from '../helpers/tiny';
 
 const run = promisify(execFile);
@@ -189,5 +189,90 @@ describe('state dir permissions', () => {
     expect(d.output()).toBe(`slotwise: ${tokenPath}: is a symlink — remove it (rm ${tokenPath}); Slotwise writes its own\n`);
     const doctor = await cli(['doctor', '--state-dir', stateDir]);
     expect(doctor.stdout).toContain(`✗   token       is a symlink — remove it (rm ${tokenPath}); Slotwise writes its own`);
+  });
+});
+
+interface Streamed {
+  /** Resolves with the status once the response head arrived. */
+  head: Promise<number>;
+  /** Resolves with the whole body and when it ended. */
+  body: Promise<{ status: number; text: string; endedAt: number }>;
+  /** Bytes so far. */
+  sofar(): string;
+}
+
+function stream(url: string, token: string, body: Record<string, unknown>): Streamed {
+  let text = '';
+  let resolveHead!: (s: number) => void;
+  const head = new Promise<number>((r) => (resolveHead = r));
+  const done = (async () => {
+    const res = await fetch(`${url}/v1/completions`, { method: 'POST', headers: { Authorization: `Bearer ${token}` }, body: JSON.stringify({ model: 'm', prompt: 'x', stream: true, ignore_eos: true, ...body }) });
+    resolveHead(res.status);
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    for (;;) {
+      const { done: end, value } = await reader.read();
+      if (end) break;
+      text += decoder.decode(value, { stream: true });
+    }
+    return { status: res.status, text, endedAt: Date.now() };
+  })();
+  return { head, body: done, sofar: () => text };
+}
+
+const deltas = (sse: string): string[] =>
+  sse
+    .split('\n\n')
+    .filter((e) => e.startsWith('data: {') && !e.includes('"error"'))
+    .map((e) => (JSON.parse(e.slice(6)) as { choices: { text: string }[] }).choices[0]!.text);
+
+describe('graceful shutdown', () => {
+  it('SIGTERM: queued requests get 503, a short stream completes, a long one and a WS job end with SW_ERR_SHUTTING_DOWN; exit 0, no llama-server left', async () => {
+    const d = await startTestDaemon({ models: { m: { size: 'slow', slots: 3, ctxPerSlot: 4096 } }, config: { shutdownGraceMs: 4000 } });
+    await d.waitFor((s) => s.models[0]!.instances[0]?.state === 'ready', 'm ready');
+    const client = await d.client();
+    const jobEvents: { method: string; params: { code?: string } }[] = [];
+    client.on('job.error', (p) => jobEvents.push({ method: 'job.error', params: p }));
+    client.on('job.end', (p) => jobEvents.push({ method: 'job.end', params: {} }));
+
+    const short = stream(d.url, d.token, { max_tokens: 60 });
+    const long = stream(d.url, d.token, { max_tokens: 3500 });
+    const { jobId } = await client.call('prompt.submit', { model: 'm', prompt: 'x', maxTokens: 3500 });
+    await waitUntil(() => short.sofar().includes('data: {') && long.sofar().includes('data: {'), 'both streams under way');
+    const queued = [stream(d.url, d.token, { max_tokens: 5 }), stream(d.url, d.token, { max_tokens: 5 })];
+    await d.waitFor((s) => s.models[0]!.queue.waiting === 2, '2 requests queued');
+    expect(short.sofar()).not.toContain('[DONE]'); // still running when the signal comes
+
+    const sigtermAt = Date.now();
+    d.proc.kill('SIGTERM');
+    for (const q of queued) {
+      const r = await q.body;
+      expect(r.status).toBe(503);
+      expect(JSON.parse(r.text)).toMatchObject({ error: { code: 'SW_ERR_SHUTTING_DOWN' } });
+      expect(JSON.parse(r.text).error.message).toMatch(/^daemon is shutting down \(received SIGTERM\); request for "m" was not started — retry once a daemon runs again$/);
+    }
+    const late = await d.fetch('/v1/completions', { method: 'POST', body: JSON.stringify({ model: 'm', prompt: 'x', max_tokens: 1 }) });
+    expect(late.status).toBe(503);
+    expect(((await late.json()) as { error: { code: string } }).error.code).toBe('SW_ERR_SHUTTING_DOWN');
+
+    const s = await short.body;
+    expect(s.status).toBe(200);
+    expect(s.text).toContain('data: [DONE]');
+    expect(s.text).not.toContain('"error"');
+    expect(deltas(s.text).length).toBeGreaterThan(0);
+    expect(s.endedAt).toBeGreaterThan(sigtermAt);
+
+    const l = await long.body;
+    expect(l.status).toBe(200);
+    expect(deltas(l.text).length).toBeGreaterThan(0);
+    expect(l.text).not.toContain('[DONE]');
+    const last = l.text.trim().split('\n\n').pop()!;
+    expect(JSON.parse(last.slice(6))).toMatchObject({ error: { code: 'SW_ERR_SHUTTING_DOWN', message: 'daemon is shutting down (received SIGTERM); the response was ended after shutdownGraceMs (4000 ms)' } });
+    expect(l.endedAt - sigtermAt).toBeGreaterThanOrEqual(3900);
+
+    await waitUntil(() => d.proc.exitCode !== null || d.proc.signalCode !== null, `daemon exit; output:\n${d.output().slice(-2000)}`, 20_000);
+    expect(d.proc.exitCode, d.output().slice(-2000)).toBe(0);
+    expect(jobEvents).toEqual([{ method: 'job.error', params: expect.objectContaining({ jobId, code: 'SW_ERR_SHUTTING_DOWN' }) }]);
+    expect(llamaServersWith(d.dir)).toEqual([]);
   });
 });
