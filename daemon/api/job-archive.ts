@@ -2,6 +2,7 @@
 // the extension still find them after a daemon restart. A job is written when accepted and again
 // when it ends; a file still saying queued/running at the next start belonged to a daemon that died
 // (crash, kill -9) and is marked `interrupted`. Bounded: the newest maxJobs files within maxBytes.
+import { renameSync, writeFileSync } from 'node:fs';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { JobSummary } from '../../shared/protocol';
@@ -36,13 +37,15 @@ export class JobArchive {
 
   /** Every stored job, oldest first; those a dead daemon left queued or running come back `interrupted`. */
   async load(): Promise<StoredJob[]> {
-    let names: string[];
+    let all: string[];
     try {
-      names = (await readdir(this.#opts.dir)).filter((n) => n.endsWith('.json'));
+      all = await readdir(this.#opts.dir);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw err;
     }
+    for (const n of all.filter((n) => n.endsWith('.tmp'))) await rm(join(this.#opts.dir, n), { force: true }); // a write the dead daemon never finished
+    const names = all.filter((n) => n.endsWith('.json'));
     const jobs: StoredJob[] = [];
     for (const name of names) {
       const file = join(this.#opts.dir, name);
@@ -67,12 +70,24 @@ export class JobArchive {
     return jobs.filter((j) => this.#files.has(j.summary.jobId)).sort((a, b) => a.summary.createdAt - b.summary.createdAt);
   }
 
-  /** Writes the job's current state (a snapshot taken now), then drops the oldest jobs beyond the bounds. */
-  save(job: StoredJob): void {
+  /**
+   * Writes the job's current state (a snapshot taken now), then drops the oldest jobs beyond the bounds.
+   * `sync` (a job just accepted, nothing pending for it): on disk before the caller answers, so a
+   * daemon killed a moment later still leaves the record that makes the job show as interrupted.
+   */
+  save(job: StoredJob, { sync = false } = {}): void {
     const id = job.summary.jobId;
     const text = JSON.stringify(job);
     this.#files.set(id, { bytes: Buffer.byteLength(text), createdAt: job.summary.createdAt });
-    this.#chain(id, () => writeFileAtomic(this.#file(id), text, 0o600));
+    if (sync && !this.#writes.has(id)) {
+      try {
+        writeFileAtomicSync(this.#file(id), text);
+      } catch (err) {
+        this.#opts.onError(err as Error);
+      }
+    } else {
+      this.#chain(id, () => writeFileAtomic(this.#file(id), text, 0o600));
+    }
     this.#enforceBounds();
   }
 
@@ -115,4 +130,10 @@ export class JobArchive {
   #file(jobId: string): string {
     return join(this.#opts.dir, `${jobId}.json`);
   }
+}
+
+function writeFileAtomicSync(path: string, data: string): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, data, { mode: 0o600 });
+  renameSync(tmp, path);
 }

@@ -79,7 +79,7 @@ export class JobStore {
     };
     this.#jobs.set(job.summary.jobId, job);
     this.#subscribe(job, conn);
-    this.#save(job);
+    this.#opts.archive?.save({ summary: job.summary, deltas: job.deltas }, { sync: true });
     const started = Date.now();
     let leaseAt = started;
     const done = dispatch(

@@ -276,3 +276,45 @@ describe('graceful shutdown', () => {
     expect(llamaServersWith(d.dir)).toEqual([]);
   });
 });
+
+describe('jobs kept on disk', () => {
+  it('a finished job is listed with its text after a restart; a job running at kill -9 shows interrupted', async () => {
+    const d1 = await startTestDaemon({ models: { m: { slots: 1, ctxPerSlot: 512 } } });
+    await d1.waitFor((s) => s.models[0]!.instances[0]?.state === 'ready', 'm ready');
+    const c1 = await d1.client();
+    const text: string[] = [];
+    c1.on('job.delta', (p) => text.push(p.text));
+    const ended = new Promise((r) => c1.on('job.end', r));
+    const { jobId: done } = await c1.call('prompt.submit', { model: 'm', prompt: 'Hello', maxTokens: 8 });
+    await ended;
+    expect(text.length).toBeGreaterThan(0);
+    await d1.stop();
+    const file = join(d1.stateDir, 'jobs', `${done}.json`);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+
+    const d2 = await startTestDaemon({ stateDir: d1.stateDir, models: { m: { size: 'slow', slots: 1, ctxPerSlot: 4096 } } });
+    await d2.waitFor((s) => s.models[0]!.instances[0]?.state === 'ready', 'm ready');
+    const c2 = await d2.client();
+    const firstDelta = new Promise((r) => c2.on('job.delta', r));
+    const { jobId: running } = await c2.call('prompt.submit', { model: 'm', prompt: 'x', maxTokens: 3500 });
+    await firstDelta;
+    d2.proc.kill('SIGKILL');
+    await waitUntil(() => d2.proc.signalCode !== null, 'daemon 2 killed');
+
+    const d3 = await startTestDaemon({ stateDir: d1.stateDir, models: {} });
+    const jobs = await cli(['jobs', '--json', '--state-dir', d3.stateDir]);
+    expect(jobs.code).toBe(0);
+    const list = JSON.parse(jobs.stdout) as { jobId: string; state: string; error?: { code: string } }[];
+    expect(list.map((j) => [j.jobId, j.state])).toEqual([
+      [running, 'interrupted'],
+      [done, 'completed'],
+    ]);
+    expect(list[0]!.error).toMatchObject({ code: 'SW_ERR_JOB_INTERRUPTED' });
+    const attached = await cli(['attach', done, '--state-dir', d3.stateDir]);
+    expect(attached.code).toBe(0);
+    expect(attached.stdout).toBe(`${text.join('')}\n`); // the CLI ends the text with a newline
+    const interrupted = await cli(['attach', running, '--state-dir', d3.stateDir]);
+    expect(interrupted.code).toBe(1);
+    expect(interrupted.stderr).toContain('the daemon stopped (crash or kill -9) while this job was queued or running — submit it again');
+  });
+});
