@@ -117,7 +117,7 @@ async function dropStaleDaemonInfo(dir: StateDir, ctx: Pick<CommandContext, 'std
   const info = await readDaemonInfo(dir);
   if (!info || isVerifiedProcess(info) || (await findDaemon(ctx.stateDir))) return false;
   await removeDaemonInfo(dir, info.pid);
-  const why = isAlive(info.pid) ? `pid ${info.pid} now belongs to another process, left alone` : `pid ${info.pid} is gone`;
+  const why = isAlive(info.pid) ? `pid ${info.pid} is not provably that daemon: its start time or nonce differ; left alone` : `pid ${info.pid} is gone`;
   ctx.stderr.write(`removed a stale daemon.json (${why}); no daemon was running\n`);
   return true;
 }
