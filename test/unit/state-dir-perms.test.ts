@@ -1,5 +1,5 @@
 // State dir permissions: 0700 dirs, 0600 files, no symlinks; modes of our own files fixed, the rest refused.
-import { chmodSync, mkdtempSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -50,6 +50,15 @@ describe('state dir permissions', () => {
     expect((await inspectStateDir(dir))[0]).toMatchObject({ path: dir.token, problem: 'is a symlink', fixable: false });
     const err = await rejection(secureStateDir(dir));
     expect(err).toMatchObject({ code: 'SW_ERR_STATE_DIR_UNSAFE', message: `${dir.token}: is a symlink — remove it (rm ${dir.token}); Slotwise writes its own` });
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('refuses a file owned by another user (needs root to chown it)', async () => {
+    const dir = await ensureStateDir(join(mkdtempSync(join(tmpdir(), 'slotwise-perms-')), 'state'));
+    writeFileSync(dir.token, `${'c'.repeat(64)}\n`, { mode: 0o600 });
+    chownSync(dir.token, 65534, 65534);
+    const err = await rejection(secureStateDir(dir));
+    expect(err).toMatchObject({ code: 'SW_ERR_STATE_DIR_UNSAFE' });
+    expect(err.message).toBe(`${dir.token}: is owned by uid 65534, not you (uid 0) — remove it or chown it to yourself, or use another --state-dir`);
   });
 
   it('a fresh state dir, token and daemon files are private from the start', async () => {
