@@ -1,5 +1,6 @@
 // The daemon process: config → state dir → supervisor → HTTP/WS server → autostart; signals.
 // Wiring only: each part lives in its own module.
+import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { version } from '../package.json';
@@ -14,7 +15,6 @@ import { coreHandlers } from './server/rpc';
 import { ensureStateDir, ensureToken, removeDaemonInfo, writeDaemonInfo, type StateDir } from '../shared/state-dir';
 import { secureStateDir } from '../shared/state-dir-perms';
 import { lockStateDir, type DaemonLock } from './daemon-lock';
-import { randomBytes } from 'node:crypto';
 import { StatusHub } from './status/hub';
 import { Supervisor } from './runtime/supervisor';
 import { attachWebSocket } from './server/ws';

@@ -233,7 +233,7 @@ describe('graceful shutdown', () => {
     const client = await d.client();
     const jobEvents: { method: string; params: { code?: string } }[] = [];
     client.on('job.error', (p) => jobEvents.push({ method: 'job.error', params: p }));
-    client.on('job.end', (p) => jobEvents.push({ method: 'job.end', params: {} }));
+    client.on('job.end', () => jobEvents.push({ method: 'job.end', params: {} }));
 
     // Short: a few seconds (about 100 tokens/s per slot here), so it runs at SIGTERM and ends within the grace; long: minutes.
     const short = stream(d.url, d.token, { max_tokens: 300 });
