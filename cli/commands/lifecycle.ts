@@ -1,6 +1,6 @@
 // `daemon` (foreground), `start` (background, returns once it accepts requests), `stop`.
 import { spawn } from 'node:child_process';
-import { openSync, closeSync, readFileSync } from 'node:fs';
+import { openSync, closeSync, readFileSync, statSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SlotwiseError } from '../../shared/errors';
 import { startDaemon } from '../../daemon/main';
@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { NONCE_ENV, isAlive, isVerifiedProcess } from '../../platform/proc';
 import { ensureStateDir, readDaemonInfo, removeDaemonInfo, stateDirPaths, type StateDir } from '../../shared/state-dir';
 import { secureStateDir } from '../../shared/state-dir-perms';
-import { findDaemon, isHealthy } from '../locate';
+import { findDaemon, isHealthy, type DaemonEndpoint } from '../locate';
 import { RpcClient } from '../../shared/rpc-client';
 import { untilSignal, type Command, type CommandContext } from './command';
 import { join } from 'node:path';
@@ -38,7 +38,10 @@ export const startCommand: Command = {
     // Checked here too: daemon.out is opened below, before the daemon's own check runs.
     for (const fix of await secureStateDir(dir)) ctx.stderr.write(`slotwise: warning: state dir permissions: ${fix}\n`);
     const outFile = join(dir.logs, 'daemon.out');
-    const out = openSync(outFile, 'w', 0o600);
+    // Appended, and read from here on: a second `start` at the same moment must not truncate the
+    // line our daemon writes when it loses the state dir lock. Restarted when it grows large.
+    const out = openSync(outFile, fileSize(outFile) > 1_000_000 ? 'w' : 'a', 0o600);
+    const outFrom = fileSize(outFile);
     const args = [process.argv[1]!, 'daemon', '--state-dir', ctx.stateDir];
     if (ctx.configPath) args.push('--config', ctx.configPath);
     if (ctx.port !== undefined) args.push('--port', String(ctx.port));
@@ -53,7 +56,13 @@ export const startCommand: Command = {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       if (exitCode !== null) {
-        const lastLine = readFileSync(outFile, 'utf8').trim().split('\n').filter((l) => l.startsWith('slotwise:')).pop();
+        const lastLine = readFileSync(outFile).subarray(outFrom).toString('utf8').trim().split('\n').filter((l) => l.startsWith('slotwise:')).pop();
+        // Another `start` (a second editor window) won the state dir lock a moment earlier: use its daemon.
+        const other = lastLine?.includes('a daemon already runs for this state dir') ? await waitForDaemon(ctx.stateDir, deadline) : undefined;
+        if (other) {
+          ctx.stdout.write(`already running: ${other.url} (pid ${other.info.pid})\n`);
+          return 0;
+        }
         ctx.stderr.write(`${lastLine ?? `slotwise: daemon exited with code ${exitCode}; see ${outFile}`}\n`);
         return exitCode === 2 ? 2 : 1;
       }
@@ -107,6 +116,22 @@ export async function stopDaemon(ctx: Pick<CommandContext, 'stateDir'>): Promise
   while (isAlive(info.pid) && Date.now() < deadline) await sleep(50);
   if (isAlive(info.pid) && isVerifiedProcess(info)) process.kill(info.pid, 'SIGKILL');
   return true;
+}
+
+function fileSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
+
+async function waitForDaemon(stateDir: string, deadline: number): Promise<DaemonEndpoint | undefined> {
+  for (;;) {
+    const ep = await findDaemon(stateDir);
+    if (ep || Date.now() > deadline) return ep;
+    await sleep(100);
+  }
 }
 
 /**

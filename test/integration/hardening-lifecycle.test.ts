@@ -148,6 +148,22 @@ describe('one daemon per state dir', () => {
   });
 });
 
+describe('one daemon per state dir (start)', () => {
+  it('two `slotwise start` at the same moment both succeed against one daemon', async () => {
+    const dir = tempDir('lock2');
+    const stateDir = join(dir, 'state');
+    const configPath = writeConfig(dir, { models: {} });
+    onTestFinished(() => void cli(['stop', '--state-dir', stateDir]));
+    const [a, b] = await Promise.all([0, 1].map(() => cli(['start', '--state-dir', stateDir, '--config', configPath, '--port', '0'])));
+    expect([a!.code, b!.code]).toEqual([0, 0]);
+    const info = JSON.parse(readFileSync(join(stateDir, 'daemon.json'), 'utf8')) as { pid: number; url: string };
+    // One says where it started, the other that it is already running: the same daemon.
+    expect([a!.stdout, b!.stdout].sort()).toEqual([`already running: ${info.url} (pid ${info.pid})\n`, `${info.url}\n`]);
+    const stopped = await cli(['stop', '--state-dir', stateDir]);
+    expect(stopped.stderr).toBe('slotwise daemon stopped\n');
+  });
+});
+
 describe('state dir permissions', () => {
   it('a 0755 state dir, a 0644 token and a 0644 log are made private with a warning; doctor reports them before', async () => {
     const dir = tempDir('perms');
