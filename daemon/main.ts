@@ -1,5 +1,6 @@
 // The daemon process: config → state dir → supervisor → HTTP/WS server → autostart; signals.
 // Wiring only: each part lives in its own module.
+import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createServer, type RequestListener, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -12,15 +13,18 @@ import { onInternalError } from '../platform/internal-errors';
 import { createHttpHandler, sendJson, type Route } from './server/http';
 import { findLlamaServer } from '../toolchain/binary';
 import { createLogger, fileSink, streamSink, type Logger } from '../platform/log';
-import { isAlive } from '../platform/procfs';
+import { NONCE_ENV, processStartTime } from '../platform/process-identity';
 import { coreHandlers } from './server/rpc';
-import { ensureStateDir, ensureToken, readDaemonInfo, removeDaemonInfo, writeDaemonInfo, type StateDir } from '../shared/state-dir';
+import { ensureStateDir, ensureToken, removeDaemonInfo, writeDaemonInfo, type StateDir } from '../shared/state-dir';
+import { secureStateDir } from '../shared/state-dir-perms';
+import { lockStateDir, type DaemonLock } from './daemon-lock';
 import { StatusHub } from './status/hub';
 import { Supervisor } from './runtime/supervisor';
 import { attachWebSocket } from './server/ws';
 import { openAiRoutes } from './api/openai';
 import { Scheduler } from './scheduler/scheduler';
 import { JobStore } from './api/jobs';
+import { JobArchive } from './api/job-archive';
 import { MetricsRegistry, METRICS_CONTENT_TYPE } from './status/metrics';
 import { ResourceSampler } from './resources/sampler';
 import { startAutoscaler } from './autoscale/autoscaler';
@@ -55,11 +59,25 @@ export interface RunningDaemon {
 export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const config = opts.config ?? (await loadConfig({ path: opts.configPath, env: opts.env, allowMissing: !opts.configPath }));
   const stateDir = await ensureStateDir(opts.stateDir);
+  // Before the first log line: appending to a symlinked log would write wherever it points.
+  const permFixes = await secureStateDir(stateDir);
+  const lock = await lockStateDir(stateDir.root);
+  try {
+    return await runDaemon(opts, config, stateDir, lock, permFixes);
+  } catch (err) {
+    lock.release(); // a daemon that failed to start must not hold the state dir (the demo and bench run it in-process)
+    throw err;
+  }
+}
+
+async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir, lock: DaemonLock, permFixes: string[]): Promise<RunningDaemon> {
   const sinks = [fileSink(join(stateDir.logs, 'daemon.log'))];
   if (opts.logToStderr) sinks.push(streamSink(process.stderr));
   const logger = createLogger({ level: opts.env.SLOTWISE_LOG_LEVEL === 'debug' ? 'debug' : 'info', sinks });
-
-  await refuseSecondDaemon(stateDir);
+  for (const fix of permFixes) logger.warn(`state dir permissions: ${fix}`);
+  // `slotwise start` puts the nonce in our environment so /proc/PID/environ proves who we are; a
+  // daemon run by hand makes one up (its children still carry it; `stop` reaches it over RPC).
+  const nonce = /^[0-9a-f]{32}$/.test(opts.env[NONCE_ENV] ?? '') ? opts.env[NONCE_ENV]! : randomBytes(16).toString('hex');
   // cli/main.ts routes unexpected errors here in the daemon process: log them with their stack, keep serving.
   const stopLoggingInternal = onInternalError((e) => logger.error(`unexpected error (please report): ${e.detail ?? e.message}`));
   const binary = await findLlamaServer({ configured: config.llamaServer, env: opts.env });
@@ -73,6 +91,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     stateDir,
     logger,
     parentDeathSignal: opts.env.SLOTWISE_NO_PDEATHSIG !== '1',
+    nonce,
   });
   await supervisor.readModelInfo();
   const reaped = await supervisor.reapOrphans();
@@ -93,7 +112,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     config,
     hooks: { onQueueWait: (m, s) => metrics.observeQueueWait(m, s), onOutcome: (m, o) => metrics.countRequest(m, o) },
   });
-  const jobs = new JobStore({ scheduler, supervisor });
+  const archive = new JobArchive({ dir: stateDir.jobs, onError: (err) => logger.warn(`could not keep a job on disk: ${err.message}`) });
+  const jobs = new JobStore({ scheduler, supervisor, archive });
+  await jobs.restore();
   const hub = new StatusHub({
     version,
     startedAt,
@@ -125,26 +146,47 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     },
     ...openAiRoutes({ supervisor, scheduler, models: () => hub.snapshot().models }),
   ];
-  const server = await createListener(
-    config.listen,
-    createHttpHandler({ guard, maxBodyBytes: config.limits.maxBodyBytes, bodyTimeoutMs: config.listen.bodyTimeoutMs, routes, logger }),
-  );
+  // Graceful shutdown (see shutdown below): `refusing` answers new requests 503, `cut` ends running ones.
+  let refusing: SlotwiseError | undefined;
+  const cut = new AbortController();
+  const http = createHttpHandler({
+    guard,
+    maxBodyBytes: config.limits.maxBodyBytes,
+    bodyTimeoutMs: config.listen.bodyTimeoutMs,
+    routes,
+    logger,
+    stop: cut.signal,
+    refuse: () => refusing,
+  });
+  const server = await createListener(config.listen, http);
 
   let shuttingDown: Promise<void> | undefined;
   let resolveClosed!: () => void;
   const closed = new Promise<void>((r) => (resolveClosed = r));
   const shutdown = (reason: string): Promise<void> => {
     shuttingDown ??= (async () => {
-      logger.info(`shutting down: ${reason}`);
+      // New requests get 503 and queued ones 503 with the reason at once; running ones get
+      // shutdownGraceMs to finish, then end with an SSE error event / job.error; then the llama-servers stop.
+      const grace = config.shutdownGraceMs;
+      logger.info(`shutting down: ${reason}; running requests get ${grace} ms to finish`);
       stopAutoscaler();
+      refusing = new SlotwiseError('SW_ERR_SHUTTING_DOWN', `daemon is shutting down (${reason}) — retry once a daemon runs again`);
+      scheduler.close(reason);
+      const idle = (): Promise<unknown> => Promise.all([http.settled(), jobs.settled()]);
+      if (!(await within(idle(), grace))) {
+        logger.warn(`requests still running after ${grace} ms (shutdownGraceMs); ending them`);
+        const why = new SlotwiseError('SW_ERR_SHUTTING_DOWN', `daemon is shutting down (${reason}); the response was ended after shutdownGraceMs (${grace} ms)`);
+        cut.abort(why);
+        jobs.close(why);
+        await within(idle(), 2000); // their error events are written, then the connections close
+      }
       ws.close();
       hub.close();
-      jobs.close();
-      scheduler.close();
       server.close();
       server.closeAllConnections();
-      await Promise.all([supervisor.shutdown(), sampler.close()]);
+      await Promise.all([supervisor.shutdown(), sampler.close(), jobs.flush()]);
       await removeDaemonInfo(stateDir, process.pid);
+      lock.release();
       stopLoggingInternal();
       logger.info('stopped');
       resolveClosed();
@@ -162,10 +204,23 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const port = await listen(server, config.listen.host, opts.port ?? config.listen.port);
   const hostForUrl = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
   url = `${config.listen.tls ? 'https' : 'http'}://${hostForUrl}:${port}`;
-  await writeDaemonInfo(stateDir, { pid: process.pid, port, url, version, protocol: 1, startedAt: new Date(startedAt).toISOString() });
+  lock.setPort(port);
+  const startTime = processStartTime(process.pid);
+  await writeDaemonInfo(stateDir, { pid: process.pid, port, url, version, protocol: 1, startedAt: new Date(startedAt).toISOString(), startTime, nonce });
   logger.info(`listening on ${url} (state dir ${stateDir.root}); llama-server: ${binary ? `${binary.path} (${binary.source})` : 'none'}`);
   supervisor.startAutostart();
   return { url, port, token, config, stateDir, supervisor, logger, shutdown, closed };
+}
+
+/** True when the promise settled within ms. */
+async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)));
+  try {
+    return await Promise.race([p.then(() => true as const), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Feeds per-model generated-token counts from each instance's `tokens_predicted_total` (it restarts at 0 with the process). */
@@ -178,14 +233,6 @@ function countGeneratedTokens(supervisor: Supervisor, add: (model: string, n: nu
     if (total > prev) add(inst.model.name, total - prev);
     last.set(inst.pid, total);
   });
-}
-
-/** One daemon per state dir: a live daemon recorded in daemon.json wins. */
-async function refuseSecondDaemon(stateDir: StateDir): Promise<void> {
-  const info = await readDaemonInfo(stateDir);
-  if (info && info.pid !== process.pid && isAlive(info.pid)) {
-    throw new SlotwiseError('SW_ERR_DAEMON_RUNNING', `a daemon is already running for ${stateDir.root} (pid ${info.pid}, ${info.url}) — use it, or \`slotwise stop\` first`);
-  }
 }
 
 /**

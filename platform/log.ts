@@ -42,7 +42,7 @@ export function createLogger(opts: LoggerOptions): Logger {
 
 /** Appends synchronously: daemon log lines are few and must survive a crash right after them. */
 export function fileSink(path: string): LogSink {
-  return { write: (line) => appendFileSync(path, `${line}\n`) };
+  return { write: (line) => appendFileSync(path, `${line}\n`, { mode: 0o600 }) }; // the mode applies when it creates the file
 }
 
 export function streamSink(stream: NodeJS.WritableStream): LogSink {

@@ -35,6 +35,9 @@ export type ErrorCode =
   | 'SW_ERR_JOB_NOT_FOUND'
   | 'SW_ERR_DAEMON_UNREACHABLE'
   | 'SW_ERR_DAEMON_RUNNING'
+  | 'SW_ERR_STATE_DIR_UNSAFE'
+  | 'SW_ERR_SHUTTING_DOWN'
+  | 'SW_ERR_JOB_INTERRUPTED'
   | 'SW_ERR_PROTOCOL_MISMATCH'
   | 'SW_ERR_INTERNAL';
 
@@ -217,6 +220,9 @@ export interface DaemonInfo {
   version: string;
   protocol: ProtocolVersion;
   startedAt: string;
+  /** The daemon's /proc start time (clock ticks since boot) and its nonce: what proves the pid is still this daemon. */
+  startTime?: number;
+  nonce?: string;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -238,7 +244,8 @@ export interface PromptParams {
   stop?: string[];
 }
 
-export type JobState = 'queued' | 'running' | 'completed' | 'cancelled' | 'failed';
+/** `interrupted`: the daemon died (crash, kill -9) while the job was queued or running; seen after a restart. */
+export type JobState = 'queued' | 'running' | 'completed' | 'cancelled' | 'failed' | 'interrupted';
 
 export interface JobUsage {
   promptTokens: number;

@@ -12,6 +12,8 @@ export interface StateDir {
   token: string;
   pids: string;
   logs: string;
+  /** Finished prompt jobs, one JSON file each (daemon/api/job-archive.ts). */
+  jobs: string;
 }
 
 export function stateDirPaths(root: string): StateDir {
@@ -21,6 +23,7 @@ export function stateDirPaths(root: string): StateDir {
     token: join(root, 'token'),
     pids: join(root, 'pids'),
     logs: join(root, 'logs'),
+    jobs: join(root, 'jobs'),
   };
 }
 
@@ -28,11 +31,12 @@ export async function ensureStateDir(root: string): Promise<StateDir> {
   const dir = stateDirPaths(root);
   await mkdir(dir.pids, { recursive: true, mode: 0o700 });
   await mkdir(dir.logs, { recursive: true, mode: 0o700 });
+  await mkdir(dir.jobs, { recursive: true, mode: 0o700 });
   return dir;
 }
 
 /** Writes via a temp file and rename so readers never see a half-written file. */
-export async function writeFileAtomic(path: string, data: string, mode = 0o644): Promise<void> {
+export async function writeFileAtomic(path: string, data: string, mode = 0o600): Promise<void> {
   const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   await writeFile(tmp, data, { mode });
   await chmod(tmp, mode); // writeFile's mode is masked by umask; the token must be exactly 0600
@@ -72,7 +76,7 @@ export async function removeDaemonInfo(dir: StateDir, pid: number): Promise<void
   if (info?.pid === pid) await rm(dir.daemonJson, { force: true });
 }
 
-/** What a pid file records about one llama-server child, so a later daemon can reap it. */
+/** What a pid file records about one llama-server child, so a later daemon can reap it (and only it). */
 export interface PidRecord {
   pid: number;
   instance: string;
@@ -80,6 +84,11 @@ export interface PidRecord {
   port: number;
   daemonPid: number;
   startedAt: string;
+  /** The child's /proc start time and the daemon nonce in its environment: together they prove the pid is still that child. */
+  startTime?: number;
+  nonce?: string;
+  /** The writing daemon's /proc start time: a live pid with another start time is not that daemon. */
+  daemonStartTime?: number;
 }
 
 function pidFile(dir: StateDir, instance: string): string {

@@ -1,12 +1,15 @@
 // `daemon` (foreground), `start` (background, returns once it accepts requests), `stop`.
 import { spawn } from 'node:child_process';
-import { openSync, closeSync, readFileSync } from 'node:fs';
+import { openSync, closeSync, readFileSync, statSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SlotwiseError } from '../../shared/errors';
 import { startDaemon } from '../../daemon/main';
+import { randomBytes } from 'node:crypto';
 import { isAlive } from '../../platform/procfs';
-import { ensureStateDir, readDaemonInfo, stateDirPaths } from '../../shared/state-dir';
-import { findDaemon, isHealthy } from '../locate';
+import { NONCE_ENV, isVerifiedProcess } from '../../platform/process-identity';
+import { ensureStateDir, readDaemonInfo, removeDaemonInfo, stateDirPaths, type StateDir } from '../../shared/state-dir';
+import { secureStateDir } from '../../shared/state-dir-perms';
+import { findDaemon, isHealthy, type DaemonEndpoint } from '../locate';
 import { RpcClient } from '../../shared/rpc-client';
 import { untilSignal, type Command, type CommandContext } from './command';
 import { join } from 'node:path';
@@ -32,12 +35,20 @@ export const startCommand: Command = {
       return 0;
     }
     const dir = await ensureStateDir(ctx.stateDir);
+    await dropStaleDaemonInfo(dir, ctx);
+    // Checked here too: daemon.out is opened below, before the daemon's own check runs.
+    for (const fix of await secureStateDir(dir)) ctx.stderr.write(`slotwise: warning: state dir permissions: ${fix}\n`);
     const outFile = join(dir.logs, 'daemon.out');
-    const out = openSync(outFile, 'w');
+    // Appended, and read from here on: a second `start` at the same moment must not truncate the
+    // line our daemon writes when it loses the state dir lock. Restarted when it grows large.
+    const out = openSync(outFile, fileSize(outFile) > 1_000_000 ? 'w' : 'a', 0o600);
+    const outFrom = fileSize(outFile);
     const args = [process.argv[1]!, 'daemon', '--state-dir', ctx.stateDir];
     if (ctx.configPath) args.push('--config', ctx.configPath);
     if (ctx.port !== undefined) args.push('--port', String(ctx.port));
-    const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', out, out], env: ctx.env });
+    // The nonce in the daemon's environment lets a later `stop` prove (in /proc/PID/environ) that the pid is this daemon.
+    const env = { ...ctx.env, [NONCE_ENV]: randomBytes(16).toString('hex') };
+    const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', out, out], env });
     closeSync(out);
     let exitCode: number | null = null;
     child.on('exit', (code) => (exitCode = code ?? 1));
@@ -46,7 +57,13 @@ export const startCommand: Command = {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       if (exitCode !== null) {
-        const lastLine = readFileSync(outFile, 'utf8').trim().split('\n').filter((l) => l.startsWith('slotwise:')).pop();
+        const lastLine = readFileSync(outFile).subarray(outFrom).toString('utf8').trim().split('\n').filter((l) => l.startsWith('slotwise:')).pop();
+        // Another `start` (a second editor window) won the state dir lock a moment earlier: use its daemon.
+        const other = lastLine?.includes('a daemon already runs for this state dir') ? await waitForDaemon(ctx.stateDir, deadline) : undefined;
+        if (other) {
+          ctx.stdout.write(`already running: ${other.url} (pid ${other.info.pid})\n`);
+          return 0;
+        }
         ctx.stderr.write(`${lastLine ?? `slotwise: daemon exited with code ${exitCode}; see ${outFile}`}\n`);
         return exitCode === 2 ? 2 : 1;
       }
@@ -66,31 +83,67 @@ export const stopCommand: Command = {
   summary: 'stop the daemon and every llama-server it runs',
   async run(ctx) {
     const stopped = await stopDaemon(ctx);
-    ctx.stderr.write(stopped ? 'slotwise daemon stopped\n' : 'no daemon was running\n');
+    if (stopped) ctx.stderr.write('slotwise daemon stopped\n');
+    else if (!(await dropStaleDaemonInfo(stateDirPaths(ctx.stateDir), ctx))) ctx.stderr.write('no daemon was running\n');
     return 0;
   },
 };
 
-/** Asks the daemon to stop over RPC, falling back to signals; resolves once its pid is gone. */
+/**
+ * Asks the daemon to stop over RPC (the token proves it is ours), falling back to signals only for a
+ * pid proven to be the recorded daemon (start time and nonce, platform/proc.ts). Resolves once it is gone.
+ */
 export async function stopDaemon(ctx: Pick<CommandContext, 'stateDir'>): Promise<boolean> {
   const info = await readDaemonInfo(stateDirPaths(ctx.stateDir));
   if (!info || !isAlive(info.pid)) return false;
+  const verified = isVerifiedProcess(info);
   const ep = await findDaemon(ctx.stateDir);
+  let asked = false;
   if (ep) {
     const client = new RpcClient({ url: ep.url, token: ep.token });
     try {
       await client.call('daemon.stop');
+      asked = true;
     } catch {
-      process.kill(info.pid, 'SIGTERM'); // RPC refused (old daemon, bad token): the signal does the same
+      // RPC refused (old daemon, bad token): a signal does the same, if the pid is provably the daemon
     } finally {
       client.close();
     }
-  } else {
-    process.kill(info.pid, 'SIGTERM');
   }
-  // The daemon stops its children with a 10 s grace each (in parallel); give it that and a margin.
-  const deadline = Date.now() + 20_000;
+  if (!asked && !verified) return false; // a stale record: the caller removes it and says so
+  if (!asked) process.kill(info.pid, 'SIGTERM');
+  // The daemon gives running requests shutdownGraceMs, then stops its children with a grace each (in parallel).
+  const deadline = Date.now() + 30_000;
   while (isAlive(info.pid) && Date.now() < deadline) await sleep(50);
-  if (isAlive(info.pid)) process.kill(info.pid, 'SIGKILL');
+  if (isAlive(info.pid) && isVerifiedProcess(info)) process.kill(info.pid, 'SIGKILL');
+  return true;
+}
+
+function fileSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
+
+async function waitForDaemon(stateDir: string, deadline: number): Promise<DaemonEndpoint | undefined> {
+  for (;;) {
+    const ep = await findDaemon(stateDir);
+    if (ep || Date.now() > deadline) return ep;
+    await sleep(100);
+  }
+}
+
+/**
+ * Removes daemon.json when it names no daemon of ours: its pid is gone, or is now another process
+ * (start time or nonce differ) that neither answers at the recorded URL. Says so; true when it did.
+ */
+async function dropStaleDaemonInfo(dir: StateDir, ctx: Pick<CommandContext, 'stderr' | 'stateDir'>): Promise<boolean> {
+  const info = await readDaemonInfo(dir);
+  if (!info || isVerifiedProcess(info) || (await findDaemon(ctx.stateDir))) return false;
+  await removeDaemonInfo(dir, info.pid);
+  const why = isAlive(info.pid) ? `pid ${info.pid} is not provably that daemon: its start time or nonce differ; left alone` : `pid ${info.pid} is gone`;
+  ctx.stderr.write(`removed a stale daemon.json (${why}); no daemon was running\n`);
   return true;
 }

@@ -1,11 +1,13 @@
 // `setup`, `tiny-model`, `doctor`: getting llama-server and a model in place, and checking the machine.
 import { execFile } from 'node:child_process';
 import { access, constants, mkdir } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { dirname, relative, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { loadConfig } from '../../daemon/config/load';
 import { SlotwiseError } from '../../shared/errors';
 import { findDaemon } from '../locate';
+import { stateDirPaths } from '../../shared/state-dir';
+import { inspectStateDir } from '../../shared/state-dir-perms';
 import { findLlamaServer } from '../../toolchain/binary';
 import { readGgufHeader, summarizeGguf } from '../../gguf/gguf';
 import { formatBytes } from '../../shared/format';
@@ -127,7 +129,9 @@ export const doctorCommand: Command = {
     try {
       await mkdir(ctx.stateDir, { recursive: true });
       await access(ctx.stateDir, constants.W_OK);
-      line(true, 'state dir', ctx.stateDir);
+      const problems = await inspectStateDir(stateDirPaths(ctx.stateDir));
+      line(problems.length === 0, 'state dir', problems.length ? `${ctx.stateDir}: ${problems.length} permission problem(s)` : ctx.stateDir);
+      for (const p of problems) line(false, `  ${relative(ctx.stateDir, p.path) || '.'}`, `${p.problem} — ${p.fix}`);
     } catch (err) {
       line(false, 'state dir', `${ctx.stateDir}: ${(err as Error).message}`);
     }

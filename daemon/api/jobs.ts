@@ -1,6 +1,7 @@
 // Async prompt jobs over the WebSocket: submit answers {jobId} at once; deltas, end and errors are
 // notifications to every attached connection. Jobs outlive their connection so a client that
-// reconnects re-attaches from the last seq it saw; finished jobs are kept (last 200, 1 h).
+// reconnects re-attaches from the last seq it saw; finished jobs are kept (last 200, 1 h), also on
+// disk (job-archive.ts) so they survive a daemon restart.
 import { SlotwiseError, toSlotwiseError } from '../../shared/errors';
 import type { ChatMessage, JobSummary, JobTimings, JobUsage, PromptParams, RpcNotification, RpcNotifications } from '../../shared/protocol';
 import { dispatch, InstanceGoneError } from '../scheduler/dispatch';
@@ -10,6 +11,7 @@ import { classifyUpstreamError, postJson, sseData, upstreamError, withSlot } fro
 import { promptText } from '../scheduler/prompt-key';
 import { asObject, optNumber, optString, optStringArray } from '../server/validate';
 import type { RpcConnection, RpcHandlers } from '../server/ws';
+import type { JobArchive } from './job-archive';
 
 interface Job {
   summary: JobSummary;
@@ -25,6 +27,8 @@ export interface JobStoreOptions {
   supervisor: Supervisor;
   keep?: number;
   ttlMs?: number;
+  /** Where jobs are kept across restarts; none in tests that do not need it. */
+  archive?: JobArchive;
 }
 
 export class JobStore {
@@ -32,11 +36,23 @@ export class JobStore {
   #jobs = new Map<string, Job>();
   #keep: number;
   #ttlMs: number;
+  /** Settles when the job ends, however; shutdown waits on these. */
+  #running = new Set<Promise<void>>();
 
   constructor(opts: JobStoreOptions) {
     this.#opts = opts;
     this.#keep = opts.keep ?? 200;
     this.#ttlMs = opts.ttlMs ?? 3_600_000;
+  }
+
+  /** Loads the jobs an earlier daemon kept (running ones come back `interrupted`). */
+  async restore(): Promise<void> {
+    for (const stored of (await this.#opts.archive?.load()) ?? []) {
+      const s = stored.summary;
+      const finishedAt = s.state === 'interrupted' ? Date.now() : s.createdAt + (s.timings?.totalMs ?? 0);
+      this.#jobs.set(s.jobId, { summary: s, deltas: stored.deltas, abort: new AbortController(), subscribers: new Set(), finishedAt });
+    }
+    this.#prune();
   }
 
   handlers(): RpcHandlers {
@@ -63,9 +79,10 @@ export class JobStore {
     };
     this.#jobs.set(job.summary.jobId, job);
     this.#subscribe(job, conn);
+    this.#opts.archive?.save({ summary: job.summary, deltas: job.deltas }, { sync: true });
     const started = Date.now();
     let leaseAt = started;
-    void dispatch(
+    const done = dispatch(
       this.#opts.scheduler,
       ticket,
       {
@@ -97,6 +114,8 @@ export class JobStore {
         this.#finish(job);
       },
     );
+    this.#running.add(done);
+    void done.finally(() => this.#running.delete(done));
     return { jobId: job.summary.jobId };
   }
 
@@ -112,7 +131,7 @@ export class JobStore {
     job.deltas.slice(fromSeq).forEach((text, i) => conn.notify('job.delta', { jobId, seq: fromSeq + i + 1, text }));
     const s = job.summary;
     if (s.state === 'completed') conn.notify('job.end', { jobId, finishReason: s.finishReason ?? 'stop', usage: s.usage!, timings: s.timings! });
-    else if (s.state === 'failed' || s.state === 'cancelled') conn.notify('job.error', { jobId, code: s.error!.code, message: s.error!.message });
+    else if (s.state === 'failed' || s.state === 'cancelled' || s.state === 'interrupted') conn.notify('job.error', { jobId, code: s.error!.code, message: s.error!.message });
     else this.#subscribe(job, conn);
     return { ...s };
   }
@@ -122,8 +141,19 @@ export class JobStore {
     return [...this.#jobs.values()].map((j) => ({ ...j.summary })).sort((a, b) => b.createdAt - a.createdAt);
   }
 
-  close(): void {
-    for (const job of this.#jobs.values()) if (!job.finishedAt) job.abort.abort(new SlotwiseError('SW_ERR_CANCELLED', 'daemon is shutting down'));
+  /** Ends every unfinished job with `reason` (shutdown, after the grace); they end with job.error. */
+  close(reason: SlotwiseError = new SlotwiseError('SW_ERR_SHUTTING_DOWN', 'daemon is shutting down')): void {
+    for (const job of this.#jobs.values()) if (!job.finishedAt) job.abort.abort(reason);
+  }
+
+  /** Resolves once no job is queued or running. */
+  async settled(): Promise<void> {
+    while (this.#running.size > 0) await Promise.allSettled([...this.#running]);
+  }
+
+  /** Resolves once every job's latest state is on disk. */
+  flush(): Promise<void> {
+    return this.#opts.archive?.flush() ?? Promise.resolve();
   }
 
   // ------------------------------------------------------------------------------------------
@@ -191,7 +221,12 @@ export class JobStore {
   #finish(job: Job): void {
     job.finishedAt = Date.now();
     job.subscribers.clear();
+    this.#save(job);
     this.#prune();
+  }
+
+  #save(job: Job): void {
+    this.#opts.archive?.save({ summary: job.summary, deltas: job.deltas });
   }
 
   #prune(): void {
@@ -199,7 +234,10 @@ export class JobStore {
     const finished = [...this.#jobs.values()].filter((j) => j.finishedAt !== undefined);
     const excess = finished.length - this.#keep;
     finished.forEach((j, i) => {
-      if (i < excess || now - j.finishedAt! > this.#ttlMs) this.#jobs.delete(j.summary.jobId);
+      if (i < excess || now - j.finishedAt! > this.#ttlMs) {
+        this.#jobs.delete(j.summary.jobId);
+        this.#opts.archive?.remove(j.summary.jobId);
+      }
     });
   }
 

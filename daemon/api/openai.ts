@@ -116,7 +116,7 @@ async function proxy(deps: OpenAiDeps, ctx: RouteContext, path: string, kind: 'p
     await dispatch(deps.scheduler, ticket, { signal: ctx.signal }, (lease) => forward(lease, path, payload, stream, ctx));
   } catch (err) {
     if (ctx.res.headersSent) return endAfterFirstByte(ctx.res, err, stream);
-    if (ctx.signal.aborted) return; // the client is gone; nobody to tell
+    if (ctx.signal.aborted && toSlotwiseError(ctx.signal.reason).code === 'SW_ERR_CANCELLED') return; // the client is gone; nobody to tell
     sendError(ctx.res, err);
   } finally {
     // An opened ticket ends with exactly one outcome whatever threw where; finish() keeps the first.

@@ -38,7 +38,12 @@ export async function postJson(inst: LlamaInstance, path: string, payload: strin
 }
 
 export function classifyUpstreamError(err: unknown, instance: string, signal: AbortSignal): Error {
-  if (signal.aborted) return new SlotwiseError('SW_ERR_CANCELLED', 'client disconnected', { cause: err });
+  if (signal.aborted) {
+    // The daemon's own reasons (shutdown) travel as the abort reason; any other abort is the client leaving.
+    const reason: unknown = signal.reason;
+    if (reason instanceof SlotwiseError && reason.code === 'SW_ERR_SHUTTING_DOWN') return reason;
+    return new SlotwiseError('SW_ERR_CANCELLED', 'client disconnected', { cause: err });
+  }
   if (err instanceof SlotwiseError) return err;
   const code = (err as { code?: string }).code ?? (err as { cause?: { code?: string } }).cause?.code;
   if ((code && GONE_CODES.has(code)) || isEofMidResponse(err)) return new InstanceGoneError(instance, err);

@@ -133,6 +133,13 @@ export const TOP: Shape<Omit<Config, 'models' | 'source'>> = {
     description:
       'How a request picks a replica: "slot-aware" sends it to the replica with the fewest busy slots, "round-robin" takes turns.',
   },
+  shutdownGraceMs: {
+    rule: ms(0),
+    def: 10_000,
+    hint: 'set how long running requests may finish on shutdown, in milliseconds (e.g. 10000)',
+    description:
+      'On shutdown (SIGTERM, slotwise stop), how long running requests may finish before they end with an error event; queued and new requests get 503 at once.',
+  },
   supervisor: {
     description: 'Lifecycle of the llama-server processes: health wait, stop, restart backoff and crash limits.',
     fields: {

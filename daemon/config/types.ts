@@ -54,6 +54,8 @@ export interface Config {
   limits: { maxBodyBytes: number };
   /** How a request picks a replica. Default `'slot-aware'` (fewest busy slots). */
   routing: 'slot-aware' | 'round-robin';
+  /** On shutdown, how long running requests may finish before they are ended with an error, in ms. Default 10000. */
+  shutdownGraceMs: number;
   /** Child process lifecycle, all in ms except maxCrashes. Defaults 600000, 10000, 1000, 60000, 300000, 5, 600000. */
   supervisor: {
     healthTimeoutMs: number;

@@ -94,7 +94,7 @@ export class ChildLog {
     if (!this.file) return;
     const bytes = Buffer.byteLength(data);
     if (this.#bytes > 0 && this.#bytes + bytes > this.#maxBytes) this.#rotate();
-    this.#fd ??= openSync(this.file, 'a');
+    this.#fd ??= openSync(this.file, 'a', 0o600);
     writeSync(this.#fd, data);
     this.#bytes += bytes;
   }

@@ -18,6 +18,7 @@ import { readGgufHeader } from '../../gguf/gguf';
 import { parseLoadLine, setsVerbosity, type Offload } from './load-log';
 import { settleLostConnection } from './lost-connection';
 import { signalGroup, terminate } from '../../platform/process-group';
+import { NONCE_ENV, processStartTime } from '../../platform/process-identity';
 
 export type SupervisorTimings = Config['supervisor'];
 
@@ -31,6 +32,8 @@ export interface InstanceOptions {
   logger: Logger;
   /** Kill the child when the daemon dies, even by SIGKILL (Linux `setpriv --pdeathsig`). Default true where available. */
   parentDeathSignal?: boolean;
+  /** The daemon's nonce: put in the child's environment and its pid record, so a later daemon can tell it is ours. */
+  nonce?: string;
 }
 
 export interface StateEvent {
@@ -244,6 +247,7 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent] }> {
       reject: false,
       buffer: false,
       cleanup: false,
+      ...(this.#opts.nonce ? { env: { [NONCE_ENV]: this.#opts.nonce } } : {}),
     });
     this.#child = child;
     this.#pid = child.pid;
@@ -264,6 +268,9 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent] }> {
       port,
       daemonPid: process.pid,
       startedAt: new Date().toISOString(),
+      startTime: processStartTime(child.pid),
+      nonce: this.#opts.nonce,
+      daemonStartTime: processStartTime(process.pid),
     });
     this.#transition('starting', { clearError: false });
     void this.#waitHealthy(gen);

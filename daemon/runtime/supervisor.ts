@@ -10,9 +10,10 @@ import { LlamaInstance } from './instance';
 import { scrapeLoop, type ScrapeResult } from './scraper';
 import { plannedInstances, setsThreads, threadsPerInstance, withThreads } from './threads';
 import type { InstanceStatus, ModelStatus } from '../../shared/protocol';
-import { isLlamaServer } from '../../platform/procfs';
+import { isAlive, isLlamaServer } from '../../platform/procfs';
+import { isVerifiedProcess, processStartTime } from '../../platform/process-identity';
 import { terminate } from '../../platform/process-group';
-import { readPidRecords, type StateDir } from '../../shared/state-dir';
+import { readPidRecords, type PidRecord, type StateDir } from '../../shared/state-dir';
 import { rm } from 'node:fs/promises';
 
 export interface SupervisorOptions {
@@ -21,6 +22,8 @@ export interface SupervisorOptions {
   stateDir: StateDir;
   logger: Logger;
   parentDeathSignal?: boolean;
+  /** This daemon's nonce, given to every child (see platform/proc.ts isVerifiedProcess). */
+  nonce?: string;
 }
 
 interface ModelEntry {
@@ -221,15 +224,19 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
 
   /**
    * Kills llama-servers recorded in the state dir's pid files by an earlier daemon that died without
-   * stopping them. Checks /proc/PID/cmdline first so a reused pid is never signalled.
+   * stopping them: only when that daemon is gone and the pid is provably the recorded child (same
+   * start time, the daemon's nonce in its environment). A llama-server someone started by hand, or a
+   * reused pid, fails that proof and is left alone; its stale record is removed.
    */
   async reapOrphans(): Promise<number> {
     let reaped = 0;
     for (const { file, record } of await readPidRecords(this.#opts.stateDir)) {
-      if (record && record.daemonPid !== process.pid && (await isLlamaServer(record.pid, record.binary))) {
-        this.#logger.warn(`reaping orphan llama-server pid ${record.pid} (${record.instance}, left by daemon pid ${record.daemonPid})`);
+      if (record && orphanOfDeadDaemon(record) && isVerifiedProcess(record) && (await isLlamaServer(record.pid, record.binary))) {
+        this.#logger.warn(`reaping orphan llama-server pid ${record.pid} (${record.instance}, port ${record.port}, left by daemon pid ${record.daemonPid})`);
         await terminate({ pid: record.pid }, { graceMs: 5000, orProcess: true, onError: (err) => this.#logger.warn(err.message) });
         reaped++;
+      } else if (record && isAlive(record.pid)) {
+        this.#logger.info(`pid record ${record.instance} names pid ${record.pid}, which is not a provable orphan of ours; left running, record removed`);
       }
       await rm(file, { force: true });
     }
@@ -266,6 +273,7 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
       stateDir: this.#opts.stateDir,
       logger: this.#logger,
       parentDeathSignal: this.#opts.parentDeathSignal,
+      nonce: this.#opts.nonce,
     });
     const rt: InstanceRuntime = {};
     this.#runtime.set(inst, rt);
@@ -303,6 +311,13 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
       },
     });
   }
+}
+
+/** The daemon that wrote the record is gone: its pid is dead, or now belongs to a process that started at another time. */
+function orphanOfDeadDaemon(record: PidRecord): boolean {
+  if (record.daemonPid === process.pid) return false;
+  if (!isAlive(record.daemonPid)) return true;
+  return record.daemonStartTime !== undefined && processStartTime(record.daemonPid) !== record.daemonStartTime;
 }
 
 function initialReplicas(model: ModelConfig): number {

@@ -69,7 +69,7 @@ function outcomeOf(err: unknown, signal: AbortSignal): RequestOutcome {
   if (signal.aborted) return 'cancelled';
   const code = toSlotwiseError(err).code;
   if (code === 'SW_ERR_CANCELLED') return 'cancelled';
-  if (code === 'SW_ERR_QUEUE_TIMEOUT' || code === 'SW_ERR_QUEUE_FULL' || code === 'SW_ERR_NO_INSTANCE') return 'rejected';
+  if (code === 'SW_ERR_QUEUE_TIMEOUT' || code === 'SW_ERR_QUEUE_FULL' || code === 'SW_ERR_NO_INSTANCE' || code === 'SW_ERR_SHUTTING_DOWN') return 'rejected';
   if (code === 'SW_ERR_UPSTREAM_REJECTED' || code === 'SW_ERR_BAD_REQUEST') return 'rejected'; // the client's request, refused
   return 'failed';
 }

@@ -91,6 +91,8 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
   #queues = new Map<string, ModelQueue>();
   #books = new Map<string, InstanceBook>();
   #deadlineTimer: NodeJS.Timeout | undefined;
+  /** Set by close(): new requests are refused with it. */
+  #closedReason: string | undefined;
   #pumping = false;
   /** Recent dispatch times per model, for the Retry-After estimate. */
   #served = new Map<string, number[]>();
@@ -122,6 +124,10 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
   open(model: string, source: RequestSource, prompt?: string): Ticket {
     const queue = this.#queue(model); // throws SW_ERR_MODEL_NOT_FOUND with the known names
     queue.received++;
+    if (this.#closedReason !== undefined) {
+      this.#count(model, queue, 'rejected');
+      throw shuttingDown(this.#closedReason, `request for "${model}" was not accepted`);
+    }
     const instances = this.#supervisor.instances(model);
     const wanted = this.#supervisor.modelStatus(model).replicas;
     if (wanted === 0 || instances.length === 0) {
@@ -218,13 +224,14 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
     };
   }
 
-  /** Fails every waiter (daemon shutdown). */
-  close(): void {
+  /** Daemon shutdown: fails every waiter and refuses new requests; leases already given keep running. */
+  close(reason = 'stop requested'): void {
+    this.#closedReason = reason;
     if (this.#deadlineTimer) clearTimeout(this.#deadlineTimer);
     for (const [model, q] of this.#queues) {
       for (const w of q.waiters.splice(0)) {
         w.cleanup();
-        w.reject(new SlotwiseError('SW_ERR_NO_INSTANCE', `daemon is shutting down; request for "${model}" was not started`));
+        w.reject(shuttingDown(reason, `request for "${model}" was not started`));
       }
     }
   }
@@ -381,6 +388,10 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
     if (!b) this.#books.set(inst.id, (b = { inFlight: 0, table: new SlotTable(inst.model.slots) }));
     return b;
   }
+}
+
+function shuttingDown(reason: string, what: string): SlotwiseError {
+  return new SlotwiseError('SW_ERR_SHUTTING_DOWN', `daemon is shutting down (${reason}); ${what} — retry once a daemon runs again`);
 }
 
 function cancelled(ticket: Ticket): SlotwiseError {

@@ -32,22 +32,41 @@ export interface HttpOptions {
   bodyTimeoutMs: number;
   routes: Route[];
   logger: Logger;
+  /** Graceful shutdown: aborting it ends every request still running, with its reason. */
+  stop?: AbortSignal;
+  /** While it returns an error, every new request is answered with it (shutdown: 503 SW_ERR_SHUTTING_DOWN). */
+  refuse?: () => SlotwiseError | undefined;
 }
 
-export function createHttpHandler(opts: HttpOptions): (req: IncomingMessage, res: ServerResponse) => void {
-  return (req, res) => {
-    void handle(opts, req, res).catch((err: unknown) => {
-      const e = toSlotwiseError(err);
-      if (e.code === 'SW_ERR_INTERNAL') opts.logger.error(`${req.method} ${req.url}: ${e.detail ?? e.message}`);
-      // A body left unread (too large, too slow) would be drained forever: answer, then drop the connection.
-      if (!req.complete && !res.headersSent) {
-        res.setHeader('Connection', 'close');
-        res.once('finish', () => req.socket.destroy());
-      }
-      if (!res.headersSent) sendError(res, e);
-      else res.destroy(); // mid-stream failure: the stream writer reports it in-band where it can
-    });
+export interface HttpHandler {
+  (req: IncomingMessage, res: ServerResponse): void;
+  /** Resolves once no request is being handled (shutdown waits for this, up to its grace). */
+  settled(): Promise<void>;
+}
+
+export function createHttpHandler(opts: HttpOptions): HttpHandler {
+  const running = new Set<Promise<void>>();
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
+    const p = handle(opts, req, res)
+      .catch((err: unknown) => {
+        const e = toSlotwiseError(err);
+        if (e.code === 'SW_ERR_INTERNAL') opts.logger.error(`${req.method} ${req.url}: ${e.detail ?? e.message}`);
+        // A body left unread (too large, too slow) would be drained forever: answer, then drop the connection.
+        if (!req.complete && !res.headersSent) {
+          res.setHeader('Connection', 'close');
+          res.once('finish', () => req.socket.destroy());
+        }
+        if (!res.headersSent) sendError(res, e);
+        else res.destroy(); // mid-stream failure: the stream writer reports it in-band where it can
+      })
+      .finally(() => running.delete(p));
+    running.add(p);
   };
+  return Object.assign(handler, {
+    settled: async (): Promise<void> => {
+      while (running.size > 0) await Promise.allSettled([...running]);
+    },
+  });
 }
 
 async function handle(opts: HttpOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -70,9 +89,14 @@ async function handle(opts: HttpOptions, req: IncomingMessage, res: ServerRespon
       return sendError(res, unauthorized);
     }
   }
+  const refused = opts.refuse?.();
+  if (refused) return sendError(res, refused);
   const abort = new AbortController();
+  const onStop = (): void => abort.abort(opts.stop!.reason);
+  opts.stop?.addEventListener('abort', onStop, { once: true });
   // 'close' on the response fires both on completion and on client disconnect; only the latter aborts.
   res.on('close', () => {
+    opts.stop?.removeEventListener('abort', onStop);
     if (!res.writableFinished) abort.abort(new SlotwiseError('SW_ERR_CANCELLED', 'client disconnected'));
   });
   await route.handle({ req, res, url, signal: abort.signal, json: () => readJsonBody(req, opts.maxBodyBytes, opts.bodyTimeoutMs) });

@@ -34,7 +34,7 @@ export interface JobRpc {
 
 /** True once a job can change no more. */
 export function isFinished(state: JobState): boolean {
-  return state === 'completed' || state === 'cancelled' || state === 'failed';
+  return state === 'completed' || state === 'cancelled' || state === 'failed' || state === 'interrupted';
 }
 
 /** The first line of a prompt, shortened for lists and titles. */

@@ -43,6 +43,8 @@ export function jobStatusText(j: TrackedJob, now: number): string {
       return `cancelled · ${tokens} tok`;
     case 'failed':
       return `failed: ${j.error?.message ?? 'unknown error'}`;
+    case 'interrupted':
+      return `interrupted · ${tokens} tok (the daemon stopped)`;
   }
 }
 
@@ -69,5 +71,7 @@ function jobIcon(j: TrackedJob): IconSpec {
       return { id: 'circle-slash', color: 'disabledForeground' };
     case 'failed':
       return { id: 'error', color: 'errorForeground' };
+    case 'interrupted':
+      return { id: 'debug-disconnect', color: 'charts.orange' };
   }
 }

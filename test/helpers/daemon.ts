@@ -76,7 +76,8 @@ export async function startTestDaemon(opts: {
     const { size: _size, ...rest } = spec;
     models[name] = { ...rest, path };
   }
-  const configPath = writeConfig(dir, { supervisor: FAST_SUPERVISOR, models, ...opts.config });
+  // A short shutdown grace: teardown SIGTERMs daemons that may still be streaming (tests of the grace set their own).
+  const configPath = writeConfig(dir, { supervisor: FAST_SUPERVISOR, shutdownGraceMs: 1000, models, ...opts.config });
   let out = '';
   const proc = spawn(process.execPath, [CLI, 'daemon', '--state-dir', stateDir, '--config', configPath, '--port', '0'], {
     env: { ...process.env, ...opts.env },

@@ -203,6 +203,7 @@ describe('defaults', () => {
       queue: { maxWaiting: 256, timeoutMs: 120_000 },
       limits: { maxBodyBytes: 1_048_576 },
       routing: 'slot-aware',
+      shutdownGraceMs: 10_000,
       supervisor: {
         healthTimeoutMs: 600_000,
         stopGraceMs: 10_000,

@@ -96,6 +96,7 @@ describe('buildJobRows', () => {
     ['completed', { state: 'completed', usage: { promptTokens: 5, completionTokens: 128 }, timings: { queuedMs: 3, totalMs: 1900, tokensPerSecond: 67.37 } }, 'coder · done · 128 tok · 1.9 s · 67.4 tok/s', 'slotwise.job.done'],
     ['cancelled', { state: 'cancelled', lastSeq: 7 }, 'coder · cancelled · 7 tok', 'slotwise.job.done'],
     ['failed', { state: 'failed', error: { code: 'SW_ERR_UPSTREAM', message: 'llama-server stopped' } }, 'coder · failed: llama-server stopped', 'slotwise.job.done'],
+    ['interrupted', { state: 'interrupted', seq: 3 }, 'coder · interrupted · 3 tok (the daemon stopped)', 'slotwise.job.done'],
   ])('%s', (_name, over, description, contextValue) => {
     const [row] = buildJobRows([job(over)], NOW);
     expect(row).toMatchObject({ id: 'job:j1', jobId: 'j1', label: 'Write a haiku', description, contextValue });
