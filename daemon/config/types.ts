@@ -24,7 +24,12 @@ export interface ModelConfig {
   autostart: boolean;
   /** Extra llama-server flags, passed as given after Slotwise's own. Default []. */
   args: string[];
+  /** What the model serves; decides the llama-server flags and which routes accept it. Default 'completion'. */
+  kind: ModelKind;
 }
+
+/** `completion`: chat, completions, /infill; `embedding`: /v1/embeddings (`--embedding`); `rerank`: /v1/rerank (`--reranking`). */
+export type ModelKind = 'completion' | 'embedding' | 'rerank';
 
 /** The validated config with every default applied. */
 export interface Config {
