@@ -17,6 +17,8 @@ import { StatusHub } from './status/hub';
 import { Supervisor } from './runtime/supervisor';
 import { attachWebSocket } from './server/ws';
 import { openAiRoutes } from './api/openai';
+import { infillRoutes } from './api/infill';
+import { embeddingRoutes } from './api/embeddings';
 import { Scheduler } from './scheduler/scheduler';
 import { JobStore } from './api/jobs';
 import { MetricsRegistry, METRICS_CONTENT_TYPE } from './status/metrics';
@@ -122,6 +124,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       },
     },
     ...openAiRoutes({ supervisor, scheduler, models: () => hub.snapshot().models }),
+    ...infillRoutes({ supervisor, scheduler }),
+    ...embeddingRoutes({ supervisor, scheduler }),
   ];
   const server = createServer(createHttpHandler({ guard, maxBodyBytes: config.limits.maxBodyBytes, routes, logger }));
   server.keepAliveTimeout = 30_000;

@@ -9,6 +9,7 @@ import type { Supervisor } from '../runtime/supervisor';
 import { classifyUpstreamError, postJson, sseData } from './upstream';
 import { asObject, optNumber, optString, optStringArray } from '../server/validate';
 import type { RpcConnection, RpcHandlers } from '../server/ws';
+import { requireModelKind } from './model-kind';
 
 interface Job {
   summary: JobSummary;
@@ -225,6 +226,7 @@ export function parsePromptParams(raw: unknown, supervisor: Supervisor): PromptP
   const where = 'prompt.submit';
   const p = asObject(raw, where);
   const model = supervisor.resolveModel(optString(p, 'model', where), where);
+  requireModelKind(supervisor, model, 'completion', where);
   const prompt = optString(p, 'prompt', where);
   let messages: ChatMessage[] | undefined;
   if (p.messages !== undefined) {

@@ -11,6 +11,7 @@ import type { Lease, Scheduler } from '../scheduler/scheduler';
 import type { Supervisor } from '../runtime/supervisor';
 import type { ModelStatus } from '../../shared/protocol';
 import { asObject, optBoolean, optNumber, optString, type Obj } from '../server/validate';
+import { requireModelKind } from './model-kind';
 
 export interface OpenAiDeps {
   supervisor: Supervisor;
@@ -77,6 +78,24 @@ export function validateBody(raw: unknown, kind: 'prompt' | 'messages', where: s
 async function proxy(deps: OpenAiDeps, ctx: RouteContext, path: string, kind: 'prompt' | 'messages'): Promise<void> {
   const where = `POST ${path}`;
   const { model, stream, body } = validateBody(await ctx.json(), kind, where, deps.supervisor);
+  requireModelKind(deps.supervisor, model, 'completion', where);
+  await proxyToModel(deps, ctx, path, { model, stream, body });
+}
+
+/** A validated request for one model, as it is forwarded to llama-server. */
+export interface ProxyRequest {
+  model: string;
+  stream: boolean;
+  body: Obj;
+}
+
+/**
+ * Queues the request for a slot of `model`, forwards it to the instance it gets and pipes the answer
+ * back; errors before the first byte become an error response, after it an in-band error or a cut.
+ * Shared by every route that proxies to llama-server (daemon/api/infill.ts, embeddings.ts).
+ */
+export async function proxyToModel(deps: Pick<OpenAiDeps, 'scheduler'>, ctx: RouteContext, path: string, req: ProxyRequest): Promise<void> {
+  const { model, stream, body } = req;
   let ticket;
   try {
     ticket = deps.scheduler.open(model, 'http');
