@@ -120,4 +120,13 @@ describe('a route the model kind does not serve', () => {
   ])('%s on the wrong kind → 400 SW_ERR_WRONG_MODEL_KIND', async (path, body, message) => {
     await expectError(await post(path, body), 400, 'SW_ERR_WRONG_MODEL_KIND', message);
   });
+
+  it('a WebSocket prompt job on an embedding model is refused the same way', async () => {
+    const client = await d.client();
+    await expect(client.call('prompt.submit', { model: 'embed', prompt: 'hi' })).rejects.toMatchObject({
+      code: 'SW_ERR_WRONG_MODEL_KIND',
+      message: expect.stringMatching(/model "embed" is an embedding model/),
+    });
+    client.close();
+  });
 });
