@@ -22,6 +22,8 @@ import { StatusHub } from './status/hub';
 import { Supervisor } from './runtime/supervisor';
 import { attachWebSocket } from './server/ws';
 import { openAiRoutes } from './api/openai';
+import { infillRoutes } from './api/infill';
+import { embeddingRoutes } from './api/embeddings';
 import { Scheduler } from './scheduler/scheduler';
 import { JobStore } from './api/jobs';
 import { JobArchive } from './api/job-archive';
@@ -145,6 +147,8 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
       },
     },
     ...openAiRoutes({ supervisor, scheduler, models: () => hub.snapshot().models }),
+    ...infillRoutes({ supervisor, scheduler }),
+    ...embeddingRoutes({ supervisor, scheduler }),
   ];
   // Graceful shutdown (see shutdown below): `refusing` answers new requests 503, `cut` ends running ones.
   let refusing: SlotwiseError | undefined;

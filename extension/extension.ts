@@ -15,6 +15,7 @@ import { ConnectionNotifier } from './notifier';
 import { PromptOutputs } from './prompt-output';
 import { ENDPOINT_KEYS, readSettings } from './settings';
 import { StatusBar } from './status-bar';
+import { registerInlineCompletions } from './completions/inline-provider';
 import { GpuViewProvider } from './views/gpu-view';
 import { JobsTreeProvider } from './views/jobs-tree';
 import { SlotsTreeProvider } from './views/slots-tree';
@@ -60,6 +61,7 @@ export function activate(context: vscode.ExtensionContext): SlotwiseApi {
     ...registerDaemonCommands(services),
     ...registerModelCommands(services),
     ...registerPromptCommands(services),
+    ...registerInlineCompletions(conn, log),
     toDisposable(conn.onJobEvent.on((ev) => jobs.handle(ev))),
     toDisposable(conn.onConnected.on(() => void jobs.reattachAll().then(() => jobs.refresh()).catch((err: Error) => log.warn(`jobs after reconnect: ${err.message}`)))),
     toDisposable(conn.onState.on(setConnectionContext)),

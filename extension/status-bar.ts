@@ -1,10 +1,12 @@
-// The status bar: `$(pulse) busy/total` with a per-model tooltip table, and a second item while this
+// The status bar: `$(pulse) busy/total` (plus `$(sparkle)` while inline completions are on) with a per-model tooltip table, and a second item while this
 // window has prompts in flight (click: cancel one). Updated synchronously on every snapshot.
 import * as vscode from 'vscode';
 import type { DaemonConnection } from './core/connection';
 import type { JobTracker } from './core/job-tracker';
 import { jobsBarText, statusBarView, statusTooltip, type StatusBarView } from './core/status-text';
 import { toDisposable } from './disposables';
+import { completionsBadge, pickCompletionModel } from './core/inline-completions';
+import { COMPLETIONS_SECTION, readCompletionSettings } from './settings';
 
 export class StatusBar implements vscode.Disposable {
   #item: vscode.StatusBarItem;
@@ -32,6 +34,9 @@ export class StatusBar implements vscode.Disposable {
       toDisposable(conn.onState.on(() => this.update())),
       toDisposable(conn.onSnapshot.on(() => this.update())),
       toDisposable(jobs.onDidChange.on(() => this.#updateJobs())),
+      vscode.workspace.onDidChangeConfiguration((e) => {
+        if (e.affectsConfiguration(COMPLETIONS_SECTION)) this.update();
+      }),
     );
     this.update();
     this.#item.show();
@@ -41,13 +46,16 @@ export class StatusBar implements vscode.Disposable {
     const state = this.#conn.state;
     const snap = this.#conn.snapshot;
     const view = statusBarView(state, snap);
-    if (this.#item.text !== view.text) this.#item.text = view.text;
+    const completions = readCompletionSettings();
+    const badge = completionsBadge(completions, pickCompletionModel(snap, completions.model));
+    const text = badge ? `${view.text} ${badge.text}` : view.text;
+    if (this.#item.text !== text) this.#item.text = text;
     if (this.#background !== view.background) {
       this.#background = view.background;
       this.#item.backgroundColor = view.background === 'none' ? undefined : new vscode.ThemeColor(`statusBarItem.${view.background}Background`);
     }
     this.#item.accessibilityInformation = { label: view.accessibility };
-    const md = statusTooltip(state, snap);
+    const md = badge ? `${statusTooltip(state, snap)}\n\n${badge.tooltip}` : statusTooltip(state, snap);
     if (this.#tooltip.value !== md) {
       this.#tooltip.value = md;
       // Same object again: tells the host the content changed without a new hover (an open hover stays open).

@@ -1,10 +1,13 @@
 // Writes a random-weight llama-architecture GGUF that a real llama-server loads and generates from:
 // the model of the integration tests and `slotwise tiny-model`. The tokenizer comes from a
 // vocab-only GGUF of the llama.cpp source, so prompts tokenize like a real llama model's.
+// Variants: `fim` takes a coder vocab with fill-in-the-middle tokens (for /infill); `embedding` and
+// `rerank` set `llama.pooling_type` (mean, rank), which llama-server's --embedding / --reranking use.
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { access, mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { cacheDir } from '../shared/paths';
-import { ensureVocab } from './vocab';
+import { ensureVocab, VOCAB_FILE } from './vocab';
+import { fimTokens } from './fim';
 import { basename, dirname, join } from 'node:path';
 import { SlotwiseError } from '../shared/errors';
 import { mulberry32 } from '../platform/prng';
@@ -32,7 +35,31 @@ export interface TinyModelOptions {
   contextLength?: number;
   /** PRNG seed of the weights; default 1. Same seed and options → byte-identical file. */
   seed?: number;
+  /** Written as `llama.pooling_type`; default none (a generative model). */
+  pooling?: TinyPooling;
   signal?: AbortSignal;
+}
+
+/** What a tiny model is for: generation, fill-in-the-middle, embeddings or reranking. */
+export type TinyModelKind = 'completion' | 'fim' | 'embedding' | 'rerank';
+export const TINY_MODEL_KINDS: readonly TinyModelKind[] = ['completion', 'fim', 'embedding', 'rerank'];
+
+export type TinyPooling = 'mean' | 'rank';
+/** llama.h `enum llama_pooling_type`. */
+const POOLING_TYPE: Record<TinyPooling, number> = { mean: 1, rank: 4 };
+
+/** The vocab (a file beside `ggml-vocab-llama-spm.gguf`) and pooling of each kind. DeepSeek-Coder's
+ * vocab has FIM tokens and is the smallest such (32k tokens) among llama.cpp's vocab files. */
+export const TINY_KIND_SPEC: Record<TinyModelKind, { vocabFile: string; pooling?: TinyPooling }> = {
+  completion: { vocabFile: VOCAB_FILE },
+  fim: { vocabFile: 'ggml-vocab-deepseek-coder.gguf' },
+  embedding: { vocabFile: VOCAB_FILE, pooling: 'mean' },
+  rerank: { vocabFile: VOCAB_FILE, pooling: 'rank' },
+};
+
+/** Path of the vocab file a kind needs, given the path `ensureVocab` returned. */
+export function tinyVocabPath(llamaSpmVocab: string, kind: TinyModelKind): string {
+  return join(dirname(llamaSpmVocab), TINY_KIND_SPEC[kind].vocabFile);
 }
 
 export interface TinyModelResult {
@@ -49,6 +76,7 @@ interface TinyParams {
   ffn: number;
   contextLength: number;
   seed: number;
+  pooling?: TinyPooling;
 }
 
 /** ggml type id of F32, the only type written (general.file_type 0 = all F32). */
@@ -81,6 +109,7 @@ function resolveParams(opts: TinyModelOptions): TinyParams {
     ffn: positiveInt('ffn', opts.ffn ?? 4 * dim),
     contextLength: positiveInt('contextLength', opts.contextLength ?? 4096),
     seed: nonNegativeInt('seed', opts.seed ?? 1),
+    pooling: opts.pooling,
   };
   // RoPE rotates pairs of a head's dimensions, so the head size must be even.
   if (dim % heads !== 0 || (dim / heads) % 2 !== 0) {
@@ -105,7 +134,16 @@ function usage(message: string): SlotwiseError {
 
 async function readTokenizer(vocabPath: string, signal?: AbortSignal): Promise<Map<string, GgufValue>> {
   const vocab = await readGgufHeader(vocabPath, { signal });
-  return new Map([...vocab.metadata].filter(([key]) => key.startsWith('tokenizer.')));
+  const tokenizer = new Map([...vocab.metadata].filter(([key]) => key.startsWith('tokenizer.')));
+  // Spell out FIM ids the vocab only implies by token text, so any reader of the keys sees them.
+  const fim = fimTokens(tokenizer);
+  if (fim) {
+    for (const [part, id] of Object.entries(fim)) {
+      const key = `tokenizer.ggml.fim_${part}_token_id`;
+      if (!tokenizer.has(key)) tokenizer.set(key, { type: 'uint32', value: id });
+    }
+  }
+  return tokenizer;
 }
 
 function vocabSize(tokenizer: Map<string, GgufValue>, vocabPath: string): number {
@@ -133,6 +171,7 @@ function modelMetadata(p: TinyParams): [string, GgufValue][] {
     ['llama.rope.dimension_count', u32(p.dim / p.heads)],
     ['llama.attention.layer_norm_rms_epsilon', { type: 'float32', value: 1e-5 }],
     ['general.file_type', u32(0)],
+    ...(p.pooling ? [['llama.pooling_type', u32(POOLING_TYPE[p.pooling])] as [string, GgufValue]] : []),
   ];
 }
 
@@ -250,6 +289,8 @@ export interface CachedTinyModelOptions {
   seed?: number;
   /** Training context; default 4096 (llama-server caps a slot's context at it). */
   contextLength?: number;
+  /** Default 'completion'. */
+  kind?: TinyModelKind;
   signal?: AbortSignal;
 }
 
@@ -263,8 +304,10 @@ export async function ensureCachedTinyModel(opts: CachedTinyModelOptions = {}): 
   const layers = opts.layers ?? 2;
   const seed = opts.seed ?? 1;
   const contextLength = opts.contextLength ?? 4096;
+  const kind = opts.kind ?? 'completion';
   const dir = join(cacheDir(env), 'models');
-  const path = join(dir, `tiny-d${dim}-l${layers}-s${seed}${contextLength === 4096 ? '' : `-c${contextLength}`}.gguf`);
+  const suffix = `${contextLength === 4096 ? '' : `-c${contextLength}`}${kind === 'completion' ? '' : `-${kind}`}`;
+  const path = join(dir, `tiny-d${dim}-l${layers}-s${seed}${suffix}.gguf`);
   try {
     await access(path);
     return path;
@@ -272,7 +315,8 @@ export async function ensureCachedTinyModel(opts: CachedTinyModelOptions = {}): 
     // not written yet: fall through and write it
   }
   await mkdir(dir, { recursive: true });
-  const vocabPath = await ensureVocab({ env, signal: opts.signal });
-  await writeTinyModel(path, { vocabPath, dim, layers, seed, contextLength, signal: opts.signal });
+  const vocabPath = tinyVocabPath(await ensureVocab({ env, signal: opts.signal }), kind);
+  const pooling = TINY_KIND_SPEC[kind].pooling;
+  await writeTinyModel(path, { vocabPath, dim, layers, seed, contextLength, pooling, signal: opts.signal });
   return path;
 }

@@ -33,6 +33,8 @@ export type ErrorCode =
   | 'SW_ERR_UPSTREAM_REJECTED'
   | 'SW_ERR_CANCELLED'
   | 'SW_ERR_JOB_NOT_FOUND'
+  | 'SW_ERR_MODEL_CANNOT_INFILL'
+  | 'SW_ERR_WRONG_MODEL_KIND'
   | 'SW_ERR_DAEMON_UNREACHABLE'
   | 'SW_ERR_DAEMON_RUNNING'
   | 'SW_ERR_STATE_DIR_UNSAFE'
@@ -149,7 +151,9 @@ export interface ModelStatus {
   /** Replica scaling: fixed, or "auto" with its bounds and the last decision and why. */
   scaling?: ScalingStatus;
   /** From the GGUF header, read before launch. */
-  info?: { fileBytes: number; layers?: number; architecture?: string; trainCtx?: number };
+  info?: { fileBytes: number; layers?: number; architecture?: string; trainCtx?: number; canInfill?: boolean };
+  /** The config's `kind`: which routes serve the model. Absent from daemons before it existed (= completion). */
+  kind?: 'completion' | 'embedding' | 'rerank';
 }
 
 export interface ScalingStatus {

@@ -12,7 +12,7 @@ import { findLlamaServer } from '../../toolchain/binary';
 import { readGgufHeader, summarizeGguf } from '../../gguf/gguf';
 import { formatBytes } from '../../shared/format';
 import { runSetup } from '../../toolchain/setup';
-import { writeTinyModel } from '../../gguf/tiny-model';
+import { TINY_KIND_SPEC, tinyVocabPath, writeTinyModel, type TinyModelKind } from '../../gguf/tiny-model';
 import { ensureVocab } from '../../gguf/vocab';
 import { which } from '../../platform/which';
 import type { Command } from './command';
@@ -53,7 +53,7 @@ export const tinyModelCommand: Command = {
   summary: 'write a tiny random-weight llama GGUF (for trying Slotwise without a real model)',
   args: 'PATH',
   help: [
-    'slotwise tiny-model PATH [--dim N] [--layers N] [--seed N]',
+    'slotwise tiny-model PATH [--dim N] [--layers N] [--seed N] [--fim | --embedding | --rerank]',
     '',
     'Writes a random-weight llama-architecture GGUF with the tokenizer of llama.cpp\'s',
     'models/ggml-vocab-llama-spm.gguf. The same options and seed give the same bytes.',
@@ -61,11 +61,26 @@ export const tinyModelCommand: Command = {
     '  --dim N      embedding width (default 64; 17 MB file)',
     '  --layers N   transformer blocks (default 2)',
     '  --seed N     weights seed (default 1)',
+    '  --fim        DeepSeek-Coder vocab with fill-in-the-middle tokens: serves /infill',
+    '  --embedding  mean pooling: serves /v1/embeddings (model "kind": "embedding")',
+    '  --rerank     rank pooling: serves /v1/rerank (model "kind": "rerank")',
   ].join('\n'),
-  options: { dim: { type: 'string' }, layers: { type: 'string' }, seed: { type: 'string' }, heads: { type: 'string' } },
+  options: {
+    dim: { type: 'string' },
+    layers: { type: 'string' },
+    seed: { type: 'string' },
+    heads: { type: 'string' },
+    fim: { type: 'boolean' },
+    embedding: { type: 'boolean' },
+    rerank: { type: 'boolean' },
+  },
   async run(ctx) {
     const [path, extra] = ctx.positionals;
-    if (!path || extra !== undefined) throw new SlotwiseError('SW_ERR_USAGE', 'usage: slotwise tiny-model PATH [--dim N] [--layers N] [--seed N]');
+    const usageLine = 'usage: slotwise tiny-model PATH [--dim N] [--layers N] [--seed N] [--fim | --embedding | --rerank]';
+    if (!path || extra !== undefined) throw new SlotwiseError('SW_ERR_USAGE', usageLine);
+    const kinds = (['fim', 'embedding', 'rerank'] as const).filter((k) => ctx.values[k] === true);
+    if (kinds.length > 1) throw new SlotwiseError('SW_ERR_USAGE', `give one of --fim, --embedding, --rerank, not ${kinds.map((k) => `--${k}`).join(' and ')}`);
+    const kind: TinyModelKind = kinds[0] ?? 'completion';
     const int = (name: string, fallback: number): number => {
       const raw = ctx.values[name];
       if (raw === undefined) return fallback;
@@ -75,8 +90,9 @@ export const tinyModelCommand: Command = {
     };
     const out = resolve(path);
     await mkdir(dirname(out), { recursive: true });
-    const vocabPath = await ensureVocab({ env: ctx.env });
-    const res = await writeTinyModel(out, { vocabPath, dim: int('dim', 64), layers: int('layers', 2), heads: int('heads', 4), seed: int('seed', 1) });
+    const vocabPath = tinyVocabPath(await ensureVocab({ env: ctx.env }), kind);
+    const pooling = TINY_KIND_SPEC[kind].pooling;
+    const res = await writeTinyModel(out, { vocabPath, pooling, dim: int('dim', 64), layers: int('layers', 2), heads: int('heads', 4), seed: int('seed', 1) });
     ctx.stdout.write(`${out}\n`);
     ctx.stderr.write(`wrote ${formatBytes(res.bytes, { decimal: true, digits: 1 })} (sha256 ${res.sha256.slice(0, 16)}…)\n`);
     return 0;

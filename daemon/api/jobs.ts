@@ -12,6 +12,7 @@ import { promptText } from '../scheduler/prompt-key';
 import { asObject, optNumber, optString, optStringArray } from '../server/validate';
 import type { RpcConnection, RpcHandlers } from '../server/ws';
 import type { JobArchive } from './job-archive';
+import { requireModelKind } from './model-kind';
 
 interface Job {
   summary: JobSummary;
@@ -265,6 +266,7 @@ export function parsePromptParams(raw: unknown, supervisor: Supervisor): PromptP
   const where = 'prompt.submit';
   const p = asObject(raw, where);
   const model = supervisor.resolveModel(optString(p, 'model', where), where);
+  requireModelKind(supervisor, model, 'completion', where);
   const { ctxPerSlot } = supervisor.modelConfig(model);
   const prompt = optString(p, 'prompt', where);
   let messages: ChatMessage[] | undefined;

@@ -14,6 +14,7 @@ import type { Supervisor } from '../runtime/supervisor';
 import type { ModelStatus } from '../../shared/protocol';
 import { asObject, optBoolean, optNumber, optString, type Obj } from '../server/validate';
 import type { ModelConfig } from '../config/types';
+import { requireModelKind } from './model-kind';
 
 export interface OpenAiDeps {
   supervisor: Supervisor;
@@ -103,6 +104,24 @@ export function checkNumbers(body: Obj, where: string, model: Pick<ModelConfig, 
 async function proxy(deps: OpenAiDeps, ctx: RouteContext, path: string, kind: 'prompt' | 'messages'): Promise<void> {
   const where = `POST ${path}`;
   const { model, stream, body } = validateBody(await ctx.json(), kind, where, deps.supervisor);
+  requireModelKind(deps.supervisor, model, 'completion', where);
+  await proxyToModel(deps, ctx, path, { model, stream, body });
+}
+
+/** A validated request for one model, as it is forwarded to llama-server. */
+export interface ProxyRequest {
+  model: string;
+  stream: boolean;
+  body: Obj;
+}
+
+/**
+ * Queues the request for a slot of `model`, forwards it to the instance it gets and pipes the answer
+ * back; errors before the first byte become an error response, after it an in-band error or a cut.
+ * Shared by every route that proxies to llama-server (daemon/api/infill.ts, embeddings.ts).
+ */
+export async function proxyToModel(deps: Pick<OpenAiDeps, 'scheduler'>, ctx: RouteContext, path: string, req: ProxyRequest): Promise<void> {
+  const { model, stream, body } = req;
   // Everything that can throw on the request itself runs before the ticket exists.
   const payload = JSON.stringify(body);
   let ticket;

@@ -243,6 +243,8 @@ export const OWNED_ARGS: Readonly<Record<string, string>> = Object.fromEntries(
       [['-ngl', '--gpu-layers', '--n-gpu-layers'], 'use {model}.gpuLayers instead'],
       [['--api-key', '--api-key-file'], 'remove it (Slotwise must reach /health and /slots; the daemon has its own token)'],
       [['--no-slots'], 'remove it (Slotwise reads /slots to count busy slots)'],
+      [['--embedding', '--embeddings'], 'use {model}.kind "embedding" instead'],
+      [['--rerank', '--reranking'], 'use {model}.kind "rerank" instead'],
     ] as const
   ).flatMap(([flags, fix]) => flags.map((flag) => [flag, fix])),
 );
@@ -320,6 +322,13 @@ export const MODEL: Group<Omit<ModelConfig, 'name'>> = {
       hint: 'set the most replicas this model may run (e.g. 4)',
       description:
         'Most replicas this model may run. Defaults to replicas (at least 1) when that is a number, else 4. Must be >= replicas.',
+    },
+    kind: {
+      rule: oneOf(['completion', 'embedding', 'rerank'] as const),
+      def: 'completion',
+      hint: 'use "completion" (text generation, /infill), "embedding" (/v1/embeddings) or "rerank" (/v1/rerank)',
+      description:
+        'What the model serves: "completion" (chat, completions and /infill), "embedding" (/v1/embeddings; Slotwise passes --embedding) or "rerank" (/v1/rerank; Slotwise passes --reranking).',
     },
   },
 };

@@ -26,7 +26,12 @@ export interface ModelConfig {
   args: string[];
   /** Send a request to the free slot that last served the longest common prefix of its prompt. Default true. */
   affinity: boolean;
+  /** What the model serves; decides the llama-server flags and which routes accept it. Default 'completion'. */
+  kind: ModelKind;
 }
+
+/** `completion`: chat, completions, /infill; `embedding`: /v1/embeddings (`--embedding`); `rerank`: /v1/rerank (`--reranking`). */
+export type ModelKind = 'completion' | 'embedding' | 'rerank';
 
 /** The validated config with every default applied. */
 export interface Config {

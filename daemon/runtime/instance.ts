@@ -412,6 +412,8 @@ export function llamaServerArgs(model: ModelConfig, port: number): string[] {
   if (typeof model.gpuLayers === 'number') args.push('-ngl', String(model.gpuLayers));
   else if (model.gpuLayers === 'all') args.push('-ngl', 'all');
   // 'auto': leave -ngl and --fit to llama-server's own fitting
+  if (model.kind === 'embedding') args.push('--embedding'); // pooling: the model's own (`<arch>.pooling_type`), else `--pooling` in args
+  else if (model.kind === 'rerank') args.push('--reranking'); // implies rank pooling
   if (!setsVerbosity(model.args)) args.push('-lv', '4'); // the loader's placement lines (layers, buffers) print at 4
   return [...args, ...model.args];
 }

@@ -6,6 +6,7 @@ import type { Config, ModelConfig } from '../config/types';
 import { SlotwiseError } from '../../shared/errors';
 import type { Logger } from '../../platform/log';
 import { readGgufHeader, summarizeGguf } from '../../gguf/gguf';
+import { fimTokens } from '../../gguf/fim';
 import { LlamaInstance } from './instance';
 import { scrapeLoop, type ScrapeResult } from './scraper';
 import { plannedInstances, setsThreads, threadsPerInstance, withThreads } from './threads';
@@ -71,7 +72,13 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
         try {
           const header = await readGgufHeader(entry.config.path);
           const sum = summarizeGguf(header);
-          entry.info = { fileBytes: header.fileSize, layers: sum.layers, architecture: sum.architecture, trainCtx: sum.contextLength };
+          entry.info = {
+            fileBytes: header.fileSize,
+            layers: sum.layers,
+            architecture: sum.architecture,
+            trainCtx: sum.contextLength,
+            canInfill: fimTokens(header.metadata) !== undefined,
+          };
         } catch (err) {
           // The instance's own preflight reports an unreadable file as its failure reason; status just lacks info.
           this.#logger.child(entry.config.name).debug(`no GGUF info: ${(err as Error).message}`);
@@ -155,6 +162,11 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
     return names[0]!;
   }
 
+  /** Whether the model's vocab has FIM tokens (llama-server's /infill needs them); undefined when its header was unreadable. */
+  canInfill(name: string): boolean | undefined {
+    return this.#entry(name).info?.canInfill;
+  }
+
   modelConfig(name: string): ModelConfig {
     return this.#entry(name).config;
   }
@@ -186,6 +198,7 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
       slotsPerInstance: c.slots,
       ctxPerSlot: c.ctxPerSlot,
       gpuLayers: c.gpuLayers,
+      kind: c.kind,
       replicas: e.wanted,
       queue: { waiting: 0, oldestWaitMs: 0 },
       instances: e.instances.map((i) => this.instanceStatus(i)),

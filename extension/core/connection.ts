@@ -63,6 +63,8 @@ export class DaemonConnection {
   #state: ConnectionState = { kind: 'connecting', attempt: 0 };
   #client: RpcLink | undefined;
   #snapshot: Snapshot | undefined;
+  /** Where the connected daemon is; plain HTTP requests (inline completions' /infill) use it. */
+  #endpoint: Endpoint | undefined;
   #attempt = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #connecting: Promise<void> | undefined;
@@ -87,6 +89,11 @@ export class DaemonConnection {
   /** The last snapshot while connected. */
   get snapshot(): Snapshot | undefined {
     return this.#state.kind === 'connected' ? this.#snapshot : undefined;
+  }
+
+  /** The daemon's URL and token while connected. */
+  get endpoint(): Endpoint | undefined {
+    return this.#state.kind === 'connected' ? this.#endpoint : undefined;
   }
 
   /** Begins connecting in the background; returns at once. */
@@ -184,6 +191,7 @@ export class DaemonConnection {
       const snapshot = await c.call('status.subscribe');
       if (this.#client !== c) return; // closed while subscribing: #onClosed already scheduled a retry
       this.#snapshot = snapshot;
+      this.#endpoint = ep;
       this.#attempt = 0;
       this.#autoStartAllowed = false;
       this.#opts.log.info(`connected to ${ep.url} (daemon ${hello.version}, protocol ${hello.protocol})`);

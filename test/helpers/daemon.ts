@@ -9,6 +9,7 @@ import { onTestFinished } from 'vitest';
 import { RpcClient } from '../../shared/rpc-client';
 import type { DaemonInfo, Snapshot } from '../../shared/protocol';
 import { tinyModelPath, type TestModelSize } from './tiny';
+import type { TinyModelKind } from '../../gguf/tiny-model';
 
 export const CLI = resolve(__dirname, '../../dist/cli.js');
 
@@ -37,6 +38,8 @@ export interface ModelSpec {
   path?: string;
   /** Which generated model when `path` is not given (default tiny). */
   size?: TestModelSize;
+  /** Which variant of it (default completion): 'fim', 'embedding', 'rerank'; the config's own `kind` is separate. */
+  variant?: TinyModelKind;
   slots?: number;
   ctxPerSlot?: number;
   replicas?: number | 'auto';
@@ -63,6 +66,8 @@ export async function startTestDaemon(opts: {
   config?: Record<string, unknown>;
   env?: NodeJS.ProcessEnv;
   stateDir?: string;
+  /** Started in beforeAll to serve a whole file: the caller stops it in afterAll (else: when the test finishes). */
+  stopInAfterAll?: boolean;
 } = {}): Promise<TestDaemon> {
   const dir = tempDir('d');
   const stateDir = opts.stateDir ?? join(dir, 'state');
@@ -71,9 +76,9 @@ export async function startTestDaemon(opts: {
     let path = spec.path;
     if (path === undefined) {
       path = join(dir, `${name}.gguf`);
-      symlinkSync(await tinyModelPath(spec.size), path);
+      symlinkSync(await tinyModelPath(spec.size, spec.variant), path);
     }
-    const { size: _size, ...rest } = spec;
+    const { size: _size, variant: _variant, ...rest } = spec;
     models[name] = { ...rest, path };
   }
   // A short shutdown grace: teardown SIGTERMs daemons that may still be streaming (tests of the grace set their own).
@@ -125,7 +130,7 @@ export async function startTestDaemon(opts: {
       await killTree(proc, stateDir, dir);
     },
   };
-  onTestFinished(() => daemon.stop());
+  if (!opts.stopInAfterAll) onTestFinished(() => daemon.stop());
 
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {

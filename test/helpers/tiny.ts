@@ -2,7 +2,9 @@
 // `tiny` (dim 64, 2 layers, 17 MB) is fast; `slow` (dim 256, 4 layers) keeps slots busy long enough to watch;
 // `long` is `slow` with a 16k training context, for replies that must still stream after many seconds
 // (llama-server caps a slot's context, and so a reply, at the training context).
-import { ensureCachedTinyModel } from '../../gguf/tiny-model';
+// A kind other than 'completion' picks the variant: 'fim' (coder vocab with FIM tokens, for /infill),
+// 'embedding' (mean pooling) or 'rerank' (rank pooling); see gguf/tiny-model.ts.
+import { ensureCachedTinyModel, type TinyModelKind } from '../../gguf/tiny-model';
 
 export type TestModelSize = 'tiny' | 'slow' | 'long';
 
@@ -12,10 +14,11 @@ const SIZES: Record<TestModelSize, { dim: number; layers: number; contextLength?
   long: { dim: 256, layers: 4, contextLength: 16384 },
 };
 
-const cached = new Map<TestModelSize, Promise<string>>();
+const cached = new Map<string, Promise<string>>();
 
-export function tinyModelPath(size: TestModelSize = 'tiny'): Promise<string> {
-  let p = cached.get(size);
-  if (!p) cached.set(size, (p = ensureCachedTinyModel(SIZES[size])));
+export function tinyModelPath(size: TestModelSize = 'tiny', kind: TinyModelKind = 'completion'): Promise<string> {
+  const key = `${size}-${kind}`;
+  let p = cached.get(key);
+  if (!p) cached.set(key, (p = ensureCachedTinyModel({ ...SIZES[size], kind })));
   return p;
 }

@@ -251,7 +251,19 @@ describe('defaults', () => {
       autostart: true,
       args: [],
       affinity: true,
+      kind: 'completion',
     });
+  });
+
+  it('takes a model kind and refuses an unknown one with the choices', () => {
+    expect(parse(model({ kind: 'embedding' })).models[0]!.kind).toBe('embedding');
+    expect(parse(model({ kind: 'rerank' })).models[0]!.kind).toBe('rerank');
+    expect(() => parse(model({ kind: 'chat' }))).toThrow(/kind.*"completion".*"embedding".*"rerank"/s);
+  });
+
+  it('refuses --embedding / --reranking in args: kind sets them', () => {
+    expect(() => parse(model({ args: ['--embedding'] }))).toThrow(/kind "embedding"/);
+    expect(() => parse(model({ args: ['--reranking'] }))).toThrow(/kind "rerank"/);
   });
 
   it('keeps file order and shares no arrays with the input', () => {

@@ -57,16 +57,19 @@ describe('DaemonConnection (real daemon)', () => {
     conn.start();
     await waitUntil(() => conn.state.kind === 'connected', 'first connect', 10_000);
     expect(conn.snapshot?.daemon.url).toBe(first.url);
+    expect(conn.endpoint).toMatchObject({ url: first.url, token: first.token }); // what inline completions' HTTP requests use
     await expect(conn.call('status.get')).resolves.toMatchObject({ daemon: { url: first.url } });
 
     await first.stop();
     await waitUntil(() => conn.state.kind === 'disconnected', 'disconnect noticed', 10_000);
     await expect(conn.call('status.get')).rejects.toMatchObject({ code: 'SW_ERR_DAEMON_UNREACHABLE' });
+    expect(conn.endpoint).toBeUndefined();
 
     const second = await startTestDaemon({ stateDir: first.stateDir });
     expect(second.url).not.toBe(first.url);
     await waitUntil(() => conn.state.kind === 'connected', 'reconnect', 10_000);
     expect(conn.snapshot?.daemon.url).toBe(second.url);
+    expect(conn.endpoint?.url).toBe(second.url);
     expect(connects()).toBe(2);
     expect(snapshots.at(-1)?.daemon.pid).toBe(second.pid);
     expect(states.slice(0, 3)).toEqual(['connecting', 'connected', 'disconnected']);

@@ -1,0 +1,30 @@
+// Which routes a model serves, from its config `kind` and its vocab: a request for the wrong kind
+// is refused before it queues, with a message naming the model, its kind and the fix.
+import { SlotwiseError } from '../../shared/errors';
+import type { ModelKind } from '../config/types';
+import type { Supervisor } from '../runtime/supervisor';
+
+const SERVES: Record<ModelKind, string> = {
+  completion: '/v1/completions, /v1/chat/completions and /infill',
+  embedding: '/v1/embeddings',
+  rerank: '/v1/rerank',
+};
+
+export function requireModelKind(supervisor: Supervisor, model: string, wanted: ModelKind, where: string): void {
+  const kind = supervisor.modelConfig(model).kind;
+  if (kind === wanted) return;
+  throw new SlotwiseError(
+    'SW_ERR_WRONG_MODEL_KIND',
+    `${where}: model "${model}" is ${kind === 'embedding' ? 'an' : 'a'} ${kind} model (it serves ${SERVES[kind]}) — use a model with "kind": "${wanted}", or change this model's "kind" in the config`,
+  );
+}
+
+/** /infill needs FIM tokens; a header Slotwise could not read is left to llama-server to judge. */
+export function requireInfill(supervisor: Supervisor, model: string, where: string): void {
+  requireModelKind(supervisor, model, 'completion', where);
+  if (supervisor.canInfill(model) !== false) return;
+  throw new SlotwiseError(
+    'SW_ERR_MODEL_CANNOT_INFILL',
+    `${where}: model "${model}" cannot fill in the middle: its vocab has no FIM prefix/suffix/middle tokens — use a coder model that has them (e.g. Qwen2.5-Coder, DeepSeek-Coder; \`slotwise tiny-model --fim\` for tests)`,
+  );
+}

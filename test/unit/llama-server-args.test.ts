@@ -1,0 +1,28 @@
+import { describe, expect, it } from 'vitest';
+import type { ModelConfig } from '../../daemon/config/types';
+import { llamaServerArgs } from '../../daemon/runtime/instance';
+
+const model = (over: Partial<ModelConfig> = {}): ModelConfig => ({
+  name: 'm', path: '/m.gguf', slots: 2, ctxPerSlot: 1024, gpuLayers: 'auto', replicas: 1, maxReplicas: 1, autostart: true, args: [], affinity: true, kind: 'completion', ...over,
+});
+
+describe('llamaServerArgs by model kind', () => {
+  it('completion: neither --embedding nor --reranking', () => {
+    const args = llamaServerArgs(model(), 9000);
+    expect(args).not.toContain('--embedding');
+    expect(args).not.toContain('--reranking');
+    expect(args).toContain('--parallel');
+  });
+
+  it('embedding: --embedding, before the user args', () => {
+    const args = llamaServerArgs(model({ kind: 'embedding', args: ['--pooling', 'mean'] }), 9000);
+    expect(args).toContain('--embedding');
+    expect(args.indexOf('--embedding')).toBeLessThan(args.indexOf('--pooling'));
+  });
+
+  it('rerank: --reranking', () => {
+    const args = llamaServerArgs(model({ kind: 'rerank' }), 9000);
+    expect(args).toContain('--reranking');
+    expect(args).not.toContain('--embedding');
+  });
+});
