@@ -1,20 +1,10 @@
 // The CLI against a real daemon and llama-server: up, status, prompt (stream, json, detach/attach), jobs, logs, down.
-import { execFile, spawn } from 'node:child_process';
-import { promisify } from 'node:util';
+import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import { cli } from '../helpers/cli';
 import { CLI, startTestDaemon, waitUntil } from '../helpers/daemon';
 
-const run = promisify(execFile);
 
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { timeout: 60_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 describe('slotwise CLI (real daemon + llama-server)', () => {
   it('up, status, prompt, jobs, attach, logs, down', async () => {

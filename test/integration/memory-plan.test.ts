@@ -1,29 +1,18 @@
 // The memory plan against what the real llama-server allocates (its load log, read by the daemon into
 // each instance's offload.buffers), and `slotwise plan` end to end. All on the CPU here.
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { readGgufHeader } from '../../gguf/gguf';
 import { modelFacts } from '../../daemon/memory/model-facts';
 import { planMemory, type DevicePlan } from '../../daemon/memory/plan';
 import { serverMemoryOptions } from '../../daemon/memory/server-args';
 import type { PlanReport } from '../../cli/commands/render-plan';
-import { CLI, startTestDaemon, tempDir, writeConfig } from '../helpers/daemon';
+import { cli } from '../helpers/cli';
+import { startTestDaemon, tempDir, writeConfig } from '../helpers/daemon';
 import { tinyModelPath, type TestModelSize } from '../helpers/tiny';
 
-const run = promisify(execFile);
 const MIB = 2 ** 20;
 
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { timeout: 60_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 describe('memory plan vs the real llama-server', () => {
   it('predicts weights, KV, compute and output buffers within 10 % for 2 models × 2 slot counts × 2 contexts, a q8_0 cache and no flash attention', async () => {

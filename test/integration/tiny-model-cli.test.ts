@@ -1,23 +1,12 @@
 // `slotwise tiny-model --fim | --embedding | --rerank` (dist/cli.js): the variant's metadata is in the file.
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { readGgufHeader } from '../../gguf/gguf';
 import { fimTokens } from '../../gguf/fim';
-import { CLI, tempDir } from '../helpers/daemon';
+import { cli } from '../helpers/cli';
+import { tempDir } from '../helpers/daemon';
 
-const run = promisify(execFile);
 
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { timeout: 60_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 describe('slotwise tiny-model variants', () => {
   it('--fim writes FIM token ids; --embedding and --rerank write the pooling type', async () => {
