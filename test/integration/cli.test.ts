@@ -4,8 +4,6 @@ import { describe, expect, it } from 'vitest';
 import { cli } from '../helpers/cli';
 import { CLI, startTestDaemon, waitUntil } from '../helpers/daemon';
 
-
-
 describe('slotwise CLI (real daemon + llama-server)', () => {
   it('up, status, prompt, jobs, attach, logs, down', async () => {
     const d = await startTestDaemon({ models: { tiny: { slots: 4, ctxPerSlot: 512, autostart: false } } });

@@ -13,7 +13,6 @@ import { tinyModelPath, type TestModelSize } from '../helpers/tiny';
 
 const MIB = 2 ** 20;
 
-
 describe('memory plan vs the real llama-server', () => {
   it('predicts weights, KV, compute and output buffers within 10 % for 2 models × 2 slot counts × 2 contexts, a q8_0 cache and no flash attention', async () => {
     const sizes: TestModelSize[] = ['tiny', 'slow'];

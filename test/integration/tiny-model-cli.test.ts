@@ -6,8 +6,6 @@ import { fimTokens } from '../../gguf/fim';
 import { cli } from '../helpers/cli';
 import { tempDir } from '../helpers/daemon';
 
-
-
 describe('slotwise tiny-model variants', () => {
   it('--fim writes FIM token ids; --embedding and --rerank write the pooling type', async () => {
     const dir = tempDir('tiny-cli');
