@@ -111,3 +111,15 @@ function groupAlive(pgid: number): boolean {
     return false; // ESRCH: no process left in the group
   }
 }
+
+/** Settings that keep code-server quiet and predictable in a test: no tours, tips, telemetry, updates or AI panels. */
+export const QUIET_SETTINGS: Record<string, unknown> = {
+  'workbench.startupEditor': 'none',
+  'workbench.tips.enabled': false,
+  'workbench.enableExperiments': false,
+  'extensions.ignoreRecommendations': true,
+  'telemetry.telemetryLevel': 'off',
+  'update.mode': 'none',
+  'chat.disableAIFeatures': true,
+  'workbench.secondarySideBar.defaultVisibility': 'hidden',
+};

@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { beforeAll, describe, expect, it, onTestFailed, onTestFinished } from 'vitest';
 import { startTestDaemon, tempDir, type TestDaemon } from '../helpers/daemon';
-import { startCodeServer, type E2eTools } from './code-server';
+import { QUIET_SETTINGS, startCodeServer, type E2eTools } from './code-server';
 import { ensureE2eTools } from './setup-e2e.mjs';
 
 const ROOT = resolve(__dirname, '../..');
@@ -48,13 +48,7 @@ describe('inline completions in code-server', () => {
       vsix,
       env: { ...process.env, SLOTWISE_STATE_DIR: d.stateDir },
       settings: {
-        'workbench.startupEditor': 'none',
-        'workbench.tips.enabled': false,
-        'extensions.ignoreRecommendations': true,
-        'telemetry.telemetryLevel': 'off',
-        'update.mode': 'none',
-        'chat.disableAIFeatures': true,
-        'workbench.secondarySideBar.defaultVisibility': 'hidden',
+        ...QUIET_SETTINGS,
         'editor.inlineSuggest.enabled': true,
         'editor.quickSuggestions': { other: false, comments: false, strings: false },
         'slotwise.autoStartDaemon': false,

@@ -8,7 +8,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { beforeAll, describe, expect, it, onTestFailed, onTestFinished } from 'vitest';
 import type { Snapshot } from '../../shared/protocol';
 import { startTestDaemon, tempDir, type TestDaemon } from '../helpers/daemon';
-import { startCodeServer, type CodeServer, type E2eTools } from './code-server';
+import { QUIET_SETTINGS, startCodeServer, type CodeServer, type E2eTools } from './code-server';
 import { ensureE2eTools } from './setup-e2e.mjs';
 
 const ROOT = resolve(__dirname, '../..');
@@ -49,14 +49,7 @@ describe('Slotwise extension in code-server (real VS Code in Chromium)', () => {
       vsix,
       env: { ...process.env, SLOTWISE_STATE_DIR: d.stateDir },
       settings: {
-        'workbench.startupEditor': 'none',
-        'workbench.tips.enabled': false,
-        'workbench.enableExperiments': false,
-        'extensions.ignoreRecommendations': true,
-        'telemetry.telemetryLevel': 'off',
-        'update.mode': 'none',
-        'chat.disableAIFeatures': true,
-        'workbench.secondarySideBar.defaultVisibility': 'hidden',
+        ...QUIET_SETTINGS,
         'slotwise.autoStartDaemon': false,
         'slotwise.maxTokens': 16000, // long enough (~25 s here) to still stream when the test cancels it
       },
