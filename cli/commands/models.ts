@@ -1,4 +1,5 @@
 // `up MODEL`, `down MODEL`, `restart MODEL`, `logs [MODEL]`.
+import { modelSlots } from '../../shared/slots';
 import { SlotwiseError } from '../../shared/errors';
 import { withDaemon } from '../locate';
 import type { RpcClient } from '../../shared/rpc-client';
@@ -48,7 +49,7 @@ export const upCommand: Command = {
       await client.call('models.start', { model });
       if (ctx.values['no-wait']) return 0;
       const m = await waitReady(client, model, ctx, Number(ctx.values.timeout ?? 600) * 1000);
-      const slots = m.instances.reduce((a, i) => a + i.slots.length, 0) || m.slotsPerInstance * m.instances.length;
+      const slots = modelSlots(m).total;
       ctx.stdout.write(`${model}: ${m.instances.length} instance(s) ready, ${slots} slots\n`);
       return 0;
     });
