@@ -1,4 +1,5 @@
 // bench.md: the run as Markdown tables, for people and pull requests.
+import { STAGE_COLUMNS } from './aggregate';
 import type { BenchReport, LevelResult, TargetCheck } from './types';
 
 /** A number for a table; NaN, null (NaN after JSON) and undefined read as `–`. */
@@ -27,6 +28,28 @@ function pct(v: number | null | undefined): string {
 export function worstWindows(timeline: readonly { tMs: number; maxMs: number }[]): string {
   const worst = [...timeline].sort((a, b) => b.maxMs - a.maxMs).slice(0, 3).sort((a, b) => a.tMs - b.tMs);
   return worst.map((w) => `${fmt(w.maxMs, 0)} ms at ${fmt(w.tMs / 1000, 1)} s`).join(', ') || 'none recorded';
+}
+
+/** p50 / p99 of each daemon stage per daemon level; nothing when no level carried `Server-Timing`. */
+export function stageTable(levels: readonly LevelResult[], heading = '### Where the time goes (daemon levels)'): string[] {
+  const rows = levels.filter((l) => l.target === 'daemon' && l.stagesMs);
+  if (!rows.length) return [];
+  return [
+    '',
+    heading,
+    '',
+    'From the daemon\'s `Server-Timing` header on each response, p50 / p99 in ms: parse (body read and validated), admit (queue entry), ' +
+      'queue (waiting for a slot), upstream (slot given → llama-server\'s headers: connect, send, its own start), first-byte (→ its first body chunk), ' +
+      'total (request received → first upstream byte); outside = client TTFT − total (both network legs and the client).',
+    '',
+    ...table(
+      ['c', ...STAGE_COLUMNS],
+      rows.map((l) => [l.concurrency, ...STAGE_COLUMNS.map((name) => {
+        const st = l.stagesMs?.[name];
+        return st ? `${fmt(st.p50, 3)} / ${fmt(st.p99, 3)}` : '–';
+      })]),
+    ),
+  ];
 }
 
 export function renderMarkdown(r: BenchReport): string {
@@ -88,6 +111,7 @@ export function renderMarkdown(r: BenchReport): string {
       ),
     );
   }
+  out.push(...stageTable(s.levels));
   for (const g of [r.routing, r.routingStandIn]) {
     if (!g) continue;
     const standIn = g.upstream === 'stand-in';

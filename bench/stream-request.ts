@@ -3,6 +3,7 @@
 import { performance } from 'node:perf_hooks';
 import { request, type Dispatcher } from 'undici';
 import { firstLine } from '../shared/errors';
+import { parseServerTiming } from '../daemon/api/stage-timing';
 import type { BenchTarget, RequestSample } from './types';
 
 export interface StreamRequest {
@@ -24,7 +25,7 @@ export interface StreamRequest {
 interface Chunk {
   choices?: { text?: string | null; delta?: { content?: string | null }; finish_reason?: string | null }[];
   usage?: { completion_tokens?: number };
-  timings?: { predicted_n?: number };
+  timings?: { predicted_n?: number; prompt_n?: number; cache_n?: number };
   error?: { message?: string };
 }
 
@@ -52,6 +53,8 @@ export async function streamCompletion(r: StreamRequest): Promise<RequestSample>
     sample.headersMs = performance.now() - start;
     const wait = Number(res.headers[QUEUE_WAIT_HEADER]);
     if (Number.isFinite(wait) && wait >= 0) sample.queueWaitMs = wait;
+    const stages = parseServerTiming(res.headers['server-timing']);
+    if (Object.keys(stages).length) sample.stages = stages;
     if (res.statusCode !== 200) {
       sample.error = `HTTP ${res.statusCode}: ${errorMessage(await res.body.text())}`;
       return finish(sample, start);
@@ -63,6 +66,8 @@ export async function streamCompletion(r: StreamRequest): Promise<RequestSample>
     for await (const text of res.body) parser.push(text as string);
     parser.end();
     sample.tokens = parser.tokens;
+    if (parser.promptN !== undefined) sample.promptN = parser.promptN;
+    if (parser.cacheN !== undefined) sample.cacheN = parser.cacheN;
     if (parser.error) sample.error = parser.error;
     else if (!parser.done) sample.error = 'stream ended without [DONE]';
     else sample.ok = true;
@@ -103,6 +108,9 @@ export class SseCounter {
   tokens = 0;
   done = false;
   error: string | undefined;
+  /** llama-server's `timings.prompt_n` / `cache_n` of the last chunk that had them. */
+  promptN: number | undefined;
+  cacheN: number | undefined;
   #buffer = '';
   #counted = 0;
   #reported: number | undefined;
@@ -158,5 +166,7 @@ export class SseCounter {
     }
     const reported = chunk.usage?.completion_tokens ?? chunk.timings?.predicted_n;
     if (typeof reported === 'number') this.#reported = reported;
+    if (typeof chunk.timings?.prompt_n === 'number') this.promptN = chunk.timings.prompt_n;
+    if (typeof chunk.timings?.cache_n === 'number') this.cacheN = chunk.timings.cache_n;
   }
 }

@@ -23,6 +23,11 @@ export interface RequestSample {
   tokens: number;
   /** `X-Slotwise-Queue-Wait-Ms` of the daemon's response; 0 when absent (and always for direct). */
   queueWaitMs: number;
+  /** The daemon's `Server-Timing` stages (parse, admit, queue, upstream, first-byte, total), ms; absent for direct. */
+  stages?: Record<string, number>;
+  /** llama-server's `timings` of the last chunk: prompt tokens evaluated, and those reused from its cache. */
+  promptN?: number;
+  cacheN?: number;
 }
 
 /** Distribution of one measure over a level's requests. All in the measure's unit (ms). */
@@ -83,6 +88,11 @@ export interface LevelResult {
   ttftMs: Summary;
   e2eMs: Summary;
   queueWaitMs: Summary;
+  /**
+   * The daemon's stage timings (daemon levels only): each `Server-Timing` stage, and `outside` =
+   * client TTFT − the daemon's `total`: both network legs and the client's own reading.
+   */
+  stagesMs?: Record<string, Summary>;
   utilization: Utilization;
   /** The first failures' messages (at most 5, deduplicated). */
   errors: string[];

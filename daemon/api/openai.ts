@@ -7,6 +7,7 @@ import { sendError, sendJson, type Route, type RouteContext } from '../server/ht
 import { modelSlots } from '../../shared/slots';
 import { dispatch, InstanceGoneError } from '../scheduler/dispatch';
 import { classifyUpstreamError, postJson } from './upstream';
+import { mark, serverTiming, type StageMarks } from './stage-timing';
 import type { Lease, Scheduler } from '../scheduler/scheduler';
 import type { Supervisor } from '../runtime/supervisor';
 import type { ModelStatus } from '../../shared/protocol';
@@ -76,17 +77,23 @@ export function validateBody(raw: unknown, kind: 'prompt' | 'messages', where: s
 
 async function proxy(deps: OpenAiDeps, ctx: RouteContext, path: string, kind: 'prompt' | 'messages'): Promise<void> {
   const where = `POST ${path}`;
+  const marks: StageMarks = { received: ctx.receivedAt };
   const { model, stream, body } = validateBody(await ctx.json(), kind, where, deps.supervisor);
+  marks.parsed = mark();
   let ticket;
   try {
     ticket = deps.scheduler.open(model, 'http');
+    marks.queued = mark();
   } catch (err) {
     const retry = (err as { retryAfterS?: number }).retryAfterS;
     return sendError(ctx.res, err, retry ? { 'Retry-After': String(retry) } : {});
   }
   const payload = JSON.stringify(body);
   try {
-    await dispatch(deps.scheduler, ticket, { signal: ctx.signal }, (lease) => forward(lease, path, payload, stream, ctx));
+    await dispatch(deps.scheduler, ticket, { signal: ctx.signal }, (lease) => {
+      marks.leased = mark();
+      return forward(lease, path, payload, stream, ctx, marks);
+    });
   } catch (err) {
     if (ctx.res.headersSent) return endAfterFirstByte(ctx.res, err, stream);
     if (ctx.signal.aborted) return; // the client is gone; nobody to tell
@@ -95,9 +102,10 @@ async function proxy(deps: OpenAiDeps, ctx: RouteContext, path: string, kind: 'p
 }
 
 /** Sends the request to one instance and pipes the answer to the client as it arrives. */
-async function forward(lease: Lease, path: string, payload: string, stream: boolean, ctx: RouteContext): Promise<void> {
+async function forward(lease: Lease, path: string, payload: string, stream: boolean, ctx: RouteContext, marks: StageMarks): Promise<void> {
   const inst = lease.instance;
   const upstreamRes = await postJson(inst, path, payload, stream, ctx.signal);
+  marks.upstreamHeaders = mark();
   const headers: Record<string, string> = {
     'Content-Type': String(upstreamRes.headers['content-type'] ?? (stream ? 'text/event-stream' : 'application/json')),
     'Cache-Control': 'no-cache',
@@ -116,6 +124,8 @@ async function forward(lease: Lease, path: string, payload: string, stream: bool
     for await (const chunk of upstreamRes.body) {
       if (!started) {
         started = true;
+        marks.upstreamFirstByte = mark();
+        headers['Server-Timing'] = serverTiming(marks);
         ctx.res.writeHead(200, headers); // the first byte: from here on a failure is reported in-band
       }
       if (!ctx.res.write(chunk)) await drained(ctx.res, ctx.signal);
@@ -127,7 +137,7 @@ async function forward(lease: Lease, path: string, payload: string, stream: bool
     }
     throw e;
   }
-  if (!started) ctx.res.writeHead(200, headers);
+  if (!started) ctx.res.writeHead(200, { ...headers, 'Server-Timing': serverTiming(marks) });
   ctx.res.end();
 }
 
