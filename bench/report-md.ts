@@ -1,6 +1,6 @@
 // bench.md: the run as Markdown tables, for people and pull requests.
 import { STAGE_COLUMNS } from './aggregate';
-import type { BenchReport, LevelResult, TargetCheck } from './types';
+import type { BenchReport, Comparison, LevelResult, TargetCheck } from './types';
 
 /** A number for a table; NaN, null (NaN after JSON) and undefined read as `–`. */
 export function fmt(v: number | null | undefined, digits = 1): string {
@@ -28,6 +28,44 @@ function pct(v: number | null | undefined): string {
 export function worstWindows(timeline: readonly { tMs: number; maxMs: number }[]): string {
   const worst = [...timeline].sort((a, b) => b.maxMs - a.maxMs).slice(0, 3).sort((a, b) => a.tMs - b.tMs);
   return worst.map((w) => `${fmt(w.maxMs, 0)} ms at ${fmt(w.tMs / 1000, 1)} s`).join(', ') || 'none recorded';
+}
+
+/** One row per level: throughput, TTFT, e2e, queue wait, slots, CPU/GPU. */
+function levelTable(levels: readonly LevelResult[]): string[] {
+  return table(
+    ['c', 'target', 'tok/s', 'TTFT p50', 'TTFT p95', 'TTFT p99', 'e2e p50', 'e2e p95', 'queue mean', 'queue p95', 'slots in use', 'slots busy (status)', 'llama CPU', 'host CPU', 'GPU', 'failed'],
+    levels.map((l) => [
+      l.concurrency,
+      l.target,
+      fmt(l.tokensPerSecond, 0),
+      fmt(l.ttftMs.p50, 2),
+      fmt(l.ttftMs.p95, 2),
+      fmt(l.ttftMs.p99, 2),
+      fmt(l.e2eMs.p50),
+      fmt(l.e2eMs.p95),
+      fmt(l.queueWaitMs.mean),
+      fmt(l.queueWaitMs.p95),
+      pct(l.utilization.inFlightPct),
+      `${fmt(l.utilization.slotPct, 0)} % (peak ${l.utilization.peakBusySlots}/${l.utilization.totalSlots})`,
+      pct(l.utilization.cpuPct),
+      pct(l.utilization.hostCpuPct),
+      pct(l.utilization.gpuPct),
+      l.failed,
+    ]),
+  );
+}
+
+function comparisonTable(comparisons: readonly Comparison[]): string[] {
+  if (!comparisons.length) return [];
+  return [
+    '',
+    '### Daemon vs direct',
+    '',
+    ...table(
+      ['c', 'throughput daemon ÷ direct', 'added TTFT p50 (ms)', 'added TTFT p99 (ms)'],
+      comparisons.map((c) => [c.concurrency, fmt(c.throughputRatio, 3), fmt(c.addedTtftP50Ms, 2), fmt(c.addedTtftP99Ms, 2)]),
+    ),
+  ];
 }
 
 /** p50 / p99 of each daemon stage per daemon level; nothing when no level carried `Server-Timing`. */
@@ -76,42 +114,26 @@ export function renderMarkdown(r: BenchReport): string {
       ? 'Each level runs through the daemon (`/v1/completions`) and straight against llama-server, alternating which goes first. Times in ms.'
       : 'Each level runs through the daemon (`/v1/completions`). Times in ms.',
     '',
-    ...table(
-      ['c', 'target', 'tok/s', 'TTFT p50', 'TTFT p95', 'TTFT p99', 'e2e p50', 'e2e p95', 'queue mean', 'queue p95', 'slots in use', 'slots busy (status)', 'llama CPU', 'host CPU', 'GPU', 'failed'],
-      s.levels.map((l) => [
-        l.concurrency,
-        l.target,
-        fmt(l.tokensPerSecond, 0),
-        fmt(l.ttftMs.p50, 2),
-        fmt(l.ttftMs.p95, 2),
-        fmt(l.ttftMs.p99, 2),
-        fmt(l.e2eMs.p50),
-        fmt(l.e2eMs.p95),
-        fmt(l.queueWaitMs.mean),
-        fmt(l.queueWaitMs.p95),
-        pct(l.utilization.inFlightPct),
-        `${fmt(l.utilization.slotPct, 0)} % (peak ${l.utilization.peakBusySlots}/${l.utilization.totalSlots})`,
-        pct(l.utilization.cpuPct),
-        pct(l.utilization.hostCpuPct),
-        pct(l.utilization.gpuPct),
-        l.failed,
-      ]),
-    ),
+    ...levelTable(s.levels),
     '',
     'Slots in use: exact, from each request\'s start and end (min(in flight, slots) ÷ slots, time-averaged). Slots busy (status): the mean of /api/status polls every 250 ms, i.e. what the daemon shows. CPU % is of all host cores (100 % = every core busy).',
   ];
-  if (s.comparisons.length) {
+  out.push(...comparisonTable(s.comparisons), ...stageTable(s.levels));
+  if (r.gpuPace) {
+    const g = r.gpuPace;
     out.push(
       '',
-      '### Daemon vs direct',
+      '## Concurrency sweep at GPU pace (stand-in upstream)',
       '',
-      ...table(
-        ['c', 'throughput daemon ÷ direct', 'added TTFT p50 (ms)', 'added TTFT p99 (ms)'],
-        s.comparisons.map((c) => [c.concurrency, fmt(c.throughputRatio, 3), fmt(c.addedTtftP50Ms, 2), fmt(c.addedTtftP99Ms, 2)]),
-      ),
+      `The same comparison against the stand-in (test/fixtures/fake-llama-server.mjs): ${g.sweep.layout.instances} × ${g.sweep.layout.slotsPerInstance} slots, ` +
+        `${g.tokenMs} ms a token per stream as on a GPU, ${g.sweep.options.requests} requests of max_tokens ${g.sweep.options.mix[0]?.maxTokens ?? '–'} per level. ` +
+        'It needs almost no CPU, so the daemon\'s hop is measured without llama-server competing for the cores. Times in ms.',
+      '',
+      ...levelTable(g.sweep.levels),
+      ...comparisonTable(g.sweep.comparisons),
+      ...stageTable(g.sweep.levels),
     );
   }
-  out.push(...stageTable(s.levels));
   for (const g of [r.routing, r.routingStandIn]) {
     if (!g) continue;
     const standIn = g.upstream === 'stand-in';
@@ -163,7 +185,7 @@ export function renderMarkdown(r: BenchReport): string {
       `Worst 250 ms windows of event-loop delay: ${worstWindows(l.daemon.loopLagTimeline)} (ramp-up is the first seconds; the full timeline is in bench.json).`,
     );
   }
-  const failures = [...s.levels, ...(r.routing?.runs.map((x) => x.level) ?? []), ...(r.routingStandIn?.runs.map((x) => x.level) ?? []), ...(r.load ? [r.load.level] : [])].filter((l: LevelResult) => l.errors.length);
+  const failures = [...s.levels, ...(r.gpuPace?.sweep.levels ?? []), ...(r.routing?.runs.map((x) => x.level) ?? []), ...(r.routingStandIn?.runs.map((x) => x.level) ?? []), ...(r.load ? [r.load.level] : [])].filter((l: LevelResult) => l.errors.length);
   if (failures.length) {
     out.push('', '## Errors', '', ...failures.map((l) => `- c=${l.concurrency} ${l.target}: ${l.errors.join('; ')}`));
   }

@@ -11,7 +11,7 @@ import { SlotwiseError } from '../shared/errors';
 import { runSetup, type ProgressStream } from '../toolchain/setup';
 import { ensureCachedTinyModel } from '../gguf/tiny-model';
 import { describeEnvironment } from './environment';
-import { BENCH_PROMPT, hostedSweep, loadScenario, modelConfig, routingScenario, type ScenarioContext } from './scenarios';
+import { BENCH_PROMPT, gpuPaceScenario, hostedSweep, loadScenario, modelConfig, routingScenario, type ScenarioContext } from './scenarios';
 import { findStandIn, STAND_IN } from './stand-in';
 import { fetchSnapshot } from './status-sampler';
 import { runSweep } from './sweep';
@@ -41,6 +41,10 @@ export interface BenchRequest extends ScenarioContext {
  * there, long enough for the 250 ms status polls to see the slots. */
 export const STANDARD = {
   sweep: { slots: 8, concurrency: [1, 2, 4, 8, 16], requests: 64, maxTokens: 128 },
+  // The same sweep against the stand-in at a GPU's pace: on 2 cores a real llama-server takes the
+  // CPU the daemon and client need, so its sweep measures contention as much as the hop. Short
+  // requests, so each stream's start (where the hop's cost is) weighs in the throughput.
+  gpuPace: { slots: 8, concurrency: [1, 2, 4, 8, 16], requests: 64, maxTokens: 16, tokenMs: 3 },
   // 8 clients on 8 slots: placement decides whether a request starts at once (a free slot somewhere)
   // or waits inside a full llama-server (round-robin). Above capacity both queue, and the p95 is the
   // queue's; measured at c=12: 1.00–1.19× overall either way.
@@ -107,6 +111,8 @@ async function standard(req: BenchRequest): Promise<Draft> {
   });
   const routing = await routingScenario(req, { modelPath: tiny, args: llamaArgs, ...S.routing });
   const upstream = await findStandIn();
+  let gpuPace: BenchReport['gpuPace'];
+  if (upstream) gpuPace = await gpuPaceScenario(req, { modelPath: tiny, upstream, ...S.gpuPace });
   let routingStandIn: BenchReport['routingStandIn'];
   if (upstream) {
     const { tokenMs, ...o } = S.routingStandIn;
@@ -121,6 +127,7 @@ async function standard(req: BenchRequest): Promise<Draft> {
     run: { kind: 'standard', model: 'tiny', modelPath: tiny, routing: 'slot-aware', llamaArgs },
     sweep: hosted.sweep,
     sweepDaemon: hosted.daemon,
+    ...(gpuPace ? { gpuPace } : {}),
     routing,
     ...(routingStandIn ? { routingStandIn } : {}),
     load,

@@ -8,7 +8,7 @@ import { hostDaemon } from './daemon-host';
 import { describeEnvironment } from './environment';
 import { summarize } from './stats';
 import type { Progress } from './sweep';
-import type { DaemonSide, Environment, LevelResult, LoadResult, RoutingResult, SweepOptions, SweepResult } from './types';
+import type { DaemonSide, Environment, GpuPaceResult, LevelResult, LoadResult, RoutingResult, SweepOptions, SweepResult } from './types';
 
 export interface ScenarioContext {
   env: NodeJS.ProcessEnv;
@@ -97,6 +97,29 @@ export async function routingScenario(ctx: ScenarioContext, o: RoutingOptions): 
 
 function e2eOf(level: LevelResult, pick: (maxTokens: number) => boolean): ReturnType<typeof summarize> {
   return summarize(level.samples.filter((s) => s.ok && pick(s.maxTokens)).map((s) => s.e2eMs));
+}
+
+export interface GpuPaceOptions {
+  modelPath: string;
+  /** The stand-in llama-server script. */
+  upstream: string;
+  slots: number;
+  concurrency: readonly number[];
+  requests: number;
+  maxTokens: number;
+  tokenMs: number;
+}
+
+/** The daemon-vs-direct sweep against the stand-in generating at a GPU's pace. */
+export async function gpuPaceScenario(ctx: ScenarioContext, o: GpuPaceOptions): Promise<GpuPaceResult> {
+  ctx.progress?.line(`sweep at GPU pace: stand-in upstream, 1 × ${o.slots} slots, ${o.tokenMs} ms a token, c=${o.concurrency.join(',')}, daemon and direct`);
+  const { sweep } = await hostedSweep(ctx, {
+    model: modelConfig('stand-in', o.modelPath, { slots: o.slots, replicas: 1, args: ['--fake-token-ms', String(o.tokenMs)] }),
+    routing: 'slot-aware',
+    llamaServer: o.upstream,
+    sweep: { model: 'stand-in', concurrency: [...o.concurrency], requests: o.requests, mix: [{ maxTokens: o.maxTokens, weight: 1 }], direct: true, prompt: BENCH_PROMPT },
+  });
+  return { tokenMs: o.tokenMs, sweep };
 }
 
 export interface LoadOptions {

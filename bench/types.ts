@@ -165,6 +165,13 @@ export interface RoutingResult {
   shortP95Ratio: number;
 }
 
+/** The daemon-vs-direct sweep against the stand-in upstream. */
+export interface GpuPaceResult {
+  /** The stand-in's time per token of one stream, ms. */
+  tokenMs: number;
+  sweep: SweepResult;
+}
+
 /** Many concurrent streams through the daemon against the stand-in upstream. */
 export interface LoadResult {
   streams: number;
@@ -213,6 +220,11 @@ export interface BenchReport {
   sweep: SweepResult;
   /** The daemon side of the sweep, when the daemon ran in this process. */
   sweepDaemon?: DaemonSide;
+  /**
+   * The same daemon-vs-direct sweep against the stand-in at a GPU's pace (a fixed time per token
+   * and slot, no CPU of its own to speak of): the hop alone, without llama-server competing for the cores.
+   */
+  gpuPace?: GpuPaceResult;
   routing?: RoutingResult;
   /** The same comparison against the stand-in: routing policy alone, without CPU contention. */
   routingStandIn?: RoutingResult;

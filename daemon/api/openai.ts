@@ -2,6 +2,7 @@
 // Bodies are validated, routed through the scheduler, and llama-server's answer is passed through
 // as it arrives (SSE unbuffered). The daemon token is the API key.
 import type { ServerResponse } from 'node:http';
+import { finished, type Readable } from 'node:stream';
 import { SlotwiseError, errorEnvelope, toSlotwiseError } from '../../shared/errors';
 import { sendError, sendJson, type Route, type RouteContext } from '../server/http';
 import { modelSlots } from '../../shared/slots';
@@ -121,15 +122,12 @@ async function forward(lease: Lease, path: string, payload: string, stream: bool
   }
   let started = false;
   try {
-    for await (const chunk of upstreamRes.body) {
-      if (!started) {
-        started = true;
-        marks.upstreamFirstByte = mark();
-        headers['Server-Timing'] = serverTiming(marks);
-        ctx.res.writeHead(200, headers); // the first byte: from here on a failure is reported in-band
-      }
-      if (!ctx.res.write(chunk)) await drained(ctx.res, ctx.signal);
-    }
+    await relay(upstreamRes.body, ctx.res, () => {
+      started = true;
+      marks.upstreamFirstByte = mark();
+      headers['Server-Timing'] = serverTiming(marks);
+      ctx.res.writeHead(200, headers); // the first byte: from here on a failure is reported in-band
+    });
   } catch (err) {
     const e = classifyUpstreamError(err, inst.id, ctx.signal);
     if (started && e instanceof InstanceGoneError) {
@@ -141,15 +139,30 @@ async function forward(lease: Lease, path: string, payload: string, stream: bool
   ctx.res.end();
 }
 
-function drained(res: ServerResponse, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      res.off('drain', done);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    res.once('drain', done);
-    signal.addEventListener('abort', done, { once: true });
+/**
+ * Writes each chunk of `body` to `res` as it arrives, `onFirst` before the first: a 'data' listener
+ * rather than an async iterator, so a token costs one write and no promise. Backpressure pauses the
+ * upstream; a client that leaves aborts the upstream request (its signal), which ends this with an error.
+ */
+function relay(body: Readable, res: ServerResponse, onFirst: () => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let first = true;
+    const resume = (): void => void body.resume();
+    body.on('data', (chunk: Buffer) => {
+      if (first) {
+        first = false;
+        onFirst();
+      }
+      if (!res.write(chunk)) {
+        body.pause();
+        res.once('drain', resume);
+      }
+    });
+    finished(body, (err) => {
+      res.off('drain', resume);
+      if (err) reject(err);
+      else resolve();
+    });
   });
 }
 
