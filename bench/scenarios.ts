@@ -149,6 +149,17 @@ export async function loadScenario(ctx: ScenarioContext, o: LoadOptions): Promis
 /** The prompt every bench request sends. */
 export const BENCH_PROMPT = 'Write a short story about a lighthouse keeper who finds a message in a bottle.';
 
-export function modelConfig(name: string, path: string, o: { slots: number; replicas: number; args?: string[] }): ModelConfig {
-  return { name, path, slots: o.slots, ctxPerSlot: 512, gpuLayers: 'auto', replicas: o.replicas, maxReplicas: o.replicas, autostart: true, args: o.args ?? [] };
+export function modelConfig(name: string, path: string, o: { slots: number; replicas: number; args?: string[]; ctxPerSlot?: number; affinity?: boolean }): ModelConfig {
+  return {
+    name,
+    path,
+    slots: o.slots,
+    ctxPerSlot: o.ctxPerSlot ?? 512,
+    gpuLayers: 'auto',
+    replicas: o.replicas,
+    maxReplicas: o.replicas,
+    autostart: true,
+    args: o.args ?? [],
+    affinity: o.affinity ?? true,
+  };
 }

@@ -36,7 +36,7 @@ export const demoCommand: Command = {
       ...base,
       listen: { ...base.listen, host: '127.0.0.1', port: ctx.port ?? 0 },
       models: [
-        { name: 'tiny', path: modelPath, slots, ctxPerSlot: 1024, gpuLayers: 'auto', replicas: 1, maxReplicas: 1, autostart: true, args: [] },
+        { name: 'tiny', path: modelPath, slots, ctxPerSlot: 1024, gpuLayers: 'auto', replicas: 1, maxReplicas: 1, autostart: true, args: [], affinity: true },
       ],
     };
     const stateDir = ctx.values['state-dir'] ? ctx.stateDir : join(ctx.stateDir, 'demo');

@@ -261,6 +261,12 @@ export const MODEL: Group<Omit<ModelConfig, 'name'>> = {
       description:
         'Most replicas this model may run. Defaults to replicas (at least 1) when that is a number, else 4. Must be >= replicas.',
     },
+    affinity: {
+      rule: bool,
+      def: true,
+      hint: 'use true or false',
+      description: 'Route a request to the slot that last served the longest common prefix of its prompt',
+    },
   },
 };
 

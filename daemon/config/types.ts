@@ -24,6 +24,8 @@ export interface ModelConfig {
   autostart: boolean;
   /** Extra llama-server flags, passed as given after Slotwise's own. Default []. */
   args: string[];
+  /** Route a request to the slot that last served the longest common prefix of its prompt. Default true. */
+  affinity: boolean;
 }
 
 /** The validated config with every default applied. */

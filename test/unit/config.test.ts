@@ -216,6 +216,7 @@ describe('defaults', () => {
       maxReplicas,
       autostart: true,
       args: [],
+      affinity: true,
     });
   });
 
