@@ -30,6 +30,36 @@ export function worstWindows(timeline: readonly { tMs: number; maxMs: number }[]
   return worst.map((w) => `${fmt(w.maxMs, 0)} ms at ${fmt(w.tMs / 1000, 1)} s`).join(', ') || 'none recorded';
 }
 
+function chatSection(c: NonNullable<BenchReport['chat']>): string[] {
+  return [
+    '',
+    '## Chat: prompt-cache affinity off vs on',
+    '',
+    `${c.conversations} conversations × ${c.turns} turns, all at once, each sending its next turn when the last answer ended (seeded history: system prompt, ` +
+      `user messages and stand-in replies; max_tokens ${c.maxTokens}); ${c.replicas} instances × ${c.slotsPerInstance} slots, a fresh daemon per run. ` +
+      'Hit ratio: Σ cache_n ÷ Σ (cache_n + prompt_n) from llama-server\'s `timings` in each stream\'s last chunk. Times in ms.',
+    '',
+    ...table(
+      ['affinity', 'TTFT p50', 'TTFT p95', 'first turn TTFT p50', 'later turns TTFT p50', 'e2e p50', 'prompt tokens p50 (min–max)', 'cache hit', 'queue mean', 'failed'],
+      c.runs.map((x) => [
+        x.affinity ? 'on' : 'off',
+        fmt(x.level.ttftMs.p50, 2),
+        fmt(x.level.ttftMs.p95, 2),
+        fmt(x.firstTurnTtftMs.p50, 2),
+        fmt(x.laterTurnTtftMs.p50, 2),
+        fmt(x.level.e2eMs.p50),
+        `${fmt(x.promptTokens.p50, 0)} (${fmt(x.promptTokens.min, 0)}–${fmt(x.promptTokens.max, 0)})`,
+        pct(x.hitRatio * 100),
+        fmt(x.level.queueWaitMs.mean),
+        x.level.failed,
+      ]),
+    ),
+    '',
+    `TTFT p50 off ÷ on: **${fmt(c.ttftP50Ratio, 2)}×**.`,
+    ...(c.runs.some((x) => x.level.errors.length) ? ['', ...c.runs.filter((x) => x.level.errors.length).map((x) => `- affinity ${x.affinity ? 'on' : 'off'}: ${x.level.errors.join('; ')}`)] : []),
+  ];
+}
+
 /** One row per level: throughput, TTFT, e2e, queue wait, slots, CPU/GPU. */
 function levelTable(levels: readonly LevelResult[]): string[] {
   return table(
@@ -107,6 +137,12 @@ export function renderMarkdown(r: BenchReport): string {
     'Measured, not enforced: on a small shared machine run-to-run noise is several percent.',
     '',
     ...table(['Goal', 'Target', 'Measured', ''], r.targets.map((t: TargetCheck) => [t.name, t.goal, t.measured, mark(t.met)]), ['l', 'l', 'l', 'l']),
+  ];
+  if (r.chat) {
+    out.push(...chatSection(r.chat), '', 'Raw numbers (every request, every status poll): `bench.json`.', '');
+    return out.join('\n');
+  }
+  out.push(
     '',
     '## Concurrency sweep',
     '',
@@ -117,7 +153,7 @@ export function renderMarkdown(r: BenchReport): string {
     ...levelTable(s.levels),
     '',
     'Slots in use: exact, from each request\'s start and end (min(in flight, slots) ÷ slots, time-averaged). Slots busy (status): the mean of /api/status polls every 250 ms, i.e. what the daemon shows. CPU % is of all host cores (100 % = every core busy).',
-  ];
+  );
   out.push(...comparisonTable(s.comparisons), ...stageTable(s.levels));
   if (r.gpuPace) {
     const g = r.gpuPace;

@@ -8,17 +8,24 @@ import type { BenchTarget, RequestSample } from './types';
 
 export interface StreamRequest {
   target: BenchTarget;
-  /** Base URL, e.g. `http://127.0.0.1:7373`; `/v1/completions` is appended. */
+  /** Base URL, e.g. `http://127.0.0.1:7373`; `/v1/completions` (or `/v1/chat/completions`) is appended. */
   baseUrl: string;
   /** Bearer token (the daemon's); none for a direct llama-server. */
   token?: string;
   model: string;
   prompt: string;
+  /** A chat instead of `prompt`: sent to `/v1/chat/completions`. */
+  messages?: ChatMessage[];
   maxTokens: number;
   dispatcher: Dispatcher;
   signal?: AbortSignal;
   /** performance.now() of the level's start; sample times are relative to it. */
   t0: number;
+}
+
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
 }
 
 /** The part of an OpenAI stream chunk the bench reads (completion or chat). */
@@ -35,9 +42,10 @@ export const QUEUE_WAIT_HEADER = 'x-slotwise-queue-wait-ms';
 export async function streamCompletion(r: StreamRequest): Promise<RequestSample> {
   const start = performance.now();
   const sample: RequestSample = { target: r.target, ok: false, maxTokens: r.maxTokens, startMs: start - r.t0, e2eMs: 0, tokens: 0, queueWaitMs: 0 };
-  const body = JSON.stringify({ model: r.model, prompt: r.prompt, max_tokens: r.maxTokens, stream: true, ignore_eos: true, temperature: 0 });
+  const input = r.messages ? { messages: r.messages } : { prompt: r.prompt };
+  const body = JSON.stringify({ model: r.model, ...input, max_tokens: r.maxTokens, stream: true, ignore_eos: true, temperature: 0 });
   try {
-    const res = await request(`${r.baseUrl}/v1/completions`, {
+    const res = await request(`${r.baseUrl}${r.messages ? '/v1/chat/completions' : '/v1/completions'}`, {
       method: 'POST',
       dispatcher: r.dispatcher,
       signal: r.signal,

@@ -10,11 +10,15 @@ export const GOALS = {
   routingP95Ratio: 1.3,
   loadLoopLagP99Ms: 20,
   loadRssMB: 200,
+  /** `--workload chat`: TTFT p50 without affinity ÷ with, and the cache hit ratio with it. */
+  chatTtftP50Ratio: 3,
+  chatHitRatio: 0.8,
 } as const;
 
-type Parts = Pick<BenchReport, 'sweep' | 'routing' | 'routingStandIn' | 'load'> & Partial<Pick<BenchReport, 'gpuPace'>>;
+type Parts = Pick<BenchReport, 'sweep' | 'routing' | 'routingStandIn' | 'load'> & Partial<Pick<BenchReport, 'gpuPace' | 'chat'>>;
 
 export function checkTargets(r: Parts): TargetCheck[] {
+  if (r.chat) return chatChecks(r.chat); // that workload runs nothing else
   const checks: TargetCheck[] = sweepChecks(r.sweep.comparisons, GOALS, '');
   if (r.gpuPace) checks.push(...sweepChecks(r.gpuPace.sweep.comparisons, GOALS.gpuPace, 'GPU pace (stand-in): '));
   for (const [g, where] of [[r.routing, 'llama-server'], [r.routingStandIn, 'stand-in']] as const) {
@@ -42,6 +46,26 @@ export function checkTargets(r: Parts): TargetCheck[] {
     met: load ? load.daemon.rssMB.peak < GOALS.loadRssMB : undefined,
   });
   return checks;
+}
+
+function chatChecks(chat: NonNullable<Parts['chat']>): TargetCheck[] {
+  const on = chat.runs.find((x) => x.affinity);
+  const ratio = Number.isFinite(chat.ttftP50Ratio) ? chat.ttftP50Ratio : undefined;
+  const hit = on && Number.isFinite(on.hitRatio) ? on.hitRatio : undefined;
+  return [
+    {
+      name: 'chat: TTFT p50, affinity off ÷ on',
+      goal: `≥ ${GOALS.chatTtftP50Ratio}×`,
+      measured: ratio !== undefined ? `${ratio.toFixed(2)}×` : 'not measured',
+      met: ratio !== undefined ? ratio >= GOALS.chatTtftP50Ratio : undefined,
+    },
+    {
+      name: 'chat: prompt cache hit ratio with affinity',
+      goal: `≥ ${Math.round(GOALS.chatHitRatio * 100)} %`,
+      measured: hit !== undefined ? `${(hit * 100).toFixed(1)} %` : 'not measured (llama-server sent no timings.cache_n)',
+      met: hit !== undefined ? hit >= GOALS.chatHitRatio : undefined,
+    },
+  ];
 }
 
 type SweepGoals = { throughputRatio: number; addedTtftP50Ms: number; addedTtftP99Ms: number };

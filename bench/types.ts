@@ -172,6 +172,28 @@ export interface GpuPaceResult {
   sweep: SweepResult;
 }
 
+/** `--workload chat`: the same conversations with prompt-cache affinity routing on and off. */
+export interface ChatResult {
+  conversations: number;
+  turns: number;
+  replicas: number;
+  slotsPerInstance: number;
+  maxTokens: number;
+  runs: {
+    affinity: boolean;
+    level: LevelResult;
+    /** Σ cache_n ÷ Σ (cache_n + prompt_n) from llama-server's `timings` in each stream's last chunk. */
+    hitRatio: number;
+    /** Prompt tokens per request (evaluated + reused from the cache). */
+    promptTokens: Summary;
+    /** TTFT of the first turns (nothing to reuse yet) and of the later ones. */
+    firstTurnTtftMs: Summary;
+    laterTurnTtftMs: Summary;
+  }[];
+  /** TTFT p50 without affinity ÷ with; goal ≥ 3. */
+  ttftP50Ratio: number;
+}
+
 /** Many concurrent streams through the daemon against the stand-in upstream. */
 export interface LoadResult {
   streams: number;
@@ -229,6 +251,7 @@ export interface BenchReport {
   /** The same comparison against the stand-in: routing policy alone, without CPU contention. */
   routingStandIn?: RoutingResult;
   load?: LoadResult;
+  chat?: ChatResult;
   targets: TargetCheck[];
   durationMs: number;
 }
