@@ -2,7 +2,7 @@
 import type { LevelRun } from './load';
 import { ratio, summarize } from './stats';
 import { steadySamples, summarizeTimeline } from './status-sampler';
-import type { BenchTarget, Comparison, LevelResult, RequestSample, StatusSample } from './types';
+import type { BenchTarget, Comparison, LevelResult, RequestSample, StatusSample, Summary } from './types';
 
 const MAX_ERRORS = 5;
 
@@ -25,11 +25,28 @@ export function buildLevel(target: BenchTarget, concurrency: number, run: LevelR
     ttftMs: summarize(ok.flatMap((s) => (s.ttftMs === undefined ? [] : [s.ttftMs]))),
     e2eMs: summarize(ok.map((s) => s.e2eMs)),
     queueWaitMs: summarize(ok.map((s) => s.queueWaitMs)),
+    ...(ok.some((s) => s.stages) ? { stagesMs: summarizeStages(ok) } : {}),
     utilization,
     errors,
     samples,
     timeline,
   };
+}
+
+/** The stages' names in the order the report shows them; `outside` is computed, the rest are the daemon's. */
+export const STAGE_COLUMNS = ['parse', 'admit', 'queue', 'upstream', 'first-byte', 'total', 'outside'] as const;
+
+/** Per stage over the samples that carried `Server-Timing`; `outside` = client TTFT − the daemon's total. */
+export function summarizeStages(samples: readonly RequestSample[]): Record<string, Summary> {
+  const values = new Map<string, number[]>();
+  const add = (name: string, v: number): void => void (values.get(name) ?? values.set(name, []).get(name)!).push(v);
+  for (const s of samples) {
+    if (!s.stages) continue;
+    for (const [name, v] of Object.entries(s.stages)) add(name, v);
+    const total = s.stages.total;
+    if (total !== undefined && s.ttftMs !== undefined) add('outside', s.ttftMs - total);
+  }
+  return Object.fromEntries([...values].map(([name, v]) => [name, summarize(v)]));
 }
 
 /**

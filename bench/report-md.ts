@@ -1,5 +1,6 @@
 // bench.md: the run as Markdown tables, for people and pull requests.
-import type { BenchReport, LevelResult, TargetCheck } from './types';
+import { STAGE_COLUMNS } from './aggregate';
+import type { BenchReport, Comparison, LevelResult, TargetCheck } from './types';
 
 /** A number for a table; NaN, null (NaN after JSON) and undefined read as `–`. */
 export function fmt(v: number | null | undefined, digits = 1): string {
@@ -29,6 +30,96 @@ export function worstWindows(timeline: readonly { tMs: number; maxMs: number }[]
   return worst.map((w) => `${fmt(w.maxMs, 0)} ms at ${fmt(w.tMs / 1000, 1)} s`).join(', ') || 'none recorded';
 }
 
+function chatSection(c: NonNullable<BenchReport['chat']>): string[] {
+  return [
+    '',
+    '## Chat: prompt-cache affinity off vs on',
+    '',
+    `${c.conversations} conversations × ${c.turns} turns, all at once, each sending its next turn when the last answer ended (seeded history: system prompt, ` +
+      `user messages and stand-in replies; max_tokens ${c.maxTokens}); ${c.replicas} instances × ${c.slotsPerInstance} slots, a fresh daemon per run. ` +
+      'Hit ratio: Σ cache_n ÷ Σ (cache_n + prompt_n) from llama-server\'s `timings` in each stream\'s last chunk. Times in ms.',
+    '',
+    ...table(
+      ['affinity', 'TTFT p50', 'TTFT p95', 'first turn TTFT p50', 'later turns TTFT p50', 'e2e p50', 'prompt tokens p50 (min–max)', 'cache hit', 'queue mean', 'failed'],
+      c.runs.map((x) => [
+        x.affinity ? 'on' : 'off',
+        fmt(x.level.ttftMs.p50, 2),
+        fmt(x.level.ttftMs.p95, 2),
+        fmt(x.firstTurnTtftMs.p50, 2),
+        fmt(x.laterTurnTtftMs.p50, 2),
+        fmt(x.level.e2eMs.p50),
+        `${fmt(x.promptTokens.p50, 0)} (${fmt(x.promptTokens.min, 0)}–${fmt(x.promptTokens.max, 0)})`,
+        pct(x.hitRatio * 100),
+        fmt(x.level.queueWaitMs.mean),
+        x.level.failed,
+      ]),
+    ),
+    '',
+    `TTFT p50 off ÷ on: **${fmt(c.ttftP50Ratio, 2)}×**.`,
+    ...(c.runs.some((x) => x.level.errors.length) ? ['', ...c.runs.filter((x) => x.level.errors.length).map((x) => `- affinity ${x.affinity ? 'on' : 'off'}: ${x.level.errors.join('; ')}`)] : []),
+  ];
+}
+
+/** One row per level: throughput, TTFT, e2e, queue wait, slots, CPU/GPU. */
+function levelTable(levels: readonly LevelResult[]): string[] {
+  return table(
+    ['c', 'target', 'tok/s', 'TTFT p50', 'TTFT p95', 'TTFT p99', 'e2e p50', 'e2e p95', 'queue mean', 'queue p95', 'slots in use', 'slots busy (status)', 'llama CPU', 'host CPU', 'GPU', 'failed'],
+    levels.map((l) => [
+      l.concurrency,
+      l.target,
+      fmt(l.tokensPerSecond, 0),
+      fmt(l.ttftMs.p50, 2),
+      fmt(l.ttftMs.p95, 2),
+      fmt(l.ttftMs.p99, 2),
+      fmt(l.e2eMs.p50),
+      fmt(l.e2eMs.p95),
+      fmt(l.queueWaitMs.mean),
+      fmt(l.queueWaitMs.p95),
+      pct(l.utilization.inFlightPct),
+      `${fmt(l.utilization.slotPct, 0)} % (peak ${l.utilization.peakBusySlots}/${l.utilization.totalSlots})`,
+      pct(l.utilization.cpuPct),
+      pct(l.utilization.hostCpuPct),
+      pct(l.utilization.gpuPct),
+      l.failed,
+    ]),
+  );
+}
+
+function comparisonTable(comparisons: readonly Comparison[]): string[] {
+  if (!comparisons.length) return [];
+  return [
+    '',
+    '### Daemon vs direct',
+    '',
+    ...table(
+      ['c', 'throughput daemon ÷ direct', 'added TTFT p50 (ms)', 'added TTFT p99 (ms)'],
+      comparisons.map((c) => [c.concurrency, fmt(c.throughputRatio, 3), fmt(c.addedTtftP50Ms, 2), fmt(c.addedTtftP99Ms, 2)]),
+    ),
+  ];
+}
+
+/** p50 / p99 of each daemon stage per daemon level; nothing when no level carried `Server-Timing`. */
+export function stageTable(levels: readonly LevelResult[], heading = '### Where the time goes (daemon levels)'): string[] {
+  const rows = levels.filter((l) => l.target === 'daemon' && l.stagesMs);
+  if (!rows.length) return [];
+  return [
+    '',
+    heading,
+    '',
+    'From the daemon\'s `Server-Timing` header on each response, p50 / p99 in ms: parse (body read and validated), admit (queue entry), ' +
+      'queue (waiting for a slot), upstream (slot given → llama-server\'s headers: connect, send, its own start), first-byte (→ its first body chunk), ' +
+      'total (request received → first upstream byte); outside = client TTFT − total (both network legs and the client).',
+    '',
+    ...table(
+      ['c', ...STAGE_COLUMNS],
+      rows.map((l) => [l.concurrency, ...STAGE_COLUMNS.map((name) => {
+        const st = l.stagesMs?.[name];
+        return st ? `${fmt(st.p50, 3)} / ${fmt(st.p99, 3)}` : '–';
+      })]),
+    ),
+  ];
+}
+
 export function renderMarkdown(r: BenchReport): string {
   const e = r.environment;
   const s = r.sweep;
@@ -46,6 +137,12 @@ export function renderMarkdown(r: BenchReport): string {
     'Measured, not enforced: on a small shared machine run-to-run noise is several percent.',
     '',
     ...table(['Goal', 'Target', 'Measured', ''], r.targets.map((t: TargetCheck) => [t.name, t.goal, t.measured, mark(t.met)]), ['l', 'l', 'l', 'l']),
+  ];
+  if (r.chat) {
+    out.push(...chatSection(r.chat), '', 'Raw numbers (every request, every status poll): `bench.json`.', '');
+    return out.join('\n');
+  }
+  out.push(
     '',
     '## Concurrency sweep',
     '',
@@ -53,39 +150,24 @@ export function renderMarkdown(r: BenchReport): string {
       ? 'Each level runs through the daemon (`/v1/completions`) and straight against llama-server, alternating which goes first. Times in ms.'
       : 'Each level runs through the daemon (`/v1/completions`). Times in ms.',
     '',
-    ...table(
-      ['c', 'target', 'tok/s', 'TTFT p50', 'TTFT p95', 'TTFT p99', 'e2e p50', 'e2e p95', 'queue mean', 'queue p95', 'slots in use', 'slots busy (status)', 'llama CPU', 'host CPU', 'GPU', 'failed'],
-      s.levels.map((l) => [
-        l.concurrency,
-        l.target,
-        fmt(l.tokensPerSecond, 0),
-        fmt(l.ttftMs.p50, 2),
-        fmt(l.ttftMs.p95, 2),
-        fmt(l.ttftMs.p99, 2),
-        fmt(l.e2eMs.p50),
-        fmt(l.e2eMs.p95),
-        fmt(l.queueWaitMs.mean),
-        fmt(l.queueWaitMs.p95),
-        pct(l.utilization.inFlightPct),
-        `${fmt(l.utilization.slotPct, 0)} % (peak ${l.utilization.peakBusySlots}/${l.utilization.totalSlots})`,
-        pct(l.utilization.cpuPct),
-        pct(l.utilization.hostCpuPct),
-        pct(l.utilization.gpuPct),
-        l.failed,
-      ]),
-    ),
+    ...levelTable(s.levels),
     '',
     'Slots in use: exact, from each request\'s start and end (min(in flight, slots) ÷ slots, time-averaged). Slots busy (status): the mean of /api/status polls every 250 ms, i.e. what the daemon shows. CPU % is of all host cores (100 % = every core busy).',
-  ];
-  if (s.comparisons.length) {
+  );
+  out.push(...comparisonTable(s.comparisons), ...stageTable(s.levels));
+  if (r.gpuPace) {
+    const g = r.gpuPace;
     out.push(
       '',
-      '### Daemon vs direct',
+      '## Concurrency sweep at GPU pace (stand-in upstream)',
       '',
-      ...table(
-        ['c', 'throughput daemon ÷ direct', 'added TTFT p50 (ms)', 'added TTFT p99 (ms)'],
-        s.comparisons.map((c) => [c.concurrency, fmt(c.throughputRatio, 3), fmt(c.addedTtftP50Ms, 2), fmt(c.addedTtftP99Ms, 2)]),
-      ),
+      `The same comparison against the stand-in (test/fixtures/fake-llama-server.mjs): ${g.sweep.layout.instances} × ${g.sweep.layout.slotsPerInstance} slots, ` +
+        `${g.tokenMs} ms a token per stream as on a GPU, ${g.sweep.options.requests} requests of max_tokens ${g.sweep.options.mix[0]?.maxTokens ?? '–'} per level. ` +
+        'It needs almost no CPU, so the daemon\'s hop is measured without llama-server competing for the cores. Times in ms.',
+      '',
+      ...levelTable(g.sweep.levels),
+      ...comparisonTable(g.sweep.comparisons),
+      ...stageTable(g.sweep.levels),
     );
   }
   for (const g of [r.routing, r.routingStandIn]) {
@@ -139,7 +221,7 @@ export function renderMarkdown(r: BenchReport): string {
       `Worst 250 ms windows of event-loop delay: ${worstWindows(l.daemon.loopLagTimeline)} (ramp-up is the first seconds; the full timeline is in bench.json).`,
     );
   }
-  const failures = [...s.levels, ...(r.routing?.runs.map((x) => x.level) ?? []), ...(r.routingStandIn?.runs.map((x) => x.level) ?? []), ...(r.load ? [r.load.level] : [])].filter((l: LevelResult) => l.errors.length);
+  const failures = [...s.levels, ...(r.gpuPace?.sweep.levels ?? []), ...(r.routing?.runs.map((x) => x.level) ?? []), ...(r.routingStandIn?.runs.map((x) => x.level) ?? []), ...(r.load ? [r.load.level] : [])].filter((l: LevelResult) => l.errors.length);
   if (failures.length) {
     out.push('', '## Errors', '', ...failures.map((l) => `- c=${l.concurrency} ${l.target}: ${l.errors.join('; ')}`));
   }

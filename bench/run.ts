@@ -11,7 +11,7 @@ import { SlotwiseError } from '../shared/errors';
 import { runSetup, type ProgressStream } from '../toolchain/setup';
 import { ensureCachedTinyModel } from '../gguf/tiny-model';
 import { describeEnvironment } from './environment';
-import { BENCH_PROMPT, hostedSweep, loadScenario, modelConfig, routingScenario, type ScenarioContext } from './scenarios';
+import { BENCH_PROMPT, chatScenario, gpuPaceScenario, hostedSweep, loadScenario, modelConfig, routingScenario, type ScenarioContext } from './scenarios';
 import { findStandIn, STAND_IN } from './stand-in';
 import { fetchSnapshot } from './status-sampler';
 import { runSweep } from './sweep';
@@ -26,6 +26,8 @@ export interface BenchRequest extends ScenarioContext {
   requests: number;
   mix: MixEntry[];
   direct: boolean;
+  /** custom: the concurrency sweep (default), or the chat conversations with affinity on and off. */
+  workload: 'sweep' | 'chat';
   /** custom: the hosted daemon's routing. */
   routing: Config['routing'];
   /** custom: overrides of the model's slots and replicas. */
@@ -41,6 +43,10 @@ export interface BenchRequest extends ScenarioContext {
  * there, long enough for the 250 ms status polls to see the slots. */
 export const STANDARD = {
   sweep: { slots: 8, concurrency: [1, 2, 4, 8, 16], requests: 64, maxTokens: 128 },
+  // The same sweep against the stand-in at a GPU's pace: on 2 cores a real llama-server takes the
+  // CPU the daemon and client need, so its sweep measures contention as much as the hop. Short
+  // requests, so each stream's start (where the hop's cost is) weighs in the throughput.
+  gpuPace: { slots: 8, concurrency: [1, 2, 4, 8, 16], requests: 64, maxTokens: 16, tokenMs: 3 },
   // 8 clients on 8 slots: placement decides whether a request starts at once (a free slot somewhere)
   // or waits inside a full llama-server (round-robin). Above capacity both queue, and the p95 is the
   // queue's; measured at c=12: 1.00–1.19× overall either way.
@@ -51,6 +57,15 @@ export const STANDARD = {
   // 256 tokens at 20 tokens/s per stream: ~13 s with all 1,000 streams open, so the numbers
   // describe holding them, not only the burst of opening them (both are in the lag timeline).
   load: { streams: 1000, replicas: 4, slots: 250, maxTokens: 256, tokenIntervalMs: 50 },
+} as const;
+
+/** `--workload chat`: 16 conversations × 6 turns, prompts growing from ~300 to ~1,500 tokens (the tiny
+ * model's tokenizer, chat template included), against 2 × 4 slots unless --replicas/--slots say otherwise. */
+export const CHAT = {
+  replicas: 2,
+  slots: 4,
+  ctxPerSlot: 2048,
+  plan: { conversations: 16, turns: 6, seed: 7, systemWords: 130, userWords: 150, replyWords: 30, maxTokens: 16 },
 } as const;
 
 export async function runBench(req: BenchRequest): Promise<BenchReport> {
@@ -77,6 +92,7 @@ async function custom(req: BenchRequest): Promise<Draft> {
   const config = await loadConfig({ path: req.configPath, env: req.env, allowMissing: !req.configPath });
   const model = await resolveModel(req, config);
   if (config.llamaServer === 'auto') await runSetup({ env: req.env, quietIfCached: true, stderr: req.setupStream, signal: req.signal });
+  if (req.workload === 'chat') return chatRun(req, model, config);
   const hosted = await hostedSweep(req, { model, routing: req.routing, llamaServer: config.llamaServer, queue: config.queue, sweep: sweepOptions(req, model.name) });
   return {
     schema: 1,
@@ -84,6 +100,22 @@ async function custom(req: BenchRequest): Promise<Draft> {
     run: { kind: 'custom', model: model.name, modelPath: model.path, routing: req.routing },
     sweep: hosted.sweep,
     sweepDaemon: hosted.daemon,
+  };
+}
+
+async function chatRun(req: BenchRequest, model: ModelConfig, config: Config): Promise<Draft> {
+  const replicas = req.replicas ?? CHAT.replicas;
+  const slots = req.slots ?? CHAT.slots;
+  const llamaServer = config.llamaServer === 'auto' ? undefined : config.llamaServer;
+  const args = llamaServer ? model.args : [...model.args, ...(model.args.some((a) => a === '--threads' || a === '-t') ? [] : threadArgs())];
+  const { chat, environment } = await chatScenario(req, { modelPath: model.path, replicas, slots, ctxPerSlot: Math.max(model.ctxPerSlot, CHAT.ctxPerSlot), plan: { ...CHAT.plan }, args, llamaServer });
+  return {
+    schema: 1,
+    environment,
+    run: { kind: 'custom', model: model.name, modelPath: model.path, routing: 'slot-aware', ...(args.length ? { llamaArgs: args } : {}) },
+    // No sweep in this workload: an empty one keeps the report's shape.
+    sweep: { options: { ...sweepOptions(req, model.name), concurrency: [], direct: false }, levels: [], comparisons: [], layout: { instances: replicas, slotsPerInstance: slots } },
+    chat,
   };
 }
 
@@ -107,6 +139,8 @@ async function standard(req: BenchRequest): Promise<Draft> {
   });
   const routing = await routingScenario(req, { modelPath: tiny, args: llamaArgs, ...S.routing });
   const upstream = await findStandIn();
+  let gpuPace: BenchReport['gpuPace'];
+  if (upstream) gpuPace = await gpuPaceScenario(req, { modelPath: tiny, upstream, ...S.gpuPace });
   let routingStandIn: BenchReport['routingStandIn'];
   if (upstream) {
     const { tokenMs, ...o } = S.routingStandIn;
@@ -121,6 +155,7 @@ async function standard(req: BenchRequest): Promise<Draft> {
     run: { kind: 'standard', model: 'tiny', modelPath: tiny, routing: 'slot-aware', llamaArgs },
     sweep: hosted.sweep,
     sweepDaemon: hosted.daemon,
+    ...(gpuPace ? { gpuPace } : {}),
     routing,
     ...(routingStandIn ? { routingStandIn } : {}),
     load,

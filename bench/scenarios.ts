@@ -2,13 +2,14 @@
 // (daemon vs direct), routing (slot-aware vs round-robin on a mixed load), and many concurrent
 // streams against the stand-in upstream.
 import type { Config, ModelConfig } from '../daemon/config/types';
+import { cacheHitRatio, planConversations, promptTokens, runConversations, type ChatPlan } from './chat';
 import { fetchSnapshot } from './status-sampler';
 import { runClient } from './client-process';
 import { hostDaemon } from './daemon-host';
 import { describeEnvironment } from './environment';
 import { summarize } from './stats';
 import type { Progress } from './sweep';
-import type { DaemonSide, Environment, LevelResult, LoadResult, RoutingResult, SweepOptions, SweepResult } from './types';
+import type { ChatResult, DaemonSide, Environment, GpuPaceResult, LevelResult, LoadResult, RoutingResult, SweepOptions, SweepResult } from './types';
 
 export interface ScenarioContext {
   env: NodeJS.ProcessEnv;
@@ -99,6 +100,83 @@ function e2eOf(level: LevelResult, pick: (maxTokens: number) => boolean): Return
   return summarize(level.samples.filter((s) => s.ok && pick(s.maxTokens)).map((s) => s.e2eMs));
 }
 
+export interface GpuPaceOptions {
+  modelPath: string;
+  /** The stand-in llama-server script. */
+  upstream: string;
+  slots: number;
+  concurrency: readonly number[];
+  requests: number;
+  maxTokens: number;
+  tokenMs: number;
+}
+
+/** The daemon-vs-direct sweep against the stand-in generating at a GPU's pace. */
+export async function gpuPaceScenario(ctx: ScenarioContext, o: GpuPaceOptions): Promise<GpuPaceResult> {
+  ctx.progress?.line(`sweep at GPU pace: stand-in upstream, 1 × ${o.slots} slots, ${o.tokenMs} ms a token, c=${o.concurrency.join(',')}, daemon and direct`);
+  const { sweep } = await hostedSweep(ctx, {
+    model: modelConfig('stand-in', o.modelPath, { slots: o.slots, replicas: 1, args: ['--fake-token-ms', String(o.tokenMs)] }),
+    routing: 'slot-aware',
+    llamaServer: o.upstream,
+    sweep: { model: 'stand-in', concurrency: [...o.concurrency], requests: o.requests, mix: [{ maxTokens: o.maxTokens, weight: 1 }], direct: true, prompt: BENCH_PROMPT },
+  });
+  return { tokenMs: o.tokenMs, sweep };
+}
+
+export interface ChatScenarioOptions {
+  modelPath: string;
+  replicas: number;
+  slots: number;
+  ctxPerSlot: number;
+  plan: ChatPlan;
+  args?: string[];
+  llamaServer?: string;
+}
+
+/** The chat conversations through two fresh daemons: prompt-cache affinity off, then on. */
+export async function chatScenario(ctx: ScenarioContext, o: ChatScenarioOptions): Promise<{ chat: ChatResult; environment: Environment }> {
+  const conversations = planConversations(o.plan);
+  const runs: ChatResult['runs'] = [];
+  let environment: Environment | undefined;
+  for (const affinity of [false, true]) {
+    ctx.progress?.line(`chat: ${o.plan.conversations} conversations × ${o.plan.turns} turns, ${o.replicas} × ${o.slots} slots, affinity ${affinity ? 'on' : 'off'}`);
+    const model = modelConfig('tiny', o.modelPath, { slots: o.slots, replicas: o.replicas, args: o.args, ctxPerSlot: o.ctxPerSlot, affinity });
+    const host = await hostDaemon({ models: [model], routing: 'slot-aware', llamaServer: o.llamaServer, env: ctx.env });
+    try {
+      const { daemon } = host;
+      await Promise.all(daemon.supervisor.instances(model.name).map((i) => i.ensureReady({ signal: ctx.signal })));
+      environment ??= await describeEnvironment(await fetchSnapshot(daemon.url, daemon.token));
+      const total = o.plan.conversations * o.plan.turns;
+      const { level, samples } = await runConversations({
+        url: daemon.url,
+        token: daemon.token,
+        model: model.name,
+        conversations,
+        maxTokens: o.plan.maxTokens,
+        signal: ctx.signal,
+        onProgress: (done) => ctx.progress?.update(`chat, affinity ${affinity ? 'on' : 'off'}: ${done}/${total}`),
+      });
+      const ok = samples.filter((s) => s.ok);
+      const ttft = (pick: (turn: number) => boolean): ReturnType<typeof summarize> =>
+        summarize(ok.flatMap((s) => (pick(s.turn) && s.ttftMs !== undefined ? [s.ttftMs] : [])));
+      runs.push({ affinity, level, hitRatio: cacheHitRatio(ok), promptTokens: promptTokens(ok), firstTurnTtftMs: ttft((t) => t === 0), laterTurnTtftMs: ttft((t) => t > 0) });
+    } finally {
+      await host.close();
+    }
+  }
+  const [off, on] = runs as [ChatResult['runs'][number], ChatResult['runs'][number]];
+  const chat: ChatResult = {
+    conversations: o.plan.conversations,
+    turns: o.plan.turns,
+    replicas: o.replicas,
+    slotsPerInstance: o.slots,
+    maxTokens: o.plan.maxTokens,
+    runs,
+    ttftP50Ratio: off.level.ttftMs.p50 / on.level.ttftMs.p50,
+  };
+  return { chat, environment: environment! };
+}
+
 export interface LoadOptions {
   modelPath: string;
   /** The stand-in llama-server script. */
@@ -126,6 +204,18 @@ export async function loadScenario(ctx: ScenarioContext, o: LoadOptions): Promis
 /** The prompt every bench request sends. */
 export const BENCH_PROMPT = 'Write a short story about a lighthouse keeper who finds a message in a bottle.';
 
-export function modelConfig(name: string, path: string, o: { slots: number; replicas: number; args?: string[] }): ModelConfig {
-  return { name, path, slots: o.slots, ctxPerSlot: 512, gpuLayers: 'auto', replicas: o.replicas, maxReplicas: o.replicas, autostart: true, args: o.args ?? [], affinity: true, kind: 'completion' };
+export function modelConfig(name: string, path: string, o: { slots: number; replicas: number; args?: string[]; ctxPerSlot?: number; affinity?: boolean }): ModelConfig {
+  return {
+    name,
+    path,
+    slots: o.slots,
+    ctxPerSlot: o.ctxPerSlot ?? 512,
+    gpuLayers: 'auto',
+    replicas: o.replicas,
+    maxReplicas: o.replicas,
+    autostart: true,
+    args: o.args ?? [],
+    affinity: o.affinity ?? true,
+    kind: 'completion',
+  };
 }

@@ -3,16 +3,19 @@
 import { performance } from 'node:perf_hooks';
 import { request, type Dispatcher } from 'undici';
 import { firstLine } from '../shared/errors';
+import { parseServerTiming } from '../daemon/api/stage-timing';
 import type { BenchTarget, RequestSample } from './types';
 
 export interface StreamRequest {
   target: BenchTarget;
-  /** Base URL, e.g. `http://127.0.0.1:7373`; `/v1/completions` is appended. */
+  /** Base URL, e.g. `http://127.0.0.1:7373`; `/v1/completions` (or `/v1/chat/completions`) is appended. */
   baseUrl: string;
   /** Bearer token (the daemon's); none for a direct llama-server. */
   token?: string;
   model: string;
   prompt: string;
+  /** A chat instead of `prompt`: sent to `/v1/chat/completions`. */
+  messages?: ChatMessage[];
   maxTokens: number;
   dispatcher: Dispatcher;
   signal?: AbortSignal;
@@ -20,11 +23,16 @@ export interface StreamRequest {
   t0: number;
 }
 
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
 /** The part of an OpenAI stream chunk the bench reads (completion or chat). */
 interface Chunk {
   choices?: { text?: string | null; delta?: { content?: string | null }; finish_reason?: string | null }[];
   usage?: { completion_tokens?: number };
-  timings?: { predicted_n?: number };
+  timings?: { predicted_n?: number; prompt_n?: number; cache_n?: number };
   error?: { message?: string };
 }
 
@@ -34,9 +42,10 @@ export const QUEUE_WAIT_HEADER = 'x-slotwise-queue-wait-ms';
 export async function streamCompletion(r: StreamRequest): Promise<RequestSample> {
   const start = performance.now();
   const sample: RequestSample = { target: r.target, ok: false, maxTokens: r.maxTokens, startMs: start - r.t0, e2eMs: 0, tokens: 0, queueWaitMs: 0 };
-  const body = JSON.stringify({ model: r.model, prompt: r.prompt, max_tokens: r.maxTokens, stream: true, ignore_eos: true, temperature: 0 });
+  const input = r.messages ? { messages: r.messages } : { prompt: r.prompt };
+  const body = JSON.stringify({ model: r.model, ...input, max_tokens: r.maxTokens, stream: true, ignore_eos: true, temperature: 0 });
   try {
-    const res = await request(`${r.baseUrl}/v1/completions`, {
+    const res = await request(`${r.baseUrl}${r.messages ? '/v1/chat/completions' : '/v1/completions'}`, {
       method: 'POST',
       dispatcher: r.dispatcher,
       signal: r.signal,
@@ -52,6 +61,8 @@ export async function streamCompletion(r: StreamRequest): Promise<RequestSample>
     sample.headersMs = performance.now() - start;
     const wait = Number(res.headers[QUEUE_WAIT_HEADER]);
     if (Number.isFinite(wait) && wait >= 0) sample.queueWaitMs = wait;
+    const stages = parseServerTiming(res.headers['server-timing']);
+    if (Object.keys(stages).length) sample.stages = stages;
     if (res.statusCode !== 200) {
       sample.error = `HTTP ${res.statusCode}: ${errorMessage(await res.body.text())}`;
       return finish(sample, start);
@@ -63,6 +74,8 @@ export async function streamCompletion(r: StreamRequest): Promise<RequestSample>
     for await (const text of res.body) parser.push(text as string);
     parser.end();
     sample.tokens = parser.tokens;
+    if (parser.promptN !== undefined) sample.promptN = parser.promptN;
+    if (parser.cacheN !== undefined) sample.cacheN = parser.cacheN;
     if (parser.error) sample.error = parser.error;
     else if (!parser.done) sample.error = 'stream ended without [DONE]';
     else sample.ok = true;
@@ -103,6 +116,9 @@ export class SseCounter {
   tokens = 0;
   done = false;
   error: string | undefined;
+  /** llama-server's `timings.prompt_n` / `cache_n` of the last chunk that had them. */
+  promptN: number | undefined;
+  cacheN: number | undefined;
   #buffer = '';
   #counted = 0;
   #reported: number | undefined;
@@ -158,5 +174,7 @@ export class SseCounter {
     }
     const reported = chunk.usage?.completion_tokens ?? chunk.timings?.predicted_n;
     if (typeof reported === 'number') this.#reported = reported;
+    if (typeof chunk.timings?.prompt_n === 'number') this.promptN = chunk.timings.prompt_n;
+    if (typeof chunk.timings?.cache_n === 'number') this.cacheN = chunk.timings.cache_n;
   }
 }

@@ -5,40 +5,22 @@ export const GOALS = {
   throughputRatio: 0.99,
   addedTtftP50Ms: 1,
   addedTtftP99Ms: 3,
+  /** The same sweep against the stand-in at a GPU's pace: the hop alone, so tighter. */
+  gpuPace: { throughputRatio: 0.995, addedTtftP50Ms: 0.5, addedTtftP99Ms: 2 },
   routingP95Ratio: 1.3,
   loadLoopLagP99Ms: 20,
   loadRssMB: 200,
+  /** `--workload chat`: TTFT p50 without affinity ÷ with, and the cache hit ratio with it. */
+  chatTtftP50Ratio: 3,
+  chatHitRatio: 0.8,
 } as const;
 
-type Parts = Pick<BenchReport, 'sweep' | 'routing' | 'routingStandIn' | 'load'>;
+type Parts = Pick<BenchReport, 'sweep' | 'routing' | 'routingStandIn' | 'load'> & Partial<Pick<BenchReport, 'gpuPace' | 'chat'>>;
 
 export function checkTargets(r: Parts): TargetCheck[] {
-  // NaN (a level without TTFTs) reads back from JSON as null: only finite values take part.
-  const worst = (pick: (c: Comparison) => number, dir: 'min' | 'max'): Comparison | undefined =>
-    r.sweep.comparisons.filter((c) => Number.isFinite(pick(c))).sort((a, b) => (dir === 'min' ? pick(a) - pick(b) : pick(b) - pick(a)))[0];
-  const checks: TargetCheck[] = [];
-
-  const tput = worst((c) => c.throughputRatio, 'min');
-  checks.push({
-    name: 'daemon/direct throughput',
-    goal: `≥ ${GOALS.throughputRatio} at every concurrency`,
-    measured: tput ? `min ${tput.throughputRatio.toFixed(3)} (c=${tput.concurrency})` : 'not measured (run with --direct)',
-    met: tput ? tput.throughputRatio >= GOALS.throughputRatio : undefined,
-  });
-  const p50 = worst((c) => c.addedTtftP50Ms, 'max');
-  checks.push({
-    name: 'added TTFT p50',
-    goal: `≤ ${GOALS.addedTtftP50Ms} ms`,
-    measured: p50 ? `max ${ms(p50.addedTtftP50Ms)} (c=${p50.concurrency})` : 'not measured (run with --direct)',
-    met: p50 ? p50.addedTtftP50Ms <= GOALS.addedTtftP50Ms : undefined,
-  });
-  const p99 = worst((c) => c.addedTtftP99Ms, 'max');
-  checks.push({
-    name: 'added TTFT p99',
-    goal: `≤ ${GOALS.addedTtftP99Ms} ms`,
-    measured: p99 ? `max ${ms(p99.addedTtftP99Ms)} (c=${p99.concurrency})` : 'not measured (run with --direct)',
-    met: p99 ? p99.addedTtftP99Ms <= GOALS.addedTtftP99Ms : undefined,
-  });
+  if (r.chat) return chatChecks(r.chat); // that workload runs nothing else
+  const checks: TargetCheck[] = sweepChecks(r.sweep.comparisons, GOALS, '');
+  if (r.gpuPace) checks.push(...sweepChecks(r.gpuPace.sweep.comparisons, GOALS.gpuPace, 'GPU pace (stand-in): '));
   for (const [g, where] of [[r.routing, 'llama-server'], [r.routingStandIn, 'stand-in']] as const) {
     if (where === 'stand-in' && !g) continue; // optional: only the standard suite has it
     const routing = g && Number.isFinite(g.p95Ratio) ? g : undefined;
@@ -64,6 +46,59 @@ export function checkTargets(r: Parts): TargetCheck[] {
     met: load ? load.daemon.rssMB.peak < GOALS.loadRssMB : undefined,
   });
   return checks;
+}
+
+function chatChecks(chat: NonNullable<Parts['chat']>): TargetCheck[] {
+  const on = chat.runs.find((x) => x.affinity);
+  const ratio = Number.isFinite(chat.ttftP50Ratio) ? chat.ttftP50Ratio : undefined;
+  const hit = on && Number.isFinite(on.hitRatio) ? on.hitRatio : undefined;
+  return [
+    {
+      name: 'chat: TTFT p50, affinity off ÷ on',
+      goal: `≥ ${GOALS.chatTtftP50Ratio}×`,
+      measured: ratio !== undefined ? `${ratio.toFixed(2)}×` : 'not measured',
+      met: ratio !== undefined ? ratio >= GOALS.chatTtftP50Ratio : undefined,
+    },
+    {
+      name: 'chat: prompt cache hit ratio with affinity',
+      goal: `≥ ${Math.round(GOALS.chatHitRatio * 100)} %`,
+      measured: hit !== undefined ? `${(hit * 100).toFixed(1)} %` : 'not measured (llama-server sent no timings.cache_n)',
+      met: hit !== undefined ? hit >= GOALS.chatHitRatio : undefined,
+    },
+  ];
+}
+
+type SweepGoals = { throughputRatio: number; addedTtftP50Ms: number; addedTtftP99Ms: number };
+
+/** Throughput ratio and added TTFT p50/p99 of one daemon-vs-direct sweep: the worst level decides. */
+function sweepChecks(comparisons: readonly Comparison[], goals: SweepGoals, prefix: string): TargetCheck[] {
+  // NaN (a level without TTFTs) reads back from JSON as null: only finite values take part.
+  const worst = (pick: (c: Comparison) => number, dir: 'min' | 'max'): Comparison | undefined =>
+    comparisons.filter((c) => Number.isFinite(pick(c))).sort((a, b) => (dir === 'min' ? pick(a) - pick(b) : pick(b) - pick(a)))[0];
+  const tput = worst((c) => c.throughputRatio, 'min');
+  const p50 = worst((c) => c.addedTtftP50Ms, 'max');
+  const p99 = worst((c) => c.addedTtftP99Ms, 'max');
+  const none = 'not measured (run with --direct)';
+  return [
+    {
+      name: `${prefix}daemon/direct throughput`,
+      goal: `≥ ${goals.throughputRatio} at every concurrency`,
+      measured: tput ? `min ${tput.throughputRatio.toFixed(3)} (c=${tput.concurrency})` : none,
+      met: tput ? tput.throughputRatio >= goals.throughputRatio : undefined,
+    },
+    {
+      name: `${prefix}added TTFT p50`,
+      goal: `≤ ${goals.addedTtftP50Ms} ms`,
+      measured: p50 ? `max ${ms(p50.addedTtftP50Ms)} (c=${p50.concurrency})` : none,
+      met: p50 ? p50.addedTtftP50Ms <= goals.addedTtftP50Ms : undefined,
+    },
+    {
+      name: `${prefix}added TTFT p99`,
+      goal: `≤ ${goals.addedTtftP99Ms} ms`,
+      measured: p99 ? `max ${ms(p99.addedTtftP99Ms)} (c=${p99.concurrency})` : none,
+      met: p99 ? p99.addedTtftP99Ms <= goals.addedTtftP99Ms : undefined,
+    },
+  ];
 }
 
 function ms(v: number): string {

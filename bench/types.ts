@@ -23,6 +23,11 @@ export interface RequestSample {
   tokens: number;
   /** `X-Slotwise-Queue-Wait-Ms` of the daemon's response; 0 when absent (and always for direct). */
   queueWaitMs: number;
+  /** The daemon's `Server-Timing` stages (parse, admit, queue, upstream, first-byte, total), ms; absent for direct. */
+  stages?: Record<string, number>;
+  /** llama-server's `timings` of the last chunk: prompt tokens evaluated, and those reused from its cache. */
+  promptN?: number;
+  cacheN?: number;
 }
 
 /** Distribution of one measure over a level's requests. All in the measure's unit (ms). */
@@ -83,6 +88,11 @@ export interface LevelResult {
   ttftMs: Summary;
   e2eMs: Summary;
   queueWaitMs: Summary;
+  /**
+   * The daemon's stage timings (daemon levels only): each `Server-Timing` stage, and `outside` =
+   * client TTFT − the daemon's `total`: both network legs and the client's own reading.
+   */
+  stagesMs?: Record<string, Summary>;
   utilization: Utilization;
   /** The first failures' messages (at most 5, deduplicated). */
   errors: string[];
@@ -155,6 +165,35 @@ export interface RoutingResult {
   shortP95Ratio: number;
 }
 
+/** The daemon-vs-direct sweep against the stand-in upstream. */
+export interface GpuPaceResult {
+  /** The stand-in's time per token of one stream, ms. */
+  tokenMs: number;
+  sweep: SweepResult;
+}
+
+/** `--workload chat`: the same conversations with prompt-cache affinity routing on and off. */
+export interface ChatResult {
+  conversations: number;
+  turns: number;
+  replicas: number;
+  slotsPerInstance: number;
+  maxTokens: number;
+  runs: {
+    affinity: boolean;
+    level: LevelResult;
+    /** Σ cache_n ÷ Σ (cache_n + prompt_n) from llama-server's `timings` in each stream's last chunk. */
+    hitRatio: number;
+    /** Prompt tokens per request (evaluated + reused from the cache). */
+    promptTokens: Summary;
+    /** TTFT of the first turns (nothing to reuse yet) and of the later ones. */
+    firstTurnTtftMs: Summary;
+    laterTurnTtftMs: Summary;
+  }[];
+  /** TTFT p50 without affinity ÷ with; goal ≥ 3. */
+  ttftP50Ratio: number;
+}
+
 /** Many concurrent streams through the daemon against the stand-in upstream. */
 export interface LoadResult {
   streams: number;
@@ -203,10 +242,16 @@ export interface BenchReport {
   sweep: SweepResult;
   /** The daemon side of the sweep, when the daemon ran in this process. */
   sweepDaemon?: DaemonSide;
+  /**
+   * The same daemon-vs-direct sweep against the stand-in at a GPU's pace (a fixed time per token
+   * and slot, no CPU of its own to speak of): the hop alone, without llama-server competing for the cores.
+   */
+  gpuPace?: GpuPaceResult;
   routing?: RoutingResult;
   /** The same comparison against the stand-in: routing policy alone, without CPU contention. */
   routingStandIn?: RoutingResult;
   load?: LoadResult;
+  chat?: ChatResult;
   targets: TargetCheck[];
   durationMs: number;
 }

@@ -2,6 +2,7 @@
 // Bodies are validated, routed through the scheduler, and llama-server's answer is passed through
 // as it arrives (SSE unbuffered). The daemon token is the API key.
 import type { ServerResponse } from 'node:http';
+import { finished, type Readable } from 'node:stream';
 import { SlotwiseError, describeValue, errorEnvelope, toSlotwiseError } from '../../shared/errors';
 import { sendError, sendJson, type Route, type RouteContext } from '../server/http';
 import { modelSlots } from '../../shared/slots';
@@ -9,6 +10,7 @@ import { dispatch, InstanceGoneError } from '../scheduler/dispatch';
 import { classifyUpstreamError, postJson, sseEventCount, upstreamError, withSlot } from './upstream';
 import { promptTimings, ResponseTail } from './prompt-timings';
 import { promptText } from '../scheduler/prompt-key';
+import { mark, serverTiming, type StageMarks } from './stage-timing';
 import type { Lease, Scheduler } from '../scheduler/scheduler';
 import type { Supervisor } from '../runtime/supervisor';
 import type { ModelStatus } from '../../shared/protocol';
@@ -122,17 +124,23 @@ export interface ProxyRequest {
  */
 export async function proxyToModel(deps: Pick<OpenAiDeps, 'scheduler'>, ctx: RouteContext, path: string, req: ProxyRequest): Promise<void> {
   const { model, stream, body } = req;
+  const marks: StageMarks = { received: ctx.receivedAt };
   // Everything that can throw on the request itself runs before the ticket exists.
   const payload = JSON.stringify(body);
+  marks.parsed = mark();
   let ticket;
   try {
     ticket = deps.scheduler.open(model, 'http', promptText(body));
+    marks.queued = mark();
   } catch (err) {
     const retry = (err as { retryAfterS?: number }).retryAfterS;
     return sendError(ctx.res, err, retry ? { 'Retry-After': String(retry) } : {});
   }
   try {
-    await dispatch(deps.scheduler, ticket, { signal: ctx.signal }, (lease) => forward(lease, path, payload, stream, ctx));
+    await dispatch(deps.scheduler, ticket, { signal: ctx.signal }, (lease) => {
+      marks.leased = mark();
+      return forward(lease, path, payload, stream, ctx, marks);
+    });
   } catch (err) {
     if (ctx.res.headersSent) return endAfterFirstByte(ctx.res, err, stream);
     if (ctx.signal.aborted && toSlotwiseError(ctx.signal.reason).code === 'SW_ERR_CANCELLED') return; // the client is gone; nobody to tell
@@ -144,9 +152,10 @@ export async function proxyToModel(deps: Pick<OpenAiDeps, 'scheduler'>, ctx: Rou
 }
 
 /** Sends the request to one instance and pipes the answer to the client as it arrives. */
-async function forward(lease: Lease, path: string, payload: string, stream: boolean, ctx: RouteContext): Promise<void> {
+async function forward(lease: Lease, path: string, payload: string, stream: boolean, ctx: RouteContext, marks: StageMarks): Promise<void> {
   const inst = lease.instance;
   const upstreamRes = await postJson(inst, path, withSlot(payload, lease.slot), stream, ctx.signal);
+  marks.upstreamHeaders = mark();
   const headers: Record<string, string> = {
     'Content-Type': String(upstreamRes.headers['content-type'] ?? (stream ? 'text/event-stream' : 'application/json')),
     'Cache-Control': 'no-cache',
@@ -164,15 +173,15 @@ async function forward(lease: Lease, path: string, payload: string, stream: bool
   const tail = new ResponseTail();
   let events = 0;
   try {
-    for await (const chunk of upstreamRes.body) {
+    await relay(upstreamRes.body, ctx.res, (chunk) => {
       tail.push(chunk);
       if (stream) lease.progress((events += sseEventCount(chunk)));
-      if (!started) {
-        started = true;
-        ctx.res.writeHead(200, headers); // the first byte: from here on a failure is reported in-band
-      }
-      if (!ctx.res.write(chunk)) await drained(ctx.res, ctx.signal);
-    }
+    }, () => {
+      started = true;
+      marks.upstreamFirstByte = mark();
+      headers['Server-Timing'] = serverTiming(marks);
+      ctx.res.writeHead(200, headers); // the first byte: from here on a failure is reported in-band
+    });
   } catch (err) {
     const e = classifyUpstreamError(err, inst.id, ctx.signal);
     if (started && e instanceof InstanceGoneError) {
@@ -180,7 +189,7 @@ async function forward(lease: Lease, path: string, payload: string, stream: bool
     }
     throw e;
   }
-  if (!started) ctx.res.writeHead(200, headers);
+  if (!started) ctx.res.writeHead(200, { ...headers, 'Server-Timing': serverTiming(marks) });
   ctx.res.end();
   const timings = promptTimings(tail.text());
   if (timings) lease.promptTokens(timings.cached, timings.processed);
@@ -194,15 +203,32 @@ function leaseHeaders(lease: Lease): Record<string, string> {
   };
 }
 
-function drained(res: ServerResponse, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      res.off('drain', done);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    res.once('drain', done);
-    signal.addEventListener('abort', done, { once: true });
+/**
+ * Writes each chunk of `body` to `res` as it arrives, `onFirst` before the first and `onChunk` on each
+ * (cheap bookkeeping: the lease's progress, the response tail): a 'data' listener rather than an async
+ * iterator, so a token costs one write and no promise. Backpressure pauses the upstream; a client that
+ * leaves aborts the upstream request (its signal), which ends this with an error.
+ */
+function relay(body: Readable, res: ServerResponse, onChunk: (chunk: Buffer) => void, onFirst: () => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let first = true;
+    const resume = (): void => void body.resume();
+    body.on('data', (chunk: Buffer) => {
+      if (first) {
+        first = false;
+        onFirst();
+      }
+      onChunk(chunk);
+      if (!res.write(chunk)) {
+        body.pause();
+        res.once('drain', resume);
+      }
+    });
+    finished(body, (err) => {
+      res.off('drain', resume);
+      if (err) reject(err);
+      else resolve();
+    });
   });
 }
 

@@ -6,6 +6,7 @@ import { Agent, request, type Dispatcher } from 'undici';
 import { SlotwiseError, firstLine } from '../../shared/errors';
 import type { LlamaInstance } from '../runtime/instance';
 import { InstanceGoneError } from '../scheduler/dispatch';
+import { spareConnector } from './spare-connections';
 
 /** Socket errors that mean the llama-server process went away, not that the request was bad. */
 const GONE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
@@ -16,8 +17,9 @@ function isEofMidResponse(err: unknown): boolean {
   return (err as Error)?.name === 'HTTPParserError' && /Invalid EOF state/i.test((err as Error).message);
 }
 
-/** Keep-alive connections to the instances; no per-origin cap so 1,000 streams can be in flight. */
-const agent: Dispatcher = new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 60_000, headersTimeout: 0, bodyTimeout: 0 });
+/** Keep-alive connections to the instances; no per-origin cap so 1,000 streams can be in flight.
+ * Each new connection comes from a spare opened ahead of time (see spare-connections.ts). */
+const agent: Dispatcher = new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 60_000, headersTimeout: 0, bodyTimeout: 0, connect: spareConnector() });
 
 export async function postJson(inst: LlamaInstance, path: string, payload: string, stream: boolean, signal: AbortSignal): Promise<Dispatcher.ResponseData> {
   try {

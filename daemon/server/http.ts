@@ -1,6 +1,7 @@
 // The daemon's HTTP surface: /healthz (open), /api/*, /metrics, /v1/* (OpenAI-compatible).
 // Every route but /healthz passes the guard; every error leaves through errorEnvelope().
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import { SlotwiseError, errorEnvelope, toSlotwiseError } from '../../shared/errors';
 import { formatBytes } from '../../shared/format';
 import { checkOrigin, checkToken, type GuardOptions } from './guard';
@@ -11,6 +12,8 @@ export interface RouteContext {
   req: IncomingMessage;
   res: ServerResponse;
   url: URL;
+  /** performance.now() when the request reached the handler (its headers read), for stage timings. */
+  receivedAt: number;
   /** Aborted when the client goes away before the response finished. */
   signal: AbortSignal;
   /** Reads and parses a JSON body within the configured size limit and upload deadline. */
@@ -70,6 +73,7 @@ export function createHttpHandler(opts: HttpOptions): HttpHandler {
 }
 
 async function handle(opts: HttpOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const receivedAt = performance.now();
   const url = new URL(req.url ?? '/', 'http://localhost');
   const denied = checkOrigin(req, opts.guard);
   if (denied) return sendError(res, denied);
@@ -99,7 +103,7 @@ async function handle(opts: HttpOptions, req: IncomingMessage, res: ServerRespon
     opts.stop?.removeEventListener('abort', onStop);
     if (!res.writableFinished) abort.abort(new SlotwiseError('SW_ERR_CANCELLED', 'client disconnected'));
   });
-  await route.handle({ req, res, url, signal: abort.signal, json: () => readJsonBody(req, opts.maxBodyBytes, opts.bodyTimeoutMs) });
+  await route.handle({ req, res, url, receivedAt, signal: abort.signal, json: () => readJsonBody(req, opts.maxBodyBytes, opts.bodyTimeoutMs) });
 }
 
 /**

@@ -122,6 +122,8 @@ describe('stand-in upstream (test/fixtures/fake-llama-server.mjs) behind the dae
     });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    // Where the daemon spent the request's time, up to llama-server's first byte.
+    expect(res.headers.get('server-timing')).toMatch(/^parse;dur=[\d.]+, admit;dur=[\d.]+, queue;dur=[\d.]+, upstream;dur=[\d.]+, first-byte;dur=[\d.]+, total;dur=[\d.]+$/);
     const events = (await res.text()).split('\n\n').filter(Boolean);
     expect(events.at(-1)).toBe('data: [DONE]');
     const chunks = events.slice(0, -1).map((e) => JSON.parse(e.replace(/^data: /, '')) as { choices: { text: string; finish_reason: string | null }[]; usage?: { completion_tokens: number } });
@@ -139,7 +141,7 @@ describe('stand-in upstream (test/fixtures/fake-llama-server.mjs) behind the dae
 
   it('frees the slot when a client leaves mid-stream, as llama-server does', async () => {
     const d = await startTestDaemon({
-      models: { fake: { slots: 1, ctxPerSlot: 128, args: ['--fake-token-ms', '20'] } },
+      models: { fake: { slots: 1, ctxPerSlot: 16384, args: ['--fake-token-ms', '20'] } },
       config: { llamaServer: STAND_IN },
     });
     const s = await d.waitFor(ready, 'stand-in ready');
@@ -173,5 +175,11 @@ describe('stand-in upstream (test/fixtures/fake-llama-server.mjs) behind the dae
       ['daemon', 0, 160],
       ['direct', 0, 160],
     ]);
+    // Stage timings come from the daemon's Server-Timing header: daemon levels only.
+    const [daemon, direct] = report.sweep.levels;
+    expect(daemon!.stagesMs?.total?.count).toBe(16);
+    expect(daemon!.stagesMs?.upstream?.p50).toBeGreaterThan(0);
+    expect(direct!.stagesMs).toBeUndefined();
+    expect(readFileSync(join(r.out, 'bench.md'), 'utf8')).toContain('### Where the time goes (daemon levels)');
   });
 });

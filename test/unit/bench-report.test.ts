@@ -87,6 +87,26 @@ describe('checkTargets', () => {
   });
 });
 
+describe('checkTargets at GPU pace', () => {
+  it('checks the stand-in sweep against its own, tighter goals', () => {
+    const base = report();
+    const gpuPace: BenchReport['gpuPace'] = {
+      tokenMs: 3,
+      sweep: { ...base.sweep, comparisons: [{ concurrency: 1, throughputRatio: 0.996, addedTtftP50Ms: 0.6, addedTtftP99Ms: 1.5 }] },
+    };
+    const checks = checkTargets({ ...base, gpuPace });
+    expect(checks.filter((c) => c.name.startsWith('GPU pace'))).toEqual([
+      { name: 'GPU pace (stand-in): daemon/direct throughput', goal: '≥ 0.995 at every concurrency', measured: 'min 0.996 (c=1)', met: true },
+      { name: 'GPU pace (stand-in): added TTFT p50', goal: '≤ 0.5 ms', measured: 'max 0.60 ms (c=1)', met: false },
+      { name: 'GPU pace (stand-in): added TTFT p99', goal: '≤ 2 ms', measured: 'max 1.50 ms (c=1)', met: true },
+    ]);
+    const md = renderMarkdown({ ...base, gpuPace, targets: checks });
+    expect(md).toContain('## Concurrency sweep at GPU pace (stand-in upstream)');
+    expect(md).toContain('3 ms a token per stream');
+    expect(md).toContain('| 1 | 0.996 | 0.60 | 1.50 |');
+  });
+});
+
 describe('renderMarkdown', () => {
   it('has the environment, the goals and one sweep row per level', () => {
     const md = renderMarkdown(report({}, [{ concurrency: 1, throughputRatio: 0.99, addedTtftP50Ms: 0.5, addedTtftP99Ms: 2 }]));

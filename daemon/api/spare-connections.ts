@@ -1,0 +1,66 @@
+// One spare, already-connected socket per llama-server, so a stream's TCP connect is not on its
+// time to first byte. llama-server closes the connection after every streamed response (its
+// content provider reports the stream's end as a cancel: vendor/cpp-httplib, write_content_chunked),
+// so every stream needs a fresh connection; with a spare, the next one is opened while this one runs.
+import type { Socket } from 'node:net';
+import { buildConnector } from 'undici';
+
+/**
+ * How long a spare may wait unused. cpp-httplib closes a connection that sent no request within its
+ * keep-alive timeout (5 s in llama-server's build); a spare is dropped well before, so one is never
+ * handed out while its FIN is in flight (that request would fail as "other side closed").
+ */
+export const SPARE_MAX_IDLE_MS = 2_000;
+
+interface Spare {
+  socket: Socket;
+  at: number;
+  drop: () => void;
+}
+
+/** A connector for undici's Agent: hands out the origin's spare when it is fresh, and opens the next. */
+export function spareConnector(maxIdleMs = SPARE_MAX_IDLE_MS, now: () => number = Date.now): buildConnector.connector {
+  const connect = buildConnector({});
+  const spares = new Map<string, Spare>();
+  const opening = new Set<string>();
+
+  const refill = (key: string, opts: buildConnector.Options): void => {
+    if (spares.has(key) || opening.has(key)) return;
+    opening.add(key);
+    connect(opts, (err, socket) => {
+      opening.delete(key);
+      if (err || !socket) return; // the instance is gone or going: the next request's own connect will say so
+      const s = socket as Socket;
+      const drop = (): void => {
+        if (spares.get(key)?.socket === s) spares.delete(key);
+        s.destroy();
+      };
+      // Nothing is read from a spare, so its idle timeout (not 'end') is what retires it.
+      s.setTimeout(maxIdleMs, drop);
+      s.once('close', drop);
+      s.once('error', drop);
+      s.unref(); // a spare never keeps the daemon alive
+      spares.set(key, { socket: s, at: now(), drop });
+    });
+  };
+
+  return (opts, callback) => {
+    const key = `${opts.protocol}//${opts.hostname}:${opts.port}`;
+    const spare = spares.get(key);
+    spares.delete(key);
+    if (spare && !spare.socket.destroyed && spare.socket.readyState === 'open' && now() - spare.at < maxIdleMs) {
+      spare.socket.setTimeout(0);
+      spare.socket.off('timeout', spare.drop);
+      spare.socket.off('close', spare.drop);
+      spare.socket.off('error', spare.drop);
+      spare.socket.ref();
+      // Never synchronously: undici's client calls its connector from inside its own resume loop,
+      // and a callback there re-enters it and leaves the request unsent.
+      process.nextTick(callback, null, spare.socket);
+    } else {
+      spare?.socket.destroy();
+      connect(opts, callback);
+    }
+    refill(key, opts);
+  };
+}

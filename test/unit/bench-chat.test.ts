@@ -1,0 +1,94 @@
+// The chat workload's conversations and its cache hit ratio (no llama-server needed).
+import { describe, expect, it } from 'vitest';
+import { cacheHitRatio, planConversations, promptTokens } from '../../bench/chat';
+import { CHAT } from '../../bench/run';
+import { checkTargets } from '../../bench/targets';
+import { summarize } from '../../bench/stats';
+import { SseCounter } from '../../bench/stream-request';
+import type { ChatResult, SweepResult } from '../../bench/types';
+import { benchLevel } from './bench-fixtures';
+
+describe('planConversations', () => {
+  const plan = { ...CHAT.plan };
+
+  it('is the same for the same seed and differs for another', () => {
+    expect(planConversations(plan)).toEqual(planConversations(plan));
+    expect(planConversations({ ...plan, seed: plan.seed + 1 })).not.toEqual(planConversations(plan));
+  });
+
+  it('grows each turn by a reply and a user message, keeping the earlier turn as its prefix', () => {
+    const convs = planConversations(plan);
+    expect(convs).toHaveLength(16);
+    for (const c of convs) {
+      expect(c.turns).toHaveLength(6);
+      expect(c.turns[0]!.map((m) => m.role)).toEqual(['system', 'user']);
+      for (let t = 1; t < c.turns.length; t++) {
+        expect(c.turns[t]!.slice(0, -2)).toEqual(c.turns[t - 1]);
+        expect(c.turns[t]!.slice(-2).map((m) => m.role)).toEqual(['assistant', 'user']);
+      }
+    }
+  });
+
+  it('gives every conversation its own system prompt, so they share no long prefix', () => {
+    const systems = planConversations(plan).map((c) => c.turns[0]![0]!.content);
+    expect(new Set(systems).size).toBe(systems.length);
+    expect(new Set(systems.map((s) => s.slice(0, 30))).size).toBe(systems.length);
+  });
+
+  it('spans about 300 to 1,500 words of prompt from the first turn to the last', () => {
+    const words = (ms: { content: string }[]): number => ms.reduce((a, m) => a + m.content.split(' ').length, 0);
+    const c = planConversations(plan)[0]!;
+    expect(words(c.turns[0]!)).toBeGreaterThanOrEqual(250);
+    expect(words(c.turns[0]!)).toBeLessThanOrEqual(400);
+    expect(words(c.turns.at(-1)!)).toBeGreaterThanOrEqual(1000);
+    expect(words(c.turns.at(-1)!)).toBeLessThanOrEqual(1500);
+  });
+});
+
+describe('cache hit ratio', () => {
+  it('is Σ cache_n ÷ Σ (cache_n + prompt_n), skipping samples without timings', () => {
+    expect(cacheHitRatio([{ promptN: 100, cacheN: 0 }, { promptN: 50, cacheN: 250 }, {}])).toBeCloseTo(250 / 400, 12);
+    expect(promptTokens([{ promptN: 100, cacheN: 0 }, { promptN: 50, cacheN: 250 }]).max).toBe(300);
+  });
+
+  it('is NaN when llama-server reported no timings', () => {
+    expect(cacheHitRatio([{}, { promptN: 3 }])).toBeNaN();
+  });
+});
+
+describe('SseCounter timings', () => {
+  it('keeps prompt_n and cache_n of the last chunk that had them', () => {
+    const c = new SseCounter(() => undefined);
+    c.push('data: {"choices":[{"delta":{"content":"a"}}]}\n\n');
+    c.push('data: {"choices":[{"delta":{}}],"timings":{"prompt_n":12,"cache_n":300,"predicted_n":1}}\n\ndata: [DONE]\n\n');
+    c.end();
+    expect([c.promptN, c.cacheN, c.tokens, c.done]).toEqual([12, 300, 1, true]);
+  });
+});
+
+describe('chat goals', () => {
+  const run = (affinity: boolean, ttftP50: number, hitRatio: number): ChatResult['runs'][number] => ({
+    affinity,
+    level: benchLevel('daemon', 16, 100, { ttftMs: { ...summarize([ttftP50]) } }),
+    hitRatio,
+    promptTokens: summarize([300, 1500]),
+    firstTurnTtftMs: summarize([ttftP50]),
+    laterTurnTtftMs: summarize([ttftP50]),
+  });
+  const sweep: SweepResult = { options: { model: 'tiny', concurrency: [], requests: 0, mix: [], direct: false, prompt: '' }, levels: [], comparisons: [], layout: { instances: 2, slotsPerInstance: 4 } };
+
+  it('checks the TTFT ratio and the hit ratio with affinity, and nothing else', () => {
+    const chat: ChatResult = { conversations: 16, turns: 6, replicas: 2, slotsPerInstance: 4, maxTokens: 16, runs: [run(false, 90, 0.5), run(true, 20, 0.85)], ttftP50Ratio: 4.5 };
+    expect(checkTargets({ sweep, chat })).toEqual([
+      { name: 'chat: TTFT p50, affinity off ÷ on', goal: '≥ 3×', measured: '4.50×', met: true },
+      { name: 'chat: prompt cache hit ratio with affinity', goal: '≥ 80 %', measured: '85.0 %', met: true },
+    ]);
+  });
+
+  it('misses with a small ratio and says when no hit ratio was measured', () => {
+    const chat: ChatResult = { conversations: 16, turns: 6, replicas: 2, slotsPerInstance: 4, maxTokens: 16, runs: [run(false, 30, NaN), run(true, 20, NaN)], ttftP50Ratio: 1.5 };
+    const [ratio, hit] = checkTargets({ sweep, chat });
+    expect(ratio).toMatchObject({ met: false, measured: '1.50×' });
+    expect(hit).toMatchObject({ met: undefined, measured: 'not measured (llama-server sent no timings.cache_n)' });
+  });
+});

@@ -1,0 +1,25 @@
+// `slotwise bench` flags: --workload chat and what it excludes (no llama-server needed).
+import { describe, expect, it } from 'vitest';
+import { parseRequest } from '../../cli/commands/bench';
+import type { CommandContext } from '../../cli/commands/command';
+
+function parse(values: Record<string, string | boolean>): ReturnType<typeof parseRequest> {
+  const ctx = { values, positionals: [], env: {}, stateDir: '/tmp/state', configPath: undefined, port: undefined, stdout: process.stdout, stderr: process.stderr, verbose: false } as unknown as CommandContext;
+  return parseRequest(ctx, new AbortController().signal, { line: () => undefined, update: () => undefined });
+}
+
+describe('bench --workload', () => {
+  it('defaults to the sweep and accepts chat with --slots/--replicas', () => {
+    expect(parse({}).workload).toBe('sweep');
+    expect(parse({ workload: 'chat', slots: '2', replicas: '3' })).toMatchObject({ mode: 'custom', workload: 'chat', slots: 2, replicas: 3 });
+  });
+
+  it.each([
+    [{ workload: 'batch' }, 'bench: --workload must be sweep or chat, got "batch" — see `slotwise bench --help`'],
+    [{ workload: 'chat', concurrency: '4' }, 'bench: --workload chat has its own fixed load; drop --concurrency — see `slotwise bench --help`'],
+    [{ workload: 'chat', attach: true }, 'bench: --workload chat hosts its own daemons; drop --standard/--attach — see `slotwise bench --help`'],
+    [{ workload: 'sweep', standard: true }, 'bench: --standard runs a fixed suite; drop --workload — see `slotwise bench --help`'],
+  ])('%j → one usage line', (values, message) => {
+    expect(() => parse(values)).toThrow(message);
+  });
+});
