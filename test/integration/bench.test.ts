@@ -112,7 +112,8 @@ describe('stand-in upstream (test/fixtures/fake-llama-server.mjs) behind the dae
       models: { fake: { slots: 3, ctxPerSlot: 128, args: ['--fake-token-ms', '2'] } },
       config: { llamaServer: STAND_IN },
     });
-    const s = await d.waitFor(ready, 'stand-in ready');
+    // Slot rows exist from the start (leases); n_ctx arrives with the first /slots poll.
+    const s = await d.waitFor((x) => ready(x) && x.models[0]!.instances[0]!.slots.every((sl) => sl.nCtx !== undefined), 'stand-in ready and polled');
     expect(s.models[0]!.instances[0]!.slots.map((x) => x.nCtx)).toEqual([128, 128, 128]);
 
     const res = await d.fetch('/v1/completions', {
