@@ -17,7 +17,8 @@ import type { Snapshot } from '../../shared/protocol';
 import { loadConfig } from '../../daemon/config/load';
 import { checkDepth } from '../../daemon/server/validate';
 
-const SEED = 4242;
+// SLOTWISE_FUZZ_SEED explores other cases locally; the committed runs use the fixed default.
+const SEED = Number(process.env.SLOTWISE_FUZZ_SEED ?? 4242);
 const CTX = 256;
 const MODELS = ['m', 'coder', 'embed'] as const;
 const execFileP = promisify(execFile);
