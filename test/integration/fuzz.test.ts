@@ -166,7 +166,7 @@ describe('HTTP body fuzzing', () => {
         await Promise.all(batch.map(send));
         await expectHealthy();
       }),
-      { seed: SEED, numRuns: 60, endOnFailure: true },
+      { seed: SEED, numRuns: 80, endOnFailure: true },
     );
   }, 60_000);
 
@@ -321,7 +321,7 @@ describe('JSON-RPC frame fuzzing over /ws', () => {
           }
           await expectHealthy();
         }),
-        { seed: SEED, numRuns: 120, endOnFailure: true },
+        { seed: SEED, numRuns: 200, endOnFailure: true },
       );
     } finally {
       peer.ws.close();
@@ -351,6 +351,16 @@ describe('JSON-RPC frame fuzzing over /ws', () => {
   it('jobs the frames started ended with one outcome each', async () => {
     await expectAllAccounted();
   }, 60_000);
+});
+
+describe('after the fuzzing', () => {
+  // The HTTP and WS layers log SW_ERR_INTERNAL (an unexpected exception) at error level.
+  it('the daemon logged no error and is still the same process', async () => {
+    const log = readFileSync(join(d.stateDir, 'logs', 'daemon.log'), 'utf8');
+    expect(log.split('\n').filter((l) => / error /.test(l.slice(24, 32)))).toEqual([]);
+    expect(d.proc.exitCode).toBeNull();
+    await expectHealthy();
+  });
 });
 
 // ---------- config files through the real CLI ----------
