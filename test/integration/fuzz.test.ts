@@ -110,6 +110,8 @@ function httpCase(route: RouteName): fc.Arbitrary<HttpCase> {
     // Duplicate keys, written as raw text (JSON.parse keeps the last).
     { arbitrary: fc.tuple(shaped(route), fc.constantFrom('model', 'stream', 'max_tokens', 'messages', 'prompt', 'input'), fc.jsonValue({ maxDepth: 1 })).map(([b, k, v]) => `{${JSON.stringify(k)}:${JSON.stringify(v)},${JSON.stringify(b).slice(1)}`), weight: 1 },
     { arbitrary: fc.uint8Array({ maxLength: 64 }), weight: 1 },
+    // A surrogate encoded in UTF-8 (ED A0 80) and other invalid UTF-8 inside an otherwise valid body.
+    { arbitrary: fc.constantFrom([0xed, 0xa0, 0x80], [0xc0, 0xaf], [0xff], [0xf4, 0x90, 0x80, 0x80]).map((bad) => Buffer.concat([Buffer.from('{"model":"m","prompt":"a'), Buffer.from(bad), Buffer.from('","max_tokens":2}')])), weight: 1 },
     { arbitrary: fc.constantFrom('', '{', '{"model":', 'null', '"\\ud800"', '{"model":"m","prompt":"\\udc00","max_tokens":2}', '[' .repeat(5000), '{"a":'.repeat(3000)), weight: 1 },
   );
   return fc.record({ route: fc.constant(route), body, contentType });
