@@ -103,6 +103,7 @@ describe('chaos: kill -9 and SIGSTOP under load (real llama-server)', () => {
     const isUp = (i: InstanceStatus): boolean => i.state === 'ready' && i.pid !== undefined && !killed.includes(i.pid);
     const readyNow = async (): Promise<InstanceStatus[]> => instancesOf(await d.waitFor((x) => instancesOf(x).some(isUp), 'an instance ready', 60_000)).filter(isUp);
     let stops = 0;
+    let midStream = 0;
     for (let k = 0; k < KILLS; k++) {
       // Mid-stream where possible: give the load up to 1 s to put a request on a ready instance.
       let ready = await readyNow();
@@ -113,6 +114,7 @@ describe('chaos: kill -9 and SIGSTOP under load (real llama-server)', () => {
       }
       const busy = ready.filter((i) => (i.inFlight ?? 0) > 0);
       const pool = busy.length > 0 ? busy : ready;
+      if (busy.length > 0) midStream++;
       const victim = pool[Math.floor(rng() * pool.length)]!;
       process.kill(victim.pid!, 'SIGKILL');
       killed.push(victim.pid!);
@@ -166,6 +168,6 @@ describe('chaos: kill -9 and SIGSTOP under load (real llama-server)', () => {
     expect(killed.filter(isAlive)).toEqual([]);
     expect(isAlive(d.pid)).toBe(true);
     expect((await fetch(`${d.url}/healthz`)).status).toBe(200);
-    console.log(`chaos: ${KILLS} kills, ${STOPS} stops in ${chaosMs} ms; ${sent} requests, seen ${JSON.stringify(seen)}, daemon ${JSON.stringify(outcomes)}`);
+    console.log(`chaos: ${KILLS} kills (${midStream} with a request in flight), ${STOPS} stops in ${chaosMs} ms; ${sent} requests, seen ${JSON.stringify(seen)}, daemon ${JSON.stringify(outcomes)}`);
   }, 240_000);
 });
