@@ -2,7 +2,7 @@
 // syntax errors become one SW_ERR_CONFIG line with the path or `file:line:column`.
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { SlotwiseError, firstLine } from '../../shared/errors';
+import { SlotwiseError, firstLine, oneLine } from '../../shared/errors';
 import { errnoCode } from '../../platform/errno';
 import { JsonTextError, lineCol, scanJson, type JsonScan } from './json-scan';
 import { resolveConfigPath } from '../../shared/paths';
@@ -49,7 +49,7 @@ function parseText(body: string, opts: ParseOptions): Config {
     scan = scanJson(json);
   } catch (err) {
     if (!(err instanceof JsonTextError)) throw err;
-    throw new SlotwiseError('SW_ERR_CONFIG', `${label}:${lineCol(json, err.at)}: invalid JSON: ${err.message}`);
+    throw new SlotwiseError('SW_ERR_CONFIG', oneLine(`${label}:${lineCol(json, err.at)}: invalid JSON: ${err.message}`)); // the message quotes the text, newlines included
   }
   const dup = scan.duplicate;
   if (dup) {
@@ -57,7 +57,7 @@ function parseText(body: string, opts: ParseOptions): Config {
       dup.path.length === 1 && dup.path[0] === 'models'
         ? `duplicate model name "${dup.key}" in models — rename or remove one of them`
         : `duplicate key "${[...dup.path, dup.key].join('.')}" — remove one of them (JSON keeps only the last)`;
-    throw new SlotwiseError('SW_ERR_CONFIG', `${label}:${lineCol(json, dup.at)}: ${what}`);
+    throw new SlotwiseError('SW_ERR_CONFIG', oneLine(`${label}:${lineCol(json, dup.at)}: ${what}`));
   }
   const raw: unknown = JSON.parse(json);
   return parseValue(raw, opts, scan.modelKeys);

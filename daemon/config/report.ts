@@ -1,6 +1,6 @@
 // How a config problem reaches the user: one SW_ERR_CONFIG line, prefixed with the config's file name.
 import { basename } from 'node:path';
-import { SlotwiseError } from '../../shared/errors';
+import { SlotwiseError, oneLine } from '../../shared/errors';
 
 export interface Ctx {
   /** File name used as the message prefix (`config.json`). */
@@ -10,7 +10,8 @@ export interface Ctx {
 }
 
 export function fail(ctx: Ctx, message: string, cause?: unknown): never {
-  throw new SlotwiseError('SW_ERR_CONFIG', `${ctx.label}: ${message}`, { cause });
+  // Messages echo keys and values from the file, which may hold newlines: escape them to keep one line.
+  throw new SlotwiseError('SW_ERR_CONFIG', oneLine(`${ctx.label}: ${message}`), { cause });
 }
 
 /** The message prefix: the file's name, or `config` when the config did not come from a file. */

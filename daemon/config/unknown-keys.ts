@@ -5,7 +5,8 @@ import { RENAMED } from './rules';
 export function rejectUnknown(ctx: Ctx, prefix: string, obj: Record<string, unknown>, allowed: readonly string[]): void {
   for (const key of Object.keys(obj)) {
     if (allowed.includes(key)) continue;
-    const renamed = RENAMED[key];
+    // Own keys only: JSON.parse makes "__proto__" an own key, and RENAMED["__proto__"] is Object.prototype.
+    const renamed = Object.hasOwn(RENAMED, key) ? RENAMED[key] : undefined;
     const near = closest(key, allowed);
     const fix =
       renamed !== undefined && allowed.includes(renamed.split('.')[0] ?? '')

@@ -107,7 +107,8 @@ function readModel(ctx: Ctx, name: string, value: unknown): ModelConfig {
     fail(ctx, `${key}.maxReplicas must be >= ${key}.replicas (${m.replicas}), got ${m.maxReplicas} — ${fix}`);
   }
   m.args.forEach((arg, i) => {
-    const fix = OWNED_ARGS[arg.split('=', 1)[0] ?? arg];
+    const flag = arg.split('=', 1)[0] ?? arg;
+    const fix = Object.hasOwn(OWNED_ARGS, flag) ? OWNED_ARGS[flag] : undefined; // own keys: an arg may be "__proto__"
     if (fix) fail(ctx, `${key}.args[${i}] ${JSON.stringify(arg)} is set by Slotwise — ${fix.replace('{model}', key)}`);
   });
   return { name, ...m, path: resolvePath(m.path, ctx.baseDir) };

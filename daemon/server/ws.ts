@@ -186,15 +186,17 @@ async function handleMessage(text: string, conn: RpcConnection, opts: WsOptions)
   } catch (err) {
     return failure(null, PARSE_ERROR, `parse error: ${(err as Error).message || 'binary frames are not accepted'}`);
   }
+  // The id is read (top level only, no recursion) before the depth check, so a client waiting on it
+  // gets its answer even when the params nest too deep.
+  const m = (msg !== null && typeof msg === 'object' && !Array.isArray(msg) ? msg : {}) as { jsonrpc?: unknown; id?: unknown; method?: unknown; params?: unknown };
+  const id = typeof m.id === 'string' || typeof m.id === 'number' ? m.id : null;
   try {
     checkDepth(msg, 'message');
   } catch (err) {
-    return failure(null, INVALID_REQUEST, (err as Error).message);
+    return failure(id, INVALID_REQUEST, (err as Error).message);
   }
   if (Array.isArray(msg)) return failure(null, INVALID_REQUEST, 'batch requests are not supported: send one request per message');
   if (!msg || typeof msg !== 'object') return failure(null, INVALID_REQUEST, 'invalid request: expected a JSON-RPC 2.0 object');
-  const m = msg as { jsonrpc?: unknown; id?: unknown; method?: unknown; params?: unknown };
-  const id = typeof m.id === 'string' || typeof m.id === 'number' ? m.id : null;
   if (m.jsonrpc !== '2.0') return failure(id, INVALID_REQUEST, 'invalid request: "jsonrpc" must be "2.0"');
   if (typeof m.method !== 'string') return failure(id, INVALID_REQUEST, 'invalid request: "method" must be a string');
   const isNotification = m.id === undefined;
@@ -207,6 +209,7 @@ async function handleMessage(text: string, conn: RpcConnection, opts: WsOptions)
     return { jsonrpc: '2.0', id, error: { code: METHOD_NOT_FOUND, message: err.message, data: errorEnvelope(err).body.error } } satisfies RpcFailure;
   }
   if (m.params !== undefined && (typeof m.params !== 'object' || m.params === null)) {
+    if (isNotification) return undefined; // JSON-RPC 2.0: a notification is never answered, not even with an error
     return failure(id, INVALID_PARAMS, `invalid params for ${m.method}: expected an object`);
   }
   try {
