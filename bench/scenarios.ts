@@ -117,7 +117,7 @@ export async function loadScenario(ctx: ScenarioContext, o: LoadOptions): Promis
     model: modelConfig('stand-in', o.modelPath, { slots: o.slots, replicas: o.replicas, args: ['--fake-token-ms', String(o.tokenIntervalMs)] }),
     routing: 'slot-aware',
     llamaServer: o.upstream,
-    queue: { maxWaiting: o.streams * 2, timeoutMs: 120_000 },
+    queue: { maxWaiting: o.streams * 2, timeoutMs: 120_000, backgroundMaxWaitMs: 30_000 },
     sweep: { model: 'stand-in', concurrency: [o.streams], requests: o.streams, mix: [{ maxTokens: o.maxTokens, weight: 1 }], direct: false, prompt: BENCH_PROMPT },
   });
   return { streams: o.streams, replicas: o.replicas, slotsPerInstance: o.slots, tokenIntervalMs: o.tokenIntervalMs, level: sweep.levels[0]!, daemon };
@@ -127,5 +127,5 @@ export async function loadScenario(ctx: ScenarioContext, o: LoadOptions): Promis
 export const BENCH_PROMPT = 'Write a short story about a lighthouse keeper who finds a message in a bottle.';
 
 export function modelConfig(name: string, path: string, o: { slots: number; replicas: number; args?: string[] }): ModelConfig {
-  return { name, path, slots: o.slots, ctxPerSlot: 512, gpuLayers: 'auto', replicas: o.replicas, maxReplicas: o.replicas, autostart: true, args: o.args ?? [], affinity: true, kind: 'completion' };
+  return { name, path, slots: o.slots, ctxPerSlot: 512, gpuLayers: 'auto', replicas: o.replicas, maxReplicas: o.replicas, autostart: true, args: o.args ?? [], affinity: true, kind: 'completion', reservedSlots: 0 };
 }

@@ -15,6 +15,7 @@ import type { ModelStatus } from '../../shared/protocol';
 import { asObject, optBoolean, optNumber, optString, type Obj } from '../server/validate';
 import type { ModelConfig } from '../config/types';
 import { requireModelKind } from './model-kind';
+import { requestClass } from './request-class';
 
 export interface OpenAiDeps {
   supervisor: Supervisor;
@@ -124,15 +125,18 @@ export async function proxyToModel(deps: Pick<OpenAiDeps, 'scheduler'>, ctx: Rou
   const { model, stream, body } = req;
   // Everything that can throw on the request itself runs before the ticket exists.
   const payload = JSON.stringify(body);
+  const cls = requestClass(ctx.req.headers);
   let ticket;
   try {
-    ticket = deps.scheduler.open(model, 'http', promptText(body));
+    ticket = deps.scheduler.open(model, 'http', promptText(body), cls);
   } catch (err) {
     const retry = (err as { retryAfterS?: number }).retryAfterS;
     return sendError(ctx.res, err, retry ? { 'Retry-After': String(retry) } : {});
   }
+  // The client leaving, or a newer request of the same session (SW_ERR_SUPERSEDED), ends it.
+  const signal = AbortSignal.any([ctx.signal, ticket.signal]);
   try {
-    await dispatch(deps.scheduler, ticket, { signal: ctx.signal }, (lease) => forward(lease, path, payload, stream, ctx));
+    await dispatch(deps.scheduler, ticket, { signal }, (lease) => forward(lease, path, payload, stream, { ...ctx, signal }));
   } catch (err) {
     if (ctx.res.headersSent) return endAfterFirstByte(ctx.res, err, stream);
     if (ctx.signal.aborted && toSlotwiseError(ctx.signal.reason).code === 'SW_ERR_CANCELLED') return; // the client is gone; nobody to tell
@@ -152,6 +156,7 @@ async function forward(lease: Lease, path: string, payload: string, stream: bool
     'Cache-Control': 'no-cache',
     'X-Slotwise-Instance': inst.id,
     'X-Slotwise-Queue-Wait-Ms': String(Math.round(lease.waitedMs)),
+    'X-Slotwise-Queue-Position': String(lease.queuePosition),
     ...leaseHeaders(lease),
   };
   if (upstreamRes.statusCode >= 400) {

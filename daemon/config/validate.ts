@@ -106,6 +106,10 @@ function readModel(ctx: Ctx, name: string, value: unknown): ModelConfig {
     const fix = 'raise maxReplicas or lower replicas';
     fail(ctx, `${key}.maxReplicas must be >= ${key}.replicas (${m.replicas}), got ${m.maxReplicas} — ${fix}`);
   }
+  if (m.reservedSlots >= m.slots) {
+    // With every slot reserved, background work could never start.
+    fail(ctx, `${key}.reservedSlots must be < ${key}.slots (${m.slots}), got ${m.reservedSlots} — lower reservedSlots or raise slots`);
+  }
   m.args.forEach((arg, i) => {
     const fix = OWNED_ARGS[arg.split('=', 1)[0] ?? arg];
     if (fix) fail(ctx, `${key}.args[${i}] ${JSON.stringify(arg)} is set by Slotwise — ${fix.replace('{model}', key)}`);
