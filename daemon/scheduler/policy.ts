@@ -43,6 +43,11 @@ export interface Waiter {
   deadline: number;
   /** Instance that just failed this request before its first byte: placed elsewhere if possible. */
   avoid?: string;
+  /**
+   * Not startable yet, whatever is free: a request that superseded older ones of its session waits
+   * until their slots are released, so one session never holds two slots. Others go ahead of it.
+   */
+  held?: boolean;
 }
 
 export interface Pick {
@@ -253,7 +258,7 @@ export function plan(state: PlanInput, now: number): Plan {
   let cursor = state.rrCursor;
   const reserved = state.mode === 'slot-aware' ? (state.reservedSlots ?? 0) : 0;
   for (const waiter of serviceOrder(state.waiters, now, state.backgroundMaxWaitMs)) {
-    if (gone.has(waiter.id)) continue;
+    if (gone.has(waiter.id) || waiter.held) continue;
     // Reserved slots are for work sent as interactive; aged background work is ordered first but never takes them.
     if (reserved > 0 && waiter.priority === 'background' && totalFree(loads) <= reserved) continue;
     const pick = pickInstance(loads, state.mode, cursor, waiter.avoid);

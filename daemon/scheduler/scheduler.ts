@@ -126,6 +126,10 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
   #sessions = new Sessions<Ticket>();
   /** Each unfinished ticket's supersede switch (its `signal`). */
   #supersedeOf = new WeakMap<Ticket, AbortController>();
+  /** The older tickets a ticket superseded: it starts only once none of them holds a slot. */
+  #supersededBy = new WeakMap<Ticket, Ticket[]>();
+  /** Tickets holding a lease now. */
+  #leased = new WeakSet<Ticket>();
 
   constructor(opts: { supervisor: Supervisor; config: Config; hooks?: SchedulerHooks }) {
     super();
@@ -191,7 +195,9 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
     } satisfies Ticket;
     this.#supersedeOf.set(ticket, supersede);
     if (opts.session !== undefined) {
-      for (const older of this.#sessions.replace(model, opts.session, ticket)) this.#supersede(older, ticket);
+      const older = this.#sessions.replace(model, opts.session, ticket);
+      this.#supersededBy.set(ticket, older);
+      for (const t of older) this.#supersede(t, ticket);
     }
     return ticket;
   }
@@ -311,6 +317,7 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
         if (q.waiters.length === 0) continue;
         const instances = this.#supervisor.instances(model);
         const loads = instances.map((inst) => this.#load(inst));
+        for (const w of q.waiters) w.held = this.#supersededBy.get(w.ticket)?.some((t) => this.#leased.has(t)) ?? false;
         const p = plan(
           {
             mode: this.#routing,
@@ -365,6 +372,7 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
     const ticket = w.ticket;
     book.inFlight++;
     book.lastAssignedAt = now;
+    this.#leased.add(ticket);
     const slotLease = { requestId: ticket.id, source: ticket.source, since: now, tokens: undefined as number | undefined };
     if (slot !== undefined) book.table.take(slot, slotLease, ticket.prompt);
     const served = this.#served.get(model) ?? [];
@@ -393,6 +401,7 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
         if (released) return;
         released = true;
         book.inFlight--;
+        this.#leased.delete(ticket);
         const end = Date.now();
         if (slot !== undefined) book.table.release(slot, end);
         // Only completed requests (dispatch finishes them before release) count: aborted ones say nothing about how long a request takes.

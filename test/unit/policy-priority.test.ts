@@ -103,3 +103,10 @@ describe('Sessions (newest wins)', () => {
     expect(s.size).toBe(0);
   });
 });
+
+describe('plan with held waiters', () => {
+  it('skips a held waiter (its superseded request still holds a slot) and lets the next one start', () => {
+    const p = plan(input([{ ...ia('new'), held: true }, ia('other')], [inst('m#1', { inFlight: 3 })]), 0);
+    expect(p.assignments.map((a) => a.waiterId)).toEqual(['other']);
+  });
+});
