@@ -146,9 +146,9 @@ describe('priority classes', () => {
       }
       return n;
     };
-    // Four interactive clients on two slots: interactive work always waits, so only aging lets background in.
-    const loops = [interactive(), interactive(), interactive(), interactive()];
-    await d.waitFor((s) => s.models[0]!.queue.waiting >= 2, 'interactive work queued');
+    // Eight interactive clients on two slots: at least four interactive requests always wait, so only aging lets background in.
+    const loops = Array.from({ length: 8 }, interactive);
+    await d.waitFor((s) => s.models[0]!.queue.waiting >= 6, 'interactive work queued');
     const sentAt = Date.now();
     const res = await post(d, '/v1/completions', { model: 'tiny', prompt: 'bg', max_tokens: 8 }, { 'X-Slotwise-Priority': 'background' });
     const wait = Number(res.headers.get('x-slotwise-queue-wait-ms'));
@@ -200,11 +200,12 @@ describe('queue position and ETA', () => {
       queued.set(e.jobId, list);
     });
     ws.on('job.end', (e: { jobId: string }) => ended.add(e.jobId));
-    // A first job gives the daemon a service time; then five more queue behind a running one.
-    const { jobId: warm } = await ws.call('prompt.submit', { model: 'tiny', prompt: 'warm', maxTokens: 40 });
+    // A first job gives the daemon a service time; then five more queue behind a running one. Each
+    // runs longer than the 250-ms coalescing interval, so every position change reaches the client.
+    const { jobId: warm } = await ws.call('prompt.submit', { model: 'tiny', prompt: 'warm', maxTokens: 400 });
     await waitUntil(() => ended.has(warm), 'warm-up job ended');
     const ids: string[] = [];
-    for (let i = 0; i < 5; i++) ids.push((await ws.call('prompt.submit', { model: 'tiny', prompt: `job ${i}`, maxTokens: 100 })).jobId);
+    for (let i = 0; i < 5; i++) ids.push((await ws.call('prompt.submit', { model: 'tiny', prompt: `job ${i}`, maxTokens: 400 })).jobId);
     await waitUntil(() => ids.every((id) => ended.has(id)), 'all jobs ended', 60_000);
     const last = queued.get(ids[4]!)!;
     const positions = last.map((q) => q.position);
