@@ -14,6 +14,7 @@ import type { RpcConnection, RpcHandlers } from '../server/ws';
 import type { JobArchive } from './job-archive';
 import { requireModelKind } from './model-kind';
 import { parsePriority, parseSession } from './request-class';
+import { anySignal } from './any-signal';
 
 /** job.queued notifications per job at most this often: a moving queue must not flood a client. */
 export const QUEUED_NOTIFY_MS = 250;
@@ -92,7 +93,7 @@ export class JobStore {
     this.#opts.archive?.save({ summary: job.summary, deltas: job.deltas }, { sync: true });
     const started = Date.now();
     let leaseAt = started;
-    job.signal = AbortSignal.any([job.abort.signal, ticket.signal]);
+    job.signal = anySignal([job.abort.signal, ticket.signal]);
     const queued = coalesce(QUEUED_NOTIFY_MS, (p: RpcNotifications['job.queued']) => {
       if (job.summary.state === 'queued') this.#notify(job, 'job.queued', p);
     });

@@ -16,6 +16,7 @@ import { asObject, optBoolean, optNumber, optString, type Obj } from '../server/
 import type { ModelConfig } from '../config/types';
 import { requireModelKind } from './model-kind';
 import { requestClass } from './request-class';
+import { anySignal } from './any-signal';
 
 export interface OpenAiDeps {
   supervisor: Supervisor;
@@ -134,7 +135,7 @@ export async function proxyToModel(deps: Pick<OpenAiDeps, 'scheduler'>, ctx: Rou
     return sendError(ctx.res, err, retry ? { 'Retry-After': String(retry) } : {});
   }
   // The client leaving, or a newer request of the same session (SW_ERR_SUPERSEDED), ends it.
-  const signal = AbortSignal.any([ctx.signal, ticket.signal]);
+  const signal = anySignal([ctx.signal, ticket.signal]);
   try {
     await dispatch(deps.scheduler, ticket, { signal }, (lease) => forward(lease, path, payload, stream, { ...ctx, signal }));
   } catch (err) {

@@ -51,7 +51,7 @@ describe('newest wins (X-Slotwise-Session)', () => {
     const results = await Promise.all(sent);
     watching = false;
     await watcher;
-    expect(results.slice(0, 19)).toEqual(Array.from({ length: 19 }, () => ({ status: 409, code: 'SW_ERR_SUPERSEDED' })));
+    expect(results.slice(0, 19), JSON.stringify(results)).toEqual(Array.from({ length: 19 }, () => ({ status: 409, code: 'SW_ERR_SUPERSEDED' })));
     expect(results[19]).toEqual({ status: 200, code: undefined });
     expect(maxLeased).toBe(1);
     const m = await d.waitFor((s) => model(s, 'coder').outcomes!.completed === 1, 'the last one counted');
