@@ -5,6 +5,7 @@ import { request, type Dispatcher } from 'undici';
 import { firstLine } from '../shared/errors';
 import { parseServerTiming } from '../daemon/api/stage-timing';
 import type { BenchTarget, RequestSample } from './types';
+import type { Priority } from '../shared/protocol';
 
 export interface StreamRequest {
   target: BenchTarget;
@@ -21,6 +22,10 @@ export interface StreamRequest {
   signal?: AbortSignal;
   /** performance.now() of the level's start; sample times are relative to it. */
   t0: number;
+  /** The daemon's priority class (X-Slotwise-Priority): the bench is batch work, so background unless a scenario measures interactive. */
+  priority?: Priority;
+  /** X-Slotwise-Session: a newer request of the same key supersedes this one (newest wins). */
+  session?: string;
 }
 
 export interface ChatMessage {
@@ -49,7 +54,13 @@ export async function streamCompletion(r: StreamRequest): Promise<RequestSample>
       method: 'POST',
       dispatcher: r.dispatcher,
       signal: r.signal,
-      headers: { 'content-type': 'application/json', ...(r.token ? { authorization: `Bearer ${r.token}` } : {}) },
+      headers: {
+        'content-type': 'application/json',
+        ...(r.token ? { authorization: `Bearer ${r.token}` } : {}),
+        // Only the daemon reads these; llama-server itself ignores them.
+        'x-slotwise-priority': r.priority ?? 'background',
+        ...(r.session !== undefined ? { 'x-slotwise-session': r.session } : {}),
+      },
       body,
       // Straight to llama-server, which closes the connection after each stream (see upstream.ts):
       // a socket of its own, so direct runs do not lose requests to "other side closed".

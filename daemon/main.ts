@@ -112,7 +112,7 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
   const scheduler = new Scheduler({
     supervisor,
     config,
-    hooks: { onQueueWait: (m, s) => metrics.observeQueueWait(m, s), onOutcome: (m, o) => metrics.countRequest(m, o) },
+    hooks: { onQueueWait: (m, s) => metrics.observeQueueWait(m, s), onOutcome: (m, o) => metrics.countRequest(m, o), onSuperseded: (m) => metrics.countSuperseded(m) },
   });
   const archive = new JobArchive({ dir: stateDir.jobs, onError: (err) => logger.warn(`could not keep a job on disk: ${err.message}`) });
   const jobs = new JobStore({ scheduler, supervisor, archive });
@@ -125,7 +125,7 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
     resources: () => sampler.view(),
     queue: (model) => {
       const v = scheduler.queueView(model);
-      return v && { ...v.queue, received: v.received, outcomes: v.outcomes, inFlight: v.inFlight, slots: v.slots, promptTokens: v.promptTokens };
+      return v && { ...v.queue, received: v.received, outcomes: v.outcomes, superseded: v.superseded, inFlight: v.inFlight, slots: v.slots, promptTokens: v.promptTokens };
     },
   });
   supervisor.on('change', () => hub.changed());

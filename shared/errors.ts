@@ -38,6 +38,7 @@ const CODES: Record<ErrorCode, CodeInfo> = {
   SW_ERR_UPSTREAM: { status: 502, type: 'server_error', exit: 1 },
   SW_ERR_UPSTREAM_REJECTED: { status: 400, type: 'invalid_request_error', exit: 1 },
   SW_ERR_CANCELLED: { status: 499, type: 'invalid_request_error', exit: 1 },
+  SW_ERR_SUPERSEDED: { status: 409, type: 'invalid_request_error', exit: 1 },
   SW_ERR_JOB_NOT_FOUND: { status: 404, type: 'invalid_request_error', exit: 1 },
   SW_ERR_MODEL_CANNOT_INFILL: { status: 400, type: 'invalid_request_error', exit: 1 },
   SW_ERR_WRONG_MODEL_KIND: { status: 400, type: 'invalid_request_error', exit: 1 },

@@ -32,6 +32,7 @@ export type ErrorCode =
   | 'SW_ERR_UPSTREAM'
   | 'SW_ERR_UPSTREAM_REJECTED'
   | 'SW_ERR_CANCELLED'
+  | 'SW_ERR_SUPERSEDED'
   | 'SW_ERR_JOB_NOT_FOUND'
   | 'SW_ERR_MODEL_CANNOT_INFILL'
   | 'SW_ERR_WRONG_MODEL_KIND'
@@ -144,6 +145,8 @@ export interface ModelStatus {
   outcomes?: Record<RequestOutcome, number>;
   /** Requests received for this model (admitted or refused at once); equals the outcome total once all ended. */
   requests?: number;
+  /** Of `outcomes.cancelled`, the requests a newer one with the same session key superseded (SW_ERR_SUPERSEDED). */
+  superseded?: number;
   /** Prompt tokens of finished requests: reused from llama-server's KV cache vs computed (its final `timings`). */
   promptTokens?: { cached: number; processed: number };
   /** cached / (cached + processed); absent until a request reported timings. */
@@ -172,8 +175,13 @@ export interface QueueStatus {
   waiting: number;
   oldestWaitMs: number;
   /** Each waiting request, head first. */
-  entries?: { id: string; position: number; waitMs: number; source: RequestSource }[];
+  entries?: { id: string; position: number; waitMs: number; source: RequestSource; priority?: Priority }[];
+  /** Waiting requests by the class they were sent with; absent from daemons before priorities. */
+  byClass?: Record<Priority, number>;
 }
+
+/** `interactive` is served first; `background` (X-Slotwise-Priority: background, benchmarks) after, until it has waited queue.backgroundMaxWaitMs. */
+export type Priority = 'interactive' | 'background';
 
 /** Where a request came from: the OpenAI-compatible HTTP API or a WebSocket prompt job. */
 export type RequestSource = 'http' | 'ws';
@@ -246,6 +254,10 @@ export interface PromptParams {
   topP?: number;
   seed?: number;
   stop?: string[];
+  /** Default `interactive`; `background` waits behind interactive work (at most queue.backgroundMaxWaitMs). */
+  priority?: Priority;
+  /** A session key: this job supersedes the queued or running jobs and requests of the same key and model (SW_ERR_SUPERSEDED). */
+  session?: string;
 }
 
 /** `interrupted`: the daemon died (crash, kill -9) while the job was queued or running; seen after a restart. */
@@ -304,7 +316,8 @@ export type RpcMethod = keyof RpcMethods;
 /** Notification name → params. */
 export interface RpcNotifications {
   status: { snapshot: Snapshot };
-  'job.queued': { jobId: string; position: number };
+  /** While waiting: position in service order and the estimated wait (absent until a service time is known); at most every 250 ms. */
+  'job.queued': { jobId: string; position: number; etaMs?: number };
   'job.started': { jobId: string; instance: string };
   'job.delta': { jobId: string; seq: number; text: string };
   'job.end': { jobId: string; finishReason: string; usage: JobUsage; timings: JobTimings };

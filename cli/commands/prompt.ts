@@ -28,7 +28,7 @@ function follow(client: RpcClient, ctx: CommandContext, json: boolean): { done: 
     printed = d.seq;
     if (!json) ctx.stdout.write(d.text);
   })));
-  offs.push(client.on('job.queued', forJob((q) => ctx.stderr.write(`[queued: position ${q.position}]\n`))));
+  offs.push(client.on('job.queued', forJob((q) => ctx.stderr.write(`[queued: position ${q.position}${q.etaMs !== undefined ? ` · ~${Math.max(1, Math.round(q.etaMs / 1000))} s` : ''}]\n`))));
   offs.push(client.on('job.end', forJob((end) => resolveDone({ kind: 'end', end }))));
   offs.push(client.on('job.error', forJob((error) => resolveDone({ kind: 'error', error }))));
   offs.push(client.onClose((why) => resolveDone({ kind: 'error', error: { jobId: jobId ?? '', code: 'SW_ERR_DAEMON_UNREACHABLE', message: `daemon ${why}` } })));
@@ -68,12 +68,13 @@ export const promptCommand: Command = {
   summary: 'send a prompt; tokens stream to stdout, Ctrl-C cancels',
   args: '[TEXT|-]',
   help: [
-    'slotwise prompt [--model M] [--max-tokens N] [--temperature T] [--chat] [--json] [--detach] [TEXT|-]',
+    'slotwise prompt [--model M] [--max-tokens N] [--temperature T] [--chat] [--json] [--detach] [--background] [TEXT|-]',
     '',
     'TEXT, or "-" / nothing to read the prompt from stdin.',
     '  --chat      send as a chat message (uses the model\'s chat template) instead of raw completion',
     '  --json      print the finished job summary as JSON instead of streaming text',
     '  --detach    print the job id and return at once; follow it later with `slotwise attach ID`',
+    '  --background  batch work: waits behind interactive requests (at most queue.backgroundMaxWaitMs)',
   ].join('\n'),
   options: {
     model: { type: 'string', short: 'm' },
@@ -82,6 +83,7 @@ export const promptCommand: Command = {
     chat: { type: 'boolean' },
     json: { type: 'boolean' },
     detach: { type: 'boolean' },
+    background: { type: 'boolean' },
   },
   async run(ctx) {
     const text = ctx.positionals.length && ctx.positionals[0] !== '-' ? ctx.positionals.join(' ') : await readStdin();
@@ -95,7 +97,12 @@ export const promptCommand: Command = {
     };
     return withDaemon(ctx.stateDir, async (client) => {
       const json = ctx.values.json === true;
-      const base = { model: ctx.values.model as string | undefined, maxTokens: num('max-tokens'), temperature: num('temperature') };
+      const base = {
+        model: ctx.values.model as string | undefined,
+        maxTokens: num('max-tokens'),
+        temperature: num('temperature'),
+        ...(ctx.values.background ? { priority: 'background' as const } : {}),
+      };
       const params = ctx.values.chat ? { ...base, messages: [{ role: 'user' as const, content: text }] } : { ...base, prompt: text };
       const followed = follow(client, ctx, json); // listening before submit: no early delta is missed
       try {

@@ -90,7 +90,8 @@ function slotBar(inst: InstanceStatus, m: ModelStatus): string {
 
 function queueText(m: ModelStatus): string {
   if (m.queue.waiting === 0) return '0';
-  return `${m.queue.waiting} (${(m.queue.oldestWaitMs / 1000).toFixed(1)} s)`;
+  const bg = m.queue.byClass?.background ?? 0; // waiting behind interactive work (X-Slotwise-Priority: background)
+  return `${m.queue.waiting} (${(m.queue.oldestWaitMs / 1000).toFixed(1)} s${bg > 0 ? `, ${bg} bg` : ''})`;
 }
 
 function stateText(inst: InstanceStatus, now: number): string {

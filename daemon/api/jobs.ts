@@ -13,12 +13,19 @@ import { asObject, optNumber, optString, optStringArray } from '../server/valida
 import type { RpcConnection, RpcHandlers } from '../server/ws';
 import type { JobArchive } from './job-archive';
 import { requireModelKind } from './model-kind';
+import { parsePriority, parseSession } from './request-class';
+import { anySignal } from './any-signal';
+
+/** job.queued notifications per job at most this often: a moving queue must not flood a client. */
+export const QUEUED_NOTIFY_MS = 250;
 
 interface Job {
   summary: JobSummary;
   /** Every delta so far, seq = index + 1: the replay source for prompt.attach. */
   deltas: string[];
   abort: AbortController;
+  /** The job's abort signal combined with its ticket's (superseded by a newer job of its session). */
+  signal?: AbortSignal;
   subscribers: Set<RpcConnection>;
   finishedAt?: number;
 }
@@ -70,7 +77,10 @@ export class JobStore {
 
   /** Accepts or refuses at once (unknown model, model down, queue full); the work runs in the background. */
   submit(params: PromptParams & { model: string }, conn: RpcConnection): { jobId: string } {
-    const ticket = this.#opts.scheduler.open(params.model, 'ws', promptText(params));
+    const ticket = this.#opts.scheduler.open(params.model, 'ws', promptText(params), {
+      ...(params.priority ? { priority: params.priority } : {}),
+      ...(params.session !== undefined ? { session: params.session } : {}),
+    });
     const text = params.prompt ?? params.messages?.map((m) => m.content).join('\n') ?? '';
     const job: Job = {
       summary: { jobId: ticket.id, model: params.model, state: 'queued', createdAt: Date.now(), title: text.replace(/\s+/g, ' ').trim().slice(0, 80), seq: 0 },
@@ -83,13 +93,18 @@ export class JobStore {
     this.#opts.archive?.save({ summary: job.summary, deltas: job.deltas }, { sync: true });
     const started = Date.now();
     let leaseAt = started;
+    job.signal = anySignal([job.abort.signal, ticket.signal]);
+    const queued = coalesce(QUEUED_NOTIFY_MS, (p: RpcNotifications['job.queued']) => {
+      if (job.summary.state === 'queued') this.#notify(job, 'job.queued', p);
+    });
     const done = dispatch(
       this.#opts.scheduler,
       ticket,
       {
-        signal: job.abort.signal,
-        onQueued: (position) => this.#notify(job, 'job.queued', { jobId: job.summary.jobId, position }),
+        signal: job.signal,
+        onQueued: (position, etaMs) => queued({ jobId: job.summary.jobId, position, ...(etaMs !== undefined ? { etaMs } : {}) }),
         onStart: (lease) => {
+          queued.cancel();
           leaseAt = Date.now();
           job.summary.state = 'running';
           job.summary.instance = lease.instance.id;
@@ -109,7 +124,8 @@ export class JobStore {
       },
       (err: unknown) => {
         const e = toSlotwiseError(err);
-        job.summary.state = e.code === 'SW_ERR_CANCELLED' ? 'cancelled' : 'failed';
+        queued.cancel();
+        job.summary.state = e.code === 'SW_ERR_CANCELLED' || e.code === 'SW_ERR_SUPERSEDED' ? 'cancelled' : 'failed';
         job.summary.error = { code: e.code, type: 'error', message: e.message };
         this.#notify(job, 'job.error', { jobId: job.summary.jobId, code: e.code, message: e.message });
         this.#finish(job);
@@ -171,7 +187,7 @@ export class JobStore {
       ...(params.seed !== undefined ? { seed: params.seed } : {}),
       ...(params.stop !== undefined ? { stop: params.stop } : {}),
     };
-    const signal = job.abort.signal;
+    const signal = job.signal ?? job.abort.signal;
     const res = await postJson(lease.instance, chat ? '/v1/chat/completions' : '/v1/completions', withSlot(JSON.stringify(body), lease.slot), true, signal);
     if (res.statusCode >= 400) throw upstreamError(lease.instance.id, res.statusCode, await res.body.text());
     let finishReason = 'stop';
@@ -294,5 +310,39 @@ export function parsePromptParams(raw: unknown, supervisor: Supervisor): PromptP
     topP: optNumber(p, 'topP', where, { min: 0, max: 1 }),
     seed: optNumber(p, 'seed', where, { integer: true, min: -1, max: 4_294_967_295, why: '-1 = random' }),
     stop: optStringArray(p, 'stop', where),
+    priority: parsePriority(p.priority, `${where}: "priority"`),
+    session: parseSession(p.session, `${where}: "session"`),
   };
+}
+
+/**
+ * Calls `send` with the latest value at most every `ms`: the first at once, later ones when the
+ * interval has passed (a trailing call carries the newest value); `cancel` drops a pending one.
+ */
+export function coalesce<T>(ms: number, send: (value: T) => void): ((value: T) => void) & { cancel(): void } {
+  let last = Number.NEGATIVE_INFINITY;
+  let pending: { value: T } | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const flush = (): void => {
+    timer = undefined;
+    if (!pending) return;
+    const { value } = pending;
+    pending = undefined;
+    last = Date.now();
+    send(value);
+  };
+  const call = (value: T): void => {
+    pending = { value };
+    if (timer) return;
+    const wait = last + ms - Date.now();
+    if (wait <= 0) flush();
+    else timer = setTimeout(flush, wait);
+  };
+  return Object.assign(call, {
+    cancel: () => {
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+      pending = undefined;
+    },
+  });
 }

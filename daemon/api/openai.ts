@@ -17,6 +17,8 @@ import type { ModelStatus } from '../../shared/protocol';
 import { asObject, optBoolean, optNumber, optString, type Obj } from '../server/validate';
 import type { ModelConfig } from '../config/types';
 import { requireModelKind } from './model-kind';
+import { requestClass } from './request-class';
+import { anySignal } from './any-signal';
 
 export interface OpenAiDeps {
   supervisor: Supervisor;
@@ -128,18 +130,21 @@ export async function proxyToModel(deps: Pick<OpenAiDeps, 'scheduler'>, ctx: Rou
   // Everything that can throw on the request itself runs before the ticket exists.
   const payload = JSON.stringify(body);
   marks.parsed = mark();
+  const cls = requestClass(ctx.req.headers);
   let ticket;
   try {
-    ticket = deps.scheduler.open(model, 'http', promptText(body));
+    ticket = deps.scheduler.open(model, 'http', promptText(body), cls);
     marks.queued = mark();
   } catch (err) {
     const retry = (err as { retryAfterS?: number }).retryAfterS;
     return sendError(ctx.res, err, retry ? { 'Retry-After': String(retry) } : {});
   }
+  // The client leaving, or a newer request of the same session (SW_ERR_SUPERSEDED), ends it.
+  const signal = anySignal([ctx.signal, ticket.signal]);
   try {
-    await dispatch(deps.scheduler, ticket, { signal: ctx.signal }, (lease) => {
+    await dispatch(deps.scheduler, ticket, { signal }, (lease) => {
       marks.leased = mark();
-      return forward(lease, path, payload, stream, ctx, marks);
+      return forward(lease, path, payload, stream, { ...ctx, signal }, marks);
     });
   } catch (err) {
     if (ctx.res.headersSent) return endAfterFirstByte(ctx.res, err, stream);
@@ -161,6 +166,7 @@ async function forward(lease: Lease, path: string, payload: string, stream: bool
     'Cache-Control': 'no-cache',
     'X-Slotwise-Instance': inst.id,
     'X-Slotwise-Queue-Wait-Ms': String(Math.round(lease.waitedMs)),
+    'X-Slotwise-Queue-Position': String(lease.queuePosition),
     ...leaseHeaders(lease),
   };
   if (upstreamRes.statusCode >= 400) {

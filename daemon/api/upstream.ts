@@ -43,7 +43,7 @@ export function classifyUpstreamError(err: unknown, instance: string, signal: Ab
   if (signal.aborted) {
     // The daemon's own reasons (shutdown) travel as the abort reason; any other abort is the client leaving.
     const reason: unknown = signal.reason;
-    if (reason instanceof SlotwiseError && reason.code === 'SW_ERR_SHUTTING_DOWN') return reason;
+    if (reason instanceof SlotwiseError && (reason.code === 'SW_ERR_SHUTTING_DOWN' || reason.code === 'SW_ERR_SUPERSEDED')) return reason;
     return new SlotwiseError('SW_ERR_CANCELLED', 'client disconnected', { cause: err });
   }
   if (err instanceof SlotwiseError) return err;

@@ -113,6 +113,13 @@ export const TOP: Shape<Omit<Config, 'models' | 'source'>> = {
         hint: 'set how long a request may wait, in milliseconds (e.g. 120000)',
         description: 'How long a request may wait for a slot, in milliseconds, before it fails with SW_ERR_QUEUE_TIMEOUT.',
       },
+      backgroundMaxWaitMs: {
+        rule: ms(0),
+        def: 30_000,
+        hint: 'set how long background work may wait behind interactive work, in milliseconds (e.g. 30000)',
+        description:
+          'Interactive requests (editor completions, prompts) are served before background ones (X-Slotwise-Priority: background, benchmarks); a background request that has waited this long, in milliseconds, is then served like an interactive one, so it is never starved.',
+      },
     },
   },
   limits: {
@@ -322,6 +329,13 @@ export const MODEL: Group<Omit<ModelConfig, 'name'>> = {
       hint: 'set the most replicas this model may run (e.g. 4)',
       description:
         'Most replicas this model may run. Defaults to replicas (at least 1) when that is a number, else 4. Must be >= replicas.',
+    },
+    reservedSlots: {
+      rule: int(0, 255),
+      def: 0,
+      hint: 'set how many slots only interactive requests may take (e.g. 1), fewer than slots',
+      description:
+        'Slots of this model (over all replicas) that background requests never take, so an interactive request finds one free at once. Must be < slots.',
     },
     kind: {
       rule: oneOf(['completion', 'embedding', 'rerank'] as const),

@@ -28,6 +28,8 @@ export interface ModelConfig {
   affinity: boolean;
   /** What the model serves; decides the llama-server flags and which routes accept it. Default 'completion'. */
   kind: ModelKind;
+  /** Slots (over all replicas) that background requests never take. Default 0, < slots. */
+  reservedSlots: number;
 }
 
 /** `completion`: chat, completions, /infill; `embedding`: /v1/embeddings (`--embedding`); `rerank`: /v1/rerank (`--reranking`). */
@@ -53,8 +55,8 @@ export interface Config {
   };
   /** `'auto'` (find or build llama-server) or an absolute path to the binary. Default `'auto'`. */
   llamaServer: string;
-  /** Requests waiting for a free slot. Defaults: 256 waiting, 120000 ms each. */
-  queue: { maxWaiting: number; timeoutMs: number };
+  /** Requests waiting for a free slot. Defaults: 256 waiting, 120000 ms each, background served like interactive after 30000 ms. */
+  queue: { maxWaiting: number; timeoutMs: number; backgroundMaxWaitMs: number };
   /** Largest accepted request body in bytes. Default 1 MiB. */
   limits: { maxBodyBytes: number };
   /** How a request picks a replica. Default `'slot-aware'` (fewest busy slots). */

@@ -106,6 +106,10 @@ function readModel(ctx: Ctx, name: string, value: unknown): ModelConfig {
     const fix = 'raise maxReplicas or lower replicas';
     fail(ctx, `${key}.maxReplicas must be >= ${key}.replicas (${m.replicas}), got ${m.maxReplicas} — ${fix}`);
   }
+  if (m.reservedSlots >= m.slots) {
+    // With every slot reserved, background work could never start.
+    fail(ctx, `${key}.reservedSlots must be < ${key}.slots (${m.slots}), got ${m.reservedSlots} — lower reservedSlots or raise slots`);
+  }
   m.args.forEach((arg, i) => {
     const flag = arg.split('=', 1)[0] ?? arg;
     const fix = Object.hasOwn(OWNED_ARGS, flag) ? OWNED_ARGS[flag] : undefined; // own keys: an arg may be "__proto__"

@@ -25,15 +25,29 @@ export interface InstanceLoad {
   lastAssignedAt?: number;
 }
 
-/** A request waiting in a model's queue; the queue array is FIFO, index 0 is the head. */
+/**
+ * `interactive`: someone waits on it now (editor completions, prompts; the default).
+ * `background`: batch work (benchmarks, `X-Slotwise-Priority: background`): served after every
+ * interactive request, until it has waited `backgroundMaxWaitMs` (then it is served like one).
+ */
+export type Priority = 'interactive' | 'background';
+
+/** A request waiting in a model's queue; the queue array is in arrival order, index 0 is the head. */
 export interface Waiter {
   id: string;
+  /** Default `interactive`. */
+  priority?: Priority;
   /** Epoch ms at which the request entered the queue. */
   enqueuedAt: number;
   /** Epoch ms at which it fails with SW_ERR_QUEUE_TIMEOUT if it has not started. */
   deadline: number;
   /** Instance that just failed this request before its first byte: placed elsewhere if possible. */
   avoid?: string;
+  /**
+   * Not startable yet, whatever is free: a request that superseded older ones of its session waits
+   * until their slots are released, so one session never holds two slots. Others go ahead of it.
+   */
+  held?: boolean;
 }
 
 export interface Pick {
@@ -51,6 +65,10 @@ export interface PlanInput {
   waiters: readonly Waiter[];
   /** In a stable order (instance number): round-robin rotates in this order. */
   instances: readonly InstanceLoad[];
+  /** A background waiter that has waited this long is ordered like an interactive one. Default: never. */
+  backgroundMaxWaitMs?: number;
+  /** Free slots (over all ready instances) that background waiters never take, slot-aware mode only. Default 0. */
+  reservedSlots?: number;
 }
 
 export interface Assignment {
@@ -163,9 +181,53 @@ export function expired(waiters: readonly Waiter[], now: number): string[] {
   return waiters.filter((w) => w.deadline <= now).map((w) => w.id);
 }
 
-/** 1-based queue position of each waiter (for `job.queued` and status). */
-export function positions(waiters: readonly Waiter[]): Map<string, number> {
-  return new Map(waiters.map((w, index) => [w.id, index + 1]));
+/**
+ * The class a waiter is served in now: background work that waited `backgroundMaxWaitMs` or longer
+ * is aged into the interactive class, so a steady interactive stream cannot starve it.
+ */
+export function servedAs(w: Waiter, now: number, backgroundMaxWaitMs = Number.POSITIVE_INFINITY): Priority {
+  if (w.priority !== 'background') return 'interactive';
+  return now - w.enqueuedAt >= backgroundMaxWaitMs ? 'interactive' : 'background';
+}
+
+/**
+ * The order waiters are served in: the interactive class (with aged background work) first, then
+ * background; arrival order inside each class (a stable sort of the queue array, so a retry put at
+ * the head of the array stays first of its class). Inputs are not mutated.
+ */
+export function serviceOrder<W extends Waiter>(waiters: readonly W[], now: number, backgroundMaxWaitMs?: number): W[] {
+  const rank = (w: W): number => (servedAs(w, now, backgroundMaxWaitMs) === 'interactive' ? 0 : 1);
+  return waiters.map((w, i) => ({ w, i, r: rank(w) })).sort((a, b) => a.r - b.r || a.i - b.i).map((x) => x.w);
+}
+
+/** 1-based position of each waiter in service order (for `job.queued`, status and headers). */
+export function positions(waiters: readonly Waiter[], now = 0, backgroundMaxWaitMs?: number): Map<string, number> {
+  return new Map(serviceOrder(waiters, now, backgroundMaxWaitMs).map((w, index) => [w.id, index + 1]));
+}
+
+/** Waiting requests by the class they were sent with (status). */
+export function countByClass(waiters: readonly Waiter[]): Record<Priority, number> {
+  const counts = { interactive: 0, background: 0 };
+  for (const w of waiters) counts[w.priority ?? 'interactive']++;
+  return counts;
+}
+
+/** Weight of the newest sample in the service-time average: about the last 5 leases dominate. */
+export const SERVICE_EWMA_ALPHA = 0.3;
+
+/** Exponentially weighted moving average of lease durations (ms); the first sample starts it. */
+export function ewma(previous: number | undefined, sample: number, alpha = SERVICE_EWMA_ALPHA): number {
+  return previous === undefined ? sample : previous + alpha * (sample - previous);
+}
+
+/**
+ * Estimated wait of the waiter at `position` (1-based) in ms: with `slots` slots serving, one frees
+ * about every serviceMs / slots, and this waiter starts when the position-th one does. Undefined
+ * while no lease has ended (no service time known) or no slot exists.
+ */
+export function etaMs(position: number, slots: number, serviceMs: number | undefined): number | undefined {
+  if (serviceMs === undefined || slots <= 0) return undefined;
+  return Math.round((position * serviceMs) / slots);
 }
 
 /** How long the longest waiter has waited, 0 for an empty queue. */
@@ -179,11 +241,13 @@ export function oldestWaitMs(waiters: readonly Waiter[], now: number): number {
 // Plan
 
 /**
- * What to do now for one model's queue: expire waiters past their deadline, then dispatch from the
- * head while an instance can take one (FIFO: when the head cannot start, nobody behind it does,
- * since every instance of a model serves every request alike). Each assignment is counted into the
- * working copy of the loads before the next pick, so one plan never overfills an instance.
- * Inputs are not mutated.
+ * What to do now for one model's queue: expire waiters past their deadline, then dispatch in service
+ * order (serviceOrder: interactive first, FIFO inside each class) while an instance can take one.
+ * When a waiter cannot start for want of a slot, nobody behind it does (every instance of a model
+ * serves every request alike); a background waiter held back only by `reservedSlots` lets the
+ * interactive waiters behind it (none, unless aged work is ahead) through. Each assignment is
+ * counted into the working copy of the loads before the next pick, so one plan never overfills an
+ * instance. Inputs are not mutated.
  */
 export function plan(state: PlanInput, now: number): Plan {
   const expiredIds = expired(state.waiters, now);
@@ -192,8 +256,11 @@ export function plan(state: PlanInput, now: number): Plan {
   const loads = state.instances.map((i) => ({ ...i, ownBusySeen: i.ownBusySeen ?? Math.min(i.busySeen, i.inFlight) }));
   const assignments: Assignment[] = [];
   let cursor = state.rrCursor;
-  for (const waiter of state.waiters) {
-    if (gone.has(waiter.id)) continue;
+  const reserved = state.mode === 'slot-aware' ? (state.reservedSlots ?? 0) : 0;
+  for (const waiter of serviceOrder(state.waiters, now, state.backgroundMaxWaitMs)) {
+    if (gone.has(waiter.id) || waiter.held) continue;
+    // Reserved slots are for work sent as interactive; aged background work is ordered first but never takes them.
+    if (reserved > 0 && waiter.priority === 'background' && totalFree(loads) <= reserved) continue;
     const pick = pickInstance(loads, state.mode, cursor, waiter.avoid);
     if (!pick) break;
     assignments.push({ waiterId: waiter.id, instanceId: pick.instanceId });
@@ -205,4 +272,8 @@ export function plan(state: PlanInput, now: number): Plan {
     }
   }
   return { assignments, expired: expiredIds, nextCursor: cursor };
+}
+
+function totalFree(loads: readonly InstanceLoad[]): number {
+  return loads.reduce((sum, i) => sum + (i.ready ? freeSlots(i) : 0), 0);
 }

@@ -7,9 +7,10 @@ import { randomUUID } from 'node:crypto';
 import type { Config } from '../config/types';
 import { SlotwiseError } from '../../shared/errors';
 import type { LlamaInstance } from '../runtime/instance';
-import type { QueueStatus, RequestOutcome, RequestSource, SlotStatus } from '../../shared/protocol';
+import type { Priority, QueueStatus, RequestOutcome, RequestSource, SlotStatus } from '../../shared/protocol';
 import type { Supervisor } from '../runtime/supervisor';
-import { admit, oldestWaitMs, plan, positions, type InstanceLoad, type Waiter } from './policy';
+import { admit, countByClass, etaMs, ewma, oldestWaitMs, plan, positions, serviceOrder, type InstanceLoad, type Waiter } from './policy';
+import { Sessions } from './sessions';
 import { promptKey, type PromptKey } from './prompt-key';
 import { SlotTable } from './slot-table';
 import { pickSlot, type SlotCandidate } from './slot-pick';
@@ -22,7 +23,22 @@ export interface Ticket {
   readonly acceptedAt: number;
   /** The prompt's prefix hashes, when the model routes by prompt-cache affinity. */
   readonly prompt?: PromptKey;
+  /** Default interactive. */
+  readonly priority: Priority;
+  /** Session key (X-Slotwise-Session, prompt.submit `session`): a newer ticket of the same key and model supersedes this one. */
+  readonly session?: string;
+  /**
+   * Aborts (reason SW_ERR_SUPERSEDED) when a newer ticket supersedes this one while it runs; the way
+   * in combines it with its client's signal so the upstream request stops and the lease is released.
+   */
+  readonly signal: AbortSignal;
   outcome?: RequestOutcome;
+}
+
+export interface OpenOptions {
+  /** Default interactive. */
+  priority?: Priority;
+  session?: string;
 }
 
 /** A slot held on one instance from dispatch until release(), which every path calls (dispatch.ts). */
@@ -34,6 +50,8 @@ export interface Lease {
   readonly slot?: number;
   /** Time spent in the queue, ms. */
   readonly waitedMs: number;
+  /** 1-based position in service order when the request entered the queue (1 = next). */
+  readonly queuePosition: number;
   /** Tokens decoded so far, for the slot's status row. */
   progress(tokens: number): void;
   /** From llama-server's final `timings`: prompt tokens reused from the KV cache and computed. */
@@ -43,8 +61,8 @@ export interface Lease {
 
 export interface AcquireOptions {
   signal?: AbortSignal;
-  /** Called with the 1-based queue position whenever it changes while waiting. */
-  onQueued?: (position: number) => void;
+  /** Called with the 1-based queue position (and the estimated wait, once known) whenever the position changes while waiting. */
+  onQueued?: (position: number, etaMs?: number) => void;
   /** An instance that just failed this request before its first byte: use another if one is free. */
   avoid?: string;
   /** A retry: it goes back in at the head of the queue (it was admitted before everyone waiting). */
@@ -54,14 +72,18 @@ export interface AcquireOptions {
 export interface SchedulerHooks {
   onQueueWait?: (model: string, seconds: number) => void;
   onOutcome?: (model: string, outcome: RequestOutcome) => void;
+  /** A request ended `cancelled` because a newer one of its session superseded it. */
+  onSuperseded?: (model: string) => void;
 }
 
 interface QueuedRequest extends Waiter {
   ticket: Ticket;
   resolve: (lease: Lease) => void;
   reject: (err: Error) => void;
-  onQueued?: (position: number) => void;
+  onQueued?: (position: number, etaMs?: number) => void;
   lastPosition?: number;
+  /** Position in service order when it entered the queue (X-Slotwise-Queue-Position). */
+  admittedPosition: number;
   cleanup: () => void;
 }
 
@@ -72,6 +94,10 @@ interface ModelQueue {
   received: number;
   outcomes: Record<RequestOutcome, number>;
   promptTokens: { cached: number; processed: number; reported: number };
+  /** Of outcomes.cancelled, those superseded by a newer request of their session. */
+  superseded: number;
+  /** EWMA of lease durations (ms) of requests that ran to their end: the ETA's service time. */
+  serviceMs?: number;
 }
 
 interface InstanceBook {
@@ -96,6 +122,14 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
   #pumping = false;
   /** Recent dispatch times per model, for the Retry-After estimate. */
   #served = new Map<string, number[]>();
+  /** Unfinished tickets by session key and model: newest wins. */
+  #sessions = new Sessions<Ticket>();
+  /** Each unfinished ticket's supersede switch (its `signal`). */
+  #supersedeOf = new WeakMap<Ticket, AbortController>();
+  /** The older tickets a ticket superseded: it starts only once none of them holds a slot. */
+  #supersededBy = new WeakMap<Ticket, Ticket[]>();
+  /** Tickets holding a lease now. */
+  #leased = new WeakSet<Ticket>();
 
   constructor(opts: { supervisor: Supervisor; config: Config; hooks?: SchedulerHooks }) {
     super();
@@ -104,7 +138,7 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
     this.#routing = opts.config.routing;
     this.#hooks = opts.hooks ?? {};
     for (const name of this.#supervisor.modelNames()) {
-      this.#queues.set(name, { waiters: [], rrCursor: 0, received: 0, outcomes: emptyOutcomes(), promptTokens: { cached: 0, processed: 0, reported: 0 } });
+      this.#queues.set(name, { waiters: [], rrCursor: 0, received: 0, outcomes: emptyOutcomes(), promptTokens: { cached: 0, processed: 0, reported: 0 }, superseded: 0 });
     }
     opts.supervisor.on('scrape', (inst) => {
       const slots = this.#supervisor.scrape(inst)?.slots;
@@ -121,7 +155,7 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
    * Accepts a request for a model or refuses it at once: unknown model (404), model down (503),
    * queue full (503 + Retry-After). An accepted ticket must be finished exactly once.
    */
-  open(model: string, source: RequestSource, prompt?: string): Ticket {
+  open(model: string, source: RequestSource, prompt?: string, opts: OpenOptions = {}): Ticket {
     const queue = this.#queue(model); // throws SW_ERR_MODEL_NOT_FOUND with the known names
     queue.received++;
     if (this.#closedReason !== undefined) {
@@ -148,7 +182,24 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
       );
     }
     const affinity = this.#routing === 'slot-aware' && this.#supervisor.modelConfig(model).affinity;
-    return { id: randomUUID(), model, source, acceptedAt: Date.now(), ...(affinity && prompt ? { prompt: promptKey(prompt) } : {}) };
+    const supersede = new AbortController();
+    const ticket = {
+      id: randomUUID(),
+      model,
+      source,
+      acceptedAt: Date.now(),
+      priority: opts.priority ?? 'interactive',
+      signal: supersede.signal,
+      ...(affinity && prompt ? { prompt: promptKey(prompt) } : {}),
+      ...(opts.session !== undefined ? { session: opts.session } : {}),
+    } satisfies Ticket;
+    this.#supersedeOf.set(ticket, supersede);
+    if (opts.session !== undefined) {
+      const older = this.#sessions.replace(model, opts.session, ticket);
+      this.#supersededBy.set(ticket, older);
+      for (const t of older) this.#supersede(t, ticket);
+    }
+    return ticket;
   }
 
   /** Waits for a free slot (FIFO per model), honouring the queue deadline and the signal. */
@@ -158,12 +209,12 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
     return new Promise<Lease>((resolve, reject) => {
       const now = Date.now();
       const onAbort = (): void => {
-        // A queued request whose client left is dropped before it starts.
+        // A queued request whose client left, or that a newer one superseded, is dropped before it starts.
         const i = queue.waiters.indexOf(entry);
         if (i >= 0) {
           queue.waiters.splice(i, 1);
           entry.cleanup();
-          reject(cancelled(ticket));
+          reject(ticket.signal.aborted ? (ticket.signal.reason as Error) : cancelled(ticket));
           this.#pump();
         }
       };
@@ -175,12 +226,20 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
         ticket,
         resolve,
         reject,
+        priority: ticket.priority,
         onQueued: opts.onQueued,
-        cleanup: () => opts.signal?.removeEventListener('abort', onAbort),
+        admittedPosition: 1,
+        cleanup: () => {
+          opts.signal?.removeEventListener('abort', onAbort);
+          ticket.signal.removeEventListener('abort', onAbort);
+        },
       };
+      if (ticket.signal.aborted) return reject(ticket.signal.reason as Error);
       opts.signal?.addEventListener('abort', onAbort, { once: true });
+      ticket.signal.addEventListener('abort', onAbort, { once: true });
       if (opts.retry) queue.waiters.unshift(entry);
       else queue.waiters.push(entry);
+      entry.admittedPosition = positions(queue.waiters, now, this.#queueConfig.backgroundMaxWaitMs).get(entry.id) ?? queue.waiters.length;
       this.#pump();
     });
   }
@@ -188,8 +247,16 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
   /** Records the ticket's one outcome; later calls are ignored (the first outcome is the truth). */
   finish(ticket: Ticket, outcome: RequestOutcome): void {
     if (ticket.outcome) return;
-    ticket.outcome = outcome;
-    this.#count(ticket.model, this.#queue(ticket.model), outcome);
+    // Whatever the way in made of the abort, a superseded request was cancelled, for one reason.
+    const superseded = ticket.signal.aborted;
+    ticket.outcome = superseded ? 'cancelled' : outcome;
+    if (ticket.session !== undefined) this.#sessions.remove(ticket.model, ticket.session, ticket);
+    const q = this.#queue(ticket.model);
+    if (superseded) {
+      q.superseded++;
+      this.#hooks.onSuperseded?.(ticket.model);
+    }
+    this.#count(ticket.model, q, ticket.outcome);
   }
 
   queueView(model: string):
@@ -197,6 +264,7 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
         queue: QueueStatus;
         received: number;
         outcomes: Record<RequestOutcome, number>;
+        superseded: number;
         promptTokens?: { cached: number; processed: number };
         inFlight: (id: string) => number;
         slots: (id: string, polled: SlotStatus[]) => SlotStatus[];
@@ -205,15 +273,17 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
     const q = this.#queues.get(model);
     if (!q) return undefined;
     const now = Date.now();
-    const pos = positions(q.waiters);
+    const ordered = serviceOrder(q.waiters, now, this.#queueConfig.backgroundMaxWaitMs);
     return {
       queue: {
         waiting: q.waiters.length,
         oldestWaitMs: oldestWaitMs(q.waiters, now),
-        entries: q.waiters.map((w) => ({ id: w.id, position: pos.get(w.id)!, waitMs: now - w.enqueuedAt, source: w.ticket.source })),
+        entries: ordered.map((w, i) => ({ id: w.id, position: i + 1, waitMs: now - w.enqueuedAt, source: w.ticket.source, priority: w.ticket.priority })),
+        byClass: countByClass(q.waiters),
       },
       received: q.received,
       outcomes: { ...q.outcomes },
+      superseded: q.superseded,
       ...(q.promptTokens.reported > 0 ? { promptTokens: { cached: q.promptTokens.cached, processed: q.promptTokens.processed } } : {}),
       inFlight: (id) => this.#books.get(id)?.inFlight ?? 0,
       // Round-robin leaves the slot to llama-server, so only its /slots can say which is busy.
@@ -247,7 +317,18 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
         if (q.waiters.length === 0) continue;
         const instances = this.#supervisor.instances(model);
         const loads = instances.map((inst) => this.#load(inst));
-        const p = plan({ mode: this.#routing, rrCursor: q.rrCursor, waiters: q.waiters, instances: loads }, now);
+        for (const w of q.waiters) w.held = this.#supersededBy.get(w.ticket)?.some((t) => this.#leased.has(t)) ?? false;
+        const p = plan(
+          {
+            mode: this.#routing,
+            rrCursor: q.rrCursor,
+            waiters: q.waiters,
+            instances: loads,
+            backgroundMaxWaitMs: this.#queueConfig.backgroundMaxWaitMs,
+            reservedSlots: this.#supervisor.modelConfig(model).reservedSlots,
+          },
+          now,
+        );
         q.rrCursor = p.nextCursor;
         for (const id of p.expired) {
           const w = this.#take(q, id);
@@ -260,7 +341,7 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
           const inst = instances.find((i) => i.id === where.instanceId);
           if (inst) w.resolve(this.#lease(model, inst, where.slot, w, now));
         }
-        this.#notifyPositions(q);
+        this.#notifyPositions(q, loads, now);
       }
     } finally {
       this.#pumping = false;
@@ -291,6 +372,7 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
     const ticket = w.ticket;
     book.inFlight++;
     book.lastAssignedAt = now;
+    this.#leased.add(ticket);
     const slotLease = { requestId: ticket.id, source: ticket.source, since: now, tokens: undefined as number | undefined };
     if (slot !== undefined) book.table.take(slot, slotLease, ticket.prompt);
     const served = this.#served.get(model) ?? [];
@@ -305,6 +387,7 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
       requestId: ticket.id,
       slot,
       waitedMs,
+      queuePosition: w.admittedPosition,
       progress: (tokens) => {
         if (!released) slotLease.tokens = tokens;
       },
@@ -318,7 +401,11 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
         if (released) return;
         released = true;
         book.inFlight--;
-        if (slot !== undefined) book.table.release(slot, Date.now());
+        this.#leased.delete(ticket);
+        const end = Date.now();
+        if (slot !== undefined) book.table.release(slot, end);
+        // Only completed requests (dispatch finishes them before release) count: aborted ones say nothing about how long a request takes.
+        if (ticket.outcome === 'completed') q.serviceMs = ewma(q.serviceMs, end - now);
         queueMicrotask(() => this.#pump());
       },
     };
@@ -346,13 +433,23 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
     return w;
   }
 
-  #notifyPositions(q: ModelQueue): void {
-    q.waiters.forEach((w, i) => {
+  #notifyPositions(q: ModelQueue, loads: InstanceLoad[], now: number): void {
+    const slots = loads.reduce((sum, l) => sum + (l.ready ? l.slots : 0), 0);
+    serviceOrder(q.waiters, now, this.#queueConfig.backgroundMaxWaitMs).forEach((w, i) => {
       if (w.lastPosition !== i + 1) {
         w.lastPosition = i + 1;
-        w.onQueued?.(i + 1);
+        w.onQueued?.(i + 1, etaMs(i + 1, slots, q.serviceMs));
       }
     });
+  }
+
+  /** Newest wins: a queued older ticket leaves the queue at once, a running one has its upstream request aborted. */
+  #supersede(older: Ticket, newer: Ticket): void {
+    const err = new SlotwiseError(
+      'SW_ERR_SUPERSEDED',
+      `request ${older.id.slice(0, 8)} for "${older.model}" was superseded by a newer request of session "${newer.session}" (${newer.id.slice(0, 8)}) — expected while typing; send no session key to keep every request`,
+    );
+    this.#supersedeOf.get(older)?.abort(err);
   }
 
   #armDeadline(): void {

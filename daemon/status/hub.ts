@@ -11,6 +11,8 @@ import type { GpuStatus, InstanceStatus, ModelStatus, ProcessUsage, Snapshot, Ca
 export interface QueueView extends QueueStatus {
   received: number;
   outcomes: Record<RequestOutcome, number>;
+  /** Of outcomes.cancelled, those superseded by a newer request of their session. */
+  superseded?: number;
   /** Prompt tokens reused from the KV cache and computed, over finished requests that reported them. */
   promptTokens?: { cached: number; processed: number };
   inFlight: (instanceId: string) => number;
@@ -40,8 +42,9 @@ export function buildSnapshot(src: StatusSources, capacity: Capacity): Snapshot 
   const models = src.supervisor.models().map((m) => {
     const q = src.queue?.(m.name);
     if (q) {
-      m.queue = { waiting: q.waiting, oldestWaitMs: q.oldestWaitMs, ...(q.entries?.length ? { entries: q.entries } : {}) };
+      m.queue = { waiting: q.waiting, oldestWaitMs: q.oldestWaitMs, ...(q.entries?.length ? { entries: q.entries } : {}), ...(q.byClass ? { byClass: { ...q.byClass } } : {}) };
       m.outcomes = { ...q.outcomes };
+      if (q.superseded !== undefined) m.superseded = q.superseded;
       m.requests = q.received;
       if (q.promptTokens) {
         const { cached, processed } = q.promptTokens;

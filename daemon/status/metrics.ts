@@ -29,6 +29,7 @@ export class MetricsRegistry {
   #queueWait: Histogram<'model'>;
   #requests: Counter<'model' | 'outcome'>;
   #tokens: Counter<'model'>;
+  #superseded: Counter<'model'>;
   #running: Gauge<'model'>;
   #waiting: Gauge<'model'>;
   #kvCache: Gauge<'model'>;
@@ -60,6 +61,7 @@ export class MetricsRegistry {
       registers,
     });
     this.#requests = new Counter({ name: 'slotwise_requests_total', help: 'Finished requests by outcome.', labelNames: ['model', 'outcome'], registers });
+    this.#superseded = new Counter({ name: 'slotwise_requests_superseded_total', help: 'Of slotwise_requests_total{outcome="cancelled"}: requests a newer one of the same session key superseded (SW_ERR_SUPERSEDED).', labelNames: ['model'], registers });
     this.#tokens = new Counter({ name: 'slotwise_tokens_generated_total', help: 'Tokens generated.', labelNames: ['model'], registers });
     // The model server protocol of the Kubernetes Gateway API Inference Extension
     // (docs/proposals/003-model-server-protocol): TotalRunningRequests, TotalQueuedRequests and
@@ -80,6 +82,11 @@ export class MetricsRegistry {
 
   countRequest(model: string, outcome: RequestOutcome): void {
     this.#requests.inc({ model, outcome });
+  }
+
+  /** A cancelled request's reason was `superseded` (counted in countRequest as cancelled too). */
+  countSuperseded(model: string): void {
+    this.#superseded.inc({ model });
   }
 
   /** Adds generated tokens; ignores non-positive or non-finite n (prom-client throws on a decrease). */

@@ -127,6 +127,8 @@ export class InlineCompleter {
         body: JSON.stringify(infillBody(model, req.window, settings.maxTokens)),
         signal: ctl.signal,
       });
+      // 409: the daemon dropped it for a newer request of this session (another window on the same file): expected, not an error.
+      if (res.status === 409) return undefined;
       if (!res.ok) {
         this.#opts.onError?.(`/infill answered ${res.status}: ${errorMessage(await res.text())}`);
         return undefined;

@@ -21,6 +21,8 @@ export interface TrackedJob {
   /** Submitted or opened here: its deltas stream in and it is re-attached after a reconnect. */
   followed: boolean;
   position?: number;
+  /** Estimated wait while queued (job.queued etaMs), ms. */
+  etaMs?: number;
   instance?: string;
   finishReason?: string;
   error?: Pick<ErrorBody, 'code' | 'message'>;
@@ -83,10 +85,12 @@ export class JobTracker {
       case 'job.queued':
         if (!isFinished(job.state)) job.state = 'queued';
         job.position = ev.params.position;
+        job.etaMs = ev.params.etaMs;
         break;
       case 'job.started':
         if (!isFinished(job.state)) job.state = 'running';
         job.position = undefined;
+        job.etaMs = undefined;
         job.instance = ev.params.instance;
         break;
       case 'job.delta': {
@@ -102,6 +106,7 @@ export class JobTracker {
         job.seq = Math.max(job.seq, seq);
         if (job.state === 'queued') job.state = 'running';
         job.position = undefined;
+        job.etaMs = undefined;
         this.onText.fire({ job, text });
         break;
       }
@@ -111,11 +116,13 @@ export class JobTracker {
         job.usage = ev.params.usage;
         job.timings = ev.params.timings;
         job.position = undefined;
+        job.etaMs = undefined;
         break;
       case 'job.error':
         job.state = ev.params.code === 'SW_ERR_CANCELLED' ? 'cancelled' : 'failed';
         job.error = { code: ev.params.code, message: ev.params.message };
         job.position = undefined;
+        job.etaMs = undefined;
         break;
     }
     this.onDidChange.fire(job);

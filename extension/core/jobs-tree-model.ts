@@ -30,7 +30,8 @@ export function jobStatusText(j: TrackedJob, now: number): string {
   const tokens = j.usage?.completionTokens ?? (j.lastSeq || j.seq);
   switch (j.state) {
     case 'queued':
-      return j.position !== undefined ? `queued #${j.position}` : 'queued';
+      if (j.position === undefined) return 'queued';
+      return `queued #${j.position}${j.etaMs !== undefined ? ` · ~${Math.max(1, Math.round(j.etaMs / 1000))} s` : ''}`;
     case 'running':
       return `running · ${tokens} tok · ${formatDuration(now - j.createdAt)}`;
     case 'completed': {

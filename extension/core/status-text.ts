@@ -62,7 +62,10 @@ function slotsCell(m: ModelStatus): string {
 }
 
 function queueCell(m: ModelStatus): string {
-  return m.queue.waiting === 0 ? '0' : `${m.queue.waiting} (oldest ${(m.queue.oldestWaitMs / 1000).toFixed(1)} s)`;
+  if (m.queue.waiting === 0) return '0';
+  const by = m.queue.byClass;
+  const classes = by && by.background > 0 ? ` · ${by.interactive} interactive, ${by.background} background` : '';
+  return `${m.queue.waiting} (oldest ${(m.queue.oldestWaitMs / 1000).toFixed(1)} s${classes})`;
 }
 
 function tpsCell(m: ModelStatus): string {

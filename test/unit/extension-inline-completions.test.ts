@@ -191,5 +191,17 @@ describe('InlineCompleter', () => {
     await vi.advanceTimersByTimeAsync(150);
     expect(await r).toBeUndefined();
     expect(errors).toEqual(['/infill answered 400: SW_ERR_MODEL_CANNOT_INFILL: model "chat" cannot fill in the middle']);
+
+    const superseded = new InlineCompleter({
+      fetch: async () => ({ ok: false, status: 409, json: async () => ({}), text: async () => JSON.stringify({ error: { code: 'SW_ERR_SUPERSEDED', message: 'superseded' } }) }),
+      endpoint: () => ({ url: 'http://x', token: 't', stateDir: '/s' }),
+      settings: () => settings,
+      model: () => 'coder',
+      onError: (m) => errors.push(m),
+    });
+    const s = superseded.complete(req('file:///a.py'));
+    await vi.advanceTimersByTimeAsync(150);
+    expect(await s).toBeUndefined();
+    expect(errors).toHaveLength(1); // a superseded completion is expected, not reported
   });
 });

@@ -27,7 +27,8 @@ describe('JobTracker', () => {
     let tracker!: JobTracker;
     const { rpc } = fakeRpc({
       'prompt.submit': () => {
-        tracker.handle({ method: 'job.queued', params: { jobId: 'j1', position: 1 } }); // the daemon notifies before it answers
+        tracker.handle({ method: 'job.queued', params: { jobId: 'j1', position: 3, etaMs: 4000 } }); // the daemon notifies before it answers
+        tracker.handle({ method: 'job.queued', params: { jobId: 'j1', position: 1, etaMs: 1000 } });
         return { jobId: 'j1' };
       },
     });
@@ -35,8 +36,9 @@ describe('JobTracker', () => {
     const texts: string[] = [];
     tracker.onText.on(({ text }) => texts.push(text));
     const job = await tracker.submit({ model: 'coder', messages: [{ role: 'user', content: 'Write a haiku\nabout slots' }] });
-    expect(job).toMatchObject({ jobId: 'j1', followed: true, title: 'Write a haiku', state: 'queued', position: 1 });
+    expect(job).toMatchObject({ jobId: 'j1', followed: true, title: 'Write a haiku', state: 'queued', position: 1, etaMs: 1000 });
     tracker.handle({ method: 'job.started', params: { jobId: 'j1', instance: 'coder#1' } });
+    expect(job.etaMs).toBeUndefined();
     tracker.handle(delta('j1', 1, 'Hello'));
     tracker.handle(delta('j1', 1, 'Hello')); // replayed duplicate
     tracker.handle(delta('j1', 2, ', world'));

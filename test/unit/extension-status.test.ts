@@ -81,6 +81,11 @@ describe('statusTooltip', () => {
     expect(md).toContain('| 0/4 busy | 3 (oldest 2.1 s) | — | 87% · 3.0 GiB |');
   });
 
+  it('lists queued requests by class when background work waits', () => {
+    const md = statusTooltip(connected, snapshot({ models: [model({ queue: { waiting: 5, oldestWaitMs: 2100, byClass: { interactive: 1, background: 4 } } })] }));
+    expect(md).toContain('| 5 (oldest 2.1 s · 1 interactive, 4 background) |');
+  });
+
   it('escapes markdown in names and says why when disconnected', () => {
     expect(statusTooltip(connected, snapshot({ models: [model({ name: 'a|b*' })] }))).toContain('**a\\|b\\*** · ready');
     expect(statusTooltip({ kind: 'disconnected', code: 'SW_ERR_DAEMON_UNREACHABLE', message: 'no daemon running for /s', attempt: 2, retryInMs: 1000 }, undefined)).toBe(

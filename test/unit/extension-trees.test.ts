@@ -92,6 +92,8 @@ describe('buildJobRows', () => {
 
   it.each<[string, Partial<TrackedJob>, string, string]>([
     ['queued', { state: 'queued', position: 2 }, 'coder · queued #2', 'slotwise.job.active'],
+    ['queued with an ETA', { state: 'queued', position: 3, etaMs: 4200 }, 'coder · queued #3 · ~4 s', 'slotwise.job.active'],
+    ['queued with an ETA under a second', { state: 'queued', position: 1, etaMs: 120 }, 'coder · queued #1 · ~1 s', 'slotwise.job.active'],
     ['running', { state: 'running', lastSeq: 42 }, 'coder · running · 42 tok · 2.5 s', 'slotwise.job.active'],
     ['completed', { state: 'completed', usage: { promptTokens: 5, completionTokens: 128 }, timings: { queuedMs: 3, totalMs: 1900, tokensPerSecond: 67.37 } }, 'coder · done · 128 tok · 1.9 s · 67.4 tok/s', 'slotwise.job.done'],
     ['cancelled', { state: 'cancelled', lastSeq: 7 }, 'coder · cancelled · 7 tok', 'slotwise.job.done'],

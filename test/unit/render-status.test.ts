@@ -49,6 +49,11 @@ describe('renderStatus', () => {
     expect(text).not.toContain('\x1b['); // no colour unless asked
   });
 
+  it('counts background requests in the queue column', () => {
+    const text = renderStatus(snapshot([model({ queue: { waiting: 5, oldestWaitMs: 2100, byClass: { interactive: 1, background: 4 } } })]));
+    expect(text).toContain('5 (2.1 s, 4 bg)');
+  });
+
   it('names the request or job holding each slot and marks foreign use', () => {
     const slots = [
       { id: 0, busy: true, requestId: '1a2b3c4d-aaaa', source: 'http' as const, since: 0, taskId: 4 },
