@@ -12,6 +12,7 @@ import { ensureCachedTinyModel } from '../gguf/tiny-model';
 import { describeEnvironment } from './environment';
 import { BENCH_PROMPT, hostedSweep, loadScenario, modelConfig, routingScenario, type ScenarioContext } from './scenarios';
 import { findStandIn, STAND_IN } from './stand-in';
+import { directKeysFromEnv } from './client-process';
 import { fetchSnapshot } from './status-sampler';
 import { runSweep } from './sweep';
 import { checkTargets } from './targets';
@@ -68,8 +69,8 @@ async function attached(req: BenchRequest): Promise<Draft> {
   const snapshot = await fetchSnapshot(ep.url, ep.token);
   const model = req.model ?? snapshot.models[0]?.name;
   if (!model) throw new SlotwiseError('SW_ERR_MODEL_NOT_FOUND', `bench: the daemon at ${ep.url} has no models — add one to its config`);
-  const sweep = await runSweep({ ...sweepOptions(req, model), url: ep.url, token: ep.token, signal: req.signal, progress: req.progress });
-  return { schema: 1, environment: await describeEnvironment(await fetchSnapshot(ep.url, ep.token)), run: { kind: 'custom', model, routing: 'daemon config' }, sweep };
+  const sweep = await runSweep({ ...sweepOptions(req, model), url: ep.url, token: ep.token, directKeys: directKeysFromEnv(req.env), signal: req.signal, progress: req.progress });
+  return { schema: 1, environment: await describeEnvironment(await fetchSnapshot(ep.url, ep.token), directKeysFromEnv(req.env)), run: { kind: 'custom', model, routing: 'daemon config' }, sweep };
 }
 
 async function custom(req: BenchRequest): Promise<Draft> {

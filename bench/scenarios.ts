@@ -34,9 +34,10 @@ export async function hostedSweep(
     const { daemon } = host;
     ctx.progress?.update(`starting ${opts.model.replicas} × llama-server (${opts.model.slots} slots each)`);
     await Promise.all(daemon.supervisor.instances(opts.model.name).map((i) => i.ensureReady({ signal: ctx.signal })));
-    const environment = await describeEnvironment(await fetchSnapshot(daemon.url, daemon.token));
+    const directKeys = Object.fromEntries(daemon.supervisor.instances(opts.model.name).map((i) => [i.id, i.apiKey]));
+    const environment = await describeEnvironment(await fetchSnapshot(daemon.url, daemon.token), directKeys);
     host.startMeasuring();
-    const { result, client } = await runClient({ ...ctx, sweep: opts.sweep, url: daemon.url, token: daemon.token, stateDir: host.stateDir });
+    const { result, client } = await runClient({ ...ctx, sweep: opts.sweep, url: daemon.url, token: daemon.token, stateDir: host.stateDir, directKeys });
     return { sweep: result, daemon: host.stopMeasuring(client), environment };
   } finally {
     await host.close();
@@ -127,5 +128,5 @@ export async function loadScenario(ctx: ScenarioContext, o: LoadOptions): Promis
 export const BENCH_PROMPT = 'Write a short story about a lighthouse keeper who finds a message in a bottle.';
 
 export function modelConfig(name: string, path: string, o: { slots: number; replicas: number; args?: string[] }): ModelConfig {
-  return { name, path, slots: o.slots, ctxPerSlot: 512, gpuLayers: 'auto', replicas: o.replicas, maxReplicas: o.replicas, autostart: true, args: o.args ?? [] };
+  return { name, path, slots: o.slots, ctxPerSlot: 512, gpuLayers: 'auto', replicas: o.replicas, maxReplicas: o.replicas, autostart: true, args: o.args ?? [], promptCacheMiB: 256 };
 }

@@ -34,7 +34,7 @@ export const demoCommand: Command = {
       ...defaultConfig(),
       listen: { host: '127.0.0.1', port: ctx.port ?? 0, allowedOrigins: [] },
       models: [
-        { name: 'tiny', path: modelPath, slots, ctxPerSlot: 1024, gpuLayers: 'auto', replicas: 1, maxReplicas: 1, autostart: true, args: [] },
+        { name: 'tiny', path: modelPath, slots, ctxPerSlot: 1024, gpuLayers: 'auto', replicas: 1, maxReplicas: 1, autostart: true, args: [], promptCacheMiB: 256 },
       ],
     };
     const stateDir = ctx.values['state-dir'] ? ctx.stateDir : join(ctx.stateDir, 'demo');

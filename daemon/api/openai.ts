@@ -5,7 +5,7 @@ import type { ServerResponse } from 'node:http';
 import { SlotwiseError, errorEnvelope, toSlotwiseError } from '../../shared/errors';
 import { sendError, sendJson, type Route, type RouteContext } from '../server/http';
 import { dispatch, InstanceGoneError } from '../scheduler/dispatch';
-import { classifyUpstreamError, postJson } from './upstream';
+import { classifyUpstreamError, midResponseError, postJson, withProgress } from './upstream';
 import type { Lease, Scheduler } from '../scheduler/scheduler';
 import type { Supervisor } from '../runtime/supervisor';
 import { asObject, optBoolean, optNumber, optString, type Obj } from '../server/validate';
@@ -109,7 +109,7 @@ async function forward(lease: Lease, path: string, payload: string, stream: bool
   }
   let started = false;
   try {
-    for await (const chunk of upstreamRes.body) {
+    for await (const chunk of withProgress(inst, upstreamRes.body)) {
       if (!started) {
         started = true;
         ctx.res.writeHead(200, headers); // the first byte: from here on a failure is reported in-band
@@ -117,10 +117,8 @@ async function forward(lease: Lease, path: string, payload: string, stream: bool
       if (!ctx.res.write(chunk)) await drained(ctx.res, ctx.signal);
     }
   } catch (err) {
-    const e = classifyUpstreamError(err, inst.id, ctx.signal);
-    if (started && e instanceof InstanceGoneError) {
-      throw new SlotwiseError('SW_ERR_UPSTREAM', `[${inst.id}] llama-server stopped mid-response: ${(err as Error).message}`);
-    }
+    const e = classifyUpstreamError(err, inst, ctx.signal);
+    if (started && e instanceof InstanceGoneError) throw midResponseError(e, inst.id, err);
     throw e;
   }
   if (!started) ctx.res.writeHead(200, headers);

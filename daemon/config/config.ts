@@ -30,6 +30,8 @@ export interface ModelConfig {
   autostart: boolean;
   /** Extra llama-server flags, passed as given after Slotwise's own. Default []. */
   args: string[];
+  /** llama-server's prompt cache in host RAM (`--cache-ram`), MiB; 0 = off. Default 256 (llama-server's own 8192 grew a soak to 522 MB). */
+  promptCacheMiB: number;
 }
 
 /** The validated config with every default applied. */
@@ -53,6 +55,8 @@ export interface Config {
     healthyResetMs: number;
     maxCrashes: number;
     crashWindowMs: number;
+    /** A ready instance with requests in flight and no progress, or no /health answer, for this long is killed and restarted. */
+    stallTimeoutMs: number;
   };
   /** GPU sampling period in ms. Default 1000. */
   gpu: { sampleIntervalMs: number };
@@ -163,6 +167,7 @@ const SUPERVISOR: Fields<Config['supervisor']> = {
   healthyResetMs: { rule: ms(0), def: 300_000, hint: 'set the uptime after which the backoff resets, in milliseconds (e.g. 300000)' },
   maxCrashes: { rule: int(1), def: 5, hint: 'set how many crashes within crashWindowMs mark a model failed (e.g. 5)' },
   crashWindowMs: { rule: ms(1), def: 600_000, hint: 'set the window in which crashes are counted, in milliseconds (e.g. 600000)' },
+  stallTimeoutMs: { rule: ms(100), def: 30_000, hint: 'set how long a llama-server may make no progress before it is restarted, in milliseconds (e.g. 30000)' },
 };
 const GPU: Fields<Config['gpu']> = {
   sampleIntervalMs: { rule: ms(100), def: 1_000, hint: 'set the GPU sampling period in milliseconds (e.g. 1000)' },
@@ -181,7 +186,7 @@ const AUTOSCALE: Fields<Config['autoscale']> = {
   saturatedWaitMs: { rule: ms(0), def: 2_000, hint: 'set the queue wait at which an all-busy model counts as saturated, in ms (e.g. 2000)' },
 };
 
-const MODEL: Fields<Pick<ModelConfig, 'slots' | 'ctxPerSlot' | 'gpuLayers' | 'replicas' | 'autostart' | 'args'>> = {
+const MODEL: Fields<Pick<ModelConfig, 'slots' | 'ctxPerSlot' | 'gpuLayers' | 'replicas' | 'autostart' | 'args' | 'promptCacheMiB'>> = {
   slots: { rule: int(1, 256), def: 4, hint: 'set it to the number of parallel requests (e.g. 4)' },
   ctxPerSlot: { rule: int(128), def: 4096, hint: 'set it to the context length of one request in tokens (e.g. 4096)' },
   gpuLayers: {
@@ -200,6 +205,7 @@ const MODEL: Fields<Pick<ModelConfig, 'slots' | 'ctxPerSlot' | 'gpuLayers' | 're
     def: [],
     hint: 'list extra llama-server flags as strings, e.g. ["--threads", "8"]',
   },
+  promptCacheMiB: { rule: int(0), def: 256, hint: "set the MiB of RAM for llama-server's prompt cache (e.g. 256), or 0 for none" },
 };
 const PATH_HINT = "set it to the model's .gguf file (absolute, ~/…, or relative to the config file)";
 const MAX_REPLICAS: Field<number> = { rule: int(1), def: 4, hint: 'set the most replicas this model may run (e.g. 4)' };
@@ -234,8 +240,28 @@ const OWNED_ARGS: Record<string, string> = Object.fromEntries(
       [['-np', '--parallel'], 'use {model}.slots instead'],
       [['-c', '--ctx-size'], 'use {model}.ctxPerSlot instead (Slotwise passes -c = slots × ctxPerSlot)'],
       [['-ngl', '--gpu-layers', '--n-gpu-layers'], 'use {model}.gpuLayers instead'],
-      [['--api-key', '--api-key-file'], 'remove it (Slotwise must reach /health and /slots; the daemon has its own token)'],
+      [['--api-key', '--api-key-file'], 'remove it (each replica gets a random key only the daemon knows; clients use the daemon token)'],
       [['--no-slots'], 'remove it (Slotwise reads /slots to count busy slots)'],
+      [['-cram', '--cache-ram'], 'use {model}.promptCacheMiB instead'],
+    ] as const
+  ).flatMap(([flags, fix]) => flags.map((flag) => [flag, fix])),
+);
+
+/** llama-server flags that would open a replica (or the host's files) to more than the daemon. */
+const UNSAFE_ARGS: Record<string, string> = Object.fromEntries(
+  (
+    [
+      [['--path'], 'remove it (llama-server would serve that folder over HTTP)'],
+      [['--reuse-port'], "remove it (another process could bind the replica's port and take its requests)"],
+      [['--ssl-key-file', '--ssl-cert-file'], 'remove it (the daemon speaks plain HTTP to replicas on 127.0.0.1; put TLS in front of listen.port)'],
+      [['--cors-origins', '--cors-methods', '--cors-headers', '--cors-credentials'], 'remove it (browsers reach models through the daemon; list origins in listen.allowedOrigins)'],
+      [['--api-prefix'], "remove it (the daemon calls the replicas' standard paths)"],
+      [
+        ['--tools', '--tools-runtime', '--mcp-servers-config', '--mcp-servers-json', '-ag', '--agent', '--ui-mcp-proxy', '--webui-mcp-proxy'],
+        'remove it (it lets requests read or write files, run commands or reach other hosts through llama-server)',
+      ],
+      [['--media-path', '--slot-save-path'], 'remove it (requests could read or write the files of that folder)'],
+      [['--models-dir', '--models-preset'], 'remove it (Slotwise runs one model per llama-server; add models under "models")'],
     ] as const
   ).flatMap(([flags, fix]) => flags.map((flag) => [flag, fix])),
 );
@@ -399,8 +425,11 @@ function readModel(ctx: Ctx, name: string, value: unknown): ModelConfig {
     fail(ctx, `${key}.maxReplicas must be >= ${key}.replicas (${replicas}), got ${maxReplicas} — ${fix}`);
   }
   m.args.forEach((arg, i) => {
-    const fix = OWNED_ARGS[arg.split('=', 1)[0] ?? arg];
+    const flag = arg.split('=', 1)[0] ?? arg;
+    const fix = OWNED_ARGS[flag];
     if (fix) fail(ctx, `${key}.args[${i}] ${JSON.stringify(arg)} is set by Slotwise — ${fix.replace('{model}', key)}`);
+    const unsafe = UNSAFE_ARGS[flag];
+    if (unsafe) fail(ctx, `${key}.args[${i}] ${JSON.stringify(arg)} is not allowed — ${unsafe}`);
   });
   return {
     name,
@@ -412,6 +441,7 @@ function readModel(ctx: Ctx, name: string, value: unknown): ModelConfig {
     maxReplicas,
     autostart: m.autostart,
     args: m.args,
+    promptCacheMiB: m.promptCacheMiB,
   };
 }
 

@@ -16,6 +16,7 @@ export interface ScrapeResult {
 
 export interface ScrapeOptions {
   url: string;
+  apiKey?: string;
   signal: AbortSignal;
   busyIntervalMs?: number;
   idleIntervalMs?: number;
@@ -41,12 +42,12 @@ export async function scrapeLoop(opts: ScrapeOptions): Promise<void> {
     while (!opts.signal.aborted) {
       let busy = false;
       try {
-        const slots = await getSlots(opts.url, { signal: opts.signal, timeoutMs: 3000 });
+        const slots = await getSlots(opts.url, { signal: opts.signal, timeoutMs: 3000, apiKey: opts.apiKey });
         busy = slots.some((s) => s.busy);
         const now = Date.now();
         if (now - lastMetricsAt >= metricsMs) {
           lastMetricsAt = now;
-          const m = await getMetrics(opts.url, { signal: opts.signal, timeoutMs: 3000 });
+          const m = await getMetrics(opts.url, { signal: opts.signal, timeoutMs: 3000, apiKey: opts.apiKey });
           const total = m.get('tokens_predicted_total');
           requestsDeferred = m.get('requests_deferred');
           if (total !== undefined) {
