@@ -52,9 +52,11 @@ export async function watchForStall(opts: StallWatchOptions): Promise<void> {
 
 /** Pure: the stall verdict at `now`, or undefined while the instance counts as alive. */
 export function stallReason(now: number, s: { healthAt: number; progressAt: number; inFlight: number; timeoutMs: number }): string | undefined {
-  if (s.inFlight > 0 && now - s.progressAt > s.timeoutMs) {
-    return `${s.inFlight} request(s) in flight made no progress for ${now - s.progressAt} ms`;
-  }
-  if (now - s.healthAt > s.timeoutMs) return `/health did not answer for ${now - s.healthAt} ms`;
-  return undefined;
+  const stuck = s.inFlight > 0 && now - s.progressAt > s.timeoutMs;
+  const deaf = now - s.healthAt > s.timeoutMs;
+  if (!stuck && !deaf) return undefined;
+  // Whichever tripped first, name the requests it strands: that is what the user saw.
+  const parts = s.inFlight > 0 ? [`${s.inFlight} request(s) in flight made no progress for ${now - s.progressAt} ms`] : [];
+  if (deaf) parts.push(`/health did not answer for ${now - s.healthAt} ms`);
+  return parts.join(', ');
 }

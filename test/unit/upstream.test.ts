@@ -54,9 +54,12 @@ describe('stallReason', () => {
   });
   it('requests in flight without progress for longer than the timeout are a stall', () => {
     expect(stallReason(11_500, { ...base, inFlight: 2 })).toBeUndefined();
-    expect(stallReason(11_501, { ...base, inFlight: 2 })).toBe('2 request(s) in flight made no progress for 1501 ms');
+    expect(stallReason(11_501, { ...base, healthAt: 11_000, inFlight: 2 })).toBe('2 request(s) in flight made no progress for 1501 ms');
   });
   it('/health silent for longer than the timeout is a stall even with nothing in flight', () => {
     expect(stallReason(11_600, { ...base, progressAt: 11_600 })).toBe('/health did not answer for 1600 ms');
+  });
+  it('names the stranded requests whichever sign tripped first', () => {
+    expect(stallReason(11_600, { ...base, progressAt: 11_300, inFlight: 3 })).toBe('3 request(s) in flight made no progress for 300 ms, /health did not answer for 1600 ms');
   });
 });
