@@ -141,7 +141,7 @@ function sweepOptions(req: BenchRequest, model: string): BenchReport['sweep']['o
 }
 
 /** `--model`: a .gguf path, a model of the config, or (none given) the tiny model. */
-async function resolveModel(req: BenchRequest, config: Config): Promise<ModelConfig> {
+export async function resolveModel(req: Pick<BenchRequest, 'model' | 'slots' | 'replicas' | 'env' | 'signal'>, config: Config): Promise<ModelConfig> {
   const layout = { slots: req.slots ?? 4, replicas: req.replicas ?? 1 };
   if (req.model === undefined) return modelConfig('tiny', await ensureCachedTinyModel({ env: req.env, signal: req.signal }), layout);
   const configured = config.models.find((m) => m.name === req.model);
