@@ -7,7 +7,7 @@ import { loadConfig } from '../daemon/config/config';
 import { runSetup, type ProgressStream } from '../toolchain/setup';
 import { fetchSnapshot } from './status-sampler';
 import { resolveModel } from './run';
-import { ABORT_MAX_TOKENS, runSoak, type SoakReport } from './soak';
+import { PROMPT_ROOM, runSoak, TINY_SOAK_CTX, type SoakReport } from './soak';
 import { renderSoakMarkdown } from './soak-report';
 import { spawnDaemon } from './soak-host';
 import type { Progress } from './sweep';
@@ -34,18 +34,20 @@ export async function soak(req: SoakRequest): Promise<SoakReport> {
   const run = { minutes: req.minutes, clients: req.clients, intervalMs: req.intervalMs, seed: 1, signal: req.signal, progress: req.progress };
   if (req.attach) {
     const ep = await requireDaemon(req.stateDir);
-    const model = req.model ?? (await fetchSnapshot(ep.url, ep.token)).models[0]?.name ?? 'tiny';
-    return runSoak({ ...run, url: ep.url, token: ep.token, model });
+    const snap = await fetchSnapshot(ep.url, ep.token);
+    const m = snap.models.find((x) => x.name === req.model) ?? snap.models[0];
+    return runSoak({ ...run, url: ep.url, token: ep.token, model: req.model ?? m?.name ?? 'tiny', ctxPerSlot: m?.ctxPerSlot ?? 2 * PROMPT_ROOM });
   }
   const config = await loadConfig({ path: req.configPath, env: req.env, allowMissing: !req.configPath });
   const resolved = await resolveModel(req, config);
-  // Room for the longest random prompt (200 words) plus an aborted request's tokens.
-  const model = { ...resolved, ctxPerSlot: Math.max(resolved.ctxPerSlot, ABORT_MAX_TOKENS + 1024) };
+  // The tiny model's slots get room for long aborted requests (see soak.ts); a real model keeps its
+  // own (at least room for the longest random prompt and some output).
+  const model = { ...resolved, ctxPerSlot: req.model === undefined ? TINY_SOAK_CTX : Math.max(resolved.ctxPerSlot, 2 * PROMPT_ROOM) };
   if (config.llamaServer === 'auto') await runSetup({ env: req.env, quietIfCached: true, stderr: req.setupStream, signal: req.signal });
   req.progress?.line(`soak: ${req.minutes} min, ${req.clients} clients, ${model.replicas} × ${model.name} (${model.slots} slots), daemon in its own process`);
   const daemon = await spawnDaemon({ cliPath: req.cliPath, model, llamaServer: config.llamaServer, env: req.env, signal: req.signal });
   try {
-    return await runSoak({ ...run, url: daemon.url, token: daemon.token, model: model.name });
+    return await runSoak({ ...run, url: daemon.url, token: daemon.token, model: model.name, ctxPerSlot: model.ctxPerSlot });
   } finally {
     await daemon.stop();
   }

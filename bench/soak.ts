@@ -18,6 +18,8 @@ export interface SoakOptions {
   clients: number;
   /** One report row per interval. Default 60 000 ms. */
   intervalMs: number;
+  /** Context tokens per slot of the model: an aborted request asks for all but the prompt's room. */
+  ctxPerSlot: number;
   seed: number;
   signal?: AbortSignal;
   progress?: Progress;
@@ -45,7 +47,7 @@ export interface SoakInterval {
 export interface SoakReport {
   kind: 'soak';
   startedAt: string;
-  options: { model: string; minutes: number; clients: number; intervalMs: number; seed: number };
+  options: { model: string; minutes: number; clients: number; intervalMs: number; seed: number; ctxPerSlot: number };
   intervals: SoakInterval[];
   /** Every request as the clients saw it: sent = the sum of the outcomes. */
   client: Outcomes & { sent: number };
@@ -61,11 +63,14 @@ export interface SoakReport {
 
 const WORDS = 'the a lighthouse keeper found message bottle sea storm night light ship harbor wave rock island wind rain'.split(' ');
 /**
- * An aborted request asks for this many tokens and is cut within its first 32 events, so the daemon
- * is still streaming when the client leaves and counts it cancelled. With 256 the tiny model had
- * sent everything before the client, reading its buffer, got to the abort: 9 of 46 counted completed.
+ * An aborted request asks for as many tokens as its slot holds (less PROMPT_ROOM) and is cut within
+ * its first 32 events, so the daemon is still streaming when the client leaves and counts it
+ * cancelled. The tiny model is fast: with 256 tokens it had sent everything before the client,
+ * reading its socket buffer, got to the abort (9 of 46 counted completed); with 2048, 6 of 632 on a
+ * host with load average 12. The default tiny model gets 9216-token slots: seconds of generation.
  */
-export const ABORT_MAX_TOKENS = 2048;
+export const PROMPT_ROOM = 1024;
+export const TINY_SOAK_CTX = 9216;
 const ABORT_WITHIN_EVENTS = 32;
 const ABORT_RATE = 0.1;
 
@@ -107,7 +112,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     const rand = mulberry32(opts.seed + k);
     while (Date.now() < endAt && !opts.signal?.aborted) {
       const abort = rand() < ABORT_RATE;
-      const maxTokens = abort ? ABORT_MAX_TOKENS : 8 + Math.floor(rand() * 120);
+      const maxTokens = abort ? Math.max(64, opts.ctxPerSlot - PROMPT_ROOM) : 8 + Math.floor(rand() * 120);
       const abortAfter = abort ? 1 + Math.floor(rand() * ABORT_WITHIN_EVENTS) : undefined;
       const words = Array.from({ length: 1 + Math.floor(rand() * 200) }, () => WORDS[Math.floor(rand() * WORDS.length)]!).join(' ');
       client.sent++;
@@ -149,7 +154,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
   return {
     kind: 'soak',
     startedAt,
-    options: { model: opts.model, minutes: opts.minutes, clients: opts.clients, intervalMs: opts.intervalMs, seed: opts.seed },
+    options: { model: opts.model, minutes: opts.minutes, clients: opts.clients, intervalMs: opts.intervalMs, seed: opts.seed, ctxPerSlot: opts.ctxPerSlot },
     intervals,
     client,
     daemon,
@@ -184,8 +189,10 @@ async function oneRequest(opts: SoakOptions, prompt: string, maxTokens: number, 
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
-      text += decoder.decode(value, { stream: true });
-      events = text.match(/^data: /gm)?.length ?? 0;
+      const chunk = decoder.decode(value, { stream: true });
+      // Events are counted per chunk and only the tail is kept: a long stream costs the client little.
+      events += chunk.match(/(^|\n)data: /g)?.length ?? 0;
+      text = (text + chunk).slice(-4096);
       if (abortAfter !== undefined && events >= abortAfter && !text.includes('data: [DONE]')) {
         abort.abort();
         await reader.cancel().catch(() => undefined); // aborted: the stream is gone, as intended

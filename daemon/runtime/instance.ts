@@ -130,7 +130,7 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent] }> {
     };
   }
 
-  /** A sign of life from the process: bytes of a response, tokens advancing in /slots or /metrics. */
+  /** A sign of life from the process: bytes of a response, an answer to /slots (see supervisor.ts). */
   noteProgress(): void {
     this.#lastProgressAt = Date.now();
   }

@@ -46,9 +46,16 @@ describe('stall watchdog (real llama-server, SIGSTOP)', () => {
     void plain.catch(() => undefined); // awaited below; a failed assertion before that must not leave it unhandled
     const a = stream(d, 5000);
     const b = stream(d, 5000);
-    await waitUntil(() => a.events() >= 5 && b.events() >= 5, 'both streams under way', 20_000);
+    // A WebSocket prompt job that has sent deltas ends like a started stream.
+    const ws = await d.client();
+    let deltas = 0;
+    const jobErrors: { code: string; message: string }[] = [];
+    ws.on('job.delta', () => deltas++);
+    ws.on('job.error', (e) => jobErrors.push(e));
+    await ws.call('prompt.submit', { model: 'tiny', prompt: 'w', maxTokens: 5000 });
+    await waitUntil(() => a.events() >= 5 && b.events() >= 5 && deltas >= 5, 'both streams and the job under way', 20_000);
     const inFlight = (await d.status()).models[0]!.instances[0]!.inFlight;
-    expect(inFlight).toBe(3);
+    expect(inFlight).toBe(4);
     process.kill(pid, 'SIGSTOP');
     const stoppedAt = Date.now();
 
@@ -60,11 +67,15 @@ describe('stall watchdog (real llama-server, SIGSTOP)', () => {
       const err = lastEvent(r.text).error;
       expect(err?.code).toBe('SW_ERR_INSTANCE_STALLED');
       // Either sign may trip first (both watch the same 1.5 s); the reason names the stranded requests.
-      expect(err?.message).toMatch(/^\[tiny#1\] llama-server stalled \(3 request\(s\) in flight made no progress for \d+ ms(, \/health did not answer for \d+ ms)?\) — it was killed and restarts/);
+      expect(err?.message).toMatch(/^\[tiny#1\] llama-server stalled \(4 request\(s\) in flight made no progress for \d+ ms(, \/health did not answer for \d+ ms)?\) — it was killed and restarts/);
     }
     // Not before the timeout (less one /health probe interval: the last answer came up to 375 ms before the stop).
     expect(detectedMs).toBeGreaterThanOrEqual(1100);
     expect(detectedMs).toBeLessThan(10_000);
+
+    await waitUntil(() => jobErrors.length > 0, 'the job ended', 5000);
+    expect(jobErrors).toHaveLength(1);
+    expect(jobErrors[0]).toMatchObject({ code: 'SW_ERR_INSTANCE_STALLED', message: expect.stringMatching(/^\[tiny#1\] llama-server stalled \(4 request/) });
 
     const res = await plain;
     expect(res.status).toBe(200);
@@ -74,16 +85,16 @@ describe('stall watchdog (real llama-server, SIGSTOP)', () => {
     const after = await d.waitFor((x) => readyWith(4)(x) && x.models[0]!.instances[0]!.restarts === 1, 'restarted');
     const inst = after.models[0]!.instances[0]!;
     expect(inst.pid).not.toBe(pid);
-    expect(inst.lastError).toMatch(/killed by SIGKILL: stalled: 3 request\(s\) in flight made no progress for \d+ ms/);
+    expect(inst.lastError).toMatch(/killed by SIGKILL: stalled: 4 request\(s\) in flight made no progress for \d+ ms/);
     expect(d.output()).toMatch(/ready → stalled/);
     expect(d.output()).toMatch(/stalled → crashed/);
     // Every request has exactly one outcome, nothing is left in flight, no slot is held.
-    const end = await d.waitFor((x) => x.models[0]!.requests === 3 && (x.models[0]!.instances[0]!.inFlight ?? 0) === 0, 'books settled');
-    expect(end.models[0]!.outcomes).toEqual({ completed: 1, cancelled: 0, rejected: 0, failed: 2 });
+    const end = await d.waitFor((x) => x.models[0]!.requests === 4 && (x.models[0]!.instances[0]!.inFlight ?? 0) === 0, 'books settled');
+    expect(end.models[0]!.outcomes).toEqual({ completed: 1, cancelled: 0, rejected: 0, failed: 3 });
     expect(end.models[0]!.queue.waiting).toBe(0);
     await waitUntil(async () => (await d.status()).models[0]!.instances[0]!.slots.every((x) => !x.busy), 'slots idle', 5000);
     const metrics = await (await d.fetch('/metrics')).text();
-    expect(metrics).toMatch(/slotwise_requests_total\{model="tiny",outcome="failed"\} 2\b/);
+    expect(metrics).toMatch(/slotwise_requests_total\{model="tiny",outcome="failed"\} 3\b/);
     expect(metrics).toMatch(/slotwise_requests_total\{model="tiny",outcome="completed"\} 1\b/);
     // And it serves again.
     const again = await d.fetch('/v1/completions', { method: 'POST', body: JSON.stringify({ model: 'tiny', prompt: 'z', max_tokens: 4 }) });
