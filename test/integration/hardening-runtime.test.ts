@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import type { Snapshot } from '../../shared/protocol';
-import { instanceAuth, instanceKey, startTestDaemon, waitUntil, type TestDaemon } from '../helpers/daemon';
+import { FAST_SUPERVISOR, instanceAuth, instanceKey, startTestDaemon, waitUntil, type TestDaemon } from '../helpers/daemon';
 
 const readyWith = (slots: number) => (s: Snapshot) => s.models[0]!.instances[0]?.state === 'ready' && s.models[0]!.instances[0]!.slots.length === slots;
 
@@ -35,7 +35,7 @@ describe('stall watchdog (real llama-server, SIGSTOP)', () => {
   it('a frozen instance goes stalled: started streams end with SW_ERR_INSTANCE_STALLED, an unstarted request is retried, the instance restarts', async () => {
     const d = await startTestDaemon({
       models: { tiny: { slots: 4, ctxPerSlot: 4096, size: 'slow' } },
-      config: { supervisor: { healthTimeoutMs: 60_000, stopGraceMs: 5_000, backoffInitialMs: 300, backoffMaxMs: 2_000, healthyResetMs: 300_000, maxCrashes: 5, crashWindowMs: 600_000, stallTimeoutMs: 1500 } },
+      config: { supervisor: { ...FAST_SUPERVISOR, backoffInitialMs: 300, stallTimeoutMs: 1500 } },
     });
     const s = await d.waitFor(readyWith(4), 'ready');
     const pid = s.models[0]!.instances[0]!.pid!;
@@ -104,7 +104,7 @@ describe('stall watchdog (real llama-server, SIGSTOP)', () => {
   it('a pause shorter than stallTimeoutMs is not a stall; an idle instance whose /health goes silent is', async () => {
     const d = await startTestDaemon({
       models: { tiny: { slots: 2, ctxPerSlot: 4096, size: 'slow' } },
-      config: { supervisor: { healthTimeoutMs: 60_000, stopGraceMs: 5_000, backoffInitialMs: 300, backoffMaxMs: 2_000, healthyResetMs: 300_000, maxCrashes: 5, crashWindowMs: 600_000, stallTimeoutMs: 2500 } },
+      config: { supervisor: { ...FAST_SUPERVISOR, backoffInitialMs: 300, stallTimeoutMs: 2500 } },
     });
     const s = await d.waitFor(readyWith(2), 'ready');
     const pid = s.models[0]!.instances[0]!.pid!;
