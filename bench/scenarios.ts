@@ -1,7 +1,7 @@
 // The benchmark's scenarios, each against a daemon hosted in this process: a concurrency sweep
 // (daemon vs direct), routing (slot-aware vs round-robin on a mixed load), and many concurrent
 // streams against the stand-in upstream.
-import type { Config, ModelConfig } from '../daemon/config/config';
+import { DEFAULT_PROMPT_CACHE_MIB, type Config, type ModelConfig } from '../daemon/config/config';
 import { fetchSnapshot } from './status-sampler';
 import { runClient } from './client-process';
 import { hostDaemon } from './daemon-host';
@@ -128,5 +128,5 @@ export async function loadScenario(ctx: ScenarioContext, o: LoadOptions): Promis
 export const BENCH_PROMPT = 'Write a short story about a lighthouse keeper who finds a message in a bottle.';
 
 export function modelConfig(name: string, path: string, o: { slots: number; replicas: number; args?: string[] }): ModelConfig {
-  return { name, path, slots: o.slots, ctxPerSlot: 512, gpuLayers: 'auto', replicas: o.replicas, maxReplicas: o.replicas, autostart: true, args: o.args ?? [], promptCacheMiB: 256 };
+  return { name, path, slots: o.slots, ctxPerSlot: 512, gpuLayers: 'auto', replicas: o.replicas, maxReplicas: o.replicas, autostart: true, args: o.args ?? [], promptCacheMiB: DEFAULT_PROMPT_CACHE_MIB };
 }

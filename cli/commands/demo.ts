@@ -2,7 +2,7 @@
 // run a daemon with one model × 4 slots in this process, and show live status until Ctrl-C.
 import { join } from 'node:path';
 import { busySlotsOf } from '../../daemon/status/capacity';
-import { defaultConfig, type Config } from '../../daemon/config/config';
+import { DEFAULT_PROMPT_CACHE_MIB, defaultConfig, type Config } from '../../daemon/config/config';
 import { RpcClient } from '../../shared/rpc-client';
 import { runSetup } from '../../toolchain/setup';
 import { ensureCachedTinyModel } from '../../gguf/tiny-model';
@@ -34,7 +34,7 @@ export const demoCommand: Command = {
       ...defaultConfig(),
       listen: { host: '127.0.0.1', port: ctx.port ?? 0, allowedOrigins: [] },
       models: [
-        { name: 'tiny', path: modelPath, slots, ctxPerSlot: 1024, gpuLayers: 'auto', replicas: 1, maxReplicas: 1, autostart: true, args: [], promptCacheMiB: 256 },
+        { name: 'tiny', path: modelPath, slots, ctxPerSlot: 1024, gpuLayers: 'auto', replicas: 1, maxReplicas: 1, autostart: true, args: [], promptCacheMiB: DEFAULT_PROMPT_CACHE_MIB },
       ],
     };
     const stateDir = ctx.values['state-dir'] ? ctx.stateDir : join(ctx.stateDir, 'demo');

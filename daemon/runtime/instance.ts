@@ -467,7 +467,7 @@ export function llamaServerArgs(model: ModelConfig, port: number): string[] {
     '--ctx-size', String(model.slots * model.ctxPerSlot),
     '--metrics',
     '--slots',
-    '--cache-ram', String(model.promptCacheMiB), // llama-server's default (8 GiB) let a soak grow it to 522 MB
+    '--cache-ram', String(model.promptCacheMiB), // llama-server's default (8 GiB) let a soak grow it to 522 MB; see ModelConfig
   ];
   if (typeof model.gpuLayers === 'number') args.push('-ngl', String(model.gpuLayers));
   else if (model.gpuLayers === 'all') args.push('-ngl', 'all');

@@ -116,7 +116,7 @@ const BAD: [string, unknown, string, boolean?][] = [
   ['args owns --cache-ram', model({ args: ['--cache-ram', '0'] }), 'config.json: models.coder.args[0] "--cache-ram" is set by Slotwise — use models.coder.promptCacheMiB instead'],
   ['args serve files', model({ args: ['--path', '/'] }), 'config.json: models.coder.args[0] "--path" is not allowed — remove it (llama-server would serve that folder over HTTP)'],
   ['args enable tools', model({ args: ['--threads', '2', '--tools=all'] }), 'config.json: models.coder.args[2] "--tools=all" is not allowed — remove it (it lets requests read or write files, run commands or reach other hosts through llama-server)'],
-  ['promptCacheMiB negative', model({ promptCacheMiB: -1 }), "config.json: models.coder.promptCacheMiB must be an integer >= 0, got the number -1 — set the MiB of RAM for llama-server's prompt cache (e.g. 256), or 0 for none"],
+  ['promptCacheMiB negative', model({ promptCacheMiB: -1 }), "config.json: models.coder.promptCacheMiB must be an integer >= 0, got the number -1 — set the MiB of RAM for llama-server's prompt cache (e.g. 32), or 0 for none"],
   ['stallTimeoutMs too short', { supervisor: { stallTimeoutMs: 10 } }, 'config.json: supervisor.stallTimeoutMs must be an integer >= 100, got the number 10 — set how long a llama-server may make no progress before it is restarted, in milliseconds (e.g. 30000)'],
   ['model as a string', { models: { coder: 'x.gguf' } }, 'config.json: models.coder must be an object, got a string ("x.gguf") — write { "path": "x.gguf" }'],
   ['models as an array', { models: [{ path: 'x' }] }, 'config.json: models must be an object keyed by model name, got an array — write { "coder": { "path": "~/models/coder.gguf" } }'],
@@ -228,7 +228,7 @@ describe('defaults', () => {
       maxReplicas,
       autostart: true,
       args: [],
-      promptCacheMiB: 256,
+      promptCacheMiB: 32,
     });
   });
 
