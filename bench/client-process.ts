@@ -15,6 +15,8 @@ export interface ClientRun {
   token: string;
   /** The hosted daemon's state dir: the child finds it there with --attach. */
   stateDir: string;
+  /** Instance id → llama-server API key, for direct requests; handed to a child in its environment (never argv). */
+  directKeys?: Record<string, string>;
   /** Path of dist/cli.js; undefined = run in this process. */
   cliPath?: string;
   env: NodeJS.ProcessEnv;
@@ -24,10 +26,17 @@ export interface ClientRun {
 
 /** Env var telling a child bench to stream its progress as lines (`~ ` = in-place update). */
 export const PROGRESS_ENV = 'SLOTWISE_BENCH_PROGRESS';
+/** Env var carrying `directKeys` (JSON) to a child bench. */
+export const DIRECT_KEYS_ENV = 'SLOTWISE_BENCH_DIRECT_KEYS';
+
+export function directKeysFromEnv(env: NodeJS.ProcessEnv): Record<string, string> | undefined {
+  const raw = env[DIRECT_KEYS_ENV];
+  return raw ? (JSON.parse(raw) as Record<string, string>) : undefined;
+}
 
 export async function runClient(opts: ClientRun): Promise<{ result: SweepResult; client: DaemonSide['client'] }> {
   if (!opts.cliPath) {
-    const result = await runSweep({ ...opts.sweep, url: opts.url, token: opts.token, signal: opts.signal, progress: opts.progress });
+    const result = await runSweep({ ...opts.sweep, url: opts.url, token: opts.token, directKeys: opts.directKeys, signal: opts.signal, progress: opts.progress });
     return { result, client: 'in-process' };
   }
   const out = await mkdtemp(join(tmpdir(), 'slotwise-bench-client-'));
@@ -50,7 +59,7 @@ function childArgs(s: SweepOptions, stateDir: string, out: string): string[] {
 function runChild(cliPath: string, args: string[], opts: ClientRun): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [cliPath, ...args], {
-      env: { ...opts.env, [PROGRESS_ENV]: 'lines' },
+      env: { ...opts.env, [PROGRESS_ENV]: 'lines', ...(opts.directKeys ? { [DIRECT_KEYS_ENV]: JSON.stringify(opts.directKeys) } : {}) },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let lastError = '';

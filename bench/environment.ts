@@ -6,7 +6,7 @@ import type { Snapshot } from '../shared/protocol';
 import type { Environment } from './types';
 
 /** CPU, memory, Node, Slotwise; llama-server's build from `/props` of the first ready instance. */
-export async function describeEnvironment(snapshot: Snapshot | undefined): Promise<Environment> {
+export async function describeEnvironment(snapshot: Snapshot | undefined, apiKeys: Record<string, string> = {}): Promise<Environment> {
   const list = cpus();
   const env: Environment = {
     cpuModel: list[0]?.model.trim() || 'unknown',
@@ -18,10 +18,11 @@ export async function describeEnvironment(snapshot: Snapshot | undefined): Promi
     gpus: (snapshot?.gpus ?? []).map((g) => `${g.name} (${Math.round(g.memoryTotalMiB / 1024)} GiB)`),
     startedAt: new Date().toISOString(),
   };
-  const port = snapshot?.models.flatMap((m) => m.instances).find((i) => i.state === 'ready' && i.port !== undefined)?.port;
-  if (port !== undefined) {
+  const inst = snapshot?.models.flatMap((m) => m.instances).find((i) => i.state === 'ready' && i.port !== undefined);
+  if (inst?.port !== undefined) {
     try {
-      const props = await getProps(`http://127.0.0.1:${port}`, { timeoutMs: 3000 });
+      // /props needs the instance's key: known to a daemon this process hosts, else "unknown".
+      const props = await getProps(`http://127.0.0.1:${inst.port}`, { timeoutMs: 3000, apiKey: apiKeys[inst.id] });
       if (props.buildInfo) env.llamaServer = props.buildInfo;
     } catch (err) {
       // The report says "unknown" instead; a missing version must not sink a finished run.

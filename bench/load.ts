@@ -11,6 +11,8 @@ export interface LevelPlan {
   /** Base URLs to send to, taken in turn (direct mode spreads over every instance like the daemon would). */
   baseUrls: string[];
   token?: string;
+  /** A token per base URL (direct: each llama-server has its own key), else `token` for all. */
+  tokens?: (string | undefined)[];
   model: string;
   prompt: string;
   concurrency: number;
@@ -41,7 +43,7 @@ export async function runLevel(plan: LevelPlan): Promise<LevelRun> {
       samples[i] = await streamCompletion({
         target: plan.target,
         baseUrl: plan.baseUrls[i % plan.baseUrls.length]!,
-        token: plan.token,
+        token: plan.tokens?.[i % plan.baseUrls.length] ?? plan.token,
         model: plan.model,
         prompt: plan.prompt,
         maxTokens: plan.maxTokens(i),

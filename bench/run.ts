@@ -13,7 +13,8 @@ import { ensureCachedTinyModel } from '../gguf/tiny-model';
 import { describeEnvironment } from './environment';
 import { BENCH_PROMPT, chatScenario, gpuPaceScenario, hostedSweep, loadScenario, modelConfig, routingScenario, type ScenarioContext } from './scenarios';
 import { findStandIn, STAND_IN } from './stand-in';
-import { fetchSnapshot } from './status-sampler';
+import { directKeysFromEnv } from './client-process';
+import { fetchInstanceKeys, fetchSnapshot } from './status-sampler';
 import { runSweep } from './sweep';
 import { checkTargets } from './targets';
 import type { BenchReport, MixEntry } from './types';
@@ -84,8 +85,10 @@ async function attached(req: BenchRequest): Promise<Draft> {
   const snapshot = await fetchSnapshot(ep.url, ep.token);
   const model = req.model ?? snapshot.models[0]?.name;
   if (!model) throw new SlotwiseError('SW_ERR_MODEL_NOT_FOUND', `bench: the daemon at ${ep.url} has no models — add one to its config`);
-  const sweep = await runSweep({ ...sweepOptions(req, model), url: ep.url, token: ep.token, signal: req.signal, progress: req.progress });
-  return { schema: 1, environment: await describeEnvironment(await fetchSnapshot(ep.url, ep.token)), run: { kind: 'custom', model, routing: 'daemon config' }, sweep };
+  // A child bench of a hosting bench gets the keys in its environment; a bench attached by hand asks the daemon.
+  const directKeys = directKeysFromEnv(req.env) ?? (await fetchInstanceKeys(ep.url, ep.token));
+  const sweep = await runSweep({ ...sweepOptions(req, model), url: ep.url, token: ep.token, directKeys, signal: req.signal, progress: req.progress });
+  return { schema: 1, environment: await describeEnvironment(await fetchSnapshot(ep.url, ep.token), directKeys), run: { kind: 'custom', model, routing: 'daemon config' }, sweep };
 }
 
 async function custom(req: BenchRequest): Promise<Draft> {
@@ -176,7 +179,7 @@ function sweepOptions(req: BenchRequest, model: string): BenchReport['sweep']['o
 }
 
 /** `--model`: a .gguf path, a model of the config, or (none given) the tiny model. */
-async function resolveModel(req: BenchRequest, config: Config): Promise<ModelConfig> {
+export async function resolveModel(req: Pick<BenchRequest, 'model' | 'slots' | 'replicas' | 'env' | 'signal'>, config: Config): Promise<ModelConfig> {
   const layout = { slots: req.slots ?? 4, replicas: req.replicas ?? 1 };
   if (req.model === undefined) return modelConfig('tiny', await ensureCachedTinyModel({ env: req.env, signal: req.signal }), layout);
   const configured = config.models.find((m) => m.name === req.model);

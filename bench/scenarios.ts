@@ -2,6 +2,7 @@
 // (daemon vs direct), routing (slot-aware vs round-robin on a mixed load), and many concurrent
 // streams against the stand-in upstream.
 import type { Config, ModelConfig } from '../daemon/config/types';
+import { DEFAULT_PROMPT_CACHE_MIB } from '../daemon/config/rules';
 import { cacheHitRatio, planConversations, promptTokens, runConversations, type ChatPlan } from './chat';
 import { fetchSnapshot } from './status-sampler';
 import { runClient } from './client-process';
@@ -35,9 +36,10 @@ export async function hostedSweep(
     const { daemon } = host;
     ctx.progress?.update(`starting ${opts.model.replicas} × llama-server (${opts.model.slots} slots each)`);
     await Promise.all(daemon.supervisor.instances(opts.model.name).map((i) => i.ensureReady({ signal: ctx.signal })));
-    const environment = await describeEnvironment(await fetchSnapshot(daemon.url, daemon.token));
+    const directKeys = Object.fromEntries(daemon.supervisor.instances(opts.model.name).map((i) => [i.id, i.apiKey]));
+    const environment = await describeEnvironment(await fetchSnapshot(daemon.url, daemon.token), directKeys);
     host.startMeasuring();
-    const { result, client } = await runClient({ ...ctx, sweep: opts.sweep, url: daemon.url, token: daemon.token, stateDir: host.stateDir });
+    const { result, client } = await runClient({ ...ctx, sweep: opts.sweep, url: daemon.url, token: daemon.token, stateDir: host.stateDir, directKeys });
     return { sweep: result, daemon: host.stopMeasuring(client), environment };
   } finally {
     await host.close();
@@ -218,5 +220,6 @@ export function modelConfig(name: string, path: string, o: { slots: number; repl
     affinity: o.affinity ?? true,
     kind: 'completion',
     reservedSlots: 0,
+    promptCacheMiB: DEFAULT_PROMPT_CACHE_MIB,
   };
 }

@@ -108,15 +108,24 @@ export class StatusSampler {
 
 /** GET /api/status with the daemon token. */
 export async function fetchSnapshot(url: string, token: string, dispatcher?: Dispatcher): Promise<Snapshot> {
-  const res = await request(`${url}/api/status`, {
+  return (await getJson(url, '/api/status', token, dispatcher)) as Snapshot;
+}
+
+/** Each replica's key (`GET /api/instance-keys`), so an attached bench can measure llama-server directly. */
+export async function fetchInstanceKeys(url: string, token: string): Promise<Record<string, string>> {
+  return (await getJson(url, '/api/instance-keys', token)) as Record<string, string>;
+}
+
+async function getJson(url: string, path: string, token: string, dispatcher?: Dispatcher): Promise<unknown> {
+  const res = await request(`${url}${path}`, {
     dispatcher,
     headers: { authorization: `Bearer ${token}` },
     headersTimeout: 5000,
     bodyTimeout: 5000,
   });
   const text = await res.body.text();
-  if (res.statusCode !== 200) throw new Error(`/api/status answered ${res.statusCode}: ${text.slice(0, 200)}`);
-  return JSON.parse(text) as Snapshot;
+  if (res.statusCode !== 200) throw new Error(`${path} answered ${res.statusCode}: ${text.slice(0, 200)}`);
+  return JSON.parse(text);
 }
 
 /**

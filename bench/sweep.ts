@@ -22,6 +22,8 @@ export interface SweepRun extends SweepOptions {
   token: string;
   signal?: AbortSignal;
   progress?: Progress;
+  /** Instance id → its llama-server's API key, for `direct` (only a daemon this process hosts can hand them over). */
+  directKeys?: Record<string, string>;
   /** How long to wait for a ready instance of the model. Default 120 s. */
   readyTimeoutMs?: number;
 }
@@ -36,18 +38,20 @@ export async function runSweep(opts: SweepRun): Promise<SweepResult> {
     const ready = model.instances.filter((i) => i.state === 'ready' && i.port !== undefined);
     const directUrls = ready.map((i) => `http://127.0.0.1:${i.port}`);
     const base = { model: opts.model, prompt: opts.prompt, dispatcher, signal: opts.signal };
-    const targets: Record<BenchTarget, { baseUrls: string[]; token?: string }> = {
+    const targets: Record<BenchTarget, { baseUrls: string[]; token?: string; tokens?: (string | undefined)[] }> = {
       daemon: { baseUrls: [opts.url], token: opts.token },
-      direct: { baseUrls: directUrls },
+      direct: { baseUrls: directUrls, tokens: ready.map((i) => opts.directKeys?.[i.id]) },
     };
 
     // Warm-up (not recorded): connections, llama-server's first-request costs, and a clear error
     // now if a target does not answer completions at all.
     for (const target of opts.direct ? (['daemon', 'direct'] as const) : (['daemon'] as const)) {
-      const s = await streamCompletion({ ...base, ...targets[target], baseUrl: targets[target].baseUrls[0]!, target, maxTokens: 8, t0: 0 });
+      const t = targets[target];
+      const s = await streamCompletion({ ...base, ...t, token: t.tokens?.[0] ?? t.token, baseUrl: t.baseUrls[0]!, target, maxTokens: 8, t0: 0 });
       if (!s.ok) {
         const where = target === 'daemon' ? `${opts.url}/v1/completions` : `llama-server ${directUrls[0]}/v1/completions`;
-        throw new SlotwiseError('SW_ERR_UPSTREAM', `bench: warm-up request to ${where} failed: ${s.error}`);
+        const fix = target === 'direct' && !t.tokens?.[0] ? ' — the daemon gave no key for it (GET /api/instance-keys): is it the daemon that runs this llama-server?' : '';
+        throw new SlotwiseError('SW_ERR_UPSTREAM', `bench: warm-up request to ${where} failed: ${s.error}${fix}`);
       }
     }
 

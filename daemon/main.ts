@@ -137,6 +137,13 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
   const routes: Route[] = [
     { method: 'GET', path: '/healthz', open: true, handle: ({ res }) => sendJson(res, 200, { status: 'ok', version }) },
     { method: 'GET', path: '/api/status', handle: ({ res }) => sendJson(res, 200, hub.snapshot()) },
+    // Each replica's own key, for a token holder who measures it directly (`slotwise bench --attach --direct`).
+    // The token already grants everything the replicas do; processes without it still cannot reach them.
+    {
+      method: 'GET',
+      path: '/api/instance-keys',
+      handle: ({ res }) => sendJson(res, 200, Object.fromEntries(supervisor.instances().map((i) => [i.id, i.apiKey]))),
+    },
     {
       method: 'GET',
       path: '/metrics',

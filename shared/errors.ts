@@ -22,6 +22,7 @@ const CODES: Record<ErrorCode, CodeInfo> = {
   SW_ERR_BUILD_FAILED: { status: 500, type: 'server_error', exit: 1 },
   SW_ERR_INSTANCE_FAILED: { status: 503, type: 'server_error', exit: 1 },
   SW_ERR_INSTANCE_EXITED: { status: 502, type: 'server_error', exit: 1 },
+  SW_ERR_INSTANCE_STALLED: { status: 504, type: 'server_error', exit: 1 },
   SW_ERR_HEALTH_TIMEOUT: { status: 503, type: 'server_error', exit: 1 },
   SW_ERR_NO_INSTANCE: { status: 503, type: 'server_error', exit: 1 },
   SW_ERR_NOT_ENOUGH_MEMORY: { status: 503, type: 'server_error', exit: 1 },

@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'SW_ERR_BUILD_FAILED'
   | 'SW_ERR_INSTANCE_FAILED'
   | 'SW_ERR_INSTANCE_EXITED'
+  | 'SW_ERR_INSTANCE_STALLED'
   | 'SW_ERR_HEALTH_TIMEOUT'
   | 'SW_ERR_NO_INSTANCE'
   | 'SW_ERR_NOT_ENOUGH_MEMORY'
@@ -62,6 +63,8 @@ export type InstanceState =
   | 'starting'
   | 'loading'
   | 'ready'
+  /** Made no progress for `supervisor.stallTimeoutMs`: being killed, then restarts like a crash. */
+  | 'stalled'
   | 'stopping'
   | 'stopped'
   | 'crashed'

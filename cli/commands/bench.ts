@@ -10,6 +10,8 @@ import { CHAT, runBench, STANDARD, type BenchRequest } from '../../bench/run';
 import type { Progress } from '../../bench/sweep';
 import type { BenchReport } from '../../bench/types';
 import { writeReport } from '../../bench/write-report';
+import { soak, writeSoakReport, type SoakRequest } from '../../bench/soak-run';
+import { renderSoakMarkdown } from '../../bench/soak-report';
 import type { Command, CommandContext } from './command';
 
 const HELP = `slotwise bench [--model M] [--concurrency 1,2,4,8,16] [--requests N] [--max-tokens N | --mix T:W,…]
@@ -17,6 +19,7 @@ const HELP = `slotwise bench [--model M] [--concurrency 1,2,4,8,16] [--requests 
 slotwise bench --workload chat [--model M] [--slots N] [--replicas N] [--out DIR]
 slotwise bench --attach [--model M] [options above but --routing/--slots/--replicas]
 slotwise bench --standard [--out DIR]
+slotwise bench --soak MINUTES [--clients N] [--interval SECONDS] [--model M] [--slots N] [--replicas N] [--attach] [--out DIR]
 
 Streams completions (POST /v1/completions, stream, temperature 0, ignore_eos) at each concurrency
 level and measures tokens/s, TTFT, end-to-end time and queue wait; polls /api/status every 250 ms
@@ -43,6 +46,11 @@ The requests come from a separate process so the daemon's loop and CPU share are
                        routing (${STANDARD.routing.replicas} × ${STANDARD.routing.slots} slots, slot-aware vs round-robin on a mixed load),
                        the same sweep against a stand-in upstream at GPU pace (${STANDARD.gpuPace.tokenMs} ms a token: the hop alone),
                        ${STANDARD.load.streams} streams against a stand-in upstream (event-loop lag, RSS)
+  --soak MINUTES       a long run instead of a sweep (\`npm run soak\` = 10 min): --clients N (default 6) closed-loop
+                       clients with random prompt and output lengths and ~10% aborted mid-stream, against a
+                       daemon in its own process. One row per --interval (default 60 s): requests, p50/p99,
+                       errors, daemon and llama-server RSS; at the end the daemon's outcome counts vs the
+                       clients'. Writes DIR/soak.json and soak.md; exits 1 when the counts differ.
   --out DIR            where the report goes (default bench-out)
 
 The goals (throughput ≥ 0.99 × direct, added TTFT ≤ 1 ms p50 / ≤ 3 ms p99; at GPU pace ≥ 0.995,
@@ -66,6 +74,9 @@ export const benchCommand: Command = {
     attach: { type: 'boolean' },
     standard: { type: 'boolean' },
     workload: { type: 'string' },
+    soak: { type: 'string' },
+    clients: { type: 'string' },
+    interval: { type: 'string' },
     out: { type: 'string' },
   },
   async run(ctx) {
@@ -77,6 +88,13 @@ export const benchCommand: Command = {
     process.once('SIGTERM', onSignal);
     const progress = progressPrinter(ctx);
     try {
+      if (ctx.values.soak !== undefined) {
+        const report = await soak(parseSoakRequest(ctx, abort.signal, progress));
+        progress.done();
+        const files = await writeSoakReport(String(ctx.values.out ?? 'bench-out'), report);
+        ctx.stdout.write(`${renderSoakMarkdown(report)}\nreport: ${relative(process.cwd(), files.md) || files.md}, ${relative(process.cwd(), files.json) || files.json}\n`);
+        return report.outcomesMatch ? 0 : 1;
+      }
       const req = parseRequest(ctx, abort.signal, progress);
       const report = await runBench(req);
       progress.done();
@@ -109,11 +127,42 @@ function optionalInt(ctx: CommandContext, name: string): number | undefined {
   return ctx.values[name] === undefined ? undefined : positiveInt(ctx, name, 1);
 }
 
+export function parseSoakRequest(ctx: CommandContext, signal: AbortSignal, progress: Progress): SoakRequest {
+  const v = ctx.values;
+  if (ctx.positionals.length) throw usage(`unexpected argument "${ctx.positionals[0]}"`);
+  const minutes = Number(v.soak);
+  if (!Number.isFinite(minutes) || minutes <= 0) throw usage(`--soak must be a number of minutes > 0 (e.g. 10 or 0.33), got "${String(v.soak)}"`);
+  const extra = ['standard', 'concurrency', 'requests', 'max-tokens', 'mix', 'direct', 'routing'].filter((k) => v[k] !== undefined);
+  if (extra.length) throw usage(`--soak sets its own load; drop --${extra.join(', --')}`);
+  if (v.attach && (v.slots !== undefined || v.replicas !== undefined)) throw usage('--attach soaks the daemon as it is configured; drop --slots/--replicas');
+  const intervalS = v.interval === undefined ? 60 : Number(v.interval);
+  if (!Number.isFinite(intervalS) || intervalS < 1) throw usage(`--interval must be a number of seconds >= 1, got "${String(v.interval)}"`);
+  const cli = process.argv[1];
+  if (!cli || !/(^|[\\/])cli\.js$/.test(cli)) throw usage('--soak runs the daemon as `node dist/cli.js daemon`: start it through the CLI');
+  return {
+    minutes,
+    clients: positiveInt(ctx, 'clients', 6),
+    intervalMs: Math.round(intervalS * 1000),
+    attach: v.attach === true,
+    model: v.model === undefined ? undefined : String(v.model),
+    slots: optionalInt(ctx, 'slots'),
+    replicas: optionalInt(ctx, 'replicas'),
+    cliPath: cli,
+    stateDir: ctx.stateDir,
+    configPath: ctx.configPath,
+    env: ctx.env,
+    signal,
+    progress,
+    setupStream: ctx.stderr,
+  };
+}
+
 /** Validates the flags into one request; every problem is one usage line. */
 export function parseRequest(ctx: CommandContext, signal: AbortSignal, progress: Progress): BenchRequest {
   const v = ctx.values;
   if (ctx.positionals.length) throw usage(`unexpected argument "${ctx.positionals[0]}"`);
   if (v.standard && v.attach) throw usage('--standard and --attach exclude each other');
+  for (const k of ['clients', 'interval']) if (v[k] !== undefined) throw usage(`--${k} belongs to --soak`);
   if (v.standard) {
     const extra = ['model', 'concurrency', 'requests', 'max-tokens', 'mix', 'direct', 'routing', 'slots', 'replicas'].filter((k) => v[k] !== undefined);
     if (extra.length) throw usage(`--standard runs a fixed suite; drop --${extra.join(', --')}`);

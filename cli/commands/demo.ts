@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { busySlotsOf } from '../../shared/slots';
 import type { Config } from '../../daemon/config/types';
 import { defaultConfig } from '../../daemon/config/validate';
+import { DEFAULT_PROMPT_CACHE_MIB } from '../../daemon/config/rules';
 import { RpcClient } from '../../shared/rpc-client';
 import { runSetup } from '../../toolchain/setup';
 import { ensureCachedTinyModel } from '../../gguf/tiny-model';
@@ -37,7 +38,7 @@ export const demoCommand: Command = {
       listen: { ...base.listen, host: '127.0.0.1', port: ctx.port ?? 0 },
       shutdownGraceMs: 0, // Ctrl-C ends the demo's own burst at once (they get job.error), no 10-s wait
       models: [
-        { name: 'tiny', path: modelPath, slots, ctxPerSlot: 1024, gpuLayers: 'auto', replicas: 1, maxReplicas: 1, autostart: true, args: [], affinity: true, kind: 'completion', reservedSlots: 0 },
+        { name: 'tiny', path: modelPath, slots, ctxPerSlot: 1024, gpuLayers: 'auto', replicas: 1, maxReplicas: 1, autostart: true, args: [], affinity: true, kind: 'completion', reservedSlots: 0, promptCacheMiB: DEFAULT_PROMPT_CACHE_MIB },
       ],
     };
     const stateDir = ctx.values['state-dir'] ? ctx.stateDir : join(ctx.stateDir, 'demo');

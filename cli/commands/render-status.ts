@@ -53,7 +53,7 @@ export function renderStatus(s: Snapshot, opts: RenderOptions = {}): string {
   const fmt = (r: string[]): string => r.map((cell, col) => cell.padEnd(widths[col]!)).join('  ').trimEnd();
   lines.push('', c.bold(fmt(header)));
   rows.forEach((r, i) => {
-    const colored = fmt(r).replace(/\b(ready|failed|crashed|backoff|loading|starting)\b/, (st) => stateColor(c, st)(st));
+    const colored = fmt(r).replace(/\b(ready|failed|crashed|stalled|backoff|loading|starting)\b/, (st) => stateColor(c, st)(st));
     lines.push(colored);
     const note = notes[i];
     if (note) lines.push(note);
@@ -101,7 +101,7 @@ function stateText(inst: InstanceStatus, now: number): string {
 
 function instanceNote(inst: InstanceStatus, withSlots: boolean): string | undefined {
   const parts: string[] = [];
-  if ((inst.state === 'failed' || inst.state === 'crashed' || inst.state === 'backoff') && inst.lastError) parts.push(`    ↳ ${inst.lastError}`);
+  if ((inst.state === 'failed' || inst.state === 'crashed' || inst.state === 'stalled' || inst.state === 'backoff') && inst.lastError) parts.push(`    ↳ ${inst.lastError}`);
   if (withSlots && inst.state === 'ready') {
     for (const s of inst.slots) {
       parts.push(`    slot ${s.id}: ${slotLine(s)}`);
@@ -133,6 +133,6 @@ function colors(on: boolean): { bold: Paint; red: Paint; green: Paint; yellow: P
 
 function stateColor(c: ReturnType<typeof colors>, state: string): Paint {
   if (state === 'ready') return c.green;
-  if (state === 'failed' || state === 'crashed') return c.red;
+  if (state === 'failed' || state === 'crashed' || state === 'stalled') return c.red;
   return c.yellow;
 }

@@ -7,7 +7,7 @@ import type { ChatMessage, JobSummary, JobTimings, JobUsage, PromptParams, RpcNo
 import { dispatch, InstanceGoneError } from '../scheduler/dispatch';
 import type { Lease, Scheduler } from '../scheduler/scheduler';
 import type { Supervisor } from '../runtime/supervisor';
-import { classifyUpstreamError, postJson, sseData, upstreamError, withSlot } from './upstream';
+import { classifyUpstreamError, midResponseError, postJson, sseData, upstreamError, withProgress, withSlot } from './upstream';
 import { promptText } from '../scheduler/prompt-key';
 import { asObject, optNumber, optString, optStringArray } from '../server/validate';
 import type { RpcConnection, RpcHandlers } from '../server/ws';
@@ -196,7 +196,7 @@ export class JobStore {
     let firstDeltaAt: number | undefined;
     let promptTokens: { cached: number; processed: number } | undefined;
     try {
-      for await (const data of sseData(res.body)) {
+      for await (const data of sseData(withProgress(lease.instance, res.body))) {
         if (data === '[DONE]') break;
         const chunk = JSON.parse(data) as StreamChunk;
         const choice = chunk.choices?.[0];
@@ -215,11 +215,9 @@ export class JobStore {
       }
       if (promptTokens) lease.promptTokens(promptTokens.cached, promptTokens.processed);
     } catch (err) {
-      const e = classifyUpstreamError(err, lease.instance.id, signal);
+      const e = classifyUpstreamError(err, lease.instance, signal);
       // After the first delta reached a client, a dead instance ends the job with an error; before, it is retried.
-      if (e instanceof InstanceGoneError && job.deltas.length > 0) {
-        throw new SlotwiseError('SW_ERR_UPSTREAM', `[${lease.instance.id}] llama-server stopped mid-response: ${(err as Error).message}`);
-      }
+      if (e instanceof InstanceGoneError && job.deltas.length > 0) throw midResponseError(e, lease.instance.id, err);
       throw e;
     }
     return { finishReason, usage, tokensPerSecond, firstDeltaAt };

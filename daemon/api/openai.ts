@@ -7,7 +7,7 @@ import { SlotwiseError, describeValue, errorEnvelope, toSlotwiseError } from '..
 import { sendError, sendJson, type Route, type RouteContext } from '../server/http';
 import { modelSlots } from '../../shared/slots';
 import { dispatch, InstanceGoneError } from '../scheduler/dispatch';
-import { classifyUpstreamError, postJson, sseEventCount, upstreamError, withSlot } from './upstream';
+import { classifyUpstreamError, midResponseError, postJson, sseEventCount, upstreamError, withSlot } from './upstream';
 import { promptTimings, ResponseTail } from './prompt-timings';
 import { promptText } from '../scheduler/prompt-key';
 import { mark, serverTiming, type StageMarks } from './stage-timing';
@@ -180,6 +180,7 @@ async function forward(lease: Lease, path: string, payload: string, stream: bool
   let events = 0;
   try {
     await relay(upstreamRes.body, ctx.res, (chunk) => {
+      inst.noteProgress(); // for the stall watchdog
       tail.push(chunk);
       if (stream) lease.progress((events += sseEventCount(chunk)));
     }, () => {
@@ -189,10 +190,8 @@ async function forward(lease: Lease, path: string, payload: string, stream: bool
       ctx.res.writeHead(200, headers); // the first byte: from here on a failure is reported in-band
     });
   } catch (err) {
-    const e = classifyUpstreamError(err, inst.id, ctx.signal);
-    if (started && e instanceof InstanceGoneError) {
-      throw new SlotwiseError('SW_ERR_UPSTREAM', `[${inst.id}] llama-server stopped mid-response: ${(err as Error).message}`);
-    }
+    const e = classifyUpstreamError(err, inst, ctx.signal);
+    if (started && e instanceof InstanceGoneError) throw midResponseError(e, inst.id, err);
     throw e;
   }
   if (!started) ctx.res.writeHead(200, { ...headers, 'Server-Timing': serverTiming(marks) });

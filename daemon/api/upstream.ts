@@ -1,12 +1,13 @@
 // Requests from the daemon to one llama-server instance, shared by the OpenAI proxy and prompt jobs.
 // Failures are classified once: client gone → SW_ERR_CANCELLED, instance gone → InstanceGoneError
-// (retryable before the first byte), anything else → SW_ERR_UPSTREAM; an error answer that is the
-// request's fault → SW_ERR_UPSTREAM_REJECTED (upstreamError).
+// (retryable before the first byte; a stalled instance too), anything else → SW_ERR_UPSTREAM; an error
+// answer that is the request's fault → SW_ERR_UPSTREAM_REJECTED (upstreamError).
 import { Agent, request, type Dispatcher } from 'undici';
 import { SlotwiseError, firstLine } from '../../shared/errors';
 import type { LlamaInstance } from '../runtime/instance';
 import { InstanceGoneError } from '../scheduler/dispatch';
 import { spareConnector } from './spare-connections';
+import { authHeaders } from '../runtime/llama-client';
 
 /** Socket errors that mean the llama-server process went away, not that the request was bad. */
 const GONE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
@@ -26,8 +27,9 @@ export async function postJson(inst: LlamaInstance, path: string, payload: strin
     return await request(`${inst.url}${path}`, {
       method: 'POST',
       body: payload,
-      headers: { 'content-type': 'application/json', accept: stream ? 'text/event-stream' : 'application/json' },
-      signal,
+      headers: { 'content-type': 'application/json', accept: stream ? 'text/event-stream' : 'application/json', ...authHeaders(inst.apiKey) },
+      // The instance's signal ends the request (and its body) when the process stalls.
+      signal: AbortSignal.any([signal, inst.requestSignal]),
       dispatcher: agent,
       // llama-server closes the connection after every streamed response, though it answers
       // "Keep-Alive": a request sent on that socket before its FIN arrives fails with "other side
@@ -35,17 +37,20 @@ export async function postJson(inst: LlamaInstance, path: string, payload: strin
       reset: stream,
     });
   } catch (err) {
-    throw classifyUpstreamError(err, inst.id, signal);
+    throw classifyUpstreamError(err, inst, signal);
   }
 }
 
-export function classifyUpstreamError(err: unknown, instance: string, signal: AbortSignal): Error {
+export function classifyUpstreamError(err: unknown, inst: Pick<LlamaInstance, 'id' | 'requestSignal'>, signal: AbortSignal): Error {
+  const instance = inst.id;
   if (signal.aborted) {
-    // The daemon's own reasons (shutdown) travel as the abort reason; any other abort is the client leaving.
+    // The daemon's own reasons (shutdown, a newer request of the session) travel as the abort reason; any other abort is the client leaving.
     const reason: unknown = signal.reason;
     if (reason instanceof SlotwiseError && (reason.code === 'SW_ERR_SHUTTING_DOWN' || reason.code === 'SW_ERR_SUPERSEDED')) return reason;
     return new SlotwiseError('SW_ERR_CANCELLED', 'client disconnected', { cause: err });
   }
+  const stalled = inst.requestSignal.aborted ? inst.requestSignal.reason : undefined;
+  if (stalled instanceof SlotwiseError) return new InstanceGoneError(instance, err, stalled);
   if (err instanceof SlotwiseError) return err;
   const code = (err as { code?: string }).code ?? (err as { cause?: { code?: string } }).cause?.code;
   if ((code && GONE_CODES.has(code)) || isEofMidResponse(err)) return new InstanceGoneError(instance, err);
@@ -74,6 +79,20 @@ function upstreamMessage(text: string): string {
     // not JSON: fall through to the raw text
   }
   return text.trim().slice(0, 300);
+}
+
+/** The error that ends a response the client already got part of, when its instance went away or stalled. */
+export function midResponseError(e: InstanceGoneError, instance: string, cause: unknown): SlotwiseError {
+  if (e.code === 'SW_ERR_INSTANCE_STALLED') return new SlotwiseError(e.code, e.message, { cause });
+  return new SlotwiseError('SW_ERR_UPSTREAM', `[${instance}] llama-server stopped mid-response: ${(cause as Error).message}`, { cause });
+}
+
+/** Passes a response body through, telling the instance's stall watchdog about every chunk. */
+export async function* withProgress<T>(inst: LlamaInstance, body: AsyncIterable<T>): AsyncGenerator<T> {
+  for await (const chunk of body) {
+    inst.noteProgress();
+    yield chunk;
+  }
 }
 
 /** Yields the `data:` payloads of an SSE stream as they arrive (events split across chunks are joined). */

@@ -192,6 +192,13 @@ export const TOP: Shape<Omit<Config, 'models' | 'source'>> = {
         hint: 'set the window in which crashes are counted, in milliseconds (e.g. 600000)',
         description: 'Window in which crashes are counted against maxCrashes, in milliseconds.',
       },
+      stallTimeoutMs: {
+        rule: ms(100),
+        def: 30_000,
+        hint: 'set how long a llama-server may make no progress before it is restarted, in milliseconds (e.g. 30000)',
+        description:
+          'A ready replica with requests in flight that makes no progress (no bytes, no /slots answer), or whose /health stays silent, for this long is marked stalled, killed and restarted; requests that sent nothing yet are retried elsewhere.',
+      },
     },
   },
   gpu: {
@@ -248,10 +255,30 @@ export const OWNED_ARGS: Readonly<Record<string, string>> = Object.fromEntries(
       [['-np', '--parallel'], 'use {model}.slots instead'],
       [['-c', '--ctx-size'], 'use {model}.ctxPerSlot instead (Slotwise passes -c = slots × ctxPerSlot)'],
       [['-ngl', '--gpu-layers', '--n-gpu-layers'], 'use {model}.gpuLayers instead'],
-      [['--api-key', '--api-key-file'], 'remove it (Slotwise must reach /health and /slots; the daemon has its own token)'],
+      [['--api-key', '--api-key-file'], 'remove it (each replica gets a random key only the daemon knows; clients use the daemon token)'],
       [['--no-slots'], 'remove it (Slotwise reads /slots to count busy slots)'],
+      [['-cram', '--cache-ram'], 'use {model}.promptCacheMiB instead'],
       [['--embedding', '--embeddings'], 'use {model}.kind "embedding" instead'],
       [['--rerank', '--reranking'], 'use {model}.kind "rerank" instead'],
+    ] as const
+  ).flatMap(([flags, fix]) => flags.map((flag) => [flag, fix])),
+);
+
+/** llama-server flags that would open a replica (or the host's files) to more than the daemon. */
+export const UNSAFE_ARGS: Readonly<Record<string, string>> = Object.fromEntries(
+  (
+    [
+      [['--path'], 'remove it (llama-server would serve that folder over HTTP)'],
+      [['--reuse-port'], "remove it (another process could bind the replica's port and take its requests)"],
+      [['--ssl-key-file', '--ssl-cert-file'], 'remove it (the daemon speaks plain HTTP to replicas on 127.0.0.1; put TLS in front of listen.port)'],
+      [['--cors-origins', '--cors-methods', '--cors-headers', '--cors-credentials'], 'remove it (browsers reach models through the daemon; list origins in listen.allowedOrigins)'],
+      [['--api-prefix'], "remove it (the daemon calls the replicas' standard paths)"],
+      [
+        ['--tools', '--tools-runtime', '--mcp-servers-config', '--mcp-servers-json', '-ag', '--agent', '--ui-mcp-proxy', '--webui-mcp-proxy'],
+        'remove it (it lets requests read or write files, run commands or reach other hosts through llama-server)',
+      ],
+      [['--media-path', '--slot-save-path'], 'remove it (requests could read or write the files of that folder)'],
+      [['--models-dir', '--models-preset'], 'remove it (Slotwise runs one model per llama-server; add models under "models")'],
     ] as const
   ).flatMap(([flags, fix]) => flags.map((flag) => [flag, fix])),
 );
@@ -260,10 +287,13 @@ export const OWNED_ARGS: Readonly<Record<string, string>> = Object.fromEntries(
 // the schema refuses owned flags outright so editors flag them too.
 const argRule: Rule<string> = {
   ...anyString,
-  schema: { ...anyString.schema, not: { pattern: `^(${Object.keys(OWNED_ARGS).join('|')})(=.*)?$` } },
+  schema: { ...anyString.schema, not: { pattern: `^(${[...Object.keys(OWNED_ARGS), ...Object.keys(UNSAFE_ARGS)].join('|')})(=.*)?$` } },
 };
 
 const PATH_HINT = "set it to the model's .gguf file (absolute, ~/…, or relative to the config file)";
+
+/** See ModelConfig.promptCacheMiB. */
+export const DEFAULT_PROMPT_CACHE_MIB = 32;
 
 /** One entry of `models`; its keys in the order they are checked and listed in messages. */
 export const MODEL: Group<Omit<ModelConfig, 'name'>> = {
@@ -315,6 +345,13 @@ export const MODEL: Group<Omit<ModelConfig, 'name'>> = {
       description:
         'Extra llama-server flags, one string per word. Flags Slotwise sets itself (--port, --host, -m, -np, -c, -ngl and their long forms, --api-key, --no-slots) are refused: use the matching key instead.',
       examples: [['--threads', '8']],
+    },
+    promptCacheMiB: {
+      rule: int(0),
+      def: DEFAULT_PROMPT_CACHE_MIB,
+      hint: "set the MiB of RAM for llama-server's prompt cache (e.g. 32), or 0 for none",
+      description:
+        "llama-server's prompt cache in host RAM (--cache-ram), MiB; 0 = off. Bounded because its cost per request grows with the prompts it holds (a 10-minute soak at llama-server's own 8192 grew to 522 MB and lost half its throughput).",
     },
     affinity: {
       rule: bool,

@@ -24,6 +24,8 @@ export interface ModelConfig {
   autostart: boolean;
   /** Extra llama-server flags, passed as given after Slotwise's own. Default []. */
   args: string[];
+  /** llama-server's prompt cache in host RAM (`--cache-ram`), MiB; 0 = off. Default 32 (see rules.ts). */
+  promptCacheMiB: number;
   /** Send a request to the free slot that last served the longest common prefix of its prompt. Default true. */
   affinity: boolean;
   /** What the model serves; decides the llama-server flags and which routes accept it. Default 'completion'. */
@@ -72,6 +74,8 @@ export interface Config {
     healthyResetMs: number;
     maxCrashes: number;
     crashWindowMs: number;
+    /** A ready instance with requests in flight and no progress, or no /health answer, for this long is killed and restarted. Default 30000. */
+    stallTimeoutMs: number;
   };
   /** GPU sampling period in ms. Default 1000. */
   gpu: { sampleIntervalMs: number };

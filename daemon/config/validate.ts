@@ -6,7 +6,7 @@ import { describeValue } from '../../shared/errors';
 import { checkFiles } from './files';
 import { resolvePath } from './paths';
 import { fail, joinKey, labelOf, type Ctx } from './report';
-import { MODEL, MODEL_NAME_PATTERN, OWNED_ARGS, SCHEMA_KEY, TOP } from './rules';
+import { MODEL, MODEL_NAME_PATTERN, OWNED_ARGS, SCHEMA_KEY, TOP, UNSAFE_ARGS } from './rules';
 import type { Config, ModelConfig } from './types';
 import { rejectUnknown } from './unknown-keys';
 import { isGroup, nonEmpty, type Field, type Group, type Rule, type Shape } from './value-rules';
@@ -114,6 +114,8 @@ function readModel(ctx: Ctx, name: string, value: unknown): ModelConfig {
     const flag = arg.split('=', 1)[0] ?? arg;
     const fix = Object.hasOwn(OWNED_ARGS, flag) ? OWNED_ARGS[flag] : undefined; // own keys: an arg may be "__proto__"
     if (fix) fail(ctx, `${key}.args[${i}] ${JSON.stringify(arg)} is set by Slotwise — ${fix.replace('{model}', key)}`);
+    const unsafe = Object.hasOwn(UNSAFE_ARGS, flag) ? UNSAFE_ARGS[flag] : undefined;
+    if (unsafe) fail(ctx, `${key}.args[${i}] ${JSON.stringify(arg)} is not allowed — ${unsafe}`);
   });
   return { name, ...m, path: resolvePath(m.path, ctx.baseDir) };
 }

@@ -1,6 +1,7 @@
 // One supervised llama-server. A state machine with one owner: every transition goes through
 // #transition(), which emits a `state` event. Callers express intent (start, stop, ensureReady)
 // and never "check the state, then act". States and ordering: daemon/runtime/design.md.
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -19,6 +20,7 @@ import { parseLoadLine, setsVerbosity, type Offload } from './load-log';
 import { settleLostConnection } from './lost-connection';
 import { signalGroup, terminate } from '../../platform/process-group';
 import { NONCE_ENV, processStartTime } from '../../platform/process-identity';
+import { watchForStall } from './stall-watchdog';
 
 export type SupervisorTimings = Config['supervisor'];
 
@@ -79,6 +81,13 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent] }> {
   #suspect: Promise<void> | undefined;
   /** Placement read from the current process's load log. */
   #offload: Offload = { buffers: {} };
+  /** The current process's API key: only the daemon can use it (see #launch). */
+  #apiKey = '';
+  /** Aborted when the current process stalls: every request to it ends at once. */
+  #requestAbort = new AbortController();
+  #watchAbort: AbortController | undefined;
+  #inFlight = 0;
+  #lastProgressAt = Date.now();
 
   constructor(opts: InstanceOptions) {
     super();
@@ -103,6 +112,31 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent] }> {
 
   get pid(): number | undefined {
     return this.#pid;
+  }
+
+  /** `Bearer` key of the running process; llama-server refuses every endpoint but /health without it. */
+  get apiKey(): string {
+    return this.#apiKey;
+  }
+
+  /** Aborted (reason: SW_ERR_INSTANCE_STALLED) when the current process stalls; requests to it use it. */
+  get requestSignal(): AbortSignal {
+    return this.#requestAbort.signal;
+  }
+
+  /** Counts a request in flight here for the stall watchdog; call the result once it ended. */
+  trackRequest(): () => void {
+    if (this.#inFlight++ === 0) this.#lastProgressAt = Date.now(); // the clock starts with the first request
+    let done = false;
+    return () => {
+      if (!done) this.#inFlight--;
+      done = true;
+    };
+  }
+
+  /** A sign of life from the process: bytes of a response, an answer to /slots (see supervisor.ts). */
+  noteProgress(): void {
+    this.#lastProgressAt = Date.now();
   }
 
   /** Whether the scheduler may send new requests here: ready, and no lost connection being checked. */
@@ -231,6 +265,10 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent] }> {
     if (gen !== this.#generation || this.#want !== 'running') return;
 
     const args = llamaServerArgs(this.model, port);
+    // A fresh key per process, in its environment (LLAMA_API_KEY, see `llama-server --help`), never
+    // on the command line, which every user of the host can read in `ps`.
+    this.#apiKey = randomBytes(24).toString('base64url');
+    this.#requestAbort = new AbortController();
     let command = this.#opts.binary;
     let argv = args;
     if ((this.#opts.parentDeathSignal ?? true) && hasSetpriv) {
@@ -247,7 +285,7 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent] }> {
       reject: false,
       buffer: false,
       cleanup: false,
-      ...(this.#opts.nonce ? { env: { [NONCE_ENV]: this.#opts.nonce } } : {}),
+      env: { LLAMA_API_KEY: this.#apiKey, ...(this.#opts.nonce ? { [NONCE_ENV]: this.#opts.nonce } : {}) },
     });
     this.#child = child;
     this.#pid = child.pid;
@@ -366,6 +404,17 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent] }> {
     }, delay);
   }
 
+  /** Frozen: fail its requests now and SIGKILL it (a stopped process ignores SIGTERM); #onExit restarts it like a crash. */
+  #stall(reason: string): void {
+    if (this.#state !== 'ready') return;
+    this.#pendingError = `stalled: ${reason}`;
+    this.#lastError = this.#pendingError;
+    this.#logger.warn(`${this.#pendingError}; killing the process group`);
+    this.#transition('stalled');
+    this.#requestAbort.abort(new SlotwiseError('SW_ERR_INSTANCE_STALLED', `[${this.id}] llama-server stalled (${reason}) — it was killed and restarts; raise supervisor.stallTimeoutMs if it was only slow`));
+    this.#killGroup();
+  }
+
   #fail(reason: string): void {
     this.#lastError = reason;
     this.#lastLogLines = this.log.tail(20);
@@ -381,7 +430,23 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent] }> {
     if (to !== 'backoff') this.#nextRestartAt = undefined;
     if (from !== to) this.#logger.info(`${from} → ${to}${to === 'failed' || to === 'crashed' ? `: ${this.#lastError}` : ''}`);
     if (to === 'stopped' || to === 'failed') this.log.close(); // no fd held by an instance that is not running
+    if (from === 'ready' && to !== 'ready') this.#watchAbort?.abort();
+    if (to === 'ready' && from !== 'ready') this.#watch();
     this.emit('state', { from, to, status: this.status() });
+  }
+
+  #watch(): void {
+    const abort = new AbortController();
+    this.#watchAbort = abort;
+    this.#lastProgressAt = Date.now();
+    void watchForStall({
+      url: this.url!,
+      timeoutMs: this.#opts.timings.stallTimeoutMs,
+      signal: abort.signal,
+      inFlight: () => this.#inFlight,
+      lastProgressAt: () => this.#lastProgressAt,
+      onStall: (reason) => this.#stall(reason),
+    });
   }
 
   #killGroup(): void {
@@ -408,6 +473,7 @@ export function llamaServerArgs(model: ModelConfig, port: number): string[] {
     '--ctx-size', String(model.slots * model.ctxPerSlot),
     '--metrics',
     '--slots',
+    '--cache-ram', String(model.promptCacheMiB), // llama-server's default (8 GiB) let a soak grow it to 522 MB; see ModelConfig
   ];
   if (typeof model.gpuLayers === 'number') args.push('-ngl', String(model.gpuLayers));
   else if (model.gpuLayers === 'all') args.push('-ngl', 'all');

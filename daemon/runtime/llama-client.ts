@@ -10,6 +10,8 @@ export interface RequestOptions {
   /** Per-call limit on waiting for headers and body, ms. Default 5000. */
   timeoutMs?: number;
   dispatcher?: Dispatcher;
+  /** The instance's API key (see instance.ts): every endpoint but /health answers 401 without it. */
+  apiKey?: string;
 }
 
 /** Raw shape of one entry of llama-server's `GET /slots` (fields this version emits). */
@@ -30,8 +32,13 @@ async function get(baseUrl: string, path: string, opts: RequestOptions): Promise
     headersTimeout: timeout,
     bodyTimeout: timeout,
     dispatcher: opts.dispatcher,
+    headers: authHeaders(opts.apiKey),
   });
   return { status: res.statusCode, body: await res.body.text() };
+}
+
+export function authHeaders(apiKey: string | undefined): Record<string, string> {
+  return apiKey ? { authorization: `Bearer ${apiKey}` } : {};
 }
 
 /** `/health`: 200 ok, 503 while the model loads (every endpoint answers 503 then), refused before listen. */

@@ -19,6 +19,8 @@ export interface ScrapeResult {
 
 export interface ScrapeOptions {
   url: string;
+  /** The replica's key (llama-server's LLAMA_API_KEY). */
+  apiKey?: string;
   signal: AbortSignal;
   /** /slots every this many ms. Default 250: a foreign client shows within two polls. */
   intervalMs?: number;
@@ -38,12 +40,12 @@ export async function scrapeLoop(opts: ScrapeOptions): Promise<void> {
   while (!opts.signal.aborted) {
     const startedAt = Date.now();
     try {
-      const slots = await getSlots(opts.url, { signal: opts.signal, timeoutMs: 3000 });
+      const slots = await getSlots(opts.url, { signal: opts.signal, timeoutMs: 3000, apiKey: opts.apiKey });
       const busy = slots.some((s) => s.busy);
       const now = Date.now();
       if (now - lastMetricsAt >= metricsMs) {
         lastMetricsAt = now;
-        const m = await getMetrics(opts.url, { signal: opts.signal, timeoutMs: 3000 });
+        const m = await getMetrics(opts.url, { signal: opts.signal, timeoutMs: 3000, apiKey: opts.apiKey });
         const total = m.get('tokens_predicted_total');
         requestsDeferred = m.get('requests_deferred');
         if (total !== undefined) {

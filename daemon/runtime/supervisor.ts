@@ -309,10 +309,15 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
     let lastError = '';
     void scrapeLoop({
       url: inst.url!,
+      apiKey: inst.apiKey,
       signal: abort.signal,
       onResult: (r) => {
         lastError = '';
         const changed = JSON.stringify(r.slots) !== JSON.stringify(rt.scrape?.slots) || r.tokensPerSecond !== rt.scrape?.tokensPerSecond;
+        // Progress for the stall watchdog: llama-server answers /slots from its inference loop, between
+        // batches, so an answer means the loop turns even while a long prompt is evaluated (no token,
+        // no byte yet). A frozen process answers nothing.
+        inst.noteProgress();
         rt.scrape = r;
         this.emit('scrape', inst);
         if (changed) this.emit('change');

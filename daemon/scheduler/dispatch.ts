@@ -7,8 +7,10 @@ import type { AcquireOptions, Lease, Scheduler, Ticket } from './scheduler';
 
 /** Thrown by an attempt when its instance went away before anything reached the client. */
 export class InstanceGoneError extends SlotwiseError {
-  constructor(instance: string, cause: unknown) {
-    super('SW_ERR_INSTANCE_EXITED', `[${instance}] llama-server went away before the response started: ${(cause as Error)?.message ?? cause}`, { cause });
+  /** `stalled`: the instance's stall reason (SW_ERR_INSTANCE_STALLED), when it was killed for making no progress. */
+  constructor(instance: string, cause: unknown, stalled?: SlotwiseError) {
+    if (stalled) super(stalled.code, stalled.message, { cause });
+    else super('SW_ERR_INSTANCE_EXITED', `[${instance}] llama-server went away before the response started: ${(cause as Error)?.message ?? cause}`, { cause });
   }
 }
 
@@ -28,6 +30,7 @@ export async function dispatch<T>(
     for (let tries = 0; ; tries++) {
       const lease = await scheduler.acquire(ticket, { signal: opts.signal, onQueued: opts.onQueued, avoid, retry: tries > 0 });
       opts.onStart?.(lease);
+      const untrack = lease.instance.trackRequest(); // for the stall watchdog
       try {
         const result = await attempt(lease);
         scheduler.finish(ticket, 'completed');
@@ -43,6 +46,7 @@ export async function dispatch<T>(
         }
         throw err;
       } finally {
+        untrack();
         lease.release();
       }
     }

@@ -142,7 +142,7 @@ function slotNode(m: ModelStatus, i: InstanceStatus, sl: SlotStatus): SlotNode {
 
 function stateText(i: InstanceStatus, now: number): string {
   if (i.state === 'backoff' && i.nextRestartAt) return `backoff · retry in ${Math.max(0, Math.ceil((i.nextRestartAt - now) / 1000))} s`;
-  if ((i.state === 'failed' || i.state === 'crashed') && i.lastError) return `${i.state}: ${i.lastError}`;
+  if ((i.state === 'failed' || i.state === 'crashed' || i.state === 'stalled') && i.lastError) return `${i.state}: ${i.lastError}`;
   return i.state;
 }
 
@@ -172,6 +172,8 @@ export function instanceIcon(state: InstanceState): IconSpec {
       return { id: 'loading~spin' };
     case 'backoff':
       return { id: 'history', color: 'charts.yellow' };
+    case 'stalled':
+      return { id: 'debug-pause', color: 'errorForeground' };
     case 'crashed':
     case 'failed':
       return { id: 'error', color: 'errorForeground' };

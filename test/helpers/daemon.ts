@@ -171,6 +171,22 @@ export function isAlive(pid: number): boolean {
   }
 }
 
+/**
+ * The API key a llama-server got from its daemon, read from its environment (`/proc/PID/environ`,
+ * readable by its own user only): tests that talk to an instance directly need it, as `bench --direct` does.
+ */
+export function instanceKey(pid: number): string {
+  const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+  const key = env.find((e) => e.startsWith('LLAMA_API_KEY='))?.slice('LLAMA_API_KEY='.length);
+  if (!key) throw new Error(`llama-server ${pid} has no LLAMA_API_KEY in its environment`);
+  return key;
+}
+
+/** `Authorization` for a direct request to an instance, e.g. `fetch(url, { headers: instanceAuth(inst.pid!) })`. */
+export function instanceAuth(pid: number): Record<string, string> {
+  return { authorization: `Bearer ${instanceKey(pid)}` };
+}
+
 /** Pids of every llama-server process on the machine whose command line mentions `needle`. */
 export function llamaServersWith(needle: string): number[] {
   const out: number[] = [];

@@ -9,12 +9,13 @@ import type { BenchReport } from '../../bench/types';
 import { benchCommand } from '../../cli/commands/bench';
 import type { CommandContext } from '../../cli/commands/command';
 import type { Snapshot } from '../../shared/protocol';
-import { startTestDaemon, waitUntil } from '../helpers/daemon';
+import { DIRECT_KEYS_ENV } from '../../bench/client-process';
+import { instanceKey, startTestDaemon, waitUntil } from '../helpers/daemon';
 
 const STAND_IN = resolve(__dirname, '../fixtures/fake-llama-server.mjs');
 
 /** Runs the bench command in this process with captured output. */
-async function bench(args: Record<string, string | boolean>, stateDir: string): Promise<{ code: number | void; stdout: string; stderr: string; out: string }> {
+async function bench(args: Record<string, string | boolean>, stateDir: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<{ code: number | void; stdout: string; stderr: string; out: string }> {
   const out = mkdtempSync(join(tmpdir(), 'slotwise-bench-out-'));
   onTestFinished(() => rmSync(out, { recursive: true, force: true }));
   const stdout = new PassThrough();
@@ -24,7 +25,7 @@ async function bench(args: Record<string, string | boolean>, stateDir: string): 
   stdout.on('data', (d: Buffer) => (so += d));
   stderr.on('data', (d: Buffer) => (se += d));
   // No config file of this machine leaks in (XDG_CONFIG_HOME → the test's own dir).
-  const env: NodeJS.ProcessEnv = { ...process.env, SLOTWISE_BENCH_CLIENT: 'in-process', XDG_CONFIG_HOME: out };
+  const env: NodeJS.ProcessEnv = { ...process.env, SLOTWISE_BENCH_CLIENT: 'in-process', XDG_CONFIG_HOME: out, ...extraEnv };
   delete env.SLOTWISE_CONFIG;
   const ctx: CommandContext = {
     values: { ...args, out },
@@ -46,7 +47,16 @@ const ready = (s: Snapshot): boolean => s.models.every((m) => m.instances.length
 describe('slotwise bench (real llama-server)', () => {
   it('runs a small daemon-vs-direct sweep against a running daemon and writes bench.json/md/svg', async () => {
     const d = await startTestDaemon({ models: { tiny: { slots: 2, ctxPerSlot: 256 } } });
-    await d.waitFor(ready, 'tiny ready');
+    const s = await d.waitFor(ready, 'tiny ready');
+    // Attached, bench asks the daemon for the replicas' keys (GET /api/instance-keys, token only):
+    // processes without the token still cannot reach llama-server (each has a key only the daemon knows).
+    const key = instanceKey(s.models[0]!.instances[0]!.pid!);
+    expect((await fetch(`${d.url}/api/instance-keys`)).status).toBe(401);
+    expect(await (await d.fetch('/api/instance-keys')).json()).toEqual({ 'tiny#1': key });
+    const wrongKey = await bench({ attach: true, model: 'tiny', concurrency: '1', requests: '1', 'max-tokens': '8', direct: true }, d.stateDir, {
+      [DIRECT_KEYS_ENV]: JSON.stringify({ 'tiny#1': 'not-the-key' }),
+    }).catch((err: Error) => err);
+    expect((wrongKey as Error).message).toMatch(/^bench: warm-up request to llama-server http:\/\/127\.0\.0\.1:\d+\/v1\/completions failed: HTTP 401/);
     const r = await bench({ attach: true, model: 'tiny', concurrency: '1,2', requests: '4', 'max-tokens': '8', direct: true }, d.stateDir);
     expect(r.code).toBe(0);
     expect(r.stderr).toContain('level 1/2 c=1 daemon: 4/4 ok');

@@ -3,7 +3,7 @@
 // deadlines hold, and no slot stays busy afterwards.
 import { describe, expect, it } from 'vitest';
 import type { RequestOutcome, Snapshot } from '../../shared/protocol';
-import { startTestDaemon, waitUntil } from '../helpers/daemon';
+import { instanceAuth, startTestDaemon, waitUntil } from '../helpers/daemon';
 
 /** Deterministic pseudo-random numbers so a failure can be replayed. */
 function rng(seed: number): () => number {
@@ -105,7 +105,7 @@ describe('burst of 200 mixed requests (real llama-server, 2 replicas × 4 slots)
     for (const inst of end.models[0]!.instances) {
       expect(inst.inFlight).toBe(0);
       await waitUntil(async () => {
-        const slots = (await (await fetch(`http://127.0.0.1:${inst.port}/slots`)).json()) as { is_processing: boolean }[];
+        const slots = (await (await fetch(`http://127.0.0.1:${inst.port}/slots`, { headers: instanceAuth(inst.pid!) })).json()) as { is_processing: boolean }[];
         return slots.every((x) => !x.is_processing);
       }, `${inst.id} idle`, 3000);
     }

@@ -3,7 +3,7 @@
 // and its slot is not handed out, and prompt-cache affinity keeps a conversation in its slot.
 import { describe, expect, it } from 'vitest';
 import type { SlotStatus, Snapshot } from '../../shared/protocol';
-import { startTestDaemon, type TestDaemon } from '../helpers/daemon';
+import { instanceAuth, startTestDaemon, type TestDaemon } from '../helpers/daemon';
 
 const ready = (s: Snapshot) => s.models.length > 0 && s.models.every((m) => m.instances.length > 0 && m.instances.every((i) => i.state === 'ready' && i.slots.length > 0));
 
@@ -82,10 +82,11 @@ describe('slot leases (real llama-server)', () => {
     const s0 = await d.waitFor(ready, 'ready');
     const port = s0.models[0]!.instances[0]!.port!;
     const foreignAbort = new AbortController();
-    // Straight to llama-server's port: the daemon did not send it, so only /slots can reveal it.
+    // Straight to llama-server's port (with the replica's key, as a process that read it could): the
+    // daemon did not send it, so only /slots can reveal it.
     const foreign = await fetch(`http://127.0.0.1:${port}/completion`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...instanceAuth(s0.models[0]!.instances[0]!.pid!) },
       body: JSON.stringify({ prompt: 'Far away', n_predict: 4000, stream: true }),
       signal: foreignAbort.signal,
     });

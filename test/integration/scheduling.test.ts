@@ -3,15 +3,15 @@
 import OpenAI from 'openai';
 import { describe, expect, it } from 'vitest';
 import type { Snapshot } from '../../shared/protocol';
-import { startTestDaemon, waitUntil, type TestDaemon } from '../helpers/daemon';
+import { instanceAuth, startTestDaemon, waitUntil, type TestDaemon } from '../helpers/daemon';
 
 const ready = (s: Snapshot) => s.models.length > 0 && s.models.every((m) => m.instances.length > 0 && m.instances.every((i) => i.state === 'ready' && i.slots.length > 0));
 
 /** `is_processing` of every slot, read straight from llama-server's /slots (not the daemon's view). */
 async function llamaBusy(d: TestDaemon, model = 'tiny'): Promise<boolean[]> {
   const s = await d.status();
-  const port = s.models.find((m) => m.name === model)!.instances[0]!.port!;
-  const slots = (await (await fetch(`http://127.0.0.1:${port}/slots`)).json()) as { is_processing: boolean }[];
+  const inst = s.models.find((m) => m.name === model)!.instances[0]!;
+  const slots = (await (await fetch(`http://127.0.0.1:${inst.port}/slots`, { headers: instanceAuth(inst.pid!) })).json()) as { is_processing: boolean }[];
   return slots.map((x) => x.is_processing);
 }
 

@@ -3,7 +3,7 @@ import { writeFileSync, rmSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Snapshot, InstanceState } from '../../shared/protocol';
-import { isAlive, llamaServersWith, startTestDaemon, waitUntil, recordedPids, tempDir } from '../helpers/daemon';
+import { instanceAuth, isAlive, llamaServersWith, startTestDaemon, waitUntil, recordedPids, tempDir } from '../helpers/daemon';
 
 const ready = (name: string, n = 1) => (s: Snapshot) => {
   const m = s.models.find((x) => x.name === name);
@@ -55,6 +55,7 @@ describe('supervisor (real llama-server)', () => {
     const abort = new AbortController();
     const req = fetch(`http://127.0.0.1:${port}/completion`, {
       method: 'POST',
+      headers: instanceAuth(s.models[0]!.instances[0]!.pid!),
       body: JSON.stringify({ prompt: 'Once upon a time', n_predict: 800, ignore_eos: true, stream: true }),
       signal: abort.signal,
     });

@@ -3,7 +3,7 @@
 // "other side closed" whenever the FIN is still in flight, and takes the instance out of routing
 // until /health answers. Back-to-back short streams through the daemon must never hit that.
 import { describe, expect, it } from 'vitest';
-import { startTestDaemon } from '../helpers/daemon';
+import { instanceAuth, startTestDaemon } from '../helpers/daemon';
 
 describe('upstream connections (real llama-server)', () => {
   it('back-to-back streams never lose their connection to llama-server', async () => {
@@ -12,10 +12,12 @@ describe('upstream connections (real llama-server)', () => {
     // Rounds of 50 requests straight to llama-server, then 50 through the daemon, from one client
     // (as `slotwise bench --direct` does). Without the fix (reusing the socket of a finished stream)
     // this failed 3 runs of 3 with a few lost connections each.
-    const port = (await d.status()).models[0]!.instances[0]!.port!;
+    const inst = (await d.status()).models[0]!.instances[0]!;
+    const port = inst.port!;
+    const direct = instanceAuth(inst.pid!);
     const send = async (url: string, i: number, auth: boolean): Promise<boolean> => {
       const init = { method: 'POST', body: JSON.stringify({ model: 'tiny', prompt: `req ${i}`, max_tokens: 32, stream: true }) };
-      const res = auth ? await d.fetch('/v1/completions', init) : await fetch(`${url}/v1/completions`, init);
+      const res = auth ? await d.fetch('/v1/completions', init) : await fetch(`${url}/v1/completions`, { ...init, headers: direct });
       return res.status === 200 && (await res.text()).includes('data: [DONE]');
     };
     let ok = 0;

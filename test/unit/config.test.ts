@@ -115,6 +115,11 @@ const BAD: [string, unknown, string, boolean?][] = [
   ['args owns port', model({ args: ['--port', '9000'] }), 'config.json: models.coder.args[0] "--port" is set by Slotwise — remove it (each replica gets a free port; clients use listen.port)'],
   ['args owns ctx with =', model({ args: ['--threads', '8', '--ctx-size=8192'] }), 'config.json: models.coder.args[2] "--ctx-size=8192" is set by Slotwise — use models.coder.ctxPerSlot instead (Slotwise passes -c = slots × ctxPerSlot)'],
   ['args owns -ngl', model({ args: ['-ngl', '99'] }), 'config.json: models.coder.args[0] "-ngl" is set by Slotwise — use models.coder.gpuLayers instead'],
+  ['args owns --cache-ram', model({ args: ['--cache-ram', '0'] }), 'config.json: models.coder.args[0] "--cache-ram" is set by Slotwise — use models.coder.promptCacheMiB instead'],
+  ['args serve files', model({ args: ['--path', '/'] }), 'config.json: models.coder.args[0] "--path" is not allowed — remove it (llama-server would serve that folder over HTTP)'],
+  ['args enable tools', model({ args: ['--threads', '2', '--tools=all'] }), 'config.json: models.coder.args[2] "--tools=all" is not allowed — remove it (it lets requests read or write files, run commands or reach other hosts through llama-server)'],
+  ['promptCacheMiB negative', model({ promptCacheMiB: -1 }), "config.json: models.coder.promptCacheMiB must be an integer >= 0, got the number -1 — set the MiB of RAM for llama-server's prompt cache (e.g. 32), or 0 for none"],
+  ['stallTimeoutMs too short', { supervisor: { stallTimeoutMs: 10 } }, 'config.json: supervisor.stallTimeoutMs must be an integer >= 100, got the number 10 — set how long a llama-server may make no progress before it is restarted, in milliseconds (e.g. 30000)'],
   ['model as a string', { models: { coder: 'x.gguf' } }, 'config.json: models.coder must be an object, got a string ("x.gguf") — write { "path": "x.gguf" }'],
   ['models as an array', { models: [{ path: 'x' }] }, 'config.json: models must be an object keyed by model name, got an array — write { "coder": { "path": "~/models/coder.gguf" } }'],
   ['path missing', { models: { coder: { slots: 4 } } }, "config.json: models.coder.path is required — set it to the model's .gguf file (absolute, ~/…, or relative to the config file)"],
@@ -144,14 +149,16 @@ const GOOD: [string, unknown][] = [
   ['gpu all, auto replicas', model({ gpuLayers: 'all', replicas: 'auto', maxReplicas: 8 })],
   ['integral float', model({ slots: 4.0 })],
   ['name with dots', { models: { 'qwen2.5-7b_q4': { path: 'x' } } }],
-  ['free args', model({ args: ['--threads', '8', '--metrics', '--port-file-unrelated'] })],
+  ['free args', model({ args: ['--threads', '8', '--metrics', '--port-file-unrelated', '--no-webui', '--pathological'] })],
+  ['prompt cache off, short stall timeout', { ...model({ promptCacheMiB: 0 }), supervisor: { stallTimeoutMs: 1500 } }],
   ['round-robin', { routing: 'round-robin', supervisor: { stopGraceMs: 0, maxCrashes: 1 } }],
   ['LAN with TLS', { listen: { host: '0.0.0.0', tls: { cert: 'c.pem', key: '~/k.pem' }, allowedHosts: ['box.lan', '[fd00::1]'] } }],
   ['LAN insecure', { listen: { host: '::', insecure: true, bodyTimeoutMs: 5000, maxConnections: 64 } }],
   ['loopback names need no TLS', { listen: { host: 'localhost' } }],
 ];
 
-const OWNED = ['--port', '--host', '-m', '--model', '-np', '--parallel', '-c', '--ctx-size', '-ngl', '--gpu-layers', '--n-gpu-layers', '--api-key', '--api-key-file', '--no-slots'];
+const OWNED = ['--port', '--host', '-m', '--model', '-np', '--parallel', '-c', '--ctx-size', '-ngl', '--gpu-layers', '--n-gpu-layers', '--api-key', '--api-key-file', '--no-slots', '-cram', '--cache-ram'];
+const UNSAFE = ['--path', '--reuse-port', '--ssl-key-file', '--ssl-cert-file', '--cors-origins', '--cors-methods', '--cors-headers', '--cors-credentials', '--api-prefix', '--tools', '--tools-runtime', '--mcp-servers-config', '--mcp-servers-json', '-ag', '--agent', '--ui-mcp-proxy', '--webui-mcp-proxy', '--media-path', '--slot-save-path', '--models-dir', '--models-preset'];
 
 describe('schema and parser agree', () => {
   it.each(GOOD)('accepts %s', (_name, raw) => {
@@ -168,6 +175,12 @@ describe('schema and parser agree', () => {
     const raw = model({ args: [flag] });
     expect(validate(raw)).toBe(false);
     expect(errorOf(() => parse(raw)).message).toContain('is set by Slotwise');
+  });
+
+  it.each(UNSAFE.flatMap((flag) => [flag, `${flag}=1`]))('both refuse the unsafe flag %s', (flag) => {
+    const raw = model({ args: [flag] });
+    expect(validate(raw)).toBe(false);
+    expect(errorOf(() => parse(raw)).message).toContain('is not allowed — remove it');
   });
 });
 
@@ -211,6 +224,7 @@ describe('defaults', () => {
         backoffMaxMs: 60_000,
         healthyResetMs: 300_000,
         maxCrashes: 5,
+        stallTimeoutMs: 30_000,
         crashWindowMs: 600_000,
       },
       gpu: { sampleIntervalMs: 1_000 },
@@ -253,6 +267,7 @@ describe('defaults', () => {
       affinity: true,
       kind: 'completion',
       reservedSlots: 0,
+      promptCacheMiB: 32,
     });
   });
 

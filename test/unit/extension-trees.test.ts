@@ -58,6 +58,7 @@ describe('buildSlotsTree', () => {
               instance({ id: 'coder#1', state: 'loading', slots: [] }),
               instance({ id: 'coder#2', state: 'backoff', nextRestartAt: NOW + 2500, restarts: 1, slots: [] }),
               instance({ id: 'coder#3', state: 'failed', lastError: 'health check timed out after 30 s', slots: [] }),
+              instance({ id: 'coder#4', state: 'stalled', lastError: 'stalled: /health did not answer for 30012 ms', slots: [] }),
             ],
           }),
         ],
@@ -69,8 +70,9 @@ describe('buildSlotsTree', () => {
       'loading · :8081',
       'backoff · retry in 3 s · :8081 · 1 restart',
       'failed: health check timed out after 30 s · :8081',
+      'stalled: stalled: /health did not answer for 30012 ms · :8081',
     ]);
-    expect(m!.children.map((i) => i.icon.id)).toEqual(['loading~spin', 'history', 'error']);
+    expect(m!.children.map((i) => i.icon.id)).toEqual(['loading~spin', 'history', 'error', 'debug-pause']);
     expect(m!.children.every((i) => i.children.length === 0)).toBe(true);
   });
 
@@ -79,6 +81,7 @@ describe('buildSlotsTree', () => {
     [[], 1, 'loading'],
     [['ready', 'ready'], 2, 'ready'],
     [['ready', 'crashed'], 2, 'degraded'],
+    [['ready', 'stalled'], 2, 'degraded'],
     [['failed'], 1, 'failed'],
     [['stopping'], 0, 'stopping'],
     [['stopped'], 0, 'down'],

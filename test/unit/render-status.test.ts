@@ -33,6 +33,7 @@ describe('renderStatus', () => {
           instances: [
             { id: 'coder#1', state: 'ready', since: 0, pid: 11, port: 4000, restarts: 1, tokensPerSecond: 52.25, slots: [0, 1, 2, 3].map((id) => ({ id, busy: id === 1, nDecoded: 182, taskId: 9 })) },
             { id: 'coder#2', state: 'failed', since: 0, restarts: 5, lastError: 'crashed 5 times in 10 min; last: killed by SIGSEGV', slots: [] },
+            { id: 'coder#3', state: 'stalled', since: 0, pid: 12, port: 4001, restarts: 0, lastError: 'stalled: 2 request(s) in flight made no progress for 30004 ms', slots: [] },
           ],
         }),
       ]),
@@ -46,6 +47,8 @@ describe('renderStatus', () => {
     expect(text).toContain('slot 1: busy · task 9 · 182 tok');
     expect(text).toMatch(/coder#2\s+failed/);
     expect(text).toContain('↳ crashed 5 times in 10 min; last: killed by SIGSEGV');
+    expect(text).toMatch(/coder#3\s+stalled\s+12/);
+    expect(text).toContain('↳ stalled: 2 request(s) in flight made no progress for 30004 ms');
     expect(text).not.toContain('\x1b['); // no colour unless asked
   });
 

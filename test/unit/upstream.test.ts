@@ -2,9 +2,12 @@
 // first byte), or anything else.
 import { describe, expect, it } from 'vitest';
 import { InstanceGoneError } from '../../daemon/scheduler/dispatch';
-import { classifyUpstreamError } from '../../daemon/api/upstream';
+import { classifyUpstreamError, midResponseError } from '../../daemon/api/upstream';
+import { SlotwiseError } from '../../shared/errors';
+import { stallReason } from '../../daemon/runtime/stall-watchdog';
 
 const live = new AbortController().signal;
+const inst = { id: 'm#1', requestSignal: live };
 
 function parserError(message: string): Error {
   return Object.assign(new Error(message), { name: 'HTTPParserError' });
@@ -18,11 +21,11 @@ describe('classifyUpstreamError', () => {
     // undici's error when a Connection: close stream's process dies mid-body (recorded with kill -9)
     ['EOF inside a chunked body', parserError('Response does not match the HTTP/1.1 protocol (Invalid EOF state)')],
   ])('%s → instance gone', (_name, err) => {
-    expect(classifyUpstreamError(err, 'm#1', live)).toBeInstanceOf(InstanceGoneError);
+    expect(classifyUpstreamError(err, inst, live)).toBeInstanceOf(InstanceGoneError);
   });
 
   it('any other error is an upstream error naming the instance', () => {
-    const e = classifyUpstreamError(parserError('Response does not match the HTTP/1.1 protocol (Invalid header value char)'), 'm#1', live);
+    const e = classifyUpstreamError(parserError('Response does not match the HTTP/1.1 protocol (Invalid header value char)'), inst, live);
     expect(e).not.toBeInstanceOf(InstanceGoneError);
     expect(e).toMatchObject({ code: 'SW_ERR_UPSTREAM', message: expect.stringContaining('[m#1]') });
   });
@@ -30,6 +33,33 @@ describe('classifyUpstreamError', () => {
   it('an aborted client wins over everything', () => {
     const ctrl = new AbortController();
     ctrl.abort();
-    expect(classifyUpstreamError(Object.assign(new Error('x'), { code: 'ECONNRESET' }), 'm#1', ctrl.signal)).toMatchObject({ code: 'SW_ERR_CANCELLED' });
+    expect(classifyUpstreamError(Object.assign(new Error('x'), { code: 'ECONNRESET' }), inst, ctrl.signal)).toMatchObject({ code: 'SW_ERR_CANCELLED' });
+  });
+
+  it('a stalled instance: retryable before the first byte, SW_ERR_INSTANCE_STALLED either way', () => {
+    const stall = new AbortController();
+    stall.abort(new SlotwiseError('SW_ERR_INSTANCE_STALLED', '[m#1] llama-server stalled (x) — it was killed and restarts'));
+    const e = classifyUpstreamError(new Error('This operation was aborted'), { id: 'm#1', requestSignal: stall.signal }, live);
+    expect(e).toBeInstanceOf(InstanceGoneError);
+    expect(e).toMatchObject({ code: 'SW_ERR_INSTANCE_STALLED', message: '[m#1] llama-server stalled (x) — it was killed and restarts' });
+    expect(midResponseError(e as InstanceGoneError, 'm#1', new Error('aborted'))).toMatchObject({ code: 'SW_ERR_INSTANCE_STALLED' });
+    expect(midResponseError(new InstanceGoneError('m#1', new Error('other side closed')), 'm#1', new Error('other side closed'))).toMatchObject({ code: 'SW_ERR_UPSTREAM' });
+  });
+});
+
+describe('stallReason', () => {
+  const base = { healthAt: 10_000, progressAt: 10_000, inFlight: 0, timeoutMs: 1500 };
+  it('idle with /health answering is alive however long nothing happens', () => {
+    expect(stallReason(11_400, { ...base, progressAt: 0 })).toBeUndefined();
+  });
+  it('requests in flight without progress for longer than the timeout are a stall', () => {
+    expect(stallReason(11_500, { ...base, inFlight: 2 })).toBeUndefined();
+    expect(stallReason(11_501, { ...base, healthAt: 11_000, inFlight: 2 })).toBe('2 request(s) in flight made no progress for 1501 ms');
+  });
+  it('/health silent for longer than the timeout is a stall even with nothing in flight', () => {
+    expect(stallReason(11_600, { ...base, progressAt: 11_600 })).toBe('/health did not answer for 1600 ms');
+  });
+  it('names the stranded requests whichever sign tripped first', () => {
+    expect(stallReason(11_600, { ...base, progressAt: 11_300, inFlight: 3 })).toBe('3 request(s) in flight made no progress for 300 ms, /health did not answer for 1600 ms');
   });
 });

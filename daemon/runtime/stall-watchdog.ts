@@ -1,0 +1,62 @@
+// Detects a ready llama-server that is alive but frozen (SIGSTOP, a hung GPU, a deadlock): its
+// process never exits, so the exit-based crash path never fires and its requests would wait forever.
+// Two signs, either one is enough: requests in flight with no progress, or /health not answering.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { getHealth } from './llama-client';
+
+export interface StallWatchOptions {
+  url: string;
+  /** No progress (or no /health answer) for this long, ms, is a stall. */
+  timeoutMs: number;
+  /** Ends the watch (the instance left `ready`). */
+  signal: AbortSignal;
+  /** Requests the daemon has in flight on this instance now. */
+  inFlight(): number;
+  /** Epoch ms of the last sign of progress: upstream bytes, advancing tokens, a request starting. */
+  lastProgressAt(): number;
+  /** Called at most once, with a one-line reason. */
+  onStall(reason: string): void;
+}
+
+export async function watchForStall(opts: StallWatchOptions): Promise<void> {
+  const tickMs = Math.max(50, Math.min(1000, Math.floor(opts.timeoutMs / 4)));
+  let healthAt = Date.now();
+  let probing = false;
+  // /health is answered by llama-server's HTTP thread, not its inference loop: a slow generation
+  // never delays it, so silence there means the whole process is stuck.
+  const probe = async (): Promise<void> => {
+    probing = true;
+    try {
+      const h = await getHealth(opts.url, { timeoutMs: opts.timeoutMs, signal: opts.signal });
+      if (h.kind !== 'down') healthAt = Date.now();
+    } catch {
+      // aborted: the watch is over
+    } finally {
+      probing = false;
+    }
+  };
+  while (!opts.signal.aborted) {
+    if (!probing) void probe();
+    try {
+      await sleep(tickMs, undefined, { signal: opts.signal });
+    } catch {
+      return; // aborted
+    }
+    const reason = stallReason(Date.now(), { healthAt, progressAt: opts.lastProgressAt(), inFlight: opts.inFlight(), timeoutMs: opts.timeoutMs });
+    if (reason) {
+      opts.onStall(reason);
+      return;
+    }
+  }
+}
+
+/** Pure: the stall verdict at `now`, or undefined while the instance counts as alive. */
+export function stallReason(now: number, s: { healthAt: number; progressAt: number; inFlight: number; timeoutMs: number }): string | undefined {
+  const stuck = s.inFlight > 0 && now - s.progressAt > s.timeoutMs;
+  const deaf = now - s.healthAt > s.timeoutMs;
+  if (!stuck && !deaf) return undefined;
+  // Whichever tripped first, name the requests it strands: that is what the user saw.
+  const parts = s.inFlight > 0 ? [`${s.inFlight} request(s) in flight made no progress for ${now - s.progressAt} ms`] : [];
+  if (deaf) parts.push(`/health did not answer for ${now - s.healthAt} ms`);
+  return parts.join(', ');
+}
