@@ -140,6 +140,13 @@ export const TOP: Shape<Omit<Config, 'models' | 'source'>> = {
     description:
       'On shutdown (SIGTERM, slotwise stop), how long running requests may finish before they end with an error event; queued and new requests get 503 at once.',
   },
+  memoryBudgetMiB: {
+    rule: int(1),
+    hint: 'set the MiB Slotwise may use on each GPU and in host RAM (e.g. 8192), or remove it to use what is free',
+    description:
+      'Most memory, in MiB, that the models Slotwise loads may use on every device (each GPU; host RAM on a host without one). When a model must load and does not fit, the least recently used idle models are unloaded first. Default: none (what is free).',
+    examples: [8192],
+  },
   supervisor: {
     description: 'Lifecycle of the llama-server processes: health wait, stop, restart backoff and crash limits.',
     fields: {
@@ -329,6 +336,26 @@ export const MODEL: Group<Omit<ModelConfig, 'name'>> = {
       hint: 'use "completion" (text generation, /infill), "embedding" (/v1/embeddings) or "rerank" (/v1/rerank)',
       description:
         'What the model serves: "completion" (chat, completions and /infill), "embedding" (/v1/embeddings; Slotwise passes --embedding) or "rerank" (/v1/rerank; Slotwise passes --reranking).',
+    },
+    load: {
+      rule: oneOf(['always', 'on-demand'] as const),
+      def: 'always',
+      hint: 'use "always" (run with the daemon) or "on-demand" (load on the first request)',
+      description:
+        '"always" runs the model as replicas and autostart say; "on-demand" loads it when the first request for it arrives (the request waits in the queue meanwhile) and may unload it when idle or to make room.',
+    },
+    idleUnloadMs: {
+      rule: ms(0),
+      def: 0,
+      hint: 'set how long the model may stay idle before it is unloaded, in ms (e.g. 300000), or 0 for never',
+      description:
+        'Unload the model after this many milliseconds with no request running or queued (0 = never). Useful with load "on-demand", e.g. 300000.',
+    },
+    pinned: {
+      rule: bool,
+      def: false,
+      hint: 'use true to never unload this model to make room for another',
+      description: 'Never unload this model to make room for another one (memoryBudgetMiB eviction).',
     },
   },
 };

@@ -28,6 +28,12 @@ export interface ModelConfig {
   affinity: boolean;
   /** What the model serves; decides the llama-server flags and which routes accept it. Default 'completion'. */
   kind: ModelKind;
+  /** `'always'`: run per replicas/autostart; `'on-demand'`: load on the first request. Default 'always'. */
+  load: 'always' | 'on-demand';
+  /** Unload after this many ms with no lease and nothing queued; 0 = never. Default 0. */
+  idleUnloadMs: number;
+  /** Never unloaded to make room for another model. Default false. */
+  pinned: boolean;
 }
 
 /** `completion`: chat, completions, /infill; `embedding`: /v1/embeddings (`--embedding`); `rerank`: /v1/rerank (`--reranking`). */
@@ -75,6 +81,8 @@ export interface Config {
   gpu: { sampleIntervalMs: number };
   /** Scale-out of models with `replicas: "auto"`. Defaults: 30000 ms saturated to add, 300000 ms idle to remove, saturated = all slots busy and the oldest request waiting 2000 ms. */
   autoscale: { saturatedForMs: number; idleForMs: number; saturatedWaitMs: number };
+  /** MiB Slotwise may use on every device (each GPU, host RAM); undefined = what is free. */
+  memoryBudgetMiB?: number;
   /** In the order of the file. */
   models: ModelConfig[];
   /** Absolute path the config was read from; undefined when defaults were used (no file). */

@@ -3,7 +3,7 @@ import type { ModelConfig } from '../../daemon/config/types';
 import { llamaServerArgs } from '../../daemon/runtime/instance';
 
 const model = (over: Partial<ModelConfig> = {}): ModelConfig => ({
-  name: 'm', path: '/m.gguf', slots: 2, ctxPerSlot: 1024, gpuLayers: 'auto', replicas: 1, maxReplicas: 1, autostart: true, args: [], affinity: true, kind: 'completion', ...over,
+  name: 'm', path: '/m.gguf', slots: 2, ctxPerSlot: 1024, gpuLayers: 'auto', replicas: 1, maxReplicas: 1, autostart: true, args: [], affinity: true, kind: 'completion', load: 'always', idleUnloadMs: 0, pinned: false, ...over,
 });
 
 describe('llamaServerArgs by model kind', () => {
