@@ -52,6 +52,8 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
   #runtime = new WeakMap<LlamaInstance, InstanceRuntime>();
   /** Instances taking no new requests until their in-flight ones finish (scale-down). */
   #draining = new Set<LlamaInstance>();
+  /** Load state, last use and memory per model, from the on-demand loader (loader.ts). */
+  #statusExtra: ((name: string) => Partial<ModelStatus>) | undefined;
 
   constructor(opts: SupervisorOptions) {
     super();
@@ -88,9 +90,9 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
     this.emit('change');
   }
 
-  /** Starts every model with `autostart`. */
+  /** Starts every model with `autostart` (on-demand models wait for their first request). */
   startAutostart(): void {
-    for (const entry of this.#models.values()) if (entry.config.autostart) this.#scaleTo(entry, initialReplicas(entry.config));
+    for (const entry of this.#models.values()) if (entry.config.autostart && entry.config.load === 'always') this.#scaleTo(entry, initialReplicas(entry.config));
   }
 
   /** Intent: run the model's configured replicas (at least one). */
@@ -135,6 +137,16 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
 
   isDraining(inst: LlamaInstance): boolean {
     return this.#draining.has(inst);
+  }
+
+  /** Instances the model should run now: 0 when down. */
+  wanted(name: string): number {
+    return this.#entry(name).wanted;
+  }
+
+  /** The loader adds its part of each model's status (load state, lastUsedAt, memory). */
+  setStatusExtra(extra: (name: string) => Partial<ModelStatus>): void {
+    this.#statusExtra = extra;
   }
 
   recordScaling(name: string, last: NonNullable<ModelStatus['scaling']>['last']): void {
@@ -210,6 +222,7 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
         ...(e.lastScale ? { last: e.lastScale } : {}),
       },
       ...(e.info ? { info: e.info } : {}),
+      ...this.#statusExtra?.(c.name),
     };
   }
 

@@ -54,6 +54,15 @@ export interface AcquireOptions {
 export interface SchedulerHooks {
   onQueueWait?: (model: string, seconds: number) => void;
   onOutcome?: (model: string, outcome: RequestOutcome) => void;
+  /**
+   * A request for a model that is not running: true when the model loads on demand (the loader starts
+   * it once; the request waits in the queue meanwhile), false to refuse it as today.
+   */
+  onDemand?: (model: string) => boolean;
+  /** A request of the model took a slot. */
+  onLease?: (model: string) => void;
+  /** The model has no lease and nothing queued any more (a release, a cancelled or failed waiter). */
+  onIdle?: (model: string) => void;
 }
 
 interface QueuedRequest extends Waiter {
@@ -130,7 +139,7 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
     }
     const instances = this.#supervisor.instances(model);
     const wanted = this.#supervisor.modelStatus(model).replicas;
-    if (wanted === 0 || instances.length === 0) {
+    if ((wanted === 0 || instances.length === 0) && !this.#hooks.onDemand?.(model)) {
       this.#count(model, queue, 'rejected');
       throw new SlotwiseError('SW_ERR_NO_INSTANCE', `model "${model}" is not running — start it with \`slotwise up ${model}\``);
     }
@@ -165,6 +174,7 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
           entry.cleanup();
           reject(cancelled(ticket));
           this.#pump();
+          this.#checkIdle(ticket.model);
         }
       };
       const entry: QueuedRequest = {
@@ -224,6 +234,26 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
     };
   }
 
+  /** Fails every request waiting for the model (its on-demand load cannot happen). */
+  failWaiters(model: string, err: Error): void {
+    const q = this.#queues.get(model);
+    if (!q) return;
+    for (const w of q.waiters.splice(0)) {
+      w.cleanup();
+      w.reject(err);
+    }
+    this.#pump();
+  }
+
+  /** Whether the model has a lease or a queued request. */
+  busy(model: string): boolean {
+    return this.waiting(model) > 0 || this.#supervisor.instances(model).some((i) => (this.#books.get(i.id)?.inFlight ?? 0) > 0);
+  }
+
+  waiting(model: string): number {
+    return this.#queues.get(model)?.waiters.length ?? 0;
+  }
+
   /** Daemon shutdown: fails every waiter and refuses new requests; leases already given keep running. */
   close(reason = 'stop requested'): void {
     this.#closedReason = reason;
@@ -251,6 +281,7 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
         q.rrCursor = p.nextCursor;
         for (const id of p.expired) {
           const w = this.#take(q, id);
+          if (q.waiters.length === 0) queueMicrotask(() => this.#checkIdle(model));
           w?.reject(new SlotwiseError('SW_ERR_QUEUE_TIMEOUT', `no slot of "${model}" became free within ${Math.round(this.#queueConfig.timeoutMs / 1000)} s — add slots/replicas or raise queue.timeoutMs`));
         }
         for (const a of p.assignments) {
@@ -298,6 +329,7 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
     if (served.length > 100) served.splice(0, served.length - 100);
     this.#served.set(model, served);
     this.#hooks.onQueueWait?.(model, waitedMs / 1000);
+    this.#hooks.onLease?.(model);
     let released = false;
     const q = this.#queue(model);
     return {
@@ -319,7 +351,10 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
         released = true;
         book.inFlight--;
         if (slot !== undefined) book.table.release(slot, Date.now());
-        queueMicrotask(() => this.#pump());
+        queueMicrotask(() => {
+          this.#pump();
+          this.#checkIdle(model);
+        });
       },
     };
   }
@@ -336,6 +371,10 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
       ownBusySeen: 0,
       lastAssignedAt: book.lastAssignedAt,
     };
+  }
+
+  #checkIdle(model: string): void {
+    if (!this.busy(model)) this.#hooks.onIdle?.(model);
   }
 
   #take(q: ModelQueue, id: string): QueuedRequest | undefined {

@@ -252,7 +252,18 @@ describe('defaults', () => {
       args: [],
       affinity: true,
       kind: 'completion',
+      load: 'always',
+      idleUnloadMs: 0,
+      pinned: false,
     });
+  });
+
+  it('takes load "on-demand", idleUnloadMs, pinned and a top-level memoryBudgetMiB', () => {
+    const c = parse({ ...model({ load: 'on-demand', idleUnloadMs: 300000, pinned: true }), memoryBudgetMiB: 8192 });
+    expect(c.models[0]).toMatchObject({ load: 'on-demand', idleUnloadMs: 300000, pinned: true });
+    expect(c.memoryBudgetMiB).toBe(8192);
+    expect(parse(model({})).memoryBudgetMiB).toBeUndefined();
+    expect(() => parse(model({ load: 'lazy' }))).toThrow(/load.*"always".*"on-demand"/s);
   });
 
   it('takes a model kind and refuses an unknown one with the choices', () => {
