@@ -99,9 +99,10 @@ export class ModelLoader extends EventEmitter<{ change: [] }> {
     e.idleTimer = undefined;
   }
 
-  /** SchedulerHooks.onIdle: stop a load nobody waits for any more; else arm the idle unload. */
+  /** SchedulerHooks.onIdle (a request ended or left the queue, none remain): stop a load nobody waits for any more; else arm the idle unload. */
   idle(model: string): void {
     const e = this.#entry(model);
+    if (e.ready) e.lastUsedAt = Date.now(); // the end of a request is a use too: a long generation just ended is recent
     const cfg = this.#o.supervisor.modelConfig(model);
     const wanted = this.#o.supervisor.wanted(model);
     if (cfg.load === 'on-demand' && wanted > 0 && !e.ready && e.byDemand) {
