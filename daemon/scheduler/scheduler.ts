@@ -143,7 +143,7 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
       this.#count(model, queue, 'rejected');
       throw new SlotwiseError('SW_ERR_NO_INSTANCE', `model "${model}" is not running — start it with \`slotwise up ${model}\``);
     }
-    if (instances.every((i) => i.state === 'failed')) {
+    if (instances.length > 0 && instances.every((i) => i.state === 'failed')) {
       this.#count(model, queue, 'rejected');
       const reason = instances[0]!.status().lastError ?? 'see `slotwise logs`';
       throw new SlotwiseError('SW_ERR_INSTANCE_FAILED', `model "${model}" failed: ${reason}`);
