@@ -27,6 +27,7 @@ import { embeddingRoutes } from './api/embeddings';
 import { Scheduler } from './scheduler/scheduler';
 import { ModelLoader } from './runtime/loader';
 import { readFreeMemory } from './memory/free-memory';
+import { CalibrationStore } from './memory/calibration';
 import { JobStore } from './api/jobs';
 import { JobArchive } from './api/job-archive';
 import { MetricsRegistry, METRICS_CONTENT_TYPE } from './status/metrics';
@@ -117,6 +118,7 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
     config,
     logger: logger.child('loader'),
     readFree: async () => (await readFreeMemory(opts.env)).free,
+    calibration: new CalibrationStore(stateDir.calibration),
     busy: (m) => scheduler.busy(m),
     waiting: (m) => scheduler.waiting(m),
     fail: (m, err) => scheduler.failWaiters(m, err),

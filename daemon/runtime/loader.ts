@@ -13,6 +13,7 @@ import { modelFacts, type ModelFacts } from '../memory/model-facts';
 import { checkFit, memoryError, planMemory, type FreeMemory, type MemoryPlan } from '../memory/plan';
 import { serverMemoryOptions } from '../memory/server-args';
 import { actualByDevice, addBytes, available, capacity, pickVictim, planByDevice, type DeviceBytes } from '../memory/budget';
+import { calibrated, calibrationKey, type CalibrationStore } from '../memory/calibration';
 import type { Supervisor } from './supervisor';
 
 export type UnloadReason = 'idle' | 'evicted' | 'stopped';
@@ -33,6 +34,8 @@ export interface LoaderOptions {
     onLoaded?: (model: string, seconds: number) => void;
     onUnloaded?: (model: string, reason: UnloadReason) => void;
   };
+  /** Plan vs actual across restarts (state dir calibration.json); none: plans are estimates only. */
+  calibration?: CalibrationStore;
   /** How often a load that must wait for a busy model to go idle looks again, ms. */
   retryMs?: number;
 }
@@ -51,6 +54,9 @@ interface Entry {
   idleTimer?: NodeJS.Timeout;
   facts?: ModelFacts | null;
   plan?: MemoryPlan;
+  /** The estimate behind `plan` (before calibration) and its calibration key. */
+  estimateBytes?: number;
+  calibrationKey?: string;
 }
 
 export class ModelLoader extends EventEmitter<{ change: [] }> {
@@ -137,7 +143,7 @@ export class ModelLoader extends EventEmitter<{ change: [] }> {
     const free = await this.#o.readFree().catch(() => ({ host: 0, gpus: [] }));
     for (const name of this.#models.keys()) {
       const facts = await this.#facts(name);
-      if (facts && !this.#entry(name).plan) this.#entry(name).plan = this.#plan(name, facts, free);
+      if (facts && !this.#entry(name).plan) this.#entry(name).plan = await this.#plan(name, facts, free);
     }
     this.emit('change');
   }
@@ -155,7 +161,7 @@ export class ModelLoader extends EventEmitter<{ change: [] }> {
       if (this.#o.waiting(model) === 0) return; // every waiting request was cancelled
       if (!facts) break; // unreadable header: the instance's own preflight reports it
       const free = await this.#o.readFree();
-      const plan = this.#plan(model, facts, free);
+      const plan = await this.#plan(model, facts, free);
       e.plan = plan;
       const used = this.#usedByOthers(model);
       const budget = this.#o.config.memoryBudgetMiB;
@@ -178,9 +184,30 @@ export class ModelLoader extends EventEmitter<{ change: [] }> {
     this.#o.supervisor.startModel(model);
   }
 
-  #plan(model: string, facts: ModelFacts, free: FreeMemory): MemoryPlan {
+  /** The estimate, replaced per device by what llama-server allocated last time for the same file and settings. */
+  async #plan(model: string, facts: ModelFacts, free: FreeMemory): Promise<MemoryPlan> {
     const c = this.#o.supervisor.modelConfig(model);
-    return planMemory(facts, { slots: c.slots, ctxPerSlot: c.ctxPerSlot, gpuLayers: c.gpuLayers, server: serverMemoryOptions(c.args) }, free);
+    const settings = { slots: c.slots, ctxPerSlot: c.ctxPerSlot, gpuLayers: c.gpuLayers, server: serverMemoryOptions(c.args) };
+    const plan = planMemory(facts, settings, free);
+    const e = this.#entry(model);
+    e.estimateBytes = plan.total;
+    e.calibrationKey = this.#o.calibration ? await calibrationKey(c.path, settings) : undefined;
+    const known = e.calibrationKey ? await this.#o.calibration!.get(e.calibrationKey) : undefined;
+    return known ? calibrated(plan, known) : plan;
+  }
+
+  /** After a load: keeps what llama-server allocated for the next plan of the same file and settings. */
+  async #calibrate(model: string, e: Entry): Promise<void> {
+    if (!this.#o.calibration) return;
+    if (!e.plan) {
+      const facts = await this.#facts(model);
+      if (!facts) return;
+      e.plan = await this.#plan(model, facts, await this.#o.readFree());
+    }
+    const buffers = this.#o.supervisor.instances(model).find((i) => i.state === 'ready')?.status().offload?.buffers;
+    if (!buffers || !Object.keys(buffers).length || !e.calibrationKey || e.estimateBytes === undefined) return;
+    await this.#o.calibration.record(e.calibrationKey, e.estimateBytes, actualByDevice(buffers));
+    this.emit('change');
   }
 
   async #facts(model: string): Promise<ModelFacts | undefined> {
@@ -229,6 +256,7 @@ export class ModelLoader extends EventEmitter<{ change: [] }> {
       e.loadStartedAt = undefined;
       e.byDemand = undefined;
       this.#o.hooks?.onLoaded?.(model, seconds);
+      void this.#calibrate(model, e).catch((err: Error) => this.#o.logger.child(model).warn(`could not keep the memory calibration: ${err.message}`));
       if (!this.#o.busy(model)) this.#armIdle(model, e);
     } else if (!ready && e.ready && wanted === 0) {
       e.ready = false;
@@ -274,7 +302,8 @@ export class ModelLoader extends EventEmitter<{ change: [] }> {
       planBytes: d.total,
       ...(actual ? { actualBytes: Math.round(actual.get(d.device) ?? 0) } : {}),
     }));
-    const actualBytes = actual ? Math.round([...actual.values()].reduce((a, b) => a + b, 0)) : undefined;
+    // Rounded per device first, as calibration.json keeps them: a calibrated plan then equals this sum.
+    const actualBytes = actual ? [...actual.values()].reduce((a, b) => a + Math.round(b), 0) : undefined;
     return { planBytes: plan.total, ...(actualBytes !== undefined ? { actualBytes } : {}), byDevice };
   }
 

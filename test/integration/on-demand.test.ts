@@ -2,6 +2,8 @@
 // many arrive together), idle models unload, and under memoryBudgetMiB the least recently used idle
 // model is evicted to make room. Every model runs on the CPU (gpuLayers 0), so the budget applies to
 // host RAM, and the plan sizes the test computes are the daemon's.
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readGgufHeader } from '../../gguf/gguf';
 import { modelFacts } from '../../daemon/memory/model-facts';
@@ -202,5 +204,25 @@ describe('models on demand', () => {
     await cancelled;
     expect((await kept).status).toBe(200);
     expect(model(await d.status(), 'od').load?.state).toBe('ready');
+  });
+
+  it('keeps the plan-vs-actual calibration across a daemon restart: the second plan equals the first actual', async () => {
+    const path = await tinyModelPath('slow'); // the same file path both times: it is part of the key
+    const spec = { path, load: 'on-demand', slots: 2, ctxPerSlot: 1024, gpuLayers: 0 };
+    const first = await startTestDaemon({ models: { m: spec } });
+    expect((await complete(first, 'm')).status).toBe(200);
+    const s1 = await first.waitFor((x) => model(x, 'm').memory?.actualBytes !== undefined, 'actual memory');
+    const file = join(first.stateDir, 'calibration.json');
+    await waitUntil(() => { try { return readFileSync(file, 'utf8').includes(path); } catch { return false; } }, 'calibration.json written');
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const actual = model(s1, 'm').memory!.actualBytes!;
+    const estimate = model(s1, 'm').memory!.planBytes;
+    await first.stop();
+
+    const second = await startTestDaemon({ models: { m: spec }, stateDir: first.stateDir });
+    const s2 = await second.waitFor((x) => model(x, 'm').memory !== undefined, 'plan in status');
+    console.log(`[on-demand] calibration: estimate ${estimate} B, actual ${actual} B, plan after restart ${model(s2, 'm').memory!.planBytes} B`);
+    expect(model(s2, 'm').memory!.planBytes).toBe(actual);
+    expect(model(s2, 'm').load).toEqual({ state: 'unloaded', reason: 'never-loaded' });
   });
 });
