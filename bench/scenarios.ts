@@ -127,5 +127,5 @@ export async function loadScenario(ctx: ScenarioContext, o: LoadOptions): Promis
 export const BENCH_PROMPT = 'Write a short story about a lighthouse keeper who finds a message in a bottle.';
 
 export function modelConfig(name: string, path: string, o: { slots: number; replicas: number; args?: string[] }): ModelConfig {
-  return { name, path, slots: o.slots, ctxPerSlot: 512, gpuLayers: 'auto', replicas: o.replicas, maxReplicas: o.replicas, autostart: true, args: o.args ?? [], affinity: true, kind: 'completion', load: 'always', idleUnloadMs: 0, pinned: false };
+  return { name, path, slots: o.slots, ctxPerSlot: 512, gpuLayers: 'auto', replicas: o.replicas, maxReplicas: o.replicas, autostart: true, args: o.args ?? [], affinity: true, kind: 'completion', load: 'always', idleUnloadMs: 0, pinned: false, maxSlots: 16 };
 }

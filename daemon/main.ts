@@ -235,8 +235,10 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
   const startTime = processStartTime(process.pid);
   await writeDaemonInfo(stateDir, { pid: process.pid, port, url, version, protocol: 1, startedAt: new Date(startedAt).toISOString(), startTime, nonce });
   logger.info(`listening on ${url} (state dir ${stateDir.root}); llama-server: ${binary ? `${binary.path} (${binary.source})` : 'none'}`);
+  // Memory in status for every model (never rejects); awaited only when an "auto" slot count must be chosen first.
+  const planned = loader.planAll();
+  if (config.models.some((m) => m.slots === 'auto' && m.load === 'always')) await planned;
   supervisor.startAutostart();
-  void loader.planAll(); // memory in status for every model; never rejects
   return { url, port, token, config, stateDir, supervisor, logger, shutdown, closed };
 }
 

@@ -277,10 +277,17 @@ export const MODEL: Group<Omit<ModelConfig, 'name'>> = {
       examples: ['~/models/qwen2.5-coder-7b-instruct-q4_k_m.gguf'],
     },
     slots: {
-      rule: int(1, 256),
+      rule: literalOr(['auto'], int(1, 256)),
       def: 4,
-      hint: 'set it to the number of parallel requests (e.g. 4)',
-      description: 'Parallel requests per replica (llama-server -np).',
+      hint: 'set it to the number of parallel requests (e.g. 4), or "auto" for the most that fit memory',
+      description:
+        'Parallel requests per replica (llama-server -np); "auto" picks, before each launch, the most slots (up to maxSlots) whose memory plan fits the free memory (or memoryBudgetMiB) at ctxPerSlot.',
+    },
+    maxSlots: {
+      rule: int(1, 256),
+      def: 16,
+      hint: 'set the most slots "auto" may pick (e.g. 16)',
+      description: 'The most slots that slots "auto" picks.',
     },
     ctxPerSlot: {
       rule: int(128),

@@ -10,8 +10,10 @@ export interface ModelConfig {
   name: string;
   /** Absolute path of the GGUF file (`~` expanded, relative paths resolved against the config file's folder). */
   path: string;
-  /** Parallel requests per replica (`-np`). Default 4, 1–256. */
-  slots: number;
+  /** Parallel requests per replica (`-np`). Default 4, 1–256; `'auto'`: the most whose KV cache fits, up to maxSlots. */
+  slots: number | 'auto';
+  /** The most slots `'auto'` picks. Default 16, 1–256. */
+  maxSlots: number;
   /** Context tokens per slot; Slotwise passes `-c slots × ctxPerSlot`. Default 4096, >= 128. */
   ctxPerSlot: number;
   /** Default `'auto'`; a number is an integer >= 0 (0 = CPU only). */
@@ -35,6 +37,9 @@ export interface ModelConfig {
   /** Never unloaded to make room for another model. Default false. */
   pinned: boolean;
 }
+
+/** A model as one llama-server runs it: `slots: 'auto'` resolved to a number before launch. */
+export type LaunchModel = Omit<ModelConfig, 'slots'> & { slots: number };
 
 /** `completion`: chat, completions, /infill; `embedding`: /v1/embeddings (`--embedding`); `rerank`: /v1/rerank (`--reranking`). */
 export type ModelKind = 'completion' | 'embedding' | 'rerank';

@@ -10,7 +10,7 @@ import type { Logger } from '../../platform/log';
 import type { ModelLoadStatus, ModelMemoryStatus, ModelStatus } from '../../shared/protocol';
 import { readGgufHeader } from '../../gguf/gguf';
 import { modelFacts, type ModelFacts } from '../memory/model-facts';
-import { checkFit, memoryError, planMemory, type FreeMemory, type MemoryPlan } from '../memory/plan';
+import { checkFit, memoryError, mostSlotsThatFit, planMemory, type FreeMemory, type MemoryPlan } from '../memory/plan';
 import { serverMemoryOptions } from '../memory/server-args';
 import { actualByDevice, addBytes, available, capacity, pickVictim, planByDevice, type DeviceBytes } from '../memory/budget';
 import { calibrated, calibrationKey, type CalibrationStore } from '../memory/calibration';
@@ -138,10 +138,15 @@ export class ModelLoader extends EventEmitter<{ change: [] }> {
     };
   }
 
-  /** Plans every model once for status (the "always" ones start without waiting for it). */
+  /**
+   * Plans every model once for status, and resolves `slots: "auto"` of the "always" models (await it
+   * before they start). An on-demand "auto" model is resolved at its first load, against the memory then.
+   */
   async planAll(): Promise<void> {
     const free = await this.#o.readFree().catch(() => ({ host: 0, gpus: [] }));
     for (const name of this.#models.keys()) {
+      const c = this.#o.supervisor.modelConfig(name);
+      if (c.slots === 'auto' && c.load === 'on-demand') continue;
       const facts = await this.#facts(name);
       if (facts && !this.#entry(name).plan) this.#entry(name).plan = await this.#plan(name, facts, free);
     }
@@ -187,13 +192,27 @@ export class ModelLoader extends EventEmitter<{ change: [] }> {
   /** The estimate, replaced per device by what llama-server allocated last time for the same file and settings. */
   async #plan(model: string, facts: ModelFacts, free: FreeMemory): Promise<MemoryPlan> {
     const c = this.#o.supervisor.modelConfig(model);
-    const settings = { slots: c.slots, ctxPerSlot: c.ctxPerSlot, gpuLayers: c.gpuLayers, server: serverMemoryOptions(c.args) };
+    const settings = { slots: this.#slotsFor(model, facts, free), ctxPerSlot: c.ctxPerSlot, gpuLayers: c.gpuLayers, server: serverMemoryOptions(c.args) };
     const plan = planMemory(facts, settings, free);
     const e = this.#entry(model);
     e.estimateBytes = plan.total;
     e.calibrationKey = this.#o.calibration ? await calibrationKey(c.path, settings) : undefined;
     const known = e.calibrationKey ? await this.#o.calibration!.get(e.calibrationKey) : undefined;
     return known ? calibrated(plan, known) : plan;
+  }
+
+  /** Slots of the next launch: the configured number, else `"auto"` resolved once (the most that fit now, at least 1). */
+  #slotsFor(model: string, facts: ModelFacts, free: FreeMemory): number {
+    const known = this.#o.supervisor.slots(model);
+    if (known !== undefined) return known;
+    const c = this.#o.supervisor.modelConfig(model);
+    const room = available(free, this.#usedByOthers(model), this.#o.config.memoryBudgetMiB);
+    const n = mostSlotsThatFit(facts, { ctxPerSlot: c.ctxPerSlot, gpuLayers: c.gpuLayers, server: serverMemoryOptions(c.args) }, room, c.maxSlots);
+    // None fits next to the others: plan one slot, so eviction makes room or the never-fits error names the numbers.
+    const slots = Math.max(1, n);
+    this.#o.logger.child(model).info(`slots "auto": ${slots} (the most of maxSlots ${c.maxSlots} that fit at ctxPerSlot ${c.ctxPerSlot})`);
+    this.#o.supervisor.setAutoSlots(model, slots);
+    return slots;
   }
 
   /** After a load: keeps what llama-server allocated for the next plan of the same file and settings. */

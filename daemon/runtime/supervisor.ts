@@ -35,6 +35,8 @@ interface ModelEntry {
   lastScale?: NonNullable<ModelStatus['scaling']>['last'];
   /** Wanted number of instances; 0 when down. */
   wanted: number;
+  /** `slots: "auto"` as the loader last resolved it (loader.ts); a number config is used as is. */
+  autoSlots?: number;
   instances: LlamaInstance[];
 }
 
@@ -139,6 +141,21 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
     return this.#draining.has(inst);
   }
 
+  /** Slots per instance: the configured number, or what `"auto"` last resolved to (undefined until then). */
+  slots(name: string): number | undefined {
+    const e = this.#entry(name);
+    return e.config.slots === 'auto' ? e.autoSlots : e.config.slots;
+  }
+
+  /**
+   * The loader's choice for `slots: "auto"`, made once before the model's first launch and kept for the
+   * daemon's life: instances are reused across down/up and the scheduler sizes its slot table per instance.
+   */
+  setAutoSlots(name: string, slots: number): void {
+    const e = this.#entry(name);
+    e.autoSlots ??= slots;
+  }
+
   /** Instances the model should run now: 0 when down. */
   wanted(name: string): number {
     return this.#entry(name).wanted;
@@ -207,7 +224,7 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
     return {
       name: c.name,
       path: c.path,
-      slotsPerInstance: c.slots,
+      slotsPerInstance: this.slots(c.name) ?? 0,
       ctxPerSlot: c.ctxPerSlot,
       gpuLayers: c.gpuLayers,
       kind: c.kind,
@@ -293,7 +310,8 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
   #createInstance(entry: ModelEntry, n: number): LlamaInstance {
     const inst = new LlamaInstance({
       id: `${entry.config.name}#${n}`,
-      model: withThreads(entry.config, this.#threads),
+      // "auto" unresolved (no plan possible, e.g. an unreadable file): 1 slot; the instance's preflight reports the file.
+      model: withThreads({ ...entry.config, slots: this.slots(entry.config.name) ?? 1 }, this.#threads),
       binary: this.#opts.binary,
       timings: this.#opts.config.supervisor,
       stateDir: this.#opts.stateDir,

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readGgufHeader } from '../../gguf/gguf';
 import { modelFacts } from '../../daemon/memory/model-facts';
-import { formatMemory, planMemory } from '../../daemon/memory/plan';
+import { formatMemory, mostSlotsThatFit, planMemory } from '../../daemon/memory/plan';
 import type { Snapshot } from '../../shared/protocol';
 import { startTestDaemon, waitUntil, type TestDaemon } from '../helpers/daemon';
 import { tinyModelPath, type TestModelSize } from '../helpers/tiny';
@@ -224,5 +224,17 @@ describe('models on demand', () => {
     console.log(`[on-demand] calibration: estimate ${estimate} B, actual ${actual} B, plan after restart ${model(s2, 'm').memory!.planBytes} B`);
     expect(model(s2, 'm').memory!.planBytes).toBe(actual);
     expect(model(s2, 'm').load).toEqual({ state: 'unloaded', reason: 'never-loaded' });
+  });
+
+  it('slots "auto" picks the most slots whose plan fits the budget at ctxPerSlot (up to maxSlots)', async () => {
+    const facts = modelFacts(await readGgufHeader(await tinyModelPath('tiny')));
+    const budgetMiB = Math.floor((await planBytes('tiny', 3, 4096)) / MIB) + 1; // 3 slots fit, 4 do not
+    const expected = mostSlotsThatFit(facts, { ctxPerSlot: 4096, gpuLayers: 0 }, { host: budgetMiB * MIB, gpus: [] }, 8);
+    expect(expected).toBe(3);
+    const d = await startTestDaemon({ models: { m: { load: 'on-demand', slots: 'auto', maxSlots: 8, ctxPerSlot: 4096, gpuLayers: 0 } }, config: { memoryBudgetMiB: budgetMiB } });
+    expect((await complete(d, 'm')).status).toBe(200);
+    const s = await d.waitFor((x) => model(x, 'm').instances[0]?.slots.length === 3, 'llama-server reports 3 slots');
+    expect(model(s, 'm').slotsPerInstance).toBe(3);
+    expect(model(s, 'm').memory!.planBytes).toBe(await planBytes('tiny', 3, 4096));
   });
 });
