@@ -356,7 +356,7 @@ export const MODEL: Group<Omit<ModelConfig, 'name'>> = {
       def: 0,
       hint: 'set how long the model may stay idle before it is unloaded, in ms (e.g. 300000), or 0 for never',
       description:
-        'Unload the model after this many milliseconds with no request running or queued (0 = never). Useful with load "on-demand", e.g. 300000.',
+        'With load "on-demand": unload the model after this many milliseconds with no request running or queued (0 = never), e.g. 300000; its next request loads it again. Ignored for load "always".',
     },
     pinned: {
       rule: bool,

@@ -32,7 +32,7 @@ export interface ModelConfig {
   kind: ModelKind;
   /** `'always'`: run per replicas/autostart; `'on-demand'`: load on the first request. Default 'always'. */
   load: 'always' | 'on-demand';
-  /** Unload after this many ms with no lease and nothing queued; 0 = never. Default 0. */
+  /** On-demand models: unload after this many ms with no lease and nothing queued; 0 = never. Default 0. */
   idleUnloadMs: number;
   /** Never unloaded to make room for another model. Default false. */
   pinned: boolean;

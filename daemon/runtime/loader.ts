@@ -159,7 +159,11 @@ export class ModelLoader extends EventEmitter<{ change: [] }> {
 
   // ------------------------------------------------------------------------------------------
 
-  /** Plan, make room, start: the part of a load before llama-server runs. */
+  /**
+   * Plan, make room, start: the part of a load before llama-server runs. The request that called
+   * demand() is already queued by the first check: open() and acquire() run in one synchronous step
+   * (api/openai.ts, api/jobs.ts via dispatch()), and this starts after an await.
+   */
   async #prepare(model: string, e: Entry): Promise<void> {
     const facts = await this.#facts(model);
     for (;;) {
@@ -295,7 +299,9 @@ export class ModelLoader extends EventEmitter<{ change: [] }> {
   }
 
   #armIdle(model: string, e: Entry): void {
-    const ms = this.#o.supervisor.modelConfig(model).idleUnloadMs;
+    const c = this.#o.supervisor.modelConfig(model);
+    // Only an on-demand model comes back by itself on its next request; an "always" one would stay down.
+    const ms = c.load === 'on-demand' ? c.idleUnloadMs : 0;
     if (ms <= 0 || !e.ready || e.idleTimer) return;
     e.idleTimer = setTimeout(() => {
       e.idleTimer = undefined;
