@@ -2,14 +2,14 @@
 // many arrive together), idle models unload, and under memoryBudgetMiB the least recently used idle
 // model is evicted to make room. Every model runs on the CPU (gpuLayers 0), so the budget applies to
 // host RAM, and the plan sizes the test computes are the daemon's.
-import { readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, copyFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readGgufHeader } from '../../gguf/gguf';
 import { modelFacts } from '../../daemon/memory/model-facts';
 import { formatMemory, mostSlotsThatFit, planMemory } from '../../daemon/memory/plan';
 import type { Snapshot } from '../../shared/protocol';
-import { startTestDaemon, waitUntil, type TestDaemon } from '../helpers/daemon';
+import { startTestDaemon, tempDir, waitUntil, type TestDaemon } from '../helpers/daemon';
 import { tinyModelPath, type TestModelSize } from '../helpers/tiny';
 
 const MIB = 2 ** 20;
@@ -236,5 +236,30 @@ describe('models on demand', () => {
     const s = await d.waitFor((x) => model(x, 'm').instances[0]?.slots.length === 3, 'llama-server reports 3 slots');
     expect(model(s, 'm').slotsPerInstance).toBe(3);
     expect(model(s, 'm').memory!.planBytes).toBe(await planBytes('tiny', 3, 4096));
+  });
+
+  it('names the GPU in the never-fits error when the plan exceeds its memory (stand-in nvidia-smi)', async () => {
+    // This host has no GPU, so a stand-in nvidia-smi (test/fixtures/gpu/fake-nvidia-smi.sh) reports one
+    // with 192 MiB free; the model is never started, so llama-server never needs the GPU.
+    const fix = resolve(__dirname, '../fixtures/gpu');
+    const bin = tempDir('gpu');
+    copyFileSync(join(fix, 'fake-nvidia-smi.sh'), join(bin, 'nvidia-smi'));
+    chmodSync(join(bin, 'nvidia-smi'), 0o755);
+    writeFileSync(join(bin, 'gpu.csv'), '0, NVIDIA GeForce RTX 4060, 3, 8000, 8192, 40, 20.00\n');
+    const env = { PATH: `${bin}:${process.env.PATH}`, FAKE_LIST: join(fix, 'nvidia-smi-L.txt'), FAKE_GPU: join(bin, 'gpu.csv'), FAKE_APPS: join(fix, 'compute-apps.csv') };
+    const facts = modelFacts(await readGgufHeader(await tinyModelPath('slow')));
+    const free = { host: Number.MAX_SAFE_INTEGER, gpus: [{ index: 0, free: 192 * MIB }] };
+    const gpu = planMemory(facts, { slots: 4, ctxPerSlot: 16384, gpuLayers: 'all' }, free).devices.find((x) => x.device === 'gpu0')!;
+    expect(gpu.total).toBeGreaterThan(192 * MIB);
+    const d = await startTestDaemon({ models: { big: { size: 'slow', load: 'on-demand', slots: 4, ctxPerSlot: 16384, gpuLayers: 'all' } }, env });
+    const res = await complete(d, 'big');
+    expect(res.status).toBe(503);
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    expect(body.error).toEqual({
+      code: 'SW_ERR_NOT_ENOUGH_MEMORY',
+      type: 'server_error',
+      message: `model "big" needs ${formatMemory(gpu.total)} on GPU 0, which has 192.0 MiB free: lower slots, ctxPerSlot or gpuLayers`,
+    });
+    expect(d.childPids()).toEqual([]);
   });
 });
