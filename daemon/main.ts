@@ -225,7 +225,7 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
     guard,
     maxPayload: config.limits.maxBodyBytes,
     logger,
-    handlers: { ...coreHandlers({ version, hub, supervisor, requestShutdown: () => void shutdown('daemon.stop request') }), ...jobs.handlers() },
+    handlers: { ...coreHandlers({ version, hub, supervisor, startModel: (m) => loader.start(m), requestShutdown: () => void shutdown('daemon.stop request') }), ...jobs.handlers() },
   });
 
   const port = await listen(server, config.listen.host, opts.port ?? config.listen.port);

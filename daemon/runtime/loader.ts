@@ -80,7 +80,7 @@ export class ModelLoader extends EventEmitter<{ change: [] }> {
       e.byDemand = true;
       e.preparing = this.#prepare(model, e)
         .catch((err: Error) => {
-        e.byDemand = undefined;
+          e.byDemand = undefined;
           this.#o.logger.child(model).warn(`on-demand load failed: ${err.message}`);
           this.#o.fail(model, err);
         })
@@ -118,6 +118,20 @@ export class ModelLoader extends EventEmitter<{ change: [] }> {
       return;
     }
     this.#armIdle(model, e);
+  }
+
+  /**
+   * `slotwise up`: a model that is down gets the same memory check as an on-demand load (never-fits
+   * error, LRU eviction) before it starts; with nothing to evict and no room, SW_ERR_NOT_ENOUGH_MEMORY
+   * names what is free. A running or failed model is (re)started as before.
+   */
+  async start(model: string): Promise<ModelStatus> {
+    const e = this.#entry(model);
+    if (this.#o.supervisor.wanted(model) === 0) {
+      await e.preparing;
+      if (this.#o.supervisor.wanted(model) === 0) await this.#makeRoom(model, e, { wait: false });
+    }
+    return this.#o.supervisor.startModel(model);
   }
 
   /** Unloads a model (idle timer, eviction); counted once its instances left ready. */
@@ -165,10 +179,21 @@ export class ModelLoader extends EventEmitter<{ change: [] }> {
    * (api/openai.ts, api/jobs.ts via dispatch()), and this starts after an await.
    */
   async #prepare(model: string, e: Entry): Promise<void> {
+    if (!(await this.#makeRoom(model, e, { wait: true }))) return;
+    if (this.#o.waiting(model) === 0) return;
+    this.#o.logger.child(model).info(`loading on demand${e.plan ? ` (plan ${(e.plan.total / 2 ** 20).toFixed(1)} MiB)` : ''}`);
+    this.#o.supervisor.startModel(model);
+  }
+
+  /**
+   * Plans the model and unloads LRU idle models until it fits; false when a wait for room ended
+   * because nobody waits any more. `wait: false` (slotwise up) throws instead of waiting for a busy model.
+   */
+  async #makeRoom(model: string, e: Entry, opts: { wait: boolean }): Promise<boolean> {
     const facts = await this.#facts(model);
     for (;;) {
-      if (this.#o.waiting(model) === 0) return; // every waiting request was cancelled
-      if (!facts) break; // unreadable header: the instance's own preflight reports it
+      if (opts.wait && this.#o.waiting(model) === 0) return false; // every waiting request was cancelled
+      if (!facts) return true; // unreadable header: the instance's own preflight reports it
       const free = await this.#o.readFree();
       const plan = await this.#plan(model, facts, free);
       e.plan = plan;
@@ -176,7 +201,8 @@ export class ModelLoader extends EventEmitter<{ change: [] }> {
       const budget = this.#o.config.memoryBudgetMiB;
       const ever = checkFit(plan, capacity(free, used, budget));
       if (!ever.fits) throw memoryError(`model "${model}"`, ever, free.gpus.length > 0);
-      if (checkFit(plan, available(free, used, budget)).fits) break;
+      const now = checkFit(plan, available(free, used, budget));
+      if (now.fits) return true;
       const victim = pickVictim(
         this.#loadedOthers(model).map((name) => ({
           name,
@@ -186,11 +212,9 @@ export class ModelLoader extends EventEmitter<{ change: [] }> {
         })),
       );
       if (victim) await this.unload(victim, 'evicted');
+      else if (!opts.wait) throw memoryError(`model "${model}"`, now, free.gpus.length > 0);
       else await new Promise((r) => setTimeout(r, this.#o.retryMs ?? 500)); // wait for a busy model to go idle
     }
-    if (this.#o.waiting(model) === 0) return;
-    this.#o.logger.child(model).info(`loading on demand${e.plan ? ` (plan ${(e.plan.total / 2 ** 20).toFixed(1)} MiB)` : ''}`);
-    this.#o.supervisor.startModel(model);
   }
 
   /** The estimate, replaced per device by what llama-server allocated last time for the same file and settings. */

@@ -74,7 +74,7 @@ export class MetricsRegistry {
     this.#kvCache = gauge('slotwise_kv_cache_usage_perc', 'KVCacheUtilization, 0..1: context cells held by processing slots over all context cells of ready instances (from llama-server /slots: n_prompt_tokens over n_ctx).', ['model']);
     // The totals live in the scheduler; the counter is set from them at scrape time (as restarts).
     this.#promptTokens = new Counter({ name: 'slotwise_prompt_tokens_total', help: 'Prompt tokens of finished requests: kind="cached" reused from the KV cache, kind="processed" computed (llama-server timings cache_n, prompt_n).', labelNames: ['model', 'kind'], registers });
-    this.#loads = new Counter({ name: 'slotwise_model_loads_total', help: 'Times the model became ready after being unloaded (start, on-demand load).', labelNames: ['model'], registers });
+    this.#loads = new Counter({ name: 'slotwise_model_loads_total', help: 'Times the model became ready from not ready: a start, an on-demand load, or a restart after a crash.', labelNames: ['model'], registers });
     this.#unloads = new Counter({ name: 'slotwise_model_unloads_total', help: 'Times the model was unloaded: reason="idle" (idleUnloadMs), "evicted" (to make room), "stopped" (slotwise down).', labelNames: ['model', 'reason'], registers });
     this.#loadSeconds = new Histogram({
       name: 'slotwise_model_load_seconds',

@@ -144,6 +144,13 @@ describe('models on demand', () => {
     expect(model(s, 'a').load?.state).toBe('ready');
     expect(model(s, 'c').load?.state).toBe('ready');
     expect(await metric(d, /^slotwise_model_unloads_total\{model="b",reason="evicted"\}/)).toBe(1);
+
+    // `slotwise up b` goes through the same check: a (used before c) is now the least recently used.
+    const ws = await d.client();
+    await ws.call('models.start', { model: 'b' });
+    const after = await d.waitFor((x) => model(x, 'b').load?.state === 'ready', 'b up again');
+    expect(model(after, 'a').load).toEqual({ state: 'unloaded', reason: 'evicted' });
+    expect(model(after, 'c').load?.state).toBe('ready');
   });
 
   it('never evicts a pinned model or one with a request in flight: the load waits until a model goes idle', async () => {
