@@ -138,7 +138,7 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
       throw shuttingDown(this.#closedReason, `request for "${model}" was not accepted`);
     }
     const instances = this.#supervisor.instances(model);
-    const wanted = this.#supervisor.modelStatus(model).replicas;
+    const wanted = this.#supervisor.wanted(model);
     if ((wanted === 0 || instances.length === 0) && !this.#hooks.onDemand?.(model)) {
       this.#count(model, queue, 'rejected');
       throw new SlotwiseError('SW_ERR_NO_INSTANCE', `model "${model}" is not running — start it with \`slotwise up ${model}\``);
