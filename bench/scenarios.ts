@@ -221,5 +221,9 @@ export function modelConfig(name: string, path: string, o: { slots: number; repl
     kind: 'completion',
     reservedSlots: 0,
     promptCacheMiB: DEFAULT_PROMPT_CACHE_MIB,
+    load: 'always',
+    idleUnloadMs: 0,
+    pinned: false,
+    maxSlots: 16,
   };
 }

@@ -25,6 +25,9 @@ import { openAiRoutes } from './api/openai';
 import { infillRoutes } from './api/infill';
 import { embeddingRoutes } from './api/embeddings';
 import { Scheduler } from './scheduler/scheduler';
+import { ModelLoader } from './runtime/loader';
+import { readFreeMemory } from './memory/free-memory';
+import { CalibrationStore } from './memory/calibration';
 import { JobStore } from './api/jobs';
 import { JobArchive } from './api/job-archive';
 import { MetricsRegistry, METRICS_CONTENT_TYPE } from './status/metrics';
@@ -109,10 +112,29 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
   void sampler.start(); // never rejects; a hanging `nvidia-smi -L` must not delay startup
   const metrics = new MetricsRegistry();
   countGeneratedTokens(supervisor, (model, n) => metrics.addTokens(model, n));
+  // The loader and the scheduler call each other through hooks; `scheduler` is bound before any request.
+  const loader: ModelLoader = new ModelLoader({
+    supervisor,
+    config,
+    logger: logger.child('loader'),
+    readFree: async () => (await readFreeMemory(opts.env)).free,
+    calibration: new CalibrationStore(stateDir.calibration),
+    busy: (m) => scheduler.busy(m),
+    waiting: (m) => scheduler.waiting(m),
+    fail: (m, err) => scheduler.failWaiters(m, err),
+    hooks: { onLoaded: (m, s) => metrics.observeLoad(m, s), onUnloaded: (m, r) => metrics.countUnload(m, r) },
+  });
   const scheduler = new Scheduler({
     supervisor,
     config,
-    hooks: { onQueueWait: (m, s) => metrics.observeQueueWait(m, s), onOutcome: (m, o) => metrics.countRequest(m, o), onSuperseded: (m) => metrics.countSuperseded(m) },
+    hooks: {
+      onQueueWait: (m, s) => metrics.observeQueueWait(m, s),
+      onOutcome: (m, o) => metrics.countRequest(m, o),
+      onSuperseded: (m) => metrics.countSuperseded(m),
+      onDemand: (m) => loader.demand(m),
+      onLease: (m) => loader.used(m),
+      onIdle: (m) => loader.idle(m),
+    },
   });
   const archive = new JobArchive({ dir: stateDir.jobs, onError: (err) => logger.warn(`could not keep a job on disk: ${err.message}`) });
   const jobs = new JobStore({ scheduler, supervisor, archive });
@@ -129,6 +151,7 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
     },
   });
   supervisor.on('change', () => hub.changed());
+  loader.on('change', () => hub.changed());
   scheduler.on('change', () => hub.changed());
   sampler.on('change', () => hub.changed());
 
@@ -193,6 +216,7 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
       }
       ws.close();
       hub.close();
+      loader.close();
       server.close();
       server.closeAllConnections();
       await Promise.all([supervisor.shutdown(), sampler.close(), jobs.flush()]);
@@ -209,7 +233,7 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
     guard,
     maxPayload: config.limits.maxBodyBytes,
     logger,
-    handlers: { ...coreHandlers({ version, hub, supervisor, requestShutdown: () => void shutdown('daemon.stop request') }), ...jobs.handlers() },
+    handlers: { ...coreHandlers({ version, hub, supervisor, startModel: (m) => loader.start(m), requestShutdown: () => void shutdown('daemon.stop request') }), ...jobs.handlers() },
   });
 
   const port = await listen(server, config.listen.host, opts.port ?? config.listen.port);
@@ -219,6 +243,9 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
   const startTime = processStartTime(process.pid);
   await writeDaemonInfo(stateDir, { pid: process.pid, port, url, version, protocol: 1, startedAt: new Date(startedAt).toISOString(), startTime, nonce });
   logger.info(`listening on ${url} (state dir ${stateDir.root}); llama-server: ${binary ? `${binary.path} (${binary.source})` : 'none'}`);
+  // Memory in status for every model (never rejects); awaited only when an "auto" slot count must be chosen first.
+  const planned = loader.planAll();
+  if (config.models.some((m) => m.slots === 'auto' && m.load === 'always')) await planned;
   supervisor.startAutostart();
   return { url, port, token, config, stateDir, supervisor, logger, shutdown, closed };
 }

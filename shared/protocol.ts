@@ -160,6 +160,26 @@ export interface ModelStatus {
   info?: { fileBytes: number; layers?: number; architecture?: string; trainCtx?: number; canInfill?: boolean };
   /** The config's `kind`: which routes serve the model. Absent from daemons before it existed (= completion). */
   kind?: 'completion' | 'embedding' | 'rerank';
+  /** Whether the model is in memory, and why not (absent from daemons before on-demand loading). */
+  load?: ModelLoadStatus;
+  /** Epoch ms of the last request that took a slot of this model. */
+  lastUsedAt?: number;
+  /** The memory plan of one replica at its last launch and, once loaded, what llama-server reported. */
+  memory?: ModelMemoryStatus;
+}
+
+export interface ModelLoadStatus {
+  state: 'unloaded' | 'loading' | 'ready';
+  /** Why the model is unloaded. */
+  reason?: 'idle' | 'evicted' | 'stopped' | 'never-loaded';
+}
+
+export interface ModelMemoryStatus {
+  planBytes: number;
+  /** Sum of llama-server's buffers (its load log), once loaded. */
+  actualBytes?: number;
+  /** `host`, `gpu0`, … */
+  byDevice: { device: string; label: string; planBytes: number; actualBytes?: number }[];
 }
 
 export interface ScalingStatus {

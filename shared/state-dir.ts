@@ -14,6 +14,8 @@ export interface StateDir {
   logs: string;
   /** Finished prompt jobs, one JSON file each (daemon/api/job-archive.ts). */
   jobs: string;
+  /** Memory plan vs what llama-server allocated, per model file and settings (daemon/memory/calibration.ts). */
+  calibration: string;
 }
 
 export function stateDirPaths(root: string): StateDir {
@@ -24,6 +26,7 @@ export function stateDirPaths(root: string): StateDir {
     pids: join(root, 'pids'),
     logs: join(root, 'logs'),
     jobs: join(root, 'jobs'),
+    calibration: join(root, 'calibration.json'),
   };
 }
 

@@ -38,7 +38,7 @@ export const demoCommand: Command = {
       listen: { ...base.listen, host: '127.0.0.1', port: ctx.port ?? 0 },
       shutdownGraceMs: 0, // Ctrl-C ends the demo's own burst at once (they get job.error), no 10-s wait
       models: [
-        { name: 'tiny', path: modelPath, slots, ctxPerSlot: 1024, gpuLayers: 'auto', replicas: 1, maxReplicas: 1, autostart: true, args: [], affinity: true, kind: 'completion', reservedSlots: 0, promptCacheMiB: DEFAULT_PROMPT_CACHE_MIB },
+        { name: 'tiny', path: modelPath, slots, ctxPerSlot: 1024, gpuLayers: 'auto', replicas: 1, maxReplicas: 1, autostart: true, args: [], affinity: true, kind: 'completion', reservedSlots: 0, promptCacheMiB: DEFAULT_PROMPT_CACHE_MIB, load: 'always', idleUnloadMs: 0, pinned: false, maxSlots: 16 },
       ],
     };
     const stateDir = ctx.values['state-dir'] ? ctx.stateDir : join(ctx.stateDir, 'demo');

@@ -66,7 +66,7 @@ async function resolveTarget(ctx: CommandContext, arg: string): Promise<PlanTarg
   return {
     name: model?.name,
     path: model?.path ?? resolve(arg),
-    slots: intFlag(ctx, 'slots', 1, 256) ?? model?.slots ?? 4,
+    slots: intFlag(ctx, 'slots', 1, 256) ?? (model?.slots === 'auto' ? model.maxSlots : model?.slots) ?? 4, // "auto": plan up to maxSlots; the table shows what fits
     ctxPerSlot: intFlag(ctx, 'ctx', 128) ?? model?.ctxPerSlot ?? 4096,
     gpuLayers: gpuLayersFlag(ctx) ?? model?.gpuLayers ?? 'auto',
     args: model?.args ?? [],

@@ -1,4 +1,5 @@
 // Renders a status snapshot as the text table of `slotwise status` and the demo. Pure: snapshot in, lines out.
+import { formatBytes } from '../../shared/format';
 import { busySlotsOf, slotHolder, slotTokens } from '../../shared/slots';
 import type { InstanceStatus, ModelStatus, SlotStatus, Snapshot } from '../../shared/protocol';
 
@@ -30,7 +31,7 @@ export function renderStatus(s: Snapshot, opts: RenderOptions = {}): string {
   const notes: (string | undefined)[] = [];
   for (const m of s.models) {
     if (m.instances.length === 0) {
-      rows.push([m.name, '-', m.replicas === 0 ? 'down' : 'pending', '', '', `${m.slotsPerInstance} per instance`, queueText(m), '', '']);
+      rows.push([m.name, '-', emptyState(m), '', '', `${m.slotsPerInstance} per instance`, queueText(m), '', '']);
       notes.push(undefined);
       continue;
     }
@@ -78,7 +79,18 @@ export function placementLine(m: ModelStatus): string {
     if (buffers.length) gpu += ` (${buffers.join(', ')})`;
   }
   parts.push(gpu);
+  if (m.memory) {
+    parts.push(`plan ${formatBytes(m.memory.planBytes)}`);
+    if (m.memory.actualBytes !== undefined) parts.push(`actual ${formatBytes(m.memory.actualBytes)}`);
+  }
   return parts.join(' · ');
+}
+
+/** The state of a model with no instance: unloaded (and why) or loading, from daemons that report it; else down/pending. */
+function emptyState(m: ModelStatus): string {
+  if (m.load?.state === 'unloaded') return m.load.reason ? `unloaded (${m.load.reason})` : 'unloaded';
+  if (m.load?.state === 'loading') return 'loading';
+  return m.replicas === 0 ? 'down' : 'pending';
 }
 
 function slotBar(inst: InstanceStatus, m: ModelStatus): string {

@@ -147,6 +147,13 @@ export const TOP: Shape<Omit<Config, 'models' | 'source'>> = {
     description:
       'On shutdown (SIGTERM, slotwise stop), how long running requests may finish before they end with an error event; queued and new requests get 503 at once.',
   },
+  memoryBudgetMiB: {
+    rule: int(1),
+    hint: 'set the MiB Slotwise may use on each GPU and in host RAM (e.g. 8192), or remove it to use what is free',
+    description:
+      'Most memory, in MiB, that the models Slotwise loads may use on every device (each GPU; host RAM on a host without one). When a model must load and does not fit, the least recently used idle models are unloaded first. Default: none (what is free).',
+    examples: [8192],
+  },
   supervisor: {
     description: 'Lifecycle of the llama-server processes: health wait, stop, restart backoff and crash limits.',
     fields: {
@@ -307,10 +314,17 @@ export const MODEL: Group<Omit<ModelConfig, 'name'>> = {
       examples: ['~/models/qwen2.5-coder-7b-instruct-q4_k_m.gguf'],
     },
     slots: {
-      rule: int(1, 256),
+      rule: literalOr(['auto'], int(1, 256)),
       def: 4,
-      hint: 'set it to the number of parallel requests (e.g. 4)',
-      description: 'Parallel requests per replica (llama-server -np).',
+      hint: 'set it to the number of parallel requests (e.g. 4), or "auto" for the most that fit memory',
+      description:
+        'Parallel requests per replica (llama-server -np); "auto" picks, before each launch, the most slots (up to maxSlots) whose memory plan fits the free memory (or memoryBudgetMiB) at ctxPerSlot.',
+    },
+    maxSlots: {
+      rule: int(1, 256),
+      def: 16,
+      hint: 'set the most slots "auto" may pick (e.g. 16)',
+      description: 'The most slots that slots "auto" picks.',
     },
     ctxPerSlot: {
       rule: int(128),
@@ -380,6 +394,26 @@ export const MODEL: Group<Omit<ModelConfig, 'name'>> = {
       hint: 'use "completion" (text generation, /infill), "embedding" (/v1/embeddings) or "rerank" (/v1/rerank)',
       description:
         'What the model serves: "completion" (chat, completions and /infill), "embedding" (/v1/embeddings; Slotwise passes --embedding) or "rerank" (/v1/rerank; Slotwise passes --reranking).',
+    },
+    load: {
+      rule: oneOf(['always', 'on-demand'] as const),
+      def: 'always',
+      hint: 'use "always" (run with the daemon) or "on-demand" (load on the first request)',
+      description:
+        '"always" runs the model as replicas and autostart say; "on-demand" loads it when the first request for it arrives (the request waits in the queue meanwhile) and may unload it when idle or to make room.',
+    },
+    idleUnloadMs: {
+      rule: ms(0),
+      def: 0,
+      hint: 'set how long the model may stay idle before it is unloaded, in ms (e.g. 300000), or 0 for never',
+      description:
+        'With load "on-demand": unload the model after this many milliseconds with no request running or queued (0 = never), e.g. 300000; its next request loads it again. Ignored for load "always".',
+    },
+    pinned: {
+      rule: bool,
+      def: false,
+      hint: 'use true to never unload this model to make room for another',
+      description: 'Never unload this model to make room for another one (memoryBudgetMiB eviction).',
     },
   },
 };

@@ -10,8 +10,10 @@ export interface ModelConfig {
   name: string;
   /** Absolute path of the GGUF file (`~` expanded, relative paths resolved against the config file's folder). */
   path: string;
-  /** Parallel requests per replica (`-np`). Default 4, 1–256. */
-  slots: number;
+  /** Parallel requests per replica (`-np`). Default 4, 1–256; `'auto'`: the most whose KV cache fits, up to maxSlots. */
+  slots: number | 'auto';
+  /** The most slots `'auto'` picks. Default 16, 1–256. */
+  maxSlots: number;
   /** Context tokens per slot; Slotwise passes `-c slots × ctxPerSlot`. Default 4096, >= 128. */
   ctxPerSlot: number;
   /** Default `'auto'`; a number is an integer >= 0 (0 = CPU only). */
@@ -32,7 +34,16 @@ export interface ModelConfig {
   kind: ModelKind;
   /** Slots (over all replicas) that background requests never take. Default 0, < slots. */
   reservedSlots: number;
+  /** `'always'`: run per replicas/autostart; `'on-demand'`: load on the first request. Default 'always'. */
+  load: 'always' | 'on-demand';
+  /** On-demand models: unload after this many ms with no lease and nothing queued; 0 = never. Default 0. */
+  idleUnloadMs: number;
+  /** Never unloaded to make room for another model. Default false. */
+  pinned: boolean;
 }
+
+/** A model as one llama-server runs it: `slots: 'auto'` resolved to a number before launch. */
+export type LaunchModel = Omit<ModelConfig, 'slots'> & { slots: number };
 
 /** `completion`: chat, completions, /infill; `embedding`: /v1/embeddings (`--embedding`); `rerank`: /v1/rerank (`--reranking`). */
 export type ModelKind = 'completion' | 'embedding' | 'rerank';
@@ -81,6 +92,8 @@ export interface Config {
   gpu: { sampleIntervalMs: number };
   /** Scale-out of models with `replicas: "auto"`. Defaults: 30000 ms saturated to add, 300000 ms idle to remove, saturated = all slots busy and the oldest request waiting 2000 ms. */
   autoscale: { saturatedForMs: number; idleForMs: number; saturatedWaitMs: number };
+  /** MiB Slotwise may use on every device (each GPU, host RAM); undefined = what is free. */
+  memoryBudgetMiB?: number;
   /** In the order of the file. */
   models: ModelConfig[];
   /** Absolute path the config was read from; undefined when defaults were used (no file). */

@@ -8,7 +8,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
-import type { ModelConfig, Config } from '../config/types';
+import type { LaunchModel, Config } from '../config/types';
 import { SlotwiseError, firstLine } from '../../shared/errors';
 import type { Logger } from '../../platform/log';
 import type { InstanceState, InstanceStatus } from '../../shared/protocol';
@@ -27,7 +27,7 @@ export type SupervisorTimings = Config['supervisor'];
 export interface InstanceOptions {
   /** `<model>#<n>`. */
   id: string;
-  model: ModelConfig;
+  model: LaunchModel;
   binary: string;
   timings: SupervisorTimings;
   stateDir: StateDir;
@@ -54,7 +54,7 @@ const hasSetpriv = process.platform === 'linux' && ['/usr/bin/setpriv', '/bin/se
 
 export class LlamaInstance extends EventEmitter<{ state: [StateEvent] }> {
   readonly id: string;
-  readonly model: ModelConfig;
+  readonly model: LaunchModel;
   readonly log: ChildLog;
   #opts: InstanceOptions;
   #logger: Logger;
@@ -463,7 +463,7 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent] }> {
 }
 
 /** The llama-server command line Slotwise owns; user `args` come last. */
-export function llamaServerArgs(model: ModelConfig, port: number): string[] {
+export function llamaServerArgs(model: LaunchModel, port: number): string[] {
   const args = [
     '-m', model.path,
     '--alias', model.name, // responses name the configured model, not its file path

@@ -35,6 +35,8 @@ interface ModelEntry {
   lastScale?: NonNullable<ModelStatus['scaling']>['last'];
   /** Wanted number of instances; 0 when down. */
   wanted: number;
+  /** `slots: "auto"` as the loader last resolved it (loader.ts); a number config is used as is. */
+  autoSlots?: number;
   instances: LlamaInstance[];
 }
 
@@ -52,6 +54,8 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
   #runtime = new WeakMap<LlamaInstance, InstanceRuntime>();
   /** Instances taking no new requests until their in-flight ones finish (scale-down). */
   #draining = new Set<LlamaInstance>();
+  /** Load state, last use and memory per model, from the on-demand loader (loader.ts). */
+  #statusExtra: ((name: string) => Partial<ModelStatus>) | undefined;
 
   constructor(opts: SupervisorOptions) {
     super();
@@ -88,9 +92,9 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
     this.emit('change');
   }
 
-  /** Starts every model with `autostart`. */
+  /** Starts every model with `autostart` (on-demand models wait for their first request). */
   startAutostart(): void {
-    for (const entry of this.#models.values()) if (entry.config.autostart) this.#scaleTo(entry, initialReplicas(entry.config));
+    for (const entry of this.#models.values()) if (entry.config.autostart && entry.config.load === 'always') this.#scaleTo(entry, initialReplicas(entry.config));
   }
 
   /** Intent: run the model's configured replicas (at least one). */
@@ -135,6 +139,31 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
 
   isDraining(inst: LlamaInstance): boolean {
     return this.#draining.has(inst);
+  }
+
+  /** Slots per instance: the configured number, or what `"auto"` last resolved to (undefined until then). */
+  slots(name: string): number | undefined {
+    const e = this.#entry(name);
+    return e.config.slots === 'auto' ? e.autoSlots : e.config.slots;
+  }
+
+  /**
+   * The loader's choice for `slots: "auto"`, made once before the model's first launch and kept for the
+   * daemon's life: instances are reused across down/up and the scheduler sizes its slot table per instance.
+   */
+  setAutoSlots(name: string, slots: number): void {
+    const e = this.#entry(name);
+    e.autoSlots ??= slots;
+  }
+
+  /** Instances the model should run now: 0 when down. */
+  wanted(name: string): number {
+    return this.#entry(name).wanted;
+  }
+
+  /** The loader adds its part of each model's status (load state, lastUsedAt, memory). */
+  setStatusExtra(extra: (name: string) => Partial<ModelStatus>): void {
+    this.#statusExtra = extra;
   }
 
   recordScaling(name: string, last: NonNullable<ModelStatus['scaling']>['last']): void {
@@ -195,7 +224,7 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
     return {
       name: c.name,
       path: c.path,
-      slotsPerInstance: c.slots,
+      slotsPerInstance: this.slots(c.name) ?? 0,
       ctxPerSlot: c.ctxPerSlot,
       gpuLayers: c.gpuLayers,
       kind: c.kind,
@@ -210,6 +239,7 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
         ...(e.lastScale ? { last: e.lastScale } : {}),
       },
       ...(e.info ? { info: e.info } : {}),
+      ...this.#statusExtra?.(c.name),
     };
   }
 
@@ -280,7 +310,8 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
   #createInstance(entry: ModelEntry, n: number): LlamaInstance {
     const inst = new LlamaInstance({
       id: `${entry.config.name}#${n}`,
-      model: withThreads(entry.config, this.#threads),
+      // "auto" unresolved (no plan possible, e.g. an unreadable file): 1 slot; the instance's preflight reports the file.
+      model: withThreads({ ...entry.config, slots: this.slots(entry.config.name) ?? 1 }, this.#threads),
       binary: this.#opts.binary,
       timings: this.#opts.config.supervisor,
       stateDir: this.#opts.stateDir,

@@ -28,7 +28,7 @@ export function threadsPerInstance(cores: number, planned: number): number | und
 }
 
 /** The model as launched: `--threads` added unless its args already set it. */
-export function withThreads(model: ModelConfig, threads: number | undefined): ModelConfig {
+export function withThreads<M extends Pick<ModelConfig, 'args'>>(model: M, threads: number | undefined): M {
   if (threads === undefined || setsThreads(model.args)) return model;
   return { ...model, args: ['--threads', String(threads), ...model.args] };
 }

@@ -74,6 +74,15 @@ export interface SchedulerHooks {
   onOutcome?: (model: string, outcome: RequestOutcome) => void;
   /** A request ended `cancelled` because a newer one of its session superseded it. */
   onSuperseded?: (model: string) => void;
+  /**
+   * A request for a model that is not running: true when the model loads on demand (the loader starts
+   * it once; the request waits in the queue meanwhile), false to refuse it as today.
+   */
+  onDemand?: (model: string) => boolean;
+  /** A request of the model took a slot. */
+  onLease?: (model: string) => void;
+  /** The model has no lease and nothing queued any more (a release, a cancelled or failed waiter). */
+  onIdle?: (model: string) => void;
 }
 
 interface QueuedRequest extends Waiter {
@@ -163,12 +172,12 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
       throw shuttingDown(this.#closedReason, `request for "${model}" was not accepted`);
     }
     const instances = this.#supervisor.instances(model);
-    const wanted = this.#supervisor.modelStatus(model).replicas;
-    if (wanted === 0 || instances.length === 0) {
+    const wanted = this.#supervisor.wanted(model);
+    if ((wanted === 0 || instances.length === 0) && !this.#hooks.onDemand?.(model)) {
       this.#count(model, queue, 'rejected');
       throw new SlotwiseError('SW_ERR_NO_INSTANCE', `model "${model}" is not running — start it with \`slotwise up ${model}\``);
     }
-    if (instances.every((i) => i.state === 'failed')) {
+    if (instances.length > 0 && instances.every((i) => i.state === 'failed')) {
       this.#count(model, queue, 'rejected');
       const reason = instances[0]!.status().lastError ?? 'see `slotwise logs`';
       throw new SlotwiseError('SW_ERR_INSTANCE_FAILED', `model "${model}" failed: ${reason}`);
@@ -216,6 +225,7 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
           entry.cleanup();
           reject(ticket.signal.aborted ? (ticket.signal.reason as Error) : cancelled(ticket));
           this.#pump();
+          this.#checkIdle(ticket.model);
         }
       };
       const entry: QueuedRequest = {
@@ -294,6 +304,26 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
     };
   }
 
+  /** Fails every request waiting for the model (its on-demand load cannot happen). */
+  failWaiters(model: string, err: Error): void {
+    const q = this.#queues.get(model);
+    if (!q) return;
+    for (const w of q.waiters.splice(0)) {
+      w.cleanup();
+      w.reject(err);
+    }
+    this.#pump();
+  }
+
+  /** Whether the model has a lease or a queued request. */
+  busy(model: string): boolean {
+    return this.waiting(model) > 0 || this.#supervisor.instances(model).some((i) => (this.#books.get(i.id)?.inFlight ?? 0) > 0);
+  }
+
+  waiting(model: string): number {
+    return this.#queues.get(model)?.waiters.length ?? 0;
+  }
+
   /** Daemon shutdown: fails every waiter and refuses new requests; leases already given keep running. */
   close(reason = 'stop requested'): void {
     this.#closedReason = reason;
@@ -332,6 +362,7 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
         q.rrCursor = p.nextCursor;
         for (const id of p.expired) {
           const w = this.#take(q, id);
+          if (q.waiters.length === 0) queueMicrotask(() => this.#checkIdle(model));
           w?.reject(new SlotwiseError('SW_ERR_QUEUE_TIMEOUT', `no slot of "${model}" became free within ${Math.round(this.#queueConfig.timeoutMs / 1000)} s — add slots/replicas or raise queue.timeoutMs`));
         }
         for (const a of p.assignments) {
@@ -380,6 +411,7 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
     if (served.length > 100) served.splice(0, served.length - 100);
     this.#served.set(model, served);
     this.#hooks.onQueueWait?.(model, waitedMs / 1000);
+    this.#hooks.onLease?.(model);
     let released = false;
     const q = this.#queue(model);
     return {
@@ -406,7 +438,10 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
         if (slot !== undefined) book.table.release(slot, end);
         // Only completed requests (dispatch finishes them before release) count: aborted ones say nothing about how long a request takes.
         if (ticket.outcome === 'completed') q.serviceMs = ewma(q.serviceMs, end - now);
-        queueMicrotask(() => this.#pump());
+        queueMicrotask(() => {
+          this.#pump();
+          this.#checkIdle(model);
+        });
       },
     };
   }
@@ -423,6 +458,10 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
       ownBusySeen: 0,
       lastAssignedAt: book.lastAssignedAt,
     };
+  }
+
+  #checkIdle(model: string): void {
+    if (!this.busy(model)) this.#hooks.onIdle?.(model);
   }
 
   #take(q: ModelQueue, id: string): QueuedRequest | undefined {

@@ -3,13 +3,15 @@ import type { StatusHub } from '../status/hub';
 import type { Supervisor } from '../runtime/supervisor';
 import type { RpcConnection, RpcHandlers } from './ws';
 import { asObject, optNumber, optString, reqString } from './validate';
-import type { ProtocolVersion, Snapshot } from '../../shared/protocol';
+import type { ModelStatus, ProtocolVersion, Snapshot } from '../../shared/protocol';
 import { SlotwiseError } from '../../shared/errors';
 
 export interface CoreRpcDeps {
   version: string;
   hub: StatusHub;
   supervisor: Supervisor;
+  /** `models.start` (`slotwise up`): the loader's memory-checked start; default Supervisor.startModel. */
+  startModel?: (name: string) => ModelStatus | Promise<ModelStatus>;
   /** Called by `daemon.stop`; resolves once the reply may be sent (shutdown continues after). */
   requestShutdown: () => void;
 }
@@ -45,7 +47,7 @@ export function coreHandlers(deps: CoreRpcDeps): RpcHandlers {
       return { ok: true };
     },
     'models.list': () => hub.snapshot().models,
-    'models.start': (params) => supervisor.startModel(reqString(asObject(params, 'models.start'), 'model', 'models.start')),
+    'models.start': (params) => (deps.startModel ?? ((n: string) => supervisor.startModel(n)))(reqString(asObject(params, 'models.start'), 'model', 'models.start')),
     'models.stop': (params) => supervisor.stopModel(reqString(asObject(params, 'models.stop'), 'model', 'models.stop')),
     'models.restart': (params) => supervisor.restartModel(reqString(asObject(params, 'models.restart'), 'model', 'models.restart')),
     'logs.tail': (params) => {

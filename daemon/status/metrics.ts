@@ -35,6 +35,10 @@ export class MetricsRegistry {
   #kvCache: Gauge<'model'>;
   #promptTokens: Counter<'model' | 'kind'>;
   #cacheHit: Gauge<'model'>;
+  #loads: Counter<'model'>;
+  #unloads: Counter<'model' | 'reason'>;
+  #loadSeconds: Histogram<'model'>;
+  #modelMemory: Gauge<'model' | 'kind'>;
 
   constructor() {
     const registers = [this.registry];
@@ -72,12 +76,31 @@ export class MetricsRegistry {
     this.#kvCache = gauge('slotwise_kv_cache_usage_perc', 'KVCacheUtilization, 0..1: context cells held by processing slots over all context cells of ready instances (from llama-server /slots: n_prompt_tokens over n_ctx).', ['model']);
     // The totals live in the scheduler; the counter is set from them at scrape time (as restarts).
     this.#promptTokens = new Counter({ name: 'slotwise_prompt_tokens_total', help: 'Prompt tokens of finished requests: kind="cached" reused from the KV cache, kind="processed" computed (llama-server timings cache_n, prompt_n).', labelNames: ['model', 'kind'], registers });
+    this.#loads = new Counter({ name: 'slotwise_model_loads_total', help: 'Times the model became ready from not ready: a start, an on-demand load, or a restart after a crash.', labelNames: ['model'], registers });
+    this.#unloads = new Counter({ name: 'slotwise_model_unloads_total', help: 'Times the model was unloaded: reason="idle" (idleUnloadMs), "evicted" (to make room), "stopped" (slotwise down).', labelNames: ['model', 'reason'], registers });
+    this.#loadSeconds = new Histogram({
+      name: 'slotwise_model_load_seconds',
+      help: 'From the request (or start) that loaded the model to its first ready replica.',
+      labelNames: ['model'],
+      buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+      registers,
+    });
+    this.#modelMemory = gauge('slotwise_model_memory_bytes', 'Memory of one replica: kind="plan" (the memory plan) or "actual" (llama-server\'s buffers).', ['model', 'kind']);
     this.#cacheHit = gauge('slotwise_prompt_cache_hit_ratio', 'Prompt-cache hit ratio: cached / (cached + processed) prompt tokens.', ['model']);
   }
 
   /** The scheduler calls this when a request leaves the queue for a slot. */
   observeQueueWait(model: string, seconds: number): void {
     if (Number.isFinite(seconds) && seconds >= 0) this.#queueWait.observe({ model }, seconds);
+  }
+
+  observeLoad(model: string, seconds: number): void {
+    this.#loads.inc({ model });
+    if (Number.isFinite(seconds) && seconds >= 0) this.#loadSeconds.observe({ model }, seconds);
+  }
+
+  countUnload(model: string, reason: string): void {
+    this.#unloads.inc({ model, reason });
   }
 
   countRequest(model: string, outcome: RequestOutcome): void {
@@ -101,12 +124,16 @@ export class MetricsRegistry {
   }
 
   #setFrom(s: Snapshot): void {
-    for (const g of [this.#slotsTotal, this.#slotsBusy, this.#queueWaiting, this.#instanceUp, this.#restarts, this.#gpuUtil, this.#gpuMemUsed, this.#gpuMemTotal, this.#gpuTemp, this.#gpuPower, this.#processMemory, this.#running, this.#waiting, this.#kvCache, this.#promptTokens, this.#cacheHit]) {
+    for (const g of [this.#slotsTotal, this.#slotsBusy, this.#queueWaiting, this.#instanceUp, this.#restarts, this.#gpuUtil, this.#gpuMemUsed, this.#gpuMemTotal, this.#gpuTemp, this.#gpuPower, this.#processMemory, this.#running, this.#waiting, this.#kvCache, this.#promptTokens, this.#cacheHit, this.#modelMemory]) {
       g.reset();
     }
     for (const m of s.models) {
       this.#queueWaiting.set({ model: m.name }, m.queue.waiting);
       this.#setModelServerGauges(m);
+      if (m.memory) {
+        this.#modelMemory.set({ model: m.name, kind: 'plan' }, m.memory.planBytes);
+        if (m.memory.actualBytes !== undefined) this.#modelMemory.set({ model: m.name, kind: 'actual' }, m.memory.actualBytes);
+      }
       for (const i of m.instances) {
         const l: Labels<'model' | 'instance'> = { model: m.name, instance: i.id };
         const ready = i.state === 'ready';

@@ -68,16 +68,20 @@ function modelNode(m: ModelStatus, now: number): ModelNode {
   const slots = ready.flatMap((i) => i.slots);
   // /slots lags what the daemon just sent; the count agrees with the status bar (capacity.busySlots).
   const busy = ready.reduce((n, i) => n + busySlotsOf(i, m.slotsPerInstance), 0);
-  const parts: string[] = [phase];
+  // An on-demand model reads `unloaded (idle)` etc. rather than `down` (daemons that report `load`).
+  const phaseText = phase === 'down' && m.load?.state === 'unloaded' ? `unloaded${m.load.reason ? ` (${m.load.reason})` : ''}` : phase;
+  const parts: string[] = [phaseText];
   if (phase !== 'down' && slots.length > 0) parts.push(`${busy}/${slots.length} busy`);
   if (m.queue.waiting > 0) parts.push(`${m.queue.waiting} queued (${(m.queue.oldestWaitMs / 1000).toFixed(1)} s)`);
   const tps = m.instances.reduce((sum, i) => sum + (i.tokensPerSecond ?? 0), 0);
   if (tps > 0) parts.push(`${tps.toFixed(0)} tok/s`);
+  if (m.memory) parts.push(formatBytes(m.memory.actualBytes ?? m.memory.planBytes));
   const tooltip = [
-    `${m.name} — ${phase}`,
+    `${m.name} — ${phaseText}`,
     m.path,
     `${m.slotsPerInstance} slots × ${m.ctxPerSlot} ctx · gpuLayers ${m.gpuLayers} · replicas ${m.replicas}`,
     m.info?.fileBytes ? `${m.info.architecture ?? 'model'} · ${formatBytes(m.info.fileBytes)}` : '',
+    m.memory ? `memory: plan ${formatBytes(m.memory.planBytes)}${m.memory.actualBytes !== undefined ? ` · actual ${formatBytes(m.memory.actualBytes)}` : ''}` : '',
   ].filter(Boolean);
   return {
     kind: 'model',

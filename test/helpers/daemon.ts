@@ -40,7 +40,7 @@ export interface ModelSpec {
   size?: TestModelSize;
   /** Which variant of it (default completion): 'fim', 'embedding', 'rerank'; the config's own `kind` is separate. */
   variant?: TinyModelKind;
-  slots?: number;
+  slots?: number | 'auto';
   ctxPerSlot?: number;
   replicas?: number | 'auto';
   autostart?: boolean;

@@ -136,7 +136,7 @@ describe('daemon API security and errors', () => {
     const configPath = writeConfig(dir, { models: { coder: { path: '/nonexistent.gguf', slots: 0 } } });
     const res = await cli(['daemon', '--state-dir', `${dir}/state`, '--config', configPath, '--port', '0']);
     expect(res.code).toBe(2);
-    expect(res.stderr).toMatch(/^slotwise: .*models\.coder\.slots must be an integer >= 1, got the number 0 — set it/m);
+    expect(res.stderr).toMatch(/^slotwise: .*models\.coder\.slots must be "auto" or an integer >= 1, got the number 0 — set it/m);
     expect(res.stderr.trim().split('\n')).toHaveLength(1);
   });
 

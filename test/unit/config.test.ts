@@ -79,9 +79,9 @@ describe('example and schema', () => {
 // [name, config, message, schemaCatchesIt]. The last is false for checks JSON Schema cannot express
 // (cross-field and case-insensitive names); the schema must accept those so this table stays honest.
 const BAD: [string, unknown, string, boolean?][] = [
-  ['slots 0', model({ slots: 0 }), 'config.json: models.coder.slots must be an integer >= 1, got the number 0 — set it to the number of parallel requests (e.g. 4)'],
-  ['slots too many', model({ slots: 300 }), 'config.json: models.coder.slots must be an integer <= 256, got the number 300 — set it to the number of parallel requests (e.g. 4)'],
-  ['slots as string', model({ slots: '4' }), 'config.json: models.coder.slots must be an integer from 1 to 256, got a string ("4") — set it to the number of parallel requests (e.g. 4)'],
+  ['slots 0', model({ slots: 0 }), 'config.json: models.coder.slots must be "auto" or an integer >= 1, got the number 0 — set it to the number of parallel requests (e.g. 4), or "auto" for the most that fit memory'],
+  ['slots too many', model({ slots: 300 }), 'config.json: models.coder.slots must be "auto" or an integer <= 256, got the number 300 — set it to the number of parallel requests (e.g. 4), or "auto" for the most that fit memory'],
+  ['slots as string', model({ slots: '4' }), 'config.json: models.coder.slots must be "auto" or an integer from 1 to 256, got a string ("4") — set it to the number of parallel requests (e.g. 4), or "auto" for the most that fit memory'],
   ['ctxPerSlot small', model({ ctxPerSlot: 64 }), 'config.json: models.coder.ctxPerSlot must be an integer >= 128, got the number 64 — set it to the context length of one request in tokens (e.g. 4096)'],
   ['typo near a key', { queue: { maxWait: 5 } }, 'config.json: unknown key "queue.maxWait" — did you mean "queue.maxWaiting"?'],
   ['typo in case', model({ CtxPerSlot: 4096 }), 'config.json: unknown key "models.coder.CtxPerSlot" — did you mean "models.coder.ctxPerSlot"?'],
@@ -268,12 +268,26 @@ describe('defaults', () => {
       kind: 'completion',
       reservedSlots: 0,
       promptCacheMiB: 32,
+      load: 'always',
+      idleUnloadMs: 0,
+      pinned: false,
+      maxSlots: 16,
     });
   });
 
   it('takes reservedSlots below slots and refuses one that leaves background work no slot', () => {
     expect(parse(model({ slots: 4, reservedSlots: 1 })).models[0]!.reservedSlots).toBe(1);
     expect(() => parse(model({ slots: 4, reservedSlots: 4 }))).toThrow(/reservedSlots must be < models\.coder\.slots \(4\), got 4/);
+  });
+
+  it('takes load "on-demand", idleUnloadMs, pinned and a top-level memoryBudgetMiB', () => {
+    const c = parse({ ...model({ load: 'on-demand', idleUnloadMs: 300000, pinned: true }), memoryBudgetMiB: 8192 });
+    expect(c.models[0]).toMatchObject({ load: 'on-demand', idleUnloadMs: 300000, pinned: true });
+    expect(c.memoryBudgetMiB).toBe(8192);
+    expect(parse(model({})).memoryBudgetMiB).toBeUndefined();
+    expect(() => parse(model({ load: 'lazy' }))).toThrow(/load.*"always".*"on-demand"/s);
+    expect(parse(model({ slots: 'auto', maxSlots: 8 })).models[0]).toMatchObject({ slots: 'auto', maxSlots: 8 });
+    expect(() => parse(model({ slots: 'many' }))).toThrow(/slots/);
   });
 
   it('takes a model kind and refuses an unknown one with the choices', () => {

@@ -47,6 +47,16 @@ describe('buildSlotsTree', () => {
     expect(m).toMatchObject({ description: 'down', contextValue: 'slotwise.model.down', children: [] });
   });
 
+  it('an unloaded on-demand model reads unloaded (why), offers Start (= load), and ready rows show memory', () => {
+    const GiB = 2 ** 30;
+    const [u] = buildSlotsTree(snapshot({ models: [model({ replicas: 0, instances: [], load: { state: 'unloaded', reason: 'evicted' }, memory: { planBytes: 3.1 * GiB, byDevice: [] } })] }), NOW);
+    expect(u).toMatchObject({ description: 'unloaded (evicted) · 3.1 GiB', contextValue: 'slotwise.model.down' });
+    expect(u!.tooltip).toContain('memory: plan 3.1 GiB');
+    const [r] = buildSlotsTree(snapshot({ models: [model({ instances: [instance({}, [])], load: { state: 'ready' }, memory: { planBytes: 3.1 * GiB, actualBytes: 3.0 * GiB, byDevice: [] } })] }), NOW);
+    expect(r!.description).toBe('ready · 0/4 busy · 3.0 GiB');
+    expect(r!.tooltip).toContain('memory: plan 3.1 GiB · actual 3.0 GiB');
+  });
+
   it('shows queue, loading, backoff and failure reasons', () => {
     const [m] = buildSlotsTree(
       snapshot({

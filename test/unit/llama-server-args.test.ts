@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import type { ModelConfig } from '../../daemon/config/types';
+import type { LaunchModel } from '../../daemon/config/types';
 import { llamaServerArgs } from '../../daemon/runtime/instance';
 
-const model = (over: Partial<ModelConfig> = {}): ModelConfig => ({
-  name: 'm', path: '/m.gguf', slots: 2, ctxPerSlot: 1024, gpuLayers: 'auto', replicas: 1, maxReplicas: 1, autostart: true, args: [], promptCacheMiB: 32, affinity: true, kind: 'completion', reservedSlots: 0, ...over,
+const model = (over: Partial<LaunchModel> = {}): LaunchModel => ({
+  name: 'm', path: '/m.gguf', slots: 2, ctxPerSlot: 1024, gpuLayers: 'auto', replicas: 1, maxReplicas: 1, autostart: true, args: [], affinity: true, kind: 'completion', reservedSlots: 0, promptCacheMiB: 32, load: 'always', idleUnloadMs: 0, pinned: false, maxSlots: 16, ...over,
 });
 
 describe('llamaServerArgs by model kind', () => {

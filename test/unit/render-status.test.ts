@@ -87,6 +87,16 @@ describe('renderStatus', () => {
     expect(placementLine(launched)).toBe('coder · 4 slots × 4096 ctx · gpu layers all → 33/33 on GPU (model CUDA0 3821 MiB, kv CUDA0 512 MiB)');
   });
 
+  it('shows plan vs actual memory, and an on-demand model as unloaded (why) or loading', () => {
+    const GiB = 2 ** 30;
+    const m = model({ memory: { planBytes: 3.1 * GiB, actualBytes: 3.0 * GiB, byDevice: [] } });
+    expect(placementLine(m)).toBe('coder · 4 slots × 4096 ctx · gpu layers auto · plan 3.1 GiB · actual 3.0 GiB');
+    expect(placementLine(model({ memory: { planBytes: 3.1 * GiB, byDevice: [] } }))).toMatch(/· plan 3\.1 GiB$/);
+    const text = renderStatus(snapshot([model({ replicas: 0, load: { state: 'unloaded', reason: 'idle' } }), model({ name: 'b', replicas: 1, load: { state: 'loading' } })]));
+    expect(text).toMatch(/coder\s+-\s+unloaded \(idle\)/);
+    expect(text).toMatch(/b\s+-\s+loading/);
+  });
+
   it.each([
     [999, '0s'],
     [59_000, '59s'],

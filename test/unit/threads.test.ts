@@ -3,7 +3,7 @@ import type { ModelConfig } from '../../daemon/config/types';
 import { plannedInstances, setsThreads, threadsPerInstance, withThreads } from '../../daemon/runtime/threads';
 
 const model = (over: Partial<ModelConfig> = {}): ModelConfig => ({
-  name: 'm', path: '/m.gguf', slots: 4, ctxPerSlot: 4096, gpuLayers: 'auto', replicas: 1, maxReplicas: 1, autostart: true, args: [], affinity: true, kind: 'completion', reservedSlots: 0, promptCacheMiB: 32, ...over,
+  name: 'm', path: '/m.gguf', slots: 4, ctxPerSlot: 4096, gpuLayers: 'auto', replicas: 1, maxReplicas: 1, autostart: true, args: [], affinity: true, kind: 'completion', reservedSlots: 0, promptCacheMiB: 32, load: 'always', idleUnloadMs: 0, pinned: false, maxSlots: 16, ...over,
 });
 
 describe('threads per llama-server', () => {

@@ -1,0 +1,73 @@
+// Fitting one more model next to the loaded ones (pure): what each device offers under memoryBudgetMiB,
+// whether a plan can ever fit, which idle model to unload first (least recently used), and the actual
+// buffer sizes per device from llama-server's load log (status `offload.buffers`).
+import type { FreeMemory, MemoryPlan } from './plan';
+
+const MIB = 1024 * 1024;
+
+/** Bytes per device (`host`, `gpu0`, …). */
+export type DeviceBytes = Map<string, number>;
+
+/** A loaded model that eviction may consider. */
+export interface LoadedModel {
+  name: string;
+  /** Epoch ms of its last lease; undefined = never used since it loaded (oldest). */
+  lastUsedAt?: number;
+  /** No lease and nothing queued. */
+  idle: boolean;
+  pinned: boolean;
+}
+
+/**
+ * llama-server's buffers (`"<kind> <device>"` → MiB) summed per device: CPU buffers (`CPU`,
+ * `CPU_Mapped`, `CUDA_Host`: pinned host memory) are host RAM; `CUDA0`, `ROCm1`, `Vulkan0` … are that GPU.
+ */
+export function actualByDevice(buffers: Readonly<Record<string, number>>): DeviceBytes {
+  const out: DeviceBytes = new Map();
+  for (const [key, mib] of Object.entries(buffers)) {
+    const dev = key.slice(key.indexOf(' ') + 1);
+    const gpu = /^(?:CUDA|ROCm|Vulkan|SYCL|Metal)(\d+)$/.exec(dev);
+    const device = gpu ? `gpu${gpu[1]}` : 'host';
+    out.set(device, (out.get(device) ?? 0) + mib * MIB);
+  }
+  return out;
+}
+
+/** A plan's bytes per device. */
+export function planByDevice(plan: MemoryPlan): DeviceBytes {
+  return new Map(plan.devices.map((d) => [d.device, d.total]));
+}
+
+export function addBytes(into: DeviceBytes, add: DeviceBytes, times = 1): DeviceBytes {
+  for (const [d, b] of add) into.set(d, (into.get(d) ?? 0) + b * times);
+  return into;
+}
+
+/**
+ * What a new model may use now on each device: the free memory, capped by the budget less what the
+ * loaded models hold. Without a budget, the free memory.
+ */
+export function available(free: FreeMemory, used: DeviceBytes, budgetMiB: number | undefined): FreeMemory {
+  if (budgetMiB === undefined) return free;
+  const cap = (device: string, has: number): number => Math.max(0, Math.min(has, budgetMiB * MIB - (used.get(device) ?? 0)));
+  return { host: cap('host', free.host), gpus: free.gpus.map((g) => ({ index: g.index, free: cap(`gpu${g.index}`, g.free) })) };
+}
+
+/**
+ * The most a new model could ever get on each device, with every other model unloaded: the budget,
+ * else what is free plus what the loaded models hold. A plan that does not fit this never will.
+ */
+export function capacity(free: FreeMemory, used: DeviceBytes, budgetMiB: number | undefined): FreeMemory {
+  const cap = (device: string, has: number): number => (budgetMiB !== undefined ? budgetMiB * MIB : has + (used.get(device) ?? 0));
+  return { host: cap('host', free.host), gpus: free.gpus.map((g) => ({ index: g.index, free: cap(`gpu${g.index}`, g.free) })) };
+}
+
+/** The model to unload first: idle, not pinned, least recently used (never used counts as oldest). */
+export function pickVictim(models: readonly LoadedModel[]): string | undefined {
+  let best: LoadedModel | undefined;
+  for (const m of models) {
+    if (!m.idle || m.pinned) continue;
+    if (!best || (m.lastUsedAt ?? 0) < (best.lastUsedAt ?? 0)) best = m;
+  }
+  return best?.name;
+}

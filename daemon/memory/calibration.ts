@@ -1,0 +1,78 @@
+// Plan versus actual, kept across daemon restarts: after a load, what llama-server allocated per device
+// (its load log) is stored under the model file (path, size, mtime) and the settings that size the
+// buffers; the next plan for the same key uses those figures instead of the estimate. One JSON file in
+// the state dir (calibration.json), rewritten atomically with mode 0600.
+import { stat } from 'node:fs/promises';
+import type { GpuLayers } from '../config/types';
+import { readTextIfExists, writeFileAtomic } from '../../shared/state-dir';
+import type { MemoryPlan } from './plan';
+import type { ServerMemoryOptions } from './server-args';
+import type { DeviceBytes } from './budget';
+
+export interface CalibrationEntry {
+  /** What the plan said, bytes, all devices. */
+  planBytes: number;
+  /** What llama-server allocated, bytes per device (`host`, `gpu0`, …). */
+  actual: Record<string, number>;
+  /** Epoch ms of the load it was read from. */
+  at: number;
+}
+
+export interface CalibrationSettings {
+  slots: number;
+  ctxPerSlot: number;
+  gpuLayers: GpuLayers;
+  server: ServerMemoryOptions;
+}
+
+/** The key: the file as it is now (a changed file misses) and everything that sizes the buffers. */
+export async function calibrationKey(path: string, s: CalibrationSettings): Promise<string | undefined> {
+  try {
+    const st = await stat(path);
+    const v = s.server;
+    return [path, st.size, Math.round(st.mtimeMs), `slots=${s.slots}`, `ctx=${s.ctxPerSlot}`, `ngl=${s.gpuLayers}`, `ctk=${v.cacheTypeK}`, `ctv=${v.cacheTypeV}`, `ub=${v.ubatch}`, `b=${v.batch}`, `fa=${v.flashAttn}`, `kvu=${v.kvUnified}`, `nkvo=${!v.kvOffload}`].join('|');
+  } catch {
+    return undefined; // unreadable file: no calibration (the instance's preflight reports it)
+  }
+}
+
+/** The plan with each device's total replaced by what llama-server allocated there. */
+export function calibrated(plan: MemoryPlan, entry: CalibrationEntry): MemoryPlan {
+  const devices = plan.devices.map((d) => ({ ...d, total: entry.actual[d.device] ?? d.total }));
+  return { ...plan, devices, total: devices.reduce((a, d) => a + d.total, 0) };
+}
+
+export class CalibrationStore {
+  #path: string;
+  #entries: Record<string, CalibrationEntry> | undefined;
+  #writing: Promise<void> = Promise.resolve();
+
+  constructor(path: string) {
+    this.#path = path;
+  }
+
+  async get(key: string): Promise<CalibrationEntry | undefined> {
+    return (await this.#load())[key];
+  }
+
+  /** Records one load; writes are serialized so the file always holds every recorded key. */
+  async record(key: string, planBytes: number, actual: DeviceBytes): Promise<void> {
+    const entries = await this.#load();
+    entries[key] = { planBytes, actual: Object.fromEntries([...actual].map(([d, b]) => [d, Math.round(b)])), at: Date.now() };
+    this.#writing = this.#writing.then(() => writeFileAtomic(this.#path, `${JSON.stringify(entries, null, 2)}\n`, 0o600));
+    await this.#writing;
+  }
+
+  async #load(): Promise<Record<string, CalibrationEntry>> {
+    if (!this.#entries) {
+      try {
+        const text = await readTextIfExists(this.#path);
+        const parsed: unknown = text ? JSON.parse(text) : {};
+        this.#entries = typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, CalibrationEntry>) : {};
+      } catch {
+        this.#entries = {}; // a corrupt file is rewritten on the next load
+      }
+    }
+    return this.#entries;
+  }
+}

@@ -1,0 +1,365 @@
+// Models on demand: loads a `load: "on-demand"` model on its first request (once, however many
+// requests arrive meanwhile), plans its memory first and unloads least-recently-used idle models until
+// it fits (memoryBudgetMiB, else free memory), unloads a model idle for idleUnloadMs, and keeps the load
+// state, last use and memory of every model for status. The queue itself stays the scheduler's: it
+// admits a request for an unloaded on-demand model (SchedulerHooks.onDemand) and tells this module
+// when a model took a slot (onLease) or went idle (onIdle).
+import { EventEmitter } from 'node:events';
+import type { Config } from '../config/types';
+import type { Logger } from '../../platform/log';
+import type { ModelLoadStatus, ModelMemoryStatus, ModelStatus } from '../../shared/protocol';
+import { readGgufHeader } from '../../gguf/gguf';
+import { modelFacts, type ModelFacts } from '../memory/model-facts';
+import { checkFit, memoryError, mostSlotsThatFit, planMemory, type FreeMemory, type MemoryPlan } from '../memory/plan';
+import { serverMemoryOptions } from '../memory/server-args';
+import { actualByDevice, addBytes, available, capacity, pickVictim, planByDevice, type DeviceBytes } from '../memory/budget';
+import { calibrated, calibrationKey, type CalibrationStore } from '../memory/calibration';
+import type { Supervisor } from './supervisor';
+
+export type UnloadReason = 'idle' | 'evicted' | 'stopped';
+
+export interface LoaderOptions {
+  supervisor: Supervisor;
+  config: Config;
+  logger: Logger;
+  /** Free memory now (free-memory.ts readFreeMemory). */
+  readFree: () => Promise<FreeMemory>;
+  /** Whether the model has a lease or a queued request (Scheduler.busy). */
+  busy: (model: string) => boolean;
+  /** Requests queued for the model (Scheduler.waiting). */
+  waiting: (model: string) => number;
+  /** The load cannot happen: fail the requests waiting for it (Scheduler.failWaiters). */
+  fail: (model: string, err: Error) => void;
+  hooks?: {
+    onLoaded?: (model: string, seconds: number) => void;
+    onUnloaded?: (model: string, reason: UnloadReason) => void;
+  };
+  /** Plan vs actual across restarts (state dir calibration.json); none: plans are estimates only. */
+  calibration?: CalibrationStore;
+  /** How often a load that must wait for a busy model to go idle looks again, ms. */
+  retryMs?: number;
+}
+
+interface Entry {
+  /** Planning and eviction before the supervisor starts the model; undefined otherwise. */
+  preparing?: Promise<void>;
+  /** When the current load began (first request, or the first instance start). */
+  loadStartedAt?: number;
+  /** The current load was started by a request (not `slotwise up` or autostart): cancelling them all stops it. */
+  byDemand?: boolean;
+  ready: boolean;
+  everLoaded: boolean;
+  reason?: UnloadReason;
+  lastUsedAt?: number;
+  idleTimer?: NodeJS.Timeout;
+  facts?: ModelFacts | null;
+  plan?: MemoryPlan;
+  /** The estimate behind `plan` (before calibration) and its calibration key. */
+  estimateBytes?: number;
+  calibrationKey?: string;
+}
+
+export class ModelLoader extends EventEmitter<{ change: [] }> {
+  #o: LoaderOptions;
+  #models = new Map<string, Entry>();
+
+  constructor(opts: LoaderOptions) {
+    super();
+    this.#o = opts;
+    for (const name of opts.supervisor.modelNames()) this.#models.set(name, { ready: false, everLoaded: false });
+    opts.supervisor.setStatusExtra((name) => this.statusOf(name));
+    opts.supervisor.on('instanceState', (inst) => this.#observe(inst.model.name));
+  }
+
+  /** SchedulerHooks.onDemand: starts loading an on-demand model once; false for an "always" model. */
+  demand(model: string): boolean {
+    if (this.#o.supervisor.modelConfig(model).load !== 'on-demand') return false;
+    const e = this.#entry(model);
+    if (!e.preparing && this.#o.supervisor.wanted(model) === 0) {
+      e.loadStartedAt = Date.now();
+      e.byDemand = true;
+      e.preparing = this.#prepare(model, e)
+        .catch((err: Error) => {
+          e.byDemand = undefined;
+          this.#o.logger.child(model).warn(`on-demand load failed: ${err.message}`);
+          this.#o.fail(model, err);
+        })
+        .finally(() => {
+          e.preparing = undefined;
+          if (this.#o.supervisor.wanted(model) === 0) {
+            e.byDemand = undefined;
+            e.loadStartedAt = undefined;
+          }
+          this.emit('change');
+        });
+      this.emit('change');
+    }
+    return true;
+  }
+
+  /** SchedulerHooks.onLease. */
+  used(model: string): void {
+    const e = this.#entry(model);
+    e.lastUsedAt = Date.now();
+    if (e.idleTimer) clearTimeout(e.idleTimer);
+    e.idleTimer = undefined;
+  }
+
+  /** SchedulerHooks.onIdle (a request ended or left the queue, none remain): stop a load nobody waits for any more; else arm the idle unload. */
+  idle(model: string): void {
+    const e = this.#entry(model);
+    if (e.ready) e.lastUsedAt = Date.now(); // the end of a request is a use too: a long generation just ended is recent
+    const cfg = this.#o.supervisor.modelConfig(model);
+    const wanted = this.#o.supervisor.wanted(model);
+    if (cfg.load === 'on-demand' && wanted > 0 && !e.ready && e.byDemand) {
+      // The only requests for a first load were cancelled: nobody waits, so the load stops.
+      this.#o.logger.child(model).info('load stopped: every request waiting for it was cancelled');
+      void this.#o.supervisor.stopModel(model);
+      return;
+    }
+    this.#armIdle(model, e);
+  }
+
+  /**
+   * `slotwise up`: a model that is down gets the same memory check as an on-demand load (never-fits
+   * error, LRU eviction) before it starts; with nothing to evict and no room, SW_ERR_NOT_ENOUGH_MEMORY
+   * names what is free. A running or failed model is (re)started as before.
+   */
+  async start(model: string): Promise<ModelStatus> {
+    const e = this.#entry(model);
+    if (this.#o.supervisor.wanted(model) === 0) {
+      await e.preparing;
+      if (this.#o.supervisor.wanted(model) === 0) await this.#makeRoom(model, e, { wait: false });
+    }
+    return this.#o.supervisor.startModel(model);
+  }
+
+  /** Unloads a model (idle timer, eviction); counted once its instances left ready. */
+  async unload(model: string, reason: UnloadReason): Promise<void> {
+    const e = this.#entry(model);
+    e.reason = reason;
+    this.#o.logger.child(model).info(`unloading (${reason})`);
+    await this.#o.supervisor.stopModel(model);
+  }
+
+  statusOf(model: string): Partial<ModelStatus> {
+    const e = this.#models.get(model);
+    if (!e) return {};
+    return {
+      load: this.#loadStatus(model, e),
+      ...(e.lastUsedAt !== undefined ? { lastUsedAt: e.lastUsedAt } : {}),
+      ...(e.plan ? { memory: this.#memoryStatus(model, e.plan) } : {}),
+    };
+  }
+
+  /**
+   * Plans every model once for status, and resolves `slots: "auto"` of the "always" models (await it
+   * before they start). An on-demand "auto" model is resolved at its first load, against the memory then.
+   */
+  async planAll(): Promise<void> {
+    const free = await this.#o.readFree().catch(() => ({ host: 0, gpus: [] }));
+    for (const name of this.#models.keys()) {
+      const c = this.#o.supervisor.modelConfig(name);
+      if (c.slots === 'auto' && c.load === 'on-demand') continue;
+      const facts = await this.#facts(name);
+      if (facts && !this.#entry(name).plan) this.#entry(name).plan = await this.#plan(name, facts, free);
+    }
+    this.emit('change');
+  }
+
+  close(): void {
+    for (const e of this.#models.values()) if (e.idleTimer) clearTimeout(e.idleTimer);
+  }
+
+  // ------------------------------------------------------------------------------------------
+
+  /**
+   * Plan, make room, start: the part of a load before llama-server runs. The request that called
+   * demand() is already queued by the first check: open() and acquire() run in one synchronous step
+   * (api/openai.ts, api/jobs.ts via dispatch()), and this starts after an await.
+   */
+  async #prepare(model: string, e: Entry): Promise<void> {
+    if (!(await this.#makeRoom(model, e, { wait: true }))) return;
+    if (this.#o.waiting(model) === 0) return;
+    this.#o.logger.child(model).info(`loading on demand${e.plan ? ` (plan ${(e.plan.total / 2 ** 20).toFixed(1)} MiB)` : ''}`);
+    this.#o.supervisor.startModel(model);
+  }
+
+  /**
+   * Plans the model and unloads LRU idle models until it fits; false when a wait for room ended
+   * because nobody waits any more. `wait: false` (slotwise up) throws instead of waiting for a busy model.
+   */
+  async #makeRoom(model: string, e: Entry, opts: { wait: boolean }): Promise<boolean> {
+    const facts = await this.#facts(model);
+    for (;;) {
+      if (opts.wait && this.#o.waiting(model) === 0) return false; // every waiting request was cancelled
+      if (!facts) return true; // unreadable header: the instance's own preflight reports it
+      const free = await this.#o.readFree();
+      const plan = await this.#plan(model, facts, free);
+      e.plan = plan;
+      const used = this.#usedByOthers(model);
+      const budget = this.#o.config.memoryBudgetMiB;
+      const ever = checkFit(plan, capacity(free, used, budget));
+      if (!ever.fits) throw memoryError(`model "${model}"`, ever, free.gpus.length > 0);
+      const now = checkFit(plan, available(free, used, budget));
+      if (now.fits) return true;
+      const victim = pickVictim(
+        this.#loadedOthers(model).map((name) => ({
+          name,
+          lastUsedAt: this.#entry(name).lastUsedAt,
+          idle: !this.#o.busy(name),
+          pinned: this.#o.supervisor.modelConfig(name).pinned,
+        })),
+      );
+      if (victim) await this.unload(victim, 'evicted');
+      else if (!opts.wait) throw memoryError(`model "${model}"`, now, free.gpus.length > 0);
+      else await new Promise((r) => setTimeout(r, this.#o.retryMs ?? 500)); // wait for a busy model to go idle
+    }
+  }
+
+  /** The estimate, replaced per device by what llama-server allocated last time for the same file and settings. */
+  async #plan(model: string, facts: ModelFacts, free: FreeMemory): Promise<MemoryPlan> {
+    const c = this.#o.supervisor.modelConfig(model);
+    const settings = { slots: this.#slotsFor(model, facts, free), ctxPerSlot: c.ctxPerSlot, gpuLayers: c.gpuLayers, server: serverMemoryOptions(c.args) };
+    const plan = planMemory(facts, settings, free);
+    const e = this.#entry(model);
+    e.estimateBytes = plan.total;
+    e.calibrationKey = this.#o.calibration ? await calibrationKey(c.path, settings) : undefined;
+    const known = e.calibrationKey ? await this.#o.calibration!.get(e.calibrationKey) : undefined;
+    return known ? calibrated(plan, known) : plan;
+  }
+
+  /** Slots of the next launch: the configured number, else `"auto"` resolved once (the most that fit now, at least 1). */
+  #slotsFor(model: string, facts: ModelFacts, free: FreeMemory): number {
+    const known = this.#o.supervisor.slots(model);
+    if (known !== undefined) return known;
+    const c = this.#o.supervisor.modelConfig(model);
+    const room = available(free, this.#usedByOthers(model), this.#o.config.memoryBudgetMiB);
+    const n = mostSlotsThatFit(facts, { ctxPerSlot: c.ctxPerSlot, gpuLayers: c.gpuLayers, server: serverMemoryOptions(c.args) }, room, c.maxSlots);
+    // None fits next to the others: plan one slot, so eviction makes room or the never-fits error names the numbers.
+    const slots = Math.max(1, n);
+    this.#o.logger.child(model).info(`slots "auto": ${slots} (the most of maxSlots ${c.maxSlots} that fit at ctxPerSlot ${c.ctxPerSlot})`);
+    this.#o.supervisor.setAutoSlots(model, slots);
+    return slots;
+  }
+
+  /** After a load: keeps what llama-server allocated for the next plan of the same file and settings. */
+  async #calibrate(model: string, e: Entry): Promise<void> {
+    if (!this.#o.calibration) return;
+    if (!e.plan) {
+      const facts = await this.#facts(model);
+      if (!facts) return;
+      e.plan = await this.#plan(model, facts, await this.#o.readFree());
+    }
+    const buffers = this.#o.supervisor.instances(model).find((i) => i.state === 'ready')?.status().offload?.buffers;
+    if (!buffers || !Object.keys(buffers).length || !e.calibrationKey || e.estimateBytes === undefined) return;
+    await this.#o.calibration.record(e.calibrationKey, e.estimateBytes, actualByDevice(buffers));
+    this.emit('change');
+  }
+
+  async #facts(model: string): Promise<ModelFacts | undefined> {
+    const e = this.#entry(model);
+    if (e.facts === undefined) {
+      try {
+        e.facts = modelFacts(await readGgufHeader(this.#o.supervisor.modelConfig(model).path, { model }));
+      } catch {
+        e.facts = null;
+      }
+    }
+    return e.facts ?? undefined;
+  }
+
+  /** Models other than `model` that run (or start) now. */
+  #loadedOthers(model: string): string[] {
+    return this.#o.supervisor.modelNames().filter((n) => n !== model && this.#o.supervisor.wanted(n) > 0);
+  }
+
+  /** What the other loaded models hold per device: llama-server's buffers where known, else the plan. */
+  #usedByOthers(model: string): DeviceBytes {
+    const used: DeviceBytes = new Map();
+    for (const name of this.#loadedOthers(model)) {
+      for (const inst of this.#o.supervisor.instances(name)) {
+        const buffers = inst.status().offload?.buffers;
+        const plan = this.#entry(name).plan;
+        if (buffers && Object.keys(buffers).length && inst.state === 'ready') addBytes(used, actualByDevice(buffers));
+        else if (plan) addBytes(used, planByDevice(plan));
+      }
+    }
+    return used;
+  }
+
+  /** Follows the model's instances: counts a load when the first becomes ready, an unload when the last leaves. */
+  #observe(model: string): void {
+    const e = this.#entry(model);
+    const insts = this.#o.supervisor.instances(model);
+    const ready = insts.some((i) => i.state === 'ready');
+    const wanted = this.#o.supervisor.wanted(model);
+    if (!ready && !e.ready && wanted > 0 && e.loadStartedAt === undefined) e.loadStartedAt = Date.now(); // `up`, autostart
+    if (ready && !e.ready) {
+      e.ready = true;
+      e.everLoaded = true;
+      e.reason = undefined;
+      const seconds = (Date.now() - (e.loadStartedAt ?? Date.now())) / 1000;
+      e.loadStartedAt = undefined;
+      e.byDemand = undefined;
+      this.#o.hooks?.onLoaded?.(model, seconds);
+      void this.#calibrate(model, e).catch((err: Error) => this.#o.logger.child(model).warn(`could not keep the memory calibration: ${err.message}`));
+      if (!this.#o.busy(model)) this.#armIdle(model, e);
+    } else if (!ready && e.ready && wanted === 0) {
+      e.ready = false;
+      const reason = e.reason ?? 'stopped';
+      e.reason = reason;
+      if (e.idleTimer) clearTimeout(e.idleTimer);
+      e.idleTimer = undefined;
+      this.#o.hooks?.onUnloaded?.(model, reason);
+    } else if (!ready && e.ready) {
+      e.ready = false; // a crash: the supervisor restarts it; not an unload
+    }
+    if (wanted === 0 && !e.preparing) {
+      e.loadStartedAt = undefined;
+      e.byDemand = undefined;
+    }
+    this.emit('change');
+  }
+
+  #armIdle(model: string, e: Entry): void {
+    const c = this.#o.supervisor.modelConfig(model);
+    // Only an on-demand model comes back by itself on its next request; an "always" one would stay down.
+    const ms = c.load === 'on-demand' ? c.idleUnloadMs : 0;
+    if (ms <= 0 || !e.ready || e.idleTimer) return;
+    e.idleTimer = setTimeout(() => {
+      e.idleTimer = undefined;
+      if (!this.#o.busy(model) && e.ready) void this.unload(model, 'idle');
+    }, ms);
+    e.idleTimer.unref();
+  }
+
+  #loadStatus(model: string, e: Entry): ModelLoadStatus {
+    const wanted = this.#o.supervisor.wanted(model);
+    if (e.ready) return { state: 'ready' };
+    if (e.preparing || wanted > 0) return { state: 'loading' };
+    return { state: 'unloaded', reason: e.reason ?? (e.everLoaded ? 'stopped' : 'never-loaded') };
+  }
+
+  #memoryStatus(model: string, plan: MemoryPlan): ModelMemoryStatus {
+    const inst = this.#o.supervisor.instances(model).find((i) => i.state === 'ready');
+    const buffers = inst?.status().offload?.buffers;
+    const actual = buffers && Object.keys(buffers).length ? actualByDevice(buffers) : undefined;
+    const byDevice = plan.devices.map((d) => ({
+      device: d.device,
+      label: d.label,
+      planBytes: d.total,
+      ...(actual ? { actualBytes: Math.round(actual.get(d.device) ?? 0) } : {}),
+    }));
+    // Rounded per device first, as calibration.json keeps them: a calibrated plan then equals this sum.
+    const actualBytes = actual ? [...actual.values()].reduce((a, b) => a + Math.round(b), 0) : undefined;
+    return { planBytes: plan.total, ...(actualBytes !== undefined ? { actualBytes } : {}), byDevice };
+  }
+
+  #entry(model: string): Entry {
+    this.#o.supervisor.modelConfig(model); // throws SW_ERR_MODEL_NOT_FOUND
+    let e = this.#models.get(model);
+    if (!e) this.#models.set(model, (e = { ready: false, everLoaded: false }));
+    return e;
+  }
+}
