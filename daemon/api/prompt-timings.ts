@@ -10,19 +10,33 @@ export interface PromptTimings {
 /** The final timings object of a response sits well within its last few KB. */
 const TAIL_BYTES = 4096;
 
-/** Keeps the last TAIL_BYTES (or a little more) of a byte stream without copying each chunk. */
+/**
+ * Keeps the last TAIL_BYTES of a byte stream in one buffer of its own. Chunks are copied, never kept:
+ * a chunk from the socket is a slice of a much larger read buffer (tens of KB), and holding slices
+ * kept those alive for every open stream (1,000 streams: +150 MB RSS in the bench).
+ */
 export class ResponseTail {
-  #chunks: Uint8Array[] = [];
-  #bytes = 0;
+  #buf: Buffer | undefined;
+  #len = 0;
 
   push(chunk: Uint8Array): void {
-    this.#chunks.push(chunk);
-    this.#bytes += chunk.length;
-    while (this.#chunks.length > 1 && this.#bytes - this.#chunks[0]!.length >= TAIL_BYTES) this.#bytes -= this.#chunks.shift()!.length;
+    const buf = (this.#buf ??= Buffer.allocUnsafe(TAIL_BYTES));
+    if (chunk.length >= TAIL_BYTES) {
+      buf.set(chunk.subarray(chunk.length - TAIL_BYTES));
+      this.#len = TAIL_BYTES;
+      return;
+    }
+    const overflow = this.#len + chunk.length - TAIL_BYTES;
+    if (overflow > 0) {
+      buf.copyWithin(0, overflow, this.#len);
+      this.#len -= overflow;
+    }
+    buf.set(chunk, this.#len);
+    this.#len += chunk.length;
   }
 
   text(): string {
-    return Buffer.concat(this.#chunks).toString('utf8');
+    return this.#buf ? this.#buf.toString('utf8', 0, this.#len) : '';
   }
 }
 

@@ -106,9 +106,11 @@ function readModel(ctx: Ctx, name: string, value: unknown): ModelConfig {
     const fix = 'raise maxReplicas or lower replicas';
     fail(ctx, `${key}.maxReplicas must be >= ${key}.replicas (${m.replicas}), got ${m.maxReplicas} — ${fix}`);
   }
-  if (m.reservedSlots >= m.slots) {
-    // With every slot reserved, background work could never start.
-    fail(ctx, `${key}.reservedSlots must be < ${key}.slots (${m.slots}), got ${m.reservedSlots} — lower reservedSlots or raise slots`);
+  // With every slot reserved, background work could never start ("auto" slots: checked against maxSlots).
+  const slotsKey = m.slots === 'auto' ? 'maxSlots' : 'slots';
+  const slots = m.slots === 'auto' ? m.maxSlots : m.slots;
+  if (m.reservedSlots >= slots) {
+    fail(ctx, `${key}.reservedSlots must be < ${key}.${slotsKey} (${slots}), got ${m.reservedSlots} — lower reservedSlots or raise ${slotsKey}`);
   }
   m.args.forEach((arg, i) => {
     const flag = arg.split('=', 1)[0] ?? arg;

@@ -150,6 +150,20 @@ describe('prompt timings from the response tail', () => {
     expect(promptTimings(tail.text())).toEqual({ cached: 412, processed: 37 });
     expect(promptTimings('{"choices":[]}')).toBeUndefined();
   });
+
+  it('copies what it keeps: a chunk (a slice of a large socket buffer) is never retained', () => {
+    const socketBuffer = Buffer.alloc(65_536, 'x');
+    const chunk = socketBuffer.subarray(100, 110);
+    const tail = new ResponseTail();
+    tail.push(Buffer.from('data: '));
+    tail.push(chunk);
+    socketBuffer.fill('y'); // the socket reuses its buffer for the next read
+    expect(tail.text()).toBe(`data: ${'x'.repeat(10)}`);
+    const big = Buffer.from(`${'z'.repeat(10_000)}"timings":{"cache_n":1,"prompt_n":2}`);
+    tail.push(big);
+    expect(tail.text()).toBe(big.subarray(big.length - 4096).toString());
+    expect(promptTimings(tail.text())).toEqual({ cached: 1, processed: 2 });
+  });
 });
 
 describe('sseEventCount', () => {
