@@ -2,6 +2,7 @@
 // a client of its own sending its next turn when the last answer ended. A turn's prompt is the
 // previous one plus a reply and a new user message, so a slot that served the conversation before
 // holds most of it in its cache: what prompt-cache affinity routing is for.
+import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { Agent } from 'undici';
 import { mulberry32 } from '../platform/prng';
@@ -72,6 +73,8 @@ export type ChatSample = RequestSample & { turn: number };
 /** Every conversation at once, each turn after the previous answer; status polled throughout. */
 export async function runConversations(o: ChatRunOptions): Promise<{ level: LevelResult; samples: ChatSample[] }> {
   const dispatcher = new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 60_000 });
+  // Every conversation's request listens on the one signal at once: not a leak, so no warning.
+  if (o.signal) setMaxListeners(o.conversations.length + 10, o.signal);
   const sampler = new StatusSampler({ url: o.url, token: o.token, model: o.model, dispatcher });
   const samples: ChatSample[] = [];
   try {
