@@ -154,11 +154,11 @@ async function steps(page: Page, d: TestDaemon, cs: CodeServer): Promise<void> {
   await expect.poll(() => visibleEditorText(page), { timeout: 10_000 }).toMatch(/"protocol": 1/);
   await page.screenshot({ path: join(SHOTS, '04-job-and-status.png') });
 
-  // 8. Stop Model empties the view (the model row alone, marked down) and the status bar goes to 0/0.
+  // 8. Stop Model empties the view (the model row alone, marked "unloaded (stopped)") and the status bar goes to 0/0.
   await runCommand(page, 'Slotwise: Stop Model');
   await expect.poll(() => slotRows.count(), { timeout: 30_000 }).toBe(0);
   await expect.poll(() => slotsView.locator('.monaco-list-row').count(), { timeout: 30_000 }).toBe(1);
-  await expect.poll(() => slotsView.locator('.monaco-list-row', { hasText: 'tiny' }).first().innerText(), { timeout: 30_000 }).toContain('down');
+  await expect.poll(() => slotsView.locator('.monaco-list-row', { hasText: 'tiny' }).first().innerText(), { timeout: 30_000 }).toContain('unloaded (stopped)');
   await expect.poll(() => page.locator('.statusbar-item', { hasText: /\d+\/\d+/ }).first().innerText(), { timeout: 30_000 }).toMatch(/0\/0/);
   await page.screenshot({ path: join(SHOTS, '05-model-stopped.png') });
 
