@@ -27,8 +27,9 @@ describe('memory plan vs the real llama-server', () => {
     const models = Object.fromEntries(cases.map((c) => [c.name, { size: c.size, slots: c.slots, ctxPerSlot: c.ctxPerSlot, args: c.args }]));
     const d = await startTestDaemon({ models });
     const s = await d.waitFor(
-      (snap) => cases.every((c) => snap.models.find((m) => m.name === c.name)?.instances[0]?.state === 'ready'),
-      'every model ready',
+      // The buffers come from the load log, which can trail the ready state by a moment.
+      (snap) => cases.every((c) => { const i = snap.models.find((m) => m.name === c.name)?.instances[0]; return i?.state === 'ready' && i.offload?.buffers !== undefined; }),
+      'every model ready with its buffers',
       120_000,
     );
 
