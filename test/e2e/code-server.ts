@@ -7,6 +7,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { tempDir } from '../helpers/daemon';
 
 export interface E2eTools {
   node: string;
@@ -123,3 +124,24 @@ export const QUIET_SETTINGS: Record<string, unknown> = {
   'chat.disableAIFeatures': true,
   'workbench.secondarySideBar.defaultVisibility': 'hidden',
 };
+
+/**
+ * code-server on a fresh workspace holding `files`, with the packaged extension installed and pointed at
+ * the daemon of `stateDir` (never starting one of its own); `settings` add to QUIET_SETTINGS.
+ */
+export async function startWorkspace(
+  tools: E2eTools,
+  opts: { vsix: string; stateDir: string; files: Record<string, string>; settings: Record<string, unknown> },
+): Promise<CodeServer> {
+  const root = tempDir('e2e-cs');
+  const folder = join(root, 'workspace');
+  mkdirSync(folder, { recursive: true });
+  for (const [name, text] of Object.entries(opts.files)) writeFileSync(join(folder, name), text);
+  return startCodeServer(tools, {
+    root,
+    folder,
+    vsix: opts.vsix,
+    env: { ...process.env, SLOTWISE_STATE_DIR: opts.stateDir },
+    settings: { ...QUIET_SETTINGS, 'slotwise.autoStartDaemon': false, ...opts.settings },
+  });
+}

@@ -2,12 +2,12 @@
 // slotwise.completions.enabled and a --fim tiny model, typing in a file shows ghost text that the
 // daemon's /infill produced (its request count for the model goes up). Screenshot in test-artifacts/e2e/.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { beforeAll, describe, expect, it, onTestFailed, onTestFinished } from 'vitest';
 import { startTestDaemon, tempDir, type TestDaemon } from '../helpers/daemon';
-import { QUIET_SETTINGS, startCodeServer, type E2eTools } from './code-server';
+import { startWorkspace, type E2eTools } from './code-server';
 import { ensureE2eTools } from './setup-e2e.mjs';
 
 const ROOT = resolve(__dirname, '../..');
@@ -38,20 +38,13 @@ describe('inline completions in code-server', () => {
     const d = await startTestDaemon({ models: { coder: { slots: 2, ctxPerSlot: 2048, variant: 'fim' } } });
     await d.waitFor((s) => s.models[0]?.instances[0]?.state === 'ready', 'coder ready', 90_000);
 
-    const root = tempDir('e2e-cs');
-    const folder = join(root, 'workspace');
-    mkdirSync(folder, { recursive: true });
-    writeFileSync(join(folder, 'main.py'), 'def add(a, b):\n    return a + b\n\n');
-    const cs = await startCodeServer(tools, {
-      root,
-      folder,
+    const cs = await startWorkspace(tools, {
       vsix,
-      env: { ...process.env, SLOTWISE_STATE_DIR: d.stateDir },
+      stateDir: d.stateDir,
+      files: { 'main.py': 'def add(a, b):\n    return a + b\n\n' },
       settings: {
-        ...QUIET_SETTINGS,
         'editor.inlineSuggest.enabled': true,
         'editor.quickSuggestions': { other: false, comments: false, strings: false },
-        'slotwise.autoStartDaemon': false,
         'slotwise.completions.enabled': true,
         'slotwise.completions.maxTokens': 12,
       },

@@ -2,13 +2,13 @@
 // (docs/architecture.md#testing). The first run installs chromium, Node 24 and code-server into the cache (setup-e2e.mjs).
 // Screenshots go to test-artifacts/e2e/.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { beforeAll, describe, expect, it, onTestFailed, onTestFinished } from 'vitest';
 import type { Snapshot } from '../../shared/protocol';
 import { startTestDaemon, tempDir, type TestDaemon } from '../helpers/daemon';
-import { QUIET_SETTINGS, startCodeServer, type CodeServer, type E2eTools } from './code-server';
+import { startWorkspace, type CodeServer, type E2eTools } from './code-server';
 import { ensureE2eTools } from './setup-e2e.mjs';
 
 const ROOT = resolve(__dirname, '../..');
@@ -39,20 +39,11 @@ describe('Slotwise extension in code-server (real VS Code in Chromium)', () => {
     const d = await startTestDaemon({ models: { tiny: { slots: 4, ctxPerSlot: 16384, size: 'long' } } });
     await d.waitFor((s) => s.models[0]?.instances[0]?.state === 'ready' && s.models[0].instances[0].slots.length === 4, 'model ready', 90_000);
 
-    const root = tempDir('e2e-cs');
-    const folder = join(root, 'workspace');
-    mkdirSync(folder, { recursive: true });
-    writeFileSync(join(folder, 'notes.md'), '# notes\n');
-    const cs = await startCodeServer(tools, {
-      root,
-      folder,
+    const cs = await startWorkspace(tools, {
       vsix,
-      env: { ...process.env, SLOTWISE_STATE_DIR: d.stateDir },
-      settings: {
-        ...QUIET_SETTINGS,
-        'slotwise.autoStartDaemon': false,
-        'slotwise.maxTokens': 16000, // long enough (~25 s here) to still stream when the test cancels it
-      },
+      stateDir: d.stateDir,
+      files: { 'notes.md': '# notes\n' },
+      settings: { 'slotwise.maxTokens': 16000 }, // long enough (~25 s here) to still stream when the test cancels it
     });
     onTestFinished(() => cs.stop());
     progress(`code-server at ${cs.url} (pgid ${cs.pid})`);
