@@ -145,6 +145,7 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
     url: () => url,
     supervisor,
     resources: () => sampler.view(),
+    memoryBudgetMiB: config.memoryBudgetMiB,
     queue: (model) => {
       const v = scheduler.queueView(model);
       return v && { ...v.queue, received: v.received, outcomes: v.outcomes, superseded: v.superseded, inFlight: v.inFlight, slots: v.slots, promptTokens: v.promptTokens };
