@@ -72,7 +72,7 @@ export function renderMemoryBar(b: MemoryBar): string {
   return [
     `<div class="membar" data-device="${escapeHtml(b.device)}">`,
     `<div class="gauge-head"><span class="label">${escapeHtml(b.title)}</span><span class="value">${escapeHtml(freeText(b))}</span></div>`,
-    `<svg class="stack" viewBox="0 0 100 10" preserveAspectRatio="none" role="img" aria-label="${escapeHtml(b.summary)}">${rects}</svg>`,
+    `<svg class="stack" viewBox="0 0 100 10" preserveAspectRatio="none" role="img" aria-label="${escapeHtml(b.summary)}">${rects}<rect class="frame" x="0" y="0" width="100" height="10"/></svg>`,
     `<ul class="legend">${legend}</ul>`,
     fit.length ? `<p class="fit">${fit.join(' · ')}</p>` : '',
     b.budgetLine ? `<p class="budget">${escapeHtml(b.budgetLine)}</p>` : '',

@@ -18,7 +18,7 @@ export interface MemorySegment {
   size: string;
   /** Models only: palette slot, the same for a model on every device (its place in the snapshot). */
   colour?: number;
-  /** Models only: `loading (plan)` while no buffer sizes are reported, `plan` for a ready one without them. */
+  /** Models only: `loading, plan` while no buffer sizes are reported, `plan` for a ready one without them. */
   note?: string;
 }
 
@@ -120,7 +120,7 @@ function modelSegment(m: ModelStatus, index: number, device: string): MemorySegm
   const per = dev.actualBytes ?? dev.planBytes;
   const bytes = per * replicas;
   if (bytes <= 0) return undefined;
-  const note = dev.actualBytes !== undefined ? undefined : ready ? 'plan' : 'loading (plan)';
+  const note = dev.actualBytes !== undefined ? undefined : ready ? 'plan' : 'loading, plan';
   return {
     kind: 'model',
     label: replicas > 1 ? `${m.name} ×${replicas}` : m.name,

@@ -55,7 +55,10 @@ svg.spark .baseline { stroke: var(--vscode-widget-border, rgba(128,128,128,0.35)
 /* The memory bar: a model's colour by its place in the status (seg-c0…c5), other processes muted, free as the track. */
 .membar { margin: 8px 0 4px; }
 svg.stack { display: block; width: 100%; height: 12px; margin: 3px 0; }
-svg.stack .seg, svg.swatch .seg { stroke: var(--vscode-sideBar-background, var(--vscode-editor-background)); stroke-width: 1; vector-effect: non-scaling-stroke; }
+svg.stack .seg { stroke: var(--vscode-sideBar-background, var(--vscode-editor-background)); stroke-width: 1; vector-effect: non-scaling-stroke; }
+/* A frame around the bar and each swatch, so free memory (the track colour) shows on every theme. */
+svg.stack .frame { fill: none; }
+svg.stack .frame, svg.swatch .seg { stroke: var(--vscode-widget-border, var(--vscode-contrastBorder, rgba(128,128,128,0.6))); stroke-width: 1; vector-effect: non-scaling-stroke; }
 .seg-c0 { fill: var(--vscode-charts-blue); }
 .seg-c1 { fill: var(--vscode-charts-purple); }
 .seg-c2 { fill: var(--vscode-charts-orange); }

@@ -152,14 +152,14 @@ describe('memory bar: each device split by model, free, and what would still fit
     expect(g0!.device).toBe('gpu0');
     expect(g0!.segments.map((x) => [x.kind, x.label, x.size, x.colour, x.note])).toEqual([
       ['model', 'coder', '1.0 GiB', 0, undefined],
-      ['model', 'embed ×2', '1.0 GiB', 1, 'loading (plan)'],
+      ['model', 'embed ×2', '1.0 GiB', 1, 'loading, plan'],
       ['other', 'other processes', '2.0 GiB', undefined, undefined],
       ['free', 'free', '12.0 GiB', undefined, undefined],
     ]);
     expect(sum(g0!.segments)).toBeCloseTo(1, 10);
     expect(g0!.segments[0]!.fraction).toBeCloseTo(1 / 16, 10);
     expect(g0!.fitLine).toBe('would still fit: small (1.2 GiB) · would not fit: big (9.1 GiB) · not planned yet: auto');
-    expect(g0!.summary).toBe('GPU 0 memory, 16.0 GiB: coder 1.0 GiB, embed ×2 1.0 GiB (loading (plan)), other processes 2.0 GiB, free 12.0 GiB.');
+    expect(g0!.summary).toBe('GPU 0 memory, 16.0 GiB: coder 1.0 GiB, embed ×2 1.0 GiB (loading, plan), other processes 2.0 GiB, free 12.0 GiB.');
     // GPU 1 holds none of the models: all its use is other processes; no plan has bytes there, and the unplanned model is named once.
     expect(g1!.segments.map((x) => [x.kind, x.size])).toEqual([
       ['other', '512 MiB'],
@@ -227,7 +227,7 @@ describe('memory bar: each device split by model, free, and what would still fit
     expect(bar0).toContain('<rect class="seg seg-other" x="12.50" y="0" width="12.50" height="10">');
     expect(bar0).toContain('<rect class="seg seg-free" x="25.00" y="0" width="75.00" height="10">');
     expect(bar0).toContain('<li class="model" data-model="&lt;img src=x onerror=alert(1)&gt;">');
-    expect(bar0).toContain('<span class="name">embed ×2</span> <span class="size">1.0 GiB</span> <span class="note">(loading (plan))</span>');
+    expect(bar0).toContain('<span class="name">embed ×2</span> <span class="size">1.0 GiB</span> <span class="note">(loading, plan)</span>');
     expect(bar0).toContain('<span class="name">other processes</span> <span class="size">2.0 GiB</span>');
     expect(bar0).toContain('role="img" aria-label="GPU 0 memory, 16.0 GiB: &lt;img src=x onerror=alert(1)&gt; 1.0 GiB, ');
     const fit = /<p class="fit">(.*?)<\/p>/.exec(bar0)![1]!;
