@@ -3,7 +3,7 @@
 // loader's (budget.ts `available` + plan.ts `checkFit`), but from what status already holds: each
 // model's plan per device (no GGUF read per tick) and the resource sampler's free memory (no extra
 // nvidia-smi run).
-import type { ModelStatus, Snapshot } from '../../shared/protocol';
+import type { ModelMemoryStatus, ModelStatus, Snapshot } from '../../shared/protocol';
 import { addBytes, available, type DeviceBytes } from './budget';
 import { checkFit, type FitPlan, type FreeMemory } from './plan';
 
@@ -37,12 +37,24 @@ export function usedByLoaded(models: readonly ModelStatus[]): DeviceBytes {
   return used;
 }
 
-/** Sets `memory.fitsNow` on every model that is down and has a plan. */
-export function markFitsNow(models: readonly ModelStatus[], free: FreeMemory, budgetMiB: number | undefined): void {
+/** A plan for a down model the loader has not planned yet (auto-slots-preview.ts), given free memory and the room left. */
+export type PlanPreview = (model: string, free: FreeMemory, room: FreeMemory) => ModelMemoryStatus | undefined;
+
+/**
+ * Sets `memory.fitsNow` on every model that is down and has a plan; a down model without one gets
+ * the preview's plan first, where there is one.
+ */
+export function markFitsNow(models: readonly ModelStatus[], free: FreeMemory, budgetMiB: number | undefined, preview?: PlanPreview): void {
   const room = available(free, usedByLoaded(models), budgetMiB);
   const known = new Set(['host', ...free.gpus.map((g) => `gpu${g.index}`)]);
   for (const m of models) {
-    if (m.replicas !== 0 || !m.memory) continue;
+    // Loaded, or being made room for (the loader plans and evicts before replicas rise): not a question of fitting.
+    if (m.replicas !== 0 || m.load?.state === 'loading') continue;
+    if (!m.memory && preview) {
+      const planned = preview(m.name, free, room);
+      if (planned) m.memory = planned;
+    }
+    if (!m.memory) continue;
     const plan: FitPlan = { devices: m.memory.byDevice.map((d) => ({ device: d.device, label: d.label, total: d.planBytes })) };
     // A GPU the reading lacks (not sampled yet) would count as 0 free: leave the answer unknown instead.
     if (plan.devices.some((d) => d.total > 0 && !known.has(d.device))) continue;

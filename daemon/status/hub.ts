@@ -4,7 +4,7 @@
 import { EventEmitter } from 'node:events';
 import { modelSlots } from '../../shared/slots';
 import { CapacityWindow } from './capacity';
-import { freeFromStatus, markFitsNow } from '../memory/fit-now';
+import { freeFromStatus, markFitsNow, type PlanPreview } from '../memory/fit-now';
 import type { Supervisor } from '../runtime/supervisor';
 import type { GpuStatus, InstanceStatus, ModelStatus, ProcessUsage, Snapshot, Capacity, QueueStatus, RequestOutcome, SlotStatus } from '../../shared/protocol';
 
@@ -38,6 +38,8 @@ export interface StatusSources {
   resources?: () => ResourceView;
   /** The config's memoryBudgetMiB, for the fit of models that are down. */
   memoryBudgetMiB?: number;
+  /** The plan of a down model the loader has not planned yet (on-demand `slots: "auto"` before its first load). */
+  planPreview?: PlanPreview;
 }
 
 export function buildSnapshot(src: StatusSources, capacity: Capacity): Snapshot {
@@ -65,7 +67,7 @@ export function buildSnapshot(src: StatusSources, capacity: Capacity): Snapshot 
     return m;
   });
   // Only with a host reading: before the sampler's first one, every plan would read as not fitting.
-  if (res?.host) markFitsNow(models, freeFromStatus(res.host, res.gpus), src.memoryBudgetMiB);
+  if (res?.host) markFitsNow(models, freeFromStatus(res.host, res.gpus), src.memoryBudgetMiB, src.planPreview);
   return {
     protocol: 1,
     version: src.version,

@@ -38,6 +38,19 @@ describe('fit now (status)', () => {
     expect(models.map((m) => m.memory?.fitsNow)).toEqual([true, false, false]);
   });
 
+  it('plans a down model without a plan through the preview, given the room the loaded ones leave; never a loading one', () => {
+    const seen: [string, number][] = [];
+    const preview = (name: string, _free: unknown, room: { host: number }) => {
+      seen.push([name, room.host / MIB]);
+      return name === 'auto' ? mem(100) : undefined;
+    };
+    const models = [loaded('a', mem(300)), down('auto'), down('unreadable'), down('planned', mem(150)), model({ name: 'preparing', replicas: 0, instances: [], load: { state: 'loading' } })];
+    markFitsNow(models, { host: 10_000 * MIB, gpus: [] }, 512, preview);
+    expect(seen).toEqual([['auto', 212], ['unreadable', 212]]);
+    expect(models.map((m) => m.memory?.fitsNow)).toEqual([undefined, true, undefined, true, undefined]);
+    expect(models[1]!.memory?.planBytes).toBe(100 * MIB);
+  });
+
   it('leaves the fit unknown while a GPU of the plan has no reading yet', () => {
     const models = [down('gpu', mem(100, 500)), down('host-only', mem(100, 0))];
     markFitsNow(models, { host: 2000 * MIB, gpus: [] }, undefined);
