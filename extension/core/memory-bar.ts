@@ -90,7 +90,8 @@ function memoryBar(s: Snapshot, d: DeviceReading, withUnknown: boolean): MemoryB
   const doesNotFit: FitEntry[] = [];
   const unknown: string[] = [];
   for (const m of s.models) {
-    if (m.replicas !== 0) continue;
+    // A load being prepared (room made, replicas not raised yet) is neither loaded nor a question of fitting.
+    if (m.replicas !== 0 || m.load?.state === 'loading') continue;
     const here = m.memory?.byDevice.find((x) => x.device === d.device)?.planBytes ?? 0;
     if (m.memory?.fitsNow === undefined) {
       if (withUnknown) unknown.push(m.name);

@@ -142,6 +142,7 @@ describe('memory bar: each device split by model, free, and what would still fit
         down('small', memory([dev('host', 0.1 * GIB), dev('gpu0', 1.2 * GIB), dev('gpu1', 0)], true)),
         down('big', memory([dev('host', 0.1 * GIB), dev('gpu0', 9.1 * GIB), dev('gpu1', 0)], false)),
         down('auto'),
+        model({ name: 'preparing', replicas: 0, instances: [], load: { state: 'loading' }, memory: memory([dev('gpu0', GIB)]) }),
       ],
     });
   }
