@@ -28,6 +28,7 @@ import { Scheduler } from './scheduler/scheduler';
 import { ModelLoader } from './runtime/loader';
 import { readFreeMemory } from './memory/free-memory';
 import { CalibrationStore } from './memory/calibration';
+import { AutoSlotsPreview } from './memory/auto-slots-preview';
 import { JobStore } from './api/jobs';
 import { JobArchive } from './api/job-archive';
 import { MetricsRegistry, METRICS_CONTENT_TYPE } from './status/metrics';
@@ -139,12 +140,15 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
   const archive = new JobArchive({ dir: stateDir.jobs, onError: (err) => logger.warn(`could not keep a job on disk: ${err.message}`) });
   const jobs = new JobStore({ scheduler, supervisor, archive });
   await jobs.restore();
+  const autoSlotsPreview = new AutoSlotsPreview(config.models);
   const hub = new StatusHub({
     version,
     startedAt,
     url: () => url,
     supervisor,
     resources: () => sampler.view(),
+    memoryBudgetMiB: config.memoryBudgetMiB,
+    planPreview: (m, free, room) => autoSlotsPreview.memoryFor(m, free, room),
     queue: (model) => {
       const v = scheduler.queueView(model);
       return v && { ...v.queue, received: v.received, outcomes: v.outcomes, superseded: v.superseded, inFlight: v.inFlight, slots: v.slots, promptTokens: v.promptTokens };

@@ -180,6 +180,12 @@ export interface ModelMemoryStatus {
   actualBytes?: number;
   /** `host`, `gpu0`, … */
   byDevice: { device: string; label: string; planBytes: number; actualBytes?: number }[];
+  /**
+   * Models that are down only: whether the plan fits now beside the loaded models, without unloading
+   * any (free memory capped by memoryBudgetMiB less what they hold: the loader's own check). Absent
+   * while loaded, or until free memory is known on every device of the plan.
+   */
+  fitsNow?: boolean;
 }
 
 export interface ScalingStatus {
@@ -239,6 +245,8 @@ export interface Snapshot {
   gpus: GpuStatus[];
   /** Host memory; always present so CPU-only hosts get a useful panel. */
   host?: { memoryTotalBytes: number; memoryAvailableBytes: number; cpuCount: number; loadPct?: number };
+  /** The config's memoryBudgetMiB: what Slotwise's models may hold on each device together; absent = free memory is the limit. */
+  memoryBudgetMiB?: number;
   capacity: Capacity;
   /** Sampler problems, one line each; never fatal. */
   warnings: string[];

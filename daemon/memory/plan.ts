@@ -73,6 +73,11 @@ export interface MemoryPlan {
   notes: string[];
 }
 
+/** What a fit check reads of a plan: each device's total (a MemoryPlan, or one rebuilt from status). */
+export interface FitPlan {
+  devices: readonly Pick<DevicePlan, 'device' | 'label' | 'total'>[];
+}
+
 /** A device that the plan does not fit on. */
 export interface Shortfall {
   device: string;
@@ -211,7 +216,7 @@ function padUp(n: number): number {
 // Fit
 
 /** Whether the plan fits the free memory of every device; the devices it does not fit on, with the numbers. */
-export function checkFit(plan: MemoryPlan, free: FreeMemory, opts: { gpusOnly?: boolean } = {}): FitResult {
+export function checkFit(plan: FitPlan, free: FreeMemory, opts: { gpusOnly?: boolean } = {}): FitResult {
   const shortfalls: Shortfall[] = [];
   for (const d of plan.devices) {
     if (d.device === HOST && opts.gpusOnly) continue;

@@ -4,6 +4,7 @@
 import { EventEmitter } from 'node:events';
 import { modelSlots } from '../../shared/slots';
 import { CapacityWindow } from './capacity';
+import { freeFromStatus, markFitsNow, type PlanPreview } from '../memory/fit-now';
 import type { Supervisor } from '../runtime/supervisor';
 import type { GpuStatus, InstanceStatus, ModelStatus, ProcessUsage, Snapshot, Capacity, QueueStatus, RequestOutcome, SlotStatus } from '../../shared/protocol';
 
@@ -35,6 +36,10 @@ export interface StatusSources {
   supervisor: Supervisor;
   queue?: (model: string) => QueueView | undefined;
   resources?: () => ResourceView;
+  /** The config's memoryBudgetMiB, for the fit of models that are down. */
+  memoryBudgetMiB?: number;
+  /** The plan of a down model the loader has not planned yet (on-demand `slots: "auto"` before its first load). */
+  planPreview?: PlanPreview;
 }
 
 export function buildSnapshot(src: StatusSources, capacity: Capacity): Snapshot {
@@ -61,6 +66,8 @@ export function buildSnapshot(src: StatusSources, capacity: Capacity): Snapshot 
     }
     return m;
   });
+  // Only with a host reading: before the sampler's first one, every plan would read as not fitting.
+  if (res?.host) markFitsNow(models, freeFromStatus(res.host, res.gpus), src.memoryBudgetMiB, src.planPreview);
   return {
     protocol: 1,
     version: src.version,
@@ -68,6 +75,7 @@ export function buildSnapshot(src: StatusSources, capacity: Capacity): Snapshot 
     models,
     gpus: res?.gpus ?? [],
     ...(res?.host ? { host: res.host } : {}),
+    ...(src.memoryBudgetMiB !== undefined ? { memoryBudgetMiB: src.memoryBudgetMiB } : {}),
     capacity,
     warnings: res?.warnings ?? [],
   };

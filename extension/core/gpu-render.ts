@@ -1,7 +1,9 @@
 // GpuViewModel → HTML for the GPU webview. Pure and DOM-free: the webview script sets innerHTML with it,
 // the unit tests read it. Every text is escaped; no inline styles or handlers (the CSP allows neither).
+import { formatBytes } from '../../shared/format';
 import { escapeHtml } from './escape';
 import type { Card, Gauge, GpuViewModel, ProcessRow } from './gpu-view-model';
+import type { FitEntry, MemoryBar, MemorySegment } from './memory-bar';
 import type { SparkPoint } from './sample-history';
 
 export function renderGpuView(vm: GpuViewModel): string {
@@ -26,6 +28,7 @@ function renderCard(c: Card): string {
     `<h3>${escapeHtml(c.title)}</h3>`,
     c.subtitle ? `<div class="subtitle">${escapeHtml(c.subtitle)}</div>` : '',
     ...c.gauges.map(renderGauge),
+    c.memory ? renderMemoryBar(c.memory) : '',
     '</section>',
   ].join('');
 }
@@ -39,6 +42,56 @@ function renderGauge(g: Gauge): string {
     sparkline(g.spark),
     '</div>',
   ].join('');
+}
+
+/**
+ * The stacked bar: one rect per segment (a model's colour class, other processes, free), each with a
+ * tooltip; the legend beside it names every segment with its size, so nothing rests on colour alone.
+ */
+export function renderMemoryBar(b: MemoryBar): string {
+  let x = 0;
+  const rects = b.segments
+    .filter((s) => s.fraction > 0)
+    .map((s) => {
+      const rect = `<rect class="${segClass(s)}" x="${(x * 100).toFixed(2)}" y="0" width="${(s.fraction * 100).toFixed(2)}" height="10"><title>${escapeHtml(`${s.label} ${s.size}`)}</title></rect>`;
+      x += s.fraction;
+      return rect;
+    })
+    .join('');
+  const legend = b.segments
+    .map(
+      (s) =>
+        `<li class="${s.kind}"${s.kind === 'model' ? ` data-model="${escapeHtml(s.label)}"` : ''}><svg class="swatch" viewBox="0 0 10 10" aria-hidden="true"><rect class="${segClass(s)}" x="0" y="0" width="10" height="10"/></svg><span class="name">${escapeHtml(s.label)}</span> <span class="size">${escapeHtml(s.size)}</span>${s.note ? ` <span class="note">${escapeHtml(`(${s.note})`)}</span>` : ''}</li>`,
+    )
+    .join('');
+  const fit = [
+    b.fits.length ? `<span class="fits">would still fit: ${fitList(b.fits)}</span>` : '',
+    b.doesNotFit.length ? `<span class="nofit">would not fit: ${fitList(b.doesNotFit)}</span>` : '',
+    b.unknown.length ? `<span class="unknown">not planned yet: ${b.unknown.map(escapeHtml).join(', ')}</span>` : '',
+  ].filter(Boolean);
+  return [
+    `<div class="membar" data-device="${escapeHtml(b.device)}">`,
+    `<div class="gauge-head"><span class="label">${escapeHtml(b.title)}</span><span class="value">${escapeHtml(freeText(b))}</span></div>`,
+    `<svg class="stack" viewBox="0 0 100 10" preserveAspectRatio="none" role="img" aria-label="${escapeHtml(b.summary)}">${rects}<rect class="frame" x="0" y="0" width="100" height="10"/></svg>`,
+    `<ul class="legend">${legend}</ul>`,
+    fit.length ? `<p class="fit">${fit.join(' · ')}</p>` : '',
+    b.budgetLine ? `<p class="budget">${escapeHtml(b.budgetLine)}</p>` : '',
+    '</div>',
+  ].join('');
+}
+
+function segClass(s: MemorySegment): string {
+  return s.kind === 'model' ? `seg seg-c${s.colour ?? 0}` : `seg seg-${s.kind}`;
+}
+
+function fitList(entries: FitEntry[]): string {
+  return entries.map((e) => `${escapeHtml(e.name)} (${escapeHtml(e.size)})`).join(', ');
+}
+
+/** `70.1 GiB free of 79.6 GiB`. */
+function freeText(b: MemoryBar): string {
+  const free = b.segments.find((s) => s.kind === 'free');
+  return `${free?.size ?? '0 B'} free of ${formatBytes(b.totalBytes)}`;
 }
 
 const SPARK_W = 120;

@@ -2,6 +2,7 @@
 // On hosts without a GPU (snapshot.gpus empty) it shows CPU % and RSS per llama-server instead.
 import type { Snapshot } from '../../shared/protocol';
 import { formatBytes, formatMiB } from '../../shared/format';
+import { memoryBars, type MemoryBar } from './memory-bar';
 import { SampleHistory, sparkPoints, type SparkPoint } from './sample-history';
 
 export interface Gauge {
@@ -18,6 +19,8 @@ export interface Card {
   title: string;
   subtitle: string;
   gauges: Gauge[];
+  /** The device's memory split by model, and what would still fit (each GPU; the host when there is none). */
+  memory?: MemoryBar;
 }
 
 export interface ProcessRow {
@@ -88,8 +91,9 @@ export function buildGpuViewModel(state: GpuViewModel['status'], s: Snapshot | u
     cpu: i.usage ? `${i.usage.cpuPct.toFixed(0)}%` : '—',
     rss: i.usage ? formatBytes(i.usage.rssBytes) : '—',
   }));
+  const bars = new Map(memoryBars(s).map((b) => [b.device, b]));
   if (s.gpus.length > 0) {
-    const cards = s.gpus.map((g) => ({
+    const cards = s.gpus.map((g): Card => ({
       id: `gpu-${g.index}`,
       title: `GPU ${g.index} · ${g.name}`,
       subtitle: [g.temperatureC !== undefined ? `${g.temperatureC} °C` : '', g.powerW !== undefined ? `${g.powerW.toFixed(0)} W` : ''].filter(Boolean).join(' · '),
@@ -97,6 +101,7 @@ export function buildGpuViewModel(state: GpuViewModel['status'], s: Snapshot | u
         gauge('Utilization', `${g.utilizationPct.toFixed(0)}%`, g.utilizationPct / 100, spark(`gpu:${g.index}:util`, 100)),
         gauge('VRAM', `${formatMiB(g.memoryUsedMiB)} / ${formatMiB(g.memoryTotalMiB)}`, g.memoryUsedMiB / Math.max(1, g.memoryTotalMiB), spark(`gpu:${g.index}:mem`, g.memoryTotalMiB)),
       ],
+      ...withBar(bars.get(`gpu${g.index}`)),
     }));
     return { status: 'connected', mode: 'gpu', cards, processes, warnings: s.warnings };
   }
@@ -120,6 +125,7 @@ export function buildGpuViewModel(state: GpuViewModel['status'], s: Snapshot | u
       title: 'Host',
       subtitle: `${cores} CPU core${cores === 1 ? '' : 's'}${s.host.loadPct !== undefined ? ` · load ${s.host.loadPct.toFixed(0)}%` : ''}`,
       gauges: [gauge('Memory', `${formatBytes(used)} / ${formatBytes(memTotal)}`, used / memTotal, spark('host:mem', memTotal))],
+      ...withBar(bars.get('host')),
     });
   }
   return {
@@ -130,6 +136,10 @@ export function buildGpuViewModel(state: GpuViewModel['status'], s: Snapshot | u
     processes,
     warnings: s.warnings,
   };
+}
+
+function withBar(bar: MemoryBar | undefined): Pick<Card, 'memory'> {
+  return bar ? { memory: bar } : {};
 }
 
 function gauge(label: string, value: string, fraction: number, spark: SparkPoint[]): Gauge {

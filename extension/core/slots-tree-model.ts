@@ -18,7 +18,7 @@ interface NodeBase {
   description: string;
   tooltip: string;
   icon: IconSpec;
-  /** Drives the inline Start/Stop/Restart actions (package.json `view/item/context`). */
+  /** Drives the inline Start/Stop/Restart and Load/Unload actions (package.json `view/item/context`). */
   contextValue: string;
   expanded: boolean;
 }
@@ -91,11 +91,21 @@ function modelNode(m: ModelStatus, now: number): ModelNode {
     description: parts.join(' · '),
     tooltip: tooltip.join('\n'),
     icon: phaseIcon(phase),
-    contextValue: phase === 'down' ? 'slotwise.model.down' : 'slotwise.model.up',
+    contextValue: modelContext(m, phase),
     expanded: true,
     // A stopped instance has nothing to show (no process, no slots); its failures show as `failed`.
     children: m.instances.filter((i) => i.state !== 'stopped').map((i) => instanceNode(m, i, now)),
   };
+}
+
+/**
+ * Which actions a model row offers: on daemons that report the load state, `unloaded` (Load) and
+ * `ready` (Unload, Restart); else, and while loading, failing or stopping, `down` (Start) and `up`
+ * (Stop, Restart).
+ */
+function modelContext(m: ModelStatus, phase: ModelPhase): string {
+  if (phase === 'down') return m.load?.state === 'unloaded' ? 'slotwise.model.unloaded' : 'slotwise.model.down';
+  return phase === 'ready' && m.load?.state === 'ready' ? 'slotwise.model.ready' : 'slotwise.model.up';
 }
 
 function instanceNode(m: ModelStatus, i: InstanceStatus, now: number): InstanceNode {

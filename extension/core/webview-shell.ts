@@ -52,6 +52,27 @@ svg.bar .fill.level-high { fill: var(--vscode-charts-red); }
 svg.spark { display: block; width: 100%; height: 24px; }
 svg.spark polyline { fill: none; stroke: var(--vscode-charts-blue); stroke-width: 1.2; vector-effect: non-scaling-stroke; }
 svg.spark .baseline { stroke: var(--vscode-widget-border, rgba(128,128,128,0.35)); stroke-width: 1; vector-effect: non-scaling-stroke; }
+/* The memory bar: a model's colour by its place in the status (seg-c0…c5), other processes muted, free as the track. */
+.membar { margin: 8px 0 4px; }
+svg.stack { display: block; width: 100%; height: 12px; margin: 3px 0; }
+svg.stack .seg { stroke: var(--vscode-sideBar-background, var(--vscode-editor-background)); stroke-width: 1; vector-effect: non-scaling-stroke; }
+/* A frame around the bar and each swatch, so free memory (the track colour) shows on every theme. */
+svg.stack .frame { fill: none; }
+svg.stack .frame, svg.swatch .seg { stroke: var(--vscode-widget-border, var(--vscode-contrastBorder, rgba(128,128,128,0.6))); stroke-width: 1; vector-effect: non-scaling-stroke; }
+.seg-c0 { fill: var(--vscode-charts-blue); }
+.seg-c1 { fill: var(--vscode-charts-purple); }
+.seg-c2 { fill: var(--vscode-charts-orange); }
+.seg-c3 { fill: var(--vscode-charts-green); }
+.seg-c4 { fill: var(--vscode-charts-yellow); }
+.seg-c5 { fill: var(--vscode-charts-red); }
+.seg-other { fill: var(--vscode-descriptionForeground); fill-opacity: 0.45; }
+.seg-free { fill: var(--vscode-input-background, rgba(128,128,128,0.2)); }
+ul.legend { list-style: none; margin: 2px 0; padding: 0; display: flex; flex-wrap: wrap; gap: 2px 12px; font-variant-numeric: tabular-nums; }
+ul.legend li { display: flex; align-items: center; gap: 4px; }
+ul.legend .size, ul.legend .note { color: var(--vscode-descriptionForeground); }
+svg.swatch { width: 10px; height: 10px; flex: none; }
+.fit, .budget { margin: 4px 0 0; color: var(--vscode-descriptionForeground); }
+.fit .nofit { color: var(--vscode-editorWarning-foreground); }
 table.processes { width: 100%; border-collapse: collapse; margin-top: 8px; font-variant-numeric: tabular-nums; }
 table.processes caption { text-align: left; font-weight: 600; margin-bottom: 4px; }
 table.processes th, table.processes td { text-align: left; padding: 2px 6px 2px 0; border-bottom: 1px solid var(--vscode-widget-border, rgba(128,128,128,0.2)); }

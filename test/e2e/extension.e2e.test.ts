@@ -134,7 +134,13 @@ async function steps(page: Page, d: TestDaemon, cs: CodeServer): Promise<void> {
   const gpuFrame = page.frameLocator('iframe.webview').frameLocator('#active-frame');
   await expect.poll(() => gpuFrame.locator('#root').innerText(), { timeout: 30_000 }).toMatch(/GPU 0|No GPU found/);
   await expect.poll(() => gpuFrame.locator('.card').count(), { timeout: 10_000 }).toBeGreaterThan(0);
+  // The memory bar of the first device (host RAM here, GPU 0 where there is one): the legend names the
+  // loaded model with its size, then free memory.
+  const legend = gpuFrame.locator('.membar ul.legend').first();
+  await expect.poll(() => legend.innerText(), { timeout: 15_000 }).toMatch(/tiny\s+[\d.]+ (KiB|MiB|GiB)[\s\S]*free\s+[\d.]+ (B|KiB|MiB|GiB)/);
+  expect(await gpuFrame.locator('.membar .gauge-head .label').first().innerText()).toMatch(/^(Host RAM|VRAM) by model$/);
   progress(`GPU view: ${(await gpuFrame.locator('#root').innerText()).replace(/\s+/g, ' ').slice(0, 160)}`);
+  progress(`memory legend: ${(await legend.innerText()).replace(/\s+/g, ' ')}`);
   await page.screenshot({ path: join(SHOTS, '03-gpu-view.png') });
 
   // 7. Clicking the job opens its text (a read-only slotwise-job: document); Show Status opens the snapshot.
@@ -145,12 +151,15 @@ async function steps(page: Page, d: TestDaemon, cs: CodeServer): Promise<void> {
   await expect.poll(() => visibleEditorText(page), { timeout: 10_000 }).toMatch(/"protocol": 1/);
   await page.screenshot({ path: join(SHOTS, '04-job-and-status.png') });
 
-  // 8. Stop Model empties the view (the model row alone, marked "unloaded (stopped)") and the status bar goes to 0/0.
+  // 8. Stop Model empties the view (the model row alone, marked "unloaded (stopped)"), the status bar goes to 0/0
+  //    and the GPU view lists the model under what would still fit.
   await runCommand(page, 'Slotwise: Stop Model');
   await expect.poll(() => slotRows.count(), { timeout: 30_000 }).toBe(0);
   await expect.poll(() => slotsView.locator('.monaco-list-row').count(), { timeout: 30_000 }).toBe(1);
   await expect.poll(() => slotsView.locator('.monaco-list-row', { hasText: 'tiny' }).first().innerText(), { timeout: 30_000 }).toContain('unloaded (stopped)');
   await expect.poll(() => page.locator('.statusbar-item', { hasText: /\d+\/\d+/ }).first().innerText(), { timeout: 30_000 }).toMatch(/0\/0/);
+  // The unloaded model leaves the memory bar and is listed as fitting again (no budget, a few MiB of RAM).
+  await expect.poll(() => gpuFrame.locator('.membar .fit').first().innerText(), { timeout: 15_000 }).toMatch(/would still fit: tiny \([\d.]+ (KiB|MiB|GiB)\)/);
   await page.screenshot({ path: join(SHOTS, '05-model-stopped.png') });
 
   // 9. The daemon goes away: red "disconnected" status, one actionable notification (not one per retry),

@@ -117,3 +117,122 @@ describe('webview shell', () => {
     expect(html).not.toMatch(/#[0-9a-f]{3,6}\b/i); // colors come from the theme only
   });
 });
+
+describe('memory bar: each device split by model, free, and what would still fit', () => {
+  const GIB = 2 ** 30;
+  const MIB = 2 ** 20;
+  const dev = (device: string, planBytes: number, actualBytes?: number) => ({ device, label: device === 'host' ? 'host RAM' : `GPU ${device.slice(3)}`, planBytes, ...(actualBytes !== undefined ? { actualBytes } : {}) });
+  const memory = (byDevice: ReturnType<typeof dev>[], fitsNow?: boolean) => ({
+    planBytes: byDevice.reduce((a, d) => a + d.planBytes, 0),
+    byDevice,
+    ...(fitsNow !== undefined ? { fitsNow } : {}),
+  });
+  const down = (name: string, mem?: ReturnType<typeof memory>) => model({ name, replicas: 0, instances: [], load: { state: 'unloaded', reason: 'never-loaded' }, ...(mem ? { memory: mem } : {}) });
+  const sum = (xs: { fraction: number }[]) => xs.reduce((a, x) => a + x.fraction, 0);
+
+  function gpuSnapshot() {
+    return snapshot({
+      gpus: [
+        { index: 0, name: 'RTX 4090', utilizationPct: 10, memoryUsedMiB: 4096, memoryTotalMiB: 16_384 },
+        { index: 1, name: 'RTX 4090', utilizationPct: 0, memoryUsedMiB: 512, memoryTotalMiB: 16_384 },
+      ],
+      models: [
+        model({ name: 'coder', memory: memory([dev('host', 0.2 * GIB, 0.25 * GIB), dev('gpu0', 1.1 * GIB, GIB), dev('gpu1', 0)]) }),
+        model({ name: 'embed', replicas: 2, instances: [instance({ id: 'embed#1', state: 'loading' }), instance({ id: 'embed#2', state: 'starting' })], memory: memory([dev('host', 0), dev('gpu0', 0.5 * GIB), dev('gpu1', 0)]) }),
+        down('small', memory([dev('host', 0.1 * GIB), dev('gpu0', 1.2 * GIB), dev('gpu1', 0)], true)),
+        down('big', memory([dev('host', 0.1 * GIB), dev('gpu0', 9.1 * GIB), dev('gpu1', 0)], false)),
+        down('auto'),
+        model({ name: 'preparing', replicas: 0, instances: [], load: { state: 'loading' }, memory: memory([dev('gpu0', GIB)]) }),
+      ],
+    });
+  }
+
+  it('a bar per GPU: loaded models (actual, else plan × live replicas), other processes = used − models, free; shares add up to 1', () => {
+    const vm = buildGpuViewModel('connected', gpuSnapshot(), new SampleHistory(), NOW);
+    const [g0, g1] = vm.cards.map((c) => c.memory!);
+    expect(g0!.device).toBe('gpu0');
+    expect(g0!.segments.map((x) => [x.kind, x.label, x.size, x.colour, x.note])).toEqual([
+      ['model', 'coder', '1.0 GiB', 0, undefined],
+      ['model', 'embed ×2', '1.0 GiB', 1, 'loading, plan'],
+      ['other', 'other processes', '2.0 GiB', undefined, undefined],
+      ['free', 'free', '12.0 GiB', undefined, undefined],
+    ]);
+    expect(sum(g0!.segments)).toBeCloseTo(1, 10);
+    expect(g0!.segments[0]!.fraction).toBeCloseTo(1 / 16, 10);
+    expect(g0!.fitLine).toBe('would still fit: small (1.2 GiB) · would not fit: big (9.1 GiB) · not planned yet: auto');
+    expect(g0!.summary).toBe('GPU 0 memory, 16.0 GiB: coder 1.0 GiB, embed ×2 1.0 GiB (loading, plan), other processes 2.0 GiB, free 12.0 GiB.');
+    // GPU 1 holds none of the models: all its use is other processes; no plan has bytes there, and the unplanned model is named once.
+    expect(g1!.segments.map((x) => [x.kind, x.size])).toEqual([
+      ['other', '512 MiB'],
+      ['free', '15.5 GiB'],
+    ]);
+    expect(g1!.fitLine).toBe('');
+    expect(g1!.budgetLine).toBeUndefined();
+  });
+
+  it('free never goes negative when the models hold more than the device reports used (plans, mmap)', () => {
+    const s = snapshot({
+      gpus: [{ index: 0, name: 'small', utilizationPct: 0, memoryUsedMiB: 100, memoryTotalMiB: 1000 }],
+      models: [model({ name: 'a', memory: memory([dev('gpu0', 800 * MIB)]) }), model({ name: 'b', memory: memory([dev('gpu0', 600 * MIB)]) })],
+    });
+    const bar = buildGpuViewModel('connected', s, new SampleHistory(), NOW).cards[0]!.memory!;
+    expect(bar.segments.map((x) => [x.kind, x.bytes])).toEqual([
+      ['model', 800 * MIB],
+      ['model', 600 * MIB],
+      ['free', 0],
+    ]);
+    expect(bar.segments.every((x) => x.bytes >= 0 && x.fraction >= 0)).toBe(true);
+    expect(sum(bar.segments)).toBeCloseTo(1, 10);
+  });
+
+  it('without a GPU: the host RAM bar on the Host card, with the fit lists and the budget', () => {
+    const s = snapshot({
+      memoryBudgetMiB: 512,
+      models: [
+        model({ name: 'coder', instances: [instance({ usage: { cpuPct: 5, rssBytes: 300 * MIB } })], memory: memory([dev('host', 260 * MIB, 250 * MIB)]) }),
+        down('embed', memory([dev('host', 200 * MIB)], true)),
+        down('big', memory([dev('host', 900 * MIB)], false)),
+      ],
+    });
+    const vm = buildGpuViewModel('connected', s, new SampleHistory(), NOW);
+    expect(vm.mode).toBe('cpu');
+    const host = vm.cards.find((c) => c.id === 'host')!;
+    expect(vm.cards.filter((c) => c.memory)).toEqual([host]);
+    const bar = host.memory!;
+    expect(bar).toMatchObject({ device: 'host', title: 'Host RAM by model', totalBytes: 16 * GIB });
+    // used = total − available = 8 GiB: coder's 250 MiB, the rest other processes; 8 GiB free.
+    expect(bar.segments.map((x) => [x.label, x.size])).toEqual([
+      ['coder', '250 MiB'],
+      ['other processes', '7.8 GiB'],
+      ['free', '8.0 GiB'],
+    ]);
+    expect(bar.fitLine).toBe('would still fit: embed (200 MiB) · would not fit: big (900 MiB)');
+    expect(bar.budgetLine).toBe('budget 512 MiB: models hold 250 MiB, 262 MiB left');
+  });
+
+  it('with no host reading and no GPU there is no bar', () => {
+    const s = snapshot({ host: undefined, models: [down('a', memory([dev('host', MIB)], true))] });
+    expect(buildGpuViewModel('connected', s, new SampleHistory(), NOW).cards.some((c) => c.memory)).toBe(false);
+  });
+
+  it('renders the segments, a legend naming each with its size, and the fit line; names escaped; no inline styles', () => {
+    const s = gpuSnapshot();
+    s.models[0]!.name = '<img src=x onerror=alert(1)>';
+    const html = renderGpuView(buildGpuViewModel('connected', s, new SampleHistory(), NOW));
+    expect(html).not.toContain('<img');
+    expect(html).not.toMatch(/style=|on\w+="/);
+    const bar0 = html.slice(html.indexOf('<div class="membar" data-device="gpu0">'), html.indexOf('<div class="membar" data-device="gpu1">'));
+    expect(bar0).toContain('<span class="value">12.0 GiB free of 16.0 GiB</span>');
+    expect(bar0).toContain('<rect class="seg seg-c0" x="0.00" y="0" width="6.25" height="10"><title>&lt;img src=x onerror=alert(1)&gt; 1.0 GiB</title></rect>');
+    expect(bar0).toContain('<rect class="seg seg-c1" x="6.25" y="0" width="6.25" height="10"><title>embed ×2 1.0 GiB</title></rect>');
+    expect(bar0).toContain('<rect class="seg seg-other" x="12.50" y="0" width="12.50" height="10">');
+    expect(bar0).toContain('<rect class="seg seg-free" x="25.00" y="0" width="75.00" height="10">');
+    expect(bar0).toContain('<li class="model" data-model="&lt;img src=x onerror=alert(1)&gt;">');
+    expect(bar0).toContain('<span class="name">embed ×2</span> <span class="size">1.0 GiB</span> <span class="note">(loading, plan)</span>');
+    expect(bar0).toContain('<span class="name">other processes</span> <span class="size">2.0 GiB</span>');
+    expect(bar0).toContain('role="img" aria-label="GPU 0 memory, 16.0 GiB: &lt;img src=x onerror=alert(1)&gt; 1.0 GiB, ');
+    const fit = /<p class="fit">(.*?)<\/p>/.exec(bar0)![1]!;
+    expect(fit.replace(/<[^>]+>/g, '')).toBe('would still fit: small (1.2 GiB) · would not fit: big (9.1 GiB) · not planned yet: auto');
+    expect(fit).toContain('<span class="nofit">would not fit: big (9.1 GiB)</span>');
+  });
+});

@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { TrackedJob } from '../../extension/core/job-tracker';
 import { buildJobRows } from '../../extension/core/jobs-tree-model';
 import { buildSlotsTree, modelPhase } from '../../extension/core/slots-tree-model';
@@ -47,13 +49,16 @@ describe('buildSlotsTree', () => {
     expect(m).toMatchObject({ description: 'down', contextValue: 'slotwise.model.down', children: [] });
   });
 
-  it('an unloaded on-demand model reads unloaded (why), offers Start (= load), and ready rows show memory', () => {
+  it('an unloaded on-demand model reads unloaded (why), offers Load, and ready rows show memory and offer Unload', () => {
     const GiB = 2 ** 30;
     const [u] = buildSlotsTree(snapshot({ models: [model({ replicas: 0, instances: [], load: { state: 'unloaded', reason: 'evicted' }, memory: { planBytes: 3.1 * GiB, byDevice: [] } })] }), NOW);
-    expect(u).toMatchObject({ description: 'unloaded (evicted) · 3.1 GiB', contextValue: 'slotwise.model.down' });
+    expect(u).toMatchObject({ description: 'unloaded (evicted) · 3.1 GiB', contextValue: 'slotwise.model.unloaded' });
     expect(u!.tooltip).toContain('memory: plan 3.1 GiB');
     const [r] = buildSlotsTree(snapshot({ models: [model({ instances: [instance({}, [])], load: { state: 'ready' }, memory: { planBytes: 3.1 * GiB, actualBytes: 3.0 * GiB, byDevice: [] } })] }), NOW);
-    expect(r!.description).toBe('ready · 0/4 busy · 3.0 GiB');
+    expect(r).toMatchObject({ description: 'ready · 0/4 busy · 3.0 GiB', contextValue: 'slotwise.model.ready' });
+    // Loading (the load state says so) keeps Stop and Restart: there is nothing loaded to unload yet.
+    const [l] = buildSlotsTree(snapshot({ models: [model({ instances: [instance({ state: 'loading' })], load: { state: 'loading' } })] }), NOW);
+    expect(l!.contextValue).toBe('slotwise.model.up');
     expect(r!.tooltip).toContain('memory: plan 3.1 GiB · actual 3.0 GiB');
   });
 
@@ -115,5 +120,32 @@ describe('buildJobRows', () => {
   ])('%s', (_name, over, description, contextValue) => {
     const [row] = buildJobRows([job(over)], NOW);
     expect(row).toMatchObject({ id: 'job:j1', jobId: 'j1', label: 'Write a haiku', description, contextValue });
+  });
+});
+
+describe('model row actions (package.json view/item/context)', () => {
+  const pkg = JSON.parse(readFileSync(join(__dirname, '../../package.json'), 'utf8')) as {
+    contributes: { commands: { command: string }[]; menus: { 'view/item/context': { command: string; when: string; group: string }[] } };
+  };
+  /** The inline commands shown for a row: `view == X && viewItem == Y` or `viewItem =~ /re/`, as VS Code reads them. */
+  const inline = (contextValue: string): string[] =>
+    pkg.contributes.menus['view/item/context']
+      .filter((m) => m.group.startsWith('inline') && m.when.includes('view == slotwise.slots'))
+      .filter((m) => {
+        const eq = /viewItem == (\S+)/.exec(m.when);
+        const re = /viewItem =~ \/(.+)\/$/.exec(m.when);
+        return eq ? eq[1] === contextValue : re ? new RegExp(re[1]!).test(contextValue) : false;
+      })
+      .sort((a, b) => a.group.localeCompare(b.group))
+      .map((m) => m.command);
+
+  it.each([
+    ['slotwise.model.unloaded', ['slotwise.loadModel']],
+    ['slotwise.model.ready', ['slotwise.restartModel', 'slotwise.unloadModel']],
+    ['slotwise.model.down', ['slotwise.startModel']],
+    ['slotwise.model.up', ['slotwise.restartModel', 'slotwise.stopModel']],
+  ])('%s offers %j', (contextValue, commands) => {
+    expect(inline(contextValue)).toEqual(commands);
+    for (const c of commands) expect(pkg.contributes.commands.map((x) => x.command)).toContain(c);
   });
 });

@@ -6,7 +6,7 @@ import * as vscode from 'vscode';
 import type { SlotwiseApi } from '../../../extension/extension';
 
 const COMMANDS = [
-  'slotwise.startDaemon', 'slotwise.stopDaemon', 'slotwise.startModel', 'slotwise.stopModel', 'slotwise.restartModel',
+  'slotwise.startDaemon', 'slotwise.stopDaemon', 'slotwise.startModel', 'slotwise.stopModel', 'slotwise.restartModel', 'slotwise.loadModel', 'slotwise.unloadModel',
   'slotwise.sendPrompt', 'slotwise.cancelPrompt', 'slotwise.showJobs', 'slotwise.showLog', 'slotwise.showStatus', 'slotwise.runBenchmark',
 ];
 

@@ -1,0 +1,43 @@
+// A plan for status of the models the loader plans only at their first load: an on-demand model with
+// `slots: "auto"` gets its slot count then, against the memory then (loader.ts). Until that load,
+// status shows what it would choose now: the most slots (1 … maxSlots) that fit the room beside the
+// loaded models, at least 1 (`mostSlotsThatFit`, as the loader does), so the GPU view can say whether
+// it would still fit. Each header is read once; a snapshot only runs the pure plan.
+import type { ModelConfig } from '../config/types';
+import type { ModelMemoryStatus } from '../../shared/protocol';
+import { readGgufHeader } from '../../gguf/gguf';
+import { modelFacts, type ModelFacts } from './model-facts';
+import { mostSlotsThatFit, planMemory, type FreeMemory } from './plan';
+import { serverMemoryOptions } from './server-args';
+
+export class AutoSlotsPreview {
+  #configs = new Map<string, ModelConfig>();
+  /** null: unreadable (the instance's preflight reports it at load); absent: not read yet. */
+  #facts = new Map<string, ModelFacts | null>();
+  /** Resolves once every header was read (tests; status simply lacks the plan until then). */
+  readonly ready: Promise<void>;
+
+  constructor(models: readonly ModelConfig[]) {
+    for (const m of models) if (m.load === 'on-demand' && m.slots === 'auto') this.#configs.set(m.name, m);
+    this.ready = Promise.all(
+      [...this.#configs.values()].map(async (m) => {
+        try {
+          this.#facts.set(m.name, modelFacts(await readGgufHeader(m.path, { model: m.name })));
+        } catch {
+          this.#facts.set(m.name, null);
+        }
+      }),
+    ).then(() => undefined);
+  }
+
+  /** The plan a first load would make now, given the free memory and the room beside the loaded models; undefined for other models. */
+  memoryFor(name: string, free: FreeMemory, room: FreeMemory): ModelMemoryStatus | undefined {
+    const c = this.#configs.get(name);
+    const facts = this.#facts.get(name);
+    if (!c || !facts) return undefined;
+    const settings = { ctxPerSlot: c.ctxPerSlot, gpuLayers: c.gpuLayers, server: serverMemoryOptions(c.args) };
+    const slots = Math.max(1, mostSlotsThatFit(facts, settings, room, c.maxSlots));
+    const plan = planMemory(facts, { ...settings, slots }, free);
+    return { planBytes: plan.total, byDevice: plan.devices.map((d) => ({ device: d.device, label: d.label, planBytes: d.total })) };
+  }
+}
