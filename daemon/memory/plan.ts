@@ -32,6 +32,8 @@ export interface PlanSettings {
   gpuLayers: GpuLayers;
   /** Flags from the model's llama-server args; default llama.cpp's. */
   server?: ServerMemoryOptions;
+  /** llama-server's host prompt cache at its limit (--cache-ram), bytes; default 0. */
+  promptCacheBytes?: number;
 }
 
 /** Free memory now, bytes. */
@@ -54,6 +56,8 @@ export interface DevicePlan {
   compute: number;
   /** Logits of the last token per slot (host only). */
   output: number;
+  /** The prompt cache at its limit (host only; present when there is one): it fills as prompts are saved. */
+  promptCache?: number;
   total: number;
 }
 
@@ -148,7 +152,8 @@ function planWithLayers(facts: ModelFacts, settings: PlanSettings, free: FreeMem
     for (const d of gpusUsed) d.compute = graph;
     host.compute = ub * facts.embeddingLength * 6;
   }
-  for (const d of devices) d.total = d.weights + d.kv + d.compute + d.output;
+  if (settings.promptCacheBytes) host.promptCache = settings.promptCacheBytes;
+  for (const d of devices) d.total = d.weights + d.kv + d.compute + d.output + (d.promptCache ?? 0);
 
   const kvTotal = devices.reduce((a, d) => a + d.kv, 0);
   const notes: string[] = [];

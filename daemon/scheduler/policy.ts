@@ -48,6 +48,8 @@ export interface Waiter {
    * until their slots are released, so one session never holds two slots. Others go ahead of it.
    */
   held?: boolean;
+  /** Times a cache hit behind it was started first (cache-order.ts); bounded by MAX_SKIPS. */
+  skips?: number;
 }
 
 export interface Pick {

@@ -13,7 +13,9 @@ import { admit, countByClass, etaMs, ewma, oldestWaitMs, plan, positions, servic
 import { Sessions } from './sessions';
 import { promptKey, type PromptKey } from './prompt-key';
 import { SlotTable } from './slot-table';
-import { pickSlot, type SlotCandidate } from './slot-pick';
+import { cachedAt, pickSlot, type SlotCandidate } from './slot-pick';
+import { HostCache } from './host-cache';
+import { cacheAwareOrder } from './cache-order';
 
 /** One accepted request: it ends with exactly one outcome, recorded by finish(). */
 export interface Ticket {
@@ -113,6 +115,8 @@ interface InstanceBook {
   /** Upstream exchanges not yet ended; in slot-aware mode, equal to the table's leases. */
   inFlight: number;
   table: SlotTable;
+  /** What its llama-server probably holds in its host prompt cache (affinity routing). */
+  host: HostCache;
   lastAssignedAt?: number;
 }
 
@@ -155,7 +159,11 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
       this.#pump();
     });
     opts.supervisor.on('instanceState', (inst) => {
-      if (!inst.routable) this.#book(inst).table.forget(); // a new process starts with empty caches
+      if (!inst.routable) {
+        // a new process starts with empty caches
+        this.#book(inst).table.forget();
+        this.#book(inst).host.clear();
+      }
       this.#pump();
     });
   }
@@ -348,11 +356,12 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
         const instances = this.#supervisor.instances(model);
         const loads = instances.map((inst) => this.#load(inst));
         for (const w of q.waiters) w.held = this.#supersededBy.get(w.ticket)?.some((t) => this.#leased.has(t)) ?? false;
+        const order = this.#cacheAwareOrder(model, instances, q.waiters, now);
         const p = plan(
           {
             mode: this.#routing,
             rrCursor: q.rrCursor,
-            waiters: q.waiters,
+            waiters: order?.order ?? q.waiters,
             instances: loads,
             backgroundMaxWaitMs: this.#queueConfig.backgroundMaxWaitMs,
             reservedSlots: this.#supervisor.modelConfig(model).reservedSlots,
@@ -372,6 +381,8 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
           const inst = instances.find((i) => i.id === where.instanceId);
           if (inst) w.resolve(this.#lease(model, inst, where.slot, w, now));
         }
+        const started = new Set(p.assignments.map((a) => a.waiterId));
+        for (const w of order?.passedOver ?? []) if (!started.has(w.id)) w.skips = (w.skips ?? 0) + 1;
         this.#notifyPositions(q, loads, now);
       }
     } finally {
@@ -387,14 +398,51 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
    */
   #chooseSlot(model: string, instances: LlamaInstance[], instanceId: string, w: QueuedRequest): { instanceId: string; slot?: number } {
     if (this.#routing !== 'slot-aware') return { instanceId };
+    const { candidates, open } = this.#freeSlots(instances);
+    const affinity = this.#supervisor.modelConfig(model).affinity;
+    const key = w.ticket.prompt;
+    const hostShared = affinity && key ? this.#hostShared(open, key) : undefined;
+    const pick = pickSlot({ candidates, instanceId, key, affinity, avoid: w.avoid, hostShared });
+    return pick ?? { instanceId }; // unreachable while plan() and the tables agree; llama-server then picks
+  }
+
+  /** Free slots of the ready instances, and those instances. */
+  #freeSlots(instances: LlamaInstance[]): { candidates: SlotCandidate[]; open: LlamaInstance[] } {
     const candidates: SlotCandidate[] = [];
+    const open: LlamaInstance[] = [];
     for (const inst of instances) {
       if (!inst.routable || this.#supervisor.isDraining(inst)) continue;
-      for (const f of this.#book(inst).table.free()) candidates.push({ ...f, instanceId: inst.id });
+      const free = this.#book(inst).table.free();
+      if (free.length > 0) open.push(inst);
+      for (const f of free) candidates.push({ ...f, instanceId: inst.id });
     }
-    const affinity = this.#supervisor.modelConfig(model).affinity;
-    const pick = pickSlot({ candidates, instanceId, key: w.ticket.prompt, affinity, avoid: w.avoid });
-    return pick ?? { instanceId }; // unreachable while plan() and the tables agree; llama-server then picks
+    return { candidates, open };
+  }
+
+  #hostShared(instances: LlamaInstance[], key: PromptKey): Map<string, number> {
+    return new Map(instances.map((inst) => [inst.id, this.#book(inst).host.shared(key)]));
+  }
+
+  /**
+   * With affinity, when more wait than can start: the service order with cache hits pulled ahead of
+   * misses, within the bounds of cache-order.ts. Undefined: plan with the queue as it is.
+   */
+  #cacheAwareOrder(model: string, instances: LlamaInstance[], waiters: QueuedRequest[], now: number): { order: QueuedRequest[]; passedOver: QueuedRequest[] } | undefined {
+    if (this.#routing !== 'slot-aware' || !this.#supervisor.modelConfig(model).affinity) return undefined;
+    const { candidates, open } = this.#freeSlots(instances);
+    if (candidates.length === 0 || waiters.length <= candidates.length) return undefined;
+    const freeByInstance = new Map<string, number>();
+    for (const c of candidates) freeByInstance.set(c.instanceId, (freeByInstance.get(c.instanceId) ?? 0) + 1);
+    return cacheAwareOrder({
+      ordered: serviceOrder(waiters, now, this.#queueConfig.backgroundMaxWaitMs),
+      freeByInstance,
+      hitAt: (w) => {
+        const key = w.ticket.prompt;
+        return key && cachedAt({ candidates, key, avoid: w.avoid, hostShared: this.#hostShared(open, key) });
+      },
+      now,
+      backgroundMaxWaitMs: this.#queueConfig.backgroundMaxWaitMs,
+    });
   }
 
   #lease(model: string, inst: LlamaInstance, slot: number | undefined, w: QueuedRequest, now: number): Lease {
@@ -405,7 +453,12 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
     book.lastAssignedAt = now;
     this.#leased.add(ticket);
     const slotLease = { requestId: ticket.id, source: ticket.source, since: now, tokens: undefined as number | undefined };
-    if (slot !== undefined) book.table.take(slot, slotLease, ticket.prompt);
+    if (slot !== undefined) {
+      const before = book.table.take(slot, slotLease, ticket.prompt);
+      // What llama-server does with its host cache as this prompt starts (host-cache.ts).
+      if (ticket.prompt) book.host.restore(ticket.prompt, before);
+      book.host.save(before);
+    }
     const served = this.#served.get(model) ?? [];
     served.push(book.lastAssignedAt);
     if (served.length > 100) served.splice(0, served.length - 100);
@@ -521,7 +574,8 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
 
   #book(inst: LlamaInstance): InstanceBook {
     let b = this.#books.get(inst.id);
-    if (!b) this.#books.set(inst.id, (b = { inFlight: 0, table: new SlotTable(inst.model.slots) }));
+    if (!b) this.#books.set(inst.id, (b = { inFlight: 0, table: new SlotTable(inst.model.slots), host: new HostCache(inst.promptCacheTokens ?? Number.POSITIVE_INFINITY) }));
+    else b.host.capacityTokens = inst.promptCacheTokens ?? Number.POSITIVE_INFINITY; // known once the process launched
     return b;
   }
 }

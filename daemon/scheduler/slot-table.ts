@@ -97,15 +97,18 @@ export class SlotTable {
     return this.#slots[slot]?.lease;
   }
 
-  take(slot: number, lease: SlotLease, key: PromptKey | undefined): void {
+  /** Leases the slot; returns the prompt key it held before (what llama-server replaces, or extends). */
+  take(slot: number, lease: SlotLease, key: PromptKey | undefined): PromptKey | undefined {
     const s = this.#slots[slot];
     if (!s || s.lease) throw new Error(`slot ${slot} is not free`); // a bug in the caller: never two leases on one slot
+    const before = s.key;
     s.lease = lease;
     s.lastUsedAt = lease.since;
     // A prompt we cannot key (token arrays) still replaces the slot's cache: forget the old key.
     s.key = key;
     s.unleasedBusyPolls = 0;
     s.draining = false;
+    return before;
   }
 
   release(slot: number, at: number): void {
@@ -136,6 +139,7 @@ export class SlotTable {
   forget(): void {
     for (const s of this.#slots) {
       s.key = undefined;
+      s.lastUsedAt = 0; // empty again: llama-server's new process has served nothing
       s.unleasedBusyPolls = 0;
       s.draining = false;
     }
