@@ -50,6 +50,8 @@ export interface Waiter {
   held?: boolean;
   /** Times a cache hit behind it was started first (cache-order.ts); bounded by MAX_SKIPS. */
   skips?: number;
+  /** Held back for the replica that has its prompt cached until then (cache-order.ts); set once. */
+  holdUntil?: number;
 }
 
 export interface Pick {

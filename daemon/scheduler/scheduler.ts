@@ -15,7 +15,7 @@ import { promptKey, type PromptKey } from './prompt-key';
 import { SlotTable } from './slot-table';
 import { cachedAt, pickSlot, type SlotCandidate } from './slot-pick';
 import { HostCache } from './host-cache';
-import { cacheAwareOrder } from './cache-order';
+import { cacheAwareOrder, holdMs, type CacheOrder } from './cache-order';
 
 /** One accepted request: it ends with exactly one outcome, recorded by finish(). */
 export interface Ticket {
@@ -56,8 +56,8 @@ export interface Lease {
   readonly queuePosition: number;
   /** Tokens decoded so far, for the slot's status row. */
   progress(tokens: number): void;
-  /** From llama-server's final `timings`: prompt tokens reused from the KV cache and computed. */
-  promptTokens(cached: number, processed: number): void;
+  /** From llama-server's final `timings`: prompt tokens reused from the KV cache and computed, and the ms computing took. */
+  promptTokens(cached: number, processed: number, promptMs?: number): void;
   release(): void;
 }
 
@@ -109,6 +109,8 @@ interface ModelQueue {
   superseded: number;
   /** EWMA of lease durations (ms) of requests that ran to their end: the ETA's service time. */
   serviceMs?: number;
+  /** EWMA of llama-server's prompt ms per computed token: what recomputing a cached prefix elsewhere would cost. */
+  prefillMsPerToken?: number;
 }
 
 interface InstanceBook {
@@ -119,6 +121,9 @@ interface InstanceBook {
   host: HostCache;
   lastAssignedAt?: number;
 }
+
+/** Prompt tokens computed below which a request's prompt_ms is not used for the prefill rate. */
+const MIN_PREFILL_SAMPLE = 64;
 
 const emptyOutcomes = (): Record<RequestOutcome, number> => ({ completed: 0, cancelled: 0, rejected: 0, failed: 0 });
 
@@ -356,7 +361,11 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
         const instances = this.#supervisor.instances(model);
         const loads = instances.map((inst) => this.#load(inst));
         for (const w of q.waiters) w.held = this.#supersededBy.get(w.ticket)?.some((t) => this.#leased.has(t)) ?? false;
-        const order = this.#cacheAwareOrder(model, instances, q.waiters, now);
+        const order = this.#cacheAwareOrder(model, q, instances, now);
+        for (const h of order?.holds ?? []) {
+          h.waiter.holdUntil ??= h.until;
+          h.waiter.held = true; // for this plan only: the next pump recomputes `held`
+        }
         const p = plan(
           {
             mode: this.#routing,
@@ -427,18 +436,47 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
    * With affinity, when more wait than can start: the service order with cache hits pulled ahead of
    * misses, within the bounds of cache-order.ts. Undefined: plan with the queue as it is.
    */
-  #cacheAwareOrder(model: string, instances: LlamaInstance[], waiters: QueuedRequest[], now: number): { order: QueuedRequest[]; passedOver: QueuedRequest[] } | undefined {
+  #cacheAwareOrder(model: string, q: ModelQueue, instances: LlamaInstance[], now: number): CacheOrder<QueuedRequest> | undefined {
     if (this.#routing !== 'slot-aware' || !this.#supervisor.modelConfig(model).affinity) return undefined;
     const { candidates, open } = this.#freeSlots(instances);
-    if (candidates.length === 0 || waiters.length <= candidates.length) return undefined;
+    if (candidates.length === 0) return undefined;
+    const full = instances.filter((i) => i.routable && !this.#supervisor.isDraining(i) && !open.includes(i));
     const freeByInstance = new Map<string, number>();
     for (const c of candidates) freeByInstance.set(c.instanceId, (freeByInstance.get(c.instanceId) ?? 0) + 1);
+    // Where each waiter's prompt is cached: on an instance with a free slot (`open`), and on one without (`home`).
+    const where = new Map<QueuedRequest, { open?: { instanceId: string; shared: number }; home?: { instanceId: string; shared: number } }>();
+    const locate = (w: QueuedRequest) => {
+      let found = where.get(w);
+      if (found) return found;
+      const key = w.ticket.prompt;
+      found = {};
+      if (key && key.length > 0) {
+        found.open = cachedAt({ candidates, key, avoid: w.avoid, hostShared: this.#hostShared(open, key) });
+        for (const inst of full) {
+          if (inst.id === w.avoid) continue;
+          const book = this.#book(inst);
+          const shared = Math.max(book.host.shared(key), book.table.shared(key));
+          if (shared > 0 && (!found.home || shared > found.home.shared)) found.home = { instanceId: inst.id, shared };
+        }
+      }
+      where.set(w, found);
+      return found;
+    };
     return cacheAwareOrder({
-      ordered: serviceOrder(waiters, now, this.#queueConfig.backgroundMaxWaitMs),
+      ordered: serviceOrder(q.waiters, now, this.#queueConfig.backgroundMaxWaitMs),
       freeByInstance,
+      // A hit only where a free slot can use as much of the prompt as any instance holds.
       hitAt: (w) => {
-        const key = w.ticket.prompt;
-        return key && cachedAt({ candidates, key, avoid: w.avoid, hostShared: this.#hostShared(open, key) });
+        const { open: o, home } = locate(w);
+        return o && (!home || o.shared >= home.shared) ? o.instanceId : undefined;
+      },
+      homeAt: (w) => {
+        const { open: o, home } = locate(w);
+        return home && (!o || home.shared > o.shared) ? home.instanceId : undefined;
+      },
+      holdMs: (w) => {
+        const { open: o, home } = locate(w);
+        return home ? holdMs(home.shared - (o?.shared ?? 0), q.serviceMs, q.prefillMsPerToken) : 0;
       },
       now,
       backgroundMaxWaitMs: this.#queueConfig.backgroundMaxWaitMs,
@@ -476,7 +514,9 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
       progress: (tokens) => {
         if (!released) slotLease.tokens = tokens;
       },
-      promptTokens: (cached, processed) => {
+      promptTokens: (cached, processed, promptMs) => {
+        // Few tokens say more about overhead than about the rate.
+        if (promptMs !== undefined && processed >= MIN_PREFILL_SAMPLE) q.prefillMsPerToken = ewma(q.prefillMsPerToken, promptMs / processed);
         q.promptTokens.cached += cached;
         q.promptTokens.processed += processed;
         q.promptTokens.reported++;
@@ -548,7 +588,12 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
     if (this.#deadlineTimer) clearTimeout(this.#deadlineTimer);
     this.#deadlineTimer = undefined;
     let next = Infinity;
-    for (const q of this.#queues.values()) for (const w of q.waiters) next = Math.min(next, w.deadline);
+    for (const q of this.#queues.values()) {
+      for (const w of q.waiters) {
+        next = Math.min(next, w.deadline);
+        if (w.holdUntil !== undefined && w.holdUntil > Date.now()) next = Math.min(next, w.holdUntil); // a hold ends: plan again
+      }
+    }
     if (next === Infinity) return;
     this.#deadlineTimer = setTimeout(() => this.#pump(), Math.max(0, next - Date.now()) + 1);
     this.#deadlineTimer.unref();

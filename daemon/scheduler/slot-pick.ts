@@ -96,9 +96,9 @@ function better(c: SlotCandidate, best: SlotCandidate, preferred: string): boole
 
 /**
  * Where the prompt is cached with a slot free now: the instance of the free slot or host cache that
- * holds the most of it, undefined when it would be a miss wherever it went (cache-order.ts).
+ * holds the most of it, and how much; undefined when it would be a miss wherever it went (cache-order.ts).
  */
-export function cachedAt(input: Omit<SlotPickInput, 'instanceId' | 'affinity'>): string | undefined {
+export function cachedAt(input: Omit<SlotPickInput, 'instanceId' | 'affinity'>): { instanceId: string; shared: number } | undefined {
   const { key } = input;
   if (!key || key.length === 0) return undefined;
   let best: { instanceId: string; shared: number } | undefined;
@@ -109,5 +109,5 @@ export function cachedAt(input: Omit<SlotPickInput, 'instanceId' | 'affinity'>):
   }
   const host = bestHost({ ...input, instanceId: '', affinity: true });
   if (host && host.shared > (best?.shared ?? 0)) best = host;
-  return best?.instanceId;
+  return best;
 }

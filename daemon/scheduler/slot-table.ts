@@ -3,7 +3,7 @@
 // (seen busy in /slots with no lease: "foreign"), and what each slot last served (for prompt-cache
 // affinity). Leases are exact at every instant; /slots polls only add what the daemon cannot know.
 import type { RequestSource, SlotStatus } from '../../shared/protocol';
-import type { PromptKey } from './prompt-key';
+import { commonChunks, type PromptKey } from './prompt-key';
 
 /** One of the daemon's requests running in a slot. */
 export interface SlotLease {
@@ -91,6 +91,11 @@ export class SlotTable {
       if (!s.lease && isFree(s)) out.push({ slot, key: s.key, lastUsedAt: s.lastUsedAt });
     });
     return out;
+  }
+
+  /** The most chunks of `key` any slot's last prompt shares, busy or not. */
+  shared(key: PromptKey): number {
+    return this.#slots.reduce((most, s) => (s.key ? Math.max(most, commonChunks(s.key, key)) : most), 0);
   }
 
   lease(slot: number): SlotLease | undefined {

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { CHUNK_CHARS, promptKey, type PromptKey } from '../../daemon/scheduler/prompt-key';
 import { HostCache, TOKENS_PER_CHUNK } from '../../daemon/scheduler/host-cache';
 import { cachedAt, pickSlot, type SlotCandidate } from '../../daemon/scheduler/slot-pick';
-import { cacheAwareOrder, MAX_SKIPS, SKIP_WINDOW } from '../../daemon/scheduler/cache-order';
+import { cacheAwareOrder, holdMs, HOLD_PREFILL_TIMES, MAX_HOLD_MS, MAX_SKIPS, SKIP_WINDOW } from '../../daemon/scheduler/cache-order';
 import type { Waiter } from '../../daemon/scheduler/policy';
 import { mulberry32 } from '../../platform/prng';
 
@@ -94,8 +94,8 @@ describe('pickSlot with host caches', () => {
 
   it('cachedAt names where the prompt hits now: a free slot or an open host cache', () => {
     const candidates = [cand('m#1', 0, conv('a', 1)), cand('m#2', 0, conv('z', 1))];
-    expect(cachedAt({ candidates, key: conv('a', 2) })).toBe('m#1');
-    expect(cachedAt({ candidates, key: conv('b', 2), hostShared: new Map([['m#2', 5]]) })).toBe('m#2');
+    expect(cachedAt({ candidates, key: conv('a', 2) })).toEqual({ instanceId: 'm#1', shared: 5 });
+    expect(cachedAt({ candidates, key: conv('b', 2), hostShared: new Map([['m#2', 5]]) })).toEqual({ instanceId: 'm#2', shared: 5 });
     expect(cachedAt({ candidates, key: conv('b', 2), hostShared: new Map([['m#3', 5]]) })).toBeUndefined(); // no free slot there
     expect(cachedAt({ candidates, key: conv('b', 2) })).toBeUndefined();
   });
@@ -142,5 +142,44 @@ describe('cache-aware dequeue', () => {
     expect(ids(order([w('held', undefined, { held: true }), w('hit', 'A')], { A: 1 }).order)).toEqual(['held', 'hit']);
     expect(ids(order([w('a'), w('held', 'A', { held: true })], { A: 1 }).order)).toEqual(['a', 'held']);
     expect(ids(order([w('a'), w('gone', 'A', { deadline: 50 })], { A: 1 }).order)).toEqual(['a', 'gone']);
+  });
+
+  describe('hold for the home replica', () => {
+    type H = W & { home?: string };
+    const h = (id: string, home?: string, over: Partial<H> = {}): H => ({ ...w(id, undefined, over), home });
+    const held = (ws: H[], free: Record<string, number>, ms = 100, now = 1000) =>
+      cacheAwareOrder({ ordered: ws, freeByInstance: new Map(Object.entries(free)), hitAt: (x) => x.hit, homeAt: (x) => x.home, holdMs: () => ms, now });
+
+    it('holds a request whose prompt only a full replica has cached, even with nobody else waiting', () => {
+      const r = held([h('a', 'B')], { A: 1 });
+      expect(r.holds).toEqual([{ waiter: expect.objectContaining({ id: 'a' }), until: 1100 }]);
+    });
+
+    it('keeps the first hold end, and never holds the same request twice', () => {
+      expect(held([h('a', 'B', { holdUntil: 1050 })], { A: 1 }).holds[0]!.until).toBe(1050);
+      expect(held([h('a', 'B', { holdUntil: 1000 })], { A: 1 }).holds).toEqual([]);
+    });
+
+    it('does not hold a miss without a home, a hit, a retry, or when holding is worth nothing', () => {
+      expect(held([h('new')], { A: 1 }).holds).toEqual([]);
+      expect(held([h('hit', 'B', { hit: 'A' })], { A: 1 }).holds).toEqual([]);
+      expect(held([h('retry', 'B', { avoid: 'A' })], { A: 1 }).holds).toEqual([]);
+      expect(held([h('a', 'B')], { A: 1 }, 0).holds).toEqual([]);
+      expect(held([h('a', 'B')], {}).holds).toEqual([]); // nothing free: nothing to hold back from
+    });
+
+    it('caps a hold at MAX_HOLD_MS', () => {
+      expect(held([h('a', 'B')], { A: 1 }, 60_000).holds[0]!.until).toBe(1000 + MAX_HOLD_MS);
+    });
+
+    it('holds about what recomputing the extra cached part would cost, within two lease durations', () => {
+      // 10 extra chunks of ~16 tokens at 0.5 ms a token: 80 ms of prefill saved
+      expect(holdMs(10, 1000, 0.5)).toBe(HOLD_PREFILL_TIMES * 80);
+      expect(holdMs(10, 50, 0.5)).toBe(100); // two lease durations
+      expect(holdMs(1000, 10_000, 5)).toBe(MAX_HOLD_MS);
+      expect(holdMs(0, 1000, 0.5)).toBe(0);
+      expect(holdMs(10, undefined, 0.5)).toBe(0); // rates unknown: no hold
+      expect(holdMs(10, 1000, undefined)).toBe(0);
+    });
   });
 });
