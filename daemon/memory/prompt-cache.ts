@@ -4,13 +4,11 @@
 // llama-server saves the slot's prompt (its KV cells) to host RAM and restores the best saved prompt
 // for the new one (tools/server/server-task.cpp server_prompt_cache). A fixed 32 MiB held about 500
 // tokens of a dim-2048 × 8-layer f16 model (64 KiB per token): useless on a GPU. So `auto` sizes it
-// from the model: per-token KV bytes × CONTEXTS_PER_SLOT × slots × ctxPerSlot, within bounds.
+// from the model: per-token KV bytes (plan.ts kvBytesPerToken) × CONTEXTS_PER_SLOT × slots × ctxPerSlot,
+// within bounds. The memory plan counts it on the host (plan.ts, PlanSettings.promptCacheMiB).
 // The upper bound is there because the cache's cost per request grows with what it holds (every
 // save and restore compares the new prompt with each saved one; a 10-minute soak at llama-server's
 // own 8 GiB grew it to 522 MB and lost half its throughput): an explicit `promptCacheMiB` overrides.
-import type { ModelFacts } from './model-facts';
-import { kvBytesPerCell } from './plan';
-import type { ServerMemoryOptions } from './server-args';
 
 /** Slot contexts' worth of saved prompts per slot: conversations waiting for their next turn. */
 export const CONTEXTS_PER_SLOT = 4;
@@ -21,11 +19,6 @@ export const PROMPT_CACHE_MAX_MIB = 4096;
 export const HOST_FRACTION = 1 / 8;
 
 const MIB = 2 ** 20;
-
-/** KV bytes one token takes in the cache, all layers together (what a saved prompt costs per token). */
-export function kvBytesPerToken(facts: ModelFacts, server: Pick<ServerMemoryOptions, 'cacheTypeK' | 'cacheTypeV'>): number {
-  return kvBytesPerCell(facts, server).reduce((a, b) => a + b, 0);
-}
 
 /** `auto`: enough for CONTEXTS_PER_SLOT full contexts per slot, within [MIN, min(MAX, host RAM × HOST_FRACTION)]. */
 export function autoPromptCacheMiB(perToken: number, slots: number, ctxPerSlot: number, hostBytes = Number.POSITIVE_INFINITY): number {

@@ -5,13 +5,11 @@
 // admits a request for an unloaded on-demand model (SchedulerHooks.onDemand) and tells this module
 // when a model took a slot (onLease) or went idle (onIdle).
 import { EventEmitter } from 'node:events';
-import { totalmem } from 'node:os';
 import type { Config } from '../config/types';
 import type { Logger } from '../../platform/log';
 import type { ModelLoadStatus, ModelMemoryStatus, ModelStatus } from '../../shared/protocol';
 import { readGgufHeader } from '../../gguf/gguf';
 import { modelFacts, type ModelFacts } from '../memory/model-facts';
-import { kvBytesPerToken, resolvePromptCacheMiB } from '../memory/prompt-cache';
 import { checkFit, memoryError, mostSlotsThatFit, planMemory, type FreeMemory, type MemoryPlan } from '../memory/plan';
 import { serverMemoryOptions } from '../memory/server-args';
 import { actualByDevice, addBytes, available, capacity, pickVictim, planByDevice, type DeviceBytes } from '../memory/budget';
@@ -223,9 +221,9 @@ export class ModelLoader extends EventEmitter<{ change: [] }> {
   async #plan(model: string, facts: ModelFacts, free: FreeMemory): Promise<MemoryPlan> {
     const c = this.#o.supervisor.modelConfig(model);
     const settings = { slots: this.#slotsFor(model, facts, free), ctxPerSlot: c.ctxPerSlot, gpuLayers: c.gpuLayers, server: serverMemoryOptions(c.args) };
-    // The prompt cache as the launch will size it (instance.ts): host RAM it may fill.
-    const cacheMiB = resolvePromptCacheMiB(c.promptCacheMiB, kvBytesPerToken(facts, settings.server), settings.slots, c.ctxPerSlot, totalmem());
-    const plan = planMemory(facts, { ...settings, promptCacheBytes: cacheMiB * 2 ** 20 }, free);
+    // Not counted here yet: the host prompt cache (PlanSettings.promptCacheMiB). Plan-vs-actual calibration
+    // and budgets compare with llama-server's load-time buffers, which the cache is not part of (it fills later).
+    const plan = planMemory(facts, settings, free);
     const e = this.#entry(model);
     e.estimateBytes = plan.total;
     e.calibrationKey = this.#o.calibration ? await calibrationKey(c.path, settings) : undefined;

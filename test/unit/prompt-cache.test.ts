@@ -2,12 +2,11 @@
 // --cache-ram flag it becomes.
 import { describe, expect, it } from 'vitest';
 import type { ModelFacts } from '../../daemon/memory/model-facts';
-import { checkFit, planMemory } from '../../daemon/memory/plan';
+import { checkFit, kvBytesPerToken, mostSlotsThatFit, planMemory } from '../../daemon/memory/plan';
 import { calibrated } from '../../daemon/memory/calibration';
 import { DEFAULT_SERVER_MEMORY_OPTIONS, serverMemoryOptions } from '../../daemon/memory/server-args';
 import {
   autoPromptCacheMiB,
-  kvBytesPerToken,
   PROMPT_CACHE_MAX_MIB,
   PROMPT_CACHE_MIN_MIB,
   promptCacheTokens,
@@ -73,7 +72,7 @@ describe('prompt cache in the memory plan', () => {
 
   it('adds the cache at its limit to the host figure, and a host too small for it does not fit', () => {
     const without = planMemory(H200_MODEL, settings, free);
-    const withCache = planMemory(H200_MODEL, { ...settings, promptCacheBytes: 2 * GIB }, free);
+    const withCache = planMemory(H200_MODEL, { ...settings, promptCacheMiB: 'auto', hostBytes: 128 * GIB }, free);
     const host = withCache.devices[0]!;
     expect(host.promptCache).toBe(2 * GIB);
     expect(host.total - without.devices[0]!.total).toBe(2 * GIB);
@@ -82,10 +81,20 @@ describe('prompt cache in the memory plan', () => {
     const justEnough = { host: without.devices[0]!.total + GIB, gpus: [] };
     expect(checkFit(without, justEnough).fits).toBe(true);
     expect(checkFit(withCache, justEnough).fits).toBe(false);
+    expect(planMemory(H200_MODEL, { ...settings, promptCacheMiB: 64 }, free).devices[0]!.promptCache).toBe(64 * MIB);
+    expect(planMemory(H200_MODEL, { ...settings, promptCacheMiB: 0 }, free).devices[0]!.promptCache).toBeUndefined();
+  });
+
+  it('"auto" slots count the cache of each candidate slot count', () => {
+    const base = { ctxPerSlot: 1024, gpuLayers: 0 as const };
+    const room = { host: planMemory(H200_MODEL, { ...base, slots: 4 }, free).devices[0]!.total + GIB / 2, gpus: [] };
+    expect(mostSlotsThatFit(H200_MODEL, base, room, 16)).toBeGreaterThanOrEqual(4);
+    // 4 slots want a 1 GiB cache: they no longer fit in half a GiB more than their plan without it
+    expect(mostSlotsThatFit(H200_MODEL, { ...base, promptCacheMiB: 'auto', hostBytes: 128 * GIB }, room, 16)).toBeLessThan(4);
   });
 
   it("keeps the cache when calibrated: llama-server's load-time buffers do not include it", () => {
-    const p = planMemory(H200_MODEL, { ...settings, promptCacheBytes: 2 * GIB }, free);
+    const p = planMemory(H200_MODEL, { ...settings, promptCacheMiB: 2048 }, free);
     const c = calibrated(p, { planBytes: p.total, actual: { host: 3 * GIB }, at: 0 });
     expect(c.devices[0]!.total).toBe(5 * GIB);
   });
