@@ -6,6 +6,7 @@ import { HostCache, TOKENS_PER_CHUNK } from '../../daemon/scheduler/host-cache';
 import { cachedAt, pickSlot, type SlotCandidate } from '../../daemon/scheduler/slot-pick';
 import { cacheAwareOrder, holdMs, HOLD_PREFILL_TIMES, MAX_HOLD_MS, MAX_SKIPS, SKIP_WINDOW } from '../../daemon/scheduler/cache-order';
 import type { Waiter } from '../../daemon/scheduler/policy';
+import { SlotTable } from '../../daemon/scheduler/slot-table';
 import { mulberry32 } from '../../platform/prng';
 
 /** Text that differs from the first character for each seed. */
@@ -62,6 +63,19 @@ describe('HostCache (what a replica saved to host RAM)', () => {
     const system = text(CHUNK_CHARS * 2, 's');
     h.save(promptKey(system + text(CHUNK_CHARS * 10, 'x')));
     expect(h.shared(promptKey(system + text(CHUNK_CHARS * 10, 'y')))).toBe(0);
+  });
+});
+
+describe('SlotTable for affinity', () => {
+  it('returns the prompt a slot held when leased (what llama-server saves), matches busy slots too, and empties slots on restart', () => {
+    const t = new SlotTable(2);
+    expect(t.take(0, { requestId: 'r1', source: 'http', since: 10 }, conv('a', 1))).toBeUndefined();
+    t.release(0, 20);
+    expect(t.take(0, { requestId: 'r2', source: 'http', since: 30 }, conv('b', 1))).toEqual(conv('a', 1));
+    expect(t.shared(conv('b', 2))).toBe(5); // busy, still counted: its replica is the prompt's home
+    t.release(0, 40);
+    t.forget();
+    expect(t.free().map((f) => [f.key, f.lastUsedAt])).toEqual([[undefined, 0], [undefined, 0]]);
   });
 });
 
