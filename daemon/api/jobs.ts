@@ -194,7 +194,7 @@ export class JobStore {
     let usage: JobUsage = { promptTokens: 0, completionTokens: 0 };
     let tokensPerSecond: number | undefined;
     let firstDeltaAt: number | undefined;
-    let promptTokens: { cached: number; processed: number } | undefined;
+    let promptTokens: { cached: number; processed: number; promptMs?: number } | undefined;
     try {
       for await (const data of sseData(withProgress(lease.instance, res.body))) {
         if (data === '[DONE]') break;
@@ -211,9 +211,9 @@ export class JobStore {
         if (choice?.finish_reason) finishReason = choice.finish_reason;
         if (chunk.usage) usage = { promptTokens: chunk.usage.prompt_tokens ?? 0, completionTokens: chunk.usage.completion_tokens ?? 0 };
         if (chunk.timings?.predicted_per_second !== undefined) tokensPerSecond = chunk.timings.predicted_per_second;
-        if (chunk.timings?.cache_n !== undefined && chunk.timings.prompt_n !== undefined) promptTokens = { cached: chunk.timings.cache_n, processed: chunk.timings.prompt_n };
+        if (chunk.timings?.cache_n !== undefined && chunk.timings.prompt_n !== undefined) promptTokens = { cached: chunk.timings.cache_n, processed: chunk.timings.prompt_n, promptMs: chunk.timings.prompt_ms };
       }
-      if (promptTokens) lease.promptTokens(promptTokens.cached, promptTokens.processed);
+      if (promptTokens) lease.promptTokens(promptTokens.cached, promptTokens.processed, promptTokens.promptMs);
     } catch (err) {
       const e = classifyUpstreamError(err, lease.instance, signal);
       // After the first delta reached a client, a dead instance ends the job with an error; before, it is retried.
@@ -266,7 +266,7 @@ export class JobStore {
 interface StreamChunk {
   choices?: { text?: string; delta?: { content?: string | null }; finish_reason?: string | null }[];
   usage?: { prompt_tokens?: number; completion_tokens?: number };
-  timings?: { predicted_per_second?: number; cache_n?: number; prompt_n?: number };
+  timings?: { predicted_per_second?: number; cache_n?: number; prompt_n?: number; prompt_ms?: number };
 }
 
 function jobIdParam(params: unknown, where: string): string {

@@ -197,7 +197,7 @@ async function forward(lease: Lease, path: string, payload: string, stream: bool
   if (!started) ctx.res.writeHead(200, { ...headers, 'Server-Timing': serverTiming(marks) });
   ctx.res.end();
   const timings = promptTimings(tail.text());
-  if (timings) lease.promptTokens(timings.cached, timings.processed);
+  if (timings) lease.promptTokens(timings.cached, timings.processed, timings.promptMs);
 }
 
 /** Which request and slot: status rows carry the same ids. */

@@ -5,6 +5,8 @@
 export interface PromptTimings {
   cached: number;
   processed: number;
+  /** llama-server's `prompt_ms`: time spent computing the `processed` tokens. */
+  promptMs?: number;
 }
 
 /** The final timings object of a response sits well within its last few KB. */
@@ -48,5 +50,6 @@ export function promptTimings(text: string): PromptTimings | undefined {
   const cached = /"cache_n"\s*:\s*(\d+)/.exec(rest)?.[1];
   const processed = /"prompt_n"\s*:\s*(\d+)/.exec(rest)?.[1];
   if (cached === undefined || processed === undefined) return undefined;
-  return { cached: Number(cached), processed: Number(processed) };
+  const promptMs = /"prompt_ms"\s*:\s*([\d.eE+-]+)/.exec(rest)?.[1];
+  return { cached: Number(cached), processed: Number(processed), ...(promptMs !== undefined && Number.isFinite(Number(promptMs)) ? { promptMs: Number(promptMs) } : {}) };
 }

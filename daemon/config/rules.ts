@@ -300,7 +300,7 @@ const argRule: Rule<string> = {
 const PATH_HINT = "set it to the model's .gguf file (absolute, ~/…, or relative to the config file)";
 
 /** See ModelConfig.promptCacheMiB. */
-export const DEFAULT_PROMPT_CACHE_MIB = 32;
+export const DEFAULT_PROMPT_CACHE_MIB = 'auto';
 
 /** One entry of `models`; its keys in the order they are checked and listed in messages. */
 export const MODEL: Group<Omit<ModelConfig, 'name'>> = {
@@ -361,11 +361,11 @@ export const MODEL: Group<Omit<ModelConfig, 'name'>> = {
       examples: [['--threads', '8']],
     },
     promptCacheMiB: {
-      rule: int(0),
-      def: DEFAULT_PROMPT_CACHE_MIB,
-      hint: "set the MiB of RAM for llama-server's prompt cache (e.g. 32), or 0 for none",
+      rule: literalOr(['auto'], int(0)),
+      def: 'auto',
+      hint: "set the MiB of RAM for llama-server's prompt cache (e.g. 512), \"auto\" to size it from the model, or 0 for none",
       description:
-        "llama-server's prompt cache in host RAM (--cache-ram), MiB; 0 = off. Bounded because its cost per request grows with the prompts it holds (a 10-minute soak at llama-server's own 8192 grew to 522 MB and lost half its throughput).",
+        "llama-server's prompt cache in host RAM (--cache-ram), MiB; 0 = off. \"auto\" (the default): 4 full contexts per slot of the model's KV bytes per token, at least 32 MiB and at most 4096 MiB or an eighth of host RAM; counted in the memory plan's host figure. It is what lets a conversation return to a slot that served another one in between. Bounded because its cost per request grows with the prompts it holds (a 10-minute soak at llama-server's own 8192 grew to 522 MB and lost half its throughput): a number overrides.",
     },
     affinity: {
       rule: bool,

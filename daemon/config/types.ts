@@ -26,8 +26,8 @@ export interface ModelConfig {
   autostart: boolean;
   /** Extra llama-server flags, passed as given after Slotwise's own. Default []. */
   args: string[];
-  /** llama-server's prompt cache in host RAM (`--cache-ram`), MiB; 0 = off. Default 32 (see rules.ts). */
-  promptCacheMiB: number;
+  /** llama-server's prompt cache in host RAM (`--cache-ram`), MiB; 0 = off; 'auto' sized from the model (daemon/memory/prompt-cache.ts). Default 'auto'. */
+  promptCacheMiB: number | 'auto';
   /** Send a request to the free slot that last served the longest common prefix of its prompt. Default true. */
   affinity: boolean;
   /** What the model serves; decides the llama-server flags and which routes accept it. Default 'completion'. */

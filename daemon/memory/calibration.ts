@@ -38,7 +38,11 @@ export async function calibrationKey(path: string, s: CalibrationSettings): Prom
 
 /** The plan with each device's total replaced by what llama-server allocated there. */
 export function calibrated(plan: MemoryPlan, entry: CalibrationEntry): MemoryPlan {
-  const devices = plan.devices.map((d) => ({ ...d, total: entry.actual[d.device] ?? d.total }));
+  // llama-server's load-time buffers do not include the prompt cache, which fills later: keep it.
+  const devices = plan.devices.map((d) => {
+    const actual = entry.actual[d.device];
+    return { ...d, total: actual === undefined ? d.total : actual + (d.promptCache ?? 0) };
+  });
   return { ...plan, devices, total: devices.reduce((a, d) => a + d.total, 0) };
 }
 

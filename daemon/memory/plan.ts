@@ -22,6 +22,7 @@ import { SlotwiseError } from '../../shared/errors';
 import { ggmlTensorBytes, ggmlTypeId } from '../../gguf/gguf';
 import type { ModelFacts } from './model-facts';
 import { DEFAULT_SERVER_MEMORY_OPTIONS, type ServerMemoryOptions } from './server-args';
+import { resolvePromptCacheMiB } from './prompt-cache';
 
 // ---------------------------------------------------------------------------------------------
 // Types
@@ -32,6 +33,10 @@ export interface PlanSettings {
   gpuLayers: GpuLayers;
   /** Flags from the model's llama-server args; default llama.cpp's. */
   server?: ServerMemoryOptions;
+  /** The model's `promptCacheMiB`: its host prompt cache at that limit counts on the host (prompt-cache.ts); default none. */
+  promptCacheMiB?: number | 'auto';
+  /** Host RAM, bytes: bounds an "auto" prompt cache. */
+  hostBytes?: number;
 }
 
 /** Free memory now, bytes. */
@@ -54,6 +59,8 @@ export interface DevicePlan {
   compute: number;
   /** Logits of the last token per slot (host only). */
   output: number;
+  /** The prompt cache at its limit (host only; present when there is one): it fills as prompts are saved. */
+  promptCache?: number;
   total: number;
 }
 
@@ -153,7 +160,9 @@ function planWithLayers(facts: ModelFacts, settings: PlanSettings, free: FreeMem
     for (const d of gpusUsed) d.compute = graph;
     host.compute = ub * facts.embeddingLength * 6;
   }
-  for (const d of devices) d.total = d.weights + d.kv + d.compute + d.output;
+  const cacheMiB = settings.promptCacheMiB === undefined ? 0 : resolvePromptCacheMiB(settings.promptCacheMiB, kvBytesPerToken(facts, server), slots, ctxPerSlot, settings.hostBytes);
+  if (cacheMiB > 0) host.promptCache = cacheMiB * 2 ** 20;
+  for (const d of devices) d.total = d.weights + d.kv + d.compute + d.output + (d.promptCache ?? 0);
 
   const kvTotal = devices.reduce((a, d) => a + d.kv, 0);
   const notes: string[] = [];
@@ -171,6 +180,11 @@ function planWithLayers(facts: ModelFacts, settings: PlanSettings, free: FreeMem
     total: devices.reduce((a, d) => a + d.total, 0),
     notes,
   };
+}
+
+/** KV bytes one token takes in the cache, all layers together (also what a saved prompt costs per token). */
+export function kvBytesPerToken(facts: ModelFacts, server: Pick<ServerMemoryOptions, 'cacheTypeK' | 'cacheTypeV'>): number {
+  return kvBytesPerCell(facts, server).reduce((a, b) => a + b, 0);
 }
 
 /** KV bytes of one cell in each layer: a K row and a V row of the cache types. */

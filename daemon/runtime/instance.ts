@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
@@ -16,6 +17,10 @@ import { removePidRecord, writePidRecord, type StateDir } from '../../shared/sta
 import { ChildLog } from './child-log';
 import { getHealth } from './llama-client';
 import { readGgufHeader } from '../../gguf/gguf';
+import { modelFacts } from '../memory/model-facts';
+import { serverMemoryOptions } from '../memory/server-args';
+import { PROMPT_CACHE_MIN_MIB, promptCacheTokens, resolvePromptCacheMiB } from '../memory/prompt-cache';
+import { kvBytesPerToken } from '../memory/plan';
 import { parseLoadLine, setsVerbosity, type Offload } from './load-log';
 import { settleLostConnection } from './lost-connection';
 import { signalGroup, terminate } from '../../platform/process-group';
@@ -67,6 +72,8 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent] }> {
   #pid: number | undefined;
   #port: number | undefined;
   #restarts = 0;
+  /** Prompt tokens the running process's host prompt cache holds (Infinity: unknown; 0: off). */
+  #promptCacheTokens = Number.POSITIVE_INFINITY;
   #consecutiveCrashes = 0;
   #crashTimes: number[] = [];
   #portRetries = 0;
@@ -104,6 +111,11 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent] }> {
 
   get state(): InstanceState {
     return this.#state;
+  }
+
+  /** Prompt tokens its llama-server's host prompt cache (--cache-ram) holds, for the scheduler's model of it. */
+  get promptCacheTokens(): number {
+    return this.#promptCacheTokens;
   }
 
   get port(): number | undefined {
@@ -255,8 +267,10 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent] }> {
     const gen = ++this.#generation;
     this.#clearBackoff();
     this.#transition('starting', { clearError: false });
+    let perToken: number | undefined;
     try {
-      await readGgufHeader(this.model.path); // a missing or corrupt file fails now, with the reader's clear reason
+      const header = await readGgufHeader(this.model.path); // a missing or corrupt file fails now, with the reader's clear reason
+      perToken = kvPerToken(header, this.model.args);
     } catch (err) {
       if (gen === this.#generation) this.#fail(err instanceof SlotwiseError ? err.message : `cannot read model file: ${(err as Error).message}`);
       return;
@@ -264,7 +278,9 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent] }> {
     const port = await freePort();
     if (gen !== this.#generation || this.#want !== 'running') return;
 
-    const args = llamaServerArgs(this.model, port);
+    const cacheMiB = resolvePromptCacheMiB(this.model.promptCacheMiB, perToken, this.model.slots, this.model.ctxPerSlot, totalmem());
+    this.#promptCacheTokens = promptCacheTokens(cacheMiB, perToken);
+    const args = llamaServerArgs(this.model, port, cacheMiB);
     // A fresh key per process, in its environment (LLAMA_API_KEY, see `llama-server --help`), never
     // on the command line, which every user of the host can read in `ps`.
     this.#apiKey = randomBytes(24).toString('base64url');
@@ -462,8 +478,20 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent] }> {
   }
 }
 
-/** The llama-server command line Slotwise owns; user `args` come last. */
-export function llamaServerArgs(model: LaunchModel, port: number): string[] {
+/** KV bytes per token from the header; undefined when its facts or the args cannot say (the cache is then sized at its minimum). */
+function kvPerToken(header: Awaited<ReturnType<typeof readGgufHeader>>, args: readonly string[]): number | undefined {
+  try {
+    return kvBytesPerToken(modelFacts(header), serverMemoryOptions(args));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The llama-server command line Slotwise owns; user `args` come last. `promptCacheMiB`: the resolved
+ * `--cache-ram` when the model's is "auto" (daemon/memory/prompt-cache.ts).
+ */
+export function llamaServerArgs(model: LaunchModel, port: number, promptCacheMiB?: number): string[] {
   const args = [
     '-m', model.path,
     '--alias', model.name, // responses name the configured model, not its file path
@@ -473,7 +501,8 @@ export function llamaServerArgs(model: LaunchModel, port: number): string[] {
     '--ctx-size', String(model.slots * model.ctxPerSlot),
     '--metrics',
     '--slots',
-    '--cache-ram', String(model.promptCacheMiB), // llama-server's default (8 GiB) let a soak grow it to 522 MB; see ModelConfig
+    // llama-server's default (8 GiB) let a soak grow it to 522 MB; "auto" sizes it from the model: see ModelConfig
+    '--cache-ram', String(typeof model.promptCacheMiB === 'number' ? model.promptCacheMiB : (promptCacheMiB ?? PROMPT_CACHE_MIN_MIB)),
   ];
   if (typeof model.gpuLayers === 'number') args.push('-ngl', String(model.gpuLayers));
   else if (model.gpuLayers === 'all') args.push('-ngl', 'all');

@@ -221,6 +221,8 @@ export class ModelLoader extends EventEmitter<{ change: [] }> {
   async #plan(model: string, facts: ModelFacts, free: FreeMemory): Promise<MemoryPlan> {
     const c = this.#o.supervisor.modelConfig(model);
     const settings = { slots: this.#slotsFor(model, facts, free), ctxPerSlot: c.ctxPerSlot, gpuLayers: c.gpuLayers, server: serverMemoryOptions(c.args) };
+    // Not counted here yet: the host prompt cache (PlanSettings.promptCacheMiB). Plan-vs-actual calibration
+    // and budgets compare with llama-server's load-time buffers, which the cache is not part of (it fills later).
     const plan = planMemory(facts, settings, free);
     const e = this.#entry(model);
     e.estimateBytes = plan.total;

@@ -48,6 +48,10 @@ export interface Waiter {
    * until their slots are released, so one session never holds two slots. Others go ahead of it.
    */
   held?: boolean;
+  /** Times a cache hit behind it was started first (cache-order.ts); bounded by MAX_SKIPS. */
+  skips?: number;
+  /** Held back for the replica that has its prompt cached until then (cache-order.ts); set once. */
+  holdUntil?: number;
 }
 
 export interface Pick {

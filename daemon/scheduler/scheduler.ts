@@ -13,7 +13,9 @@ import { admit, countByClass, etaMs, ewma, oldestWaitMs, plan, positions, servic
 import { Sessions } from './sessions';
 import { promptKey, type PromptKey } from './prompt-key';
 import { SlotTable } from './slot-table';
-import { pickSlot, type SlotCandidate } from './slot-pick';
+import { cachedAt, pickSlot, type SlotCandidate } from './slot-pick';
+import { HostCache } from './host-cache';
+import { cacheAwareOrder, holdMs, type CacheOrder } from './cache-order';
 
 /** One accepted request: it ends with exactly one outcome, recorded by finish(). */
 export interface Ticket {
@@ -54,8 +56,8 @@ export interface Lease {
   readonly queuePosition: number;
   /** Tokens decoded so far, for the slot's status row. */
   progress(tokens: number): void;
-  /** From llama-server's final `timings`: prompt tokens reused from the KV cache and computed. */
-  promptTokens(cached: number, processed: number): void;
+  /** From llama-server's final `timings`: prompt tokens reused from the KV cache and computed, and the ms computing took. */
+  promptTokens(cached: number, processed: number, promptMs?: number): void;
   release(): void;
 }
 
@@ -107,14 +109,21 @@ interface ModelQueue {
   superseded: number;
   /** EWMA of lease durations (ms) of requests that ran to their end: the ETA's service time. */
   serviceMs?: number;
+  /** EWMA of llama-server's prompt ms per computed token: what recomputing a cached prefix elsewhere would cost. */
+  prefillMsPerToken?: number;
 }
 
 interface InstanceBook {
   /** Upstream exchanges not yet ended; in slot-aware mode, equal to the table's leases. */
   inFlight: number;
   table: SlotTable;
+  /** What its llama-server probably holds in its host prompt cache (affinity routing). */
+  host: HostCache;
   lastAssignedAt?: number;
 }
+
+/** Prompt tokens computed below which a request's prompt_ms is not used for the prefill rate. */
+const MIN_PREFILL_SAMPLE = 64;
 
 const emptyOutcomes = (): Record<RequestOutcome, number> => ({ completed: 0, cancelled: 0, rejected: 0, failed: 0 });
 
@@ -155,7 +164,11 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
       this.#pump();
     });
     opts.supervisor.on('instanceState', (inst) => {
-      if (!inst.routable) this.#book(inst).table.forget(); // a new process starts with empty caches
+      if (!inst.routable) {
+        // a new process starts with empty caches
+        this.#book(inst).table.forget();
+        this.#book(inst).host.clear();
+      }
       this.#pump();
     });
   }
@@ -348,11 +361,16 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
         const instances = this.#supervisor.instances(model);
         const loads = instances.map((inst) => this.#load(inst));
         for (const w of q.waiters) w.held = this.#supersededBy.get(w.ticket)?.some((t) => this.#leased.has(t)) ?? false;
+        const order = this.#cacheAwareOrder(model, q, instances, now);
+        for (const h of order?.holds ?? []) {
+          h.waiter.holdUntil ??= h.until;
+          h.waiter.held = true; // for this plan only: the next pump recomputes `held`
+        }
         const p = plan(
           {
             mode: this.#routing,
             rrCursor: q.rrCursor,
-            waiters: q.waiters,
+            waiters: order?.order ?? q.waiters,
             instances: loads,
             backgroundMaxWaitMs: this.#queueConfig.backgroundMaxWaitMs,
             reservedSlots: this.#supervisor.modelConfig(model).reservedSlots,
@@ -372,6 +390,8 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
           const inst = instances.find((i) => i.id === where.instanceId);
           if (inst) w.resolve(this.#lease(model, inst, where.slot, w, now));
         }
+        const started = new Set(p.assignments.map((a) => a.waiterId));
+        for (const w of order?.passedOver ?? []) if (!started.has(w.id)) w.skips = (w.skips ?? 0) + 1;
         this.#notifyPositions(q, loads, now);
       }
     } finally {
@@ -387,14 +407,80 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
    */
   #chooseSlot(model: string, instances: LlamaInstance[], instanceId: string, w: QueuedRequest): { instanceId: string; slot?: number } {
     if (this.#routing !== 'slot-aware') return { instanceId };
+    const { candidates, open } = this.#freeSlots(instances);
+    const affinity = this.#supervisor.modelConfig(model).affinity;
+    const key = w.ticket.prompt;
+    const hostShared = affinity && key ? this.#hostShared(open, key) : undefined;
+    const pick = pickSlot({ candidates, instanceId, key, affinity, avoid: w.avoid, hostShared });
+    return pick ?? { instanceId }; // unreachable while plan() and the tables agree; llama-server then picks
+  }
+
+  /** Free slots of the ready instances, and those instances. */
+  #freeSlots(instances: LlamaInstance[]): { candidates: SlotCandidate[]; open: LlamaInstance[] } {
     const candidates: SlotCandidate[] = [];
+    const open: LlamaInstance[] = [];
     for (const inst of instances) {
       if (!inst.routable || this.#supervisor.isDraining(inst)) continue;
-      for (const f of this.#book(inst).table.free()) candidates.push({ ...f, instanceId: inst.id });
+      const free = this.#book(inst).table.free();
+      if (free.length > 0) open.push(inst);
+      for (const f of free) candidates.push({ ...f, instanceId: inst.id });
     }
-    const affinity = this.#supervisor.modelConfig(model).affinity;
-    const pick = pickSlot({ candidates, instanceId, key: w.ticket.prompt, affinity, avoid: w.avoid });
-    return pick ?? { instanceId }; // unreachable while plan() and the tables agree; llama-server then picks
+    return { candidates, open };
+  }
+
+  #hostShared(instances: LlamaInstance[], key: PromptKey): Map<string, number> {
+    return new Map(instances.map((inst) => [inst.id, this.#book(inst).host.shared(key)]));
+  }
+
+  /**
+   * With affinity, when more wait than can start: the service order with cache hits pulled ahead of
+   * misses, within the bounds of cache-order.ts. Undefined: plan with the queue as it is.
+   */
+  #cacheAwareOrder(model: string, q: ModelQueue, instances: LlamaInstance[], now: number): CacheOrder<QueuedRequest> | undefined {
+    if (this.#routing !== 'slot-aware' || !this.#supervisor.modelConfig(model).affinity) return undefined;
+    const { candidates, open } = this.#freeSlots(instances);
+    if (candidates.length === 0) return undefined;
+    const full = instances.filter((i) => i.routable && !this.#supervisor.isDraining(i) && !open.includes(i));
+    const freeByInstance = new Map<string, number>();
+    for (const c of candidates) freeByInstance.set(c.instanceId, (freeByInstance.get(c.instanceId) ?? 0) + 1);
+    // Where each waiter's prompt is cached: on an instance with a free slot (`open`), and on one without (`home`).
+    const where = new Map<QueuedRequest, { open?: { instanceId: string; shared: number }; home?: { instanceId: string; shared: number } }>();
+    const locate = (w: QueuedRequest) => {
+      let found = where.get(w);
+      if (found) return found;
+      const key = w.ticket.prompt;
+      found = {};
+      if (key && key.length > 0) {
+        found.open = cachedAt({ candidates, key, avoid: w.avoid, hostShared: this.#hostShared(open, key) });
+        for (const inst of full) {
+          if (inst.id === w.avoid) continue;
+          const book = this.#book(inst);
+          const shared = Math.max(book.host.shared(key), book.table.shared(key));
+          if (shared > 0 && (!found.home || shared > found.home.shared)) found.home = { instanceId: inst.id, shared };
+        }
+      }
+      where.set(w, found);
+      return found;
+    };
+    return cacheAwareOrder({
+      ordered: serviceOrder(q.waiters, now, this.#queueConfig.backgroundMaxWaitMs),
+      freeByInstance,
+      // A hit only where a free slot can use as much of the prompt as any instance holds.
+      hitAt: (w) => {
+        const { open: o, home } = locate(w);
+        return o && (!home || o.shared >= home.shared) ? o.instanceId : undefined;
+      },
+      homeAt: (w) => {
+        const { open: o, home } = locate(w);
+        return home && (!o || home.shared > o.shared) ? home.instanceId : undefined;
+      },
+      holdMs: (w) => {
+        const { open: o, home } = locate(w);
+        return home ? holdMs(home.shared - (o?.shared ?? 0), q.serviceMs, q.prefillMsPerToken) : 0;
+      },
+      now,
+      backgroundMaxWaitMs: this.#queueConfig.backgroundMaxWaitMs,
+    });
   }
 
   #lease(model: string, inst: LlamaInstance, slot: number | undefined, w: QueuedRequest, now: number): Lease {
@@ -405,7 +491,12 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
     book.lastAssignedAt = now;
     this.#leased.add(ticket);
     const slotLease = { requestId: ticket.id, source: ticket.source, since: now, tokens: undefined as number | undefined };
-    if (slot !== undefined) book.table.take(slot, slotLease, ticket.prompt);
+    if (slot !== undefined) {
+      const before = book.table.take(slot, slotLease, ticket.prompt);
+      // What llama-server does with its host cache as this prompt starts (host-cache.ts).
+      if (ticket.prompt) book.host.restore(ticket.prompt, before);
+      book.host.save(before);
+    }
     const served = this.#served.get(model) ?? [];
     served.push(book.lastAssignedAt);
     if (served.length > 100) served.splice(0, served.length - 100);
@@ -423,7 +514,9 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
       progress: (tokens) => {
         if (!released) slotLease.tokens = tokens;
       },
-      promptTokens: (cached, processed) => {
+      promptTokens: (cached, processed, promptMs) => {
+        // Few tokens say more about overhead than about the rate.
+        if (promptMs !== undefined && processed >= MIN_PREFILL_SAMPLE) q.prefillMsPerToken = ewma(q.prefillMsPerToken, promptMs / processed);
         q.promptTokens.cached += cached;
         q.promptTokens.processed += processed;
         q.promptTokens.reported++;
@@ -495,7 +588,12 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
     if (this.#deadlineTimer) clearTimeout(this.#deadlineTimer);
     this.#deadlineTimer = undefined;
     let next = Infinity;
-    for (const q of this.#queues.values()) for (const w of q.waiters) next = Math.min(next, w.deadline);
+    for (const q of this.#queues.values()) {
+      for (const w of q.waiters) {
+        next = Math.min(next, w.deadline);
+        if (w.holdUntil !== undefined && w.holdUntil > Date.now()) next = Math.min(next, w.holdUntil); // a hold ends: plan again
+      }
+    }
     if (next === Infinity) return;
     this.#deadlineTimer = setTimeout(() => this.#pump(), Math.max(0, next - Date.now()) + 1);
     this.#deadlineTimer.unref();
@@ -521,7 +619,8 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
 
   #book(inst: LlamaInstance): InstanceBook {
     let b = this.#books.get(inst.id);
-    if (!b) this.#books.set(inst.id, (b = { inFlight: 0, table: new SlotTable(inst.model.slots) }));
+    if (!b) this.#books.set(inst.id, (b = { inFlight: 0, table: new SlotTable(inst.model.slots), host: new HostCache(inst.promptCacheTokens ?? Number.POSITIVE_INFINITY) }));
+    else b.host.capacityTokens = inst.promptCacheTokens ?? Number.POSITIVE_INFINITY; // known once the process launched
     return b;
   }
 }

@@ -3,7 +3,7 @@
 // (seen busy in /slots with no lease: "foreign"), and what each slot last served (for prompt-cache
 // affinity). Leases are exact at every instant; /slots polls only add what the daemon cannot know.
 import type { RequestSource, SlotStatus } from '../../shared/protocol';
-import type { PromptKey } from './prompt-key';
+import { commonChunks, type PromptKey } from './prompt-key';
 
 /** One of the daemon's requests running in a slot. */
 export interface SlotLease {
@@ -93,19 +93,27 @@ export class SlotTable {
     return out;
   }
 
+  /** The most chunks of `key` any slot's last prompt shares, busy or not. */
+  shared(key: PromptKey): number {
+    return this.#slots.reduce((most, s) => (s.key ? Math.max(most, commonChunks(s.key, key)) : most), 0);
+  }
+
   lease(slot: number): SlotLease | undefined {
     return this.#slots[slot]?.lease;
   }
 
-  take(slot: number, lease: SlotLease, key: PromptKey | undefined): void {
+  /** Leases the slot; returns the prompt key it held before (what llama-server replaces, or extends). */
+  take(slot: number, lease: SlotLease, key: PromptKey | undefined): PromptKey | undefined {
     const s = this.#slots[slot];
     if (!s || s.lease) throw new Error(`slot ${slot} is not free`); // a bug in the caller: never two leases on one slot
+    const before = s.key;
     s.lease = lease;
     s.lastUsedAt = lease.since;
     // A prompt we cannot key (token arrays) still replaces the slot's cache: forget the old key.
     s.key = key;
     s.unleasedBusyPolls = 0;
     s.draining = false;
+    return before;
   }
 
   release(slot: number, at: number): void {
@@ -136,6 +144,7 @@ export class SlotTable {
   forget(): void {
     for (const s of this.#slots) {
       s.key = undefined;
+      s.lastUsedAt = 0; // empty again: llama-server's new process has served nothing
       s.unleasedBusyPolls = 0;
       s.draining = false;
     }

@@ -6,6 +6,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import type { Snapshot } from '../../shared/protocol';
 import { FAST_SUPERVISOR, instanceAuth, instanceKey, startTestDaemon, waitUntil, type TestDaemon } from '../helpers/daemon';
+import { tinyModelPath } from '../helpers/tiny';
+import { readGgufHeader } from '../../gguf/gguf';
+import { modelFacts } from '../../daemon/memory/model-facts';
+import { kvBytesPerToken } from '../../daemon/memory/plan';
+import { DEFAULT_SERVER_MEMORY_OPTIONS } from '../../daemon/memory/server-args';
 
 const readyWith = (slots: number) => (s: Snapshot) => s.models[0]!.instances[0]?.state === 'ready' && s.models[0]!.instances[0]!.slots.length === slots;
 
@@ -162,5 +167,16 @@ describe('llama-server children answer their daemon only (real llama-server)', (
     const s = await d.waitFor(readyWith(1), 'ready');
     const argv = readFileSync(`/proc/${s.models[0]!.instances[0]!.pid!}/cmdline`, 'utf8').split('\0');
     expect(argv[argv.indexOf('--cache-ram') + 1]).toBe('64');
+  });
+
+  it('"auto" (the default) sizes the prompt cache from the model: 4 contexts per slot of its KV bytes per token', async () => {
+    const facts = modelFacts(await readGgufHeader(await tinyModelPath('slow')));
+    const perToken = kvBytesPerToken(facts, DEFAULT_SERVER_MEMORY_OPTIONS);
+    const want = Math.ceil((perToken * 4 * 4 * 4096) / 2 ** 20);
+    expect(want).toBeGreaterThan(32); // more than the old fixed 32 MiB
+    const d = await startTestDaemon({ models: { tiny: { size: 'slow', slots: 4, ctxPerSlot: 4096 } } });
+    const s = await d.waitFor(readyWith(4), 'ready');
+    const argv = readFileSync(`/proc/${s.models[0]!.instances[0]!.pid!}/cmdline`, 'utf8').split('\0');
+    expect(argv[argv.indexOf('--cache-ram') + 1]).toBe(String(want));
   });
 });

@@ -177,3 +177,41 @@ describe('prompt-cache affinity (real llama-server, 2 replicas × 2 slots)', () 
     expect(new Set(slots).size).toBeGreaterThan(1);
   });
 });
+
+/** One chat turn through the daemon: the slot it ran in and llama-server's cached prompt tokens. */
+async function turn(d: TestDaemon, messages: { role: string; content: string }[]): Promise<{ slot: string; cached: number; reply: string }> {
+  const res = await d.fetch('/v1/chat/completions', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'm', messages, max_tokens: 8, temperature: 0 }),
+  });
+  expect(res.status).toBe(200);
+  const body = (await res.json()) as { choices: { message: { content: string } }[]; timings?: { cache_n?: number } };
+  return { slot: res.headers.get('x-slotwise-slot')!, cached: body.timings?.cache_n ?? -1, reply: body.choices[0]!.message.content };
+}
+
+const history = (topic: string): { role: string; content: string }[] => [
+  { role: 'system', content: Array.from({ length: 80 }, (_, i) => `${topic} ${i}: the keeper logs the tide and the wind.`).join(' ') },
+  { role: 'user', content: `Tell me about the ${topic}.` },
+];
+
+describe('prompt-cache affinity across slots (real llama-server, 2 replicas × 1 slot)', () => {
+  it("sends a conversation back to the replica whose host cache holds it, into another conversation's slot, and llama-server restores its prefix", async () => {
+    const d = await startTestDaemon({ models: { m: { slots: 1, ctxPerSlot: 2048, replicas: 2 } } });
+    await d.waitFor(ready, 'ready');
+    const a = history('Lighthouse');
+    const first = await turn(d, a);
+    expect(first.cached).toBeLessThan(50); // nothing to reuse yet
+    const b = await turn(d, history('Harbour')); // the other replica's slot
+    expect(b.slot).not.toBe(first.slot);
+    const c = await turn(d, history('Orchard')); // evicts conversation A from its slot into that replica's host cache
+    expect(c.slot).toBe(first.slot);
+    expect(c.cached).toBeLessThan(50);
+
+    // Both slots are free and hold other conversations. A's prefix is only in the host RAM of the replica
+    // it ran on: the daemon sends it there, and llama-server saves C and restores A into the slot.
+    const again = await turn(d, [...a, { role: 'assistant', content: first.reply }, { role: 'user', content: 'And after that?' }]);
+    expect(again.slot).toBe(first.slot);
+    expect(again.cached).toBeGreaterThan(300);
+  });
+});

@@ -140,14 +140,15 @@ describe('withSlot', () => {
 });
 
 describe('prompt timings from the response tail', () => {
-  it("reads cache_n and prompt_n from the final chunk's timings", () => {
+  it("reads cache_n, prompt_n and prompt_ms from the final chunk's timings", () => {
     const tail = new ResponseTail();
     const events = Array.from({ length: 500 }, (_, i) => `data: {"choices":[{"text":"tok${i}"}]}\n\n`);
     events.push('data: {"choices":[{"text":"","finish_reason":"length"}],"timings":{"cache_n":412,"prompt_n":37,"prompt_ms":3.1,"predicted_n":16}}\n\n', 'data: [DONE]\n\n');
     const bytes = Buffer.from(events.join(''));
     for (let i = 0; i < bytes.length; i += 97) tail.push(bytes.subarray(i, i + 97)); // split mid-event
     expect(tail.text().length).toBeLessThan(4096 + 97);
-    expect(promptTimings(tail.text())).toEqual({ cached: 412, processed: 37 });
+    expect(promptTimings(tail.text())).toEqual({ cached: 412, processed: 37, promptMs: 3.1 });
+    expect(promptTimings('"timings":{"cache_n":1,"prompt_n":2}')).toEqual({ cached: 1, processed: 2 }); // prompt_ms is optional
     expect(promptTimings('{"choices":[]}')).toBeUndefined();
   });
 
