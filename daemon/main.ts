@@ -54,6 +54,8 @@ export interface RunningDaemon {
   config: Config;
   stateDir: StateDir;
   supervisor: Supervisor;
+  /** Queues and leases; its `lease` event records every ended lease (the bench's slot-time accounting). */
+  scheduler: Scheduler;
   logger: Logger;
   /** Stops models, closes connections, removes daemon.json. Idempotent. */
   shutdown(reason: string): Promise<void>;
@@ -147,7 +149,7 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
     resources: () => sampler.view(),
     queue: (model) => {
       const v = scheduler.queueView(model);
-      return v && { ...v.queue, received: v.received, outcomes: v.outcomes, superseded: v.superseded, inFlight: v.inFlight, slots: v.slots, promptTokens: v.promptTokens };
+      return v && { ...v.queue, received: v.received, outcomes: v.outcomes, superseded: v.superseded, supersededUnstarted: v.supersededUnstarted, inFlight: v.inFlight, slots: v.slots, promptTokens: v.promptTokens };
     },
   });
   supervisor.on('change', () => hub.changed());
@@ -247,7 +249,7 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
   const planned = loader.planAll();
   if (config.models.some((m) => m.slots === 'auto' && m.load === 'always')) await planned;
   supervisor.startAutostart();
-  return { url, port, token, config, stateDir, supervisor, logger, shutdown, closed };
+  return { url, port, token, config, stateDir, supervisor, scheduler, logger, shutdown, closed };
 }
 
 /** True when the promise settled within ms. */

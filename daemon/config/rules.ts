@@ -120,6 +120,13 @@ export const TOP: Shape<Omit<Config, 'models' | 'source'>> = {
         description:
           'Interactive requests (editor completions, prompts) are served before background ones (X-Slotwise-Priority: background, benchmarks); a background request that has waited this long, in milliseconds, is then served like an interactive one, so it is never starved.',
       },
+      sessionHoldMs: {
+        rule: ms(0),
+        def: 150,
+        hint: 'set the longest hold of a request in a typing burst, in milliseconds (e.g. 150; 0 = off)',
+        description:
+          'Newest wins (X-Slotwise-Session): while a session sends requests in a burst (an editor, a request per keystroke), each new one waits about 1.2 × the session\'s learned gap between requests, at most this many milliseconds, before it takes a slot, so the next keystroke supersedes it before it runs. The first request of a session or after a pause starts at once; a session whose gaps are longer than this is never held. 0 = off.',
+      },
     },
   },
   limits: {

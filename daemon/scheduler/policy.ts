@@ -48,6 +48,12 @@ export interface Waiter {
    * until their slots are released, so one session never holds two slots. Others go ahead of it.
    */
   held?: boolean;
+  /**
+   * Epoch ms before which it does not start, whatever is free: a request of a session in a typing
+   * burst waits about one learned keystroke gap (session-pace.ts), so the next keystroke's request
+   * supersedes it before it takes a slot. Others go ahead of it meanwhile.
+   */
+  holdUntil?: number;
 }
 
 export interface Pick {
@@ -258,7 +264,7 @@ export function plan(state: PlanInput, now: number): Plan {
   let cursor = state.rrCursor;
   const reserved = state.mode === 'slot-aware' ? (state.reservedSlots ?? 0) : 0;
   for (const waiter of serviceOrder(state.waiters, now, state.backgroundMaxWaitMs)) {
-    if (gone.has(waiter.id) || waiter.held) continue;
+    if (gone.has(waiter.id) || waiter.held || (waiter.holdUntil ?? 0) > now) continue;
     // Reserved slots are for work sent as interactive; aged background work is ordered first but never takes them.
     if (reserved > 0 && waiter.priority === 'background' && totalFree(loads) <= reserved) continue;
     const pick = pickInstance(loads, state.mode, cursor, waiter.avoid);
