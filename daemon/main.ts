@@ -1,6 +1,7 @@
 // The daemon process: config → state dir → supervisor → HTTP/WS server → autostart; signals.
 // Wiring only: each part lives in its own module.
 import { randomBytes } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { createServer, type RequestListener, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -185,6 +186,8 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
   // Graceful shutdown (see shutdown below): `refusing` answers new requests 503, `cut` ends running ones.
   let refusing: SlotwiseError | undefined;
   const cut = new AbortController();
+  // Every running request listens on it (removed when it ends): more than 10 at once is not a leak.
+  setMaxListeners(0, cut.signal);
   const http = createHttpHandler({
     guard,
     maxBodyBytes: config.limits.maxBodyBytes,
