@@ -77,6 +77,17 @@ describe('SessionPace', () => {
 describe('plan with a held waiter', () => {
   const inst: InstanceLoad = { id: 'm#1', ready: true, slots: 2, inFlight: 0, busySeen: 0 };
   const w = (id: string, holdUntil?: number): Waiter => ({ id, enqueuedAt: 0, deadline: 1e9, ...(holdUntil !== undefined ? { holdUntil } : {}) });
+  it('keeps one free slot from background work while an interactive waiter is in its hold (not from interactive work)', () => {
+    const bgW = (id: string): Waiter => ({ ...w(id), priority: 'background' });
+    const busy = { ...inst, inFlight: 1 }; // one slot free
+    const p = (waiters: Waiter[], now: number): string[] => plan({ mode: 'slot-aware', rrCursor: 0, waiters, instances: [busy] }, now).assignments.map((a) => a.waiterId);
+    expect(p([w('held', 100), bgW('b')], 50)).toEqual([]);
+    expect(p([w('held', 100), bgW('b')], 100)).toEqual(['held']);
+    expect(p([w('held', 100), w('i')], 50)).toEqual(['i']);
+    expect(p([{ ...bgW('held-bg'), holdUntil: 100 }, bgW('b')], 50)).toEqual(['b']); // a held background request keeps nothing
+    expect(p([bgW('b')], 50)).toEqual(['b']);
+  });
+
   it('skips it until its hold ends, and lets the others go ahead meanwhile', () => {
     expect(plan({ mode: 'slot-aware', rrCursor: 0, waiters: [w('held', 100), w('free')], instances: [inst] }, 99).assignments.map((a) => a.waiterId)).toEqual(['free']);
     expect(plan({ mode: 'slot-aware', rrCursor: 0, waiters: [w('held', 100), w('free')], instances: [inst] }, 100).assignments.map((a) => a.waiterId)).toEqual(['held', 'free']);
@@ -150,6 +161,40 @@ describe('Scheduler: the typing-burst hold (fake clock)', () => {
     expect(records).toMatchObject([{ superseded: true, session: 'file:///a.py', priority: 'interactive' }]);
     expect(records[0]!.releasedAt - records[0]!.leasedAt).toBe(50);
     leases[1]!.lease.release();
+    s.close();
+  });
+
+  it('a slot that frees while an editor request is held waits for it instead of going to queued background work', async () => {
+    const s = new Scheduler({ supervisor: fakeSupervisor(2), config: defaultConfig() });
+    const leased: string[] = [];
+    const leases = new Map<string, Lease>();
+    const take = (name: string, opts: { priority?: 'background'; session?: string }): void => {
+      const t = s.open('coder', 'http', undefined, opts);
+      s.acquire(t).then(
+        (lease) => {
+          leased.push(name);
+          leases.set(name, lease);
+        },
+        () => s.finish(t, 'cancelled'),
+      );
+    };
+    take('bg1', { priority: 'background' });
+    take('bg2', { priority: 'background' });
+    take('bg3', { priority: 'background' });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(leased).toEqual(['bg1', 'bg2']);
+    take('a', { session: 'e' }); // no history: queued ahead of bg3, no hold
+    await vi.advanceTimersByTimeAsync(50);
+    take('b', { session: 'e' }); // supersedes a; held 60 ms
+    await vi.advanceTimersByTimeAsync(20);
+    leases.get('bg1')!.release();
+    await vi.advanceTimersByTimeAsync(20);
+    expect(leased).toEqual(['bg1', 'bg2']); // the freed slot is kept for b
+    await vi.advanceTimersByTimeAsync(25);
+    expect(leased).toEqual(['bg1', 'bg2', 'b']); // b, at the end of its hold
+    leases.get('bg2')!.release();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(leased).toEqual(['bg1', 'bg2', 'b', 'bg3']);
     s.close();
   });
 
