@@ -6,7 +6,7 @@
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
-import { firstLine } from '../shared/errors';
+import { firstLine, SlotwiseError } from '../shared/errors';
 import { DEFAULT_SESSION_HOLD_MS } from '../daemon/config/rules';
 import type { LeaseRecord } from '../daemon/scheduler/scheduler';
 import { sseData } from '../daemon/api/upstream';
@@ -54,6 +54,10 @@ export async function typingScenario(ctx: ScenarioContext, o: TypingOptions): Pr
     try {
       const { daemon } = host;
       await Promise.all(daemon.supervisor.instances('coder').map((i) => i.ensureReady({ signal: ctx.signal })));
+      // Warm-up (connections, the daemon's first request, llama-server's first infill), not measured:
+      // no session key, and every burst only counts leases accepted after it started.
+      const warm = await infill({ url: daemon.url, token: daemon.token, agent, o, signal: ctx.signal }, BEFORE);
+      if (!warm.ok) throw new SlotwiseError('SW_ERR_UPSTREAM', `bench typing: warm-up /infill request failed: ${warm.error ?? 'unknown'}`);
       const records: LeaseRecord[] = [];
       daemon.scheduler.on('lease', (r) => records.push(r));
       for (const p of plan.filter((x) => x.sessionHoldMs === sessionHoldMs)) {
