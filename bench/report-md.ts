@@ -71,6 +71,7 @@ function typingSection(t: NonNullable<BenchReport['typing']>): string[] {
       fmt(b.wastedSlotMs, 0),
       fmt(b.finalTtftMs, 0),
       fmt(b.finalE2eMs, 0),
+      `${fmt(b.gapMs.p50, 0)} / ${fmt(b.gapMs.max, 0)}`,
       b.finalOk ? 'ok' : b.errors.join('; ') || 'failed',
     ]),
   );
@@ -89,7 +90,7 @@ function typingSection(t: NonNullable<BenchReport['typing']>): string[] {
       t.runs.map((r) => [r.mode, `${fmt(r.wastedFraction * 100, 1)} %`, fmt(r.finalTtftMs.p50, 0), fmt(r.finalTtftMs.max, 0)]),
     ),
     '',
-    ...table(['run', 'burst', 'leased', 'superseded', 'slot time', 'wasted', 'final TTFT', 'final e2e', 'final'], burstRows),
+    ...table(['run', 'burst', 'leased', 'superseded', 'slot time', 'wasted', 'final TTFT', 'final e2e', 'keystroke gap p50 / max', 'final'], burstRows),
   ];
 }
 

@@ -222,6 +222,8 @@ export interface TypingBurst {
   finalTtftMs?: number;
   finalE2eMs?: number;
   finalOk: boolean;
+  /** The gaps between the keystrokes' sends as the client managed them (a loaded host stretches some), ms. */
+  gapMs: Summary;
   /** Failures other than 409 SW_ERR_SUPERSEDED (at most 5, deduplicated). */
   errors: string[];
 }

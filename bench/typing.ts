@@ -102,14 +102,15 @@ async function burst(a: { url: string; token: string; agent: Agent; records: Lea
   const { o } = a;
   const startedAt = Date.now();
   const sent: Promise<Sent>[] = [];
-  let next = performance.now();
+  const sentAt: number[] = [];
   for (let i = 0; i < o.keystrokes; i++) {
     const typed = TYPED.slice(0, Math.min(TYPED.length, i + 1));
+    sentAt.push(performance.now());
     sent.push(infill(a, BEFORE + typed));
-    // Paced against the clock, not the previous sleep, so one late timer does not shift the rest.
-    next += o.gapMs;
-    if (i < o.keystrokes - 1) await sleep(Math.max(0, next - performance.now()));
+    // Each keystroke a gap after the one before, as typed: a late timer is not made up by a shorter gap.
+    if (i < o.keystrokes - 1) await sleep(Math.max(0, sentAt[i]! + o.gapMs - performance.now()));
   }
+  const gaps = sentAt.slice(1).map((t, i) => t - sentAt[i]!);
   const results = await Promise.all(sent);
   const final = results.at(-1)!;
   // The final lease is released just after its last byte reached the client: wait for every record.
@@ -128,6 +129,7 @@ async function burst(a: { url: string; token: string; agent: Agent; records: Lea
     ...(final.ttftMs !== undefined ? { finalTtftMs: final.ttftMs } : {}),
     ...(final.e2eMs !== undefined ? { finalE2eMs: final.e2eMs } : {}),
     finalOk: final.ok,
+    gapMs: summarize(gaps),
     errors,
   };
 }

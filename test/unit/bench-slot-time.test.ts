@@ -62,7 +62,7 @@ const typingRun = (mode: TypingRun['mode'], wastedFraction: number): TypingRun =
   sessionHoldMs: mode === 'session, no hold' ? 0 : 150,
   wastedFraction,
   finalTtftMs: summarize([70, 80]),
-  bursts: [{ requests: 20, leased: 2, superseded: 19, slotMs: 1000, wastedSlotMs: 1000 * wastedFraction, finalTtftMs: 70, finalE2eMs: 950, finalOk: true, errors: [] }],
+  bursts: [{ requests: 20, leased: 2, superseded: 19, slotMs: 1000, wastedSlotMs: 1000 * wastedFraction, finalTtftMs: 70, finalE2eMs: 950, finalOk: true, gapMs: summarize([50, 51, 62]), errors: [] }],
 });
 const typing: BenchReport['typing'] = { keystrokes: 20, gapMs: 50, pauseMs: 500, nPredict: 512, slots: 4, runs: [typingRun('session', 0.048), typingRun('session, no hold', 0.46), typingRun('no session', 0.95)] };
 const priorityResult = (onRatio: number): BenchReport['priority'] => {
