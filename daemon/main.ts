@@ -133,7 +133,7 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
     hooks: {
       onQueueWait: (m, s) => metrics.observeQueueWait(m, s),
       onOutcome: (m, o) => metrics.countRequest(m, o),
-      onSuperseded: (m) => metrics.countSuperseded(m),
+      onSuperseded: (m, started) => metrics.countSuperseded(m, started),
       onDemand: (m) => loader.demand(m),
       onLease: (m) => loader.used(m),
       onIdle: (m) => loader.idle(m),

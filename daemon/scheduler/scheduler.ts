@@ -96,8 +96,8 @@ export interface AcquireOptions {
 export interface SchedulerHooks {
   onQueueWait?: (model: string, seconds: number) => void;
   onOutcome?: (model: string, outcome: RequestOutcome) => void;
-  /** A request ended `cancelled` because a newer one of its session superseded it. */
-  onSuperseded?: (model: string) => void;
+  /** A request ended `cancelled` because a newer one of its session superseded it; `started`: it had taken a slot. */
+  onSuperseded?: (model: string, started: boolean) => void;
   /**
    * A request for a model that is not running: true when the model loads on demand (the loader starts
    * it once; the request waits in the queue meanwhile), false to refuse it as today.
@@ -299,8 +299,9 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
     const q = this.#queue(ticket.model);
     if (superseded) {
       q.superseded++;
-      if (!this.#started.has(ticket)) q.supersededUnstarted++;
-      this.#hooks.onSuperseded?.(ticket.model);
+      const started = this.#started.has(ticket);
+      if (!started) q.supersededUnstarted++;
+      this.#hooks.onSuperseded?.(ticket.model, started);
     }
     this.#count(ticket.model, q, ticket.outcome);
   }

@@ -66,6 +66,7 @@ describe('newest wins (X-Slotwise-Session)', () => {
     expect(c.requests).toBe(20);
     const metrics = await (await d.fetch('/metrics')).text();
     expect(metrics).toMatch(/slotwise_requests_superseded_total\{model="coder"\} 19/);
+    expect(metrics).toContain(`slotwise_requests_superseded_unstarted_total{model="coder"} ${c.supersededUnstarted}`);
   });
 
   it('a started stream ends with an SW_ERR_SUPERSEDED event; a WS job of the same session gets job.error; another session is untouched', async () => {

@@ -121,7 +121,8 @@ describe('Scheduler: the typing-burst hold (fake clock)', () => {
 
   it('20 requests 50 ms apart: none leases before the last, which starts one hold after it; 19 superseded without a slot', async () => {
     const config = defaultConfig();
-    const s = new Scheduler({ supervisor: fakeSupervisor(4), config });
+    const started: boolean[] = [];
+    const s = new Scheduler({ supervisor: fakeSupervisor(4), config, hooks: { onSuperseded: (_m, x) => started.push(x) } });
     const records: LeaseRecord[] = [];
     s.on('lease', (r) => records.push(r));
     const leases: { i: number; at: number; lease: Lease }[] = [];
@@ -158,6 +159,8 @@ describe('Scheduler: the typing-burst hold (fake clock)', () => {
     const view = s.queueView('coder')!;
     expect(view.superseded).toBe(19);
     expect(view.supersededUnstarted).toBe(18); // all but the first never took a slot
+    expect(started.filter((x) => x)).toHaveLength(1); // the metrics hook is told which ones ran
+    expect(started.filter((x) => !x)).toHaveLength(18);
     expect(records).toMatchObject([{ superseded: true, session: 'file:///a.py', priority: 'interactive' }]);
     expect(records[0]!.releasedAt - records[0]!.leasedAt).toBe(50);
     leases[1]!.lease.release();
