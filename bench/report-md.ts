@@ -60,6 +60,73 @@ function chatSection(c: NonNullable<BenchReport['chat']>): string[] {
   ];
 }
 
+function typingSection(t: NonNullable<BenchReport['typing']>): string[] {
+  const burstRows = t.runs.flatMap((run) =>
+    run.bursts.map((b, i) => [
+      run.mode,
+      i + 1,
+      `${b.leased}/${b.requests}`,
+      b.superseded,
+      fmt(b.slotMs, 0),
+      fmt(b.wastedSlotMs, 0),
+      fmt(b.finalTtftMs, 0),
+      fmt(b.finalE2eMs, 0),
+      `${fmt(b.gapMs.p50, 0)} / ${fmt(b.gapMs.max, 0)}`,
+      b.finalOk ? 'ok' : b.errors.join('; ') || 'failed',
+    ]),
+  );
+  return [
+    '',
+    '## Typing: newest wins with the adaptive hold',
+    '',
+    `Bursts of ${t.keystrokes} streamed \`/infill\` requests ${t.gapMs} ms apart (one more character each), n_predict ${t.nPredict}, ${t.pauseMs} ms pause after each burst's last completion; 1 × ${t.slots} slots. ` +
+      '`session`: one X-Slotwise-Session with the adaptive hold (queue.sessionHoldMs ' +
+      `${t.runs.find((r) => r.mode === 'session')?.sessionHoldMs ?? '–'} ms); \`session, no hold\`: the same with queue.sessionHoldMs 0 (newest wins alone); \`no session\`: every request kept. ` +
+      'Slot time is the daemon\'s own lease records (dispatch → release), not client timings; wasted = slot time of every request but the last keystroke\'s. ' +
+      'Final TTFT: the last keystroke\'s request, from its send to its first token (the completion the editor shows). Times in ms.',
+    '',
+    ...table(
+      ['run', 'wasted slot time', 'final TTFT p50', 'final TTFT max'],
+      t.runs.map((r) => [r.mode, `${fmt(r.wastedFraction * 100, 1)} %`, fmt(r.finalTtftMs.p50, 0), fmt(r.finalTtftMs.max, 0)]),
+    ),
+    '',
+    ...table(['run', 'burst', 'leased', 'superseded', 'slot time', 'wasted', 'final TTFT', 'final e2e', 'keystroke gap p50 / max', 'final'], burstRows),
+  ];
+}
+
+function prioritySection(p: NonNullable<BenchReport['priority']>): string[] {
+  return [
+    '',
+    '## Priority: interactive requests under a saturating background load',
+    '',
+    `${p.backgroundStreams} background streams (max_tokens ${p.backgroundMaxTokens}, each refilled as it ends) on 1 × ${p.slots} slots, and ${p.interactiveRequests} interactive requests ` +
+      `(max_tokens ${p.interactiveMaxTokens}) at random times (~${p.meanGapMs} ms apart, seeded), on one daemon: priority on (sent as interactive), then off (sent as background: one class, FIFO). ` +
+      '"One slot frees": from the request\'s arrival to the first lease release after it, from the daemon\'s lease records. ' +
+      'Upstream: the daemon\'s Server-Timing from slot given to llama-server\'s first byte. Times in ms.',
+    '',
+    ...table(
+      ['priority', 'TTFT p50', 'TTFT p95', 'one slot frees p95', 'queue wait p95', 'TTFT p95 ÷ slot frees p95', 'queue p95 ÷ slot frees p95', 'took the first freed slot', 'background started while one waited', 'upstream p95', 'background done', 'failed'],
+      p.runs.map((r) => [
+        r.priority ? 'on' : 'off',
+        fmt(r.ttftMs.p50, 0),
+        fmt(r.ttftMs.p95, 0),
+        fmt(r.slotFreeMs.p95, 0),
+        fmt(r.queueWaitMs.p95, 0),
+        `${fmt(r.ttftOverSlotFree, 2)}×`,
+        `${fmt(r.queueWaitOverSlotFree, 2)}×`,
+        `${r.tookFirstFreed}/${r.samples.length}`,
+        r.backgroundStartsWhileWaiting,
+        fmt(r.upstreamP95Ms, 0),
+        r.backgroundDone,
+        r.samples.filter((s) => !s.ok).length + r.backgroundFailed,
+      ]),
+    ),
+    '',
+    'Took the first freed slot: its queue wait ended within 5 ms of the first release after its arrival (otherwise a release went to an earlier interactive request, or to background work: the next column). ' +
+      'With priority off every request is background, so background starts count the FIFO ahead of it.',
+  ];
+}
+
 /** One row per level: throughput, TTFT, e2e, queue wait, slots, CPU/GPU. */
 function levelTable(levels: readonly LevelResult[]): string[] {
   return table(
@@ -221,6 +288,8 @@ export function renderMarkdown(r: BenchReport): string {
       `Worst 250 ms windows of event-loop delay: ${worstWindows(l.daemon.loopLagTimeline)} (ramp-up is the first seconds; the full timeline is in bench.json).`,
     );
   }
+  if (r.typing) out.push(...typingSection(r.typing));
+  if (r.priority) out.push(...prioritySection(r.priority));
   const failures = [...s.levels, ...(r.gpuPace?.sweep.levels ?? []), ...(r.routing?.runs.map((x) => x.level) ?? []), ...(r.routingStandIn?.runs.map((x) => x.level) ?? []), ...(r.load ? [r.load.level] : [])].filter((l: LevelResult) => l.errors.length);
   if (failures.length) {
     out.push('', '## Errors', '', ...failures.map((l) => `- c=${l.concurrency} ${l.target}: ${l.errors.join('; ')}`));

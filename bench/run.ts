@@ -13,6 +13,8 @@ import { ensureCachedTinyModel } from '../gguf/tiny-model';
 import { describeEnvironment } from './environment';
 import { BENCH_PROMPT, chatScenario, gpuPaceScenario, hostedSweep, loadScenario, modelConfig, routingScenario, type ScenarioContext } from './scenarios';
 import { findStandIn, STAND_IN } from './stand-in';
+import { typingScenario } from './typing';
+import { priorityScenario } from './priority-load';
 import { directKeysFromEnv } from './client-process';
 import { fetchInstanceKeys, fetchSnapshot } from './status-sampler';
 import { runSweep } from './sweep';
@@ -58,6 +60,14 @@ export const STANDARD = {
   // 256 tokens at 20 tokens/s per stream: ~13 s with all 1,000 streams open, so the numbers
   // describe holding them, not only the burst of opening them (both are in the lag timeline).
   load: { streams: 1000, replicas: 4, slots: 250, maxTokens: 256, tokenIntervalMs: 50 },
+  // An editor typing: bursts of 20 /infill requests 50 ms apart on one session, the `slow` FIM model
+  // (dim 256, 4 layers). n_predict 512 holds a slot ~1 s here, about what a 64-token completion (the
+  // extension's default) of a 7B coder model holds a GPU slot: the share of slot time a burst wastes
+  // depends on that length, so it is set to a realistic one, not to the tiny model's 50 ms.
+  typing: { dim: 256, layers: 4, slots: 4, keystrokes: 20, gapMs: 50, bursts: 3, baselineBursts: 1, pauseMs: 500, nPredict: 512 },
+  // 16 background streams refilled on 4 slots (each ~0.5–1 s here) and 20 interactive requests at
+  // random times (exponential gaps, seeded), priority on and off on one daemon.
+  priority: { dim: 256, layers: 4, slots: 4, backgroundStreams: 16, backgroundMaxTokens: 128, interactiveRequests: 20, interactiveMaxTokens: 8, meanGapMs: 400, seed: 11 },
 } as const;
 
 /** `--workload chat`: 16 conversations × 6 turns, prompts growing from ~300 to ~1,500 tokens (the tiny
@@ -152,6 +162,12 @@ async function standard(req: BenchRequest): Promise<Draft> {
   let load: BenchReport['load'];
   if (upstream) load = await loadScenario(req, { modelPath: tiny, upstream, ...S.load });
   else req.progress?.line(`load: skipped — the stand-in upstream ${STAND_IN} is not in this install (run from a source checkout)`);
+  const { dim, layers, ...typingOptions } = S.typing;
+  const coder = await ensureCachedTinyModel({ env: req.env, signal: req.signal, dim, layers, kind: 'fim' });
+  const typing = await typingScenario(req, { modelPath: coder, args: llamaArgs, ...typingOptions });
+  const { dim: pDim, layers: pLayers, ...priorityOptions } = S.priority;
+  const slow = await ensureCachedTinyModel({ env: req.env, signal: req.signal, dim: pDim, layers: pLayers });
+  const priority = await priorityScenario(req, { modelPath: slow, args: llamaArgs, ...priorityOptions });
   return {
     schema: 1,
     environment: hosted.environment,
@@ -162,6 +178,8 @@ async function standard(req: BenchRequest): Promise<Draft> {
     routing,
     ...(routingStandIn ? { routingStandIn } : {}),
     load,
+    typing,
+    priority,
   };
 }
 

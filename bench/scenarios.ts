@@ -197,7 +197,7 @@ export async function loadScenario(ctx: ScenarioContext, o: LoadOptions): Promis
     model: modelConfig('stand-in', o.modelPath, { slots: o.slots, replicas: o.replicas, args: ['--fake-token-ms', String(o.tokenIntervalMs)] }),
     routing: 'slot-aware',
     llamaServer: o.upstream,
-    queue: { maxWaiting: o.streams * 2, timeoutMs: 120_000, backgroundMaxWaitMs: 30_000 },
+    queue: { maxWaiting: o.streams * 2, timeoutMs: 120_000, backgroundMaxWaitMs: 30_000, sessionHoldMs: 150 },
     sweep: { model: 'stand-in', concurrency: [o.streams], requests: o.streams, mix: [{ maxTokens: o.maxTokens, weight: 1 }], direct: false, prompt: BENCH_PROMPT },
   });
   return { streams: o.streams, replicas: o.replicas, slotsPerInstance: o.slots, tokenIntervalMs: o.tokenIntervalMs, level: sweep.levels[0]!, daemon };

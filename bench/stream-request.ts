@@ -42,6 +42,8 @@ interface Chunk {
 }
 
 export const QUEUE_WAIT_HEADER = 'x-slotwise-queue-wait-ms';
+/** The daemon's id of a request that took a slot: the key into its lease records. */
+export const REQUEST_ID_HEADER = 'x-slotwise-request-id';
 
 /** Sends the request and reads the SSE stream to its end; never throws (failures are samples with `ok: false`). */
 export async function streamCompletion(r: StreamRequest): Promise<RequestSample> {
@@ -70,6 +72,8 @@ export async function streamCompletion(r: StreamRequest): Promise<RequestSample>
       bodyTimeout: 0,
     });
     sample.headersMs = performance.now() - start;
+    const requestId = res.headers[REQUEST_ID_HEADER];
+    if (typeof requestId === 'string') sample.requestId = requestId;
     const wait = Number(res.headers[QUEUE_WAIT_HEADER]);
     if (Number.isFinite(wait) && wait >= 0) sample.queueWaitMs = wait;
     const stages = parseServerTiming(res.headers['server-timing']);

@@ -12,10 +12,14 @@ export const GOALS = {
   loadRssMB: 200,
   /** `--workload chat`: TTFT p50 without affinity ÷ with, and the cache hit ratio with it. */
   chatTtftP50Ratio: 3,
+  /** Typing burst with a session key: slot time on superseded requests ÷ the burst's slot time. */
+  typingWastedFraction: 0.05,
+  /** Saturating background load: interactive TTFT p95 ÷ p95 of the time for one slot to free. */
+  priorityTtftOverSlotFree: 1.1,
   chatHitRatio: 0.8,
 } as const;
 
-type Parts = Pick<BenchReport, 'sweep' | 'routing' | 'routingStandIn' | 'load'> & Partial<Pick<BenchReport, 'gpuPace' | 'chat'>>;
+type Parts = Pick<BenchReport, 'sweep' | 'routing' | 'routingStandIn' | 'load'> & Partial<Pick<BenchReport, 'gpuPace' | 'chat' | 'typing' | 'priority'>>;
 
 export function checkTargets(r: Parts): TargetCheck[] {
   if (r.chat) return chatChecks(r.chat); // that workload runs nothing else
@@ -45,7 +49,34 @@ export function checkTargets(r: Parts): TargetCheck[] {
     measured: load ? `peak ${Math.round(load.daemon.rssMB.peak)} MB (before ${Math.round(load.daemon.rssMB.before)} MB)` : 'not measured (--standard)',
     met: load ? load.daemon.rssMB.peak < GOALS.loadRssMB : undefined,
   });
+  checks.push(typingCheck(r.typing), priorityCheck(r.priority));
   return checks;
+}
+
+function typingCheck(t: Parts['typing']): TargetCheck {
+  const name = 'typing burst: slot time on superseded requests';
+  const goal = `≤ ${Math.round(GOALS.typingWastedFraction * 100)} % of the burst's slot time`;
+  const run = (mode: string) => t?.runs.find((x) => x.mode === mode);
+  const on = run('session');
+  if (!on || !Number.isFinite(on.wastedFraction)) return { name, goal, measured: 'not measured (--standard)', met: undefined };
+  const off = run('session, no hold');
+  const none = run('no session');
+  const others = [off && `without the hold ${percent(off.wastedFraction)}`, none && `without a session key ${percent(none.wastedFraction)} stale`].filter(Boolean).join(', ');
+  return { name, goal, measured: `${percent(on.wastedFraction)}${others ? ` (${others})` : ''}`, met: on.wastedFraction <= GOALS.typingWastedFraction };
+}
+
+function priorityCheck(p: Parts['priority']): TargetCheck {
+  const name = 'interactive TTFT p95 under saturating background load ÷ time for one slot to free p95';
+  const goal = `≤ ${GOALS.priorityTtftOverSlotFree.toFixed(2)}×`;
+  const on = p?.runs.find((x) => x.priority);
+  if (!on || !Number.isFinite(on.ttftOverSlotFree)) return { name, goal, measured: 'not measured (--standard)', met: undefined };
+  const off = p?.runs.find((x) => !x.priority);
+  const measured = `${times(on.ttftOverSlotFree)} (TTFT p95 ${Math.round(on.ttftMs.p95)} ms, one slot frees p95 ${Math.round(on.slotFreeMs.p95)} ms${off ? `; priority off: ${times(off.ttftOverSlotFree)}` : ''})`;
+  return { name, goal, measured, met: on.ttftOverSlotFree <= GOALS.priorityTtftOverSlotFree };
+}
+
+function percent(v: number): string {
+  return Number.isFinite(v) ? `${(v * 100).toFixed(1)} %` : '–';
 }
 
 function chatChecks(chat: NonNullable<Parts['chat']>): TargetCheck[] {

@@ -21,6 +21,8 @@ export interface RequestSample {
   e2eMs: number;
   /** Generated tokens: `usage.completion_tokens` of the last chunk, else the content chunks counted. */
   tokens: number;
+  /** `X-Slotwise-Request-Id` of the daemon's response (a request that took a slot). */
+  requestId?: string;
   /** `X-Slotwise-Queue-Wait-Ms` of the daemon's response; 0 when absent (and always for direct). */
   queueWaitMs: number;
   /** The daemon's `Server-Timing` stages (parse, admit, queue, upstream, first-byte, total), ms; absent for direct. */
@@ -205,6 +207,100 @@ export interface LoadResult {
   daemon: DaemonSide;
 }
 
+/** One keystroke burst of the typing scenario, from the daemon's lease records and the client. */
+export interface TypingBurst {
+  requests: number;
+  /** Requests that took a slot (the others were superseded while queued or held). */
+  leased: number;
+  /** Requests answered 409 SW_ERR_SUPERSEDED. */
+  superseded: number;
+  /** Σ lease time of the burst's requests, ms. */
+  slotMs: number;
+  /** Of `slotMs`: the requests before the last keystroke's (superseded, or finished but stale). */
+  wastedSlotMs: number;
+  /** The last keystroke's request: from its send to its first token, and to its end, ms. */
+  finalTtftMs?: number;
+  finalE2eMs?: number;
+  finalOk: boolean;
+  /** The gaps between the keystrokes' sends as the client managed them (a loaded host stretches some), ms. */
+  gapMs: Summary;
+  /** Failures other than 409 SW_ERR_SUPERSEDED (at most 5, deduplicated). */
+  errors: string[];
+}
+
+/** The typing bursts of one configuration. */
+export interface TypingRun {
+  /** `session`: X-Slotwise-Session with the adaptive hold; `session, no hold`: queue.sessionHoldMs 0 (newest wins alone); `no session`: every request kept. */
+  mode: 'session' | 'session, no hold' | 'no session';
+  sessionHoldMs: number;
+  bursts: TypingBurst[];
+  /** Σ wastedSlotMs ÷ Σ slotMs over the bursts (goal ≤ 5 % with a session key). */
+  wastedFraction: number;
+  finalTtftMs: Summary;
+}
+
+/** Keystroke-like /infill bursts: slot time spent on superseded work, and the latency of the completion the editor shows. */
+export interface TypingResult {
+  keystrokes: number;
+  gapMs: number;
+  pauseMs: number;
+  nPredict: number;
+  slots: number;
+  runs: TypingRun[];
+}
+
+/** One interactive request under the background load. */
+export interface InteractiveSample {
+  ok: boolean;
+  error?: string;
+  /** Client: send → first token. */
+  ttftMs?: number;
+  /** The daemon's X-Slotwise-Queue-Wait-Ms. */
+  queueWaitMs: number;
+  /** Daemon records: its arrival → the first lease release after it ("one slot frees"). */
+  slotFreeMs?: number;
+  /** Lease releases between its arrival and its own lease (several can land in the same millisecond). */
+  releasesWaited?: number;
+  /** Leases of background requests that began while it waited: any with priority on is an inversion. */
+  backgroundStartsWhileWaiting?: number;
+  /** The daemon's Server-Timing: slot given → llama-server's first body byte (its own time to start), ms. */
+  upstreamMs?: number;
+}
+
+/** The interactive requests of one half of the priority scenario. */
+export interface PriorityRun {
+  /** true: sent as interactive; false: sent as background too (everything in one class, FIFO). */
+  priority: boolean;
+  samples: InteractiveSample[];
+  ttftMs: Summary;
+  slotFreeMs: Summary;
+  queueWaitMs: Summary;
+  /** TTFT p95 ÷ slot-free p95 (goal ≤ 1.1 with priority on). */
+  ttftOverSlotFree: number;
+  /** Queue wait p95 ÷ slot-free p95: the scheduler's part alone (without llama-server's time to the first token). */
+  queueWaitOverSlotFree: number;
+  /** How many started within 5 ms of the first lease release after they arrived (or at once). */
+  tookFirstFreed: number;
+  /** Background leases that began while an interactive request waited, over all of them (0 expected with priority on). */
+  backgroundStartsWhileWaiting: number;
+  /** p95 of the daemon's slot given → llama-server's first byte (Server-Timing), ms. */
+  upstreamP95Ms: number;
+  /** Background requests that finished meanwhile, and those that failed. */
+  backgroundDone: number;
+  backgroundFailed: number;
+}
+
+/** Interactive requests at random times under a saturating, continuously refilled background load. */
+export interface PriorityResult {
+  slots: number;
+  backgroundStreams: number;
+  backgroundMaxTokens: number;
+  interactiveRequests: number;
+  interactiveMaxTokens: number;
+  meanGapMs: number;
+  runs: PriorityRun[];
+}
+
 export interface Environment {
   cpuModel: string;
   cores: number;
@@ -251,6 +347,10 @@ export interface BenchReport {
   /** The same comparison against the stand-in: routing policy alone, without CPU contention. */
   routingStandIn?: RoutingResult;
   load?: LoadResult;
+  /** Keystroke bursts on one session: newest wins with the adaptive hold, without it, and without a session key. */
+  typing?: TypingResult;
+  /** Interactive requests under a saturating background load, priority on and off. */
+  priority?: PriorityResult;
   chat?: ChatResult;
   targets: TargetCheck[];
   durationMs: number;

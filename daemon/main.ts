@@ -1,6 +1,7 @@
 // The daemon process: config → state dir → supervisor → HTTP/WS server → autostart; signals.
 // Wiring only: each part lives in its own module.
 import { randomBytes } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { createServer, type RequestListener, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -55,6 +56,8 @@ export interface RunningDaemon {
   config: Config;
   stateDir: StateDir;
   supervisor: Supervisor;
+  /** Queues and leases; its `lease` event records every ended lease (the bench's slot-time accounting). */
+  scheduler: Scheduler;
   logger: Logger;
   /** Stops models, closes connections, removes daemon.json. Idempotent. */
   shutdown(reason: string): Promise<void>;
@@ -131,7 +134,7 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
     hooks: {
       onQueueWait: (m, s) => metrics.observeQueueWait(m, s),
       onOutcome: (m, o) => metrics.countRequest(m, o),
-      onSuperseded: (m) => metrics.countSuperseded(m),
+      onSuperseded: (m, started) => metrics.countSuperseded(m, started),
       onDemand: (m) => loader.demand(m),
       onLease: (m) => loader.used(m),
       onIdle: (m) => loader.idle(m),
@@ -151,7 +154,7 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
     planPreview: (m, free, room) => autoSlotsPreview.memoryFor(m, free, room),
     queue: (model) => {
       const v = scheduler.queueView(model);
-      return v && { ...v.queue, received: v.received, outcomes: v.outcomes, superseded: v.superseded, inFlight: v.inFlight, slots: v.slots, promptTokens: v.promptTokens };
+      return v && { ...v.queue, received: v.received, outcomes: v.outcomes, superseded: v.superseded, supersededUnstarted: v.supersededUnstarted, inFlight: v.inFlight, slots: v.slots, promptTokens: v.promptTokens };
     },
   });
   supervisor.on('change', () => hub.changed());
@@ -187,6 +190,8 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
   // Graceful shutdown (see shutdown below): `refusing` answers new requests 503, `cut` ends running ones.
   let refusing: SlotwiseError | undefined;
   const cut = new AbortController();
+  // Every running request listens on it (removed when it ends): more than 10 at once is not a leak.
+  setMaxListeners(0, cut.signal);
   const http = createHttpHandler({
     guard,
     maxBodyBytes: config.limits.maxBodyBytes,
@@ -251,7 +256,7 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
   const planned = loader.planAll();
   if (config.models.some((m) => m.slots === 'auto' && m.load === 'always')) await planned;
   supervisor.startAutostart();
-  return { url, port, token, config, stateDir, supervisor, logger, shutdown, closed };
+  return { url, port, token, config, stateDir, supervisor, scheduler, logger, shutdown, closed };
 }
 
 /** True when the promise settled within ms. */

@@ -150,6 +150,8 @@ export interface ModelStatus {
   requests?: number;
   /** Of `outcomes.cancelled`, the requests a newer one with the same session key superseded (SW_ERR_SUPERSEDED). */
   superseded?: number;
+  /** Of `superseded`, those that never took a slot (still queued, or held in a typing burst: queue.sessionHoldMs): they cost no slot time. */
+  supersededUnstarted?: number;
   /** Prompt tokens of finished requests: reused from llama-server's KV cache vs computed (its final `timings`). */
   promptTokens?: { cached: number; processed: number };
   /** cached / (cached + processed); absent until a request reported timings. */

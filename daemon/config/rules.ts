@@ -19,6 +19,9 @@ const tlsFiles: Rule<{ cert: string; key: string }> = {
   },
 };
 
+/** queue.sessionHoldMs: the longest hold of a request in a typing burst (scheduler/session-pace.ts). */
+export const DEFAULT_SESSION_HOLD_MS = 150;
+
 /** What the whole file configures; the schema's top-level description. */
 export const CONFIG_DESCRIPTION =
   'Configuration of the Slotwise daemon: where it listens, how requests queue, and the llama-server models it supervises. Default location: $SLOTWISE_CONFIG, else $XDG_CONFIG_HOME/slotwise/config.json (~/.config/slotwise/config.json).';
@@ -119,6 +122,13 @@ export const TOP: Shape<Omit<Config, 'models' | 'source'>> = {
         hint: 'set how long background work may wait behind interactive work, in milliseconds (e.g. 30000)',
         description:
           'Interactive requests (editor completions, prompts) are served before background ones (X-Slotwise-Priority: background, benchmarks); a background request that has waited this long, in milliseconds, is then served like an interactive one, so it is never starved.',
+      },
+      sessionHoldMs: {
+        rule: ms(0),
+        def: DEFAULT_SESSION_HOLD_MS,
+        hint: 'set the longest hold of a request in a typing burst, in milliseconds (e.g. 150; 0 = off)',
+        description:
+          'Newest wins (X-Slotwise-Session): while a session sends requests in a burst (an editor, a request per keystroke), each new one waits about 1.2 × the session\'s learned gap between requests, at most this many milliseconds, before it takes a slot, so the next keystroke supersedes it before it runs. The first request of a session or after a pause starts at once; a session whose gaps are longer than this is never held. 0 = off.',
       },
     },
   },

@@ -8,7 +8,7 @@
 //   at most MAX_SKIPS times (the caller counts `skips`), and only by one of its own class (same
 //   priority, same aged or not), so priority classes, aging and reserved slots work as before.
 // - hold: a request whose prompt is cached on a replica with no free slot (its "home") is not sent to
-//   a free slot elsewhere, where it would be computed again, until `holdUntil` (the caller sets it
+//   a free slot elsewhere, where it would be computed again, until `cacheHoldUntil` (the caller sets it
 //   once, to about one home slot's service interval: holdMs). After that it goes wherever is free.
 // Retries (`avoid` set) and held requests are never passed over, pulled or held back.
 import { servedAs, type Waiter } from './policy';
@@ -84,9 +84,9 @@ export function cacheAwareOrder<W extends Waiter>(input: CacheOrderInput<W>): Ca
   if (input.homeAt && input.holdMs) {
     for (const w of order.slice(0, window)) {
       if (pulled.has(w) || w.held || w.avoid !== undefined || hitAt(w) !== undefined) continue;
-      if (w.holdUntil !== undefined && w.holdUntil <= input.now) continue; // held once already: it goes where it can
+      if (w.cacheHoldUntil !== undefined && w.cacheHoldUntil <= input.now) continue; // held once already: it goes where it can
       const ms = input.homeAt(w) === undefined ? 0 : Math.min(MAX_HOLD_MS, input.holdMs(w));
-      if (ms > 0) holds.push({ waiter: w, until: w.holdUntil ?? input.now + ms });
+      if (ms > 0) holds.push({ waiter: w, until: w.cacheHoldUntil ?? input.now + ms });
     }
   }
   return { order, passedOver, holds };

@@ -51,6 +51,12 @@ export interface Waiter {
   /** Times a cache hit behind it was started first (cache-order.ts); bounded by MAX_SKIPS. */
   skips?: number;
   /** Held back for the replica that has its prompt cached until then (cache-order.ts); set once. */
+  cacheHoldUntil?: number;
+  /**
+   * Epoch ms before which it does not start, whatever is free: a request of a session in a typing
+   * burst waits about one learned keystroke gap (session-pace.ts), so the next keystroke's request
+   * supersedes it before it takes a slot. Others go ahead of it meanwhile.
+   */
   holdUntil?: number;
 }
 
@@ -249,9 +255,13 @@ export function oldestWaitMs(waiters: readonly Waiter[], now: number): number {
  * order (serviceOrder: interactive first, FIFO inside each class) while an instance can take one.
  * When a waiter cannot start for want of a slot, nobody behind it does (every instance of a model
  * serves every request alike); a background waiter held back only by `reservedSlots` lets the
- * interactive waiters behind it (none, unless aged work is ahead) through. Each assignment is
- * counted into the working copy of the loads before the next pick, so one plan never overfills an
- * instance. Inputs are not mutated.
+ * interactive waiters behind it (none, unless aged work is ahead) through.
+ * An interactive waiter in its typing-burst hold (`holdUntil`) keeps one free slot from background
+ * work, like a reserved slot, until its hold ends: otherwise a slot that frees during the hold goes to
+ * batch work and the editor's request, once its hold ends, waits for the next slot to free (on a
+ * saturated model, up to a whole service time) instead of the ≤ sessionHoldMs it chose to wait.
+ * Each assignment is counted into the working copy of the loads before the next pick, so one plan
+ * never overfills an instance. Inputs are not mutated.
  */
 export function plan(state: PlanInput, now: number): Plan {
   const expiredIds = expired(state.waiters, now);
@@ -260,9 +270,11 @@ export function plan(state: PlanInput, now: number): Plan {
   const loads = state.instances.map((i) => ({ ...i, ownBusySeen: i.ownBusySeen ?? Math.min(i.busySeen, i.inFlight) }));
   const assignments: Assignment[] = [];
   let cursor = state.rrCursor;
-  const reserved = state.mode === 'slot-aware' ? (state.reservedSlots ?? 0) : 0;
+  // Interactive waiters in their typing-burst hold: one free slot each is kept from background work.
+  const holding = state.waiters.filter((w) => !gone.has(w.id) && !w.held && (w.holdUntil ?? 0) > now && w.priority !== 'background').length;
+  const reserved = state.mode === 'slot-aware' ? (state.reservedSlots ?? 0) + holding : 0;
   for (const waiter of serviceOrder(state.waiters, now, state.backgroundMaxWaitMs)) {
-    if (gone.has(waiter.id) || waiter.held) continue;
+    if (gone.has(waiter.id) || waiter.held || (waiter.holdUntil ?? 0) > now) continue;
     // Reserved slots are for work sent as interactive; aged background work is ordered first but never takes them.
     if (reserved > 0 && waiter.priority === 'background' && totalFree(loads) <= reserved) continue;
     const pick = pickInstance(loads, state.mode, cursor, waiter.avoid);

@@ -10,7 +10,8 @@ import type { LlamaInstance } from '../runtime/instance';
 import type { Priority, QueueStatus, RequestOutcome, RequestSource, SlotStatus } from '../../shared/protocol';
 import type { Supervisor } from '../runtime/supervisor';
 import { admit, countByClass, etaMs, ewma, oldestWaitMs, plan, positions, serviceOrder, type InstanceLoad, type Waiter } from './policy';
-import { Sessions } from './sessions';
+import { Sessions, sessionKey } from './sessions';
+import { SessionPace } from './session-pace';
 import { promptKey, type PromptKey } from './prompt-key';
 import { SlotTable } from './slot-table';
 import { cachedAt, pickSlot, type SlotCandidate } from './slot-pick';
@@ -34,7 +35,30 @@ export interface Ticket {
    * in combines it with its client's signal so the upstream request stops and the lease is released.
    */
   readonly signal: AbortSignal;
+  /**
+   * Epoch ms before which it takes no slot: a session's request inside a typing burst waits about one
+   * learned keystroke gap (session-pace.ts, queue.sessionHoldMs), so the next keystroke supersedes it
+   * before it runs. Absent when it may start at once.
+   */
+  readonly holdUntil?: number;
   outcome?: RequestOutcome;
+}
+
+/** One ended lease as the scheduler saw it: who held which slot from when to when (the bench's slot-time accounting). */
+export interface LeaseRecord {
+  requestId: string;
+  model: string;
+  instanceId: string;
+  /** Undefined in round-robin mode (llama-server picked the slot). */
+  slot?: number;
+  priority: Priority;
+  session?: string;
+  /** Epoch ms: the request was accepted (open), took the slot, gave it back. */
+  acceptedAt: number;
+  leasedAt: number;
+  releasedAt: number;
+  /** A newer request of its session superseded it (the slot time went to work nobody sees). */
+  superseded: boolean;
 }
 
 export interface OpenOptions {
@@ -74,8 +98,8 @@ export interface AcquireOptions {
 export interface SchedulerHooks {
   onQueueWait?: (model: string, seconds: number) => void;
   onOutcome?: (model: string, outcome: RequestOutcome) => void;
-  /** A request ended `cancelled` because a newer one of its session superseded it. */
-  onSuperseded?: (model: string) => void;
+  /** A request ended `cancelled` because a newer one of its session superseded it; `started`: it had taken a slot. */
+  onSuperseded?: (model: string, started: boolean) => void;
   /**
    * A request for a model that is not running: true when the model loads on demand (the loader starts
    * it once; the request waits in the queue meanwhile), false to refuse it as today.
@@ -107,6 +131,8 @@ interface ModelQueue {
   promptTokens: { cached: number; processed: number; reported: number };
   /** Of outcomes.cancelled, those superseded by a newer request of their session. */
   superseded: number;
+  /** Of superseded, those that never took a slot (queued, or held in a typing burst): no slot time lost. */
+  supersededUnstarted: number;
   /** EWMA of lease durations (ms) of requests that ran to their end: the ETA's service time. */
   serviceMs?: number;
   /** EWMA of llama-server's prompt ms per computed token: what recomputing a cached prefix elsewhere would cost. */
@@ -127,7 +153,7 @@ const MIN_PREFILL_SAMPLE = 64;
 
 const emptyOutcomes = (): Record<RequestOutcome, number> => ({ completed: 0, cancelled: 0, rejected: 0, failed: 0 });
 
-export class Scheduler extends EventEmitter<{ change: [] }> {
+export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }> {
   #supervisor: Supervisor;
   #queueConfig: Config['queue'];
   #routing: Config['routing'];
@@ -148,6 +174,10 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
   #supersededBy = new WeakMap<Ticket, Ticket[]>();
   /** Tickets holding a lease now. */
   #leased = new WeakSet<Ticket>();
+  /** Tickets that ever held a lease (a superseded one that never did cost no slot time). */
+  #started = new WeakSet<Ticket>();
+  /** Each session key's pace of requests: the typing-burst hold. */
+  #pace = new SessionPace();
 
   constructor(opts: { supervisor: Supervisor; config: Config; hooks?: SchedulerHooks }) {
     super();
@@ -156,7 +186,7 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
     this.#routing = opts.config.routing;
     this.#hooks = opts.hooks ?? {};
     for (const name of this.#supervisor.modelNames()) {
-      this.#queues.set(name, { waiters: [], rrCursor: 0, received: 0, outcomes: emptyOutcomes(), promptTokens: { cached: 0, processed: 0, reported: 0 }, superseded: 0 });
+      this.#queues.set(name, { waiters: [], rrCursor: 0, received: 0, outcomes: emptyOutcomes(), promptTokens: { cached: 0, processed: 0, reported: 0 }, superseded: 0, supersededUnstarted: 0 });
     }
     opts.supervisor.on('scrape', (inst) => {
       const slots = this.#supervisor.scrape(inst)?.slots;
@@ -205,15 +235,18 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
     }
     const affinity = this.#routing === 'slot-aware' && this.#supervisor.modelConfig(model).affinity;
     const supersede = new AbortController();
+    const acceptedAt = Date.now();
+    const holdMs = opts.session !== undefined ? this.#pace.arrive(sessionKey(model, opts.session), acceptedAt, this.#queueConfig.sessionHoldMs) : 0;
     const ticket = {
       id: randomUUID(),
       model,
       source,
-      acceptedAt: Date.now(),
+      acceptedAt,
       priority: opts.priority ?? 'interactive',
       signal: supersede.signal,
       ...(affinity && prompt ? { prompt: promptKey(prompt) } : {}),
       ...(opts.session !== undefined ? { session: opts.session } : {}),
+      ...(holdMs > 0 ? { holdUntil: acceptedAt + holdMs } : {}),
     } satisfies Ticket;
     this.#supersedeOf.set(ticket, supersede);
     if (opts.session !== undefined) {
@@ -246,6 +279,8 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
         enqueuedAt: now,
         deadline: now + this.#queueConfig.timeoutMs,
         avoid: opts.avoid,
+        // A retry was admitted long ago: it never waits for keystrokes again.
+        holdUntil: opts.retry ? undefined : ticket.holdUntil,
         ticket,
         resolve,
         reject,
@@ -277,7 +312,9 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
     const q = this.#queue(ticket.model);
     if (superseded) {
       q.superseded++;
-      this.#hooks.onSuperseded?.(ticket.model);
+      const started = this.#started.has(ticket);
+      if (!started) q.supersededUnstarted++;
+      this.#hooks.onSuperseded?.(ticket.model, started);
     }
     this.#count(ticket.model, q, ticket.outcome);
   }
@@ -288,6 +325,7 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
         received: number;
         outcomes: Record<RequestOutcome, number>;
         superseded: number;
+        supersededUnstarted: number;
         promptTokens?: { cached: number; processed: number };
         inFlight: (id: string) => number;
         slots: (id: string, polled: SlotStatus[]) => SlotStatus[];
@@ -307,6 +345,7 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
       received: q.received,
       outcomes: { ...q.outcomes },
       superseded: q.superseded,
+      supersededUnstarted: q.supersededUnstarted,
       ...(q.promptTokens.reported > 0 ? { promptTokens: { cached: q.promptTokens.cached, processed: q.promptTokens.processed } } : {}),
       inFlight: (id) => this.#books.get(id)?.inFlight ?? 0,
       // Round-robin leaves the slot to llama-server, so only its /slots can say which is busy.
@@ -363,7 +402,7 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
         for (const w of q.waiters) w.held = this.#supersededBy.get(w.ticket)?.some((t) => this.#leased.has(t)) ?? false;
         const order = this.#cacheAwareOrder(model, q, instances, now);
         for (const h of order?.holds ?? []) {
-          h.waiter.holdUntil ??= h.until;
+          h.waiter.cacheHoldUntil ??= h.until;
           h.waiter.held = true; // for this plan only: the next pump recomputes `held`
         }
         const p = plan(
@@ -490,6 +529,7 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
     book.inFlight++;
     book.lastAssignedAt = now;
     this.#leased.add(ticket);
+    this.#started.add(ticket);
     const slotLease = { requestId: ticket.id, source: ticket.source, since: now, tokens: undefined as number | undefined };
     if (slot !== undefined) {
       const before = book.table.take(slot, slotLease, ticket.prompt);
@@ -531,6 +571,18 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
         if (slot !== undefined) book.table.release(slot, end);
         // Only completed requests (dispatch finishes them before release) count: aborted ones say nothing about how long a request takes.
         if (ticket.outcome === 'completed') q.serviceMs = ewma(q.serviceMs, end - now);
+        this.emit('lease', {
+          requestId: ticket.id,
+          model,
+          instanceId: inst.id,
+          ...(slot !== undefined ? { slot } : {}),
+          priority: ticket.priority,
+          ...(ticket.session !== undefined ? { session: ticket.session } : {}),
+          acceptedAt: ticket.acceptedAt,
+          leasedAt: now,
+          releasedAt: end,
+          superseded: ticket.signal.aborted,
+        });
         queueMicrotask(() => {
           this.#pump();
           this.#checkIdle(model);
@@ -588,14 +640,17 @@ export class Scheduler extends EventEmitter<{ change: [] }> {
     if (this.#deadlineTimer) clearTimeout(this.#deadlineTimer);
     this.#deadlineTimer = undefined;
     let next = Infinity;
+    const now = Date.now();
     for (const q of this.#queues.values()) {
       for (const w of q.waiters) {
         next = Math.min(next, w.deadline);
-        if (w.holdUntil !== undefined && w.holdUntil > Date.now()) next = Math.min(next, w.holdUntil); // a hold ends: plan again
+        // A hold ends (typing burst or cache home): plan again then.
+        if (w.holdUntil !== undefined && w.holdUntil > now) next = Math.min(next, w.holdUntil);
+        if (w.cacheHoldUntil !== undefined && w.cacheHoldUntil > now) next = Math.min(next, w.cacheHoldUntil);
       }
     }
     if (next === Infinity) return;
-    this.#deadlineTimer = setTimeout(() => this.#pump(), Math.max(0, next - Date.now()) + 1);
+    this.#deadlineTimer = setTimeout(() => this.#pump(), Math.max(0, next - now) + 1);
     this.#deadlineTimer.unref();
   }
 

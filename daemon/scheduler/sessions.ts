@@ -7,7 +7,7 @@ export class Sessions<T> {
 
   /** Registers `item` as the newest of (model, session) and returns the older ones it supersedes. */
   replace(model: string, session: string, item: T): T[] {
-    const key = keyOf(model, session);
+    const key = sessionKey(model, session);
     const older = [...(this.#live.get(key) ?? [])];
     this.#live.set(key, new Set([item]));
     return older;
@@ -15,7 +15,7 @@ export class Sessions<T> {
 
   /** Forgets a finished item; a key without items is dropped so the map does not grow with old editors. */
   remove(model: string, session: string, item: T): void {
-    const key = keyOf(model, session);
+    const key = sessionKey(model, session);
     const set = this.#live.get(key);
     if (!set) return;
     set.delete(item);
@@ -29,6 +29,6 @@ export class Sessions<T> {
 }
 
 // NUL cannot appear in a model name, so (model, session) pairs never collide.
-function keyOf(model: string, session: string): string {
+export function sessionKey(model: string, session: string): string {
   return `${model}\u0000${session}`;
 }

@@ -14,6 +14,8 @@ export interface QueueView extends QueueStatus {
   outcomes: Record<RequestOutcome, number>;
   /** Of outcomes.cancelled, those superseded by a newer request of their session. */
   superseded?: number;
+  /** Of superseded, those that never took a slot. */
+  supersededUnstarted?: number;
   /** Prompt tokens reused from the KV cache and computed, over finished requests that reported them. */
   promptTokens?: { cached: number; processed: number };
   inFlight: (instanceId: string) => number;
@@ -50,6 +52,7 @@ export function buildSnapshot(src: StatusSources, capacity: Capacity): Snapshot 
       m.queue = { waiting: q.waiting, oldestWaitMs: q.oldestWaitMs, ...(q.entries?.length ? { entries: q.entries } : {}), ...(q.byClass ? { byClass: { ...q.byClass } } : {}) };
       m.outcomes = { ...q.outcomes };
       if (q.superseded !== undefined) m.superseded = q.superseded;
+      if (q.supersededUnstarted !== undefined) m.supersededUnstarted = q.supersededUnstarted;
       m.requests = q.received;
       if (q.promptTokens) {
         const { cached, processed } = q.promptTokens;

@@ -30,6 +30,7 @@ export class MetricsRegistry {
   #requests: Counter<'model' | 'outcome'>;
   #tokens: Counter<'model'>;
   #superseded: Counter<'model'>;
+  #supersededUnstarted: Counter<'model'>;
   #running: Gauge<'model'>;
   #waiting: Gauge<'model'>;
   #kvCache: Gauge<'model'>;
@@ -66,6 +67,12 @@ export class MetricsRegistry {
     });
     this.#requests = new Counter({ name: 'slotwise_requests_total', help: 'Finished requests by outcome.', labelNames: ['model', 'outcome'], registers });
     this.#superseded = new Counter({ name: 'slotwise_requests_superseded_total', help: 'Of slotwise_requests_total{outcome="cancelled"}: requests a newer one of the same session key superseded (SW_ERR_SUPERSEDED).', labelNames: ['model'], registers });
+    this.#supersededUnstarted = new Counter({
+      name: 'slotwise_requests_superseded_unstarted_total',
+      help: 'Of slotwise_requests_superseded_total: those that never took a slot (still queued, or held in a typing burst: queue.sessionHoldMs), so they cost no slot time.',
+      labelNames: ['model'],
+      registers,
+    });
     this.#tokens = new Counter({ name: 'slotwise_tokens_generated_total', help: 'Tokens generated.', labelNames: ['model'], registers });
     // The model server protocol of the Kubernetes Gateway API Inference Extension
     // (docs/proposals/003-model-server-protocol): TotalRunningRequests, TotalQueuedRequests and
@@ -107,9 +114,10 @@ export class MetricsRegistry {
     this.#requests.inc({ model, outcome });
   }
 
-  /** A cancelled request's reason was `superseded` (counted in countRequest as cancelled too). */
-  countSuperseded(model: string): void {
+  /** A cancelled request's reason was `superseded` (counted in countRequest as cancelled too); `started`: it had taken a slot. */
+  countSuperseded(model: string, started = true): void {
     this.#superseded.inc({ model });
+    if (!started) this.#supersededUnstarted.inc({ model });
   }
 
   /** Adds generated tokens; ignores non-positive or non-finite n (prom-client throws on a decrease). */

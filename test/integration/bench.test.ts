@@ -11,6 +11,9 @@ import type { CommandContext } from '../../cli/commands/command';
 import type { Snapshot } from '../../shared/protocol';
 import { DIRECT_KEYS_ENV } from '../../bench/client-process';
 import { instanceKey, startTestDaemon, waitUntil } from '../helpers/daemon';
+import { tinyModelPath } from '../helpers/tiny';
+import { typingScenario } from '../../bench/typing';
+import { priorityScenario } from '../../bench/priority-load';
 
 const STAND_IN = resolve(__dirname, '../fixtures/fake-llama-server.mjs');
 
@@ -192,5 +195,64 @@ describe('stand-in upstream (test/fixtures/fake-llama-server.mjs) behind the dae
     expect(daemon!.stagesMs?.upstream?.p50).toBeGreaterThan(0);
     expect(direct!.stagesMs).toBeUndefined();
     expect(readFileSync(join(r.out, 'bench.md'), 'utf8')).toContain('### Where the time goes (daemon levels)');
+  });
+});
+
+describe('the typing and priority scenarios (real llama-server, small)', () => {
+  const ctx = { env: { ...process.env, SLOTWISE_BENCH_CLIENT: 'in-process' } };
+
+  it('typing: a burst on a session is all superseded but its last; without a key every request runs; slot time from the lease records', async () => {
+    // The slow model and 256 tokens: each completion outlasts the 50 ms between keystrokes, so every one but the last is superseded.
+    const t = await typingScenario(ctx, { modelPath: await tinyModelPath('slow', 'fim'), slots: 4, keystrokes: 5, gapMs: 50, bursts: 2, baselineBursts: 1, pauseMs: 200, nPredict: 256 });
+    expect(t.runs.map((r) => r.mode)).toEqual(['session', 'session, no hold', 'no session']);
+    for (const run of t.runs) {
+      for (const b of run.bursts) {
+        expect(b).toMatchObject({ requests: 5, finalOk: true, errors: [] });
+        expect(b.finalTtftMs).toBeGreaterThan(0);
+        expect(b.slotMs).toBeGreaterThan(0);
+        expect(b.wastedSlotMs).toBeLessThan(b.slotMs);
+        expect(b.gapMs.count).toBe(4);
+      }
+    }
+    const [hold, noHold, none] = t.runs as [typeof t.runs[number], typeof t.runs[number], typeof t.runs[number]];
+    expect(hold.bursts).toHaveLength(2);
+    expect(hold.sessionHoldMs).toBe(150);
+    expect(noHold.sessionHoldMs).toBe(0);
+    for (const b of [...hold.bursts, ...noHold.bursts]) expect(b.superseded).toBe(4);
+    // The last keystroke's lease plus at least the first one's (it started at once: no history, or after the pause).
+    for (const b of hold.bursts) expect(b.leased).toBeGreaterThanOrEqual(2);
+    expect(none.bursts).toHaveLength(1);
+    expect(none.bursts[0]).toMatchObject({ superseded: 0, leased: 5 });
+    expect(none.wastedFraction).toBeGreaterThan(0.5); // four of five equal completions nobody sees
+  });
+
+  it('priority: with priority on no background lease begins while an interactive request waits; off, the FIFO serves background work first', async () => {
+    const p = await priorityScenario(ctx, {
+      modelPath: await tinyModelPath('slow'),
+      slots: 2,
+      backgroundStreams: 6,
+      backgroundMaxTokens: 48,
+      interactiveRequests: 4,
+      interactiveMaxTokens: 4,
+      meanGapMs: 150,
+      seed: 3,
+    });
+    expect(p.runs.map((r) => r.priority)).toEqual([true, false]);
+    for (const run of p.runs) {
+      expect(run.samples).toHaveLength(4);
+      for (const s of run.samples) {
+        expect(s).toMatchObject({ ok: true });
+        expect(s.slotFreeMs).toBeGreaterThanOrEqual(0);
+        expect(s.ttftMs).toBeGreaterThan(0);
+      }
+      expect(run.backgroundFailed).toBe(0);
+      expect(run.backgroundDone).toBeGreaterThan(0);
+    }
+    const [on, off] = p.runs as [typeof p.runs[number], typeof p.runs[number]];
+    expect(on.backgroundStartsWhileWaiting).toBe(0);
+    // Each waited at least for the one slot to free, and (no other interactive request can start in
+    // between, all four being interactive and FIFO) took the first or a later release, never less.
+    for (const s of on.samples) expect(s.queueWaitMs).toBeGreaterThanOrEqual(s.slotFreeMs! - 2);
+    expect(off.backgroundStartsWhileWaiting).toBeGreaterThan(0);
   });
 });

@@ -170,8 +170,8 @@ describe('cache-aware dequeue', () => {
     });
 
     it('keeps the first hold end, and never holds the same request twice', () => {
-      expect(held([h('a', 'B', { holdUntil: 1050 })], { A: 1 }).holds[0]!.until).toBe(1050);
-      expect(held([h('a', 'B', { holdUntil: 1000 })], { A: 1 }).holds).toEqual([]);
+      expect(held([h('a', 'B', { cacheHoldUntil: 1050 })], { A: 1 }).holds[0]!.until).toBe(1050);
+      expect(held([h('a', 'B', { cacheHoldUntil: 1000 })], { A: 1 }).holds).toEqual([]);
     });
 
     it('does not hold a miss without a home, a hit, a retry, or when holding is worth nothing', () => {
