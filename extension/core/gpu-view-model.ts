@@ -103,6 +103,18 @@ export function buildGpuViewModel(state: GpuViewModel['status'], s: Snapshot | u
       ],
       ...withBar(bars.get(`gpu${g.index}`)),
     }));
+    const hostBar = bars.get('host');
+    if (hostBar && s.host) {
+      // What the models keep in RAM beside the GPUs (layers off the GPU, token embeddings).
+      const used = s.host.memoryTotalBytes - s.host.memoryAvailableBytes;
+      cards.push({
+        id: 'host',
+        title: 'Host RAM',
+        subtitle: `${s.host.cpuCount} CPU core${s.host.cpuCount === 1 ? '' : 's'}`,
+        gauges: [gauge('Memory', `${formatBytes(used)} / ${formatBytes(s.host.memoryTotalBytes)}`, used / s.host.memoryTotalBytes, spark('host:mem', s.host.memoryTotalBytes))],
+        ...withBar(hostBar),
+      });
+    }
     return { status: 'connected', mode: 'gpu', cards, processes, warnings: s.warnings };
   }
   const cores = s.host?.cpuCount ?? 1;

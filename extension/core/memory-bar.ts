@@ -58,14 +58,19 @@ interface DeviceReading {
   usedBytes: number;
 }
 
-/** A bar per GPU, or for the host RAM when there is none; models not planned yet are named on the first bar only. */
+/**
+ * A bar per GPU, and one for the host RAM when there is no GPU or when a model plans bytes there (layers
+ * kept off the GPU, the token embeddings): those would otherwise be on no bar. Models not planned yet
+ * are named on the first bar only.
+ */
 export function memoryBars(s: Snapshot): MemoryBar[] {
-  const devices: DeviceReading[] = s.gpus.length
-    ? s.gpus.map((g) => ({ device: `gpu${g.index}`, name: `GPU ${g.index}`, title: 'VRAM by model', totalBytes: g.memoryTotalMiB * MIB, usedBytes: g.memoryUsedMiB * MIB }))
-    : s.host && s.host.memoryTotalBytes > 0
+  const gpus: DeviceReading[] = s.gpus.map((g) => ({ device: `gpu${g.index}`, name: `GPU ${g.index}`, title: 'VRAM by model', totalBytes: g.memoryTotalMiB * MIB, usedBytes: g.memoryUsedMiB * MIB }));
+  const hostHeld = s.models.some((m) => (m.memory?.byDevice.find((x) => x.device === 'host')?.planBytes ?? 0) > 0);
+  const host: DeviceReading[] =
+    s.host && s.host.memoryTotalBytes > 0 && (gpus.length === 0 || hostHeld)
       ? [{ device: 'host', name: 'Host RAM', title: 'Host RAM by model', totalBytes: s.host.memoryTotalBytes, usedBytes: s.host.memoryTotalBytes - s.host.memoryAvailableBytes }]
       : [];
-  return devices.map((d, i) => memoryBar(s, d, i === 0));
+  return [...gpus, ...host].map((d, i) => memoryBar(s, d, i === 0));
 }
 
 function memoryBar(s: Snapshot, d: DeviceReading, withUnknown: boolean): MemoryBar {

@@ -170,6 +170,26 @@ describe('memory bar: each device split by model, free, and what would still fit
     expect(g1!.budgetLine).toBeUndefined();
   });
 
+  it('with GPUs: a Host RAM card with its bar when models keep bytes in RAM (embeddings, layers off the GPU); none when they keep none', () => {
+    const vm = buildGpuViewModel('connected', gpuSnapshot(), new SampleHistory(), NOW);
+    expect(vm.mode).toBe('gpu');
+    expect(vm.cards.map((c) => c.id)).toEqual(['gpu-0', 'gpu-1', 'host']);
+    const bar = vm.cards.find((c) => c.id === 'host')!.memory!;
+    expect(bar.title).toBe('Host RAM by model');
+    // coder's 0.25 GiB reported host buffers; 8 GiB used in all; small and big plan 0.1 GiB each there.
+    expect(bar.segments.map((x) => [x.kind, x.label, x.size])).toEqual([
+      ['model', 'coder', '256 MiB'],
+      ['other', 'other processes', '7.8 GiB'],
+      ['free', 'free', '8.0 GiB'],
+    ]);
+    expect(bar.fitLine).toBe('would still fit: small (102 MiB) · would not fit: big (102 MiB)');
+    // The unplanned model is named on the first bar (GPU 0) only.
+    expect(bar.unknown).toEqual([]);
+    const gpuOnly = gpuSnapshot();
+    gpuOnly.models = gpuOnly.models.map((m) => (m.memory ? { ...m, memory: { ...m.memory, byDevice: m.memory.byDevice.filter((d) => d.device !== 'host') } } : m));
+    expect(buildGpuViewModel('connected', gpuOnly, new SampleHistory(), NOW).cards.map((c) => c.id)).toEqual(['gpu-0', 'gpu-1']);
+  });
+
   it('free never goes negative when the models hold more than the device reports used (plans, mmap)', () => {
     const s = snapshot({
       gpus: [{ index: 0, name: 'small', utilizationPct: 0, memoryUsedMiB: 100, memoryTotalMiB: 1000 }],
