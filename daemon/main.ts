@@ -152,6 +152,7 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
   });
   supervisor.on('change', () => hub.changed());
   loader.on('change', () => hub.changed());
+  loader.on('loadState', () => hub.changed({ now: true })); // unloaded/loading/ready reach subscribers at once, not up to 250 ms later
   scheduler.on('change', () => hub.changed());
   sampler.on('change', () => hub.changed());
 
@@ -246,7 +247,7 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
   // Memory in status for every model (never rejects); awaited only when an "auto" slot count must be chosen first.
   const planned = loader.planAll();
   if (config.models.some((m) => m.slots === 'auto' && m.load === 'always')) await planned;
-  supervisor.startAutostart();
+  void loader.startAlways().catch((err: Error) => logger.error(`could not start the "always" models: ${err.message}`));
   return { url, port, token, config, stateDir, supervisor, logger, shutdown, closed };
 }
 
