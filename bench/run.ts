@@ -13,6 +13,7 @@ import { ensureCachedTinyModel } from '../gguf/tiny-model';
 import { describeEnvironment } from './environment';
 import { BENCH_PROMPT, chatScenario, gpuPaceScenario, hostedSweep, loadScenario, modelConfig, routingScenario, type ScenarioContext } from './scenarios';
 import { findStandIn, STAND_IN } from './stand-in';
+import { onDemandScenario } from './on-demand';
 import { directKeysFromEnv } from './client-process';
 import { fetchInstanceKeys, fetchSnapshot } from './status-sampler';
 import { runSweep } from './sweep';
@@ -58,6 +59,8 @@ export const STANDARD = {
   // 256 tokens at 20 tokens/s per stream: ~13 s with all 1,000 streams open, so the numbers
   // describe holding them, not only the burst of opening them (both are in the lag timeline).
   load: { streams: 1000, replicas: 4, slots: 250, maxTokens: 256, tokenIntervalMs: 50 },
+  // The tiny model loads on demand 5 times (about 1 s each on 2 cores) and unloads between: ~10 s.
+  onDemand: { repetitions: 5, slots: 1, maxTokens: 8 },
 } as const;
 
 /** `--workload chat`: 16 conversations × 6 turns, prompts growing from ~300 to ~1,500 tokens (the tiny
@@ -140,6 +143,7 @@ async function standard(req: BenchRequest): Promise<Draft> {
       prompt: BENCH_PROMPT,
     },
   });
+  const onDemand = await onDemandScenario(req, { modelPath: tiny, args: llamaArgs, ...S.onDemand });
   const routing = await routingScenario(req, { modelPath: tiny, args: llamaArgs, ...S.routing });
   const upstream = await findStandIn();
   let gpuPace: BenchReport['gpuPace'];
@@ -162,6 +166,7 @@ async function standard(req: BenchRequest): Promise<Draft> {
     routing,
     ...(routingStandIn ? { routingStandIn } : {}),
     load,
+    onDemand,
   };
 }
 

@@ -13,9 +13,11 @@ export const GOALS = {
   /** `--workload chat`: TTFT p50 without affinity ÷ with, and the cache hit ratio with it. */
   chatTtftP50Ratio: 3,
   chatHitRatio: 0.8,
+  /** Every load state change visible to a status subscriber (`status --watch`, the extension) within this. */
+  statusDelayMaxMs: 250,
 } as const;
 
-type Parts = Pick<BenchReport, 'sweep' | 'routing' | 'routingStandIn' | 'load'> & Partial<Pick<BenchReport, 'gpuPace' | 'chat'>>;
+type Parts = Pick<BenchReport, 'sweep' | 'routing' | 'routingStandIn' | 'load'> & Partial<Pick<BenchReport, 'gpuPace' | 'chat' | 'onDemand'>>;
 
 export function checkTargets(r: Parts): TargetCheck[] {
   if (r.chat) return chatChecks(r.chat); // that workload runs nothing else
@@ -45,6 +47,16 @@ export function checkTargets(r: Parts): TargetCheck[] {
     measured: load ? `peak ${Math.round(load.daemon.rssMB.peak)} MB (before ${Math.round(load.daemon.rssMB.before)} MB)` : 'not measured (--standard)',
     met: load ? load.daemon.rssMB.peak < GOALS.loadRssMB : undefined,
   });
+  const od = r.onDemand;
+  if (od) {
+    const d = od.statusDelayMs;
+    checks.push({
+      name: 'on demand: load state change → status subscriber',
+      goal: `≤ ${GOALS.statusDelayMaxMs} ms (max)`,
+      measured: d.count ? `max ${ms(d.max)} (p50 ${ms(d.p50)}; ${od.changes} changes)` : 'none seen',
+      met: d.count ? d.max <= GOALS.statusDelayMaxMs : false,
+    });
+  }
   return checks;
 }
 

@@ -227,6 +227,23 @@ export interface TargetCheck {
   met: boolean | undefined;
 }
 
+/** A model loaded on demand: cold vs warm first token, and load state pushes to a WS subscriber. */
+export interface OnDemandResult {
+  repetitions: number;
+  slots: number;
+  maxTokens: number;
+  /** Request to first token with the model unloaded: the load (plan, llama-server start, weights, warmup) is in it. ms. */
+  coldTtftMs: Summary;
+  /** The same request with the model loaded. ms. */
+  warmTtftMs: Summary;
+  /** A load state change (the daemon's `load.since`) to a `status.subscribe` client receiving it, ms. */
+  statusDelayMs: Summary;
+  statusDelayByState: Record<'loading' | 'ready' | 'unloaded', Summary>;
+  /** Load state changes the subscriber saw (3 per round when none is missed). */
+  changes: number;
+  errors: string[];
+}
+
 export interface BenchReport {
   schema: 1;
   environment: Environment;
@@ -251,6 +268,7 @@ export interface BenchReport {
   /** The same comparison against the stand-in: routing policy alone, without CPU contention. */
   routingStandIn?: RoutingResult;
   load?: LoadResult;
+  onDemand?: OnDemandResult;
   chat?: ChatResult;
   targets: TargetCheck[];
   durationMs: number;

@@ -11,6 +11,9 @@ import type { CommandContext } from '../../cli/commands/command';
 import type { Snapshot } from '../../shared/protocol';
 import { DIRECT_KEYS_ENV } from '../../bench/client-process';
 import { instanceKey, startTestDaemon, waitUntil } from '../helpers/daemon';
+import { tinyModelPath } from '../helpers/tiny';
+import { onDemandScenario } from '../../bench/on-demand';
+import { onDemandSection } from '../../bench/report-md';
 
 const STAND_IN = resolve(__dirname, '../fixtures/fake-llama-server.mjs');
 
@@ -192,5 +195,25 @@ describe('stand-in upstream (test/fixtures/fake-llama-server.mjs) behind the dae
     expect(daemon!.stagesMs?.upstream?.p50).toBeGreaterThan(0);
     expect(direct!.stagesMs).toBeUndefined();
     expect(readFileSync(join(r.out, 'bench.md'), 'utf8')).toContain('### Where the time goes (daemon levels)');
+  });
+});
+
+describe('slotwise bench: models on demand (real llama-server)', () => {
+  it('times cold and warm first tokens and every load state push; the report has them', async () => {
+    const od = await onDemandScenario({ env: process.env }, { modelPath: await tinyModelPath('tiny'), repetitions: 2, slots: 1, maxTokens: 4 });
+    expect(od.errors).toEqual([]);
+    expect(od.coldTtftMs.count).toBe(2);
+    expect(od.warmTtftMs.count).toBe(2);
+    expect(od.coldTtftMs.p50).toBeGreaterThan(od.warmTtftMs.p50); // the load is in the cold figure
+    // unloaded → loading → ready → unloaded, twice: each change seen once by the subscriber.
+    expect(od.changes).toBe(6);
+    expect(od.statusDelayByState.loading.count).toBe(2);
+    expect(od.statusDelayByState.ready.count).toBe(2);
+    expect(od.statusDelayByState.unloaded.count).toBe(2);
+    expect(od.statusDelayMs.min).toBeGreaterThanOrEqual(0);
+    const md = onDemandSection(od).join('\n');
+    expect(md).toContain('## Models on demand');
+    expect(md).toMatch(/\| cold \(unloaded\) \| 2 \| [\d.]+ \|/);
+    console.log(`[bench on demand] cold p50 ${od.coldTtftMs.p50.toFixed(0)} ms, warm p50 ${od.warmTtftMs.p50.toFixed(1)} ms; status push delay p50 ${od.statusDelayMs.p50.toFixed(1)} ms, max ${od.statusDelayMs.max.toFixed(1)} ms`);
   });
 });
