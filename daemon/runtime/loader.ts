@@ -13,7 +13,7 @@ import { readGgufHeader } from '../../gguf/gguf';
 import { modelFacts, type ModelFacts } from '../memory/model-facts';
 import { checkFit, memoryError, mostSlotsThatFit, planMemory, type FreeMemory, type MemoryPlan } from '../memory/plan';
 import { serverMemoryOptions } from '../memory/server-args';
-import { actualByDevice, addBytes, available, capacity, pickVictim, planByDevice, type DeviceBytes } from '../memory/budget';
+import { actualByDevice, addBytes, available, capacity, lessPending, pickVictim, planByDevice, withFreed, type DeviceBytes } from '../memory/budget';
 import { calibrated, calibrationKey, type CalibrationStore } from '../memory/calibration';
 import type { Supervisor } from './supervisor';
 import type { LoadProgress } from './load-log';
@@ -243,25 +243,29 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
     for (;;) {
       if (opts.wait && this.#o.waiting(model) === 0) return false; // every waiting request was cancelled
       if (!facts) return true; // unreadable header: the instance's own preflight reports it
-      const free = await this.#o.readFree();
+      const budget = this.#o.config.memoryBudgetMiB;
+      // Without a budget the check is against free memory, which does not show yet what a model still
+      // loading will take (two "always" models started together would both see it all): count their plans.
+      const read = await this.#o.readFree();
+      const free = budget === undefined ? lessPending(read, this.#pendingOthers(model)) : read;
       const plan = await this.#plan(model, facts, free);
       e.plan = plan;
       const used = this.#usedByOthers(model);
-      const budget = this.#o.config.memoryBudgetMiB;
       const ever = checkFit(plan, capacity(free, used, budget));
       if (!ever.fits) throw memoryError(`model "${model}"`, ever, free.gpus.length > 0);
       const now = checkFit(plan, available(free, used, budget));
       if (now.fits) return true;
-      const victim = pickVictim(
-        this.#loadedOthers(model)
-          .filter((name) => opts.victims?.(name) ?? true)
-          .map((name) => ({
-          name,
-          lastUsedAt: this.#entry(name).lastUsedAt,
-          idle: !this.#o.busy(name),
-          pinned: this.#o.supervisor.modelConfig(name).pinned,
-        })),
-      );
+      const candidates = this.#loadedOthers(model)
+        .filter((name) => opts.victims?.(name) ?? true)
+        .map((name) => ({ name, lastUsedAt: this.#entry(name).lastUsedAt, idle: !this.#o.busy(name), pinned: this.#o.supervisor.modelConfig(name).pinned }));
+      if (!opts.wait) {
+        // Nothing to wait for: unload nobody unless unloading every idle candidate makes room.
+        const evictable = new Set(candidates.filter((c) => c.idle && !c.pinned).map((c) => c.name));
+        const rest = this.#loadedOthers(model).filter((n) => !evictable.has(n));
+        const room = available(withFreed(free, this.#usedBy([...evictable])), this.#usedBy(rest), budget);
+        if (!checkFit(plan, room).fits) throw memoryError(`model "${model}"`, now, free.gpus.length > 0);
+      }
+      const victim = pickVictim(candidates);
       if (victim) await this.unload(victim, 'evicted');
       else if (!opts.wait) throw memoryError(`model "${model}"`, now, free.gpus.length > 0);
       else await new Promise((r) => setTimeout(r, this.#o.retryMs ?? 500)); // wait for a busy model to go idle
@@ -327,8 +331,12 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
 
   /** What the other loaded models hold per device: llama-server's buffers where known, else the plan. */
   #usedByOthers(model: string): DeviceBytes {
+    return this.#usedBy(this.#loadedOthers(model));
+  }
+
+  #usedBy(names: readonly string[]): DeviceBytes {
     const used: DeviceBytes = new Map();
-    for (const name of this.#loadedOthers(model)) {
+    for (const name of names) {
       for (const inst of this.#o.supervisor.instances(name)) {
         const buffers = inst.status().offload?.buffers;
         const plan = this.#entry(name).plan;
@@ -337,6 +345,16 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
       }
     }
     return used;
+  }
+
+  /** The plans of the other models that run but have no ready instance yet, per device. */
+  #pendingOthers(model: string): DeviceBytes {
+    const pending: DeviceBytes = new Map();
+    for (const name of this.#loadedOthers(model)) {
+      const plan = this.#entry(name).plan;
+      if (plan && !this.#o.supervisor.instances(name).some((i) => i.state === 'ready')) addBytes(pending, planByDevice(plan));
+    }
+    return pending;
   }
 
   /** Follows the model's instances: counts a load when the first becomes ready, an unload when the last leaves. */
