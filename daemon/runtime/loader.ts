@@ -80,7 +80,11 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
     opts.supervisor.on('instanceState', (inst) => this.#observe(inst.model.name));
   }
 
-  /** SchedulerHooks.onDemand: starts loading an on-demand model once; false for an "always" model. */
+  /**
+   * SchedulerHooks.onDemand: starts loading an on-demand model once (true). An "always" model: true while
+   * startAlways checks its memory (the request waits for the launch), throws the error when it did not
+   * fit, false otherwise (it was stopped: SW_ERR_NO_INSTANCE).
+   */
   demand(model: string): boolean {
     const e = this.#entry(model);
     if (e.error && this.#o.supervisor.wanted(model) === 0) throw e.error; // an "always" model that did not fit
