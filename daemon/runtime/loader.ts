@@ -190,18 +190,21 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
    * started is not launched either (an OOM would take the others down with it). The others still start.
    */
   async startAlways(): Promise<void> {
-    for (const name of this.#o.supervisor.modelNames()) {
+    const names = this.#o.supervisor.modelNames().filter((name) => {
       const c = this.#o.supervisor.modelConfig(name);
-      if (c.load !== 'always' || !c.autostart || this.#o.supervisor.wanted(name) > 0) continue;
+      return c.load === 'always' && c.autostart && this.#o.supervisor.wanted(name) === 0;
+    });
+    // All of them read `loading` (planning) from now on, and a request for one waits in the queue (demand).
+    const turns = names.map((name) => {
+      let done!: () => void;
+      this.#entry(name).preparing = new Promise<void>((r) => (done = r));
+      return done;
+    });
+    this.#changed();
+    for (const [i, name] of names.entries()) {
       const e = this.#entry(name);
-      const check = this.#makeRoom(name, e, { wait: false, victims: (other) => this.#o.supervisor.modelConfig(other).load === 'on-demand' });
-      e.preparing = check.then(
-        () => undefined,
-        () => undefined, // handled below
-      );
-      this.#changed(); // loading (planning): a request meanwhile waits in the queue (demand)
       try {
-        await check;
+        await this.#makeRoom(name, e, { wait: false, victims: (other) => this.#o.supervisor.modelConfig(other).load === 'on-demand' });
         e.error = undefined;
       } catch (err) {
         if (err instanceof SlotwiseError && err.code === 'SW_ERR_NOT_ENOUGH_MEMORY') {
@@ -214,6 +217,7 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
         this.#o.logger.child(name).warn(`memory check failed (${(err as Error).message}); starting without it`);
       } finally {
         e.preparing = undefined;
+        turns[i]!();
         this.#changed();
       }
       this.#o.supervisor.autostart(name);

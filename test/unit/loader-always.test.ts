@@ -75,7 +75,11 @@ describe('ModelLoader.startAlways', () => {
   it('without a budget, counts the plan of a model still loading: two that each fit alone do not both start', async () => {
     const { plan } = await setup([], 0);
     const { loader, supervisor, failed } = await setup([{ name: 'a', load: 'always' }, { name: 'b', load: 'always' }], 1.5 * plan);
-    await loader.startAlways();
+    const started = loader.startAlways();
+    // Both are being checked from the start: a request for b waits in the queue instead of a "not running" error.
+    expect(loader.statusOf('b').load).toMatchObject({ state: 'loading', phase: 'planning' });
+    expect(loader.demand('b')).toBe(true);
+    await started;
     expect(supervisor.started).toEqual(['a']);
     expect(loader.statusOf('b').load).toMatchObject({ state: 'unloaded', reason: 'no-memory', error: { code: 'SW_ERR_NOT_ENOUGH_MEMORY' } });
     expect(loader.statusOf('b').load!.error!.message).toMatch(/^model "b" needs [\d.]+ MiB of host RAM, which has [\d.]+ MiB free/);
