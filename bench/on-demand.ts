@@ -32,7 +32,7 @@ interface SeenChange {
 }
 
 export async function onDemandScenario(ctx: ScenarioContext, o: OnDemandOptions): Promise<OnDemandResult> {
-  ctx.progress?.line(`on demand: ${o.repetitions} cold loads and ${o.repetitions} warm requests (1 × ${o.slots} slots, max_tokens ${o.maxTokens}), load state pushes timed`);
+  ctx.progress?.line(`on demand: ${o.repetitions} cold loads and ${o.repetitions} warm requests (${o.slots} slot${o.slots === 1 ? '' : 's'}, max_tokens ${o.maxTokens}), load state pushes timed`);
   const model = { ...modelConfig('od', o.modelPath, { slots: o.slots, replicas: 1, args: o.args }), load: 'on-demand' as const, autostart: false };
   const host = await hostDaemon({ models: [model], routing: 'slot-aware', env: ctx.env });
   const dispatcher = new Agent({ connections: 4 });

@@ -31,7 +31,7 @@ export function onDemandSection(od: OnDemandResult): string[] {
     '',
     '## Models on demand',
     '',
-    `The tiny model as \`load: "on-demand"\` (1 × ${od.slots} slots), ${od.repetitions} rounds: a streamed request (max_tokens ${od.maxTokens}) with the model unloaded ` +
+    `The tiny model as \`load: "on-demand"\` (${od.slots} slot${od.slots === 1 ? '' : 's'}), ${od.repetitions} rounds: a streamed request (max_tokens ${od.maxTokens}) with the model unloaded ` +
       '(cold: plan, llama-server start, weights, warmup, then the first token), one with it loaded (warm), then `models.stop` (the unload API). ms.',
     '',
     ...table(
