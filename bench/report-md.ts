@@ -1,6 +1,6 @@
 // bench.md: the run as Markdown tables, for people and pull requests.
 import { STAGE_COLUMNS } from './aggregate';
-import type { BenchReport, Comparison, LevelResult, TargetCheck } from './types';
+import type { BenchReport, Comparison, LevelResult, OnDemandResult, TargetCheck } from './types';
 
 /** A number for a table; NaN, null (NaN after JSON) and undefined read as `–`. */
 export function fmt(v: number | null | undefined, digits = 1): string {
@@ -22,6 +22,34 @@ function mark(met: boolean | undefined): string {
 
 function pct(v: number | null | undefined): string {
   return v === undefined || v === null || !Number.isFinite(v) ? '–' : `${fmt(v, 0)} %`;
+}
+
+/** Cold vs warm first token of a model loaded on demand, and how fast load state changes reach a status subscriber. */
+export function onDemandSection(od: OnDemandResult): string[] {
+  const d = od.statusDelayByState;
+  return [
+    '',
+    '## Models on demand',
+    '',
+    `The tiny model as \`load: "on-demand"\` (${od.slots} slot${od.slots === 1 ? '' : 's'}), ${od.repetitions} rounds: a streamed request (max_tokens ${od.maxTokens}) with the model unloaded ` +
+      '(cold: plan, llama-server start, weights, warmup, then the first token), one with it loaded (warm), then `models.stop` (the unload API). ms.',
+    '',
+    ...table(
+      ['first token', 'n', 'p50', 'min', 'max'],
+      [
+        ['cold (unloaded)', od.coldTtftMs.count, fmt(od.coldTtftMs.p50), fmt(od.coldTtftMs.min), fmt(od.coldTtftMs.max)],
+        ['warm (loaded)', od.warmTtftMs.count, fmt(od.warmTtftMs.p50), fmt(od.warmTtftMs.min), fmt(od.warmTtftMs.max)],
+      ],
+    ),
+    '',
+    'Load state change (the daemon\'s `load.since`) to a `status.subscribe` WebSocket client receiving it (what `slotwise status --watch` and the extension see), ms:',
+    '',
+    ...table(
+      ['change to', 'n', 'p50', 'max'],
+      (['loading', 'ready', 'unloaded'] as const).map((st) => [st, d[st].count, fmt(d[st].p50), fmt(d[st].max)]).concat([['all', od.statusDelayMs.count, fmt(od.statusDelayMs.p50), fmt(od.statusDelayMs.max)]]),
+    ),
+    ...(od.errors.length ? ['', `Errors: ${od.errors.join('; ')}`] : []),
+  ];
 }
 
 /** The three largest per-window delays, in time order: `73 ms at 0.8 s, …`. */
@@ -290,6 +318,7 @@ export function renderMarkdown(r: BenchReport): string {
   }
   if (r.typing) out.push(...typingSection(r.typing));
   if (r.priority) out.push(...prioritySection(r.priority));
+  if (r.onDemand) out.push(...onDemandSection(r.onDemand));
   const failures = [...s.levels, ...(r.gpuPace?.sweep.levels ?? []), ...(r.routing?.runs.map((x) => x.level) ?? []), ...(r.routingStandIn?.runs.map((x) => x.level) ?? []), ...(r.load ? [r.load.level] : [])].filter((l: LevelResult) => l.errors.length);
   if (failures.length) {
     out.push('', '## Errors', '', ...failures.map((l) => `- c=${l.concurrency} ${l.target}: ${l.errors.join('; ')}`));

@@ -15,6 +15,7 @@ import { BENCH_PROMPT, chatScenario, gpuPaceScenario, hostedSweep, loadScenario,
 import { findStandIn, STAND_IN } from './stand-in';
 import { typingScenario } from './typing';
 import { priorityScenario } from './priority-load';
+import { onDemandScenario } from './on-demand';
 import { directKeysFromEnv } from './client-process';
 import { fetchInstanceKeys, fetchSnapshot } from './status-sampler';
 import { runSweep } from './sweep';
@@ -68,6 +69,8 @@ export const STANDARD = {
   // 16 background streams refilled on 4 slots (each ~0.5–1 s here) and 20 interactive requests at
   // random times (exponential gaps, seeded), priority on and off on one daemon.
   priority: { dim: 256, layers: 4, slots: 4, backgroundStreams: 16, backgroundMaxTokens: 128, interactiveRequests: 20, interactiveMaxTokens: 8, meanGapMs: 400, seed: 11 },
+  // The tiny model loads on demand 5 times (about 1 s each on 2 cores) and unloads between: ~10 s.
+  onDemand: { repetitions: 5, slots: 1, maxTokens: 8 },
 } as const;
 
 /** `--workload chat`: 16 conversations × 6 turns, prompts growing from ~300 to ~1,500 tokens (the tiny
@@ -150,6 +153,7 @@ async function standard(req: BenchRequest): Promise<Draft> {
       prompt: BENCH_PROMPT,
     },
   });
+  const onDemand = await onDemandScenario(req, { modelPath: tiny, args: llamaArgs, ...S.onDemand });
   const routing = await routingScenario(req, { modelPath: tiny, args: llamaArgs, ...S.routing });
   const upstream = await findStandIn();
   let gpuPace: BenchReport['gpuPace'];
@@ -180,6 +184,7 @@ async function standard(req: BenchRequest): Promise<Draft> {
     load,
     typing,
     priority,
+    onDemand,
   };
 }
 

@@ -17,9 +17,11 @@ export const GOALS = {
   /** Saturating background load: interactive TTFT p95 ÷ p95 of the time for one slot to free. */
   priorityTtftOverSlotFree: 1.1,
   chatHitRatio: 0.8,
+  /** Every load state change visible to a status subscriber (`status --watch`, the extension) within this. */
+  statusDelayMaxMs: 250,
 } as const;
 
-type Parts = Pick<BenchReport, 'sweep' | 'routing' | 'routingStandIn' | 'load'> & Partial<Pick<BenchReport, 'gpuPace' | 'chat' | 'typing' | 'priority'>>;
+type Parts = Pick<BenchReport, 'sweep' | 'routing' | 'routingStandIn' | 'load'> & Partial<Pick<BenchReport, 'gpuPace' | 'chat' | 'typing' | 'priority' | 'onDemand'>>;
 
 export function checkTargets(r: Parts): TargetCheck[] {
   if (r.chat) return chatChecks(r.chat); // that workload runs nothing else
@@ -50,6 +52,16 @@ export function checkTargets(r: Parts): TargetCheck[] {
     met: load ? load.daemon.rssMB.peak < GOALS.loadRssMB : undefined,
   });
   checks.push(typingCheck(r.typing), priorityCheck(r.priority));
+  const od = r.onDemand;
+  if (od) {
+    const d = od.statusDelayMs;
+    checks.push({
+      name: 'on demand: load state change → status subscriber',
+      goal: `≤ ${GOALS.statusDelayMaxMs} ms (max)`,
+      measured: d.count ? `max ${ms(d.max)} (p50 ${ms(d.p50)}; ${od.changes} changes)` : 'none seen',
+      met: d.count ? d.max <= GOALS.statusDelayMaxMs : false,
+    });
+  }
   return checks;
 }
 

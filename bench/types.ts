@@ -323,6 +323,23 @@ export interface TargetCheck {
   met: boolean | undefined;
 }
 
+/** A model loaded on demand: cold vs warm first token, and load state pushes to a WS subscriber. */
+export interface OnDemandResult {
+  repetitions: number;
+  slots: number;
+  maxTokens: number;
+  /** Request to first token with the model unloaded: the load (plan, llama-server start, weights, warmup) is in it. ms. */
+  coldTtftMs: Summary;
+  /** The same request with the model loaded. ms. */
+  warmTtftMs: Summary;
+  /** A load state change (the daemon's `load.since`) to a `status.subscribe` client receiving it, ms. */
+  statusDelayMs: Summary;
+  statusDelayByState: Record<'loading' | 'ready' | 'unloaded', Summary>;
+  /** Load state changes the subscriber saw (3 per round when none is missed). */
+  changes: number;
+  errors: string[];
+}
+
 export interface BenchReport {
   schema: 1;
   environment: Environment;
@@ -351,6 +368,7 @@ export interface BenchReport {
   typing?: TypingResult;
   /** Interactive requests under a saturating background load, priority on and off. */
   priority?: PriorityResult;
+  onDemand?: OnDemandResult;
   chat?: ChatResult;
   targets: TargetCheck[];
   durationMs: number;

@@ -159,6 +159,7 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
   });
   supervisor.on('change', () => hub.changed());
   loader.on('change', () => hub.changed());
+  loader.on('loadState', () => hub.changed({ now: true })); // unloaded/loading/ready reach subscribers at once, not up to 250 ms later
   scheduler.on('change', () => hub.changed());
   sampler.on('change', () => hub.changed());
 
@@ -255,7 +256,9 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
   // Memory in status for every model (never rejects); awaited only when an "auto" slot count must be chosen first.
   const planned = loader.planAll();
   if (config.models.some((m) => m.slots === 'auto' && m.load === 'always')) await planned;
-  supervisor.startAutostart();
+  // Each "always" model after its memory check (free memory and a plan: milliseconds; nvidia-smi is
+  // bounded by its timeout): once this returns, their instances exist, as callers (bench) expect.
+  await loader.startAlways().catch((err: Error) => logger.error(`could not start the "always" models: ${err.message}`));
   return { url, port, token, config, stateDir, supervisor, scheduler, logger, shutdown, closed };
 }
 

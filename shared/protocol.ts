@@ -172,8 +172,20 @@ export interface ModelStatus {
 
 export interface ModelLoadStatus {
   state: 'unloaded' | 'loading' | 'ready';
-  /** Why the model is unloaded. */
-  reason?: 'idle' | 'evicted' | 'stopped' | 'never-loaded';
+  /** Why the model is unloaded; `no-memory`: its memory plan does not fit (see `error`). */
+  reason?: 'idle' | 'evicted' | 'stopped' | 'never-loaded' | 'no-memory';
+  /** Epoch ms when the model entered this state (the daemon's clock). */
+  since?: number;
+  /**
+   * While loading: where the furthest replica is (the model is ready with its first). `planning`: the memory plan and any eviction,
+   * before llama-server runs; `starting`: the process runs, nothing loaded yet; `weights`: reading the
+   * tensors (`progress`); `context`: KV cache and compute buffers; `warmup`: llama-server's empty run.
+   */
+  phase?: 'planning' | 'starting' | 'weights' | 'context' | 'warmup';
+  /** While loading: share of the weights read, 0..1, as llama-server reports it (absent before its first report). */
+  progress?: number;
+  /** Unloaded because it cannot load: the error its requests get (e.g. SW_ERR_NOT_ENOUGH_MEMORY with the numbers). */
+  error?: { code: ErrorCode; message: string };
 }
 
 export interface ModelMemoryStatus {

@@ -45,7 +45,8 @@ The requests come from a separate process so the daemon's loop and CPU share are
   --standard           the fixed suite of \`npm run bench\`: sweep (1 × ${STANDARD.sweep.slots} slots, daemon vs direct),
                        routing (${STANDARD.routing.replicas} × ${STANDARD.routing.slots} slots, slot-aware vs round-robin on a mixed load),
                        the same sweep against a stand-in upstream at GPU pace (${STANDARD.gpuPace.tokenMs} ms a token: the hop alone),
-                       ${STANDARD.load.streams} streams against a stand-in upstream (event-loop lag, RSS)
+                       ${STANDARD.load.streams} streams against a stand-in upstream (event-loop lag, RSS),
+                       the model on demand (${STANDARD.onDemand.repetitions} × cold vs warm first token; load state → status push delay)
   --soak MINUTES       a long run instead of a sweep (\`npm run soak\` = 10 min): --clients N (default 6) closed-loop
                        clients with random prompt and output lengths and ~10% aborted mid-stream, against a
                        daemon in its own process. One row per --interval (default 60 s): requests, p50/p99,

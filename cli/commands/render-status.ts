@@ -1,6 +1,7 @@
 // Renders a status snapshot as the text table of `slotwise status` and the demo. Pure: snapshot in, lines out.
 import { formatBytes } from '../../shared/format';
 import { busySlotsOf, slotHolder, slotTokens } from '../../shared/slots';
+import { loadText } from '../../shared/load-text';
 import type { InstanceStatus, ModelStatus, SlotStatus, Snapshot } from '../../shared/protocol';
 
 export interface RenderOptions {
@@ -32,14 +33,15 @@ export function renderStatus(s: Snapshot, opts: RenderOptions = {}): string {
   for (const m of s.models) {
     if (m.instances.length === 0) {
       rows.push([m.name, '-', emptyState(m), '', '', `${m.slotsPerInstance} per instance`, queueText(m), '', '']);
-      notes.push(undefined);
+      notes.push(m.load?.error ? `    ↳ ${m.load.error.message}` : undefined);
       continue;
     }
     for (const [i, inst] of m.instances.entries()) {
       rows.push([
         i === 0 ? m.name : '',
         inst.id,
-        stateText(inst, now),
+        // The model's load (`loading 42 %`) on its first row while no replica is ready: it is the furthest replica's.
+        i === 0 && m.load?.state === 'loading' && (inst.state === 'starting' || inst.state === 'loading') ? loadText(m.load) : stateText(inst, now),
         inst.pid?.toString() ?? '',
         inst.port?.toString() ?? '',
         slotBar(inst, m),
@@ -88,8 +90,7 @@ export function placementLine(m: ModelStatus): string {
 
 /** The state of a model with no instance: unloaded (and why) or loading, from daemons that report it; else down/pending. */
 function emptyState(m: ModelStatus): string {
-  if (m.load?.state === 'unloaded') return m.load.reason ? `unloaded (${m.load.reason})` : 'unloaded';
-  if (m.load?.state === 'loading') return 'loading';
+  if (m.load && m.load.state !== 'ready') return loadText(m.load);
   return m.replicas === 0 ? 'down' : 'pending';
 }
 

@@ -54,6 +54,21 @@ export function available(free: FreeMemory, used: DeviceBytes, budgetMiB: number
 }
 
 /**
+ * Free memory less what models launched but not loaded yet will still take (their plans): their
+ * llama-server has not allocated it, so the free figure does not show it yet. Never below 0.
+ */
+export function lessPending(free: FreeMemory, pending: DeviceBytes): FreeMemory {
+  const less = (device: string, has: number): number => Math.max(0, has - (pending.get(device) ?? 0));
+  return { host: less('host', free.host), gpus: free.gpus.map((g) => ({ index: g.index, free: less(`gpu${g.index}`, g.free) })) };
+}
+
+/** Free memory once models holding `freed` are unloaded (no budget involved: see available()). */
+export function withFreed(free: FreeMemory, freed: DeviceBytes): FreeMemory {
+  const more = (device: string, has: number): number => has + (freed.get(device) ?? 0);
+  return { host: more('host', free.host), gpus: free.gpus.map((g) => ({ index: g.index, free: more(`gpu${g.index}`, g.free) })) };
+}
+
+/**
  * The most a new model could ever get on each device, with every other model unloaded: the budget,
  * else what is free plus what the loaded models hold. A plan that does not fit this never will.
  */

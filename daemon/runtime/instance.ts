@@ -21,7 +21,7 @@ import { modelFacts } from '../memory/model-facts';
 import { serverMemoryOptions } from '../memory/server-args';
 import { PROMPT_CACHE_MIN_MIB, promptCacheTokens, resolvePromptCacheMiB } from '../memory/prompt-cache';
 import { kvBytesPerToken } from '../memory/plan';
-import { parseLoadLine, setsVerbosity, type Offload } from './load-log';
+import { parseLoadLine, parseProgressLine, setsVerbosity, type LoadProgress, type Offload } from './load-log';
 import { settleLostConnection } from './lost-connection';
 import { signalGroup, terminate } from '../../platform/process-group';
 import { NONCE_ENV, processStartTime } from '../../platform/process-identity';
@@ -54,10 +54,13 @@ const ERROR_LINE = /error|failed|couldn't|cannot|abort|terminate|exception/i;
 const PORT_IN_USE = /couldn't bind HTTP server socket|address already in use/i;
 const LOAD_FAILURE = /failed to load model|error loading model|exiting due to model loading error|failed to load models on startup/i;
 const MAX_PORT_RETRIES = 5;
+/** llama-server's router/child protocol (tools/server/server-models.cpp): any value of the port makes it a child. */
+const ROUTER_PORT_ENV = 'LLAMA_SERVER_ROUTER_PORT';
+const ROUTER_EXIT_COMMAND = 'cmd_router_to_child:exit';
 
 const hasSetpriv = process.platform === 'linux' && ['/usr/bin/setpriv', '/bin/setpriv'].some((p) => existsSync(p));
 
-export class LlamaInstance extends EventEmitter<{ state: [StateEvent] }> {
+export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress: [LoadProgress] }> {
   readonly id: string;
   readonly model: LaunchModel;
   readonly log: ChildLog;
@@ -88,6 +91,8 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent] }> {
   #suspect: Promise<void> | undefined;
   /** Placement read from the current process's load log. */
   #offload: Offload = { buffers: {} };
+  /** How far the current process's load got (load-log.ts parseProgressLine); reset at each launch. */
+  #load: LoadProgress = { phase: 'starting' };
   /** The current process's API key: only the daemon can use it (see #launch). */
   #apiKey = '';
   /** Aborted when the current process stalls: every request to it ends at once. */
@@ -105,7 +110,10 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent] }> {
     const fileName = `${opts.id.replace(/[^A-Za-z0-9._-]/g, '_')}.log`;
     this.log = new ChildLog({ file: join(opts.stateDir.logs, fileName), drop: isPromptCacheListing });
     this.log.onLine((line) => {
-      if (this.#readyAt === undefined) parseLoadLine(line, this.#offload); // load lines come before ready
+      if (this.#readyAt !== undefined) return; // load lines come before ready
+      parseLoadLine(line, this.#offload);
+      // llama-server reports at most every 200 ms (plus 4 phase lines a load): no throttle needed here.
+      if (parseProgressLine(line, this.#load)) this.emit('progress', { ...this.#load });
     });
   }
 
@@ -172,6 +180,11 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent] }> {
     return s;
   }
 
+  /** How far the current load got; meaningful while starting or loading. */
+  loadProgress(): LoadProgress {
+    return { ...this.#load };
+  }
+
   /** Intent: keep this instance running. Idempotent; a `failed` instance gets a fresh crash budget. */
   start(): void {
     this.#want = 'running';
@@ -202,6 +215,9 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent] }> {
       await exited; // the spawn failed: nothing to signal, and its exit is reported at once
       return;
     }
+    // As a router child (see #launch) a ready llama-server joins a thread that waits on stdin before it
+    // exits after SIGTERM: the router's exit command ends that wait (tools/server/server-models.cpp).
+    this.#child.stdin?.write(`${ROUTER_EXIT_COMMAND}\n`);
     await terminate(
       { pid, exited },
       {
@@ -301,13 +317,22 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent] }> {
       reject: false,
       buffer: false,
       cleanup: false,
-      env: { LLAMA_API_KEY: this.#apiKey, ...(this.#opts.nonce ? { [NONCE_ENV]: this.#opts.nonce } : {}) },
+      env: {
+        LLAMA_API_KEY: this.#apiKey,
+        // Run as a router child: the only way this build reports load progress (load-log.ts). Its other
+        // effects: a ready line on stdout, and once ready it exits when stdin closes (the daemon is gone),
+        // a second tie to the daemon's life: left out with the parent-death signal (SLOTWISE_NO_PDEATHSIG).
+        ...(this.#opts.parentDeathSignal ?? true ? { [ROUTER_PORT_ENV]: '0' } : {}),
+        ...(this.#opts.nonce ? { [NONCE_ENV]: this.#opts.nonce } : {}),
+      },
     });
+    child.stdin?.on('error', () => {}); // EPIPE on the exit command of a process that already died: its exit is reported
     this.#child = child;
     this.#pid = child.pid;
     this.#port = port;
     this.#readyAt = undefined;
     this.#offload = { buffers: {} };
+    this.#load = { phase: 'starting' };
     child.stdout?.on('data', (d: Buffer) => this.log.write(d));
     child.stderr?.on('data', (d: Buffer) => this.log.write(d));
     this.#exited = child.then(

@@ -39,3 +39,61 @@ export function parseLoadLine(line: string, acc: Offload): boolean {
 export function setsVerbosity(args: readonly string[]): boolean {
   return args.some((a) => /^(-lv|--verbosity|--log-verbosity|-v|--verbose|--log-disable)(=|$)/.test(a));
 }
+
+/**
+ * Where a load is (`ModelLoadStatus.phase`/`progress`). This llama-server build replaces llama.cpp's
+ * dot-per-percent progress callback (src/llama.cpp) with its own (tools/server/server-context.cpp
+ * `load_progress_callback`), which prints nothing unless the process runs as a router child
+ * (`LLAMA_SERVER_ROUTER_PORT` set): then it writes `cmd_child_to_router:state:{json}` lines to stdout,
+ * the first and last sample of each stage and at most one per 200 ms between. Slotwise sets that
+ * variable (instance.ts) and reads those lines; the other phases come from ordinary log lines.
+ */
+export type LoadPhase = 'starting' | 'weights' | 'context' | 'warmup';
+
+export interface LoadProgress {
+  phase: LoadPhase;
+  /** Share of the tensor data read (every stage: model, draft, projector), 0..1; absent before the first report. */
+  progress?: number;
+}
+
+export const CHILD_STATE_PREFIX = 'cmd_child_to_router:state:';
+const CONTEXT = /llama_context: constructing llama_context/;
+const WARMUP = /warming up the model/;
+const WEIGHTS = /load_tensors: loading model tensors/;
+const PHASE_ORDER: Record<LoadPhase, number> = { starting: 0, weights: 1, context: 2, warmup: 3 };
+
+/** Folds one log line into `acc`; true when the phase or the progress changed. Progress never goes back. */
+export function parseProgressLine(line: string, acc: LoadProgress): boolean {
+  const before = `${acc.phase} ${acc.progress}`;
+  const at = line.indexOf(CHILD_STATE_PREFIX);
+  if (at >= 0) {
+    const value = childLoadValue(line.slice(at + CHILD_STATE_PREFIX.length));
+    if (value !== undefined) {
+      acc.progress = Math.max(acc.progress ?? 0, value);
+      // A projector's or draft model's weights load after the main model's context: the phase goes back to weights.
+      if (value < 1 || acc.phase === 'starting') acc.phase = 'weights';
+    }
+  } else if (WEIGHTS.test(line)) setPhase(acc, 'weights');
+  else if (CONTEXT.test(line)) setPhase(acc, 'context');
+  else if (WARMUP.test(line)) setPhase(acc, 'warmup');
+  return `${acc.phase} ${acc.progress}` !== before;
+}
+
+function setPhase(acc: LoadProgress, phase: LoadPhase): void {
+  if (PHASE_ORDER[phase] > PHASE_ORDER[acc.phase] || phase === 'weights') acc.phase = phase;
+}
+
+/** `{"state":"loading","payload":{"stages":[…],"current":"text_model","value":0.42}}` → overall share over the stages. */
+function childLoadValue(json: string): number | undefined {
+  let msg: { state?: unknown; payload?: { stages?: unknown; current?: unknown; value?: unknown } };
+  try {
+    msg = JSON.parse(json) as typeof msg;
+  } catch {
+    return undefined; // a line cut by other output on the shared pipe: the next sample comes within 200 ms
+  }
+  const p = msg.payload;
+  if (msg.state !== 'loading' || typeof p?.value !== 'number') return undefined;
+  const stages = Array.isArray(p.stages) && p.stages.length > 0 ? p.stages : [p.current];
+  const index = Math.max(0, stages.indexOf(p.current));
+  return Math.min(1, Math.max(0, (index + p.value) / stages.length));
+}

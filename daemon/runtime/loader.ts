@@ -8,15 +8,19 @@ import { EventEmitter } from 'node:events';
 import type { Config } from '../config/types';
 import type { Logger } from '../../platform/log';
 import type { ModelLoadStatus, ModelMemoryStatus, ModelStatus } from '../../shared/protocol';
+import { SlotwiseError } from '../../shared/errors';
 import { readGgufHeader } from '../../gguf/gguf';
 import { modelFacts, type ModelFacts } from '../memory/model-facts';
 import { checkFit, memoryError, mostSlotsThatFit, planMemory, type FreeMemory, type MemoryPlan } from '../memory/plan';
 import { serverMemoryOptions } from '../memory/server-args';
-import { actualByDevice, addBytes, available, capacity, pickVictim, planByDevice, type DeviceBytes } from '../memory/budget';
+import { actualByDevice, addBytes, available, capacity, lessPending, pickVictim, planByDevice, withFreed, type DeviceBytes } from '../memory/budget';
 import { calibrated, calibrationKey, type CalibrationStore } from '../memory/calibration';
 import type { Supervisor } from './supervisor';
+import type { LoadProgress } from './load-log';
+import type { LlamaInstance } from './instance';
 
 export type UnloadReason = 'idle' | 'evicted' | 'stopped';
+export type LoadState = ModelLoadStatus['state'];
 
 export interface LoaderOptions {
   supervisor: Supervisor;
@@ -57,24 +61,34 @@ interface Entry {
   /** The estimate behind `plan` (before calibration) and its calibration key. */
   estimateBytes?: number;
   calibrationKey?: string;
+  /** The load state last published and when it began (status `load.since`; 'loadState' events). */
+  state: LoadState;
+  since: number;
+  /** Why the model cannot load (an "always" model whose plan does not fit): status and its requests show it. */
+  error?: SlotwiseError;
 }
 
-export class ModelLoader extends EventEmitter<{ change: [] }> {
+export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: string, state: LoadState, since: number] }> {
   #o: LoaderOptions;
   #models = new Map<string, Entry>();
 
   constructor(opts: LoaderOptions) {
     super();
     this.#o = opts;
-    for (const name of opts.supervisor.modelNames()) this.#models.set(name, { ready: false, everLoaded: false });
+    for (const name of opts.supervisor.modelNames()) this.#models.set(name, newEntry());
     opts.supervisor.setStatusExtra((name) => this.statusOf(name));
     opts.supervisor.on('instanceState', (inst) => this.#observe(inst.model.name));
   }
 
-  /** SchedulerHooks.onDemand: starts loading an on-demand model once; false for an "always" model. */
+  /**
+   * SchedulerHooks.onDemand: starts loading an on-demand model once (true). An "always" model: true while
+   * startAlways checks its memory (the request waits for the launch), throws the error when it did not
+   * fit, false otherwise (it was stopped: SW_ERR_NO_INSTANCE).
+   */
   demand(model: string): boolean {
-    if (this.#o.supervisor.modelConfig(model).load !== 'on-demand') return false;
     const e = this.#entry(model);
+    if (e.error && this.#o.supervisor.wanted(model) === 0) throw e.error; // an "always" model that did not fit
+    if (this.#o.supervisor.modelConfig(model).load !== 'on-demand') return e.preparing !== undefined; // startAlways is checking its memory
     if (!e.preparing && this.#o.supervisor.wanted(model) === 0) {
       e.loadStartedAt = Date.now();
       e.byDemand = true;
@@ -90,9 +104,9 @@ export class ModelLoader extends EventEmitter<{ change: [] }> {
             e.byDemand = undefined;
             e.loadStartedAt = undefined;
           }
-          this.emit('change');
+          this.#changed();
         });
-      this.emit('change');
+      this.#changed();
     }
     return true;
   }
@@ -131,6 +145,7 @@ export class ModelLoader extends EventEmitter<{ change: [] }> {
       await e.preparing;
       if (this.#o.supervisor.wanted(model) === 0) await this.#makeRoom(model, e, { wait: false });
     }
+    e.error = undefined;
     return this.#o.supervisor.startModel(model);
   }
 
@@ -164,7 +179,49 @@ export class ModelLoader extends EventEmitter<{ change: [] }> {
       const facts = await this.#facts(name);
       if (facts && !this.#entry(name).plan) this.#entry(name).plan = await this.#plan(name, facts, free);
     }
-    this.emit('change');
+    this.#changed();
+  }
+
+  /**
+   * Starts the `load: "always"` models with `autostart`, one after the other, each after the same memory
+   * check as a load on demand: a model that never fits (memoryBudgetMiB, else free memory) stays unloaded
+   * with SW_ERR_NOT_ENOUGH_MEMORY in status, the log and its requests; one that fits only without idle
+   * on-demand models unloads those first (LRU); one that does not fit next to the models already
+   * started is not launched either (an OOM would take the others down with it). The others still start.
+   */
+  async startAlways(): Promise<void> {
+    const names = this.#o.supervisor.modelNames().filter((name) => {
+      const c = this.#o.supervisor.modelConfig(name);
+      return c.load === 'always' && c.autostart && this.#o.supervisor.wanted(name) === 0;
+    });
+    // All of them read `loading` (planning) from now on, and a request for one waits in the queue (demand).
+    const turns = names.map((name) => {
+      let done!: () => void;
+      this.#entry(name).preparing = new Promise<void>((r) => (done = r));
+      return done;
+    });
+    this.#changed();
+    for (const [i, name] of names.entries()) {
+      const e = this.#entry(name);
+      try {
+        await this.#makeRoom(name, e, { wait: false, victims: (other) => this.#o.supervisor.modelConfig(other).load === 'on-demand' });
+        e.error = undefined;
+      } catch (err) {
+        if (err instanceof SlotwiseError && err.code === 'SW_ERR_NOT_ENOUGH_MEMORY') {
+          e.error = err;
+          this.#o.logger.child(name).error(`not started: ${err.message}`);
+          this.#o.fail(name, err);
+          continue;
+        }
+        // Free memory could not be read: start unchecked, as before the check existed.
+        this.#o.logger.child(name).warn(`memory check failed (${(err as Error).message}); starting without it`);
+      } finally {
+        e.preparing = undefined;
+        turns[i]!();
+        this.#changed();
+      }
+      this.#o.supervisor.autostart(name);
+    }
   }
 
   close(): void {
@@ -189,28 +246,34 @@ export class ModelLoader extends EventEmitter<{ change: [] }> {
    * Plans the model and unloads LRU idle models until it fits; false when a wait for room ended
    * because nobody waits any more. `wait: false` (slotwise up) throws instead of waiting for a busy model.
    */
-  async #makeRoom(model: string, e: Entry, opts: { wait: boolean }): Promise<boolean> {
+  async #makeRoom(model: string, e: Entry, opts: { wait: boolean; victims?: (model: string) => boolean }): Promise<boolean> {
     const facts = await this.#facts(model);
     for (;;) {
       if (opts.wait && this.#o.waiting(model) === 0) return false; // every waiting request was cancelled
       if (!facts) return true; // unreadable header: the instance's own preflight reports it
-      const free = await this.#o.readFree();
+      const budget = this.#o.config.memoryBudgetMiB;
+      // Without a budget the check is against free memory, which does not show yet what a model still
+      // loading will take (two "always" models started together would both see it all): count their plans.
+      const read = await this.#o.readFree();
+      const free = budget === undefined ? lessPending(read, this.#pendingOthers(model)) : read;
       const plan = await this.#plan(model, facts, free);
       e.plan = plan;
       const used = this.#usedByOthers(model);
-      const budget = this.#o.config.memoryBudgetMiB;
       const ever = checkFit(plan, capacity(free, used, budget));
       if (!ever.fits) throw memoryError(`model "${model}"`, ever, free.gpus.length > 0);
       const now = checkFit(plan, available(free, used, budget));
       if (now.fits) return true;
-      const victim = pickVictim(
-        this.#loadedOthers(model).map((name) => ({
-          name,
-          lastUsedAt: this.#entry(name).lastUsedAt,
-          idle: !this.#o.busy(name),
-          pinned: this.#o.supervisor.modelConfig(name).pinned,
-        })),
-      );
+      const candidates = this.#loadedOthers(model)
+        .filter((name) => opts.victims?.(name) ?? true)
+        .map((name) => ({ name, lastUsedAt: this.#entry(name).lastUsedAt, idle: !this.#o.busy(name), pinned: this.#o.supervisor.modelConfig(name).pinned }));
+      if (!opts.wait) {
+        // Nothing to wait for: unload nobody unless unloading every idle candidate makes room.
+        const evictable = new Set(candidates.filter((c) => c.idle && !c.pinned).map((c) => c.name));
+        const rest = this.#loadedOthers(model).filter((n) => !evictable.has(n));
+        const room = available(withFreed(free, this.#usedBy([...evictable])), this.#usedBy(rest), budget);
+        if (!checkFit(plan, room).fits) throw memoryError(`model "${model}"`, now, free.gpus.length > 0);
+      }
+      const victim = pickVictim(candidates);
       if (victim) await this.unload(victim, 'evicted');
       else if (!opts.wait) throw memoryError(`model "${model}"`, now, free.gpus.length > 0);
       else await new Promise((r) => setTimeout(r, this.#o.retryMs ?? 500)); // wait for a busy model to go idle
@@ -256,7 +319,7 @@ export class ModelLoader extends EventEmitter<{ change: [] }> {
     const buffers = this.#o.supervisor.instances(model).find((i) => i.state === 'ready')?.status().offload?.buffers;
     if (!buffers || !Object.keys(buffers).length || !e.calibrationKey || e.estimateBytes === undefined) return;
     await this.#o.calibration.record(e.calibrationKey, e.estimateBytes, actualByDevice(buffers));
-    this.emit('change');
+    this.#changed();
   }
 
   async #facts(model: string): Promise<ModelFacts | undefined> {
@@ -278,8 +341,12 @@ export class ModelLoader extends EventEmitter<{ change: [] }> {
 
   /** What the other loaded models hold per device: llama-server's buffers where known, else the plan. */
   #usedByOthers(model: string): DeviceBytes {
+    return this.#usedBy(this.#loadedOthers(model));
+  }
+
+  #usedBy(names: readonly string[]): DeviceBytes {
     const used: DeviceBytes = new Map();
-    for (const name of this.#loadedOthers(model)) {
+    for (const name of names) {
       for (const inst of this.#o.supervisor.instances(name)) {
         const buffers = inst.status().offload?.buffers;
         const plan = this.#entry(name).plan;
@@ -288,6 +355,16 @@ export class ModelLoader extends EventEmitter<{ change: [] }> {
       }
     }
     return used;
+  }
+
+  /** The plans of the other models that run but have no ready instance yet, per device. */
+  #pendingOthers(model: string): DeviceBytes {
+    const pending: DeviceBytes = new Map();
+    for (const name of this.#loadedOthers(model)) {
+      const plan = this.#entry(name).plan;
+      if (plan && !this.#o.supervisor.instances(name).some((i) => i.state === 'ready')) addBytes(pending, planByDevice(plan));
+    }
+    return pending;
   }
 
   /** Follows the model's instances: counts a load when the first becomes ready, an unload when the last leaves. */
@@ -321,7 +398,7 @@ export class ModelLoader extends EventEmitter<{ change: [] }> {
       e.loadStartedAt = undefined;
       e.byDemand = undefined;
     }
-    this.emit('change');
+    this.#changed();
   }
 
   #armIdle(model: string, e: Entry): void {
@@ -336,11 +413,39 @@ export class ModelLoader extends EventEmitter<{ change: [] }> {
     e.idleTimer.unref();
   }
 
+  #stateOf(model: string, e: Entry): LoadState {
+    if (e.ready) return 'ready';
+    if (e.preparing || this.#o.supervisor.wanted(model) > 0) return 'loading';
+    return 'unloaded';
+  }
+
+  /** Publishes load state changes: each one stamps `since` and emits 'loadState' (status pushes those at once), then 'change'. */
+  #changed(): void {
+    for (const [name, e] of this.#models) this.#track(name, e);
+    this.emit('change');
+  }
+
+  #track(model: string, e: Entry): LoadState {
+    const state = this.#stateOf(model, e);
+    if (state !== e.state) {
+      e.state = state;
+      e.since = Date.now();
+      this.emit('loadState', model, state, e.since);
+    }
+    return state;
+  }
+
   #loadStatus(model: string, e: Entry): ModelLoadStatus {
-    const wanted = this.#o.supervisor.wanted(model);
-    if (e.ready) return { state: 'ready' };
-    if (e.preparing || wanted > 0) return { state: 'loading' };
-    return { state: 'unloaded', reason: e.reason ?? (e.everLoaded ? 'stopped' : 'never-loaded') };
+    const state = this.#track(model, e);
+    if (state === 'ready') return { state, since: e.since };
+    if (state === 'loading') {
+      const insts = this.#o.supervisor.instances(model);
+      if (e.preparing && this.#o.supervisor.wanted(model) === 0) return { state, since: e.since, phase: 'planning' };
+      const p = mostAdvanced(insts);
+      return { state, since: e.since, phase: p.phase, ...(p.progress !== undefined ? { progress: p.progress } : {}) };
+    }
+    if (e.error) return { state, since: e.since, reason: 'no-memory', error: { code: e.error.code, message: e.error.message } };
+    return { state, since: e.since, reason: e.reason ?? (e.everLoaded ? 'stopped' : 'never-loaded') };
   }
 
   #memoryStatus(model: string, plan: MemoryPlan): ModelMemoryStatus {
@@ -361,7 +466,23 @@ export class ModelLoader extends EventEmitter<{ change: [] }> {
   #entry(model: string): Entry {
     this.#o.supervisor.modelConfig(model); // throws SW_ERR_MODEL_NOT_FOUND
     let e = this.#models.get(model);
-    if (!e) this.#models.set(model, (e = { ready: false, everLoaded: false }));
+    if (!e) this.#models.set(model, (e = newEntry()));
     return e;
   }
+}
+
+function newEntry(): Entry {
+  return { ready: false, everLoaded: false, state: 'unloaded', since: Date.now() };
+}
+
+const PHASES: LoadProgress['phase'][] = ['starting', 'weights', 'context', 'warmup'];
+
+/** The load of the replica furthest on: the model is ready with its first ready replica. */
+function mostAdvanced(insts: readonly LlamaInstance[]): LoadProgress {
+  let most: LoadProgress | undefined;
+  for (const inst of insts) {
+    const p = inst.state === 'starting' || inst.state === 'loading' ? inst.loadProgress() : { phase: 'starting' as const };
+    if (!most || PHASES.indexOf(p.phase) > PHASES.indexOf(most.phase) || (p.phase === most.phase && (p.progress ?? 0) > (most.progress ?? 0))) most = p;
+  }
+  return most ?? { phase: 'starting' };
 }

@@ -1,6 +1,5 @@
 // Settles whether a llama-server whose connection a request just lost is gone or alive. The socket
 // error often reaches the daemon before the child's exit does, so "ready" alone cannot tell.
-import type { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { getHealth } from './llama-client';
 import type { StateEvent } from './instance';
@@ -9,7 +8,13 @@ import type { StateEvent } from './instance';
  * Resolves with how it was settled: the instance left `ready` (its exit was seen), its /health
  * answered 200 (alive: only the connection was lost), or `limitMs` passed. Never rejects.
  */
-export async function settleLostConnection(instance: EventEmitter<{ state: [StateEvent] }>, url: string, limitMs: number): Promise<string> {
+/** What this needs of an instance: its state events. */
+interface StateSource {
+  on(event: 'state', listener: (e: StateEvent) => void): unknown;
+  off(event: 'state', listener: (e: StateEvent) => void): unknown;
+}
+
+export async function settleLostConnection(instance: StateSource, url: string, limitMs: number): Promise<string> {
   const done = new AbortController();
   const left = new Promise<string>((resolve) => {
     const onState = (e: StateEvent): void => {

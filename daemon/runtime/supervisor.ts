@@ -92,9 +92,10 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
     this.emit('change');
   }
 
-  /** Starts every model with `autostart` (on-demand models wait for their first request). */
-  startAutostart(): void {
-    for (const entry of this.#models.values()) if (entry.config.autostart && entry.config.load === 'always') this.#scaleTo(entry, initialReplicas(entry.config));
+  /** Starts a model with `autostart` at its initial replicas (ModelLoader.startAlways, after its memory check). */
+  autostart(name: string): void {
+    const entry = this.#entry(name);
+    this.#scaleTo(entry, initialReplicas(entry.config));
   }
 
   /** Intent: run the model's configured replicas (at least one). */
@@ -330,6 +331,7 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
       this.emit('instanceState', inst);
       this.emit('change');
     });
+    inst.on('progress', () => this.emit('change')); // load phase and progress in status (ModelLoader.statusOf)
     return inst;
   }
 

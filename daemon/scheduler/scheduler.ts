@@ -102,7 +102,8 @@ export interface SchedulerHooks {
   onSuperseded?: (model: string, started: boolean) => void;
   /**
    * A request for a model that is not running: true when the model loads on demand (the loader starts
-   * it once; the request waits in the queue meanwhile), false to refuse it as today.
+   * it once; the request waits in the queue meanwhile), false to refuse it as today; throws the reason
+   * when the model cannot load (its memory plan never fits), which the request gets.
    */
   onDemand?: (model: string) => boolean;
   /** A request of the model took a slot. */
@@ -216,9 +217,18 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
     }
     const instances = this.#supervisor.instances(model);
     const wanted = this.#supervisor.wanted(model);
-    if ((wanted === 0 || instances.length === 0) && !this.#hooks.onDemand?.(model)) {
-      this.#count(model, queue, 'rejected');
-      throw new SlotwiseError('SW_ERR_NO_INSTANCE', `model "${model}" is not running — start it with \`slotwise up ${model}\``);
+    if (wanted === 0 || instances.length === 0) {
+      let loads: boolean;
+      try {
+        loads = this.#hooks.onDemand?.(model) ?? false;
+      } catch (err) {
+        this.#count(model, queue, 'rejected'); // the model cannot load (e.g. its memory plan does not fit): that error
+        throw err;
+      }
+      if (!loads) {
+        this.#count(model, queue, 'rejected');
+        throw new SlotwiseError('SW_ERR_NO_INSTANCE', `model "${model}" is not running — start it with \`slotwise up ${model}\``);
+      }
     }
     if (instances.length > 0 && instances.every((i) => i.state === 'failed')) {
       this.#count(model, queue, 'rejected');

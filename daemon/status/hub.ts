@@ -1,6 +1,6 @@
 // The status snapshot (`Snapshot` in shared/protocol.ts; its path: docs/architecture.md#the-status-path)
-// and the hub that pushes it to subscribers: at most every 250 ms, and only when something other than
-// the clock changed.
+// and the hub that pushes it to subscribers: at most every 250 ms (a model's load state change at once),
+// and only when something other than the clock changed.
 import { EventEmitter } from 'node:events';
 import { modelSlots } from '../../shared/slots';
 import { CapacityWindow } from './capacity';
@@ -132,6 +132,8 @@ export class StatusHub extends EventEmitter<{ snapshot: [Snapshot] }> {
   #lastKey = '';
   #lastPushAt = 0;
   #timer: NodeJS.Timeout | undefined;
+  /** The pending push is an immediate one (changed({now: true})). */
+  #urgent = false;
   #tick: NodeJS.Timeout;
 
   constructor(src: StatusSources, opts: { minIntervalMs?: number; windowMs?: number } = {}) {
@@ -152,11 +154,23 @@ export class StatusHub extends EventEmitter<{ snapshot: [Snapshot] }> {
     return base;
   }
 
-  /** Something changed: push soon (coalesced), if the snapshot differs from the last one pushed. */
-  changed(): void {
-    if (this.#timer || this.listenerCount('snapshot') === 0) return;
-    const wait = Math.max(0, this.#lastPushAt + this.#minIntervalMs - Date.now());
+  /**
+   * Something changed: push soon (coalesced), if the snapshot differs from the last one pushed.
+   * `now`: a change subscribers must see at once (a model's load state: unloaded, loading, ready):
+   * pushed on the next turn of the event loop, not after the 250 ms spacing. These are rare (a few per
+   * load), so the spacing still bounds the pushes that slot and progress churn cause.
+   */
+  changed(opts: { now?: boolean } = {}): void {
+    if (this.listenerCount('snapshot') === 0) return;
+    if (opts.now && this.#timer && !this.#urgent) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    if (this.#timer) return;
+    this.#urgent = opts.now === true;
+    const wait = opts.now ? 0 : Math.max(0, this.#lastPushAt + this.#minIntervalMs - Date.now());
     this.#timer = setTimeout(() => {
+      this.#urgent = false;
       this.#timer = undefined;
       const snap = this.snapshot();
       const key = changeKey(snap);

@@ -3,6 +3,7 @@
 import { busySlotsOf, slotHolder, slotTokens } from '../../shared/slots';
 import type { InstanceState, InstanceStatus, ModelStatus, SlotStatus, Snapshot } from '../../shared/protocol';
 import { formatBytes } from '../../shared/format';
+import { loadText } from '../../shared/load-text';
 
 export interface IconSpec {
   /** Codicon id, e.g. `circle-filled`, `loading~spin`. */
@@ -69,7 +70,8 @@ function modelNode(m: ModelStatus, now: number): ModelNode {
   // /slots lags what the daemon just sent; the count agrees with the status bar (capacity.busySlots).
   const busy = ready.reduce((n, i) => n + busySlotsOf(i, m.slotsPerInstance), 0);
   // An on-demand model reads `unloaded (idle)` etc. rather than `down` (daemons that report `load`).
-  const phaseText = phase === 'down' && m.load?.state === 'unloaded' ? `unloaded${m.load.reason ? ` (${m.load.reason})` : ''}` : phase;
+  // A loading model shows llama-server's progress (`loading 42 %`, `loading · warmup`).
+  const phaseText = (phase === 'down' && m.load?.state === 'unloaded') || (phase === 'loading' && m.load?.state === 'loading') ? loadText(m.load) : phase;
   const parts: string[] = [phaseText];
   if (phase !== 'down' && slots.length > 0) parts.push(`${busy}/${slots.length} busy`);
   if (m.queue.waiting > 0) parts.push(`${m.queue.waiting} queued (${(m.queue.oldestWaitMs / 1000).toFixed(1)} s)`);
@@ -78,6 +80,7 @@ function modelNode(m: ModelStatus, now: number): ModelNode {
   if (m.memory) parts.push(formatBytes(m.memory.actualBytes ?? m.memory.planBytes));
   const tooltip = [
     `${m.name} — ${phaseText}`,
+    m.load?.error?.message ?? '',
     m.path,
     `${m.slotsPerInstance} slots × ${m.ctxPerSlot} ctx · gpuLayers ${m.gpuLayers} · replicas ${m.replicas}`,
     m.info?.fileBytes ? `${m.info.architecture ?? 'model'} · ${formatBytes(m.info.fileBytes)}` : '',

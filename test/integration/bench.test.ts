@@ -14,6 +14,8 @@ import { instanceKey, startTestDaemon, waitUntil } from '../helpers/daemon';
 import { tinyModelPath } from '../helpers/tiny';
 import { typingScenario } from '../../bench/typing';
 import { priorityScenario } from '../../bench/priority-load';
+import { onDemandScenario } from '../../bench/on-demand';
+import { onDemandSection } from '../../bench/report-md';
 
 const STAND_IN = resolve(__dirname, '../fixtures/fake-llama-server.mjs');
 
@@ -254,5 +256,25 @@ describe('the typing and priority scenarios (real llama-server, small)', () => {
     // between, all four being interactive and FIFO) took the first or a later release, never less.
     for (const s of on.samples) expect(s.queueWaitMs).toBeGreaterThanOrEqual(s.slotFreeMs! - 2);
     expect(off.backgroundStartsWhileWaiting).toBeGreaterThan(0);
+  });
+});
+
+describe('slotwise bench: models on demand (real llama-server)', () => {
+  it('times cold and warm first tokens and every load state push; the report has them', async () => {
+    const od = await onDemandScenario({ env: process.env }, { modelPath: await tinyModelPath('tiny'), repetitions: 2, slots: 1, maxTokens: 4 });
+    expect(od.errors).toEqual([]);
+    expect(od.coldTtftMs.count).toBe(2);
+    expect(od.warmTtftMs.count).toBe(2);
+    expect(od.coldTtftMs.p50).toBeGreaterThan(od.warmTtftMs.p50); // the load is in the cold figure
+    // unloaded → loading → ready → unloaded, twice: each change seen once by the subscriber.
+    expect(od.changes).toBe(6);
+    expect(od.statusDelayByState.loading.count).toBe(2);
+    expect(od.statusDelayByState.ready.count).toBe(2);
+    expect(od.statusDelayByState.unloaded.count).toBe(2);
+    expect(od.statusDelayMs.min).toBeGreaterThanOrEqual(0);
+    const md = onDemandSection(od).join('\n');
+    expect(md).toContain('## Models on demand');
+    expect(md).toMatch(/\| cold \(unloaded\) \| 2 \| [\d.]+ \|/);
+    console.log(`[bench on demand] cold p50 ${od.coldTtftMs.p50.toFixed(0)} ms, warm p50 ${od.warmTtftMs.p50.toFixed(1)} ms; status push delay p50 ${od.statusDelayMs.p50.toFixed(1)} ms, max ${od.statusDelayMs.max.toFixed(1)} ms`);
   });
 });

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { readGgufHeader } from '../../gguf/gguf';
 import { modelFacts } from '../../daemon/memory/model-facts';
 import { formatMemory, mostSlotsThatFit, planMemory } from '../../daemon/memory/plan';
-import type { Snapshot } from '../../shared/protocol';
+import type { ModelLoadStatus, Snapshot } from '../../shared/protocol';
 import { startTestDaemon, tempDir, waitUntil, type TestDaemon } from '../helpers/daemon';
 import { tinyModelPath, type TestModelSize } from '../helpers/tiny';
 
@@ -57,7 +57,7 @@ describe('models on demand', () => {
       },
     });
     let s = await d.status();
-    expect(model(s, 'od').load).toEqual({ state: 'unloaded', reason: 'never-loaded' });
+    expect(model(s, 'od').load).toEqual({ state: 'unloaded', reason: 'never-loaded', since: expect.any(Number) });
     expect(d.childPids()).toEqual([]);
 
     const t0 = Date.now();
@@ -72,7 +72,7 @@ describe('models on demand', () => {
 
     s = await d.waitFor((x) => model(x, 'od').memory?.actualBytes !== undefined, 'od memory actual');
     const od = model(s, 'od');
-    expect(od.load).toEqual({ state: 'ready' });
+    expect(od.load).toEqual({ state: 'ready', since: expect.any(Number) });
     expect(od.lastUsedAt).toBeGreaterThanOrEqual(t1);
     const mem = od.memory!;
     expect(mem.planBytes).toBe(await planBytes('tiny', 2, 512));
@@ -95,7 +95,7 @@ describe('models on demand', () => {
     await waitUntil(() => ended.has(jobId), 'job ended', 60_000);
     expect(ended.get(jobId)).toBe('end');
     expect(queued[0]).toBe(1);
-    expect(model(await d.status(), 'job').load).toEqual({ state: 'ready' });
+    expect(model(await d.status(), 'job').load).toEqual({ state: 'ready', since: expect.any(Number) });
   });
 
   it('5 concurrent first requests load the model once (one llama-server, one load counted)', async () => {
@@ -107,13 +107,32 @@ describe('models on demand', () => {
     expect(model(await d.status(), 'od').instances).toHaveLength(1);
   });
 
-  it('unloads a model idle for idleUnloadMs, and loads it again on the next request', async () => {
+  it('unloads a model idle for idleUnloadMs, and loads it again on the next request; a WS status subscriber sees loading, ready and unloaded', async () => {
     const d = await startTestDaemon({ models: { od: { load: 'on-demand', idleUnloadMs: 1500, slots: 1, ctxPerSlot: 512, gpuLayers: 0 } } });
+    // The subscription `slotwise status --watch` and the extension use: every pushed load status of od.
+    const ws = await d.client();
+    const pushed: ModelLoadStatus[] = [];
+    ws.on('status', ({ snapshot }) => {
+      const load = model(snapshot, 'od').load;
+      if (load) pushed.push(load);
+    });
+    const first = (await ws.call('status.subscribe')) as Snapshot;
+    pushed.unshift(model(first, 'od').load!);
     expect((await complete(d, 'od')).status).toBe(200);
     const pid = d.childPids()[0];
     expect(pid).toBeDefined();
     await d.waitFor((s) => model(s, 'od').load?.state === 'unloaded', 'idle unload', 15_000);
-    expect(model(await d.status(), 'od').load).toEqual({ state: 'unloaded', reason: 'idle' });
+    await waitUntil(() => pushed.at(-1)?.state === 'unloaded', 'unloaded pushed', 5000);
+    // Each state is pushed (no timing asserted here: the bench measures the delay), in order, once each.
+    const states = pushed.map((l) => l.state).filter((st, i, all) => st !== all[i - 1]);
+    expect(states).toEqual(['unloaded', 'loading', 'ready', 'unloaded']);
+    const loading = pushed.filter((l) => l.state === 'loading');
+    expect(loading[0]!.since).toBeLessThanOrEqual(pushed.find((l) => l.state === 'ready')!.since!);
+    const progress = loading.flatMap((l) => (l.progress === undefined ? [] : [l.progress]));
+    for (let i = 1; i < progress.length; i++) expect(progress[i]).toBeGreaterThanOrEqual(progress[i - 1]!);
+    expect(loading.every((l) => l.phase !== undefined)).toBe(true);
+    expect(pushed.at(-1)).toMatchObject({ state: 'unloaded', reason: 'idle' });
+    expect(model(await d.status(), 'od').load).toEqual({ state: 'unloaded', reason: 'idle', since: expect.any(Number) });
     await waitUntil(() => d.childPids().length === 0, 'llama-server gone');
     expect(await metric(d, /^slotwise_model_unloads_total\{model="od",reason="idle"\}/)).toBe(1);
     expect((await complete(d, 'od')).status).toBe(200);
@@ -126,7 +145,7 @@ describe('models on demand', () => {
     const ws = await d.client();
     await ws.call('models.stop', { model: 'od' });
     await d.waitFor((s) => model(s, 'od').load?.state === 'unloaded', 'stopped');
-    expect(model(await d.status(), 'od').load).toEqual({ state: 'unloaded', reason: 'stopped' });
+    expect(model(await d.status(), 'od').load).toEqual({ state: 'unloaded', reason: 'stopped', since: expect.any(Number) });
     expect(await metric(d, /^slotwise_model_unloads_total\{model="od",reason="stopped"\}/)).toBe(1);
   });
 
@@ -140,7 +159,7 @@ describe('models on demand', () => {
     expect((await complete(d, 'a')).status).toBe(200); // a is now used more recently than b
     expect((await complete(d, 'c')).status).toBe(200);
     const s = await d.waitFor((x) => model(x, 'b').load?.state === 'unloaded', 'b evicted');
-    expect(model(s, 'b').load).toEqual({ state: 'unloaded', reason: 'evicted' });
+    expect(model(s, 'b').load).toEqual({ state: 'unloaded', reason: 'evicted', since: expect.any(Number) });
     expect(model(s, 'a').load?.state).toBe('ready');
     expect(model(s, 'c').load?.state).toBe('ready');
     expect(await metric(d, /^slotwise_model_unloads_total\{model="b",reason="evicted"\}/)).toBe(1);
@@ -149,7 +168,7 @@ describe('models on demand', () => {
     const ws = await d.client();
     await ws.call('models.start', { model: 'b' });
     const after = await d.waitFor((x) => model(x, 'b').load?.state === 'ready', 'b up again');
-    expect(model(after, 'a').load).toEqual({ state: 'unloaded', reason: 'evicted' });
+    expect(model(after, 'a').load).toEqual({ state: 'unloaded', reason: 'evicted', since: expect.any(Number) });
     expect(model(after, 'c').load?.state).toBe('ready');
   });
 
@@ -173,7 +192,7 @@ describe('models on demand', () => {
     await long.done.catch(() => undefined);
     expect((await cReq).status).toBe(200);
     s = await d.status();
-    expect(model(s, 'b').load).toEqual({ state: 'unloaded', reason: 'evicted' });
+    expect(model(s, 'b').load).toEqual({ state: 'unloaded', reason: 'evicted', since: expect.any(Number) });
     expect(model(s, 'a').load?.state).toBe('ready');
   });
 
@@ -191,6 +210,31 @@ describe('models on demand', () => {
     expect(d.childPids()).toEqual([]);
   });
 
+  it('"always" models are memory-checked before launch: one that never fits and one that does not fit next to the others stay unloaded with the error; the rest start', async () => {
+    const need = await planBytes('tiny', 8, 4096);
+    const one = await planBytes('tiny', 1, 512);
+    const budgetMiB = Math.floor((1.5 * one) / MIB); // one small model fits, two do not; big never does
+    expect(need).toBeGreaterThan(budgetMiB * MIB);
+    const small = { slots: 1, ctxPerSlot: 512, gpuLayers: 0 };
+    const d = await startTestDaemon({
+      models: { a: small, big: { slots: 8, ctxPerSlot: 4096, gpuLayers: 0 }, b: small },
+      config: { memoryBudgetMiB: budgetMiB },
+    });
+    const s = await d.waitFor((x) => model(x, 'a').load?.state === 'ready' && model(x, 'b').load?.state === 'unloaded', 'a ready, b not started', 30_000);
+    const neverFits = `model "big" needs ${formatMemory(need)} of host RAM, which has ${formatMemory(budgetMiB * MIB)} free: lower slots or ctxPerSlot`;
+    expect(model(s, 'big').load).toEqual({ state: 'unloaded', reason: 'no-memory', since: expect.any(Number), error: { code: 'SW_ERR_NOT_ENOUGH_MEMORY', message: neverFits } });
+    expect(model(s, 'b').load).toMatchObject({ state: 'unloaded', reason: 'no-memory', error: { code: 'SW_ERR_NOT_ENOUGH_MEMORY' } });
+    expect(model(s, 'b').load!.error!.message).toMatch(/^model "b" needs [\d.]+ MiB of host RAM, which has [\d.]+ MiB free/);
+    expect(model(s, 'big').instances).toHaveLength(0);
+    expect(d.childPids()).toHaveLength(1); // only a's llama-server was launched
+    expect(readFileSync(join(d.stateDir, 'logs', 'daemon.log'), 'utf8')).toContain(`not started: ${neverFits}`);
+
+    const res = await complete(d, 'big');
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as { error: { code: string; message: string } }).error).toMatchObject({ code: 'SW_ERR_NOT_ENOUGH_MEMORY', message: neverFits });
+    expect((await complete(d, 'a')).status).toBe(200);
+  });
+
   it('a request cancelled while its model loads stops the load when nobody else waits; the load goes on when another waits', async () => {
     const d = await startTestDaemon({ models: { od: { size: 'long', load: 'on-demand', slots: 1, ctxPerSlot: 512, gpuLayers: 0 } } });
     const ctrl = new AbortController();
@@ -200,7 +244,7 @@ describe('models on demand', () => {
     await req;
     await d.waitFor((s) => model(s, 'od').load?.state === 'unloaded' && model(s, 'od').queue.waiting === 0, 'load stopped', 15_000);
     await waitUntil(() => d.childPids().length === 0, 'no llama-server left', 15_000);
-    expect(model(await d.status(), 'od').load).toEqual({ state: 'unloaded', reason: 'never-loaded' });
+    expect(model(await d.status(), 'od').load).toEqual({ state: 'unloaded', reason: 'never-loaded', since: expect.any(Number) });
     expect(await metric(d, /^slotwise_model_loads_total\{model="od"\}/)).toBe(0);
 
     const c2 = new AbortController();
@@ -230,7 +274,7 @@ describe('models on demand', () => {
     const s2 = await second.waitFor((x) => model(x, 'm').memory !== undefined, 'plan in status');
     console.log(`[on-demand] calibration: estimate ${estimate} B, actual ${actual} B, plan after restart ${model(s2, 'm').memory!.planBytes} B`);
     expect(model(s2, 'm').memory!.planBytes).toBe(actual);
-    expect(model(s2, 'm').load).toEqual({ state: 'unloaded', reason: 'never-loaded' });
+    expect(model(s2, 'm').load).toEqual({ state: 'unloaded', reason: 'never-loaded', since: expect.any(Number) });
   });
 
   it('slots "auto" picks the most slots whose plan fits the budget at ctxPerSlot (up to maxSlots)', async () => {

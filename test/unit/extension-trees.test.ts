@@ -5,6 +5,7 @@ import type { TrackedJob } from '../../extension/core/job-tracker';
 import { buildJobRows } from '../../extension/core/jobs-tree-model';
 import { buildSlotsTree, modelPhase } from '../../extension/core/slots-tree-model';
 import { NOW, instance, model, snapshot } from './extension-fixtures';
+import type { ModelStatus } from '../../shared/protocol';
 
 describe('buildSlotsTree', () => {
   it('maps model → instance → slot with stable ids, state icons and descriptions', () => {
@@ -60,6 +61,17 @@ describe('buildSlotsTree', () => {
     const [l] = buildSlotsTree(snapshot({ models: [model({ instances: [instance({ state: 'loading' })], load: { state: 'loading' } })] }), NOW);
     expect(l!.contextValue).toBe('slotwise.model.up');
     expect(r!.tooltip).toContain('memory: plan 3.1 GiB · actual 3.0 GiB');
+  });
+
+  it('a loading model row shows llama-server\'s progress; one that does not fit says why', () => {
+    const loading = instance({ state: 'loading', slots: [] });
+    const row = (load: ModelStatus['load']) => buildSlotsTree(snapshot({ models: [model({ instances: [loading], load })] }), NOW)[0]!;
+    expect(row({ state: 'loading', phase: 'weights', progress: 0.42 }).description).toBe('loading 42 %');
+    expect(row({ state: 'loading', phase: 'context', progress: 1 }).description).toBe('loading · context');
+    const message = 'model "coder" needs 9.1 GiB of host RAM, which has 4.0 GiB free: lower slots or ctxPerSlot';
+    const [u] = buildSlotsTree(snapshot({ models: [model({ replicas: 0, instances: [], load: { state: 'unloaded', reason: 'no-memory', error: { code: 'SW_ERR_NOT_ENOUGH_MEMORY', message } } })] }), NOW);
+    expect(u!.description).toBe('unloaded (no memory)');
+    expect(u!.tooltip).toContain(message);
   });
 
   it('shows queue, loading, backoff and failure reasons', () => {

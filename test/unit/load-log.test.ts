@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseLoadLine, setsVerbosity, type Offload } from '../../daemon/runtime/load-log';
+import { parseLoadLine, parseProgressLine, setsVerbosity, type LoadProgress, type Offload } from '../../daemon/runtime/load-log';
 
 // CPU lines: recorded from this repo's llama-server build (commit de3ff81) loading the tiny model at -lv 4.
 const CPU_LOG = [
@@ -44,5 +46,54 @@ describe('load log placement', () => {
     [[], false],
   ])('setsVerbosity(%j) = %s', (args, want) => {
     expect(setsVerbosity(args)).toBe(want);
+  });
+});
+
+/** Every (phase, progress) the parser reports over a recorded log (test/fixtures/load-log/SOURCES.md), in order. */
+function replay(file: string): LoadProgress[] {
+  const acc: LoadProgress = { phase: 'starting' };
+  const seen: LoadProgress[] = [];
+  for (const line of readFileSync(join(__dirname, '../fixtures/load-log', file), 'utf8').split('\n')) {
+    if (parseProgressLine(line, acc)) seen.push({ ...acc });
+  }
+  return seen;
+}
+
+describe('load log progress', () => {
+  it('a mapped tiny model: weights 0 → 1 at once, then the context, then the warmup', () => {
+    expect(replay('tiny-mmap.log')).toEqual([
+      { phase: 'weights', progress: 0 },
+      { phase: 'weights', progress: 1 },
+      { phase: 'context', progress: 1 },
+      { phase: 'warmup', progress: 1 },
+    ]);
+  });
+
+  it('a 4 GB model read without mmap: many samples between 0 and 1, never going back, then the context', () => {
+    const seen = replay('no-mmap-4gb.log');
+    const weights = seen.filter((p) => p.phase === 'weights').map((p) => p.progress!);
+    expect(weights.length).toBeGreaterThan(30);
+    expect(weights[0]).toBe(0);
+    expect(weights.at(-1)).toBe(1);
+    expect(weights.filter((v) => v > 0.4 && v < 0.6).length).toBeGreaterThan(3);
+    for (let i = 1; i < weights.length; i++) expect(weights[i]).toBeGreaterThanOrEqual(weights[i - 1]!);
+    expect(seen.at(-1)).toEqual({ phase: 'context', progress: 1 }); // --no-warmup: no warmup line
+  });
+
+  it('spreads the stages (model, then projector): half the projector is 75 % overall', () => {
+    const acc: LoadProgress = { phase: 'context', progress: 1 / 2 };
+    const line = (current: string, value: number) =>
+      `cmd_child_to_router:state:${JSON.stringify({ state: 'loading', payload: { stages: ['text_model', 'mmproj_model'], current, value } })}`;
+    expect(parseProgressLine(line('mmproj_model', 0.5), acc)).toBe(true);
+    expect(acc).toEqual({ phase: 'weights', progress: 0.75 });
+    expect(parseProgressLine(line('text_model', 0.2), acc)).toBe(false); // never back
+    expect(acc.progress).toBe(0.75);
+  });
+
+  it('ignores a state line cut by other output and the ready line', () => {
+    const acc: LoadProgress = { phase: 'starting' };
+    expect(parseProgressLine('cmd_child_to_router:state:{"state":"loading","payl', acc)).toBe(false);
+    expect(parseProgressLine('cmd_child_to_router:state:{"state":"ready","payload":{}}', acc)).toBe(false);
+    expect(acc).toEqual({ phase: 'starting' });
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { actualByDevice, available, capacity, pickVictim } from '../../daemon/memory/budget';
+import { actualByDevice, available, capacity, lessPending, pickVictim, withFreed } from '../../daemon/memory/budget';
 
 const MIB = 1024 * 1024;
 
@@ -34,5 +34,12 @@ describe('memory budget', () => {
     ])).toBe('d');
     expect(pickVictim([{ name: 'x', idle: true, pinned: false }, { name: 'y', lastUsedAt: 1, idle: true, pinned: false }])).toBe('x');
     expect(pickVictim([{ name: 'a', lastUsedAt: 1, idle: false, pinned: false }, { name: 'b', idle: true, pinned: true }])).toBeUndefined();
+  });
+
+  it('lessPending takes what loading models will still allocate off the free memory (never below 0); withFreed adds back what unloading frees', () => {
+    const free = { host: 10 * MIB, gpus: [{ index: 0, free: 4 * MIB }, { index: 1, free: 8 * MIB }] };
+    const pending = new Map([['host', 3 * MIB], ['gpu0', 6 * MIB]]);
+    expect(lessPending(free, pending)).toEqual({ host: 7 * MIB, gpus: [{ index: 0, free: 0 }, { index: 1, free: 8 * MIB }] });
+    expect(withFreed(free, new Map([['gpu1', 2 * MIB]]))).toEqual({ host: 10 * MIB, gpus: [{ index: 0, free: 4 * MIB }, { index: 1, free: 10 * MIB }] });
   });
 });

@@ -97,6 +97,18 @@ describe('renderStatus', () => {
     expect(text).toMatch(/b\s+-\s+loading/);
   });
 
+  it('shows load progress on the loading replica\'s row, and why a model that does not fit is unloaded', () => {
+    const starting = { id: 'coder#1', state: 'loading' as const, since: 0, restarts: 0, slots: [] };
+    const row = (load: ModelStatus['load']) => renderStatus(snapshot([model({ instances: [starting], load })])).split('\n').find((l) => l.startsWith('coder'))!;
+    expect(row({ state: 'loading', phase: 'weights', progress: 0.427 })).toMatch(/coder\s+coder#1\s+loading 42 %/);
+    expect(row({ state: 'loading', phase: 'warmup', progress: 1 })).toMatch(/coder#1\s+loading · warmup/);
+    expect(row({ state: 'loading', phase: 'starting' })).toMatch(/coder#1\s+loading\s/);
+    const message = 'model "coder" needs 9.1 GiB of host RAM, which has 4.0 GiB free: lower slots or ctxPerSlot';
+    const text = renderStatus(snapshot([model({ replicas: 0, load: { state: 'unloaded', reason: 'no-memory', error: { code: 'SW_ERR_NOT_ENOUGH_MEMORY', message } } })]));
+    expect(text).toMatch(/coder\s+-\s+unloaded \(no memory\)/);
+    expect(text).toContain(`    ↳ ${message}`);
+  });
+
   it.each([
     [999, '0s'],
     [59_000, '59s'],

@@ -1,0 +1,123 @@
+// ModelLoader.startAlways against a stand-in supervisor (no llama-server: these cases are about which
+// models get launched, decided before any process starts) and the real memory plan of the tiny model.
+import { EventEmitter } from 'node:events';
+import { describe, expect, it } from 'vitest';
+import { ModelLoader } from '../../daemon/runtime/loader';
+import type { Supervisor } from '../../daemon/runtime/supervisor';
+import type { LlamaInstance } from '../../daemon/runtime/instance';
+import { defaultConfig } from '../../daemon/config/validate';
+import type { Config, ModelConfig } from '../../daemon/config/types';
+import { modelConfig } from '../../bench/scenarios';
+import { modelFacts } from '../../daemon/memory/model-facts';
+import { planMemory } from '../../daemon/memory/plan';
+import { readGgufHeader } from '../../gguf/gguf';
+import { silentLogger } from '../../platform/log';
+import { tinyModelPath } from '../helpers/tiny';
+
+const MIB = 2 ** 20;
+
+/** The parts of Supervisor the loader uses; models "start" at once into a state the test sets. */
+class StandInSupervisor extends EventEmitter {
+  wantedBy = new Map<string, number>();
+  state = new Map<string, LlamaInstance['state']>();
+  started: string[] = [];
+  stopped: string[] = [];
+  constructor(readonly configs: ModelConfig[]) {
+    super();
+  }
+  modelNames = (): string[] => this.configs.map((c) => c.name);
+  modelConfig = (name: string): ModelConfig => this.configs.find((c) => c.name === name)!;
+  wanted = (name: string): number => this.wantedBy.get(name) ?? 0;
+  slots = (name: string): number | undefined => {
+    const s = this.modelConfig(name).slots;
+    return s === 'auto' ? undefined : s;
+  };
+  instances = (name: string): LlamaInstance[] =>
+    this.wanted(name) ? [{ state: this.state.get(name) ?? 'starting', status: () => ({}), loadProgress: () => ({ phase: 'starting' }) } as unknown as LlamaInstance] : [];
+  setStatusExtra = (): void => undefined;
+  setAutoSlots = (): void => undefined;
+  run(name: string, state: LlamaInstance['state']): void {
+    this.wantedBy.set(name, 1);
+    this.state.set(name, state);
+  }
+  autostart = (name: string): void => {
+    this.started.push(name);
+    this.run(name, 'starting');
+  };
+  startModel = (name: string): void => this.autostart(name);
+  stopModel = async (name: string): Promise<void> => {
+    this.stopped.push(name);
+    this.wantedBy.set(name, 0);
+    this.state.set(name, 'stopped');
+  };
+}
+
+async function setup(models: { name: string; load: 'always' | 'on-demand'; pinned?: boolean }[], free: number, budgetMiB?: number) {
+  const path = await tinyModelPath('tiny');
+  const plan = planMemory(modelFacts(await readGgufHeader(path)), { slots: 1, ctxPerSlot: 512, gpuLayers: 0 }, { host: Number.MAX_SAFE_INTEGER, gpus: [] }).total;
+  const configs = models.map((m) => ({ ...modelConfig(m.name, path, { slots: 1, replicas: 1 }), gpuLayers: 0 as const, load: m.load, pinned: m.pinned ?? false }));
+  const supervisor = new StandInSupervisor(configs);
+  const config: Config = { ...defaultConfig(), models: configs, ...(budgetMiB !== undefined ? { memoryBudgetMiB: budgetMiB } : {}) };
+  const failed: string[] = [];
+  const loader = new ModelLoader({
+    supervisor: supervisor as unknown as Supervisor,
+    config,
+    logger: silentLogger,
+    readFree: async () => ({ host: typeof free === 'number' ? free : 0, gpus: [] }),
+    busy: () => false,
+    waiting: () => 0,
+    fail: (m) => failed.push(m),
+  });
+  return { loader, supervisor, plan, failed };
+}
+
+describe('ModelLoader.startAlways', () => {
+  it('without a budget, counts the plan of a model still loading: two that each fit alone do not both start', async () => {
+    const { plan } = await setup([], 0);
+    const { loader, supervisor, failed } = await setup([{ name: 'a', load: 'always' }, { name: 'b', load: 'always' }], 1.5 * plan);
+    const started = loader.startAlways();
+    // Both are being checked from the start: a request for b waits in the queue instead of a "not running" error.
+    expect(loader.statusOf('b').load).toMatchObject({ state: 'loading', phase: 'planning' });
+    expect(loader.demand('b')).toBe(true);
+    await started;
+    expect(supervisor.started).toEqual(['a']);
+    expect(loader.statusOf('b').load).toMatchObject({ state: 'unloaded', reason: 'no-memory', error: { code: 'SW_ERR_NOT_ENOUGH_MEMORY' } });
+    expect(loader.statusOf('b').load!.error!.message).toMatch(/^model "b" needs [\d.]+ MiB of host RAM, which has [\d.]+ MiB free/);
+    expect(failed).toEqual(['b']); // requests that waited for it get the error
+    expect(() => loader.demand('b')).toThrow(/model "b" needs/);
+  });
+
+  it('unloads an idle on-demand model to make room, never another "always" one', async () => {
+    const { plan } = await setup([], 0);
+    const budgetMiB = Math.floor((1.5 * plan) / MIB);
+    const { loader, supervisor } = await setup(
+      [{ name: 'od', load: 'on-demand' }, { name: 'a', load: 'always' }, { name: 'x', load: 'always' }],
+      Number.MAX_SAFE_INTEGER,
+      budgetMiB,
+    );
+    supervisor.run('od', 'ready'); // loaded by an earlier request, idle now
+    await loader.planAll(); // as the daemon does at start: od's plan is what it holds
+    await loader.startAlways();
+    expect(supervisor.stopped).toEqual(['od']); // evicted so that a fits
+    expect(supervisor.started).toEqual(['a']); // x would need a gone: a is "always", not evicted
+    expect(loader.statusOf('x').load).toMatchObject({ state: 'unloaded', reason: 'no-memory' });
+    expect(loader.statusOf('a').load).toMatchObject({ state: 'loading', phase: 'starting' });
+  });
+
+  it('unloads nobody when unloading every idle on-demand model would not make room either', async () => {
+    const { plan } = await setup([], 0);
+    const budgetMiB = Math.floor((1.9 * plan) / MIB);
+    const { loader, supervisor } = await setup(
+      [{ name: 'od', load: 'on-demand' }, { name: 'p', load: 'on-demand', pinned: true }, { name: 'a', load: 'always' }],
+      Number.MAX_SAFE_INTEGER,
+      budgetMiB,
+    );
+    supervisor.run('od', 'ready');
+    supervisor.run('p', 'ready'); // pinned: never evicted
+    await loader.planAll();
+    await loader.startAlways();
+    expect(supervisor.stopped).toEqual([]);
+    expect(supervisor.started).toEqual([]);
+    expect(loader.statusOf('a').load).toMatchObject({ state: 'unloaded', reason: 'no-memory' });
+  });
+});
