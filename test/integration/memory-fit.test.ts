@@ -45,7 +45,7 @@ describe('status: what would still fit', () => {
     // Never loaded: planned at daemon start; the host reading comes with the sampler's first sample.
     let s = await d.waitFor((x) => model(x, 'big').memory?.fitsNow !== undefined && model(x, 'auto').memory?.fitsNow !== undefined, 'fit fields', 15_000);
     expect(s.memoryBudgetMiB).toBe(budgetMiB);
-    expect(model(s, 'a').load).toEqual({ state: 'unloaded', reason: 'never-loaded' });
+    expect(model(s, 'a').load).toMatchObject({ state: 'unloaded', reason: 'never-loaded' });
     expect(model(s, 'a').memory).toMatchObject({ planBytes: one, fitsNow: true, byDevice: [expect.objectContaining({ device: 'host', planBytes: one })] });
     expect(model(s, 'b').memory?.fitsNow).toBe(true);
     expect(model(s, 'big').memory).toMatchObject({ planBytes: big, fitsNow: false });
