@@ -15,14 +15,22 @@ export interface PaceState {
   lastAt: number;
   /** EWMA of the gaps between its requests inside bursts, ms; undefined until one burst gap was seen. */
   gapMs?: number;
+  /** EWMA of how far each burst gap fell from the learned one, ms (the timers' and the typist's jitter). */
+  devMs?: number;
 }
 
 /** A gap this long or longer is a pause, never a burst gap, however slow the typist. */
 export const MAX_BURST_GAP_MS = 1000;
 /** A gap up to this many learned gaps still belongs to the burst; longer is a pause. */
 export const BURST_WINDOW_GAPS = 2;
-/** The hold covers the learned gap plus this much slack (jitter of typing and of the timers). */
+/** The hold covers at least the learned gap plus this much slack. */
 export const HOLD_PER_GAP = 1.2;
+/**
+ * And the learned gap plus this many mean deviations (as TCP sizes its retransmit timer from RTT and
+ * its variation): human typing and a loaded machine's timers both jitter, and a hold that ends before
+ * the next keystroke lets a request take a slot only to be superseded.
+ */
+export const HOLD_DEVIATIONS = 4;
 /** Weight of the newest gap: a typist's pace changes within a few keystrokes. */
 export const GAP_EWMA_ALPHA = 0.3;
 
@@ -49,9 +57,11 @@ export function arrive(prev: PaceState | undefined, now: number, maxHoldMs: numb
     // A pause: start at once, and keep the pace learned so far for the next burst.
     return { next: { ...prev, lastAt: now }, holdMs: 0 };
   }
+  const devMs = prev.gapMs === undefined ? undefined : ewma(prev.devMs, Math.abs(gap - prev.gapMs), GAP_EWMA_ALPHA);
   const gapMs = ewma(prev.gapMs, gap, GAP_EWMA_ALPHA);
-  const holdMs = maxHoldMs > 0 && gapMs <= maxHoldMs ? Math.min(maxHoldMs, Math.round(HOLD_PER_GAP * gapMs)) : 0;
-  return { next: { lastAt: now, gapMs }, holdMs };
+  const wanted = Math.max(HOLD_PER_GAP * gapMs, gapMs + HOLD_DEVIATIONS * (devMs ?? 0));
+  const holdMs = maxHoldMs > 0 && gapMs <= maxHoldMs ? Math.min(maxHoldMs, Math.round(wanted)) : 0;
+  return { next: { lastAt: now, gapMs, ...(devMs !== undefined ? { devMs } : {}) }, holdMs };
 }
 
 /** Most sessions remembered; the least recently active is forgotten first (editors open many files). */

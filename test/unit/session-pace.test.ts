@@ -36,7 +36,19 @@ describe('arrive (session pace)', () => {
     let state: PaceState | undefined;
     for (const t of [0, 100, 160]) state = arrive(state, t, 150).next;
     expect(state!.gapMs).toBeCloseTo(100 + 0.3 * (60 - 100), 6); // 88
-    expect(arrive(state, 230, 150).holdMs).toBe(Math.round(1.2 * (88 + 0.3 * (70 - 88))));
+    expect(state!.devMs).toBeCloseTo(40, 6); // |60 − 100|: the first deviation seen
+    const next = arrive(state, 230, 250); // gap 70
+    const gap = 88 + 0.3 * (70 - 88); // 82.6
+    const dev = 40 + 0.3 * (Math.abs(70 - 88) - 40); // 33.4
+    expect(next.holdMs).toBe(Math.round(Math.max(1.2 * gap, gap + 4 * dev))); // 216: jittery gaps, a longer hold
+  });
+
+  it('holds the learned gap plus four mean deviations, at least 1.2 × the gap: steady typing holds little, jittery typing more', () => {
+    const jittery = [0, 50, 110, 150, 220, 260];
+    const h = holds(jittery);
+    expect(h[0]).toBe(0);
+    // Each hold outlasts the gap that followed it (the next keystroke came inside the hold).
+    for (let i = 2; i < jittery.length - 1; i++) expect(h[i]!).toBeGreaterThan(jittery[i + 1]! - jittery[i]!);
   });
 
   it('never holds longer than maxHoldMs, and not at all when the learned gap is longer than it (the hold could not catch the next keystroke)', () => {
