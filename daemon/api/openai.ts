@@ -107,9 +107,11 @@ export function checkNumbers(body: Obj, where: string, model: Pick<ModelConfig, 
 
 async function proxy(deps: OpenAiDeps, ctx: RouteContext, path: string, kind: 'prompt' | 'messages'): Promise<void> {
   const where = `POST ${path}`;
-  const { model, stream, body } = validateBody(await ctx.json(), kind, where, deps.supervisor);
+  const { value, text } = await ctx.jsonWithText();
+  const { model, stream, body } = validateBody(value, kind, where, deps.supervisor);
   requireModelKind(deps.supervisor, model, 'completion', where);
-  await proxyToModel(deps, ctx, path, { model, stream, body });
+  // Validation only reads the body, so the client's own text goes on (see ProxyRequest.text).
+  await proxyToModel(deps, ctx, path, { model, stream, body, text });
 }
 
 /** A validated request for one model, as it is forwarded to llama-server. */
@@ -117,6 +119,12 @@ export interface ProxyRequest {
   model: string;
   stream: boolean;
   body: Obj;
+  /**
+   * The body's JSON text as the client sent it, when `body` is that text parsed and left unchanged:
+   * forwarded as is instead of serialising `body` again (a long chat history costs a stringify per
+   * request otherwise). JSON.parse kept the last of duplicate keys, as llama-server's parser does.
+   */
+  text?: string;
 }
 
 /**
@@ -127,8 +135,9 @@ export interface ProxyRequest {
 export async function proxyToModel(deps: Pick<OpenAiDeps, 'scheduler'>, ctx: RouteContext, path: string, req: ProxyRequest): Promise<void> {
   const { model, stream, body } = req;
   const marks: StageMarks = { received: ctx.receivedAt };
-  // Everything that can throw on the request itself runs before the ticket exists.
-  const payload = JSON.stringify(body);
+  // Everything that can throw on the request itself runs before the ticket exists. withSlot() splices
+  // `id_slot` before the final `}`, so a trailing newline (curl -d @file) is trimmed off.
+  const payload = req.text?.trimEnd() ?? JSON.stringify(body);
   marks.parsed = mark();
   const cls = requestClass(ctx.req.headers);
   let ticket;

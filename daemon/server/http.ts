@@ -18,6 +18,8 @@ export interface RouteContext {
   signal: AbortSignal;
   /** Reads and parses a JSON body within the configured size limit and upload deadline. */
   json(): Promise<unknown>;
+  /** The same, with the body's text as it came (a proxy can forward it without serialising the value again). */
+  jsonWithText(): Promise<JsonBody>;
 }
 
 export interface Route {
@@ -103,7 +105,8 @@ async function handle(opts: HttpOptions, req: IncomingMessage, res: ServerRespon
     opts.stop?.removeEventListener('abort', onStop);
     if (!res.writableFinished) abort.abort(new SlotwiseError('SW_ERR_CANCELLED', 'client disconnected'));
   });
-  await route.handle({ req, res, url, receivedAt, signal: abort.signal, json: () => readJsonBody(req, opts.maxBodyBytes, opts.bodyTimeoutMs) });
+  const jsonWithText = (): Promise<JsonBody> => readJsonBody(req, opts.maxBodyBytes, opts.bodyTimeoutMs);
+  await route.handle({ req, res, url, receivedAt, signal: abort.signal, json: async () => (await jsonWithText()).value, jsonWithText });
 }
 
 /**
@@ -111,7 +114,7 @@ async function handle(opts: HttpOptions, req: IncomingMessage, res: ServerRespon
  * after `timeoutMs`, and parses it as JSON, refusing nesting deeper than MAX_DEPTH.
  * Content-Type is not checked: like llama-server, a plain `curl -d '{…}'` (form-encoded type) works.
  */
-export async function readJsonBody(req: IncomingMessage, limit: number, timeoutMs: number): Promise<unknown> {
+export async function readJsonBody(req: IncomingMessage, limit: number, timeoutMs: number): Promise<JsonBody> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) throw tooLarge(limit);
   const text = await readBody(req, limit, timeoutMs);
@@ -123,7 +126,13 @@ export async function readJsonBody(req: IncomingMessage, limit: number, timeoutM
     throw new SlotwiseError('SW_ERR_BAD_REQUEST', `request body is not valid JSON: ${(err as Error).message}`);
   }
   checkDepth(value, 'request body');
-  return value;
+  return { value, text };
+}
+
+/** A parsed JSON body and the text it was parsed from. */
+export interface JsonBody {
+  value: unknown;
+  text: string;
 }
 
 function readBody(req: IncomingMessage, limit: number, timeoutMs: number): Promise<string> {
