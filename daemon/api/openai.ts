@@ -7,7 +7,8 @@ import { SlotwiseError, describeValue, errorEnvelope, toSlotwiseError } from '..
 import { sendError, sendJson, type Route, type RouteContext } from '../server/http';
 import { modelSlots } from '../../shared/slots';
 import { dispatch, InstanceGoneError } from '../scheduler/dispatch';
-import { classifyUpstreamError, midResponseError, postJson, sseEventCount, upstreamError, withSlot } from './upstream';
+import { classifyUpstreamError, midResponseError, postJson, postStream, sseEventCount, upstreamError, withSlot } from './upstream';
+import type { StreamResponse } from './stream-upstream';
 import { promptTimings, ResponseTail } from './prompt-timings';
 import { promptText } from '../scheduler/prompt-key';
 import { mark, serverTiming, type StageMarks } from './stage-timing';
@@ -165,22 +166,41 @@ export async function proxyToModel(deps: Pick<OpenAiDeps, 'scheduler'>, ctx: Rou
   }
 }
 
+/** llama-server's answer, whichever way it was fetched: a stream on its own connection, or a pooled request. */
+interface Answer {
+  statusCode: number;
+  contentType: string | undefined;
+  text(): Promise<string>;
+  /** Writes the body to `res` as it arrives; see relay(). */
+  relay(res: ServerResponse, onChunk: (chunk: Buffer) => void, onFirst: () => void): Promise<void>;
+}
+
+async function fetchAnswer(inst: Lease['instance'], path: string, payload: string, stream: boolean, signal: AbortSignal): Promise<Answer> {
+  if (stream) {
+    const up = await postStream(inst, path, payload, signal);
+    return { statusCode: up.statusCode, contentType: up.headers['content-type'], text: () => up.text(), relay: (res, onChunk, onFirst) => relayStream(up, res, onChunk, onFirst) };
+  }
+  const up = await postJson(inst, path, payload, stream, signal);
+  const type = up.headers['content-type'];
+  return { statusCode: up.statusCode, contentType: type === undefined ? undefined : String(type), text: () => up.body.text(), relay: (res, onChunk, onFirst) => relay(up.body, res, onChunk, onFirst) };
+}
+
 /** Sends the request to one instance and pipes the answer to the client as it arrives. */
 async function forward(lease: Lease, path: string, payload: string, stream: boolean, ctx: RouteContext, marks: StageMarks): Promise<void> {
   const inst = lease.instance;
-  const upstreamRes = await postJson(inst, path, withSlot(payload, lease.slot), stream, ctx.signal);
+  const upstream = await fetchAnswer(inst, path, withSlot(payload, lease.slot), stream, ctx.signal);
   marks.upstreamHeaders = mark();
   const headers: Record<string, string> = {
-    'Content-Type': String(upstreamRes.headers['content-type'] ?? (stream ? 'text/event-stream' : 'application/json')),
+    'Content-Type': upstream.contentType ?? (stream ? 'text/event-stream' : 'application/json'),
     'Cache-Control': 'no-cache',
     'X-Slotwise-Instance': inst.id,
     'X-Slotwise-Queue-Wait-Ms': String(Math.round(lease.waitedMs)),
     'X-Slotwise-Queue-Position': String(lease.queuePosition),
     ...leaseHeaders(lease),
   };
-  if (upstreamRes.statusCode >= 400) {
+  if (upstream.statusCode >= 400) {
     // llama-server's own error: answered in Slotwise's envelope with its message (see upstreamError).
-    const err = upstreamError(inst.id, upstreamRes.statusCode, await upstreamRes.body.text());
+    const err = upstreamError(inst.id, upstream.statusCode, await upstream.text());
     sendError(ctx.res, err, { 'X-Slotwise-Instance': inst.id });
     throw err;
   }
@@ -188,7 +208,7 @@ async function forward(lease: Lease, path: string, payload: string, stream: bool
   const tail = new ResponseTail();
   let events = 0;
   try {
-    await relay(upstreamRes.body, ctx.res, (chunk) => {
+    await upstream.relay(ctx.res, (chunk) => {
       inst.noteProgress(); // for the stall watchdog
       tail.push(chunk);
       if (stream) lease.progress((events += sseEventCount(chunk)));
@@ -244,6 +264,24 @@ function relay(body: Readable, res: ServerResponse, onChunk: (chunk: Buffer) => 
       else resolve();
     });
   });
+}
+
+/** relay() for a stream on its own connection: the same, with the socket paused while the client is behind. */
+function relayStream(up: StreamResponse, res: ServerResponse, onChunk: (chunk: Buffer) => void, onFirst: () => void): Promise<void> {
+  let first = true;
+  const resume = (): void => up.resume();
+  return up
+    .each((chunk) => {
+      if (first) {
+        first = false;
+        onFirst();
+      }
+      onChunk(chunk);
+      if (res.write(chunk)) return true;
+      res.once('drain', resume);
+      return false;
+    })
+    .finally(() => res.off('drain', resume));
 }
 
 /** After the first byte: SSE gets an error event then [DONE]-less end; a JSON body can only be cut. */

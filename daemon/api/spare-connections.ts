@@ -64,3 +64,6 @@ export function spareConnector(maxIdleMs = SPARE_MAX_IDLE_MS, now: () => number 
     refill(key, opts);
   };
 }
+
+/** The daemon's one connector to its instances, shared by the pooled requests and the streams. */
+export const upstreamConnector = spareConnector();

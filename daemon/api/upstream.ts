@@ -6,11 +6,12 @@ import { Pool, request, type Dispatcher } from 'undici';
 import { SlotwiseError, firstLine } from '../../shared/errors';
 import type { LlamaInstance } from '../runtime/instance';
 import { InstanceGoneError } from '../scheduler/dispatch';
-import { spareConnector } from './spare-connections';
+import { upstreamConnector } from './spare-connections';
+import { openStream, UPSTREAM_EOF, type StreamResponse } from './stream-upstream';
 import { authHeaders } from '../runtime/llama-client';
 
 /** Socket errors that mean the llama-server process went away, not that the request was bad. */
-const GONE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
+const GONE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', UPSTREAM_EOF]);
 
 /** On a `Connection: close` socket (every stream, see postJson) a process that dies mid-response shows
  * up as an EOF inside the chunked body: undici's HTTPParserError "Invalid EOF state", with no code. */
@@ -19,7 +20,7 @@ function isEofMidResponse(err: unknown): boolean {
 }
 
 /** New connections come from a spare opened ahead of time (see spare-connections.ts). */
-const connect = spareConnector();
+const connect = upstreamConnector;
 const POOL_OPTIONS: Pool.Options = { keepAliveTimeout: 30_000, keepAliveMaxTimeout: 60_000, headersTimeout: 0, bodyTimeout: 0, connect };
 /** An origin's pool is closed once it has had nothing in flight for this long (its instance stopped or moved port). */
 const POOL_IDLE_CLOSE_MS = 60_000;
@@ -72,6 +73,21 @@ export async function postJson(inst: LlamaInstance, path: string, payload: strin
       // closed". So a stream gets a connection of its own; plain requests keep theirs alive.
       reset: stream,
     });
+  } catch (err) {
+    throw classifyUpstreamError(err, inst, signal);
+  }
+}
+
+/**
+ * A streamed request (stream-upstream.ts): its own connection, which llama-server closes after the
+ * response anyway, so no pooled client is involved. Resolves at the response head.
+ */
+export async function postStream(inst: LlamaInstance, path: string, payload: string, signal: AbortSignal): Promise<StreamResponse> {
+  try {
+    const origin = inst.url;
+    if (origin === undefined) throw new InstanceGoneError(inst.id, new Error('the instance has no address (not running)'));
+    // The instance's signal ends the request (and its body) when the process stalls.
+    return await openStream(connect, { origin, path, headers: authHeaders(inst.apiKey), payload, signals: [signal, inst.requestSignal] });
   } catch (err) {
     throw classifyUpstreamError(err, inst, signal);
   }
