@@ -5,7 +5,6 @@
 // socket (spare-connections.ts), the head is parsed once, and each piece of the chunked body is handed
 // on as a slice of the socket's own buffer.
 import type { Socket } from 'node:net';
-import { setMaxListeners } from 'node:events';
 import type { buildConnector } from 'undici';
 
 /** Response heads beyond this are not llama-server's. */
@@ -123,7 +122,6 @@ export function openStream(connect: buildConnector.connector, t: StreamTarget): 
 
     for (const s of t.signals) {
       if (s.aborted) return rejectHead(abortError(s.reason));
-      setMaxListeners(0, s); // a long-lived instance signal has one listener per stream in flight
       s.addEventListener('abort', onAbort, { once: true });
     }
     const port = url.port || '80';

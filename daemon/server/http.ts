@@ -1,6 +1,7 @@
 // The daemon's HTTP surface: /healthz (open), /api/*, /metrics, /v1/* (OpenAI-compatible).
 // Every route but /healthz passes the guard; every error leaves through errorEnvelope().
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { SlotwiseError, errorEnvelope, toSlotwiseError } from '../../shared/errors';
 import { formatBytes } from '../../shared/format';
@@ -51,6 +52,8 @@ export interface HttpHandler {
 
 export function createHttpHandler(opts: HttpOptions): HttpHandler {
   const running = new Set<Promise<void>>();
+  // Every request in flight listens on `stop`: no listener cap (Node warns past 10, at 11 concurrent requests).
+  if (opts.stop) setMaxListeners(0, opts.stop);
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const p = handle(opts, req, res)
       .catch((err: unknown) => {
