@@ -165,17 +165,27 @@ export function parseHead(text: string): { statusCode: number; headers: Record<s
   return { statusCode: Number(status[1]), headers };
 }
 
+const CR = 13;
+const LF = 10;
+/** Longest chunk size (hex digits) or trailer line accepted. */
+const MAX_SIZE_DIGITS = 12;
+const MAX_LINE = 4096;
+
 /**
  * The body framing of an HTTP/1.1 response: chunked, a Content-Length, or until the connection closes.
- * `push` hands on the data bytes as slices of the input and says when the body is complete.
+ * `push` hands on the data bytes as slices of the input and says when the body is complete. The
+ * chunk-size lines are read byte by byte, without making strings: this runs once per token.
  */
 export class ChunkedBody {
   #kind: 'chunked' | 'length' | 'close' = 'close';
   /** length: bytes left; chunked: bytes left of the current chunk's data. */
   #left = 0;
-  /** chunked: 'size' (reading a size line), 'data', 'crlf' (after data), 'trailer' (after the 0 chunk), 'done'. */
-  #state: 'size' | 'data' | 'crlf' | 'trailer' | 'done' = 'size';
-  #line = '';
+  /** chunked: reading a size line ('size', then 'ext' after `;`), 'data', 'crlf' (after data), 'trailer' (after the 0 chunk), 'done'. */
+  #state: 'size' | 'ext' | 'data' | 'crlf' | 'trailer' | 'done' = 'size';
+  #size = 0;
+  #digits = 0;
+  /** Bytes of the current line other than CR (extensions, trailers), to bound them. */
+  #lineLen = 0;
 
   mode(headers: Record<string, string>): void {
     if (/\bchunked\b/i.test(headers['transfer-encoding'] ?? '')) this.#kind = 'chunked';
@@ -206,8 +216,7 @@ export class ChunkedBody {
       if (this.#left === 0) this.#state = 'done';
       return this.#state === 'done';
     }
-    let i = 0;
-    while (i < buf.length) {
+    for (let i = 0; i < buf.length; ) {
       if (this.#state === 'data') {
         const n = Math.min(this.#left, buf.length - i);
         out(buf.subarray(i, i + n));
@@ -216,32 +225,54 @@ export class ChunkedBody {
         if (this.#left === 0) this.#state = 'crlf';
         continue;
       }
-      // size, crlf and trailer lines: read to the next LF
-      const lf = buf.indexOf(10, i);
-      const end = lf < 0 ? buf.length : lf;
-      this.#line += buf.toString('latin1', i, end);
-      if (this.#line.length > 4096) throw new Error('llama-server sent a malformed chunked body');
-      if (lf < 0) return false;
-      i = lf + 1;
-      const line = this.#line.replace(/\r$/, '');
-      this.#line = '';
-      if (this.#state === 'crlf') {
-        if (line !== '') throw new Error('llama-server sent a malformed chunked body');
+      const c = buf[i++]!;
+      if (c === CR) continue;
+      if (this.#state === 'size') {
+        const d = hexDigit(c);
+        if (d >= 0 && this.#digits < MAX_SIZE_DIGITS) {
+          this.#size = this.#size * 16 + d;
+          this.#digits++;
+        } else if (c === LF && this.#digits > 0) {
+          this.#endSizeLine();
+        } else if ((c === 0x3b || c === 0x20 || c === 0x09) && this.#digits > 0) {
+          this.#state = 'ext'; // `;name=value` extensions (and whitespace before them) are ignored
+          this.#lineLen = 0;
+        } else throw new Error('llama-server sent a malformed chunk size');
+      } else if (this.#state === 'ext') {
+        if (c === LF) this.#endSizeLine();
+        else if (++this.#lineLen > MAX_LINE) throw new Error('llama-server sent a malformed chunk size');
+      } else if (this.#state === 'crlf') {
+        if (c !== LF) throw new Error('llama-server sent a malformed chunked body');
         this.#state = 'size';
-      } else if (this.#state === 'size') {
-        const hex = line.split(';', 1)[0]!.trim(); // chunk extensions are ignored
-        if (!/^[0-9a-fA-F]{1,12}$/.test(hex)) throw new Error('llama-server sent a malformed chunk size');
-        const size = parseInt(hex, 16);
-        if (size === 0) this.#state = 'trailer';
-        else {
-          this.#state = 'data';
-          this.#left = size;
+      } else if (c === LF) {
+        // trailer: the blank line after the (usually no) trailer fields ends the body
+        if (this.#lineLen === 0) {
+          this.#state = 'done';
+          return true;
         }
-      } else if (line === '') {
-        this.#state = 'done'; // the blank line after the (usually empty) trailers
-        return true;
-      }
+        this.#lineLen = 0;
+      } else if (++this.#lineLen > MAX_LINE) throw new Error('llama-server sent a malformed chunked body');
     }
     return false;
   }
+
+  #endSizeLine(): void {
+    const size = this.#size;
+    this.#size = 0;
+    this.#digits = 0;
+    this.#lineLen = 0;
+    if (size === 0) this.#state = 'trailer';
+    else {
+      this.#state = 'data';
+      this.#left = size;
+    }
+  }
+}
+
+/** The value of an ASCII hex digit, or -1. */
+function hexDigit(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  const l = c | 0x20; // lower case
+  if (l >= 0x61 && l <= 0x66) return l - 0x61 + 10;
+  return -1;
 }

@@ -19,11 +19,11 @@ function decode(body: ChunkedBody, pieces: string[]): { out: string; done: boole
 
 describe('ChunkedBody', () => {
   it('decodes a chunked body split anywhere, extensions and trailers included', () => {
-    const wire = '5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\nX-Trailer: 1\r\n\r\n';
+    const wire = '5;ext=1\r\nhello\r\n7 ; a=b\r\n, world\r\na\r\n, and you!\r\nB\r\n 0123456789\r\n0\r\nX-Trailer: 1\r\n\r\n';
     for (let cut = 1; cut < wire.length; cut++) {
       const body = new ChunkedBody();
       body.mode({ 'transfer-encoding': 'chunked' });
-      expect(decode(body, [wire.slice(0, cut), wire.slice(cut)])).toEqual({ out: 'hello, world', done: true });
+      expect(decode(body, [wire.slice(0, cut), wire.slice(cut)])).toEqual({ out: 'hello, world, and you! 0123456789', done: true });
     }
   });
 
@@ -38,6 +38,12 @@ describe('ChunkedBody', () => {
     const body = new ChunkedBody();
     body.mode({ 'transfer-encoding': 'chunked' });
     expect(() => decode(body, ['zz\r\n'])).toThrow(/malformed chunk size/);
+    const long = new ChunkedBody();
+    long.mode({ 'transfer-encoding': 'chunked' });
+    expect(() => decode(long, ['1234567890abc\r\n'])).toThrow(/malformed chunk size/); // 13 hex digits
+    const noCrlf = new ChunkedBody();
+    noCrlf.mode({ 'transfer-encoding': 'chunked' });
+    expect(() => decode(noCrlf, ['2\r\nabX\r\n'])).toThrow(/malformed chunked body/); // data longer than its size
   });
 
   it('reads a Content-Length body to its length, and a body without either to the close', () => {
