@@ -7,7 +7,8 @@ import { SlotwiseError, describeValue, errorEnvelope, toSlotwiseError } from '..
 import { sendError, sendJson, type Route, type RouteContext } from '../server/http';
 import { modelSlots } from '../../shared/slots';
 import { dispatch, InstanceGoneError } from '../scheduler/dispatch';
-import { classifyUpstreamError, midResponseError, postJson, sseEventCount, upstreamError, withSlot } from './upstream';
+import { classifyUpstreamError, midResponseError, postJson, postStream, sseEventCount, upstreamError, withSlot } from './upstream';
+import type { StreamResponse } from './stream-upstream';
 import { promptTimings, ResponseTail } from './prompt-timings';
 import { promptText } from '../scheduler/prompt-key';
 import { mark, serverTiming, type StageMarks } from './stage-timing';
@@ -107,9 +108,11 @@ export function checkNumbers(body: Obj, where: string, model: Pick<ModelConfig, 
 
 async function proxy(deps: OpenAiDeps, ctx: RouteContext, path: string, kind: 'prompt' | 'messages'): Promise<void> {
   const where = `POST ${path}`;
-  const { model, stream, body } = validateBody(await ctx.json(), kind, where, deps.supervisor);
+  const { value, text } = await ctx.jsonWithText();
+  const { model, stream, body } = validateBody(value, kind, where, deps.supervisor);
   requireModelKind(deps.supervisor, model, 'completion', where);
-  await proxyToModel(deps, ctx, path, { model, stream, body });
+  // Validation only reads the body, so the client's own text goes on (see ProxyRequest.text).
+  await proxyToModel(deps, ctx, path, { model, stream, body, text });
 }
 
 /** A validated request for one model, as it is forwarded to llama-server. */
@@ -117,6 +120,12 @@ export interface ProxyRequest {
   model: string;
   stream: boolean;
   body: Obj;
+  /**
+   * The body's JSON text as the client sent it, when `body` is that text parsed and left unchanged:
+   * forwarded as is instead of serialising `body` again (a long chat history costs a stringify per
+   * request otherwise). JSON.parse kept the last of duplicate keys, as llama-server's parser does.
+   */
+  text?: string;
 }
 
 /**
@@ -127,8 +136,9 @@ export interface ProxyRequest {
 export async function proxyToModel(deps: Pick<OpenAiDeps, 'scheduler'>, ctx: RouteContext, path: string, req: ProxyRequest): Promise<void> {
   const { model, stream, body } = req;
   const marks: StageMarks = { received: ctx.receivedAt };
-  // Everything that can throw on the request itself runs before the ticket exists.
-  const payload = JSON.stringify(body);
+  // Everything that can throw on the request itself runs before the ticket exists. withSlot() splices
+  // `id_slot` before the final `}`, so a trailing newline (curl -d @file) is trimmed off.
+  const payload = req.text?.trimEnd() ?? JSON.stringify(body);
   marks.parsed = mark();
   const cls = requestClass(ctx.req.headers);
   let ticket;
@@ -156,22 +166,41 @@ export async function proxyToModel(deps: Pick<OpenAiDeps, 'scheduler'>, ctx: Rou
   }
 }
 
+/** llama-server's answer, whichever way it was fetched: a stream on its own connection, or a pooled request. */
+interface Answer {
+  statusCode: number;
+  contentType: string | undefined;
+  text(): Promise<string>;
+  /** Writes the body to `res` as it arrives; see relay(). */
+  relay(res: ServerResponse, onChunk: (chunk: Buffer) => void, onFirst: () => void): Promise<void>;
+}
+
+async function fetchAnswer(inst: Lease['instance'], path: string, payload: string, stream: boolean, signal: AbortSignal): Promise<Answer> {
+  if (stream) {
+    const up = await postStream(inst, path, payload, signal);
+    return { statusCode: up.statusCode, contentType: up.headers['content-type'], text: () => up.text(), relay: (res, onChunk, onFirst) => relayStream(up, res, onChunk, onFirst) };
+  }
+  const up = await postJson(inst, path, payload, stream, signal);
+  const type = up.headers['content-type'];
+  return { statusCode: up.statusCode, contentType: type === undefined ? undefined : String(type), text: () => up.body.text(), relay: (res, onChunk, onFirst) => relay(up.body, res, onChunk, onFirst) };
+}
+
 /** Sends the request to one instance and pipes the answer to the client as it arrives. */
 async function forward(lease: Lease, path: string, payload: string, stream: boolean, ctx: RouteContext, marks: StageMarks): Promise<void> {
   const inst = lease.instance;
-  const upstreamRes = await postJson(inst, path, withSlot(payload, lease.slot), stream, ctx.signal);
+  const upstream = await fetchAnswer(inst, path, withSlot(payload, lease.slot), stream, ctx.signal);
   marks.upstreamHeaders = mark();
   const headers: Record<string, string> = {
-    'Content-Type': String(upstreamRes.headers['content-type'] ?? (stream ? 'text/event-stream' : 'application/json')),
+    'Content-Type': upstream.contentType ?? (stream ? 'text/event-stream' : 'application/json'),
     'Cache-Control': 'no-cache',
     'X-Slotwise-Instance': inst.id,
     'X-Slotwise-Queue-Wait-Ms': String(Math.round(lease.waitedMs)),
     'X-Slotwise-Queue-Position': String(lease.queuePosition),
     ...leaseHeaders(lease),
   };
-  if (upstreamRes.statusCode >= 400) {
+  if (upstream.statusCode >= 400) {
     // llama-server's own error: answered in Slotwise's envelope with its message (see upstreamError).
-    const err = upstreamError(inst.id, upstreamRes.statusCode, await upstreamRes.body.text());
+    const err = upstreamError(inst.id, upstream.statusCode, await upstream.text());
     sendError(ctx.res, err, { 'X-Slotwise-Instance': inst.id });
     throw err;
   }
@@ -179,7 +208,7 @@ async function forward(lease: Lease, path: string, payload: string, stream: bool
   const tail = new ResponseTail();
   let events = 0;
   try {
-    await relay(upstreamRes.body, ctx.res, (chunk) => {
+    await upstream.relay(ctx.res, (chunk) => {
       inst.noteProgress(); // for the stall watchdog
       tail.push(chunk);
       if (stream) lease.progress((events += sseEventCount(chunk)));
@@ -235,6 +264,24 @@ function relay(body: Readable, res: ServerResponse, onChunk: (chunk: Buffer) => 
       else resolve();
     });
   });
+}
+
+/** relay() for a stream on its own connection: the same, with the socket paused while the client is behind. */
+function relayStream(up: StreamResponse, res: ServerResponse, onChunk: (chunk: Buffer) => void, onFirst: () => void): Promise<void> {
+  let first = true;
+  const resume = (): void => up.resume();
+  return up
+    .each((chunk) => {
+      if (first) {
+        first = false;
+        onFirst();
+      }
+      onChunk(chunk);
+      if (res.write(chunk)) return true;
+      res.once('drain', resume);
+      return false;
+    })
+    .finally(() => res.off('drain', resume));
 }
 
 /** After the first byte: SSE gets an error event then [DONE]-less end; a JSON body can only be cut. */

@@ -18,7 +18,7 @@ interface Spare {
   drop: () => void;
 }
 
-/** A connector for undici's Agent: hands out the origin's spare when it is fresh, and opens the next. */
+/** A connector (undici's shape, used by the pools and by stream-upstream.ts): hands out the origin's spare when it is fresh, and opens the next. */
 export function spareConnector(maxIdleMs = SPARE_MAX_IDLE_MS, now: () => number = Date.now): buildConnector.connector {
   const connect = buildConnector({});
   const spares = new Map<string, Spare>();
@@ -64,3 +64,6 @@ export function spareConnector(maxIdleMs = SPARE_MAX_IDLE_MS, now: () => number 
     refill(key, opts);
   };
 }
+
+/** The daemon's one connector to its instances, shared by the pooled requests and the streams. */
+export const upstreamConnector = spareConnector();

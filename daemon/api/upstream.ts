@@ -2,15 +2,16 @@
 // Failures are classified once: client gone → SW_ERR_CANCELLED, instance gone → InstanceGoneError
 // (retryable before the first byte; a stalled instance too), anything else → SW_ERR_UPSTREAM; an error
 // answer that is the request's fault → SW_ERR_UPSTREAM_REJECTED (upstreamError).
-import { Agent, request, type Dispatcher } from 'undici';
+import { Pool, request, type Dispatcher } from 'undici';
 import { SlotwiseError, firstLine } from '../../shared/errors';
 import type { LlamaInstance } from '../runtime/instance';
 import { InstanceGoneError } from '../scheduler/dispatch';
-import { spareConnector } from './spare-connections';
+import { upstreamConnector } from './spare-connections';
+import { openStream, UPSTREAM_EOF, type StreamResponse } from './stream-upstream';
 import { authHeaders } from '../runtime/llama-client';
 
 /** Socket errors that mean the llama-server process went away, not that the request was bad. */
-const GONE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
+const GONE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', UPSTREAM_EOF]);
 
 /** On a `Connection: close` socket (every stream, see postJson) a process that dies mid-response shows
  * up as an EOF inside the chunked body: undici's HTTPParserError "Invalid EOF state", with no code. */
@@ -18,24 +19,75 @@ function isEofMidResponse(err: unknown): boolean {
   return (err as Error)?.name === 'HTTPParserError' && /Invalid EOF state/i.test((err as Error).message);
 }
 
-/** Keep-alive connections to the instances; no per-origin cap so 1,000 streams can be in flight.
- * Each new connection comes from a spare opened ahead of time (see spare-connections.ts). */
-const agent: Dispatcher = new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 60_000, headersTimeout: 0, bodyTimeout: 0, connect: spareConnector() });
+/** New connections come from a spare opened ahead of time (see spare-connections.ts). */
+const connect = upstreamConnector;
+const POOL_OPTIONS: Pool.Options = { keepAliveTimeout: 30_000, keepAliveMaxTimeout: 60_000, headersTimeout: 0, bodyTimeout: 0, connect };
+/** An origin's pool is closed once it has had nothing in flight for this long (its instance stopped or moved port). */
+const POOL_IDLE_CLOSE_MS = 60_000;
+
+interface PoolEntry {
+  pool: Pool;
+  lastUsed: number;
+}
+
+/**
+ * One connection pool per instance origin, kept for the instance's life; no cap on connections, so
+ * 1,000 streams can be in flight. Not undici's Agent: it drops an origin's pool (and its clients)
+ * whenever that origin's last connection closes, which is after every stream (llama-server closes
+ * streamed responses), so each stream at low concurrency paid for a new pool and client.
+ */
+const pools = new Map<string, PoolEntry>();
+
+export function poolFor(origin: string, now = Date.now()): Pool {
+  const entry = pools.get(origin);
+  if (entry) {
+    entry.lastUsed = now;
+    return entry.pool;
+  }
+  // A new origin is rare (an instance start): the moment to close pools of origins long unused.
+  for (const [key, e] of pools) {
+    if (now - e.lastUsed > POOL_IDLE_CLOSE_MS && e.pool.stats.running === 0 && e.pool.stats.pending === 0) {
+      pools.delete(key);
+      void e.pool.close();
+    }
+  }
+  const pool = new Pool(origin, POOL_OPTIONS);
+  pools.set(origin, { pool, lastUsed: now });
+  return pool;
+}
 
 export async function postJson(inst: LlamaInstance, path: string, payload: string, stream: boolean, signal: AbortSignal): Promise<Dispatcher.ResponseData> {
   try {
-    return await request(`${inst.url}${path}`, {
+    const origin = inst.url;
+    // A lease names a ready instance, which has an address; one that lost it since is gone (retryable).
+    if (origin === undefined) throw new InstanceGoneError(inst.id, new Error('the instance has no address (not running)'));
+    return await request(`${origin}${path}`, {
       method: 'POST',
       body: payload,
       headers: { 'content-type': 'application/json', accept: stream ? 'text/event-stream' : 'application/json', ...authHeaders(inst.apiKey) },
       // The instance's signal ends the request (and its body) when the process stalls.
       signal: AbortSignal.any([signal, inst.requestSignal]),
-      dispatcher: agent,
+      dispatcher: poolFor(origin),
       // llama-server closes the connection after every streamed response, though it answers
       // "Keep-Alive": a request sent on that socket before its FIN arrives fails with "other side
       // closed". So a stream gets a connection of its own; plain requests keep theirs alive.
       reset: stream,
     });
+  } catch (err) {
+    throw classifyUpstreamError(err, inst, signal);
+  }
+}
+
+/**
+ * A streamed request (stream-upstream.ts): its own connection, which llama-server closes after the
+ * response anyway, so no pooled client is involved. Resolves at the response head.
+ */
+export async function postStream(inst: LlamaInstance, path: string, payload: string, signal: AbortSignal): Promise<StreamResponse> {
+  try {
+    const origin = inst.url;
+    if (origin === undefined) throw new InstanceGoneError(inst.id, new Error('the instance has no address (not running)'));
+    // The instance's signal ends the request (and its body) when the process stalls.
+    return await openStream(connect, { origin, path, headers: authHeaders(inst.apiKey), payload, signals: [signal, inst.requestSignal] });
   } catch (err) {
     throw classifyUpstreamError(err, inst, signal);
   }

@@ -2,7 +2,7 @@
 // #transition(), which emits a `state` event. Callers express intent (start, stop, ensureReady)
 // and never "check the state, then act". States and ordering: daemon/runtime/design.md.
 import { randomBytes } from 'node:crypto';
-import { EventEmitter } from 'node:events';
+import { EventEmitter, setMaxListeners } from 'node:events';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { totalmem } from 'node:os';
@@ -96,7 +96,7 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
   /** The current process's API key: only the daemon can use it (see #launch). */
   #apiKey = '';
   /** Aborted when the current process stalls: every request to it ends at once. */
-  #requestAbort = new AbortController();
+  #requestAbort = requestAbort();
   #watchAbort: AbortController | undefined;
   #inFlight = 0;
   #lastProgressAt = Date.now();
@@ -300,7 +300,7 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
     // A fresh key per process, in its environment (LLAMA_API_KEY, see `llama-server --help`), never
     // on the command line, which every user of the host can read in `ps`.
     this.#apiKey = randomBytes(24).toString('base64url');
-    this.#requestAbort = new AbortController();
+    this.#requestAbort = requestAbort();
     let command = this.#opts.binary;
     let argv = args;
     if ((this.#opts.parentDeathSignal ?? true) && hasSetpriv) {
@@ -572,4 +572,11 @@ export function freePort(): Promise<number> {
       srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
     });
   });
+}
+
+/** The controller behind `requestSignal`: every stream in flight listens on its signal, so no listener cap (Node warns past 10). */
+function requestAbort(): AbortController {
+  const ctl = new AbortController();
+  setMaxListeners(0, ctl.signal);
+  return ctl;
 }

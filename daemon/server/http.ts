@@ -1,6 +1,7 @@
 // The daemon's HTTP surface: /healthz (open), /api/*, /metrics, /v1/* (OpenAI-compatible).
 // Every route but /healthz passes the guard; every error leaves through errorEnvelope().
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { SlotwiseError, errorEnvelope, toSlotwiseError } from '../../shared/errors';
 import { formatBytes } from '../../shared/format';
@@ -18,6 +19,8 @@ export interface RouteContext {
   signal: AbortSignal;
   /** Reads and parses a JSON body within the configured size limit and upload deadline. */
   json(): Promise<unknown>;
+  /** The same, with the body's text as it came (a proxy can forward it without serialising the value again). */
+  jsonWithText(): Promise<JsonBody>;
 }
 
 export interface Route {
@@ -49,6 +52,8 @@ export interface HttpHandler {
 
 export function createHttpHandler(opts: HttpOptions): HttpHandler {
   const running = new Set<Promise<void>>();
+  // Every request in flight listens on `stop`: no listener cap (Node warns past 10, at 11 concurrent requests).
+  if (opts.stop) setMaxListeners(0, opts.stop);
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const p = handle(opts, req, res)
       .catch((err: unknown) => {
@@ -103,7 +108,8 @@ async function handle(opts: HttpOptions, req: IncomingMessage, res: ServerRespon
     opts.stop?.removeEventListener('abort', onStop);
     if (!res.writableFinished) abort.abort(new SlotwiseError('SW_ERR_CANCELLED', 'client disconnected'));
   });
-  await route.handle({ req, res, url, receivedAt, signal: abort.signal, json: () => readJsonBody(req, opts.maxBodyBytes, opts.bodyTimeoutMs) });
+  const jsonWithText = (): Promise<JsonBody> => readJsonBody(req, opts.maxBodyBytes, opts.bodyTimeoutMs);
+  await route.handle({ req, res, url, receivedAt, signal: abort.signal, json: async () => (await jsonWithText()).value, jsonWithText });
 }
 
 /**
@@ -111,7 +117,7 @@ async function handle(opts: HttpOptions, req: IncomingMessage, res: ServerRespon
  * after `timeoutMs`, and parses it as JSON, refusing nesting deeper than MAX_DEPTH.
  * Content-Type is not checked: like llama-server, a plain `curl -d '{…}'` (form-encoded type) works.
  */
-export async function readJsonBody(req: IncomingMessage, limit: number, timeoutMs: number): Promise<unknown> {
+export async function readJsonBody(req: IncomingMessage, limit: number, timeoutMs: number): Promise<JsonBody> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) throw tooLarge(limit);
   const text = await readBody(req, limit, timeoutMs);
@@ -123,7 +129,13 @@ export async function readJsonBody(req: IncomingMessage, limit: number, timeoutM
     throw new SlotwiseError('SW_ERR_BAD_REQUEST', `request body is not valid JSON: ${(err as Error).message}`);
   }
   checkDepth(value, 'request body');
-  return value;
+  return { value, text };
+}
+
+/** A parsed JSON body and the text it was parsed from. */
+export interface JsonBody {
+  value: unknown;
+  text: string;
 }
 
 function readBody(req: IncomingMessage, limit: number, timeoutMs: number): Promise<string> {

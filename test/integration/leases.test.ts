@@ -129,6 +129,28 @@ describe('slot leases (real llama-server)', () => {
   });
 });
 
+describe('the client\'s body text is forwarded with the lease\'s slot (real llama-server)', () => {
+  it('runs a pretty-printed body with a trailing newline and its own id_slot in the leased slot', async () => {
+    const d = await startTestDaemon({ models: { m: { slots: 2, ctxPerSlot: 4096, size: 'long' } } });
+    const s0 = await d.waitFor(ready, 'ready');
+    const inst = s0.models[0]!.instances[0]!;
+    const abort = new AbortController();
+    // The daemon forwards the client's text itself (no re-serialisation): the slot must still be
+    // spliced in before the final brace, past the whitespace, and win over the client's id_slot.
+    const body = `${JSON.stringify({ model: 'm', prompt: 'Once upon a time', max_tokens: 4000, stream: true, id_slot: 1 }, null, 2)}\n\n`;
+    const res = await d.fetch('/v1/completions', { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: abort.signal });
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    await reader.read(); // generating
+    const slot = Number(/^m#1\/(\d)$/.exec(res.headers.get('x-slotwise-slot')!)![1]);
+    expect(slot).toBe(0); // the first free slot, not the client's 1
+    const polled = (await (await fetch(`http://127.0.0.1:${inst.port!}/slots`, { headers: instanceAuth(inst.pid!) })).json()) as { id: number; is_processing: boolean }[];
+    expect(polled.filter((x) => x.is_processing).map((x) => x.id)).toEqual([slot]);
+    abort.abort();
+    await reader.cancel().catch(() => undefined);
+  });
+});
+
 /** A conversation of three turns over a shared history of about 400 tokens. */
 async function converse(d: TestDaemon): Promise<{ slots: string[]; cached: number[] }> {
   const history = Array.from({ length: 80 }, (_, i) => `Note ${i}: the keeper logs the tide and the wind.`).join(' ');

@@ -2,7 +2,10 @@
 // first byte), or anything else.
 import { describe, expect, it } from 'vitest';
 import { InstanceGoneError } from '../../daemon/scheduler/dispatch';
-import { classifyUpstreamError, midResponseError } from '../../daemon/api/upstream';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { classifyUpstreamError, midResponseError, poolFor, postJson } from '../../daemon/api/upstream';
+import type { LlamaInstance } from '../../daemon/runtime/instance';
 import { SlotwiseError } from '../../shared/errors';
 import { stallReason } from '../../daemon/runtime/stall-watchdog';
 
@@ -61,5 +64,40 @@ describe('stallReason', () => {
   });
   it('names the stranded requests whichever sign tripped first', () => {
     expect(stallReason(11_600, { ...base, progressAt: 11_300, inFlight: 3 })).toBe('3 request(s) in flight made no progress for 300 ms, /health did not answer for 1600 ms');
+  });
+});
+
+describe('poolFor (connections to one instance)', () => {
+  it('keeps one pool per origin across streams whose connection llama-server closes', async () => {
+    // Like llama-server after a stream: the answer ends the connection.
+    const server = createServer((_req, res) => {
+      res.setHeader('Connection', 'close');
+      res.end('{}');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const instance = { id: 'm#1', url, apiKey: undefined, requestSignal: live } as unknown as LlamaInstance;
+      const pool = poolFor(url);
+      for (let i = 0; i < 3; i++) {
+        const res = await postJson(instance, '/v1/completions', '{}', true, live);
+        expect(await res.body.text()).toBe('{}');
+      }
+      // undici's Agent dropped an origin's pool whenever its last connection closed: a new pool and client per stream.
+      expect(poolFor(url)).toBe(pool);
+      expect(pool.closed).toBe(false);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('closes the pool of an origin unused for a minute once a new origin appears', () => {
+    const t0 = 1_000_000;
+    const old = poolFor('http://127.0.0.1:1', t0);
+    poolFor('http://127.0.0.1:2', t0 + 30_000);
+    expect(old.closed).toBe(false); // used 30 s ago: kept
+    poolFor('http://127.0.0.1:3', t0 + 61_000);
+    expect(old.closed).toBe(true);
+    expect(poolFor('http://127.0.0.1:1', t0 + 62_000)).not.toBe(old);
   });
 });

@@ -1,0 +1,95 @@
+#!/usr/bin/env node
+// The daemon's cost per proxied request and per streamed chunk, as CPU time and bytes allocated, not
+// wall-clock time: on a shared machine timings swing with other work, CPU time and allocations much
+// less. A daemon of this checkout (dist/cli.js, build it first) runs in its own process against the
+// stand-in upstream (1 × 8 slots, 3 ms a token); two loads of streamed completions go through it
+// from this process (no status polls, unlike `bench`, so nothing else runs in the daemon): many
+// 1-token streams, then fewer 128-token ones. Cost = requests × per-request + chunks × per-chunk,
+// solved from the two loads (the daemon's idle cost, its polls, taken off first). CPU is utime+stime
+// from /proc. With --alloc, allocation instead: the sum of V8's `allocated=` over the GCs
+// (--trace-gc-nvp), with a 1 MB young generation so a GC, which is when allocation shows, is never
+// far from a phase's end (that changes the GC's own CPU cost: measure CPU without --alloc).
+//
+//   node bench/hop-cost.mjs [--alloc] [--checkout DIR] [--short N] [--long N] [--concurrency C]
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+const { values: v } = parseArgs({ options: { alloc: { type: 'boolean', default: false }, checkout: { type: 'string', default: resolve(import.meta.dirname, '..') }, short: { type: 'string', default: '1200' }, long: { type: 'string', default: '100' }, concurrency: { type: 'string', default: '4' } } });
+const root = resolve(v.checkout);
+const cli = join(root, 'dist/cli.js');
+const dir = mkdtempSync(join(tmpdir(), 'slotwise-hop-cost-'));
+const state = join(dir, 'state');
+const model = join(dir, 'tiny.gguf');
+execFileSync(process.execPath, [cli, 'tiny-model', model], { stdio: 'ignore' });
+writeFileSync(join(dir, 'config.json'), JSON.stringify({ llamaServer: join(root, 'test/fixtures/fake-llama-server.mjs'), models: { s: { path: model, slots: 8, replicas: 1, args: ['--fake-token-ms', '3'] } } }));
+
+const v8Flags = v.alloc ? ['--trace-gc-nvp', '--max-semi-space-size=1'] : [];
+const daemon = spawn(process.execPath, [...v8Flags, cli, 'daemon', '--state-dir', state, '--config', join(dir, 'config.json'), '--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+let allocated = 0;
+let pending = '';
+daemon.stdout.setEncoding('utf8').on('data', (text) => {
+  pending += text;
+  for (let nl; (nl = pending.indexOf('\n')) >= 0; pending = pending.slice(nl + 1)) {
+    const m = / allocated=(\d+)/.exec(pending.slice(0, nl));
+    if (m) allocated += Number(m[1]);
+  }
+});
+const cpuMs = () => {
+  const f = readFileSync(`/proc/${daemon.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // clock ticks of 10 ms
+};
+/** CPU ms and bytes allocated (--alloc) by the daemon while `work` runs. */
+async function cost(work) {
+  const [c0, a0, t0] = [cpuMs(), allocated, Date.now()];
+  const result = await work();
+  const wallMs = Date.now() - t0;
+  return { cpuMs: cpuMs() - c0, bytes: allocated - a0, wallMs, result };
+}
+/** `requests` streamed completions of `maxTokens`, `concurrency` at a time; resolves with the chunks the daemon relayed. */
+async function load(maxTokens, requests) {
+  const { url } = JSON.parse(readFileSync(join(state, 'daemon.json'), 'utf8'));
+  const token = readFileSync(join(state, 'token'), 'utf8').trim();
+  const body = JSON.stringify({ model: 's', prompt: 'Write a short story about a lighthouse keeper.', max_tokens: maxTokens, stream: true });
+  let next = 0;
+  let chunks = 0;
+  const worker = async () => {
+    while (next++ < requests) {
+      const res = await fetch(`${url}/v1/completions`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body });
+      if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
+      const text = await res.text();
+      chunks += text.split('\n\n').filter(Boolean).length; // one SSE event per upstream chunk
+    }
+  };
+  await Promise.all(Array.from({ length: Number(v.concurrency) }, worker));
+  return chunks;
+}
+
+try {
+  while (!existsSync(join(state, 'daemon.json'))) await sleep(100);
+  await sleep(2000);
+  await load(16, 64); // warm up
+  const idle = await cost(() => sleep(4000));
+  const runs = [];
+  for (const [maxTokens, requests] of [[1, Number(v.short)], [128, Number(v.long)]]) {
+    const c = await cost(() => load(maxTokens, requests));
+    runs.push({ ...c, requests, chunks: c.result });
+  }
+  const solve = (key, idleRate) => {
+    const [a, b] = runs.map((r) => ({ ...r, net: r[key] - idleRate * r.wallMs }));
+    const det = a.requests * b.chunks - b.requests * a.chunks;
+    return { perRequest: (a.net * b.chunks - b.net * a.chunks) / det, perChunk: (a.requests * b.net - b.requests * a.net) / det };
+  };
+  const cpu = solve('cpuMs', idle.cpuMs / idle.wallMs);
+  const mem = solve('bytes', 0); // idle allocation is small and shows only at a GC
+  if (v.alloc) console.log(`allocated: ${(mem.perRequest / 1024).toFixed(1)} KiB per request, ${mem.perChunk.toFixed(0)} B per chunk`);
+  else console.log(`daemon CPU: ${(cpu.perRequest * 1000).toFixed(0)} µs per request, ${(cpu.perChunk * 1000).toFixed(1)} µs per chunk (idle ${(idle.cpuMs / (idle.wallMs / 1000)).toFixed(1)} ms/s)`);
+  console.log(JSON.stringify({ idle, runs: runs.map(({ result: _r, ...r }) => r) }));
+} finally {
+  daemon.kill('SIGTERM');
+  await new Promise((r) => daemon.on('exit', r));
+  rmSync(dir, { recursive: true, force: true });
+}
