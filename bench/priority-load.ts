@@ -14,17 +14,10 @@ import { BENCH_PROMPT, modelConfig, type ScenarioContext } from './scenarios';
 import { firstReleaseAfter, releasesWhileWaiting } from './slot-time';
 import { summarize } from './stats';
 import { streamCompletion } from './stream-request';
-import type { InteractiveSample, PriorityResult, PriorityRun } from './types';
+import type { InteractiveSample, PriorityLoad, PriorityResult, PriorityRun } from './types';
 
-export interface PriorityOptions {
+export interface PriorityOptions extends PriorityLoad {
   modelPath: string;
-  slots: number;
-  backgroundStreams: number;
-  backgroundMaxTokens: number;
-  interactiveRequests: number;
-  interactiveMaxTokens: number;
-  /** Mean gap between interactive requests (exponential gaps, seeded). */
-  meanGapMs: number;
   seed: number;
   args?: string[];
 }

@@ -291,14 +291,19 @@ export interface PriorityRun {
 }
 
 /** Interactive requests at random times under a saturating, continuously refilled background load. */
-export interface PriorityResult {
+export interface PriorityResult extends PriorityLoad {
+  runs: PriorityRun[];
+}
+
+/** The priority scenario's load: slots, the background streams that fill them, the interactive requests. */
+export interface PriorityLoad {
   slots: number;
   backgroundStreams: number;
   backgroundMaxTokens: number;
   interactiveRequests: number;
   interactiveMaxTokens: number;
+  /** Mean gap between interactive requests (exponential gaps, seeded). */
   meanGapMs: number;
-  runs: PriorityRun[];
 }
 
 export interface Environment {

@@ -159,16 +159,10 @@ async function converse(d: TestDaemon): Promise<{ slots: string[]; cached: numbe
   const cached: number[] = [];
   for (const question of ['What did the keeper log?', 'And after that?', 'Summarize it.']) {
     messages.push({ role: 'user', content: question });
-    const res = await d.fetch('/v1/chat/completions', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'm', messages, max_tokens: 8, temperature: 0 }),
-    });
-    expect(res.status).toBe(200);
-    const body = (await res.json()) as { choices: { message: { content: string } }[]; timings?: { cache_n?: number } };
-    slots.push(res.headers.get('x-slotwise-slot')!);
-    cached.push(body.timings?.cache_n ?? -1);
-    messages.push({ role: 'assistant', content: body.choices[0]!.message.content });
+    const t = await turn(d, messages);
+    slots.push(t.slot);
+    cached.push(t.cached);
+    messages.push({ role: 'assistant', content: t.reply });
   }
   return { slots, cached };
 }

@@ -9,6 +9,7 @@ import { checkTargets } from '../../bench/targets';
 import type { BenchReport, Comparison } from '../../bench/types';
 import { writeReport } from '../../bench/write-report';
 import { benchLevel } from './bench-fixtures';
+import { expectRectangularTables } from '../helpers/markdown';
 
 const level = benchLevel;
 
@@ -125,17 +126,7 @@ describe('renderMarkdown', () => {
   });
 
   it('every table row has as many cells as its header', () => {
-    const md = renderMarkdown(report());
-    let width = 0;
-    for (const line of md.split('\n')) {
-      if (!line.startsWith('|')) {
-        width = 0;
-        continue;
-      }
-      const cells = line.split(' | ').length;
-      if (width === 0) width = cells;
-      expect(cells, line).toBe(width);
-    }
+    expectRectangularTables(renderMarkdown(report()));
   });
 
   it('renders missing numbers (NaN, or null after JSON) as –, and lists errors', () => {

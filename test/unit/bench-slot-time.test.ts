@@ -8,6 +8,7 @@ import { renderMarkdown } from '../../bench/report-md';
 import { summarize } from '../../bench/stats';
 import type { BenchReport, InteractiveSample, TypingRun } from '../../bench/types';
 import { benchLevel } from './bench-fixtures';
+import { expectRectangularTables } from '../helpers/markdown';
 
 const rec = (requestId: string, leasedAt: number, releasedAt: number, superseded = false): LeaseTimes => ({ requestId, acceptedAt: leasedAt, leasedAt, releasedAt, superseded });
 
@@ -104,15 +105,6 @@ describe('typing and priority goals', () => {
     expect(md).toContain('| session | 4.8 % | 75 | 80 |');
     expect(md).toContain('## Priority: interactive requests under a saturating background load');
     expect(md).toMatch(/\| on \| 105 \| 105 \| 100 \| 100 \| 1\.05× \| 1\.00× \| 1\/1 \|/);
-    let width = 0;
-    for (const line of md.split('\n')) {
-      if (!line.startsWith('|')) {
-        width = 0;
-        continue;
-      }
-      const cells = line.split(' | ').length;
-      if (width === 0) width = cells;
-      expect(cells, line).toBe(width);
-    }
+    expectRectangularTables(md);
   });
 });
