@@ -5,6 +5,7 @@
 // and the generated tokens): what prompt-cache affinity routing is for.
 import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent } from 'undici';
 import { mulberry32 } from '../platform/prng';
 import { buildLevel } from './aggregate';
@@ -22,6 +23,8 @@ export interface ChatPlan {
   userWords: number;
   /** max_tokens of every turn: the reply the next turn sends back is this long (ignore_eos). */
   maxTokens: number;
+  /** Mean time the user takes to read a reply and write the next message, ms (each gap 0.5–1.5 × this, seeded); 0: none. */
+  thinkMs: number;
 }
 
 /**
@@ -32,6 +35,8 @@ export interface ChatPlan {
 export interface Conversation {
   system: string;
   users: string[];
+  /** Before each turn, after the previous reply ended, ms (0 before the first). */
+  thinkMs: number[];
 }
 
 /** Common words: about one llama-spm token each, so prompt tokens ≈ words × 1.3 with the chat template. */
@@ -52,6 +57,7 @@ export function planConversations(p: ChatPlan): Conversation[] {
   return Array.from({ length: p.conversations }, (_, c) => ({
     system: `You are assistant number ${c + 1}. ${words(p.systemWords)}`,
     users: Array.from({ length: p.turns }, () => words(p.userWords)),
+    thinkMs: Array.from({ length: p.turns }, (_, t) => (t === 0 ? 0 : Math.round(p.thinkMs * (0.5 + random())))),
   }));
 }
 
@@ -63,28 +69,34 @@ export function turnMessages(conv: Conversation, replies: readonly string[], tur
   return messages;
 }
 
-/** Fewer word tokens than this in the vocab: no grammar (the replies are then free text). */
-const MIN_GRAMMAR_WORDS = 32;
+/** Fewer word tokens than this in the vocab: no bias (the replies are then free text). */
+const MIN_REPLY_WORDS = 32;
+/** Far above the spread of a model's logits: the greedy pick is always one of the biased tokens. */
+const WORD_BIAS = 100;
 
 /**
- * A GBNF grammar that lets the model generate only whole-word tokens of `WORDS` (by token id), or
+ * A `logit_bias` that makes the model (temperature 0) generate only whole-word tokens of `WORDS`, or
  * undefined when the vocab lacks them. Why: a random-weight model's free output (byte pieces, mixed
  * scripts, sub-word splits) does not tokenize back to the tokens it was generated as, so the reply a
- * client sends back would match the slot's cache only up to its first token or so. llama-server keeps
- * the generated tokens in the slot (prompt + reply), and a reply of whole-word tokens (`▁the ▁of …`,
- * llama-spm; `Ġthe` in GPT-2 style vocabs) re-tokenizes to the same ids, as a real model's natural
- * text mostly does. A character grammar is not enough: it lets the model spell `some` as `▁so` `me`.
+ * client sends back matched the slot's cache only up to its first token. llama-server keeps the
+ * generated tokens in the slot (prompt + reply), and a reply of whole-word tokens (`▁the ▁of …` in
+ * llama-spm, `Ġthe` in GPT-2 style vocabs) re-tokenizes to the same ids, as a real model's natural
+ * text mostly does. Not a GBNF grammar: a token-id grammar gives the same replies but costs llama-server
+ * 4–5 ms a token (it checks the whole vocab once the unconstrained pick is rejected), ten times the
+ * tiny model's decode; not a character grammar either: it lets the model spell `some` as `▁so` `me`.
  */
-export function replyGrammar(vocab: readonly string[]): string | undefined {
+export function replyLogitBias(vocab: readonly string[]): Record<string, number> | undefined {
   const ids = new Map<string, number>();
   vocab.forEach((piece, id) => ids.set(piece, id));
-  const found = new Set<number>();
+  const bias: Record<string, number> = {};
+  let n = 0;
   for (const w of WORDS) {
     const id = ids.get(`\u2581${w}`) ?? ids.get(`\u0120${w}`);
-    if (id !== undefined) found.add(id);
+    if (id === undefined || bias[id] !== undefined) continue;
+    bias[id] = WORD_BIAS;
+    n++;
   }
-  if (found.size < MIN_GRAMMAR_WORDS) return undefined;
-  return `root ::= word+\nword ::= ${[...found].map((id) => `<[${id}]>`).join(' | ')}`;
+  return n >= MIN_REPLY_WORDS ? bias : undefined;
 }
 
 export interface ChatRunOptions {
@@ -93,8 +105,8 @@ export interface ChatRunOptions {
   model: string;
   conversations: Conversation[];
   maxTokens: number;
-  /** GBNF grammar of every turn (`replyGrammar`), if any. */
-  grammar?: string;
+  /** `logit_bias` of every turn (`replyLogitBias`), if any. */
+  logitBias?: Record<string, number>;
   signal?: AbortSignal;
   onProgress?: (done: number) => void;
 }
@@ -115,6 +127,7 @@ export async function runConversations(o: ChatRunOptions): Promise<{ level: Leve
     const one = async (conv: Conversation): Promise<void> => {
       const replies: string[] = [];
       for (let turn = 0; turn < conv.users.length; turn++) {
+        if (conv.thinkMs[turn]) await sleep(conv.thinkMs[turn], undefined, { signal: o.signal });
         o.signal?.throwIfAborted();
         let reply = '';
         const s = await streamCompletion({
@@ -125,7 +138,7 @@ export async function runConversations(o: ChatRunOptions): Promise<{ level: Leve
           prompt: '',
           messages: turnMessages(conv, replies, turn),
           maxTokens: o.maxTokens,
-          ...(o.grammar !== undefined ? { grammar: o.grammar } : {}),
+          ...(o.logitBias !== undefined ? { logitBias: o.logitBias } : {}),
           onText: (text) => (reply += text),
           dispatcher,
           signal: o.signal,

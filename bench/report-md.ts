@@ -35,9 +35,10 @@ function chatSection(c: NonNullable<BenchReport['chat']>): string[] {
     '',
     '## Chat: prompt-cache affinity off vs on',
     '',
-    `${c.conversations} conversations × ${c.turns} turns, all at once, each sending its next turn when the last answer ended (seeded system prompt and ` +
+    `${c.conversations} conversations × ${c.turns} turns, all at once, each sending its next turn ` +
+      `${c.thinkMs > 0 ? `a seeded 0.5–1.5 × ${fmt(c.thinkMs, 0)} ms (the user reading and writing) after the last answer ended` : 'when the last answer ended'} (seeded system prompt and ` +
       `user messages; each turn's history carries the replies the model generated, temperature 0, max_tokens ${c.maxTokens}` +
-      `${c.wordGrammar ? ', limited by a grammar to whole-word tokens so they re-tokenize as generated' : ', free text'}); ` +
+      `${c.wordBias ? ', limited by a logit bias to whole-word tokens so they re-tokenize as generated' : ', free text'}); ` +
       `${c.replicas} instances × ${c.slotsPerInstance} slots, a fresh daemon per run. ` +
       'Hit ratio: Σ cache_n ÷ Σ (cache_n + prompt_n) from llama-server\'s `timings` in each stream\'s last chunk. Times in ms.',
     '',

@@ -76,9 +76,10 @@ export const CHAT = {
   replicas: 2,
   slots: 4,
   ctxPerSlot: 2048,
-  // Replies of 32 tokens (whole words, see replyGrammar) grow the history as much as the 30-word
-  // stand-in replies did before the workload sent back the generated ones.
-  plan: { conversations: 16, turns: 6, seed: 7, systemWords: 130, userWords: 150, maxTokens: 32 },
+  // Short user messages and long replies, as in real chats: each turn adds ~65 tokens of user message
+  // and the reply (160 whole-word tokens, see replyLogitBias) that the slot already holds, so with
+  // perfect routing ~88 % of the prompt tokens can come from a cache (first turns: none).
+  plan: { conversations: 16, turns: 6, seed: 7, systemWords: 200, userWords: 50, maxTokens: 160, thinkMs: 0 },
 } as const;
 
 export async function runBench(req: BenchRequest): Promise<BenchReport> {

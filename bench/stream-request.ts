@@ -26,8 +26,8 @@ export interface StreamRequest {
   priority?: Priority;
   /** X-Slotwise-Session: a newer request of the same key supersedes this one (newest wins). */
   session?: string;
-  /** llama-server's GBNF `grammar` for the generated text. */
-  grammar?: string;
+  /** OpenAI `logit_bias` (token id → bias). */
+  logitBias?: Record<string, number>;
   /** Each piece of generated text as it arrives (the chat workload sends the reply back next turn). */
   onText?: (text: string) => void;
 }
@@ -61,7 +61,7 @@ export async function streamCompletion(r: StreamRequest): Promise<RequestSample>
     stream: true,
     ignore_eos: true,
     temperature: 0,
-    ...(r.grammar !== undefined ? { grammar: r.grammar } : {}),
+    ...(r.logitBias !== undefined ? { logit_bias: r.logitBias } : {}),
   });
   try {
     const res = await request(`${r.baseUrl}${r.messages ? '/v1/chat/completions' : '/v1/completions'}`, {

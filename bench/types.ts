@@ -181,8 +181,10 @@ export interface ChatResult {
   replicas: number;
   slotsPerInstance: number;
   maxTokens: number;
-  /** Replies limited to whole-word tokens (`replyGrammar`), so they re-tokenize as generated. */
-  wordGrammar: boolean;
+  /** Replies limited to whole-word tokens (`replyLogitBias`), so they re-tokenize as generated. */
+  wordBias: boolean;
+  /** Mean gap between a reply's end and the next turn (the user reading and writing), ms; 0: none. */
+  thinkMs: number;
   runs: {
     affinity: boolean;
     level: LevelResult;

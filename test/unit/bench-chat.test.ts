@@ -1,6 +1,6 @@
 // The chat workload's conversations and its cache hit ratio (no llama-server needed).
 import { describe, expect, it } from 'vitest';
-import { cacheHitRatio, planConversations, promptTokenTotals, promptTokens, replyGrammar, turnMessages, WORDS } from '../../bench/chat';
+import { cacheHitRatio, planConversations, promptTokenTotals, promptTokens, replyLogitBias, turnMessages, WORDS } from '../../bench/chat';
 import { CHAT } from '../../bench/run';
 import { checkTargets } from '../../bench/targets';
 import { summarize } from '../../bench/stats';
@@ -34,6 +34,17 @@ describe('planConversations', () => {
     }
   });
 
+  it('waits a seeded 0.5–1.5 × thinkMs before every turn but the first', () => {
+    const gaps = planConversations({ ...plan, thinkMs: 1000 }).flatMap((c) => {
+      expect(c.thinkMs[0]).toBe(0);
+      return c.thinkMs.slice(1);
+    });
+    expect(Math.min(...gaps)).toBeGreaterThanOrEqual(500);
+    expect(Math.max(...gaps)).toBeLessThanOrEqual(1500);
+    expect(new Set(gaps).size).toBeGreaterThan(gaps.length / 2);
+    expect(planConversations({ ...plan, thinkMs: 0 }).every((c) => c.thinkMs.every((g) => g === 0))).toBe(true);
+  });
+
   it('gives every conversation its own system prompt, so they share no long prefix', () => {
     const systems = planConversations(plan).map((c) => c.system);
     expect(new Set(systems).size).toBe(systems.length);
@@ -43,7 +54,7 @@ describe('planConversations', () => {
   it('spans about 300 to 1,500 words of prompt from the first turn to the last, with replies of max_tokens words', () => {
     const words = (ms: { content: string }[]): number => ms.reduce((a, m) => a + m.content.split(' ').length, 0);
     const c = planConversations(plan)[0]!;
-    // A reply under the word grammar is one word per token.
+    // A reply under the word bias is one word per token.
     const replies = c.users.map(() => Array.from({ length: plan.maxTokens }, () => 'word').join(' '));
     expect(words(turnMessages(c, replies, 0))).toBeGreaterThanOrEqual(250);
     expect(words(turnMessages(c, replies, 0))).toBeLessThanOrEqual(400);
@@ -52,23 +63,23 @@ describe('planConversations', () => {
   });
 });
 
-describe('replyGrammar', () => {
-  it('allows exactly the whole-word tokens of the workload words, by id, in llama-spm and GPT-2 style vocabs', () => {
+describe('replyLogitBias', () => {
+  it('biases exactly the whole-word tokens of the workload words, by id, in llama-spm and GPT-2 style vocabs', () => {
     const spm = ['<unk>', '\u2581the', 'the', '\u2581of', 'so', 'me', ...WORDS.slice(2).map((w) => `\u2581${w}`)];
-    const g = replyGrammar(spm)!;
-    expect(g.split('\n')[0]).toBe('root ::= word+');
-    const ids = [...g.matchAll(/<\[(\d+)\]>/g)].map((m) => Number(m[1]));
-    expect(ids.slice(0, 2)).toEqual([1, 3]);
+    const bias = replyLogitBias(spm)!;
+    const ids = Object.keys(bias).map(Number);
     expect(ids).toHaveLength(WORDS.length);
+    expect(ids).toContain(1);
+    expect(ids).toContain(3);
     expect(ids).not.toContain(2); // `the` without its word boundary
-    expect(ids.map((id) => spm[id])).toEqual(WORDS.map((w) => `\u2581${w}`));
-    const gpt2 = replyGrammar(WORDS.map((w) => `\u0120${w}`))!;
-    expect([...gpt2.matchAll(/<\[(\d+)\]>/g)]).toHaveLength(WORDS.length);
+    expect(ids.map((id) => spm[id]).sort()).toEqual(WORDS.map((w) => `\u2581${w}`).sort());
+    expect(new Set(Object.values(bias))).toEqual(new Set([100]));
+    expect(Object.keys(replyLogitBias(WORDS.map((w) => `\u0120${w}`))!)).toHaveLength(WORDS.length);
   });
 
   it('is undefined for a vocab without enough of those words', () => {
-    expect(replyGrammar(WORDS.slice(0, 31).map((w) => `\u2581${w}`))).toBeUndefined();
-    expect(replyGrammar(WORDS)).toBeUndefined();
+    expect(replyLogitBias(WORDS.slice(0, 31).map((w) => `\u2581${w}`))).toBeUndefined();
+    expect(replyLogitBias(WORDS)).toBeUndefined();
   });
 });
 
@@ -116,7 +127,7 @@ describe('chat goals', () => {
   const sweep: SweepResult = { options: { model: 'tiny', concurrency: [], requests: 0, mix: [], direct: false, prompt: '' }, levels: [], comparisons: [], layout: { instances: 2, slotsPerInstance: 4 } };
 
   it('checks the TTFT ratio and the hit ratio with affinity, and nothing else', () => {
-    const chat: ChatResult = { conversations: 16, turns: 6, replicas: 2, slotsPerInstance: 4, maxTokens: 32, wordGrammar: true, runs: [run(false, 90, 0.5), run(true, 20, 0.85)], ttftP50Ratio: 4.5 };
+    const chat: ChatResult = { conversations: 16, turns: 6, replicas: 2, slotsPerInstance: 4, maxTokens: 32, wordBias: true, thinkMs: 0, runs: [run(false, 90, 0.5), run(true, 20, 0.85)], ttftP50Ratio: 4.5 };
     expect(checkTargets({ sweep, chat })).toEqual([
       { name: 'chat: TTFT p50, affinity off ÷ on', goal: '≥ 3×', measured: '4.50×', met: true },
       { name: 'chat: prompt cache hit ratio with affinity', goal: '≥ 80 %', measured: '85.0 %', met: true },
@@ -124,7 +135,7 @@ describe('chat goals', () => {
   });
 
   it('misses with a small ratio and says when no hit ratio was measured', () => {
-    const chat: ChatResult = { conversations: 16, turns: 6, replicas: 2, slotsPerInstance: 4, maxTokens: 32, wordGrammar: true, runs: [run(false, 30, NaN), run(true, 20, NaN)], ttftP50Ratio: 1.5 };
+    const chat: ChatResult = { conversations: 16, turns: 6, replicas: 2, slotsPerInstance: 4, maxTokens: 32, wordBias: true, thinkMs: 0, runs: [run(false, 30, NaN), run(true, 20, NaN)], ttftP50Ratio: 1.5 };
     const [ratio, hit] = checkTargets({ sweep, chat });
     expect(ratio).toMatchObject({ met: false, measured: '1.50×' });
     expect(hit).toMatchObject({ met: undefined, measured: 'not measured (llama-server sent no timings.cache_n)' });
