@@ -79,7 +79,7 @@ export const CHAT = {
   // Short user messages and long replies, as in real chats: each turn adds ~65 tokens of user message
   // and the reply (160 whole-word tokens, see replyLogitBias) that the slot already holds, so with
   // perfect routing ~88 % of the prompt tokens can come from a cache (first turns: none).
-  plan: { conversations: 16, turns: 6, seed: 7, systemWords: 200, userWords: 50, maxTokens: 160, thinkMs: 0 },
+  plan: { conversations: 16, turns: 6, seed: 7, systemWords: 200, userWords: 50, maxTokens: 160, thinkMs: 2000 },
 } as const;
 
 export async function runBench(req: BenchRequest): Promise<BenchReport> {
