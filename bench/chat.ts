@@ -1,9 +1,11 @@
 // The chat workload (`--workload chat`): conversations whose history grows turn by turn, every one
 // a client of its own sending its next turn when the last answer ended. A turn's prompt is the
-// previous one plus a reply and a new user message, so a slot that served the conversation before
-// holds most of it in its cache: what prompt-cache affinity routing is for.
+// previous one plus the reply the model generated to it and a new user message, so a slot that served
+// the conversation before holds all but the new message in its cache (llama-server keeps the prompt
+// and the generated tokens): what prompt-cache affinity routing is for.
 import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent } from 'undici';
 import { mulberry32 } from '../platform/prng';
 import { buildLevel } from './aggregate';
@@ -16,21 +18,29 @@ export interface ChatPlan {
   conversations: number;
   turns: number;
   seed: number;
-  /** Words of each conversation's system prompt, of each user message and of each earlier reply. */
+  /** Words of each conversation's system prompt and of each user message. */
   systemWords: number;
   userWords: number;
-  replyWords: number;
-  /** max_tokens of every turn. */
+  /** max_tokens of every turn: the reply the next turn sends back is this long (ignore_eos). */
   maxTokens: number;
+  /** Mean time the user takes to read a reply and write the next message, ms (each gap 0.5–1.5 × this, seeded); 0: none. */
+  thinkMs: number;
 }
 
-/** One conversation's requests: turn t sends `turns[t]` (system, then t user messages and t replies before the last). */
+/**
+ * One conversation's fixed part: its system prompt and the user message of each turn. The replies
+ * are what the model generates during the run, sent back in the next turn's history as a real chat
+ * client does, so only the new user message is new to the slot that served the previous turn.
+ */
 export interface Conversation {
-  turns: ChatMessage[][];
+  system: string;
+  users: string[];
+  /** Before each turn, after the previous reply ended, ms (0 before the first). */
+  thinkMs: number[];
 }
 
 /** Common words: about one llama-spm token each, so prompt tokens ≈ words × 1.3 with the chat template. */
-const WORDS = (
+export const WORDS = (
   'the of and to in is it you that he was for on are with as his they be at one have this from or had by word but what some we can ' +
   'out other were all there when up use your how said an each she which do their time if will way about many then them write would ' +
   'like so these her long make thing see him two has look more day could go come did number sound no most people my over know water ' +
@@ -40,21 +50,53 @@ const WORDS = (
   'spell add even land here must big high such follow act why ask men change went light kind off need house picture try us again animal'
 ).split(' ');
 
-/** The conversations of a plan, the same for the same seed: the runs compared differ only in routing. */
+/** The conversations of a plan, the same for the same seed: the runs compared send the same first turns. */
 export function planConversations(p: ChatPlan): Conversation[] {
   const random = mulberry32(p.seed);
   const words = (n: number): string => Array.from({ length: n }, () => WORDS[Math.floor(random() * WORDS.length)]).join(' ');
-  return Array.from({ length: p.conversations }, (_, c) => {
-    const history: ChatMessage[] = [{ role: 'system', content: `You are assistant number ${c + 1}. ${words(p.systemWords)}` }];
-    const turns: ChatMessage[][] = [];
-    for (let t = 0; t < p.turns; t++) {
-      // The reply stands in for what the model said last turn (fixed text: both runs send the same prompts).
-      if (t > 0) history.push({ role: 'assistant', content: words(p.replyWords) });
-      history.push({ role: 'user', content: words(p.userWords) });
-      turns.push([...history]);
-    }
-    return { turns };
-  });
+  return Array.from({ length: p.conversations }, (_, c) => ({
+    system: `You are assistant number ${c + 1}. ${words(p.systemWords)}`,
+    users: Array.from({ length: p.turns }, () => words(p.userWords)),
+    thinkMs: Array.from({ length: p.turns }, (_, t) => (t === 0 ? 0 : Math.round(p.thinkMs * (0.5 + random())))),
+  }));
+}
+
+/** The messages of turn `turn`: the system prompt, then each earlier user message and the reply it got, then this turn's user message. */
+export function turnMessages(conv: Conversation, replies: readonly string[], turn: number): ChatMessage[] {
+  const messages: ChatMessage[] = [{ role: 'system', content: conv.system }];
+  for (let t = 0; t < turn; t++) messages.push({ role: 'user', content: conv.users[t]! }, { role: 'assistant', content: replies[t]! });
+  messages.push({ role: 'user', content: conv.users[turn]! });
+  return messages;
+}
+
+/** Fewer word tokens than this in the vocab: no bias (the replies are then free text). */
+const MIN_REPLY_WORDS = 32;
+/** Far above the spread of a model's logits: the greedy pick is always one of the biased tokens. */
+const WORD_BIAS = 100;
+
+/**
+ * A `logit_bias` that makes the model (temperature 0) generate only whole-word tokens of `WORDS`, or
+ * undefined when the vocab lacks them. Why: a random-weight model's free output (byte pieces, mixed
+ * scripts, sub-word splits) does not tokenize back to the tokens it was generated as, so the reply a
+ * client sends back matched the slot's cache only up to its first token. llama-server keeps the
+ * generated tokens in the slot (prompt + reply), and a reply of whole-word tokens (`▁the ▁of …` in
+ * llama-spm, `Ġthe` in GPT-2 style vocabs) re-tokenizes to the same ids, as a real model's natural
+ * text mostly does. Not a GBNF grammar: a token-id grammar gives the same replies but costs llama-server
+ * 4–5 ms a token (it checks the whole vocab once the unconstrained pick is rejected), ten times the
+ * tiny model's decode; not a character grammar either: it lets the model spell `some` as `▁so` `me`.
+ */
+export function replyLogitBias(vocab: readonly string[]): Record<string, number> | undefined {
+  const ids = new Map<string, number>();
+  vocab.forEach((piece, id) => ids.set(piece, id));
+  const bias: Record<string, number> = {};
+  let n = 0;
+  for (const w of WORDS) {
+    const id = ids.get(`\u2581${w}`) ?? ids.get(`\u0120${w}`);
+    if (id === undefined || bias[id] !== undefined) continue;
+    bias[id] = WORD_BIAS;
+    n++;
+  }
+  return n >= MIN_REPLY_WORDS ? bias : undefined;
 }
 
 export interface ChatRunOptions {
@@ -63,6 +105,8 @@ export interface ChatRunOptions {
   model: string;
   conversations: Conversation[];
   maxTokens: number;
+  /** `logit_bias` of every turn (`replyLogitBias`), if any. */
+  logitBias?: Record<string, number>;
   signal?: AbortSignal;
   onProgress?: (done: number) => void;
 }
@@ -81,22 +125,29 @@ export async function runConversations(o: ChatRunOptions): Promise<{ level: Leve
     sampler.start();
     const t0 = performance.now();
     const one = async (conv: Conversation): Promise<void> => {
-      for (const [turn, messages] of conv.turns.entries()) {
+      const replies: string[] = [];
+      for (let turn = 0; turn < conv.users.length; turn++) {
+        if (conv.thinkMs[turn]) await sleep(conv.thinkMs[turn], undefined, { signal: o.signal });
         o.signal?.throwIfAborted();
+        let reply = '';
         const s = await streamCompletion({
           target: 'daemon',
           baseUrl: o.url,
           token: o.token,
           model: o.model,
           prompt: '',
-          messages,
+          messages: turnMessages(conv, replies, turn),
           maxTokens: o.maxTokens,
+          ...(o.logitBias !== undefined ? { logitBias: o.logitBias } : {}),
+          onText: (text) => (reply += text),
           dispatcher,
           signal: o.signal,
           t0,
         });
         samples.push({ ...s, turn });
         o.onProgress?.(samples.length);
+        // The next turn sends back what the model said, as a chat client does (a failed turn: what came).
+        replies.push(reply);
       }
     };
     await Promise.all(o.conversations.map(one));
@@ -119,6 +170,18 @@ export function cacheHitRatio(samples: readonly Pick<RequestSample, 'promptN' | 
     all += s.cacheN + s.promptN;
   }
   return all > 0 ? cached / all : NaN;
+}
+
+/** Σ prompt tokens over the samples llama-server reported timings for: reused from a cache and computed. */
+export function promptTokenTotals(samples: readonly Pick<RequestSample, 'promptN' | 'cacheN'>[]): { cached: number; processed: number } {
+  let cached = 0;
+  let processed = 0;
+  for (const s of samples) {
+    if (s.promptN === undefined) continue;
+    processed += s.promptN;
+    cached += s.cacheN ?? 0;
+  }
+  return { cached, processed };
 }
 
 /** Prompt tokens per request as llama-server counted them (evaluated + reused). */

@@ -79,7 +79,11 @@ export const CHAT = {
   replicas: 2,
   slots: 4,
   ctxPerSlot: 2048,
-  plan: { conversations: 16, turns: 6, seed: 7, systemWords: 130, userWords: 150, replyWords: 30, maxTokens: 16 },
+  // Short user messages and long replies, as in real chats: each turn adds ~65 tokens of user message
+  // to the reply (160 whole-word tokens, see replyLogitBias) that the slot already holds, so with
+  // perfect routing ~87 % of the prompt tokens can come from a cache (first turns: none). The user
+  // reads and writes ~2 s between turns, so TTFT measures prefill, not only the wait for a slot.
+  plan: { conversations: 16, turns: 6, seed: 7, systemWords: 200, userWords: 50, maxTokens: 160, thinkMs: 2000 },
 } as const;
 
 export async function runBench(req: BenchRequest): Promise<BenchReport> {

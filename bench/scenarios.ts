@@ -3,7 +3,8 @@
 // streams against the stand-in upstream.
 import type { Config, ModelConfig } from '../daemon/config/types';
 import { DEFAULT_PROMPT_CACHE_MIB } from '../daemon/config/rules';
-import { cacheHitRatio, planConversations, promptTokens, runConversations, type ChatPlan } from './chat';
+import { readGgufHeader } from '../gguf/gguf';
+import { cacheHitRatio, planConversations, promptTokenTotals, promptTokens, replyLogitBias, runConversations, type ChatPlan } from './chat';
 import { fetchSnapshot } from './status-sampler';
 import { runClient } from './client-process';
 import { hostDaemon } from './daemon-host';
@@ -138,6 +139,8 @@ export interface ChatScenarioOptions {
 /** The chat conversations through two fresh daemons: prompt-cache affinity off, then on. */
 export async function chatScenario(ctx: ScenarioContext, o: ChatScenarioOptions): Promise<{ chat: ChatResult; environment: Environment }> {
   const conversations = planConversations(o.plan);
+  const logitBias = await wordLogitBias(o.modelPath, ctx.signal);
+  if (!logitBias) ctx.progress?.line('chat: the vocab lacks whole-word tokens of the workload, so replies are free text and may not re-tokenize as generated');
   const runs: ChatResult['runs'] = [];
   let environment: Environment | undefined;
   for (const affinity of [false, true]) {
@@ -155,13 +158,20 @@ export async function chatScenario(ctx: ScenarioContext, o: ChatScenarioOptions)
         model: model.name,
         conversations,
         maxTokens: o.plan.maxTokens,
+        ...(logitBias !== undefined ? { logitBias } : {}),
         signal: ctx.signal,
         onProgress: (done) => ctx.progress?.update(`chat, affinity ${affinity ? 'on' : 'off'}: ${done}/${total}`),
       });
       const ok = samples.filter((s) => s.ok);
       const ttft = (pick: (turn: number) => boolean): ReturnType<typeof summarize> =>
         summarize(ok.flatMap((s) => (pick(s.turn) && s.ttftMs !== undefined ? [s.ttftMs] : [])));
-      runs.push({ affinity, level, hitRatio: cacheHitRatio(ok), promptTokens: promptTokens(ok), firstTurnTtftMs: ttft((t) => t === 0), laterTurnTtftMs: ttft((t) => t > 0) });
+      runs.push({
+        affinity,
+        level,
+        hitRatio: cacheHitRatio(ok),
+        promptTokens: promptTokens(ok),
+        promptTokensTotal: promptTokenTotals(ok),
+        firstTurnTtftMs: ttft((t) => t === 0), laterTurnTtftMs: ttft((t) => t > 0) });
     } finally {
       await host.close();
     }
@@ -173,10 +183,18 @@ export async function chatScenario(ctx: ScenarioContext, o: ChatScenarioOptions)
     replicas: o.replicas,
     slotsPerInstance: o.slots,
     maxTokens: o.plan.maxTokens,
+    wordBias: logitBias !== undefined,
+    thinkMs: o.plan.thinkMs,
     runs,
     ttftP50Ratio: off.level.ttftMs.p50 / on.level.ttftMs.p50,
   };
   return { chat, environment: environment! };
+}
+
+/** The reply bias for the model's vocab (`replyLogitBias`), or undefined when it has none. */
+async function wordLogitBias(modelPath: string, signal?: AbortSignal): Promise<Record<string, number> | undefined> {
+  const tokens = (await readGgufHeader(modelPath, { signal })).metadata.get('tokenizer.ggml.tokens');
+  return tokens?.type === 'array' && tokens.itemType === 'string' ? replyLogitBias(tokens.value) : undefined;
 }
 
 export interface LoadOptions {

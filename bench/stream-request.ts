@@ -26,6 +26,10 @@ export interface StreamRequest {
   priority?: Priority;
   /** X-Slotwise-Session: a newer request of the same key supersedes this one (newest wins). */
   session?: string;
+  /** OpenAI `logit_bias` (token id → bias). */
+  logitBias?: Record<string, number>;
+  /** Each piece of generated text as it arrives (the chat workload sends the reply back next turn). */
+  onText?: (text: string) => void;
 }
 
 export interface ChatMessage {
@@ -50,7 +54,15 @@ export async function streamCompletion(r: StreamRequest): Promise<RequestSample>
   const start = performance.now();
   const sample: RequestSample = { target: r.target, ok: false, maxTokens: r.maxTokens, startMs: start - r.t0, e2eMs: 0, tokens: 0, queueWaitMs: 0 };
   const input = r.messages ? { messages: r.messages } : { prompt: r.prompt };
-  const body = JSON.stringify({ model: r.model, ...input, max_tokens: r.maxTokens, stream: true, ignore_eos: true, temperature: 0 });
+  const body = JSON.stringify({
+    model: r.model,
+    ...input,
+    max_tokens: r.maxTokens,
+    stream: true,
+    ignore_eos: true,
+    temperature: 0,
+    ...(r.logitBias !== undefined ? { logit_bias: r.logitBias } : {}),
+  });
   try {
     const res = await request(`${r.baseUrl}${r.messages ? '/v1/chat/completions' : '/v1/completions'}`, {
       method: 'POST',
@@ -84,7 +96,7 @@ export async function streamCompletion(r: StreamRequest): Promise<RequestSample>
     }
     const parser = new SseCounter(() => {
       sample.ttftMs ??= performance.now() - start;
-    });
+    }, r.onText);
     res.body.setEncoding('utf8');
     for await (const text of res.body) parser.push(text as string);
     parser.end();
@@ -138,10 +150,12 @@ export class SseCounter {
   #counted = 0;
   #reported: number | undefined;
   #onFirstContent: () => void;
+  #onText: ((text: string) => void) | undefined;
   #sawContent = false;
 
-  constructor(onFirstContent: () => void) {
+  constructor(onFirstContent: () => void, onText?: (text: string) => void) {
     this.#onFirstContent = onFirstContent;
+    this.#onText = onText;
   }
 
   push(text: string): void {
@@ -182,6 +196,7 @@ export class SseCounter {
     const text = choice?.text ?? choice?.delta?.content;
     if (typeof text === 'string' && text.length > 0) {
       this.#counted++;
+      this.#onText?.(text);
       if (!this.#sawContent) {
         this.#sawContent = true;
         this.#onFirstContent();

@@ -181,6 +181,10 @@ export interface ChatResult {
   replicas: number;
   slotsPerInstance: number;
   maxTokens: number;
+  /** Replies limited to whole-word tokens (`replyLogitBias`), so they re-tokenize as generated. */
+  wordBias: boolean;
+  /** Mean gap between a reply's end and the next turn (the user reading and writing), ms; 0: none. */
+  thinkMs: number;
   runs: {
     affinity: boolean;
     level: LevelResult;
@@ -188,6 +192,8 @@ export interface ChatResult {
     hitRatio: number;
     /** Prompt tokens per request (evaluated + reused from the cache). */
     promptTokens: Summary;
+    /** Σ over the run's requests: the runs differ only by the replies generated, so these show they sent comparable prompts. */
+    promptTokensTotal: { cached: number; processed: number };
     /** TTFT of the first turns (nothing to reuse yet) and of the later ones. */
     firstTurnTtftMs: Summary;
     laterTurnTtftMs: Summary;

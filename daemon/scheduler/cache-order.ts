@@ -7,9 +7,9 @@
 //   the requests that would start takes the place of one that would miss. A request is passed over
 //   at most MAX_SKIPS times (the caller counts `skips`), and only by one of its own class (same
 //   priority, same aged or not), so priority classes, aging and reserved slots work as before.
-// - hold: a request whose prompt is cached on a replica with no free slot (its "home") is not sent to
-//   a free slot elsewhere, where it would be computed again, until `cacheHoldUntil` (the caller sets it
-//   once, to about one home slot's service interval: holdMs). After that it goes wherever is free.
+// - hold: a request whose prompt is cached on a replica with no free slot (its "home"), or on one whose
+//   free slots the hits before it take, is not sent to a free slot elsewhere, where it would be computed
+//   again, until `cacheHoldUntil` (the caller sets it once: holdMs). After that it goes wherever is free.
 // Retries (`avoid` set) and held requests are never passed over, pulled or held back.
 import { servedAs, type Waiter } from './policy';
 import { TOKENS_PER_CHUNK } from './host-cache';
@@ -34,7 +34,7 @@ export interface CacheOrderInput<W extends Waiter> {
   hitAt: (w: W) => string | undefined;
   /** Where the waiter's prompt is cached on a ready instance with no free slot now (only asked after a miss). */
   homeAt?: (w: W) => string | undefined;
-  /** How long the waiter may be held for its home (0: do not hold); see holdMs(). */
+  /** How long the waiter may be held for its home, or for its hit instance once that has no slot left for it (0: do not hold); see holdMs(). */
   holdMs?: (w: W) => number;
   now: number;
   backgroundMaxWaitMs?: number;
@@ -82,10 +82,16 @@ export function cacheAwareOrder<W extends Waiter>(input: CacheOrderInput<W>): Ca
     }
   }
   if (input.homeAt && input.holdMs) {
+    // A hit counts only while its instance has a slot left for it after the hits before it in this
+    // order: plan() assigns slots knowing nothing of hits, so the second of two hits on one free slot
+    // would start on another replica and compute its prompt again. It is held like one whose home is full.
+    const left = new Map(input.freeByInstance);
     for (const w of order.slice(0, window)) {
-      if (pulled.has(w) || w.held || w.avoid !== undefined || hitAt(w) !== undefined) continue;
+      if (w.held || w.avoid !== undefined) continue;
+      const hit = hitAt(w);
+      if (hit !== undefined && take(left, hit)) continue;
       if (w.cacheHoldUntil !== undefined && w.cacheHoldUntil <= input.now) continue; // held once already: it goes where it can
-      const ms = input.homeAt(w) === undefined ? 0 : Math.min(MAX_HOLD_MS, input.holdMs(w));
+      const ms = hit === undefined && input.homeAt(w) === undefined ? 0 : Math.min(MAX_HOLD_MS, input.holdMs(w));
       if (ms > 0) holds.push({ waiter: w, until: w.cacheHoldUntil ?? input.now + ms });
     }
   }

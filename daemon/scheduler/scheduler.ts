@@ -525,7 +525,9 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
       },
       holdMs: (w) => {
         const { open: o, home } = locate(w);
-        return home ? holdMs(home.shared - (o?.shared ?? 0), q.serviceMs, q.prefillMsPerToken) : 0;
+        if (home && (!o || home.shared > o.shared)) return holdMs(home.shared - (o?.shared ?? 0), q.serviceMs, q.prefillMsPerToken);
+        // Its hit instance has no slot left for it: elsewhere it would (at worst) compute all of it again.
+        return o ? holdMs(o.shared, q.serviceMs, q.prefillMsPerToken) : 0;
       },
       now,
       backgroundMaxWaitMs: this.#queueConfig.backgroundMaxWaitMs,

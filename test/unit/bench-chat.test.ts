@@ -1,6 +1,6 @@
 // The chat workload's conversations and its cache hit ratio (no llama-server needed).
 import { describe, expect, it } from 'vitest';
-import { cacheHitRatio, planConversations, promptTokens } from '../../bench/chat';
+import { cacheHitRatio, planConversations, promptTokenTotals, promptTokens, replyLogitBias, turnMessages, WORDS } from '../../bench/chat';
 import { CHAT } from '../../bench/run';
 import { checkTargets } from '../../bench/targets';
 import { summarize } from '../../bench/stats';
@@ -16,32 +16,70 @@ describe('planConversations', () => {
     expect(planConversations({ ...plan, seed: plan.seed + 1 })).not.toEqual(planConversations(plan));
   });
 
-  it('grows each turn by a reply and a user message, keeping the earlier turn as its prefix', () => {
+  it('builds each turn from the earlier one plus the reply it got and a new user message', () => {
     const convs = planConversations(plan);
     expect(convs).toHaveLength(16);
     for (const c of convs) {
-      expect(c.turns).toHaveLength(6);
-      expect(c.turns[0]!.map((m) => m.role)).toEqual(['system', 'user']);
-      for (let t = 1; t < c.turns.length; t++) {
-        expect(c.turns[t]!.slice(0, -2)).toEqual(c.turns[t - 1]);
-        expect(c.turns[t]!.slice(-2).map((m) => m.role)).toEqual(['assistant', 'user']);
+      expect(c.users).toHaveLength(6);
+      const replies = c.users.map((_, t) => `reply ${t}`);
+      expect(turnMessages(c, replies, 0).map((m) => m.role)).toEqual(['system', 'user']);
+      for (let t = 1; t < c.users.length; t++) {
+        const turn = turnMessages(c, replies, t);
+        expect(turn.slice(0, -2)).toEqual(turnMessages(c, replies, t - 1));
+        expect(turn.slice(-2)).toEqual([
+          { role: 'assistant', content: `reply ${t - 1}` },
+          { role: 'user', content: c.users[t] },
+        ]);
       }
     }
   });
 
+  it('waits a seeded 0.5–1.5 × thinkMs before every turn but the first', () => {
+    const gaps = planConversations({ ...plan, thinkMs: 1000 }).flatMap((c) => {
+      expect(c.thinkMs[0]).toBe(0);
+      return c.thinkMs.slice(1);
+    });
+    expect(Math.min(...gaps)).toBeGreaterThanOrEqual(500);
+    expect(Math.max(...gaps)).toBeLessThanOrEqual(1500);
+    expect(new Set(gaps).size).toBeGreaterThan(gaps.length / 2);
+    expect(planConversations({ ...plan, thinkMs: 0 }).every((c) => c.thinkMs.every((g) => g === 0))).toBe(true);
+  });
+
   it('gives every conversation its own system prompt, so they share no long prefix', () => {
-    const systems = planConversations(plan).map((c) => c.turns[0]![0]!.content);
+    const systems = planConversations(plan).map((c) => c.system);
     expect(new Set(systems).size).toBe(systems.length);
     expect(new Set(systems.map((s) => s.slice(0, 30))).size).toBe(systems.length);
   });
 
-  it('spans about 300 to 1,500 words of prompt from the first turn to the last', () => {
+  it('spans about 300 to 1,500 words of prompt from the first turn to the last, with replies of max_tokens words', () => {
     const words = (ms: { content: string }[]): number => ms.reduce((a, m) => a + m.content.split(' ').length, 0);
     const c = planConversations(plan)[0]!;
-    expect(words(c.turns[0]!)).toBeGreaterThanOrEqual(250);
-    expect(words(c.turns[0]!)).toBeLessThanOrEqual(400);
-    expect(words(c.turns.at(-1)!)).toBeGreaterThanOrEqual(1000);
-    expect(words(c.turns.at(-1)!)).toBeLessThanOrEqual(1500);
+    // A reply under the word bias is one word per token.
+    const replies = c.users.map(() => Array.from({ length: plan.maxTokens }, () => 'word').join(' '));
+    expect(words(turnMessages(c, replies, 0))).toBeGreaterThanOrEqual(250);
+    expect(words(turnMessages(c, replies, 0))).toBeLessThanOrEqual(400);
+    expect(words(turnMessages(c, replies, plan.turns - 1))).toBeGreaterThanOrEqual(1000);
+    expect(words(turnMessages(c, replies, plan.turns - 1))).toBeLessThanOrEqual(1500);
+  });
+});
+
+describe('replyLogitBias', () => {
+  it('biases exactly the whole-word tokens of the workload words, by id, in llama-spm and GPT-2 style vocabs', () => {
+    const spm = ['<unk>', '\u2581the', 'the', '\u2581of', 'so', 'me', ...WORDS.slice(2).map((w) => `\u2581${w}`)];
+    const bias = replyLogitBias(spm)!;
+    const ids = Object.keys(bias).map(Number);
+    expect(ids).toHaveLength(WORDS.length);
+    expect(ids).toContain(1);
+    expect(ids).toContain(3);
+    expect(ids).not.toContain(2); // `the` without its word boundary
+    expect(ids.map((id) => spm[id]).sort()).toEqual(WORDS.map((w) => `\u2581${w}`).sort());
+    expect(new Set(Object.values(bias))).toEqual(new Set([100]));
+    expect(Object.keys(replyLogitBias(WORDS.map((w) => `\u0120${w}`))!)).toHaveLength(WORDS.length);
+  });
+
+  it('is undefined for a vocab without enough of those words', () => {
+    expect(replyLogitBias(WORDS.slice(0, 31).map((w) => `\u2581${w}`))).toBeUndefined();
+    expect(replyLogitBias(WORDS)).toBeUndefined();
   });
 });
 
@@ -49,6 +87,7 @@ describe('cache hit ratio', () => {
   it('is Σ cache_n ÷ Σ (cache_n + prompt_n), skipping samples without timings', () => {
     expect(cacheHitRatio([{ promptN: 100, cacheN: 0 }, { promptN: 50, cacheN: 250 }, {}])).toBeCloseTo(250 / 400, 12);
     expect(promptTokens([{ promptN: 100, cacheN: 0 }, { promptN: 50, cacheN: 250 }]).max).toBe(300);
+    expect(promptTokenTotals([{ promptN: 100, cacheN: 0 }, { promptN: 50, cacheN: 250 }, {}, { cacheN: 9 }])).toEqual({ cached: 250, processed: 150 });
   });
 
   it('is NaN when llama-server reported no timings', () => {
@@ -64,6 +103,15 @@ describe('SseCounter timings', () => {
     c.end();
     expect([c.promptN, c.cacheN, c.tokens, c.done]).toEqual([12, 300, 1, true]);
   });
+
+  it('hands each piece of generated text to onText, in order', () => {
+    const pieces: string[] = [];
+    const c = new SseCounter(() => undefined, (t) => pieces.push(t));
+    c.push('data: {"choices":[{"delta":{"content":" the"}}]}\n\ndata: {"choices":[{"delta":{"content":""}}]}\n\ndata: {"choices":[{"delta":{"con');
+    c.push('tent":" of"}}]}\n\ndata: [DONE]\n\n');
+    c.end();
+    expect(pieces).toEqual([' the', ' of']);
+  });
 });
 
 describe('chat goals', () => {
@@ -72,13 +120,14 @@ describe('chat goals', () => {
     level: benchLevel('daemon', 16, 100, { ttftMs: { ...summarize([ttftP50]) } }),
     hitRatio,
     promptTokens: summarize([300, 1500]),
+    promptTokensTotal: { cached: 1200, processed: 600 },
     firstTurnTtftMs: summarize([ttftP50]),
     laterTurnTtftMs: summarize([ttftP50]),
   });
   const sweep: SweepResult = { options: { model: 'tiny', concurrency: [], requests: 0, mix: [], direct: false, prompt: '' }, levels: [], comparisons: [], layout: { instances: 2, slotsPerInstance: 4 } };
 
   it('checks the TTFT ratio and the hit ratio with affinity, and nothing else', () => {
-    const chat: ChatResult = { conversations: 16, turns: 6, replicas: 2, slotsPerInstance: 4, maxTokens: 16, runs: [run(false, 90, 0.5), run(true, 20, 0.85)], ttftP50Ratio: 4.5 };
+    const chat: ChatResult = { conversations: 16, turns: 6, replicas: 2, slotsPerInstance: 4, maxTokens: 32, wordBias: true, thinkMs: 0, runs: [run(false, 90, 0.5), run(true, 20, 0.85)], ttftP50Ratio: 4.5 };
     expect(checkTargets({ sweep, chat })).toEqual([
       { name: 'chat: TTFT p50, affinity off ÷ on', goal: '≥ 3×', measured: '4.50×', met: true },
       { name: 'chat: prompt cache hit ratio with affinity', goal: '≥ 80 %', measured: '85.0 %', met: true },
@@ -86,7 +135,7 @@ describe('chat goals', () => {
   });
 
   it('misses with a small ratio and says when no hit ratio was measured', () => {
-    const chat: ChatResult = { conversations: 16, turns: 6, replicas: 2, slotsPerInstance: 4, maxTokens: 16, runs: [run(false, 30, NaN), run(true, 20, NaN)], ttftP50Ratio: 1.5 };
+    const chat: ChatResult = { conversations: 16, turns: 6, replicas: 2, slotsPerInstance: 4, maxTokens: 32, wordBias: true, thinkMs: 0, runs: [run(false, 30, NaN), run(true, 20, NaN)], ttftP50Ratio: 1.5 };
     const [ratio, hit] = checkTargets({ sweep, chat });
     expect(ratio).toMatchObject({ met: false, measured: '1.50×' });
     expect(hit).toMatchObject({ met: undefined, measured: 'not measured (llama-server sent no timings.cache_n)' });

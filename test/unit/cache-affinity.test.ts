@@ -182,6 +182,14 @@ describe('cache-aware dequeue', () => {
       expect(held([h('a', 'B')], {}).holds).toEqual([]); // nothing free: nothing to hold back from
     });
 
+    it('holds the second of two hits on one free slot, rather than let it start on another replica', () => {
+      const r = held([h('first', undefined, { hit: 'A' }), h('second', undefined, { hit: 'A' }), h('other', undefined, { hit: 'B' })], { A: 1, B: 1 });
+      expect(r.holds).toEqual([{ waiter: expect.objectContaining({ id: 'second' }), until: 1100 }]);
+      // with a slot left for each, nobody waits; once held, it goes where it can
+      expect(held([h('first', undefined, { hit: 'A' }), h('second', undefined, { hit: 'A' })], { A: 2 }).holds).toEqual([]);
+      expect(held([h('first', undefined, { hit: 'A' }), h('second', undefined, { hit: 'A', cacheHoldUntil: 900 })], { A: 1, B: 1 }).holds).toEqual([]);
+    });
+
     it('caps a hold at MAX_HOLD_MS', () => {
       expect(held([h('a', 'B')], { A: 1 }, 60_000).holds[0]!.until).toBe(1000 + MAX_HOLD_MS);
     });
