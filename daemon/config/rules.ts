@@ -128,7 +128,7 @@ export const TOP: Shape<Omit<Config, 'models' | 'source'>> = {
         def: DEFAULT_SESSION_HOLD_MS,
         hint: 'set the longest hold of a request in a typing burst, in milliseconds (e.g. 150; 0 = off)',
         description:
-          'Newest wins (X-Slotwise-Session): while a session sends requests in a burst (an editor, a request per keystroke), each new one waits a little more than the session\'s learned gap between requests (the gap plus four mean deviations, at least 1.2 × the gap), at most this many milliseconds, before it takes a slot, so the next keystroke supersedes it before it runs. The first request of a session or after a pause starts at once; a session whose gaps are longer than this is never held. 0 = off.',
+          'Newest wins (X-Slotwise-Session): while a session sends requests in a burst (an editor, a request per keystroke), each new one waits a little more than the session\'s learned gap between requests (the gap plus four mean deviations, at least 1.2 × the gap), at most this many milliseconds, before it takes a slot, so the next keystroke supersedes it before it runs. The first request of a session, or after a pause of 2 s or more, starts at once (after a shorter pause the session is still typing and its first request holds too); a session whose gaps are longer than this is never held. 0 = off.',
       },
     },
   },

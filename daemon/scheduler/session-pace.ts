@@ -21,6 +21,13 @@ export interface PaceState {
 
 /** A gap this long or longer is a pause, never a burst gap, however slow the typist. */
 export const MAX_BURST_GAP_MS = 1000;
+/**
+ * After a pause shorter than this, a session with a learned pace is still typing: its first request
+ * holds too (typists pause between words and lines, then go on), so the first keystroke after a short
+ * pause does not take a slot only to be superseded 50 ms later. After a longer pause, or in a session
+ * with no pace yet, the first request starts at once.
+ */
+export const STILL_TYPING_MS = 2000;
 /** A gap up to this many learned gaps still belongs to the burst; longer is a pause. */
 export const BURST_WINDOW_GAPS = 2;
 /** The hold covers at least the learned gap plus this much slack. */
@@ -54,14 +61,20 @@ export function arrive(prev: PaceState | undefined, now: number, maxHoldMs: numb
   if (prev === undefined) return { next: { lastAt: now }, holdMs: 0 };
   const gap = Math.max(0, now - prev.lastAt);
   if (gap >= burstWindowMs(prev.gapMs, maxHoldMs)) {
-    // A pause: start at once, and keep the pace learned so far for the next burst.
-    return { next: { ...prev, lastAt: now }, holdMs: 0 };
+    // A pause, not learned: the pace learned so far is kept for the next burst. A short one holds the
+    // burst's first request at that pace; after a long one it starts at once.
+    const next = { ...prev, lastAt: now };
+    return { next, holdMs: gap < STILL_TYPING_MS && prev.gapMs !== undefined ? holdFor(prev.gapMs, prev.devMs, maxHoldMs) : 0 };
   }
   const devMs = prev.gapMs === undefined ? undefined : ewma(prev.devMs, Math.abs(gap - prev.gapMs), GAP_EWMA_ALPHA);
   const gapMs = ewma(prev.gapMs, gap, GAP_EWMA_ALPHA);
-  const wanted = Math.max(HOLD_PER_GAP * gapMs, gapMs + HOLD_DEVIATIONS * (devMs ?? 0));
-  const holdMs = maxHoldMs > 0 && gapMs <= maxHoldMs ? Math.min(maxHoldMs, Math.round(wanted)) : 0;
-  return { next: { lastAt: now, gapMs, ...(devMs !== undefined ? { devMs } : {}) }, holdMs };
+  return { next: { lastAt: now, gapMs, ...(devMs !== undefined ? { devMs } : {}) }, holdMs: holdFor(gapMs, devMs, maxHoldMs) };
+}
+
+/** The hold at a learned pace: the gap plus its deviations, at least 1.2 × the gap; 0 when it cannot catch the next keystroke. */
+function holdFor(gapMs: number, devMs: number | undefined, maxHoldMs: number): number {
+  if (maxHoldMs <= 0 || gapMs > maxHoldMs) return 0;
+  return Math.min(maxHoldMs, Math.round(Math.max(HOLD_PER_GAP * gapMs, gapMs + HOLD_DEVIATIONS * (devMs ?? 0))));
 }
 
 /** Most sessions remembered; the least recently active is forgotten first (editors open many files). */

@@ -221,8 +221,10 @@ describe('the typing and priority scenarios (real llama-server, small)', () => {
     expect(hold.sessionHoldMs).toBe(150);
     expect(noHold.sessionHoldMs).toBe(0);
     for (const b of [...hold.bursts, ...noHold.bursts]) expect(b.superseded).toBe(4);
-    // The last keystroke's lease plus at least the first one's (it started at once: no history, or after the pause).
-    for (const b of hold.bursts) expect(b.leased).toBeGreaterThanOrEqual(2);
+    // The first burst: the last keystroke's lease plus at least the first one's (no history: it started
+    // at once). After the short pause the session is still typing, so the next burst may lease only its last.
+    expect(hold.bursts[0]!.leased).toBeGreaterThanOrEqual(2);
+    for (const b of hold.bursts) expect(b.leased).toBeGreaterThanOrEqual(1);
     expect(none.bursts).toHaveLength(1);
     expect(none.bursts[0]).toMatchObject({ superseded: 0, leased: 5 });
     expect(none.wastedFraction).toBeGreaterThan(0.5); // four of five equal completions nobody sees

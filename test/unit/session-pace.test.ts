@@ -27,9 +27,14 @@ describe('arrive (session pace)', () => {
     expect(holds(every(50, 5))).toEqual([0, 60, 60, 60, 60]);
   });
 
-  it('after a pause the first request starts at once, and the pace learned before is kept for the next burst', () => {
-    const h = holds([...every(50, 4), ...every(50, 3, 2000)]);
-    expect(h).toEqual([0, 60, 60, 60, 0, 60, 60]);
+  it('after a pause of 2 s or more the first request starts at once, and the pace learned before is kept for the next burst', () => {
+    expect(holds([...every(50, 4), ...every(50, 3, 2150)])).toEqual([0, 60, 60, 60, 0, 60, 60]);
+  });
+
+  it('after a shorter pause the session is still typing: the first request holds at the pace learned before', () => {
+    expect(holds([...every(50, 4), ...every(50, 3, 1000)])).toEqual([0, 60, 60, 60, 60, 60, 60]);
+    // No pace learned yet (one request, then a pause): nothing to hold by.
+    expect(holds([0, 1000])).toEqual([0, 0]);
   });
 
   it('learns the pace as an EWMA of the burst gaps (α = 0.3)', () => {
@@ -65,8 +70,8 @@ describe('arrive (session pace)', () => {
     for (const t of every(50, 4)) state = arrive(state, t, 150).next;
     expect(burstWindowMs(state!.gapMs, 150)).toBe(300); // 2 × the hold bound beats 2 × 50
     const paused = arrive(state, 150 + 400, 150);
-    expect(paused.holdMs).toBe(0);
-    expect(paused.next.gapMs).toBe(50);
+    expect(paused.holdMs).toBe(60); // a short pause: still typing, held at the pace learned before
+    expect(paused.next.gapMs).toBe(50); // and the 400 ms gap is not learned
     expect(burstWindowMs(5000, 150)).toBe(MAX_BURST_GAP_MS);
     expect(burstWindowMs(undefined, 150)).toBe(300);
   });
