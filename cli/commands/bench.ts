@@ -47,7 +47,9 @@ The requests come from a separate process so the daemon's loop and CPU share are
                        routing (${STANDARD.routing.replicas} × ${STANDARD.routing.slots} slots, slot-aware vs round-robin on a mixed load),
                        the same sweep against a stand-in upstream at GPU pace (${STANDARD.gpuPace.tokenMs} ms a token: the hop alone),
                        ${STANDARD.load.streams} streams against a stand-in upstream (event-loop lag, RSS),
-                       the model on demand (${STANDARD.onDemand.repetitions} × cold vs warm first token; load state → status push delay)
+                       the model on demand (${STANDARD.onDemand.repetitions} × cold vs warm first token; load state → status push delay),
+                       typing bursts (${STANDARD.typing.keystrokes} /infill requests ${STANDARD.typing.gapMs} ms apart on a session: slot time on superseded work),
+                       priority (interactive requests under ${STANDARD.priority.backgroundStreams} background streams, priority on and off)
   --soak MINUTES       a long run instead of a sweep (\`npm run soak\` = 10 min): --clients N (default 6) closed-loop
                        clients with random prompt and output lengths and ~10% aborted mid-stream, against a
                        daemon in its own process. One row per --interval (default 60 s): requests, p50/p99,
