@@ -49,8 +49,8 @@ export const STANDARD = {
   sweep: { slots: 8, concurrency: [1, 2, 4, 8, 16], requests: 64, maxTokens: 128 },
   // The same sweep against the stand-in at a GPU's pace: on 2 cores a real llama-server takes the
   // CPU the daemon and client need, so its sweep measures contention as much as the hop. Short
-  // requests, so each stream's start (where the hop's cost is) weighs in the throughput.
-  gpuPace: { slots: 8, concurrency: [1, 2, 4, 8, 16], requests: 64, maxTokens: 16, tokenMs: 3 },
+  // requests, so each stream's start (where the hop's cost is) weighs in the throughput. 192 per level: at c=16 a level lasts ~1.4 s, several 250 ms status polls (with 64 a level was ~0.5 s and its two polls often fell on the ramp).
+  gpuPace: { slots: 8, concurrency: [1, 2, 4, 8, 16], requests: 192, maxTokens: 16, tokenMs: 3 },
   // 8 clients on 8 slots: placement decides whether a request starts at once (a free slot somewhere)
   // or waits inside a full llama-server (round-robin). Above capacity both queue, and the p95 is the
   // queue's; measured at c=12: 1.00–1.19× overall either way.
