@@ -96,6 +96,8 @@ export async function hostDaemon(opts: HostOptions): Promise<HostedDaemon> {
         loopLagMs: { p50: lag(h?.percentile(50)), p99: lag(h?.percentile(99)), max: lag(h?.max) },
         loopLagTimeline: timeline,
         rssMB: { before: rssBefore / MB, peak: rssPeak / MB },
+        process: 'bench',
+        pid: process.pid,
         client,
       };
     },

@@ -1,6 +1,6 @@
 // bench.md: the run as Markdown tables, for people and pull requests.
 import { STAGE_COLUMNS } from './aggregate';
-import type { BenchReport, Comparison, LevelResult, OnDemandResult, TargetCheck } from './types';
+import type { BenchReport, Comparison, DaemonSide, LevelResult, OnDemandResult, TargetCheck } from './types';
 
 /** A number for a table; NaN, null (NaN after JSON) and undefined read as `–`. */
 export function fmt(v: number | null | undefined, digits = 1): string {
@@ -297,11 +297,11 @@ export function renderMarkdown(r: BenchReport): string {
       `## ${l.streams.toLocaleString('en-US')} concurrent streams`,
       '',
       `Through the daemon against a stand-in upstream (test/fixtures/fake-llama-server.mjs: ${l.replicas} × ${l.slotsPerInstance} slots, a token every ${l.tokenIntervalMs} ms per stream) — ` +
-        'a real llama-server cannot hold this many streams on a small machine. Lag and RSS are the daemon process\'s own' +
-        (l.daemon.client === 'separate' ? ' (the load generator ran in another process).' : ' (the load generator shared its process: lag is an upper bound).'),
+        'a real llama-server cannot hold this many streams on a small machine. ' +
+        loadProcessNote(l.daemon),
       '',
       ...table(
-        ['streams ok', 'peak busy slots', 'tok/s', 'TTFT p50', 'TTFT p99', 'e2e p50', 'e2e p99', 'loop lag p50', 'loop lag p99', 'loop lag max', 'RSS before', 'RSS peak'],
+        ['streams ok', 'peak busy slots', 'tok/s', 'TTFT p50', 'TTFT p99', 'e2e p50', 'e2e p99', 'loop lag p50', 'loop lag p99', 'loop lag max', 'RSS before', 'RSS peak', 'daemon process'],
         [[
           `${l.level.requests - l.level.failed}/${l.level.requests}`,
           l.level.utilization.peakBusySlots,
@@ -315,6 +315,7 @@ export function renderMarkdown(r: BenchReport): string {
           fmt(l.daemon.loopLagMs.max, 2),
           `${fmt(l.daemon.rssMB.before, 0)} MB`,
           `${fmt(l.daemon.rssMB.peak, 0)} MB`,
+          l.daemon.process === 'own' ? `own (pid ${l.daemon.pid})` : 'bench\'s',
         ]],
       ),
       '',
@@ -330,4 +331,13 @@ export function renderMarkdown(r: BenchReport): string {
   }
   out.push('', 'Raw numbers (every request, every status poll): `bench.json`. Chart: `bench.svg`.', '');
   return out.join('\n');
+}
+
+/** Whose process the load figures are (DaemonSide.process), for the paragraph above the table. */
+function loadProcessNote(d: DaemonSide): string {
+  if (d.process === 'own') {
+    return 'Lag and RSS are the daemon\'s own process, started as users start it (`node dist/cli.js daemon`): RSS from /proc every 100 ms, lag from its /metrics (`slotwise_event_loop_lag_seconds`).';
+  }
+  return 'Lag and RSS are those of the bench process hosting the daemon (RSS includes the bench\'s own heap and earlier scenarios)' +
+    (d.client === 'separate' ? '; the load generator ran in another process.' : '; the load generator shared it: lag is an upper bound.');
 }

@@ -8,6 +8,8 @@ import { cacheHitRatio, planConversations, promptTokenTotals, promptTokens, repl
 import { fetchSnapshot } from './status-sampler';
 import { runClient } from './client-process';
 import { hostDaemon } from './daemon-host';
+import { measureProcess } from './process-measure';
+import { spawnDaemon } from './soak-host';
 import { describeEnvironment } from './environment';
 import { summarize } from './stats';
 import type { Progress } from './sweep';
@@ -17,6 +19,11 @@ export interface ScenarioContext {
   env: NodeJS.ProcessEnv;
   /** dist/cli.js, to run the load generator in its own process; undefined = in this process. */
   cliPath?: string;
+  /**
+   * dist/cli.js, to run the load scenario's daemon as users run it (`node dist/cli.js daemon`), its
+   * RSS and loop lag its own; undefined = that daemon is hosted in this process too.
+   */
+  daemonCliPath?: string;
   signal?: AbortSignal;
   progress?: Progress;
 }
@@ -208,17 +215,34 @@ export interface LoadOptions {
   tokenIntervalMs: number;
 }
 
-/** `streams` concurrent streams through the daemon against the stand-in upstream. */
+/**
+ * `streams` concurrent streams through the daemon against the stand-in upstream. The daemon runs in
+ * its own process when `ctx.daemonCliPath` is known, so its RSS is its own (hosted here, it would
+ * count the bench's heap and whatever the earlier scenarios left).
+ */
 export async function loadScenario(ctx: ScenarioContext, o: LoadOptions): Promise<LoadResult> {
-  ctx.progress?.line(`load: ${o.streams} concurrent streams, ${o.replicas} × ${o.slots}-slot stand-in upstream, a token every ${o.tokenIntervalMs} ms`);
-  const { sweep, daemon } = await hostedSweep(ctx, {
-    model: modelConfig('stand-in', o.modelPath, { slots: o.slots, replicas: o.replicas, args: ['--fake-token-ms', String(o.tokenIntervalMs)] }),
-    routing: 'slot-aware',
-    llamaServer: o.upstream,
-    queue: { maxWaiting: o.streams * 2, timeoutMs: 120_000, backgroundMaxWaitMs: 30_000, sessionHoldMs: 150 },
-    sweep: { model: 'stand-in', concurrency: [o.streams], requests: o.streams, mix: [{ maxTokens: o.maxTokens, weight: 1 }], direct: false, prompt: BENCH_PROMPT },
-  });
-  return { streams: o.streams, replicas: o.replicas, slotsPerInstance: o.slots, tokenIntervalMs: o.tokenIntervalMs, level: sweep.levels[0]!, daemon };
+  const where = ctx.daemonCliPath ? 'daemon in its own process' : 'daemon hosted in the bench process';
+  ctx.progress?.line(`load: ${o.streams} concurrent streams, ${o.replicas} × ${o.slots}-slot stand-in upstream, a token every ${o.tokenIntervalMs} ms, ${where}`);
+  const model = modelConfig('stand-in', o.modelPath, { slots: o.slots, replicas: o.replicas, args: ['--fake-token-ms', String(o.tokenIntervalMs)] });
+  const queue: Config['queue'] = { maxWaiting: o.streams * 2, timeoutMs: 120_000, backgroundMaxWaitMs: 30_000, sessionHoldMs: 150 };
+  const sweep: SweepOptions = { model: 'stand-in', concurrency: [o.streams], requests: o.streams, mix: [{ maxTokens: o.maxTokens, weight: 1 }], direct: false, prompt: BENCH_PROMPT };
+  const result = (level: LevelResult, daemon: DaemonSide): LoadResult => ({ streams: o.streams, replicas: o.replicas, slotsPerInstance: o.slots, tokenIntervalMs: o.tokenIntervalMs, level, daemon });
+  if (!ctx.daemonCliPath) {
+    const hosted = await hostedSweep(ctx, { model, routing: 'slot-aware', llamaServer: o.upstream, queue, sweep });
+    return result(hosted.sweep.levels[0]!, hosted.daemon);
+  }
+  ctx.progress?.update(`starting the daemon (node ${ctx.daemonCliPath} daemon) and ${o.replicas} × stand-in`);
+  const d = await spawnDaemon({ cliPath: ctx.daemonCliPath, model, llamaServer: o.upstream, routing: 'slot-aware', queue, env: ctx.env, signal: ctx.signal });
+  try {
+    const measure = await measureProcess(d);
+    const run = await runClient({ ...ctx, sweep, url: d.url, token: d.token, stateDir: d.stateDir }).catch(async (err: unknown) => {
+      await measure.stop().catch(() => undefined); // the timers end; the load's error is the one to report
+      throw err;
+    });
+    return result(run.result.levels[0]!, await measure.stop());
+  } finally {
+    await d.stop();
+  }
 }
 
 /** The prompt every bench request sends. */

@@ -1,12 +1,13 @@
-// A daemon in its own process for the soak, so the RSS it reports is the daemon's alone (an
-// in-process daemon would count the clients' memory too). Temp state dir, any free port; stop()
+// A daemon in its own process (`node dist/cli.js daemon`, as users run it) for the soak and the load
+// scenario, so the RSS it reports is the daemon's alone (an in-process daemon would count the
+// clients' memory too). Temp state dir, any free port; stop()
 // removes everything.
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ModelConfig } from '../daemon/config/types';
+import type { Config, ModelConfig } from '../daemon/config/types';
 import { SlotwiseError } from '../shared/errors';
 import type { DaemonInfo } from '../shared/protocol';
 import { fetchSnapshot } from './status-sampler';
@@ -15,14 +16,28 @@ export interface SpawnedDaemon {
   url: string;
   token: string;
   pid: number;
+  stateDir: string;
   stop(): Promise<void>;
 }
 
-export async function spawnDaemon(opts: { cliPath: string; model: ModelConfig; llamaServer: string; env: NodeJS.ProcessEnv; signal?: AbortSignal }): Promise<SpawnedDaemon> {
+export interface SpawnOptions {
+  cliPath: string;
+  model: ModelConfig;
+  llamaServer: string;
+  /** Config keys beyond the model (default: the daemon's defaults). */
+  routing?: Config['routing'];
+  queue?: Config['queue'];
+  env: NodeJS.ProcessEnv;
+  signal?: AbortSignal;
+}
+
+export async function spawnDaemon(opts: SpawnOptions): Promise<SpawnedDaemon> {
   const dir = await mkdtemp(join(tmpdir(), 'slotwise-soak-'));
   const m = opts.model;
   const config = {
     llamaServer: opts.llamaServer,
+    ...(opts.routing ? { routing: opts.routing } : {}),
+    ...(opts.queue ? { queue: opts.queue } : {}),
     models: { [m.name]: { path: m.path, slots: m.slots, ctxPerSlot: m.ctxPerSlot, replicas: m.replicas, args: m.args, promptCacheMiB: m.promptCacheMiB } },
   };
   await writeFile(join(dir, 'config.json'), JSON.stringify(config));
@@ -46,14 +61,14 @@ export async function spawnDaemon(opts: { cliPath: string; model: ModelConfig; l
   try {
     const deadline = Date.now() + 120_000;
     for (;;) {
-      if (child.exitCode !== null) throw new SlotwiseError('SW_ERR_INTERNAL', `soak: the daemon exited with code ${child.exitCode}: ${output.trim().split('\n').at(-1) ?? ''}`);
-      if (Date.now() > deadline || opts.signal?.aborted) throw opts.signal?.reason ?? new SlotwiseError('SW_ERR_HEALTH_TIMEOUT', `soak: the daemon was not ready within 120 s: ${output.trim().split('\n').at(-1) ?? ''}`);
+      if (child.exitCode !== null) throw new SlotwiseError('SW_ERR_INTERNAL', `bench: the daemon exited with code ${child.exitCode}: ${output.trim().split('\n').at(-1) ?? ''}`);
+      if (Date.now() > deadline || opts.signal?.aborted) throw opts.signal?.reason ?? new SlotwiseError('SW_ERR_HEALTH_TIMEOUT', `bench: the daemon was not ready within 120 s: ${output.trim().split('\n').at(-1) ?? ''}`);
       const info = await readFile(join(stateDir, 'daemon.json'), 'utf8').then((t) => JSON.parse(t) as DaemonInfo).catch(() => undefined);
       if (info && info.pid === child.pid) {
         const token = (await readFile(join(stateDir, 'token'), 'utf8')).trim();
         const snap = await fetchSnapshot(info.url, token).catch(() => undefined);
         const insts = snap?.models.find((x) => x.name === m.name)?.instances ?? [];
-        if (insts.length === m.replicas && insts.every((i) => i.state === 'ready')) return { url: info.url, token, pid: child.pid!, stop };
+        if (insts.length === m.replicas && insts.every((i) => i.state === 'ready')) return { url: info.url, token, pid: child.pid!, stateDir, stop };
       }
       await sleep(200);
     }

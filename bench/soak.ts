@@ -227,6 +227,11 @@ function instancePids(s: Snapshot, name: string): number[] {
 
 /** Resident memory of processes on this host, MB (Linux /proc; 0 where unreadable). */
 export function rssMB(pids: number[]): number {
+  return Math.round(rssBytes(pids) / (1024 * 1024));
+}
+
+/** Resident memory of processes on this host, bytes (VmRSS of /proc/PID/status; 0 where unreadable). */
+export function rssBytes(pids: number[]): number {
   let kB = 0;
   for (const pid of pids) {
     try {
@@ -235,5 +240,5 @@ export function rssMB(pids: number[]): number {
       // gone (a restart) or not Linux: counted as 0
     }
   }
-  return Math.round(kB / 1024);
+  return kB * 1024;
 }

@@ -48,7 +48,9 @@ export function checkTargets(r: Parts): TargetCheck[] {
   checks.push({
     name: `${streams}: daemon RSS`,
     goal: `< ${GOALS.loadRssMB} MB`,
-    measured: load ? `peak ${Math.round(load.daemon.rssMB.peak)} MB (before ${Math.round(load.daemon.rssMB.before)} MB)` : 'not measured (--standard)',
+    measured: load
+      ? `peak ${Math.round(load.daemon.rssMB.peak)} MB (before ${Math.round(load.daemon.rssMB.before)} MB; ${load.daemon.process === 'own' ? "the daemon's own process" : 'the bench process hosting it'})`
+      : 'not measured (--standard)',
     met: load ? load.daemon.rssMB.peak < GOALS.loadRssMB : undefined,
   });
   checks.push(typingCheck(r.typing), priorityCheck(r.priority));

@@ -142,12 +142,24 @@ export interface SweepResult {
 
 /** What the daemon process itself went through during a scenario (measured in-process). */
 export interface DaemonSide {
-  /** Event-loop delay of the daemon's thread (`monitorEventLoopDelay`, 10 ms resolution). */
+  /**
+   * Event-loop delay of the daemon's thread beyond a 10 ms timer period: `monitorEventLoopDelay`
+   * in the bench process (`process: 'bench'`), the daemon's /metrics `slotwise_event_loop_lag_seconds`
+   * histogram in its own (`process: 'own'`; quantiles interpolated in its buckets).
+   */
   loopLagMs: { p50: number; p99: number; max: number };
   /** The largest delay in each 250 ms window since the load started: shows when the lag happened. */
   loopLagTimeline: { tMs: number; maxMs: number }[];
-  /** Resident set size of the daemon process, MB (10^6 bytes). */
+  /** Resident set size of the daemon process, MB (10^6 bytes), sampled every 100 ms. */
   rssMB: { before: number; peak: number };
+  /**
+   * Whose process the figures are: `own` = the daemon alone, run as users run it (`node dist/cli.js
+   * daemon`); `bench` = hosted in the bench process (RSS includes the bench and earlier scenarios).
+   * Absent in reports from before it was recorded (they were `bench`).
+   */
+  process?: 'own' | 'bench';
+  /** The pid the RSS was read from. */
+  pid?: number;
   /** Where the load generator ran: `separate` (its own process) or `in-process` (shares the loop: lag is an upper bound). */
   client: 'separate' | 'in-process';
 }

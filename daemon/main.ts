@@ -33,6 +33,7 @@ import { AutoSlotsPreview } from './memory/auto-slots-preview';
 import { JobStore } from './api/jobs';
 import { JobArchive } from './api/job-archive';
 import { MetricsRegistry, METRICS_CONTENT_TYPE } from './status/metrics';
+import { startLoopLag } from './status/loop-lag';
 import { ResourceSampler } from './resources/sampler';
 import { startAutoscaler } from './autoscale/autoscaler';
 import { join } from 'node:path';
@@ -115,6 +116,7 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
   });
   void sampler.start(); // never rejects; a hanging `nvidia-smi -L` must not delay startup
   const metrics = new MetricsRegistry();
+  const stopLoopLag = startLoopLag((s) => metrics.observeLoopLag(s));
   countGeneratedTokens(supervisor, (model, n) => metrics.addTokens(model, n));
   // The loader and the scheduler call each other through hooks; `scheduler` is bound before any request.
   const loader: ModelLoader = new ModelLoader({
@@ -214,6 +216,7 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
       const grace = config.shutdownGraceMs;
       logger.info(`shutting down: ${reason}; running requests get ${grace} ms to finish`);
       stopAutoscaler();
+      stopLoopLag();
       refusing = new SlotwiseError('SW_ERR_SHUTTING_DOWN', `daemon is shutting down (${reason}) — retry once a daemon runs again`);
       scheduler.close(reason);
       const idle = (): Promise<unknown> => Promise.all([http.settled(), jobs.settled()]);

@@ -208,6 +208,7 @@ export function parseRequest(ctx: CommandContext, signal: AbortSignal, progress:
     configPath: ctx.configPath,
     env: ctx.env,
     cliPath: cliPath(ctx.env),
+    daemonCliPath: runningCli(),
     signal,
     progress,
     setupStream: ctx.stderr,
@@ -216,8 +217,13 @@ export function parseRequest(ctx: CommandContext, signal: AbortSignal, progress:
 
 /** The CLI script when running as the CLI (so the load generator can run as `bench --attach` in its own process). */
 function cliPath(env: NodeJS.ProcessEnv): string | undefined {
-  const main = process.argv[1];
   if (env.SLOTWISE_BENCH_CLIENT === 'in-process') return undefined;
+  return runningCli();
+}
+
+/** This process's script when it is the CLI (dist/cli.js), else undefined (e.g. a test runner). */
+function runningCli(): string | undefined {
+  const main = process.argv[1];
   return main && /(^|[\\/])cli\.js$/.test(main) ? main : undefined;
 }
 

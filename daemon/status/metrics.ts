@@ -10,6 +10,9 @@ export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 /** Queue-wait histogram buckets in seconds: from an instantly free slot to the default 120 s queue timeout. */
 export const QUEUE_WAIT_BUCKETS = [0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
+/** Event-loop delay buckets in seconds: fine around the 20 ms goal of the bench (bench/targets.ts). */
+export const LOOP_LAG_BUCKETS = [0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2.5, 5];
+
 type Labels<T extends string> = Record<T, string>;
 
 export class MetricsRegistry {
@@ -40,6 +43,10 @@ export class MetricsRegistry {
   #unloads: Counter<'model' | 'reason'>;
   #loadSeconds: Histogram<'model'>;
   #modelMemory: Gauge<'model' | 'kind'>;
+  #loopLag: Histogram;
+  #loopLagMax: Gauge;
+  /** Largest delay since the previous render. */
+  #loopLagMaxSince = 0;
 
   constructor() {
     const registers = [this.registry];
@@ -93,6 +100,13 @@ export class MetricsRegistry {
       registers,
     });
     this.#modelMemory = gauge('slotwise_model_memory_bytes', 'Memory of one replica: kind="plan" (the memory plan) or "actual" (llama-server\'s buffers).', ['model', 'kind']);
+    this.#loopLag = new Histogram({
+      name: 'slotwise_event_loop_lag_seconds',
+      help: "How late the daemon's 10 ms event-loop timer fired: time the daemon's thread was busy with other work.",
+      buckets: LOOP_LAG_BUCKETS,
+      registers,
+    });
+    this.#loopLagMax = new Gauge({ name: 'slotwise_event_loop_lag_max_seconds', help: 'The largest event-loop lag since the previous scrape of /metrics (with several scrapers, each sees a share).', registers });
     this.#cacheHit = gauge('slotwise_prompt_cache_hit_ratio', 'Prompt-cache hit ratio: cached / (cached + processed) prompt tokens.', ['model']);
   }
 
@@ -125,9 +139,18 @@ export class MetricsRegistry {
     if (Number.isFinite(n) && n > 0) this.#tokens.inc({ model }, n);
   }
 
+  /** One tick of the event-loop timer (status/loop-lag.ts): how late it fired, seconds. */
+  observeLoopLag(seconds: number): void {
+    if (!Number.isFinite(seconds) || seconds < 0) return;
+    this.#loopLag.observe(seconds);
+    if (seconds > this.#loopLagMaxSince) this.#loopLagMaxSince = seconds;
+  }
+
   /** Sets every gauge from the snapshot and renders the text exposition. Label sets absent from the snapshot vanish. */
   async render(snapshot: Snapshot): Promise<string> {
     this.#setFrom(snapshot);
+    this.#loopLagMax.set(this.#loopLagMaxSince);
+    this.#loopLagMaxSince = 0;
     return this.registry.metrics();
   }
 

@@ -1,6 +1,6 @@
 // `slotwise bench` end to end: a small sweep against a real daemon + real llama-server (shape of
 // bench.json/md/svg, never timing thresholds), and the stand-in upstream proxied by the daemon.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -10,7 +10,9 @@ import { benchCommand } from '../../cli/commands/bench';
 import type { CommandContext } from '../../cli/commands/command';
 import type { Snapshot } from '../../shared/protocol';
 import { DIRECT_KEYS_ENV } from '../../bench/client-process';
-import { instanceKey, startTestDaemon, waitUntil } from '../helpers/daemon';
+import { CLI, instanceKey, startTestDaemon, waitUntil } from '../helpers/daemon';
+import { loadScenario } from '../../bench/scenarios';
+import { rssBytes } from '../../bench/soak';
 import { tinyModelPath } from '../helpers/tiny';
 import { typingScenario } from '../../bench/typing';
 import { priorityScenario } from '../../bench/priority-load';
@@ -197,6 +199,73 @@ describe('stand-in upstream (test/fixtures/fake-llama-server.mjs) behind the dae
     expect(daemon!.stagesMs?.upstream?.p50).toBeGreaterThan(0);
     expect(direct!.stagesMs).toBeUndefined();
     expect(readFileSync(join(r.out, 'bench.md'), 'utf8')).toContain('### Where the time goes (daemon levels)');
+  });
+});
+
+/** This process's children (of every thread) running `CLI daemon`: how the test finds the load's daemon on its own. */
+function daemonChildren(): number[] {
+  const out: number[] = [];
+  for (const tid of readdirSync(`/proc/${process.pid}/task`)) {
+    const kids = readFileSync(`/proc/${process.pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
+    for (const pid of kids) {
+      const argv = (() => {
+        try {
+          return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+        } catch {
+          return []; // gone
+        }
+      })();
+      if (argv.includes(CLI) && argv[argv.indexOf(CLI) + 1] === 'daemon') out.push(pid);
+    }
+  }
+  return out;
+}
+
+describe('the load scenario (stand-in upstream: a real llama-server cannot hold many streams on a small machine)', () => {
+  it("runs the daemon as users run it, in its own process: the RSS and loop lag are that process's, not the bench's", async () => {
+    // The test reads the RSS of every `cli.js daemon` child itself while the scenario runs, and
+    // notes when the load's requests were running (the sweep's progress updates).
+    const seen = new Map<number, { at: number; mb: number }[]>();
+    const running: number[] = [];
+    const watch = setInterval(() => {
+      for (const pid of daemonChildren()) {
+        const mb = rssBytes([pid]) / 1e6;
+        if (mb > 0) seen.set(pid, [...(seen.get(pid) ?? []), { at: performance.now(), mb }]);
+      }
+    }, 50);
+    const progress = { update: (text: string) => void (/: \d+\/40$/.test(text) && running.push(performance.now())), line: () => undefined };
+    let load: Awaited<ReturnType<typeof loadScenario>>;
+    try {
+      load = await loadScenario(
+        { env: { ...process.env, SLOTWISE_BENCH_CLIENT: 'in-process' }, daemonCliPath: CLI, progress },
+        { modelPath: await tinyModelPath('tiny'), upstream: STAND_IN, streams: 40, replicas: 2, slots: 20, maxTokens: 60, tokenIntervalMs: 20 },
+      );
+    } finally {
+      clearInterval(watch);
+    }
+    expect(load.level).toMatchObject({ requests: 40, failed: 0, tokens: 40 * 60 });
+    const d = load.daemon;
+    expect(d).toMatchObject({ process: 'own', client: 'separate' });
+    expect(d.pid).not.toBe(process.pid);
+    // It was this process's child running `node dist/cli.js daemon`, and it is gone afterwards.
+    const mine = seen.get(d.pid!);
+    expect(mine, `pid ${d.pid} among the daemon children seen: ${[...seen.keys()].join(', ')}`).toBeDefined();
+    expect(daemonChildren()).not.toContain(d.pid);
+    // The reported figures are that pid's: within what the test read of it over its life, and the
+    // peak at least what it read while the requests ran (sampled at other moments: 5-10 % slack).
+    const mbs = mine!.map((x) => x.mb);
+    const during = mine!.filter((x) => x.at >= running[0]! && x.at <= running.at(-1)!).map((x) => x.mb);
+    expect(during.length).toBeGreaterThan(0);
+    expect(d.rssMB.before).toBeGreaterThanOrEqual(Math.min(...mbs) * 0.9);
+    expect(d.rssMB.before).toBeLessThanOrEqual(d.rssMB.peak);
+    expect(d.rssMB.peak).toBeLessThanOrEqual(Math.max(...mbs) * 1.1);
+    expect(d.rssMB.peak).toBeGreaterThanOrEqual(Math.max(...during) * 0.95);
+    // Lag from the daemon's /metrics: a window every 250 ms and a final one.
+    expect(d.loopLagTimeline.length).toBeGreaterThanOrEqual(2);
+    expect(d.loopLagMs.p50).toBeLessThanOrEqual(d.loopLagMs.p99);
+    expect(d.loopLagMs.p99).toBeLessThanOrEqual(d.loopLagMs.max);
+    expect(d.loopLagMs.max).toBe(Math.max(...d.loopLagTimeline.map((w) => w.maxMs)));
+    console.log(`[bench load, own process] pid ${d.pid}: RSS before ${d.rssMB.before.toFixed(0)} MB, peak ${d.rssMB.peak.toFixed(0)} MB; lag p99 ${d.loopLagMs.p99.toFixed(2)} ms, max ${d.loopLagMs.max.toFixed(2)} ms`);
   });
 });
 

@@ -76,15 +76,22 @@ describe('checkTargets', () => {
       slotsPerInstance: 250,
       tokenIntervalMs: 50,
       level: level('daemon', 1000, 20_000, { requests: 1000, failed: 3 }),
-      daemon: { loopLagMs: { p50: 1, p99: 25.5, max: 40 }, loopLagTimeline: [], rssMB: { before: 120, peak: 180 }, client: 'separate' },
+      daemon: { loopLagMs: { p50: 1, p99: 25.5, max: 40 }, loopLagTimeline: [], rssMB: { before: 120, peak: 180 }, process: 'own', pid: 4242, client: 'separate' },
     };
     const checks = checkTargets({ sweep: base.sweep, routing, routingStandIn, load });
     expect(checks.slice(3, 7)).toEqual([
       { name: 'routing: e2e p95, round-robin ÷ slot-aware (llama-server)', goal: '≥ 1.3×', measured: '1.42× (short requests: 2.50×)', met: true },
       { name: 'routing: e2e p95, round-robin ÷ slot-aware (stand-in)', goal: '≥ 1.3×', measured: '1.10× (short requests: 1.20×)', met: false },
       { name: '1,000 streams: daemon event-loop lag p99', goal: '< 20 ms', measured: '25.50 ms (max 40.00 ms; 997/1000 streams ok)', met: false },
-      { name: '1,000 streams: daemon RSS', goal: '< 200 MB', measured: 'peak 180 MB (before 120 MB)', met: true },
+      { name: '1,000 streams: daemon RSS', goal: '< 200 MB', measured: "peak 180 MB (before 120 MB; the daemon's own process)", met: true },
     ]);
+    // A report from before the daemon had its own process: its figures were the bench process's.
+    const { process: _own, pid: _pid, ...hosted } = load.daemon;
+    const old = checkTargets({ sweep: base.sweep, load: { ...load, daemon: hosted } }).find((c) => c.name === '1,000 streams: daemon RSS');
+    expect(old?.measured).toBe('peak 180 MB (before 120 MB; the bench process hosting it)');
+    const md = renderMarkdown({ ...base, load, targets: checks, durationMs: 1 });
+    expect(md).toContain("Lag and RSS are the daemon's own process, started as users start it (`node dist/cli.js daemon`)");
+    expect(md).toMatch(/\| 997\/1000 \|.*\| 120 MB \| 180 MB \| own \(pid 4242\) \|/);
   });
 });
 
