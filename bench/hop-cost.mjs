@@ -11,7 +11,8 @@
 // far from a phase's end (that changes the GC's own CPU cost: measure CPU without --alloc).
 //
 // --node-flags passes node flags to the daemon child only, for example to profile it:
-// --node-flags '--cpu-prof --cpu-prof-dir=/tmp/prof' (the profile is written when the daemon exits).
+// --node-flags='--cpu-prof --cpu-prof-dir=/tmp/prof' (with '=': the value starts with a dash; the profile is
+// written when the daemon exits). --perf-basic-prof also leaves isolate-*-v8.log files in the working directory.
 //
 //   node bench/hop-cost.mjs [--alloc] [--checkout DIR] [--short N] [--long N] [--concurrency C] [--node-flags=FLAGS] [--warmup N]
 import { execFileSync, spawn } from 'node:child_process';
