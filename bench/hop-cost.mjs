@@ -10,7 +10,11 @@
 // (--trace-gc-nvp), with a 1 MB young generation so a GC, which is when allocation shows, is never
 // far from a phase's end (that changes the GC's own CPU cost: measure CPU without --alloc).
 //
-//   node bench/hop-cost.mjs [--alloc] [--checkout DIR] [--short N] [--long N] [--concurrency C]
+// --node-flags passes node flags to the daemon child only, for example to profile it:
+// --node-flags='--cpu-prof --cpu-prof-dir=/tmp/prof' (with '=': the value starts with a dash; the profile is
+// written when the daemon exits). --perf-basic-prof also leaves isolate-*-v8.log files in the working directory.
+//
+//   node bench/hop-cost.mjs [--alloc] [--checkout DIR] [--short N] [--long N] [--concurrency C] [--node-flags=FLAGS] [--warmup N]
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,7 +22,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-const { values: v } = parseArgs({ options: { alloc: { type: 'boolean', default: false }, checkout: { type: 'string', default: resolve(import.meta.dirname, '..') }, short: { type: 'string', default: '1200' }, long: { type: 'string', default: '100' }, concurrency: { type: 'string', default: '4' } } });
+const { values: v } = parseArgs({ options: { alloc: { type: 'boolean', default: false }, checkout: { type: 'string', default: resolve(import.meta.dirname, '..') }, short: { type: 'string', default: '1200' }, long: { type: 'string', default: '100' }, concurrency: { type: 'string', default: '4' }, 'node-flags': { type: 'string', default: '' }, warmup: { type: 'string', default: '64' } } });
 const root = resolve(v.checkout);
 const cli = join(root, 'dist/cli.js');
 const dir = mkdtempSync(join(tmpdir(), 'slotwise-hop-cost-'));
@@ -27,7 +31,7 @@ const model = join(dir, 'tiny.gguf');
 execFileSync(process.execPath, [cli, 'tiny-model', model], { stdio: 'ignore' });
 writeFileSync(join(dir, 'config.json'), JSON.stringify({ llamaServer: join(root, 'test/fixtures/fake-llama-server.mjs'), models: { s: { path: model, slots: 8, replicas: 1, args: ['--fake-token-ms', '3'] } } }));
 
-const v8Flags = v.alloc ? ['--trace-gc-nvp', '--max-semi-space-size=1'] : [];
+const v8Flags = [...(v.alloc ? ['--trace-gc-nvp', '--max-semi-space-size=1'] : []), ...v['node-flags'].split(' ').filter(Boolean)];
 const daemon = spawn(process.execPath, [...v8Flags, cli, 'daemon', '--state-dir', state, '--config', join(dir, 'config.json'), '--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
 let allocated = 0;
 let pending = '';
@@ -71,7 +75,7 @@ async function load(maxTokens, requests) {
 try {
   while (!existsSync(join(state, 'daemon.json'))) await sleep(100);
   await sleep(2000);
-  await load(16, 64); // warm up
+  await load(16, Number(v.warmup)); // warm up (V8 still optimizes after 64: --warmup 2000 measures steady state)
   const idle = await cost(() => sleep(4000));
   const runs = [];
   for (const [maxTokens, requests] of [[1, Number(v.short)], [128, Number(v.long)]]) {

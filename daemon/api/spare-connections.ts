@@ -20,7 +20,10 @@ interface Spare {
 
 /** A connector (undici's shape, used by the pools and by stream-upstream.ts): hands out the origin's spare when it is fresh, and opens the next. */
 export function spareConnector(maxIdleMs = SPARE_MAX_IDLE_MS, now: () => number = Date.now): buildConnector.connector {
-  const connect = buildConnector({});
+  // No TCP keep-alive: a connection to an instance is loopback, carries one stream (llama-server closes
+  // it after) or a pooled request, and a spare lives 2 s at most, so keep-alive probes (60 s idle) never
+  // fire; setting the option is one setsockopt per connection on every request's path (refill).
+  const connect = buildConnector({ keepAlive: false });
   const spares = new Map<string, Spare>();
   const opening = new Set<string>();
 

@@ -5,7 +5,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildConnector } from 'undici';
-import { ChunkedBody, openStream, parseHead, UPSTREAM_EOF, type StreamTarget } from '../../daemon/api/stream-upstream';
+import { ChunkedBody, openStream, originParts, parseHead, UPSTREAM_EOF, type StreamTarget } from '../../daemon/api/stream-upstream';
 
 const connect = buildConnector({});
 const live = new AbortController().signal;
@@ -16,6 +16,22 @@ function decode(body: ChunkedBody, pieces: string[]): { out: string; done: boole
   for (const p of pieces) done = body.push(Buffer.from(p, 'latin1'), (b) => (out += b.toString('latin1')));
   return { out, done };
 }
+
+describe('originParts', () => {
+  it('gives the connect options and Host of an origin, port 80 when none is given, the same object on a second call', () => {
+    expect(originParts('http://127.0.0.1:8123')).toEqual({ protocol: 'http:', hostname: '127.0.0.1', host: '127.0.0.1:8123', port: '8123' });
+    expect(originParts('http://localhost')).toEqual({ protocol: 'http:', hostname: 'localhost', host: 'localhost', port: '80' });
+    expect(originParts('http://[::1]:9000')).toMatchObject({ hostname: '[::1]', host: '[::1]:9000', port: '9000' });
+    expect(originParts('http://127.0.0.1:8123')).toBe(originParts('http://127.0.0.1:8123'));
+  });
+
+  it('stays bounded when origins keep changing (instances restart on new ports)', () => {
+    const first = originParts('http://127.0.0.1:1');
+    for (let port = 2; port < 200; port++) expect(originParts(`http://127.0.0.1:${port}`).port).toBe(String(port));
+    expect(originParts('http://127.0.0.1:1')).toEqual(first);
+    expect(originParts('http://127.0.0.1:1')).not.toBe(first); // evicted and parsed again
+  });
+});
 
 describe('ChunkedBody', () => {
   it('decodes a chunked body split anywhere, extensions and trailers included', () => {
