@@ -1,14 +1,13 @@
 // A plan for status of the models the loader plans only at their first load: an on-demand model with
 // `slots: "auto"` gets its slot count then, against the memory then (loader.ts). Until that load,
 // status shows what it would choose now: the most slots (1 … maxSlots) that fit the room beside the
-// loaded models, at least 1 (`mostSlotsThatFit`, as the loader does), so the GPU view can say whether
+// loaded models, at least 1 (`autoSlots`, as the loader does), so the GPU view can say whether
 // it would still fit. Each header is read once; a snapshot only runs the pure plan.
 import type { ModelConfig } from '../config/types';
 import type { ModelMemoryStatus } from '../../shared/protocol';
 import { readGgufHeader } from '../../gguf/gguf';
 import { modelFacts, type ModelFacts } from './model-facts';
-import { mostSlotsThatFit, planMemory, type FreeMemory } from './plan';
-import { serverMemoryOptions } from './server-args';
+import { autoSlots, modelPlanSettings, planMemory, type FreeMemory } from './plan';
 
 export class AutoSlotsPreview {
   #configs = new Map<string, ModelConfig>();
@@ -35,9 +34,7 @@ export class AutoSlotsPreview {
     const c = this.#configs.get(name);
     const facts = this.#facts.get(name);
     if (!c || !facts) return undefined;
-    const settings = { ctxPerSlot: c.ctxPerSlot, gpuLayers: c.gpuLayers, server: serverMemoryOptions(c.args) };
-    const slots = Math.max(1, mostSlotsThatFit(facts, settings, room, c.maxSlots));
-    const plan = planMemory(facts, { ...settings, slots }, free);
+    const plan = planMemory(facts, { ...modelPlanSettings(c), slots: autoSlots(facts, c, room) }, free);
     return { planBytes: plan.total, byDevice: plan.devices.map((d) => ({ device: d.device, label: d.label, planBytes: d.total })) };
   }
 }

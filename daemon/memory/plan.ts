@@ -17,11 +17,11 @@
 //     without:         ub × 4 B × (n_kv × (n_head + 1) + 7 n_embd) (KQ scores and f32 mask dominate)
 //   With layers on a GPU, that GPU holds the graph and the host keeps a small buffer for the input
 //   embeddings (ub × n_embd × 6 B; an estimate, not calibrated on a GPU).
-import type { GpuLayers } from '../config/types';
+import type { GpuLayers, ModelConfig } from '../config/types';
 import { SlotwiseError } from '../../shared/errors';
 import { ggmlTensorBytes, ggmlTypeId } from '../../gguf/gguf';
 import type { ModelFacts } from './model-facts';
-import { DEFAULT_SERVER_MEMORY_OPTIONS, type ServerMemoryOptions } from './server-args';
+import { DEFAULT_SERVER_MEMORY_OPTIONS, serverMemoryOptions, type ServerMemoryOptions } from './server-args';
 import { resolvePromptCacheMiB } from './prompt-cache';
 
 // ---------------------------------------------------------------------------------------------
@@ -246,6 +246,19 @@ export function mostSlotsThatFit(facts: ModelFacts, settings: Omit<PlanSettings,
     if (checkFit(planMemory(facts, { ...settings, slots }, free), free).fits) return slots;
   }
   return 0;
+}
+
+/** A model's plan settings but its slot count, from its config: ctxPerSlot, gpuLayers and the memory flags of its llama-server args. */
+export function modelPlanSettings(c: Pick<ModelConfig, 'ctxPerSlot' | 'gpuLayers' | 'args'>): { ctxPerSlot: number; gpuLayers: GpuLayers; server: ServerMemoryOptions } {
+  return { ctxPerSlot: c.ctxPerSlot, gpuLayers: c.gpuLayers, server: serverMemoryOptions(c.args) };
+}
+
+/**
+ * `slots: "auto"` resolved: the most slots (up to maxSlots) that fit the room, at least 1 — when none
+ * fits, one slot is planned, so eviction makes room or the never-fits error names the numbers.
+ */
+export function autoSlots(facts: ModelFacts, c: Pick<ModelConfig, 'ctxPerSlot' | 'gpuLayers' | 'args' | 'maxSlots'>, room: FreeMemory): number {
+  return Math.max(1, mostSlotsThatFit(facts, modelPlanSettings(c), room, c.maxSlots));
 }
 
 /** `needs 9.1 GiB on GPU 0, which has 8.0 GiB free: lower slots, ctxPerSlot or gpuLayers`. */

@@ -11,8 +11,7 @@ import type { ModelLoadStatus, ModelMemoryStatus, ModelStatus } from '../../shar
 import { SlotwiseError } from '../../shared/errors';
 import { readGgufHeader } from '../../gguf/gguf';
 import { modelFacts, type ModelFacts } from '../memory/model-facts';
-import { checkFit, memoryError, mostSlotsThatFit, planMemory, type FreeMemory, type MemoryPlan } from '../memory/plan';
-import { serverMemoryOptions } from '../memory/server-args';
+import { autoSlots, checkFit, memoryError, modelPlanSettings, planMemory, type FreeMemory, type MemoryPlan } from '../memory/plan';
 import { actualByDevice, addBytes, available, capacity, lessPending, pickVictim, planByDevice, withFreed, type DeviceBytes } from '../memory/budget';
 import { calibrated, calibrationKey, type CalibrationStore } from '../memory/calibration';
 import type { Supervisor } from './supervisor';
@@ -283,7 +282,7 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
   /** The estimate, replaced per device by what llama-server allocated last time for the same file and settings. */
   async #plan(model: string, facts: ModelFacts, free: FreeMemory): Promise<MemoryPlan> {
     const c = this.#o.supervisor.modelConfig(model);
-    const settings = { slots: this.#slotsFor(model, facts, free), ctxPerSlot: c.ctxPerSlot, gpuLayers: c.gpuLayers, server: serverMemoryOptions(c.args) };
+    const settings = { ...modelPlanSettings(c), slots: this.#slotsFor(model, facts, free) };
     // Not counted here yet: the host prompt cache (PlanSettings.promptCacheMiB). Plan-vs-actual calibration
     // and budgets compare with llama-server's load-time buffers, which the cache is not part of (it fills later).
     const plan = planMemory(facts, settings, free);
@@ -300,9 +299,7 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
     if (known !== undefined) return known;
     const c = this.#o.supervisor.modelConfig(model);
     const room = available(free, this.#usedByOthers(model), this.#o.config.memoryBudgetMiB);
-    const n = mostSlotsThatFit(facts, { ctxPerSlot: c.ctxPerSlot, gpuLayers: c.gpuLayers, server: serverMemoryOptions(c.args) }, room, c.maxSlots);
-    // None fits next to the others: plan one slot, so eviction makes room or the never-fits error names the numbers.
-    const slots = Math.max(1, n);
+    const slots = autoSlots(facts, c, room);
     this.#o.logger.child(model).info(`slots "auto": ${slots} (the most of maxSlots ${c.maxSlots} that fit at ctxPerSlot ${c.ctxPerSlot})`);
     this.#o.supervisor.setAutoSlots(model, slots);
     return slots;
