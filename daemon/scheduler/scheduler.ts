@@ -487,26 +487,31 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
    */
   #cacheAwareOrder(model: string, q: ModelQueue, instances: LlamaInstance[], now: number): CacheOrder<QueuedRequest> | undefined {
     if (this.#routing !== 'slot-aware' || !this.#supervisor.modelConfig(model).affinity) return undefined;
-    const { candidates, open } = this.#freeSlots(instances);
+    const { candidates, open: openInstances } = this.#freeSlots(instances);
     if (candidates.length === 0) return undefined;
-    const full = instances.filter((i) => i.routable && !this.#supervisor.isDraining(i) && !open.includes(i));
+    const full = instances.filter((i) => i.routable && !this.#supervisor.isDraining(i) && !openInstances.includes(i));
     const freeByInstance = new Map<string, number>();
     for (const c of candidates) freeByInstance.set(c.instanceId, (freeByInstance.get(c.instanceId) ?? 0) + 1);
-    // Where each waiter's prompt is cached: on an instance with a free slot (`open`), and on one without (`home`).
-    const where = new Map<QueuedRequest, { open?: { instanceId: string; shared: number }; home?: { instanceId: string; shared: number } }>();
+    // Where each waiter's prompt is best served: a hit on an instance with a free slot, when one holds
+    // as much of it as any instance; else its home, a full instance holding more, worth a hold of `hold` ms.
+    const where = new Map<QueuedRequest, { hit?: string; home?: string; hold: number }>();
     const locate = (w: QueuedRequest) => {
       let found = where.get(w);
       if (found) return found;
+      found = { hold: 0 };
       const key = w.ticket.prompt;
-      found = {};
       if (key && key.length > 0) {
-        found.open = cachedAt({ candidates, key, avoid: w.avoid, hostShared: this.#hostShared(open, key) });
+        const open = cachedAt({ candidates, key, avoid: w.avoid, hostShared: this.#hostShared(openInstances, key) });
+        let home: { instanceId: string; shared: number } | undefined;
         for (const inst of full) {
           if (inst.id === w.avoid) continue;
           const book = this.#book(inst);
           const shared = Math.max(book.host.shared(key), book.table.shared(key));
-          if (shared > 0 && (!found.home || shared > found.home.shared)) found.home = { instanceId: inst.id, shared };
+          if (shared > 0 && (!home || shared > home.shared)) home = { instanceId: inst.id, shared };
         }
+        if (home && (!open || home.shared > open.shared)) found = { home: home.instanceId, hold: holdMs(home.shared - (open?.shared ?? 0), q.serviceMs, q.prefillMsPerToken) };
+        // Its hit instance may have no slot left for it: elsewhere it would (at worst) compute all of it again.
+        else if (open) found = { hit: open.instanceId, hold: holdMs(open.shared, q.serviceMs, q.prefillMsPerToken) };
       }
       where.set(w, found);
       return found;
@@ -514,21 +519,9 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
     return cacheAwareOrder({
       ordered: serviceOrder(q.waiters, now, this.#queueConfig.backgroundMaxWaitMs),
       freeByInstance,
-      // A hit only where a free slot can use as much of the prompt as any instance holds.
-      hitAt: (w) => {
-        const { open: o, home } = locate(w);
-        return o && (!home || o.shared >= home.shared) ? o.instanceId : undefined;
-      },
-      homeAt: (w) => {
-        const { open: o, home } = locate(w);
-        return home && (!o || home.shared > o.shared) ? home.instanceId : undefined;
-      },
-      holdMs: (w) => {
-        const { open: o, home } = locate(w);
-        if (home && (!o || home.shared > o.shared)) return holdMs(home.shared - (o?.shared ?? 0), q.serviceMs, q.prefillMsPerToken);
-        // Its hit instance has no slot left for it: elsewhere it would (at worst) compute all of it again.
-        return o ? holdMs(o.shared, q.serviceMs, q.prefillMsPerToken) : 0;
-      },
+      hitAt: (w) => locate(w).hit,
+      homeAt: (w) => locate(w).home,
+      holdMs: (w) => locate(w).hold,
       now,
       backgroundMaxWaitMs: this.#queueConfig.backgroundMaxWaitMs,
     });
