@@ -221,16 +221,26 @@ function daemonChildren(): number[] {
   return out;
 }
 
+/** The kernel's peak RSS of a process so far (0 when it is gone). */
+function vmHwmBytes(pid: number): number {
+  try {
+    return Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+  } catch {
+    return 0;
+  }
+}
+
 describe('the load scenario (stand-in upstream: a real llama-server cannot hold many streams on a small machine)', () => {
   it("runs the daemon as users run it, in its own process: the RSS and loop lag are that process's, not the bench's", async () => {
     // The test reads the RSS of every `cli.js daemon` child itself while the scenario runs, and
     // notes when the load's requests were running (the sweep's progress updates).
-    const seen = new Map<number, { at: number; mb: number }[]>();
+    const seen = new Map<number, { at: number; mb: number; hwmMB: number }[]>();
     const running: number[] = [];
     const watch = setInterval(() => {
       for (const pid of daemonChildren()) {
         const mb = rssBytes([pid]) / 1e6;
-        if (mb > 0) seen.set(pid, [...(seen.get(pid) ?? []), { at: performance.now(), mb }]);
+        const hwmMB = vmHwmBytes(pid) / 1e6;
+        if (mb > 0) seen.set(pid, [...(seen.get(pid) ?? []), { at: performance.now(), mb, hwmMB }]);
       }
     }, 50);
     const progress = { update: (text: string) => void (/: \d+\/40$/.test(text) && running.push(performance.now())), line: () => undefined };
@@ -253,12 +263,15 @@ describe('the load scenario (stand-in upstream: a real llama-server cannot hold 
     expect(daemonChildren()).not.toContain(d.pid);
     // The reported figures are that pid's: within what the test read of it over its life, and the
     // peak at least what it read while the requests ran (sampled at other moments: 5-10 % slack).
+    // The upper bound is the kernel's high-water mark (VmHWM), not the test's own RSS samples: a
+    // spike between two 50 ms polls is real, and the bench's 100 ms sampler may catch it (CI did).
     const mbs = mine!.map((x) => x.mb);
+    const hwm = Math.max(...mine!.map((x) => x.hwmMB));
     const during = mine!.filter((x) => x.at >= running[0]! && x.at <= running.at(-1)!).map((x) => x.mb);
     expect(during.length).toBeGreaterThan(0);
     expect(d.rssMB.before).toBeGreaterThanOrEqual(Math.min(...mbs) * 0.9);
     expect(d.rssMB.before).toBeLessThanOrEqual(d.rssMB.peak);
-    expect(d.rssMB.peak).toBeLessThanOrEqual(Math.max(...mbs) * 1.1);
+    expect(d.rssMB.peak).toBeLessThanOrEqual(hwm * 1.05);
     expect(d.rssMB.peak).toBeGreaterThanOrEqual(Math.max(...during) * 0.95);
     // Lag from the daemon's /metrics: a window every 250 ms and a final one.
     expect(d.loopLagTimeline.length).toBeGreaterThanOrEqual(2);
