@@ -21,7 +21,7 @@ import { modelFacts } from '../memory/model-facts';
 import { serverMemoryOptions } from '../memory/server-args';
 import { PROMPT_CACHE_MIN_MIB, promptCacheTokens, resolvePromptCacheMiB } from '../memory/prompt-cache';
 import { kvBytesPerToken } from '../memory/plan';
-import { parseLoadLine, parseProgressLine, setsVerbosity, type LoadProgress, type Offload } from './load-log';
+import { isLoadEnd, parseLoadLine, parseProgressLine, setsVerbosity, type LoadProgress, type Offload } from './load-log';
 import { settleLostConnection } from './lost-connection';
 import { signalGroup, terminate } from '../../platform/process-group';
 import { NONCE_ENV, processStartTime } from '../../platform/process-identity';
@@ -54,6 +54,8 @@ const ERROR_LINE = /error|failed|couldn't|cannot|abort|terminate|exception/i;
 const PORT_IN_USE = /couldn't bind HTTP server socket|address already in use/i;
 const LOAD_FAILURE = /failed to load model|error loading model|exiting due to model loading error|failed to load models on startup/i;
 const MAX_PORT_RETRIES = 5;
+/** How long ready waits for the load log's last line after /health answered ok (it usually trails by < 10 ms). */
+const LOAD_LOG_GRACE_MS = 500;
 /** llama-server's router/child protocol (tools/server/server-models.cpp): any value of the port makes it a child. */
 const ROUTER_PORT_ENV = 'LLAMA_SERVER_ROUTER_PORT';
 const ROUTER_EXIT_COMMAND = 'cmd_router_to_child:exit';
@@ -81,6 +83,9 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
   #crashTimes: number[] = [];
   #portRetries = 0;
   #readyAt: number | undefined;
+  /** The load log's last line was read: `offload` is complete (see isLoadEnd). */
+  #loadLogEnded = false;
+  #loadLogEnd: (() => void) | undefined;
   #lastError: string | undefined;
   #lastLogLines: string[] | undefined;
   #nextRestartAt: number | undefined;
@@ -110,7 +115,12 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
     const fileName = `${opts.id.replace(/[^A-Za-z0-9._-]/g, '_')}.log`;
     this.log = new ChildLog({ file: join(opts.stateDir.logs, fileName), drop: isPromptCacheListing });
     this.log.onLine((line) => {
-      if (this.#readyAt !== undefined) return; // load lines come before ready
+      if (this.#loadLogEnded) return; // later lines (prompt cache, requests) are no placement
+      if (isLoadEnd(line)) {
+        this.#loadLogEnded = true;
+        this.#loadLogEnd?.();
+        return;
+      }
       parseLoadLine(line, this.#offload);
       // llama-server reports at most every 200 ms (plus 4 phase lines a load): no throttle needed here.
       if (parseProgressLine(line, this.#load)) this.emit('progress', { ...this.#load });
@@ -331,6 +341,7 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
     this.#pid = child.pid;
     this.#port = port;
     this.#readyAt = undefined;
+    this.#loadLogEnded = false;
     this.#offload = { buffers: {} };
     this.#load = { phase: 'starting' };
     child.stdout?.on('data', (d: Buffer) => this.log.write(d));
@@ -355,6 +366,20 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
     void this.#waitHealthy(gen);
   }
 
+  /** Resolves once the load log's end was read, or after `ms` (a build or verbosity that never prints it). */
+  #loadLogRead(ms: number): Promise<void> {
+    if (this.#loadLogEnded) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#loadLogEnd = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#loadLogEnd = done;
+    });
+  }
+
   async #waitHealthy(gen: number): Promise<void> {
     const abort = new AbortController();
     this.#healthAbort = abort;
@@ -365,6 +390,10 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
         const health = await getHealth(url, { timeoutMs: 2000, signal: abort.signal });
         if (gen !== this.#generation || abort.signal.aborted) return;
         if (health.kind === 'ok') {
+          // Ready means its buffers are known (the loader calibrates from them): wait, briefly, for
+          // the log thread's last load lines when /health answered first.
+          await this.#loadLogRead(LOAD_LOG_GRACE_MS);
+          if (gen !== this.#generation || abort.signal.aborted) return;
           this.#readyAt = Date.now();
           this.#portRetries = 0;
           this.#transition('ready');

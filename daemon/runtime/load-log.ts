@@ -13,6 +13,18 @@ const OFFLOADED = /load_tensors: offloaded (\d+)\/(\d+) layers to GPU/;
 const BUFFER = /(?:load_tensors|llama_kv_cache|llama_context|sched_reserve|graph_reserve):\s+(\S+)\s+(model|KV|compute|output) buffer size =\s+([\d.]+) MiB/;
 const N_LAYER = /print_info: n_layer\s+=\s+(\d+)/;
 
+/**
+ * The line llama-server prints once every load-time buffer is allocated (`llama_server: model loaded`,
+ * older builds `main: model loaded`). Its log is written by a thread of its own, so these lines can
+ * reach the daemon after /health already answers ok: the load is only fully described after this one.
+ */
+const MODEL_LOADED = /\b(?:llama_server|main): model loaded\b/;
+
+/** True for the line that ends the load log (see MODEL_LOADED). */
+export function isLoadEnd(line: string): boolean {
+  return MODEL_LOADED.test(line);
+}
+
 /** Folds one log line into `acc`; returns true when the line carried placement information. */
 export function parseLoadLine(line: string, acc: Offload): boolean {
   let m = OFFLOADED.exec(line);

@@ -288,3 +288,11 @@ describe('stream that stalls without closing (stand-in: a real llama-server cann
     expect((await d.status()).models[0]!.outcomes).toMatchObject({ completed: 1, cancelled: 1, failed: 0 });
   });
 });
+
+describe('load log that trails /health (stand-in: llama-server writes its log from a thread of its own, which cannot be made to trail on demand)', () => {
+  it('turns ready only with the whole load log read: the KV and compute buffers are in its first ready status', async () => {
+    const d = await fakeDaemon({ args: ['--fake-late-load-log-ms', '200'] });
+    const s = await d.waitFor((snap) => instances(snap)[0]?.state === 'ready', 'the stand-in ready', 10_000);
+    expect(instances(s)[0]!.offload?.buffers).toEqual({ 'model CPU_Mapped': 10, 'kv CPU': 32, 'compute CPU': 12 });
+  });
+});

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseLoadLine, parseProgressLine, setsVerbosity, type LoadProgress, type Offload } from '../../daemon/runtime/load-log';
+import { isLoadEnd, parseLoadLine, parseProgressLine, setsVerbosity, type LoadProgress, type Offload } from '../../daemon/runtime/load-log';
 
 // CPU lines: recorded from this repo's llama-server build (commit de3ff81) loading the tiny model at -lv 4.
 const CPU_LOG = [
@@ -23,6 +23,12 @@ const GPU_LOG = [
 ];
 
 describe('load log placement', () => {
+  it("ends at llama-server's \"model loaded\" line (this build and older ones), not at a buffer line", () => {
+    expect(CPU_LOG.map(isLoadEnd)).toEqual([false, false, false, false, false, true]);
+    expect(isLoadEnd('main: model loaded')).toBe(true);
+    expect(isLoadEnd('srv  load_model: loading model')).toBe(false);
+    expect(readFileSync(join(__dirname, '../fixtures/load-log/tiny-mmap.log'), 'utf8').split('\n').filter(isLoadEnd)).toHaveLength(1);
+  });
   it('reads layers and buffers of a CPU load', () => {
     const acc: Offload = { buffers: {} };
     expect(CPU_LOG.map((l) => parseLoadLine(l, acc))).toEqual([true, true, true, true, true, false]);
