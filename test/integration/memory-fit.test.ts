@@ -35,15 +35,15 @@ const model = (s: Snapshot, name: string) => s.models.find((m) => m.name === nam
 describe('status: what would still fit', () => {
   it('marks each unloaded on-demand model as fitting or not beside the loaded ones, under memoryBudgetMiB', async () => {
     const one = await planBytes(1, 512);
-    const big = await planBytes(4, 4096);
+    const big = await planBytes(8, 4096);
     const budgetMiB = Math.floor((1.5 * (await heldBytes(1, 512))) / MIB); // one small model (and its prompt cache) fits, two do not
-    expect(await heldBytes(4, 4096)).toBeGreaterThan(budgetMiB * MIB);
+    expect(await heldBytes(8, 4096)).toBeGreaterThan(budgetMiB * MIB);
     const small = { load: 'on-demand', slots: 1, ctxPerSlot: 512, gpuLayers: 0 };
     const d = await startTestDaemon({
       models: {
         a: small,
         b: small,
-        big: { load: 'on-demand', slots: 4, ctxPerSlot: 4096, gpuLayers: 0 },
+        big: { load: 'on-demand', slots: 8, ctxPerSlot: 4096, gpuLayers: 0 },
         // Planned by the loader only at its first load: status previews the slots it would choose now.
         auto: { load: 'on-demand', slots: 'auto', maxSlots: 8, ctxPerSlot: 512, gpuLayers: 0 },
       },

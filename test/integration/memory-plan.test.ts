@@ -109,7 +109,7 @@ describe('slotwise plan', () => {
     const huge = await cli(['plan', path, '--slots', '256', '--ctx', '10000000']);
     expect(huge.code).toBe(1);
     expect(huge.stdout).toMatch(/^\*\s+256\s+10000000\s.*NO$/m);
-    expect(huge.stderr).toMatch(/^slotwise: tiny-d64-l2-s1\.gguf with 256 slots × 10000000 tokens needs [\d.]+ GiB (of host RAM|on GPU \d+), which has [\d.]+ [GM]iB free: lower slots[^\n]*\n$/);
+    expect(huge.stderr).toMatch(/^slotwise: tiny-d64-l2-s1\.gguf with 256 slots × 10000000 tokens needs [\d.]+ GiB (of host RAM( with its [\d.]+ [GM]iB prompt cache)?|on GPU \d+), which has [\d.]+ [GM]iB free: lower slots[^\n]*\n$/);
 
     const usage = await cli(['plan']);
     expect(usage.code).toBe(2);
