@@ -370,8 +370,9 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
     for (const name of this.#loadedOthers(model)) {
       const plan = this.#entry(name).plan;
       if (!plan) continue;
-      if (!this.#o.supervisor.instances(name).some((i) => i.state === 'ready')) addBytes(pending, planByDevice(plan));
-      else addBytes(pending, cacheByDevice(plan), this.#o.supervisor.instances(name).filter((i) => i.state === 'ready').length);
+      const ready = this.#o.supervisor.instances(name).filter((i) => i.state === 'ready').length;
+      if (ready === 0) addBytes(pending, planByDevice(plan));
+      else addBytes(pending, cacheByDevice(plan), ready);
     }
     return pending;
   }
