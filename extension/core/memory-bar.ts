@@ -65,7 +65,10 @@ interface DeviceReading {
  */
 export function memoryBars(s: Snapshot): MemoryBar[] {
   const gpus: DeviceReading[] = s.gpus.map((g) => ({ device: `gpu${g.index}`, name: `GPU ${g.index}`, title: 'VRAM by model', totalBytes: g.memoryTotalMiB * MIB, usedBytes: g.memoryUsedMiB * MIB }));
-  const hostHeld = s.models.some((m) => (m.memory?.byDevice.find((x) => x.device === 'host')?.planBytes ?? 0) > 0);
+  const hostHeld = s.models.some((m) => {
+    const h = m.memory?.byDevice.find((x) => x.device === 'host');
+    return (h?.planBytes ?? 0) + (h?.promptCacheBytes ?? 0) > 0;
+  });
   const host: DeviceReading[] =
     s.host && s.host.memoryTotalBytes > 0 && (gpus.length === 0 || hostHeld)
       ? [{ device: 'host', name: 'Host RAM', title: 'Host RAM by model', totalBytes: s.host.memoryTotalBytes, usedBytes: s.host.memoryTotalBytes - s.host.memoryAvailableBytes }]
