@@ -189,11 +189,18 @@ export interface ModelLoadStatus {
 }
 
 export interface ModelMemoryStatus {
+  /** What llama-server allocates at load (weights, KV, compute, output), one replica: compare with `actualBytes`. */
   planBytes: number;
   /** Sum of llama-server's buffers (its load log), once loaded. */
   actualBytes?: number;
-  /** `host`, `gpu0`, … */
-  byDevice: { device: string; label: string; planBytes: number; actualBytes?: number }[];
+  /**
+   * llama-server's host prompt cache at its limit (`--cache-ram`), one replica; absent when off. Not in
+   * `planBytes` or `actualBytes` (it fills as prompts are saved, after the load), but the memory checks
+   * count it: what a replica may hold is (actualBytes ?? planBytes) + promptCacheBytes.
+   */
+  promptCacheBytes?: number;
+  /** `host`, `gpu0`, …; `promptCacheBytes` only on `host`, with the same meaning as above. */
+  byDevice: { device: string; label: string; planBytes: number; actualBytes?: number; promptCacheBytes?: number }[];
   /**
    * Models that are down only: whether the plan fits now beside the loaded models, without unloading
    * any (free memory capped by memoryBudgetMiB less what they hold: the loader's own check). Absent

@@ -1,8 +1,10 @@
 // `slotwise plan MODEL|PATH`: the memory a llama-server of the model needs per device at several slot
 // counts and contexts, against the memory free now, and the most slots that fit.
 import { access } from 'node:fs/promises';
+import { totalmem } from 'node:os';
 import { resolve } from 'node:path';
 import { loadConfig } from '../../daemon/config/load';
+import { DEFAULT_PROMPT_CACHE_MIB } from '../../daemon/config/rules';
 import type { GpuLayers, ModelConfig } from '../../daemon/config/types';
 import { readFreeMemory } from '../../daemon/memory/free-memory';
 import { modelFacts } from '../../daemon/memory/model-facts';
@@ -12,7 +14,7 @@ import { SlotwiseError } from '../../shared/errors';
 import type { Command, CommandContext } from './command';
 import { buildPlanReport, renderPlanTable, type PlanTarget } from './render-plan';
 
-const USAGE = 'slotwise plan MODEL|PATH [--ctx N] [--slots N] [--gpu-layers N|all|auto] [--json] [--config F]';
+const USAGE = 'slotwise plan MODEL|PATH [--ctx N] [--slots N] [--gpu-layers N|all|auto] [--prompt-cache MIB|auto] [--json] [--config F]';
 
 export const planCommand: Command = {
   summary: 'memory a model needs per GPU and host RAM at each slots × context, and the most slots that fit',
@@ -21,7 +23,7 @@ export const planCommand: Command = {
     USAGE,
     '',
     'Estimates what llama-server will allocate for the model on each device: weights, KV cache, compute',
-    'buffer (and logits on the host), for 1, 2, 4, 8, 16 and the asked slots at half, the asked and double',
+    'buffer (and logits and the prompt cache on the host), for 1, 2, 4, 8, 16 and the asked slots at half, the asked and double',
     'the context per slot; compares it with the memory free now (nvidia-smi or rocm-smi, else host RAM)',
     'and recommends the most slots that fit. Nothing is started.',
     '',
@@ -31,11 +33,12 @@ export const planCommand: Command = {
     '  --ctx N           context tokens per slot (default: the model\'s ctxPerSlot, else 4096)',
     '  --slots N         slots to plan for (default: the model\'s slots, else 4)',
     '  --gpu-layers N    layers on the GPUs: a number, all or auto (default: the model\'s gpuLayers, else auto)',
+    '  --prompt-cache M  llama-server\'s host prompt cache, MiB, auto or 0 for none (default: the model\'s promptCacheMiB, else auto)',
     '  --json            the report as JSON',
     '',
     'Exit codes: 0 the asked plan fits, 1 it does not (the reason on stderr) or an error, 2 bad usage.',
   ].join('\n'),
-  options: { ctx: { type: 'string' }, slots: { type: 'string' }, 'gpu-layers': { type: 'string' }, json: { type: 'boolean' } },
+  options: { ctx: { type: 'string' }, slots: { type: 'string' }, 'gpu-layers': { type: 'string' }, 'prompt-cache': { type: 'string' }, json: { type: 'boolean' } },
   async run(ctx) {
     const [arg, extra] = ctx.positionals;
     if (!arg || extra !== undefined) throw new SlotwiseError('SW_ERR_USAGE', `usage: ${USAGE}`);
@@ -43,7 +46,7 @@ export const planCommand: Command = {
     const header = await readGgufHeader(target.path, { model: target.name });
     const facts = modelFacts(header);
     const reading = await readFreeMemory(ctx.env);
-    const report = buildPlanReport({ target, facts, reading, server: serverMemoryOptions(target.args) });
+    const report = buildPlanReport({ target, facts, reading, server: serverMemoryOptions(target.args), hostBytes: totalmem() });
     if (ctx.values.json) ctx.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     else ctx.stdout.write(renderPlanTable(report));
     if (!report.plan.fits) throw new SlotwiseError('SW_ERR_NOT_ENOUGH_MEMORY', report.plan.message ?? 'the plan does not fit');
@@ -70,6 +73,7 @@ async function resolveTarget(ctx: CommandContext, arg: string): Promise<PlanTarg
     ctxPerSlot: intFlag(ctx, 'ctx', 128) ?? model?.ctxPerSlot ?? 4096,
     gpuLayers: gpuLayersFlag(ctx) ?? model?.gpuLayers ?? 'auto',
     args: model?.args ?? [],
+    promptCacheMiB: promptCacheFlag(ctx) ?? model?.promptCacheMiB ?? DEFAULT_PROMPT_CACHE_MIB,
   };
 }
 
@@ -81,6 +85,14 @@ function intFlag(ctx: CommandContext, name: string, min: number, max = Number.MA
     const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `${min}..${max}`;
     throw new SlotwiseError('SW_ERR_USAGE', `--${name} must be an integer ${range}, got "${String(raw)}"`);
   }
+  return n;
+}
+
+function promptCacheFlag(ctx: CommandContext): number | 'auto' | undefined {
+  const raw = ctx.values['prompt-cache'];
+  if (raw === undefined || raw === 'auto') return raw;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) throw new SlotwiseError('SW_ERR_USAGE', `--prompt-cache must be an integer >= 0 (MiB) or auto, got "${String(raw)}"`);
   return n;
 }
 

@@ -24,6 +24,8 @@ export interface PlanTarget {
   gpuLayers: GpuLayers;
   /** The model's extra llama-server args. */
   args: string[];
+  /** The model's `promptCacheMiB` (its host prompt cache, counted on the host); undefined: none. */
+  promptCacheMiB?: number | 'auto';
 }
 
 /** One plan of the report; bytes throughout. */
@@ -64,12 +66,15 @@ export function buildPlanReport(input: {
   facts: ModelFacts;
   reading: FreeMemoryReading;
   server: ServerMemoryOptions;
+  /** Host RAM, bytes: bounds an "auto" prompt cache, as the daemon sizes it (os.totalmem()). */
+  hostBytes?: number;
 }): PlanReport {
-  const { target, facts, reading, server } = input;
+  const { target, facts, reading, server, hostBytes } = input;
   const free = reading.free;
   const who = target.name ? `model "${target.name}"` : basename(target.path);
+  const cache = { ...(target.promptCacheMiB !== undefined ? { promptCacheMiB: target.promptCacheMiB } : {}), ...(hostBytes !== undefined ? { hostBytes } : {}) };
   const row = (slots: number, ctxPerSlot: number): PlanRow => {
-    const plan = planMemory(facts, { slots, ctxPerSlot, gpuLayers: target.gpuLayers, server }, free);
+    const plan = planMemory(facts, { slots, ctxPerSlot, gpuLayers: target.gpuLayers, server, ...cache }, free);
     const fit = checkFit(plan, free);
     return {
       slots,
@@ -91,7 +96,7 @@ export function buildPlanReport(input: {
   const table = contexts.flatMap((c) => slotCounts.map((s) => row(s, c)));
   const asked = row(target.slots, target.ctxPerSlot);
 
-  const settings = { ctxPerSlot: target.ctxPerSlot, gpuLayers: target.gpuLayers, server };
+  const settings = { ctxPerSlot: target.ctxPerSlot, gpuLayers: target.gpuLayers, server, ...cache };
   const most = mostSlotsThatFit(facts, settings, free, MAX_SLOTS);
   const recommendation = {
     ctxPerSlot: target.ctxPerSlot,
@@ -122,7 +127,8 @@ export function renderPlanTable(r: PlanReport): string {
   lines.push(`free   ${['host RAM ' + formatMemory(r.free.host), ...gpus].join(' · ')}`);
   lines.push(`asked  ${r.asked.slots} slots × ${r.asked.ctxPerSlot} tokens, gpuLayers ${r.asked.gpuLayers}`);
   lines.push('');
-  const head = ['', 'slots', 'ctx/slot', 'gpuLayers', 'device', 'weights', 'KV', 'compute', 'output', 'total', 'free', 'fits'];
+  // `cache`: llama-server's host prompt cache at its limit (--cache-ram), in the total; `-` where a device has none.
+  const head = ['', 'slots', 'ctx/slot', 'gpuLayers', 'device', 'weights', 'KV', 'compute', 'output', 'cache', 'total', 'free', 'fits'];
   const rows: string[][] = [head];
   for (const p of r.table) {
     const mark = p.slots === r.asked.slots && p.ctxPerSlot === r.asked.ctxPerSlot ? '*' : '';
@@ -140,6 +146,7 @@ export function renderPlanTable(r: PlanReport): string {
         formatMemory(d.kv),
         formatMemory(d.compute),
         formatMemory(d.output),
+        d.promptCache ? formatMemory(d.promptCache) : '-',
         formatMemory(d.total),
         formatMemory(free),
         d.total <= free ? 'yes' : 'NO',

@@ -84,6 +84,7 @@ export function placementLine(m: ModelStatus): string {
   if (m.memory) {
     parts.push(`plan ${formatBytes(m.memory.planBytes)}`);
     if (m.memory.actualBytes !== undefined) parts.push(`actual ${formatBytes(m.memory.actualBytes)}`);
+    if (m.memory.promptCacheBytes) parts.push(`prompt cache up to ${formatBytes(m.memory.promptCacheBytes)}`);
   }
   return parts.join(' · ');
 }

@@ -3,11 +3,13 @@
 // status shows what it would choose now: the most slots (1 … maxSlots) that fit the room beside the
 // loaded models, at least 1 (`autoSlots`, as the loader does), so the GPU view can say whether
 // it would still fit. Each header is read once; a snapshot only runs the pure plan.
+import { totalmem } from 'node:os';
 import type { ModelConfig } from '../config/types';
 import type { ModelMemoryStatus } from '../../shared/protocol';
 import { readGgufHeader } from '../../gguf/gguf';
 import { modelFacts, type ModelFacts } from './model-facts';
 import { autoSlots, modelPlanSettings, planMemory, type FreeMemory } from './plan';
+import { planStatus } from './plan-status';
 
 export class AutoSlotsPreview {
   #configs = new Map<string, ModelConfig>();
@@ -34,7 +36,7 @@ export class AutoSlotsPreview {
     const c = this.#configs.get(name);
     const facts = this.#facts.get(name);
     if (!c || !facts) return undefined;
-    const plan = planMemory(facts, { ...modelPlanSettings(c), slots: autoSlots(facts, c, room) }, free);
-    return { planBytes: plan.total, byDevice: plan.devices.map((d) => ({ device: d.device, label: d.label, planBytes: d.total })) };
+    const host = totalmem();
+    return planStatus(planMemory(facts, { ...modelPlanSettings(c, host), slots: autoSlots(facts, c, room, host) }, free));
   }
 }

@@ -33,9 +33,14 @@ export function actualByDevice(buffers: Readonly<Record<string, number>>): Devic
   return out;
 }
 
-/** A plan's bytes per device. */
+/** A plan's bytes per device, prompt cache included. */
 export function planByDevice(plan: MemoryPlan): DeviceBytes {
   return new Map(plan.devices.map((d) => [d.device, d.total]));
+}
+
+/** A plan's prompt cache at its limit per device (host RAM only): what a ready replica holds beside its buffers. */
+export function cacheByDevice(plan: MemoryPlan): DeviceBytes {
+  return new Map(plan.devices.filter((d) => (d.promptCache ?? 0) > 0).map((d) => [d.device, d.promptCache!]));
 }
 
 export function addBytes(into: DeviceBytes, add: DeviceBytes, times = 1): DeviceBytes {

@@ -4,7 +4,8 @@
 // model's plan per device (no GGUF read per tick) and the resource sampler's free memory (no extra
 // nvidia-smi run).
 import type { ModelMemoryStatus, ModelStatus, Snapshot } from '../../shared/protocol';
-import { addBytes, available, type DeviceBytes } from './budget';
+import { addBytes, available, lessPending, type DeviceBytes } from './budget';
+import { heldByDevice } from './plan-status';
 import { checkFit, type FitPlan, type FreeMemory } from './plan';
 
 const MIB = 1024 * 1024;
@@ -19,22 +20,39 @@ export function freeFromStatus(host: NonNullable<Snapshot['host']>, gpus: Snapsh
 
 /**
  * What the loaded models (replicas > 0, as the loader counts them) hold per device: per live
- * instance, llama-server's buffers once ready, else the plan.
+ * instance, llama-server's buffers once ready, else the plan; each with its prompt cache at its limit.
  */
 export function usedByLoaded(models: readonly ModelStatus[]): DeviceBytes {
   const used: DeviceBytes = new Map();
   for (const m of models) {
     if (m.replicas === 0 || !m.memory) continue;
-    const live = m.instances.filter((i) => i.state !== 'stopped');
-    const ready = live.filter((i) => i.state === 'ready').length;
-    // A model just asked to start may have no instance yet: it will hold one replica's plan.
-    const planned = Math.max(live.length, 1) - ready;
-    const byDevice = m.memory.byDevice;
-    if (ready > 0 && byDevice.some((d) => d.actualBytes !== undefined)) addBytes(used, new Map(byDevice.map((d) => [d.device, d.actualBytes ?? 0])), ready);
-    else addBytes(used, new Map(byDevice.map((d) => [d.device, d.planBytes])), ready);
-    addBytes(used, new Map(byDevice.map((d) => [d.device, d.planBytes])), planned);
+    const { ready, planned } = replicasOf(m);
+    const hasActual = ready > 0 && m.memory.byDevice.some((d) => d.actualBytes !== undefined);
+    addBytes(used, heldByDevice(m.memory, hasActual), ready);
+    addBytes(used, heldByDevice(m.memory, false), planned);
   }
   return used;
+}
+
+/**
+ * The prompt caches of the loaded models at their limit, per device: free memory shows only what they
+ * filled so far, so without a budget the loader takes the whole limit off it (an upper bound).
+ */
+export function cachesOfLoaded(models: readonly ModelStatus[]): DeviceBytes {
+  const caches: DeviceBytes = new Map();
+  for (const m of models) {
+    if (m.replicas === 0 || !m.memory) continue;
+    const { ready, planned } = replicasOf(m);
+    addBytes(caches, new Map(m.memory.byDevice.map((d) => [d.device, d.promptCacheBytes ?? 0])), ready + planned);
+  }
+  return caches;
+}
+
+/** Live replicas that are ready, and those that will hold their plan (a model just asked to start may have no instance yet: one). */
+function replicasOf(m: ModelStatus): { ready: number; planned: number } {
+  const live = m.instances.filter((i) => i.state !== 'stopped');
+  const ready = live.filter((i) => i.state === 'ready').length;
+  return { ready, planned: Math.max(live.length, 1) - ready };
 }
 
 /** A plan for a down model the loader has not planned yet (auto-slots-preview.ts), given free memory and the room left. */
@@ -45,7 +63,8 @@ export type PlanPreview = (model: string, free: FreeMemory, room: FreeMemory) =>
  * the preview's plan first, where there is one.
  */
 export function markFitsNow(models: readonly ModelStatus[], free: FreeMemory, budgetMiB: number | undefined, preview?: PlanPreview): void {
-  const room = available(free, usedByLoaded(models), budgetMiB);
+  const base = budgetMiB === undefined ? lessPending(free, cachesOfLoaded(models)) : free;
+  const room = available(base, usedByLoaded(models), budgetMiB);
   const known = new Set(['host', ...free.gpus.map((g) => `gpu${g.index}`)]);
   for (const m of models) {
     // Loaded, or being made room for (the loader plans and evicts before replicas rise): not a question of fitting.
@@ -55,7 +74,7 @@ export function markFitsNow(models: readonly ModelStatus[], free: FreeMemory, bu
       if (planned) m.memory = planned;
     }
     if (!m.memory) continue;
-    const plan: FitPlan = { devices: m.memory.byDevice.map((d) => ({ device: d.device, label: d.label, total: d.planBytes })) };
+    const plan: FitPlan = { devices: m.memory.byDevice.map((d) => ({ device: d.device, label: d.label, total: d.planBytes + (d.promptCacheBytes ?? 0), promptCache: d.promptCacheBytes })) };
     // A GPU the reading lacks (not sampled yet) would count as 0 free: leave the answer unknown instead.
     if (plan.devices.some((d) => d.total > 0 && !known.has(d.device))) continue;
     m.memory.fitsNow = checkFit(plan, room).fits;

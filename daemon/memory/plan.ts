@@ -80,9 +80,9 @@ export interface MemoryPlan {
   notes: string[];
 }
 
-/** What a fit check reads of a plan: each device's total (a MemoryPlan, or one rebuilt from status). */
+/** What a fit check reads of a plan: each device's total, prompt cache included (a MemoryPlan, or one rebuilt from status). */
 export interface FitPlan {
-  devices: readonly Pick<DevicePlan, 'device' | 'label' | 'total'>[];
+  devices: readonly Pick<DevicePlan, 'device' | 'label' | 'total' | 'promptCache'>[];
 }
 
 /** A device that the plan does not fit on. */
@@ -91,6 +91,8 @@ export interface Shortfall {
   label: string;
   needs: number;
   has: number;
+  /** The prompt cache's part of `needs` (host RAM only; absent when the plan has none). */
+  promptCache?: number;
 }
 
 export interface FitResult {
@@ -235,7 +237,7 @@ export function checkFit(plan: FitPlan, free: FreeMemory, opts: { gpusOnly?: boo
   for (const d of plan.devices) {
     if (d.device === HOST && opts.gpusOnly) continue;
     const has = d.device === HOST ? free.host : (free.gpus.find((g) => `gpu${g.index}` === d.device)?.free ?? 0);
-    if (d.total > has) shortfalls.push({ device: d.device, label: d.label, needs: d.total, has });
+    if (d.total > has) shortfalls.push({ device: d.device, label: d.label, needs: d.total, has, ...(d.promptCache ? { promptCache: d.promptCache } : {}) });
   }
   return { fits: shortfalls.length === 0, shortfalls };
 }
@@ -248,26 +250,50 @@ export function mostSlotsThatFit(facts: ModelFacts, settings: Omit<PlanSettings,
   return 0;
 }
 
-/** A model's plan settings but its slot count, from its config: ctxPerSlot, gpuLayers and the memory flags of its llama-server args. */
-export function modelPlanSettings(c: Pick<ModelConfig, 'ctxPerSlot' | 'gpuLayers' | 'args'>): { ctxPerSlot: number; gpuLayers: GpuLayers; server: ServerMemoryOptions } {
-  return { ctxPerSlot: c.ctxPerSlot, gpuLayers: c.gpuLayers, server: serverMemoryOptions(c.args) };
+/** The config fields a model's plan reads. */
+export type PlanConfig = Pick<ModelConfig, 'ctxPerSlot' | 'gpuLayers' | 'args' | 'promptCacheMiB'>;
+
+/**
+ * A model's plan settings but its slot count, from its config: ctxPerSlot, gpuLayers, the memory flags
+ * of its llama-server args and its prompt cache (`hostBytes`: host RAM, which bounds an "auto" cache,
+ * as the instance sizes its --cache-ram: os.totalmem()).
+ */
+export function modelPlanSettings(c: PlanConfig, hostBytes?: number): Omit<PlanSettings, 'slots'> & { server: ServerMemoryOptions } {
+  return { ctxPerSlot: c.ctxPerSlot, gpuLayers: c.gpuLayers, server: serverMemoryOptions(c.args), promptCacheMiB: c.promptCacheMiB, ...(hostBytes !== undefined ? { hostBytes } : {}) };
 }
 
 /**
  * `slots: "auto"` resolved: the most slots (up to maxSlots) that fit the room, at least 1 — when none
  * fits, one slot is planned, so eviction makes room or the never-fits error names the numbers.
  */
-export function autoSlots(facts: ModelFacts, c: Pick<ModelConfig, 'ctxPerSlot' | 'gpuLayers' | 'args' | 'maxSlots'>, room: FreeMemory): number {
-  return Math.max(1, mostSlotsThatFit(facts, modelPlanSettings(c), room, c.maxSlots));
+export function autoSlots(facts: ModelFacts, c: PlanConfig & Pick<ModelConfig, 'maxSlots'>, room: FreeMemory, hostBytes?: number): number {
+  return Math.max(1, mostSlotsThatFit(facts, modelPlanSettings(c, hostBytes), room, c.maxSlots));
 }
 
-/** `needs 9.1 GiB on GPU 0, which has 8.0 GiB free: lower slots, ctxPerSlot or gpuLayers`. */
+/** What llama-server allocates at load for the device's share (its buffers): the total less the prompt cache, which fills later. */
+export function loadTimeBytes(d: Pick<DevicePlan, 'total' | 'promptCache'>): number {
+  return d.total - (d.promptCache ?? 0);
+}
+
+/** The plan's prompt cache at its limit, bytes (0 without one). */
+export function promptCacheBytes(plan: Pick<MemoryPlan, 'devices'>): number {
+  return plan.devices.reduce((a, d) => a + (d.promptCache ?? 0), 0);
+}
+
+/**
+ * `needs 9.1 GiB on GPU 0, which has 8.0 GiB free: lower slots, ctxPerSlot or gpuLayers`; with a prompt
+ * cache in the shortfall, `needs 52.0 MiB of host RAM with its 32.0 MiB prompt cache, …` and the fix
+ * names promptCacheMiB: alone when the rest would fit without the cache.
+ */
 export function shortfallMessage(s: Shortfall, hasGpus: boolean): string {
-  const fix = s.device === HOST
+  let fix = s.device === HOST
     ? hasGpus ? 'lower slots or ctxPerSlot, or raise gpuLayers' : 'lower slots or ctxPerSlot'
     : 'lower slots, ctxPerSlot or gpuLayers';
+  const cache = s.promptCache ?? 0;
+  if (cache > 0) fix = s.needs - cache <= s.has ? 'lower promptCacheMiB (0 turns the cache off)' : `${fix}, and promptCacheMiB`;
   const where = s.device === HOST ? 'of host RAM' : `on ${s.label}`;
-  return `needs ${formatMemory(s.needs)} ${where}, which has ${formatMemory(s.has)} free: ${fix}`;
+  const withCache = cache > 0 ? ` with its ${formatMemory(cache)} prompt cache` : '';
+  return `needs ${formatMemory(s.needs)} ${where}${withCache}, which has ${formatMemory(s.has)} free: ${fix}`;
 }
 
 /** The error for a plan that does not fit: `<who> needs 9.1 GiB on GPU 0, which has 8.0 GiB free: …` (the first device short). */

@@ -5,14 +5,16 @@
 // admits a request for an unloaded on-demand model (SchedulerHooks.onDemand) and tells this module
 // when a model took a slot (onLease) or went idle (onIdle).
 import { EventEmitter } from 'node:events';
+import { totalmem } from 'node:os';
 import type { Config } from '../config/types';
 import type { Logger } from '../../platform/log';
 import type { ModelLoadStatus, ModelMemoryStatus, ModelStatus } from '../../shared/protocol';
 import { SlotwiseError } from '../../shared/errors';
 import { readGgufHeader } from '../../gguf/gguf';
 import { modelFacts, type ModelFacts } from '../memory/model-facts';
-import { autoSlots, checkFit, memoryError, modelPlanSettings, planMemory, type FreeMemory, type MemoryPlan } from '../memory/plan';
-import { actualByDevice, addBytes, available, capacity, lessPending, pickVictim, planByDevice, withFreed, type DeviceBytes } from '../memory/budget';
+import { autoSlots, checkFit, memoryError, modelPlanSettings, planMemory, promptCacheBytes, type FreeMemory, type MemoryPlan } from '../memory/plan';
+import { actualByDevice, addBytes, available, cacheByDevice, capacity, lessPending, pickVictim, planByDevice, withFreed, type DeviceBytes } from '../memory/budget';
+import { planStatus } from '../memory/plan-status';
 import { calibrated, calibrationKey, type CalibrationStore } from '../memory/calibration';
 import type { Supervisor } from './supervisor';
 import type { LoadProgress } from './load-log';
@@ -282,12 +284,13 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
   /** The estimate, replaced per device by what llama-server allocated last time for the same file and settings. */
   async #plan(model: string, facts: ModelFacts, free: FreeMemory): Promise<MemoryPlan> {
     const c = this.#o.supervisor.modelConfig(model);
-    const settings = { ...modelPlanSettings(c), slots: this.#slotsFor(model, facts, free) };
-    // Not counted here yet: the host prompt cache (PlanSettings.promptCacheMiB). Plan-vs-actual calibration
-    // and budgets compare with llama-server's load-time buffers, which the cache is not part of (it fills later).
+    // The host prompt cache counts at its limit (DevicePlan.promptCache, in the host total the checks use),
+    // sized as the instance sizes its --cache-ram. Calibration leaves it alone: llama-server's load-time
+    // buffers do not include it (it fills later), so the estimate kept beside them is without it.
+    const settings = { ...modelPlanSettings(c, totalmem()), slots: this.#slotsFor(model, facts, free) };
     const plan = planMemory(facts, settings, free);
     const e = this.#entry(model);
-    e.estimateBytes = plan.total;
+    e.estimateBytes = plan.total - promptCacheBytes(plan);
     e.calibrationKey = this.#o.calibration ? await calibrationKey(c.path, settings) : undefined;
     const known = e.calibrationKey ? await this.#o.calibration!.get(e.calibrationKey) : undefined;
     return known ? calibrated(plan, known) : plan;
@@ -299,7 +302,7 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
     if (known !== undefined) return known;
     const c = this.#o.supervisor.modelConfig(model);
     const room = available(free, this.#usedByOthers(model), this.#o.config.memoryBudgetMiB);
-    const slots = autoSlots(facts, c, room);
+    const slots = autoSlots(facts, c, room, totalmem());
     this.#o.logger.child(model).info(`slots "auto": ${slots} (the most of maxSlots ${c.maxSlots} that fit at ctxPerSlot ${c.ctxPerSlot})`);
     this.#o.supervisor.setAutoSlots(model, slots);
     return slots;
@@ -341,25 +344,35 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
     return this.#usedBy(this.#loadedOthers(model));
   }
 
+  /** Per instance: llama-server's buffers once ready, else the plan; either way with the prompt cache at its limit. */
   #usedBy(names: readonly string[]): DeviceBytes {
     const used: DeviceBytes = new Map();
     for (const name of names) {
+      const plan = this.#entry(name).plan;
       for (const inst of this.#o.supervisor.instances(name)) {
         const buffers = inst.status().offload?.buffers;
-        const plan = this.#entry(name).plan;
-        if (buffers && Object.keys(buffers).length && inst.state === 'ready') addBytes(used, actualByDevice(buffers));
-        else if (plan) addBytes(used, planByDevice(plan));
+        if (buffers && Object.keys(buffers).length && inst.state === 'ready') {
+          addBytes(used, actualByDevice(buffers));
+          if (plan) addBytes(used, cacheByDevice(plan));
+        } else if (plan) addBytes(used, planByDevice(plan));
       }
     }
     return used;
   }
 
-  /** The plans of the other models that run but have no ready instance yet, per device. */
+  /**
+   * What the other running models will still take that free memory does not show yet, per device: the
+   * plans of those with no ready instance, and the prompt caches of the ready ones at their limit (they
+   * fill as prompts are saved; free memory shows only what they filled so far, so this is an upper bound).
+   */
   #pendingOthers(model: string): DeviceBytes {
     const pending: DeviceBytes = new Map();
     for (const name of this.#loadedOthers(model)) {
       const plan = this.#entry(name).plan;
-      if (plan && !this.#o.supervisor.instances(name).some((i) => i.state === 'ready')) addBytes(pending, planByDevice(plan));
+      if (!plan) continue;
+      const ready = this.#o.supervisor.instances(name).filter((i) => i.state === 'ready').length;
+      if (ready === 0) addBytes(pending, planByDevice(plan));
+      else addBytes(pending, cacheByDevice(plan), ready);
     }
     return pending;
   }
@@ -448,16 +461,7 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
   #memoryStatus(model: string, plan: MemoryPlan): ModelMemoryStatus {
     const inst = this.#o.supervisor.instances(model).find((i) => i.state === 'ready');
     const buffers = inst?.status().offload?.buffers;
-    const actual = buffers && Object.keys(buffers).length ? actualByDevice(buffers) : undefined;
-    const byDevice = plan.devices.map((d) => ({
-      device: d.device,
-      label: d.label,
-      planBytes: d.total,
-      ...(actual ? { actualBytes: Math.round(actual.get(d.device) ?? 0) } : {}),
-    }));
-    // Rounded per device first, as calibration.json keeps them: a calibrated plan then equals this sum.
-    const actualBytes = actual ? [...actual.values()].reduce((a, b) => a + Math.round(b), 0) : undefined;
-    return { planBytes: plan.total, ...(actualBytes !== undefined ? { actualBytes } : {}), byDevice };
+    return planStatus(plan, buffers && Object.keys(buffers).length ? actualByDevice(buffers) : undefined);
   }
 
   #entry(model: string): Entry {

@@ -99,7 +99,7 @@ export class MetricsRegistry {
       buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
       registers,
     });
-    this.#modelMemory = gauge('slotwise_model_memory_bytes', 'Memory of one replica: kind="plan" (the memory plan) or "actual" (llama-server\'s buffers).', ['model', 'kind']);
+    this.#modelMemory = gauge('slotwise_model_memory_bytes', 'Memory of one replica: kind="plan" (the memory plan of its load-time buffers), "actual" (llama-server\'s buffers) or "prompt_cache" (its host prompt cache at its limit, not in the other two).', ['model', 'kind']);
     this.#loopLag = new Histogram({
       name: 'slotwise_event_loop_lag_seconds',
       help: "How late the daemon's 10 ms event-loop timer fired: time the daemon's thread was busy with other work.",
@@ -164,6 +164,7 @@ export class MetricsRegistry {
       if (m.memory) {
         this.#modelMemory.set({ model: m.name, kind: 'plan' }, m.memory.planBytes);
         if (m.memory.actualBytes !== undefined) this.#modelMemory.set({ model: m.name, kind: 'actual' }, m.memory.actualBytes);
+        if (m.memory.promptCacheBytes) this.#modelMemory.set({ model: m.name, kind: 'prompt_cache' }, m.memory.promptCacheBytes);
       }
       for (const i of m.instances) {
         const l: Labels<'model' | 'instance'> = { model: m.name, instance: i.id };

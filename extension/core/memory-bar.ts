@@ -1,5 +1,5 @@
 // One device's memory as a stacked bar (pure): each loaded model's share (llama-server's buffers, else
-// its plan), what other processes hold (used − the models), and free; then which of the models that
+// its plan, and on the host its prompt cache), what other processes hold (used − the models), and free; then which of the models that
 // are down would still fit beside them (the daemon's `memory.fitsNow`) and which would not.
 import type { ModelStatus, Snapshot } from '../../shared/protocol';
 import { formatBytes, formatMiB } from '../../shared/format';
@@ -65,7 +65,10 @@ interface DeviceReading {
  */
 export function memoryBars(s: Snapshot): MemoryBar[] {
   const gpus: DeviceReading[] = s.gpus.map((g) => ({ device: `gpu${g.index}`, name: `GPU ${g.index}`, title: 'VRAM by model', totalBytes: g.memoryTotalMiB * MIB, usedBytes: g.memoryUsedMiB * MIB }));
-  const hostHeld = s.models.some((m) => (m.memory?.byDevice.find((x) => x.device === 'host')?.planBytes ?? 0) > 0);
+  const hostHeld = s.models.some((m) => {
+    const h = m.memory?.byDevice.find((x) => x.device === 'host');
+    return (h?.planBytes ?? 0) + (h?.promptCacheBytes ?? 0) > 0;
+  });
   const host: DeviceReading[] =
     s.host && s.host.memoryTotalBytes > 0 && (gpus.length === 0 || hostHeld)
       ? [{ device: 'host', name: 'Host RAM', title: 'Host RAM by model', totalBytes: s.host.memoryTotalBytes, usedBytes: s.host.memoryTotalBytes - s.host.memoryAvailableBytes }]
@@ -97,7 +100,8 @@ function memoryBar(s: Snapshot, d: DeviceReading, withUnknown: boolean): MemoryB
   for (const m of s.models) {
     // A load being prepared (room made, replicas not raised yet) is neither loaded nor a question of fitting.
     if (m.replicas !== 0 || m.load?.state === 'loading') continue;
-    const here = m.memory?.byDevice.find((x) => x.device === d.device)?.planBytes ?? 0;
+    const dev = m.memory?.byDevice.find((x) => x.device === d.device);
+    const here = dev ? dev.planBytes + (dev.promptCacheBytes ?? 0) : 0;
     if (m.memory?.fitsNow === undefined) {
       if (withUnknown) unknown.push(m.name);
     } else if (here > 0) (m.memory.fitsNow ? fits : doesNotFit).push({ name: m.name, size: formatBytes(here) });
@@ -115,7 +119,10 @@ function memoryBar(s: Snapshot, d: DeviceReading, withUnknown: boolean): MemoryB
   return { device: d.device, title: d.title, totalBytes: d.totalBytes, segments, fits, doesNotFit, unknown, fitLine, ...(budgetLine ? { budgetLine } : {}), summary };
 }
 
-/** A loaded (or loading) model's bytes on the device: per live replica, reported buffers, else the plan. */
+/**
+ * A loaded (or loading) model's bytes on the device: per live replica, reported buffers, else the plan;
+ * on the host plus its prompt cache at its limit (`promptCacheBytes`: it fills as prompts are saved).
+ */
 function modelSegment(m: ModelStatus, index: number, device: string): MemorySegment | undefined {
   if (m.replicas === 0 || !m.memory) return undefined;
   const dev = m.memory.byDevice.find((x) => x.device === device);
@@ -123,7 +130,7 @@ function modelSegment(m: ModelStatus, index: number, device: string): MemorySegm
   const live = m.instances.filter((i) => i.state !== 'stopped');
   const replicas = Math.max(1, live.length);
   const ready = live.some((i) => i.state === 'ready');
-  const per = dev.actualBytes ?? dev.planBytes;
+  const per = (dev.actualBytes ?? dev.planBytes) + (dev.promptCacheBytes ?? 0);
   const bytes = per * replicas;
   if (bytes <= 0) return undefined;
   const note = dev.actualBytes !== undefined ? undefined : ready ? 'plan' : 'loading, plan';

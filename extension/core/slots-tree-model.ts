@@ -77,14 +77,15 @@ function modelNode(m: ModelStatus, now: number): ModelNode {
   if (m.queue.waiting > 0) parts.push(`${m.queue.waiting} queued (${(m.queue.oldestWaitMs / 1000).toFixed(1)} s)`);
   const tps = m.instances.reduce((sum, i) => sum + (i.tokensPerSecond ?? 0), 0);
   if (tps > 0) parts.push(`${tps.toFixed(0)} tok/s`);
-  if (m.memory) parts.push(formatBytes(m.memory.actualBytes ?? m.memory.planBytes));
+  // What a replica may hold: its buffers (else the plan) and its host prompt cache at its limit.
+  if (m.memory) parts.push(formatBytes((m.memory.actualBytes ?? m.memory.planBytes) + (m.memory.promptCacheBytes ?? 0)));
   const tooltip = [
     `${m.name} — ${phaseText}`,
     m.load?.error?.message ?? '',
     m.path,
     `${m.slotsPerInstance} slots × ${m.ctxPerSlot} ctx · gpuLayers ${m.gpuLayers} · replicas ${m.replicas}`,
     m.info?.fileBytes ? `${m.info.architecture ?? 'model'} · ${formatBytes(m.info.fileBytes)}` : '',
-    m.memory ? `memory: plan ${formatBytes(m.memory.planBytes)}${m.memory.actualBytes !== undefined ? ` · actual ${formatBytes(m.memory.actualBytes)}` : ''}` : '',
+    m.memory ? `memory: plan ${formatBytes(m.memory.planBytes)}${m.memory.actualBytes !== undefined ? ` · actual ${formatBytes(m.memory.actualBytes)}` : ''}${m.memory.promptCacheBytes ? ` · prompt cache up to ${formatBytes(m.memory.promptCacheBytes)}` : ''}` : '',
   ].filter(Boolean);
   return {
     kind: 'model',

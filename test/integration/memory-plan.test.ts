@@ -73,6 +73,9 @@ describe('slotwise plan', () => {
     // 4 slots × 512 cells × 2 layers × (64 K + 64 V) × 2 B (f16)
     const host = r.plan.devices.find((dev) => dev.device === 'host')!;
     expect(host.kv).toBe(4 * 512 * 2 * 128 * 2);
+    // llama-server's host prompt cache ("auto": 4 contexts a slot, at least 32 MiB), counted in the host total.
+    expect(host.promptCache).toBe(32 * MIB);
+    expect(host.total).toBe(host.weights + host.kv + host.compute + host.output + 32 * MIB);
     expect(r.plan).toMatchObject({ slots: 4, ctxPerSlot: 512, cellsPerSlot: 512, kvPerSlot: 512 * 2 * 128 * 2, fits: true });
     expect(host.weights).toBeGreaterThan(16 * MIB);
     expect(r.table.map((row) => `${row.slots}×${row.ctxPerSlot}`)).toEqual([256, 512, 1024].flatMap((c) => [1, 2, 4, 8, 16].map((n) => `${n}×${c}`)));
@@ -83,8 +86,11 @@ describe('slotwise plan', () => {
     expect(table.code).toBe(0);
     const lines = table.stdout.trimEnd().split('\n');
     expect(lines[0]).toBe(`model  ${path}: llama, 2 layers, training context 4096`);
-    expect(lines).toContainEqual(expect.stringMatching(/^\s+slots\s+ctx\/slot\s+gpuLayers\s+device\s+weights\s+KV\s+compute\s+output\s+total\s+free\s+fits$/));
-    expect(lines.find((l) => l.startsWith('*'))).toMatch(/^\*\s+4\s+512\s+0\s+host RAM\s+16\.1 MiB\s+1\.0 MiB\s+2\.5 MiB\s+0\.5 MiB\s+20\.1 MiB\s+[\d.]+ GiB\s+yes$/);
+    expect(lines).toContainEqual(expect.stringMatching(/^\s+slots\s+ctx\/slot\s+gpuLayers\s+device\s+weights\s+KV\s+compute\s+output\s+cache\s+total\s+free\s+fits$/));
+    expect(lines.find((l) => l.startsWith('*'))).toMatch(/^\*\s+4\s+512\s+0\s+host RAM\s+16\.1 MiB\s+1\.0 MiB\s+2\.5 MiB\s+0\.5 MiB\s+32\.0 MiB\s+52\.1 MiB\s+[\d.]+ GiB\s+yes$/);
+    const off = await cli(['plan', path, '--slots', '4', '--ctx', '512', '--gpu-layers', '0', '--prompt-cache', '0']);
+    expect(off.code).toBe(0);
+    expect(off.stdout.split('\n').find((l) => l.startsWith('*'))).toMatch(/\s0\.5 MiB\s+-\s+20\.1 MiB\s+[\d.]+ GiB\s+yes$/);
     expect(lines.at(-1)).toMatch(/^recommendation: slots \d+ at ctxPerSlot 512/);
 
     const dir = tempDir('plan');
@@ -103,7 +109,7 @@ describe('slotwise plan', () => {
     const huge = await cli(['plan', path, '--slots', '256', '--ctx', '10000000']);
     expect(huge.code).toBe(1);
     expect(huge.stdout).toMatch(/^\*\s+256\s+10000000\s.*NO$/m);
-    expect(huge.stderr).toMatch(/^slotwise: tiny-d64-l2-s1\.gguf with 256 slots × 10000000 tokens needs [\d.]+ GiB (of host RAM|on GPU \d+), which has [\d.]+ [GM]iB free: lower slots[^\n]*\n$/);
+    expect(huge.stderr).toMatch(/^slotwise: tiny-d64-l2-s1\.gguf with 256 slots × 10000000 tokens needs [\d.]+ GiB (of host RAM( with its [\d.]+ [GM]iB prompt cache)?|on GPU \d+), which has [\d.]+ [GM]iB free: lower slots[^\n]*\n$/);
 
     const usage = await cli(['plan']);
     expect(usage.code).toBe(2);
@@ -111,6 +117,9 @@ describe('slotwise plan', () => {
     const badFlag = await cli(['plan', path, '--gpu-layers', 'many']);
     expect(badFlag.code).toBe(2);
     expect(badFlag.stderr).toBe('slotwise: --gpu-layers must be an integer >= 0, all or auto, got "many"\n');
+    const badCache = await cli(['plan', path, '--prompt-cache', 'lots']);
+    expect(badCache.code).toBe(2);
+    expect(badCache.stderr).toBe('slotwise: --prompt-cache must be an integer >= 0 (MiB) or auto, got "lots"\n');
 
     const config = writeConfig(tempDir('plan'), { models: { coder: { path } } });
     const missing = await cli(['plan', 'nosuch', '--config', config]);

@@ -3,6 +3,7 @@
 // model is evicted to make room. Every model runs on the CPU (gpuLayers 0), so the budget applies to
 // host RAM, and the plan sizes the test computes are the daemon's.
 import { chmodSync, copyFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readGgufHeader } from '../../gguf/gguf';
@@ -14,9 +15,16 @@ import { tinyModelPath, type TestModelSize } from '../helpers/tiny';
 
 const MIB = 2 ** 20;
 
+/** The load-time plan (status planBytes: what llama-server's buffers are compared with, no prompt cache). */
 async function planBytes(size: TestModelSize, slots: number, ctxPerSlot: number): Promise<number> {
   const facts = modelFacts(await readGgufHeader(await tinyModelPath(size)));
   return planMemory(facts, { slots, ctxPerSlot, gpuLayers: 0 }, { host: Number.MAX_SAFE_INTEGER, gpus: [] }).total;
+}
+
+/** What the loader's fit counts: the plan and the host prompt cache at its limit (promptCacheMiB "auto", the default). */
+async function heldBytes(size: TestModelSize, slots: number, ctxPerSlot: number): Promise<number> {
+  const facts = modelFacts(await readGgufHeader(await tinyModelPath(size)));
+  return planMemory(facts, { slots, ctxPerSlot, gpuLayers: 0, promptCacheMiB: 'auto', hostBytes: totalmem() }, { host: Number.MAX_SAFE_INTEGER, gpus: [] }).total;
 }
 
 const model = (s: Snapshot, name: string) => s.models.find((m) => m.name === name)!;
@@ -150,8 +158,8 @@ describe('models on demand', () => {
   });
 
   it('under memoryBudgetMiB evicts the least recently used idle model to load another', async () => {
-    const one = await planBytes('tiny', 1, 512);
-    const budgetMiB = Math.floor((2.5 * one) / MIB); // two fit, three do not
+    const one = await heldBytes('tiny', 1, 512);
+    const budgetMiB = Math.floor((2.5 * one) / MIB); // two fit, three do not (each with its prompt cache)
     const spec = { load: 'on-demand', slots: 1, ctxPerSlot: 512, gpuLayers: 0 };
     const d = await startTestDaemon({ models: { a: spec, b: spec, c: spec }, config: { memoryBudgetMiB: budgetMiB } });
     expect((await complete(d, 'a')).status).toBe(200);
@@ -173,7 +181,7 @@ describe('models on demand', () => {
   });
 
   it('never evicts a pinned model or one with a request in flight: the load waits until a model goes idle', async () => {
-    const one = await planBytes('long', 1, 4096);
+    const one = await heldBytes('long', 1, 4096);
     const budgetMiB = Math.floor((2.5 * one) / MIB);
     const spec = { size: 'long' as const, load: 'on-demand', slots: 1, ctxPerSlot: 4096, gpuLayers: 0 };
     const d = await startTestDaemon({ models: { a: { ...spec, pinned: true }, b: spec, c: spec }, config: { memoryBudgetMiB: budgetMiB } });
@@ -196,9 +204,9 @@ describe('models on demand', () => {
     expect(model(s, 'a').load?.state).toBe('ready');
   });
 
-  it('fails at once with SW_ERR_NOT_ENOUGH_MEMORY when the plan exceeds the budget', async () => {
-    const need = await planBytes('tiny', 4, 2048);
-    const budgetMiB = Math.floor(need / MIB / 2);
+  it('fails at once with SW_ERR_NOT_ENOUGH_MEMORY when the plan exceeds the budget, naming the prompt cache in it', async () => {
+    const need = await heldBytes('tiny', 4, 2048); // with its 32 MiB prompt cache
+    const budgetMiB = Math.floor((await planBytes('tiny', 4, 2048)) / MIB / 2); // short even without the cache
     const d = await startTestDaemon({ models: { big: { load: 'on-demand', slots: 4, ctxPerSlot: 2048, gpuLayers: 0 } }, config: { memoryBudgetMiB: budgetMiB } });
     const t0 = Date.now();
     const res = await complete(d, 'big');
@@ -206,25 +214,46 @@ describe('models on demand', () => {
     expect(res.status).toBe(503);
     const body = (await res.json()) as { error: { code: string; message: string } };
     expect(body.error.code).toBe('SW_ERR_NOT_ENOUGH_MEMORY');
-    expect(body.error.message).toBe(`model "big" needs ${formatMemory(need)} of host RAM, which has ${formatMemory(budgetMiB * MIB)} free: lower slots or ctxPerSlot`);
+    expect(body.error.message).toBe(`model "big" needs ${formatMemory(need)} of host RAM with its 32.0 MiB prompt cache, which has ${formatMemory(budgetMiB * MIB)} free: lower slots or ctxPerSlot, and promptCacheMiB`);
     expect(d.childPids()).toEqual([]);
   });
 
+  it('counts the prompt cache in the budget: a model that fits only without it is refused with the fix; with promptCacheMiB 0 it loads', async () => {
+    const plan = await planBytes('tiny', 1, 512);
+    const need = await heldBytes('tiny', 1, 512);
+    expect(need - plan).toBe(32 * MIB);
+    const budgetMiB = Math.ceil(plan / MIB) + 4; // the buffers fit, the buffers and the 32 MiB cache do not
+    const spec = { load: 'on-demand', slots: 1, ctxPerSlot: 512, gpuLayers: 0 };
+    const d = await startTestDaemon({ models: { cached: spec, off: { ...spec, promptCacheMiB: 0 } }, config: { memoryBudgetMiB: budgetMiB } });
+    const res = await complete(d, 'cached');
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as { error: { code: string; message: string } }).error).toMatchObject({
+      code: 'SW_ERR_NOT_ENOUGH_MEMORY',
+      message: `model "cached" needs ${formatMemory(need)} of host RAM with its 32.0 MiB prompt cache, which has ${formatMemory(budgetMiB * MIB)} free: lower promptCacheMiB (0 turns the cache off)`,
+    });
+    expect(d.childPids()).toEqual([]);
+    expect((await complete(d, 'off')).status).toBe(200);
+    const s = await d.waitFor((x) => model(x, 'off').memory?.actualBytes !== undefined, 'off loaded');
+    expect(model(s, 'off').memory!.promptCacheBytes).toBeUndefined();
+    expect(model(s, 'cached').memory).toMatchObject({ planBytes: plan, promptCacheBytes: 32 * MIB });
+  });
+
   it('"always" models are memory-checked before launch: one that never fits and one that does not fit next to the others stay unloaded with the error; the rest start', async () => {
-    const need = await planBytes('tiny', 8, 4096);
-    const one = await planBytes('tiny', 1, 512);
+    const need = await heldBytes('tiny', 8, 4096); // with its 64 MiB prompt cache
+    const one = await heldBytes('tiny', 1, 512);
     const budgetMiB = Math.floor((1.5 * one) / MIB); // one small model fits, two do not; big never does
     expect(need).toBeGreaterThan(budgetMiB * MIB);
+    expect(await planBytes('tiny', 8, 4096)).toBeLessThanOrEqual(budgetMiB * MIB); // but for its cache
     const small = { slots: 1, ctxPerSlot: 512, gpuLayers: 0 };
     const d = await startTestDaemon({
       models: { a: small, big: { slots: 8, ctxPerSlot: 4096, gpuLayers: 0 }, b: small },
       config: { memoryBudgetMiB: budgetMiB },
     });
     const s = await d.waitFor((x) => model(x, 'a').load?.state === 'ready' && model(x, 'b').load?.state === 'unloaded', 'a ready, b not started', 30_000);
-    const neverFits = `model "big" needs ${formatMemory(need)} of host RAM, which has ${formatMemory(budgetMiB * MIB)} free: lower slots or ctxPerSlot`;
+    const neverFits = `model "big" needs ${formatMemory(need)} of host RAM with its 64.0 MiB prompt cache, which has ${formatMemory(budgetMiB * MIB)} free: lower promptCacheMiB (0 turns the cache off)`;
     expect(model(s, 'big').load).toEqual({ state: 'unloaded', reason: 'no-memory', since: expect.any(Number), error: { code: 'SW_ERR_NOT_ENOUGH_MEMORY', message: neverFits } });
     expect(model(s, 'b').load).toMatchObject({ state: 'unloaded', reason: 'no-memory', error: { code: 'SW_ERR_NOT_ENOUGH_MEMORY' } });
-    expect(model(s, 'b').load!.error!.message).toMatch(/^model "b" needs [\d.]+ MiB of host RAM, which has [\d.]+ MiB free/);
+    expect(model(s, 'b').load!.error!.message).toMatch(/^model "b" needs [\d.]+ MiB of host RAM with its 32\.0 MiB prompt cache, which has [\d.]+ MiB free/);
     expect(model(s, 'big').instances).toHaveLength(0);
     expect(d.childPids()).toHaveLength(1); // only a's llama-server was launched
     expect(readFileSync(join(d.stateDir, 'logs', 'daemon.log'), 'utf8')).toContain(`not started: ${neverFits}`);
@@ -279,8 +308,8 @@ describe('models on demand', () => {
 
   it('slots "auto" picks the most slots whose plan fits the budget at ctxPerSlot (up to maxSlots)', async () => {
     const facts = modelFacts(await readGgufHeader(await tinyModelPath('tiny')));
-    const budgetMiB = Math.floor((await planBytes('tiny', 3, 4096)) / MIB) + 1; // 3 slots fit, 4 do not
-    const expected = mostSlotsThatFit(facts, { ctxPerSlot: 4096, gpuLayers: 0 }, { host: budgetMiB * MIB, gpus: [] }, 8);
+    const budgetMiB = Math.floor((await heldBytes('tiny', 3, 4096)) / MIB) + 1; // 3 slots (with their prompt cache) fit, 4 do not
+    const expected = mostSlotsThatFit(facts, { ctxPerSlot: 4096, gpuLayers: 0, promptCacheMiB: 'auto', hostBytes: totalmem() }, { host: budgetMiB * MIB, gpus: [] }, 8);
     expect(expected).toBe(3);
     const d = await startTestDaemon({ models: { m: { load: 'on-demand', slots: 'auto', maxSlots: 8, ctxPerSlot: 4096, gpuLayers: 0 } }, config: { memoryBudgetMiB: budgetMiB } });
     expect((await complete(d, 'm')).status).toBe(200);

@@ -230,6 +230,25 @@ describe('memory bar: each device split by model, free, and what would still fit
     expect(bar.budgetLine).toBe('budget 512 MiB: models hold 250 MiB, 262 MiB left');
   });
 
+  it("counts a model's host prompt cache (at its limit) in its host share, the budget line and the fit of a down model", () => {
+    const cache = 64 * MIB;
+    const withCache = (m: ReturnType<typeof memory>) => ({ ...m, promptCacheBytes: cache, byDevice: m.byDevice.map((d) => ({ ...d, promptCacheBytes: cache })) });
+    const s = snapshot({
+      memoryBudgetMiB: 512,
+      models: [
+        model({ name: 'coder', instances: [instance({ usage: { cpuPct: 5, rssBytes: 300 * MIB } })], memory: withCache(memory([dev('host', 260 * MIB, 250 * MIB)])) }),
+        down('embed', withCache(memory([dev('host', 200 * MIB)], true))),
+      ],
+    });
+    const bar = buildGpuViewModel('connected', s, new SampleHistory(), NOW).cards.find((c) => c.id === 'host')!.memory!;
+    // coder: 250 MiB of buffers + 64 MiB of cache; the segments still add up to the whole bar.
+    expect(bar.segments[0]).toMatchObject({ label: 'coder', bytes: 314 * MIB, size: '314 MiB' });
+    expect(sum(bar.segments)).toBeCloseTo(1, 10);
+    expect(bar.segments.reduce((a, x) => a + x.bytes, 0)).toBe(16 * GIB);
+    expect(bar.fitLine).toBe('would still fit: embed (264 MiB)');
+    expect(bar.budgetLine).toBe('budget 512 MiB: models hold 314 MiB, 198 MiB left');
+  });
+
   it('with no host reading and no GPU there is no bar', () => {
     const s = snapshot({ host: undefined, models: [down('a', memory([dev('host', MIB)], true))] });
     expect(buildGpuViewModel('connected', s, new SampleHistory(), NOW).cards.some((c) => c.memory)).toBe(false);

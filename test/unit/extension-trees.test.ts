@@ -61,6 +61,10 @@ describe('buildSlotsTree', () => {
     const [l] = buildSlotsTree(snapshot({ models: [model({ instances: [instance({ state: 'loading' })], load: { state: 'loading' } })] }), NOW);
     expect(l!.contextValue).toBe('slotwise.model.up');
     expect(r!.tooltip).toContain('memory: plan 3.1 GiB · actual 3.0 GiB');
+    // With a host prompt cache: the row shows what the replica may hold (buffers + cache), the tooltip each part.
+    const [c] = buildSlotsTree(snapshot({ models: [model({ instances: [instance({}, [])], load: { state: 'ready' }, memory: { planBytes: 3.1 * GiB, actualBytes: 3.0 * GiB, promptCacheBytes: GiB, byDevice: [] } })] }), NOW);
+    expect(c).toMatchObject({ description: 'ready · 0/4 busy · 4.0 GiB' });
+    expect(c!.tooltip).toContain('memory: plan 3.1 GiB · actual 3.0 GiB · prompt cache up to 1.0 GiB');
   });
 
   it('a loading model row shows llama-server\'s progress; one that does not fit says why', () => {

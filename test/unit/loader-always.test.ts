@@ -1,6 +1,7 @@
 // ModelLoader.startAlways against a stand-in supervisor (no llama-server: these cases are about which
 // models get launched, decided before any process starts) and the real memory plan of the tiny model.
 import { EventEmitter } from 'node:events';
+import { totalmem } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { ModelLoader } from '../../daemon/runtime/loader';
 import type { Supervisor } from '../../daemon/runtime/supervisor';
@@ -9,7 +10,7 @@ import { defaultConfig } from '../../daemon/config/validate';
 import type { Config, ModelConfig } from '../../daemon/config/types';
 import { modelConfig } from '../../bench/scenarios';
 import { modelFacts } from '../../daemon/memory/model-facts';
-import { planMemory } from '../../daemon/memory/plan';
+import { formatMemory, modelPlanSettings, planMemory } from '../../daemon/memory/plan';
 import { readGgufHeader } from '../../gguf/gguf';
 import { silentLogger } from '../../platform/log';
 import { tinyModelPath } from '../helpers/tiny';
@@ -32,8 +33,12 @@ class StandInSupervisor extends EventEmitter {
     const s = this.modelConfig(name).slots;
     return s === 'auto' ? undefined : s;
   };
+  /** llama-server's buffers a ready instance reports (`"model CPU"` → MiB), per model; none by default. */
+  buffers = new Map<string, Record<string, number>>();
   instances = (name: string): LlamaInstance[] =>
-    this.wanted(name) ? [{ state: this.state.get(name) ?? 'starting', status: () => ({}), loadProgress: () => ({ phase: 'starting' }) } as unknown as LlamaInstance] : [];
+    this.wanted(name)
+      ? [{ state: this.state.get(name) ?? 'starting', status: () => (this.buffers.has(name) ? { offload: { buffers: this.buffers.get(name) } } : {}), loadProgress: () => ({ phase: 'starting' }) } as unknown as LlamaInstance]
+      : [];
   setStatusExtra = (): void => undefined;
   setAutoSlots = (): void => undefined;
   run(name: string, state: LlamaInstance['state']): void {
@@ -52,10 +57,20 @@ class StandInSupervisor extends EventEmitter {
   };
 }
 
-async function setup(models: { name: string; load: 'always' | 'on-demand'; pinned?: boolean }[], free: number, budgetMiB?: number) {
+async function setup(models: { name: string; load: 'always' | 'on-demand'; pinned?: boolean; promptCacheMiB?: number }[], free: number, budgetMiB?: number) {
   const path = await tinyModelPath('tiny');
-  const plan = planMemory(modelFacts(await readGgufHeader(path)), { slots: 1, ctxPerSlot: 512, gpuLayers: 0 }, { host: Number.MAX_SAFE_INTEGER, gpus: [] }).total;
-  const configs = models.map((m) => ({ ...modelConfig(m.name, path, { slots: 1, replicas: 1 }), gpuLayers: 0 as const, load: m.load, pinned: m.pinned ?? false }));
+  const facts = modelFacts(await readGgufHeader(path));
+  const base = modelConfig('m', path, { slots: 1, replicas: 1 });
+  // The loader's own figure: the host total with the prompt cache at its limit ("auto" by default: 32 MiB here).
+  const plan = planMemory(facts, { ...modelPlanSettings({ ...base, gpuLayers: 0 }, totalmem()), slots: 1 }, { host: Number.MAX_SAFE_INTEGER, gpus: [] }).total;
+  const bare = planMemory(facts, { slots: 1, ctxPerSlot: base.ctxPerSlot, gpuLayers: 0 }, { host: Number.MAX_SAFE_INTEGER, gpus: [] }).total;
+  const configs = models.map((m) => ({
+    ...modelConfig(m.name, path, { slots: 1, replicas: 1 }),
+    gpuLayers: 0 as const,
+    load: m.load,
+    pinned: m.pinned ?? false,
+    ...(m.promptCacheMiB !== undefined ? { promptCacheMiB: m.promptCacheMiB } : {}),
+  }));
   const supervisor = new StandInSupervisor(configs);
   const config: Config = { ...defaultConfig(), models: configs, ...(budgetMiB !== undefined ? { memoryBudgetMiB: budgetMiB } : {}) };
   const failed: string[] = [];
@@ -68,7 +83,7 @@ async function setup(models: { name: string; load: 'always' | 'on-demand'; pinne
     waiting: () => 0,
     fail: (m) => failed.push(m),
   });
-  return { loader, supervisor, plan, failed };
+  return { loader, supervisor, plan, bare, failed };
 }
 
 describe('ModelLoader.startAlways', () => {
@@ -82,7 +97,7 @@ describe('ModelLoader.startAlways', () => {
     await started;
     expect(supervisor.started).toEqual(['a']);
     expect(loader.statusOf('b').load).toMatchObject({ state: 'unloaded', reason: 'no-memory', error: { code: 'SW_ERR_NOT_ENOUGH_MEMORY' } });
-    expect(loader.statusOf('b').load!.error!.message).toMatch(/^model "b" needs [\d.]+ MiB of host RAM, which has [\d.]+ MiB free/);
+    expect(loader.statusOf('b').load!.error!.message).toMatch(/^model "b" needs [\d.]+ MiB of host RAM with its 32\.0 MiB prompt cache, which has [\d.]+ MiB free/);
     expect(failed).toEqual(['b']); // requests that waited for it get the error
     expect(() => loader.demand('b')).toThrow(/model "b" needs/);
   });
@@ -119,5 +134,54 @@ describe('ModelLoader.startAlways', () => {
     expect(supervisor.stopped).toEqual([]);
     expect(supervisor.started).toEqual([]);
     expect(loader.statusOf('a').load).toMatchObject({ state: 'unloaded', reason: 'no-memory' });
+  });
+});
+
+describe('ModelLoader: the host prompt cache counts in the fit', () => {
+  it('refuses a model that fits without its prompt cache but not with it, naming the cache and the fix; with promptCacheMiB 0 it starts', async () => {
+    const { plan, bare } = await setup([], 0);
+    expect(plan - bare).toBe(32 * MIB); // "auto" for the tiny model: the 32 MiB floor
+    const budgetMiB = Math.floor((bare + plan) / 2 / MIB); // the buffers fit, the buffers and the cache do not
+    const refused = await setup([{ name: 'a', load: 'always' }], Number.MAX_SAFE_INTEGER, budgetMiB);
+    await refused.loader.startAlways();
+    expect(refused.supervisor.started).toEqual([]);
+    expect(refused.loader.statusOf('a').load).toMatchObject({ state: 'unloaded', reason: 'no-memory' });
+    expect(refused.loader.statusOf('a').load!.error!.message).toBe(
+      `model "a" needs ${formatMemory(plan)} of host RAM with its 32.0 MiB prompt cache, which has ${formatMemory(budgetMiB * MIB)} free: lower promptCacheMiB (0 turns the cache off)`,
+    );
+    // status shows the cache apart from the load-time plan (what llama-server's buffers are compared with)
+    expect(refused.loader.statusOf('a').memory).toMatchObject({ planBytes: bare, promptCacheBytes: 32 * MIB, byDevice: [{ device: 'host', planBytes: bare, promptCacheBytes: 32 * MIB }] });
+
+    const off = await setup([{ name: 'a', load: 'always', promptCacheMiB: 0 }], Number.MAX_SAFE_INTEGER, budgetMiB);
+    await off.loader.startAlways();
+    expect(off.supervisor.started).toEqual(['a']);
+    expect(off.loader.statusOf('a').memory).toEqual({ planBytes: bare, byDevice: [{ device: 'host', label: 'host RAM', planBytes: bare }] });
+  });
+
+  it("under a budget, a ready model holds its buffers and its prompt cache: the next model evicts it when only the cache is in the way", async () => {
+    const { plan, bare } = await setup([], 0);
+    const budgetMiB = Math.ceil((plan + bare) / MIB) + 8; // a beside od's buffers fits; beside od's buffers and cache it does not
+    for (const odCache of [undefined, 0]) {
+      const { loader, supervisor } = await setup([{ name: 'od', load: 'on-demand', ...(odCache !== undefined ? { promptCacheMiB: odCache } : {}) }, { name: 'a', load: 'always' }], Number.MAX_SAFE_INTEGER, budgetMiB);
+      supervisor.run('od', 'ready');
+      supervisor.buffers.set('od', { 'model CPU': bare / MIB }); // llama-server's load log: no prompt cache in it
+      await loader.planAll();
+      await loader.startAlways();
+      expect(supervisor.started).toEqual(['a']);
+      expect(supervisor.stopped).toEqual(odCache === 0 ? [] : ['od']);
+    }
+  });
+
+  it("without a budget, the prompt cache a ready model may still fill is taken off free memory", async () => {
+    const { plan } = await setup([], 0);
+    const free = plan + 16 * MIB; // a fits what is free now, not once od's 32 MiB cache fills
+    for (const odCache of [undefined, 0]) {
+      const { loader, supervisor } = await setup([{ name: 'od', load: 'on-demand', ...(odCache !== undefined ? { promptCacheMiB: odCache } : {}) }, { name: 'a', load: 'always' }], free);
+      supervisor.run('od', 'ready');
+      await loader.planAll();
+      await loader.startAlways();
+      expect(supervisor.started).toEqual(['a']);
+      expect(supervisor.stopped).toEqual(odCache === 0 ? [] : ['od']);
+    }
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { freeFromStatus, markFitsNow, usedByLoaded } from '../../daemon/memory/fit-now';
+import { cachesOfLoaded, freeFromStatus, markFitsNow, usedByLoaded } from '../../daemon/memory/fit-now';
 import type { ModelMemoryStatus, ModelStatus } from '../../shared/protocol';
 import { instance, model } from './extension-fixtures';
 
@@ -55,6 +55,25 @@ describe('fit now (status)', () => {
     const models = [down('gpu', mem(100, 500)), down('host-only', mem(100, 0))];
     markFitsNow(models, { host: 2000 * MIB, gpus: [] }, undefined);
     expect(models.map((m) => m.memory?.fitsNow)).toEqual([undefined, true]);
+  });
+
+  it("counts each model's prompt cache at its limit: held beside the buffers, in a down model's plan, and off free memory without a budget", () => {
+    const cached = (host: number, cache: number, actual?: number): ModelMemoryStatus => {
+      const m = mem(host, undefined, actual !== undefined ? { host: actual } : undefined);
+      return { ...m, promptCacheBytes: cache * MIB, byDevice: m.byDevice.map((d) => ({ ...d, promptCacheBytes: cache * MIB })) };
+    };
+    expect(Object.fromEntries(usedByLoaded([loaded('a', cached(100, 32, 90), 2)]))).toEqual({ host: 2 * (90 + 32) * MIB });
+    expect(Object.fromEntries(cachesOfLoaded([loaded('a', cached(100, 32, 90), 2), down('d', cached(10, 8))]))).toEqual({ host: 2 * 32 * MIB });
+
+    // Budget 512: a holds 100 + 32; the 300 MiB model fits only without its 100 MiB cache; with promptCacheMiB 0 it fits.
+    const budget = [loaded('a', cached(100, 32, 100)), down('cache', cached(300, 100)), down('nocache', mem(300))];
+    markFitsNow(budget, { host: 10_000 * MIB, gpus: [] }, 512);
+    expect(budget.map((m) => m.memory?.fitsNow)).toEqual([undefined, false, true]);
+
+    // No budget, 500 MiB free: a's cache may still take 32 of it.
+    const free = [loaded('a', cached(100, 32, 100)), down('fits', mem(468)), down('short', mem(469))];
+    markFitsNow(free, { host: 500 * MIB, gpus: [] }, undefined);
+    expect(free.map((m) => m.memory?.fitsNow)).toEqual([undefined, true, false]);
   });
 
   it('reads free memory from status as the loader reads it: MemAvailable, total − used per GPU', () => {

@@ -214,6 +214,23 @@ describe('fit', () => {
     );
   });
 
+  it('names the prompt cache when it is part of the shortfall: its fix alone when the rest fits, beside the others when not', () => {
+    const free: FreeMemory = { host: 4_000_000, gpus: [] };
+    const p = plan({ promptCacheMiB: 1 }, free); // 4_573_728 (see the modelFacts cases) + 1 MiB of cache
+    const fit = checkFit(p, free);
+    expect(fit.shortfalls).toEqual([{ device: 'host', label: 'host RAM', needs: 4_573_728 + 2 ** 20, has: 4_000_000, promptCache: 2 ** 20 }]);
+    expect(memoryError('model "coder"', checkFit(p, { host: 4_600_000, gpus: [] }), false).message).toBe(
+      'model "coder" needs 5.4 MiB of host RAM with its 1.0 MiB prompt cache, which has 4.4 MiB free: lower promptCacheMiB (0 turns the cache off)',
+    );
+    expect(memoryError('model "coder"', fit, true).message).toBe(
+      'model "coder" needs 5.4 MiB of host RAM with its 1.0 MiB prompt cache, which has 3.8 MiB free: lower slots or ctxPerSlot, or raise gpuLayers, and promptCacheMiB',
+    );
+    // A cache of 0 adds nothing and is not named.
+    const off = plan({ promptCacheMiB: 0 }, free);
+    expect(off.total).toBe(plan({}, free).total);
+    expect(memoryError('m', checkFit(off, free), false).message).toBe('m needs 4.4 MiB of host RAM, which has 3.8 MiB free: lower slots or ctxPerSlot');
+  });
+
   // On the host at 1024 tokens a slot: 363424 + 3145728 (graph) + slots × (262144 KV + 1000 × 4 B output) = 3509152 + slots × 266144
   it.each([
     { free: 6_000_000, max: 16, want: 9 }, // 9.36
@@ -291,5 +308,28 @@ describe('plan report', () => {
     expect(lines.find((l) => l.startsWith('*'))).toMatch(/^\*\s+4\s+1024\s+0\s+host RAM\s.*yes$/);
     expect(lines.find((l) => /^\s+16\s+1024\s/.test(l))).toMatch(/NO$/);
     expect(lines.at(-1)).toBe('recommendation: slots 9 at ctxPerSlot 1024 is the most that fits the memory free now');
+  });
+});
+
+describe('plan report with a prompt cache', () => {
+  const reading = { free: { host: 6_000_000, gpus: [] }, gpuNames: new Map(), warnings: [] };
+  const target = { name: 'syn', path: '/models/synthetic.gguf', slots: 4, ctxPerSlot: 1024, gpuLayers: 'auto' as const, args: [], promptCacheMiB: 1 };
+  const report = buildPlanReport({ target, facts: FACTS, reading, server: DEFAULT_SERVER_MEMORY_OPTIONS, hostBytes: 2 ** 34 });
+
+  it('counts it on the host in every row, the fit and the recommendation', () => {
+    expect(report.plan.devices[0]).toMatchObject({ device: 'host', promptCache: 2 ** 20, total: 3_509_152 + 4 * 266_144 + 2 ** 20 });
+    expect(report.plan).toMatchObject({ fits: true, total: 3_509_152 + 4 * 266_144 + 2 ** 20 });
+    // 6_000_000 − 1 MiB leaves room for 5 slots, not 9
+    expect(report.recommendation.slots).toBe(5);
+    const eight = report.table.find((r) => r.slots === 8 && r.ctxPerSlot === 1024)!;
+    expect(eight.message).toBe('model "syn" with 8 slots × 1024 tokens needs 6.4 MiB of host RAM with its 1.0 MiB prompt cache, which has 5.7 MiB free: lower promptCacheMiB (0 turns the cache off)');
+  });
+
+  it('shows it in its own column; `-` without one', () => {
+    const lines = renderPlanTable(report).split('\n');
+    expect(lines).toContainEqual(expect.stringMatching(/^\s+slots\s+ctx\/slot\s+gpuLayers\s+device\s+weights\s+KV\s+compute\s+output\s+cache\s+total\s+free\s+fits$/));
+    expect(lines.find((l) => l.startsWith('*'))).toMatch(/^\*\s+4\s+1024\s+0\s+host RAM\s+[\d.]+ MiB\s+[\d.]+ MiB\s+[\d.]+ MiB\s+[\d.]+ MiB\s+1\.0 MiB\s+5\.4 MiB\s+5\.7 MiB\s+yes$/);
+    const none = renderPlanTable(buildPlanReport({ target: { ...target, promptCacheMiB: 0 }, facts: FACTS, reading, server: DEFAULT_SERVER_MEMORY_OPTIONS }));
+    expect(none.split('\n').find((l) => l.startsWith('*'))).toMatch(/\s-\s+[\d.]+ MiB\s+5\.7 MiB\s+yes$/);
   });
 });

@@ -209,6 +209,18 @@ describe('MetricsRegistry', () => {
     expect(again.get('slotwise_prompt_tokens_total{model="coder",kind="cached"}')).toBe(300);
   });
 
+  it("reports each model's memory: the plan, llama-server's buffers and, apart from them, the prompt cache at its limit", async () => {
+    const coder = model({ name: 'coder', instances: [], memory: { planBytes: 300 * MIB, actualBytes: 290 * MIB, promptCacheBytes: 64 * MIB, byDevice: [] } });
+    const chat = model({ name: 'chat', instances: [], memory: { planBytes: 100 * MIB, byDevice: [] } });
+    const all = series(await new MetricsRegistry().render(snapshot([coder, chat])));
+    expect(family(all, 'slotwise_model_memory_bytes')).toEqual({
+      'slotwise_model_memory_bytes{model="coder",kind="plan"}': 300 * MIB,
+      'slotwise_model_memory_bytes{model="coder",kind="actual"}': 290 * MIB,
+      'slotwise_model_memory_bytes{model="coder",kind="prompt_cache"}': 64 * MIB,
+      'slotwise_model_memory_bytes{model="chat",kind="plan"}': 100 * MIB,
+    });
+  });
+
   it('keeps registries apart: two daemons in one process do not share series', async () => {
     const a = new MetricsRegistry();
     const b = new MetricsRegistry();

@@ -92,6 +92,8 @@ describe('renderStatus', () => {
     const m = model({ memory: { planBytes: 3.1 * GiB, actualBytes: 3.0 * GiB, byDevice: [] } });
     expect(placementLine(m)).toBe('coder · 4 slots × 4096 ctx · gpu layers auto · plan 3.1 GiB · actual 3.0 GiB');
     expect(placementLine(model({ memory: { planBytes: 3.1 * GiB, byDevice: [] } }))).toMatch(/· plan 3\.1 GiB$/);
+    // The host prompt cache is apart from the plan-vs-actual pair: it fills after the load.
+    expect(placementLine(model({ memory: { planBytes: 3.1 * GiB, actualBytes: 3.0 * GiB, promptCacheBytes: 2 * GiB, byDevice: [] } }))).toMatch(/· plan 3\.1 GiB · actual 3\.0 GiB · prompt cache up to 2\.0 GiB$/);
     const text = renderStatus(snapshot([model({ replicas: 0, load: { state: 'unloaded', reason: 'idle' } }), model({ name: 'b', replicas: 1, load: { state: 'loading' } })]));
     expect(text).toMatch(/coder\s+-\s+unloaded \(idle\)/);
     expect(text).toMatch(/b\s+-\s+loading/);
