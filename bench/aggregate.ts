@@ -74,16 +74,21 @@ export function occupancyPct(samples: readonly Pick<RequestSample, 'startMs' | '
 }
 
 /** Daemon vs direct at each concurrency where both ran. */
+/** A proxied level against the direct one. */
+function against(l: LevelResult, direct: LevelResult): { throughputRatio: number; addedTtftP50Ms: number; addedTtftP99Ms: number } {
+  return { throughputRatio: ratio(l.tokensPerSecond, direct.tokensPerSecond), addedTtftP50Ms: l.ttftMs.p50 - direct.ttftMs.p50, addedTtftP99Ms: l.ttftMs.p99 - direct.ttftMs.p99 };
+}
+
 export function compareLevels(levels: readonly LevelResult[]): Comparison[] {
   const out: Comparison[] = [];
   for (const d of levels.filter((l) => l.target === 'daemon')) {
     const direct = levels.find((l) => l.target === 'direct' && l.concurrency === d.concurrency);
     if (!direct) continue;
+    const floor = levels.find((l) => l.target === 'floor' && l.concurrency === d.concurrency);
     out.push({
       concurrency: d.concurrency,
-      throughputRatio: ratio(d.tokensPerSecond, direct.tokensPerSecond),
-      addedTtftP50Ms: d.ttftMs.p50 - direct.ttftMs.p50,
-      addedTtftP99Ms: d.ttftMs.p99 - direct.ttftMs.p99,
+      ...against(d, direct),
+      ...(floor ? { floor: against(floor, direct) } : {}),
     });
   }
   return out.sort((a, b) => a.concurrency - b.concurrency);

@@ -29,6 +29,9 @@ export const PROGRESS_ENV = 'SLOTWISE_BENCH_PROGRESS';
 /** Env var carrying `directKeys` (JSON) to a child bench. */
 export const DIRECT_KEYS_ENV = 'SLOTWISE_BENCH_DIRECT_KEYS';
 
+/** Env var carrying the bare proxy's base URL (SweepOptions.floor) to a child bench. */
+export const FLOOR_ENV = 'SLOTWISE_BENCH_FLOOR_URL';
+
 export function directKeysFromEnv(env: NodeJS.ProcessEnv): Record<string, string> | undefined {
   const raw = env[DIRECT_KEYS_ENV];
   return raw ? (JSON.parse(raw) as Record<string, string>) : undefined;
@@ -59,7 +62,7 @@ function childArgs(s: SweepOptions, stateDir: string, out: string): string[] {
 function runChild(cliPath: string, args: string[], opts: ClientRun): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [cliPath, ...args], {
-      env: { ...opts.env, [PROGRESS_ENV]: 'lines', ...(opts.directKeys ? { [DIRECT_KEYS_ENV]: JSON.stringify(opts.directKeys) } : {}) },
+      env: { ...opts.env, [PROGRESS_ENV]: 'lines', ...(opts.directKeys ? { [DIRECT_KEYS_ENV]: JSON.stringify(opts.directKeys) } : {}), ...(opts.sweep.floor ? { [FLOOR_ENV]: opts.sweep.floor } : {}) },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let lastError = '';

@@ -187,6 +187,28 @@ function levelTable(levels: readonly LevelResult[]): string[] {
 
 function comparisonTable(comparisons: readonly Comparison[]): string[] {
   if (!comparisons.length) return [];
+  if (comparisons.some((c) => c.floor)) {
+    const f = (c: Comparison, pick: (x: NonNullable<Comparison['floor']>) => number, digits: number): string => (c.floor ? fmt(pick(c.floor), digits) : '–');
+    return [
+      '',
+      '### Daemon vs direct, and the floor: a bare Node proxy',
+      '',
+      'The bare proxy (bench/floor-proxy.ts: `http.createServer`, a keep-alive `http.Agent`, `pipe`, in a process of its own) runs in front of the same llama-server in the same run: ' +
+        'what any Node proxy hop costs on this machine. Daemon over floor = what the daemon adds beyond it (queue, leases, status, validation).',
+      '',
+      ...table(
+        ['c', 'throughput daemon ÷ direct', 'floor ÷ direct', 'added TTFT p50 daemon / floor (ms)', 'added TTFT p99 daemon / floor (ms)', 'daemon over floor p50 (ms)'],
+        comparisons.map((c) => [
+          c.concurrency,
+          fmt(c.throughputRatio, 3),
+          f(c, (x) => x.throughputRatio, 3),
+          `${fmt(c.addedTtftP50Ms, 2)} / ${f(c, (x) => x.addedTtftP50Ms, 2)}`,
+          `${fmt(c.addedTtftP99Ms, 2)} / ${f(c, (x) => x.addedTtftP99Ms, 2)}`,
+          c.floor ? fmt(c.addedTtftP50Ms - c.floor.addedTtftP50Ms, 2) : '–',
+        ]),
+      ),
+    ];
+  }
   return [
     '',
     '### Daemon vs direct',

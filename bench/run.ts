@@ -16,7 +16,7 @@ import { findStandIn, STAND_IN } from './stand-in';
 import { typingScenario } from './typing';
 import { priorityScenario } from './priority-load';
 import { onDemandScenario } from './on-demand';
-import { directKeysFromEnv } from './client-process';
+import { directKeysFromEnv, FLOOR_ENV } from './client-process';
 import { fetchInstanceKeys, fetchSnapshot } from './status-sampler';
 import { runSweep } from './sweep';
 import { checkTargets } from './targets';
@@ -104,7 +104,9 @@ async function attached(req: BenchRequest): Promise<Draft> {
   if (!model) throw new SlotwiseError('SW_ERR_MODEL_NOT_FOUND', `bench: the daemon at ${ep.url} has no models — add one to its config`);
   // A child bench of a hosting bench gets the keys in its environment; a bench attached by hand asks the daemon.
   const directKeys = directKeysFromEnv(req.env) ?? (await fetchInstanceKeys(ep.url, ep.token));
-  const sweep = await runSweep({ ...sweepOptions(req, model), url: ep.url, token: ep.token, directKeys, signal: req.signal, progress: req.progress });
+  // A child bench of a hosting bench's GPU-pace sweep is also handed the bare proxy to measure.
+  const floor = req.env[FLOOR_ENV];
+  const sweep = await runSweep({ ...sweepOptions(req, model), ...(floor ? { floor } : {}), url: ep.url, token: ep.token, directKeys, signal: req.signal, progress: req.progress });
   return { schema: 1, environment: await describeEnvironment(await fetchSnapshot(ep.url, ep.token), directKeys), run: { kind: 'custom', model, routing: 'daemon config' }, sweep };
 }
 

@@ -8,6 +8,7 @@ import { cacheHitRatio, planConversations, promptTokenTotals, promptTokens, repl
 import { fetchSnapshot } from './status-sampler';
 import { runClient } from './client-process';
 import { hostDaemon } from './daemon-host';
+import { startFloorProxy, type FloorProxy } from './floor-proxy';
 import { measureProcess } from './process-measure';
 import { spawnDaemon } from './soak-host';
 import { describeEnvironment } from './environment';
@@ -37,19 +38,25 @@ export interface HostedSweep {
 /** One model in a fresh in-process daemon, one sweep against it. */
 export async function hostedSweep(
   ctx: ScenarioContext,
-  opts: { model: ModelConfig; routing: Config['routing']; sweep: SweepOptions; llamaServer?: string; queue?: Config['queue'] },
+  /** `floor`: also run each level through the bare proxy (bench/floor-proxy.ts) in front of the first llama-server. */
+  opts: { model: ModelConfig; routing: Config['routing']; sweep: SweepOptions; llamaServer?: string; queue?: Config['queue']; floor?: boolean },
 ): Promise<HostedSweep> {
   const host = await hostDaemon({ models: [opts.model], routing: opts.routing, llamaServer: opts.llamaServer, queue: opts.queue, env: ctx.env });
+  let floor: FloorProxy | undefined;
   try {
     const { daemon } = host;
     ctx.progress?.update(`starting ${opts.model.replicas} × llama-server (${opts.model.slots} slots each)`);
     await Promise.all(daemon.supervisor.instances(opts.model.name).map((i) => i.ensureReady({ signal: ctx.signal })));
-    const directKeys = Object.fromEntries(daemon.supervisor.instances(opts.model.name).map((i) => [i.id, i.apiKey]));
+    const instances = daemon.supervisor.instances(opts.model.name);
+    const directKeys = Object.fromEntries(instances.map((i) => [i.id, i.apiKey]));
     const environment = await describeEnvironment(await fetchSnapshot(daemon.url, daemon.token), directKeys);
+    if (opts.floor) floor = await startFloorProxy(`http://127.0.0.1:${instances[0]!.port}`, ctx.env);
+    const sweep = floor ? { ...opts.sweep, floor: floor.url } : opts.sweep;
     host.startMeasuring();
-    const { result, client } = await runClient({ ...ctx, sweep: opts.sweep, url: daemon.url, token: daemon.token, stateDir: host.stateDir, directKeys });
+    const { result, client } = await runClient({ ...ctx, sweep, url: daemon.url, token: daemon.token, stateDir: host.stateDir, directKeys });
     return { sweep: result, daemon: host.stopMeasuring(client), environment };
   } finally {
+    await floor?.close();
     await host.close();
   }
 }
@@ -123,8 +130,9 @@ export interface GpuPaceOptions {
 
 /** The daemon-vs-direct sweep against the stand-in generating at a GPU's pace. */
 export async function gpuPaceScenario(ctx: ScenarioContext, o: GpuPaceOptions): Promise<GpuPaceResult> {
-  ctx.progress?.line(`sweep at GPU pace: stand-in upstream, 1 × ${o.slots} slots, ${o.tokenMs} ms a token, c=${o.concurrency.join(',')}, daemon and direct`);
+  ctx.progress?.line(`sweep at GPU pace: stand-in upstream, 1 × ${o.slots} slots, ${o.tokenMs} ms a token, c=${o.concurrency.join(',')}, daemon, direct and a bare Node proxy`);
   const { sweep } = await hostedSweep(ctx, {
+    floor: true,
     model: modelConfig('stand-in', o.modelPath, { slots: o.slots, replicas: 1, args: ['--fake-token-ms', String(o.tokenMs)] }),
     routing: 'slot-aware',
     llamaServer: o.upstream,

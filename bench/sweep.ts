@@ -38,18 +38,21 @@ export async function runSweep(opts: SweepRun): Promise<SweepResult> {
     const ready = model.instances.filter((i) => i.state === 'ready' && i.port !== undefined);
     const directUrls = ready.map((i) => `http://127.0.0.1:${i.port}`);
     const base = { model: opts.model, prompt: opts.prompt, dispatcher, signal: opts.signal };
-    const targets: Record<BenchTarget, { baseUrls: string[]; token?: string; tokens?: (string | undefined)[] }> = {
+    const targets: Partial<Record<BenchTarget, { baseUrls: string[]; token?: string; tokens?: (string | undefined)[] }>> = {
       daemon: { baseUrls: [opts.url], token: opts.token },
       direct: { baseUrls: directUrls, tokens: ready.map((i) => opts.directKeys?.[i.id]) },
+      // The bare proxy forwards the client's Authorization: the key of the llama-server behind it.
+      ...(opts.direct && opts.floor ? { floor: { baseUrls: [opts.floor], tokens: [opts.directKeys?.[ready[0]!.id]] } } : {}),
     };
+    const names = (Object.keys(targets) as BenchTarget[]).filter((t) => t === 'daemon' || opts.direct);
 
     // Warm-up (not recorded): connections, llama-server's first-request costs, and a clear error
     // now if a target does not answer completions at all.
-    for (const target of opts.direct ? (['daemon', 'direct'] as const) : (['daemon'] as const)) {
-      const t = targets[target];
+    for (const target of names) {
+      const t = targets[target]!;
       const s = await streamCompletion({ ...base, ...t, token: t.tokens?.[0] ?? t.token, baseUrl: t.baseUrls[0]!, target, maxTokens: 8, t0: 0 });
       if (!s.ok) {
-        const where = target === 'daemon' ? `${opts.url}/v1/completions` : `llama-server ${directUrls[0]}/v1/completions`;
+        const where = target === 'daemon' ? `${opts.url}/v1/completions` : target === 'floor' ? `the bare proxy ${opts.floor}/v1/completions` : `llama-server ${directUrls[0]}/v1/completions`;
         const fix = target === 'direct' && !t.tokens?.[0] ? ' — the daemon gave no key for it (GET /api/instance-keys): is it the daemon that runs this llama-server?' : '';
         throw new SlotwiseError('SW_ERR_UPSTREAM', `bench: warm-up request to ${where} failed: ${s.error}${fix}`);
       }
@@ -59,8 +62,8 @@ export async function runSweep(opts: SweepRun): Promise<SweepResult> {
     const levels: LevelResult[] = [];
     const n = opts.concurrency.length;
     for (const [k, c] of opts.concurrency.entries()) {
-      // Alternate which target goes first so drift (thermal, caches, other load) hits both alike.
-      const order: BenchTarget[] = !opts.direct ? ['daemon'] : k % 2 === 0 ? ['daemon', 'direct'] : ['direct', 'daemon'];
+      // Rotate which target goes first so drift (thermal, caches, other load) hits each alike.
+      const order: BenchTarget[] = names.map((_, i) => names[(i + k) % names.length]!);
       for (const target of order) {
         const label = `level ${k + 1}/${n} c=${c} ${target}`;
         opts.progress?.update(`${label}: 0/${opts.requests}`);
@@ -73,7 +76,7 @@ export async function runSweep(opts: SweepRun): Promise<SweepResult> {
         try {
           run = await runLevel({
             ...base,
-            ...targets[target],
+            ...targets[target]!,
             target,
             concurrency: c,
             requests: opts.requests,
@@ -90,7 +93,7 @@ export async function runSweep(opts: SweepRun): Promise<SweepResult> {
       }
     }
     return {
-      options: { model: opts.model, concurrency: opts.concurrency, requests: opts.requests, mix: opts.mix, direct: opts.direct, prompt: opts.prompt },
+      options: { model: opts.model, concurrency: opts.concurrency, requests: opts.requests, mix: opts.mix, direct: opts.direct, prompt: opts.prompt, ...(opts.floor ? { floor: opts.floor } : {}) },
       levels,
       comparisons: compareLevels(levels),
       layout: { instances: ready.length, slotsPerInstance: model.slotsPerInstance },

@@ -124,23 +124,25 @@ function sweepChecks(comparisons: readonly Comparison[], goals: SweepGoals, pref
   const p50 = worst((c) => c.addedTtftP50Ms, 'max');
   const p99 = worst((c) => c.addedTtftP99Ms, 'max');
   const none = 'not measured (run with --direct)';
+  // The bare Node proxy at the same concurrency, where the sweep ran it: the floor any proxy pays here.
+  const floor = (c: Comparison, v: (f: NonNullable<Comparison['floor']>) => string): string => (c.floor ? `; bare proxy ${v(c.floor)}` : '');
   return [
     {
       name: `${prefix}daemon/direct throughput`,
       goal: `≥ ${goals.throughputRatio} at every concurrency`,
-      measured: tput ? `min ${tput.throughputRatio.toFixed(3)} (c=${tput.concurrency})` : none,
+      measured: tput ? `min ${tput.throughputRatio.toFixed(3)} (c=${tput.concurrency}${floor(tput, (f) => f.throughputRatio.toFixed(3))})` : none,
       met: tput ? tput.throughputRatio >= goals.throughputRatio : undefined,
     },
     {
       name: `${prefix}added TTFT p50`,
       goal: `≤ ${goals.addedTtftP50Ms} ms`,
-      measured: p50 ? `max ${ms(p50.addedTtftP50Ms)} (c=${p50.concurrency})` : none,
+      measured: p50 ? `max ${ms(p50.addedTtftP50Ms)} (c=${p50.concurrency}${floor(p50, (f) => ms(f.addedTtftP50Ms))})` : none,
       met: p50 ? p50.addedTtftP50Ms <= goals.addedTtftP50Ms : undefined,
     },
     {
       name: `${prefix}added TTFT p99`,
       goal: `≤ ${goals.addedTtftP99Ms} ms`,
-      measured: p99 ? `max ${ms(p99.addedTtftP99Ms)} (c=${p99.concurrency})` : none,
+      measured: p99 ? `max ${ms(p99.addedTtftP99Ms)} (c=${p99.concurrency}${floor(p99, (f) => ms(f.addedTtftP99Ms))})` : none,
       met: p99 ? p99.addedTtftP99Ms <= goals.addedTtftP99Ms : undefined,
     },
   ];

@@ -1,8 +1,11 @@
 // The shapes of a benchmark run: what the load generator measures and what bench.json holds.
 // bench.json is `BenchReport` as JSON; `schema` is bumped on any incompatible change.
 
-/** Where a request was sent: through the daemon's /v1 proxy, or straight to a llama-server port. */
-export type BenchTarget = 'daemon' | 'direct';
+/**
+ * Where a request was sent: through the daemon's /v1 proxy, straight to a llama-server port, or
+ * through the bare Node proxy that is the hop's floor (bench/floor-proxy.ts; GPU-pace sweep only).
+ */
+export type BenchTarget = 'daemon' | 'direct' | 'floor';
 
 /** One streamed completion as the client saw it. Times in ms from the level's start (`performance.now()`). */
 export interface RequestSample {
@@ -111,6 +114,8 @@ export interface Comparison {
   addedTtftP50Ms: number;
   /** daemon TTFT p99 − direct TTFT p99, ms; target ≤ 3. */
   addedTtftP99Ms: number;
+  /** The bare proxy (target `floor`) against the same direct level, when the sweep ran it. */
+  floor?: { throughputRatio: number; addedTtftP50Ms: number; addedTtftP99Ms: number };
 }
 
 /** `max_tokens` values and their weights, e.g. 3 × 16 and 1 × 256 for a mixed load. */
@@ -128,6 +133,8 @@ export interface SweepOptions {
   mix: MixEntry[];
   direct: boolean;
   prompt: string;
+  /** Base URL of the bare proxy in front of the (single) llama-server: each level also runs through it. */
+  floor?: string;
 }
 
 export interface SweepResult {

@@ -11,7 +11,7 @@ import type { CommandContext } from '../../cli/commands/command';
 import type { Snapshot } from '../../shared/protocol';
 import { DIRECT_KEYS_ENV } from '../../bench/client-process';
 import { CLI, instanceKey, startTestDaemon, waitUntil } from '../helpers/daemon';
-import { loadScenario } from '../../bench/scenarios';
+import { gpuPaceScenario, loadScenario } from '../../bench/scenarios';
 import { rssBytes } from '../../bench/soak';
 import { tinyModelPath } from '../helpers/tiny';
 import { typingScenario } from '../../bench/typing';
@@ -201,6 +201,44 @@ describe('stand-in upstream (test/fixtures/fake-llama-server.mjs) behind the dae
     expect(readFileSync(join(r.out, 'bench.md'), 'utf8')).toContain('### Where the time goes (daemon levels)');
   });
 });
+
+describe('the GPU-pace sweep (stand-in upstream: it paces tokens like a GPU on 2 cores)', () => {
+  it('runs every level through the daemon, direct and the bare proxy, from a client in its own process, and sets the proxy against direct', async () => {
+    const before = bareProxies();
+    const g = await gpuPaceScenario(
+      { env: process.env, cliPath: CLI },
+      { modelPath: await tinyModelPath('tiny'), upstream: STAND_IN, slots: 2, concurrency: [1, 2], requests: 8, maxTokens: 4, tokenMs: 2 },
+    );
+    expect(g.sweep.levels.map((l) => [l.concurrency, l.target, l.failed, l.tokens]).sort()).toEqual([
+      [1, 'daemon', 0, 32], [1, 'direct', 0, 32], [1, 'floor', 0, 32],
+      [2, 'daemon', 0, 32], [2, 'direct', 0, 32], [2, 'floor', 0, 32],
+    ].sort());
+    // Only the daemon's responses carry Server-Timing: the bare proxy is not the daemon.
+    expect(g.sweep.levels.filter((l) => l.stagesMs).map((l) => l.target)).toEqual(['daemon', 'daemon']);
+    for (const c of g.sweep.comparisons) {
+      const direct = g.sweep.levels.find((l) => l.target === 'direct' && l.concurrency === c.concurrency)!;
+      const floor = g.sweep.levels.find((l) => l.target === 'floor' && l.concurrency === c.concurrency)!;
+      expect(c.floor).toEqual({ throughputRatio: floor.tokensPerSecond / direct.tokensPerSecond, addedTtftP50Ms: floor.ttftMs.p50 - direct.ttftMs.p50, addedTtftP99Ms: floor.ttftMs.p99 - direct.ttftMs.p99 });
+    }
+    expect(g.sweep.options.floor).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(bareProxies()).toEqual(before); // stopped with the scenario
+  });
+});
+
+/** Pids of this process's children running the bare proxy (`node -e …`). */
+function bareProxies(): number[] {
+  const out: number[] = [];
+  for (const tid of readdirSync(`/proc/${process.pid}/task`)) {
+    for (const pid of readFileSync(`/proc/${process.pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean).map(Number)) {
+      try {
+        if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[1] === '-e') out.push(pid);
+      } catch {
+        // gone
+      }
+    }
+  }
+  return out;
+}
 
 /** This process's children (of every thread) running `CLI daemon`: how the test finds the load's daemon on its own. */
 function daemonChildren(): number[] {

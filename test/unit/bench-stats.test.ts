@@ -140,13 +140,16 @@ describe('levels and comparisons', () => {
   });
 
   it('compareLevels pairs daemon and direct per concurrency', () => {
-    const mk = (target: 'daemon' | 'direct', c: number, tps: number, p50: number, p99: number) => ({
+    const mk = (target: 'daemon' | 'direct' | 'floor', c: number, tps: number, p50: number, p99: number) => ({
       ...buildLevel(target, c, { t0: 0, wallMs: 1000, samples: [sample({ target })] }, []),
       tokensPerSecond: tps,
       ttftMs: { ...summarize([p50]), p50, p99 },
     });
     const cmp = compareLevels([mk('daemon', 2, 99, 3, 9), mk('direct', 2, 100, 2, 5), mk('daemon', 1, 50, 2, 2), mk('direct', 4, 1, 1, 1)]);
     expect(cmp).toEqual([{ concurrency: 2, throughputRatio: 0.99, addedTtftP50Ms: 1, addedTtftP99Ms: 4 }]);
+    // The bare proxy's level at the same concurrency is set against the same direct level.
+    const withFloor = compareLevels([mk('daemon', 2, 99, 3, 9), mk('direct', 2, 100, 2, 5), mk('floor', 2, 98, 2.5, 6), mk('floor', 4, 1, 1, 1)]);
+    expect(withFloor).toEqual([{ concurrency: 2, throughputRatio: 0.99, addedTtftP50Ms: 1, addedTtftP99Ms: 4, floor: { throughputRatio: 0.98, addedTtftP50Ms: 0.5, addedTtftP99Ms: 1 } }]);
   });
 });
 
