@@ -81,9 +81,10 @@ export const CHAT = {
   ctxPerSlot: 2048,
   // The model when --model is not given: dim 256 × 12 layers computes a prompt at ~0.5 ms a token on
   // one core of this 2-core VM, so a 1,500-token history costs ~0.8 s to recompute against ~70 ms for
-  // a hit's new message (unloaded): prefill of the history is most of a miss's TTFT, as for a 7B model
-  // on a GPU. The dim-256 × 4 model computes 0.16 ms a token, so a miss cost about twice a hit under
-  // load (queueing and the other slots' decoding were most of either), and off ÷ on measured that noise.
+  // a hit's new message (unloaded): prefill of the history is most of a miss's TTFT, as the issue's
+  // chats on a GPU box. The dim-256 × 4 model computes 0.16 ms a token, so an unqueued miss cost only
+  // 2–4× a hit under load (the other slots' decoding was most of either), within the runs' noise.
+  // Measured (design.md "Cache-aware dequeue"): off ÷ on 1.39–5.97× over four runs, load-sensitive.
   model: { dim: 256, layers: 12 },
   // Short user messages and long replies, as in real chats: each turn adds ~65 tokens of user message
   // to the reply (160 whole-word tokens, see replyLogitBias) that the slot already holds, so with
