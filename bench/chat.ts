@@ -25,6 +25,8 @@ export interface ChatPlan {
   maxTokens: number;
   /** Mean time the user takes to read a reply and write the next message, ms (each gap 0.5–1.5 × this, seeded); 0: none. */
   thinkMs: number;
+  /** Conversations start at seeded times spread evenly over this window, ms, as users arrive at a service; 0: all at once. */
+  startSpreadMs: number;
 }
 
 /**
@@ -35,7 +37,7 @@ export interface ChatPlan {
 export interface Conversation {
   system: string;
   users: string[];
-  /** Before each turn, after the previous reply ended, ms (0 before the first). */
+  /** Before each turn, after the previous reply ended, ms; before the first: the conversation's start time. */
   thinkMs: number[];
 }
 
@@ -53,12 +55,19 @@ export const WORDS = (
 /** The conversations of a plan, the same for the same seed: the runs compared send the same first turns. */
 export function planConversations(p: ChatPlan): Conversation[] {
   const random = mulberry32(p.seed);
+  // Start times from a stream of their own, so the texts of a seed stay what they were without a spread.
+  const arrival = mulberry32(p.seed + 1);
   const words = (n: number): string => Array.from({ length: n }, () => WORDS[Math.floor(random() * WORDS.length)]).join(' ');
-  return Array.from({ length: p.conversations }, (_, c) => ({
-    system: `You are assistant number ${c + 1}. ${words(p.systemWords)}`,
-    users: Array.from({ length: p.turns }, () => words(p.userWords)),
-    thinkMs: Array.from({ length: p.turns }, (_, t) => (t === 0 ? 0 : Math.round(p.thinkMs * (0.5 + random())))),
-  }));
+  return Array.from({ length: p.conversations }, (_, c) => {
+    // One start in each of `conversations` equal parts of the window (seeded place inside it): spread
+    // evenly, so no chance cluster of first turns queues as all of them at once did.
+    const startMs = Math.round((p.startSpreadMs * (c + arrival())) / p.conversations);
+    return {
+      system: `You are assistant number ${c + 1}. ${words(p.systemWords)}`,
+      users: Array.from({ length: p.turns }, () => words(p.userWords)),
+      thinkMs: Array.from({ length: p.turns }, (_, t) => (t === 0 ? startMs : Math.round(p.thinkMs * (0.5 + random())))),
+    };
+  });
 }
 
 /** The messages of turn `turn`: the system prompt, then each earlier user message and the reply it got, then this turn's user message. */
@@ -111,8 +120,11 @@ export interface ChatRunOptions {
   onProgress?: (done: number) => void;
 }
 
-/** A chat sample: which turn it was (0-based). */
-export type ChatSample = RequestSample & { turn: number };
+/**
+ * A chat sample: which conversation and turn it was (0-based), and where the daemon ran it (from its
+ * lease records: the replica and slot), so a run can be read request by request.
+ */
+export type ChatSample = RequestSample & { conversation: number; turn: number; instanceId?: string; slot?: number };
 
 /** Every conversation at once, each turn after the previous answer; status polled throughout. */
 export async function runConversations(o: ChatRunOptions): Promise<{ level: LevelResult; samples: ChatSample[] }> {
@@ -124,7 +136,7 @@ export async function runConversations(o: ChatRunOptions): Promise<{ level: Leve
   try {
     sampler.start();
     const t0 = performance.now();
-    const one = async (conv: Conversation): Promise<void> => {
+    const one = async (conv: Conversation, conversation: number): Promise<void> => {
       const replies: string[] = [];
       for (let turn = 0; turn < conv.users.length; turn++) {
         if (conv.thinkMs[turn]) await sleep(conv.thinkMs[turn], undefined, { signal: o.signal });
@@ -144,7 +156,7 @@ export async function runConversations(o: ChatRunOptions): Promise<{ level: Leve
           signal: o.signal,
           t0,
         });
-        samples.push({ ...s, turn });
+        samples.push({ ...s, conversation, turn });
         o.onProgress?.(samples.length);
         // The next turn sends back what the model said, as a chat client does (a failed turn: what came).
         replies.push(reply);
@@ -182,6 +194,30 @@ export function promptTokenTotals(samples: readonly Pick<RequestSample, 'promptN
     cached += s.cacheN ?? 0;
   }
   return { cached, processed };
+}
+
+/**
+ * Of the later turns (turn > 0) that ran, the share on the replica that ran the conversation's turn
+ * before: there llama-server can restore the history from its own host prompt cache even without
+ * affinity routing, so this is how often "off" is a hit by placement alone. NaN when none ran.
+ */
+export function sameReplicaShare(samples: readonly Pick<ChatSample, 'conversation' | 'turn' | 'instanceId'>[]): number {
+  const at = new Map<string, string>();
+  for (const s of samples) if (s.instanceId !== undefined) at.set(`${s.conversation}/${s.turn}`, s.instanceId);
+  let same = 0;
+  let later = 0;
+  for (const s of samples) {
+    const before = at.get(`${s.conversation}/${s.turn - 1}`);
+    if (s.turn === 0 || s.instanceId === undefined || before === undefined) continue;
+    later++;
+    if (before === s.instanceId) same++;
+  }
+  return later > 0 ? same / later : NaN;
+}
+
+/** TTFT less the daemon's queue wait (X-Slotwise-Queue-Wait-Ms): prefill and the first token, plus the hop. */
+export function ttftLessQueue(samples: readonly Pick<RequestSample, 'ttftMs' | 'queueWaitMs'>[]): Summary {
+  return summarize(samples.flatMap((s) => (s.ttftMs === undefined ? [] : [Math.max(0, s.ttftMs - s.queueWaitMs)])));
 }
 
 /** Prompt tokens per request as llama-server counted them (evaluated + reused). */

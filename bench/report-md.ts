@@ -63,26 +63,32 @@ function chatSection(c: NonNullable<BenchReport['chat']>): string[] {
     '',
     '## Chat: prompt-cache affinity off vs on',
     '',
-    `${c.conversations} conversations × ${c.turns} turns, all at once, each sending its next turn ` +
+    `${c.conversations} conversations × ${c.turns} turns, ` +
+      `${c.startSpreadMs ? `starting spread over the first ${fmt(c.startSpreadMs, 0)} ms (as users arrive)` : 'all at once'}, each sending its next turn ` +
       `${c.thinkMs > 0 ? `a seeded 0.5–1.5 × ${fmt(c.thinkMs, 0)} ms (the user reading and writing) after the last answer ended` : 'when the last answer ended'} (seeded system prompt and ` +
       `user messages; each turn's history carries the replies the model generated, temperature 0, max_tokens ${c.maxTokens}` +
       `${c.wordBias ? ', limited by a logit bias to whole-word tokens so they re-tokenize as generated' : ', free text'}); ` +
       `${c.replicas} instances × ${c.slotsPerInstance} slots, a fresh daemon per run. ` +
-      'Hit ratio: Σ cache_n ÷ Σ (cache_n + prompt_n) from llama-server\'s `timings` in each stream\'s last chunk. Times in ms.',
+      'Hit ratio: Σ cache_n ÷ Σ (cache_n + prompt_n) from llama-server\'s `timings` in each stream\'s last chunk. ' +
+      '"TTFT − queue": TTFT less the daemon\'s queue wait (prefill and the first token once a slot was leased). ' +
+      '"on previous replica": the later turns that ran on the replica of the conversation\'s turn before, where llama-server\'s ' +
+      'own host prompt cache restores the history even without affinity, so "off" is a hit that often by placement alone. Times in ms.',
     '',
     ...table(
-      ['affinity', 'TTFT p50', 'TTFT p95', 'first turn TTFT p50', 'later turns TTFT p50', 'e2e p50', 'prompt tokens p50 (min–max)', 'prompt tokens Σ', 'computed Σ', 'cache hit', 'queue mean', 'failed'],
+      ['affinity', 'TTFT p50', 'TTFT p95', 'first turn TTFT p50', 'later turns TTFT p50', 'TTFT − queue p50', 'e2e p50', 'prompt tokens p50 (min–max)', 'prompt tokens Σ', 'computed Σ', 'cache hit', 'on previous replica', 'queue mean', 'failed'],
       c.runs.map((x) => [
         x.affinity ? 'on' : 'off',
         fmt(x.level.ttftMs.p50, 2),
         fmt(x.level.ttftMs.p95, 2),
         fmt(x.firstTurnTtftMs.p50, 2),
         fmt(x.laterTurnTtftMs.p50, 2),
+        x.ttftLessQueueMs ? fmt(x.ttftLessQueueMs.p50, 2) : '—',
         fmt(x.level.e2eMs.p50),
         `${fmt(x.promptTokens.p50, 0)} (${fmt(x.promptTokens.min, 0)}–${fmt(x.promptTokens.max, 0)})`,
         x.promptTokensTotal.cached + x.promptTokensTotal.processed,
         x.promptTokensTotal.processed,
         pct(x.hitRatio * 100),
+        x.sameReplicaShare !== undefined && Number.isFinite(x.sameReplicaShare) ? pct(x.sameReplicaShare * 100) : '—',
         fmt(x.level.queueWaitMs.mean),
         x.level.failed,
       ]),

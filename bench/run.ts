@@ -79,11 +79,20 @@ export const CHAT = {
   replicas: 2,
   slots: 4,
   ctxPerSlot: 2048,
+  // The model when --model is not given: dim 256 × 12 layers computes a prompt at ~0.5 ms a token on
+  // one core of this 2-core VM, so a 1,500-token history costs ~0.8 s to recompute against ~70 ms for
+  // a hit's new message (unloaded): prefill of the history is most of a miss's TTFT, as the issue's
+  // chats on a GPU box. The dim-256 × 4 model computes 0.16 ms a token, so an unqueued miss cost only
+  // 2–4× a hit under load (the other slots' decoding was most of either), within the runs' noise.
+  // Measured (design.md "Cache-aware dequeue"): off ÷ on 1.39–5.97× over four runs, load-sensitive.
+  model: { dim: 256, layers: 12 },
   // Short user messages and long replies, as in real chats: each turn adds ~65 tokens of user message
   // to the reply (160 whole-word tokens, see replyLogitBias) that the slot already holds, so with
   // perfect routing ~87 % of the prompt tokens can come from a cache (first turns: none). The user
-  // reads and writes ~2 s between turns, so TTFT measures prefill, not only the wait for a slot.
-  plan: { conversations: 16, turns: 6, seed: 7, systemWords: 200, userWords: 50, maxTokens: 160, thinkMs: 2000 },
+  // reads and writes ~4 s between turns, and conversations start spread over the first 4 s as users
+  // arrive: with all 16 first turns at t = 0 on 8 slots, half of them queued 0.5–0.9 s in both runs, and
+  // with 2 s gaps later turns often found all 8 slots busy, so TTFT measured the wait for a slot.
+  plan: { conversations: 16, turns: 6, seed: 7, systemWords: 200, userWords: 50, maxTokens: 160, thinkMs: 4000, startSpreadMs: 4000 },
 } as const;
 
 export async function runBench(req: BenchRequest): Promise<BenchReport> {
@@ -112,7 +121,7 @@ async function attached(req: BenchRequest): Promise<Draft> {
 
 async function custom(req: BenchRequest): Promise<Draft> {
   const config = await loadConfig({ path: req.configPath, env: req.env, allowMissing: !req.configPath });
-  const model = await resolveModel(req, config);
+  const model = await resolveModel(req, config, req.workload === 'chat' ? CHAT.model : undefined);
   if (config.llamaServer === 'auto') await runSetup({ env: req.env, quietIfCached: true, stderr: req.setupStream, signal: req.signal });
   if (req.workload === 'chat') return chatRun(req, model, config);
   const hosted = await hostedSweep(req, { model, routing: req.routing, llamaServer: config.llamaServer, queue: config.queue, sweep: sweepOptions(req, model.name) });
@@ -207,10 +216,14 @@ function sweepOptions(req: BenchRequest, model: string): BenchReport['sweep']['o
   return { model, concurrency: req.concurrency, requests: req.requests, mix: req.mix, direct: req.direct, prompt: BENCH_PROMPT };
 }
 
-/** `--model`: a .gguf path, a model of the config, or (none given) the tiny model. */
-export async function resolveModel(req: Pick<BenchRequest, 'model' | 'slots' | 'replicas' | 'env' | 'signal'>, config: Config): Promise<ModelConfig> {
+/** `--model`: a .gguf path, a model of the config, or (none given) the tiny model (`tiny`: its size, default the smallest). */
+export async function resolveModel(
+  req: Pick<BenchRequest, 'model' | 'slots' | 'replicas' | 'env' | 'signal'>,
+  config: Config,
+  tiny?: { dim: number; layers: number },
+): Promise<ModelConfig> {
   const layout = { slots: req.slots ?? 4, replicas: req.replicas ?? 1 };
-  if (req.model === undefined) return modelConfig('tiny', await ensureCachedTinyModel({ env: req.env, signal: req.signal }), layout);
+  if (req.model === undefined) return modelConfig('tiny', await ensureCachedTinyModel({ env: req.env, signal: req.signal, ...tiny }), layout);
   const configured = config.models.find((m) => m.name === req.model);
   if (configured) {
     const replicas = req.replicas ?? (configured.replicas === 'auto' ? 1 : Math.max(1, configured.replicas));

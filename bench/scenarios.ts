@@ -3,8 +3,10 @@
 // streams against the stand-in upstream.
 import type { Config, ModelConfig } from '../daemon/config/types';
 import { DEFAULT_PROMPT_CACHE_MIB } from '../daemon/config/rules';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { readGgufHeader } from '../gguf/gguf';
-import { cacheHitRatio, planConversations, promptTokenTotals, promptTokens, replyLogitBias, runConversations, type ChatPlan } from './chat';
+import { cacheHitRatio, planConversations, promptTokenTotals, promptTokens, replyLogitBias, runConversations, sameReplicaShare, ttftLessQueue, type ChatPlan, type ChatSample } from './chat';
+import type { LeaseRecord } from '../daemon/scheduler/scheduler';
 import { fetchSnapshot } from './status-sampler';
 import { runClient } from './client-process';
 import { hostDaemon } from './daemon-host';
@@ -167,6 +169,9 @@ export async function chatScenario(ctx: ScenarioContext, o: ChatScenarioOptions)
       await Promise.all(daemon.supervisor.instances(model.name).map((i) => i.ensureReady({ signal: ctx.signal })));
       environment ??= await describeEnvironment(await fetchSnapshot(daemon.url, daemon.token));
       const total = o.plan.conversations * o.plan.turns;
+      // Where each request ran: the daemon's lease records, joined to the samples by request id.
+      const leases = new Map<string, LeaseRecord>();
+      daemon.scheduler.on('lease', (r) => leases.set(r.requestId, r));
       const { level, samples } = await runConversations({
         url: daemon.url,
         token: daemon.token,
@@ -177,6 +182,10 @@ export async function chatScenario(ctx: ScenarioContext, o: ChatScenarioOptions)
         signal: ctx.signal,
         onProgress: (done) => ctx.progress?.update(`chat, affinity ${affinity ? 'on' : 'off'}: ${done}/${total}`),
       });
+      // A lease is recorded at its release, just after the last byte reached the client: wait for the last ones.
+      const until = Date.now() + 2000;
+      while (Date.now() < until && samples.some((s) => s.requestId !== undefined && !leases.has(s.requestId))) await sleep(10);
+      placeSamples(samples, leases);
       const ok = samples.filter((s) => s.ok);
       const ttft = (pick: (turn: number) => boolean): ReturnType<typeof summarize> =>
         summarize(ok.flatMap((s) => (pick(s.turn) && s.ttftMs !== undefined ? [s.ttftMs] : [])));
@@ -186,7 +195,11 @@ export async function chatScenario(ctx: ScenarioContext, o: ChatScenarioOptions)
         hitRatio: cacheHitRatio(ok),
         promptTokens: promptTokens(ok),
         promptTokensTotal: promptTokenTotals(ok),
-        firstTurnTtftMs: ttft((t) => t === 0), laterTurnTtftMs: ttft((t) => t > 0) });
+        firstTurnTtftMs: ttft((t) => t === 0),
+        laterTurnTtftMs: ttft((t) => t > 0),
+        ttftLessQueueMs: ttftLessQueue(ok),
+        sameReplicaShare: sameReplicaShare(ok),
+      });
     } finally {
       await host.close();
     }
@@ -200,10 +213,21 @@ export async function chatScenario(ctx: ScenarioContext, o: ChatScenarioOptions)
     maxTokens: o.plan.maxTokens,
     wordBias: logitBias !== undefined,
     thinkMs: o.plan.thinkMs,
+    startSpreadMs: o.plan.startSpreadMs,
     runs,
     ttftP50Ratio: off.level.ttftMs.p50 / on.level.ttftMs.p50,
   };
   return { chat, environment: environment! };
+}
+
+/** Adds each sample's replica and slot from the lease record of its request id (a request that never took a slot has none). */
+export function placeSamples(samples: ChatSample[], leases: ReadonlyMap<string, Pick<LeaseRecord, 'instanceId' | 'slot'>>): void {
+  for (const s of samples) {
+    const lease = s.requestId !== undefined ? leases.get(s.requestId) : undefined;
+    if (!lease) continue;
+    s.instanceId = lease.instanceId;
+    if (lease.slot !== undefined) s.slot = lease.slot;
+  }
 }
 
 /** The reply bias for the model's vocab (`replyLogitBias`), or undefined when it has none. */

@@ -204,6 +204,8 @@ export interface ChatResult {
   wordBias: boolean;
   /** Mean gap between a reply's end and the next turn (the user reading and writing), ms; 0: none. */
   thinkMs: number;
+  /** The conversations' first turns are spread over this window, ms (0: all at once). Absent in older reports. */
+  startSpreadMs?: number;
   runs: {
     affinity: boolean;
     level: LevelResult;
@@ -216,6 +218,10 @@ export interface ChatResult {
     /** TTFT of the first turns (nothing to reuse yet) and of the later ones. */
     firstTurnTtftMs: Summary;
     laterTurnTtftMs: Summary;
+    /** TTFT less the daemon's queue wait: what prefill (and the first token) took once a slot was leased. Absent in older reports. */
+    ttftLessQueueMs?: Summary;
+    /** Of the later turns, the share on the replica that ran the conversation's turn before (sameReplicaShare). Absent in older reports. */
+    sameReplicaShare?: number;
   }[];
   /** TTFT p50 without affinity ÷ with; goal ≥ 3. */
   ttftP50Ratio: number;

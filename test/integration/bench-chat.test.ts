@@ -22,9 +22,9 @@ describe('chat workload (real llama-server, 1 × 1 slot)', () => {
     try {
       await d.waitFor(ready, 'ready');
       const maxTokens = 24;
-      const conversations = planConversations({ conversations: 1, turns: 3, seed: 3, systemWords: 60, userWords: 20, maxTokens, thinkMs: 0 });
+      const conversations = planConversations({ conversations: 1, turns: 3, seed: 3, systemWords: 60, userWords: 20, maxTokens, thinkMs: 0, startSpreadMs: 0 });
       const { samples } = await runConversations({ url: d.url, token: d.token, model: 'm', conversations, maxTokens, logitBias });
-      expect(samples.map((s) => [s.ok, s.turn, s.tokens])).toEqual([0, 1, 2].map((t) => [true, t, maxTokens]));
+      expect(samples.map((s) => [s.ok, s.conversation, s.turn, s.tokens])).toEqual([0, 1, 2].map((t) => [true, 0, t, maxTokens]));
       for (let t = 1; t < samples.length; t++) {
         const before = samples[t - 1]!;
         const earlier = before.promptN! + before.cacheN!;

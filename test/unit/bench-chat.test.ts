@@ -1,11 +1,14 @@
 // The chat workload's conversations and its cache hit ratio (no llama-server needed).
 import { describe, expect, it } from 'vitest';
-import { cacheHitRatio, planConversations, promptTokenTotals, promptTokens, replyLogitBias, turnMessages, WORDS } from '../../bench/chat';
+import { cacheHitRatio, planConversations, promptTokenTotals, promptTokens, replyLogitBias, sameReplicaShare, ttftLessQueue, turnMessages, WORDS, type ChatSample } from '../../bench/chat';
+import { renderMarkdown } from '../../bench/report-md';
+import { placeSamples } from '../../bench/scenarios';
+import { expectRectangularTables } from '../helpers/markdown';
 import { CHAT } from '../../bench/run';
 import { checkTargets } from '../../bench/targets';
 import { summarize } from '../../bench/stats';
 import { SseCounter } from '../../bench/stream-request';
-import type { ChatResult, SweepResult } from '../../bench/types';
+import type { BenchReport, ChatResult, SweepResult } from '../../bench/types';
 import { benchLevel } from './bench-fixtures';
 
 describe('planConversations', () => {
@@ -35,14 +38,27 @@ describe('planConversations', () => {
   });
 
   it('waits a seeded 0.5–1.5 × thinkMs before every turn but the first', () => {
-    const gaps = planConversations({ ...plan, thinkMs: 1000 }).flatMap((c) => {
+    const gaps = planConversations({ ...plan, thinkMs: 1000, startSpreadMs: 0 }).flatMap((c) => {
       expect(c.thinkMs[0]).toBe(0);
       return c.thinkMs.slice(1);
     });
     expect(Math.min(...gaps)).toBeGreaterThanOrEqual(500);
     expect(Math.max(...gaps)).toBeLessThanOrEqual(1500);
     expect(new Set(gaps).size).toBeGreaterThan(gaps.length / 2);
-    expect(planConversations({ ...plan, thinkMs: 0 }).every((c) => c.thinkMs.every((g) => g === 0))).toBe(true);
+    expect(planConversations({ ...plan, thinkMs: 0, startSpreadMs: 0 }).every((c) => c.thinkMs.every((g) => g === 0))).toBe(true);
+  });
+
+  it('starts the conversations spread evenly over startSpreadMs, one in each equal part, the texts unchanged', () => {
+    const spread = planConversations({ ...plan, startSpreadMs: 1600 });
+    const starts = spread.map((c) => c.thinkMs[0]!);
+    starts.forEach((t, c) => {
+      expect(t).toBeGreaterThanOrEqual(c * 100);
+      expect(t).toBeLessThanOrEqual((c + 1) * 100);
+    });
+    expect(new Set(starts.map((t) => t % 100)).size).toBeGreaterThan(starts.length / 2); // seeded places, not a grid
+    const together = planConversations({ ...plan, startSpreadMs: 0 });
+    expect(together.map((c) => c.thinkMs[0])).toEqual(together.map(() => 0));
+    expect(spread.map((c) => [c.system, c.users, c.thinkMs.slice(1)])).toEqual(together.map((c) => [c.system, c.users, c.thinkMs.slice(1)]));
   });
 
   it('gives every conversation its own system prompt, so they share no long prefix', () => {
@@ -95,6 +111,35 @@ describe('cache hit ratio', () => {
   });
 });
 
+describe('where the turns ran', () => {
+  it('takes each sample\'s replica and slot from the lease record of its request id', () => {
+    const samples = [
+      { conversation: 0, turn: 0, requestId: 'a' },
+      { conversation: 0, turn: 1, requestId: 'b' },
+      { conversation: 1, turn: 0 },
+    ].map((s): ChatSample => ({ target: 'daemon', ok: true, maxTokens: 8, startMs: 0, e2eMs: 1, tokens: 8, queueWaitMs: 0, ...s }));
+    placeSamples(samples, new Map([['a', { instanceId: 'm#1', slot: 2 }], ['b', { instanceId: 'm#2' }]]));
+    expect(samples.map((s) => [s.instanceId, s.slot])).toEqual([['m#1', 2], ['m#2', undefined], [undefined, undefined]]);
+  });
+
+  it('counts the later turns on the replica of the turn before, over the turns that ran', () => {
+    const at = (conversation: number, turn: number, instanceId?: string) => ({ conversation, turn, instanceId });
+    // c0: 1 → 1 (same) → 2 (moved); c1: 2 → 2 (same); c2's turn 1 has no turn 0 that ran: not counted
+    const samples = [at(0, 0, 'A'), at(0, 1, 'A'), at(0, 2, 'B'), at(1, 0, 'B'), at(1, 1, 'B'), at(2, 1, 'A'), at(3, 0)];
+    expect(sameReplicaShare(samples)).toBeCloseTo(2 / 3, 12);
+    expect(sameReplicaShare([at(0, 0, 'A')])).toBeNaN();
+  });
+
+  it('splits TTFT into the queue wait and the rest', () => {
+    const s = ttftLessQueue([
+      { ttftMs: 300, queueWaitMs: 250 },
+      { ttftMs: 80, queueWaitMs: 0 },
+      { ttftMs: undefined, queueWaitMs: 10 },
+    ]);
+    expect([s.count, s.min, s.max]).toEqual([2, 50, 80]);
+  });
+});
+
 describe('SseCounter timings', () => {
   it('keeps prompt_n and cache_n of the last chunk that had them', () => {
     const c = new SseCounter(() => undefined);
@@ -139,5 +184,37 @@ describe('chat goals', () => {
     const [ratio, hit] = checkTargets({ sweep, chat });
     expect(ratio).toMatchObject({ met: false, measured: '1.50×' });
     expect(hit).toMatchObject({ met: undefined, measured: 'not measured (llama-server sent no timings.cache_n)' });
+  });
+});
+
+describe('bench.md chat section', () => {
+  it('says how the conversations start and shows TTFT less queue and the previous-replica share per run', () => {
+    const run = (affinity: boolean, share: number): ChatResult['runs'][number] => ({
+      affinity,
+      level: benchLevel('daemon', 16, 100, { ttftMs: { ...summarize([affinity ? 60 : 200]) } }),
+      hitRatio: affinity ? 0.85 : 0.65,
+      promptTokens: summarize([300, 1500]),
+      promptTokensTotal: { cached: 1200, processed: 600 },
+      firstTurnTtftMs: summarize([100]),
+      laterTurnTtftMs: summarize([90]),
+      ttftLessQueueMs: summarize([affinity ? 55 : 180]),
+      sameReplicaShare: share,
+    });
+    const chat: ChatResult = { conversations: 16, turns: 6, replicas: 2, slotsPerInstance: 4, maxTokens: 160, wordBias: true, thinkMs: 4000, startSpreadMs: 4000, runs: [run(false, 0.5), run(true, 0.95)], ttftP50Ratio: 200 / 60 };
+    const report: BenchReport = {
+      schema: 1,
+      environment: { cpuModel: 'Test CPU', cores: 2, memoryGiB: 8, platform: 'linux-x64', node: 'v20.0.0', slotwise: '0.1.0', llamaServer: 'b1', gpus: [], startedAt: '2026-01-01T00:00:00.000Z' },
+      run: { kind: 'custom', model: 'tiny', modelPath: '/m/tiny.gguf', routing: 'slot-aware' },
+      sweep: { options: { model: 'tiny', concurrency: [], requests: 0, mix: [], direct: false, prompt: '' }, levels: [], comparisons: [], layout: { instances: 2, slotsPerInstance: 4 } },
+      chat,
+      targets: [],
+      durationMs: 1,
+    };
+    const md = renderMarkdown(report);
+    expectRectangularTables(md);
+    expect(md).toContain('16 conversations × 6 turns, starting spread over the first 4000 ms (as users arrive)');
+    expect(md).toMatch(/\| off \| 200\.00 \|.*\| 180\.00 \|.*\| 50 % \|/);
+    expect(md).toMatch(/\| on \| 60\.00 \|.*\| 55\.00 \|.*\| 95 % \|/);
+    expect(renderMarkdown({ ...report, chat: { ...chat, startSpreadMs: 0 } })).toContain('16 conversations × 6 turns, all at once');
   });
 });
