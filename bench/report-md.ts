@@ -77,7 +77,7 @@ function chatSection(c: NonNullable<BenchReport['chat']>): string[] {
     ...table(
       ['affinity', 'TTFT p50', 'TTFT p95', 'first turn TTFT p50', 'later turns TTFT p50', 'TTFT − queue p50', 'e2e p50', 'prompt tokens p50 (min–max)', 'prompt tokens Σ', 'computed Σ', 'cache hit', 'on previous replica', 'queue mean', 'failed'],
       c.runs.map((x) => [
-        x.affinity ? 'on' : 'off',
+        `${x.affinity ? 'on' : 'off'}${(c.rounds ?? 1) > 1 && x.round !== undefined ? ` (round ${x.round + 1})` : ''}`,
         fmt(x.level.ttftMs.p50, 2),
         fmt(x.level.ttftMs.p95, 2),
         fmt(x.firstTurnTtftMs.p50, 2),
@@ -94,8 +94,15 @@ function chatSection(c: NonNullable<BenchReport['chat']>): string[] {
       ]),
     ),
     '',
-    `TTFT p50 off ÷ on: **${fmt(c.ttftP50Ratio, 2)}×**.`,
-    ...(c.runs.some((x) => x.level.errors.length) ? ['', ...c.runs.filter((x) => x.level.errors.length).map((x) => `- affinity ${x.affinity ? 'on' : 'off'}: ${x.level.errors.join('; ')}`)] : []),
+    ...((c.rounds ?? 1) > 1 && c.pooled
+      ? [
+          `${c.rounds} rounds in the order ${c.runs.map((x) => (x.affinity ? 'on' : 'off')).join(', ')}, so a drift in the machine's load hits both modes alike; ` +
+            `pooled over them: ${c.pooled.map((p) => `${p.affinity ? 'on' : 'off'} TTFT p50 ${fmt(p.ttftMs.p50, 2)} ms, cache hit ${pct(p.hitRatio * 100)}`).join('; ')}.`,
+          '',
+        ]
+      : []),
+    `TTFT p50 off ÷ on${(c.rounds ?? 1) > 1 ? ' (pooled)' : ''}: **${fmt(c.ttftP50Ratio, 2)}×**.`,
+    ...(c.runs.some((x) => x.level.errors.length) ? ['', ...c.runs.filter((x) => x.level.errors.length).map((x) => `- affinity ${x.affinity ? 'on' : 'off'}${x.round !== undefined ? ` (round ${x.round + 1})` : ''}: ${x.level.errors.join('; ')}`)] : []),
   ];
 }
 

@@ -86,6 +86,9 @@ export const CHAT = {
   // 2–4× a hit under load (the other slots' decoding was most of either), within the runs' noise.
   // Measured (design.md "Cache-aware dequeue"): off ÷ on 1.39–5.97× over four runs, load-sensitive.
   model: { dim: 256, layers: 12 },
+  // Off and on twice, in the order off, on, on, off, each mode pooled over both: one round each swung
+  // 1.39–5.97× with the machine's other load, which hit one mode and not the other (design.md).
+  rounds: 2,
   // Short user messages and long replies, as in real chats: each turn adds ~65 tokens of user message
   // to the reply (160 whole-word tokens, see replyLogitBias) that the slot already holds, so with
   // perfect routing ~87 % of the prompt tokens can come from a cache (first turns: none). The user

@@ -149,19 +149,29 @@ export interface ChatScenarioOptions {
   slots: number;
   ctxPerSlot: number;
   plan: ChatPlan;
+  /** Rounds of off and on (default 1), ABBA order; the ratio pools each mode's requests over them. */
+  rounds?: number;
   args?: string[];
   llamaServer?: string;
 }
 
-/** The chat conversations through two fresh daemons: prompt-cache affinity off, then on. */
+/** Affinity of each run: off, on, then on, off, … (ABBA), so a drift in the machine's load over the run hits both modes alike. */
+export function chatRunOrder(rounds: number): boolean[] {
+  return Array.from({ length: rounds }, (_, r) => (r % 2 === 0 ? [false, true] : [true, false])).flat();
+}
+
+/** The chat conversations through a fresh daemon per run: prompt-cache affinity off and on, `rounds` times. */
 export async function chatScenario(ctx: ScenarioContext, o: ChatScenarioOptions): Promise<{ chat: ChatResult; environment: Environment }> {
   const conversations = planConversations(o.plan);
   const logitBias = await wordLogitBias(o.modelPath, ctx.signal);
   if (!logitBias) ctx.progress?.line('chat: the vocab lacks whole-word tokens of the workload, so replies are free text and may not re-tokenize as generated');
   const runs: ChatResult['runs'] = [];
+  const rounds = o.rounds ?? 1;
+  const pooled = new Map<boolean, ChatSample[]>([[false, []], [true, []]]);
   let environment: Environment | undefined;
-  for (const affinity of [false, true]) {
-    ctx.progress?.line(`chat: ${o.plan.conversations} conversations × ${o.plan.turns} turns, ${o.replicas} × ${o.slots} slots, affinity ${affinity ? 'on' : 'off'}`);
+  for (const [i, affinity] of chatRunOrder(rounds).entries()) {
+    const round = Math.floor(i / 2);
+    ctx.progress?.line(`chat: ${o.plan.conversations} conversations × ${o.plan.turns} turns, ${o.replicas} × ${o.slots} slots, affinity ${affinity ? 'on' : 'off'}${rounds > 1 ? ` (round ${round + 1}/${rounds})` : ''}`);
     const model = modelConfig('tiny', o.modelPath, { slots: o.slots, replicas: o.replicas, args: o.args, ctxPerSlot: o.ctxPerSlot, affinity });
     const host = await hostDaemon({ models: [model], routing: 'slot-aware', llamaServer: o.llamaServer, env: ctx.env });
     try {
@@ -187,10 +197,12 @@ export async function chatScenario(ctx: ScenarioContext, o: ChatScenarioOptions)
       while (Date.now() < until && samples.some((s) => s.requestId !== undefined && !leases.has(s.requestId))) await sleep(10);
       placeSamples(samples, leases);
       const ok = samples.filter((s) => s.ok);
+      pooled.get(affinity)!.push(...ok);
       const ttft = (pick: (turn: number) => boolean): ReturnType<typeof summarize> =>
         summarize(ok.flatMap((s) => (pick(s.turn) && s.ttftMs !== undefined ? [s.ttftMs] : [])));
       runs.push({
         affinity,
+        ...(rounds > 1 ? { round } : {}),
         level,
         hitRatio: cacheHitRatio(ok),
         promptTokens: promptTokens(ok),
@@ -204,7 +216,11 @@ export async function chatScenario(ctx: ScenarioContext, o: ChatScenarioOptions)
       await host.close();
     }
   }
-  const [off, on] = runs as [ChatResult['runs'][number], ChatResult['runs'][number]];
+  const both = [false, true].map((affinity) => {
+    const all = pooled.get(affinity)!;
+    return { affinity, ttftMs: summarize(all.flatMap((s) => (s.ttftMs !== undefined ? [s.ttftMs] : []))), hitRatio: cacheHitRatio(all) };
+  });
+  const [off, on] = both as [(typeof both)[number], (typeof both)[number]];
   const chat: ChatResult = {
     conversations: o.plan.conversations,
     turns: o.plan.turns,
@@ -214,8 +230,10 @@ export async function chatScenario(ctx: ScenarioContext, o: ChatScenarioOptions)
     wordBias: logitBias !== undefined,
     thinkMs: o.plan.thinkMs,
     startSpreadMs: o.plan.startSpreadMs,
+    rounds,
+    pooled: both,
     runs,
-    ttftP50Ratio: off.level.ttftMs.p50 / on.level.ttftMs.p50,
+    ttftP50Ratio: off.ttftMs.p50 / on.ttftMs.p50,
   };
   return { chat, environment: environment! };
 }

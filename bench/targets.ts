@@ -94,7 +94,7 @@ function percent(v: number): string {
 }
 
 function chatChecks(chat: NonNullable<Parts['chat']>): TargetCheck[] {
-  const on = chat.runs.find((x) => x.affinity);
+  const on = chat.pooled?.find((x) => x.affinity) ?? chat.runs.find((x) => x.affinity);
   const ratio = Number.isFinite(chat.ttftP50Ratio) ? chat.ttftP50Ratio : undefined;
   const hit = on && Number.isFinite(on.hitRatio) ? on.hitRatio : undefined;
   return [

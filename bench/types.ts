@@ -206,8 +206,14 @@ export interface ChatResult {
   thinkMs: number;
   /** The conversations' first turns are spread over this window, ms (0: all at once). Absent in older reports. */
   startSpreadMs?: number;
+  /** Rounds of off and on, in ABBA order (off, on, on, off, …) so drift over the run hits both alike. Absent in older reports: 1. */
+  rounds?: number;
+  /** Each mode over all its rounds: what the ratio and the goals read. Absent in older reports (one round). */
+  pooled?: { affinity: boolean; ttftMs: Summary; hitRatio: number }[];
   runs: {
     affinity: boolean;
+    /** 0-based round (absent in older reports). */
+    round?: number;
     level: LevelResult;
     /** Σ cache_n ÷ Σ (cache_n + prompt_n) from llama-server's `timings` in each stream's last chunk. */
     hitRatio: number;
@@ -223,7 +229,7 @@ export interface ChatResult {
     /** Of the later turns, the share on the replica that ran the conversation's turn before (sameReplicaShare). Absent in older reports. */
     sameReplicaShare?: number;
   }[];
-  /** TTFT p50 without affinity ÷ with; goal ≥ 3. */
+  /** TTFT p50 without affinity ÷ with (pooled over the rounds); goal ≥ 3. */
   ttftP50Ratio: number;
 }
 

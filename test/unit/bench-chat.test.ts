@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { cacheHitRatio, planConversations, promptTokenTotals, promptTokens, replyLogitBias, sameReplicaShare, ttftLessQueue, turnMessages, WORDS, type ChatSample } from '../../bench/chat';
 import { renderMarkdown } from '../../bench/report-md';
-import { placeSamples } from '../../bench/scenarios';
+import { chatRunOrder, placeSamples } from '../../bench/scenarios';
 import { expectRectangularTables } from '../helpers/markdown';
 import { CHAT } from '../../bench/run';
 import { checkTargets } from '../../bench/targets';
@@ -179,6 +179,12 @@ describe('chat goals', () => {
     ]);
   });
 
+  it('reads the hit ratio pooled over the rounds when the run has rounds', () => {
+    const pooled = [{ affinity: false, ttftMs: summarize([90]), hitRatio: 0.6 }, { affinity: true, ttftMs: summarize([20]), hitRatio: 0.79 }];
+    const chat: ChatResult = { conversations: 16, turns: 6, replicas: 2, slotsPerInstance: 4, maxTokens: 32, wordBias: true, thinkMs: 0, rounds: 2, pooled, runs: [run(false, 90, 0.5), run(true, 20, 0.85), run(true, 20, 0.73), run(false, 90, 0.5)], ttftP50Ratio: 4.5 };
+    expect(checkTargets({ sweep, chat })[1]).toMatchObject({ measured: '79.0 %', met: false });
+  });
+
   it('misses with a small ratio and says when no hit ratio was measured', () => {
     const chat: ChatResult = { conversations: 16, turns: 6, replicas: 2, slotsPerInstance: 4, maxTokens: 32, wordBias: true, thinkMs: 0, runs: [run(false, 30, NaN), run(true, 20, NaN)], ttftP50Ratio: 1.5 };
     const [ratio, hit] = checkTargets({ sweep, chat });
@@ -216,5 +222,42 @@ describe('bench.md chat section', () => {
     expect(md).toMatch(/\| off \| 200\.00 \|.*\| 180\.00 \|.*\| 50 % \|/);
     expect(md).toMatch(/\| on \| 60\.00 \|.*\| 55\.00 \|.*\| 95 % \|/);
     expect(renderMarkdown({ ...report, chat: { ...chat, startSpreadMs: 0 } })).toContain('16 conversations × 6 turns, all at once');
+  });
+
+  it('labels each run with its round and gives the pooled figures the ratio comes from', () => {
+    const run = (affinity: boolean, round: number, ttft: number): ChatResult['runs'][number] => ({
+      affinity,
+      round,
+      level: benchLevel('daemon', 16, 100, { ttftMs: { ...summarize([ttft]) } }),
+      hitRatio: affinity ? 0.85 : 0.65,
+      promptTokens: summarize([300, 1500]),
+      promptTokensTotal: { cached: 1200, processed: 600 },
+      firstTurnTtftMs: summarize([100]),
+      laterTurnTtftMs: summarize([90]),
+    });
+    const pooled = [{ affinity: false, ttftMs: summarize([210]), hitRatio: 0.64 }, { affinity: true, ttftMs: summarize([70]), hitRatio: 0.84 }];
+    const chat: ChatResult = { conversations: 16, turns: 6, replicas: 2, slotsPerInstance: 4, maxTokens: 160, wordBias: true, thinkMs: 4000, rounds: 2, pooled, runs: [run(false, 0, 200), run(true, 0, 60), run(true, 1, 80), run(false, 1, 220)], ttftP50Ratio: 3 };
+    const md = renderMarkdown({
+      schema: 1,
+      environment: { cpuModel: 'Test CPU', cores: 2, memoryGiB: 8, platform: 'linux-x64', node: 'v20.0.0', slotwise: '0.1.0', llamaServer: 'b1', gpus: [], startedAt: '2026-01-01T00:00:00.000Z' },
+      run: { kind: 'custom', model: 'tiny', modelPath: '/m/tiny.gguf', routing: 'slot-aware' },
+      sweep: { options: { model: 'tiny', concurrency: [], requests: 0, mix: [], direct: false, prompt: '' }, levels: [], comparisons: [], layout: { instances: 2, slotsPerInstance: 4 } },
+      chat,
+      targets: [],
+      durationMs: 1,
+    });
+    expectRectangularTables(md);
+    expect(md).toMatch(/\| off \(round 2\) \| 220\.00 \|/);
+    expect(md).toContain('2 rounds in the order off, on, on, off');
+    expect(md).toContain('pooled over them: off TTFT p50 210.00 ms, cache hit 64 %; on TTFT p50 70.00 ms, cache hit 84 %.');
+    expect(md).toContain('TTFT p50 off ÷ on (pooled): **3.00×**.');
+  });
+});
+
+describe('chatRunOrder', () => {
+  it('runs off and on, then on and off (ABBA), for each pair of rounds', () => {
+    expect(chatRunOrder(1)).toEqual([false, true]);
+    expect(chatRunOrder(2)).toEqual([false, true, true, false]);
+    expect(chatRunOrder(3)).toEqual([false, true, true, false, false, true]);
   });
 });
