@@ -142,7 +142,7 @@ async function chatRun(req: BenchRequest, model: ModelConfig, config: Config): P
   const slots = req.slots ?? CHAT.slots;
   const llamaServer = config.llamaServer === 'auto' ? undefined : config.llamaServer;
   const args = llamaServer ? model.args : [...model.args, ...(model.args.some((a) => a === '--threads' || a === '-t') ? [] : threadArgs())];
-  const { chat, environment } = await chatScenario(req, { modelPath: model.path, replicas, slots, ctxPerSlot: Math.max(model.ctxPerSlot, CHAT.ctxPerSlot), plan: { ...CHAT.plan }, args, llamaServer });
+  const { chat, environment } = await chatScenario(req, { modelPath: model.path, replicas, slots, ctxPerSlot: Math.max(model.ctxPerSlot, CHAT.ctxPerSlot), plan: { ...CHAT.plan }, rounds: CHAT.rounds, args, llamaServer });
   return {
     schema: 1,
     environment,
