@@ -200,7 +200,7 @@ describe('Scheduler: slot handoff (fake clock)', () => {
     expect(rejected).toBe('SW_ERR_CANCELLED');
     b.release(); // the way in ends it (dispatch's finally): harmless, nothing was leased
     await vi.advanceTimersByTimeAsync(0);
-    expect(s.queueView('coder')!.queue.entries.map((e) => e.id)).toEqual([tickets.get('c')!.id]);
+    expect(s.queueView('coder')!.queue.entries!.map((e) => e.id)).toEqual([tickets.get('c')!.id]);
     // a is still the slot's lease; its next is c now.
     expect(rows()[0]).toMatchObject({ requestId: tickets.get('a')!.id, next: tickets.get('c')!.id });
     leases.get('a')!.release();
