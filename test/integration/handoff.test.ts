@@ -109,6 +109,24 @@ describe('slot handoff (stand-in: --fake-times stamps when a request reached it 
     expect(end.models[0]!.requests).toBe(3);
     expect(end.models[0]!.outcomes).toEqual({ completed: 2, cancelled: 1, failed: 0, rejected: 0 });
   });
+
+  it('the instance dies while a successor is handed off: the running stream fails, the successor is retried on the restarted instance', async () => {
+    const d = await fakeDaemon({ queue: { handoffTokens: 15 } });
+    const s0 = await d.waitFor(ready, 'ready');
+    const first = stream(d, { prompt: 'one', max_tokens: 20 });
+    await d.waitFor((s) => slot0(s).busy, 'the first stream leased');
+    const second = stream(d, { prompt: 'two', max_tokens: 5 });
+    await d.waitFor((s) => slot0(s).next !== undefined, 'the slot handed off');
+    process.kill(s0.models[0]!.instances[0]!.pid!, 'SIGKILL');
+    const [a, b] = await Promise.all([first, second]);
+    expect(a.status).toBe(200); // it had started: the failure is an in-band error event
+    expect(JSON.stringify(a.events.at(-1))).toContain('SW_ERR_');
+    expect(b.status).toBe(200);
+    expect(b.events.at(-1)!.usage).toMatchObject({ completion_tokens: 5 });
+    const end = await d.waitFor((x) => ready(x) && x.models[0]!.queue.waiting === 0 && !slot0(x).busy, 'drained');
+    expect(end.models[0]!.instances[0]!.restarts).toBe(1);
+    expect(end.models[0]!.outcomes).toEqual({ completed: 1, cancelled: 0, failed: 1, rejected: 0 });
+  });
 });
 
 describe('slot handoff (real llama-server)', () => {
