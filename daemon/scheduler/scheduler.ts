@@ -809,6 +809,7 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
     const now = Date.now();
     for (const q of this.#queues.values()) {
       for (const w of q.waiters) {
+        if (w.handoff) continue; // sent already: no deadline, no hold (else a past deadline would re-arm at once)
         next = Math.min(next, w.deadline);
         // A hold ends (typing burst or cache home): plan again then.
         if (w.holdUntil !== undefined && w.holdUntil > now) next = Math.min(next, w.holdUntil);

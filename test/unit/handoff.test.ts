@@ -255,6 +255,11 @@ describe('Scheduler: slot handoff (fake clock)', () => {
     await vi.advanceTimersByTimeAsync(defaultConfig().queue.timeoutMs + 1);
     expect(errors.size).toBe(0);
     expect(s.waiting('coder')).toBe(1);
+    // Its past deadline does not re-arm the timer over and over while it waits for the release.
+    let changes = 0;
+    s.on('change', () => changes++);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(changes).toBe(0);
     leases.get('a')!.release(); // e.g. cancelled, or EOS before max_tokens
     await vi.advanceTimersByTimeAsync(0);
     expect(began).toBe(true);
