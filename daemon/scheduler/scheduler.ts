@@ -122,6 +122,8 @@ export interface SchedulerHooks {
   onDemand?: (model: string) => boolean;
   /** A request of the model took a slot. */
   onLease?: (model: string) => void;
+  /** A queued request was handed a slot before it freed (sent to llama-server early; design.md "Slot handoff"). */
+  onHandoff?: (model: string) => void;
   /** The model has no lease and nothing queued any more (a release, a cancelled or failed waiter). */
   onIdle?: (model: string) => void;
 }
@@ -609,6 +611,7 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
       },
     };
     w.handoff = pending;
+    this.#hooks.onHandoff?.(model);
     book.next.set(slot, pending);
     book.table.setNext(slot, w.ticket.id);
     w.resolve({

@@ -79,6 +79,7 @@ describe('slot handoff (stand-in: --fake-times stamps when a request reached it 
     expect(slot0(end).next).toBeUndefined();
     expect(end.models[0]!.requests).toBe(2);
     expect(end.models[0]!.outcomes).toEqual({ completed: 2, cancelled: 0, failed: 0, rejected: 0 });
+    expect(await (await d.fetch('/metrics')).text()).toMatch(/^slotwise_slot_handoffs_total\{model="m"\} 1$/m);
   });
 
   it('a successor whose client leaves while handed off frees nothing and leaves no task behind; the next one takes its place', async () => {
