@@ -212,6 +212,37 @@ describe('Scheduler: slot handoff (fake clock)', () => {
     s.close();
   });
 
+  it('a handed-off request superseded by a newer one of its session: counted unstarted, the newer one is handed the slot', async () => {
+    const config = defaultConfig();
+    config.queue.sessionHoldMs = 0;
+    const s = new Scheduler({ supervisor: fakeSupervisor(1), config });
+    const open = (session?: string) => s.open('coder', 'http', undefined, { maxTokens: 16, ...(session ? { session } : {}) });
+    const a = open();
+    const la = await s.acquire(a, { handoff: true });
+    const b = open('k');
+    let lb: Lease | undefined;
+    void s.acquire(b, { handoff: true }).then((l) => (lb = l));
+    la.progress(14);
+    await vi.advanceTimersByTimeAsync(0);
+    let code: string | undefined;
+    lb!.handoff!.catch((e: { code: string }) => (code = e.code));
+    const c = open('k');
+    let lc: Lease | undefined;
+    void s.acquire(c, { handoff: true }).then((l) => (lc = l));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(code).toBe('SW_ERR_SUPERSEDED');
+    s.finish(b, 'cancelled');
+    lb!.release();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(s.queueView('coder')!.slots('coder#1', [])[0]).toMatchObject({ requestId: a.id, next: c.id });
+    expect(s.queueView('coder')!).toMatchObject({ superseded: 1, supersededUnstarted: 1 });
+    la.release();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(s.queueView('coder')!.slots('coder#1', [])[0]).toMatchObject({ requestId: c.id });
+    lc!.release();
+    s.close();
+  });
+
   it('handoffTokens 0, a waiter that cannot be sent early, or an unknown end: the slot is given at its release as before', async () => {
     for (const [handoffTokens, handoff, maxTokens] of [[0, true, 16], [2, false, 16], [2, true, undefined]] as const) {
       const { s, leases, take } = setup(1, handoffTokens);
