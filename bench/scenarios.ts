@@ -2,7 +2,7 @@
 // (daemon vs direct), routing (slot-aware vs round-robin on a mixed load), and many concurrent
 // streams against the stand-in upstream.
 import type { Config, ModelConfig } from '../daemon/config/types';
-import { DEFAULT_PROMPT_CACHE_MIB } from '../daemon/config/rules';
+import { DEFAULT_HANDOFF_TOKENS, DEFAULT_PROMPT_CACHE_MIB } from '../daemon/config/rules';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readGgufHeader } from '../gguf/gguf';
 import { cacheHitRatio, planConversations, promptTokenTotals, promptTokens, replyLogitBias, runConversations, sameReplicaShare, ttftLessQueue, type ChatPlan, type ChatSample } from './chat';
@@ -274,7 +274,7 @@ export async function loadScenario(ctx: ScenarioContext, o: LoadOptions): Promis
   const where = ctx.daemonCliPath ? 'daemon in its own process' : 'daemon hosted in the bench process';
   ctx.progress?.line(`load: ${o.streams} concurrent streams, ${o.replicas} × ${o.slots}-slot stand-in upstream, a token every ${o.tokenIntervalMs} ms, ${where}`);
   const model = modelConfig('stand-in', o.modelPath, { slots: o.slots, replicas: o.replicas, args: ['--fake-token-ms', String(o.tokenIntervalMs)] });
-  const queue: Config['queue'] = { maxWaiting: o.streams * 2, timeoutMs: 120_000, backgroundMaxWaitMs: 30_000, sessionHoldMs: 150 };
+  const queue: Config['queue'] = { maxWaiting: o.streams * 2, timeoutMs: 120_000, backgroundMaxWaitMs: 30_000, sessionHoldMs: 150, handoffTokens: DEFAULT_HANDOFF_TOKENS };
   const sweep: SweepOptions = { model: 'stand-in', concurrency: [o.streams], requests: o.streams, mix: [{ maxTokens: o.maxTokens, weight: 1 }], direct: false, prompt: BENCH_PROMPT };
   const result = (level: LevelResult, daemon: DaemonSide): LoadResult => ({ streams: o.streams, replicas: o.replicas, slotsPerInstance: o.slots, tokenIntervalMs: o.tokenIntervalMs, level, daemon });
   if (!ctx.daemonCliPath) {

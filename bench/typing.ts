@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import { firstLine, SlotwiseError } from '../shared/errors';
-import { DEFAULT_SESSION_HOLD_MS } from '../daemon/config/rules';
+import { DEFAULT_HANDOFF_TOKENS, DEFAULT_SESSION_HOLD_MS } from '../daemon/config/rules';
 import type { LeaseRecord } from '../daemon/scheduler/scheduler';
 import { sseData } from '../daemon/api/upstream';
 import { hostDaemon } from './daemon-host';
@@ -48,7 +48,7 @@ export async function typingScenario(ctx: ScenarioContext, o: TypingOptions): Pr
   // The first two share one daemon (the hold only acts on session keys); the hold off needs its own config.
   for (const sessionHoldMs of [DEFAULT_SESSION_HOLD_MS, 0]) {
     const model = { ...modelConfig('coder', o.modelPath, { slots: o.slots, replicas: 1, args: o.args }), ctxPerSlot: 1024 };
-    const base = { maxWaiting: 256, timeoutMs: 120_000, backgroundMaxWaitMs: 30_000 };
+    const base = { maxWaiting: 256, timeoutMs: 120_000, backgroundMaxWaitMs: 30_000, handoffTokens: DEFAULT_HANDOFF_TOKENS };
     const host = await hostDaemon({ models: [model], routing: 'slot-aware', queue: { ...base, sessionHoldMs }, env: ctx.env });
     const agent = new Agent({ connections: 64 });
     try {

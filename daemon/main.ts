@@ -137,6 +137,7 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
       onQueueWait: (m, s) => metrics.observeQueueWait(m, s),
       onOutcome: (m, o) => metrics.countRequest(m, o),
       onSuperseded: (m, started) => metrics.countSuperseded(m, started),
+      onHandoff: (m) => metrics.countHandoff(m),
       onDemand: (m) => loader.demand(m),
       onLease: (m) => loader.used(m),
       onIdle: (m) => loader.idle(m),

@@ -86,6 +86,11 @@ export interface SlotStatus {
   tokens?: number;
   /** Busy in llama-server's /slots for more than one poll with no lease: a client talking to llama-server directly. */
   foreign?: boolean;
+  /**
+   * The request this slot was handed off to (queue.handoffTokens): already sent to llama-server, which
+   * starts it when this slot frees; until then it is counted as queued.
+   */
+  next?: string;
   /** llama-server's task id while busy (from the last /slots poll). */
   taskId?: number;
   /** Tokens generated so far by the current task. */

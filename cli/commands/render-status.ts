@@ -128,7 +128,9 @@ function slotLine(s: SlotStatus): string {
   if (!s.busy) return 'idle';
   if (s.foreign) return 'busy · foreign client (talking to llama-server directly, not through Slotwise)';
   const holder = slotHolder(s);
-  return ['busy', ...(holder ? [holder] : []), `task ${s.taskId ?? '?'}`, `${slotTokens(s)} tok`, `prompt ${s.nPromptTokens ?? 0}`].join(' · ');
+  // A queued request already handed this slot (queue.handoffTokens): it starts when the slot frees.
+  const next = s.next ? [`next ${s.next.slice(0, 8)}`] : [];
+  return ['busy', ...(holder ? [holder] : []), `task ${s.taskId ?? '?'}`, `${slotTokens(s)} tok`, `prompt ${s.nPromptTokens ?? 0}`, ...next].join(' · ');
 }
 
 export function duration(ms: number): string {

@@ -20,6 +20,7 @@ import type { ModelConfig } from '../config/types';
 import { requireModelKind } from './model-kind';
 import { requestClass } from './request-class';
 import { anySignal } from './any-signal';
+import { endTokens } from '../scheduler/handoff';
 
 export interface OpenAiDeps {
   supervisor: Supervisor;
@@ -143,7 +144,9 @@ export async function proxyToModel(deps: Pick<OpenAiDeps, 'scheduler'>, ctx: Rou
   const cls = requestClass(ctx.req.headers);
   let ticket;
   try {
-    ticket = deps.scheduler.open(model, 'http', promptText(body), cls);
+    // A stream's slot may be handed to the next waiter near its known end (scheduler/handoff.ts).
+    const maxTokens = stream ? endTokens(body) : undefined;
+    ticket = deps.scheduler.open(model, 'http', promptText(body), maxTokens !== undefined ? { ...cls, maxTokens } : cls);
     marks.queued = mark();
   } catch (err) {
     const retry = (err as { retryAfterS?: number }).retryAfterS;
@@ -152,8 +155,9 @@ export async function proxyToModel(deps: Pick<OpenAiDeps, 'scheduler'>, ctx: Rou
   // The client leaving, or a newer request of the same session (SW_ERR_SUPERSEDED), ends it.
   const signal = anySignal([ctx.signal, ticket.signal]);
   try {
-    await dispatch(deps.scheduler, ticket, { signal }, (lease) => {
-      marks.leased = mark();
+    // A stream may be handed a slot before it frees (lease.handoff): forward() then sends it at once.
+    await dispatch(deps.scheduler, ticket, { signal, handoff: stream }, (lease) => {
+      if (!lease.handoff) marks.leased = mark();
       return forward(lease, path, payload, stream, { ...ctx, signal }, marks);
     });
   } catch (err) {
@@ -189,6 +193,12 @@ async function fetchAnswer(inst: Lease['instance'], path: string, payload: strin
 async function forward(lease: Lease, path: string, payload: string, stream: boolean, ctx: RouteContext, marks: StageMarks): Promise<void> {
   const inst = lease.instance;
   const upstream = await fetchAnswer(inst, path, withSlot(payload, lease.slot), stream, ctx.signal);
+  if (lease.handoff && upstream.statusCode < 400) {
+    // Handed off: llama-server holds it until the slot frees; the lease (and so the answer we relay)
+    // begins when the predecessor's lease ends, whatever llama-server sent first.
+    await lease.handoff;
+    marks.leased = mark();
+  }
   marks.upstreamHeaders = mark();
   const headers: Record<string, string> = {
     'Content-Type': upstream.contentType ?? (stream ? 'text/event-stream' : 'application/json'),

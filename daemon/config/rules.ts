@@ -22,6 +22,9 @@ const tlsFiles: Rule<{ cert: string; key: string }> = {
 /** queue.sessionHoldMs: the longest hold of a request in a typing burst (scheduler/session-pace.ts). */
 export const DEFAULT_SESSION_HOLD_MS = 150;
 
+/** queue.handoffTokens: how near its end a streamed request's slot is handed to the next waiter (scheduler/handoff.ts). */
+export const DEFAULT_HANDOFF_TOKENS = 2;
+
 /** What the whole file configures; the schema's top-level description. */
 export const CONFIG_DESCRIPTION =
   'Configuration of the Slotwise daemon: where it listens, how requests queue, and the llama-server models it supervises. Default location: $SLOTWISE_CONFIG, else $XDG_CONFIG_HOME/slotwise/config.json (~/.config/slotwise/config.json).';
@@ -129,6 +132,13 @@ export const TOP: Shape<Omit<Config, 'models' | 'source'>> = {
         hint: 'set the longest hold of a request in a typing burst, in milliseconds (e.g. 150; 0 = off)',
         description:
           'Newest wins (X-Slotwise-Session): while a session sends requests in a burst (an editor, a request per keystroke), each new one waits a little more than the session\'s learned gap between requests (the gap plus four mean deviations, at least 1.2 × the gap), at most this many milliseconds, before it takes a slot, so the next keystroke supersedes it before it runs. The first request of a session, or after a pause of 2 s or more, starts at once (after a shorter pause the session is still typing and its first request holds too); a session whose gaps are longer than this is never held. 0 = off.',
+      },
+      handoffTokens: {
+        rule: int(0),
+        def: DEFAULT_HANDOFF_TOKENS,
+        hint: 'set how many tokens before a streamed request\'s end its slot is handed to the next queued request (e.g. 2; 0 = off)',
+        description:
+          'Slot handoff: when every slot of a replica is busy and a streamed request is this many tokens or fewer from its max_tokens (or n_predict), the next queued streamed request is sent to llama-server at once for that slot, which starts it the moment the slot frees instead of a round trip later. It still counts as queued until then. 0 = off.',
       },
     },
   },

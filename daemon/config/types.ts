@@ -68,8 +68,8 @@ export interface Config {
   };
   /** `'auto'` (find or build llama-server) or an absolute path to the binary. Default `'auto'`. */
   llamaServer: string;
-  /** Requests waiting for a free slot. Defaults: 256 waiting, 120000 ms each, background served like interactive after 30000 ms, a typing burst's requests held at most 150 ms. */
-  queue: { maxWaiting: number; timeoutMs: number; backgroundMaxWaitMs: number; sessionHoldMs: number };
+  /** Requests waiting for a free slot. Defaults: 256 waiting, 120000 ms each, background served like interactive after 30000 ms, a typing burst's requests held at most 150 ms, slots handed off 2 tokens before a streamed request's end. */
+  queue: { maxWaiting: number; timeoutMs: number; backgroundMaxWaitMs: number; sessionHoldMs: number; handoffTokens: number };
   /** Largest accepted request body in bytes. Default 1 MiB. */
   limits: { maxBodyBytes: number };
   /** How a request picks a replica. Default `'slot-aware'` (fewest busy slots). */

@@ -28,7 +28,7 @@ export async function dispatch<T>(
   let avoid: string | undefined;
   try {
     for (let tries = 0; ; tries++) {
-      const lease = await scheduler.acquire(ticket, { signal: opts.signal, onQueued: opts.onQueued, avoid, retry: tries > 0 });
+      const lease = await scheduler.acquire(ticket, { signal: opts.signal, onQueued: opts.onQueued, handoff: opts.handoff, avoid, retry: tries > 0 });
       opts.onStart?.(lease);
       const untrack = lease.instance.trackRequest(); // for the stall watchdog
       try {

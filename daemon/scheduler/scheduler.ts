@@ -17,6 +17,7 @@ import { SlotTable } from './slot-table';
 import { cachedAt, pickSlot, type SlotCandidate } from './slot-pick';
 import { HostCache } from './host-cache';
 import { cacheAwareOrder, holdMs, type CacheOrder } from './cache-order';
+import { chooseHandoffs, nearEnd, type EndingSlot } from './handoff';
 
 /** One accepted request: it ends with exactly one outcome, recorded by finish(). */
 export interface Ticket {
@@ -41,6 +42,8 @@ export interface Ticket {
    * before it runs. Absent when it may start at once.
    */
   readonly holdUntil?: number;
+  /** The most tokens it may generate (max_tokens, n_predict), for a streamed HTTP request: near it, its slot may be handed off (handoff.ts). */
+  readonly maxTokens?: number;
   outcome?: RequestOutcome;
 }
 
@@ -65,6 +68,8 @@ export interface OpenOptions {
   /** Default interactive. */
   priority?: Priority;
   session?: string;
+  /** A streamed HTTP request's most tokens (handoff.ts endTokens): its slot may be handed to the next waiter near its end. */
+  maxTokens?: number;
 }
 
 /** A slot held on one instance from dispatch until release(), which every path calls (dispatch.ts). */
@@ -74,8 +79,15 @@ export interface Lease {
   readonly requestId: string;
   /** llama-server's slot (`id_slot`), chosen by the daemon; undefined in round-robin mode (llama-server picks). */
   readonly slot?: number;
-  /** Time spent in the queue, ms. */
+  /** Time spent in the queue, ms (for a handed-off request, known once `handoff` resolved). */
   readonly waitedMs: number;
+  /**
+   * Set when the slot was handed off before it freed (design.md "Slot handoff"): the request is
+   * forwarded now, llama-server defers it until the slot frees, and the lease itself begins when the
+   * predecessor's ends (this resolves then). Rejects if the request left the queue first (its client
+   * left or it was superseded). Until then the request counts as queued.
+   */
+  readonly handoff?: Promise<void>;
   /** 1-based position in service order when the request entered the queue (1 = next). */
   readonly queuePosition: number;
   /** Tokens decoded so far, for the slot's status row. */
@@ -93,6 +105,8 @@ export interface AcquireOptions {
   avoid?: string;
   /** A retry: it goes back in at the head of the queue (it was admitted before everyone waiting). */
   retry?: boolean;
+  /** The caller can forward the request before its slot frees and then waits for `lease.handoff` (streamed HTTP). */
+  handoff?: boolean;
 }
 
 export interface SchedulerHooks {
@@ -108,6 +122,8 @@ export interface SchedulerHooks {
   onDemand?: (model: string) => boolean;
   /** A request of the model took a slot. */
   onLease?: (model: string) => void;
+  /** A queued request was handed a slot before it freed (sent to llama-server early; design.md "Slot handoff"). */
+  onHandoff?: (model: string) => void;
   /** The model has no lease and nothing queued any more (a release, a cancelled or failed waiter). */
   onIdle?: (model: string) => void;
 }
@@ -121,6 +137,21 @@ interface QueuedRequest extends Waiter {
   /** Position in service order when it entered the queue (X-Slotwise-Queue-Position). */
   admittedPosition: number;
   cleanup: () => void;
+  /** It may be handed a slot before the slot frees (AcquireOptions.handoff). */
+  canHandoff: boolean;
+  /** Handed a slot near its end: forwarded, still queued until that slot's lease ends. */
+  handoff?: PendingHandoff;
+}
+
+/** A waiter handed a slot that is still leased: it begins when that lease ends, or is dropped. */
+interface PendingHandoff {
+  waiter: QueuedRequest;
+  inst: LlamaInstance;
+  slot: number;
+  /** Called by the predecessor's release(): the successor's lease begins now. */
+  begin(now: number): void;
+  /** The successor left before its slot freed: clear the slot's successor, reject `handoff`. Idempotent. */
+  drop(reason: Error): void;
 }
 
 interface ModelQueue {
@@ -147,6 +178,10 @@ interface InstanceBook {
   /** What its llama-server probably holds in its host prompt cache (affinity routing). */
   host: HostCache;
   lastAssignedAt?: number;
+  /** Leased slots whose request is within queue.handoffTokens of its end: tokens it may still generate. */
+  ending: Map<number, number>;
+  /** Each slot's handed-off successor (at most one). */
+  next: Map<number, PendingHandoff>;
 }
 
 /** Prompt tokens computed below which a request's prompt_ms is not used for the prefill rate. */
@@ -257,6 +292,7 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
       ...(affinity && prompt ? { prompt: promptKey(prompt) } : {}),
       ...(opts.session !== undefined ? { session: opts.session } : {}),
       ...(holdMs > 0 ? { holdUntil: acceptedAt + holdMs } : {}),
+      ...(opts.maxTokens !== undefined ? { maxTokens: opts.maxTokens } : {}),
     } satisfies Ticket;
     this.#supersedeOf.set(ticket, supersede);
     if (opts.session !== undefined) {
@@ -279,7 +315,10 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
         if (i >= 0) {
           queue.waiters.splice(i, 1);
           entry.cleanup();
-          reject(ticket.signal.aborted ? (ticket.signal.reason as Error) : cancelled(ticket));
+          const reason = ticket.signal.aborted ? (ticket.signal.reason as Error) : cancelled(ticket);
+          // Handed off: its upstream request is aborted by the same signal (llama-server drops the deferred task).
+          if (entry.handoff) entry.handoff.drop(reason);
+          else reject(reason);
           this.#pump();
           this.#checkIdle(ticket.model);
         }
@@ -297,6 +336,7 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
         priority: ticket.priority,
         onQueued: opts.onQueued,
         admittedPosition: 1,
+        canHandoff: opts.handoff === true && this.#routing === 'slot-aware',
         cleanup: () => {
           opts.signal?.removeEventListener('abort', onAbort);
           ticket.signal.removeEventListener('abort', onAbort);
@@ -392,6 +432,8 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
     if (this.#deadlineTimer) clearTimeout(this.#deadlineTimer);
     for (const [model, q] of this.#queues) {
       for (const w of q.waiters.splice(0)) {
+        // A handed-off request was sent already: like a lease given, it runs (from its predecessor's release).
+        if (w.handoff) continue;
         w.cleanup();
         w.reject(shuttingDown(reason, `request for "${model}" was not started`));
       }
@@ -409,7 +451,7 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
         if (q.waiters.length === 0) continue;
         const instances = this.#supervisor.instances(model);
         const loads = instances.map((inst) => this.#load(inst));
-        for (const w of q.waiters) w.held = this.#supersededBy.get(w.ticket)?.some((t) => this.#leased.has(t)) ?? false;
+        for (const w of q.waiters) w.held = this.#heldNow(w);
         const order = this.#cacheAwareOrder(model, q, instances, now);
         for (const h of order?.holds ?? []) {
           h.waiter.cacheHoldUntil ??= h.until;
@@ -428,6 +470,8 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
         );
         q.rrCursor = p.nextCursor;
         for (const id of p.expired) {
+          // A handed-off request is not expired: it starts within queue.handoffTokens decode steps.
+          if (q.waiters.find((x) => x.id === id)?.handoff) continue;
           const w = this.#take(q, id);
           if (q.waiters.length === 0) queueMicrotask(() => this.#checkIdle(model));
           w?.reject(new SlotwiseError('SW_ERR_QUEUE_TIMEOUT', `no slot of "${model}" became free within ${Math.round(this.#queueConfig.timeoutMs / 1000)} s — add slots/replicas or raise queue.timeoutMs`));
@@ -441,6 +485,7 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
         }
         const started = new Set(p.assignments.map((a) => a.waiterId));
         for (const w of order?.passedOver ?? []) if (!started.has(w.id)) w.skips = (w.skips ?? 0) + 1;
+        this.#handOff(model, q, instances, now);
         this.#notifyPositions(q, loads, now);
       }
     } finally {
@@ -464,17 +509,125 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
     return pick ?? { instanceId }; // unreachable while plan() and the tables agree; llama-server then picks
   }
 
-  /** Free slots of the ready instances, and those instances. */
-  #freeSlots(instances: LlamaInstance[]): { candidates: SlotCandidate[]; open: LlamaInstance[] } {
+  /** Free slots of the ready instances, and those instances; `ending`: slots counted free as well (a handoff's what-if). */
+  #freeSlots(instances: LlamaInstance[], ending: readonly EndingSlot[] = []): { candidates: SlotCandidate[]; open: LlamaInstance[] } {
     const candidates: SlotCandidate[] = [];
     const open: LlamaInstance[] = [];
     for (const inst of instances) {
       if (!inst.routable || this.#supervisor.isDraining(inst)) continue;
-      const free = this.#book(inst).table.free();
+      const table = this.#book(inst).table;
+      const free = table.free();
+      for (const e of ending) if (e.instanceId === inst.id) free.push(table.slotInfo(e.slot));
       if (free.length > 0) open.push(inst);
       for (const f of free) candidates.push({ ...f, instanceId: inst.id });
     }
     return { candidates, open };
+  }
+
+  /** Not startable whatever is free: handed off already, or a newer request of a session whose older one still holds a slot. */
+  #heldNow(w: QueuedRequest): boolean {
+    return w.handoff !== undefined || (this.#supersededBy.get(w.ticket)?.some((t) => this.#leased.has(t)) ?? false);
+  }
+
+  /**
+   * Slot handoff (design.md): each leased slot near its request's end, on an instance with no free
+   * slot, goes to the waiter plan() would start there if it were free now (handoff.ts). That waiter's
+   * request is forwarded now with the slot's id_slot (llama-server defers it until the slot frees);
+   * it stays in the queue, counted as waiting, until the predecessor's lease ends.
+   */
+  #handOff(model: string, q: ModelQueue, instances: LlamaInstance[], now: number): void {
+    if (this.#routing !== 'slot-aware' || this.#queueConfig.handoffTokens <= 0 || q.waiters.length === 0) return;
+    const ending: EndingSlot[] = [];
+    for (const inst of instances) {
+      if (!inst.routable || this.#supervisor.isDraining(inst)) continue;
+      const book = this.#book(inst);
+      for (const [slot, remaining] of book.ending) if (!book.next.has(slot)) ending.push({ instanceId: inst.id, slot, remaining });
+    }
+    if (ending.length === 0 || !q.waiters.some((w) => w.canHandoff && !w.handoff)) return;
+    // Who would go next, decided as a real plan would with those slots free: holds and the cache-aware order included.
+    for (const w of q.waiters) w.held = this.#heldNow(w);
+    const order = this.#cacheAwareOrder(model, q, instances, now, ending);
+    for (const h of order?.holds ?? []) h.waiter.held = true; // what-if only: no hold clock starts
+    const handoffs = chooseHandoffs({
+      mode: this.#routing,
+      waiters: order?.order ?? q.waiters,
+      instances: instances.map((inst) => this.#load(inst)),
+      ending,
+      canHandoff: (w) => w.canHandoff,
+      backgroundMaxWaitMs: this.#queueConfig.backgroundMaxWaitMs,
+      reservedSlots: this.#supervisor.modelConfig(model).reservedSlots,
+      now,
+    });
+    for (const h of handoffs) {
+      const inst = instances.find((i) => i.id === h.instanceId);
+      if (inst) this.#handTo(model, q, inst, h.slot, h.waiter);
+    }
+  }
+
+  /** Hands `slot` (still leased) to waiter `w`: resolves its acquire() now with a lease that begins at the slot's release. */
+  #handTo(model: string, q: ModelQueue, inst: LlamaInstance, slot: number, w: QueuedRequest): void {
+    const book = this.#book(inst);
+    let inner: Lease | undefined;
+    let done = false;
+    let began!: () => void;
+    let failed!: (err: Error) => void;
+    const begun = new Promise<void>((resolve, reject) => {
+      began = resolve;
+      failed = reject;
+    });
+    begun.catch(() => {}); // nobody may be waiting on it when it is dropped
+    const clear = (): void => {
+      if (book.next.get(slot) !== pending) return;
+      book.next.delete(slot);
+      book.table.setNext(slot, undefined);
+    };
+    const pending: PendingHandoff = {
+      waiter: w,
+      inst,
+      slot,
+      begin: (now) => {
+        if (done) return;
+        done = true;
+        clear();
+        this.#take(q, w.id); // leaves the queue now (if close() has not emptied it)
+        w.handoff = undefined;
+        inner = this.#lease(model, inst, slot, w, now);
+        began();
+      },
+      drop: (reason) => {
+        if (done) return;
+        done = true;
+        clear();
+        const i = q.waiters.indexOf(w);
+        if (i >= 0) {
+          q.waiters.splice(i, 1);
+          w.cleanup();
+        }
+        failed(reason);
+        queueMicrotask(() => {
+          this.#pump(); // the slot may go to the next waiter
+          this.#checkIdle(model);
+        });
+      },
+    };
+    w.handoff = pending;
+    this.#hooks.onHandoff?.(model);
+    book.next.set(slot, pending);
+    book.table.setNext(slot, w.ticket.id);
+    w.resolve({
+      instance: inst,
+      requestId: w.ticket.id,
+      slot,
+      get waitedMs() {
+        return inner?.waitedMs ?? Date.now() - w.enqueuedAt;
+      },
+      queuePosition: w.admittedPosition,
+      handoff: begun,
+      progress: (tokens) => inner?.progress(tokens),
+      promptTokens: (cached, processed, promptMs) => inner?.promptTokens(cached, processed, promptMs),
+      // Ended before its slot freed (its client left, llama-server refused it, the instance went away): nothing was leased.
+      release: () => (inner ? inner.release() : pending.drop(cancelled(w.ticket))),
+    });
   }
 
   #hostShared(instances: LlamaInstance[], key: PromptKey): Map<string, number> {
@@ -485,9 +638,9 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
    * With affinity, when more wait than can start: the service order with cache hits pulled ahead of
    * misses, within the bounds of cache-order.ts. Undefined: plan with the queue as it is.
    */
-  #cacheAwareOrder(model: string, q: ModelQueue, instances: LlamaInstance[], now: number): CacheOrder<QueuedRequest> | undefined {
+  #cacheAwareOrder(model: string, q: ModelQueue, instances: LlamaInstance[], now: number, ending: readonly EndingSlot[] = []): CacheOrder<QueuedRequest> | undefined {
     if (this.#routing !== 'slot-aware' || !this.#supervisor.modelConfig(model).affinity) return undefined;
-    const { candidates, open: openInstances } = this.#freeSlots(instances);
+    const { candidates, open: openInstances } = this.#freeSlots(instances, ending);
     if (candidates.length === 0) return undefined;
     const full = instances.filter((i) => i.routable && !this.#supervisor.isDraining(i) && !openInstances.includes(i));
     const freeByInstance = new Map<string, number>();
@@ -549,6 +702,7 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
     this.#hooks.onQueueWait?.(model, waitedMs / 1000);
     this.#hooks.onLease?.(model);
     let released = false;
+    let ending = false;
     const q = this.#queue(model);
     return {
       instance: inst,
@@ -557,7 +711,13 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
       waitedMs,
       queuePosition: w.admittedPosition,
       progress: (tokens) => {
-        if (!released) slotLease.tokens = tokens;
+        if (released) return;
+        slotLease.tokens = tokens;
+        if (!ending && slot !== undefined && nearEnd(ticket.maxTokens, tokens, this.#queueConfig.handoffTokens)) {
+          ending = true;
+          book.ending.set(slot, Math.max(0, (ticket.maxTokens ?? tokens) - tokens));
+          if (q.waiters.length > 0) this.#pump(); // its slot may go to the next waiter now
+        }
       },
       promptTokens: (cached, processed, promptMs) => {
         // Few tokens say more about overhead than about the rate.
@@ -574,6 +734,8 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
         this.#leased.delete(ticket);
         const end = Date.now();
         if (slot !== undefined) book.table.release(slot, end);
+        const next = slot !== undefined ? book.next.get(slot) : undefined;
+        if (slot !== undefined) book.ending.delete(slot);
         // Only completed requests (dispatch finishes them before release) count: aborted ones say nothing about how long a request takes.
         if (ticket.outcome === 'completed') q.serviceMs = ewma(q.serviceMs, end - now);
         this.emit('lease', {
@@ -588,6 +750,8 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
           releasedAt: end,
           superseded: ticket.signal.aborted,
         });
+        // Its handed-off successor (already in llama-server, deferred on this slot) starts now.
+        next?.begin(end);
         queueMicrotask(() => {
           this.#pump();
           this.#checkIdle(model);
@@ -648,6 +812,7 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
     const now = Date.now();
     for (const q of this.#queues.values()) {
       for (const w of q.waiters) {
+        if (w.handoff) continue; // sent already: no deadline, no hold (else a past deadline would re-arm at once)
         next = Math.min(next, w.deadline);
         // A hold ends (typing burst or cache home): plan again then.
         if (w.holdUntil !== undefined && w.holdUntil > now) next = Math.min(next, w.holdUntil);
@@ -681,7 +846,7 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
 
   #book(inst: LlamaInstance): InstanceBook {
     let b = this.#books.get(inst.id);
-    if (!b) this.#books.set(inst.id, (b = { inFlight: 0, table: new SlotTable(inst.model.slots), host: new HostCache(inst.promptCacheTokens ?? Number.POSITIVE_INFINITY) }));
+    if (!b) this.#books.set(inst.id, (b = { inFlight: 0, table: new SlotTable(inst.model.slots), host: new HostCache(inst.promptCacheTokens ?? Number.POSITIVE_INFINITY), ending: new Map(), next: new Map() }));
     else b.host.capacityTokens = inst.promptCacheTokens ?? Number.POSITIVE_INFINITY; // known once the process launched
     return b;
   }

@@ -22,6 +22,8 @@ interface SlotState {
   lastUsedAt: number;
   /** Epoch ms the last lease here ended: /slots may still read busy for a moment after. */
   releasedAt: number;
+  /** The request handed this slot before it frees (scheduler #handTo): queued, starts at the release. */
+  next?: string;
   /** Consecutive polls that read this slot busy while it had no lease of ours. */
   unleasedBusyPolls: number;
   /** Read busy a while after our lease ended: llama-server is still cancelling our aborted request. */
@@ -98,6 +100,18 @@ export class SlotTable {
     return this.#slots.reduce((most, s) => (s.key ? Math.max(most, commonChunks(s.key, key)) : most), 0);
   }
 
+  /** What the picker would see of this slot were it free (a handoff's what-if). */
+  slotInfo(slot: number): FreeSlot {
+    const s = this.#slots[slot];
+    return { slot, key: s?.key, lastUsedAt: s?.lastUsedAt ?? 0 };
+  }
+
+  /** Marks the request handed this slot before it frees (status shows it as `next`); undefined clears it. */
+  setNext(slot: number, requestId: string | undefined): void {
+    const s = this.#slots[slot];
+    if (s) s.next = requestId;
+  }
+
   lease(slot: number): SlotLease | undefined {
     return this.#slots[slot]?.lease;
   }
@@ -161,6 +175,7 @@ export class SlotTable {
         row.source = s.lease.source;
         row.since = s.lease.since;
         if (s.lease.tokens !== undefined) row.tokens = s.lease.tokens;
+        if (s.next !== undefined) row.next = s.next;
       } else if (this.isForeign(id)) {
         row.busy = true;
         row.foreign = true;

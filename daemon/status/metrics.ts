@@ -34,6 +34,7 @@ export class MetricsRegistry {
   #tokens: Counter<'model'>;
   #superseded: Counter<'model'>;
   #supersededUnstarted: Counter<'model'>;
+  #handoffs: Counter<'model'>;
   #running: Gauge<'model'>;
   #waiting: Gauge<'model'>;
   #kvCache: Gauge<'model'>;
@@ -77,6 +78,12 @@ export class MetricsRegistry {
     this.#supersededUnstarted = new Counter({
       name: 'slotwise_requests_superseded_unstarted_total',
       help: 'Of slotwise_requests_superseded_total: those that never took a slot (still queued, or held in a typing burst: queue.sessionHoldMs), so they cost no slot time.',
+      labelNames: ['model'],
+      registers,
+    });
+    this.#handoffs = new Counter({
+      name: 'slotwise_slot_handoffs_total',
+      help: 'Queued streams handed a slot shortly before it freed (queue.handoffTokens): sent to llama-server early, which started them the moment the slot was released.',
       labelNames: ['model'],
       registers,
     });
@@ -132,6 +139,11 @@ export class MetricsRegistry {
   countSuperseded(model: string, started = true): void {
     this.#superseded.inc({ model });
     if (!started) this.#supersededUnstarted.inc({ model });
+  }
+
+  /** A queued request was handed a slot before it freed (scheduler "Slot handoff"). */
+  countHandoff(model: string): void {
+    this.#handoffs.inc({ model });
   }
 
   /** Adds generated tokens; ignores non-positive or non-finite n (prom-client throws on a decrease). */

@@ -85,7 +85,7 @@ const BAD: [string, unknown, string, boolean?][] = [
   ['ctxPerSlot small', model({ ctxPerSlot: 64 }), 'config.json: models.coder.ctxPerSlot must be an integer >= 128, got the number 64 — set it to the context length of one request in tokens (e.g. 4096)'],
   ['typo near a key', { queue: { maxWait: 5 } }, 'config.json: unknown key "queue.maxWait" — did you mean "queue.maxWaiting"?'],
   ['typo in case', model({ CtxPerSlot: 4096 }), 'config.json: unknown key "models.coder.CtxPerSlot" — did you mean "models.coder.ctxPerSlot"?'],
-  ['unknown key far from all', { queue: { foo: 1 } }, 'config.json: unknown key "queue.foo" — remove it (known keys: maxWaiting, timeoutMs, backgroundMaxWaitMs, sessionHoldMs)'],
+  ['unknown key far from all', { queue: { foo: 1 } }, 'config.json: unknown key "queue.foo" — remove it (known keys: maxWaiting, timeoutMs, backgroundMaxWaitMs, sessionHoldMs, handoffTokens)'],
   ['renamed parallel', model({ parallel: 4 }), 'config.json: unknown key "models.coder.parallel" — use "models.coder.slots" instead'],
   ['renamed ctx', model({ ctx: 8192 }), 'config.json: unknown key "models.coder.ctx" — use "models.coder.ctxPerSlot" instead'],
   ['renamed contextSize', model({ contextSize: 8192 }), 'config.json: unknown key "models.coder.contextSize" — use "models.coder.ctxPerSlot" instead'],
@@ -213,7 +213,7 @@ describe('defaults', () => {
     const expected: Config = {
       listen: { host: '127.0.0.1', port: 7373, allowedOrigins: [], allowedHosts: [], bodyTimeoutMs: 30_000, maxConnections: 1024, insecure: false },
       llamaServer: 'auto',
-      queue: { maxWaiting: 256, timeoutMs: 120_000, backgroundMaxWaitMs: 30_000, sessionHoldMs: 150 },
+      queue: { maxWaiting: 256, timeoutMs: 120_000, backgroundMaxWaitMs: 30_000, sessionHoldMs: 150, handoffTokens: 2 },
       limits: { maxBodyBytes: 1_048_576 },
       routing: 'slot-aware',
       shutdownGraceMs: 10_000,

@@ -59,13 +59,13 @@ describe('renderStatus', () => {
 
   it('names the request or job holding each slot and marks foreign use', () => {
     const slots = [
-      { id: 0, busy: true, requestId: '1a2b3c4d-aaaa', source: 'http' as const, since: 0, taskId: 4 },
+      { id: 0, busy: true, requestId: '1a2b3c4d-aaaa', source: 'http' as const, since: 0, taskId: 4, next: '5e6f7a8b-cccc' },
       { id: 1, busy: true, requestId: '9f8e7d6c-bbbb', source: 'ws' as const, since: 0, tokens: 21 },
       { id: 2, busy: true, foreign: true },
       { id: 3, busy: false },
     ];
     const text = renderStatus(snapshot([model({ instances: [{ id: 'coder#1', state: 'ready', since: 0, restarts: 0, slots }] })]), { slots: true });
-    expect(text).toContain('slot 0: busy · request 1a2b3c4d · task 4 · 0 tok');
+    expect(text).toContain('slot 0: busy · request 1a2b3c4d · task 4 · 0 tok · prompt 0 · next 5e6f7a8b');
     expect(text).toContain('slot 1: busy · job 9f8e7d6c · task ? · 21 tok');
     expect(text).toContain('slot 2: busy · foreign client');
     expect(text).toContain('slot 3: idle');
