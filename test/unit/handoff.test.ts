@@ -5,7 +5,8 @@ import { EventEmitter } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { chooseHandoffs, endTokens, nearEnd, type EndingSlot, type HandoffInput } from '../../daemon/scheduler/handoff';
 import type { InstanceLoad, Waiter } from '../../daemon/scheduler/policy';
-import { Scheduler, type Lease, type LeaseRecord, type Ticket } from '../../daemon/scheduler/scheduler';
+import { HANDOFF_INTERACTIVE_QUIET_MS, Scheduler, type Lease, type LeaseRecord, type Ticket } from '../../daemon/scheduler/scheduler';
+import { MAX_SKIPS } from '../../daemon/scheduler/cache-order';
 import { defaultConfig } from '../../daemon/config/validate';
 import type { Supervisor } from '../../daemon/runtime/supervisor';
 import type { LlamaInstance } from '../../daemon/runtime/instance';
@@ -90,8 +91,8 @@ describe('chooseHandoffs', () => {
 // ---------------------------------------------------------------------------------------------
 // The scheduler (fake clock, stand-in supervisor of one ready instance).
 
-function fakeSupervisor(slots: number): Supervisor {
-  const model = { name: 'coder', slots, affinity: false, reservedSlots: 0 } as unknown as ModelConfig;
+function fakeSupervisor(slots: number, affinity = false): Supervisor {
+  const model = { name: 'coder', slots, affinity, reservedSlots: 0 } as unknown as ModelConfig;
   const inst = { id: 'coder#1', model, routable: true, state: 'ready', status: () => ({}) } as unknown as LlamaInstance;
   return Object.assign(new EventEmitter(), {
     modelNames: () => ['coder'],
@@ -111,17 +112,17 @@ describe('Scheduler: slot handoff (fake clock)', () => {
     vi.useRealTimers();
   });
 
-  function setup(slots = 1, handoffTokens = 2) {
+  function setup(slots = 1, handoffTokens = 2, affinity = false) {
     const config = defaultConfig();
     config.queue.handoffTokens = handoffTokens;
-    const s = new Scheduler({ supervisor: fakeSupervisor(slots), config });
+    const s = new Scheduler({ supervisor: fakeSupervisor(slots, affinity), config });
     const records: LeaseRecord[] = [];
     s.on('lease', (r) => records.push(r));
     const leases = new Map<string, Lease>();
     const errors = new Map<string, string>();
     const tickets = new Map<string, Ticket>();
-    const take = (name: string, opts: { handoff?: boolean; maxTokens?: number; signal?: AbortSignal } = {}): void => {
-      const t = s.open('coder', 'http', undefined, { maxTokens: opts.maxTokens ?? 16 });
+    const take = (name: string, opts: { handoff?: boolean; maxTokens?: number; signal?: AbortSignal; prompt?: string; priority?: 'interactive' | 'background' } = {}): void => {
+      const t = s.open('coder', 'http', opts.prompt, { maxTokens: opts.maxTokens ?? 16, ...(opts.priority ? { priority: opts.priority } : {}) });
       tickets.set(name, t);
       s.acquire(t, { handoff: opts.handoff ?? true, signal: opts.signal }).then(
         (lease) => void leases.set(name, lease),
@@ -260,6 +261,58 @@ describe('Scheduler: slot handoff (fake clock)', () => {
       leases.get('b')!.release();
       s.close();
     }
+  });
+
+  it('no background work is handed a slot while interactive requests arrived in the last 5 s: one arriving in the window would wait a slot more', async () => {
+    const { s, leases, take } = setup();
+    take('i', { priority: 'interactive' }); // an editor's request: runs at once
+    await vi.advanceTimersByTimeAsync(0);
+    take('bg', { priority: 'background' });
+    leases.get('i')!.progress(15);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(leases.has('bg')).toBe(false); // not handed off: the slot stays uncommitted
+    leases.get('i')!.release();
+    await vi.advanceTimersByTimeAsync(0);
+    const bg = leases.get('bg')!;
+    expect(bg.handoff).toBeUndefined(); // given at the release, as without handoff
+    // Quiet for HANDOFF_INTERACTIVE_QUIET_MS: background work is handed slots again.
+    await vi.advanceTimersByTimeAsync(HANDOFF_INTERACTIVE_QUIET_MS);
+    take('bg2', { priority: 'background' });
+    bg.progress(15);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(leases.get('bg2')!.handoff).toBeInstanceOf(Promise);
+    bg.release();
+    await vi.advanceTimersByTimeAsync(0);
+    leases.get('bg2')!.release();
+    s.close();
+  });
+
+  it('a cache hit handed a slot ahead of a miss counts as passing it over: the miss is handed the slot after MAX_SKIPS', async () => {
+    const { s, leases, take } = setup(1, 2, true);
+    const conv = 'system: you are a helpful assistant. '.repeat(8); // several 64-char chunks
+    const other = 'user: something else entirely, nothing in common with it. '.repeat(8);
+    take('a', { prompt: conv });
+    await vi.advanceTimersByTimeAsync(0);
+    take('miss', { prompt: other });
+    let prev = 'a';
+    const seen = new Set<string>();
+    for (const [k, next] of ['h1', 'h2', 'h3'].entries()) {
+      take(next, { prompt: conv + `turn ${k} `.repeat(10) }); // the slot's prefix: a hit
+      leases.get(prev)!.progress(15);
+      await vi.advanceTimersByTimeAsync(0);
+      const handed = [...leases.keys()].find((n) => leases.get(n)!.handoff !== undefined && !seen.has(n));
+      if (handed) seen.add(handed);
+      if (k < MAX_SKIPS) {
+        expect(handed, `handoff ${k + 1}`).toBe(next); // the hit jumps the miss
+      } else {
+        expect(handed, `handoff ${k + 1}`).toBe('miss'); // passed over MAX_SKIPS times: its turn
+        break;
+      }
+      leases.get(prev)!.release();
+      await vi.advanceTimersByTimeAsync(0);
+      prev = next;
+    }
+    s.close();
   });
 
   it('never while a slot is free: the waiter takes the free slot', async () => {
