@@ -141,7 +141,8 @@ function slotNode(m: ModelStatus, i: InstanceStatus, sl: SlotStatus): SlotNode {
   const tooltip = sl.foreign
     ? `slot ${sl.id} busy: a client is talking to llama-server directly, not through Slotwise${sl.nCtx ? ` · ctx ${sl.nCtx}` : ''}`
     : sl.busy
-      ? `slot ${sl.id} busy${sl.requestId ? ` · ${sl.source === 'ws' ? 'job' : 'request'} ${sl.requestId}` : ''} · task ${sl.taskId ?? '?'} · prompt ${sl.nPromptTokens ?? 0} tok · ${slotTokens(sl)} generated${sl.nCtx ? ` · ctx ${sl.nCtx}` : ''}`
+      ? `slot ${sl.id} busy${sl.requestId ? ` · ${sl.source === 'ws' ? 'job' : 'request'} ${sl.requestId}` : ''} · task ${sl.taskId ?? '?'} · prompt ${sl.nPromptTokens ?? 0} tok · ${slotTokens(sl)} generated${sl.nCtx ? ` · ctx ${sl.nCtx}` : ''}` +
+        (sl.next ? `\nnext: request ${sl.next}, already sent to llama-server, starts when this one ends (still counted as queued)` : '')
       : `slot ${sl.id} idle${sl.nCtx ? ` · ctx ${sl.nCtx}` : ''}`;
   return {
     kind: 'slot',
@@ -150,7 +151,7 @@ function slotNode(m: ModelStatus, i: InstanceStatus, sl: SlotStatus): SlotNode {
     instance: i.id,
     slot: sl.id,
     label: `slot ${sl.id}`,
-    description: sl.foreign ? 'busy · foreign client' : sl.busy ? ['busy', ...(holder ? [holder] : []), `${slotTokens(sl)} tok`].join(' · ') : 'idle',
+    description: sl.foreign ? 'busy · foreign client' : sl.busy ? ['busy', ...(holder ? [holder] : []), `${slotTokens(sl)} tok`, ...(sl.next ? [`next ${sl.next.slice(0, 8)}`] : [])].join(' · ') : 'idle',
     tooltip,
     icon: sl.busy ? { id: 'circle-filled', color: 'charts.yellow' } : { id: 'circle-outline' },
     contextValue: sl.busy ? 'slotwise.slot.busy' : 'slotwise.slot.idle',

@@ -32,6 +32,12 @@ describe('buildSlotsTree', () => {
     expect(rows.map((s) => s.description)).toEqual(['busy · request 1a2b3c4d · 0 tok', 'busy · job 9f8e7d6c · 37 tok', 'busy · foreign client', 'idle']);
     expect(rows[1]!.tooltip).toContain('job 9f8e7d6c-5b4a');
     expect(rows[2]!.tooltip).toContain('talking to llama-server directly');
+    // A slot handed off to the next request (queue.handoffTokens) names it.
+    inst.slots[0] = { ...inst.slots[0]!, next: '7e6d5c4b-3a29' };
+    const [m2] = buildSlotsTree(snapshot({ models: [model({ instances: [inst] })] }), NOW);
+    const handed = m2!.children[0]!.children[0]!;
+    expect(handed.description).toBe('busy · request 1a2b3c4d · 0 tok · next 7e6d5c4b');
+    expect(handed.tooltip).toContain('next: request 7e6d5c4b-3a29, already sent to llama-server');
     expect(m!.description).toBe('ready · 3/4 busy');
   });
 
