@@ -1,6 +1,7 @@
 // One device's memory as a stacked bar (pure): each loaded model's share (llama-server's buffers, else
-// its plan, and on the host its prompt cache), what other processes hold (used − the models), and free; then which of the models that
-// are down would still fit beside them (the daemon's `memory.fitsNow`) and which would not.
+// its plan), what other processes hold (used − the models), on the host the room reserved for the
+// models' prompt caches (at their limit, out of free), and free; then which of the models that are
+// down would still fit beside them (the daemon's `memory.fitsNow`) and which would not.
 import type { ModelStatus, Snapshot } from '../../shared/protocol';
 import { formatBytes, formatMiB } from '../../shared/format';
 
@@ -8,8 +9,8 @@ import { formatBytes, formatMiB } from '../../shared/format';
 export const MODEL_COLOURS = 6;
 
 export interface MemorySegment {
-  kind: 'model' | 'other' | 'free';
-  /** The model's name (with `×2` for two replicas), `other processes` or `free`. */
+  kind: 'model' | 'other' | 'reserved' | 'free';
+  /** The model's name (with `×2` for two replicas), `other processes`, `prompt caches (reserved)` or `free`. */
   label: string;
   bytes: number;
   /** Share of the bar, 0..1; the segments of a bar add up to 1. */
@@ -86,10 +87,16 @@ function memoryBar(s: Snapshot, d: DeviceReading, withUnknown: boolean): MemoryB
   const used = Math.max(0, d.usedBytes);
   // Plans can exceed what the OS counts as used (mmap'd weights sit in the page cache): never below 0.
   const other = Math.max(0, used - held);
-  const free = Math.max(0, d.totalBytes - held - other);
-  const scale = Math.max(d.totalBytes, held + other + free) || 1;
+  const unused = Math.max(0, d.totalBytes - held - other);
+  // The loaded models' host prompt caches at their limit: room the loader keeps for them as prompts are
+  // saved (what they filled so far is inside "used"), so it is shown out of free, not as used.
+  const caches = promptCachesOn(s, d.device);
+  const reserved = Math.min(unused, caches);
+  const free = unused - reserved;
+  const scale = Math.max(d.totalBytes, held + other + reserved + free) || 1;
   const rest: MemorySegment[] = [
     ...(other > 0 ? [{ kind: 'other' as const, label: 'other processes', bytes: other, fraction: 0, size: formatBytes(other) }] : []),
+    ...(reserved > 0 ? [{ kind: 'reserved' as const, label: 'prompt caches (reserved)', bytes: reserved, fraction: 0, size: formatBytes(reserved) }] : []),
     { kind: 'free', label: 'free', bytes: free, fraction: 0, size: formatBytes(free) },
   ];
   const segments = [...models, ...rest].map((x) => ({ ...x, fraction: x.bytes / scale }));
@@ -114,15 +121,26 @@ function memoryBar(s: Snapshot, d: DeviceReading, withUnknown: boolean): MemoryB
     .filter(Boolean)
     .join(' · ');
   const budget = s.memoryBudgetMiB;
-  const budgetLine = budget !== undefined ? `budget ${formatMiB(budget)}: models hold ${formatBytes(held)}, ${formatBytes(Math.max(0, budget * MIB - held))} left` : undefined;
+  const budgetLine =
+    budget !== undefined
+      ? `budget ${formatMiB(budget)}: models hold ${formatBytes(held)}${caches > 0 ? ` and reserve ${formatBytes(caches)} of prompt cache` : ''}, ${formatBytes(Math.max(0, budget * MIB - held - caches))} left`
+      : undefined;
   const summary = `${d.name} memory, ${formatBytes(d.totalBytes)}: ${segments.map((x) => `${x.label} ${x.size}${x.note ? ` (${x.note})` : ''}`).join(', ')}.`;
   return { device: d.device, title: d.title, totalBytes: d.totalBytes, segments, fits, doesNotFit, unknown, fitLine, ...(budgetLine ? { budgetLine } : {}), summary };
 }
 
-/**
- * A loaded (or loading) model's bytes on the device: per live replica, reported buffers, else the plan;
- * on the host plus its prompt cache at its limit (`promptCacheBytes`: it fills as prompts are saved).
- */
+/** The loaded models' prompt caches at their limit on the device (host RAM only), per live replica. */
+function promptCachesOn(s: Snapshot, device: string): number {
+  let bytes = 0;
+  for (const m of s.models) {
+    if (m.replicas === 0) continue;
+    const cache = m.memory?.byDevice.find((x) => x.device === device)?.promptCacheBytes ?? 0;
+    bytes += cache * Math.max(1, m.instances.filter((i) => i.state !== 'stopped').length);
+  }
+  return bytes;
+}
+
+/** A loaded (or loading) model's bytes on the device: per live replica, reported buffers, else the plan. */
 function modelSegment(m: ModelStatus, index: number, device: string): MemorySegment | undefined {
   if (m.replicas === 0 || !m.memory) return undefined;
   const dev = m.memory.byDevice.find((x) => x.device === device);
@@ -130,7 +148,7 @@ function modelSegment(m: ModelStatus, index: number, device: string): MemorySegm
   const live = m.instances.filter((i) => i.state !== 'stopped');
   const replicas = Math.max(1, live.length);
   const ready = live.some((i) => i.state === 'ready');
-  const per = (dev.actualBytes ?? dev.planBytes) + (dev.promptCacheBytes ?? 0);
+  const per = dev.actualBytes ?? dev.planBytes;
   const bytes = per * replicas;
   if (bytes <= 0) return undefined;
   const note = dev.actualBytes !== undefined ? undefined : ready ? 'plan' : 'loading, plan';

@@ -66,6 +66,7 @@ svg.stack .frame, svg.swatch .seg { stroke: var(--vscode-widget-border, var(--vs
 .seg-c4 { fill: var(--vscode-charts-yellow); }
 .seg-c5 { fill: var(--vscode-charts-red); }
 .seg-other { fill: var(--vscode-descriptionForeground); fill-opacity: 0.45; }
+.seg-reserved { fill: var(--vscode-descriptionForeground); fill-opacity: 0.18; }
 .seg-free { fill: var(--vscode-input-background, rgba(128,128,128,0.2)); }
 ul.legend { list-style: none; margin: 2px 0; padding: 0; display: flex; flex-wrap: wrap; gap: 2px 12px; font-variant-numeric: tabular-nums; }
 ul.legend li { display: flex; align-items: center; gap: 4px; }

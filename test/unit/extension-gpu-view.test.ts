@@ -230,7 +230,7 @@ describe('memory bar: each device split by model, free, and what would still fit
     expect(bar.budgetLine).toBe('budget 512 MiB: models hold 250 MiB, 262 MiB left');
   });
 
-  it("counts a model's host prompt cache (at its limit) in its host share, the budget line and the fit of a down model", () => {
+  it("shows the loaded models' host prompt caches (at their limit) as reserved out of free, in the budget line, and in the fit of a down model", () => {
     const cache = 64 * MIB;
     const withCache = (m: ReturnType<typeof memory>) => ({ ...m, promptCacheBytes: cache, byDevice: m.byDevice.map((d) => ({ ...d, promptCacheBytes: cache })) });
     const s = snapshot({
@@ -241,12 +241,16 @@ describe('memory bar: each device split by model, free, and what would still fit
       ],
     });
     const bar = buildGpuViewModel('connected', s, new SampleHistory(), NOW).cards.find((c) => c.id === 'host')!.memory!;
-    // coder: 250 MiB of buffers + 64 MiB of cache; the segments still add up to the whole bar.
-    expect(bar.segments[0]).toMatchObject({ label: 'coder', bytes: 314 * MIB, size: '314 MiB' });
+    // coder holds its 250 MiB of buffers; its cache's 64 MiB are reserved out of free (what it filled
+    // so far is in "used"); the segments still add up to the whole bar.
+    expect(bar.segments[0]).toMatchObject({ label: 'coder', bytes: 250 * MIB, size: '250 MiB' });
+    const reserved = bar.segments.find((x) => x.kind === 'reserved')!;
+    expect(reserved).toMatchObject({ label: 'prompt caches (reserved)', bytes: 64 * MIB });
+    expect(bar.segments.map((x) => x.kind)).toEqual(['model', 'other', 'reserved', 'free']);
     expect(sum(bar.segments)).toBeCloseTo(1, 10);
     expect(bar.segments.reduce((a, x) => a + x.bytes, 0)).toBe(16 * GIB);
     expect(bar.fitLine).toBe('would still fit: embed (264 MiB)');
-    expect(bar.budgetLine).toBe('budget 512 MiB: models hold 314 MiB, 198 MiB left');
+    expect(bar.budgetLine).toBe('budget 512 MiB: models hold 250 MiB and reserve 64.0 MiB of prompt cache, 198 MiB left');
   });
 
   it('with no host reading and no GPU there is no bar', () => {
