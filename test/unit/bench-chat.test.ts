@@ -193,6 +193,19 @@ describe('chat goals', () => {
   });
 });
 
+/** A report of the chat workload alone. */
+function chatReport(chat: ChatResult): BenchReport {
+  return {
+    schema: 1,
+    environment: { cpuModel: 'Test CPU', cores: 2, memoryGiB: 8, platform: 'linux-x64', node: 'v20.0.0', slotwise: '0.1.0', llamaServer: 'b1', gpus: [], startedAt: '2026-01-01T00:00:00.000Z' },
+    run: { kind: 'custom', model: 'tiny', modelPath: '/m/tiny.gguf', routing: 'slot-aware' },
+    sweep: { options: { model: 'tiny', concurrency: [], requests: 0, mix: [], direct: false, prompt: '' }, levels: [], comparisons: [], layout: { instances: 2, slotsPerInstance: 4 } },
+    chat,
+    targets: [],
+    durationMs: 1,
+  };
+}
+
 describe('bench.md chat section', () => {
   it('says how the conversations start and shows TTFT less queue and the previous-replica share per run', () => {
     const run = (affinity: boolean, share: number): ChatResult['runs'][number] => ({
@@ -207,15 +220,7 @@ describe('bench.md chat section', () => {
       sameReplicaShare: share,
     });
     const chat: ChatResult = { conversations: 16, turns: 6, replicas: 2, slotsPerInstance: 4, maxTokens: 160, wordBias: true, thinkMs: 4000, startSpreadMs: 4000, runs: [run(false, 0.5), run(true, 0.95)], ttftP50Ratio: 200 / 60 };
-    const report: BenchReport = {
-      schema: 1,
-      environment: { cpuModel: 'Test CPU', cores: 2, memoryGiB: 8, platform: 'linux-x64', node: 'v20.0.0', slotwise: '0.1.0', llamaServer: 'b1', gpus: [], startedAt: '2026-01-01T00:00:00.000Z' },
-      run: { kind: 'custom', model: 'tiny', modelPath: '/m/tiny.gguf', routing: 'slot-aware' },
-      sweep: { options: { model: 'tiny', concurrency: [], requests: 0, mix: [], direct: false, prompt: '' }, levels: [], comparisons: [], layout: { instances: 2, slotsPerInstance: 4 } },
-      chat,
-      targets: [],
-      durationMs: 1,
-    };
+    const report = chatReport(chat);
     const md = renderMarkdown(report);
     expectRectangularTables(md);
     expect(md).toContain('16 conversations × 6 turns, starting spread over the first 4000 ms (as users arrive)');
@@ -237,15 +242,7 @@ describe('bench.md chat section', () => {
     });
     const pooled = [{ affinity: false, ttftMs: summarize([210]), hitRatio: 0.64 }, { affinity: true, ttftMs: summarize([70]), hitRatio: 0.84 }];
     const chat: ChatResult = { conversations: 16, turns: 6, replicas: 2, slotsPerInstance: 4, maxTokens: 160, wordBias: true, thinkMs: 4000, rounds: 2, pooled, runs: [run(false, 0, 200), run(true, 0, 60), run(true, 1, 80), run(false, 1, 220)], ttftP50Ratio: 3 };
-    const md = renderMarkdown({
-      schema: 1,
-      environment: { cpuModel: 'Test CPU', cores: 2, memoryGiB: 8, platform: 'linux-x64', node: 'v20.0.0', slotwise: '0.1.0', llamaServer: 'b1', gpus: [], startedAt: '2026-01-01T00:00:00.000Z' },
-      run: { kind: 'custom', model: 'tiny', modelPath: '/m/tiny.gguf', routing: 'slot-aware' },
-      sweep: { options: { model: 'tiny', concurrency: [], requests: 0, mix: [], direct: false, prompt: '' }, levels: [], comparisons: [], layout: { instances: 2, slotsPerInstance: 4 } },
-      chat,
-      targets: [],
-      durationMs: 1,
-    });
+    const md = renderMarkdown(chatReport(chat));
     expectRectangularTables(md);
     expect(md).toMatch(/\| off \(round 2\) \| 220\.00 \|/);
     expect(md).toContain('2 rounds in the order off, on, on, off');

@@ -1,16 +1,13 @@
 // Slot handoff: the pure decision (handoff.ts: when a request is near its end, which waiter gets its
 // slot) and the scheduler's effects around it with a fake clock and a stand-in supervisor (no process,
 // no network): the successor is handed the slot early, counted as queued, leased at the release.
-import { EventEmitter } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { chooseHandoffs, endTokens, nearEnd, type EndingSlot, type HandoffInput } from '../../daemon/scheduler/handoff';
 import type { InstanceLoad, Waiter } from '../../daemon/scheduler/policy';
 import { HANDOFF_INTERACTIVE_QUIET_MS, Scheduler, type Lease, type LeaseRecord, type Ticket } from '../../daemon/scheduler/scheduler';
 import { MAX_SKIPS } from '../../daemon/scheduler/cache-order';
 import { defaultConfig } from '../../daemon/config/validate';
-import type { Supervisor } from '../../daemon/runtime/supervisor';
-import type { LlamaInstance } from '../../daemon/runtime/instance';
-import type { ModelConfig } from '../../daemon/config/types';
+import { fakeSupervisor } from '../helpers/fake-supervisor';
 
 describe('endTokens', () => {
   it.each([
@@ -91,18 +88,6 @@ describe('chooseHandoffs', () => {
 // ---------------------------------------------------------------------------------------------
 // The scheduler (fake clock, stand-in supervisor of one ready instance).
 
-function fakeSupervisor(slots: number, affinity = false): Supervisor {
-  const model = { name: 'coder', slots, affinity, reservedSlots: 0 } as unknown as ModelConfig;
-  const inst = { id: 'coder#1', model, routable: true, state: 'ready', status: () => ({}) } as unknown as LlamaInstance;
-  return Object.assign(new EventEmitter(), {
-    modelNames: () => ['coder'],
-    instances: () => [inst],
-    wanted: () => 1,
-    modelConfig: () => model,
-    scrape: () => undefined,
-    isDraining: () => false,
-  }) as unknown as Supervisor;
-}
 
 describe('Scheduler: slot handoff (fake clock)', () => {
   beforeEach(() => {

@@ -1,15 +1,12 @@
 // The typing-burst hold of newest-wins sessions: the pure pace (daemon/scheduler/session-pace.ts),
 // plan() skipping a held waiter, and the scheduler holding, superseding and then dispatching with a
 // fake clock (a stand-in supervisor: no process, no network).
-import { EventEmitter } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { arrive, burstWindowMs, MAX_BURST_GAP_MS, SessionPace, type PaceState } from '../../daemon/scheduler/session-pace';
 import { plan, type InstanceLoad, type Waiter } from '../../daemon/scheduler/policy';
 import { Scheduler, type Lease, type LeaseRecord } from '../../daemon/scheduler/scheduler';
 import { defaultConfig } from '../../daemon/config/validate';
-import type { Supervisor } from '../../daemon/runtime/supervisor';
-import type { LlamaInstance } from '../../daemon/runtime/instance';
-import type { ModelConfig } from '../../daemon/config/types';
+import { fakeSupervisor } from '../helpers/fake-supervisor';
 
 /** Feeds arrivals at the given times through `arrive`; returns each hold. */
 function holds(times: number[], maxHoldMs = 150): number[] {
@@ -114,19 +111,6 @@ describe('plan with a held waiter', () => {
 // ---------------------------------------------------------------------------------------------
 // The scheduler with a fake clock and a stand-in supervisor of one ready instance.
 
-function fakeSupervisor(slots: number): Supervisor {
-  const model = { name: 'coder', slots, affinity: false, reservedSlots: 0 } as unknown as ModelConfig;
-  const inst = { id: 'coder#1', model, routable: true, state: 'ready', status: () => ({}) } as unknown as LlamaInstance;
-  const sup = Object.assign(new EventEmitter(), {
-    modelNames: () => ['coder'],
-    instances: () => [inst],
-    wanted: () => 1,
-    modelConfig: () => model,
-    scrape: () => undefined,
-    isDraining: () => false,
-  });
-  return sup as unknown as Supervisor;
-}
 
 describe('Scheduler: the typing-burst hold (fake clock)', () => {
   beforeEach(() => {
