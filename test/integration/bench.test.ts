@@ -374,9 +374,14 @@ describe('the typing and priority scenarios (real llama-server, small)', () => {
     }
     const [on, off] = p.runs as [typeof p.runs[number], typeof p.runs[number]];
     expect(on.backgroundStartsWhileWaiting).toBe(0);
-    // Each waited at least for the one slot to free, and (no other interactive request can start in
-    // between, all four being interactive and FIFO) took the first or a later release, never less.
-    for (const s of on.samples) expect(s.queueWaitMs).toBeGreaterThanOrEqual(s.slotFreeMs! - 2);
+    // Each that found every slot busy waited at least for the one slot to free, and took the first or a
+    // later release, never less. One that found a slot free (the background clients refill their
+    // streams a moment after each ends: on a loaded machine the queue can run dry) started at once.
+    for (const s of on.samples) {
+      if (s.releasesWaited! > 0) expect(s.queueWaitMs).toBeGreaterThanOrEqual(s.slotFreeMs! - 2);
+      else expect(s.queueWaitMs, 'started with no slot freed: it must have found one free at once').toBeLessThanOrEqual(3);
+    }
+    expect(on.samples.some((s) => s.releasesWaited! > 0)).toBe(true); // the load did saturate
     expect(off.backgroundStartsWhileWaiting).toBeGreaterThan(0);
   });
 });
