@@ -316,9 +316,9 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
       if (!facts) return;
       e.plan = await this.#plan(model, facts, await this.#o.readFree());
     }
-    const buffers = this.#o.supervisor.instances(model).find((i) => i.state === 'ready')?.status().offload?.buffers;
-    if (!buffers || !Object.keys(buffers).length || !e.calibrationKey || e.estimateBytes === undefined) return;
-    await this.#o.calibration.record(e.calibrationKey, e.estimateBytes, actualByDevice(buffers));
+    const actual = reportedBytes(this.#readyInstance(model));
+    if (!actual || !e.calibrationKey || e.estimateBytes === undefined) return;
+    await this.#o.calibration.record(e.calibrationKey, e.estimateBytes, actual);
     this.#changed();
   }
 
@@ -350,9 +350,9 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
     for (const name of names) {
       const plan = this.#entry(name).plan;
       for (const inst of this.#o.supervisor.instances(name)) {
-        const buffers = inst.status().offload?.buffers;
-        if (buffers && Object.keys(buffers).length && inst.state === 'ready') {
-          addBytes(used, actualByDevice(buffers));
+        const actual = reportedBytes(inst);
+        if (actual) {
+          addBytes(used, actual);
           if (plan) addBytes(used, cacheByDevice(plan));
         } else if (plan) addBytes(used, planByDevice(plan));
       }
@@ -459,9 +459,11 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
   }
 
   #memoryStatus(model: string, plan: MemoryPlan): ModelMemoryStatus {
-    const inst = this.#o.supervisor.instances(model).find((i) => i.state === 'ready');
-    const buffers = inst?.status().offload?.buffers;
-    return planStatus(plan, buffers && Object.keys(buffers).length ? actualByDevice(buffers) : undefined);
+    return planStatus(plan, reportedBytes(this.#readyInstance(model)));
+  }
+
+  #readyInstance(model: string): LlamaInstance | undefined {
+    return this.#o.supervisor.instances(model).find((i) => i.state === 'ready');
   }
 
   #entry(model: string): Entry {
@@ -486,4 +488,11 @@ function mostAdvanced(insts: readonly LlamaInstance[]): LoadProgress {
     if (!most || PHASES.indexOf(p.phase) > PHASES.indexOf(most.phase) || (p.phase === most.phase && (p.progress ?? 0) > (most.progress ?? 0))) most = p;
   }
   return most ?? { phase: 'starting' };
+}
+
+/** What a ready instance's llama-server reported allocating, per device; undefined before it is ready or when its log named no buffer. */
+function reportedBytes(inst: LlamaInstance | undefined): DeviceBytes | undefined {
+  if (inst?.state !== 'ready') return undefined;
+  const buffers = inst.status().offload?.buffers;
+  return buffers && Object.keys(buffers).length ? actualByDevice(buffers) : undefined;
 }
