@@ -196,6 +196,11 @@ interface InstanceBook {
 /** Prompt tokens computed below which a request's prompt_ms is not used for the prefill rate. */
 const MIN_PREFILL_SAMPLE = 64;
 
+/** One more skip for each waiter the cache-aware order passed over that did not start after all (cache-order.ts MAX_SKIPS). */
+function countSkips(order: CacheOrder<QueuedRequest> | undefined, started: ReadonlySet<string>): void {
+  for (const w of order?.passedOver ?? []) if (!started.has(w.id)) w.skips = (w.skips ?? 0) + 1;
+}
+
 const emptyOutcomes = (): Record<RequestOutcome, number> => ({ completed: 0, cancelled: 0, rejected: 0, failed: 0 });
 
 export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }> {
@@ -493,8 +498,7 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
           const inst = instances.find((i) => i.id === where.instanceId);
           if (inst) w.resolve(this.#lease(model, inst, where.slot, w, now));
         }
-        const started = new Set(p.assignments.map((a) => a.waiterId));
-        for (const w of order?.passedOver ?? []) if (!started.has(w.id)) w.skips = (w.skips ?? 0) + 1;
+        countSkips(order, new Set(p.assignments.map((a) => a.waiterId)));
         this.#handOff(model, q, instances, now);
         this.#notifyPositions(q, loads, now);
       }
@@ -575,10 +579,7 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
     }
     // A cache hit handed a slot ahead of a miss passed it over, as in a plan: count it, or the
     // MAX_SKIPS bound never holds once most slots change hands this way (a miss then starved).
-    if (handoffs.length > 0) {
-      const handed = new Set(handoffs.map((h) => h.waiter.id));
-      for (const w of order?.passedOver ?? []) if (!handed.has(w.id)) w.skips = (w.skips ?? 0) + 1;
-    }
+    if (handoffs.length > 0) countSkips(order, new Set(handoffs.map((h) => h.waiter.id)));
   }
 
   /** Hands `slot` (still leased) to waiter `w`: resolves its acquire() now with a lease that begins at the slot's release. */
