@@ -93,7 +93,10 @@ export function openStream(connect: buildConnector.connector, t: StreamTarget): 
       if (bodyDone !== undefined) return;
       bodyDone = err;
       cleanup();
-      if (err === null) socket?.destroy(); // llama-server closes it too; nothing else will use it
+      // llama-server closes it too; nothing else will use it. Closed on the next turn, so the last bytes
+      // (written to the client on this tick) do not wait behind the close(2), which on loopback also
+      // runs the peer's side of the teardown.
+      if (err === null && socket) setImmediate(destroySocket, socket);
       endBody?.(err ?? undefined);
     };
     const deliver = (chunk: Buffer): void => {
@@ -165,6 +168,10 @@ export function openStream(connect: buildConnector.connector, t: StreamTarget): 
       socket.write(`${req}\r\n${t.payload}`);
     });
   });
+}
+
+function destroySocket(socket: Socket): void {
+  socket.destroy();
 }
 
 function abortError(reason: unknown): Error {
