@@ -52,10 +52,11 @@ export interface HttpHandler {
 
 export function createHttpHandler(opts: HttpOptions): HttpHandler {
   const running = new Set<Promise<void>>();
+  const table = routeTable(opts.routes);
   // Every request in flight listens on `stop`: no listener cap (Node warns past 10, at 11 concurrent requests).
   if (opts.stop) setMaxListeners(0, opts.stop);
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
-    const p = handle(opts, req, res)
+    const p = handle(opts, table, req, res)
       .catch((err: unknown) => {
         const e = toSlotwiseError(err);
         if (e.code === 'SW_ERR_INTERNAL') opts.logger.error(`${req.method} ${req.url}: ${e.detail ?? e.message}`);
@@ -77,19 +78,35 @@ export function createHttpHandler(opts: HttpOptions): HttpHandler {
   });
 }
 
-async function handle(opts: HttpOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
+/** Routes by path, looked up once per request (a request's path is the hot path's first step). */
+function routeTable(routes: readonly Route[]): Map<string, Route[]> {
+  const table = new Map<string, Route[]>();
+  for (const r of routes) table.set(r.path, [...(table.get(r.path) ?? []), r]);
+  return table;
+}
+
+/** The path part of a request target (`/v1/completions?x=1` → `/v1/completions`), as URL parsing would give it. */
+export function pathOf(target: string | undefined): string {
+  if (!target) return '/';
+  const end = target.search(/[?#]/);
+  const path = end < 0 ? target : target.slice(0, end);
+  // Anything a plain path is not (`//`, `..`, percent escapes, an absolute URL): WHATWG URL's reading.
+  return /^(?:\/[A-Za-z0-9_-]+)*\/?$/.test(path) ? path : new URL(target, 'http://localhost').pathname;
+}
+
+async function handle(opts: HttpOptions, table: Map<string, Route[]>, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const receivedAt = performance.now();
-  const url = new URL(req.url ?? '/', 'http://localhost');
+  const pathname = pathOf(req.url);
   const denied = checkOrigin(req, opts.guard);
   if (denied) return sendError(res, denied);
-  const forPath = opts.routes.filter((r) => r.path === url.pathname);
+  const forPath = table.get(pathname) ?? [];
   if (forPath.length === 0) {
-    throw new SlotwiseError('SW_ERR_NOT_FOUND', `no route ${req.method} ${url.pathname} — see /v1/models, /api/status, /metrics, /ws`);
+    throw new SlotwiseError('SW_ERR_NOT_FOUND', `no route ${req.method} ${pathname} — see /v1/models, /api/status, /metrics, /ws`);
   }
   const route = forPath.find((r) => r.method === req.method);
   if (!route) {
     res.setHeader('Allow', forPath.map((r) => r.method).join(', '));
-    throw new SlotwiseError('SW_ERR_METHOD_NOT_ALLOWED', `${url.pathname} takes ${forPath.map((r) => r.method).join(' or ')}, not ${req.method}`);
+    throw new SlotwiseError('SW_ERR_METHOD_NOT_ALLOWED', `${pathname} takes ${forPath.map((r) => r.method).join(' or ')}, not ${req.method}`);
   }
   if (!route.open) {
     const unauthorized = checkToken(req, opts.guard);
@@ -109,7 +126,18 @@ async function handle(opts: HttpOptions, req: IncomingMessage, res: ServerRespon
     if (!res.writableFinished) abort.abort(new SlotwiseError('SW_ERR_CANCELLED', 'client disconnected'));
   });
   const jsonWithText = (): Promise<JsonBody> => readJsonBody(req, opts.maxBodyBytes, opts.bodyTimeoutMs);
-  await route.handle({ req, res, url, receivedAt, signal: abort.signal, json: async () => (await jsonWithText()).value, jsonWithText });
+  await route.handle({
+    req,
+    res,
+    // No route reads it on the proxy's path: parsed only when asked for.
+    get url() {
+      return new URL(req.url ?? '/', 'http://localhost');
+    },
+    receivedAt,
+    signal: abort.signal,
+    json: async () => (await jsonWithText()).value,
+    jsonWithText,
+  });
 }
 
 /**
