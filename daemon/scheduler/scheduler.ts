@@ -362,7 +362,8 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
       ticket.signal.addEventListener('abort', onAbort, { once: true });
       if (opts.retry) queue.waiters.unshift(entry);
       else queue.waiters.push(entry);
-      entry.admittedPosition = positions(queue.waiters, now, this.#queueConfig.backgroundMaxWaitMs).get(entry.id) ?? queue.waiters.length;
+      // Alone in the queue (the usual case when a slot is free) it is first: no service order to compute.
+      entry.admittedPosition = queue.waiters.length === 1 ? 1 : (positions(queue.waiters, now, this.#queueConfig.backgroundMaxWaitMs).get(entry.id) ?? queue.waiters.length);
       this.#pump();
     });
   }
