@@ -2,8 +2,59 @@
 // "Keep-Alive". A daemon that reuses that socket for the next request loses the request to
 // "other side closed" whenever the FIN is still in flight, and takes the instance out of routing
 // until /health answers. Back-to-back short streams through the daemon must never hit that.
+import { connect } from 'node:net';
+import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { instanceAuth, startTestDaemon } from '../helpers/daemon';
+import { instanceAuth, startTestDaemon, type TestDaemon } from '../helpers/daemon';
+
+const STAND_IN = resolve(__dirname, '../fixtures/fake-llama-server.mjs');
+
+/**
+ * Sends one streamed completion on a fresh keep-alive connection (no `Connection: close`), reads the
+ * response to its last chunk, and says whether the server then closed the connection (within 2 s).
+ */
+function closesAfterStream(port: number, headers: Record<string, string>): Promise<boolean> {
+  return new Promise((done, fail) => {
+    const body = JSON.stringify({ prompt: 'hello', max_tokens: 4, stream: true });
+    const socket = connect(port, '127.0.0.1');
+    let text = '';
+    let timer: NodeJS.Timeout | undefined;
+    socket.setEncoding('latin1');
+    socket.on('data', (d: string) => {
+      text += d;
+      if (!timer && text.includes('\r\n0\r\n\r\n')) timer = setTimeout(() => (socket.destroy(), done(false)), 2_000);
+    });
+    socket.on('close', () => {
+      clearTimeout(timer);
+      if (!text.includes('data: [DONE]')) fail(new Error(`the stream did not end: ${text.slice(0, 300)}`));
+      else done(true);
+    });
+    socket.on('error', fail);
+    const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+    socket.write(`POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`);
+  });
+}
+
+async function instancePort(d: TestDaemon): Promise<{ port: number; pid: number }> {
+  await d.waitFor((s) => s.models[0]!.instances[0]?.state === 'ready', 'ready');
+  const inst = (await d.status()).models[0]!.instances[0]!;
+  return { port: inst.port!, pid: inst.pid! };
+}
+
+describe('closing a stream\'s connection: llama-server and the stand-in', () => {
+  it('llama-server closes the connection after a streamed response; the stand-in does so with --fake-close-after-stream only', async () => {
+    const real = await startTestDaemon({ models: { tiny: { slots: 1, ctxPerSlot: 256 } } });
+    const r = await instancePort(real);
+    expect(await closesAfterStream(r.port, instanceAuth(r.pid))).toBe(true);
+    // The GPU-pace bench runs the stand-in with the flag, so its direct client, the bare proxy and the
+    // daemon each need a connection per stream, as in front of a real llama-server.
+    for (const [args, closes] of [[['--fake-close-after-stream'], true], [[], false]] as const) {
+      const d = await startTestDaemon({ config: { llamaServer: STAND_IN }, models: { m: { slots: 1, args: [...args] } } });
+      const s = await instancePort(d);
+      expect(await closesAfterStream(s.port, instanceAuth(s.pid))).toBe(closes);
+    }
+  });
+});
 
 describe('upstream connections (real llama-server)', () => {
   it('back-to-back streams never lose their connection to llama-server', async () => {
