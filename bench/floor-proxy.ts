@@ -1,5 +1,7 @@
-// The floor of a proxy hop: the plainest streaming proxy Node can run (http.createServer, a keep-alive
-// http.Agent, pipe), in a process of its own as the daemon runs, in front of the same upstream. The
+// The floor of a proxy hop: the plainest streaming proxy Node can run (http.createServer, http.request
+// on a connection per stream, pipe), in a process of its own as the daemon runs, in front of the same
+// upstream. A connection per stream because llama-server (and the stand-in as the bench runs it) closes
+// each stream's connection: a kept-alive one would be reused while its FIN is in flight. The
 // GPU-pace sweep measures it beside the daemon and direct, so "added TTFT" has a baseline that any
 // Node proxy on this machine pays: no queue, no leases, no status, no validation.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -10,7 +12,7 @@ import { SlotwiseError } from '../shared/errors';
 const SOURCE = `
 const http = require('node:http');
 const up = new URL(process.argv[1]);
-const agent = new http.Agent({ keepAlive: true });
+const agent = new http.Agent({ keepAlive: false });
 http.createServer((req, res) => {
   const parts = [];
   req.on('data', (d) => parts.push(d));

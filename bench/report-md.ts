@@ -206,7 +206,7 @@ function comparisonTable(comparisons: readonly Comparison[]): string[] {
       '',
       '### Daemon vs direct, and the floor: a bare Node proxy',
       '',
-      'The bare proxy (bench/floor-proxy.ts: `http.createServer`, a keep-alive `http.Agent`, `pipe`, in a process of its own) runs in front of the same llama-server in the same run: ' +
+      'The bare proxy (bench/floor-proxy.ts: `http.createServer`, `http.request` on a connection per stream, `pipe`, in a process of its own) runs in front of the same upstream in the same run, which closes each stream\'s connection as llama-server does: ' +
         'what any Node proxy hop costs on this machine. Daemon over floor = what the daemon adds beyond it (queue, leases, status, validation).',
       '',
       ...table(

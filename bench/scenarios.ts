@@ -135,7 +135,9 @@ export async function gpuPaceScenario(ctx: ScenarioContext, o: GpuPaceOptions): 
   ctx.progress?.line(`sweep at GPU pace: stand-in upstream, 1 × ${o.slots} slots, ${o.tokenMs} ms a token, c=${o.concurrency.join(',')}, daemon, direct and a bare Node proxy`);
   const { sweep } = await hostedSweep(ctx, {
     floor: true,
-    model: modelConfig('stand-in', o.modelPath, { slots: o.slots, replicas: 1, args: ['--fake-token-ms', String(o.tokenMs)] }),
+    // Closing each stream's connection as llama-server does: every client of it (direct, the bare proxy,
+    // the daemon) needs a connection per stream, as in front of a real one.
+    model: modelConfig('stand-in', o.modelPath, { slots: o.slots, replicas: 1, args: ['--fake-token-ms', String(o.tokenMs), '--fake-close-after-stream'] }),
     routing: 'slot-aware',
     llamaServer: o.upstream,
     sweep: { model: 'stand-in', concurrency: [...o.concurrency], requests: o.requests, mix: [{ maxTokens: o.maxTokens, weight: 1 }], direct: true, prompt: BENCH_PROMPT },
