@@ -158,10 +158,12 @@ async function standard(req: BenchRequest): Promise<Draft> {
   const tiny = await ensureCachedTinyModel({ env: req.env, signal: req.signal });
   const S = STANDARD;
   const llamaArgs = threadArgs();
-  req.progress?.line(`sweep: tiny model, 1 × ${S.sweep.slots} slots, c=${S.sweep.concurrency.join(',')}, ${S.sweep.requests} requests per level, daemon and direct`);
+  req.progress?.line(`sweep: tiny model, 1 × ${S.sweep.slots} slots, c=${S.sweep.concurrency.join(',')}, ${S.sweep.requests} requests per level, daemon, direct and a bare Node proxy`);
   const hosted = await hostedSweep(req, {
     model: modelConfig('tiny', tiny, { slots: S.sweep.slots, replicas: 1, args: llamaArgs }),
     routing: 'slot-aware',
+    // What any proxy hop costs in front of llama-server on this machine, whose cores it shares.
+    floor: true,
     sweep: {
       model: 'tiny',
       concurrency: [...S.sweep.concurrency],

@@ -26,6 +26,7 @@ type Parts = Pick<BenchReport, 'sweep' | 'routing' | 'routingStandIn' | 'load'> 
 export function checkTargets(r: Parts): TargetCheck[] {
   if (r.chat) return chatChecks(r.chat); // that workload runs nothing else
   const checks: TargetCheck[] = sweepChecks(r.sweep.comparisons, GOALS, '');
+  checks.push(firstLevelCheck(r.sweep.comparisons));
   if (r.gpuPace) checks.push(...sweepChecks(r.gpuPace.sweep.comparisons, GOALS.gpuPace, 'GPU pace (stand-in): '));
   for (const [g, where] of [[r.routing, 'llama-server'], [r.routingStandIn, 'stand-in']] as const) {
     if (where === 'stand-in' && !g) continue; // optional: only the standard suite has it
@@ -111,6 +112,18 @@ function chatChecks(chat: NonNullable<Parts['chat']>): TargetCheck[] {
       met: hit !== undefined ? hit >= GOALS.chatHitRatio : undefined,
     },
   ];
+}
+
+/** The issue's own goal against llama-server: the hop's added TTFT p50 with one request at a time. */
+function firstLevelCheck(comparisons: readonly Comparison[]): TargetCheck {
+  const c1 = comparisons.find((c) => c.concurrency === 1 && Number.isFinite(c.addedTtftP50Ms));
+  const floor = c1?.floor ? `; bare proxy ${ms(c1.floor.addedTtftP50Ms)}` : '';
+  return {
+    name: 'added TTFT p50 at c=1',
+    goal: `≤ ${GOALS.addedTtftP50Ms} ms`,
+    measured: c1 ? `${ms(c1.addedTtftP50Ms)}${floor}` : 'not measured (run with --direct and c=1)',
+    met: c1 ? c1.addedTtftP50Ms <= GOALS.addedTtftP50Ms : undefined,
+  };
 }
 
 type SweepGoals = { throughputRatio: number; addedTtftP50Ms: number; addedTtftP99Ms: number };

@@ -38,17 +38,17 @@ describe('checkTargets', () => {
     {
       name: 'all sweep goals met',
       comparisons: [cmp(1, 1.0, 0.4, 1.2), cmp(2, 0.995, 0.9, 2.9)],
-      want: { 'daemon/direct throughput': [true, 'min 0.995 (c=2)'], 'added TTFT p50': [true, 'max 0.90 ms (c=2)'], 'added TTFT p99': [true, 'max 2.90 ms (c=2)'] },
+      want: { 'daemon/direct throughput': [true, 'min 0.995 (c=2)'], 'added TTFT p50': [true, 'max 0.90 ms (c=2)'], 'added TTFT p99': [true, 'max 2.90 ms (c=2)'], 'added TTFT p50 at c=1': [true, '0.40 ms'] },
     },
     {
       name: 'the worst level decides',
       comparisons: [cmp(1, 0.97, 1.5, 0.5), cmp(8, 1.01, 0.2, 4)],
-      want: { 'daemon/direct throughput': [false, 'min 0.970 (c=1)'], 'added TTFT p50': [false, 'max 1.50 ms (c=1)'], 'added TTFT p99': [false, 'max 4.00 ms (c=8)'] },
+      want: { 'daemon/direct throughput': [false, 'min 0.970 (c=1)'], 'added TTFT p50': [false, 'max 1.50 ms (c=1)'], 'added TTFT p99': [false, 'max 4.00 ms (c=8)'], 'added TTFT p50 at c=1': [false, '1.50 ms'] },
     },
     {
       name: 'NaN (null in JSON) levels are skipped',
       comparisons: [cmp(1, NaN, NaN, NaN), cmp(2, 1, 0.5, 1)],
-      want: { 'daemon/direct throughput': [true, 'min 1.000 (c=2)'], 'added TTFT p50': [true, 'max 0.50 ms (c=2)'], 'added TTFT p99': [true, 'max 1.00 ms (c=2)'] },
+      want: { 'daemon/direct throughput': [true, 'min 1.000 (c=2)'], 'added TTFT p50': [true, 'max 0.50 ms (c=2)'], 'added TTFT p99': [true, 'max 1.00 ms (c=2)'], 'added TTFT p50 at c=1': [undefined, 'not measured (run with --direct and c=1)'] },
     },
     {
       name: 'no direct run: not measured',
@@ -57,6 +57,7 @@ describe('checkTargets', () => {
         'daemon/direct throughput': [undefined, 'not measured (run with --direct)'],
         'added TTFT p50': [undefined, 'not measured (run with --direct)'],
         'added TTFT p99': [undefined, 'not measured (run with --direct)'],
+        'added TTFT p50 at c=1': [undefined, 'not measured (run with --direct and c=1)'],
       },
     },
   ])('$name', ({ comparisons, want }) => {
@@ -79,7 +80,7 @@ describe('checkTargets', () => {
       daemon: { loopLagMs: { p50: 1, p99: 25.5, max: 40 }, loopLagTimeline: [], rssMB: { before: 120, peak: 180 }, process: 'own', pid: 4242, client: 'separate' },
     };
     const checks = checkTargets({ sweep: base.sweep, routing, routingStandIn, load });
-    expect(checks.slice(3, 7)).toEqual([
+    expect(checks.slice(4, 8)).toEqual([
       { name: 'routing: e2e p95, round-robin ÷ slot-aware (llama-server)', goal: '≥ 1.3×', measured: '1.42× (short requests: 2.50×)', met: true },
       { name: 'routing: e2e p95, round-robin ÷ slot-aware (stand-in)', goal: '≥ 1.3×', measured: '1.10× (short requests: 1.20×)', met: false },
       { name: '1,000 streams: daemon event-loop lag p99', goal: '< 20 ms', measured: '25.50 ms (max 40.00 ms; 997/1000 streams ok)', met: false },
