@@ -81,5 +81,7 @@ function modelLoad(m: ModelStatus, snap: Snapshot, max: number): ModelLoad {
     // llama.cpp's --fit keeps 1 GiB free per GPU: count only what is above that margin.
     freeBytes: onGpu ? Math.max(0, gpuFree - snap.gpus.length * 1024 ** 3) : (snap.host?.memoryAvailableBytes ?? 0),
     memoryKind: onGpu ? 'VRAM' : 'RAM',
+    ...(m.memory?.promptCacheBytes ? { promptCacheBytes: m.memory.promptCacheBytes } : {}),
+    ...(snap.host ? { hostFreeBytes: snap.host.memoryAvailableBytes } : {}),
   };
 }

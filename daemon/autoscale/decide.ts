@@ -17,6 +17,13 @@ export interface ModelLoad {
   /** Free memory where it would go: VRAM when GPUs are sampled, else host RAM. */
   freeBytes: number;
   memoryKind: 'VRAM' | 'RAM';
+  /**
+   * The new replica's host prompt cache at its limit (`--cache-ram`; 0 or absent when off). Host RAM
+   * whatever `memoryKind` is: with RAM it adds to `instanceBytes`, with VRAM it must fit `hostFreeBytes`.
+   */
+  promptCacheBytes?: number;
+  /** Free host RAM (with VRAM as `memoryKind`: where the prompt cache goes). */
+  hostFreeBytes?: number;
 }
 
 export interface ScaleState {
@@ -53,12 +60,11 @@ export function decide(l: ModelLoad, prev: ScaleState, now: number, opts: ScaleO
     const load = `all ${l.totalSlots} slots busy, ${l.queued} waiting (oldest ${(l.oldestWaitMs / 1000).toFixed(1)} s)`;
     if (held < opts.saturatedForMs) return { action: 'hold', reason: `saturated for ${secs(held)} of ${secs(opts.saturatedForMs)}: ${load}`, state };
     if (l.replicas >= l.max) return { action: 'hold', reason: `saturated (${load}) but already at maxReplicas ${l.max}`, state };
-    if (l.freeBytes <= l.instanceBytes) {
-      return { action: 'hold', reason: `saturated (${load}) but only ${formatBytes(l.freeBytes, { digits: 1 })} ${l.memoryKind} free, another replica needs ${formatBytes(l.instanceBytes, { digits: 1 })}`, state };
-    }
+    const fit = memoryFit(l);
+    if (fit.short) return { action: 'hold', reason: `saturated (${load}) but ${fit.short}`, state };
     return {
       action: 'up',
-      reason: `saturated for ${secs(held)} (${load}); ${formatBytes(l.freeBytes, { digits: 1 })} ${l.memoryKind} free ≥ ${formatBytes(l.instanceBytes, { digits: 1 })} needed: adding replica ${l.replicas + 1}`,
+      reason: `saturated for ${secs(held)} (${load}); ${fit.ok}: adding replica ${l.replicas + 1}`,
       state: { idleSince: undefined, saturatedSince: undefined },
     };
   }
@@ -71,4 +77,24 @@ export function decide(l: ModelLoad, prev: ScaleState, now: number, opts: ScaleO
   }
   const busy = `${l.busySlots} of ${l.totalSlots} slots busy, ${l.queued} waiting`;
   return { action: 'hold', reason: `${busy}: ${l.replicas} replica(s) are enough`, state };
+}
+
+/**
+ * Whether one more replica fits: its buffers where they go, and its host prompt cache in host RAM
+ * (counted at its limit, as the loader counts it). `short` says what is missing, `ok` what fits.
+ */
+function memoryFit(l: ModelLoad): { short?: string; ok: string } {
+  const gib = (b: number): string => formatBytes(b, { digits: 1 });
+  const cache = l.promptCacheBytes ?? 0;
+  const withCache = cache > 0 ? ` with its ${gib(cache)} prompt cache` : '';
+  if (l.memoryKind === 'RAM') {
+    const need = l.instanceBytes + cache;
+    if (l.freeBytes <= need) return { short: `only ${gib(l.freeBytes)} RAM free, another replica needs ${gib(need)}${withCache}`, ok: '' };
+    return { ok: `${gib(l.freeBytes)} RAM free ≥ ${gib(need)} needed${withCache}` };
+  }
+  if (l.freeBytes <= l.instanceBytes) return { short: `only ${gib(l.freeBytes)} VRAM free, another replica needs ${gib(l.instanceBytes)}`, ok: '' };
+  if (cache > 0 && l.hostFreeBytes !== undefined && l.hostFreeBytes <= cache) {
+    return { short: `only ${gib(l.hostFreeBytes)} RAM free, another replica's prompt cache needs ${gib(cache)} (lower promptCacheMiB; 0 turns it off)`, ok: '' };
+  }
+  return { ok: `${gib(l.freeBytes)} VRAM free ≥ ${gib(l.instanceBytes)} needed${cache > 0 ? `, and RAM for its ${gib(cache)} prompt cache` : ''}` };
 }

@@ -13,6 +13,11 @@ describe('autoscale decide', () => {
     ['saturated long enough, memory free → up', {}, { saturatedSince: 0 }, 30_000, 'up', /saturated for 30 s \(all 4 slots busy, 5 waiting \(oldest 3\.0 s\)\); 20\.0 GiB VRAM free ≥ 5\.0 GiB needed: adding replica 2/],
     ['saturated, not yet 30 s → hold and count', {}, { saturatedSince: 0 }, 12_000, 'hold', /saturated for 12 s of 30 s/],
     ['saturated but no memory → hold saying why', { freeBytes: 3 * GiB, memoryKind: 'RAM' }, { saturatedSince: 0 }, 60_000, 'hold', /only 3\.0 GiB RAM free, another replica needs 5\.0 GiB/],
+    // The host prompt cache (--cache-ram) is counted at its limit, as the loader counts it.
+    ['on RAM, the replica fits but not with its prompt cache → hold naming it', { freeBytes: 6 * GiB, memoryKind: 'RAM', promptCacheBytes: 2 * GiB }, { saturatedSince: 0 }, 60_000, 'hold', /only 6\.0 GiB RAM free, another replica needs 7\.0 GiB with its 2\.0 GiB prompt cache/],
+    ['on RAM, room for the replica and its prompt cache → up', { freeBytes: 8 * GiB, memoryKind: 'RAM', promptCacheBytes: 2 * GiB }, { saturatedSince: 0 }, 60_000, 'up', /8\.0 GiB RAM free ≥ 7\.0 GiB needed with its 2\.0 GiB prompt cache: adding replica 2/],
+    ['on VRAM, room on the GPU but not in RAM for the prompt cache → hold naming it', { promptCacheBytes: 4 * GiB, hostFreeBytes: 3 * GiB }, { saturatedSince: 0 }, 60_000, 'hold', /only 3\.0 GiB RAM free, another replica's prompt cache needs 4\.0 GiB \(lower promptCacheMiB; 0 turns it off\)/],
+    ['on VRAM, room on both → up', { promptCacheBytes: 4 * GiB, hostFreeBytes: 30 * GiB }, { saturatedSince: 0 }, 60_000, 'up', /20\.0 GiB VRAM free ≥ 5\.0 GiB needed, and RAM for its 4\.0 GiB prompt cache: adding replica 2/],
     ['saturated at max → hold', { replicas: 3, readyInstances: 3, totalSlots: 12, busySlots: 12 }, { saturatedSince: 0 }, 60_000, 'hold', /already at maxReplicas 3/],
     ['GPU-busy look but free slots → not saturated', { busySlots: 3, queued: 0 }, { saturatedSince: 0 }, 60_000, 'hold', /3 of 4 slots busy, 0 waiting: 1 replica\(s\) are enough/],
     ['all busy, short waits → not saturated', { oldestWaitMs: 500 }, {}, 60_000, 'hold', /are enough/],
