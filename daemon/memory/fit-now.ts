@@ -3,6 +3,7 @@
 // loader's (budget.ts `available` + plan.ts `checkFit`), but from what status already holds: each
 // model's plan per device (no GGUF read per tick) and the resource sampler's free memory (no extra
 // nvidia-smi run).
+import { promptCachesByDevice } from '../../shared/prompt-caches';
 import type { ModelMemoryStatus, ModelStatus, Snapshot } from '../../shared/protocol';
 import { addBytes, available, lessPending, type DeviceBytes } from './budget';
 import { heldByDevice } from './plan-status';
@@ -34,19 +35,6 @@ export function usedByLoaded(models: readonly ModelStatus[]): DeviceBytes {
   return used;
 }
 
-/**
- * The prompt caches of the loaded models at their limit, per device: free memory shows only what they
- * filled so far, so without a budget the loader takes the whole limit off it (an upper bound).
- */
-export function cachesOfLoaded(models: readonly ModelStatus[]): DeviceBytes {
-  const caches: DeviceBytes = new Map();
-  for (const m of models) {
-    if (m.replicas === 0 || !m.memory) continue;
-    const { ready, planned } = replicasOf(m);
-    addBytes(caches, new Map(m.memory.byDevice.map((d) => [d.device, d.promptCacheBytes ?? 0])), ready + planned);
-  }
-  return caches;
-}
 
 /** Live replicas that are ready, and those that will hold their plan (a model just asked to start may have no instance yet: one). */
 function replicasOf(m: ModelStatus): { ready: number; planned: number } {
@@ -63,7 +51,7 @@ export type PlanPreview = (model: string, free: FreeMemory, room: FreeMemory) =>
  * the preview's plan first, where there is one.
  */
 export function markFitsNow(models: readonly ModelStatus[], free: FreeMemory, budgetMiB: number | undefined, preview?: PlanPreview): void {
-  const base = budgetMiB === undefined ? lessPending(free, cachesOfLoaded(models)) : free;
+  const base = budgetMiB === undefined ? lessPending(free, promptCachesByDevice(models)) : free;
   const room = available(base, usedByLoaded(models), budgetMiB);
   const known = new Set(['host', ...free.gpus.map((g) => `gpu${g.index}`)]);
   for (const m of models) {

@@ -4,6 +4,7 @@
 // down would still fit beside them (the daemon's `memory.fitsNow`) and which would not.
 import type { ModelStatus, Snapshot } from '../../shared/protocol';
 import { formatBytes, formatMiB } from '../../shared/format';
+import { promptCachesByDevice } from '../../shared/prompt-caches';
 
 /** How many distinct model colours the view has (`--vscode-charts-*`); models beyond reuse them in order. */
 export const MODEL_COLOURS = 6;
@@ -90,7 +91,7 @@ function memoryBar(s: Snapshot, d: DeviceReading, withUnknown: boolean): MemoryB
   const unused = Math.max(0, d.totalBytes - held - other);
   // The loaded models' host prompt caches at their limit: room the loader keeps for them as prompts are
   // saved (what they filled so far is inside "used"), so it is shown out of free, not as used.
-  const caches = promptCachesOn(s, d.device);
+  const caches = promptCachesByDevice(s.models).get(d.device) ?? 0;
   const reserved = Math.min(unused, caches);
   const free = unused - reserved;
   const scale = Math.max(d.totalBytes, held + other + reserved + free) || 1;
@@ -127,17 +128,6 @@ function memoryBar(s: Snapshot, d: DeviceReading, withUnknown: boolean): MemoryB
       : undefined;
   const summary = `${d.name} memory, ${formatBytes(d.totalBytes)}: ${segments.map((x) => `${x.label} ${x.size}${x.note ? ` (${x.note})` : ''}`).join(', ')}.`;
   return { device: d.device, title: d.title, totalBytes: d.totalBytes, segments, fits, doesNotFit, unknown, fitLine, ...(budgetLine ? { budgetLine } : {}), summary };
-}
-
-/** The loaded models' prompt caches at their limit on the device (host RAM only), per live replica. */
-function promptCachesOn(s: Snapshot, device: string): number {
-  let bytes = 0;
-  for (const m of s.models) {
-    if (m.replicas === 0) continue;
-    const cache = m.memory?.byDevice.find((x) => x.device === device)?.promptCacheBytes ?? 0;
-    bytes += cache * Math.max(1, m.instances.filter((i) => i.state !== 'stopped').length);
-  }
-  return bytes;
 }
 
 /** A loaded (or loading) model's bytes on the device: per live replica, reported buffers, else the plan. */

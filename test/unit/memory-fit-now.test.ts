@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { cachesOfLoaded, freeFromStatus, markFitsNow, usedByLoaded } from '../../daemon/memory/fit-now';
+import { freeFromStatus, markFitsNow, usedByLoaded } from '../../daemon/memory/fit-now';
+import { promptCachesByDevice } from '../../shared/prompt-caches';
 import type { ModelMemoryStatus, ModelStatus } from '../../shared/protocol';
 import { instance, model } from './extension-fixtures';
 
@@ -63,7 +64,7 @@ describe('fit now (status)', () => {
       return { ...m, promptCacheBytes: cache * MIB, byDevice: m.byDevice.map((d) => ({ ...d, promptCacheBytes: cache * MIB })) };
     };
     expect(Object.fromEntries(usedByLoaded([loaded('a', cached(100, 32, 90), 2)]))).toEqual({ host: 2 * (90 + 32) * MIB });
-    expect(Object.fromEntries(cachesOfLoaded([loaded('a', cached(100, 32, 90), 2), down('d', cached(10, 8))]))).toEqual({ host: 2 * 32 * MIB });
+    expect(Object.fromEntries(promptCachesByDevice([loaded('a', cached(100, 32, 90), 2), down('d', cached(10, 8))]))).toEqual({ host: 2 * 32 * MIB });
 
     // Budget 512: a holds 100 + 32; the 300 MiB model fits only without its 100 MiB cache; with promptCacheMiB 0 it fits.
     const budget = [loaded('a', cached(100, 32, 100)), down('cache', cached(300, 100)), down('nocache', mem(300))];
