@@ -162,7 +162,10 @@ describe('slot handoff (real llama-server)', () => {
         if (slot0(s).next !== undefined) {
           sawNext = true;
           expect(s.models[0]!.queue.waiting).toBe(1);
+          // The daemon names the slot's next as it sends the request: llama-server's HTTP thread may not
+          // have queued it yet when its /metrics answers (another thread), so read until it has, or the first ended.
           deferred = await upstreamMetric(s, 'requests_deferred');
+          for (const t0 = Date.now(); deferred !== 1 && !done && Date.now() - t0 < 2_000; ) deferred = await upstreamMetric(s, 'requests_deferred');
         }
       }
     }
