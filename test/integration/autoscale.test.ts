@@ -38,7 +38,7 @@ describe('autoscale (real llama-server)', () => {
     try {
       const up = await d.waitFor((s) => s.models[0]!.instances.length === 2, 'scale up to 2 replicas', 60_000);
       expect(up.models[0]!.scaling?.last?.action).toBe('up');
-      expect(up.models[0]!.scaling?.last?.reason).toMatch(/saturated for \d+ s \(all 1 slots busy, \d+ waiting .*RAM free ≥ .* needed: adding replica 2/);
+      expect(up.models[0]!.scaling?.last?.reason).toMatch(/saturated for \d+ s \(all 1 slots busy, \d+ waiting .*RAM free ≥ .* needed with its .* prompt cache: adding replica 2/);
       await d.waitFor((s) => s.models[0]!.instances.every((i) => i.state === 'ready') && (s.models[0]!.instances[1]!.inFlight ?? 0) > 0, 'second replica takes work', 60_000);
     } finally {
       loading = false;
