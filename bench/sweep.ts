@@ -28,6 +28,9 @@ export interface SweepRun extends SweepOptions {
   readyTimeoutMs?: number;
 }
 
+/** The burst through each target before the first level; a few seconds at most on the tiny model. */
+const WARM_UP = { requests: 32, concurrency: 4, maxTokens: 8 } as const;
+
 export async function runSweep(opts: SweepRun): Promise<SweepResult> {
   // One agent for the whole sweep: keep-alive connections are reused from level to level, so no
   // level pays connection setup the others do not.
@@ -47,15 +50,22 @@ export async function runSweep(opts: SweepRun): Promise<SweepResult> {
     const names = (Object.keys(targets) as BenchTarget[]).filter((t) => t === 'daemon' || opts.direct);
 
     // Warm-up (not recorded): connections, llama-server's first-request costs, and a clear error
-    // now if a target does not answer completions at all.
+    // now if a target does not answer completions at all. Then a short burst through each, so the
+    // first level does not measure a JavaScript hop (the daemon, the bare proxy) before its hot path
+    // is compiled: a daemon serves for hours, and the sweep compares steady states.
     for (const target of names) {
       const t = targets[target]!;
-      const s = await streamCompletion({ ...base, ...t, token: t.tokens?.[0] ?? t.token, baseUrl: t.baseUrls[0]!, target, maxTokens: 8, t0: 0 });
+      const one = { ...base, ...t, token: t.tokens?.[0] ?? t.token, baseUrl: t.baseUrls[0]!, target, maxTokens: WARM_UP.maxTokens, t0: 0 };
+      const s = await streamCompletion(one);
       if (!s.ok) {
         const where = target === 'daemon' ? `${opts.url}/v1/completions` : target === 'floor' ? `the bare proxy ${opts.floor}/v1/completions` : `llama-server ${directUrls[0]}/v1/completions`;
         const fix = target === 'direct' && !t.tokens?.[0] ? ' — the daemon gave no key for it (GET /api/instance-keys): is it the daemon that runs this llama-server?' : '';
         throw new SlotwiseError('SW_ERR_UPSTREAM', `bench: warm-up request to ${where} failed: ${s.error}${fix}`);
       }
+      opts.progress?.update(`warm-up: ${WARM_UP.requests} requests through ${target}`);
+      await Promise.all(Array.from({ length: WARM_UP.concurrency }, async () => {
+        for (let i = 0; i < WARM_UP.requests / WARM_UP.concurrency; i++) await streamCompletion(one);
+      }));
     }
 
     const lengths = mixSequence(opts.mix, opts.requests);
