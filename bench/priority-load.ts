@@ -107,8 +107,10 @@ export async function priorityScenario(ctx: ScenarioContext, o: PriorityOptions)
 export const FIRST_FREED_SLACK_MS = 5;
 
 /** Background leases that began after `rec` arrived and before it got its own slot. */
-export function backgroundStarts(records: readonly Pick<LeaseRecord, 'priority' | 'leasedAt'>[], rec: Pick<LeaseRecord, 'acceptedAt' | 'leasedAt'>): number {
-  return records.filter((r) => r.priority === 'background' && r.leasedAt > rec.acceptedAt && r.leasedAt < rec.leasedAt).length;
+export function backgroundStarts(records: readonly Pick<LeaseRecord, 'priority' | 'leasedAt' | 'handedOffAt'>[], rec: Pick<LeaseRecord, 'acceptedAt' | 'leasedAt'>): number {
+  // A slot handed off before the interactive request came was given then (the successor already
+  // sits in llama-server, deferred on it), though its lease begins later: not given while one waited.
+  return records.filter((r) => r.priority === 'background' && (r.handedOffAt ?? r.leasedAt) > rec.acceptedAt && r.leasedAt < rec.leasedAt).length;
 }
 
 /** One half's figures from its samples. */

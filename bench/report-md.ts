@@ -148,10 +148,11 @@ function prioritySection(p: NonNullable<BenchReport['priority']>): string[] {
     `${p.backgroundStreams} background streams (max_tokens ${p.backgroundMaxTokens}, each refilled as it ends) on 1 × ${p.slots} slots, and ${p.interactiveRequests} interactive requests ` +
       `(max_tokens ${p.interactiveMaxTokens}) at random times (~${p.meanGapMs} ms apart, seeded), on one daemon: priority on (sent as interactive), then off (sent as background: one class, FIFO). ` +
       '"One slot frees": from the request\'s arrival to the first lease release after it, from the daemon\'s lease records. ' +
-      'Upstream: the daemon\'s Server-Timing from slot given to llama-server\'s first byte. Times in ms.',
+      'Upstream: the daemon\'s Server-Timing from slot given to llama-server\'s first byte. ' +
+      '"Background given a slot while one waited": background leases granted after an interactive request arrived and before it got its slot (a slot handed off earlier, whose lease begins later, was granted when it was handed off). Times in ms.',
     '',
     ...table(
-      ['priority', 'TTFT p50', 'TTFT p95', 'one slot frees p95', 'queue wait p95', 'TTFT p95 ÷ slot frees p95', 'queue p95 ÷ slot frees p95', 'took the first freed slot', 'background started while one waited', 'upstream p95', 'background done', 'failed'],
+      ['priority', 'TTFT p50', 'TTFT p95', 'one slot frees p95', 'queue wait p95', 'TTFT p95 ÷ slot frees p95', 'queue p95 ÷ slot frees p95', 'took the first freed slot', 'background given a slot while one waited', 'upstream p95', 'background done', 'failed'],
       p.runs.map((r) => [
         r.priority ? 'on' : 'off',
         fmt(r.ttftMs.p50, 0),

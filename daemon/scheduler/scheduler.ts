@@ -60,6 +60,11 @@ export interface LeaseRecord {
   acceptedAt: number;
   leasedAt: number;
   releasedAt: number;
+  /**
+   * Epoch ms the slot was handed to it while still leased (slot handoff): the scheduler's decision,
+   * made then; its lease began at `leasedAt`, when the predecessor's ended.
+   */
+  handedOffAt?: number;
   /** A newer request of its session superseded it (the slot time went to work nobody sees). */
   superseded: boolean;
 }
@@ -141,6 +146,8 @@ interface QueuedRequest extends Waiter {
   canHandoff: boolean;
   /** Handed a slot near its end: forwarded, still queued until that slot's lease ends. */
   handoff?: PendingHandoff;
+  /** Epoch ms it was handed that slot (kept after the handoff begins, for its lease record). */
+  handedOffAt?: number;
 }
 
 /** A waiter handed a slot that is still leased: it begins when that lease ends, or is dropped. */
@@ -630,6 +637,7 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
       },
     };
     w.handoff = pending;
+    w.handedOffAt = Date.now();
     this.#hooks.onHandoff?.(model);
     book.next.set(slot, pending);
     book.table.setNext(slot, w.ticket.id);
@@ -767,6 +775,7 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
           acceptedAt: ticket.acceptedAt,
           leasedAt: now,
           releasedAt: end,
+          ...(w.handedOffAt !== undefined ? { handedOffAt: w.handedOffAt } : {}),
           superseded: ticket.signal.aborted,
         });
         // Its handed-off successor (already in llama-server, deferred on this slot) starts now.

@@ -160,9 +160,10 @@ describe('Scheduler: slot handoff (fake clock)', () => {
     await vi.advanceTimersByTimeAsync(10);
     b.release();
     await vi.advanceTimersByTimeAsync(0);
-    expect(records.map((r) => [r.requestId, r.leasedAt - 1_000_000, r.releasedAt - 1_000_000])).toEqual([
-      [tickets.get('a')!.id, 0, 40],
-      [tickets.get('b')!.id, 40, 50],
+    // The record keeps when the slot was handed off (the scheduler's decision) beside when its lease began.
+    expect(records.map((r) => [r.requestId, r.leasedAt - 1_000_000, r.releasedAt - 1_000_000, r.handedOffAt === undefined ? undefined : r.handedOffAt - 1_000_000])).toEqual([
+      [tickets.get('a')!.id, 0, 40, undefined],
+      [tickets.get('b')!.id, 40, 50, 0],
     ]);
     leases.get('c')!.release();
     expect(s.busy('coder')).toBe(false);
