@@ -106,11 +106,14 @@ export async function priorityScenario(ctx: ScenarioContext, o: PriorityOptions)
  */
 export const FIRST_FREED_SLACK_MS = 5;
 
-/** Background leases that began after `rec` arrived and before it got its own slot. */
-export function backgroundStarts(records: readonly Pick<LeaseRecord, 'priority' | 'leasedAt' | 'handedOffAt'>[], rec: Pick<LeaseRecord, 'acceptedAt' | 'leasedAt'>): number {
-  // A slot handed off before the interactive request came was given then (the successor already
-  // sits in llama-server, deferred on it), though its lease begins later: not given while one waited.
-  return records.filter((r) => r.priority === 'background' && (r.handedOffAt ?? r.leasedAt) > rec.acceptedAt && r.leasedAt < rec.leasedAt).length;
+/**
+ * Background leases granted after `rec` arrived and before it was granted its own slot. A slot is
+ * granted when its lease begins, or when it is handed off (slot handoff: the request then sits in
+ * llama-server, deferred on that slot, and its lease begins when the predecessor's ends).
+ */
+export function backgroundStarts(records: readonly Pick<LeaseRecord, 'priority' | 'leasedAt' | 'handedOffAt'>[], rec: Pick<LeaseRecord, 'acceptedAt' | 'leasedAt' | 'handedOffAt'>): number {
+  const granted = (r: Pick<LeaseRecord, 'leasedAt' | 'handedOffAt'>): number => r.handedOffAt ?? r.leasedAt;
+  return records.filter((r) => r.priority === 'background' && granted(r) > rec.acceptedAt && granted(r) < granted(rec)).length;
 }
 
 /** One half's figures from its samples. */

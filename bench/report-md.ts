@@ -149,7 +149,7 @@ function prioritySection(p: NonNullable<BenchReport['priority']>): string[] {
       `(max_tokens ${p.interactiveMaxTokens}) at random times (~${p.meanGapMs} ms apart, seeded), on one daemon: priority on (sent as interactive), then off (sent as background: one class, FIFO). ` +
       '"One slot frees": from the request\'s arrival to the first lease release after it, from the daemon\'s lease records. ' +
       'Upstream: the daemon\'s Server-Timing from slot given to llama-server\'s first byte. ' +
-      '"Background given a slot while one waited": background leases granted after an interactive request arrived and before it got its slot (a slot handed off earlier, whose lease begins later, was granted when it was handed off). Times in ms.',
+      '"Background given a slot while one waited": background requests granted a slot after an interactive request arrived and before it was granted its own (a slot is granted when its lease begins, or earlier when it is handed off near its predecessor\'s end). Times in ms.',
     '',
     ...table(
       ['priority', 'TTFT p50', 'TTFT p95', 'one slot frees p95', 'queue wait p95', 'TTFT p95 ÷ slot frees p95', 'queue p95 ÷ slot frees p95', 'took the first freed slot', 'background given a slot while one waited', 'upstream p95', 'background done', 'failed'],

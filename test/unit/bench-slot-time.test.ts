@@ -40,13 +40,16 @@ describe('one slot frees', () => {
     ];
     expect(backgroundStarts(records, { acceptedAt: 100, leasedAt: 200 })).toBe(1);
     expect(backgroundStarts(records, { acceptedAt: 100, leasedAt: 150 })).toBe(0);
-    // A slot handed off before the request came was given then, though its lease began after: not counted;
+    // A slot handed off before the request came was granted then, though its lease began after: not counted;
     // one handed off while it waited is.
     const handed = [
       { priority: 'background' as const, leasedAt: 150, handedOffAt: 95 },
       { priority: 'background' as const, leasedAt: 160, handedOffAt: 120 },
     ];
     expect(backgroundStarts(handed, { acceptedAt: 100, leasedAt: 200 })).toBe(1);
+    // A request handed a slot at 110 waited no longer for one: what others got afterwards is not counted.
+    expect(backgroundStarts(records, { acceptedAt: 100, leasedAt: 200, handedOffAt: 110 })).toBe(0);
+    expect(backgroundStarts(handed, { acceptedAt: 100, leasedAt: 200, handedOffAt: 130 })).toBe(1);
   });
 });
 
