@@ -164,6 +164,7 @@ async function standard(req: BenchRequest): Promise<Draft> {
     routing: 'slot-aware',
     // What any proxy hop costs in front of llama-server on this machine, whose cores it shares.
     floor: true,
+    ownProcess: true,
     sweep: {
       model: 'tiny',
       concurrency: [...S.sweep.concurrency],

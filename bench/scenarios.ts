@@ -1,4 +1,4 @@
-// The benchmark's scenarios, each against a daemon hosted in this process: a concurrency sweep
+// The benchmark's scenarios, each against a fresh daemon (in this process, or in its own as users run it): a concurrency sweep
 // (daemon vs direct), routing (slot-aware vs round-robin on a mixed load), and many concurrent
 // streams against the stand-in upstream.
 import type { Config, ModelConfig } from '../daemon/config/types';
@@ -7,7 +7,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { readGgufHeader } from '../gguf/gguf';
 import { cacheHitRatio, planConversations, promptTokenTotals, promptTokens, replyLogitBias, runConversations, sameReplicaShare, ttftLessQueue, type ChatPlan, type ChatSample } from './chat';
 import type { LeaseRecord } from '../daemon/scheduler/scheduler';
-import { fetchSnapshot } from './status-sampler';
+import { fetchInstanceKeys, fetchSnapshot } from './status-sampler';
+import { defaultConfig } from '../daemon/config/validate';
 import { runClient } from './client-process';
 import { hostDaemon } from './daemon-host';
 import { startFloorProxy, type FloorProxy } from './floor-proxy';
@@ -37,12 +38,17 @@ export interface HostedSweep {
   environment: Environment;
 }
 
-/** One model in a fresh in-process daemon, one sweep against it. */
+/**
+ * One model in a fresh daemon, one sweep against it. `ownProcess`: the daemon runs as users run it
+ * (`node dist/cli.js daemon`, when `ctx.daemonCliPath` is known), so its hop shares no event loop or
+ * heap with the bench; else it is hosted in this process.
+ */
 export async function hostedSweep(
   ctx: ScenarioContext,
   /** `floor`: also run each level through the bare proxy (bench/floor-proxy.ts) in front of the first llama-server. */
-  opts: { model: ModelConfig; routing: Config['routing']; sweep: SweepOptions; llamaServer?: string; queue?: Config['queue']; floor?: boolean },
+  opts: { model: ModelConfig; routing: Config['routing']; sweep: SweepOptions; llamaServer?: string; queue?: Config['queue']; floor?: boolean; ownProcess?: boolean },
 ): Promise<HostedSweep> {
+  if (opts.ownProcess && ctx.daemonCliPath) return spawnedSweep(ctx, ctx.daemonCliPath, opts);
   const host = await hostDaemon({ models: [opts.model], routing: opts.routing, llamaServer: opts.llamaServer, queue: opts.queue, env: ctx.env });
   let floor: FloorProxy | undefined;
   try {
@@ -60,6 +66,30 @@ export async function hostedSweep(
   } finally {
     await floor?.close();
     await host.close();
+  }
+}
+
+/** hostedSweep() with the daemon in its own process: its loop lag and RSS are that process's. */
+async function spawnedSweep(ctx: ScenarioContext, cliPath: string, opts: Parameters<typeof hostedSweep>[1]): Promise<HostedSweep> {
+  ctx.progress?.update(`starting the daemon (node ${cliPath} daemon) and ${opts.model.replicas} × llama-server (${opts.model.slots} slots each)`);
+  const d = await spawnDaemon({ cliPath, model: opts.model, llamaServer: opts.llamaServer ?? defaultConfig().llamaServer, routing: opts.routing, queue: opts.queue, env: ctx.env, signal: ctx.signal });
+  let floor: FloorProxy | undefined;
+  try {
+    const snapshot = await fetchSnapshot(d.url, d.token);
+    const directKeys = await fetchInstanceKeys(d.url, d.token);
+    const environment = await describeEnvironment(snapshot, directKeys);
+    const first = snapshot.models.find((m) => m.name === opts.model.name)?.instances.find((i) => i.port !== undefined);
+    if (opts.floor && first) floor = await startFloorProxy(`http://127.0.0.1:${first.port}`, ctx.env);
+    const sweep = floor ? { ...opts.sweep, floor: floor.url } : opts.sweep;
+    const measure = await measureProcess(d);
+    const run = await runClient({ ...ctx, sweep, url: d.url, token: d.token, stateDir: d.stateDir, directKeys }).catch(async (err: unknown) => {
+      await measure.stop().catch(() => undefined); // the timers end; the sweep's error is the one to report
+      throw err;
+    });
+    return { sweep: run.result, daemon: await measure.stop(), environment };
+  } finally {
+    await floor?.close();
+    await d.stop();
   }
 }
 
@@ -133,16 +163,17 @@ export interface GpuPaceOptions {
 /** The daemon-vs-direct sweep against the stand-in generating at a GPU's pace. */
 export async function gpuPaceScenario(ctx: ScenarioContext, o: GpuPaceOptions): Promise<GpuPaceResult> {
   ctx.progress?.line(`sweep at GPU pace: stand-in upstream, 1 × ${o.slots} slots, ${o.tokenMs} ms a token, c=${o.concurrency.join(',')}, daemon, direct and a bare Node proxy`);
-  const { sweep } = await hostedSweep(ctx, {
+  const { sweep, daemon } = await hostedSweep(ctx, {
     floor: true,
     // Closing each stream's connection as llama-server does: every client of it (direct, the bare proxy,
     // the daemon) needs a connection per stream, as in front of a real one.
     model: modelConfig('stand-in', o.modelPath, { slots: o.slots, replicas: 1, args: ['--fake-token-ms', String(o.tokenMs), '--fake-close-after-stream'] }),
+    ownProcess: true,
     routing: 'slot-aware',
     llamaServer: o.upstream,
     sweep: { model: 'stand-in', concurrency: [...o.concurrency], requests: o.requests, mix: [{ maxTokens: o.maxTokens, weight: 1 }], direct: true, prompt: BENCH_PROMPT },
   });
-  return { tokenMs: o.tokenMs, sweep };
+  return { tokenMs: o.tokenMs, sweep, daemon };
 }
 
 export interface ChatScenarioOptions {

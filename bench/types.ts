@@ -191,6 +191,8 @@ export interface GpuPaceResult {
   /** The stand-in's time per token of one stream, ms. */
   tokenMs: number;
   sweep: SweepResult;
+  /** Where the daemon ran (its own process in the standard suite) and its loop lag and RSS meanwhile. */
+  daemon?: DaemonSide;
 }
 
 /** `--workload chat`: the same conversations with prompt-cache affinity routing on and off. */

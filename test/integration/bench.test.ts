@@ -203,10 +203,10 @@ describe('stand-in upstream (test/fixtures/fake-llama-server.mjs) behind the dae
 });
 
 describe('the GPU-pace sweep (stand-in upstream: it paces tokens like a GPU on 2 cores)', () => {
-  it('runs every level through the daemon, direct and the bare proxy, from a client in its own process, and sets the proxy against direct', async () => {
+  it('runs every level through the daemon (in its own process), direct and the bare proxy, from a client in its own process, and sets the proxy against direct', async () => {
     const before = bareProxies();
     const g = await gpuPaceScenario(
-      { env: process.env, cliPath: CLI },
+      { env: process.env, cliPath: CLI, daemonCliPath: CLI },
       { modelPath: await tinyModelPath('tiny'), upstream: STAND_IN, slots: 2, concurrency: [1, 2], requests: 8, maxTokens: 4, tokenMs: 2 },
     );
     expect(g.sweep.levels.map((l) => [l.concurrency, l.target, l.failed, l.tokens]).sort()).toEqual([
@@ -222,6 +222,11 @@ describe('the GPU-pace sweep (stand-in upstream: it paces tokens like a GPU on 2
     }
     expect(g.sweep.options.floor).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(bareProxies()).toEqual(before); // stopped with the scenario
+    // As users run it: `node dist/cli.js daemon`, its loop lag and RSS that process's, gone afterwards.
+    expect(g.daemon).toMatchObject({ process: 'own', client: 'separate' });
+    expect(g.daemon!.pid).not.toBe(process.pid);
+    expect(g.daemon!.rssMB.peak).toBeGreaterThan(0);
+    expect(() => process.kill(g.daemon!.pid!, 0)).toThrow();
   });
 });
 
