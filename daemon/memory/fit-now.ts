@@ -35,7 +35,6 @@ export function usedByLoaded(models: readonly ModelStatus[]): DeviceBytes {
   return used;
 }
 
-
 /** Live replicas that are ready, and those that will hold their plan (a model just asked to start may have no instance yet: one). */
 function replicasOf(m: ModelStatus): { ready: number; planned: number } {
   const live = m.instances.filter((i) => i.state !== 'stopped');
