@@ -73,12 +73,12 @@ export function occupancyPct(samples: readonly Pick<RequestSample, 'startMs' | '
   return (100 * area) / (slots * (toMs - fromMs));
 }
 
-/** Daemon vs direct at each concurrency where both ran. */
 /** A proxied level against the direct one. */
 function against(l: LevelResult, direct: LevelResult): { throughputRatio: number; addedTtftP50Ms: number; addedTtftP99Ms: number } {
   return { throughputRatio: ratio(l.tokensPerSecond, direct.tokensPerSecond), addedTtftP50Ms: l.ttftMs.p50 - direct.ttftMs.p50, addedTtftP99Ms: l.ttftMs.p99 - direct.ttftMs.p99 };
 }
 
+/** Daemon vs direct at each concurrency where both ran (and the bare proxy vs direct where it ran too). */
 export function compareLevels(levels: readonly LevelResult[]): Comparison[] {
   const out: Comparison[] = [];
   for (const d of levels.filter((l) => l.target === 'daemon')) {

@@ -24,8 +24,9 @@ export interface ScenarioContext {
   /** dist/cli.js, to run the load generator in its own process; undefined = in this process. */
   cliPath?: string;
   /**
-   * dist/cli.js, to run the load scenario's daemon as users run it (`node dist/cli.js daemon`), its
-   * RSS and loop lag its own; undefined = that daemon is hosted in this process too.
+   * dist/cli.js, to run the daemon of the sweeps and the load scenario as users run it (`node
+   * dist/cli.js daemon`, hostedSweep's `ownProcess`), its RSS and loop lag its own; undefined = those
+   * daemons are hosted in this process too.
    */
   daemonCliPath?: string;
   signal?: AbortSignal;
@@ -309,23 +310,8 @@ export async function loadScenario(ctx: ScenarioContext, o: LoadOptions): Promis
   const model = modelConfig('stand-in', o.modelPath, { slots: o.slots, replicas: o.replicas, args: ['--fake-token-ms', String(o.tokenIntervalMs)] });
   const queue: Config['queue'] = { maxWaiting: o.streams * 2, timeoutMs: 120_000, backgroundMaxWaitMs: 30_000, sessionHoldMs: 150, handoffTokens: DEFAULT_HANDOFF_TOKENS };
   const sweep: SweepOptions = { model: 'stand-in', concurrency: [o.streams], requests: o.streams, mix: [{ maxTokens: o.maxTokens, weight: 1 }], direct: false, prompt: BENCH_PROMPT };
-  const result = (level: LevelResult, daemon: DaemonSide): LoadResult => ({ streams: o.streams, replicas: o.replicas, slotsPerInstance: o.slots, tokenIntervalMs: o.tokenIntervalMs, level, daemon });
-  if (!ctx.daemonCliPath) {
-    const hosted = await hostedSweep(ctx, { model, routing: 'slot-aware', llamaServer: o.upstream, queue, sweep });
-    return result(hosted.sweep.levels[0]!, hosted.daemon);
-  }
-  ctx.progress?.update(`starting the daemon (node ${ctx.daemonCliPath} daemon) and ${o.replicas} × stand-in`);
-  const d = await spawnDaemon({ cliPath: ctx.daemonCliPath, model, llamaServer: o.upstream, routing: 'slot-aware', queue, env: ctx.env, signal: ctx.signal });
-  try {
-    const measure = await measureProcess(d);
-    const run = await runClient({ ...ctx, sweep, url: d.url, token: d.token, stateDir: d.stateDir }).catch(async (err: unknown) => {
-      await measure.stop().catch(() => undefined); // the timers end; the load's error is the one to report
-      throw err;
-    });
-    return result(run.result.levels[0]!, await measure.stop());
-  } finally {
-    await d.stop();
-  }
+  const hosted = await hostedSweep(ctx, { model, routing: 'slot-aware', llamaServer: o.upstream, queue, sweep, ownProcess: true });
+  return { streams: o.streams, replicas: o.replicas, slotsPerInstance: o.slots, tokenIntervalMs: o.tokenIntervalMs, level: hosted.sweep.levels[0]!, daemon: hosted.daemon };
 }
 
 /** The prompt every bench request sends. */
