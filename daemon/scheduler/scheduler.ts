@@ -583,7 +583,7 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
     });
     for (const h of handoffs) {
       const inst = instances.find((i) => i.id === h.instanceId);
-      if (inst) this.#handTo(model, q, inst, h.slot, h.waiter);
+      if (inst) this.#handTo(model, q, inst, h.slot, h.waiter, now);
     }
     // A cache hit handed a slot ahead of a miss passed it over, as in a plan: count it, or the
     // MAX_SKIPS bound never holds once most slots change hands this way (a miss then starved).
@@ -591,7 +591,7 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
   }
 
   /** Hands `slot` (still leased) to waiter `w`: resolves its acquire() now with a lease that begins at the slot's release. */
-  #handTo(model: string, q: ModelQueue, inst: LlamaInstance, slot: number, w: QueuedRequest): void {
+  #handTo(model: string, q: ModelQueue, inst: LlamaInstance, slot: number, w: QueuedRequest, now: number): void {
     const book = this.#book(inst);
     let inner: Lease | undefined;
     let done = false;
@@ -611,13 +611,13 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
       waiter: w,
       inst,
       slot,
-      begin: (now) => {
+      begin: (releasedAt) => {
         if (done) return;
         done = true;
         clear();
         this.#take(q, w.id); // leaves the queue now (if close() has not emptied it)
         w.handoff = undefined;
-        inner = this.#lease(model, inst, slot, w, now);
+        inner = this.#lease(model, inst, slot, w, releasedAt);
         began();
       },
       drop: (reason) => {
@@ -637,7 +637,7 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
       },
     };
     w.handoff = pending;
-    w.handedOffAt = Date.now();
+    w.handedOffAt = now; // the pump's clock, as the other stamps of this decision
     this.#hooks.onHandoff?.(model);
     book.next.set(slot, pending);
     book.table.setNext(slot, w.ticket.id);
