@@ -12,7 +12,6 @@ import type { Logger } from '../../platform/log';
 export interface RouteContext {
   req: IncomingMessage;
   res: ServerResponse;
-  url: URL;
   /** performance.now() when the request reached the handler (its headers read), for stage timings. */
   receivedAt: number;
   /** Aborted when the client goes away before the response finished. */
@@ -126,18 +125,7 @@ async function handle(opts: HttpOptions, table: Map<string, Route[]>, req: Incom
     if (!res.writableFinished) abort.abort(new SlotwiseError('SW_ERR_CANCELLED', 'client disconnected'));
   });
   const jsonWithText = (): Promise<JsonBody> => readJsonBody(req, opts.maxBodyBytes, opts.bodyTimeoutMs);
-  await route.handle({
-    req,
-    res,
-    // No route reads it on the proxy's path: parsed only when asked for.
-    get url() {
-      return new URL(req.url ?? '/', 'http://localhost');
-    },
-    receivedAt,
-    signal: abort.signal,
-    json: async () => (await jsonWithText()).value,
-    jsonWithText,
-  });
+  await route.handle({ req, res, receivedAt, signal: abort.signal, json: async () => (await jsonWithText()).value, jsonWithText });
 }
 
 /**
