@@ -20,7 +20,9 @@ describe('supervisor (real llama-server)', () => {
     expect(first.protocol).toBe(1);
     expect(first.models.map((m) => m.name)).toEqual(['tiny']);
 
-    const s = await d.waitFor(ready('tiny'), 'tiny ready');
+    // Slot rows come from the leases at once; n_ctx arrives with the first /slots poll after ready.
+    const polled = (x: Snapshot) => ready('tiny')(x) && x.models[0]!.instances[0]!.slots.every((sl) => sl.nCtx !== undefined);
+    const s = await d.waitFor(polled, 'tiny ready and its slots polled');
     const inst = s.models[0]!.instances[0]!;
     expect(inst.id).toBe('tiny#1');
     expect(inst.slots.map((x) => x.id)).toEqual([0, 1, 2, 3]);
