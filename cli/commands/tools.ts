@@ -1,6 +1,6 @@
 // `setup`, `tiny-model`, `doctor`: getting llama-server and a model in place, and checking the machine.
 import { execFile } from 'node:child_process';
-import { access, constants, mkdir } from 'node:fs/promises';
+import { access, constants, mkdir, stat } from 'node:fs/promises';
 import { dirname, relative, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { loadConfig } from '../../daemon/config/load';
@@ -103,7 +103,7 @@ export const doctorCommand: Command = {
   summary: 'check llama-server, GPU tools, config, state dir and the daemon',
   async run(ctx) {
     let problems = 0;
-    const line = (ok: boolean | 'info', what: string, detail: string): void => {
+    const line: DoctorLine = (ok, what, detail) => {
       if (ok === false) problems++;
       ctx.stdout.write(`${ok === 'info' ? '·' : ok ? '✓' : '✗'} ${what.padEnd(13)} ${detail}\n`);
     };
@@ -142,17 +142,43 @@ export const doctorCommand: Command = {
     }
     const rocm = await which('rocm-smi', ctx.env);
     line('info', 'GPU tools', [smi ? `nvidia-smi (${gpus})` : '', rocm ? 'rocm-smi' : ''].filter(Boolean).join(', ') || 'none: CPU-only host, per-process CPU/RSS shown instead');
-    try {
-      await mkdir(ctx.stateDir, { recursive: true });
-      await access(ctx.stateDir, constants.W_OK);
-      const problems = await inspectStateDir(stateDirPaths(ctx.stateDir));
-      line(problems.length === 0, 'state dir', problems.length ? `${ctx.stateDir}: ${problems.length} permission problem(s)` : ctx.stateDir);
-      for (const p of problems) line(false, `  ${relative(ctx.stateDir, p.path) || '.'}`, `${p.problem} — ${p.fix}`);
-    } catch (err) {
-      line(false, 'state dir', `${ctx.stateDir}: ${(err as Error).message}`);
-    }
+    await checkStateDir(ctx.stateDir, line);
     const daemon = await findDaemon(ctx.stateDir);
     line('info', 'daemon', daemon ? `running at ${daemon.url} (pid ${daemon.info.pid}, version ${daemon.info.version})` : 'not running — `slotwise start`');
     return problems ? 1 : 0;
   },
 };
+
+type DoctorLine = (ok: boolean | 'info', what: string, detail: string) => void;
+
+/**
+ * The state dir's permissions, or whether it can be made. doctor only looks: a dir it created itself
+ * (with the umask's 0755) would have been its own ✗ on a machine that never ran the daemon.
+ */
+async function checkStateDir(dir: string, line: DoctorLine): Promise<void> {
+  try {
+    const exists = await stat(dir).then(() => true, (err: NodeJS.ErrnoException) => (err.code === 'ENOENT' || err.code === 'ENOTDIR' ? false : Promise.reject(err)));
+    if (!exists) {
+      const parent = await nearestExisting(dirname(dir));
+      const isDir = await stat(parent).then((s) => s.isDirectory(), () => false);
+      const writable = isDir && (await access(parent, constants.W_OK).then(() => true, () => false));
+      if (writable) line('info', 'state dir', `${dir}: not created yet (the daemon makes it, mode 0700, at its first start)`);
+      else line(false, 'state dir', `${dir} cannot be created: ${parent} is ${isDir ? 'not writable' : 'not a directory'} — choose another with --state-dir or $SLOTWISE_STATE_DIR`);
+      return;
+    }
+    await access(dir, constants.W_OK);
+    const problems = await inspectStateDir(stateDirPaths(dir));
+    line(problems.length === 0, 'state dir', problems.length ? `${dir}: ${problems.length} permission problem(s)` : dir);
+    for (const p of problems) line(false, `  ${relative(dir, p.path) || '.'}`, `${p.problem} — ${p.fix}`);
+  } catch (err) {
+    line(false, 'state dir', `${dir}: ${(err as Error).message}`);
+  }
+}
+
+/** `dir` or its closest ancestor that exists (where a recursive mkdir would start). */
+async function nearestExisting(dir: string): Promise<string> {
+  for (let d = dir; ; d = dirname(d)) {
+    const exists = await stat(d).then(() => true, () => false);
+    if (exists || dirname(d) === d) return d;
+  }
+}

@@ -206,6 +206,22 @@ describe('state dir permissions', () => {
     const doctor = await cli(['doctor', '--state-dir', stateDir]);
     expect(doctor.stdout).toContain(`✗   token       is a symlink — remove it (rm ${tokenPath}); Slotwise writes its own`);
   });
+
+  it('doctor leaves a state dir that does not exist yet alone, and says whether it can be made', async () => {
+    const dir = tempDir('perms');
+    const stateDir = join(dir, 'not', 'yet');
+    const config = writeConfig(dir, { models: {} });
+    const doctor = await cli(['doctor', '--state-dir', stateDir, '--config', config]);
+    expect(doctor.stdout).toContain(`· state dir     ${stateDir}: not created yet (the daemon makes it, mode 0700, at its first start)`);
+    expect(doctor.stdout).not.toContain('✗ state dir');
+    expect(existsSync(join(dir, 'not'))).toBe(false); // looking made nothing
+    // Under a file it can never be made (a permission test would pass as root; this one holds for anyone).
+    writeFileSync(join(dir, 'file'), 'x');
+    const under = join(dir, 'file', 'state');
+    const bad = await cli(['doctor', '--state-dir', under, '--config', config]);
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toContain(`✗ state dir     ${under} cannot be created: ${join(dir, 'file')} is not a directory — choose another with --state-dir or $SLOTWISE_STATE_DIR`);
+  });
 });
 
 interface Streamed {
