@@ -113,7 +113,7 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
     this.#opts = opts;
     this.#logger = opts.logger.child(opts.id);
     const fileName = `${opts.id.replace(/[^A-Za-z0-9._-]/g, '_')}.log`;
-    this.log = new ChildLog({ file: join(opts.stateDir.logs, fileName), drop: isPromptCacheListing });
+    this.log = new ChildLog({ file: join(opts.stateDir.logs, fileName), drop: isLogNoise });
     this.log.onLine((line) => {
       if (this.#loadLogEnded) return; // later lines (prompt cache, requests) are no placement
       if (isLoadEnd(line)) {
@@ -568,12 +568,15 @@ export function llamaServerArgs(model: LaunchModel, port: number, promptCacheMiB
 }
 
 /**
- * At -lv 4 (needed for the load's placement lines) llama-server lists its whole prompt cache on every
- * request, one line per cached prompt: ~300 lines a request after a few hundred requests, which
- * rotated the instance log every few seconds under load and left only that list in `logs.tail`.
+ * Lines of llama-server's -lv 4 output (needed for the load's placement lines) that would bury the
+ * useful ones, in the log file and in the ring `logs.tail` and crash reports read:
+ * - the whole prompt cache, listed on every request, one line per cached prompt: ~300 lines a request
+ *   after a few hundred requests, which rotated the log every few seconds under load;
+ * - "all slots are idle", a trace line after every task of an idle server, so after each of the
+ *   daemon's own /slots and /metrics polls: 5 lines a second, all day, in an idle model's log.
  */
-export function isPromptCacheListing(line: string): boolean {
-  return / srv +(load|update): +- prompt /.test(line);
+export function isLogNoise(line: string): boolean {
+  return / srv +(load|update): +- prompt /.test(line) || line.endsWith(' srv  update_slots: all slots are idle');
 }
 
 export function describeExit(code: number | undefined, signal: string | undefined, fallback?: string): string {

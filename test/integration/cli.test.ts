@@ -1,5 +1,7 @@
 // The CLI against a real daemon and llama-server: up, status, prompt (stream, json, detach/attach), jobs, logs, down.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cli } from '../helpers/cli';
 import { CLI, startTestDaemon, waitUntil } from '../helpers/daemon';
@@ -37,8 +39,12 @@ describe('slotwise CLI (real daemon + llama-server)', () => {
     expect(jobs.stdout.split('\n').filter(Boolean)).toHaveLength(3);
     expect(jobs.stdout).toContain(jobId);
 
+    await new Promise((r) => setTimeout(r, 600)); // two /slots polls of the idle server
     const logs = await cli(['logs', 'tiny', '-n', '5', ...sd]);
     expect(logs.stdout.split('\n').filter(Boolean).length).toBe(5);
+    // The trace line llama-server prints after each of the daemon's polls buries nothing.
+    expect(logs.stdout).not.toContain('all slots are idle');
+    expect(readFileSync(join(d.stateDir, 'logs', 'tiny_1.log'), 'utf8')).not.toContain('all slots are idle');
 
     const unknown = await cli(['up', 'ghost', ...sd]);
     expect(unknown.code).toBe(1);

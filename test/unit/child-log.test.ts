@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ChildLog } from '../../daemon/runtime/child-log';
-import { isPromptCacheListing } from '../../daemon/runtime/instance';
+import { isLogNoise } from '../../daemon/runtime/instance';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -70,16 +70,18 @@ describe('ChildLog', () => {
 });
 
 // Lines recorded from llama-server b1-de3ff81 at -lv 4 (tiny model, 300 requests).
-describe('isPromptCacheListing', () => {
+describe('isLogNoise', () => {
   it.each([
     '0.02.140.635 I srv          load:    - prompt with length      39, lcp =       3, f_keep = 0.077, f_sim = 0.375',
     '0.02.140.638 I srv        update:    - prompt 0x55c1b2ee6180:      39 tokens, checkpoints:  0,     0.020 MiB',
-  ])('drops %s', (line) => expect(isPromptCacheListing(line)).toBe(true));
+    '1.13.247.337 I srv  update_slots: all slots are idle',
+  ])('drops %s', (line) => expect(isLogNoise(line)).toBe(true));
   it.each([
     '0.00.412.101 I load_tensors: offloaded 0/3 layers to GPU',
     '0.02.140.640 I slot launch_slot_: id  3 | task 1210 | processing task, is_child = 0',
-    '0.02.140.700 I srv  update_slots: all slots are idle',
+    '1.09.142.634 I srv  server_strea: conv_id= (empty=1)',
+    '1.09.149.680 I slot      release: id  2 | task 357 | stop processing: n_tokens = 12, truncated = 0',
     'error: failed to load model',
-  ])('keeps %s', (line) => expect(isPromptCacheListing(line)).toBe(false));
+  ])('keeps %s', (line) => expect(isLogNoise(line)).toBe(false));
 });
 
