@@ -55,6 +55,8 @@ export interface GgufHeader {
   alignment: number;
   /** Absolute byte offset of the tensor data section. */
   dataOffset: number;
+  /** Arrays read past without keeping their items (ReadGgufOptions.skipArrays): key → item count. Not in `metadata`. */
+  skipped: Map<string, number>;
 }
 
 /** What `encodeGgufHeader` needs; a `GgufHeader` qualifies. */
@@ -67,7 +69,16 @@ export interface ReadGgufOptions {
   signal?: AbortSignal;
   /** Config name of the model, for the hint in "file not found". */
   model?: string;
+  /** Array keys to read past without keeping their items (listed in `skipped`). Default VOCAB_TABLES. */
+  skipArrays?: ReadonlySet<string>;
 }
+
+/**
+ * The tokenizer's tables that only a tokenizer reads: Slotwise needs the vocab's size and token texts
+ * (tokenizer.ggml.tokens) but none of these. Llama 3 has 280k merges: kept, they made a header read
+ * take a few hundred ms and tens of MB at every instance start. Pass `skipArrays: new Set()` to keep them.
+ */
+export const VOCAB_TABLES: ReadonlySet<string> = new Set(['tokenizer.ggml.merges', 'tokenizer.ggml.scores', 'tokenizer.ggml.token_type']);
 
 // ---------------------------------------------------------------------------------------------
 // Format tables
@@ -211,6 +222,26 @@ class FileReader {
     this.#bufStart = this.#pos;
   }
 
+  /** Advances past `n` bytes, buffered or not (without reading those that are not). */
+  skip(n: number, what: string): void {
+    if (this.has(n)) {
+      this.#pos += n;
+      return;
+    }
+    if (this.#pos + n > this.size) {
+      throw this.fail(`truncated: ${what} runs past the end of the file (size ${fileSize(this.size)})`);
+    }
+    this.#signal?.throwIfAborted();
+    this.#pos += n;
+    this.#buf = Buffer.alloc(0);
+    this.#bufStart = this.#pos;
+  }
+
+  /** Moves back to `offset`, which must still be buffered (undoes a take()). */
+  rewind(offset: number): void {
+    this.#pos = offset;
+  }
+
   /** Advances past `n` buffered bytes and returns where they start in `buf`. */
   take(n: number): number {
     const at = this.#pos - this.#bufStart;
@@ -248,7 +279,7 @@ export async function readGgufHeader(path: string, opts: ReadGgufOptions = {}): 
     const stat = await fh.stat();
     if (!stat.isFile()) throw new SlotwiseError('SW_ERR_MODEL_FILE', `model path is not a file: ${path}`);
     const fail = (msg: string): SlotwiseError => new SlotwiseError('SW_ERR_GGUF_INVALID', `[${basename(path)}] ${msg}`);
-    return await parseHeader(new FileReader(fh, stat.size, fail, opts.signal), path);
+    return await parseHeader(new FileReader(fh, stat.size, fail, opts.signal), path, opts.skipArrays ?? VOCAB_TABLES);
   } finally {
     await fh.close();
   }
@@ -268,23 +299,26 @@ async function openModel(path: string, model: string | undefined): Promise<FileH
   }
 }
 
-async function parseHeader(r: FileReader, path: string): Promise<GgufHeader> {
+async function parseHeader(r: FileReader, path: string, skipArrays: ReadonlySet<string>): Promise<GgufHeader> {
   const version = await readPreamble(r);
   await r.need(16, 'header');
   const tensorCount = countOf(r, r.u64(), 24, 'tensor infos');
   const kvCount = countOf(r, r.u64(), 13, 'metadata entries');
   const metadata = new Map<string, GgufValue>();
+  const skipped = new Map<string, number>();
   for (let i = 0; i < kvCount; i++) {
     const key = await readString(r, `metadata key ${i}`);
-    if (metadata.has(key)) throw r.fail(`corrupt: duplicate metadata key "${key}"`);
-    metadata.set(key, await readValue(r, `metadata value "${key}"`));
+    if (metadata.has(key) || skipped.has(key)) throw r.fail(`corrupt: duplicate metadata key "${key}"`);
+    const value = await readValue(r, `metadata value "${key}"`, skipArrays.has(key));
+    if (typeof value === 'number') skipped.set(key, value);
+    else metadata.set(key, value);
   }
   const alignment = alignmentOf(r, metadata.get('general.alignment'));
   const tensors: GgufTensorInfo[] = [];
   for (let i = 0; i < tensorCount; i++) tensors.push(await readTensorInfo(r, i));
   const dataOffset = alignUp(r.offset, alignment);
   for (const t of tensors) checkTensorData(r, t, dataOffset, alignment);
-  return { path, fileSize: r.size, version, metadata, tensors, alignment, dataOffset };
+  return { path, fileSize: r.size, version, metadata, tensors, alignment, dataOffset, skipped };
 }
 
 async function readPreamble(r: FileReader): Promise<2 | 3> {
@@ -322,27 +356,44 @@ function countOf(r: FileReader, n: bigint, minItemBytes: number, what: string): 
 
 async function readString(r: FileReader, what: string): Promise<string> {
   await r.need(8, what);
+  const n = stringLength(r, what);
+  await r.need(n, what);
+  return r.utf8(n);
+}
+
+/** readString without a promise when the string is buffered already: a vocab is 100,000s of strings
+ * (Llama 3: 128k tokens and 280k merges), and two awaits each took most of the header's read time. */
+function bufferedString(r: FileReader, what: string): string | undefined {
+  if (!r.has(8)) return undefined;
+  const start = r.offset;
+  const n = stringLength(r, what);
+  if (r.has(n)) return r.utf8(n);
+  r.rewind(start);
+  return undefined;
+}
+
+/** Reads a string's length field and checks it. */
+function stringLength(r: FileReader, what: string): number {
   const len = r.u64();
   if (len > BigInt(r.size)) {
     throw r.fail(`corrupt: ${what} claims a string of ${len} bytes, more than the whole file (size ${fileSize(r.size)})`);
   }
   if (len > MAX_STRING_BYTES) throw r.fail(`corrupt: ${what} claims a string of ${len} bytes (limit ${MAX_STRING_BYTES})`);
-  const n = Number(len);
-  await r.need(n, what);
-  return r.utf8(n);
+  return Number(len);
 }
 
-async function readValue(r: FileReader, what: string): Promise<GgufValue> {
+/** The value; with `skipArray`, an array is read past and only its item count returned. */
+async function readValue(r: FileReader, what: string, skipArray = false): Promise<GgufValue | number> {
   await r.need(4, what);
   const typeId = r.u32();
-  if (typeId === ARRAY_TYPE_ID) return readArray(r, what);
+  if (typeId === ARRAY_TYPE_ID) return readArray(r, what, skipArray);
   const codec = codecOf(r, typeId, what);
   if (codec.name === 'string') return { type: 'string', value: await readString(r, what) };
   await r.need(codec.size, what);
   return { type: codec.name, value: codec.read(r.buf, r.take(codec.size)) } as GgufScalar;
 }
 
-async function readArray(r: FileReader, what: string): Promise<GgufArray> {
+async function readArray(r: FileReader, what: string, skip: boolean): Promise<GgufArray | number> {
   await r.need(12, what);
   const typeId = r.u32();
   if (typeId === ARRAY_TYPE_ID) throw r.fail(`corrupt: ${what} is an array of arrays, which GGUF does not allow`);
@@ -354,10 +405,14 @@ async function readArray(r: FileReader, what: string): Promise<GgufArray> {
   }
   if (count > MAX_ARRAY_ITEMS) throw r.fail(`corrupt: ${what} claims ${count} array items (limit ${MAX_ARRAY_ITEMS})`);
   const n = Number(count);
+  if (skip) {
+    await skipItems(r, codec, n, what);
+    return n;
+  }
   const items: (string | number | bigint | boolean)[] = [];
   for (let i = 0; i < n; i++) {
     if (codec.name === 'string') {
-      items.push(await readString(r, what));
+      items.push(bufferedString(r, what) ?? (await readString(r, what)));
       continue;
     }
     // Fill a chunk's worth of items at once rather than awaiting per item.
@@ -365,6 +420,15 @@ async function readArray(r: FileReader, what: string): Promise<GgufArray> {
     items.push(codec.read(r.buf, r.take(codec.size)));
   }
   return { type: 'array', itemType: codec.name, value: items } as GgufArray;
+}
+
+/** Reads past `n` items, checking each string's length as readString does. */
+async function skipItems(r: FileReader, codec: ValueCodec, n: number, what: string): Promise<void> {
+  if (codec.name !== 'string') return r.skip(codec.size * n, what);
+  for (let i = 0; i < n; i++) {
+    if (!r.has(8)) await r.need(8, what);
+    r.skip(stringLength(r, what), what);
+  }
 }
 
 function codecOf(r: FileReader, typeId: number, what: string): ValueCodec {

@@ -133,7 +133,8 @@ function usage(message: string): SlotwiseError {
 }
 
 async function readTokenizer(vocabPath: string, signal?: AbortSignal): Promise<Map<string, GgufValue>> {
-  const vocab = await readGgufHeader(vocabPath, { signal });
+  // Every tokenizer table, merges and scores included: the model's tokenizer is this one.
+  const vocab = await readGgufHeader(vocabPath, { signal, skipArrays: new Set() });
   const tokenizer = new Map([...vocab.metadata].filter(([key]) => key.startsWith('tokenizer.')));
   // Spell out FIM ids the vocab only implies by token text, so any reader of the keys sees them.
   const fim = fimTokens(tokenizer);

@@ -278,6 +278,43 @@ describe('encodeGgufHeader and readGgufHeader round-trip', () => {
     expect([...(await readGgufHeader(path)).metadata]).toEqual([...metadata]);
   });
 
+  it("reads past the tokenizer's merges, scores and token types by default, keeping their counts and every other key", async () => {
+    const n = 30_000; // several read chunks of strings and of numbers
+    const metadata = new Map<string, GgufValue>([
+      ['tokenizer.ggml.tokens', { type: 'array', itemType: 'string', value: Array.from({ length: n }, (_, i) => `tok${i}`) }],
+      ['tokenizer.ggml.merges', { type: 'array', itemType: 'string', value: Array.from({ length: n }, (_, i) => `m${i} é${i}`) }],
+      ['tokenizer.ggml.scores', { type: 'array', itemType: 'float32', value: Array.from({ length: n }, (_, i) => i / 4) }],
+      ['tokenizer.ggml.token_type', { type: 'array', itemType: 'int32', value: Array.from({ length: n }, () => 1) }],
+      ['after.string', { type: 'string', value: 'still read' }],
+    ]);
+    const tensors = layoutTensors([{ name: 'w', dims: [4], type: 0 }], 32);
+    const bytes = encodeGgufHeader({ metadata, tensors });
+    const path = await writeTemp('vocab-tables.gguf', Buffer.concat([bytes, Buffer.alloc(16)]));
+    const lean = await readGgufHeader(path);
+    expect([...lean.metadata.keys()]).toEqual(['tokenizer.ggml.tokens', 'after.string']);
+    expect(lean.metadata.get('tokenizer.ggml.tokens')).toEqual(metadata.get('tokenizer.ggml.tokens'));
+    expect(lean.metadata.get('after.string')).toEqual({ type: 'string', value: 'still read' });
+    expect([...lean.skipped]).toEqual([
+      ['tokenizer.ggml.merges', n],
+      ['tokenizer.ggml.scores', n],
+      ['tokenizer.ggml.token_type', n],
+    ]);
+    expect(lean).toMatchObject({ tensors, dataOffset: bytes.length });
+    const full = await readGgufHeader(path, { skipArrays: new Set() });
+    expect([...full.metadata]).toEqual([...metadata]);
+    expect(full.skipped.size).toBe(0);
+  });
+
+  it('names a skipped array that runs past the end of the file', async () => {
+    const metadata = new Map<string, GgufValue>([['tokenizer.ggml.merges', { type: 'array', itemType: 'string', value: ['a b', 'c d', 'e f'] }]]);
+    const bytes = encodeGgufHeader({ metadata, tensors: [] });
+    const path = await writeTemp('cut-merges.gguf', bytes.subarray(0, bytes.indexOf('e f') + 1));
+    await expect(readGgufHeader(path)).rejects.toMatchObject({
+      code: 'SW_ERR_GGUF_INVALID',
+      message: expect.stringMatching(/^\[cut-merges\.gguf\] truncated: metadata value "tokenizer\.ggml\.merges" runs past the end of the file/),
+    });
+  });
+
   it('honours general.alignment for tensor offsets and the data offset', async () => {
     const metadata = new Map<string, GgufValue>([['general.alignment', { type: 'uint32', value: 64 }]]);
     const tensors = layoutTensors(
@@ -325,6 +362,7 @@ describe('summarizeGguf', () => {
     tensors: [],
     alignment: 32,
     dataOffset: 0,
+    skipped: new Map(),
   });
 
   it('reads the architecture keys, widening u64 and per-layer arrays', () => {
@@ -395,7 +433,7 @@ describe('writeTinyModel with a small synthetic vocab', () => {
     const bytes = await readFile(out);
     expect(result).toEqual({ bytes: bytes.length, sha256: sha256(bytes) });
 
-    const header = await readGgufHeader(out);
+    const header = await readGgufHeader(out, { skipArrays: new Set() });
     expect([...header.metadata].filter(([k]) => !k.startsWith('tokenizer.'))).toEqual([
       ['general.architecture', { type: 'string', value: 'llama' }],
       ['general.name', { type: 'string', value: 'slotwise-tiny-d16-l1-s7' }],
@@ -518,10 +556,10 @@ describe('writeTinyModel with a small synthetic vocab', () => {
 
 describe("writeTinyModel with llama.cpp's vocab", () => {
   it.skipIf(!VOCAB)(`copies every tokenizer key of the vocab file${NEEDS_VOCAB}`, async () => {
-    const vocab = await readGgufHeader(VOCAB as string);
+    const vocab = await readGgufHeader(VOCAB as string, { skipArrays: new Set() });
     const out = join(dir, 'tiny-default.gguf');
     const result = await writeTinyModel(out, { vocabPath: VOCAB as string });
-    const header = await readGgufHeader(out);
+    const header = await readGgufHeader(out, { skipArrays: new Set() });
     expect(result.bytes).toBe(header.fileSize);
     const tokenizerOf = (h: GgufHeader): [string, GgufValue][] => [...h.metadata].filter(([k]) => k.startsWith('tokenizer.'));
     expect(tokenizerOf(header)).toEqual(tokenizerOf(vocab));
@@ -541,7 +579,7 @@ describe("writeTinyModel with llama.cpp's vocab", () => {
 
   it.skipIf(!VOCAB)(`re-encodes the vocab file byte for byte${NEEDS_VOCAB}`, async () => {
     const original = await readFile(VOCAB as string);
-    const encoded = encodeGgufHeader(await readGgufHeader(VOCAB as string));
+    const encoded = encodeGgufHeader(await readGgufHeader(VOCAB as string, { skipArrays: new Set() }));
     // The encoder pads to the data offset; the vocab file (no tensors) may stop short of it.
     expect(Buffer.compare(encoded.subarray(0, original.length), original)).toBe(0);
     expect(encoded.subarray(original.length).every((b) => b === 0)).toBe(true);

@@ -44,7 +44,7 @@ function header(opts: { tied?: boolean; kvHeads?: GgufValue } = {}): GgufHeader 
     ['llama.attention.head_count_kv', opts.kvHeads ?? u32(2)],
     ['llama.vocab_size', u32(1000)],
   ]);
-  return { path: '/models/synthetic.gguf', fileSize: 0, version: 3, metadata, tensors, alignment: 32, dataOffset: 0 };
+  return { path: '/models/synthetic.gguf', fileSize: 0, version: 3, metadata, tensors, alignment: 32, dataOffset: 0, skipped: new Map() };
 }
 
 const FACTS = modelFacts(header());
