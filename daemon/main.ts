@@ -205,7 +205,7 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
     stop: cut.signal,
     refuse: () => refusing,
   });
-  const server = await createListener(config.listen, http);
+  const server = await createListener(config.listen, http, logger);
 
   let shuttingDown: Promise<void> | undefined;
   let resolveClosed!: () => void;
@@ -294,7 +294,7 @@ function countGeneratedTokens(supervisor: Supervisor, add: (model: string, n: nu
  * its headers or body cannot hold a socket (the route's own body deadline answers 408 first; Node's
  * requestTimeout is the backstop for bodies no route reads).
  */
-async function createListener(listen: Config['listen'], handler: RequestListener): Promise<Server> {
+async function createListener(listen: Config['listen'], handler: RequestListener, logger: Logger): Promise<Server> {
   const headersTimeout = Math.min(10_000, listen.bodyTimeoutMs);
   const options = { requestTimeout: listen.bodyTimeoutMs + headersTimeout, headersTimeout, connectionsCheckingInterval: 1000 };
   let server: Server;
@@ -306,6 +306,14 @@ async function createListener(listen: Config['listen'], handler: RequestListener
   }
   server.maxConnections = listen.maxConnections;
   server.keepAliveTimeout = 30_000;
+  // The client of a dropped connection sees only a reset: say why in the log (at most once a minute).
+  let warnedAt = 0;
+  server.on('drop', () => {
+    const now = Date.now();
+    if (now - warnedAt < 60_000) return;
+    warnedAt = now;
+    logger.warn(`${listen.maxConnections} connections are open (listen.maxConnections): new ones are closed at once — raise it in the config if these clients are yours`);
+  });
   return server;
 }
 
@@ -317,6 +325,9 @@ async function readPem(file: string, key: string): Promise<Buffer> {
   }
 }
 
+/** The kernel caps it at net.core.somaxconn (4096 on Linux since 5.4). */
+const LISTEN_BACKLOG = 4096;
+
 function listen(server: Server, host: string, port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException): void => {
@@ -327,7 +338,9 @@ function listen(server: Server, host: string, port: number): Promise<number> {
       );
     };
     server.once('error', onError);
-    server.listen(port, host, () => {
+    // A burst of new clients (1,000 streams opened at once) overflowed Node's default accept queue
+    // of 511: the kernel dropped their handshakes and they retried a second or three later.
+    server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
       server.off('error', onError);
       resolve((server.address() as AddressInfo).port);
     });

@@ -80,8 +80,9 @@ export const TOP: Shape<Omit<Config, 'models' | 'source'>> = {
       },
       maxConnections: {
         rule: int(1),
-        def: 1024,
-        hint: 'set the most open connections (e.g. 1024)',
+        // 1,000 streams from one client library can hold a few more connections than streams.
+        def: 4096,
+        hint: 'set the most open connections (e.g. 4096)',
         description: 'Most open connections (HTTP and WebSocket together); further connections are closed at once.',
       },
       tls: {

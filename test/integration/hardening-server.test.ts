@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { startTestDaemon, tempDir, writeConfig, CLI, type TestDaemon } from '../helpers/daemon';
+import { startTestDaemon, tempDir, waitUntil, writeConfig, CLI, type TestDaemon } from '../helpers/daemon';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { Snapshot } from '../../shared/protocol';
@@ -272,6 +272,8 @@ describe('slow and many clients', () => {
     const extra = await tcp(d.url);
     const refused = await readUntilClose(extra, 3000);
     expect(refused).toMatchObject({ closed: true, data: '' });
+    // The client saw only a reset; the log names the limit.
+    await waitUntil(() => d.output().includes('4 connections are open (listen.maxConnections): new ones are closed at once'), 'the drop logged', 3000);
     for (const s of held) s.destroy();
     await new Promise((r) => setTimeout(r, 300));
     expect((await raw(d.url, '/healthz')).status).toBe(200);

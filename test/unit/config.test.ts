@@ -136,7 +136,7 @@ const BAD: [string, unknown, string, boolean?][] = [
   ['tls as a string', { listen: { tls: 'c.pem' } }, 'config.json: listen.tls must be an object { "cert": FILE, "key": FILE }, got a string ("c.pem") — give the PEM certificate and key files, e.g. { "cert": "~/slotwise/cert.pem", "key": "~/slotwise/key.pem" }'],
   ['allowedHosts with a port', { listen: { allowedHosts: ['box.lan:7373'] } }, 'config.json: listen.allowedHosts[0] must be a host name such as "box.lan" (no port, no scheme), got a string ("box.lan:7373") — list the Host names clients use to reach the daemon besides localhost, e.g. ["box.lan"]'],
   ['body timeout too short', { listen: { bodyTimeoutMs: 10 } }, 'config.json: listen.bodyTimeoutMs must be an integer >= 100, got the number 10 — set how long a client may take to send a request body, in milliseconds (e.g. 30000)'],
-  ['no connections', { listen: { maxConnections: 0 } }, 'config.json: listen.maxConnections must be an integer >= 1, got the number 0 — set the most open connections (e.g. 1024)'],
+  ['no connections', { listen: { maxConnections: 0 } }, 'config.json: listen.maxConnections must be an integer >= 1, got the number 0 — set the most open connections (e.g. 4096)'],
 ];
 
 // Accepted by both.
@@ -211,7 +211,7 @@ describe('listen.tls', () => {
 describe('defaults', () => {
   it('an empty config is every default', () => {
     const expected: Config = {
-      listen: { host: '127.0.0.1', port: 7373, allowedOrigins: [], allowedHosts: [], bodyTimeoutMs: 30_000, maxConnections: 1024, insecure: false },
+      listen: { host: '127.0.0.1', port: 7373, allowedOrigins: [], allowedHosts: [], bodyTimeoutMs: 30_000, maxConnections: 4096, insecure: false },
       llamaServer: 'auto',
       queue: { maxWaiting: 256, timeoutMs: 120_000, backgroundMaxWaitMs: 30_000, sessionHoldMs: 150, handoffTokens: 2 },
       limits: { maxBodyBytes: 1_048_576 },
@@ -242,7 +242,7 @@ describe('defaults', () => {
       allowedOrigins: [],
       allowedHosts: [],
       bodyTimeoutMs: 30_000,
-      maxConnections: 1024,
+      maxConnections: 4096,
       insecure: false,
     });
   });
