@@ -475,7 +475,10 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
         const instances = this.#supervisor.instances(model);
         const loads = instances.map((inst) => this.#load(inst));
         for (const w of q.waiters) w.held = this.#heldNow(w);
-        const order = this.#cacheAwareOrder(model, q, instances, now);
+        // The free slots, listed once for this plan (with 1,000 slots, listing them was most of a pump) and
+        // kept current below as assignments take them.
+        const free = this.#routing === 'slot-aware' ? this.#freeSlots(instances) : undefined;
+        const order = this.#cacheAwareOrder(model, q, instances, now, [], free);
         for (const h of order?.holds ?? []) {
           h.waiter.cacheHoldUntil ??= h.until;
           h.waiter.held = true; // for this plan only: the next pump recomputes `held`
@@ -502,9 +505,10 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
         for (const a of p.assignments) {
           const w = this.#take(q, a.waiterId);
           if (!w) continue;
-          const where = this.#chooseSlot(model, instances, a.instanceId, w);
+          const where = this.#chooseSlot(model, a.instanceId, w, free);
           const inst = instances.find((i) => i.id === where.instanceId);
           if (inst) w.resolve(this.#lease(model, inst, where.slot, w, now));
+          if (free && where.slot !== undefined) takeFree(free, where.instanceId, where.slot);
         }
         countSkips(order, new Set(p.assignments.map((a) => a.waiterId)));
         this.#handOff(model, q, instances, now);
@@ -521,9 +525,9 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
    * The slot for an assignment of plan(): in slot-aware mode a free slot of a ready instance (plan()
    * counted one free for each assignment), preferring the one that holds the prompt's prefix.
    */
-  #chooseSlot(model: string, instances: LlamaInstance[], instanceId: string, w: QueuedRequest): { instanceId: string; slot?: number } {
-    if (this.#routing !== 'slot-aware') return { instanceId };
-    const { candidates, open } = this.#freeSlots(instances);
+  #chooseSlot(model: string, instanceId: string, w: QueuedRequest, free: FreeSlots | undefined): { instanceId: string; slot?: number } {
+    if (this.#routing !== 'slot-aware' || !free) return { instanceId };
+    const { candidates, open } = free;
     const affinity = this.#supervisor.modelConfig(model).affinity;
     const key = w.ticket.prompt;
     const hostShared = affinity && key ? this.#hostShared(open, key) : undefined;
@@ -532,16 +536,16 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
   }
 
   /** Free slots of the ready instances, and those instances; `ending`: slots counted free as well (a handoff's what-if). */
-  #freeSlots(instances: LlamaInstance[], ending: readonly EndingSlot[] = []): { candidates: SlotCandidate[]; open: LlamaInstance[] } {
+  #freeSlots(instances: LlamaInstance[], ending: readonly EndingSlot[] = []): FreeSlots {
     const candidates: SlotCandidate[] = [];
     const open: LlamaInstance[] = [];
     for (const inst of instances) {
       if (!inst.routable || this.#supervisor.isDraining(inst)) continue;
       const table = this.#book(inst).table;
-      const free = table.free();
-      for (const e of ending) if (e.instanceId === inst.id) free.push(table.slotInfo(e.slot));
-      if (free.length > 0) open.push(inst);
-      for (const f of free) candidates.push({ ...f, instanceId: inst.id });
+      const before = candidates.length;
+      table.collectFree(inst.id, candidates);
+      for (const e of ending) if (e.instanceId === inst.id) candidates.push({ ...table.slotInfo(e.slot), instanceId: inst.id });
+      if (candidates.length > before) open.push(inst);
     }
     return { candidates, open };
   }
@@ -665,9 +669,9 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
    * With affinity, when more wait than can start: the service order with cache hits pulled ahead of
    * misses, within the bounds of cache-order.ts. Undefined: plan with the queue as it is.
    */
-  #cacheAwareOrder(model: string, q: ModelQueue, instances: LlamaInstance[], now: number, ending: readonly EndingSlot[] = []): CacheOrder<QueuedRequest> | undefined {
+  #cacheAwareOrder(model: string, q: ModelQueue, instances: LlamaInstance[], now: number, ending: readonly EndingSlot[] = [], free?: FreeSlots): CacheOrder<QueuedRequest> | undefined {
     if (this.#routing !== 'slot-aware' || !this.#supervisor.modelConfig(model).affinity) return undefined;
-    const { candidates, open: openInstances } = this.#freeSlots(instances, ending);
+    const { candidates, open: openInstances } = free ?? this.#freeSlots(instances, ending);
     if (candidates.length === 0) return undefined;
     const full = instances.filter((i) => i.routable && !this.#supervisor.isDraining(i) && !openInstances.includes(i));
     const freeByInstance = new Map<string, number>();
@@ -878,6 +882,20 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
     else b.host.capacityTokens = inst.promptCacheTokens ?? Number.POSITIVE_INFINITY; // known once the process launched
     return b;
   }
+}
+
+/** The free slots of a model's ready instances, and those instances (scheduler #freeSlots). */
+interface FreeSlots {
+  candidates: SlotCandidate[];
+  open: LlamaInstance[];
+}
+
+/** Takes a slot just leased out of `free`, and its instance once it has none left. */
+function takeFree(free: FreeSlots, instanceId: string, slot: number): void {
+  const i = free.candidates.findIndex((c) => c.instanceId === instanceId && c.slot === slot);
+  if (i < 0) return;
+  free.candidates.splice(i, 1);
+  if (!free.candidates.some((c) => c.instanceId === instanceId)) free.open = free.open.filter((inst) => inst.id !== instanceId);
 }
 
 function shuttingDown(reason: string, what: string): SlotwiseError {

@@ -4,6 +4,7 @@
 // affinity). Leases are exact at every instant; /slots polls only add what the daemon cannot know.
 import type { RequestSource, SlotStatus } from '../../shared/protocol';
 import { commonChunks, type PromptKey } from './prompt-key';
+import type { SlotCandidate } from './slot-pick';
 
 /** One of the daemon's requests running in a slot. */
 export interface SlotLease {
@@ -93,6 +94,15 @@ export class SlotTable {
       if (!s.lease && isFree(s)) out.push({ slot, key: s.key, lastUsedAt: s.lastUsedAt });
     });
     return out;
+  }
+
+  /** The free slots as the scheduler's candidates on instance `instanceId`, appended to `out`. */
+  collectFree(instanceId: string, out: SlotCandidate[]): void {
+    const slots = this.#slots;
+    for (let slot = 0; slot < slots.length; slot++) {
+      const s = slots[slot]!;
+      if (!s.lease && isFree(s)) out.push({ slot, key: s.key, lastUsedAt: s.lastUsedAt, instanceId });
+    }
   }
 
   /** The most chunks of `key` any slot's last prompt shares, busy or not. */

@@ -1,0 +1,26 @@
+// One pump can start several waiters at once (slots freed in the same tick, a model becoming ready):
+// the free slots it plans with are listed once per pump and must stay current as each waiter takes one.
+import { describe, expect, it } from 'vitest';
+import { defaultConfig } from '../../daemon/config/validate';
+import { Scheduler } from '../../daemon/scheduler/scheduler';
+import { fakeSupervisor } from '../helpers/fake-supervisor';
+
+describe('scheduler pump', () => {
+  it.each([false, true])('starts every waiter that slots freed in one tick make room for, each in a slot of its own (affinity %s)', async (affinity) => {
+    const s = new Scheduler({ supervisor: fakeSupervisor(4, affinity), config: defaultConfig() });
+    // One long prompt for all: with affinity every free slot is an equal cache hit for every waiter.
+    const prompt = 'You are a helpful assistant. '.repeat(100);
+    const acquire = () => s.acquire(s.open('coder', 'http', prompt), {});
+    const first = [];
+    for (let i = 0; i < 4; i++) first.push(await acquire());
+    expect(first.map((l) => l.slot).sort()).toEqual([0, 1, 2, 3]);
+    const waiting = [0, 1, 2, 3].map(() => acquire());
+    await new Promise((r) => setImmediate(r));
+    expect(s.waiting('coder')).toBe(4);
+    for (const lease of first) lease.release(); // one tick: the pump after it starts all four
+    const second = await Promise.all(waiting);
+    expect(second.map((l) => l.slot).sort()).toEqual([0, 1, 2, 3]);
+    expect(s.waiting('coder')).toBe(0);
+    s.close();
+  });
+});
