@@ -39,15 +39,19 @@ export interface NumberRange {
 export function optNumber(o: Obj, key: string, where: string, range: NumberRange = {}): number | undefined {
   const v = o[key];
   if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isFinite(v) || (range.integer && !Number.isInteger(v))) throw bad(where, key, expectedNumber(range), v);
+  if ((range.min !== undefined && v < range.min) || (range.max !== undefined && v > range.max)) throw bad(where, key, expectedNumber(range), v);
+  return v;
+}
+
+/** "an integer from 1 to 512 (why)": built only for the error (optNumber runs on every field of every request). */
+function expectedNumber(range: NumberRange): string {
   const kind = range.integer ? 'an integer' : 'a number';
   const bounds =
     range.min !== undefined && range.max !== undefined
       ? `from ${range.min} to ${range.max}`
       : [range.min !== undefined ? `>= ${range.min}` : '', range.max !== undefined ? `<= ${range.max}` : ''].filter(Boolean).join('');
-  const expected = (bounds ? `${kind} ${bounds}` : kind) + (range.why ? ` (${range.why})` : '');
-  if (typeof v !== 'number' || !Number.isFinite(v) || (range.integer && !Number.isInteger(v))) throw bad(where, key, expected, v);
-  if ((range.min !== undefined && v < range.min) || (range.max !== undefined && v > range.max)) throw bad(where, key, expected, v);
-  return v;
+  return (bounds ? `${kind} ${bounds}` : kind) + (range.why ? ` (${range.why})` : '');
 }
 
 export function optBoolean(o: Obj, key: string, where: string): boolean | undefined {
