@@ -526,7 +526,7 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
    * counted one free for each assignment), preferring the one that holds the prompt's prefix.
    */
   #chooseSlot(model: string, instanceId: string, w: QueuedRequest, free: FreeSlots | undefined): { instanceId: string; slot?: number } {
-    if (this.#routing !== 'slot-aware' || !free) return { instanceId };
+    if (!free) return { instanceId }; // round-robin: llama-server picks the slot
     const { candidates, open } = free;
     const affinity = this.#supervisor.modelConfig(model).affinity;
     const key = w.ticket.prompt;
@@ -543,7 +543,7 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
       if (!inst.routable || this.#supervisor.isDraining(inst)) continue;
       const table = this.#book(inst).table;
       const before = candidates.length;
-      table.collectFree(inst.id, candidates);
+      table.free(inst.id, candidates);
       for (const e of ending) if (e.instanceId === inst.id) candidates.push({ ...table.slotInfo(e.slot), instanceId: inst.id });
       if (candidates.length > before) open.push(inst);
     }

@@ -88,21 +88,14 @@ export class SlotTable {
     return !!s && !s.lease && s.unleasedBusyPolls >= FOREIGN_AFTER_POLLS;
   }
 
-  free(): FreeSlot[] {
-    const out: FreeSlot[] = [];
-    this.#slots.forEach((s, slot) => {
-      if (!s.lease && isFree(s)) out.push({ slot, key: s.key, lastUsedAt: s.lastUsedAt });
-    });
-    return out;
-  }
-
-  /** The free slots as the scheduler's candidates on instance `instanceId`, appended to `out`. */
-  collectFree(instanceId: string, out: SlotCandidate[]): void {
+  /** The free slots as candidates on instance `instanceId`, appended to `out` (the scheduler lists every instance's into one). */
+  free(instanceId: string, out: SlotCandidate[] = []): SlotCandidate[] {
     const slots = this.#slots;
     for (let slot = 0; slot < slots.length; slot++) {
       const s = slots[slot]!;
       if (!s.lease && isFree(s)) out.push({ slot, key: s.key, lastUsedAt: s.lastUsedAt, instanceId });
     }
+    return out;
   }
 
   /** The most chunks of `key` any slot's last prompt shares, busy or not. */

@@ -75,7 +75,7 @@ describe('SlotTable for affinity', () => {
     expect(t.shared(conv('b', 2))).toBe(5); // busy, still counted: its replica is the prompt's home
     t.release(0, 40);
     t.forget();
-    expect(t.free().map((f) => [f.key, f.lastUsedAt])).toEqual([[undefined, 0], [undefined, 0]]);
+    expect(t.free('m#1').map((f) => [f.key, f.lastUsedAt])).toEqual([[undefined, 0], [undefined, 0]]);
   });
 });
 

@@ -38,7 +38,7 @@ describe('SlotTable', () => {
     t.take(1, lease('r1'), undefined);
     t.take(2, lease('r2'), undefined);
     expect(t.leased()).toBe(2);
-    expect(t.free().map((f) => f.slot)).toEqual([0, 3]);
+    expect(t.free('m#1').map((f) => f.slot)).toEqual([0, 3]);
     t.observe(busy()(4), 2000); // a poll that aliased: every slot read idle
     const rows = t.rows(busy()(4));
     expect(rows.filter((r) => r.busy).map((r) => [r.id, r.requestId])).toEqual([[1, 'r1'], [2, 'r2']]);
@@ -52,7 +52,7 @@ describe('SlotTable', () => {
   it('avoids a slot busy without a lease at once, and calls it foreign after more than one poll', () => {
     const t = new SlotTable(2);
     t.observe(busy(0)(2), 1000);
-    expect(t.free().map((f) => f.slot)).toEqual([1]);
+    expect(t.free('m#1').map((f) => f.slot)).toEqual([1]);
     expect(t.unavailable()).toBe(1);
     expect(t.isForeign(0)).toBe(false);
     expect(t.rows(busy(0)(2))[0]).toMatchObject({ busy: false });
@@ -61,7 +61,7 @@ describe('SlotTable', () => {
     expect(t.rows(busy(0)(2))[0]).toMatchObject({ id: 0, busy: true, foreign: true });
     t.observe(busy()(2), 2000);
     expect(t.isForeign(0)).toBe(false);
-    expect(t.free().map((f) => f.slot)).toEqual([0, 1]);
+    expect(t.free('m#1').map((f) => f.slot)).toEqual([0, 1]);
   });
 
   it('takes a busy reading just after its own lease ended as lag, not foreign use', () => {
@@ -69,9 +69,9 @@ describe('SlotTable', () => {
     t.take(0, lease('r1'), undefined);
     t.release(0, 5000);
     t.observe(busy(0)(1), 5000 + RELEASE_LAG_MS - 1);
-    expect(t.free().map((f) => f.slot)).toEqual([0]);
+    expect(t.free('m#1').map((f) => f.slot)).toEqual([0]);
     t.observe(busy(0)(1), 5000 + RELEASE_LAG_MS + 1);
-    expect(t.free()).toEqual([]);
+    expect(t.free('m#1')).toEqual([]);
   });
 
   it('keeps a slot still cancelling our aborted request out of use, without calling it foreign', () => {
@@ -80,14 +80,14 @@ describe('SlotTable', () => {
     t.release(0, 5000); // the client aborted; llama-server takes up to a second to notice
     t.observe(busy(0)(2), 5000 + RELEASE_LAG_MS + 50);
     t.observe(busy(0)(2), 5000 + RELEASE_LAG_MS + 300);
-    expect(t.free().map((f) => f.slot)).toEqual([1]);
+    expect(t.free('m#1').map((f) => f.slot)).toEqual([1]);
     expect(t.isForeign(0)).toBe(false);
     expect(t.rows(busy(0)(2))[0]).toMatchObject({ busy: false });
     t.observe(busy()(2), 5900);
-    expect(t.free().map((f) => f.slot)).toEqual([0, 1]);
+    expect(t.free('m#1').map((f) => f.slot)).toEqual([0, 1]);
     // Busy long after our lease ended: someone else's.
     t.observe(busy(0)(2), 5000 + CANCEL_LAG_MS);
-    expect(t.free().map((f) => f.slot)).toEqual([1]);
+    expect(t.free('m#1').map((f) => f.slot)).toEqual([1]);
   });
 
   it('forgets the cached prompt when a foreign client used the slot or the process restarted', () => {
@@ -97,12 +97,12 @@ describe('SlotTable', () => {
     t.take(1, lease('r2'), key);
     t.release(0, 1000);
     t.release(1, 1000);
-    expect(t.free().every((f) => f.key === key)).toBe(true);
+    expect(t.free('m#1').every((f) => f.key === key)).toBe(true);
     t.observe(busy(0)(2), 5000);
     t.observe(busy()(2), 5250);
-    expect(t.free().map((f) => f.key)).toEqual([undefined, key]);
+    expect(t.free('m#1').map((f) => f.key)).toEqual([undefined, key]);
     t.forget();
-    expect(t.free().map((f) => f.key)).toEqual([undefined, undefined]);
+    expect(t.free('m#1').map((f) => f.key)).toEqual([undefined, undefined]);
   });
 });
 
