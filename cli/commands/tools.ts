@@ -159,8 +159,7 @@ async function checkStateDir(dir: string, line: DoctorLine): Promise<void> {
   try {
     const exists = await stat(dir).then(() => true, (err: NodeJS.ErrnoException) => (err.code === 'ENOENT' || err.code === 'ENOTDIR' ? false : Promise.reject(err)));
     if (!exists) {
-      const parent = await nearestExisting(dirname(dir));
-      const isDir = await stat(parent).then((s) => s.isDirectory(), () => false);
+      const { path: parent, isDir } = await nearestExisting(dirname(dir));
       const writable = isDir && (await access(parent, constants.W_OK).then(() => true, () => false));
       if (writable) line('info', 'state dir', `${dir}: not created yet (the daemon makes it, mode 0700, at its first start)`);
       else line(false, 'state dir', `${dir} cannot be created: ${parent} is ${isDir ? 'not writable' : 'not a directory'} — choose another with --state-dir or $SLOTWISE_STATE_DIR`);
@@ -175,10 +174,10 @@ async function checkStateDir(dir: string, line: DoctorLine): Promise<void> {
   }
 }
 
-/** `dir` or its closest ancestor that exists (where a recursive mkdir would start). */
-async function nearestExisting(dir: string): Promise<string> {
+/** `dir` or its closest ancestor that exists (where a recursive mkdir would start), and whether it is a directory. */
+async function nearestExisting(dir: string): Promise<{ path: string; isDir: boolean }> {
   for (let d = dir; ; d = dirname(d)) {
-    const exists = await stat(d).then(() => true, () => false);
-    if (exists || dirname(d) === d) return d;
+    const found = await stat(d).then((s) => s.isDirectory(), () => undefined);
+    if (found !== undefined || dirname(d) === d) return { path: d, isDir: found ?? false };
   }
 }
