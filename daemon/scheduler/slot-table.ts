@@ -167,11 +167,19 @@ export class SlotTable {
     }
   }
 
-  /** Status rows: llama-server's polled fields, with `busy` and the lease from the table (exact now). */
+  /**
+   * Status rows: `busy` and the lease from the table (exact now), with llama-server's polled fields.
+   * Built field by field in one order, not spread and pruned: with hundreds of slots this runs for
+   * every status read, and `delete` would turn each idle row into a dictionary-mode object.
+   */
   rows(polled: readonly SlotStatus[]): SlotStatus[] {
-    return this.#slots.map((s, id) => {
+    const slots = this.#slots;
+    const out = new Array<SlotStatus>(slots.length);
+    for (let id = 0; id < slots.length; id++) {
+      const s = slots[id]!;
       const p = polled[id]?.id === id ? polled[id] : polled.find((x) => x.id === id);
-      const row: SlotStatus = { ...(p ?? { id }), busy: false };
+      const row: SlotStatus = { id, busy: false };
+      if (p?.nCtx !== undefined) row.nCtx = p.nCtx;
       if (s.lease) {
         row.busy = true;
         row.requestId = s.lease.requestId;
@@ -179,16 +187,22 @@ export class SlotTable {
         row.since = s.lease.since;
         if (s.lease.tokens !== undefined) row.tokens = s.lease.tokens;
         if (s.next !== undefined) row.next = s.next;
+        if (p) copyTask(row, p);
       } else if (this.isForeign(id)) {
         row.busy = true;
         row.foreign = true;
-      } else {
-        // Idle as far as the daemon is concerned: llama-server's task fields are a past request's.
-        delete row.taskId;
-        delete row.nDecoded;
-        delete row.nPromptTokens;
+        if (p) copyTask(row, p);
       }
-      return row;
-    });
+      // Otherwise idle as far as the daemon is concerned: llama-server's task fields are a past request's.
+      out[id] = row;
+    }
+    return out;
   }
+}
+
+/** llama-server's fields of the task in a slot, from its last /slots poll. */
+function copyTask(row: SlotStatus, p: SlotStatus): void {
+  if (p.taskId !== undefined) row.taskId = p.taskId;
+  if (p.nDecoded !== undefined) row.nDecoded = p.nDecoded;
+  if (p.nPromptTokens !== undefined) row.nPromptTokens = p.nPromptTokens;
 }
