@@ -6,8 +6,8 @@
 import { totalmem } from 'node:os';
 import type { ModelConfig } from '../config/types';
 import type { ModelMemoryStatus } from '../../shared/protocol';
-import { readGgufHeader } from '../../gguf/gguf';
-import { modelFacts, type ModelFacts } from './model-facts';
+import type { ModelFacts } from './model-facts';
+import { readModelFile } from './model-file';
 import { autoSlots, modelPlanSettings, planMemory, type FreeMemory } from './plan';
 import { planStatus } from './plan-status';
 
@@ -23,7 +23,8 @@ export class AutoSlotsPreview {
     this.ready = Promise.all(
       [...this.#configs.values()].map(async (m) => {
         try {
-          this.#facts.set(m.name, modelFacts(await readGgufHeader(m.path, { model: m.name })));
+          const facts = (await readModelFile(m.path, { model: m.name })).facts;
+          this.#facts.set(m.name, facts instanceof Error ? null : facts);
         } catch {
           this.#facts.set(m.name, null);
         }

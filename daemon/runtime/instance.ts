@@ -16,8 +16,8 @@ import type { InstanceState, InstanceStatus } from '../../shared/protocol';
 import { removePidRecord, writePidRecord, type StateDir } from '../../shared/state-dir';
 import { ChildLog } from './child-log';
 import { getHealth } from './llama-client';
-import { readGgufHeader } from '../../gguf/gguf';
-import { modelFacts } from '../memory/model-facts';
+import type { ModelFacts } from '../memory/model-facts';
+import { readModelFile } from '../memory/model-file';
 import { serverMemoryOptions } from '../memory/server-args';
 import { PROMPT_CACHE_MIN_MIB, promptCacheTokens, resolvePromptCacheMiB } from '../memory/prompt-cache';
 import { kvBytesPerToken } from '../memory/plan';
@@ -295,8 +295,8 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
     this.#transition('starting', { clearError: false });
     let perToken: number | undefined;
     try {
-      const header = await readGgufHeader(this.model.path); // a missing or corrupt file fails now, with the reader's clear reason
-      perToken = kvPerToken(header, this.model.args);
+      const file = await readModelFile(this.model.path); // a missing or corrupt file fails now, with the reader's clear reason
+      perToken = kvPerToken(file.facts, this.model.args);
     } catch (err) {
       if (gen === this.#generation) this.#fail(err instanceof SlotwiseError ? err.message : `cannot read model file: ${(err as Error).message}`);
       return;
@@ -533,9 +533,10 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
 }
 
 /** KV bytes per token from the header; undefined when its facts or the args cannot say (the cache is then sized at its minimum). */
-function kvPerToken(header: Awaited<ReturnType<typeof readGgufHeader>>, args: readonly string[]): number | undefined {
+function kvPerToken(facts: ModelFacts | Error, args: readonly string[]): number | undefined {
+  if (facts instanceof Error) return undefined;
   try {
-    return kvBytesPerToken(modelFacts(header), serverMemoryOptions(args));
+    return kvBytesPerToken(facts, serverMemoryOptions(args));
   } catch {
     return undefined;
   }

@@ -10,8 +10,8 @@ import type { Config } from '../config/types';
 import type { Logger } from '../../platform/log';
 import type { ModelLoadStatus, ModelMemoryStatus, ModelStatus } from '../../shared/protocol';
 import { SlotwiseError } from '../../shared/errors';
-import { readGgufHeader } from '../../gguf/gguf';
-import { modelFacts, type ModelFacts } from '../memory/model-facts';
+import type { ModelFacts } from '../memory/model-facts';
+import { readModelFile } from '../memory/model-file';
 import { autoSlots, checkFit, memoryError, modelPlanSettings, planMemory, promptCacheBytes, type FreeMemory, type MemoryPlan } from '../memory/plan';
 import { actualByDevice, addBytes, available, cacheByDevice, capacity, lessPending, pickVictim, planByDevice, withFreed, type DeviceBytes } from '../memory/budget';
 import { planStatus } from '../memory/plan-status';
@@ -326,7 +326,8 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
     const e = this.#entry(model);
     if (e.facts === undefined) {
       try {
-        e.facts = modelFacts(await readGgufHeader(this.#o.supervisor.modelConfig(model).path, { model }));
+        const facts = (await readModelFile(this.#o.supervisor.modelConfig(model).path, { model })).facts;
+        e.facts = facts instanceof Error ? null : facts;
       } catch {
         e.facts = null;
       }

@@ -5,8 +5,7 @@ import { availableParallelism } from 'node:os';
 import type { Config, ModelConfig } from '../config/types';
 import { SlotwiseError } from '../../shared/errors';
 import type { Logger } from '../../platform/log';
-import { readGgufHeader, summarizeGguf } from '../../gguf/gguf';
-import { fimTokens } from '../../gguf/fim';
+import { readModelFile } from '../memory/model-file';
 import { LlamaInstance } from './instance';
 import { scrapeLoop, type ScrapeResult } from './scraper';
 import { plannedInstances, setsThreads, threadsPerInstance, withThreads } from './threads';
@@ -74,14 +73,15 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
     await Promise.all(
       [...this.#models.values()].map(async (entry) => {
         try {
-          const header = await readGgufHeader(entry.config.path);
-          const sum = summarizeGguf(header);
+          const file = await readModelFile(entry.config.path);
+          const sum = file.summary;
+          if (sum instanceof Error) throw sum;
           entry.info = {
-            fileBytes: header.fileSize,
+            fileBytes: file.fileBytes,
             layers: sum.layers,
             architecture: sum.architecture,
             trainCtx: sum.contextLength,
-            canInfill: fimTokens(header.metadata) !== undefined,
+            canInfill: file.canInfill,
           };
         } catch (err) {
           // The instance's own preflight reports an unreadable file as its failure reason; status just lacks info.

@@ -1,0 +1,65 @@
+// What the daemon takes from a model's GGUF header, read once per version of the file. Status info
+// (supervisor), the memory plan (loader, auto-slots preview) and every instance launch need it, and a
+// real vocab (Qwen2's 151k token strings) holds the event loop ~50 ms per read: with a read per launch,
+// four replicas starting cost 0.3 s of stalled streams. Kept: what was derived, not the header itself.
+import { stat } from 'node:fs/promises';
+import { fimTokens } from '../../gguf/fim';
+import { readGgufHeader, summarizeGguf, type GgufHeader, type GgufSummary } from '../../gguf/gguf';
+import { modelFacts, type ModelFacts } from './model-facts';
+
+export interface ModelFile {
+  fileBytes: number;
+  /** An Error where the header is valid GGUF but not a model's (a vocab-only file has no architecture). */
+  summary: GgufSummary | Error;
+  /** An Error where the plan cannot be made from it (an unknown tensor type, say). */
+  facts: ModelFacts | Error;
+  /** The vocab has fill-in-the-middle tokens (/infill works). */
+  canInfill: boolean;
+}
+
+export type ModelFileRead = (path: string, opts?: { model?: string }) => Promise<ModelFile>;
+
+/**
+ * A reader that keeps each file's result until the file changes (size, mtime or inode), so a model
+ * swapped on disk is read again. Concurrent reads of one file share one. Failures are not kept: the
+ * next call reads again and reports the file as it is then.
+ */
+export function cachedModelFileRead(read: typeof readGgufHeader = readGgufHeader): ModelFileRead {
+  const cache = new Map<string, { version: string; file: Promise<ModelFile> }>();
+  return async (path, opts = {}) => {
+    const version = await stat(path).then(
+      (s) => `${s.size}:${s.mtimeMs}:${s.ino}`,
+      () => undefined, // the reader says what is wrong with the path, with the model's name
+    );
+    const hit = version === undefined ? undefined : cache.get(path);
+    if (hit && hit.version === version) return hit.file;
+    const file = read(path, opts).then(derive);
+    if (version !== undefined) {
+      cache.set(path, { version, file });
+      file.catch(() => {
+        if (cache.get(path)?.file === file) cache.delete(path);
+      });
+    }
+    return file;
+  };
+}
+
+function derive(header: GgufHeader): ModelFile {
+  return {
+    fileBytes: header.fileSize,
+    summary: attempt(() => summarizeGguf(header)),
+    facts: attempt(() => modelFacts(header)),
+    canInfill: fimTokens(header.metadata) !== undefined,
+  };
+}
+
+function attempt<T>(fn: () => T): T | Error {
+  try {
+    return fn();
+  } catch (err) {
+    return err instanceof Error ? err : new Error(String(err));
+  }
+}
+
+/** The daemon's one reader. */
+export const readModelFile: ModelFileRead = cachedModelFileRead();
