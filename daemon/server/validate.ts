@@ -39,8 +39,13 @@ export interface NumberRange {
 export function optNumber(o: Obj, key: string, where: string, range: NumberRange = {}): number | undefined {
   const v = o[key];
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'number' || !Number.isFinite(v) || (range.integer && !Number.isInteger(v))) throw bad(where, key, expectedNumber(range), v);
-  if ((range.min !== undefined && v < range.min) || (range.max !== undefined && v > range.max)) throw bad(where, key, expectedNumber(range), v);
+  const ok =
+    typeof v === 'number' &&
+    Number.isFinite(v) &&
+    (!range.integer || Number.isInteger(v)) &&
+    (range.min === undefined || v >= range.min) &&
+    (range.max === undefined || v <= range.max);
+  if (!ok) throw bad(where, key, expectedNumber(range), v);
   return v;
 }
 
