@@ -116,7 +116,6 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
   });
   void sampler.start(); // never rejects; a hanging `nvidia-smi -L` must not delay startup
   const metrics = new MetricsRegistry();
-  const stopLoopLag = startLoopLag((s) => metrics.observeLoopLag(s));
   countGeneratedTokens(supervisor, (model, n) => metrics.addTokens(model, n));
   // The loader and the scheduler call each other through hooks; `scheduler` is bound before any request.
   const loader: ModelLoader = new ModelLoader({
@@ -164,6 +163,9 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
   loader.on('change', () => hub.changed());
   loader.on('loadState', () => hub.changed({ now: true })); // unloaded/loading/ready reach subscribers at once, not up to 250 ms later
   scheduler.on('change', () => hub.changed());
+  // Ticks only while a request runs or waits (status/loop-lag.ts); a scheduler event is when work begins.
+  const loopLag = startLoopLag((s) => metrics.observeLoopLag(s), { active: () => scheduler.active() });
+  scheduler.on('change', loopLag.wake);
   sampler.on('change', () => hub.changed());
 
   const stopAutoscaler = startAutoscaler({ supervisor, scheduler, snapshot: () => hub.snapshot(), config, logger });
@@ -217,7 +219,7 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
       const grace = config.shutdownGraceMs;
       logger.info(`shutting down: ${reason}; running requests get ${grace} ms to finish`);
       stopAutoscaler();
-      stopLoopLag();
+      loopLag.stop();
       refusing = new SlotwiseError('SW_ERR_SHUTTING_DOWN', `daemon is shutting down (${reason}) — retry once a daemon runs again`);
       scheduler.close(reason);
       const idle = (): Promise<unknown> => Promise.all([http.settled(), jobs.settled()]);

@@ -445,6 +445,13 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
     return this.waiting(model) > 0 || this.#supervisor.instances(model).some((i) => (this.#books.get(i.id)?.inFlight ?? 0) > 0);
   }
 
+  /** Whether any request holds a lease or waits for one, for any model. */
+  active(): boolean {
+    for (const q of this.#queues.values()) if (q.waiters.length > 0) return true;
+    for (const b of this.#books.values()) if (b.inFlight > 0) return true;
+    return false;
+  }
+
   waiting(model: string): number {
     return this.#queues.get(model)?.waiters.length ?? 0;
   }

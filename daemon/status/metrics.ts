@@ -109,7 +109,7 @@ export class MetricsRegistry {
     this.#modelMemory = gauge('slotwise_model_memory_bytes', 'Memory of one replica: kind="plan" (the memory plan of its load-time buffers), "actual" (llama-server\'s buffers) or "prompt_cache" (its host prompt cache at its limit, not in the other two).', ['model', 'kind']);
     this.#loopLag = new Histogram({
       name: 'slotwise_event_loop_lag_seconds',
-      help: "How late the daemon's 10 ms event-loop timer fired: time the daemon's thread was busy with other work.",
+      help: "How late the daemon's 10 ms event-loop timer fired: time the daemon's thread was busy with other work. Sampled while a request runs or waits and for 5 s after; an idle daemon records none.",
       buckets: LOOP_LAG_BUCKETS,
       registers,
     });

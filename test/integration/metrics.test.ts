@@ -43,4 +43,18 @@ describe('metrics and resources (real llama-server)', () => {
     expect(s.host?.memoryTotalBytes).toBeGreaterThan(0);
     expect(s.models[0]!.instances[0]!.usage!.rssBytes).toBeGreaterThan(1_000_000);
   });
+
+  it('samples its event-loop lag while a request runs, and not while idle', async () => {
+    const d = await startTestDaemon({ models: { tiny: { slots: 1, ctxPerSlot: 256 } } });
+    await d.waitFor((s) => s.models[0]!.instances[0]?.state === 'ready', 'ready');
+    const ticks = async (): Promise<number> => series(await (await d.fetch('/metrics')).text(), 'slotwise_event_loop_lag_seconds_count') ?? -1;
+    const idle = await ticks();
+    await new Promise((r) => setTimeout(r, 300));
+    // A 10 ms timer that ran while idle would have ticked ~30 times by now.
+    expect(await ticks()).toBe(idle);
+    const res = await d.fetch('/v1/completions', { method: 'POST', body: JSON.stringify({ model: 'tiny', prompt: 'x', max_tokens: 64, stream: true }) });
+    expect(res.status).toBe(200);
+    await res.text();
+    expect(await ticks()).toBeGreaterThan(idle);
+  });
 });

@@ -23,4 +23,18 @@ describe('scheduler pump', () => {
     expect(s.waiting('coder')).toBe(0);
     s.close();
   });
+
+  it('is active while a request holds a slot or waits for one, and only then (the loop-lag timer runs on it)', async () => {
+    const s = new Scheduler({ supervisor: fakeSupervisor(1, false), config: defaultConfig() });
+    expect(s.active()).toBe(false);
+    const lease = await s.acquire(s.open('coder', 'http', 'a'), {});
+    expect(s.active()).toBe(true);
+    const waiter = s.acquire(s.open('coder', 'http', 'b'), {});
+    lease.release(); // the waiter takes the slot: still active
+    const second = await waiter;
+    expect(s.active()).toBe(true);
+    second.release();
+    expect(s.active()).toBe(false);
+    s.close();
+  });
 });
