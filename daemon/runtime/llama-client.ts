@@ -1,15 +1,19 @@
 // Typed client for the llama-server endpoints the daemon scrapes: /health, /slots, /metrics, /props.
 // The daemon is the only scraper of each instance: /metrics resets its averaging window per scrape.
-import { request, type Dispatcher } from 'undici';
+//
+// Each GET goes on a connection of its own, closed after the answer. A kept-alive connection is
+// never idle long with a poll every 250 ms, and llama-server's HTTP library watches an idle
+// connection by waking its thread every 10 ms (cpp-httplib's keep-alive check interval): an idle
+// llama-server woke ~220 times a second for Slotwise's polls, ~40 without the open connection.
+import { get as httpGet } from 'node:http';
 import type { SlotStatus } from '../../shared/protocol';
 
 export type Health = { kind: 'ok' } | { kind: 'loading' } | { kind: 'error'; status: number; message: string } | { kind: 'down'; message: string };
 
 export interface RequestOptions {
   signal?: AbortSignal;
-  /** Per-call limit on waiting for headers and body, ms. Default 5000. */
+  /** Per-call limit on the connection going quiet (no headers, no body bytes), ms. Default 5000. */
   timeoutMs?: number;
-  dispatcher?: Dispatcher;
   /** The instance's API key (see instance.ts): every endpoint but /health answers 401 without it. */
   apiKey?: string;
 }
@@ -24,17 +28,20 @@ interface RawSlot {
   next_token?: { n_decoded?: number; n_remain?: number; has_next_token?: boolean }[];
 }
 
-async function get(baseUrl: string, path: string, opts: RequestOptions): Promise<{ status: number; body: string }> {
+/** One GET on a fresh connection that llama-server closes after answering; the whole body as text. */
+function get(baseUrl: string, path: string, opts: RequestOptions): Promise<{ status: number; body: string }> {
   const timeout = opts.timeoutMs ?? 5000;
-  const res = await request(`${baseUrl}${path}`, {
-    method: 'GET',
-    signal: opts.signal,
-    headersTimeout: timeout,
-    bodyTimeout: timeout,
-    dispatcher: opts.dispatcher,
-    headers: authHeaders(opts.apiKey),
+  return new Promise((resolve, reject) => {
+    const req = httpGet(`${baseUrl}${path}`, { agent: false, headers: { ...authHeaders(opts.apiKey), connection: 'close' }, signal: opts.signal, timeout }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (d: Buffer) => parts.push(d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts).toString('utf8') }));
+      res.on('error', reject);
+    });
+    // A frozen llama-server accepts (the kernel does) and then says nothing: the socket's idle timeout ends the wait.
+    req.on('timeout', () => req.destroy(new Error(`GET ${path}: no answer within ${timeout} ms`)));
+    req.on('error', reject);
   });
-  return { status: res.statusCode, body: await res.body.text() };
 }
 
 export function authHeaders(apiKey: string | undefined): Record<string, string> {
