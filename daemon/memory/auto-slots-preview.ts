@@ -7,7 +7,7 @@ import { totalmem } from 'node:os';
 import type { ModelConfig } from '../config/types';
 import type { ModelMemoryStatus } from '../../shared/protocol';
 import type { ModelFacts } from './model-facts';
-import { readModelFile } from './model-file';
+import { readModelFacts } from './model-file';
 import { autoSlots, modelPlanSettings, planMemory, type FreeMemory } from './plan';
 import { planStatus } from './plan-status';
 
@@ -22,12 +22,7 @@ export class AutoSlotsPreview {
     for (const m of models) if (m.load === 'on-demand' && m.slots === 'auto') this.#configs.set(m.name, m);
     this.ready = Promise.all(
       [...this.#configs.values()].map(async (m) => {
-        try {
-          const facts = (await readModelFile(m.path, { model: m.name })).facts;
-          this.#facts.set(m.name, facts instanceof Error ? null : facts);
-        } catch {
-          this.#facts.set(m.name, null);
-        }
+        this.#facts.set(m.name, await readModelFacts(m.path, { model: m.name }));
       }),
     ).then(() => undefined);
   }

@@ -63,3 +63,13 @@ function attempt<T>(fn: () => T): T | Error {
 
 /** The daemon's one reader. */
 export const readModelFile: ModelFileRead = cachedModelFileRead();
+
+/** The plan's facts of a model file, or null when the file cannot be read or planned from (the plan is then unknown, not an error). */
+export async function readModelFacts(path: string, opts: { model?: string } = {}): Promise<ModelFacts | null> {
+  try {
+    const facts = (await readModelFile(path, opts)).facts;
+    return facts instanceof Error ? null : facts;
+  } catch {
+    return null;
+  }
+}

@@ -11,7 +11,7 @@ import type { Logger } from '../../platform/log';
 import type { ModelLoadStatus, ModelMemoryStatus, ModelStatus } from '../../shared/protocol';
 import { SlotwiseError } from '../../shared/errors';
 import type { ModelFacts } from '../memory/model-facts';
-import { readModelFile } from '../memory/model-file';
+import { readModelFacts } from '../memory/model-file';
 import { autoSlots, checkFit, memoryError, modelPlanSettings, planMemory, promptCacheBytes, type FreeMemory, type MemoryPlan } from '../memory/plan';
 import { actualByDevice, addBytes, available, cacheByDevice, capacity, lessPending, pickVictim, planByDevice, withFreed, type DeviceBytes } from '../memory/budget';
 import { planStatus } from '../memory/plan-status';
@@ -324,14 +324,7 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
 
   async #facts(model: string): Promise<ModelFacts | undefined> {
     const e = this.#entry(model);
-    if (e.facts === undefined) {
-      try {
-        const facts = (await readModelFile(this.#o.supervisor.modelConfig(model).path, { model })).facts;
-        e.facts = facts instanceof Error ? null : facts;
-      } catch {
-        e.facts = null;
-      }
-    }
+    if (e.facts === undefined) e.facts = await readModelFacts(this.#o.supervisor.modelConfig(model).path, { model });
     return e.facts ?? undefined;
   }
 

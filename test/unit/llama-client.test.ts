@@ -1,7 +1,10 @@
 // The daemon's polls of llama-server (daemon/runtime/llama-client.ts) against a local HTTP server
 // standing in for it: what matters here is the connection (one per poll, closed after, so no
 // keep-alive connection keeps llama-server's HTTP thread waking), the key, and a server that never
-// answers. The endpoints' parsing is covered against the real llama-server in the integration tests.
+// answers. Why not the real one: only the server side sees which connections a client opened and
+// left open, llama-server reports none of that, and a body split mid-line or an accept without an
+// answer are cases it does not produce on demand. The endpoints themselves are read from the real
+// llama-server in the integration tests (metrics, leases, hardening, chaos).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeGgufHeader, readGgufHeader } from '../../gguf/gguf';
-import { cachedModelFileRead } from '../../daemon/memory/model-file';
+import { cachedModelFileRead, readModelFacts, readModelFile } from '../../daemon/memory/model-file';
 import { tinyModelPath } from '../helpers/tiny';
 
 let dir: string;
@@ -80,5 +80,15 @@ describe('readModelFile', () => {
     expect((file.summary as Error).message).toMatch(/general\.architecture/);
     expect(file.facts).toBeInstanceOf(Error);
     expect(file.canInfill).toBe(false);
+  });
+
+  it('readModelFacts: the plan facts of a model, null for a missing file or a GGUF that is not a model', async () => {
+    const facts = await readModelFacts(await tinyModelPath());
+    expect(facts).not.toBeNull();
+    expect(facts).toEqual((await readModelFile(await tinyModelPath())).facts);
+    expect(await readModelFacts(join(dir, 'nope.gguf'), { model: 'm' })).toBeNull();
+    const vocab = join(dir, 'vocab-only-2.gguf');
+    await writeFile(vocab, encodeGgufHeader({ metadata: new Map([['general.name', { type: 'string', value: 'vocab' }]]), tensors: [] }));
+    expect(await readModelFacts(vocab)).toBeNull();
   });
 });
