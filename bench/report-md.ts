@@ -298,7 +298,7 @@ export function renderMarkdown(r: BenchReport): string {
       '## Concurrency sweep at GPU pace (stand-in upstream)',
       '',
       `The same comparison against the stand-in (test/fixtures/fake-llama-server.mjs): ${g.sweep.layout.instances} × ${g.sweep.layout.slotsPerInstance} slots, ` +
-        `${g.tokenMs} ms a token per stream as on a GPU, ${g.sweep.options.requests} requests of max_tokens ${g.sweep.options.mix[0]?.maxTokens ?? '–'} per level. ` +
+        `${g.tokenMs} ms a token per stream as on a GPU (on a fixed schedule: a late timer does not push later tokens back), ${g.sweep.options.requests} requests of max_tokens ${g.sweep.options.mix[0]?.maxTokens ?? '–'} per level. ` +
         'It needs almost no CPU, so the daemon\'s hop is measured without llama-server competing for the cores. Times in ms.',
       '',
       ...levelTable(g.sweep.levels),
