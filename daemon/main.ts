@@ -8,6 +8,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { version } from '../package.json';
 import { loadConfig } from './config/load';
+import { resolveConfigPath } from '../shared/paths';
 import type { Config } from './config/types';
 import { SlotwiseError } from '../shared/errors';
 import { onInternalError } from '../platform/internal-errors';
@@ -146,10 +147,14 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
   const jobs = new JobStore({ scheduler, supervisor, archive });
   await jobs.restore();
   const autoSlotsPreview = new AutoSlotsPreview(config.models);
+  // Where a user adds models: the file read, or the default path that had none. A config passed in
+  // (the demo, the bench) has no file to name.
+  const configFile = config.source ? { path: config.source, exists: true } : opts.config ? undefined : { path: resolveConfigPath(opts.configPath, opts.env), exists: false };
   const hub = new StatusHub({
     version,
     startedAt,
     url: () => url,
+    ...(configFile ? { config: configFile } : {}),
     supervisor,
     resources: () => sampler.view(),
     memoryBudgetMiB: config.memoryBudgetMiB,
@@ -259,6 +264,7 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
   const startTime = processStartTime(process.pid);
   await writeDaemonInfo(stateDir, { pid: process.pid, port, url, version, protocol: 1, startedAt: new Date(startedAt).toISOString(), startTime, nonce });
   logger.info(`listening on ${url} (state dir ${stateDir.root}); llama-server: ${binary ? `${binary.path} (${binary.source})` : 'none'}`);
+  if (configFile) logger.info(configFile.exists ? `config: ${configFile.path}` : `config: no file at ${configFile.path}, so no models: add one under "models" there and restart the daemon`);
   // Memory in status for every model (never rejects); awaited only when an "auto" slot count must be chosen first.
   const planned = loader.planAll();
   if (config.models.some((m) => m.slots === 'auto' && m.load === 'always')) await planned;

@@ -266,7 +266,16 @@ export interface Capacity {
 export interface Snapshot {
   protocol: ProtocolVersion;
   version: string;
-  daemon: { pid: number; uptimeMs: number; url: string };
+  daemon: {
+    pid: number;
+    uptimeMs: number;
+    url: string;
+    /**
+     * The config file the daemon read, or (`exists` false) the default path where there was none and
+     * defaults were used: where a user adds models. Absent from daemons before it was added.
+     */
+    config?: { path: string; exists: boolean };
+  };
   models: ModelStatus[];
   gpus: GpuStatus[];
   /** Host memory; always present so CPU-only hosts get a useful panel. */

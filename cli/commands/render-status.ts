@@ -24,7 +24,7 @@ export function renderStatus(s: Snapshot, opts: RenderOptions = {}): string {
   }
   for (const w of s.warnings) lines.push(c.yellow(`warning: ${w}`));
   if (s.models.length === 0) {
-    lines.push('', 'No models configured. Add one under "models" in the config (see `slotwise --help`).');
+    lines.push('', ...noModels(s.daemon.config));
     return lines.join('\n');
   }
   const header = ['MODEL', 'INSTANCE', 'STATE', 'PID', 'PORT', 'SLOTS', 'QUEUE', 'TOK/S', 'RESTARTS'];
@@ -151,4 +151,14 @@ function stateColor(c: ReturnType<typeof colors>, state: string): Paint {
   if (state === 'ready') return c.green;
   if (state === 'failed' || state === 'crashed' || state === 'stalled') return c.red;
   return c.yellow;
+}
+
+/** What to do when the daemon has no model: the file to add one to, with the shortest entry that works. */
+function noModels(config: Snapshot['daemon']['config']): string[] {
+  const where = config ? `${config.path}${config.exists ? '' : ' (no such file yet: create it)'}` : 'the config file';
+  return [
+    `No models configured. Add one under "models" in ${where}, e.g.`,
+    '  { "models": { "mymodel": { "path": "~/models/model.gguf", "slots": 4 } } }',
+    'then restart the daemon: slotwise stop && slotwise start',
+  ];
 }

@@ -4,6 +4,7 @@ import { access, constants, mkdir, stat } from 'node:fs/promises';
 import { dirname, relative, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { loadConfig } from '../../daemon/config/load';
+import { resolveConfigPath } from '../../shared/paths';
 import { SlotwiseError } from '../../shared/errors';
 import { findDaemon } from '../locate';
 import { stateDirPaths } from '../../shared/state-dir';
@@ -111,7 +112,9 @@ export const doctorCommand: Command = {
     try {
       const config = await loadConfig({ path: ctx.configPath, env: ctx.env, allowMissing: !ctx.configPath });
       configured = config.llamaServer;
-      line(true, 'config', `${config.source ?? 'none (defaults)'} · ${config.models.length} model(s)`);
+      if (!config.source) line('info', 'config', `no file at ${resolveConfigPath(ctx.configPath, ctx.env)}: defaults, no models — create it with a "models" entry (README: "Use it with your models")`);
+      else if (config.models.length === 0) line('info', 'config', `${config.source} · no models — add one under "models"`);
+      else line(true, 'config', `${config.source} · ${config.models.length} model(s)`);
       for (const m of config.models) {
         try {
           const s = summarizeGguf(await readGgufHeader(m.path));

@@ -188,7 +188,8 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
   resolveModel(name: string | undefined, where: string): string {
     if (name !== undefined) return this.#entry(name).config.name;
     const names = this.modelNames();
-    if (names.length !== 1) throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}: "model" is required — configured models: ${names.join(', ') || 'none'}`);
+    if (names.length === 0) throw new SlotwiseError('SW_ERR_MODEL_NOT_FOUND', `${where}: no model is configured — add one under "models" in the config file (\`slotwise status\` names it) and restart the daemon`);
+    if (names.length !== 1) throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}: "model" is required — configured models: ${names.join(', ')}`);
     return names[0]!;
   }
 

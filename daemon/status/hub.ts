@@ -35,6 +35,8 @@ export interface StatusSources {
   version: string;
   startedAt: number;
   url: () => string;
+  /** The config file read, or the default path where none was. */
+  config?: { path: string; exists: boolean };
   supervisor: Supervisor;
   queue?: (model: string) => QueueView | undefined;
   resources?: () => ResourceView;
@@ -74,7 +76,7 @@ export function buildSnapshot(src: StatusSources, capacity: Capacity): Snapshot 
   return {
     protocol: 1,
     version: src.version,
-    daemon: { pid: process.pid, uptimeMs: Date.now() - src.startedAt, url: src.url() },
+    daemon: { pid: process.pid, uptimeMs: Date.now() - src.startedAt, url: src.url(), ...(src.config ? { config: src.config } : {}) },
     models,
     gpus: res?.gpus ?? [],
     ...(res?.host ? { host: res.host } : {}),

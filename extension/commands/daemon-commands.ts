@@ -61,7 +61,8 @@ export function registerDaemonCommands(s: Services): vscode.Disposable[] {
       terminal.show();
     }),
     registerSafe(log, 'slotwise.openConfig', async () => {
-      const file = configFile(readSettings().configPath);
+      // The file the running daemon read (or would have), which a daemon started elsewhere may not share with these settings.
+      const file = s.conn.snapshot?.daemon.config?.path ?? configFile(readSettings().configPath);
       if (!existsSync(file)) {
         const choice = await vscode.window.showInformationMessage(`No Slotwise config at ${file}.`, 'Create It');
         if (choice !== 'Create It') return;

@@ -43,7 +43,10 @@ export function statusTooltip(state: ConnectionState, snap: Snapshot | undefined
   if (state.kind === 'connecting' || !snap) return `**Slotwise** — ${state.kind === 'connecting' && state.starting ? 'starting the daemon' : 'connecting to the daemon'}…`;
   const cap = snap.capacity;
   const lines = [`**Slotwise** ${escapeMarkdown(snap.version)} — **${cap.verdict}**: ${escapeMarkdown(cap.reason)}`, ''];
-  if (snap.models.length === 0) lines.push('No models configured.', '');
+  if (snap.models.length === 0) {
+    const where = snap.daemon.config ? ` in ${escapeMarkdown(snap.daemon.config.path)}` : '';
+    lines.push(`No models configured: add one under "models"${where} (**Slotwise: Open Config**) and restart the daemon.`, '');
+  }
   const hasGpu = snap.gpus.length > 0;
   for (const m of snap.models) {
     lines.push(`**${escapeMarkdown(m.name)}** · ${modelPhase(m)}`, '');

@@ -4,7 +4,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cli } from '../helpers/cli';
-import { CLI, startTestDaemon, waitUntil } from '../helpers/daemon';
+import { CLI, startTestDaemon, tempDir, waitUntil, writeConfig } from '../helpers/daemon';
+import type { Snapshot } from '../../shared/protocol';
 
 describe('slotwise CLI (real daemon + llama-server)', () => {
   it('up, status, prompt, jobs, attach, logs, down', async () => {
@@ -69,5 +70,43 @@ describe('slotwise CLI (real daemon + llama-server)', () => {
     expect(code).toBe(130);
     expect(err).toMatch(/cancelled [0-9a-f-]{36}/);
     await d.waitFor((s) => s.models[0]!.outcomes?.cancelled === 1 && (s.models[0]!.instances[0]!.inFlight ?? 0) === 0, 'job cancelled, slot free', 5000);
+  });
+
+  it('a daemon without models names the file to add one to, in status, doctor, its log and a prompt', async () => {
+    const dir = tempDir('nomodels');
+    const sd = ['--state-dir', join(dir, 'state')];
+    // No --config and no file at the default path: the daemon runs on defaults.
+    const { SLOTWISE_CONFIG: _named, ...base } = process.env;
+    const env = { ...base, XDG_CONFIG_HOME: dir };
+    const defaultPath = join(dir, 'slotwise', 'config.json');
+    const started = await cli(['start', ...sd, '--port', '0'], { env });
+    expect(started.code).toBe(0);
+    try {
+      const snap = JSON.parse((await cli(['status', '--json', ...sd], { env })).stdout) as Snapshot;
+      expect(snap.daemon.config).toEqual({ path: defaultPath, exists: false });
+      const text = (await cli(['status', ...sd], { env })).stdout;
+      expect(text).toContain(`No models configured. Add one under "models" in ${defaultPath} (no such file yet: create it), e.g.`);
+      expect(text).toContain('then restart the daemon: slotwise stop && slotwise start');
+      const prompt = await cli(['prompt', 'hi', ...sd], { env });
+      expect(prompt.code).toBe(1);
+      expect(prompt.stderr).toBe('slotwise: prompt.submit: no model is configured — add one under "models" in the config file (`slotwise status` names it) and restart the daemon\n');
+      const doctor = await cli(['doctor', ...sd], { env });
+      expect(doctor.stdout).toContain(`· config        no file at ${defaultPath}: defaults, no models`);
+      expect(readFileSync(join(dir, 'state', 'logs', 'daemon.log'), 'utf8')).toContain(`config: no file at ${defaultPath}, so no models`);
+    } finally {
+      await cli(['stop', ...sd], { env });
+    }
+
+    // A file with no models: named as read, and doctor says it has none.
+    const file = writeConfig(dir, { models: {} });
+    expect((await cli(['start', ...sd, '--config', file, '--port', '0'], { env })).code).toBe(0);
+    try {
+      const snap = JSON.parse((await cli(['status', '--json', ...sd], { env })).stdout) as Snapshot;
+      expect(snap.daemon.config).toEqual({ path: file, exists: true });
+      expect((await cli(['status', ...sd], { env })).stdout).toContain(`Add one under "models" in ${file}, e.g.`);
+      expect((await cli(['doctor', ...sd, '--config', file], { env })).stdout).toContain(`· config        ${file} · no models — add one under "models"`);
+    } finally {
+      await cli(['stop', ...sd], { env });
+    }
   });
 });

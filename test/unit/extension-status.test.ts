@@ -86,6 +86,13 @@ describe('statusTooltip', () => {
     expect(md).toContain('| 5 (oldest 2.1 s · 1 interactive, 4 background) |');
   });
 
+  it('names the config file to add a model to when the daemon has none', () => {
+    const none = snapshot({ models: [] });
+    expect(statusTooltip(connected, none)).toContain('No models configured: add one under "models" (**Slotwise: Open Config**) and restart the daemon.');
+    const md = statusTooltip(connected, { ...none, daemon: { ...none.daemon, config: { path: '/home/u/my_cfg/config.json', exists: false } } });
+    expect(md).toContain('add one under "models" in /home/u/my\\_cfg/config.json (**Slotwise: Open Config**)');
+  });
+
   it('escapes markdown in names and says why when disconnected', () => {
     expect(statusTooltip(connected, snapshot({ models: [model({ name: 'a|b*' })] }))).toContain('**a\\|b\\*** · ready');
     expect(statusTooltip({ kind: 'disconnected', code: 'SW_ERR_DAEMON_UNREACHABLE', message: 'no daemon running for /s', attempt: 2, retryInMs: 1000 }, undefined)).toBe(

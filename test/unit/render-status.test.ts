@@ -72,8 +72,13 @@ describe('renderStatus', () => {
     expect(text).toContain('██▒░ 3/4');
   });
 
-  it('explains an empty config', () => {
-    expect(renderStatus(snapshot([]))).toContain('No models configured');
+  it('explains an empty config, naming the file the daemon read or would have', () => {
+    const none = snapshot([]);
+    expect(renderStatus(none)).toContain('No models configured. Add one under "models" in the config file, e.g.');
+    const missing = { ...none, daemon: { ...none.daemon, config: { path: '/home/u/.config/slotwise/config.json', exists: false } } };
+    expect(renderStatus(missing)).toContain('Add one under "models" in /home/u/.config/slotwise/config.json (no such file yet: create it), e.g.\n  { "models": { "mymodel": { "path": "~/models/model.gguf", "slots": 4 } } }\nthen restart the daemon');
+    const empty = { ...none, daemon: { ...none.daemon, config: { path: '/etc/sw.json', exists: true } } };
+    expect(renderStatus(empty)).toContain('Add one under "models" in /etc/sw.json, e.g.');
   });
 
   it('describes placement before and after launch', () => {
