@@ -192,13 +192,13 @@ async function fetchAnswer(inst: Lease['instance'], path: string, payload: strin
 /** Sends the request to one instance and pipes the answer to the client as it arrives. */
 async function forward(lease: Lease, path: string, payload: string, stream: boolean, ctx: RouteContext, marks: StageMarks): Promise<void> {
   const inst = lease.instance;
+  // Handed off: the lease begins when the predecessor's ends (the slot frees), usually before
+  // llama-server's head, which comes with the first token: marked then, so Server-Timing's `upstream`
+  // holds llama-server's own start, not `queue`. (A rejection is the successor dropped: handled below.)
+  lease.handoff?.then(() => (marks.leased = mark()), () => {});
   const upstream = await fetchAnswer(inst, path, withSlot(payload, lease.slot), stream, ctx.signal);
-  if (lease.handoff && upstream.statusCode < 400) {
-    // Handed off: llama-server holds it until the slot frees; the lease (and so the answer we relay)
-    // begins when the predecessor's lease ends, whatever llama-server sent first.
-    await lease.handoff;
-    marks.leased = mark();
-  }
+  // llama-server holds it until the slot frees; the answer we relay begins then, whatever it sent first.
+  if (lease.handoff && upstream.statusCode < 400) await lease.handoff;
   marks.upstreamHeaders = mark();
   const headers: Record<string, string> = {
     'Content-Type': upstream.contentType ?? (stream ? 'text/event-stream' : 'application/json'),

@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { SlotStatus, Snapshot } from '../../shared/protocol';
 import { FAST_SUPERVISOR, instanceAuth, startTestDaemon, waitUntil, type TestDaemon } from '../helpers/daemon';
+import { parseServerTiming } from '../../daemon/api/stage-timing';
 
 const STAND_IN = resolve(__dirname, '../fixtures/fake-llama-server.mjs');
 
@@ -21,6 +22,8 @@ interface Streamed {
   events: Record<string, unknown>[];
   /** Epoch ms the client saw the end. */
   endedAt: number;
+  /** The daemon's Server-Timing stages, ms. */
+  stages: Record<string, number>;
 }
 
 /** A streamed completion through the daemon, read to its end (rejects if the client aborts it). */
@@ -37,7 +40,7 @@ async function stream(d: TestDaemon, body: Record<string, unknown>, signal?: Abo
     .filter((e) => e.startsWith('data: ') && e !== 'data: [DONE]')
     .map((e) => JSON.parse(e.slice(6)) as Record<string, unknown>);
   const text = events.map((e) => (e.choices as { text?: string }[] | undefined)?.[0]?.text ?? '').join('');
-  return { status: res.status, requestId: res.headers.get('x-slotwise-request-id'), waitMs: Number(res.headers.get('x-slotwise-queue-wait-ms')), text, events, endedAt: Date.now() };
+  return { status: res.status, requestId: res.headers.get('x-slotwise-request-id'), waitMs: Number(res.headers.get('x-slotwise-queue-wait-ms')), text, events, endedAt: Date.now(), stages: parseServerTiming(res.headers.get('server-timing') ?? undefined) };
 }
 
 function fakeDaemon(config: Record<string, unknown> = {}): Promise<TestDaemon> {
@@ -75,6 +78,10 @@ describe('slot handoff (stand-in: --fake-times stamps when a request reached it 
     expect(b.requestId).toBe(slot0(s).next);
     // Its queue wait runs to the first one's release, not to the handoff.
     expect(b.waitMs).toBeGreaterThanOrEqual(times(a).ended - times(b).received - 50);
+    // Server-Timing puts the stand-in's own start (its head comes with the first token, 30 ms after the
+    // slot freed) in `upstream`, not in `queue`: the queue stage ends at the release.
+    expect(b.stages.upstream).toBeGreaterThanOrEqual(20);
+    expect(b.stages.queue).toBeLessThan(b.waitMs + 15);
     const end = await d.waitFor((x) => x.models[0]!.queue.waiting === 0 && !slot0(x).busy, 'drained');
     expect(slot0(end).next).toBeUndefined();
     expect(end.models[0]!.requests).toBe(2);
