@@ -771,7 +771,7 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
         book.inFlight--;
         this.#leased.delete(ticket);
         const end = Date.now();
-        if (slot !== undefined) book.table.release(slot, end);
+        if (slot !== undefined) book.table.release(slot, end, ticket.outcome === 'completed');
         const next = slot !== undefined ? book.next.get(slot) : undefined;
         if (slot !== undefined) book.ending.delete(slot);
         // Only completed requests (dispatch finishes them before release) count: aborted ones say nothing about how long a request takes.

@@ -23,11 +23,13 @@ interface SlotState {
   lastUsedAt: number;
   /** Epoch ms the last lease here ended: /slots may still read busy for a moment after. */
   releasedAt: number;
+  /** Whether that request ended with llama-server's answer complete (not aborted or cut): its task is over there too. */
+  releasedComplete: boolean;
   /** The request handed this slot before it frees (scheduler #handTo): queued, starts at the release. */
   next?: string;
   /** Consecutive polls that read this slot busy while it had no lease of ours. */
   unleasedBusyPolls: number;
-  /** Read busy a while after our lease ended: llama-server is still cancelling our aborted request. */
+  /** Read busy a while after our aborted request's lease ended: llama-server is still cancelling it. */
   draining: boolean;
 }
 
@@ -70,7 +72,7 @@ export class SlotTable {
 
   /** llama-server's /slots is the authority on how many slots there are; leases beyond it are kept. */
   resize(size: number): void {
-    while (this.#slots.length < size) this.#slots.push({ lastUsedAt: 0, releasedAt: Number.NEGATIVE_INFINITY, unleasedBusyPolls: 0, draining: false });
+    while (this.#slots.length < size) this.#slots.push({ lastUsedAt: 0, releasedAt: Number.NEGATIVE_INFINITY, releasedComplete: true, unleasedBusyPolls: 0, draining: false });
     while (this.#slots.length > size && !this.#slots[this.#slots.length - 1]!.lease) this.#slots.pop();
   }
 
@@ -133,11 +135,16 @@ export class SlotTable {
     return before;
   }
 
-  release(slot: number, at: number): void {
+  /**
+   * The lease ended. `complete`: llama-server's answer arrived whole, so its task there ended with it
+   * (it releases the slot as it sends the final response); otherwise it may still be cancelling.
+   */
+  release(slot: number, at: number, complete = false): void {
     const s = this.#slots[slot];
     if (!s?.lease) return;
     s.lease = undefined;
     s.releasedAt = at;
+    s.releasedComplete = complete;
     s.lastUsedAt = at; // least recently used counts from the end: a just-freed slot may still be finishing
   }
 
@@ -149,7 +156,8 @@ export class SlotTable {
       if (!s) continue;
       const sinceRelease = at - s.releasedAt;
       const ours = !!s.lease || sinceRelease < RELEASE_LAG_MS;
-      s.draining = p.busy && !ours && sinceRelease < CANCEL_LAG_MS;
+      // Only an aborted request of ours can still hold the slot after the lag: after a complete one it is someone else's.
+      s.draining = p.busy && !ours && !s.releasedComplete && sinceRelease < CANCEL_LAG_MS;
       const foreign = p.busy && !ours && !s.draining;
       s.unleasedBusyPolls = foreign ? s.unleasedBusyPolls + 1 : 0;
       // Someone else ran a prompt here: the cache no longer holds what we last sent.

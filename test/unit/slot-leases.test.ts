@@ -116,6 +116,18 @@ describe('SlotTable', () => {
     expect(t.free('m#1').map((f) => f.slot)).toEqual([1]);
   });
 
+  it('after a complete answer the slot is free in llama-server too: a busy reading past the lag is foreign use', () => {
+    const t = new SlotTable(2);
+    t.take(0, lease('r1'), undefined);
+    t.release(0, 5000, true); // llama-server sent the final response: it released the slot with it
+    t.observe(busy(0)(2), 5000 + RELEASE_LAG_MS + 50);
+    expect(t.free('m#1').map((f) => f.slot)).toEqual([1]); // avoided from the first reading
+    for (let i = 1; i < FOREIGN_AFTER_POLLS; i++) t.observe(busy(0)(2), 5000 + RELEASE_LAG_MS + 50 + 250 * i);
+    expect(5000 + RELEASE_LAG_MS + 50 + 250 * FOREIGN_AFTER_POLLS).toBeLessThan(5000 + CANCEL_LAG_MS);
+    expect(t.isForeign(0)).toBe(true); // shown after FOREIGN_AFTER_POLLS, within CANCEL_LAG_MS of the end
+    expect(t.rows(busy(0)(2))[0]).toMatchObject({ busy: true, foreign: true });
+  });
+
   it('forgets the cached prompt when a foreign client used the slot or the process restarted', () => {
     const t = new SlotTable(2);
     const key = promptKey(text(640));
