@@ -57,7 +57,6 @@ interface Entry {
   reason?: UnloadReason;
   lastUsedAt?: number;
   idleTimer?: NodeJS.Timeout;
-  facts?: ModelFacts | null;
   plan?: MemoryPlan;
   /** The estimate behind `plan` (before calibration) and its calibration key. */
   estimateBytes?: number;
@@ -322,10 +321,9 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
     this.#changed();
   }
 
+  /** Read each time: model-file.ts keeps one read per version of the file, so a file added or swapped after the daemon started is planned as it is now. */
   async #facts(model: string): Promise<ModelFacts | undefined> {
-    const e = this.#entry(model);
-    if (e.facts === undefined) e.facts = await readModelFacts(this.#o.supervisor.modelConfig(model).path, { model });
-    return e.facts ?? undefined;
+    return (await readModelFacts(this.#o.supervisor.modelConfig(model).path, { model })) ?? undefined;
   }
 
   /** Models other than `model` that run (or start) now. */

@@ -1,7 +1,9 @@
 // ModelLoader.startAlways against a stand-in supervisor (no llama-server: these cases are about which
 // models get launched, decided before any process starts) and the real memory plan of the tiny model.
 import { EventEmitter } from 'node:events';
-import { totalmem } from 'node:os';
+import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ModelLoader } from '../../daemon/runtime/loader';
 import type { Supervisor } from '../../daemon/runtime/supervisor';
@@ -57,7 +59,7 @@ class StandInSupervisor extends EventEmitter {
   };
 }
 
-async function setup(models: { name: string; load: 'always' | 'on-demand'; pinned?: boolean; promptCacheMiB?: number }[], free: number, budgetMiB?: number) {
+async function setup(models: { name: string; load: 'always' | 'on-demand'; pinned?: boolean; promptCacheMiB?: number; path?: string }[], free: number, budgetMiB?: number) {
   const path = await tinyModelPath('tiny');
   const facts = modelFacts(await readGgufHeader(path));
   const base = modelConfig('m', path, { slots: 1, replicas: 1 });
@@ -65,7 +67,7 @@ async function setup(models: { name: string; load: 'always' | 'on-demand'; pinne
   const plan = planMemory(facts, { ...modelPlanSettings({ ...base, gpuLayers: 0 }, totalmem()), slots: 1 }, { host: Number.MAX_SAFE_INTEGER, gpus: [] }).total;
   const bare = planMemory(facts, { slots: 1, ctxPerSlot: base.ctxPerSlot, gpuLayers: 0 }, { host: Number.MAX_SAFE_INTEGER, gpus: [] }).total;
   const configs = models.map((m) => ({
-    ...modelConfig(m.name, path, { slots: 1, replicas: 1 }),
+    ...modelConfig(m.name, m.path ?? path, { slots: 1, replicas: 1 }),
     gpuLayers: 0 as const,
     load: m.load,
     pinned: m.pinned ?? false,
@@ -134,6 +136,26 @@ describe('ModelLoader.startAlways', () => {
     expect(supervisor.stopped).toEqual([]);
     expect(supervisor.started).toEqual([]);
     expect(loader.statusOf('a').load).toMatchObject({ state: 'unloaded', reason: 'no-memory' });
+  });
+});
+
+describe('ModelLoader: the model file as it is now', () => {
+  it('plans a model file added after the daemon started, instead of skipping its memory check for good', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'slotwise-loader-'));
+    try {
+      const later = join(dir, 'later.gguf');
+      const { plan } = await setup([], 0);
+      const budgetMiB = Math.floor((0.5 * plan) / MIB); // the tiny model never fits
+      const { loader, supervisor } = await setup([{ name: 'od', load: 'on-demand', path: later }], Number.MAX_SAFE_INTEGER, budgetMiB);
+      await loader.planAll(); // at start the file is not there: no plan
+      expect(loader.statusOf('od').memory).toBeUndefined();
+      await copyFile(await tinyModelPath('tiny'), later);
+      await expect(loader.start('od')).rejects.toMatchObject({ code: 'SW_ERR_NOT_ENOUGH_MEMORY' });
+      expect(supervisor.started).toEqual([]);
+      expect(loader.statusOf('od').memory).toBeDefined();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
