@@ -7,8 +7,9 @@
 // from the model: per-token KV bytes (plan.ts kvBytesPerToken) × CONTEXTS_PER_SLOT × slots × ctxPerSlot,
 // within bounds. The memory plan counts it on the host (plan.ts, PlanSettings.promptCacheMiB).
 // The upper bound is there because the cache's cost per request grows with what it holds (every
-// save and restore compares the new prompt with each saved one; a 10-minute soak at llama-server's
-// own 8 GiB grew it to 522 MB and lost half its throughput): an explicit `promptCacheMiB` overrides.
+// save and restore compares the new prompt with each saved one, and at -lv 4 llama-server logs every
+// saved prompt per request, the larger part: design.md; a 10-minute soak at llama-server's own 8 GiB
+// grew it to 522 MB and lost half its throughput): an explicit `promptCacheMiB` overrides.
 
 /** Slot contexts' worth of saved prompts per slot: conversations waiting for their next turn. */
 export const CONTEXTS_PER_SLOT = 4;
