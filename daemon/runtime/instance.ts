@@ -22,6 +22,7 @@ import { serverMemoryOptions } from '../memory/server-args';
 import { PROMPT_CACHE_MIN_MIB, promptCacheTokens, resolvePromptCacheMiB } from '../memory/prompt-cache';
 import { kvBytesPerToken } from '../memory/plan';
 import { isLoadEnd, parseLoadLine, parseProgressLine, setsVerbosity, type LoadProgress, type Offload } from './load-log';
+import { cacheListingWarning, watchCacheListing } from './cache-listing';
 import { settleLostConnection } from './lost-connection';
 import { signalGroup, terminate } from '../../platform/process-group';
 import { NONCE_ENV, processStartTime } from '../../platform/process-identity';
@@ -105,6 +106,8 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
   #watchAbort: AbortController | undefined;
   #inFlight = 0;
   #lastProgressAt = Date.now();
+  /** Watches the current process's prompt-cache listing (cache-listing.ts): warns once per process. */
+  #watchCache: (line: string) => void = () => undefined;
 
   constructor(opts: InstanceOptions) {
     super();
@@ -115,7 +118,10 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
     const fileName = `${opts.id.replace(/[^A-Za-z0-9._-]/g, '_')}.log`;
     this.log = new ChildLog({ file: join(opts.stateDir.logs, fileName), drop: isLogNoise });
     this.log.onLine((line) => {
-      if (this.#loadLogEnded) return; // later lines (prompt cache, requests) are no placement
+      if (this.#loadLogEnded) {
+        this.#watchCache(line); // later lines (prompt cache, requests) are no placement
+        return;
+      }
       if (isLoadEnd(line)) {
         this.#loadLogEnded = true;
         this.#loadLogEnd?.();
@@ -342,6 +348,7 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
     this.#port = port;
     this.#readyAt = undefined;
     this.#loadLogEnded = false;
+    this.#watchCache = watchCacheListing((prompts) => this.#logger.warn(cacheListingWarning(prompts)));
     this.#offload = { buffers: {} };
     this.#load = { phase: 'starting' };
     child.stdout?.on('data', (d: Buffer) => this.log.write(d));

@@ -1,0 +1,39 @@
+// At -lv 4 (which Slotwise passes for the load's placement lines) llama-server lists every prompt of
+// its host prompt cache, a line each, once or twice a request, after a "cache state" line
+// (tools/server/server-task.cpp server_prompt_cache::update). Its log queue holds LOG_QUEUE_LINES lines
+// and blocks the thread that logs once full (common/log.cpp common_log::add), so past that many cached
+// prompts each request's listing makes inference wait for the log's reader. Watched so the daemon says
+// so once, with the remedy; the measurements are in daemon/memory/design.md.
+
+/** The capacity of llama-server's log queue (common/log.cpp, common_log's default). */
+export const LOG_QUEUE_LINES = 512;
+
+const CACHE_STATE = / - cache state: (\d+) prompts,/;
+
+/** The number of prompts a "cache state" line of llama-server reports; undefined for any other line. */
+export function cachedPromptsOf(line: string): number | undefined {
+  if (!line.includes(' - cache state: ')) return undefined; // most lines: no regex
+  const m = CACHE_STATE.exec(line);
+  return m ? Number(m[1]) : undefined;
+}
+
+/** A line handler that calls `warn` once: the first time the cache holds `threshold` prompts or more. */
+export function watchCacheListing(warn: (prompts: number) => void, threshold = LOG_QUEUE_LINES): (line: string) => void {
+  let warned = false;
+  return (line) => {
+    if (warned) return;
+    const prompts = cachedPromptsOf(line);
+    if (prompts === undefined || prompts < threshold) return;
+    warned = true;
+    warn(prompts);
+  };
+}
+
+/** The daemon log's warning: what happens, why it costs, and the two ways out. */
+export function cacheListingWarning(prompts: number): string {
+  return (
+    `llama-server's prompt cache holds ${prompts} prompts, and at -lv 4 it logs every one on every request, ` +
+    `past its ${LOG_QUEUE_LINES}-line log queue, which slows its requests down: add "-lv", "3" to this model's ` +
+    `"args" to stop it (status then shows no layer placement or buffers), or lower its promptCacheMiB`
+  );
+}

@@ -1,0 +1,38 @@
+// At -lv 4 llama-server lists its whole host prompt cache on every request; once that listing is
+// longer than its 512-line log queue it slows requests down, and the daemon says so once, with the
+// remedy (daemon/runtime/cache-listing.ts). Real llama-server, tiny model, distinct prompts: each one
+// saved to the cache when its slot is taken by the next.
+import { describe, expect, it } from 'vitest';
+import { LOG_QUEUE_LINES } from '../../daemon/runtime/cache-listing';
+import { startTestDaemon, type TestDaemon } from '../helpers/daemon';
+
+const WARNING = /llama-server's prompt cache holds (\d+) prompts, and at -lv 4 it logs every one on every request/g;
+
+async function complete(d: TestDaemon, prompt: string): Promise<void> {
+  const res = await d.fetch('/v1/completions', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', prompt, max_tokens: 1 }) });
+  expect(res.status).toBe(200);
+  await res.arrayBuffer();
+}
+
+describe('the prompt-cache listing warning', () => {
+  it(`warns once, naming the count and the remedy, when the cache first holds ${LOG_QUEUE_LINES} prompts`, async () => {
+    const d = await startTestDaemon({ models: { m: { slots: 2 } } });
+    await d.waitFor((s) => s.models[0]?.instances[0]?.state === 'ready', 'ready');
+    const warnings = (): number[] => [...d.output().matchAll(WARNING)].map((m) => Number(m[1]));
+    let sent = 0;
+    const send = async (n: number): Promise<void> => {
+      const workers = Array.from({ length: 2 }, async () => {
+        while (sent < n) await complete(d, `Item ${sent++}: describe the number in one word.`);
+      });
+      await Promise.all(workers);
+    };
+    await send(LOG_QUEUE_LINES - 100);
+    expect(warnings()).toEqual([]); // a few hundred cached prompts: quiet
+    await send(LOG_QUEUE_LINES + 200); // a few dozen fewer are cached than sent
+    await d.waitFor(() => warnings().length > 0, 'the warning', 5_000).catch(() => undefined);
+    const seen = warnings();
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toBeGreaterThanOrEqual(LOG_QUEUE_LINES);
+    expect(d.output()).toContain('add "-lv", "3" to this model\'s "args"');
+  }, 120_000);
+});

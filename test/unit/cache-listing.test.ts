@@ -1,0 +1,52 @@
+// The prompt-cache listing watch, on lines as the pinned llama-server prints them at -lv 4 (recorded
+// from a run of the tiny model with distinct prompts; only the counts and sizes differ between them).
+import { describe, expect, it } from 'vitest';
+import { cachedPromptsOf, cacheListingWarning, LOG_QUEUE_LINES, watchCacheListing } from '../../daemon/runtime/cache-listing';
+import { isLogNoise } from '../../daemon/runtime/instance';
+
+const state = (n: number): string =>
+  `0.09.522.818 I srv        update:  - cache state: ${n} prompts, ${(n * 0.042).toFixed(3)} MiB (limits: 768.000 MiB, 16384 tokens, 1533360 est)`;
+const LISTED = '0.02.163.424 I srv        update:    - prompt 0x561a46de3350:      84 tokens, checkpoints:  0,     0.042 MiB';
+const TIMING = '0.17.683.866 I slot print_timing: id  4 | task 17548 |        eval time =      42.57 ms /    64 tokens (    0.68 ms per token,  1480.02 tokens per second)';
+
+describe('the prompt-cache listing watch', () => {
+  it('reads the prompt count of a "cache state" line and nothing from other lines', () => {
+    expect(cachedPromptsOf(state(1))).toBe(1);
+    expect(cachedPromptsOf(state(1542))).toBe(1542);
+    expect(cachedPromptsOf(LISTED)).toBeUndefined();
+    expect(cachedPromptsOf(TIMING)).toBeUndefined();
+    // the listed prompts are dropped from the log as noise, the "cache state" line that counts them is kept
+    expect(isLogNoise(LISTED)).toBe(true);
+    expect(isLogNoise(state(600))).toBe(false);
+  });
+
+  it('warns once, when the cache first holds as many prompts as llama-server\'s log queue has lines', () => {
+    const warned: number[] = [];
+    const watch = watchCacheListing((n) => warned.push(n));
+    for (let n = 1; n < LOG_QUEUE_LINES; n++) watch(state(n));
+    watch(TIMING);
+    expect(warned).toEqual([]);
+    watch(state(LOG_QUEUE_LINES));
+    watch(state(LOG_QUEUE_LINES + 1));
+    watch(state(3000));
+    expect(warned).toEqual([LOG_QUEUE_LINES]);
+  });
+
+  it('starts over for a new process, and takes another threshold', () => {
+    const warned: number[] = [];
+    const watch = watchCacheListing((n) => warned.push(n), 20);
+    watch(state(19));
+    watch(state(25));
+    watchCacheListing((n) => warned.push(n), 20)(state(30));
+    expect(warned).toEqual([25, 30]);
+  });
+
+  it('names the count, the cost and both remedies in one line', () => {
+    const text = cacheListingWarning(1542);
+    expect(text).toMatch(/^llama-server's prompt cache holds 1542 prompts, and at -lv 4 it logs every one on every request/);
+    expect(text).toContain(`${LOG_QUEUE_LINES}-line log queue`);
+    expect(text).toContain('"-lv", "3"');
+    expect(text).toContain('promptCacheMiB');
+    expect(text).not.toContain('\n');
+  });
+});
