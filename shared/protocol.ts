@@ -122,6 +122,8 @@ export interface InstanceStatus {
   restarts: number;
   /** One line: why the instance last crashed or failed. */
   lastError?: string;
+  /** What slows this process down now, one line each (its -lv 4 prompt-cache listing); also in the snapshot's `warnings`. */
+  warnings?: string[];
   /** The last log lines of the process, set when it crashed or failed. */
   lastLogLines?: string[];
   /** Epoch ms of the next restart attempt while in `backoff`. */

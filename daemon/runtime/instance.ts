@@ -108,6 +108,8 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
   #lastProgressAt = Date.now();
   /** Watches the current process's prompt-cache listing (cache-listing.ts): warns once per process. */
   #watchCache: (line: string) => void = () => undefined;
+  /** Its warning, for status while this process runs (its cache never empties). */
+  #cacheWarning: string | undefined;
 
   constructor(opts: InstanceOptions) {
     super();
@@ -190,6 +192,7 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
     if (this.#pid !== undefined) s.pid = this.#pid;
     if (this.#port !== undefined) s.port = this.#port;
     if (this.#lastError) s.lastError = this.#lastError;
+    if (this.#cacheWarning && this.#state === 'ready') s.warnings = [this.#cacheWarning];
     if (this.#lastLogLines) s.lastLogLines = this.#lastLogLines;
     if (this.#state === 'backoff' && this.#nextRestartAt) s.nextRestartAt = this.#nextRestartAt;
     if (this.#offload.layersTotal !== undefined || Object.keys(this.#offload.buffers).length) s.offload = structuredClone(this.#offload);
@@ -348,7 +351,11 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
     this.#port = port;
     this.#readyAt = undefined;
     this.#loadLogEnded = false;
-    this.#watchCache = watchCacheListing((prompts) => this.#logger.warn(cacheListingWarning(prompts)));
+    this.#cacheWarning = undefined;
+    this.#watchCache = watchCacheListing((prompts) => {
+      this.#cacheWarning = cacheListingWarning(prompts);
+      this.#logger.warn(this.#cacheWarning);
+    });
     this.#offload = { buffers: {} };
     this.#load = { phase: 'starting' };
     child.stdout?.on('data', (d: Buffer) => this.log.write(d));

@@ -82,7 +82,7 @@ export function buildSnapshot(src: StatusSources, capacity: Capacity): Snapshot 
     ...(res?.host ? { host: res.host } : {}),
     ...(src.memoryBudgetMiB !== undefined ? { memoryBudgetMiB: src.memoryBudgetMiB } : {}),
     capacity,
-    warnings: res?.warnings ?? [],
+    warnings: [...(res?.warnings ?? []), ...models.flatMap((m) => m.instances.flatMap((i) => (i.warnings ?? []).map((w) => `${i.id}: ${w}`)))],
   };
 }
 

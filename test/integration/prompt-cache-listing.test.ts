@@ -28,11 +28,16 @@ describe('the prompt-cache listing warning', () => {
     };
     await send(LOG_QUEUE_LINES - 100);
     expect(warnings()).toEqual([]); // a few hundred cached prompts: quiet
+    expect((await d.status()).warnings.filter((w) => w.startsWith('m#1:'))).toEqual([]);
     await send(LOG_QUEUE_LINES + 200); // a few dozen fewer are cached than sent
     await d.waitFor(() => warnings().length > 0, 'the warning', 5_000).catch(() => undefined);
     const seen = warnings();
     expect(seen).toHaveLength(1);
     expect(seen[0]).toBeGreaterThanOrEqual(LOG_QUEUE_LINES);
     expect(d.output()).toContain('add "-lv", "3" to this model\'s "args"');
+    // status shows it too, on the replica and among the snapshot's warnings (the CLI and the GPU panel show those)
+    const s = await d.status();
+    expect(s.models[0]!.instances[0]!.warnings?.[0]).toMatch(/^llama-server's prompt cache holds \d+ prompts/);
+    expect(s.warnings.some((w) => w.startsWith("m#1: llama-server's prompt cache holds"))).toBe(true);
   }, 120_000);
 });
