@@ -2,8 +2,8 @@
 // its host prompt cache, a line each, once or twice a request, after a "cache state" line
 // (tools/server/server-task.cpp server_prompt_cache::update). Its log queue holds LOG_QUEUE_LINES lines
 // and blocks the thread that logs once full (common/log.cpp common_log::add), so past that many cached
-// prompts each request's listing makes inference wait for the log's reader. Watched so the daemon says
-// so once, with the remedy; the measurements are in daemon/memory/design.md.
+// prompts each request's listing makes inference wait for the log's reader. The instance (instance.ts)
+// says so once per process, with the remedy; the measurements are in daemon/memory/design.md.
 
 /** The capacity of llama-server's log queue (common/log.cpp, common_log's default). */
 export const LOG_QUEUE_LINES = 512;
@@ -17,16 +17,10 @@ export function cachedPromptsOf(line: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-/** A line handler that calls `warn` once: the first time the cache holds `threshold` prompts or more. */
-export function watchCacheListing(warn: (prompts: number) => void, threshold = LOG_QUEUE_LINES): (line: string) => void {
-  let warned = false;
-  return (line) => {
-    if (warned) return;
-    const prompts = cachedPromptsOf(line);
-    if (prompts === undefined || prompts < threshold) return;
-    warned = true;
-    warn(prompts);
-  };
+/** The warning a line calls for: a "cache state" line reporting `threshold` prompts or more; else undefined. */
+export function cacheListingWarningOf(line: string, threshold = LOG_QUEUE_LINES): string | undefined {
+  const prompts = cachedPromptsOf(line);
+  return prompts !== undefined && prompts >= threshold ? cacheListingWarning(prompts) : undefined;
 }
 
 /** The daemon log's warning: what happens, why it costs, and the two ways out. */

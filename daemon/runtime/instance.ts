@@ -22,7 +22,7 @@ import { serverMemoryOptions } from '../memory/server-args';
 import { PROMPT_CACHE_MIN_MIB, promptCacheTokens, resolvePromptCacheMiB } from '../memory/prompt-cache';
 import { kvBytesPerToken } from '../memory/plan';
 import { isLoadEnd, parseLoadLine, parseProgressLine, setsVerbosity, type LoadProgress, type Offload } from './load-log';
-import { cacheListingWarning, watchCacheListing } from './cache-listing';
+import { cacheListingWarningOf } from './cache-listing';
 import { settleLostConnection } from './lost-connection';
 import { signalGroup, terminate } from '../../platform/process-group';
 import { NONCE_ENV, processStartTime } from '../../platform/process-identity';
@@ -106,9 +106,7 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
   #watchAbort: AbortController | undefined;
   #inFlight = 0;
   #lastProgressAt = Date.now();
-  /** Watches the current process's prompt-cache listing (cache-listing.ts): warns once per process. */
-  #watchCache: (line: string) => void = () => undefined;
-  /** Its warning, for status while this process runs (its cache never empties). */
+  /** The current process's prompt-cache listing warning (cache-listing.ts): logged once, in status while it runs (its cache never empties). */
   #cacheWarning: string | undefined;
 
   constructor(opts: InstanceOptions) {
@@ -121,7 +119,11 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
     this.log = new ChildLog({ file: join(opts.stateDir.logs, fileName), drop: isLogNoise });
     this.log.onLine((line) => {
       if (this.#loadLogEnded) {
-        this.#watchCache(line); // later lines (prompt cache, requests) are no placement
+        // Later lines (prompt cache, requests) are no placement; the first to report a listing past llama-server's log queue is warned of.
+        if (this.#cacheWarning === undefined) {
+          this.#cacheWarning = cacheListingWarningOf(line);
+          if (this.#cacheWarning) this.#logger.warn(this.#cacheWarning);
+        }
         return;
       }
       if (isLoadEnd(line)) {
@@ -352,10 +354,6 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
     this.#readyAt = undefined;
     this.#loadLogEnded = false;
     this.#cacheWarning = undefined;
-    this.#watchCache = watchCacheListing((prompts) => {
-      this.#cacheWarning = cacheListingWarning(prompts);
-      this.#logger.warn(this.#cacheWarning);
-    });
     this.#offload = { buffers: {} };
     this.#load = { phase: 'starting' };
     child.stdout?.on('data', (d: Buffer) => this.log.write(d));

@@ -1,7 +1,7 @@
 // The prompt-cache listing watch, on lines as the pinned llama-server prints them at -lv 4 (recorded
 // from a run of the tiny model with distinct prompts; only the counts and sizes differ between them).
 import { describe, expect, it } from 'vitest';
-import { cachedPromptsOf, cacheListingWarning, LOG_QUEUE_LINES, watchCacheListing } from '../../daemon/runtime/cache-listing';
+import { cachedPromptsOf, cacheListingWarning, cacheListingWarningOf, LOG_QUEUE_LINES } from '../../daemon/runtime/cache-listing';
 import { isLogNoise } from '../../daemon/runtime/instance';
 
 const state = (n: number): string =>
@@ -20,25 +20,17 @@ describe('the prompt-cache listing watch', () => {
     expect(isLogNoise(state(600))).toBe(false);
   });
 
-  it('warns once, when the cache first holds as many prompts as llama-server\'s log queue has lines', () => {
-    const warned: number[] = [];
-    const watch = watchCacheListing((n) => warned.push(n));
-    for (let n = 1; n < LOG_QUEUE_LINES; n++) watch(state(n));
-    watch(TIMING);
-    expect(warned).toEqual([]);
-    watch(state(LOG_QUEUE_LINES));
-    watch(state(LOG_QUEUE_LINES + 1));
-    watch(state(3000));
-    expect(warned).toEqual([LOG_QUEUE_LINES]);
+  it('calls for the warning from the first count as large as llama-server\'s log queue, not below it nor on other lines', () => {
+    for (let n = 1; n < LOG_QUEUE_LINES; n++) expect(cacheListingWarningOf(state(n))).toBeUndefined();
+    expect(cacheListingWarningOf(TIMING)).toBeUndefined();
+    expect(cacheListingWarningOf(LISTED)).toBeUndefined();
+    expect(cacheListingWarningOf(state(LOG_QUEUE_LINES))).toBe(cacheListingWarning(LOG_QUEUE_LINES));
+    expect(cacheListingWarningOf(state(3000))).toBe(cacheListingWarning(3000));
   });
 
-  it('starts over for a new process, and takes another threshold', () => {
-    const warned: number[] = [];
-    const watch = watchCacheListing((n) => warned.push(n), 20);
-    watch(state(19));
-    watch(state(25));
-    watchCacheListing((n) => warned.push(n), 20)(state(30));
-    expect(warned).toEqual([25, 30]);
+  it('takes another threshold', () => {
+    expect(cacheListingWarningOf(state(19), 20)).toBeUndefined();
+    expect(cacheListingWarningOf(state(25), 20)).toBe(cacheListingWarning(25));
   });
 
   it('names the count, the cost and both remedies in one line', () => {
