@@ -29,7 +29,7 @@ import { embeddingRoutes } from './api/embeddings';
 import { Scheduler } from './scheduler/scheduler';
 import { ModelLoader } from './runtime/loader';
 import { readFreeMemory } from './memory/free-memory';
-import { CalibrationStore } from './memory/calibration';
+import { CalibrationStore, recordedPlacement } from './memory/calibration';
 import { AutoSlotsPreview } from './memory/auto-slots-preview';
 import { JobStore } from './api/jobs';
 import { JobArchive } from './api/job-archive';
@@ -96,8 +96,10 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
     throw new SlotwiseError('SW_ERR_LLAMA_SERVER_NOT_FOUND', 'llama-server not found — run `slotwise setup` to build it, or set "llamaServer" in the config');
   }
   const token = await ensureToken(stateDir);
+  const calibration = new CalibrationStore(stateDir.calibration);
   const supervisor = new Supervisor({
     config,
+    recordedPlacement: (model) => recordedPlacement(calibration, model, async () => (await readFreeMemory(opts.env)).free.gpus.length),
     binary: binary?.path ?? 'llama-server',
     stateDir,
     logger,
@@ -124,7 +126,7 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
     config,
     logger: logger.child('loader'),
     readFree: async () => (await readFreeMemory(opts.env)).free,
-    calibration: new CalibrationStore(stateDir.calibration),
+    calibration,
     busy: (m) => scheduler.busy(m),
     waiting: (m) => scheduler.waiting(m),
     fail: (m, err) => scheduler.failWaiters(m, err),

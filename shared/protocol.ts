@@ -137,7 +137,21 @@ export interface InstanceStatus {
   /** KV cache in use by processing slots at the last /slots poll (sum of their tokens) of the total context. */
   kvCache?: { usedTokens: number; totalTokens: number };
   /** Placement as reported by llama-server's load log. */
-  offload?: { layersOnGpu?: number; layersTotal?: number; buffers: Record<string, number> };
+  offload?: Placement;
+}
+
+/** Where llama-server put a model: layers on the GPU and buffer sizes per device (MiB), from its load log. */
+export interface Placement {
+  layersOnGpu?: number;
+  layersTotal?: number;
+  /** `"<kind> <device>"` → MiB, e.g. `"model CUDA0": 3891.2`, `"kv CPU": 64`. */
+  buffers: Record<string, number>;
+  /**
+   * Epoch ms of the earlier load this placement was read from, when this process did not print it: a
+   * launch that places the model as that load did runs llama-server at -lv 3, below its placement lines
+   * (daemon/memory/calibration.ts `recordedPlacement`). Absent: read from this process's own log.
+   */
+  recordedAt?: number;
 }
 
 export interface ModelStatus {

@@ -79,6 +79,8 @@ export function placementLine(m: ModelStatus): string {
     gpu += offload.layersOnGpu !== undefined ? ` → ${offload.layersOnGpu}/${offload.layersTotal ?? '?'} on GPU` : ' → CPU only';
     const buffers = Object.entries(offload.buffers).map(([k, v]) => `${k} ${v < 10 ? v.toFixed(2) : v.toFixed(0)} MiB`);
     if (buffers.length) gpu += ` (${buffers.join(', ')})`;
+    // Not printed by this process (it runs at -lv 3): the same file and settings placed so at that load.
+    if (offload.recordedAt !== undefined) gpu += ` as recorded ${new Date(offload.recordedAt).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
   }
   parts.push(gpu);
   if (m.memory) {

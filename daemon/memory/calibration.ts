@@ -5,8 +5,9 @@
 import { stat } from 'node:fs/promises';
 import type { GpuLayers } from '../config/types';
 import { readTextIfExists, writeFileAtomic } from '../../shared/state-dir';
+import type { Placement } from '../../shared/protocol';
 import type { MemoryPlan } from './plan';
-import type { ServerMemoryOptions } from './server-args';
+import { serverMemoryOptions, type ServerMemoryOptions } from './server-args';
 import type { DeviceBytes } from './budget';
 
 export interface CalibrationEntry {
@@ -14,6 +15,8 @@ export interface CalibrationEntry {
   planBytes: number;
   /** What llama-server allocated, bytes per device (`host`, `gpu0`, …). */
   actual: Record<string, number>;
+  /** Where that load put the model (layers, buffers), as its log said; older files lack it. */
+  placement?: Placement;
   /** Epoch ms of the load it was read from. */
   at: number;
 }
@@ -60,9 +63,10 @@ export class CalibrationStore {
   }
 
   /** Records one load; writes are serialized so the file always holds every recorded key. */
-  async record(key: string, planBytes: number, actual: DeviceBytes): Promise<void> {
+  async record(key: string, planBytes: number, actual: DeviceBytes, placement?: Placement): Promise<void> {
     const entries = await this.#load();
-    entries[key] = { planBytes, actual: Object.fromEntries([...actual].map(([d, b]) => [d, Math.round(b)])), at: Date.now() };
+    const { recordedAt: _, ...read } = placement ?? { buffers: {} };
+    entries[key] = { planBytes, actual: Object.fromEntries([...actual].map(([d, b]) => [d, Math.round(b)])), ...(placement ? { placement: read } : {}), at: Date.now() };
     this.#writing = this.#writing.then(() => writeFileAtomic(this.#path, `${JSON.stringify(entries, null, 2)}\n`, 0o600));
     await this.#writing;
   }
@@ -79,4 +83,40 @@ export class CalibrationStore {
     }
     return this.#entries;
   }
+}
+
+/** What a launch's placement depends on. */
+export interface LaunchPlacement {
+  path: string;
+  slots: number;
+  ctxPerSlot: number;
+  gpuLayers: GpuLayers;
+  args: readonly string[];
+}
+
+/**
+ * The placement an earlier load of the same file and settings recorded, when this launch places the
+ * model the same way: a layer count or "all" (llama-server puts exactly those on the GPU), or "auto"
+ * on a host with no GPU whose recorded load put nothing on one. "auto" with a GPU is llama-server's
+ * own fit, which follows the memory free at launch, so its placement is read from each load's log.
+ * The instance then runs llama-server at -lv 3, below the placement lines and below the listing of its
+ * whole prompt cache on every request (runtime/cache-listing.ts).
+ */
+export async function recordedPlacement(store: CalibrationStore, launch: LaunchPlacement, gpuCount: () => Promise<number>): Promise<Placement | undefined> {
+  let server: ServerMemoryOptions;
+  try {
+    server = serverMemoryOptions(launch.args);
+  } catch {
+    return undefined; // args the config check rejects: no key
+  }
+  const key = await calibrationKey(launch.path, { slots: launch.slots, ctxPerSlot: launch.ctxPerSlot, gpuLayers: launch.gpuLayers, server });
+  const entry = key ? await store.get(key) : undefined;
+  if (!entry?.placement) return undefined;
+  if (launch.gpuLayers === 'auto' && (usesGpu(entry.placement) || (await gpuCount()) > 0)) return undefined;
+  return { ...structuredClone(entry.placement), recordedAt: entry.at };
+}
+
+/** Layers or buffers on a device other than the host's (`CPU`, `CPU_Mapped`, `CPU_REPACK`). */
+function usesGpu(p: Placement): boolean {
+  return (p.layersOnGpu ?? 0) > 0 || Object.keys(p.buffers).some((k) => !/ CPU(_\w+)?$/.test(k));
 }

@@ -3,7 +3,8 @@
 // (tools/server/server-task.cpp server_prompt_cache::update). Its log queue holds LOG_QUEUE_LINES lines
 // and blocks the thread that logs once full (common/log.cpp common_log::add), so past that many cached
 // prompts each request's listing makes inference wait for the log's reader. The instance (instance.ts)
-// says so once per process, with the remedy; the measurements are in daemon/memory/design.md.
+// says so once per process, with the remedy; the measurements are in daemon/memory/design.md. Only a
+// process at -lv 4 lists: a first load, or one whose placement llama-server fits anew (memory/calibration.ts recordedPlacement).
 
 /** The capacity of llama-server's log queue (common/log.cpp, common_log's default). */
 export const LOG_QUEUE_LINES = 512;
@@ -27,7 +28,8 @@ export function cacheListingWarningOf(line: string, threshold = LOG_QUEUE_LINES)
 export function cacheListingWarning(prompts: number): string {
   return (
     `llama-server's prompt cache holds ${prompts} prompts, and at -lv 4 it logs every one on every request, ` +
-    `past its ${LOG_QUEUE_LINES}-line log queue, which slows its requests down: add "-lv", "3" to this model's ` +
-    `"args" to stop it (status then shows no layer placement or buffers), or lower its promptCacheMiB`
+    `past its ${LOG_QUEUE_LINES}-line log queue, which slows its requests down. Its next start runs at -lv 3 where ` +
+    `the placement this load recorded cannot change (gpuLayers a number or "all", or a host with no GPU); else ` +
+    `add "-lv", "3" to this model's "args" (status then shows no layer placement or buffers), or lower its promptCacheMiB`
   );
 }

@@ -12,7 +12,7 @@ import { execa, type ResultPromise } from 'execa';
 import type { LaunchModel, Config } from '../config/types';
 import { SlotwiseError, firstLine } from '../../shared/errors';
 import type { Logger } from '../../platform/log';
-import type { InstanceState, InstanceStatus } from '../../shared/protocol';
+import type { InstanceState, InstanceStatus, Placement } from '../../shared/protocol';
 import { removePidRecord, writePidRecord, type StateDir } from '../../shared/state-dir';
 import { ChildLog } from './child-log';
 import { getHealth } from './llama-client';
@@ -21,7 +21,7 @@ import { readModelFile } from '../memory/model-file';
 import { serverMemoryOptions } from '../memory/server-args';
 import { PROMPT_CACHE_MIN_MIB, promptCacheTokens, resolvePromptCacheMiB } from '../memory/prompt-cache';
 import { kvBytesPerToken } from '../memory/plan';
-import { isLoadEnd, parseLoadLine, parseProgressLine, setsVerbosity, type LoadProgress, type Offload } from './load-log';
+import { isLoadEnd, parseLoadLine, parseProgressLine, setsVerbosity, type LoadProgress } from './load-log';
 import { cacheListingWarningOf } from './cache-listing';
 import { settleLostConnection } from './lost-connection';
 import { signalGroup, terminate } from '../../platform/process-group';
@@ -42,6 +42,11 @@ export interface InstanceOptions {
   parentDeathSignal?: boolean;
   /** The daemon's nonce: put in the child's environment and its pid record, so a later daemon can tell it is ours. */
   nonce?: string;
+  /**
+   * The placement an earlier load recorded for this launch, if it cannot differ this time
+   * (memory/calibration.ts recordedPlacement): llama-server then runs at -lv 3, not 4.
+   */
+  recordedPlacement?: (model: LaunchModel) => Promise<Placement | undefined>;
 }
 
 export interface StateEvent {
@@ -95,8 +100,8 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
   #pendingError: string | undefined;
   /** Set while a lost connection is being checked (see connectionLost); no new requests come here meanwhile. */
   #suspect: Promise<void> | undefined;
-  /** Placement read from the current process's load log. */
-  #offload: Offload = { buffers: {} };
+  /** Placement read from the current process's load log, or recorded by an earlier load (then `recordedAt`). */
+  #offload: Placement = { buffers: {} };
   /** How far the current process's load got (load-log.ts parseProgressLine); reset at each launch. */
   #load: LoadProgress = { phase: 'starting' };
   /** The current process's API key: only the daemon can use it (see #launch). */
@@ -131,7 +136,7 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
         this.#loadLogEnd?.();
         return;
       }
-      parseLoadLine(line, this.#offload);
+      if (this.#offload.recordedAt === undefined) parseLoadLine(line, this.#offload);
       // llama-server reports at most every 200 ms (plus 4 phase lines a load): no throttle needed here.
       if (parseProgressLine(line, this.#load)) this.emit('progress', { ...this.#load });
     });
@@ -312,12 +317,14 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
       if (gen === this.#generation) this.#fail(err instanceof SlotwiseError ? err.message : `cannot read model file: ${(err as Error).message}`);
       return;
     }
+    // Known placement: no need for -lv 4, whose per-request listing of the prompt cache slows llama-server down.
+    const recorded = setsVerbosity(this.model.args) ? undefined : await this.#opts.recordedPlacement?.(this.model).catch(() => undefined);
     const port = await freePort();
     if (gen !== this.#generation || this.#want !== 'running') return;
 
     const cacheMiB = resolvePromptCacheMiB(this.model.promptCacheMiB, perToken, this.model.slots, this.model.ctxPerSlot, totalmem());
     this.#promptCacheTokens = promptCacheTokens(cacheMiB, perToken);
-    const args = llamaServerArgs(this.model, port, cacheMiB);
+    const args = llamaServerArgs(this.model, port, cacheMiB, recorded ? 3 : 4);
     // A fresh key per process, in its environment (LLAMA_API_KEY, see `llama-server --help`), never
     // on the command line, which every user of the host can read in `ps`.
     this.#apiKey = randomBytes(24).toString('base64url');
@@ -354,7 +361,7 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
     this.#readyAt = undefined;
     this.#loadLogEnded = false;
     this.#cacheWarning = undefined;
-    this.#offload = { buffers: {} };
+    this.#offload = recorded ?? { buffers: {} };
     this.#load = { phase: 'starting' };
     child.stdout?.on('data', (d: Buffer) => this.log.write(d));
     child.stderr?.on('data', (d: Buffer) => this.log.write(d));
@@ -556,9 +563,11 @@ function kvPerToken(facts: ModelFacts | Error, args: readonly string[]): number 
 
 /**
  * The llama-server command line Slotwise owns; user `args` come last. `promptCacheMiB`: the resolved
- * `--cache-ram` when the model's is "auto" (daemon/memory/prompt-cache.ts).
+ * `--cache-ram` when the model's is "auto" (daemon/memory/prompt-cache.ts). `verbosity`: 4 prints the
+ * load's placement lines (layers, buffers: load-log.ts), 3 leaves them out when an earlier load
+ * recorded them; a verbosity in the user's args wins over either.
  */
-export function llamaServerArgs(model: LaunchModel, port: number, promptCacheMiB?: number): string[] {
+export function llamaServerArgs(model: LaunchModel, port: number, promptCacheMiB?: number, verbosity: 3 | 4 = 4): string[] {
   const args = [
     '-m', model.path,
     '--alias', model.name, // responses name the configured model, not its file path
@@ -576,7 +585,7 @@ export function llamaServerArgs(model: LaunchModel, port: number, promptCacheMiB
   // 'auto': leave -ngl and --fit to llama-server's own fitting
   if (model.kind === 'embedding') args.push('--embedding'); // pooling: the model's own (`<arch>.pooling_type`), else `--pooling` in args
   else if (model.kind === 'rerank') args.push('--reranking'); // implies rank pooling
-  if (!setsVerbosity(model.args)) args.push('-lv', '4'); // the loader's placement lines (layers, buffers) print at 4
+  if (!setsVerbosity(model.args)) args.push('-lv', String(verbosity));
   return [...args, ...model.args];
 }
 

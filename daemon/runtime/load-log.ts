@@ -1,13 +1,8 @@
 // Where llama-server actually put the model: layers offloaded and buffer sizes per device, read from
 // its load log (format strings of llama.cpp src/llama-model.cpp, llama-kv-cache.cpp, llama-context.cpp).
-// Printed at verbosity 4, which Slotwise passes unless the user chose a verbosity.
-
-export interface Offload {
-  layersOnGpu?: number;
-  layersTotal?: number;
-  /** `"<kind> <device>"` → MiB, e.g. `"model CUDA0": 3891.2`, `"kv CPU": 64`. */
-  buffers: Record<string, number>;
-}
+// Printed at verbosity 4, which Slotwise passes unless the user chose a verbosity or an earlier load
+// already recorded them (daemon/memory/calibration.ts recordedPlacement).
+import type { Placement } from '../../shared/protocol';
 
 const OFFLOADED = /load_tensors: offloaded (\d+)\/(\d+) layers to GPU/;
 const BUFFER = /(?:load_tensors|llama_kv_cache|llama_context|sched_reserve|graph_reserve):\s+(\S+)\s+(model|KV|compute|output) buffer size =\s+([\d.]+) MiB/;
@@ -26,7 +21,7 @@ export function isLoadEnd(line: string): boolean {
 }
 
 /** Folds one log line into `acc`; returns true when the line carried placement information. */
-export function parseLoadLine(line: string, acc: Offload): boolean {
+export function parseLoadLine(line: string, acc: Placement): boolean {
   let m = OFFLOADED.exec(line);
   if (m) {
     acc.layersOnGpu = Number(m[1]);
@@ -58,7 +53,8 @@ export function setsVerbosity(args: readonly string[]): boolean {
  * `load_progress_callback`), which prints nothing unless the process runs as a router child
  * (`LLAMA_SERVER_ROUTER_PORT` set): then it writes `cmd_child_to_router:state:{json}` lines to stdout,
  * the first and last sample of each stage and at most one per 200 ms between. Slotwise sets that
- * variable (instance.ts) and reads those lines; the other phases come from ordinary log lines.
+ * variable (instance.ts) and reads those lines; the other phases come from -lv 4 trace lines (at -lv 3:
+ * starting, weights, then context once every stage is read, without warmup).
  */
 export type LoadPhase = 'starting' | 'weights' | 'context' | 'warmup';
 
@@ -83,7 +79,9 @@ export function parseProgressLine(line: string, acc: LoadProgress): boolean {
     if (value !== undefined) {
       acc.progress = Math.max(acc.progress ?? 0, value);
       // A projector's or draft model's weights load after the main model's context: the phase goes back to weights.
-      if (value < 1 || acc.phase === 'starting') acc.phase = 'weights';
+      if (value < 1) acc.phase = 'weights';
+      // Every stage read: the context is next. At -lv 3 (no trace lines) this is the only sign of it.
+      else setPhase(acc, 'context');
     }
   } else if (WEIGHTS.test(line)) setPhase(acc, 'weights');
   else if (CONTEXT.test(line)) setPhase(acc, 'context');

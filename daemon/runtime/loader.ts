@@ -315,9 +315,12 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
       if (!facts) return;
       e.plan = await this.#plan(model, facts, await this.#o.readFree());
     }
-    const actual = reportedBytes(this.#readyInstance(model));
+    const inst = this.#readyInstance(model);
+    const placement = inst?.status().offload;
+    if (placement?.recordedAt !== undefined) return; // this load printed nothing new: it ran on the recorded placement
+    const actual = reportedBytes(inst);
     if (!actual || !e.calibrationKey || e.estimateBytes === undefined) return;
-    await this.#o.calibration.record(e.calibrationKey, e.estimateBytes, actual);
+    await this.#o.calibration.record(e.calibrationKey, e.estimateBytes, actual, placement);
     this.#changed();
   }
 

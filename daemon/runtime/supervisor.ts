@@ -6,7 +6,7 @@ import type { Config, ModelConfig } from '../config/types';
 import { SlotwiseError } from '../../shared/errors';
 import type { Logger } from '../../platform/log';
 import { readModelFile } from '../memory/model-file';
-import { LlamaInstance } from './instance';
+import { LlamaInstance, type InstanceOptions } from './instance';
 import { scrapeLoop, type ScrapeResult } from './scraper';
 import { plannedInstances, setsThreads, threadsPerInstance, withThreads } from './threads';
 import type { InstanceStatus, ModelStatus } from '../../shared/protocol';
@@ -24,6 +24,8 @@ export interface SupervisorOptions {
   parentDeathSignal?: boolean;
   /** This daemon's nonce, given to every child (see platform/proc.ts isVerifiedProcess). */
   nonce?: string;
+  /** Passed to every instance (see InstanceOptions). */
+  recordedPlacement?: InstanceOptions['recordedPlacement'];
 }
 
 interface ModelEntry {
@@ -320,6 +322,7 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
       logger: this.#logger,
       parentDeathSignal: this.#opts.parentDeathSignal,
       nonce: this.#opts.nonce,
+      recordedPlacement: this.#opts.recordedPlacement,
     });
     const rt: InstanceRuntime = {};
     this.#runtime.set(inst, rt);

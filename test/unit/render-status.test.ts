@@ -90,6 +90,12 @@ describe('renderStatus', () => {
       instances: [{ id: 'coder#1', state: 'ready', since: 0, restarts: 0, slots: [], offload: { layersOnGpu: 33, layersTotal: 33, buffers: { 'model CUDA0': 3820.93, 'kv CUDA0': 512 } } }],
     });
     expect(placementLine(launched)).toBe('coder · 4 slots × 4096 ctx · gpu layers all → 33/33 on GPU (model CUDA0 3821 MiB, kv CUDA0 512 MiB)');
+     // A placement the process did not print (it ran at -lv 3) says which load it comes from.
+    const recorded = model({
+      gpuLayers: 0,
+      instances: [{ id: 'coder#1', state: 'ready', since: 0, restarts: 0, slots: [], offload: { layersOnGpu: 0, layersTotal: 3, buffers: { 'model CPU': 0.52 }, recordedAt: Date.UTC(2026, 10, 26, 23, 5) } }],
+    });
+    expect(placementLine(recorded)).toBe('coder · 4 slots × 4096 ctx · gpu layers 0 → 0/3 on GPU (model CPU 0.52 MiB) as recorded 2026-11-26 23:05 UTC');
   });
 
   it('shows plan vs actual memory, and an on-demand model as unloaded (why) or loading', () => {

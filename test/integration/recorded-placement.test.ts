@@ -1,0 +1,70 @@
+// The load's placement lines (layers, buffers) print only at -lv 4, where llama-server also lists its
+// whole prompt cache on every request. Once a load of the same file and settings recorded the placement
+// (calibration.json), a launch that places the model the same way runs at -lv 3 and shows the recorded
+// placement (daemon/memory/calibration.ts recordedPlacement). Real llama-server, tiny model, on the CPU.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { InstanceStatus } from '../../shared/protocol';
+import { startTestDaemon, waitUntil, type TestDaemon } from '../helpers/daemon';
+
+/** The -lv value on a running process's command line. */
+function verbosity(pid: number): string | undefined {
+  const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  const i = argv.indexOf('-lv');
+  return i < 0 ? undefined : argv[i + 1];
+}
+
+/** The instance's log since its latest launch (each launch starts with a `--- <time> slotwise:` line). */
+function currentLaunchLog(d: TestDaemon): string {
+  const log = readFileSync(join(d.stateDir, 'logs', 'm_1.log'), 'utf8');
+  return log.slice(log.lastIndexOf('--- '));
+}
+
+async function complete(d: TestDaemon, n: number): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    const res = await d.fetch('/v1/completions', { method: 'POST', body: JSON.stringify({ model: 'm', prompt: `Prompt ${i}: name a colour.`, max_tokens: 2 }) });
+    expect(res.status).toBe(200);
+    await res.arrayBuffer();
+  }
+}
+
+const instance = (d: TestDaemon) => async (): Promise<InstanceStatus | undefined> => (await d.status()).models[0]?.instances[0];
+
+describe('recorded placement', () => {
+  it('runs llama-server at -lv 4 until a load recorded its placement, then at -lv 3 with that placement in status', async () => {
+    const d = await startTestDaemon({ models: { m: { slots: 2, gpuLayers: 0 } } });
+    const s1 = await d.waitFor((s) => s.models[0]?.instances[0]?.state === 'ready', 'ready');
+    const first = s1.models[0]!.instances[0]!;
+    expect(verbosity(first.pid!)).toBe('4');
+    expect(first.offload?.recordedAt).toBeUndefined();
+    expect(Object.keys(first.offload?.buffers ?? {})).toContain('model CPU_Mapped');
+    const calibration = join(d.stateDir, 'calibration.json');
+    await waitUntil(() => { try { return readFileSync(calibration, 'utf8').includes('"placement"'); } catch { return false; } }, 'the placement in calibration.json');
+    const actual = s1.models[0]!.memory?.actualBytes;
+    await complete(d, 4);
+    expect(currentLaunchLog(d)).toContain(' - cache state: '); // -lv 4: the prompt cache's state on each request
+
+    // The process dies; its replacement places the model as the first did (gpuLayers 0).
+    process.kill(first.pid!, 'SIGKILL');
+    const s2 = await d.waitFor((s) => s.models[0]?.instances[0]?.state === 'ready' && s.models[0].instances[0].pid !== first.pid, 'restarted', 30_000);
+    const second = s2.models[0]!.instances[0]!;
+    expect(verbosity(second.pid!)).toBe('3');
+    const { recordedAt, ...placement } = second.offload!;
+    expect(placement).toEqual(first.offload);
+    expect(recordedAt).toBeGreaterThan(0);
+    expect(s2.models[0]!.memory?.actualBytes).toBe(actual); // the loader's plan vs actual is unchanged
+    await complete(d, 4);
+    const log = currentLaunchLog(d);
+    expect(log).toContain('-lv 3');
+    expect(log).not.toContain(' - cache state: '); // no trace lines, so no prompt-cache listing either
+    expect((await instance(d)())?.offload?.recordedAt).toBe(recordedAt);
+  }, 90_000);
+
+  it('leaves a verbosity in the model\'s args alone', async () => {
+    const d = await startTestDaemon({ models: { m: { slots: 2, gpuLayers: 0, args: ['-lv', '2'] } } });
+    const s = await d.waitFor((x) => x.models[0]?.instances[0]?.state === 'ready', 'ready');
+    expect(verbosity(s.models[0]!.instances[0]!.pid!)).toBe('2');
+    expect(s.models[0]!.instances[0]!.offload).toBeUndefined(); // -lv 2: no placement lines, none recorded yet
+  }, 60_000);
+});

@@ -1,0 +1,72 @@
+// When a launch may reuse an earlier load's placement (and so run llama-server at -lv 3): only where
+// llama-server would place the model the same way again (daemon/memory/calibration.ts).
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { CalibrationStore, calibrationKey, recordedPlacement, type LaunchPlacement } from '../../daemon/memory/calibration';
+import { serverMemoryOptions } from '../../daemon/memory/server-args';
+import type { Placement } from '../../shared/protocol';
+import { tempDir } from '../helpers/daemon';
+
+const CPU: Placement = { layersOnGpu: 0, layersTotal: 3, buffers: { 'model CPU_Mapped': 0.52, 'kv CPU': 2, 'compute CPU': 1.1 } };
+const GPU: Placement = { layersOnGpu: 9, layersTotal: 9, buffers: { 'model CUDA0': 2600, 'kv CUDA0': 128, 'compute CUDA_Host': 4 } };
+
+/** A store holding one load of `launch` that placed the model as `placement`. */
+async function recorded(launch: Omit<LaunchPlacement, 'path'>, placement: Placement): Promise<{ store: CalibrationStore; path: string }> {
+  const dir = tempDir('placement');
+  const path = join(dir, 'm.gguf');
+  writeFileSync(path, 'GGUF');
+  const store = new CalibrationStore(join(dir, 'calibration.json'));
+  const key = await calibrationKey(path, { slots: launch.slots, ctxPerSlot: launch.ctxPerSlot, gpuLayers: launch.gpuLayers, server: serverMemoryOptions(launch.args) });
+  await store.record(key!, 1000, new Map([['host', 1000]]), { ...placement, recordedAt: 1 }); // a recordedAt passed in is not stored
+  return { store, path };
+}
+
+const noGpu = async (): Promise<number> => 0;
+const oneGpu = async (): Promise<number> => 1;
+
+describe('recordedPlacement', () => {
+  const base = { slots: 2, ctxPerSlot: 1024, args: [] as string[] };
+
+  it('gives a fixed layer count or "all" the recorded placement, with the time of that load', async () => {
+    for (const [gpuLayers, placement] of [[0, CPU], [9, GPU], ['all', GPU]] as const) {
+      const { store, path } = await recorded({ ...base, gpuLayers }, placement);
+      const got = await recordedPlacement(store, { ...base, gpuLayers, path }, oneGpu);
+      expect(got).toEqual({ ...placement, recordedAt: expect.any(Number) });
+      expect(got!.recordedAt).toBeGreaterThan(1);
+    }
+  });
+
+  it('gives "auto" one only on a host with no GPU where the recorded load used none', async () => {
+    const cpu = await recorded({ ...base, gpuLayers: 'auto' }, CPU);
+    expect(await recordedPlacement(cpu.store, { ...base, gpuLayers: 'auto', path: cpu.path }, noGpu)).toMatchObject(CPU);
+    // A GPU now: llama-server's fit decides from the memory free at launch.
+    expect(await recordedPlacement(cpu.store, { ...base, gpuLayers: 'auto', path: cpu.path }, oneGpu)).toBeUndefined();
+    // The recorded load used a GPU the daemon does not see now (no nvidia-smi): not the same placement either.
+    const gpu = await recorded({ ...base, gpuLayers: 'auto' }, GPU);
+    expect(await recordedPlacement(gpu.store, { ...base, gpuLayers: 'auto', path: gpu.path }, noGpu)).toBeUndefined();
+    const host = await recorded({ ...base, gpuLayers: 'auto' }, { ...CPU, buffers: { ...CPU.buffers, 'compute CUDA_Host': 4 } });
+    expect(await recordedPlacement(host.store, { ...base, gpuLayers: 'auto', path: host.path }, noGpu)).toBeUndefined();
+  });
+
+  it('has none for other settings, a changed file or a load recorded without one', async () => {
+    const { store, path } = await recorded({ ...base, gpuLayers: 0 }, CPU);
+    const launch = { ...base, gpuLayers: 0, path };
+    expect(await recordedPlacement(store, { ...launch, slots: 3 }, noGpu)).toBeUndefined();
+    expect(await recordedPlacement(store, { ...launch, ctxPerSlot: 2048 }, noGpu)).toBeUndefined();
+    expect(await recordedPlacement(store, { ...launch, gpuLayers: 1 }, noGpu)).toBeUndefined();
+    expect(await recordedPlacement(store, { ...launch, args: ['-ctk', 'q8_0'] }, noGpu)).toBeUndefined();
+    expect(await recordedPlacement(store, { ...launch, args: ['-ctk', 'nope'] }, noGpu)).toBeUndefined(); // unreadable args: no key
+    expect(await recordedPlacement(store, { ...launch, args: ['--threads', '1'] }, noGpu)).toMatchObject(CPU); // no memory flag
+    writeFileSync(path, 'GGUF, rewritten'); // size and mtime are part of the key
+    expect(await recordedPlacement(store, launch, noGpu)).toBeUndefined();
+    expect(await recordedPlacement(store, { ...launch, path: `${path}.missing` }, noGpu)).toBeUndefined();
+
+    const old = await recorded({ ...base, gpuLayers: 0 }, CPU);
+    const file = join(old.path, '..', 'calibration.json');
+    const bare = new CalibrationStore(file);
+    const key = await calibrationKey(old.path, { ...base, gpuLayers: 0, server: serverMemoryOptions([]) });
+    await bare.record(key!, 1000, new Map([['host', 1000]])); // as daemons before placements were kept wrote it
+    expect(await recordedPlacement(new CalibrationStore(file), { ...base, gpuLayers: 0, path: old.path }, noGpu)).toBeUndefined();
+  });
+});
