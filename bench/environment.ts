@@ -19,6 +19,8 @@ export async function describeEnvironment(snapshot: Snapshot | undefined, apiKey
     startedAt: new Date().toISOString(),
   };
   const inst = snapshot?.models.flatMap((m) => m.instances).find((i) => i.state === 'ready' && i.port !== undefined);
+  // A placement recorded by an earlier load: this process runs at -lv 3 (daemon/memory/calibration.ts recordedPlacement).
+  if (inst?.offload) env.llamaLogLevel = inst.offload.recordedAt !== undefined ? 3 : 4;
   if (inst?.port !== undefined) {
     try {
       // /props needs the instance's key: known to a daemon this process hosts, else "unknown".

@@ -263,7 +263,7 @@ export function renderMarkdown(r: BenchReport): string {
   const out: string[] = [
     '# Slotwise benchmark',
     '',
-    `${e.startedAt} · ${e.cpuModel}, ${e.cores} cores, ${e.memoryGiB} GiB · ${e.platform} · Node ${e.node} · Slotwise ${e.slotwise} · llama-server ${e.llamaServer ?? 'unknown'} · GPU: ${e.gpus.join(', ') || 'none'}`,
+    `${e.startedAt} · ${e.cpuModel}, ${e.cores} cores, ${e.memoryGiB} GiB · ${e.platform} · Node ${e.node} · Slotwise ${e.slotwise} · llama-server ${e.llamaServer ?? 'unknown'}${e.llamaLogLevel ? ` at -lv ${e.llamaLogLevel}` : ''} · GPU: ${e.gpus.join(', ') || 'none'}`,
     '',
     `Model \`${r.run.model}\`${r.run.modelPath ? ` (${r.run.modelPath})` : ''}: ${s.layout.instances} instance(s) × ${s.layout.slotsPerInstance} slots, routing ${r.run.routing}; ` +
       `${s.options.requests} streamed requests per level, max_tokens ${mix}, temperature 0, ignore_eos. Took ${fmt(r.durationMs / 1000, 0)} s.`,

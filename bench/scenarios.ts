@@ -11,6 +11,7 @@ import { fetchInstanceKeys, fetchSnapshot } from './status-sampler';
 import { defaultConfig } from '../daemon/config/validate';
 import { runClient } from './client-process';
 import { hostDaemon } from './daemon-host';
+import { restartAfterFirstLoad } from './after-first-load';
 import { startFloorProxy, type FloorProxy } from './floor-proxy';
 import { measureProcess } from './process-measure';
 import { spawnDaemon } from './soak-host';
@@ -40,7 +41,8 @@ export interface HostedSweep {
 }
 
 /**
- * One model in a fresh daemon, one sweep against it. `ownProcess`: the daemon runs as users run it
+ * One model in a fresh daemon, one sweep against it, restarted first once its first load recorded the
+ * placement, as a daemon runs after a model's first load (after-first-load.ts). `ownProcess`: the daemon runs as users run it
  * (`node dist/cli.js daemon`, when `ctx.daemonCliPath` is known), so its hop shares no event loop or
  * heap with the bench; else it is hosted in this process.
  */
@@ -56,6 +58,7 @@ export async function hostedSweep(
     const { daemon } = host;
     ctx.progress?.update(`starting ${opts.model.replicas} × llama-server (${opts.model.slots} slots each)`);
     await Promise.all(daemon.supervisor.instances(opts.model.name).map((i) => i.ensureReady({ signal: ctx.signal })));
+    await restartAfterFirstLoad({ url: daemon.url, token: daemon.token, stateDir: host.stateDir, model: opts.model.name, signal: ctx.signal });
     const instances = daemon.supervisor.instances(opts.model.name);
     const directKeys = Object.fromEntries(instances.map((i) => [i.id, i.apiKey]));
     const environment = await describeEnvironment(await fetchSnapshot(daemon.url, daemon.token), directKeys);
@@ -76,7 +79,7 @@ async function spawnedSweep(ctx: ScenarioContext, cliPath: string, opts: Paramet
   const d = await spawnDaemon({ cliPath, model: opts.model, llamaServer: opts.llamaServer ?? defaultConfig().llamaServer, routing: opts.routing, queue: opts.queue, env: ctx.env, signal: ctx.signal });
   let floor: FloorProxy | undefined;
   try {
-    const snapshot = await fetchSnapshot(d.url, d.token);
+    const snapshot = (await restartAfterFirstLoad({ url: d.url, token: d.token, stateDir: d.stateDir, model: opts.model.name, signal: ctx.signal })) ?? (await fetchSnapshot(d.url, d.token));
     const directKeys = await fetchInstanceKeys(d.url, d.token);
     const environment = await describeEnvironment(snapshot, directKeys);
     const first = snapshot.models.find((m) => m.name === opts.model.name)?.instances.find((i) => i.port !== undefined);

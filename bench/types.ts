@@ -354,6 +354,8 @@ export interface Environment {
   slotwise: string;
   /** llama-server's build (`/props` build_info), e.g. `b1-de3ff81`. */
   llamaServer?: string;
+  /** Its log level: 4 on a model's first load (placement lines), 3 once that placement is recorded; absent: unknown. */
+  llamaLogLevel?: 3 | 4;
   gpus: string[];
   startedAt: string;
 }

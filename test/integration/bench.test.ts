@@ -11,7 +11,7 @@ import type { CommandContext } from '../../cli/commands/command';
 import type { Snapshot } from '../../shared/protocol';
 import { DIRECT_KEYS_ENV } from '../../bench/client-process';
 import { CLI, instanceKey, startTestDaemon, waitUntil } from '../helpers/daemon';
-import { gpuPaceScenario, loadScenario } from '../../bench/scenarios';
+import { BENCH_PROMPT, gpuPaceScenario, hostedSweep, loadScenario, modelConfig } from '../../bench/scenarios';
 import { rssBytes } from '../../bench/soak';
 import { tinyModelPath } from '../helpers/tiny';
 import { typingScenario } from '../../bench/typing';
@@ -228,6 +228,29 @@ describe('the GPU-pace sweep (stand-in upstream: it paces tokens like a GPU on 2
     expect(g.daemon!.rssMB.peak).toBeGreaterThan(0);
     expect(() => process.kill(g.daemon!.pid!, 0)).toThrow();
   });
+});
+
+describe('a sweep measures the daemon as it runs after a model\'s first load', () => {
+  // The first load runs llama-server at -lv 4 for its placement lines; later launches that place the
+  // model the same way run at -lv 3 on the recorded placement (daemon/memory/calibration.ts). On a host
+  // with no GPU "auto" places every layer on the CPU, so the restart runs at -lv 3; with one, "auto" is
+  // llama-server's fit from the memory free at launch, and each load prints its own at -lv 4.
+  for (const ownProcess of [true, false]) {
+    it(`restarts the model once its placement is recorded, then sweeps at -lv 3 (daemon in ${ownProcess ? 'its own process' : 'the bench process'})`, async () => {
+      const { sweep, environment } = await hostedSweep(
+        { env: process.env, cliPath: CLI, ...(ownProcess ? { daemonCliPath: CLI } : {}) },
+        {
+          model: modelConfig('tiny', await tinyModelPath('tiny'), { slots: 2, replicas: 1 }),
+          routing: 'slot-aware',
+          ownProcess,
+          sweep: { model: 'tiny', concurrency: [1], requests: 2, mix: [{ maxTokens: 4, weight: 1 }], direct: true, prompt: BENCH_PROMPT },
+        },
+      );
+      expect(environment.llamaLogLevel).toBe(environment.gpus.length === 0 ? 3 : 4);
+      // The direct level reached the restarted process: its key was read after the restart.
+      expect(sweep.levels.map((l) => [l.target, l.failed, l.tokens]).sort()).toEqual([['daemon', 0, 8], ['direct', 0, 8]]);
+    }, 60_000);
+  }
 });
 
 /** Pids of this process's children running the bare proxy (`node -e …`). */
