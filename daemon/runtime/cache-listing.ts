@@ -18,18 +18,19 @@ export function cachedPromptsOf(line: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-/** The warning a line calls for: a "cache state" line reporting `threshold` prompts or more; else undefined. */
-export function cacheListingWarningOf(line: string, threshold = LOG_QUEUE_LINES): string | undefined {
+/** The warning a line of `model`'s llama-server calls for: a "cache state" line reporting `threshold` prompts or more; else undefined. */
+export function cacheListingWarningOf(line: string, model: string, threshold = LOG_QUEUE_LINES): string | undefined {
   const prompts = cachedPromptsOf(line);
-  return prompts !== undefined && prompts >= threshold ? cacheListingWarning(prompts) : undefined;
+  return prompts !== undefined && prompts >= threshold ? cacheListingWarning(prompts, model) : undefined;
 }
 
-/** The daemon log's warning: what happens, why it costs, and the two ways out. */
-export function cacheListingWarning(prompts: number): string {
+/** The daemon log's warning: what happens, why it costs, and the ways out. */
+export function cacheListingWarning(prompts: number, model: string): string {
   return (
     `llama-server's prompt cache holds ${prompts} prompts, and at -lv 4 it logs every one on every request, ` +
     `past its ${LOG_QUEUE_LINES}-line log queue, which slows its requests down. Its next start runs at -lv 3 where ` +
-    `the placement this load recorded cannot change (gpuLayers a number or "all", or a host with no GPU); else ` +
+    `the placement this load recorded cannot change (gpuLayers a number or "all", or a host with no GPU: ` +
+    `\`slotwise restart ${model}\` starts it now); else ` +
     `add "-lv", "3" to this model's "args" (status then shows no layer placement or buffers), or lower its promptCacheMiB`
   );
 }

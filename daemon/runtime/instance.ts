@@ -126,7 +126,7 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
       if (this.#loadLogEnded) {
         // Later lines (prompt cache, requests) are no placement; the first to report a listing past llama-server's log queue is warned of.
         if (this.#cacheWarning === undefined) {
-          this.#cacheWarning = cacheListingWarningOf(line);
+          this.#cacheWarning = cacheListingWarningOf(line, this.model.name);
           if (this.#cacheWarning) this.#logger.warn(this.#cacheWarning);
         }
         return;

@@ -2,6 +2,7 @@
 // longer than its 512-line log queue it slows requests down, and the daemon says so once, with the
 // remedy (daemon/runtime/cache-listing.ts). Real llama-server, tiny model, distinct prompts: each one
 // saved to the cache when its slot is taken by the next.
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { LOG_QUEUE_LINES } from '../../daemon/runtime/cache-listing';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon';
@@ -16,7 +17,7 @@ async function complete(d: TestDaemon, prompt: string): Promise<void> {
 
 describe('the prompt-cache listing warning', () => {
   it(`warns once, naming the count and the remedy, when the cache first holds ${LOG_QUEUE_LINES} prompts`, async () => {
-    const d = await startTestDaemon({ models: { m: { slots: 2 } } });
+    const d = await startTestDaemon({ models: { m: { slots: 2, gpuLayers: 0 } } });
     await d.waitFor((s) => s.models[0]?.instances[0]?.state === 'ready', 'ready');
     const warnings = (): number[] => [...d.output().matchAll(WARNING)].map((m) => Number(m[1]));
     let sent = 0;
@@ -39,5 +40,19 @@ describe('the prompt-cache listing warning', () => {
     const s = await d.status();
     expect(s.models[0]!.instances[0]!.warnings?.[0]).toMatch(/^llama-server's prompt cache holds \d+ prompts/);
     expect(s.warnings.some((w) => w.startsWith("m#1: llama-server's prompt cache holds"))).toBe(true);
+
+    // The remedy it names first: a restart runs on the placement this load recorded, at -lv 3, with no listing to warn of.
+    expect(d.output()).toContain('`slotwise restart m` starts it now');
+    const verbosity = (pid: number): string | undefined => {
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      return argv[argv.indexOf('-lv') + 1];
+    };
+    const before = s.models[0]!.instances[0]!.pid!;
+    expect(verbosity(before)).toBe('4');
+    await (await d.client()).call('models.restart', { model: 'm' });
+    const after = await d.waitFor((x) => x.models[0]?.instances[0]?.state === 'ready' && x.models[0].instances[0].pid !== before, 'restarted');
+    expect(verbosity(after.models[0]!.instances[0]!.pid!)).toBe('3');
+    expect(after.models[0]!.instances[0]!.warnings).toBeUndefined();
+    expect(after.warnings.filter((w) => w.startsWith('m#1:'))).toEqual([]);
   }, 120_000);
 });

@@ -21,20 +21,22 @@ describe('the prompt-cache listing watch', () => {
   });
 
   it('calls for the warning from the first count as large as llama-server\'s log queue, not below it nor on other lines', () => {
-    for (let n = 1; n < LOG_QUEUE_LINES; n++) expect(cacheListingWarningOf(state(n))).toBeUndefined();
-    expect(cacheListingWarningOf(TIMING)).toBeUndefined();
-    expect(cacheListingWarningOf(LISTED)).toBeUndefined();
-    expect(cacheListingWarningOf(state(LOG_QUEUE_LINES))).toBe(cacheListingWarning(LOG_QUEUE_LINES));
-    expect(cacheListingWarningOf(state(3000))).toBe(cacheListingWarning(3000));
+    for (let n = 1; n < LOG_QUEUE_LINES; n++) expect(cacheListingWarningOf(state(n), 'm')).toBeUndefined();
+    expect(cacheListingWarningOf(TIMING, 'm')).toBeUndefined();
+    expect(cacheListingWarningOf(LISTED, 'm')).toBeUndefined();
+    expect(cacheListingWarningOf(state(LOG_QUEUE_LINES), 'm')).toBe(cacheListingWarning(LOG_QUEUE_LINES, 'm'));
+    expect(cacheListingWarningOf(state(3000), 'm')).toBe(cacheListingWarning(3000, 'm'));
   });
 
   it('takes another threshold', () => {
-    expect(cacheListingWarningOf(state(19), 20)).toBeUndefined();
-    expect(cacheListingWarningOf(state(25), 20)).toBe(cacheListingWarning(25));
+    expect(cacheListingWarningOf(state(19), 'm', 20)).toBeUndefined();
+    expect(cacheListingWarningOf(state(25), 'm', 20)).toBe(cacheListingWarning(25, 'm'));
   });
 
-  it('names the count, the cost and both remedies in one line', () => {
-    const text = cacheListingWarning(1542);
+  it('names the count, the cost and the remedies in one line', () => {
+    const text = cacheListingWarning(1542, 'coder');
+    expect(text).toContain('Its next start runs at -lv 3');
+    expect(text).toContain('`slotwise restart coder` starts it now');
     expect(text).toMatch(/^llama-server's prompt cache holds 1542 prompts, and at -lv 4 it logs every one on every request/);
     expect(text).toContain(`${LOG_QUEUE_LINES}-line log queue`);
     expect(text).toContain('"-lv", "3"');
