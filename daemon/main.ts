@@ -99,7 +99,7 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
   const calibration = new CalibrationStore(stateDir.calibration);
   const supervisor = new Supervisor({
     config,
-    recordedPlacement: (model) => recordedPlacement(calibration, model, async () => (await readFreeMemory(opts.env)).free.gpus.length),
+    recordedPlacement: (model) => recordedPlacement(calibration, model, () => gpusOnHost(opts.env)),
     binary: binary?.path ?? 'llama-server',
     stateDir,
     logger,
@@ -355,4 +355,10 @@ function listen(server: Server, host: string, port: number): Promise<number> {
       resolve((server.address() as AddressInfo).port);
     });
   });
+}
+
+/** GPUs the host has, for recordedPlacement: a GPU tool that is there but failed or lists none cannot say there is none, so it counts as one. */
+async function gpusOnHost(env: NodeJS.ProcessEnv): Promise<number> {
+  const r = await readFreeMemory(env);
+  return r.warnings.length ? Math.max(1, r.free.gpus.length) : r.free.gpus.length;
 }

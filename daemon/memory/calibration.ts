@@ -102,7 +102,12 @@ export interface LaunchPlacement {
  * The instance then runs llama-server at -lv 3, below the placement lines and below the listing of its
  * whole prompt cache on every request (runtime/cache-listing.ts).
  */
-export async function recordedPlacement(store: CalibrationStore, launch: LaunchPlacement, gpuCount: () => Promise<number>): Promise<Placement | undefined> {
+export async function recordedPlacement(
+  store: CalibrationStore,
+  launch: LaunchPlacement,
+  /** GPUs the host has; at least 1 when it cannot tell. */
+  gpuCount: () => Promise<number>,
+): Promise<Placement | undefined> {
   let server: ServerMemoryOptions;
   try {
     server = serverMemoryOptions(launch.args);

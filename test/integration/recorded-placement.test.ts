@@ -2,11 +2,13 @@
 // whole prompt cache on every request. Once a load of the same file and settings recorded the placement
 // (calibration.json), a launch that places the model the same way runs at -lv 3 and shows the recorded
 // placement (daemon/memory/calibration.ts recordedPlacement). Real llama-server, tiny model, on the CPU.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { InstanceStatus } from '../../shared/protocol';
-import { startTestDaemon, waitUntil, type TestDaemon } from '../helpers/daemon';
+import { startTestDaemon, tempDir, waitUntil, type TestDaemon } from '../helpers/daemon';
+
+const FIX = resolve(__dirname, '../fixtures/gpu');
 
 /** The -lv value on a running process's command line. */
 function verbosity(pid: number): string | undefined {
@@ -27,6 +29,16 @@ async function complete(d: TestDaemon, n: number): Promise<void> {
     expect(res.status).toBe(200);
     await res.arrayBuffer();
   }
+}
+
+/** A stand-in nvidia-smi on PATH (test/fixtures/gpu): one GPU listed, or the driver failure it replays when FAKE_LIST is unset. */
+function fakeNvidiaSmi(lists: boolean): NodeJS.ProcessEnv {
+  const dir = tempDir('gpu');
+  copyFileSync(join(FIX, 'fake-nvidia-smi.sh'), join(dir, 'nvidia-smi'));
+  chmodSync(join(dir, 'nvidia-smi'), 0o755);
+  writeFileSync(join(dir, 'gpu.csv'), '0, NVIDIA GeForce RTX 4090, 0, 512, 24564, 40, 30.00\n');
+  writeFileSync(join(dir, 'apps.csv'), '');
+  return { PATH: `${dir}:${process.env.PATH}`, FAKE_GPU: join(dir, 'gpu.csv'), FAKE_APPS: join(dir, 'apps.csv'), ...(lists ? { FAKE_LIST: join(FIX, 'nvidia-smi-L.txt') } : {}) };
 }
 
 const instance = (d: TestDaemon) => async (): Promise<InstanceStatus | undefined> => (await d.status()).models[0]?.instances[0];
@@ -60,6 +72,24 @@ describe('recorded placement', () => {
     expect(log).not.toContain(' - cache state: '); // no trace lines, so no prompt-cache listing either
     expect((await instance(d)())?.offload?.recordedAt).toBe(recordedAt);
   }, 90_000);
+
+  // gpuLayers "auto" with a GPU is llama-server's own fit, from the memory free at each launch; a GPU tool
+  // that is there but fails cannot rule a GPU out. (This host has no GPU: a stand-in nvidia-smi, as in
+  // capacity.test.ts, makes the daemon see one, or fail to ask; llama-server itself still runs on the CPU.)
+  for (const [what, gpuTool] of [['a GPU the daemon sees', 'lists'], ['a GPU tool that fails', 'fails'], ['no GPU tool', 'none']] as const) {
+    it(`with gpuLayers "auto" and ${what}, ${gpuTool === 'none' ? 'runs at -lv 3 after the first load' : 'keeps every launch at -lv 4'}`, async () => {
+      const d = await startTestDaemon({ models: { m: { slots: 2 } }, env: gpuTool === 'none' ? {} : fakeNvidiaSmi(gpuTool === 'lists') });
+      const first = (await d.waitFor((s) => s.models[0]?.instances[0]?.state === 'ready', 'ready')).models[0]!.instances[0]!;
+      expect(verbosity(first.pid!)).toBe('4');
+      const calibration = join(d.stateDir, 'calibration.json');
+      await waitUntil(() => { try { return readFileSync(calibration, 'utf8').includes('"placement"'); } catch { return false; } }, 'the placement in calibration.json');
+      process.kill(first.pid!, 'SIGKILL');
+      const s = await d.waitFor((x) => x.models[0]?.instances[0]?.state === 'ready' && x.models[0].instances[0].pid !== first.pid, 'restarted', 30_000);
+      const second = s.models[0]!.instances[0]!;
+      expect(verbosity(second.pid!)).toBe(gpuTool === 'none' ? '3' : '4');
+      expect(second.offload?.recordedAt === undefined).toBe(gpuTool !== 'none');
+    }, 60_000);
+  }
 
   it('leaves a verbosity in the model\'s args alone', async () => {
     const d = await startTestDaemon({ models: { m: { slots: 2, gpuLayers: 0, args: ['-lv', '2'] } } });
