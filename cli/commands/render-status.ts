@@ -2,6 +2,7 @@
 import { formatBytes } from '../../shared/format';
 import { busySlotsOf, slotHolder, slotTokens } from '../../shared/slots';
 import { loadText } from '../../shared/load-text';
+import { placementText } from '../../shared/placement-text';
 import type { InstanceStatus, ModelStatus, SlotStatus, Snapshot } from '../../shared/protocol';
 
 export interface RenderOptions {
@@ -75,13 +76,7 @@ export function placementLine(m: ModelStatus): string {
   parts.push(`${m.slotsPerInstance} slots × ${m.ctxPerSlot} ctx`);
   const offload = m.instances.find((i) => i.offload)?.offload;
   let gpu = `gpu layers ${m.gpuLayers}`;
-  if (offload) {
-    gpu += offload.layersOnGpu !== undefined ? ` → ${offload.layersOnGpu}/${offload.layersTotal ?? '?'} on GPU` : ' → CPU only';
-    const buffers = Object.entries(offload.buffers).map(([k, v]) => `${k} ${v < 10 ? v.toFixed(2) : v.toFixed(0)} MiB`);
-    if (buffers.length) gpu += ` (${buffers.join(', ')})`;
-    // Not printed by this process (it runs at -lv 3): the same file and settings placed so at that load.
-    if (offload.recordedAt !== undefined) gpu += ` as recorded ${new Date(offload.recordedAt).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
-  }
+  if (offload) gpu += ` → ${placementText(offload)}`;
   parts.push(gpu);
   if (m.memory) {
     parts.push(`plan ${formatBytes(m.memory.planBytes)}`);

@@ -4,6 +4,7 @@ import { busySlotsOf, slotHolder, slotTokens } from '../../shared/slots';
 import type { InstanceState, InstanceStatus, ModelStatus, SlotStatus, Snapshot } from '../../shared/protocol';
 import { formatBytes } from '../../shared/format';
 import { loadText } from '../../shared/load-text';
+import { placementText } from '../../shared/placement-text';
 
 export interface IconSpec {
   /** Codicon id, e.g. `circle-filled`, `loading~spin`. */
@@ -79,12 +80,14 @@ function modelNode(m: ModelStatus, now: number): ModelNode {
   if (tps > 0) parts.push(`${tps.toFixed(0)} tok/s`);
   // What a replica may hold: its buffers (else the plan) and its host prompt cache at its limit.
   if (m.memory) parts.push(formatBytes((m.memory.actualBytes ?? m.memory.planBytes) + (m.memory.promptCacheBytes ?? 0)));
+  const offload = ready.find((i) => i.offload)?.offload;
   const tooltip = [
     `${m.name} — ${phaseText}`,
     m.load?.error?.message ?? '',
     m.path,
     `${m.slotsPerInstance} slots × ${m.ctxPerSlot} ctx · gpuLayers ${m.gpuLayers} · replicas ${m.replicas}`,
     m.info?.fileBytes ? `${m.info.architecture ?? 'model'} · ${formatBytes(m.info.fileBytes)}` : '',
+    offload ? `placement: ${placementText(offload)}` : '',
     m.memory ? `memory: plan ${formatBytes(m.memory.planBytes)}${m.memory.actualBytes !== undefined ? ` · actual ${formatBytes(m.memory.actualBytes)}` : ''}${m.memory.promptCacheBytes ? ` · prompt cache up to ${formatBytes(m.memory.promptCacheBytes)}` : ''}` : '',
   ].filter(Boolean);
   return {

@@ -73,6 +73,18 @@ describe('buildSlotsTree', () => {
     expect(c!.tooltip).toContain('memory: plan 3.1 GiB · actual 3.0 GiB · prompt cache up to 1.0 GiB');
   });
 
+  it('a ready model\'s tooltip says where llama-server put it, and when a placement is the one recorded at an earlier load', () => {
+    const onGpu = { layersOnGpu: 33, layersTotal: 33, buffers: { 'model CUDA0': 3820.93, 'kv CUDA0': 512 } };
+    const [g] = buildSlotsTree(snapshot({ models: [model({ instances: [instance({ offload: onGpu }, [])] })] }), NOW);
+    expect(g!.tooltip).toContain('placement: 33/33 on GPU (model CUDA0 3821 MiB, kv CUDA0 512 MiB)');
+    const recorded = { buffers: { 'model CPU_Mapped': 0.52 }, recordedAt: Date.UTC(2026, 10, 26, 23, 5) };
+    const [c] = buildSlotsTree(snapshot({ models: [model({ instances: [instance({ offload: recorded }, [])] })] }), NOW);
+    expect(c!.tooltip).toContain('placement: CPU only (model CPU_Mapped 0.52 MiB) as recorded 2026-11-26 23:05 UTC');
+    // Not ready (loading): no placement yet.
+    const [l] = buildSlotsTree(snapshot({ models: [model({ instances: [instance({ state: 'loading', offload: onGpu }, [])] })] }), NOW);
+    expect(l!.tooltip).not.toContain('placement:');
+  });
+
   it('a loading model row shows llama-server\'s progress; one that does not fit says why', () => {
     const loading = instance({ state: 'loading', slots: [] });
     const row = (load: ModelStatus['load']) => buildSlotsTree(snapshot({ models: [model({ instances: [loading], load })] }), NOW)[0]!;
