@@ -214,7 +214,9 @@ export async function chatScenario(ctx: ScenarioContext, o: ChatScenarioOptions)
     try {
       const { daemon } = host;
       await Promise.all(daemon.supervisor.instances(model.name).map((i) => i.ensureReady({ signal: ctx.signal })));
-      environment ??= await describeEnvironment(await fetchSnapshot(daemon.url, daemon.token));
+      await restartAfterFirstLoad({ url: daemon.url, token: daemon.token, stateDir: host.stateDir, model: model.name, signal: ctx.signal });
+      const keys = Object.fromEntries(daemon.supervisor.instances(model.name).map((i) => [i.id, i.apiKey]));
+      environment ??= await describeEnvironment(await fetchSnapshot(daemon.url, daemon.token), keys);
       const total = o.plan.conversations * o.plan.turns;
       // Where each request ran: the daemon's lease records, joined to the samples by request id.
       const leases = new Map<string, LeaseRecord>();
