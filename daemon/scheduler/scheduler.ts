@@ -538,7 +538,7 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
     const affinity = this.#supervisor.modelConfig(model).affinity;
     const key = w.ticket.prompt;
     const hostShared = affinity && key ? this.#hostShared(open, key) : undefined;
-    const pick = pickSlot({ candidates, instanceId, key, affinity, avoid: w.avoid, hostShared });
+    const pick = pickSlot({ candidates, instanceId, key, affinity, avoid: w.avoid, hostShared, busy: free.busy });
     return pick ?? { instanceId }; // unreachable while plan() and the tables agree; llama-server then picks
   }
 
@@ -546,15 +546,22 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
   #freeSlots(instances: LlamaInstance[], ending: readonly EndingSlot[] = []): FreeSlots {
     const candidates: SlotCandidate[] = [];
     const open: LlamaInstance[] = [];
+    const busy = new Map<string, number[]>();
     for (const inst of instances) {
       if (!inst.routable || this.#supervisor.isDraining(inst)) continue;
       const table = this.#book(inst).table;
       const before = candidates.length;
       table.free(inst.id, candidates);
-      for (const e of ending) if (e.instanceId === inst.id) candidates.push({ ...table.slotInfo(e.slot), instanceId: inst.id });
+      let inUse = table.inUse();
+      for (const e of ending) {
+        if (e.instanceId !== inst.id) continue;
+        candidates.push({ ...table.slotInfo(e.slot), instanceId: inst.id });
+        inUse = inUse.filter((slot) => slot !== e.slot);
+      }
+      busy.set(inst.id, inUse);
       if (candidates.length > before) open.push(inst);
     }
-    return { candidates, open };
+    return { candidates, open, busy };
   }
 
   /** Not startable whatever is free: handed off already, or a newer request of a session whose older one still holds a slot. */
@@ -895,6 +902,8 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
 interface FreeSlots {
   candidates: SlotCandidate[];
   open: LlamaInstance[];
+  /** Per instance, the slots in use (slot-pick.ts keeps a pick next to them). */
+  busy: Map<string, number[]>;
 }
 
 /** Takes a slot just leased out of `free`, and its instance once it has none left. */
@@ -902,6 +911,7 @@ function takeFree(free: FreeSlots, instanceId: string, slot: number): void {
   const i = free.candidates.findIndex((c) => c.instanceId === instanceId && c.slot === slot);
   if (i < 0) return;
   free.candidates.splice(i, 1);
+  free.busy.get(instanceId)?.push(slot);
   if (!free.candidates.some((c) => c.instanceId === instanceId)) free.open = free.open.filter((inst) => inst.id !== instanceId);
 }
 

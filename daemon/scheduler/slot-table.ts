@@ -100,6 +100,16 @@ export class SlotTable {
     return out;
   }
 
+  /** The slots that are not free (leased, someone else's, or still cancelling ours), appended to `out`. */
+  inUse(out: number[] = []): number[] {
+    const slots = this.#slots;
+    for (let slot = 0; slot < slots.length; slot++) {
+      const s = slots[slot]!;
+      if (s.lease || !isFree(s)) out.push(slot);
+    }
+    return out;
+  }
+
   /** The most chunks of `key` any slot's last prompt shares, busy or not. */
   shared(key: PromptKey): number {
     return this.#slots.reduce((most, s) => (s.key ? Math.max(most, commonChunks(s.key, key)) : most), 0);

@@ -129,6 +129,35 @@ describe('slot leases (real llama-server)', () => {
   });
 });
 
+describe('slot placement (real llama-server, 8 slots)', () => {
+  // llama-server attends over the range of busy slots (daemon/scheduler/slot-pick.ts): a new request
+  // fills a gap between busy slots, else goes beside them on the lower side, never to a free slot
+  // further off.
+  it('fills the gap between busy slots, then extends the busy range by one, on the lower side first', async () => {
+    const d = await startTestDaemon({ models: { m: { slots: 8, ctxPerSlot: 4096, size: 'long' } } });
+    await d.waitFor((s) => ready(s) && s.models[0]!.instances[0]!.slots.length === 8, 'ready with 8 slots');
+    const slotOf = (x: Stream): number => Number(/^m#1\/(\d)$/.exec(x.slot)![1]);
+    const idle = (slot: number) => d.waitFor((s) => s.models[0]!.instances[0]!.slots.find((r) => r.id === slot)?.busy === false, `slot ${slot} free again`, 10_000);
+    const streams: Stream[] = [];
+    for (let i = 0; i < 3; i++) streams.push(await startStream(d, `Story ${i}:`));
+    expect(streams.map(slotOf)).toEqual([0, 1, 2]); // an idle replica's first slot, then beside it
+    streams[1]!.abort.abort();
+    await streams[1]!.done;
+    await idle(1);
+    const gap = await startStream(d, 'Story 3:');
+    expect(slotOf(gap)).toBe(1); // the gap, not one of the 5 free slots beyond
+    const beside = await startStream(d, 'Story 4:');
+    expect(slotOf(beside)).toBe(3);
+    streams[0]!.abort.abort();
+    await streams[0]!.done;
+    await idle(0);
+    const lower = await startStream(d, 'Story 5:');
+    expect(slotOf(lower)).toBe(0); // 0 and 4 are both beside {1,2,3}: the lower one
+    for (const x of [streams[2]!, gap, beside, lower]) x.abort.abort();
+    await Promise.all([streams[2]!, gap, beside, lower].map((x) => x.done));
+  }, 60_000);
+});
+
 describe('the client\'s body text is forwarded with the lease\'s slot (real llama-server)', () => {
   it('runs a pretty-printed body with a trailing newline and its own id_slot in the leased slot', async () => {
     const d = await startTestDaemon({ models: { m: { slots: 2, ctxPerSlot: 4096, size: 'long' } } });
