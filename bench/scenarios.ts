@@ -60,7 +60,7 @@ export async function hostedSweep(
     await Promise.all(daemon.supervisor.instances(opts.model.name).map((i) => i.ensureReady({ signal: ctx.signal })));
     await restartAfterFirstLoad({ url: daemon.url, token: daemon.token, stateDir: host.stateDir, model: opts.model.name, signal: ctx.signal });
     const instances = daemon.supervisor.instances(opts.model.name);
-    const directKeys = Object.fromEntries(instances.map((i) => [i.id, i.apiKey]));
+    const directKeys = instanceKeys(instances);
     const environment = await describeEnvironment(await fetchSnapshot(daemon.url, daemon.token), directKeys);
     if (opts.floor) floor = await startFloorProxy(`http://127.0.0.1:${instances[0]!.port}`, ctx.env);
     const sweep = floor ? { ...opts.sweep, floor: floor.url } : opts.sweep;
@@ -215,8 +215,7 @@ export async function chatScenario(ctx: ScenarioContext, o: ChatScenarioOptions)
       const { daemon } = host;
       await Promise.all(daemon.supervisor.instances(model.name).map((i) => i.ensureReady({ signal: ctx.signal })));
       await restartAfterFirstLoad({ url: daemon.url, token: daemon.token, stateDir: host.stateDir, model: model.name, signal: ctx.signal });
-      const keys = Object.fromEntries(daemon.supervisor.instances(model.name).map((i) => [i.id, i.apiKey]));
-      environment ??= await describeEnvironment(await fetchSnapshot(daemon.url, daemon.token), keys);
+      environment ??= await describeEnvironment(await fetchSnapshot(daemon.url, daemon.token), instanceKeys(daemon.supervisor.instances(model.name)));
       const total = o.plan.conversations * o.plan.turns;
       // Where each request ran: the daemon's lease records, joined to the samples by request id.
       const leases = new Map<string, LeaseRecord>();
@@ -321,6 +320,11 @@ export async function loadScenario(ctx: ScenarioContext, o: LoadOptions): Promis
 
 /** The prompt every bench request sends. */
 export const BENCH_PROMPT = 'Write a short story about a lighthouse keeper who finds a message in a bottle.';
+
+/** Each replica's key by id, as GET /api/instance-keys answers it: what the bench needs to reach llama-server directly. */
+function instanceKeys(instances: readonly { id: string; apiKey: string }[]): Record<string, string> {
+  return Object.fromEntries(instances.map((i) => [i.id, i.apiKey]));
+}
 
 export function modelConfig(name: string, path: string, o: { slots: number; replicas: number; args?: string[]; ctxPerSlot?: number; affinity?: boolean }): ModelConfig {
   return {

@@ -28,7 +28,7 @@ import { infillRoutes } from './api/infill';
 import { embeddingRoutes } from './api/embeddings';
 import { Scheduler } from './scheduler/scheduler';
 import { ModelLoader } from './runtime/loader';
-import { readFreeMemory } from './memory/free-memory';
+import { readFreeMemory, readGpus } from './memory/free-memory';
 import { CalibrationStore, recordedPlacement } from './memory/calibration';
 import { AutoSlotsPreview } from './memory/auto-slots-preview';
 import { JobStore } from './api/jobs';
@@ -359,6 +359,6 @@ function listen(server: Server, host: string, port: number): Promise<number> {
 
 /** GPUs the host has, for recordedPlacement: a GPU tool that is there but failed or lists none cannot say there is none, so it counts as one. */
 async function gpusOnHost(env: NodeJS.ProcessEnv): Promise<number> {
-  const r = await readFreeMemory(env);
-  return r.warnings.length ? Math.max(1, r.free.gpus.length) : r.free.gpus.length;
+  const r = await readGpus(env);
+  return r.warnings.length ? Math.max(1, r.gpus.length) : r.gpus.length;
 }

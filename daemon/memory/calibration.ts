@@ -6,8 +6,8 @@ import { stat } from 'node:fs/promises';
 import type { GpuLayers } from '../config/types';
 import { readTextIfExists, writeFileAtomic } from '../../shared/state-dir';
 import type { Placement } from '../../shared/protocol';
-import type { MemoryPlan } from './plan';
-import { serverMemoryOptions, type ServerMemoryOptions } from './server-args';
+import { modelPlanSettings, type MemoryPlan, type PlanConfig } from './plan';
+import type { ServerMemoryOptions } from './server-args';
 import type { DeviceBytes } from './budget';
 
 export interface CalibrationEntry {
@@ -85,14 +85,8 @@ export class CalibrationStore {
   }
 }
 
-/** What a launch's placement depends on. */
-export interface LaunchPlacement {
-  path: string;
-  slots: number;
-  ctxPerSlot: number;
-  gpuLayers: GpuLayers;
-  args: readonly string[];
-}
+/** What a launch's placement depends on: what the loader keys its calibration by. */
+export type LaunchPlacement = PlanConfig & { path: string; slots: number };
 
 /**
  * The placement an earlier load of the same file and settings recorded, when this launch places the
@@ -108,13 +102,13 @@ export async function recordedPlacement(
   /** GPUs the host has; at least 1 when it cannot tell. */
   gpuCount: () => Promise<number>,
 ): Promise<Placement | undefined> {
-  let server: ServerMemoryOptions;
+  let settings: CalibrationSettings;
   try {
-    server = serverMemoryOptions(launch.args);
+    settings = { ...modelPlanSettings(launch), slots: launch.slots }; // as the loader's #plan keys it
   } catch {
     return undefined; // args the config check rejects: no key
   }
-  const key = await calibrationKey(launch.path, { slots: launch.slots, ctxPerSlot: launch.ctxPerSlot, gpuLayers: launch.gpuLayers, server });
+  const key = await calibrationKey(launch.path, settings);
   const entry = key ? await store.get(key) : undefined;
   if (!entry?.placement) return undefined;
   if (launch.gpuLayers === 'auto' && (usesGpu(entry.placement) || (await gpuCount()) > 0)) return undefined;

@@ -30,7 +30,8 @@ export async function readFreeMemory(env: NodeJS.ProcessEnv): Promise<FreeMemory
   };
 }
 
-async function readGpus(env: NodeJS.ProcessEnv): Promise<{ gpus: GpuStatus[]; warnings: string[] }> {
+/** The GPUs nvidia-smi or rocm-smi reports now, and why none came back when a tool is there. */
+export async function readGpus(env: NodeJS.ProcessEnv): Promise<{ gpus: GpuStatus[]; warnings: string[] }> {
   const tool = await detectGpuTool(env);
   if (tool.kind === 'none') return { gpus: [], warnings: tool.note ? [tool.note] : [] };
   const args = tool.kind === 'nvidia' ? [`--query-gpu=${GPU_QUERY_FIELDS.join(',')}`, '--format=csv,noheader,nounits'] : ROCM_ARGS;

@@ -14,7 +14,7 @@ import { Sessions, sessionKey } from './sessions';
 import { SessionPace } from './session-pace';
 import { promptKey, type PromptKey } from './prompt-key';
 import { SlotTable } from './slot-table';
-import { cachedAt, pickSlot, type SlotCandidate } from './slot-pick';
+import { busyRange, cachedAt, pickSlot, takeIn, type BusyRange, type SlotCandidate } from './slot-pick';
 import { HostCache } from './host-cache';
 import { cacheAwareOrder, holdMs, type CacheOrder } from './cache-order';
 import { chooseHandoffs, nearEnd, type EndingSlot } from './handoff';
@@ -546,7 +546,7 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
   #freeSlots(instances: LlamaInstance[], ending: readonly EndingSlot[] = []): FreeSlots {
     const candidates: SlotCandidate[] = [];
     const open: LlamaInstance[] = [];
-    const busy = new Map<string, number[]>();
+    const busy = new Map<string, BusyRange>();
     for (const inst of instances) {
       if (!inst.routable || this.#supervisor.isDraining(inst)) continue;
       const table = this.#book(inst).table;
@@ -558,7 +558,7 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
         candidates.push({ ...table.slotInfo(e.slot), instanceId: inst.id });
         inUse = inUse.filter((slot) => slot !== e.slot);
       }
-      busy.set(inst.id, inUse);
+      busy.set(inst.id, busyRange(inUse));
       if (candidates.length > before) open.push(inst);
     }
     return { candidates, open, busy };
@@ -902,8 +902,8 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
 interface FreeSlots {
   candidates: SlotCandidate[];
   open: LlamaInstance[];
-  /** Per instance, the slots in use (slot-pick.ts keeps a pick next to them). */
-  busy: Map<string, number[]>;
+  /** Per instance, the range of the slots in use (slot-pick.ts keeps a pick next to them). */
+  busy: Map<string, BusyRange>;
 }
 
 /** Takes a slot just leased out of `free`, and its instance once it has none left. */
@@ -911,7 +911,8 @@ function takeFree(free: FreeSlots, instanceId: string, slot: number): void {
   const i = free.candidates.findIndex((c) => c.instanceId === instanceId && c.slot === slot);
   if (i < 0) return;
   free.candidates.splice(i, 1);
-  free.busy.get(instanceId)?.push(slot);
+  const busy = free.busy.get(instanceId);
+  if (busy) takeIn(busy, slot);
   if (!free.candidates.some((c) => c.instanceId === instanceId)) free.open = free.open.filter((inst) => inst.id !== instanceId);
 }
 

@@ -32,8 +32,14 @@ export interface SlotPickInput {
   avoid?: string;
   /** Per instance, the chunks of the prompt its host prompt cache can restore (HostCache.shared). */
   hostShared?: ReadonlyMap<string, number>;
-  /** Per instance, its slots in use (leased, someone else's, still cancelling): a pick stays next to them. */
-  busy?: ReadonlyMap<string, readonly number[]>;
+  /** Per instance, the range of its slots in use (leased, someone else's, still cancelling): a pick stays next to them. */
+  busy?: ReadonlyMap<string, BusyRange>;
+}
+
+/** The lowest and highest slot in use on an instance; none in use: `lo` > `hi` (see busyRange). */
+export interface BusyRange {
+  lo: number;
+  hi: number;
 }
 
 export interface SlotPick {
@@ -77,9 +83,21 @@ export function pickSlot(input: SlotPickInput): SlotPick | undefined {
   return pick && { instanceId: pick.instanceId, slot: pick.slot, sharedChunks: 0 };
 }
 
+/** The range of `slots` (none: an empty range), to which takeIn() adds the slots picked after. */
+export function busyRange(slots: Iterable<number> = []): BusyRange {
+  const r = { lo: Number.POSITIVE_INFINITY, hi: Number.NEGATIVE_INFINITY };
+  for (const slot of slots) takeIn(r, slot);
+  return r;
+}
+
+export function takeIn(r: BusyRange, slot: number): void {
+  if (slot < r.lo) r.lo = slot;
+  if (slot > r.hi) r.hi = slot;
+}
+
 /** Whether `slot` lies beyond the range of the slots in use (never for an instance with none). */
-function outside(busy: readonly number[] | undefined, slot: number): boolean {
-  return !!busy?.length && (slot < Math.min(...busy) || slot > Math.max(...busy));
+function outside(busy: BusyRange | undefined, slot: number): boolean {
+  return !!busy && busy.lo <= busy.hi && (slot < busy.lo || slot > busy.hi);
 }
 
 function lowest(pool: readonly SlotCandidate[]): SlotCandidate | undefined {
@@ -90,14 +108,8 @@ function lowest(pool: readonly SlotCandidate[]): SlotCandidate | undefined {
  * How far apart the instance's slots in use would be with `slot` taken too (highest minus lowest):
  * llama-server attends over every stream in that range (see the top of this file).
  */
-export function spanWith(busy: readonly number[] | undefined, slot: number): number {
-  let lo = slot;
-  let hi = slot;
-  for (const b of busy ?? []) {
-    if (b < lo) lo = b;
-    else if (b > hi) hi = b;
-  }
-  return hi - lo;
+export function spanWith(busy: BusyRange | undefined, slot: number): number {
+  return busy ? Math.max(busy.hi, slot) - Math.min(busy.lo, slot) : 0;
 }
 
 /** The candidates whose pick keeps their instance's slots in use closest together. */

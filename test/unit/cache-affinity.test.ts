@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { CHUNK_CHARS, promptKey, type PromptKey } from '../../daemon/scheduler/prompt-key';
 import { HostCache, TOKENS_PER_CHUNK } from '../../daemon/scheduler/host-cache';
-import { cachedAt, pickSlot, spanWith, type SlotCandidate } from '../../daemon/scheduler/slot-pick';
+import { busyRange, cachedAt, pickSlot, spanWith, type SlotCandidate } from '../../daemon/scheduler/slot-pick';
 import { cacheAwareOrder, holdMs, HOLD_PREFILL_TIMES, MAX_HOLD_MS, MAX_SKIPS, SKIP_WINDOW } from '../../daemon/scheduler/cache-order';
 import type { Waiter } from '../../daemon/scheduler/policy';
 import { SlotTable } from '../../daemon/scheduler/slot-table';
@@ -118,15 +118,16 @@ describe('pickSlot with host caches', () => {
 describe('pickSlot keeps the slots in use together (llama-server attends over the range of busy slots)', () => {
   it('spanWith is the distance from the lowest to the highest slot in use with the pick', () => {
     expect(spanWith(undefined, 5)).toBe(0);
-    expect(spanWith([4, 5, 6], 7)).toBe(3);
-    expect(spanWith([4, 5, 6], 0)).toBe(6);
-    expect(spanWith([6, 2], 4)).toBe(4);
+    expect(spanWith(busyRange(), 5)).toBe(0);
+    expect(spanWith(busyRange([4, 5, 6]), 7)).toBe(3);
+    expect(spanWith(busyRange([4, 5, 6]), 0)).toBe(6);
+    expect(spanWith(busyRange([6, 2]), 4)).toBe(4);
   });
 
   it('with no shared prefix: the free slot next to the busy ones, before an empty or a least recently used one far off', () => {
     // Slots 1-3 busy; free: 0 (used long ago), 4 (used recently), 7 (never used).
     const candidates = [cand('m#1', 0, conv('x', 1), 10), cand('m#1', 4, conv('y', 1), 900), cand('m#1', 7)];
-    const busy = new Map([['m#1', [1, 2, 3]]]);
+    const busy = new Map([['m#1', busyRange([1, 2, 3])]]);
     expect(pickSlot({ candidates, instanceId: 'm#1', key: conv('z', 1), affinity: true, busy })).toMatchObject({ slot: 0 }); // span 3, like 4: 0 is less recently used
     expect(pickSlot({ candidates: candidates.slice(1), instanceId: 'm#1', key: conv('z', 1), affinity: true, busy })).toMatchObject({ slot: 4 }); // not the empty slot 7
     // Without busy slots (an idle replica), as before: the empty slot first, then the least recently used.
@@ -134,7 +135,7 @@ describe('pickSlot keeps the slots in use together (llama-server attends over th
     expect(pickSlot({ candidates, instanceId: 'm#1', key: conv('z', 1), affinity: false, busy })).toMatchObject({ slot: 0 });
     // A gap between busy slots: an empty one there first, then the least recently used one there.
     const gaps = [cand('m#1', 1, conv('x', 1), 500), cand('m#1', 2, conv('y', 1), 100), cand('m#1', 5)];
-    const around = new Map([['m#1', [0, 3]]]);
+    const around = new Map([['m#1', busyRange([0, 3])]]);
     expect(pickSlot({ candidates: gaps, instanceId: 'm#1', key: conv('z', 1), affinity: true, busy: around })).toMatchObject({ slot: 2 });
     expect(pickSlot({ candidates: [...gaps, cand('m#1', 1)].slice(1), instanceId: 'm#1', affinity: false, busy: around })).toMatchObject({ slot: 1 });
   });
@@ -143,7 +144,7 @@ describe('pickSlot keeps the slots in use together (llama-server attends over th
     // The same system prompt in slots 0, 5 and 7 (7 most recent); slots 4 and 6 busy.
     const sys = conv('s', 1);
     const candidates = [cand('m#1', 0, sys, 100), cand('m#1', 5, sys, 200), cand('m#1', 7, sys, 300)];
-    const busy = new Map([['m#1', [4, 6]]]);
+    const busy = new Map([['m#1', busyRange([4, 6])]]);
     expect(pickSlot({ candidates, instanceId: 'm#1', key: conv('s', 2), affinity: true, busy })).toMatchObject({ slot: 5, sharedChunks: 5 });
     const longer = [...candidates, cand('m#1', 0, conv('s', 2), 50)].slice(1);
     expect(pickSlot({ candidates: longer, instanceId: 'm#1', key: conv('s', 3), affinity: true, busy })).toMatchObject({ slot: 0, sharedChunks: 6 });
@@ -151,7 +152,7 @@ describe('pickSlot keeps the slots in use together (llama-server attends over th
 
   it('restores a host-cached prompt into the used slot next to the busy ones', () => {
     const candidates = [cand('m#2', 0, conv('b', 1), 10), cand('m#2', 3, conv('c', 1), 20), cand('m#2', 7)];
-    const busy = new Map([['m#2', [2]]]);
+    const busy = new Map([['m#2', busyRange([2])]]);
     expect(pickSlot({ candidates, instanceId: 'm#1', key: conv('a', 2), affinity: true, hostShared: new Map([['m#2', 5]]), busy })).toEqual({ instanceId: 'm#2', slot: 3, sharedChunks: 0, restoreChunks: 5 });
   });
 });

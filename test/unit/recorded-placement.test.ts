@@ -26,7 +26,7 @@ const noGpu = async (): Promise<number> => 0;
 const oneGpu = async (): Promise<number> => 1;
 
 describe('recordedPlacement', () => {
-  const base = { slots: 2, ctxPerSlot: 1024, args: [] as string[] };
+  const base = { slots: 2, ctxPerSlot: 1024, args: [] as string[], promptCacheMiB: 'auto' as const };
 
   it('gives a fixed layer count or "all" the recorded placement, with the time of that load', async () => {
     for (const [gpuLayers, placement] of [[0, CPU], [9, GPU], ['all', GPU]] as const) {
