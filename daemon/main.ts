@@ -96,7 +96,7 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
     throw new SlotwiseError('SW_ERR_LLAMA_SERVER_NOT_FOUND', 'llama-server not found — run `slotwise setup` to build it, or set "llamaServer" in the config');
   }
   const token = await ensureToken(stateDir);
-  const calibration = new CalibrationStore(stateDir.calibration);
+  const calibration = new CalibrationStore(stateDir.calibration, binary?.path);
   const supervisor = new Supervisor({
     config,
     recordedPlacement: (model) => recordedPlacement(calibration, model, () => gpusOnHost(opts.env)),

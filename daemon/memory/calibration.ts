@@ -1,5 +1,6 @@
 // Plan versus actual, kept across daemon restarts: after a load, what llama-server allocated per device
-// (its load log) is stored under the model file (path, size, mtime) and the settings that size the
+// (its load log) is stored under the model file (path, size, mtime), the llama-server binary (path,
+// size, mtime: another build may size or place buffers differently) and the settings that size the
 // buffers; the next plan for the same key uses those figures instead of the estimate. One JSON file in
 // the state dir (calibration.json), rewritten atomically with mode 0600.
 import { stat } from 'node:fs/promises';
@@ -28,15 +29,25 @@ export interface CalibrationSettings {
   server: ServerMemoryOptions;
 }
 
-/** The key: the file as it is now (a changed file misses) and everything that sizes the buffers. */
-export async function calibrationKey(path: string, s: CalibrationSettings): Promise<string | undefined> {
+/**
+ * The key: the model file and the llama-server binary as they are now (a changed file or an upgraded
+ * llama-server misses) and everything that sizes the buffers.
+ */
+export async function calibrationKey(path: string, s: CalibrationSettings, llamaServer?: string): Promise<string | undefined> {
   try {
     const st = await stat(path);
     const v = s.server;
-    return [path, st.size, Math.round(st.mtimeMs), `slots=${s.slots}`, `ctx=${s.ctxPerSlot}`, `ngl=${s.gpuLayers}`, `ctk=${v.cacheTypeK}`, `ctv=${v.cacheTypeV}`, `ub=${v.ubatch}`, `b=${v.batch}`, `fa=${v.flashAttn}`, `kvu=${v.kvUnified}`, `nkvo=${!v.kvOffload}`].join('|');
+    const server = llamaServer === undefined ? [] : [`server=${await fileIdentity(llamaServer)}`];
+    return [path, st.size, Math.round(st.mtimeMs), ...server, `slots=${s.slots}`, `ctx=${s.ctxPerSlot}`, `ngl=${s.gpuLayers}`, `ctk=${v.cacheTypeK}`, `ctv=${v.cacheTypeV}`, `ub=${v.ubatch}`, `b=${v.batch}`, `fa=${v.flashAttn}`, `kvu=${v.kvUnified}`, `nkvo=${!v.kvOffload}`].join('|');
   } catch {
     return undefined; // unreadable file: no calibration (the instance's preflight reports it)
   }
+}
+
+/** `path:size:mtime`, or the path alone for a binary found on PATH by name or unreadable (its launch reports that). */
+async function fileIdentity(path: string): Promise<string> {
+  const st = await stat(path).catch(() => undefined);
+  return st ? `${path}:${st.size}:${Math.round(st.mtimeMs)}` : path;
 }
 
 /** The plan with each device's total replaced by what llama-server allocated there. */
@@ -51,11 +62,19 @@ export function calibrated(plan: MemoryPlan, entry: CalibrationEntry): MemoryPla
 
 export class CalibrationStore {
   #path: string;
+  #llamaServer: string | undefined;
   #entries: Record<string, CalibrationEntry> | undefined;
   #writing: Promise<void> = Promise.resolve();
 
-  constructor(path: string) {
+  /** `llamaServer`: the binary every instance runs, part of each key (see calibrationKey). */
+  constructor(path: string, llamaServer?: string) {
     this.#path = path;
+    this.#llamaServer = llamaServer;
+  }
+
+  /** The key of a load of `path` with these settings by this store's llama-server. */
+  key(path: string, s: CalibrationSettings): Promise<string | undefined> {
+    return calibrationKey(path, s, this.#llamaServer);
   }
 
   async get(key: string): Promise<CalibrationEntry | undefined> {
@@ -108,7 +127,7 @@ export async function recordedPlacement(
   } catch {
     return undefined; // args the config check rejects: no key
   }
-  const key = await calibrationKey(launch.path, settings);
+  const key = await store.key(launch.path, settings);
   const entry = key ? await store.get(key) : undefined;
   if (!entry?.placement) return undefined;
   if (launch.gpuLayers === 'auto' && (usesGpu(entry.placement) || (await gpuCount()) > 0)) return undefined;

@@ -15,7 +15,7 @@ import { readModelFacts } from '../memory/model-file';
 import { autoSlots, checkFit, memoryError, modelPlanSettings, planMemory, promptCacheBytes, type FreeMemory, type MemoryPlan } from '../memory/plan';
 import { actualByDevice, addBytes, available, cacheByDevice, capacity, lessPending, pickVictim, planByDevice, withFreed, type DeviceBytes } from '../memory/budget';
 import { planStatus } from '../memory/plan-status';
-import { calibrated, calibrationKey, type CalibrationStore } from '../memory/calibration';
+import { calibrated, type CalibrationStore } from '../memory/calibration';
 import type { Supervisor } from './supervisor';
 import type { LoadProgress } from './load-log';
 import type { LlamaInstance } from './instance';
@@ -290,7 +290,7 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
     const plan = planMemory(facts, settings, free);
     const e = this.#entry(model);
     e.estimateBytes = plan.total - promptCacheBytes(plan);
-    e.calibrationKey = this.#o.calibration ? await calibrationKey(c.path, settings) : undefined;
+    e.calibrationKey = await this.#o.calibration?.key(c.path, settings);
     const known = e.calibrationKey ? await this.#o.calibration!.get(e.calibrationKey) : undefined;
     return known ? calibrated(plan, known) : plan;
   }

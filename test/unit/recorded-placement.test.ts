@@ -69,4 +69,21 @@ describe('recordedPlacement', () => {
     await bare.record(key!, 1000, new Map([['host', 1000]])); // as daemons before placements were kept wrote it
     expect(await recordedPlacement(new CalibrationStore(file), { ...base, gpuLayers: 0, path: old.path }, noGpu)).toBeUndefined();
   });
+
+  it('has none after llama-server changed: the binary (path, size, mtime) is part of the key', async () => {
+    const dir = tempDir('placement-build');
+    const model = join(dir, 'm.gguf');
+    const binary = join(dir, 'llama-server');
+    writeFileSync(model, 'GGUF');
+    writeFileSync(binary, 'build 1');
+    const file = join(dir, 'calibration.json');
+    const launch = { ...base, gpuLayers: 0, path: model };
+    const store = new CalibrationStore(file, binary);
+    await store.record((await store.key(model, { ...base, gpuLayers: 0, server: serverMemoryOptions([]) }))!, 1000, new Map([['host', 1000]]), CPU);
+    expect(await recordedPlacement(new CalibrationStore(file, binary), launch, noGpu)).toMatchObject(CPU); // the same build, read back
+    expect(await recordedPlacement(new CalibrationStore(file, join(dir, 'other-llama-server')), launch, noGpu)).toBeUndefined();
+    expect(await recordedPlacement(new CalibrationStore(file), launch, noGpu)).toBeUndefined();
+    writeFileSync(binary, 'build 2, upgraded in place');
+    expect(await recordedPlacement(new CalibrationStore(file, binary), launch, noGpu)).toBeUndefined();
+  });
 });
