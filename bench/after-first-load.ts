@@ -37,6 +37,9 @@ export async function restartAfterFirstLoad(o: { url: string; token: string; sta
     const snap = await fetchSnapshot(o.url, o.token);
     const m = snap.models.find((x) => x.name === o.model);
     if (m && m.instances.length === m.replicas && m.instances.every((i) => i.state === 'ready')) return snap;
+    // A replica that failed is not coming back by itself (the supervisor gave up on it): say why now.
+    const failed = m?.instances.find((i) => i.state === 'failed');
+    if (failed) throw new Error(`bench: [${failed.id}] failed after its restart: ${failed.lastError ?? 'see its log'}`);
     if (Date.now() > ready || o.signal?.aborted) throw new Error(`bench: ${o.model} was not ready again within ${READY_WAIT_MS / 1000} s of its restart`);
     await sleep(100);
   }
