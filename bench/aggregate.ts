@@ -6,7 +6,7 @@ import type { BenchTarget, Comparison, LevelResult, RequestSample, StatusSample,
 
 const MAX_ERRORS = 5;
 
-export function buildLevel(target: BenchTarget, concurrency: number, run: LevelRun, timeline: StatusSample[]): LevelResult {
+export function buildLevel(target: BenchTarget, concurrency: number, run: LevelRun, timeline: StatusSample[], cpuUsPerRequest?: number): LevelResult {
   const samples = run.samples.filter((s) => s !== undefined);
   const ok = samples.filter((s) => s.ok);
   const tokens = samples.reduce((a, s) => a + s.tokens, 0);
@@ -26,6 +26,7 @@ export function buildLevel(target: BenchTarget, concurrency: number, run: LevelR
     e2eMs: summarize(ok.map((s) => s.e2eMs)),
     queueWaitMs: summarize(ok.map((s) => s.queueWaitMs)),
     ...(ok.some((s) => s.stages) ? { stagesMs: summarizeStages(ok) } : {}),
+    ...(cpuUsPerRequest !== undefined ? { cpuUsPerRequest } : {}),
     utilization,
     errors,
     samples,
@@ -74,8 +75,13 @@ export function occupancyPct(samples: readonly Pick<RequestSample, 'startMs' | '
 }
 
 /** A proxied level against the direct one. */
-function against(l: LevelResult, direct: LevelResult): { throughputRatio: number; addedTtftP50Ms: number; addedTtftP99Ms: number } {
-  return { throughputRatio: ratio(l.tokensPerSecond, direct.tokensPerSecond), addedTtftP50Ms: l.ttftMs.p50 - direct.ttftMs.p50, addedTtftP99Ms: l.ttftMs.p99 - direct.ttftMs.p99 };
+function against(l: LevelResult, direct: LevelResult): NonNullable<Comparison['floor']> {
+  return {
+    throughputRatio: ratio(l.tokensPerSecond, direct.tokensPerSecond),
+    addedTtftP50Ms: l.ttftMs.p50 - direct.ttftMs.p50,
+    addedTtftP99Ms: l.ttftMs.p99 - direct.ttftMs.p99,
+    ...(l.cpuUsPerRequest !== undefined ? { cpuUsPerRequest: l.cpuUsPerRequest } : {}),
+  };
 }
 
 /** Daemon vs direct at each concurrency where both ran (and the bare proxy vs direct where it ran too). */

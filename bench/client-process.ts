@@ -19,6 +19,8 @@ export interface ClientRun {
   directKeys?: Record<string, string>;
   /** Path of dist/cli.js; undefined = run in this process. */
   cliPath?: string;
+  /** The bare proxy's process (with `sweep.floor`). */
+  floorPid?: number;
   env: NodeJS.ProcessEnv;
   signal?: AbortSignal;
   progress?: Progress;
@@ -31,6 +33,13 @@ export const DIRECT_KEYS_ENV = 'SLOTWISE_BENCH_DIRECT_KEYS';
 
 /** Env var carrying the bare proxy's base URL (SweepOptions.floor) to a child bench. */
 export const FLOOR_ENV = 'SLOTWISE_BENCH_FLOOR_URL';
+/** Env var carrying the bare proxy's pid (for its CPU per request) to a child bench. */
+export const FLOOR_PID_ENV = 'SLOTWISE_BENCH_FLOOR_PID';
+
+export function floorPidFromEnv(env: NodeJS.ProcessEnv): number | undefined {
+  const pid = Number(env[FLOOR_PID_ENV]);
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
 
 export function directKeysFromEnv(env: NodeJS.ProcessEnv): Record<string, string> | undefined {
   const raw = env[DIRECT_KEYS_ENV];
@@ -39,7 +48,7 @@ export function directKeysFromEnv(env: NodeJS.ProcessEnv): Record<string, string
 
 export async function runClient(opts: ClientRun): Promise<{ result: SweepResult; client: DaemonSide['client'] }> {
   if (!opts.cliPath) {
-    const result = await runSweep({ ...opts.sweep, url: opts.url, token: opts.token, directKeys: opts.directKeys, signal: opts.signal, progress: opts.progress });
+    const result = await runSweep({ ...opts.sweep, url: opts.url, token: opts.token, directKeys: opts.directKeys, floorPid: opts.floorPid, signal: opts.signal, progress: opts.progress });
     return { result, client: 'in-process' };
   }
   const out = await mkdtemp(join(tmpdir(), 'slotwise-bench-client-'));
@@ -62,7 +71,7 @@ function childArgs(s: SweepOptions, stateDir: string, out: string): string[] {
 function runChild(cliPath: string, args: string[], opts: ClientRun): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [cliPath, ...args], {
-      env: { ...opts.env, [PROGRESS_ENV]: 'lines', ...(opts.directKeys ? { [DIRECT_KEYS_ENV]: JSON.stringify(opts.directKeys) } : {}), ...(opts.sweep.floor ? { [FLOOR_ENV]: opts.sweep.floor } : {}) },
+      env: { ...opts.env, [PROGRESS_ENV]: 'lines', ...(opts.directKeys ? { [DIRECT_KEYS_ENV]: JSON.stringify(opts.directKeys) } : {}), ...(opts.sweep.floor ? { [FLOOR_ENV]: opts.sweep.floor } : {}), ...(opts.floorPid ? { [FLOOR_PID_ENV]: String(opts.floorPid) } : {}) },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let lastError = '';

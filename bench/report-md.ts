@@ -199,6 +199,11 @@ function levelTable(levels: readonly LevelResult[]): string[] {
   );
 }
 
+/** µs, whole; '–' when not measured. */
+function us(v: number | undefined): string {
+  return v === undefined ? '–' : String(Math.round(v));
+}
+
 function comparisonTable(comparisons: readonly Comparison[]): string[] {
   if (!comparisons.length) return [];
   if (comparisons.some((c) => c.floor)) {
@@ -208,10 +213,11 @@ function comparisonTable(comparisons: readonly Comparison[]): string[] {
       '### Daemon vs direct, and the floor: a bare Node proxy',
       '',
       'The bare proxy (bench/floor-proxy.ts: `http.createServer`, `http.request` on a connection per stream, `pipe`, in a process of its own) runs in front of the same upstream in the same run, which closes each stream\'s connection as llama-server does: ' +
-        'what any Node proxy hop costs on this machine. Daemon over floor = what the daemon adds beyond it (queue, leases, status, validation).',
+        'what any Node proxy hop costs on this machine. Daemon over floor = what the daemon adds beyond it (queue, leases, status, validation). ' +
+        'CPU per request: CPU time of the hop\'s own process during the level (all its threads, /proc schedstat) ÷ its requests, in µs; the daemon\'s includes its background work (the /slots polls, the 4 status reads a second the bench makes).',
       '',
       ...table(
-        ['c', 'throughput daemon ÷ direct', 'floor ÷ direct', 'added TTFT p50 daemon / floor (ms)', 'added TTFT p99 daemon / floor (ms)', 'daemon over floor p50 (ms)'],
+        ['c', 'throughput daemon ÷ direct', 'floor ÷ direct', 'added TTFT p50 daemon / floor (ms)', 'added TTFT p99 daemon / floor (ms)', 'daemon over floor p50 (ms)', 'CPU per request daemon / floor (µs)'],
         comparisons.map((c) => [
           c.concurrency,
           fmt(c.throughputRatio, 3),
@@ -219,6 +225,7 @@ function comparisonTable(comparisons: readonly Comparison[]): string[] {
           `${fmt(c.addedTtftP50Ms, 2)} / ${f(c, (x) => x.addedTtftP50Ms, 2)}`,
           `${fmt(c.addedTtftP99Ms, 2)} / ${f(c, (x) => x.addedTtftP99Ms, 2)}`,
           c.floor ? fmt(c.addedTtftP50Ms - c.floor.addedTtftP50Ms, 2) : '–',
+          `${us(c.cpuUsPerRequest)} / ${us(c.floor?.cpuUsPerRequest)}`,
         ]),
       ),
     ];
@@ -228,8 +235,8 @@ function comparisonTable(comparisons: readonly Comparison[]): string[] {
     '### Daemon vs direct',
     '',
     ...table(
-      ['c', 'throughput daemon ÷ direct', 'added TTFT p50 (ms)', 'added TTFT p99 (ms)'],
-      comparisons.map((c) => [c.concurrency, fmt(c.throughputRatio, 3), fmt(c.addedTtftP50Ms, 2), fmt(c.addedTtftP99Ms, 2)]),
+      ['c', 'throughput daemon ÷ direct', 'added TTFT p50 (ms)', 'added TTFT p99 (ms)', 'daemon CPU per request (µs)'],
+      comparisons.map((c) => [c.concurrency, fmt(c.throughputRatio, 3), fmt(c.addedTtftP50Ms, 2), fmt(c.addedTtftP99Ms, 2), us(c.cpuUsPerRequest)]),
     ),
   ];
 }

@@ -16,7 +16,7 @@ import { findStandIn, STAND_IN } from './stand-in';
 import { typingScenario } from './typing';
 import { priorityScenario } from './priority-load';
 import { onDemandScenario } from './on-demand';
-import { directKeysFromEnv, FLOOR_ENV } from './client-process';
+import { directKeysFromEnv, FLOOR_ENV, floorPidFromEnv } from './client-process';
 import { fetchInstanceKeys, fetchSnapshot } from './status-sampler';
 import { runSweep } from './sweep';
 import { checkTargets } from './targets';
@@ -118,7 +118,7 @@ async function attached(req: BenchRequest): Promise<Draft> {
   const directKeys = directKeysFromEnv(req.env) ?? (await fetchInstanceKeys(ep.url, ep.token));
   // A child bench of a hosting bench's GPU-pace sweep is also handed the bare proxy to measure.
   const floor = req.env[FLOOR_ENV];
-  const sweep = await runSweep({ ...sweepOptions(req, model), ...(floor ? { floor } : {}), url: ep.url, token: ep.token, directKeys, signal: req.signal, progress: req.progress });
+  const sweep = await runSweep({ ...sweepOptions(req, model), ...(floor ? { floor } : {}), floorPid: floorPidFromEnv(req.env), url: ep.url, token: ep.token, directKeys, signal: req.signal, progress: req.progress });
   return { schema: 1, environment: await describeEnvironment(await fetchSnapshot(ep.url, ep.token), directKeys), run: { kind: 'custom', model, routing: 'daemon config' }, sweep };
 }
 

@@ -65,7 +65,7 @@ export async function hostedSweep(
     if (opts.floor) floor = await startFloorProxy(`http://127.0.0.1:${instances[0]!.port}`, ctx.env);
     const sweep = floor ? { ...opts.sweep, floor: floor.url } : opts.sweep;
     host.startMeasuring();
-    const { result, client } = await runClient({ ...ctx, sweep, url: daemon.url, token: daemon.token, stateDir: host.stateDir, directKeys });
+    const { result, client } = await runClient({ ...ctx, sweep, url: daemon.url, token: daemon.token, stateDir: host.stateDir, directKeys, floorPid: floor?.pid });
     return { sweep: result, daemon: host.stopMeasuring(client), environment };
   } finally {
     await floor?.close();
@@ -86,7 +86,7 @@ async function spawnedSweep(ctx: ScenarioContext, cliPath: string, opts: Paramet
     if (opts.floor && first) floor = await startFloorProxy(`http://127.0.0.1:${first.port}`, ctx.env);
     const sweep = floor ? { ...opts.sweep, floor: floor.url } : opts.sweep;
     const measure = await measureProcess(d);
-    const run = await runClient({ ...ctx, sweep, url: d.url, token: d.token, stateDir: d.stateDir, directKeys }).catch(async (err: unknown) => {
+    const run = await runClient({ ...ctx, sweep, url: d.url, token: d.token, stateDir: d.stateDir, directKeys, floorPid: floor?.pid }).catch(async (err: unknown) => {
       await measure.stop().catch(() => undefined); // the timers end; the sweep's error is the one to report
       throw err;
     });

@@ -7,6 +7,7 @@ import { SlotwiseError } from '../shared/errors';
 import type { ModelStatus, Snapshot } from '../shared/protocol';
 import { buildLevel, compareLevels } from './aggregate';
 import { mixSequence, runLevel, type LevelRun } from './load';
+import { cpuPerRequest } from './process-cpu';
 import { StatusSampler } from './status-sampler';
 import { streamCompletion } from './stream-request';
 import type { BenchTarget, LevelResult, SweepOptions, SweepResult } from './types';
@@ -26,6 +27,8 @@ export interface SweepRun extends SweepOptions {
   directKeys?: Record<string, string>;
   /** How long to wait for a ready instance of the model. Default 120 s. */
   readyTimeoutMs?: number;
+  /** The bare proxy's process, for its CPU per request (LevelResult.cpuUsPerRequest). */
+  floorPid?: number;
 }
 
 /** The burst through each target before the first level; a few seconds at most on the tiny model. */
@@ -39,6 +42,9 @@ export async function runSweep(opts: SweepRun): Promise<SweepResult> {
   try {
     const model = await waitReady(sampler, opts.model, opts.readyTimeoutMs ?? 120_000, opts.signal);
     const ready = model.instances.filter((i) => i.state === 'ready' && i.port !== undefined);
+    // The daemon's CPU per request is its process's only when this client runs elsewhere.
+    const daemonPid = (await sampler.snapshot()).daemon.pid;
+    const hopPid = { daemon: daemonPid === process.pid ? undefined : daemonPid, floor: opts.floorPid, direct: undefined };
     const directUrls = ready.map((i) => `http://127.0.0.1:${i.port}`);
     const base = { model: opts.model, prompt: opts.prompt, dispatcher, signal: opts.signal };
     const targets: Partial<Record<BenchTarget, { baseUrls: string[]; token?: string; tokens?: (string | undefined)[] }>> = {
@@ -82,6 +88,7 @@ export async function runSweep(opts: SweepRun): Promise<SweepResult> {
         // the first daemon requests back until the next poll.
         await waitIdle(sampler, opts.model, 3000, opts.signal);
         sampler.start();
+        const cpu = cpuPerRequest(hopPid[target]);
         let run: LevelRun;
         try {
           run = await runLevel({
@@ -97,7 +104,8 @@ export async function runSweep(opts: SweepRun): Promise<SweepResult> {
           await sampler.stop();
           throw err;
         }
-        const level = buildLevel(target, c, run, await sampler.stop());
+        const cpuUs = cpu(run.samples.length); // before the sampler's last poll of the daemon
+        const level = buildLevel(target, c, run, await sampler.stop(), cpuUs);
         levels.push(level);
         opts.progress?.line(describeLevel(label, level));
       }

@@ -98,6 +98,12 @@ export interface LevelResult {
    * client TTFT − the daemon's `total`: both network legs and the client's own reading.
    */
   stagesMs?: Record<string, Summary>;
+  /**
+   * CPU time of the hop's own process (the daemon, or the bare proxy) during the level per request,
+   * µs, all its threads: what the hop costs in CPU, steadier than its latency. Absent for direct
+   * levels, a daemon that shares its process with the client, or where /proc cannot tell.
+   */
+  cpuUsPerRequest?: number;
   utilization: Utilization;
   /** The first failures' messages (at most 5, deduplicated). */
   errors: string[];
@@ -114,8 +120,10 @@ export interface Comparison {
   addedTtftP50Ms: number;
   /** daemon TTFT p99 − direct TTFT p99, ms; target ≤ 3. */
   addedTtftP99Ms: number;
+  /** The daemon's CPU per request at this level (LevelResult.cpuUsPerRequest), µs. */
+  cpuUsPerRequest?: number;
   /** The bare proxy (target `floor`) against the same direct level, when the sweep ran it. */
-  floor?: { throughputRatio: number; addedTtftP50Ms: number; addedTtftP99Ms: number };
+  floor?: { throughputRatio: number; addedTtftP50Ms: number; addedTtftP99Ms: number; cpuUsPerRequest?: number };
 }
 
 /** `max_tokens` values and their weights, e.g. 3 × 16 and 1 × 256 for a mixed load. */

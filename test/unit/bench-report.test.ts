@@ -117,16 +117,17 @@ describe('checkTargets at GPU pace', () => {
 
   it('names the bare proxy beside each worst figure and in the table when the sweep ran it', () => {
     const base = report();
-    const floor = { throughputRatio: 0.993, addedTtftP50Ms: 0.45, addedTtftP99Ms: 1.2 };
+    const floor = { throughputRatio: 0.993, addedTtftP50Ms: 0.45, addedTtftP99Ms: 1.2, cpuUsPerRequest: 214.6 };
     const gpuPace: BenchReport['gpuPace'] = {
       tokenMs: 3,
-      sweep: { ...base.sweep, comparisons: [{ concurrency: 1, throughputRatio: 0.99, addedTtftP50Ms: 0.6, addedTtftP99Ms: 1.5, floor }] },
+      sweep: { ...base.sweep, comparisons: [{ concurrency: 1, throughputRatio: 0.99, addedTtftP50Ms: 0.6, addedTtftP99Ms: 1.5, cpuUsPerRequest: 351.2, floor }, { concurrency: 2, throughputRatio: 1, addedTtftP50Ms: 0.5, addedTtftP99Ms: 1, floor: { ...floor, cpuUsPerRequest: undefined } }] },
     };
     const checks = checkTargets({ ...base, gpuPace }).filter((c) => c.name.startsWith('GPU pace'));
     expect(checks.map((c) => c.measured)).toEqual(['min 0.990 (c=1; bare proxy 0.993)', 'max 0.60 ms (c=1; bare proxy 0.45 ms)', 'max 1.50 ms (c=1; bare proxy 1.20 ms)']);
     const md = renderMarkdown({ ...base, gpuPace, targets: checks });
     expect(md).toContain('### Daemon vs direct, and the floor: a bare Node proxy');
-    expect(md).toContain('| 1 | 0.990 | 0.993 | 0.60 / 0.45 | 1.50 / 1.20 | 0.15 |');
+    expect(md).toContain('| 1 | 0.990 | 0.993 | 0.60 / 0.45 | 1.50 / 1.20 | 0.15 | 351 / 215 |');
+    expect(md).toContain('| 2 | 1.000 | 0.993 | 0.50 / 0.45 | 1.00 / 1.20 | 0.05 | – / – |'); // not measured (a client in the daemon's process)
   });
 });
 

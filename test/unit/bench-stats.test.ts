@@ -5,7 +5,7 @@ import { mixSequence, parseMix } from '../../bench/load';
 import { mean, percentile, ratio, summarize } from '../../bench/stats';
 import { steadySamples, summarizeTimeline } from '../../bench/status-sampler';
 import { SseCounter, errorMessage } from '../../bench/stream-request';
-import type { RequestSample, StatusSample } from '../../bench/types';
+import type { LevelResult, RequestSample, StatusSample } from '../../bench/types';
 
 describe('percentile (linear interpolation between closest ranks)', () => {
   const ten = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
@@ -150,6 +150,11 @@ describe('levels and comparisons', () => {
     // The bare proxy's level at the same concurrency is set against the same direct level.
     const withFloor = compareLevels([mk('daemon', 2, 99, 3, 9), mk('direct', 2, 100, 2, 5), mk('floor', 2, 98, 2.5, 6), mk('floor', 4, 1, 1, 1)]);
     expect(withFloor).toEqual([{ concurrency: 2, throughputRatio: 0.99, addedTtftP50Ms: 1, addedTtftP99Ms: 4, floor: { throughputRatio: 0.98, addedTtftP50Ms: 0.5, addedTtftP99Ms: 1 } }]);
+    // Each hop's CPU per request goes with its own comparison.
+    const cpu = (l: LevelResult, us: number): LevelResult => ({ ...l, cpuUsPerRequest: us });
+    const withCpu = compareLevels([cpu(mk('daemon', 2, 99, 3, 9), 350), mk('direct', 2, 100, 2, 5), cpu(mk('floor', 2, 98, 2.5, 6), 210)]);
+    expect(withCpu[0]).toMatchObject({ cpuUsPerRequest: 350, floor: { cpuUsPerRequest: 210 } });
+    expect(buildLevel('daemon', 1, { t0: 0, wallMs: 1, samples: [sample({})] }, [], 123).cpuUsPerRequest).toBe(123);
   });
 });
 
