@@ -68,7 +68,7 @@ const ROUTER_EXIT_COMMAND = 'cmd_router_to_child:exit';
 
 const hasSetpriv = process.platform === 'linux' && ['/usr/bin/setpriv', '/bin/setpriv'].some((p) => existsSync(p));
 
-export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress: [LoadProgress] }> {
+export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress: [LoadProgress]; requestStart: [] }> {
   readonly id: string;
   readonly model: LaunchModel;
   readonly log: ChildLog;
@@ -172,11 +172,17 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
   /** Counts a request in flight here for the stall watchdog; call the result once it ended. */
   trackRequest(): () => void {
     if (this.#inFlight++ === 0) this.#lastProgressAt = Date.now(); // the clock starts with the first request
+    this.emit('requestStart'); // the supervisor's /slots poll returns to its active cadence
     let done = false;
     return () => {
       if (!done) this.#inFlight--;
       done = true;
     };
+  }
+
+  /** Requests counted in flight here (trackRequest). */
+  get inFlight(): number {
+    return this.#inFlight;
   }
 
   /** A sign of life from the process: bytes of a response, an answer to /slots (see supervisor.ts). */

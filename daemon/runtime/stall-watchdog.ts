@@ -1,6 +1,7 @@
 // Detects a ready llama-server that is alive but frozen (SIGSTOP, a hung GPU, a deadlock): its
 // process never exits, so the exit-based crash path never fires and its requests would wait forever.
-// Two signs, either one is enough: requests in flight with no progress, or /health not answering.
+// Two signs, either one is enough: requests in flight with no progress, or no answer at all (/health,
+// /slots, response bytes) for the timeout.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { getHealth } from './llama-client';
 
@@ -35,14 +36,20 @@ export async function watchForStall(opts: StallWatchOptions): Promise<void> {
       probing = false;
     }
   };
+  // Any answer from the process is a sign of life: response bytes and /slots answers (lastProgressAt)
+  // need both its HTTP thread and its loop. So /health is asked only after a quiet spell, not every
+  // tick: an idle instance's polls answer often enough, and a probe is a connection llama-server accepts.
+  const probeAfterMs = Math.max(tickMs, Math.floor(opts.timeoutMs / 4));
   while (!opts.signal.aborted) {
-    if (!probing) void probe();
+    const aliveAt = Math.max(healthAt, opts.lastProgressAt());
+    if (!probing && Date.now() - aliveAt >= probeAfterMs) void probe();
     try {
       await sleep(tickMs, undefined, { signal: opts.signal });
     } catch {
       return; // aborted
     }
-    const reason = stallReason(Date.now(), { healthAt, progressAt: opts.lastProgressAt(), inFlight: opts.inFlight(), timeoutMs: opts.timeoutMs });
+    const progressAt = opts.lastProgressAt();
+    const reason = stallReason(Date.now(), { healthAt: Math.max(healthAt, progressAt), progressAt, inFlight: opts.inFlight(), timeoutMs: opts.timeoutMs });
     if (reason) {
       opts.onStall(reason);
       return;

@@ -44,6 +44,8 @@ interface ModelEntry {
 interface InstanceRuntime {
   scrape?: ScrapeResult;
   scrapeAbort?: AbortController;
+  /** Brings the next /slots poll within the active cadence (a request started). */
+  scrapeWake?: () => void;
 }
 
 export class Supervisor extends EventEmitter<{ change: []; instanceState: [LlamaInstance]; scrape: [LlamaInstance] }> {
@@ -336,6 +338,7 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
       this.emit('change');
     });
     inst.on('progress', () => this.emit('change')); // load phase and progress in status (ModelLoader.statusOf)
+    inst.on('requestStart', () => rt.scrapeWake?.());
     return inst;
   }
 
@@ -344,10 +347,11 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
     const abort = new AbortController();
     rt.scrapeAbort = abort;
     let lastError = '';
-    void scrapeLoop({
+    const scraper = scrapeLoop({
       url: inst.url!,
       apiKey: inst.apiKey,
       signal: abort.signal,
+      inFlight: () => inst.inFlight,
       onResult: (r) => {
         lastError = '';
         const changed = JSON.stringify(r.slots) !== JSON.stringify(rt.scrape?.slots) || r.tokensPerSecond !== rt.scrape?.tokensPerSecond;
@@ -365,6 +369,7 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
         lastError = err.message;
       },
     });
+    rt.scrapeWake = scraper.wake;
   }
 }
 
