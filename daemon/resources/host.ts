@@ -1,5 +1,5 @@
 // Host memory and CPU for the status panel; works on every host, so a CPU-only machine still gets readings.
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { availableParallelism, freemem, totalmem } from 'node:os';
 import type { Snapshot } from '../../shared/protocol';
 import { readHostCpuTimes, type HostCpuTimes } from '../../platform/procfs';
@@ -34,7 +34,8 @@ export class HostSampler {
   /** MemAvailable counts reclaimable cache, which os.freemem() (MemFree) does not: it is what a new model can use. */
   async #available(): Promise<number> {
     try {
-      const kib = /^MemAvailable:\s+(\d+)\s+kB/m.exec(await readFile(`${this.#procRoot}/meminfo`, 'utf8'))?.[1];
+      // Synchronous: /proc is answered at once, and a promise read wakes the loop 4 times (platform/procfs.ts readProcess).
+      const kib = /^MemAvailable:\s+(\d+)\s+kB/m.exec(readFileSync(`${this.#procRoot}/meminfo`, 'utf8'))?.[1];
       if (kib) return Math.floor(Number(kib) / 1024) * MIB;
     } catch {
       // No /proc/meminfo (macOS) or an old kernel without MemAvailable: free memory is the best remaining estimate.

@@ -1,5 +1,5 @@
 // CPU and memory of given processes from /proc (Linux): CPU % from utime+stime deltas over wall time.
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { CLOCK_TICKS_PER_SECOND, readProcess } from '../../platform/procfs';
 
 interface Tracked {
@@ -56,7 +56,7 @@ export class ProcessTracker {
   }
 
   async #uptimeSeconds(): Promise<number> {
-    const text = await readFile(`${this.#procRoot}/uptime`, 'utf8');
+    const text = readFileSync(`${this.#procRoot}/uptime`, 'utf8'); // /proc: answered at once (see platform/procfs.ts readProcess)
     return Number(text.split(' ')[0]);
   }
 }
