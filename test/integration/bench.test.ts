@@ -218,8 +218,15 @@ describe('the GPU-pace sweep (stand-in upstream: it paces tokens like a GPU on 2
     for (const c of g.sweep.comparisons) {
       const direct = g.sweep.levels.find((l) => l.target === 'direct' && l.concurrency === c.concurrency)!;
       const floor = g.sweep.levels.find((l) => l.target === 'floor' && l.concurrency === c.concurrency)!;
-      expect(c.floor).toEqual({ throughputRatio: floor.tokensPerSecond / direct.tokensPerSecond, addedTtftP50Ms: floor.ttftMs.p50 - direct.ttftMs.p50, addedTtftP99Ms: floor.ttftMs.p99 - direct.ttftMs.p99 });
+      expect(c.floor).toEqual({ throughputRatio: floor.tokensPerSecond / direct.tokensPerSecond, addedTtftP50Ms: floor.ttftMs.p50 - direct.ttftMs.p50, addedTtftP99Ms: floor.ttftMs.p99 - direct.ttftMs.p99, cpuUsPerRequest: floor.cpuUsPerRequest });
+      // Each hop's own process CPU per request (the daemon and the bare proxy run apart from the client);
+      // a streamed request costs a proxy tens of µs at least, and less than a whole core for the ~10 ms it lasts.
+      for (const us of [c.cpuUsPerRequest, c.floor!.cpuUsPerRequest]) {
+        expect(us).toBeGreaterThan(10);
+        expect(us).toBeLessThan(10_000);
+      }
     }
+    expect(g.sweep.levels.filter((l) => l.cpuUsPerRequest !== undefined).map((l) => l.target).sort()).toEqual(['daemon', 'daemon', 'floor', 'floor']);
     expect(g.sweep.options.floor).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(bareProxies()).toEqual(before); // stopped with the scenario
     // As users run it: `node dist/cli.js daemon`, its loop lag and RSS that process's, gone afterwards.
@@ -405,8 +412,11 @@ describe('the typing and priority scenarios (real llama-server, small)', () => {
     // Each that found every slot busy waited at least for the one slot to free, and took the first or a
     // later release, never less. One that found a slot free (the background clients refill their
     // streams a moment after each ends: on a loaded machine the queue can run dry) started at once.
+    // The queue wait counts from the request's entry into the queue, slotFreeMs from its acceptance a
+    // few statements earlier (both whole ms): a GC pause between the two on a loaded machine (the whole
+    // suite at once) once made that 3 ms, hence 5 ms of slack.
     for (const s of on.samples) {
-      if (s.releasesWaited! > 0) expect(s.queueWaitMs).toBeGreaterThanOrEqual(s.slotFreeMs! - 2);
+      if (s.releasesWaited! > 0) expect(s.queueWaitMs).toBeGreaterThanOrEqual(s.slotFreeMs! - 5);
       else expect(s.queueWaitMs, 'started with no slot freed: it must have found one free at once').toBeLessThanOrEqual(3);
     }
     expect(on.samples.some((s) => s.releasesWaited! > 0)).toBe(true); // the load did saturate
