@@ -6,12 +6,14 @@
 //
 // While the instance is in use (requests in flight, a busy slot in the last poll, or either within
 // IDLE_AFTER_MS) the cadence is `intervalMs`, start to start. Once it has been quiet that long it drops
-// to `idleIntervalMs`: an idle daemon's polls were most of its idle CPU (4 polls a second: 9 ms of CPU
-// a second for one instance, against 4.4 at 1 a second, measured on the 2-core VM), and each one wakes
-// llama-server. A request starting (wake()) brings the next poll to at most `intervalMs` away; not to
-// now, so it lands mid-request rather than on the dispatch.
+// to `idleIntervalMs`: each poll is a connection llama-server accepts and a request its loop answers,
+// so an idle one was woken 5 times a second for nothing, 6 with the stall watchdog's /health probe
+// (with both cut, an idle stand-in upstream went from 5.1 to 0.8 ms of CPU a second on the 2-core VM). A
+// request starting (wake()) brings the next poll to at most `intervalMs` away; not to now, so it
+// lands mid-request rather than on the dispatch.
 import type { SlotStatus } from '../../shared/protocol';
 import { getMetrics, getSlots } from './llama-client';
+
 export interface ScrapeResult {
   slots: SlotStatus[];
   /** Generated tokens/s since the previous metrics scrape, when known. */
@@ -87,12 +89,12 @@ export function scrapeLoop(opts: ScrapeOptions): ScrapeHandle {
     if (busy || (opts.inFlight?.() ?? 0) > 0) activeAt = now;
     return now - activeAt >= idleAfterMs ? idleIntervalMs : intervalMs;
   };
-  const done = poll(opts, intervalMs, cadence, wait);
+  const done = poll(opts, cadence, wait);
   return { done, wake };
 }
 
 /** The poll loop; `next(busy)` says the cadence after a poll that saw (or not) a busy slot. */
-async function poll(opts: ScrapeOptions, intervalMs: number, next: (busy: boolean) => number, wait: (ms: number) => Promise<void>): Promise<void> {
+async function poll(opts: ScrapeOptions, next: (busy: boolean) => number, wait: (ms: number) => Promise<void>): Promise<void> {
   const metricsMs = opts.metricsIntervalMs ?? 1000;
   let lastMetricsAt = 0;
   let lastTokens: { at: number; total: number } | undefined;
@@ -101,7 +103,7 @@ async function poll(opts: ScrapeOptions, intervalMs: number, next: (busy: boolea
   let tokensPredictedTotal: number | undefined;
   while (!opts.signal.aborted) {
     const startedAt = Date.now();
-    let cadence = intervalMs;
+    let cadence: number;
     try {
       const slots = await getSlots(opts.url, { signal: opts.signal, timeoutMs: 3000, apiKey: opts.apiKey });
       const busy = slots.some((s) => s.busy);

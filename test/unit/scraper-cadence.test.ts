@@ -1,6 +1,8 @@
 // The /slots poll's cadence (daemon/runtime/scraper.ts): fine while the instance is in use, slow once
 // it has been quiet, and back within one fine interval when a request starts. A plain HTTP server
-// stands in for llama-server's /slots and /metrics: only when the polls come is under test.
+// stands in for llama-server's /slots and /metrics: a real llama-server neither says when it was polled
+// nor shows a slot busy on cue, and only when the polls come is under test (the daemon in front of a
+// process that counts its polls: test/integration/idle-polls.test.ts).
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';

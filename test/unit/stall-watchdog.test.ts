@@ -1,6 +1,8 @@
 // The stall watchdog's /health probes (daemon/runtime/stall-watchdog.ts): any answer from llama-server
 // is a sign of life, so /health is asked only after a quiet spell; a process that answers nothing at
-// all for the timeout is a stall. A plain HTTP server stands in for llama-server's /health.
+// all for the timeout is a stall. A plain HTTP server stands in for llama-server's /health: a real one
+// does not count the probes it answers, and the frozen case on the real llama-server (SIGSTOP) is
+// test/integration/hardening-runtime.test.ts.
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
