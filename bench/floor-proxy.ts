@@ -3,15 +3,17 @@
 // upstream. A connection per stream because llama-server (and the stand-in as the bench runs it) closes
 // each stream's connection: a kept-alive one would be reused while its FIN is in flight. The
 // GPU-pace sweep measures it beside the daemon and direct, so "added TTFT" has a baseline that any
-// Node proxy on this machine pays: no queue, no leases, no status, no validation.
+// Node proxy on this machine pays: no queue, no leases, no status, no validation. It reaches
+// llama-server as the daemon does: over the instance's UNIX socket where it has one.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { SlotwiseError } from '../shared/errors';
 
-/** Run with `node -e`: argv[1] is the upstream origin; prints `listening PORT` once bound. */
+/** Run with `node -e`: argv[1] is the upstream origin, argv[2] its socket if any; prints `listening PORT` once bound. */
 const SOURCE = `
 const http = require('node:http');
 const up = new URL(process.argv[1]);
+const at = process.argv[2] ? { socketPath: process.argv[2] } : { host: up.hostname, port: up.port };
 const agent = new http.Agent({ keepAlive: false });
 http.createServer((req, res) => {
   const parts = [];
@@ -20,7 +22,7 @@ http.createServer((req, res) => {
     const body = Buffer.concat(parts);
     const headers = { 'content-type': 'application/json', 'content-length': body.length };
     if (req.headers.authorization) headers.authorization = req.headers.authorization;
-    const u = http.request({ host: up.hostname, port: up.port, path: req.url, method: req.method, agent, headers }, (ur) => {
+    const u = http.request({ ...at, path: req.url, method: req.method, agent, headers }, (ur) => {
       res.writeHead(ur.statusCode, { 'content-type': ur.headers['content-type'] || 'application/json' });
       ur.pipe(res);
     });
@@ -39,9 +41,9 @@ export interface FloorProxy {
   close(): Promise<void>;
 }
 
-/** Starts the bare proxy in front of `upstream` (an origin); resolves once it listens. */
-export async function startFloorProxy(upstream: string, env: NodeJS.ProcessEnv = process.env): Promise<FloorProxy> {
-  const child: ChildProcess = spawn(process.execPath, ['-e', SOURCE, upstream], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+/** Starts the bare proxy in front of `upstream` (an origin, reached at `socketPath` when given); resolves once it listens. */
+export async function startFloorProxy(upstream: string, socketPath: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<FloorProxy> {
+  const child: ChildProcess = spawn(process.execPath, ['-e', SOURCE, upstream, ...(socketPath ? [socketPath] : [])], { env, stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = once(child, 'exit');
   const port = await new Promise<number>((resolve, reject) => {
     let out = '';

@@ -62,7 +62,7 @@ export async function hostedSweep(
     const instances = daemon.supervisor.instances(opts.model.name);
     const directKeys = instanceKeys(instances);
     const environment = await describeEnvironment(await fetchSnapshot(daemon.url, daemon.token), directKeys);
-    if (opts.floor) floor = await startFloorProxy(`http://127.0.0.1:${instances[0]!.port}`, ctx.env);
+    if (opts.floor) floor = await startFloorProxy(`http://127.0.0.1:${instances[0]!.port}`, instances[0]!.endpoint?.socketPath, ctx.env);
     const sweep = floor ? { ...opts.sweep, floor: floor.url } : opts.sweep;
     host.startMeasuring();
     const { result, client } = await runClient({ ...ctx, sweep, url: daemon.url, token: daemon.token, stateDir: host.stateDir, directKeys, floorPid: floor?.pid });
@@ -83,7 +83,7 @@ async function spawnedSweep(ctx: ScenarioContext, cliPath: string, opts: Paramet
     const directKeys = await fetchInstanceKeys(d.url, d.token);
     const environment = await describeEnvironment(snapshot, directKeys);
     const first = snapshot.models.find((m) => m.name === opts.model.name)?.instances.find((i) => i.port !== undefined);
-    if (opts.floor && first) floor = await startFloorProxy(`http://127.0.0.1:${first.port}`, ctx.env);
+    if (opts.floor && first) floor = await startFloorProxy(`http://127.0.0.1:${first.port}`, first.socket, ctx.env);
     const sweep = floor ? { ...opts.sweep, floor: floor.url } : opts.sweep;
     const measure = await measureProcess(d);
     const run = await runClient({ ...ctx, sweep, url: d.url, token: d.token, stateDir: d.stateDir, directKeys, floorPid: floor?.pid }).catch(async (err: unknown) => {

@@ -117,7 +117,10 @@ export interface InstanceStatus {
   /** Epoch ms at which `state` was entered. */
   since: number;
   pid?: number;
+  /** llama-server's loopback port (127.0.0.1), for clients other than the daemon. */
   port?: number;
+  /** The UNIX socket it also listens on, which the daemon's own requests use (state dir `sockets/`); absent where it listens on the port alone. */
+  socket?: string;
   /** Restarts after a crash since the daemon started this instance. */
   restarts: number;
   /** One line: why the instance last crashed or failed. */

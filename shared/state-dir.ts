@@ -16,6 +16,8 @@ export interface StateDir {
   jobs: string;
   /** Memory plan vs what llama-server allocated, per model file and settings (daemon/memory/calibration.ts). */
   calibration: string;
+  /** The UNIX sockets llama-servers listen on for the daemon (daemon/runtime/endpoint.ts); only the user can enter. */
+  sockets: string;
 }
 
 export function stateDirPaths(root: string): StateDir {
@@ -27,6 +29,7 @@ export function stateDirPaths(root: string): StateDir {
     logs: join(root, 'logs'),
     jobs: join(root, 'jobs'),
     calibration: join(root, 'calibration.json'),
+    sockets: join(root, 'sockets'),
   };
 }
 
@@ -35,6 +38,7 @@ export async function ensureStateDir(root: string): Promise<StateDir> {
   await mkdir(dir.pids, { recursive: true, mode: 0o700 });
   await mkdir(dir.logs, { recursive: true, mode: 0o700 });
   await mkdir(dir.jobs, { recursive: true, mode: 0o700 });
+  await mkdir(dir.sockets, { recursive: true, mode: 0o700 });
   return dir;
 }
 

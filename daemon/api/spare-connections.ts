@@ -2,7 +2,7 @@
 // time to first byte. llama-server closes the connection after every streamed response (its
 // content provider reports the stream's end as a cancel: vendor/cpp-httplib, write_content_chunked),
 // so every stream needs a fresh connection; with a spare, the next one is opened while this one runs.
-import type { Socket } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
 import { buildConnector } from 'undici';
 
 /**
@@ -23,7 +23,9 @@ export function spareConnector(maxIdleMs = SPARE_MAX_IDLE_MS, now: () => number 
   // No TCP keep-alive: a connection to an instance is loopback, carries one stream (llama-server closes
   // it after) or a pooled request, and a spare lives 2 s at most, so keep-alive probes (60 s idle) never
   // fire; setting the option is one setsockopt per connection on every request's path (refill).
-  const connect = buildConnector({ keepAlive: false });
+  const tcp = buildConnector({ keepAlive: false });
+  // `socketPath`: an instance's UNIX socket (daemon/runtime/endpoint.ts), set per pool or stream, not per connector as in undici.
+  const connect: buildConnector.connector = (opts, callback) => (opts.socketPath ? connectUnix(opts.socketPath, callback) : tcp(opts, callback));
   const spares = new Map<string, Spare>();
   const opening = new Set<string>();
 
@@ -48,7 +50,7 @@ export function spareConnector(maxIdleMs = SPARE_MAX_IDLE_MS, now: () => number 
   };
 
   return (opts, callback) => {
-    const key = `${opts.protocol}//${opts.hostname}:${opts.port}`;
+    const key = opts.socketPath ? `unix:${opts.socketPath}` : `${opts.protocol}//${opts.hostname}:${opts.port}`;
     const spare = spares.get(key);
     spares.delete(key);
     if (spare && !spare.socket.destroyed && spare.socket.readyState === 'open' && now() - spare.at < maxIdleMs) {
@@ -68,6 +70,20 @@ export function spareConnector(maxIdleMs = SPARE_MAX_IDLE_MS, now: () => number 
     // µs of work that would otherwise sit on the request's path to llama-server.
     setImmediate(refill, key, opts);
   };
+}
+
+/** A connected UNIX socket, or the error (ENOENT: no such socket, the instance is gone; ECONNREFUSED: nobody listens). */
+function connectUnix(path: string, callback: buildConnector.Callback): void {
+  const socket = netConnect({ path });
+  const onError = (err: Error): void => {
+    socket.destroy();
+    callback(err, null);
+  };
+  socket.once('error', onError);
+  socket.once('connect', () => {
+    socket.off('error', onError);
+    callback(null, socket);
+  });
 }
 
 /** The daemon's one connector to its instances, shared by the pooled requests and the streams. */

@@ -16,6 +16,8 @@ export const UPSTREAM_EOF = 'SW_UPSTREAM_EOF';
 export interface StreamTarget {
   /** `http://host:port` */
   origin: string;
+  /** Connect here instead of the origin's port (an instance's UNIX socket: daemon/runtime/endpoint.ts). */
+  socketPath?: string;
   path: string;
   /** Extra request headers (authorization). */
   headers: Record<string, string>;
@@ -151,7 +153,8 @@ export function openStream(connect: buildConnector.connector, t: StreamTarget): 
       if (s.aborted) return rejectHead(abortError(s.reason));
       s.addEventListener('abort', onAbort, { once: true });
     }
-    connect({ protocol: url.protocol, hostname: url.hostname, host: url.host, port: url.port, servername: null } as unknown as buildConnector.Options, (err, s) => {
+    const opts = { protocol: url.protocol, hostname: url.hostname, host: url.host, port: url.port, servername: null, socketPath: t.socketPath } as unknown as buildConnector.Options;
+    connect(opts, (err, s) => {
       if (err || !s) return fail(err ?? new Error('no socket'));
       socket = s as Socket;
       if (bodyDone !== undefined || settled) return socket.destroy(); // aborted while connecting

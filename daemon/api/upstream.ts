@@ -9,9 +9,10 @@ import { InstanceGoneError } from '../scheduler/dispatch';
 import { upstreamConnector } from './spare-connections';
 import { openStream, UPSTREAM_EOF, type StreamResponse } from './stream-upstream';
 import { authHeaders } from '../runtime/llama-client';
+import { endpointKey, type LlamaTarget } from '../runtime/endpoint';
 
-/** Socket errors that mean the llama-server process went away, not that the request was bad. */
-const GONE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', UPSTREAM_EOF]);
+/** Socket errors that mean the llama-server process went away, not that the request was bad (ENOENT: its UNIX socket is gone). */
+const GONE_CODES = new Set(['ECONNREFUSED', 'ENOENT', 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', UPSTREAM_EOF]);
 
 /** On a `Connection: close` socket (every stream, see postJson) a process that dies mid-response shows
  * up as an EOF inside the chunked body: undici's HTTPParserError "Invalid EOF state", with no code. */
@@ -22,7 +23,7 @@ function isEofMidResponse(err: unknown): boolean {
 /** New connections come from a spare opened ahead of time (see spare-connections.ts). */
 const connect = upstreamConnector;
 const POOL_OPTIONS: Pool.Options = { keepAliveTimeout: 30_000, keepAliveMaxTimeout: 60_000, headersTimeout: 0, bodyTimeout: 0, connect };
-/** An origin's pool is closed once it has had nothing in flight for this long (its instance stopped or moved port). */
+/** An endpoint's pool is closed once it has had nothing in flight for this long (its instance stopped or moved). */
 const POOL_IDLE_CLOSE_MS = 60_000;
 
 interface PoolEntry {
@@ -31,15 +32,16 @@ interface PoolEntry {
 }
 
 /**
- * One connection pool per instance origin, kept for the instance's life; no cap on connections, so
+ * One connection pool per instance endpoint (its socket, or its origin), kept for the instance's life; no cap on connections, so
  * 1,000 streams can be in flight. Not undici's Agent: it drops an origin's pool (and its clients)
  * whenever that origin's last connection closes, which is after every stream (llama-server closes
  * streamed responses), so each stream at low concurrency paid for a new pool and client.
  */
 const pools = new Map<string, PoolEntry>();
 
-export function poolFor(origin: string, now = Date.now()): Pool {
-  const entry = pools.get(origin);
+export function poolFor(target: LlamaTarget, now = Date.now()): Pool {
+  const key = typeof target === 'string' ? target : endpointKey(target);
+  const entry = pools.get(key);
   if (entry) {
     entry.lastUsed = now;
     return entry.pool;
@@ -51,23 +53,25 @@ export function poolFor(origin: string, now = Date.now()): Pool {
       void e.pool.close();
     }
   }
-  const pool = new Pool(origin, POOL_OPTIONS);
-  pools.set(origin, { pool, lastUsed: now });
+  const socketPath = typeof target === 'string' ? undefined : target.socketPath;
+  const origin = typeof target === 'string' ? target : target.origin;
+  const pool = new Pool(origin, socketPath ? { ...POOL_OPTIONS, connect: (opts, cb) => connect({ ...opts, socketPath }, cb) } : POOL_OPTIONS);
+  pools.set(key, { pool, lastUsed: now });
   return pool;
 }
 
 export async function postJson(inst: LlamaInstance, path: string, payload: string, stream: boolean, signal: AbortSignal): Promise<Dispatcher.ResponseData> {
   try {
-    const origin = inst.url;
+    const endpoint = inst.endpoint;
     // A lease names a ready instance, which has an address; one that lost it since is gone (retryable).
-    if (origin === undefined) throw new InstanceGoneError(inst.id, new Error('the instance has no address (not running)'));
-    return await request(`${origin}${path}`, {
+    if (endpoint === undefined) throw new InstanceGoneError(inst.id, new Error('the instance has no address (not running)'));
+    return await request(`${endpoint.origin}${path}`, {
       method: 'POST',
       body: payload,
       headers: { 'content-type': 'application/json', accept: stream ? 'text/event-stream' : 'application/json', ...authHeaders(inst.apiKey) },
       // The instance's signal ends the request (and its body) when the process stalls.
       signal: AbortSignal.any([signal, inst.requestSignal]),
-      dispatcher: poolFor(origin),
+      dispatcher: poolFor(endpoint),
       // llama-server closes the connection after every streamed response, though it answers
       // "Keep-Alive": a request sent on that socket before its FIN arrives fails with "other side
       // closed". So a stream gets a connection of its own; plain requests keep theirs alive.
@@ -84,10 +88,10 @@ export async function postJson(inst: LlamaInstance, path: string, payload: strin
  */
 export async function postStream(inst: LlamaInstance, path: string, payload: string, signal: AbortSignal): Promise<StreamResponse> {
   try {
-    const origin = inst.url;
-    if (origin === undefined) throw new InstanceGoneError(inst.id, new Error('the instance has no address (not running)'));
+    const endpoint = inst.endpoint;
+    if (endpoint === undefined) throw new InstanceGoneError(inst.id, new Error('the instance has no address (not running)'));
     // The instance's signal ends the request (and its body) when the process stalls.
-    return await openStream(connect, { origin, path, headers: authHeaders(inst.apiKey), payload, signals: [signal, inst.requestSignal] });
+    return await openStream(connect, { origin: endpoint.origin, socketPath: endpoint.socketPath, path, headers: authHeaders(inst.apiKey), payload, signals: [signal, inst.requestSignal] });
   } catch (err) {
     throw classifyUpstreamError(err, inst, signal);
   }

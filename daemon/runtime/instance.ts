@@ -3,7 +3,8 @@
 // and never "check the state, then act". States and ordering: daemon/runtime/design.md.
 import { randomBytes } from 'node:crypto';
 import { EventEmitter, setMaxListeners } from 'node:events';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -27,6 +28,7 @@ import { settleLostConnection } from './lost-connection';
 import { signalGroup, terminate } from '../../platform/process-group';
 import { NONCE_ENV, processStartTime } from '../../platform/process-identity';
 import { watchForStall } from './stall-watchdog';
+import { socketPathFor, type Endpoint } from './endpoint';
 
 export type SupervisorTimings = Config['supervisor'];
 
@@ -82,6 +84,10 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
   #exited: Promise<void> | undefined;
   #pid: number | undefined;
   #port: number | undefined;
+  /** The UNIX socket the current process also listens on, for the daemon's own requests (endpoint.ts). */
+  #socketPath: string | undefined;
+  /** This llama-server could not listen on a socket (a build before `--host` took several, or `.sock`): TCP only from then on. */
+  #socketRefused = false;
   #restarts = 0;
   /** Prompt tokens the running process's host prompt cache holds (Infinity: unknown; 0: off). */
   #promptCacheTokens = Number.POSITIVE_INFINITY;
@@ -195,15 +201,23 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
     return this.#state === 'ready' && this.#suspect === undefined;
   }
 
-  /** Base URL of the running server, e.g. `http://127.0.0.1:41234`. */
+  /** Base URL of the running server's loopback port, e.g. `http://127.0.0.1:41234`: what others use. */
   get url(): string | undefined {
     return this.#port === undefined ? undefined : `http://127.0.0.1:${this.#port}`;
+  }
+
+  /** How the daemon reaches the running server: its socket where it listens on one, else `url`. */
+  get endpoint(): Endpoint | undefined {
+    const origin = this.url;
+    if (origin === undefined) return undefined;
+    return this.#socketPath ? { origin, socketPath: this.#socketPath } : { origin };
   }
 
   status(): InstanceStatus {
     const s: InstanceStatus = { id: this.id, state: this.#state, since: this.#since, restarts: this.#restarts, slots: [] };
     if (this.#pid !== undefined) s.pid = this.#pid;
     if (this.#port !== undefined) s.port = this.#port;
+    if (this.#socketPath !== undefined && this.#pid !== undefined) s.socket = this.#socketPath;
     if (this.#lastError) s.lastError = this.#lastError;
     if (this.#cacheWarning && this.#state === 'ready') s.warnings = [this.#cacheWarning];
     if (this.#lastLogLines) s.lastLogLines = this.#lastLogLines;
@@ -302,7 +316,7 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
     if (this.#state !== 'ready') return Promise.resolve();
     if (!this.#suspect) {
       this.#logger.warn('a request lost its connection; no new requests until the exit is seen or /health answers');
-      this.#suspect = settleLostConnection(this, this.url!, limitMs)
+      this.#suspect = settleLostConnection(this, this.endpoint!, limitMs)
         .then((how) => this.#logger.info(`lost connection settled: ${how}`))
         .finally(() => (this.#suspect = undefined));
     }
@@ -327,10 +341,14 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
     const recorded = setsVerbosity(this.model.args) ? undefined : await this.#opts.recordedPlacement?.(this.model).catch(() => undefined);
     const port = await freePort();
     if (gen !== this.#generation || this.#want !== 'running') return;
+    const socketPath = this.#socketRefused ? undefined : socketPathFor(this.#opts.stateDir.sockets, this.id);
+    // Left by a process that died: llama-server's bind would fail on it.
+    if (socketPath) await rm(socketPath, { force: true }).catch(() => undefined);
+    if (gen !== this.#generation || this.#want !== 'running') return;
 
     const cacheMiB = resolvePromptCacheMiB(this.model.promptCacheMiB, perToken, this.model.slots, this.model.ctxPerSlot, totalmem());
     this.#promptCacheTokens = promptCacheTokens(cacheMiB, perToken);
-    const args = llamaServerArgs(this.model, port, cacheMiB, recorded ? 3 : 4);
+    const args = llamaServerArgs(this.model, { port, socketPath }, cacheMiB, recorded ? 3 : 4);
     // A fresh key per process, in its environment (LLAMA_API_KEY, see `llama-server --help`), never
     // on the command line, which every user of the host can read in `ps`.
     this.#apiKey = randomBytes(24).toString('base64url');
@@ -364,6 +382,7 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
     this.#child = child;
     this.#pid = child.pid;
     this.#port = port;
+    this.#socketPath = socketPath;
     this.#readyAt = undefined;
     this.#loadLogEnded = false;
     this.#cacheWarning = undefined;
@@ -372,8 +391,8 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
     child.stdout?.on('data', (d: Buffer) => this.log.write(d));
     child.stderr?.on('data', (d: Buffer) => this.log.write(d));
     this.#exited = child.then(
-      (result) => this.#onExit(gen, describeExit(result.exitCode, result.signal, result.failed ? result.shortMessage : undefined)),
-      (err: Error) => this.#onExit(gen, `could not be started: ${firstLine(err.message)}`),
+      (result) => this.#onExit(gen, describeExit(result.exitCode, result.signal, result.failed ? result.shortMessage : undefined), socketPath),
+      (err: Error) => this.#onExit(gen, `could not be started: ${firstLine(err.message)}`, socketPath),
     );
     if (child.pid === undefined) return; // spawn failed; #onExit reports it
     await writePidRecord(this.#opts.stateDir, {
@@ -408,7 +427,7 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
   async #waitHealthy(gen: number): Promise<void> {
     const abort = new AbortController();
     this.#healthAbort = abort;
-    const url = this.url!;
+    const url = this.endpoint!;
     const deadline = Date.now() + this.#opts.timings.healthTimeoutMs;
     try {
       while (gen === this.#generation && (this.#state === 'starting' || this.#state === 'loading')) {
@@ -439,8 +458,10 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
     }
   }
 
-  #onExit(gen: number, how: string): void {
+  #onExit(gen: number, how: string, socketPath: string | undefined): void {
     this.log.flush();
+    // llama-server leaves its socket file behind; the next launch of this id would not bind over it.
+    if (socketPath) removeSocketFile(socketPath);
     this.#healthAbort?.abort();
     const pid = this.#pid;
     this.#child = undefined;
@@ -461,6 +482,13 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
     this.#pendingError = undefined;
     const reason = explanation ? `${how}: ${explanation}` : how;
 
+    if (neverReady && socketPath && recent.some((l) => PORT_IN_USE.test(l) && l.includes(socketPath))) {
+      // An older build reads `--host 127.0.0.1,PATH.sock` as one host name it cannot bind: not retried as a port.
+      this.#socketRefused = true;
+      this.#logger.warn(`this llama-server cannot listen on a UNIX socket besides its port (${firstLine(explanation ?? how)}); retrying on its port alone`);
+      void this.#launch();
+      return;
+    }
     if (neverReady && recent.some((l) => PORT_IN_USE.test(l)) && this.#portRetries < MAX_PORT_RETRIES) {
       this.#portRetries++;
       this.#logger.warn(`port ${this.#port} was taken; retrying on another port (${this.#portRetries}/${MAX_PORT_RETRIES})`);
@@ -535,7 +563,7 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
     this.#watchAbort = abort;
     this.#lastProgressAt = Date.now();
     void watchForStall({
-      url: this.url!,
+      target: this.endpoint!,
       timeoutMs: this.#opts.timings.stallTimeoutMs,
       signal: abort.signal,
       inFlight: () => this.#inFlight,
@@ -567,17 +595,25 @@ function kvPerToken(facts: ModelFacts | Error, args: readonly string[]): number 
   }
 }
 
+/** Where a llama-server listens: its loopback port, and a UNIX socket for the daemon where it has one. */
+export interface Listen {
+  port: number;
+  socketPath?: string;
+}
+
 /**
  * The llama-server command line Slotwise owns; user `args` come last. `promptCacheMiB`: the resolved
  * `--cache-ram` when the model's is "auto" (daemon/memory/prompt-cache.ts). `verbosity`: 4 prints the
  * load's placement lines (layers, buffers: load-log.ts), 3 leaves them out when an earlier load
  * recorded them; a verbosity in the user's args wins over either.
  */
-export function llamaServerArgs(model: LaunchModel, port: number, promptCacheMiB?: number, verbosity: 3 | 4 = 4): string[] {
+export function llamaServerArgs(model: LaunchModel, listen: number | Listen, promptCacheMiB?: number, verbosity: 3 | 4 = 4): string[] {
+  const { port, socketPath } = typeof listen === 'number' ? { port: listen, socketPath: undefined } : listen;
   const args = [
     '-m', model.path,
     '--alias', model.name, // responses name the configured model, not its file path
-    '--host', '127.0.0.1',
+    // The socket is the daemon's (endpoint.ts); the loopback port is for everyone else.
+    '--host', socketPath ? `127.0.0.1,${socketPath}` : '127.0.0.1',
     '--port', String(port),
     '--parallel', String(model.slots),
     '--ctx-size', String(model.slots * model.ctxPerSlot),
@@ -632,6 +668,14 @@ export function freePort(): Promise<number> {
       srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
     });
   });
+}
+
+function removeSocketFile(path: string): void {
+  try {
+    rmSync(path, { force: true });
+  } catch {
+    // the next launch's own removal says nothing either; its bind failure would name the file
+  }
 }
 
 /** The controller behind `requestSignal`: every stream in flight listens on its signal, so no listener cap (Node warns past 10). */

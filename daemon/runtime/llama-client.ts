@@ -5,8 +5,9 @@
 // never idle long with a poll every 250 ms, and llama-server's HTTP library watches an idle
 // connection by waking its thread every 10 ms (cpp-httplib's keep-alive check interval): an idle
 // llama-server woke ~220 times a second for Slotwise's polls, ~40 without the open connection.
-import { get as httpGet } from 'node:http';
+import { get as httpGet, type RequestOptions as HttpOptions } from 'node:http';
 import type { SlotStatus } from '../../shared/protocol';
+import type { LlamaTarget } from './endpoint';
 
 export type Health = { kind: 'ok' } | { kind: 'loading' } | { kind: 'error'; status: number; message: string } | { kind: 'down'; message: string };
 
@@ -29,10 +30,14 @@ interface RawSlot {
 }
 
 /** One GET on a fresh connection that llama-server closes after answering; the whole body as text. */
-function get(baseUrl: string, path: string, opts: RequestOptions): Promise<{ status: number; body: string }> {
+function get(target: LlamaTarget, path: string, opts: RequestOptions): Promise<{ status: number; body: string }> {
   const timeout = opts.timeoutMs ?? 5000;
+  const options: HttpOptions = { agent: false, headers: { ...authHeaders(opts.apiKey), connection: 'close' }, signal: opts.signal, timeout };
+  // An instance's endpoint: over its socket when it has one (endpoint.ts), Host still its origin's.
+  const url = typeof target === 'string' ? `${target}${path}` : `${target.origin}${path}`;
+  if (typeof target !== 'string' && target.socketPath) options.socketPath = target.socketPath;
   return new Promise((resolve, reject) => {
-    const req = httpGet(`${baseUrl}${path}`, { agent: false, headers: { ...authHeaders(opts.apiKey), connection: 'close' }, signal: opts.signal, timeout }, (res) => {
+    const req = httpGet(url, options, (res) => {
       const parts: Buffer[] = [];
       res.on('data', (d: Buffer) => parts.push(d));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts).toString('utf8') }));
@@ -49,9 +54,9 @@ export function authHeaders(apiKey: string | undefined): Record<string, string> 
 }
 
 /** `/health`: 200 ok, 503 while the model loads (every endpoint answers 503 then), refused before listen. */
-export async function getHealth(baseUrl: string, opts: RequestOptions = {}): Promise<Health> {
+export async function getHealth(target: LlamaTarget, opts: RequestOptions = {}): Promise<Health> {
   try {
-    const { status, body } = await get(baseUrl, '/health', opts);
+    const { status, body } = await get(target, '/health', opts);
     if (status === 200) return { kind: 'ok' };
     if (status === 503) return { kind: 'loading' };
     return { kind: 'error', status, message: body.slice(0, 200) };
@@ -78,8 +83,8 @@ export function parseSlots(json: unknown): SlotStatus[] {
   });
 }
 
-export async function getSlots(baseUrl: string, opts: RequestOptions = {}): Promise<SlotStatus[]> {
-  const { status, body } = await get(baseUrl, '/slots', opts);
+export async function getSlots(target: LlamaTarget, opts: RequestOptions = {}): Promise<SlotStatus[]> {
+  const { status, body } = await get(target, '/slots', opts);
   if (status !== 200) throw new Error(`/slots answered ${status}: ${body.slice(0, 200)}`);
   return parseSlots(JSON.parse(body));
 }
@@ -97,8 +102,8 @@ export function parseLlamaMetrics(text: string): Map<string, number> {
   return out;
 }
 
-export async function getMetrics(baseUrl: string, opts: RequestOptions = {}): Promise<Map<string, number>> {
-  const { status, body } = await get(baseUrl, '/metrics', opts);
+export async function getMetrics(target: LlamaTarget, opts: RequestOptions = {}): Promise<Map<string, number>> {
+  const { status, body } = await get(target, '/metrics', opts);
   if (status !== 200) throw new Error(`/metrics answered ${status}: ${body.slice(0, 200)}`);
   return parseLlamaMetrics(body);
 }
@@ -109,8 +114,8 @@ export interface Props {
   buildInfo?: string;
 }
 
-export async function getProps(baseUrl: string, opts: RequestOptions = {}): Promise<Props> {
-  const { status, body } = await get(baseUrl, '/props', opts);
+export async function getProps(target: LlamaTarget, opts: RequestOptions = {}): Promise<Props> {
+  const { status, body } = await get(target, '/props', opts);
   if (status !== 200) throw new Error(`/props answered ${status}: ${body.slice(0, 200)}`);
   const raw = JSON.parse(body) as { total_slots?: number; model_path?: string; build_info?: string };
   return { totalSlots: raw.total_slots, modelPath: raw.model_path, buildInfo: raw.build_info };

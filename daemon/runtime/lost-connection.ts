@@ -2,6 +2,7 @@
 // error often reaches the daemon before the child's exit does, so "ready" alone cannot tell.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { getHealth } from './llama-client';
+import type { LlamaTarget } from './endpoint';
 import type { StateEvent } from './instance';
 
 /**
@@ -14,7 +15,7 @@ interface StateSource {
   off(event: 'state', listener: (e: StateEvent) => void): unknown;
 }
 
-export async function settleLostConnection(instance: StateSource, url: string, limitMs: number): Promise<string> {
+export async function settleLostConnection(instance: StateSource, target: LlamaTarget, limitMs: number): Promise<string> {
   const done = new AbortController();
   const left = new Promise<string>((resolve) => {
     const onState = (e: StateEvent): void => {
@@ -26,7 +27,7 @@ export async function settleLostConnection(instance: StateSource, url: string, l
   const alive = (async (): Promise<string> => {
     while (!done.signal.aborted) {
       // getHealth throws only when aborted, which also ends this loop: another branch won
-      const health = await getHealth(url, { timeoutMs: limitMs, signal: done.signal }).catch(() => undefined);
+      const health = await getHealth(target, { timeoutMs: limitMs, signal: done.signal }).catch(() => undefined);
       if (health?.kind === 'ok') return 'alive, /health answered 200';
       await sleep(100, undefined, { signal: done.signal }).catch(() => undefined); // aborted: another branch won
     }

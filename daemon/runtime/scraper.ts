@@ -13,6 +13,7 @@
 // lands mid-request rather than on the dispatch.
 import type { SlotStatus } from '../../shared/protocol';
 import { getMetrics, getSlots } from './llama-client';
+import type { LlamaTarget } from './endpoint';
 
 export interface ScrapeResult {
   slots: SlotStatus[];
@@ -25,7 +26,8 @@ export interface ScrapeResult {
 }
 
 export interface ScrapeOptions {
-  url: string;
+  /** The instance's base URL or endpoint (endpoint.ts). */
+  target: LlamaTarget;
   /** The replica's key (llama-server's LLAMA_API_KEY). */
   apiKey?: string;
   signal: AbortSignal;
@@ -105,12 +107,12 @@ async function poll(opts: ScrapeOptions, next: (busy: boolean) => number, wait: 
     const startedAt = Date.now();
     let cadence: number;
     try {
-      const slots = await getSlots(opts.url, { signal: opts.signal, timeoutMs: 3000, apiKey: opts.apiKey });
+      const slots = await getSlots(opts.target, { signal: opts.signal, timeoutMs: 3000, apiKey: opts.apiKey });
       const busy = slots.some((s) => s.busy);
       const now = Date.now();
       if (now - lastMetricsAt >= metricsMs) {
         lastMetricsAt = now;
-        const m = await getMetrics(opts.url, { signal: opts.signal, timeoutMs: 3000, apiKey: opts.apiKey });
+        const m = await getMetrics(opts.target, { signal: opts.signal, timeoutMs: 3000, apiKey: opts.apiKey });
         const total = m.get('tokens_predicted_total');
         requestsDeferred = m.get('requests_deferred');
         if (total !== undefined) {

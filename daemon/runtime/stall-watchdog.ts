@@ -4,9 +4,11 @@
 // /slots, response bytes) for the timeout.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { getHealth } from './llama-client';
+import type { LlamaTarget } from './endpoint';
 
 export interface StallWatchOptions {
-  url: string;
+  /** The instance's base URL or endpoint (endpoint.ts). */
+  target: LlamaTarget;
   /** No progress (or no /health answer) for this long, ms, is a stall. */
   timeoutMs: number;
   /** Ends the watch (the instance left `ready`). */
@@ -28,7 +30,7 @@ export async function watchForStall(opts: StallWatchOptions): Promise<void> {
   const probe = async (): Promise<void> => {
     probing = true;
     try {
-      const h = await getHealth(opts.url, { timeoutMs: opts.timeoutMs, signal: opts.signal });
+      const h = await getHealth(opts.target, { timeoutMs: opts.timeoutMs, signal: opts.signal });
       if (h.kind !== 'down') healthAt = Date.now();
     } catch {
       // aborted: the watch is over

@@ -348,7 +348,7 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
     rt.scrapeAbort = abort;
     let lastError = '';
     const scraper = scrapeLoop({
-      url: inst.url!,
+      target: inst.endpoint!,
       apiKey: inst.apiKey,
       signal: abort.signal,
       inFlight: () => inst.inFlight,

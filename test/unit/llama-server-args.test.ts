@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { LaunchModel } from '../../daemon/config/types';
 import { llamaServerArgs } from '../../daemon/runtime/instance';
+import { endpointKey, MAX_SOCKET_PATH, socketPathFor } from '../../daemon/runtime/endpoint';
 
 const model = (over: Partial<LaunchModel> = {}): LaunchModel => ({
   name: 'm', path: '/m.gguf', slots: 2, ctxPerSlot: 1024, gpuLayers: 'auto', replicas: 1, maxReplicas: 1, autostart: true, args: [], affinity: true, kind: 'completion', reservedSlots: 0, promptCacheMiB: 32, load: 'always', idleUnloadMs: 0, pinned: false, maxSlots: 16, ...over,
@@ -24,5 +25,43 @@ describe('llamaServerArgs by model kind', () => {
     const args = llamaServerArgs(model({ kind: 'rerank' }), 9000);
     expect(args).toContain('--reranking');
     expect(args).not.toContain('--embedding');
+  });
+});
+
+describe('where llama-server listens', () => {
+  const valueOf = (args: string[], flag: string): string | undefined => args[args.indexOf(flag) + 1];
+
+  it('the loopback port alone, without a socket', () => {
+    const args = llamaServerArgs(model(), 9000);
+    expect(valueOf(args, '--host')).toBe('127.0.0.1');
+    expect(valueOf(args, '--port')).toBe('9000');
+  });
+
+  it('the port and the daemon\'s UNIX socket, as one --host list', () => {
+    const args = llamaServerArgs(model(), { port: 9000, socketPath: '/state/sockets/m_1.sock' });
+    expect(valueOf(args, '--host')).toBe('127.0.0.1,/state/sockets/m_1.sock');
+    expect(valueOf(args, '--port')).toBe('9000');
+    expect(args.filter((a) => a === '--host')).toHaveLength(1);
+  });
+});
+
+describe('socketPathFor', () => {
+  it('names the socket after the instance, in the given dir, ending in .sock', () => {
+    expect(socketPathFor('/state/sockets', 'qwen coder#2', 'linux')).toBe('/state/sockets/qwen_coder_2.sock');
+  });
+
+  it('none on Windows, where Node connects `path` to a named pipe, not an AF_UNIX socket', () => {
+    expect(socketPathFor('/state/sockets', 'm#1', 'win32')).toBeUndefined();
+  });
+
+  it('none when the path would not fit in sun_path', () => {
+    const deep = `/${'d'.repeat(MAX_SOCKET_PATH - '/m_1.sock'.length - 1)}`;
+    expect(socketPathFor(deep, 'm#1', 'linux')).toHaveLength(MAX_SOCKET_PATH);
+    expect(socketPathFor(`${deep}x`, 'm#1', 'darwin')).toBeUndefined();
+  });
+
+  it('keys a socket endpoint apart from its origin', () => {
+    expect(endpointKey({ origin: 'http://127.0.0.1:9000' })).toBe('http://127.0.0.1:9000');
+    expect(endpointKey({ origin: 'http://127.0.0.1:9000', socketPath: '/s/m_1.sock' })).toBe('unix:/s/m_1.sock');
   });
 });

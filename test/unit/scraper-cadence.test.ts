@@ -41,7 +41,7 @@ describe('scrapeLoop cadence', () => {
 
   async function start(u: Upstream, inFlight = (): number => 0): Promise<ScrapeHandle> {
     const abort = new AbortController();
-    const h = scrapeLoop({ url: u.url, signal: abort.signal, intervalMs: 25, idleIntervalMs: 800, idleAfterMs: 250, inFlight, onResult: () => {}, onError: () => {} });
+    const h = scrapeLoop({ target: u.url, signal: abort.signal, intervalMs: 25, idleIntervalMs: 800, idleAfterMs: 250, inFlight, onResult: () => {}, onError: () => {} });
     stop = async () => {
       abort.abort();
       await h.done;
@@ -98,7 +98,7 @@ describe('scrapeLoop cadence', () => {
   it('stops at once when its signal aborts, even in a long idle wait', async () => {
     const u = await upstream();
     const abort = new AbortController();
-    const h = scrapeLoop({ url: u.url, signal: abort.signal, intervalMs: 25, idleIntervalMs: 60_000, idleAfterMs: 0, onResult: () => {}, onError: () => {} });
+    const h = scrapeLoop({ target: u.url, signal: abort.signal, intervalMs: 25, idleIntervalMs: 60_000, idleAfterMs: 0, onResult: () => {}, onError: () => {} });
     await sleep(100); // in the 60 s wait now
     const t0 = performance.now();
     abort.abort();

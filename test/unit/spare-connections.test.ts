@@ -6,6 +6,9 @@ import { Agent, request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { buildConnector } from 'undici';
 import { spareConnector } from '../../daemon/api/spare-connections';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 let server: Server | undefined;
 const sockets: Socket[] = [];
@@ -82,6 +85,39 @@ describe('spareConnector', () => {
     const socket = await connectWith(connector, port);
     expect(socket.readyState).toBe('open');
     await until(() => accepted() >= 3, 'a new connection');
+  });
+
+  it('connects to a UNIX socket when the options name one, with spares of its own, and says ENOENT once it is gone', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sw-spare-'));
+    const path = join(dir, 'm_1.sock');
+    let accepted = 0;
+    server = createServer((s) => {
+      accepted++;
+      sockets.push(s);
+    });
+    await new Promise<void>((resolve) => server!.listen(path, resolve));
+    const connector = spareConnector(60_000);
+    const viaSocket = (): Promise<Socket> =>
+      new Promise((resolve, reject) => {
+        // The port is one nobody listens on: only the socket can answer.
+        connector({ hostname: '127.0.0.1', protocol: 'http:', port: '9', socketPath: path }, (err, socket) => (err ? reject(err) : resolve(sockets[sockets.push(socket as Socket) - 1]!)));
+      });
+    try {
+      const first = await viaSocket();
+      expect(first.remoteAddress).toBeUndefined(); // not a TCP socket
+      await until(() => accepted === 2, 'the first connection and a spare on the socket');
+      const second = await viaSocket();
+      expect(second.readyState).toBe('open');
+      await until(() => accepted === 3, 'the next spare');
+      for (const s of sockets.splice(0)) s.destroy();
+      await new Promise<void>((resolve) => server!.close(() => resolve()));
+      server = undefined;
+      rmSync(path, { force: true });
+      await new Promise((r) => setTimeout(r, 20)); // the spare's close is seen
+      await expect(viaSocket()).rejects.toMatchObject({ code: 'ENOENT' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("serves undici's Agent: back-to-back requests on fresh connections each get their answer", async () => {

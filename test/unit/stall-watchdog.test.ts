@@ -25,7 +25,7 @@ describe('watchForStall', () => {
     const abort = new AbortController();
     let stalled: string | undefined;
     // timeoutMs 800: ticks every 200 ms, /health after 200 ms without a sign of life.
-    const done = watchForStall({ url, timeoutMs: 800, signal: abort.signal, inFlight: () => 0, lastProgressAt: () => (lively ? (progressAt = Date.now()) : progressAt), onStall: (r) => (stalled = r) });
+    const done = watchForStall({ target: url, timeoutMs: 800, signal: abort.signal, inFlight: () => 0, lastProgressAt: () => (lively ? (progressAt = Date.now()) : progressAt), onStall: (r) => (stalled = r) });
     try {
       await sleep(1000);
       expect(probes).toBe(0); // /slots answers (progress) kept coming: no probe

@@ -4,6 +4,9 @@ import { describe, expect, it } from 'vitest';
 import { InstanceGoneError } from '../../daemon/scheduler/dispatch';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { classifyUpstreamError, midResponseError, poolFor, postJson } from '../../daemon/api/upstream';
 import type { LlamaInstance } from '../../daemon/runtime/instance';
 import { SlotwiseError } from '../../shared/errors';
@@ -19,6 +22,7 @@ function parserError(message: string): Error {
 describe('classifyUpstreamError', () => {
   it.each([
     ['refused', Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' })],
+    ['its UNIX socket gone', Object.assign(new Error('connect ENOENT /state/sockets/m_1.sock'), { code: 'ENOENT' })],
     ['socket closed', Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' })],
     ['cause carries the code', Object.assign(new Error('fetch failed'), { cause: { code: 'ECONNRESET' } })],
     // undici's error when a Connection: close stream's process dies mid-body (recorded with kill -9)
@@ -77,7 +81,7 @@ describe('poolFor (connections to one instance)', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     try {
       const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-      const instance = { id: 'm#1', url, apiKey: undefined, requestSignal: live } as unknown as LlamaInstance;
+      const instance = { id: 'm#1', endpoint: { origin: url }, apiKey: undefined, requestSignal: live } as unknown as LlamaInstance;
       const pool = poolFor(url);
       for (let i = 0; i < 3; i++) {
         const res = await postJson(instance, '/v1/completions', '{}', true, live);
@@ -88,6 +92,30 @@ describe('poolFor (connections to one instance)', () => {
       expect(pool.closed).toBe(false);
     } finally {
       server.close();
+    }
+  });
+
+  it("reaches an instance that listens on a UNIX socket over that socket, one pool per socket", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sw-pool-'));
+    const socketPath = join(dir, 'm_1.sock');
+    const hosts: string[] = [];
+    // A plain server on a socket stands in for llama-server's listener (the real one: test/integration/unix-socket.test.ts).
+    const server = createServer((req, res) => {
+      hosts.push(`${req.headers.host} ${req.socket.remoteAddress ?? 'unix'}`);
+      res.end('{"ok":1}');
+    });
+    await new Promise<void>((r) => server.listen(socketPath, r));
+    try {
+      const endpoint = { origin: 'http://127.0.0.1:9', socketPath };
+      const instance = { id: 'm#1', endpoint, apiKey: undefined, requestSignal: live } as unknown as LlamaInstance;
+      const res = await postJson(instance, '/v1/completions', '{}', false, live);
+      expect(await res.body.text()).toBe('{"ok":1}');
+      // Host names the instance's origin; the connection is the socket's (port 9 has no listener).
+      expect(hosts).toEqual(['127.0.0.1:9 unix']);
+      expect(poolFor(endpoint)).not.toBe(poolFor('http://127.0.0.1:9'));
+    } finally {
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

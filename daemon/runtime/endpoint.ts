@@ -1,0 +1,36 @@
+// Where the daemon reaches one llama-server. Its own traffic (every request, /slots, /health) goes over
+// a UNIX socket in the state dir where the platform and the build allow: on loopback TCP a connect and
+// a write run both ends' TCP stacks on the caller's CPU (in the daemon's profile, the upstream connect,
+// request write and close were a third of its CPU per request), on a socket they are a copy and a
+// wake-up. The loopback port stays open beside it for everything that is not the daemon: `bench
+// --direct`, the bare proxy, tools a user points at the instance (`port` in status).
+import { join } from 'node:path';
+
+export interface Endpoint {
+  /** `http://127.0.0.1:PORT`: the address for others, and the Host header. */
+  origin: string;
+  /** The UNIX socket the daemon connects to instead, when the process listens on one. */
+  socketPath?: string;
+}
+
+/** What the llama-server clients accept: a base URL, or an instance's endpoint. */
+export type LlamaTarget = string | Endpoint;
+
+/** sun_path holds 108 bytes on Linux and 104 on macOS, the terminating NUL included. */
+export const MAX_SOCKET_PATH = 103;
+
+/**
+ * The socket an instance listens on, or undefined where none can be used: on Windows Node's `path`
+ * means a named pipe, not an AF_UNIX socket; a state dir deep enough overflows sun_path. The name
+ * ends in `.sock`, which is how llama-server's `--host` tells a socket from an address.
+ */
+export function socketPathFor(dir: string, instanceId: string, platform: NodeJS.Platform = process.platform): string | undefined {
+  if (platform === 'win32') return undefined;
+  const path = join(dir, `${instanceId.replace(/[^A-Za-z0-9._-]/g, '_')}.sock`);
+  return Buffer.byteLength(path) <= MAX_SOCKET_PATH ? path : undefined;
+}
+
+/** One key per listener: pools and spare connections are kept per key. */
+export function endpointKey(e: Endpoint): string {
+  return e.socketPath ? `unix:${e.socketPath}` : e.origin;
+}
