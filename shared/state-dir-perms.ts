@@ -26,7 +26,8 @@ export async function inspectStateDir(dir: StateDir): Promise<PermProblem[]> {
   const root = await statOrUndefined(dir.root, stat);
   if (!root) return problems;
   check(problems, dir.root, root, 0o700, true);
-  for (const sub of [dir.pids, dir.logs, dir.jobs]) {
+  // sockets/ holds llama-servers' UNIX sockets, not files: the dir is checked, its entries are not.
+  for (const sub of [dir.pids, dir.logs, dir.jobs, dir.sockets]) {
     const st = await statOrUndefined(sub, lstat);
     if (st) check(problems, sub, st, 0o700, true);
   }

@@ -1,5 +1,5 @@
 // State dir permissions: 0700 dirs, 0600 files, no symlinks; modes of our own files fixed, the rest refused.
-import { chmodSync, chownSync, mkdtempSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -50,6 +50,19 @@ describe('state dir permissions', () => {
     expect((await inspectStateDir(dir))[0]).toMatchObject({ path: dir.token, problem: 'is a symlink', fixable: false });
     const err = await rejection(secureStateDir(dir));
     expect(err).toMatchObject({ code: 'SW_ERR_STATE_DIR_UNSAFE', message: `${dir.token}: is a symlink — remove it (rm ${dir.token}); Slotwise writes its own` });
+  });
+
+  it("refuses a symlinked sockets dir (llama-servers' sockets would be made where it points), and leaves the sockets in it alone", async () => {
+    const dir = await ensureStateDir(join(mkdtempSync(join(tmpdir(), 'slotwise-perms-')), 'state'));
+    expect(mode(dir.sockets)).toBe(0o700);
+    writeFileSync(join(dir.sockets, 'm_1.sock'), ''); // not a regular file's rules: no 0600 demanded of a socket
+    chmodSync(join(dir.sockets, 'm_1.sock'), 0o755);
+    expect(await inspectStateDir(dir)).toEqual([]);
+    rmSync(dir.sockets, { recursive: true });
+    const elsewhere = mkdtempSync(join(tmpdir(), 'slotwise-elsewhere-'));
+    symlinkSync(elsewhere, dir.sockets);
+    const err = await rejection(secureStateDir(dir));
+    expect(err).toMatchObject({ code: 'SW_ERR_STATE_DIR_UNSAFE', message: expect.stringContaining(`${dir.sockets}: is a symlink`) });
   });
 
   it.skipIf(process.getuid?.() !== 0)('refuses a file owned by another user (needs root to chown it)', async () => {
