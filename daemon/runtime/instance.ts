@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter, setMaxListeners } from 'node:events';
 import { existsSync, rmSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -342,8 +342,11 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
     const port = await freePort();
     if (gen !== this.#generation || this.#want !== 'running') return;
     const socketPath = this.#socketRefused ? undefined : socketPathFor(this.#opts.stateDir.sockets, this.id);
-    // Left by a process that died: llama-server's bind would fail on it.
-    if (socketPath) await rm(socketPath, { force: true }).catch(() => undefined);
+    if (socketPath) {
+      // The dir may have been removed under a running daemon; a file left by a process that died would fail the bind.
+      await mkdir(this.#opts.stateDir.sockets, { recursive: true, mode: 0o700 }).catch(() => undefined);
+      await rm(socketPath, { force: true }).catch(() => undefined);
+    }
     if (gen !== this.#generation || this.#want !== 'running') return;
 
     const cacheMiB = resolvePromptCacheMiB(this.model.promptCacheMiB, perToken, this.model.slots, this.model.ctxPerSlot, totalmem());

@@ -4,7 +4,7 @@
 // a client still gets answers on the port, and the file goes with the process. The stand-in (it counts
 // completions per listener, and can act as a build without socket support, which is not at hand here)
 // shows which listener each request used and the fallback to the port alone.
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Snapshot } from '../../shared/protocol';
@@ -84,6 +84,15 @@ describe('llama-server on a UNIX socket', () => {
     await direct.text();
     expect(await standInCount(d, 'port')).toBe(1);
     expect(await standInCount(d, 'socket')).toBe(4);
+
+    // The sockets dir removed under the running daemon, then the process dies: the restart makes both anew.
+    rmSync(join(d.stateDir, 'sockets'), { recursive: true, force: true });
+    process.kill(inst.pid!, 'SIGKILL');
+    const again = await d.waitFor((s) => s.models[0]!.instances[0]!.state === 'ready' && s.models[0]!.instances[0]!.pid !== inst.pid, 'restarted');
+    expect(again.models[0]!.instances[0]!.socket).toBe(inst.socket);
+    expect(statSync(inst.socket!).isSocket()).toBe(true);
+    await (await completion(d, 2)).text();
+    expect(await standInCount(d, 'socket')).toBe(1); // a new process: its own counts
   }, 60_000);
 
   it('stand-in as a build that cannot listen on a socket: retried on the port alone, and it serves', async () => {
