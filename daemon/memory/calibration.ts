@@ -60,6 +60,13 @@ export function calibrated(plan: MemoryPlan, entry: CalibrationEntry): MemoryPla
   return { ...plan, devices, total: devices.reduce((a, d) => a + d.total, 0) };
 }
 
+/**
+ * Entries kept, the most recently recorded: every llama-server build, model file version and setting
+ * tried adds one (a few hundred bytes) and nothing else removes them; a key not seen for that long
+ * only costs a launch at -lv 4 that records it again.
+ */
+export const MAX_CALIBRATION_ENTRIES = 200;
+
 export class CalibrationStore {
   #path: string;
   #llamaServer: string | undefined;
@@ -86,6 +93,11 @@ export class CalibrationStore {
     const entries = await this.#load();
     const { recordedAt: _, ...read } = placement ?? { buffers: {} };
     entries[key] = { planBytes, actual: Object.fromEntries([...actual].map(([d, b]) => [d, Math.round(b)])), ...(placement ? { placement: read } : {}), at: Date.now() };
+    const keys = Object.keys(entries);
+    if (keys.length > MAX_CALIBRATION_ENTRIES) {
+      const oldest = keys.sort((a, b) => (entries[a]!.at ?? 0) - (entries[b]!.at ?? 0)).slice(0, keys.length - MAX_CALIBRATION_ENTRIES);
+      for (const k of oldest) delete entries[k];
+    }
     this.#writing = this.#writing.then(() => writeFileAtomic(this.#path, `${JSON.stringify(entries, null, 2)}\n`, 0o600));
     await this.#writing;
   }

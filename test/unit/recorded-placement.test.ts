@@ -1,9 +1,9 @@
 // When a launch may reuse an earlier load's placement (and so run llama-server at -lv 3): only where
 // llama-server would place the model the same way again (daemon/memory/calibration.ts).
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CalibrationStore, calibrationKey, recordedPlacement, type LaunchPlacement } from '../../daemon/memory/calibration';
+import { CalibrationStore, calibrationKey, MAX_CALIBRATION_ENTRIES, recordedPlacement, type LaunchPlacement } from '../../daemon/memory/calibration';
 import { serverMemoryOptions } from '../../daemon/memory/server-args';
 import type { Placement } from '../../shared/protocol';
 import { tempDir } from '../helpers/daemon';
@@ -85,5 +85,22 @@ describe('recordedPlacement', () => {
     expect(await recordedPlacement(new CalibrationStore(file), launch, noGpu)).toBeUndefined();
     writeFileSync(binary, 'build 2, upgraded in place');
     expect(await recordedPlacement(new CalibrationStore(file, binary), launch, noGpu)).toBeUndefined();
+  });
+});
+
+describe('CalibrationStore', () => {
+  it(`keeps the ${MAX_CALIBRATION_ENTRIES} most recently recorded entries, on disk too`, async () => {
+    const file = join(tempDir('calib'), 'calibration.json');
+    const store = new CalibrationStore(file);
+    const n = MAX_CALIBRATION_ENTRIES + 5;
+    for (let i = 0; i < n; i++) {
+      await store.record(`k${i}`, 1, new Map([['host', i]]));
+      await new Promise((r) => setTimeout(r, i < 6 ? 2 : 0)); // the first ones strictly older
+    }
+    const onDisk = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    expect(Object.keys(onDisk)).toHaveLength(MAX_CALIBRATION_ENTRIES);
+    for (let i = 0; i < 5; i++) expect(onDisk[`k${i}`]).toBeUndefined();
+    expect(onDisk.k5).toBeDefined();
+    expect(await new CalibrationStore(file).get(`k${n - 1}`)).toMatchObject({ planBytes: 1, actual: { host: n - 1 } });
   });
 });
