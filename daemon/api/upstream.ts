@@ -11,8 +11,12 @@ import { openStream, UPSTREAM_EOF, type StreamResponse } from './stream-upstream
 import { authHeaders } from '../runtime/llama-client';
 import { endpointKey, type LlamaTarget } from '../runtime/endpoint';
 
-/** Socket errors that mean the llama-server process went away, not that the request was bad (ENOENT: its UNIX socket is gone). */
-const GONE_CODES = new Set(['ECONNREFUSED', 'ENOENT', 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', UPSTREAM_EOF]);
+/**
+ * Socket errors that mean the llama-server process went away or stopped answering, not that the
+ * request was bad. On its UNIX socket: ENOENT, the socket is gone; EAGAIN, its accept queue is full
+ * (a frozen process: where TCP's connect would wait, a socket's fails at once).
+ */
+const GONE_CODES = new Set(['ECONNREFUSED', 'ENOENT', 'EAGAIN', 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', UPSTREAM_EOF]);
 
 /** On a `Connection: close` socket (every stream, see postJson) a process that dies mid-response shows
  * up as an EOF inside the chunked body: undici's HTTPParserError "Invalid EOF state", with no code. */

@@ -430,11 +430,11 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
   async #waitHealthy(gen: number): Promise<void> {
     const abort = new AbortController();
     this.#healthAbort = abort;
-    const url = this.endpoint!;
+    const target = this.endpoint!;
     const deadline = Date.now() + this.#opts.timings.healthTimeoutMs;
     try {
       while (gen === this.#generation && (this.#state === 'starting' || this.#state === 'loading')) {
-        const health = await getHealth(url, { timeoutMs: 2000, signal: abort.signal });
+        const health = await getHealth(target, { timeoutMs: 2000, signal: abort.signal });
         if (gen !== this.#generation || abort.signal.aborted) return;
         if (health.kind === 'ok') {
           // Ready means its buffers are known (the loader calibrates from them): wait, briefly, for

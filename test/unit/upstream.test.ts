@@ -23,6 +23,7 @@ describe('classifyUpstreamError', () => {
   it.each([
     ['refused', Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' })],
     ['its UNIX socket gone', Object.assign(new Error('connect ENOENT /state/sockets/m_1.sock'), { code: 'ENOENT' })],
+    ["its socket's accept queue full (frozen)", Object.assign(new Error('connect EAGAIN /state/sockets/m_1.sock'), { code: 'EAGAIN' })],
     ['socket closed', Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' })],
     ['cause carries the code', Object.assign(new Error('fetch failed'), { cause: { code: 'ECONNRESET' } })],
     // undici's error when a Connection: close stream's process dies mid-body (recorded with kill -9)
