@@ -21,12 +21,14 @@ export const MAX_SOCKET_PATH = 103;
 
 /**
  * The socket an instance listens on, or undefined where none can be used: on Windows Node's `path`
- * means a named pipe, not an AF_UNIX socket; a state dir deep enough overflows sun_path. The name
- * ends in `.sock`, which is how llama-server's `--host` tells a socket from an address.
+ * means a named pipe, not an AF_UNIX socket; a state dir deep enough overflows sun_path; `--host` is
+ * a CSV list, so a comma or a quote in the path would split it. The name ends in `.sock`, which is
+ * how llama-server's `--host` tells a socket from an address.
  */
 export function socketPathFor(dir: string, instanceId: string, platform: NodeJS.Platform = process.platform): string | undefined {
   if (platform === 'win32') return undefined;
   const path = join(dir, `${instanceId.replace(/[^A-Za-z0-9._-]/g, '_')}.sock`);
+  if (/[,"]/.test(path) || path !== path.trim()) return undefined;
   return Buffer.byteLength(path) <= MAX_SOCKET_PATH ? path : undefined;
 }
 

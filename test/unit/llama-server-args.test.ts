@@ -60,6 +60,12 @@ describe('socketPathFor', () => {
     expect(socketPathFor(`${deep}x`, 'm#1', 'darwin')).toBeUndefined();
   });
 
+  it("none when the path would not survive --host's CSV list (a comma or a quote); spaces inside are fine", () => {
+    expect(socketPathFor('/home/a,b/state/sockets', 'm#1', 'linux')).toBeUndefined();
+    expect(socketPathFor('/home/"q"/sockets', 'm#1', 'linux')).toBeUndefined();
+    expect(socketPathFor('/Users/Jo Smith/Library/Application Support/slotwise/sockets', 'm#1', 'darwin')).toBe('/Users/Jo Smith/Library/Application Support/slotwise/sockets/m_1.sock');
+  });
+
   it('keys a socket endpoint apart from its origin', () => {
     expect(endpointKey({ origin: 'http://127.0.0.1:9000' })).toBe('http://127.0.0.1:9000');
     expect(endpointKey({ origin: 'http://127.0.0.1:9000', socketPath: '/s/m_1.sock' })).toBe('unix:/s/m_1.sock');
