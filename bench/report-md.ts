@@ -212,7 +212,7 @@ function comparisonTable(comparisons: readonly Comparison[]): string[] {
       '',
       '### Daemon vs direct, and the floor: a bare Node proxy',
       '',
-      'The bare proxy (bench/floor-proxy.ts: `http.createServer`, `http.request` on a connection per stream, `pipe`, in a process of its own) runs in front of the same upstream in the same run, which closes each stream\'s connection as llama-server does: ' +
+      'The bare proxy (bench/floor-proxy.ts: `http.createServer`, `http.request` on a connection per stream, `pipe`, in a process of its own) runs in front of the same upstream in the same run, reached as the daemon reaches it (its UNIX socket where it listens on one; direct uses its TCP port, as a client without Slotwise would), which closes each stream\'s connection as llama-server does: ' +
         'what any Node proxy hop costs on this machine. Daemon over floor = what the daemon adds beyond it (queue, leases, status, validation). ' +
         'CPU per request: CPU time of the hop\'s own process during the level (all its threads, /proc schedstat) ÷ its requests, in µs; the daemon\'s includes its background work (the /slots polls, the 4 status reads a second the bench makes).',
       '',
