@@ -86,8 +86,8 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
   #port: number | undefined;
   /** The UNIX socket the current process also listens on, for the daemon's own requests (endpoint.ts). */
   #socketPath: string | undefined;
-  /** This llama-server could not listen on a socket (a build before `--host` took several, or `.sock`): TCP only from then on. */
-  #socketRefused = false;
+  /** Its port alone from now on: this llama-server could not listen on a socket (a build before `--host` took several, or `.sock`), or the state dir's path allows none. */
+  #tcpOnly = false;
   #restarts = 0;
   /** Prompt tokens the running process's host prompt cache holds (Infinity: unknown; 0: off). */
   #promptCacheTokens = Number.POSITIVE_INFINITY;
@@ -341,7 +341,11 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
     const recorded = setsVerbosity(this.model.args) ? undefined : await this.#opts.recordedPlacement?.(this.model).catch(() => undefined);
     const port = await freePort();
     if (gen !== this.#generation || this.#want !== 'running') return;
-    const socketPath = this.#socketRefused ? undefined : socketPathFor(this.#opts.stateDir.sockets, this.id);
+    const socketPath = this.#tcpOnly ? undefined : socketPathFor(this.#opts.stateDir.sockets, this.id);
+    if (!socketPath && !this.#tcpOnly && process.platform !== 'win32') {
+      this.#tcpOnly = true; // said once; the path will not change
+      this.#logger.info(`no UNIX socket for this instance: ${join(this.#opts.stateDir.sockets, '…')} is too long for one or holds a comma or quote; the daemon uses its TCP port (a shorter --state-dir gives it one)`);
+    }
     if (socketPath) {
       // The dir may have been removed under a running daemon; a file left by a process that died would fail the bind.
       await mkdir(this.#opts.stateDir.sockets, { recursive: true, mode: 0o700 }).catch(() => undefined);
@@ -487,7 +491,7 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
 
     if (neverReady && socketPath && recent.some((l) => PORT_IN_USE.test(l) && l.includes(socketPath))) {
       // An older build reads `--host 127.0.0.1,PATH.sock` as one host name it cannot bind: not retried as a port.
-      this.#socketRefused = true;
+      this.#tcpOnly = true;
       this.#logger.warn(`this llama-server cannot listen on a UNIX socket besides its port (${firstLine(explanation ?? how)}); retrying on its port alone`);
       void this.#launch();
       return;

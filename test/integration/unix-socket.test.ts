@@ -107,4 +107,14 @@ describe('llama-server on a UNIX socket', () => {
     expect(await res.text()).toContain('[DONE]');
     expect(await standInCount(d, 'port')).toBe(1);
   }, 60_000);
+
+  it('a state dir too deep for a socket path: the port alone, and the daemon log says why', async () => {
+    const stateDir = join(tempDir('deep'), 'd'.repeat(100), 'state');
+    const d = await startTestDaemon({ stateDir, models: { m: { slots: 1, args: ['--fake-token-ms', '1'] } }, config: { llamaServer: STAND_IN } });
+    const inst = (await d.waitFor(ready, 'ready')).models[0]!.instances[0]!;
+    expect(inst.socket).toBeUndefined();
+    expect(d.output()).toMatch(/no UNIX socket for this instance: .* is too long for one or holds a comma or quote; the daemon uses its TCP port/);
+    expect(await (await completion(d, 2)).text()).toContain('[DONE]');
+    expect(await standInCount(d, 'port')).toBe(1);
+  }, 60_000);
 });
