@@ -5,8 +5,8 @@
 // stand-in upstream (1 × 8 slots, 3 ms a token); two loads of streamed completions go through it
 // from this process (no status polls, unlike `bench`, so nothing else runs in the daemon): many
 // 1-token streams, then fewer 128-token ones. Cost = requests × per-request + chunks × per-chunk,
-// solved from the two loads (the daemon's idle cost, its polls, taken off first). CPU is utime+stime
-// from /proc. With --alloc, allocation instead: the sum of V8's `allocated=` over the GCs
+// solved from the two loads (the daemon's idle cost, its polls, taken off first). CPU is the sum of
+// its threads' /proc schedstat (ns). With --alloc, allocation instead: the sum of V8's `allocated=` over the GCs
 // (--trace-gc-nvp), with a 1 MB young generation so a GC, which is when allocation shows, is never
 // far from a phase's end (that changes the GC's own CPU cost: measure CPU without --alloc).
 //
@@ -16,7 +16,7 @@
 //
 //   node bench/hop-cost.mjs [--alloc] [--checkout DIR] [--short N] [--long N] [--concurrency C] [--node-flags=FLAGS] [--warmup N]
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -42,9 +42,17 @@ daemon.stdout.setEncoding('utf8').on('data', (text) => {
     if (m) allocated += Number(m[1]);
   }
 });
+/** The daemon's CPU ms so far: its threads' schedstat (ns), as bench/process-cpu.ts reads it (/proc/PID/stat's 10 ms ticks are coarse for phases of 1–2 s). */
 const cpuMs = () => {
-  const f = readFileSync(`/proc/${daemon.pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // clock ticks of 10 ms
+  let ns = 0;
+  for (const tid of readdirSync(`/proc/${daemon.pid}/task`)) {
+    try {
+      ns += Number(readFileSync(`/proc/${daemon.pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return ns / 1e6;
 };
 /** CPU ms and bytes allocated (--alloc) by the daemon while `work` runs. */
 async function cost(work) {
