@@ -98,8 +98,13 @@ export interface PidRecord {
   daemonStartTime?: number;
 }
 
+/** An instance id (`coder#2`) as the stem of its files in the state dir: its pid record, log and socket. */
+export function instanceFileStem(instance: string): string {
+  return instance.replace(/[^A-Za-z0-9._-]/g, '_');
+}
+
 function pidFile(dir: StateDir, instance: string): string {
-  return join(dir.pids, `${instance.replace(/[^A-Za-z0-9._-]/g, '_')}.json`);
+  return join(dir.pids, `${instanceFileStem(instance)}.json`);
 }
 
 export async function writePidRecord(dir: StateDir, record: PidRecord): Promise<void> {

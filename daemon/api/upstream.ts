@@ -9,7 +9,7 @@ import { InstanceGoneError } from '../scheduler/dispatch';
 import { upstreamConnector } from './spare-connections';
 import { openStream, UPSTREAM_EOF, type StreamResponse } from './stream-upstream';
 import { authHeaders } from '../runtime/llama-client';
-import { endpointKey, type LlamaTarget } from '../runtime/endpoint';
+import { endpointKey, endpointOf, type LlamaTarget } from '../runtime/endpoint';
 
 /**
  * Socket errors that mean the llama-server process went away or stopped answering, not that the
@@ -44,7 +44,8 @@ interface PoolEntry {
 const pools = new Map<string, PoolEntry>();
 
 export function poolFor(target: LlamaTarget, now = Date.now()): Pool {
-  const key = typeof target === 'string' ? target : endpointKey(target);
+  const endpoint = endpointOf(target);
+  const key = endpointKey(endpoint);
   const entry = pools.get(key);
   if (entry) {
     entry.lastUsed = now;
@@ -57,8 +58,7 @@ export function poolFor(target: LlamaTarget, now = Date.now()): Pool {
       void e.pool.close();
     }
   }
-  const socketPath = typeof target === 'string' ? undefined : target.socketPath;
-  const origin = typeof target === 'string' ? target : target.origin;
+  const { origin, socketPath } = endpoint;
   const pool = new Pool(origin, socketPath ? { ...POOL_OPTIONS, connect: (opts, cb) => connect({ ...opts, socketPath }, cb) } : POOL_OPTIONS);
   pools.set(key, { pool, lastUsed: now });
   return pool;

@@ -5,6 +5,7 @@
 // wake-up. The loopback port stays open beside it for everything that is not the daemon: `bench
 // --direct`, the bare proxy, tools a user points at the instance (`port` in status).
 import { join } from 'node:path';
+import { instanceFileStem } from '../../shared/state-dir';
 
 export interface Endpoint {
   /** `http://127.0.0.1:PORT`: the address for others, and the Host header. */
@@ -27,9 +28,14 @@ export const MAX_SOCKET_PATH = 103;
  */
 export function socketPathFor(dir: string, instanceId: string, platform: NodeJS.Platform = process.platform): string | undefined {
   if (platform === 'win32') return undefined;
-  const path = join(dir, `${instanceId.replace(/[^A-Za-z0-9._-]/g, '_')}.sock`);
+  const path = join(dir, `${instanceFileStem(instanceId)}.sock`);
   if (/[,"]/.test(path) || path !== path.trim()) return undefined;
   return Buffer.byteLength(path) <= MAX_SOCKET_PATH ? path : undefined;
+}
+
+/** A target as an endpoint: a base URL is an origin reached at its port. */
+export function endpointOf(target: LlamaTarget): Endpoint {
+  return typeof target === 'string' ? { origin: target } : target;
 }
 
 /** One key per listener: pools and spare connections are kept per key. */

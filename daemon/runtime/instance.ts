@@ -14,7 +14,7 @@ import type { LaunchModel, Config } from '../config/types';
 import { SlotwiseError, firstLine } from '../../shared/errors';
 import type { Logger } from '../../platform/log';
 import type { InstanceState, InstanceStatus, Placement } from '../../shared/protocol';
-import { removePidRecord, writePidRecord, type StateDir } from '../../shared/state-dir';
+import { instanceFileStem, removePidRecord, writePidRecord, type StateDir } from '../../shared/state-dir';
 import { ChildLog } from './child-log';
 import { getHealth } from './llama-client';
 import type { ModelFacts } from '../memory/model-facts';
@@ -126,7 +126,7 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
     this.model = opts.model;
     this.#opts = opts;
     this.#logger = opts.logger.child(opts.id);
-    const fileName = `${opts.id.replace(/[^A-Za-z0-9._-]/g, '_')}.log`;
+    const fileName = `${instanceFileStem(opts.id)}.log`;
     this.log = new ChildLog({ file: join(opts.stateDir.logs, fileName), drop: isLogNoise });
     this.log.onLine((line) => {
       if (this.#loadLogEnded) {
@@ -614,8 +614,7 @@ export interface Listen {
  * load's placement lines (layers, buffers: load-log.ts), 3 leaves them out when an earlier load
  * recorded them; a verbosity in the user's args wins over either.
  */
-export function llamaServerArgs(model: LaunchModel, listen: number | Listen, promptCacheMiB?: number, verbosity: 3 | 4 = 4): string[] {
-  const { port, socketPath } = typeof listen === 'number' ? { port: listen, socketPath: undefined } : listen;
+export function llamaServerArgs(model: LaunchModel, { port, socketPath }: Listen, promptCacheMiB?: number, verbosity: 3 | 4 = 4): string[] {
   const args = [
     '-m', model.path,
     '--alias', model.name, // responses name the configured model, not its file path

@@ -7,7 +7,7 @@
 // llama-server woke ~220 times a second for Slotwise's polls, ~40 without the open connection.
 import { get as httpGet, type RequestOptions as HttpOptions } from 'node:http';
 import type { SlotStatus } from '../../shared/protocol';
-import type { LlamaTarget } from './endpoint';
+import { endpointOf, type LlamaTarget } from './endpoint';
 
 export type Health = { kind: 'ok' } | { kind: 'loading' } | { kind: 'error'; status: number; message: string } | { kind: 'down'; message: string };
 
@@ -32,12 +32,11 @@ interface RawSlot {
 /** One GET on a fresh connection that llama-server closes after answering; the whole body as text. */
 function get(target: LlamaTarget, path: string, opts: RequestOptions): Promise<{ status: number; body: string }> {
   const timeout = opts.timeoutMs ?? 5000;
-  const options: HttpOptions = { agent: false, headers: { ...authHeaders(opts.apiKey), connection: 'close' }, signal: opts.signal, timeout };
-  // An instance's endpoint: over its socket when it has one (endpoint.ts), Host still its origin's.
-  const url = typeof target === 'string' ? `${target}${path}` : `${target.origin}${path}`;
-  if (typeof target !== 'string' && target.socketPath) options.socketPath = target.socketPath;
+  // Over the instance's socket when it has one (endpoint.ts); Host is still its origin's.
+  const { origin, socketPath } = endpointOf(target);
+  const options: HttpOptions = { agent: false, headers: { ...authHeaders(opts.apiKey), connection: 'close' }, signal: opts.signal, timeout, ...(socketPath ? { socketPath } : {}) };
   return new Promise((resolve, reject) => {
-    const req = httpGet(url, options, (res) => {
+    const req = httpGet(`${origin}${path}`, options, (res) => {
       const parts: Buffer[] = [];
       res.on('data', (d: Buffer) => parts.push(d));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts).toString('utf8') }));

@@ -9,20 +9,20 @@ const model = (over: Partial<LaunchModel> = {}): LaunchModel => ({
 
 describe('llamaServerArgs by model kind', () => {
   it('completion: neither --embedding nor --reranking', () => {
-    const args = llamaServerArgs(model(), 9000);
+    const args = llamaServerArgs(model(), { port: 9000 });
     expect(args).not.toContain('--embedding');
     expect(args).not.toContain('--reranking');
     expect(args).toContain('--parallel');
   });
 
   it('embedding: --embedding, before the user args', () => {
-    const args = llamaServerArgs(model({ kind: 'embedding', args: ['--pooling', 'mean'] }), 9000);
+    const args = llamaServerArgs(model({ kind: 'embedding', args: ['--pooling', 'mean'] }), { port: 9000 });
     expect(args).toContain('--embedding');
     expect(args.indexOf('--embedding')).toBeLessThan(args.indexOf('--pooling'));
   });
 
   it('rerank: --reranking', () => {
-    const args = llamaServerArgs(model({ kind: 'rerank' }), 9000);
+    const args = llamaServerArgs(model({ kind: 'rerank' }), { port: 9000 });
     expect(args).toContain('--reranking');
     expect(args).not.toContain('--embedding');
   });
@@ -32,7 +32,7 @@ describe('where llama-server listens', () => {
   const valueOf = (args: string[], flag: string): string | undefined => args[args.indexOf(flag) + 1];
 
   it('the loopback port alone, without a socket', () => {
-    const args = llamaServerArgs(model(), 9000);
+    const args = llamaServerArgs(model(), { port: 9000 });
     expect(valueOf(args, '--host')).toBe('127.0.0.1');
     expect(valueOf(args, '--port')).toBe('9000');
   });

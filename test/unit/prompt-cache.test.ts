@@ -107,8 +107,8 @@ describe('--cache-ram', () => {
   const cacheRam = (args: string[]): string | undefined => args[args.indexOf('--cache-ram') + 1];
 
   it('is the resolved size for "auto", the configured one otherwise', () => {
-    expect(cacheRam(llamaServerArgs(model('auto'), 9000, 2048))).toBe('2048');
-    expect(cacheRam(llamaServerArgs(model('auto'), 9000))).toBe(String(PROMPT_CACHE_MIN_MIB));
-    expect(cacheRam(llamaServerArgs(model(64), 9000, 2048))).toBe('64');
+    expect(cacheRam(llamaServerArgs(model('auto'), { port: 9000 }, 2048))).toBe('2048');
+    expect(cacheRam(llamaServerArgs(model('auto'), { port: 9000 }))).toBe(String(PROMPT_CACHE_MIN_MIB));
+    expect(cacheRam(llamaServerArgs(model(64), { port: 9000 }, 2048))).toBe('64');
   });
 });
