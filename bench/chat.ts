@@ -197,22 +197,26 @@ export function promptTokenTotals(samples: readonly Pick<RequestSample, 'promptN
 }
 
 /**
- * Of the later turns (turn > 0) that ran, the share on the replica that ran the conversation's turn
- * before: there llama-server can restore the history from its own host prompt cache even without
- * affinity routing, so this is how often "off" is a hit by placement alone. NaN when none ran.
+ * The later turns (turn > 0) that ran, split by where: on the replica that ran the conversation's
+ * turn before (`same`), where llama-server can restore the history from its own host prompt cache
+ * even without affinity routing, or on another one (`other`), which computes it again.
  */
-export function sameReplicaShare(samples: readonly Pick<ChatSample, 'conversation' | 'turn' | 'instanceId'>[]): number {
+export function laterTurnsByReplica<S extends Pick<ChatSample, 'conversation' | 'turn' | 'instanceId'>>(samples: readonly S[]): { same: S[]; other: S[] } {
   const at = new Map<string, string>();
   for (const s of samples) if (s.instanceId !== undefined) at.set(`${s.conversation}/${s.turn}`, s.instanceId);
-  let same = 0;
-  let later = 0;
+  const split = { same: [] as S[], other: [] as S[] };
   for (const s of samples) {
     const before = at.get(`${s.conversation}/${s.turn - 1}`);
     if (s.turn === 0 || s.instanceId === undefined || before === undefined) continue;
-    later++;
-    if (before === s.instanceId) same++;
+    (before === s.instanceId ? split.same : split.other).push(s);
   }
-  return later > 0 ? same / later : NaN;
+  return split;
+}
+
+/** Of the later turns that ran, the share on the previous turn's replica: how often "off" is a hit by placement alone. NaN when none ran. */
+export function sameReplicaShare(samples: readonly Pick<ChatSample, 'conversation' | 'turn' | 'instanceId'>[]): number {
+  const { same, other } = laterTurnsByReplica(samples);
+  return same.length + other.length > 0 ? same.length / (same.length + other.length) : NaN;
 }
 
 /** TTFT less the daemon's queue wait (X-Slotwise-Queue-Wait-Ms): prefill and the first token, plus the hop. */

@@ -1,6 +1,6 @@
 // bench.md: the run as Markdown tables, for people and pull requests.
 import { STAGE_COLUMNS } from './aggregate';
-import type { BenchReport, Comparison, DaemonSide, LevelResult, OnDemandResult, TargetCheck } from './types';
+import type { BenchReport, Comparison, DaemonSide, LevelResult, OnDemandResult, Summary, TargetCheck } from './types';
 
 /** A number for a table; NaN, null (NaN after JSON) and undefined read as `–`. */
 export function fmt(v: number | null | undefined, digits = 1): string {
@@ -58,6 +58,17 @@ export function worstWindows(timeline: readonly { tMs: number; maxMs: number }[]
   return worst.map((w) => `${fmt(w.maxMs, 0)} ms at ${fmt(w.tMs / 1000, 1)} s`).join(', ') || 'none recorded';
 }
 
+/** The chat runs' host prompt cache setting, in words. */
+function hostPromptCache(mib: number | 'auto' | undefined): string {
+  if (mib === 0) return "llama-server's host prompt cache off (`promptCacheMiB` 0: a history survives only in the slot that held it)";
+  return `llama-server's host prompt cache ${mib === undefined || mib === 'auto' ? 'auto' : `${mib} MiB`} (\`promptCacheMiB\`)`;
+}
+
+/** `p50 (n)` of a later-turn placement, `—` in older reports or when no turn ran there. */
+function byPlacement(s: Summary | undefined): string {
+  return s && s.count > 0 ? `${fmt(s.p50, 2)} (${s.count})` : '—';
+}
+
 function chatSection(c: NonNullable<BenchReport['chat']>): string[] {
   return [
     '',
@@ -68,20 +79,23 @@ function chatSection(c: NonNullable<BenchReport['chat']>): string[] {
       `${c.thinkMs > 0 ? `a seeded 0.5–1.5 × ${fmt(c.thinkMs, 0)} ms (the user reading and writing) after the last answer ended` : 'when the last answer ended'} (seeded system prompt and ` +
       `user messages; each turn's history carries the replies the model generated, temperature 0, max_tokens ${c.maxTokens}` +
       `${c.wordBias ? ', limited by a logit bias to whole-word tokens so they re-tokenize as generated' : ', free text'}); ` +
-      `${c.replicas} instances × ${c.slotsPerInstance} slots, a fresh daemon per run. ` +
+      `${c.replicas} instances × ${c.slotsPerInstance} slots, a fresh daemon per run, ${hostPromptCache(c.promptCacheMiB)}. ` +
       'Hit ratio: Σ cache_n ÷ Σ (cache_n + prompt_n) from llama-server\'s `timings` in each stream\'s last chunk. ' +
       '"TTFT − queue": TTFT less the daemon\'s queue wait (prefill and the first token once a slot was leased). ' +
       '"on previous replica": the later turns that ran on the replica of the conversation\'s turn before, where llama-server\'s ' +
-      'own host prompt cache restores the history even without affinity, so "off" is a hit that often by placement alone. Times in ms.',
+      'own host prompt cache restores the history even without affinity, so "off" is a hit that often by placement alone; ' +
+      '"later, same / other replica": the TTFT p50 (and count) of those later turns and of the rest, which compute the history again. Times in ms.',
     '',
     ...table(
-      ['affinity', 'TTFT p50', 'TTFT p95', 'first turn TTFT p50', 'later turns TTFT p50', 'TTFT − queue p50', 'e2e p50', 'prompt tokens p50 (min–max)', 'prompt tokens Σ', 'computed Σ', 'cache hit', 'on previous replica', 'queue mean', 'failed'],
+      ['affinity', 'TTFT p50', 'TTFT p95', 'first turn TTFT p50', 'later turns TTFT p50', 'later, same replica', 'later, other replica', 'TTFT − queue p50', 'e2e p50', 'prompt tokens p50 (min–max)', 'prompt tokens Σ', 'computed Σ', 'cache hit', 'on previous replica', 'queue mean', 'failed'],
       c.runs.map((x) => [
         `${x.affinity ? 'on' : 'off'}${(c.rounds ?? 1) > 1 && x.round !== undefined ? ` (round ${x.round + 1})` : ''}`,
         fmt(x.level.ttftMs.p50, 2),
         fmt(x.level.ttftMs.p95, 2),
         fmt(x.firstTurnTtftMs.p50, 2),
         fmt(x.laterTurnTtftMs.p50, 2),
+        byPlacement(x.sameReplicaTtftMs),
+        byPlacement(x.otherReplicaTtftMs),
         x.ttftLessQueueMs ? fmt(x.ttftLessQueueMs.p50, 2) : '—',
         fmt(x.level.e2eMs.p50),
         `${fmt(x.promptTokens.p50, 0)} (${fmt(x.promptTokens.min, 0)}–${fmt(x.promptTokens.max, 0)})`,

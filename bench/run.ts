@@ -11,7 +11,7 @@ import { SlotwiseError } from '../shared/errors';
 import { runSetup, type ProgressStream } from '../toolchain/setup';
 import { ensureCachedTinyModel } from '../gguf/tiny-model';
 import { describeEnvironment } from './environment';
-import { BENCH_PROMPT, chatScenario, gpuPaceScenario, hostedSweep, loadScenario, modelConfig, routingScenario, type ScenarioContext } from './scenarios';
+import { BENCH_PROMPT, chatScenario, gpuPaceScenario, hostedSweep, loadScenario, modelConfig, routingScenario, type ChatScenarioOptions, type ScenarioContext } from './scenarios';
 import { findStandIn, STAND_IN } from './stand-in';
 import { typingScenario } from './typing';
 import { priorityScenario } from './priority-load';
@@ -137,12 +137,27 @@ async function custom(req: BenchRequest): Promise<Draft> {
   };
 }
 
-async function chatRun(req: BenchRequest, model: ModelConfig, config: Config): Promise<Draft> {
-  const replicas = req.replicas ?? CHAT.replicas;
-  const slots = req.slots ?? CHAT.slots;
+/** The chat scenario's options for a model: the workload's layout unless --replicas/--slots say otherwise, the model's own args, context and host prompt cache. */
+export function chatOptions(req: Pick<BenchRequest, 'replicas' | 'slots'>, model: ModelConfig, config: Pick<Config, 'llamaServer'>): ChatScenarioOptions {
   const llamaServer = config.llamaServer === 'auto' ? undefined : config.llamaServer;
   const args = llamaServer ? model.args : [...model.args, ...(model.args.some((a) => a === '--threads' || a === '-t') ? [] : threadArgs())];
-  const { chat, environment } = await chatScenario(req, { modelPath: model.path, replicas, slots, ctxPerSlot: Math.max(model.ctxPerSlot, CHAT.ctxPerSlot), plan: { ...CHAT.plan }, rounds: CHAT.rounds, args, llamaServer });
+  return {
+    modelPath: model.path,
+    replicas: req.replicas ?? CHAT.replicas,
+    slots: req.slots ?? CHAT.slots,
+    ctxPerSlot: Math.max(model.ctxPerSlot, CHAT.ctxPerSlot),
+    plan: { ...CHAT.plan },
+    rounds: CHAT.rounds,
+    args,
+    ...(llamaServer !== undefined ? { llamaServer } : {}),
+    promptCacheMiB: model.promptCacheMiB,
+  };
+}
+
+async function chatRun(req: BenchRequest, model: ModelConfig, config: Config): Promise<Draft> {
+  const o = chatOptions(req, model, config);
+  const { replicas, slots, args = [] } = o;
+  const { chat, environment } = await chatScenario(req, o);
   return {
     schema: 1,
     environment,

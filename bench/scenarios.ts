@@ -5,7 +5,7 @@ import type { Config, ModelConfig } from '../daemon/config/types';
 import { DEFAULT_HANDOFF_TOKENS, DEFAULT_PROMPT_CACHE_MIB } from '../daemon/config/rules';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readGgufHeader } from '../gguf/gguf';
-import { cacheHitRatio, planConversations, promptTokenTotals, promptTokens, replyLogitBias, runConversations, sameReplicaShare, ttftLessQueue, type ChatPlan, type ChatSample } from './chat';
+import { cacheHitRatio, laterTurnsByReplica, planConversations, promptTokenTotals, promptTokens, replyLogitBias, runConversations, sameReplicaShare, ttftLessQueue, type ChatPlan, type ChatSample } from './chat';
 import type { LeaseRecord } from '../daemon/scheduler/scheduler';
 import { fetchInstanceKeys, fetchSnapshot } from './status-sampler';
 import { defaultConfig } from '../daemon/config/validate';
@@ -190,6 +190,8 @@ export interface ChatScenarioOptions {
   rounds?: number;
   args?: string[];
   llamaServer?: string;
+  /** The model's host prompt cache (default: auto). */
+  promptCacheMiB?: number | 'auto';
 }
 
 /** Affinity of each run: off, on, then on, off, … (ABBA), so a drift in the machine's load over the run hits both modes alike. */
@@ -209,7 +211,7 @@ export async function chatScenario(ctx: ScenarioContext, o: ChatScenarioOptions)
   for (const [i, affinity] of chatRunOrder(rounds).entries()) {
     const round = Math.floor(i / 2);
     ctx.progress?.line(`chat: ${o.plan.conversations} conversations × ${o.plan.turns} turns, ${o.replicas} × ${o.slots} slots, affinity ${affinity ? 'on' : 'off'}${rounds > 1 ? ` (round ${round + 1}/${rounds})` : ''}`);
-    const model = modelConfig('tiny', o.modelPath, { slots: o.slots, replicas: o.replicas, args: o.args, ctxPerSlot: o.ctxPerSlot, affinity });
+    const model = modelConfig('tiny', o.modelPath, { slots: o.slots, replicas: o.replicas, args: o.args, ctxPerSlot: o.ctxPerSlot, affinity, promptCacheMiB: o.promptCacheMiB });
     const host = await hostDaemon({ models: [model], routing: 'slot-aware', llamaServer: o.llamaServer, env: ctx.env });
     try {
       const { daemon } = host;
@@ -236,8 +238,9 @@ export async function chatScenario(ctx: ScenarioContext, o: ChatScenarioOptions)
       placeSamples(samples, leases);
       const ok = samples.filter((s) => s.ok);
       pooled.get(affinity)!.push(...ok);
-      const ttft = (pick: (turn: number) => boolean): ReturnType<typeof summarize> =>
-        summarize(ok.flatMap((s) => (pick(s.turn) && s.ttftMs !== undefined ? [s.ttftMs] : [])));
+      const ttftOf = (some: readonly ChatSample[]): ReturnType<typeof summarize> => summarize(some.flatMap((s) => (s.ttftMs !== undefined ? [s.ttftMs] : [])));
+      const ttft = (pick: (turn: number) => boolean): ReturnType<typeof summarize> => ttftOf(ok.filter((s) => pick(s.turn)));
+      const byReplica = laterTurnsByReplica(ok);
       runs.push({
         affinity,
         ...(rounds > 1 ? { round } : {}),
@@ -249,6 +252,8 @@ export async function chatScenario(ctx: ScenarioContext, o: ChatScenarioOptions)
         laterTurnTtftMs: ttft((t) => t > 0),
         ttftLessQueueMs: ttftLessQueue(ok),
         sameReplicaShare: sameReplicaShare(ok),
+        sameReplicaTtftMs: ttftOf(byReplica.same),
+        otherReplicaTtftMs: ttftOf(byReplica.other),
       });
     } finally {
       await host.close();
@@ -269,6 +274,7 @@ export async function chatScenario(ctx: ScenarioContext, o: ChatScenarioOptions)
     thinkMs: o.plan.thinkMs,
     startSpreadMs: o.plan.startSpreadMs,
     rounds,
+    promptCacheMiB: o.promptCacheMiB ?? DEFAULT_PROMPT_CACHE_MIB,
     pooled: both,
     runs,
     ttftP50Ratio: off.ttftMs.p50 / on.ttftMs.p50,
@@ -326,7 +332,11 @@ function instanceKeys(instances: readonly { id: string; apiKey: string }[]): Rec
   return Object.fromEntries(instances.map((i) => [i.id, i.apiKey]));
 }
 
-export function modelConfig(name: string, path: string, o: { slots: number; replicas: number; args?: string[]; ctxPerSlot?: number; affinity?: boolean }): ModelConfig {
+export function modelConfig(
+  name: string,
+  path: string,
+  o: { slots: number; replicas: number; args?: string[]; ctxPerSlot?: number; affinity?: boolean; promptCacheMiB?: number | 'auto' },
+): ModelConfig {
   return {
     name,
     path,
@@ -340,7 +350,7 @@ export function modelConfig(name: string, path: string, o: { slots: number; repl
     affinity: o.affinity ?? true,
     kind: 'completion',
     reservedSlots: 0,
-    promptCacheMiB: DEFAULT_PROMPT_CACHE_MIB,
+    promptCacheMiB: o.promptCacheMiB ?? DEFAULT_PROMPT_CACHE_MIB,
     load: 'always',
     idleUnloadMs: 0,
     pinned: false,

@@ -218,6 +218,8 @@ export interface ChatResult {
   startSpreadMs?: number;
   /** Rounds of off and on, in ABBA order (off, on, on, off, …) so drift over the run hits both alike. Absent in older reports: 1. */
   rounds?: number;
+  /** The model's `promptCacheMiB` (llama-server's host prompt cache; 0: none), which restores a history on any slot of the replica that held it. Absent in older reports: auto. */
+  promptCacheMiB?: number | 'auto';
   /** Each mode over all its rounds: what the ratio and the goals read. Absent in older reports (one round). */
   pooled?: { affinity: boolean; ttftMs: Summary; hitRatio: number }[];
   runs: {
@@ -238,6 +240,9 @@ export interface ChatResult {
     ttftLessQueueMs?: Summary;
     /** Of the later turns, the share on the replica that ran the conversation's turn before (sameReplicaShare). Absent in older reports. */
     sameReplicaShare?: number;
+    /** TTFT of the later turns on the previous turn's replica and on another (laterTurnsByReplica). Absent in older reports. */
+    sameReplicaTtftMs?: Summary;
+    otherReplicaTtftMs?: Summary;
   }[];
   /** TTFT p50 without affinity ÷ with (pooled over the rounds); goal ≥ 3. */
   ttftP50Ratio: number;

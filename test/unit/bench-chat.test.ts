@@ -1,10 +1,10 @@
 // The chat workload's conversations and its cache hit ratio (no llama-server needed).
 import { describe, expect, it } from 'vitest';
-import { cacheHitRatio, planConversations, promptTokenTotals, promptTokens, replyLogitBias, sameReplicaShare, ttftLessQueue, turnMessages, WORDS, type ChatSample } from '../../bench/chat';
+import { cacheHitRatio, laterTurnsByReplica, planConversations, promptTokenTotals, promptTokens, replyLogitBias, sameReplicaShare, ttftLessQueue, turnMessages, WORDS, type ChatSample } from '../../bench/chat';
 import { renderMarkdown } from '../../bench/report-md';
-import { chatRunOrder, placeSamples } from '../../bench/scenarios';
+import { chatRunOrder, modelConfig, placeSamples } from '../../bench/scenarios';
 import { expectRectangularTables } from '../helpers/markdown';
-import { CHAT } from '../../bench/run';
+import { CHAT, chatOptions } from '../../bench/run';
 import { checkTargets } from '../../bench/targets';
 import { summarize } from '../../bench/stats';
 import { SseCounter } from '../../bench/stream-request';
@@ -128,6 +128,9 @@ describe('where the turns ran', () => {
     const samples = [at(0, 0, 'A'), at(0, 1, 'A'), at(0, 2, 'B'), at(1, 0, 'B'), at(1, 1, 'B'), at(2, 1, 'A'), at(3, 0)];
     expect(sameReplicaShare(samples)).toBeCloseTo(2 / 3, 12);
     expect(sameReplicaShare([at(0, 0, 'A')])).toBeNaN();
+    const split = laterTurnsByReplica(samples);
+    expect(split.same).toEqual([at(0, 1, 'A'), at(1, 1, 'B')]);
+    expect(split.other).toEqual([at(0, 2, 'B')]);
   });
 
   it('splits TTFT into the queue wait and the rest', () => {
@@ -218,14 +221,19 @@ describe('bench.md chat section', () => {
       laterTurnTtftMs: summarize([90]),
       ttftLessQueueMs: summarize([affinity ? 55 : 180]),
       sameReplicaShare: share,
+      sameReplicaTtftMs: summarize(affinity ? [70, 80, 90] : [75, 85]),
+      otherReplicaTtftMs: summarize(affinity ? [] : [400, 500, 600]),
     });
     const chat: ChatResult = { conversations: 16, turns: 6, replicas: 2, slotsPerInstance: 4, maxTokens: 160, wordBias: true, thinkMs: 4000, startSpreadMs: 4000, runs: [run(false, 0.5), run(true, 0.95)], ttftP50Ratio: 200 / 60 };
     const report = chatReport(chat);
     const md = renderMarkdown(report);
     expectRectangularTables(md);
     expect(md).toContain('16 conversations × 6 turns, starting spread over the first 4000 ms (as users arrive)');
-    expect(md).toMatch(/\| off \| 200\.00 \|.*\| 180\.00 \|.*\| 50 % \|/);
-    expect(md).toMatch(/\| on \| 60\.00 \|.*\| 55\.00 \|.*\| 95 % \|/);
+    expect(md).toMatch(/\| off \| 200\.00 \|.*\| 90\.00 \| 80\.00 \(2\) \| 500\.00 \(3\) \| 180\.00 \|.*\| 50 % \|/);
+    expect(md).toMatch(/\| on \| 60\.00 \|.*\| 90\.00 \| 80\.00 \(3\) \| — \| 55\.00 \|.*\| 95 % \|/);
+    expect(md).toContain("a fresh daemon per run, llama-server's host prompt cache auto (`promptCacheMiB`).");
+    expect(renderMarkdown({ ...report, chat: { ...chat, promptCacheMiB: 0 } })).toContain("llama-server's host prompt cache off (`promptCacheMiB` 0: a history survives only in the slot that held it)");
+    expect(renderMarkdown({ ...report, chat: { ...chat, promptCacheMiB: 512 } })).toContain("llama-server's host prompt cache 512 MiB (`promptCacheMiB`)");
     expect(renderMarkdown({ ...report, chat: { ...chat, startSpreadMs: 0 } })).toContain('16 conversations × 6 turns, all at once');
   });
 
@@ -248,6 +256,20 @@ describe('bench.md chat section', () => {
     expect(md).toContain('2 rounds in the order off, on, on, off');
     expect(md).toContain('pooled over them: off TTFT p50 210.00 ms, cache hit 64 %; on TTFT p50 70.00 ms, cache hit 84 %.');
     expect(md).toContain('TTFT p50 off ÷ on (pooled): **3.00×**.');
+  });
+});
+
+describe('chatOptions', () => {
+  it("runs the model's own args, context and host prompt cache on the workload's layout, or the one --replicas/--slots give", () => {
+    const model = { ...modelConfig('coder', '/m/coder.gguf', { slots: 8, replicas: 1, args: ['-fa', 'on'], ctxPerSlot: 4096 }), promptCacheMiB: 0 };
+    const o = chatOptions({}, model, { llamaServer: '/opt/llama-server' });
+    expect(o).toMatchObject({ modelPath: '/m/coder.gguf', replicas: CHAT.replicas, slots: CHAT.slots, ctxPerSlot: 4096, args: ['-fa', 'on'], llamaServer: '/opt/llama-server', promptCacheMiB: 0 });
+    expect(chatOptions({ replicas: 3, slots: 2 }, { ...model, ctxPerSlot: 512, promptCacheMiB: 'auto' }, { llamaServer: '/opt/llama-server' })).toMatchObject({ replicas: 3, slots: 2, ctxPerSlot: CHAT.ctxPerSlot, promptCacheMiB: 'auto' });
+    // The built llama-server gets the bench's thread count unless the model's args set one.
+    expect(chatOptions({}, model, { llamaServer: 'auto' }).args).toEqual(['-fa', 'on', '--threads', expect.stringMatching(/^\d+$/)]);
+    expect(chatOptions({}, { ...model, args: ['-t', '2'] }, { llamaServer: 'auto' }).args).toEqual(['-t', '2']);
+    expect(modelConfig('tiny', '/m/t.gguf', { slots: 4, replicas: 2, promptCacheMiB: 64 }).promptCacheMiB).toBe(64);
+    expect(modelConfig('tiny', '/m/t.gguf', { slots: 4, replicas: 2 }).promptCacheMiB).toBe('auto');
   });
 });
 
