@@ -20,7 +20,7 @@ function usage(): string {
   return [
     `slotwise ${version} — run llama.cpp servers with visible slots, a fair queue and a capacity verdict`,
     '',
-    'Usage: slotwise <command> [options]',
+    'Usage: slotwise [options] <command> [options]',
     '',
     'Commands:',
     ...lines,
@@ -34,8 +34,35 @@ function usage(): string {
   ].join('\n');
 }
 
+/**
+ * The command and its arguments, with the options for every command that came before the command
+ * (`slotwise --state-dir D status`, as `git -C` or `docker --config` take them) moved after it.
+ * Stops at the first word that is not one of them: `--help` or `--version` first, or anything unknown,
+ * is left for main to answer.
+ */
+export function commandLine(argv: readonly string[]): { name: string | undefined; rest: string[] } {
+  const leading: string[] = [];
+  let i = 0;
+  while (i < argv.length) {
+    const word = argv[i]!;
+    const flag = /^--([a-z-]+)(=.*)?$/.exec(word);
+    const option = flag ? GLOBAL_OPTIONS[flag[1] as keyof typeof GLOBAL_OPTIONS] : word === '-v' ? GLOBAL_OPTIONS.verbose : undefined;
+    if (!option || option === GLOBAL_OPTIONS.help) break;
+    const takesValue = option.type === 'string' && !flag?.[2];
+    // A value missing at the end stays with its option, so parseArgs names it.
+    leading.push(...argv.slice(i, takesValue ? i + 2 : i + 1));
+    i += takesValue ? 2 : 1;
+  }
+  const [name, ...rest] = argv.slice(i);
+  return { name, rest: [...rest, ...leading] };
+}
+
 export async function main(argv: string[]): Promise<number> {
-  const [name, ...rest] = argv;
+  const { name, rest } = commandLine(argv);
+  if (!name && rest.length) return usageError(`no command after "${rest.join(' ')}" — run \`slotwise --help\` for the list`);
+  if (name && name.startsWith('-') && !['--help', '-h', '--version'].includes(name)) {
+    return usageError(`unknown option "${name}" before the command — the options for every command are --state-dir, --config, --port and --verbose`);
+  }
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(`${usage()}\n`);
     return name ? 0 : 2;
@@ -86,6 +113,11 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+function usageError(message: string): number {
+  process.stderr.write(`slotwise: ${message}\n`);
+  return new SlotwiseError('SW_ERR_USAGE', message).exitCode;
+}
+
 /**
  * Last resort: never a stack trace to a user. A short-lived command exits with one line; the daemon
  * (which must not die for one bad request) keeps running, and main.ts logs the detail to daemon.log.
@@ -103,7 +135,7 @@ function installLastResort(longRunning: boolean): void {
 }
 
 if (require.main === module) {
-  installLastResort(['daemon', 'demo'].includes(process.argv[2] ?? ''));
+  installLastResort(['daemon', 'demo'].includes(commandLine(process.argv.slice(2)).name ?? ''));
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;

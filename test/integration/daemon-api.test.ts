@@ -150,6 +150,9 @@ describe('daemon API security and errors', () => {
     const usage = await cli(['frobnicate']);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toContain('unknown command "frobnicate"');
+    const option = await cli(['--frobnicate', 'status']);
+    expect(option.code).toBe(2);
+    expect(option.stderr).toContain('unknown option "--frobnicate" before the command');
     const badPort = await cli(['status', '--port', 'x']);
     expect(badPort.code).toBe(2);
   });
@@ -167,6 +170,10 @@ describe('daemon API security and errors', () => {
       const status = await cli(['status', '--json', '--state-dir', stateDir]);
       expect(status.code).toBe(0);
       expect(JSON.parse(status.stdout)).toMatchObject({ protocol: 1, daemon: { url }, models: [] });
+      // The options for every command may also come before it.
+      const before = await cli(['--state-dir', stateDir, 'status', '--json']);
+      expect(before.code).toBe(0);
+      expect(JSON.parse(before.stdout)).toMatchObject({ daemon: { url } });
       const again = await cli(['start', '--state-dir', stateDir, '--config', configPath, '--port', '0']);
       expect(again.stdout).toContain('already running');
     } finally {
