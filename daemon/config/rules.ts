@@ -386,7 +386,7 @@ export const MODEL: Group<Omit<ModelConfig, 'name'>> = {
       def: 'auto',
       hint: "set the MiB of RAM for llama-server's prompt cache (e.g. 512), \"auto\" to size it from the model, or 0 for none",
       description:
-        "llama-server's prompt cache in host RAM (--cache-ram), MiB; 0 = off. \"auto\" (the default): 4 full contexts per slot of the model's KV bytes per token, at least 32 MiB and at most 4096 MiB or an eighth of host RAM; counted at its limit in the memory plan's host figure and the memory checks (memoryBudgetMiB, eviction). It is what lets a conversation return to a slot that served another one in between. Bounded because its cost per request grows with the prompts it holds (a 10-minute soak at llama-server's own 8192 grew to 522 MB and lost half its throughput): a number overrides.",
+        "llama-server's prompt cache in host RAM (--cache-ram), MiB; 0 = off. \"auto\" (the default): 4 full contexts per slot of the model's KV bytes per token, at least 32 MiB and at most 4096 MiB or an eighth of host RAM; counted at its limit in the memory plan's host figure and the memory checks (memoryBudgetMiB, eviction). It is what lets a conversation return to a slot that served another one in between (with 0 and more conversations than slots, prompt-cache affinity rarely hits). Bounded because its cost per request grows with the prompts it holds (a 10-minute soak at llama-server's own 8192 grew to 522 MB and lost half its throughput): a number overrides.",
     },
     affinity: {
       rule: bool,
