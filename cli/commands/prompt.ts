@@ -1,16 +1,26 @@
 // `prompt`, `jobs`, `attach ID`, `cancel ID`: prompt jobs from the terminal. Tokens stream to stdout;
-// Ctrl-C cancels the job (with --detach the job keeps running and its id is printed).
+// Ctrl-C, SIGTERM, SIGHUP or a closed stdout cancel the job (with --detach the job keeps running and its id is printed).
 import { SlotwiseError } from '../../shared/errors';
 import { withDaemon } from '../locate';
 import type { RpcClient } from '../../shared/rpc-client';
 import type { JobSummary, RpcNotifications } from '../../shared/protocol';
 import type { Command, CommandContext } from './command';
 
-type EndEvent = { kind: 'end'; end: RpcNotifications['job.end'] } | { kind: 'error'; error: RpcNotifications['job.error'] } | { kind: 'interrupted' };
+/** `interrupted`: the user or the shell ended the command (`why`: Ctrl-C, SIGTERM, SIGHUP, or stdout closed as by `| head`). */
+type EndEvent =
+  | { kind: 'end'; end: RpcNotifications['job.end'] }
+  | { kind: 'error'; error: RpcNotifications['job.error'] }
+  | { kind: 'interrupted'; why: Interruption };
+type Interruption = 'SIGINT' | 'SIGTERM' | 'SIGHUP' | 'EPIPE';
+
+/** Exit codes as a shell reports a process killed by the signal (EPIPE: SIGPIPE's). */
+const INTERRUPTED_EXIT: Record<Interruption, number> = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129, EPIPE: 141 };
 
 /**
- * Streams a job's deltas to stdout until it ends; Ctrl-C resolves as interrupted. Listens before the
- * job id is known (set it with `setJob`) so no early delta is lost; deltas are printed once, in seq order.
+ * Streams a job's deltas to stdout until it ends; Ctrl-C, SIGTERM, SIGHUP (the terminal closed) and a
+ * closed stdout (`slotwise prompt … | head`) resolve as interrupted, so the job is cancelled instead of
+ * holding its slot to max_tokens for nobody. Listens before the job id is known (set it with `setJob`)
+ * so no early delta is lost; deltas are printed once, in seq order.
  */
 function follow(client: RpcClient, ctx: CommandContext, json: boolean): { done: Promise<EndEvent>; setJob(id: string, fromSeq?: number): void; close(): void } {
   const offs: (() => void)[] = [];
@@ -23,18 +33,27 @@ function follow(client: RpcClient, ctx: CommandContext, json: boolean): { done: 
   };
   let resolveDone!: (e: EndEvent) => void;
   const done = new Promise<EndEvent>((resolve) => (resolveDone = resolve));
+  let stdoutClosed = false;
   offs.push(client.on('job.delta', forJob((d) => {
     if (d.seq !== printed + 1) return; // a replayed delta already printed
     printed = d.seq;
-    if (!json) ctx.stdout.write(d.text);
+    if (!json && !stdoutClosed) ctx.stdout.write(d.text);
   })));
+  // Kept for the process's life: writes already queued fail with EPIPE too, after close().
+  ctx.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    stdoutClosed = true;
+    resolveDone({ kind: 'interrupted', why: 'EPIPE' });
+  });
   offs.push(client.on('job.queued', forJob((q) => ctx.stderr.write(`[queued: position ${q.position}${q.etaMs !== undefined ? ` · ~${Math.max(1, Math.round(q.etaMs / 1000))} s` : ''}]\n`))));
   offs.push(client.on('job.end', forJob((end) => resolveDone({ kind: 'end', end }))));
   offs.push(client.on('job.error', forJob((error) => resolveDone({ kind: 'error', error }))));
   offs.push(client.onClose((why) => resolveDone({ kind: 'error', error: { jobId: jobId ?? '', code: 'SW_ERR_DAEMON_UNREACHABLE', message: `daemon ${why}` } })));
-  const onSig = (): void => resolveDone({ kind: 'interrupted' });
-  process.once('SIGINT', onSig);
-  offs.push(() => process.off('SIGINT', onSig));
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    const onSig = (): void => resolveDone({ kind: 'interrupted', why: signal });
+    process.once(signal, onSig);
+    offs.push(() => process.off(signal, onSig));
+  }
   return {
     done,
     setJob(id, fromSeq = 0) {
@@ -49,8 +68,8 @@ function follow(client: RpcClient, ctx: CommandContext, json: boolean): { done: 
 async function finish(client: RpcClient, jobId: string, ev: EndEvent, ctx: CommandContext, json: boolean): Promise<number> {
   if (ev.kind === 'interrupted') {
     await client.call('prompt.cancel', { jobId });
-    ctx.stderr.write(`\ncancelled ${jobId}\n`);
-    return 130;
+    ctx.stderr.write(`${ev.why === 'EPIPE' ? '' : '\n'}cancelled ${jobId}${ev.why === 'EPIPE' ? ' (its output was closed)' : ''}\n`);
+    return INTERRUPTED_EXIT[ev.why];
   }
   if (ev.kind === 'error') throw new SlotwiseError(ev.error.code, ev.error.message);
   if (json) {

@@ -72,6 +72,31 @@ describe('slotwise CLI (real daemon + llama-server)', () => {
     await d.waitFor((s) => s.models[0]!.outcomes?.cancelled === 1 && (s.models[0]!.instances[0]!.inFlight ?? 0) === 0, 'job cancelled, slot free', 5000);
   });
 
+  it('a closed stdout (`| head`) or SIGTERM on `slotwise prompt` cancels the job too, instead of generating for nobody', async () => {
+    const d = await startTestDaemon({ models: { tiny: { slots: 1, ctxPerSlot: 4096, size: 'slow' } } });
+    await d.waitFor((s) => s.models[0]!.instances[0]?.state === 'ready', 'ready');
+    const run = async (end: (child: ReturnType<typeof spawn>) => void): Promise<{ code: number | null; err: string }> => {
+      const child = spawn(process.execPath, [CLI, 'prompt', '-n', '3000', 'Go on and on', '--state-dir', d.stateDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      child.stdout!.on('data', (b: Buffer) => (out += b));
+      child.stderr!.on('data', (b: Buffer) => (err += b));
+      await waitUntil(() => out.length > 20, 'tokens streaming', 20_000);
+      end(child);
+      const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+      return { code, err };
+    };
+    // The reader goes away, as `head` does once it has its lines: the next write fails with EPIPE.
+    const piped = await run((child) => child.stdout!.destroy());
+    expect(piped.code).toBe(141);
+    expect(piped.err).toMatch(/^cancelled [0-9a-f-]{36} \(its output was closed\)\n$/);
+    await d.waitFor((s) => s.models[0]!.outcomes?.cancelled === 1 && (s.models[0]!.instances[0]!.inFlight ?? 0) === 0, 'job cancelled, slot free', 5000);
+    const terminated = await run((child) => child.kill('SIGTERM'));
+    expect(terminated.code).toBe(143);
+    expect(terminated.err).toMatch(/cancelled [0-9a-f-]{36}\n$/);
+    await d.waitFor((s) => s.models[0]!.outcomes?.cancelled === 2 && (s.models[0]!.instances[0]!.inFlight ?? 0) === 0, 'second job cancelled, slot free', 5000);
+  });
+
   it('a daemon without models names the file to add one to, in status, doctor, its log and a prompt', async () => {
     const dir = tempDir('nomodels');
     const sd = ['--state-dir', join(dir, 'state')];
