@@ -42,7 +42,8 @@ The requests come from a separate process so the daemon's loop and CPU share are
                        (~300–1,500 prompt tokens: each turn sends back the ${CHAT.plan.maxTokens}-token reply the model generated
                        and a new user message, ~${CHAT.plan.thinkMs / 1000} s after the reply; conversations start spread over ${CHAT.plan.startSpreadMs / 1000} s),
                        ${CHAT.replicas} × ${CHAT.slots} slots, prompt-cache affinity off and on ${CHAT.rounds} times (off, on, on, off; pooled): TTFT and llama-server's
-                       cache hit ratio (timings.cache_n/prompt_n); default model: the tiny one at dim ${CHAT.model.dim} × ${CHAT.model.layers} layers
+                       cache hit ratio (timings.cache_n/prompt_n); default model: the tiny one at dim ${CHAT.model.dim} × ${CHAT.model.layers} layers;
+                       a configured model runs with its own args, ctxPerSlot (at least ${CHAT.ctxPerSlot}) and promptCacheMiB
   --attach             bench the daemon already running for --state-dir instead
   --standard           the fixed suite of \`npm run bench\`: sweep (1 × ${STANDARD.sweep.slots} slots, daemon vs direct),
                        routing (${STANDARD.routing.replicas} × ${STANDARD.routing.slots} slots, slot-aware vs round-robin on a mixed load),
