@@ -134,8 +134,23 @@ function installLastResort(longRunning: boolean): void {
   process.on('uncaughtException', onError);
 }
 
+/**
+ * `slotwise jobs | head`, `status --watch | head -3`: the reader left. Exit quietly with SIGPIPE's
+ * status, as a Unix tool does, instead of an internal error line. A command with a listener of its
+ * own (`prompt`, which cancels its job first) handles it; the daemon's foreground log is not a place
+ * to die of a closed pipe, so this is for short-lived commands only.
+ */
+function exitOnClosedStdout(): void {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    if (process.stdout.listenerCount('error') === 1) process.exit(141);
+  });
+}
+
 if (require.main === module) {
-  installLastResort(['daemon', 'demo'].includes(commandLine(process.argv.slice(2)).name ?? ''));
+  const longRunning = ['daemon', 'demo'].includes(commandLine(process.argv.slice(2)).name ?? '');
+  installLastResort(longRunning);
+  if (!longRunning) exitOnClosedStdout();
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;

@@ -1,6 +1,6 @@
 // The daemon's HTTP and WebSocket surface: auth, origin/host checks, JSON-RPC errors, bad config.
 // A real daemon process with no models (these cases do not need a llama-server).
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { request } from 'node:http';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -174,6 +174,14 @@ describe('daemon API security and errors', () => {
       const before = await cli(['--state-dir', stateDir, 'status', '--json']);
       expect(before.code).toBe(0);
       expect(JSON.parse(before.stdout)).toMatchObject({ daemon: { url } });
+      // `status --watch | head -3`: the reader leaves; the CLI exits as a SIGPIPE'd tool does, without an error line.
+      const watch = spawn(process.execPath, [CLI, 'status', '--watch', '--state-dir', stateDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let watchErr = '';
+      watch.stderr.on('data', (b: Buffer) => (watchErr += b));
+      await new Promise((resolve) => watch.stdout.once('data', resolve));
+      watch.stdout.destroy();
+      expect(await new Promise((resolve) => watch.on('exit', resolve))).toBe(141);
+      expect(watchErr).toBe('');
       const again = await cli(['start', '--state-dir', stateDir, '--config', configPath, '--port', '0']);
       expect(again.stdout).toContain('already running');
     } finally {
