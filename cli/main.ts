@@ -46,7 +46,7 @@ export function commandLine(argv: readonly string[]): { name: string | undefined
   while (i < argv.length) {
     const word = argv[i]!;
     const flag = /^--([a-z-]+)(=.*)?$/.exec(word);
-    const option = flag ? GLOBAL_OPTIONS[flag[1] as keyof typeof GLOBAL_OPTIONS] : word === '-v' ? GLOBAL_OPTIONS.verbose : undefined;
+    const option = flag ? GLOBAL_OPTIONS[flag[1] as keyof typeof GLOBAL_OPTIONS] : Object.values(GLOBAL_OPTIONS).find((o) => 'short' in o && `-${o.short}` === word);
     if (!option || option === GLOBAL_OPTIONS.help) break;
     const takesValue = option.type === 'string' && !flag?.[2];
     // A value missing at the end stays with its option, so parseArgs names it.
@@ -59,11 +59,7 @@ export function commandLine(argv: readonly string[]): { name: string | undefined
 
 export async function main(argv: string[]): Promise<number> {
   const { name, rest } = commandLine(argv);
-  if (!name && rest.length) return usageError(`no command after "${rest.join(' ')}" — run \`slotwise --help\` for the list`);
-  if (name && name.startsWith('-') && !['--help', '-h', '--version'].includes(name)) {
-    return usageError(`unknown option "${name}" before the command — the options for every command are --state-dir, --config, --port and --verbose`);
-  }
-  if (!name || name === '--help' || name === '-h' || name === 'help') {
+  if ((!name && !rest.length) || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(`${usage()}\n`);
     return name ? 0 : 2;
   }
@@ -71,9 +67,11 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${version}\n`);
     return 0;
   }
-  const command = COMMANDS[name];
+  const command = name === undefined ? undefined : COMMANDS[name];
   const verbose = rest.includes('--verbose') || rest.includes('-v');
   try {
+    if (name === undefined) throw new SlotwiseError('SW_ERR_USAGE', `no command after "${rest.join(' ')}" — run \`slotwise --help\` for the list`);
+    if (name.startsWith('-')) throw new SlotwiseError('SW_ERR_USAGE', `unknown option "${name}" before the command — the options for every command are ${everyCommandOptions()}`);
     if (!command) throw new SlotwiseError('SW_ERR_USAGE', `unknown command "${name}" — run \`slotwise --help\` for the list`);
     const options = { ...GLOBAL_OPTIONS, ...command.options };
     let parsed;
@@ -113,9 +111,10 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-function usageError(message: string): number {
-  process.stderr.write(`slotwise: ${message}\n`);
-  return new SlotwiseError('SW_ERR_USAGE', message).exitCode;
+/** `--state-dir, --config, --port and --verbose`: GLOBAL_OPTIONS but --help, for an error line. */
+function everyCommandOptions(): string {
+  const names = Object.keys(GLOBAL_OPTIONS).filter((n) => n !== 'help').map((n) => `--${n}`);
+  return `${names.slice(0, -1).join(', ')} and ${names.at(-1)}`;
 }
 
 /**

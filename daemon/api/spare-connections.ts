@@ -4,6 +4,7 @@
 // so every stream needs a fresh connection; with a spare, the next one is opened while this one runs.
 import { connect as netConnect, type Socket } from 'node:net';
 import { buildConnector } from 'undici';
+import { endpointKey } from '../runtime/endpoint';
 
 /**
  * How long a spare may wait unused. cpp-httplib closes a connection that sent no request within its
@@ -50,7 +51,7 @@ export function spareConnector(maxIdleMs = SPARE_MAX_IDLE_MS, now: () => number 
   };
 
   return (opts, callback) => {
-    const key = opts.socketPath ? `unix:${opts.socketPath}` : `${opts.protocol}//${opts.hostname}:${opts.port}`;
+    const key = endpointKey({ origin: `${opts.protocol}//${opts.hostname}:${opts.port}`, socketPath: opts.socketPath ?? undefined });
     const spare = spares.get(key);
     spares.delete(key);
     if (spare && !spare.socket.destroyed && spare.socket.readyState === 'open' && now() - spare.at < maxIdleMs) {
