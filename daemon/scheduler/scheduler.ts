@@ -347,7 +347,9 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
       };
       const entry: QueuedRequest = {
         id: ticket.id,
-        enqueuedAt: now,
+        // A first try waits from its acceptance, so the queue wait a client is told (and the lease
+        // records' acceptedAt) take in what ran between (the prompt key, a GC pause on a loaded host).
+        enqueuedAt: opts.retry ? now : Math.min(now, ticket.acceptedAt),
         deadline: now + this.#queueConfig.timeoutMs,
         avoid: opts.avoid,
         // A retry was admitted long ago: it never waits for keystrokes again.

@@ -412,11 +412,11 @@ describe('the typing and priority scenarios (real llama-server, small)', () => {
     // Each that found every slot busy waited at least for the one slot to free, and took the first or a
     // later release, never less. One that found a slot free (the background clients refill their
     // streams a moment after each ends: on a loaded machine the queue can run dry) started at once.
-    // The queue wait counts from the request's entry into the queue, slotFreeMs from its acceptance a
-    // few statements earlier (both whole ms): a GC pause between the two on a loaded machine (the whole
-    // suite at once) once made that 3 ms, hence 5 ms of slack.
+    // Both count from the request's acceptance on the daemon's clock (the header's queue wait and the
+    // lease records), so no slack: the queue wait once counted from the entry into the queue a few
+    // statements later, and a pause between the two on the loaded CI machine made it 6 ms short.
     for (const s of on.samples) {
-      if (s.releasesWaited! > 0) expect(s.queueWaitMs).toBeGreaterThanOrEqual(s.slotFreeMs! - 5);
+      if (s.releasesWaited! > 0) expect(s.queueWaitMs).toBeGreaterThanOrEqual(s.slotFreeMs!);
       else expect(s.queueWaitMs, 'started with no slot freed: it must have found one free at once').toBeLessThanOrEqual(3);
     }
     expect(on.samples.some((s) => s.releasesWaited! > 0)).toBe(true); // the load did saturate
