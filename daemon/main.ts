@@ -29,7 +29,7 @@ import { embeddingRoutes } from './api/embeddings';
 import { Scheduler } from './scheduler/scheduler';
 import { ModelLoader } from './runtime/loader';
 import { readFreeMemory, readGpus } from './memory/free-memory';
-import { CalibrationStore, recordedPlacement } from './memory/calibration';
+import { CalibrationStore, recordedPlacement, type GpusAtLaunch } from './memory/calibration';
 import { AutoSlotsPreview } from './memory/auto-slots-preview';
 import { JobStore } from './api/jobs';
 import { JobArchive } from './api/job-archive';
@@ -97,9 +97,10 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
   }
   const token = await ensureToken(stateDir);
   const calibration = new CalibrationStore(stateDir.calibration, binary?.path);
-  const supervisor = new Supervisor({
+  const supervisor: Supervisor = new Supervisor({
     config,
-    recordedPlacement: (model) => recordedPlacement(calibration, model, () => gpusOnHost(opts.env)),
+    // Called by an instance as it launches (itself starting): any other starting or loading one is a load nvidia-smi does not show yet.
+    recordedPlacement: (model) => recordedPlacement(calibration, model, () => gpusAtLaunch(opts.env, supervisor.instances().filter((i) => i.state === 'starting' || i.state === 'loading').length > 1)),
     binary: binary?.path ?? 'llama-server',
     stateDir,
     logger,
@@ -357,8 +358,9 @@ function listen(server: Server, host: string, port: number): Promise<number> {
   });
 }
 
-/** GPUs the host has, for recordedPlacement: a GPU tool that is there but failed or lists none cannot say there is none, so it counts as one. */
-async function gpusOnHost(env: NodeJS.ProcessEnv): Promise<number> {
+/** The host's GPUs for recordedPlacement: a GPU tool that is there but failed or lists none cannot say there is none, so it counts as one. */
+async function gpusAtLaunch(env: NodeJS.ProcessEnv, othersLoading: boolean): Promise<GpusAtLaunch> {
   const r = await readGpus(env);
-  return r.warnings.length ? Math.max(1, r.gpus.length) : r.gpus.length;
+  const free = r.gpus.map((g) => ({ index: g.index, free: Math.max(0, g.memoryTotalMiB - g.memoryUsedMiB) * 1024 * 1024 }));
+  return { count: r.warnings.length ? Math.max(1, r.gpus.length) : r.gpus.length, free, othersLoading };
 }

@@ -119,19 +119,38 @@ export class CalibrationStore {
 /** What a launch's placement depends on: what the loader keys its calibration by. */
 export type LaunchPlacement = PlanConfig & { path: string; slots: number };
 
+/** The host's GPUs as a launch finds them (main.ts reads them for recordedPlacement). */
+export interface GpusAtLaunch {
+  /** GPUs the host has; at least 1 when a GPU tool is there but failed or listed none. */
+  count: number;
+  /** Each GPU's free memory now, bytes; empty when the tool did not answer. */
+  free: readonly { index: number; free: number }[];
+  /** Another instance is starting or loading: its memory is not in `free` yet. */
+  othersLoading: boolean;
+}
+
+/** llama-server's default `--fit-target`: the device memory its fit leaves free (common/common.h `fit_params_target`). */
+export const FIT_TARGET_BYTES = 1024 ** 3;
+/**
+ * Room for what the fit does not see as free but nvidia-smi read before the launch did: the CUDA or
+ * ROCm context llama-server creates first (a few hundred MiB), and drift since the recorded load.
+ */
+export const CONTEXT_MARGIN_BYTES = 1024 ** 3;
+
 /**
  * The placement an earlier load of the same file and settings recorded, when this launch places the
  * model the same way: a layer count or "all" (llama-server puts exactly those on the GPU), or "auto"
  * on a host with no GPU whose recorded load put nothing on one. "auto" with a GPU is llama-server's
- * own fit, which follows the memory free at launch, so its placement is read from each load's log.
+ * own fit, from the memory free at launch: the same only when the recorded load put every layer on the
+ * host's one GPU and that GPU has that much free again, with the fit's margin (wholeFitAgain). Else
+ * its placement is read from each load's log.
  * The instance then runs llama-server at -lv 3, below the placement lines and below the listing of its
  * whole prompt cache on every request (runtime/cache-listing.ts).
  */
 export async function recordedPlacement(
   store: CalibrationStore,
   launch: LaunchPlacement,
-  /** GPUs the host has; at least 1 when it cannot tell. */
-  gpuCount: () => Promise<number>,
+  gpus: () => Promise<GpusAtLaunch>,
 ): Promise<Placement | undefined> {
   let settings: CalibrationSettings;
   try {
@@ -142,8 +161,30 @@ export async function recordedPlacement(
   const key = await store.key(launch.path, settings);
   const entry = key ? await store.get(key) : undefined;
   if (!entry?.placement) return undefined;
-  if (launch.gpuLayers === 'auto' && (usesGpu(entry.placement) || (await gpuCount()) > 0)) return undefined;
+  if (launch.gpuLayers === 'auto') {
+    const now = await gpus();
+    const same = usesGpu(entry.placement) ? wholeFitAgain(entry, launch.args, now) : now.count === 0;
+    if (!same) return undefined;
+  }
   return { ...structuredClone(entry.placement), recordedAt: entry.at };
+}
+
+/**
+ * Whether llama-server's fit ("auto") would again put every layer on the GPU, as the recorded load
+ * did: it changes nothing when the whole model leaves `--fit-target` free (common/fit.cpp "no changes
+ * needed"). Only on a host with one GPU (with several, the split follows each one's free memory), with
+ * no other load under way whose memory nvidia-smi does not show yet, and no fit option of the user's.
+ */
+export function wholeFitAgain(entry: Pick<CalibrationEntry, 'actual' | 'placement'>, args: readonly string[], gpus: GpusAtLaunch): boolean {
+  const p = entry.placement;
+  if (!p || p.layersTotal === undefined || p.layersTotal === 0 || p.layersOnGpu !== p.layersTotal) return false;
+  if (gpus.count !== 1 || gpus.free.length !== 1 || gpus.othersLoading) return false;
+  if (args.some((a) => /^--?fit/.test(a))) return false;
+  const gpu = gpus.free[0]!;
+  const devices = Object.keys(entry.actual).filter((d) => d !== 'host');
+  const bytes = entry.actual[`gpu${gpu.index}`];
+  if (devices.length !== 1 || bytes === undefined) return false;
+  return gpu.free >= bytes + FIT_TARGET_BYTES + CONTEXT_MARGIN_BYTES;
 }
 
 /** Layers or buffers on a device other than the host's (`CPU`, `CPU_Mapped`, `CPU_REPACK`). */

@@ -29,7 +29,8 @@ export function cacheListingWarning(prompts: number, model: string): string {
   return (
     `llama-server's prompt cache holds ${prompts} prompts, and at -lv 4 it logs every one on every request, ` +
     `past its ${LOG_QUEUE_LINES}-line log queue, which slows its requests down. Its next start runs at -lv 3 where ` +
-    `the placement this load recorded cannot change (gpuLayers a number or "all", or a host with no GPU: ` +
+    `the placement this load recorded cannot change (gpuLayers a number or "all", a host with no GPU, or "auto" ` +
+    `that put every layer on the host's one GPU, with as much free again: ` +
     `\`slotwise restart ${model}\` starts it now); else ` +
     `add "-lv", "3" to this model's "args" (status then shows no layer placement or buffers), or lower its promptCacheMiB`
   );

@@ -2,11 +2,13 @@
 // whole prompt cache on every request. Once a load of the same file and settings recorded the placement
 // (calibration.json), a launch that places the model the same way runs at -lv 3 and shows the recorded
 // placement (daemon/memory/calibration.ts recordedPlacement). Real llama-server, tiny model, on the CPU.
-import { chmodSync, copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { InstanceStatus } from '../../shared/protocol';
 import { startTestDaemon, tempDir, waitUntil, type TestDaemon } from '../helpers/daemon';
+import { tinyModelPath } from '../helpers/tiny';
+import type { CalibrationEntry } from '../../daemon/memory/calibration';
 
 const FIX = resolve(__dirname, '../fixtures/gpu');
 
@@ -32,11 +34,11 @@ async function complete(d: TestDaemon, n: number): Promise<void> {
 }
 
 /** A stand-in nvidia-smi on PATH (test/fixtures/gpu): one GPU listed, or the driver failure it replays when FAKE_LIST is unset. */
-function fakeNvidiaSmi(lists: boolean): NodeJS.ProcessEnv {
+function fakeNvidiaSmi(lists: boolean, usedMiB = 512): NodeJS.ProcessEnv {
   const dir = tempDir('gpu');
   copyFileSync(join(FIX, 'fake-nvidia-smi.sh'), join(dir, 'nvidia-smi'));
   chmodSync(join(dir, 'nvidia-smi'), 0o755);
-  writeFileSync(join(dir, 'gpu.csv'), '0, NVIDIA GeForce RTX 4090, 0, 512, 24564, 40, 30.00\n');
+  writeFileSync(join(dir, 'gpu.csv'), `0, NVIDIA GeForce RTX 4090, 0, ${usedMiB}, 24564, 40, 30.00\n`);
   writeFileSync(join(dir, 'apps.csv'), '');
   return { PATH: `${dir}:${process.env.PATH}`, FAKE_GPU: join(dir, 'gpu.csv'), FAKE_APPS: join(dir, 'apps.csv'), ...(lists ? { FAKE_LIST: join(FIX, 'nvidia-smi-L.txt') } : {}) };
 }
@@ -90,6 +92,44 @@ describe('recorded placement', () => {
       expect(second.offload?.recordedAt === undefined).toBe(gpuTool !== 'none');
     }, 60_000);
   }
+
+  // The common case on a GPU host: "auto" put every layer on its one GPU. When that GPU has as much free
+  // again (with the fit's 1 GiB target and a margin), the fit changes nothing, so the recorded placement
+  // holds and the launch runs at -lv 3. The load recorded here ran on the CPU: its entry is rewritten as
+  // a whole-GPU load (100 MiB on gpu0) between two daemons on one state dir and one model path (both in the key).
+  it('with gpuLayers "auto", a whole-GPU load recorded and that much free on the one GPU, runs at -lv 3; with the GPU nearly full, at -lv 4', async () => {
+    const dir = tempDir('whole-gpu');
+    const stateDir = join(dir, 'state');
+    mkdirSync(stateDir, { mode: 0o700 });
+    const path = join(dir, 'm.gguf');
+    symlinkSync(await tinyModelPath(), path);
+    const launch = async (usedMiB: number): Promise<{ d: TestDaemon; inst: InstanceStatus }> => {
+      const d = await startTestDaemon({ models: { m: { slots: 2, path } }, stateDir, env: fakeNvidiaSmi(true, usedMiB) });
+      const inst = (await d.waitFor((s) => s.models[0]?.instances[0]?.state === 'ready', 'ready')).models[0]!.instances[0]!;
+      return { d, inst };
+    };
+    const first = await launch(512);
+    expect(verbosity(first.inst.pid!)).toBe('4'); // nothing recorded yet
+    const file = join(stateDir, 'calibration.json');
+    await waitUntil(() => { try { return readFileSync(file, 'utf8').includes('"placement"'); } catch { return false; } }, 'the placement in calibration.json');
+    await first.d.stop();
+    const entries = JSON.parse(readFileSync(file, 'utf8')) as Record<string, CalibrationEntry>;
+    expect(Object.keys(entries)).toHaveLength(1);
+    const entry = Object.values(entries)[0]!;
+    const layers = entry.placement!.layersTotal!;
+    entry.placement = { layersOnGpu: layers, layersTotal: layers, buffers: { 'model CUDA0': 50, 'kv CUDA0': 30, 'compute CUDA0': 20 } };
+    entry.actual = { host: entry.actual.host!, gpu0: 100 * 1024 * 1024 };
+    writeFileSync(file, JSON.stringify(entries));
+
+    const second = await launch(512); // 23.5 GiB free ≥ 100 MiB + 1 GiB + 1 GiB
+    expect(verbosity(second.inst.pid!)).toBe('3');
+    expect(second.inst.offload).toMatchObject({ layersOnGpu: layers, layersTotal: layers, recordedAt: entry.at });
+    await second.d.stop();
+
+    const third = await launch(24564 - 2000); // 1.95 GiB free: short of the margin
+    expect(verbosity(third.inst.pid!)).toBe('4');
+    expect(third.inst.offload?.recordedAt).toBeUndefined();
+  }, 120_000);
 
   it('leaves a verbosity in the model\'s args alone', async () => {
     const d = await startTestDaemon({ models: { m: { slots: 2, gpuLayers: 0, args: ['-lv', '2'] } } });
