@@ -4,13 +4,14 @@ import type { JobTracker } from '../core/job-tracker';
 import { buildJobRows, type JobRow } from '../core/jobs-tree-model';
 import { throttle, toDisposable } from '../disposables';
 import { themeIcon } from '../icons';
+import { TREE_REFRESH_MS } from './tree-refresh';
 
 export class JobsTreeProvider implements vscode.TreeDataProvider<JobRow>, vscode.Disposable {
   #changed = new vscode.EventEmitter<JobRow | undefined>();
   readonly onDidChangeTreeData = this.#changed.event;
   #jobs: JobTracker;
   #sub: vscode.Disposable;
-  #refresh = throttle(() => this.#changed.fire(undefined), 250);
+  #refresh = throttle(() => this.#changed.fire(undefined), TREE_REFRESH_MS); // tree-refresh.ts
 
   constructor(jobs: JobTracker) {
     this.#jobs = jobs;

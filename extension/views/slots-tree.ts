@@ -1,15 +1,18 @@
-// Models & Slots: model → instance → slot, rebuilt from each snapshot; refreshed only when it changed.
+// Models & Slots: model → instance → slot, rebuilt from each snapshot; refreshed only when it changed,
+// at most every TREE_REFRESH_MS (tree-refresh.ts: faster, VS Code shows none of the updates).
 import * as vscode from 'vscode';
 import type { DaemonConnection } from '../core/connection';
 import { buildSlotsTree, type ModelNode, type SlotsTreeNode } from '../core/slots-tree-model';
-import { toDisposable } from '../disposables';
+import { throttle, toDisposable } from '../disposables';
 import { themeIcon } from '../icons';
+import { TREE_REFRESH_MS } from './tree-refresh';
 
 export class SlotsTreeProvider implements vscode.TreeDataProvider<SlotsTreeNode>, vscode.Disposable {
   #changed = new vscode.EventEmitter<SlotsTreeNode | undefined>();
   readonly onDidChangeTreeData = this.#changed.event;
   #roots: ModelNode[] = [];
   #key = '';
+  #refresh = throttle(() => this.#changed.fire(undefined), TREE_REFRESH_MS);
   #conn: DaemonConnection;
   #subs: vscode.Disposable[];
 
@@ -25,7 +28,7 @@ export class SlotsTreeProvider implements vscode.TreeDataProvider<SlotsTreeNode>
     const key = JSON.stringify(this.#roots);
     if (key === this.#key) return;
     this.#key = key;
-    this.#changed.fire(undefined);
+    this.#refresh(); // getChildren() reads #roots when VS Code asks: always the latest snapshot
   }
 
   getChildren(node?: SlotsTreeNode): SlotsTreeNode[] {
@@ -48,6 +51,7 @@ export class SlotsTreeProvider implements vscode.TreeDataProvider<SlotsTreeNode>
   }
 
   dispose(): void {
+    this.#refresh.cancel();
     for (const s of this.#subs) s.dispose();
     this.#changed.dispose();
   }

@@ -18,6 +18,9 @@ const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-ne
 let tools: E2eTools;
 let vsix: string;
 
+/** A slot row busy with a job: `busy · job 1a2b3c4d · 42 tok`. */
+const SLOT_BUSY = /busy · job [0-9a-f]{8} · (\d+) tok/;
+
 function progress(line: string): void {
   process.stderr.write(`[e2e] ${line}\n`);
 }
@@ -109,8 +112,18 @@ async function steps(page: Page, d: TestDaemon, cs: CodeServer): Promise<void> {
   await expect.poll(async () => (await editorText.innerText()).length, { timeout: 30_000 }).toBeGreaterThan(20);
   const busyText = await status.innerText();
   expect(busyText).toMatch(/[1-4]\/4/);
-  // A slot row reads busy with its job and tokens (the model row's `0/4 busy · 49 tok/s` is no proof of it).
-  await expect.poll(() => slotRows.filter({ hasText: /busy · job [0-9a-f]{8} · \d+ tok/ }).count(), { timeout: 10_000 }).toBeGreaterThan(0);
+  // A slot row reads busy with its job and tokens (the model row's `0/4 busy · 49 tok/s` is no proof of it),
+  // and its count goes on rising while the reply streams: the view is not frozen at its first update.
+  // Generous timeouts: the random-weight model streams hundreds of tokens a second, one notification
+  // each, into a window that shares 2 cores with the model, and the whole UI lags behind seconds then.
+  const busyRow = slotRows.filter({ hasText: SLOT_BUSY });
+  const slotBusyAt = Date.now();
+  await expect.poll(() => busyRow.count(), { timeout: 30_000 }).toBeGreaterThan(0);
+  const slotBusyMs = Date.now() - slotBusyAt;
+  const slotTokens = async (): Promise<number> => Number(SLOT_BUSY.exec(await busyRow.first().innerText())?.[1] ?? NaN);
+  const slotTokens1 = await slotTokens();
+  await expect.poll(slotTokens, { timeout: 30_000 }).toBeGreaterThan(slotTokens1);
+  progress(`Slots view: the busy row showed ${slotBusyMs} ms into the stream; its count rose from ${slotTokens1} to ${await slotTokens()} tokens`);
   await page.screenshot({ path: join(SHOTS, '02-prompt-streaming.png') });
   progress(`Send Prompt: untitled editor open ${editorOpenMs} ms after Enter, status bar busy ${promptBusyMs} ms after Enter ("${busyText.trim()}")`);
   // The editor renders only its viewport, so "still streaming" is read off the Jobs row's token count.
