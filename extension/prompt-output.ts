@@ -117,10 +117,18 @@ class ChannelWriter {
 }
 
 /** Appends text to the end of a document, one WorkspaceEdit in flight at a time, coalescing what arrives meanwhile. */
+/**
+ * The least time between two edits of a streaming reply. Each edit is a round trip to the window, which
+ * then re-renders the document; back to back, a fast model (hundreds of tokens a second) kept the
+ * window busy with them, and the Slots view froze for seconds behind them. Ten a second still reads as live.
+ */
+export const APPEND_INTERVAL_MS = 100;
+
 class DocumentAppender {
   #doc: vscode.TextDocument;
   #pending = '';
   #busy = false;
+  #lastEditAt = 0;
   #log: vscode.LogOutputChannel;
 
   constructor(doc: vscode.TextDocument, log: vscode.LogOutputChannel) {
@@ -135,13 +143,16 @@ class DocumentAppender {
 
   async #flush(): Promise<void> {
     if (this.#busy || !this.#pending) return;
-    if (this.#doc.isClosed) {
-      this.#pending = ''; // the user closed the editor: the text stays in the Jobs view
-      return;
-    }
     this.#busy = true;
+    const wait = this.#lastEditAt + APPEND_INTERVAL_MS - Date.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait)); // text arriving meanwhile joins this edit
     const text = this.#pending;
     this.#pending = '';
+    if (this.#doc.isClosed) {
+      this.#busy = false; // the user closed the editor: the text stays in the Jobs view
+      return;
+    }
+    this.#lastEditAt = Date.now();
     try {
       const edit = new vscode.WorkspaceEdit();
       edit.insert(this.#doc.uri, this.#doc.lineAt(this.#doc.lineCount - 1).range.end, text);
