@@ -40,7 +40,10 @@ export class PromptOutputs implements vscode.Disposable {
   }
 
   async #editorSink(job: TrackedJob): Promise<Sink> {
-    const doc = await vscode.workspace.openTextDocument({ language: 'markdown', content: job.text });
+    // Plain text while it streams, Markdown once it is done: the Markdown grammar tokenizes the last
+    // line again on every edit, and on a long one (a small model's 13,000 characters without a newline)
+    // that kept the window seconds behind everything else.
+    const doc = await vscode.workspace.openTextDocument({ language: STREAMING_LANGUAGE, content: job.text });
     await vscode.window.showTextDocument(doc, { preview: false });
     // Tokens that arrive while the document opens are already in job.text beyond what we wrote.
     const writer = new DocumentAppender(doc, this.#log);
@@ -51,6 +54,11 @@ export class PromptOutputs implements vscode.Disposable {
       finish: (j) => {
         if (j.state === 'failed') writer.append(`\n\n> Slotwise: ${j.error?.message ?? 'failed'}\n`);
         announce(j);
+        // After the last edit: a language change closes and reopens the document, and the appender
+        // would take the closed one for the user's doing. A language the user picked meanwhile stays.
+        void writer.idle().then(() => {
+          if (!doc.isClosed && doc.languageId === STREAMING_LANGUAGE) return vscode.languages.setTextDocumentLanguage(doc, 'markdown');
+        }).then(undefined, (err: Error) => this.#log.warn(`could not show the reply as Markdown: ${err.message}`));
       },
     };
   }
@@ -124,6 +132,9 @@ class ChannelWriter {
  */
 export const APPEND_INTERVAL_MS = 100;
 
+/** The language of a reply's editor while it streams (see #editorSink). */
+export const STREAMING_LANGUAGE = 'plaintext';
+
 class DocumentAppender {
   #doc: vscode.TextDocument;
   #pending = '';
@@ -139,6 +150,11 @@ class DocumentAppender {
   append(text: string): void {
     this.#pending += text;
     void this.#flush();
+  }
+
+  /** Resolves once every appended text is in the document (or dropped with it closed). */
+  async idle(): Promise<void> {
+    while (this.#busy || (this.#pending && !this.#doc.isClosed)) await new Promise((resolve) => setTimeout(resolve, APPEND_INTERVAL_MS));
   }
 
   async #flush(): Promise<void> {

@@ -134,6 +134,9 @@ async function steps(page: Page, d: TestDaemon, cs: CodeServer): Promise<void> {
   const tokens1 = await runningTokens();
   await expect.poll(runningTokens, { timeout: 10_000 }).toBeGreaterThan(tokens1);
   progress(`reply keeps streaming (${tokens1} → ${await runningTokens()} tokens in the Jobs view)`);
+  // Plain text while it streams (Markdown tokenizing a long last line on every edit held the window back), Markdown once done.
+  const editorMode = page.locator('[id="status.editor.mode"]');
+  await expect.poll(() => editorMode.innerText(), { timeout: 10_000 }).toBe('Plain Text');
   progress('Jobs view lists the prompt');
 
   // 5. Cancel Prompt… (while the reply still streams) picks the running prompt; the job shows cancelled and the slot frees.
@@ -142,6 +145,8 @@ async function steps(page: Page, d: TestDaemon, cs: CodeServer): Promise<void> {
   await page.keyboard.press('Enter');
   await expect.poll(() => jobsView.locator('.monaco-list-row').first().innerText(), { timeout: 15_000 }).toContain('cancelled');
   await expect.poll(() => status.innerText(), { timeout: 15_000 }).toMatch(/^\s*0\/4\s*$/);
+  await expect.poll(() => editorMode.innerText(), { timeout: 15_000 }).toBe('Markdown');
+  progress('the reply streamed as Plain Text and shows as Markdown once cancelled');
 
   // 6. The GPU view renders (CPU/RSS per llama-server on this GPU-less host, GPU cards where there is one).
   // Webviews are overlays outside the pane's DOM; ours is the only one in this window.
