@@ -28,7 +28,7 @@ import { infillRoutes } from './api/infill';
 import { embeddingRoutes } from './api/embeddings';
 import { Scheduler } from './scheduler/scheduler';
 import { ModelLoader } from './runtime/loader';
-import { readFreeMemory, readGpus } from './memory/free-memory';
+import { readFreeMemory } from './memory/free-memory';
 import { CalibrationStore, recordedPlacement, type GpusAtLaunch } from './memory/calibration';
 import { AutoSlotsPreview } from './memory/auto-slots-preview';
 import { JobStore } from './api/jobs';
@@ -360,7 +360,6 @@ function listen(server: Server, host: string, port: number): Promise<number> {
 
 /** The host's GPUs for recordedPlacement: a GPU tool that is there but failed or lists none cannot say there is none, so it counts as one. */
 async function gpusAtLaunch(env: NodeJS.ProcessEnv, othersLoading: boolean): Promise<GpusAtLaunch> {
-  const r = await readGpus(env);
-  const free = r.gpus.map((g) => ({ index: g.index, free: Math.max(0, g.memoryTotalMiB - g.memoryUsedMiB) * 1024 * 1024 }));
-  return { count: r.warnings.length ? Math.max(1, r.gpus.length) : r.gpus.length, free, othersLoading };
+  const { free, warnings } = await readFreeMemory(env);
+  return { count: warnings.length ? Math.max(1, free.gpus.length) : free.gpus.length, free: free.gpus, othersLoading };
 }
