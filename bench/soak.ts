@@ -123,11 +123,13 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     }
   };
 
+  // The ticker closes the full intervals only, by their count and not by the clock: a timer may
+  // fire a millisecond before Date.now() reaches the deadline, which closed an extra, empty row.
   const ticker = (async () => {
-    while (Date.now() < endAt && !opts.signal?.aborted) {
-      const next = Math.min(endAt, t0 + (intervals.length + 1) * opts.intervalMs);
-      await sleep(Math.max(0, next - Date.now()), undefined, { signal: opts.signal }).catch(() => undefined);
-      if (Date.now() < endAt) await closeInterval();
+    for (let k = 1; t0 + k * opts.intervalMs < endAt; k++) {
+      await sleep(Math.max(0, t0 + k * opts.intervalMs - Date.now()), undefined, { signal: opts.signal }).catch(() => undefined);
+      if (opts.signal?.aborted) return;
+      await closeInterval();
     }
   })();
   await Promise.all([...Array.from({ length: opts.clients }, (_, k) => worker(k)), ticker]);
