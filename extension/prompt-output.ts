@@ -3,16 +3,13 @@
 import * as vscode from 'vscode';
 import { isFinished, type JobTracker, type TrackedJob } from './core/job-tracker';
 import { jobStatusText } from './core/jobs-tree-model';
+import { ReplyChannel, type ReplySink } from './core/reply-channel';
 import { toDisposable } from './disposables';
 
-interface Sink {
-  append(text: string): void;
-  finish(job: TrackedJob): void;
-}
-
 export class PromptOutputs implements vscode.Disposable {
-  #sinks = new Map<string, Sink>();
-  #channel: ChannelWriter | undefined;
+  #sinks = new Map<string, ReplySink>();
+  #channel: vscode.OutputChannel | undefined;
+  #replies: ReplyChannel | undefined;
   #log: vscode.LogOutputChannel;
   #subs: vscode.Disposable[];
 
@@ -39,7 +36,7 @@ export class PromptOutputs implements vscode.Disposable {
     else this.#sinks.set(job.jobId, sink);
   }
 
-  async #editorSink(job: TrackedJob): Promise<Sink> {
+  async #editorSink(job: TrackedJob): Promise<ReplySink> {
     // Plain text while it streams, Markdown once it is done: the Markdown grammar tokenizes the last
     // line again on every edit, and on a long one (a small model's 13,000 characters without a newline)
     // that kept the window seconds behind everything else.
@@ -63,64 +60,16 @@ export class PromptOutputs implements vscode.Disposable {
     };
   }
 
-  #channelSink(job: TrackedJob): Sink {
-    this.#channel ??= new ChannelWriter(vscode.window.createOutputChannel('Slotwise Prompts', 'markdown'));
-    return this.#channel.add(job);
+  #channelSink(job: TrackedJob): ReplySink {
+    this.#channel ??= vscode.window.createOutputChannel('Slotwise Prompts', 'markdown');
+    this.#replies ??= new ReplyChannel(this.#channel, announce);
+    return this.#replies.add(job);
   }
 
   dispose(): void {
     for (const s of this.#subs) s.dispose();
     this.#sinks.clear();
     this.#channel?.dispose();
-  }
-}
-
-/** One output channel, replies one after another: the head streams live, later ones buffer until their turn. */
-class ChannelWriter {
-  #channel: vscode.OutputChannel;
-  #queue: { job: TrackedJob; buffered: string; done: boolean }[] = [];
-
-  constructor(channel: vscode.OutputChannel) {
-    this.#channel = channel;
-  }
-
-  add(job: TrackedJob): Sink {
-    const entry = { job, buffered: job.text, done: false };
-    this.#queue.push(entry);
-    this.#channel.show(true);
-    if (this.#queue[0] === entry) this.#startHead();
-    return {
-      append: (text) => {
-        if (this.#queue[0] === entry) this.#channel.append(text);
-        else entry.buffered += text;
-      },
-      finish: (j) => {
-        entry.job = j;
-        entry.done = true;
-        if (this.#queue[0] === entry) this.#advance();
-      },
-    };
-  }
-
-  #startHead(): void {
-    const head = this.#queue[0];
-    if (!head) return;
-    this.#channel.append(`\n## ${head.job.title} (${head.job.model || 'default model'} · ${head.job.jobId})\n\n${head.buffered}`);
-    head.buffered = '';
-    if (head.done) this.#advance();
-  }
-
-  #advance(): void {
-    const head = this.#queue.shift();
-    if (!head) return;
-    const failure = head.job.state === 'failed' ? ` — ${head.job.error?.message ?? 'failed'}` : '';
-    this.#channel.append(`\n\n_${jobStatusText(head.job, Date.now())}${failure}_\n`);
-    announce(head.job);
-    this.#startHead();
-  }
-
-  dispose(): void {
-    this.#channel.dispose();
   }
 }
 
