@@ -3,12 +3,13 @@
 import * as vscode from 'vscode';
 import { isFinished, type JobTracker, type TrackedJob } from './core/job-tracker';
 import { jobStatusText } from './core/jobs-tree-model';
-import { ReplyChannel, type ReplySink } from './core/reply-channel';
+import { pacedChannel, ReplyChannel, type ReplySink } from './core/reply-channel';
 import { toDisposable } from './disposables';
 
 export class PromptOutputs implements vscode.Disposable {
   #sinks = new Map<string, ReplySink>();
   #channel: vscode.OutputChannel | undefined;
+  #paced: ReturnType<typeof pacedChannel> | undefined;
   #replies: ReplyChannel | undefined;
   #log: vscode.LogOutputChannel;
   #subs: vscode.Disposable[];
@@ -61,14 +62,18 @@ export class PromptOutputs implements vscode.Disposable {
   }
 
   #channelSink(job: TrackedJob): ReplySink {
-    this.#channel ??= vscode.window.createOutputChannel('Slotwise Prompts', 'markdown');
-    this.#replies ??= new ReplyChannel(this.#channel, announce);
+    // Plain text: an output channel's language is fixed at creation, and with Markdown the view
+    // fell as far behind a streaming reply as a Markdown editor did (see #editorSink).
+    this.#channel ??= vscode.window.createOutputChannel('Slotwise Prompts');
+    this.#paced ??= pacedChannel(this.#channel, APPEND_INTERVAL_MS);
+    this.#replies ??= new ReplyChannel(this.#paced, announce);
     return this.#replies.add(job);
   }
 
   dispose(): void {
     for (const s of this.#subs) s.dispose();
     this.#sinks.clear();
+    this.#paced?.dispose();
     this.#channel?.dispose();
   }
 }

@@ -72,3 +72,48 @@ export class ReplyChannel {
     this.#startHead();
   }
 }
+
+/**
+ * The output view wraps long lines, and on each append it lays out the channel's last line again
+ * whole: a reply without a newline (a small random model writes 50,000 characters in one line) made
+ * each write cost more, and the window fell seconds behind the stream. So the wait between writes
+ * grows with that line, one millisecond per LINE_CHARS_PER_MS characters, which keeps the layout
+ * work per second about the same however long the line gets.
+ */
+export const LINE_CHARS_PER_MS = 50;
+
+/**
+ * A channel whose appends are joined and written at most every `intervalMs` (longer while the last
+ * line is long, above): one write per token, hundreds a second from a small model, kept the window
+ * seconds behind the stream, the Slots view frozen meanwhile.
+ */
+export function pacedChannel(channel: ChannelLike, intervalMs: number): ChannelLike & { dispose(): void } {
+  let pending = '';
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let lastWriteAt = -Infinity;
+  let lastLine = 0; // characters written since the last newline
+  const write = (): void => {
+    timer = undefined;
+    lastWriteAt = Date.now();
+    const text = pending;
+    pending = '';
+    if (!text) return;
+    const nl = text.lastIndexOf('\n');
+    lastLine = nl === -1 ? lastLine + text.length : text.length - nl - 1;
+    channel.append(text);
+  };
+  return {
+    append(text) {
+      pending += text;
+      if (timer) return;
+      const wait = lastWriteAt + Math.max(intervalMs, lastLine / LINE_CHARS_PER_MS) - Date.now();
+      if (wait <= 0) write();
+      else timer = setTimeout(write, wait);
+    },
+    show: (preserveFocus) => channel.show(preserveFocus),
+    dispose() {
+      if (timer) clearTimeout(timer);
+      write();
+    },
+  };
+}

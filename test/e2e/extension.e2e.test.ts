@@ -2,7 +2,7 @@
 // (docs/architecture.md#testing). The first run installs chromium, Node 24 and code-server into the cache (setup-e2e.mjs).
 // Screenshots go to test-artifacts/e2e/.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { beforeAll, describe, expect, it, onTestFailed, onTestFinished } from 'vitest';
@@ -17,6 +17,9 @@ const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-ne
 
 let tools: E2eTools;
 let vsix: string;
+
+/** The workspace's user settings; step 8 changes where replies go. */
+const SETTINGS = { 'slotwise.maxTokens': 16000 }; // long enough (~25 s here) to still stream when the test cancels it
 
 /** A slot row busy with a job: `busy · job 1a2b3c4d · 42 tok`. */
 const SLOT_BUSY = /busy · job [0-9a-f]{8} · (\d+) tok/;
@@ -46,7 +49,7 @@ describe('Slotwise extension in code-server (real VS Code in Chromium)', () => {
       vsix,
       stateDir: d.stateDir,
       files: { 'notes.md': '# notes\n' },
-      settings: { 'slotwise.maxTokens': 16000 }, // long enough (~25 s here) to still stream when the test cancels it
+      settings: SETTINGS,
     });
     onTestFinished(() => cs.stop());
     progress(`code-server at ${cs.url} (pgid ${cs.pid})`);
@@ -170,7 +173,49 @@ async function steps(page: Page, d: TestDaemon, cs: CodeServer): Promise<void> {
   await expect.poll(() => visibleEditorText(page), { timeout: 10_000 }).toMatch(/"protocol": 1/);
   await page.screenshot({ path: join(SHOTS, '04-job-and-status.png') });
 
-  // 8. Stop Model empties the view (the model row alone, marked "unloaded (stopped)"), the status bar goes to 0/0
+  // 8. With `slotwise.promptOutput: "output"` the next reply streams into the "Slotwise Prompts" output
+  //    channel and the Jobs row's count rises meanwhile. (Appended token by token, the Slots view's busy
+  //    row showed 12–26 s late, its count frozen; as Markdown it froze even with the appends paced.)
+  //    This window does not notice a settings file changed behind its back: write it, then reload.
+  const settingsFile = join(cs.userDataDir, 'User', 'settings.json');
+  writeFileSync(settingsFile, JSON.stringify({ ...JSON.parse(readFileSync(settingsFile, 'utf8')), 'slotwise.promptOutput': 'output' }, null, 2));
+  const reloaded = page.waitForEvent('load', { timeout: 60_000 });
+  await runCommand(page, 'Developer: Reload Window');
+  await reloaded;
+  await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+  await expect.poll(() => status.innerText(), { timeout: 60_000 }).toMatch(/^\s*0\/4\s*$/);
+  await status.click();
+  await expect.poll(() => slotRows.count(), { timeout: 30_000 }).toBe(4);
+  await runCommand(page, 'Slotwise: Send Prompt');
+  await page.locator('.quick-input-widget', { hasText: 'Prompt to send' }).waitFor();
+  await page.keyboard.type('Twice upon a time');
+  await page.keyboard.press('Enter');
+  // The Output panel opens and its text moves as the reply streams (it renders only the lines in view,
+  // scrolled to the end, so the reply's "## Twice upon a time" header is soon out of it).
+  const channelText = page.locator('.part.panel .monaco-editor .view-lines').first();
+  await expect.poll(async () => (await channelText.innerText()).trim().length, { timeout: 30_000 }).toBeGreaterThan(20);
+  const channelText1 = await channelText.innerText();
+  await expect.poll(() => channelText.innerText(), { timeout: 30_000 }).not.toBe(channelText1);
+  const channelJob = jobsView.locator('.monaco-list-row', { hasText: 'Twice upon a time' }).first();
+  const channelTokens = async (): Promise<number> => Number(/running · (\d+) tok/.exec(await channelJob.innerText())?.[1] ?? NaN);
+  await expect.poll(channelTokens, { timeout: 30_000 }).toBeGreaterThan(0);
+  const channelTokens1 = await channelTokens();
+  await expect.poll(channelTokens, { timeout: 30_000 }).toBeGreaterThan(channelTokens1);
+  // Logged, not asserted: once in two runs the Slots row stayed at 179 tokens for 30 s while this row
+  // and the channel moved on (the other run, it kept within a second of this row).
+  const rows: string[] = [];
+  for (let i = 0; i < 4; i++) {
+    rows.push(`Jobs ${await channelTokens()} · Slots ${await slotTokens().catch(() => NaN)}`);
+    await page.waitForTimeout(1000);
+  }
+  progress(`output channel streams; tokens a second apart: ${rows.join(', ')}`);
+  await page.screenshot({ path: join(SHOTS, '05-output-channel.png') });
+  await runCommand(page, 'Slotwise: Cancel Prompt');
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Twice upon a time' }).first().waitFor();
+  await page.keyboard.press('Enter');
+  await expect.poll(() => status.innerText(), { timeout: 15_000 }).toMatch(/^\s*0\/4\s*$/);
+
+  // 9. Stop Model empties the view (the model row alone, marked "unloaded (stopped)"), the status bar goes to 0/0
   //    and the GPU view lists the model under what would still fit.
   await runCommand(page, 'Slotwise: Stop Model');
   await expect.poll(() => slotRows.count(), { timeout: 30_000 }).toBe(0);
@@ -179,9 +224,9 @@ async function steps(page: Page, d: TestDaemon, cs: CodeServer): Promise<void> {
   await expect.poll(() => page.locator('.statusbar-item', { hasText: /\d+\/\d+/ }).first().innerText(), { timeout: 30_000 }).toMatch(/0\/0/);
   // The unloaded model leaves the memory bar and is listed as fitting again (no budget, a few MiB of RAM).
   await expect.poll(() => gpuFrame.locator('.membar .fit').first().innerText(), { timeout: 15_000 }).toMatch(/would still fit: tiny \([\d.]+ (KiB|MiB|GiB)\)/);
-  await page.screenshot({ path: join(SHOTS, '05-model-stopped.png') });
+  await page.screenshot({ path: join(SHOTS, '06-model-stopped.png') });
 
-  // 9. The daemon goes away: red "disconnected" status, one actionable notification (not one per retry),
+  // 10. The daemon goes away: red "disconnected" status, one actionable notification (not one per retry),
   //    and the view's welcome offers Start Daemon.
   await d.stop();
   const disconnected = page.locator('.statusbar-item', { hasText: 'Slotwise: disconnected' });
@@ -195,9 +240,9 @@ async function steps(page: Page, d: TestDaemon, cs: CodeServer): Promise<void> {
   const background = await disconnected.evaluate((el) => getComputedStyle(el.closest('.statusbar-item') ?? el).backgroundColor);
   progress(`disconnected status item background: ${background}`);
   expect(background).not.toMatch(/rgba\(0, 0, 0, 0\)|transparent/);
-  await page.screenshot({ path: join(SHOTS, '06-disconnected.png') });
+  await page.screenshot({ path: join(SHOTS, '07-disconnected.png') });
 
-  // 10. Activation time, from the extension's own log.
+  // 11. Activation time, from the extension's own log.
   const activation = activationLine(cs.userDataDir);
   progress(`extension log: ${activation}`);
   const ms = Number(/activated in ([\d.]+) ms/.exec(activation ?? '')?.[1]);

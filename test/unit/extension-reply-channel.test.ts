@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { TrackedJob } from '../../extension/core/job-tracker';
-import { ReplyChannel } from '../../extension/core/reply-channel';
+import { LINE_CHARS_PER_MS, pacedChannel, ReplyChannel } from '../../extension/core/reply-channel';
 
 const job = (jobId: string, over: Partial<TrackedJob> = {}): TrackedJob => ({
   jobId, model: 'coder', title: `ask ${jobId}`, state: 'running', createdAt: 0, text: '', lastSeq: 0, seq: 0, followed: true, ...over,
@@ -53,5 +53,41 @@ describe('ReplyChannel (the "Slotwise Prompts" output channel)', () => {
     expect(c.done).toEqual(['a']);
     c.replies.add(job('b'));
     expect(c.text().endsWith('## ask b (coder · b)\n\n')).toBe(true);
+  });
+});
+
+describe('pacedChannel', () => {
+  it('writes the first text at once, then joins what arrives within the interval into one append', async () => {
+    const out: string[] = [];
+    const ch = pacedChannel({ append: (t) => out.push(t), show: () => undefined }, 40);
+    ch.append('a');
+    expect(out).toEqual(['a']);
+    ch.append('b');
+    ch.append('c');
+    expect(out).toEqual(['a']); // held until 40 ms after the last write
+    await new Promise((r) => setTimeout(r, 80));
+    expect(out).toEqual(['a', 'bc']);
+    ch.append('d');
+    ch.dispose(); // writes what is held
+    expect(out.join('')).toBe('abcd');
+  });
+});
+
+describe('pacedChannel on a long line', () => {
+  it('waits longer between writes while the last line is long, and the usual interval after a newline', async () => {
+    const out: string[] = [];
+    const ch = pacedChannel({ append: (t) => out.push(t), show: () => undefined }, 10);
+    ch.append('x'.repeat(LINE_CHARS_PER_MS * 150)); // a 150 ms line
+    ch.append('y');
+    await new Promise((r) => setTimeout(r, 60));
+    expect(out).toHaveLength(1); // 10 ms would have written it by now
+    await new Promise((r) => setTimeout(r, 150));
+    expect(out).toEqual(['x'.repeat(LINE_CHARS_PER_MS * 150), 'y']);
+    ch.append('end\nnew');
+    await new Promise((r) => setTimeout(r, 200));
+    ch.append('z');
+    ch.append('w');
+    await new Promise((r) => setTimeout(r, 40)); // a short last line: 10 ms again
+    expect(out.slice(2)).toEqual(['end\nnew', 'z', 'w']);
   });
 });
