@@ -19,8 +19,6 @@ export interface CodeServer {
   url: string;
   pid: number;
   userDataDir: string;
-  /** The workspace folder it opened. */
-  folder: string;
   output(): string;
   stop(): Promise<void>;
 }
@@ -96,7 +94,7 @@ export async function startCodeServer(
     if (child.exitCode !== null) throw new Error(`code-server exited with ${child.exitCode}:\n${out}`);
     try {
       const res = await fetch(`${url}/healthz`);
-      if (res.ok) return { url, pid, userDataDir, folder: opts.folder, output: () => out, stop };
+      if (res.ok) return { url, pid, userDataDir, output: () => out, stop };
     } catch {
       // not listening yet
     }
