@@ -1,18 +1,26 @@
-// Models & Slots: model → instance → slot, rebuilt from each snapshot; refreshed only when it changed,
-// at most every TREE_REFRESH_MS (tree-refresh.ts: faster, VS Code shows none of the updates).
+// Models & Slots: model → instance → slot, rebuilt from each snapshot; VS Code is told which nodes
+// changed (tree-keeper.ts), at most every TREE_REFRESH_MS (tree-refresh.ts: faster, it shows none of them).
 import * as vscode from 'vscode';
 import type { DaemonConnection } from '../core/connection';
 import { buildSlotsTree, type ModelNode, type SlotsTreeNode } from '../core/slots-tree-model';
+import { TreeKeeper } from '../core/tree-keeper';
 import { throttle, toDisposable } from '../disposables';
 import { themeIcon } from '../icons';
 import { TREE_REFRESH_MS } from './tree-refresh';
 
 export class SlotsTreeProvider implements vscode.TreeDataProvider<SlotsTreeNode>, vscode.Disposable {
-  #changed = new vscode.EventEmitter<SlotsTreeNode | undefined>();
+  #changed = new vscode.EventEmitter<SlotsTreeNode[] | undefined>();
   readonly onDidChangeTreeData = this.#changed.event;
-  #roots: ModelNode[] = [];
-  #key = '';
-  #refresh = throttle(() => this.#changed.fire(undefined), TREE_REFRESH_MS);
+  #tree = new TreeKeeper<ModelNode>();
+  /** Nodes changed since VS Code was last told; undefined with #whole. */
+  #pending = new Set<SlotsTreeNode>();
+  #whole = false;
+  #refresh = throttle(() => {
+    const nodes = this.#whole ? undefined : [...this.#pending].filter((n) => this.#tree.holds(n));
+    this.#whole = false;
+    this.#pending.clear();
+    this.#changed.fire(nodes);
+  }, TREE_REFRESH_MS);
   #conn: DaemonConnection;
   #subs: vscode.Disposable[];
 
@@ -23,16 +31,15 @@ export class SlotsTreeProvider implements vscode.TreeDataProvider<SlotsTreeNode>
 
   #update(): void {
     const snap = this.#conn.snapshot;
-    this.#roots = snap ? buildSlotsTree(snap) : [];
-    // Descriptions carry the changing numbers, so the serialized tree is the change key.
-    const key = JSON.stringify(this.#roots);
-    if (key === this.#key) return;
-    this.#key = key;
-    this.#refresh(); // getChildren() reads #roots when VS Code asks: always the latest snapshot
+    const change = this.#tree.update(snap ? buildSlotsTree(snap) : []);
+    if (change.kind === 'none') return;
+    if (change.kind === 'roots') this.#whole = true;
+    else for (const n of change.nodes) this.#pending.add(n as SlotsTreeNode);
+    this.#refresh(); // the kept nodes are updated in place: VS Code reads the latest when it asks
   }
 
   getChildren(node?: SlotsTreeNode): SlotsTreeNode[] {
-    if (!node) return this.#roots;
+    if (!node) return this.#tree.roots;
     return node.kind === 'slot' ? [] : node.children;
   }
 

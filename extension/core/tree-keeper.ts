@@ -1,0 +1,74 @@
+// Keeps one object per tree node id across rebuilds, so a tree view can be told which nodes changed.
+// VS Code knows a TreeDataProvider's elements by object identity: a tree rebuilt from each snapshot can
+// only be refreshed whole, and a whole refresh of a three-level tree is three round trips between the
+// window and the extension host (getChildren per level). Told the changed nodes, VS Code asks for
+// those alone: a slot's token count is one getTreeItem.
+
+export interface KeptNode {
+  id: string;
+  children?: KeptNode[];
+}
+
+/** What changed: nothing, the roots themselves (refresh the whole tree), or these kept nodes. */
+export type TreeChange<T> = { kind: 'none' } | { kind: 'roots' } | { kind: 'nodes'; nodes: T[] };
+
+export class TreeKeeper<T extends KeptNode> {
+  #byId = new Map<string, T>();
+  #roots: T[] = [];
+
+  get roots(): T[] {
+    return this.#roots;
+  }
+
+  /** Whether this object is in the tree now (a node listed as changed may have gone since). */
+  holds(node: KeptNode): boolean {
+    return this.#byId.get(node.id) === node;
+  }
+
+  /**
+   * Takes a freshly built tree. A node whose id was there before keeps its object, its fields updated in
+   * place; it is listed as changed when one of its own fields did, or the ids of its children did (VS Code
+   * then asks for its children again; a new child needs no entry of its own).
+   */
+  update(next: T[]): TreeChange<T> {
+    const byId = new Map<string, T>();
+    const changed: T[] = [];
+    const keep = (node: T): T => {
+      const old = this.#byId.get(node.id);
+      const children = node.children?.map((c) => keep(c as T));
+      if (!old) {
+        byId.set(node.id, node);
+        if (children) node.children = children;
+        return node;
+      }
+      const { children: oldChildren, ...oldOwn } = old;
+      const { children: _newChildren, ...newOwn } = node;
+      let differs = !sameJson(oldOwn, newOwn);
+      if (differs) {
+        for (const k of Object.keys(oldOwn)) if (!(k in newOwn)) delete (old as Record<string, unknown>)[k];
+        Object.assign(old, newOwn);
+      }
+      if (!sameIds(oldChildren, children)) differs = true;
+      if (children) old.children = children;
+      else delete old.children;
+      if (differs) changed.push(old);
+      byId.set(node.id, old);
+      return old;
+    };
+    const roots = next.map(keep);
+    const rootsChanged = !sameIds(this.#roots, roots);
+    this.#byId = byId;
+    this.#roots = roots;
+    if (rootsChanged) return { kind: 'roots' };
+    return changed.length ? { kind: 'nodes', nodes: changed } : { kind: 'none' };
+  }
+}
+
+function sameIds(a: readonly KeptNode[] | undefined, b: readonly KeptNode[] | undefined): boolean {
+  if (!a || !b) return a === b || (a?.length ?? 0) + (b?.length ?? 0) === 0;
+  return a.length === b.length && a.every((n, i) => n.id === b[i]!.id);
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}

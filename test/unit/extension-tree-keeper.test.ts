@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import { TreeKeeper } from '../../extension/core/tree-keeper';
+import { buildSlotsTree, type ModelNode } from '../../extension/core/slots-tree-model';
+import type { Snapshot } from '../../shared/protocol';
+import { snapshot } from './extension-fixtures';
+
+interface N {
+  id: string;
+  label: string;
+  children?: N[];
+}
+const tree = (slot1: string, slots = 2): N[] => [
+  { id: 'm', label: 'model', children: [{ id: 'm/i', label: 'instance', children: Array.from({ length: slots }, (_, k) => ({ id: `m/i/${k}`, label: k === 1 ? slot1 : 'idle' })) }] },
+];
+
+describe('TreeKeeper', () => {
+  it('keeps each node object across rebuilds and names only the node whose own fields changed', () => {
+    const k = new TreeKeeper<N>();
+    expect(k.update(tree('idle')).kind).toBe('roots'); // the first tree
+    const slot1 = k.roots[0]!.children![0]!.children![1]!;
+    expect(k.update(tree('idle'))).toEqual({ kind: 'none' });
+    const change = k.update(tree('busy · 42 tok'));
+    expect(change).toEqual({ kind: 'nodes', nodes: [slot1] });
+    expect(change.kind === 'nodes' && change.nodes[0]).toBe(slot1); // the same object, updated in place
+    expect(slot1.label).toBe('busy · 42 tok');
+    expect(k.roots[0]!.children![0]!.children![1]).toBe(slot1);
+  });
+
+  it('names the parent when its children change, and the whole tree when the roots do', () => {
+    const k = new TreeKeeper<N>();
+    k.update(tree('idle', 2));
+    const instance = k.roots[0]!.children![0]!;
+    const gone = instance.children![1]!;
+    const change = k.update(tree('idle', 1));
+    expect(change).toEqual({ kind: 'nodes', nodes: [instance] });
+    expect(instance.children!.map((c) => c.id)).toEqual(['m/i/0']);
+    expect(k.holds(gone)).toBe(false);
+    expect(k.holds(instance)).toBe(true);
+    expect(k.update([...tree('idle', 1), { id: 'n', label: 'another model' }]).kind).toBe('roots');
+    expect(k.update([]).kind).toBe('roots');
+  });
+
+  it('drops a field the new node no longer has', () => {
+    const k = new TreeKeeper<N & { next?: string }>();
+    k.update([{ id: 'a', label: 'x', next: 'job 1' }]);
+    const a = k.roots[0]!;
+    expect(k.update([{ id: 'a', label: 'x' }])).toEqual({ kind: 'nodes', nodes: [a] });
+    expect('next' in a).toBe(false);
+  });
+
+  it('on a real snapshot: a busy slot changes that slot alone', () => {
+    const base: Snapshot = snapshot();
+    const k = new TreeKeeper<ModelNode>();
+    k.update(buildSlotsTree(base, 1_000));
+    const busy = structuredClone(base);
+    const inst = busy.models[0]!.instances[0]!;
+    inst.slots[0] = { ...inst.slots[0]!, busy: true };
+    const change = k.update(buildSlotsTree(busy, 1_000));
+    expect(change.kind).toBe('nodes');
+    const ids = change.kind === 'nodes' ? change.nodes.map((n) => n.id) : [];
+    const slot0 = k.roots[0]!.children[0]!.children[0]!;
+    expect(ids.filter((id) => id.startsWith('slot:'))).toEqual([slot0.id]); // the idle slots are untouched
+    expect(slot0.description).toMatch(/^busy/);
+  });
+});
