@@ -9,8 +9,11 @@ export interface KeptNode {
   children?: KeptNode[];
 }
 
-/** What changed: nothing, the roots themselves (refresh the whole tree), or these kept nodes. */
-export type TreeChange<T> = { kind: 'none' } | { kind: 'roots' } | { kind: 'nodes'; nodes: T[] };
+/**
+ * What changed: nothing; the tree's shape (a node came or went: refresh it whole, as VS Code then also
+ * re-reads which nodes have children and their expansion); or only these kept nodes' own fields.
+ */
+export type TreeChange<T> = { kind: 'none' } | { kind: 'shape' } | { kind: 'nodes'; nodes: T[] };
 
 export class TreeKeeper<T extends KeptNode> {
   #byId = new Map<string, T>();
@@ -27,12 +30,12 @@ export class TreeKeeper<T extends KeptNode> {
 
   /**
    * Takes a freshly built tree. A node whose id was there before keeps its object, its fields updated in
-   * place; it is listed as changed when one of its own fields did, or the ids of its children did (VS Code
-   * then asks for its children again; a new child needs no entry of its own).
+   * place, and is listed as changed when one of its own fields did.
    */
   update(next: T[]): TreeChange<T> {
     const byId = new Map<string, T>();
     const changed: T[] = [];
+    let shape = false;
     const keep = (node: T): T => {
       const old = this.#byId.get(node.id);
       const children = node.children?.map((c) => keep(c as T));
@@ -43,23 +46,22 @@ export class TreeKeeper<T extends KeptNode> {
       }
       const { children: oldChildren, ...oldOwn } = old;
       const { children: _newChildren, ...newOwn } = node;
-      let differs = !sameJson(oldOwn, newOwn);
-      if (differs) {
+      if (!sameJson(oldOwn, newOwn)) {
         for (const k of Object.keys(oldOwn)) if (!(k in newOwn)) delete (old as Record<string, unknown>)[k];
         Object.assign(old, newOwn);
+        changed.push(old);
       }
-      if (!sameIds(oldChildren, children)) differs = true;
+      if (!sameIds(oldChildren, children)) shape = true;
       if (children) old.children = children;
       else delete old.children;
-      if (differs) changed.push(old);
       byId.set(node.id, old);
       return old;
     };
     const roots = next.map(keep);
-    const rootsChanged = !sameIds(this.#roots, roots);
+    if (!sameIds(this.#roots, roots)) shape = true;
     this.#byId = byId;
     this.#roots = roots;
-    if (rootsChanged) return { kind: 'roots' };
+    if (shape) return { kind: 'shape' };
     return changed.length ? { kind: 'nodes', nodes: changed } : { kind: 'none' };
   }
 }

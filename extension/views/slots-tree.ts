@@ -33,7 +33,7 @@ export class SlotsTreeProvider implements vscode.TreeDataProvider<SlotsTreeNode>
     const snap = this.#conn.snapshot;
     const change = this.#tree.update(snap ? buildSlotsTree(snap) : []);
     if (change.kind === 'none') return;
-    if (change.kind === 'roots') this.#whole = true;
+    if (change.kind === 'shape') this.#whole = true;
     else for (const n of change.nodes) this.#pending.add(n as SlotsTreeNode);
     this.#refresh(); // the kept nodes are updated in place: VS Code reads the latest when it asks
   }

@@ -16,7 +16,7 @@ const tree = (slot1: string, slots = 2): N[] => [
 describe('TreeKeeper', () => {
   it('keeps each node object across rebuilds and names only the node whose own fields changed', () => {
     const k = new TreeKeeper<N>();
-    expect(k.update(tree('idle')).kind).toBe('roots'); // the first tree
+    expect(k.update(tree('idle')).kind).toBe('shape'); // the first tree
     const slot1 = k.roots[0]!.children![0]!.children![1]!;
     expect(k.update(tree('idle'))).toEqual({ kind: 'none' });
     const change = k.update(tree('busy · 42 tok'));
@@ -26,18 +26,19 @@ describe('TreeKeeper', () => {
     expect(k.roots[0]!.children![0]!.children![1]).toBe(slot1);
   });
 
-  it('names the parent when its children change, and the whole tree when the roots do', () => {
+  it('calls a node coming or going, at any depth, a change of shape', () => {
     const k = new TreeKeeper<N>();
     k.update(tree('idle', 2));
     const instance = k.roots[0]!.children![0]!;
     const gone = instance.children![1]!;
-    const change = k.update(tree('idle', 1));
-    expect(change).toEqual({ kind: 'nodes', nodes: [instance] });
+    expect(k.update(tree('idle', 1))).toEqual({ kind: 'shape' });
+    expect(k.roots[0]!.children![0]).toBe(instance);
     expect(instance.children!.map((c) => c.id)).toEqual(['m/i/0']);
     expect(k.holds(gone)).toBe(false);
     expect(k.holds(instance)).toBe(true);
-    expect(k.update([...tree('idle', 1), { id: 'n', label: 'another model' }]).kind).toBe('roots');
-    expect(k.update([]).kind).toBe('roots');
+    expect(k.update(tree('idle', 1))).toEqual({ kind: 'none' });
+    expect(k.update([...tree('idle', 1), { id: 'n', label: 'another model' }]).kind).toBe('shape');
+    expect(k.update([]).kind).toBe('shape');
   });
 
   it('drops a field the new node no longer has', () => {
