@@ -74,11 +74,10 @@ export class ReplyChannel {
 }
 
 /**
- * The output view wraps long lines, and on each append it lays out the channel's last line again
- * whole: a reply without a newline (a small random model writes 50,000 characters in one line) made
- * each write cost more, and the window fell seconds behind the stream. So the wait between writes
- * grows with that line, one millisecond per LINE_CHARS_PER_MS characters, which keeps the layout
- * work per second about the same however long the line gets.
+ * The output view wraps long lines, so a write to a channel whose last line is long (a small random
+ * model writes 50,000 characters without a newline) reflows that whole line. The wait between writes
+ * grows with the line, one millisecond per LINE_CHARS_PER_MS characters, so that the reflowing per
+ * second stays about level however long the line gets.
  */
 export const LINE_CHARS_PER_MS = 50;
 
