@@ -23,38 +23,13 @@ export function endTokens(body: Record<string, unknown>): number | undefined {
 }
 
 /**
- * The least time before its predecessor's end that a successor is handed its slot. On a GPU two tokens
- * take tens of ms, time enough for the daemon to write the successor and llama-server to parse and
- * defer it. A fast model decodes a token in a few ms: two tokens (6 ms at the GPU-pace bench's 3 ms)
- * were often too little on a loaded 2-core host, the successor came after the release and the slot
- * idled until it did (c=16, 6 alternating runs each: handoffTokens 2 read 0.92–1.01 of direct,
- * 8 tokens, 24 ms, 0.98–1.00).
- */
-export const HANDOFF_LEAD_MS = 20;
-
-/**
  * Whether a request that may generate `end` tokens and has relayed `tokens` SSE events is within
- * `handoffTokens` of its end, or within HANDOFF_LEAD_MS at its pace so far (`msPerToken`, when
- * known). Events can run one ahead of tokens (a chat stream's first event carries only the role):
- * that only hands the slot off one token earlier. `handoffTokens` 0 is off.
+ * `handoffTokens` of its end. Events can run one ahead of tokens (a chat stream's first event carries
+ * only the role): that only hands the slot off one token earlier. `handoffTokens` 0 is off.
  */
-export function nearEnd(end: number | undefined, tokens: number, handoffTokens: number, msPerToken?: number): boolean {
+export function nearEnd(end: number | undefined, tokens: number, handoffTokens: number): boolean {
   if (handoffTokens <= 0 || end === undefined) return false;
-  const remaining = end - tokens;
-  return remaining <= handoffTokens || (msPerToken !== undefined && remaining * msPerToken <= HANDOFF_LEAD_MS);
-}
-
-/** A stream's pace from its relayed events: ms per token since its first event; undefined before a second. */
-export function paceTracker(now: () => number = Date.now): (tokens: number) => number | undefined {
-  let first: { at: number; tokens: number } | undefined;
-  return (tokens) => {
-    const at = now();
-    if (!first) {
-      first = { at, tokens };
-      return undefined;
-    }
-    return tokens > first.tokens ? (at - first.at) / (tokens - first.tokens) : undefined;
-  };
+  return end - tokens <= handoffTokens;
 }
 
 /** A leased slot near its request's end with no successor yet. */

@@ -17,7 +17,7 @@ import { SlotTable } from './slot-table';
 import { busyRange, cachedAt, pickSlot, takeIn, type BusyRange, type SlotCandidate } from './slot-pick';
 import { HostCache } from './host-cache';
 import { cacheAwareOrder, holdMs, type CacheOrder } from './cache-order';
-import { chooseHandoffs, nearEnd, paceTracker, type EndingSlot } from './handoff';
+import { chooseHandoffs, nearEnd, type EndingSlot } from './handoff';
 
 /** One accepted request: it ends with exactly one outcome, recorded by finish(). */
 export interface Ticket {
@@ -754,7 +754,6 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
     this.#hooks.onLease?.(model);
     let released = false;
     let ending = false;
-    const pace = paceTracker();
     const q = this.#queue(model);
     return {
       instance: inst,
@@ -765,7 +764,7 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
       progress: (tokens) => {
         if (released) return;
         slotLease.tokens = tokens;
-        if (!ending && slot !== undefined && nearEnd(ticket.maxTokens, tokens, this.#queueConfig.handoffTokens, pace(tokens))) {
+        if (!ending && slot !== undefined && nearEnd(ticket.maxTokens, tokens, this.#queueConfig.handoffTokens)) {
           ending = true;
           book.ending.set(slot, Math.max(0, (ticket.maxTokens ?? tokens) - tokens));
           if (q.waiters.length > 0) this.#pump(); // its slot may go to the next waiter now

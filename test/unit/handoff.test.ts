@@ -2,7 +2,7 @@
 // slot) and the scheduler's effects around it with a fake clock and a stand-in supervisor (no process,
 // no network): the successor is handed the slot early, counted as queued, leased at the release.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { chooseHandoffs, endTokens, HANDOFF_LEAD_MS, nearEnd, paceTracker, type EndingSlot, type HandoffInput } from '../../daemon/scheduler/handoff';
+import { chooseHandoffs, endTokens, nearEnd, type EndingSlot, type HandoffInput } from '../../daemon/scheduler/handoff';
 import type { InstanceLoad, Waiter } from '../../daemon/scheduler/policy';
 import { HANDOFF_INTERACTIVE_QUIET_MS, Scheduler, type Lease, type LeaseRecord, type Ticket } from '../../daemon/scheduler/scheduler';
 import { MAX_SKIPS } from '../../daemon/scheduler/cache-order';
@@ -34,33 +34,6 @@ describe('nearEnd', () => {
     { end: 1, tokens: 0, handoff: 2, near: true }, // shorter than the handoff window: at once
   ])('end $end, $tokens events, handoffTokens $handoff → $near', ({ end, tokens, handoff, near }) => {
     expect(nearEnd(end, tokens, handoff)).toBe(near);
-  });
-
-  it.each([
-    { tokens: 9, msPerToken: 3, near: false }, // 7 left × 3 ms = 21 ms
-    { tokens: 10, msPerToken: 3, near: true }, // 6 × 3 = 18 ms ≤ HANDOFF_LEAD_MS
-    { tokens: 13, msPerToken: 30, near: false }, // a GPU's pace: 3 × 30 ms; two tokens decide
-    { tokens: 14, msPerToken: 30, near: true },
-    { tokens: 14, msPerToken: undefined, near: true },
-    { tokens: 10, msPerToken: undefined, near: false }, // pace not known yet: tokens alone
-  ])('end 16, $tokens events at $msPerToken ms a token → $near (lead ' + HANDOFF_LEAD_MS + ' ms)', ({ tokens, msPerToken, near }) => {
-    expect(nearEnd(16, tokens, 2, msPerToken)).toBe(near);
-  });
-
-  it('the lead is off with handoffTokens 0', () => {
-    expect(nearEnd(16, 15, 0, 1)).toBe(false);
-  });
-});
-
-describe('paceTracker', () => {
-  it('reads ms per token since the first event, nothing before a second', () => {
-    let t = 1000;
-    const pace = paceTracker(() => t);
-    expect(pace(1)).toBeUndefined();
-    t += 9;
-    expect(pace(4)).toBe(3);
-    t += 1;
-    expect(pace(4)).toBe(10 / 3);
   });
 });
 
