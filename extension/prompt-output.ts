@@ -78,7 +78,6 @@ export class PromptOutputs implements vscode.Disposable {
   }
 }
 
-/** Appends text to the end of a document, one WorkspaceEdit in flight at a time, coalescing what arrives meanwhile. */
 /**
  * The least time between two edits of a streaming reply. Each edit is a round trip to the window, which
  * then re-renders the document; back to back, a fast model (hundreds of tokens a second) kept the
@@ -89,6 +88,7 @@ export const APPEND_INTERVAL_MS = 100;
 /** The language of a reply's editor while it streams (see #editorSink). */
 export const STREAMING_LANGUAGE = 'plaintext';
 
+/** Appends text to the end of a document, one WorkspaceEdit in flight at a time, coalescing what arrives meanwhile. */
 class DocumentAppender {
   #doc: vscode.TextDocument;
   #pending = '';
