@@ -3,6 +3,7 @@
 import * as vscode from 'vscode';
 import { isFinished, type JobTracker, type TrackedJob } from './core/job-tracker';
 import { jobStatusText } from './core/jobs-tree-model';
+import { pacer, type Pacer } from './core/pacer';
 import { pacedChannel, ReplyChannel, type ReplySink } from './core/reply-channel';
 import { toDisposable } from './disposables';
 
@@ -44,7 +45,7 @@ export class PromptOutputs implements vscode.Disposable {
     const doc = await vscode.workspace.openTextDocument({ language: STREAMING_LANGUAGE, content: job.text });
     await vscode.window.showTextDocument(doc, { preview: false });
     // Tokens that arrive while the document opens are already in job.text beyond what we wrote.
-    const writer = new DocumentAppender(doc, this.#log);
+    const writer = documentAppender(doc, this.#log);
     const written = doc.getText().length;
     if (job.text.length > written) writer.append(job.text.slice(written));
     return {
@@ -88,53 +89,18 @@ export const APPEND_INTERVAL_MS = 100;
 /** The language of a reply's editor while it streams (see #editorSink). */
 export const STREAMING_LANGUAGE = 'plaintext';
 
-/** Appends text to the end of a document, one WorkspaceEdit in flight at a time, coalescing what arrives meanwhile. */
-class DocumentAppender {
-  #doc: vscode.TextDocument;
-  #pending = '';
-  #busy = false;
-  #lastEditAt = 0;
-  #log: vscode.LogOutputChannel;
-
-  constructor(doc: vscode.TextDocument, log: vscode.LogOutputChannel) {
-    this.#doc = doc;
-    this.#log = log;
-  }
-
-  append(text: string): void {
-    this.#pending += text;
-    void this.#flush();
-  }
-
-  /** Resolves once every appended text is in the document (or dropped with it closed). */
-  async idle(): Promise<void> {
-    while (this.#busy || (this.#pending && !this.#doc.isClosed)) await new Promise((resolve) => setTimeout(resolve, APPEND_INTERVAL_MS));
-  }
-
-  async #flush(): Promise<void> {
-    if (this.#busy || !this.#pending) return;
-    this.#busy = true;
-    const wait = this.#lastEditAt + APPEND_INTERVAL_MS - Date.now();
-    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait)); // text arriving meanwhile joins this edit
-    const text = this.#pending;
-    this.#pending = '';
-    if (this.#doc.isClosed) {
-      this.#busy = false; // the user closed the editor: the text stays in the Jobs view
-      return;
-    }
-    this.#lastEditAt = Date.now();
-    try {
+/** Appends text to the end of a document, one WorkspaceEdit in flight at a time, joining what arrives meanwhile (pacer.ts). */
+function documentAppender(doc: vscode.TextDocument, log: vscode.LogOutputChannel): Pacer {
+  return pacer(
+    async (text) => {
+      if (doc.isClosed) return; // the user closed the editor: the text stays in the Jobs view
       const edit = new vscode.WorkspaceEdit();
-      edit.insert(this.#doc.uri, this.#doc.lineAt(this.#doc.lineCount - 1).range.end, text);
-      const ok = await vscode.workspace.applyEdit(edit);
-      if (!ok) this.#log.warn(`could not append to ${this.#doc.uri.toString()}`);
-    } catch (err) {
-      this.#log.warn(`appending to ${this.#doc.uri.toString()} failed: ${(err as Error).message}`);
-    } finally {
-      this.#busy = false;
-    }
-    void this.#flush();
-  }
+      edit.insert(doc.uri, doc.lineAt(doc.lineCount - 1).range.end, text);
+      if (!(await vscode.workspace.applyEdit(edit))) log.warn(`could not append to ${doc.uri.toString()}`);
+    },
+    () => APPEND_INTERVAL_MS,
+    (err) => log.warn(`appending to ${doc.uri.toString()} failed: ${(err as Error).message}`),
+  );
 }
 
 function announce(j: TrackedJob): void {

@@ -2,6 +2,7 @@
 // their turn, and each ends with its status line. No `vscode` import, so it is unit-tested as is.
 import { isFinished, type TrackedJob } from './job-tracker';
 import { jobStatusText } from './jobs-tree-model';
+import { pacer } from './pacer';
 
 /** What the queue needs of a VS Code OutputChannel. */
 export interface ChannelLike {
@@ -83,36 +84,21 @@ export const LINE_CHARS_PER_MS = 50;
 
 /**
  * A channel whose appends are joined and written at most every `intervalMs` (longer while the last
- * line is long, above): one write per token, hundreds a second from a small model, kept the window
- * seconds behind the stream, the Slots view frozen meanwhile.
+ * line is long, above), through the same pacer as a reply's editor (pacer.ts).
  */
 export function pacedChannel(channel: ChannelLike, intervalMs: number): ChannelLike & { dispose(): void } {
-  let pending = '';
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let lastWriteAt = -Infinity;
   let lastLine = 0; // characters written since the last newline
-  const write = (): void => {
-    timer = undefined;
-    lastWriteAt = Date.now();
-    const text = pending;
-    pending = '';
-    if (!text) return;
-    const nl = text.lastIndexOf('\n');
-    lastLine = nl === -1 ? lastLine + text.length : text.length - nl - 1;
-    channel.append(text);
-  };
+  const paced = pacer(
+    (text) => channel.append(text),
+    (text) => {
+      const nl = text.lastIndexOf('\n');
+      lastLine = nl === -1 ? lastLine + text.length : text.length - nl - 1;
+      return Math.max(intervalMs, lastLine / LINE_CHARS_PER_MS);
+    },
+  );
   return {
-    append(text) {
-      pending += text;
-      if (timer) return;
-      const wait = lastWriteAt + Math.max(intervalMs, lastLine / LINE_CHARS_PER_MS) - Date.now();
-      if (wait <= 0) write();
-      else timer = setTimeout(write, wait);
-    },
+    append: (text) => paced.append(text),
     show: (preserveFocus) => channel.show(preserveFocus),
-    dispose() {
-      if (timer) clearTimeout(timer);
-      write();
-    },
+    dispose: () => paced.dispose(),
   };
 }

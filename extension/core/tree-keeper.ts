@@ -4,9 +4,10 @@
 // window and the extension host (getChildren per level). Told the changed nodes, VS Code asks for
 // those alone: a slot's token count is one getTreeItem.
 
-export interface KeptNode {
+/** A node of a tree whose nodes, at every depth, are of type N (a union of its levels' node types). */
+export interface KeptNode<N> {
   id: string;
-  children?: KeptNode[];
+  children?: readonly N[];
 }
 
 /**
@@ -15,7 +16,7 @@ export interface KeptNode {
  */
 export type TreeChange<T> = { kind: 'none' } | { kind: 'shape' } | { kind: 'nodes'; nodes: T[] };
 
-export class TreeKeeper<T extends KeptNode> {
+export class TreeKeeper<T extends KeptNode<T>> {
   #byId = new Map<string, T>();
   #roots: T[] = [];
 
@@ -24,7 +25,7 @@ export class TreeKeeper<T extends KeptNode> {
   }
 
   /** Whether this object is in the tree now (a node listed as changed may have gone since). */
-  holds(node: KeptNode): boolean {
+  holds(node: T): boolean {
     return this.#byId.get(node.id) === node;
   }
 
@@ -38,7 +39,7 @@ export class TreeKeeper<T extends KeptNode> {
     let shape = false;
     const keep = (node: T): T => {
       const old = this.#byId.get(node.id);
-      const children = node.children?.map((c) => keep(c as T));
+      const children = node.children?.map(keep);
       if (!old) {
         byId.set(node.id, node);
         if (children) node.children = children;
@@ -66,7 +67,7 @@ export class TreeKeeper<T extends KeptNode> {
   }
 }
 
-function sameIds(a: readonly KeptNode[] | undefined, b: readonly KeptNode[] | undefined): boolean {
+function sameIds(a: readonly { id: string }[] | undefined, b: readonly { id: string }[] | undefined): boolean {
   if (!a || !b) return a === b || (a?.length ?? 0) + (b?.length ?? 0) === 0;
   return a.length === b.length && a.every((n, i) => n.id === b[i]!.id);
 }

@@ -2,7 +2,7 @@
 // changed (tree-keeper.ts), at most every TREE_REFRESH_MS (tree-refresh.ts: faster, it shows none of them).
 import * as vscode from 'vscode';
 import type { DaemonConnection } from '../core/connection';
-import { buildSlotsTree, type ModelNode, type SlotsTreeNode } from '../core/slots-tree-model';
+import { buildSlotsTree, type SlotsTreeNode } from '../core/slots-tree-model';
 import { TreeKeeper } from '../core/tree-keeper';
 import { throttle, toDisposable } from '../disposables';
 import { themeIcon } from '../icons';
@@ -11,7 +11,7 @@ import { TREE_REFRESH_MS } from './tree-refresh';
 export class SlotsTreeProvider implements vscode.TreeDataProvider<SlotsTreeNode>, vscode.Disposable {
   #changed = new vscode.EventEmitter<SlotsTreeNode[] | undefined>();
   readonly onDidChangeTreeData = this.#changed.event;
-  #tree = new TreeKeeper<ModelNode>();
+  #tree = new TreeKeeper<SlotsTreeNode>();
   /** Nodes changed since VS Code was last told; undefined with #whole. */
   #pending = new Set<SlotsTreeNode>();
   #whole = false;
@@ -34,7 +34,7 @@ export class SlotsTreeProvider implements vscode.TreeDataProvider<SlotsTreeNode>
     const change = this.#tree.update(snap ? buildSlotsTree(snap) : []);
     if (change.kind === 'none') return;
     if (change.kind === 'shape') this.#whole = true;
-    else for (const n of change.nodes) this.#pending.add(n as SlotsTreeNode);
+    else for (const n of change.nodes) this.#pending.add(n);
     this.#refresh(); // the kept nodes are updated in place: VS Code reads the latest when it asks
   }
 

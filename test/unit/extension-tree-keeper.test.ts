@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { TreeKeeper } from '../../extension/core/tree-keeper';
-import { buildSlotsTree, type ModelNode } from '../../extension/core/slots-tree-model';
+import { buildSlotsTree, type SlotsTreeNode } from '../../extension/core/slots-tree-model';
 import type { Snapshot } from '../../shared/protocol';
 import { snapshot } from './extension-fixtures';
 
@@ -51,7 +51,7 @@ describe('TreeKeeper', () => {
 
   it('on a real snapshot: a busy slot changes that slot alone', () => {
     const base: Snapshot = snapshot();
-    const k = new TreeKeeper<ModelNode>();
+    const k = new TreeKeeper<SlotsTreeNode>();
     k.update(buildSlotsTree(base, 1_000));
     const busy = structuredClone(base);
     const inst = busy.models[0]!.instances[0]!;
@@ -59,7 +59,9 @@ describe('TreeKeeper', () => {
     const change = k.update(buildSlotsTree(busy, 1_000));
     expect(change.kind).toBe('nodes');
     const ids = change.kind === 'nodes' ? change.nodes.map((n) => n.id) : [];
-    const slot0 = k.roots[0]!.children[0]!.children[0]!;
+    const model = k.roots[0]!;
+    if (model.kind !== 'model') throw new Error(`the root is a ${model.kind}`);
+    const slot0 = model.children[0]!.children[0]!;
     expect(ids.filter((id) => id.startsWith('slot:'))).toEqual([slot0.id]); // the idle slots are untouched
     expect(slot0.description).toMatch(/^busy/);
   });
