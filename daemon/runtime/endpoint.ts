@@ -17,6 +17,23 @@ export interface Endpoint {
 /** What the llama-server clients accept: a base URL, or an instance's endpoint. */
 export type LlamaTarget = string | Endpoint;
 
+/** The most spare connections the daemon keeps open to one llama-server (api/spare-connections.ts). */
+export const MAX_SPARES = 16;
+
+/** The daemon's own connections to an instance beside its streams: the /slots and /metrics polls, /health, a pooled request. */
+const POLL_CONNECTIONS = 4;
+
+/**
+ * `--threads-http` for an instance of `slots` slots: a thread each for its streams, the daemon's polls,
+ * and the spares it keeps (as many as connections in use, at most MAX_SPARES). cpp-httplib gives every
+ * connection a thread while it waits for its request; llama-server builds before cpp-httplib's dynamic
+ * pool have only max(slots + 2, cores − 1) threads, where idle spares would hold the threads a stream
+ * needs and its request would wait until one freed.
+ */
+export function httpThreads(slots: number): number {
+  return slots + POLL_CONNECTIONS + Math.min(slots + POLL_CONNECTIONS, MAX_SPARES);
+}
+
 /** sun_path holds 108 bytes on Linux and 104 on macOS, the terminating NUL included. */
 export const MAX_SOCKET_PATH = 103;
 

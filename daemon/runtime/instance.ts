@@ -28,7 +28,7 @@ import { settleLostConnection } from './lost-connection';
 import { signalGroup, terminate } from '../../platform/process-group';
 import { NONCE_ENV, processStartTime } from '../../platform/process-identity';
 import { watchForStall } from './stall-watchdog';
-import { socketPathFor, type Endpoint } from './endpoint';
+import { httpThreads, socketPathFor, type Endpoint } from './endpoint';
 
 export type SupervisorTimings = Config['supervisor'];
 
@@ -634,6 +634,8 @@ export function llamaServerArgs(model: LaunchModel, { port, socketPath }: Listen
   if (model.kind === 'embedding') args.push('--embedding'); // pooling: the model's own (`<arch>.pooling_type`), else `--pooling` in args
   else if (model.kind === 'rerank') args.push('--reranking'); // implies rank pooling
   if (!setsVerbosity(model.args)) args.push('-lv', String(verbosity));
+  // Threads for the streams, the daemon's spare connections and its polls (endpoint.ts httpThreads).
+  if (!model.args.some((a) => a === '--threads-http' || a.startsWith('--threads-http='))) args.push('--threads-http', String(httpThreads(model.slots)));
   return [...args, ...model.args];
 }
 

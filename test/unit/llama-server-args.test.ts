@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { LaunchModel } from '../../daemon/config/types';
 import { llamaServerArgs } from '../../daemon/runtime/instance';
-import { endpointKey, MAX_SOCKET_PATH, socketPathFor } from '../../daemon/runtime/endpoint';
+import { endpointKey, httpThreads, MAX_SOCKET_PATH, MAX_SPARES, socketPathFor } from '../../daemon/runtime/endpoint';
 
 const model = (over: Partial<LaunchModel> = {}): LaunchModel => ({
   name: 'm', path: '/m.gguf', slots: 2, ctxPerSlot: 1024, gpuLayers: 'auto', replicas: 1, maxReplicas: 1, autostart: true, args: [], affinity: true, kind: 'completion', reservedSlots: 0, promptCacheMiB: 32, load: 'always', idleUnloadMs: 0, pinned: false, maxSlots: 16, ...over,
@@ -42,6 +42,25 @@ describe('where llama-server listens', () => {
     expect(valueOf(args, '--host')).toBe('127.0.0.1,/state/sockets/m_1.sock');
     expect(valueOf(args, '--port')).toBe('9000');
     expect(args.filter((a) => a === '--host')).toHaveLength(1);
+  });
+});
+
+describe('--threads-http: a thread per stream, per spare connection and per poll', () => {
+  const valueOf = (args: string[], flag: string): string | undefined => args[args.indexOf(flag) + 1];
+
+  it('grows with the slots, the spares up to their limit', () => {
+    expect(httpThreads(1)).toBe(1 + 4 + 5);
+    expect(httpThreads(8)).toBe(8 + 4 + 12);
+    expect(httpThreads(64)).toBe(64 + 4 + MAX_SPARES);
+    expect(valueOf(llamaServerArgs(model({ slots: 8 }), { port: 9000 }), '--threads-http')).toBe(String(httpThreads(8)));
+  });
+
+  it("leaves the user's own setting alone, in either spelling", () => {
+    for (const args of [['--threads-http', '3'], ['--threads-http=3']]) {
+      const out = llamaServerArgs(model({ args }), { port: 9000 });
+      expect(out.filter((a) => a.startsWith('--threads-http'))).toHaveLength(1);
+      expect(out.slice(-args.length)).toEqual(args);
+    }
   });
 });
 

@@ -55,11 +55,33 @@ describe('spareConnector', () => {
     const connector = spareConnector(60_000);
     const first = await connectWith(connector, port);
     await until(() => accepted() === 2, 'the first connection and a spare');
+    first.destroy(); // done with: one connection in use at a time, as one stream after another
     const second = await connectWith(connector, port); // the spare: already connected, no new connect
     expect(second).not.toBe(first);
     expect(second.readyState).toBe('open');
     await until(() => accepted() === 3, 'the next spare');
-    expect(accepted()).toBe(3);
+    await new Promise((r) => setTimeout(r, 30));
+    expect(accepted()).toBe(3); // one in use: one spare
+  });
+
+  it('keeps as many spares as connections in use, up to its limit, so a burst finds them connected', async () => {
+    const { port, accepted } = await listen();
+    const connector = spareConnector(60_000, Date.now, 3);
+    const held = [await connectWith(connector, port)];
+    await until(() => accepted() === 2, 'a spare');
+    for (let i = 0; i < 4; i++) held.push(await connectWith(connector, port)); // 5 in use
+    await until(() => accepted() === 5 + 3, 'three spares: the limit, not five');
+    const before = accepted();
+    const burst = await Promise.all([connectWith(connector, port), connectWith(connector, port), connectWith(connector, port)]);
+    expect(burst.every((s) => s.readyState === 'open')).toBe(true);
+    expect(accepted()).toBe(before); // all three were spares: no connect on their path
+    await until(() => accepted() === before + 3, 'the spares refilled');
+    for (const s of [...held, ...burst]) s.destroy();
+    await new Promise((r) => setTimeout(r, 20)); // their closes are seen: none in use
+    const next = await connectWith(connector, port);
+    await new Promise((r) => setTimeout(r, 30));
+    expect(next.readyState).toBe('open');
+    expect(accepted()).toBe(before + 3); // a spare taken, and one in use wants one spare: two were left
   });
 
   it('never hands out a spare older than its idle limit: it opens a new connection instead', async () => {
@@ -106,6 +128,7 @@ describe('spareConnector', () => {
       const first = await viaSocket();
       expect(first.remoteAddress).toBeUndefined(); // not a TCP socket
       await until(() => accepted === 2, 'the first connection and a spare on the socket');
+      first.destroy(); // one stream after another: one in use, one spare
       const second = await viaSocket();
       expect(second.readyState).toBe('open');
       await until(() => accepted === 3, 'the next spare');
