@@ -10,7 +10,9 @@
 // so an idle one was woken 5 times a second for nothing, 6 with the stall watchdog's /health probe
 // (with both cut, an idle stand-in upstream went from 5.1 to 0.8 ms of CPU a second on the 2-core VM). A
 // request starting (wake()) brings the next poll to at most `intervalMs` away; not to now, so it
-// lands mid-request rather than on the dispatch.
+// lands mid-request rather than on the dispatch. recheck() is the one poll on demand: queued work
+// held back by slots the last poll read busy with no lease (a client of llama-server's own, or a
+// stale read of one that has ended) asks whether they are free now, at most every RECHECK_MIN_MS.
 import type { SlotStatus } from '../../shared/protocol';
 import { getMetrics, getSlots } from './llama-client';
 import type { LlamaTarget } from './endpoint';
@@ -54,7 +56,16 @@ export interface ScrapeHandle {
   done: Promise<void>;
   /** A request started: the next poll comes within the active cadence. */
   wake(): void;
+  /** Requests wait for slots the last poll read busy: poll now (a poll in flight answers instead), at most every RECHECK_MIN_MS. */
+  recheck(): void;
 }
+
+/**
+ * The least time between two poll starts that recheck() brings about. Under a client of llama-server's
+ * own that keeps its slots busy while the daemon's requests wait, rechecks run at this pace (20 polls a
+ * second) instead of the active cadence's 4.
+ */
+export const RECHECK_MIN_MS = 50;
 
 export function scrapeLoop(opts: ScrapeOptions): ScrapeHandle {
   const intervalMs = opts.intervalMs ?? 250;
@@ -68,6 +79,8 @@ export function scrapeLoop(opts: ScrapeOptions): ScrapeHandle {
   const wait = (ms: number): Promise<void> =>
     new Promise((resolve) => {
       if (opts.signal.aborted) return resolve();
+      if (recheckAsked) ms = Math.min(ms, Math.max(0, lastStartAt + RECHECK_MIN_MS - Date.now()));
+      recheckAsked = false;
       const onAbort = (): void => fire?.();
       fire = () => {
         clearTimeout(timer);
@@ -79,24 +92,37 @@ export function scrapeLoop(opts: ScrapeOptions): ScrapeHandle {
       dueAt = Date.now() + ms;
       timer = setTimeout(fire, ms);
     });
+  /** Brings the pending wait's end forward to `ms` from now (never later); no wait pending: a poll is in flight. */
+  const bringForward = (ms: number): void => {
+    const now = Date.now();
+    if (!fire || dueAt <= now + ms) return;
+    clearTimeout(timer);
+    dueAt = now + ms;
+    timer = setTimeout(fire, ms);
+  };
   const wake = (): void => {
     activeAt = Date.now();
-    if (!fire || dueAt <= activeAt + intervalMs) return;
-    clearTimeout(timer);
-    dueAt = activeAt + intervalMs;
-    timer = setTimeout(fire, intervalMs);
+    bringForward(intervalMs);
   };
+  // Asked while a poll is in flight: that poll may have read the slots before they freed, so the next
+  // one comes at the recheck pace too.
+  const recheck = (): void => {
+    if (fire) bringForward(Math.max(0, lastStartAt + RECHECK_MIN_MS - Date.now()));
+    else recheckAsked = true;
+  };
+  let lastStartAt = -Infinity;
+  let recheckAsked = false;
   const cadence = (busy: boolean): number => {
     const now = Date.now();
     if (busy || (opts.inFlight?.() ?? 0) > 0) activeAt = now;
     return now - activeAt >= idleAfterMs ? idleIntervalMs : intervalMs;
   };
-  const done = poll(opts, cadence, wait);
-  return { done, wake };
+  const done = poll(opts, cadence, wait, (at) => (lastStartAt = at));
+  return { done, wake, recheck };
 }
 
 /** The poll loop; `next(busy)` says the cadence after a poll that saw (or not) a busy slot. */
-async function poll(opts: ScrapeOptions, next: (busy: boolean) => number, wait: (ms: number) => Promise<void>): Promise<void> {
+async function poll(opts: ScrapeOptions, next: (busy: boolean) => number, wait: (ms: number) => Promise<void>, started: (at: number) => void): Promise<void> {
   const metricsMs = opts.metricsIntervalMs ?? 1000;
   let lastMetricsAt = 0;
   let lastTokens: { at: number; total: number } | undefined;
@@ -105,6 +131,7 @@ async function poll(opts: ScrapeOptions, next: (busy: boolean) => number, wait: 
   let tokensPredictedTotal: number | undefined;
   while (!opts.signal.aborted) {
     const startedAt = Date.now();
+    started(startedAt);
     let cadence: number;
     try {
       const slots = await getSlots(opts.target, { signal: opts.signal, timeoutMs: 3000, apiKey: opts.apiKey });

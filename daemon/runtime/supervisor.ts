@@ -46,6 +46,7 @@ interface InstanceRuntime {
   scrapeAbort?: AbortController;
   /** Brings the next /slots poll within the active cadence (a request started). */
   scrapeWake?: () => void;
+  scrapeRecheck?: () => void;
 }
 
 export class Supervisor extends EventEmitter<{ change: []; instanceState: [LlamaInstance]; scrape: [LlamaInstance] }> {
@@ -215,6 +216,11 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
     return this.instances().find((i) => i.id === id);
   }
 
+  /** Polls the instance's /slots soon (scraper.ts recheck): requests wait for slots its last poll read busy. */
+  recheckSlots(inst: LlamaInstance): void {
+    this.#runtime.get(inst)?.scrapeRecheck?.();
+  }
+
   /** The latest /slots + /metrics scrape of an instance (undefined unless ready). */
   scrape(inst: LlamaInstance): ScrapeResult | undefined {
     return this.#runtime.get(inst)?.scrape;
@@ -370,6 +376,7 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
       },
     });
     rt.scrapeWake = scraper.wake;
+    rt.scrapeRecheck = scraper.recheck;
   }
 }
 

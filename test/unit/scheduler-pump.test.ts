@@ -24,6 +24,27 @@ describe('scheduler pump', () => {
     s.close();
   });
 
+  it('asks for a /slots poll now when work waits for slots the last poll read busy with no lease, and takes them once it reads them idle', async () => {
+    const sup = fakeSupervisor(2, false);
+    const s = new Scheduler({ supervisor: sup, config: defaultConfig() });
+    const own = await s.acquire(s.open('coder', 'http', 'a'), {});
+    sup.poll([true, true]); // `own`'s slot, and the other busy with no lease: someone else's, or a stale read
+    expect(sup.rechecks).toBe(0); // nobody waits
+    let started = false;
+    const waiter = s.acquire(s.open('coder', 'http', 'b'), {}).then((l) => ((started = true), l));
+    await new Promise((r) => setImmediate(r));
+    expect(started).toBe(false);
+    expect(sup.rechecks).toBeGreaterThan(0); // rather than waiting for the next poll or for `own` to end
+    sup.poll([0, 1].map((id) => id === own.slot)); // the recheck reads the other idle
+    const second = await waiter;
+    expect(second.slot).toBe(own.slot === 0 ? 1 : 0);
+    const before = sup.rechecks;
+    own.release();
+    second.release();
+    expect(sup.rechecks).toBe(before); // nothing waits: no poll asked for
+    s.close();
+  });
+
   it('is active while a request holds a slot or waits for one, and only then (the loop-lag timer runs on it)', async () => {
     const s = new Scheduler({ supervisor: fakeSupervisor(1, false), config: defaultConfig() });
     expect(s.active()).toBe(false);

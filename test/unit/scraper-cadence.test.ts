@@ -6,7 +6,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { scrapeLoop, type ScrapeHandle } from '../../daemon/runtime/scraper';
+import { RECHECK_MIN_MS, scrapeLoop, type ScrapeHandle } from '../../daemon/runtime/scraper';
 
 interface Upstream {
   url: string;
@@ -93,6 +93,28 @@ describe('scrapeLoop cadence', () => {
     const quietGaps = gaps(u.polls.filter((t) => t > quietFrom + 400));
     expect(quietGaps.length).toBeGreaterThanOrEqual(1);
     for (const g of quietGaps) expect(g).toBeGreaterThan(600);
+  });
+
+  it('polls at once on recheck(), but never two starts closer than RECHECK_MIN_MS', async () => {
+    const u = await upstream();
+    const abort = new AbortController();
+    const h = scrapeLoop({ target: u.url, signal: abort.signal, intervalMs: 25, idleIntervalMs: 60_000, idleAfterMs: 0, onResult: () => {}, onError: () => {} });
+    stop = async () => {
+      abort.abort();
+      await h.done;
+      await new Promise((r) => u.server.close(r));
+    };
+    await sleep(300); // in the 60 s idle wait now
+    const n = u.polls.length;
+    const asked = performance.now();
+    h.recheck();
+    while (u.polls.length === n && performance.now() - asked < 5000) await sleep(5);
+    expect(u.polls.length).toBe(n + 1);
+    expect(u.polls[n]! - asked).toBeLessThan(1000); // not the 60 s wait
+    for (let i = 0; i < 5; i++) h.recheck(); // a burst of asks within the limit (the first poll's answer may be on its way): one more poll
+    await sleep(RECHECK_MIN_MS * 3);
+    expect(u.polls.length).toBe(n + 2);
+    expect(u.polls[n + 1]! - u.polls[n]!).toBeGreaterThanOrEqual(RECHECK_MIN_MS - 2);
   });
 
   it('stops at once when its signal aborts, even in a long idle wait', async () => {
