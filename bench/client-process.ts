@@ -64,6 +64,7 @@ export async function runClient(opts: ClientRun): Promise<{ result: SweepResult;
 function childArgs(s: SweepOptions, stateDir: string, out: string): string[] {
   const args = ['bench', '--attach', '--state-dir', stateDir, '--model', s.model, '--concurrency', s.concurrency.join(',')];
   args.push('--requests', String(s.requests), '--mix', s.mix.map((m) => `${m.maxTokens}:${m.weight}`).join(','), '--out', out);
+  if (s.perClient) args.push('--per-client', String(s.perClient));
   if (s.direct) args.push('--direct');
   return args;
 }

@@ -1,6 +1,6 @@
 // bench.md: the run as Markdown tables, for people and pull requests.
 import { STAGE_COLUMNS } from './aggregate';
-import type { BenchReport, Comparison, DaemonSide, LevelResult, OnDemandResult, Summary, TargetCheck } from './types';
+import type { BenchReport, Comparison, DaemonSide, LevelResult, OnDemandResult, Summary, SweepOptions, TargetCheck } from './types';
 
 /** A number for a table; NaN, null (NaN after JSON) and undefined read as `–`. */
 export function fmt(v: number | null | undefined, digits = 1): string {
@@ -319,7 +319,7 @@ export function renderMarkdown(r: BenchReport): string {
       '## Concurrency sweep at GPU pace (stand-in upstream)',
       '',
       `The same comparison against the stand-in (test/fixtures/fake-llama-server.mjs): ${g.sweep.layout.instances} × ${g.sweep.layout.slotsPerInstance} slots, ` +
-        `${g.tokenMs} ms a token per stream as on a GPU (on a fixed schedule: a late timer does not push later tokens back), ${g.sweep.options.requests} requests of max_tokens ${g.sweep.options.mix[0]?.maxTokens ?? '–'} per level. ` +
+        `${g.tokenMs} ms a token per stream as on a GPU (on a fixed schedule: a late timer does not push later tokens back), ${perLevel(g.sweep.options)} of max_tokens ${g.sweep.options.mix[0]?.maxTokens ?? '–'} per level. ` +
         'It needs almost no CPU, so the daemon\'s hop is measured without llama-server competing for the cores. Times in ms.',
       '',
       ...levelTable(g.sweep.levels),
@@ -397,4 +397,11 @@ function loadProcessNote(d: DaemonSide): string {
   }
   return 'Lag and RSS are those of the bench process hosting the daemon (RSS includes the bench\'s own heap and earlier scenarios)' +
     (d.client === 'separate' ? '; the load generator ran in another process.' : '; the load generator shared it: lag is an upper bound.');
+}
+
+/** "192 requests", or with a per-client floor "192 requests (48 per client where more: 768 at c=16)". */
+function perLevel(o: SweepOptions): string {
+  const most = Math.max(...o.concurrency);
+  const top = Math.max(o.requests, (o.perClient ?? 0) * most);
+  return o.perClient && top > o.requests ? `${o.requests} requests (${o.perClient} per client where that is more: ${top} at c=${most})` : `${o.requests} requests`;
 }

@@ -28,6 +28,8 @@ export interface BenchRequest extends ScenarioContext {
   model?: string;
   concurrency: number[];
   requests: number;
+  /** SweepOptions.perClient (`--per-client`). */
+  perClient?: number;
   mix: MixEntry[];
   direct: boolean;
   /** custom: the concurrency sweep (default), or the chat conversations with affinity on and off. */
@@ -50,7 +52,8 @@ export const STANDARD = {
   // The same sweep against the stand-in at a GPU's pace: on 2 cores a real llama-server takes the
   // CPU the daemon and client need, so its sweep measures contention as much as the hop. Short
   // requests, so each stream's start (where the hop's cost is) weighs in the throughput. 192 per level: at c=16 a level lasts ~1.4 s, several 250 ms status polls (with 64 a level was ~0.5 s and its two polls often fell on the ramp).
-  gpuPace: { slots: 8, concurrency: [1, 2, 4, 8, 16], requests: 192, maxTokens: 16, tokenMs: 3 },
+  // And 48 per client above 4 (384 at c=8, 768 at c=16): at 192 the c=16 ratio of one build spread over 0.89–1.03 between runs, at 768 over 0.97–1.00.
+  gpuPace: { slots: 8, concurrency: [1, 2, 4, 8, 16], requests: 192, perClient: 48, maxTokens: 16, tokenMs: 3 },
   // 8 clients on 8 slots: placement decides whether a request starts at once (a free slot somewhere)
   // or waits inside a full llama-server (round-robin). Above capacity both queue, and the p95 is the
   // queue's; measured at c=12: 1.00–1.19× overall either way.
@@ -234,7 +237,7 @@ function threadArgs(): string[] {
 }
 
 function sweepOptions(req: BenchRequest, model: string): BenchReport['sweep']['options'] {
-  return { model, concurrency: req.concurrency, requests: req.requests, mix: req.mix, direct: req.direct, prompt: BENCH_PROMPT };
+  return { model, concurrency: req.concurrency, requests: req.requests, ...(req.perClient ? { perClient: req.perClient } : {}), mix: req.mix, direct: req.direct, prompt: BENCH_PROMPT };
 }
 
 /** `--model`: a .gguf path, a model of the config, or (none given) the tiny model (`tiny`: its size, default the smallest). */

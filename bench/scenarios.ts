@@ -160,6 +160,8 @@ export interface GpuPaceOptions {
   slots: number;
   concurrency: readonly number[];
   requests: number;
+  /** SweepOptions.perClient. */
+  perClient?: number;
   maxTokens: number;
   tokenMs: number;
 }
@@ -175,7 +177,7 @@ export async function gpuPaceScenario(ctx: ScenarioContext, o: GpuPaceOptions): 
     ownProcess: true,
     routing: 'slot-aware',
     llamaServer: o.upstream,
-    sweep: { model: 'stand-in', concurrency: [...o.concurrency], requests: o.requests, mix: [{ maxTokens: o.maxTokens, weight: 1 }], direct: true, prompt: BENCH_PROMPT },
+    sweep: { model: 'stand-in', concurrency: [...o.concurrency], requests: o.requests, ...(o.perClient ? { perClient: o.perClient } : {}), mix: [{ maxTokens: o.maxTokens, weight: 1 }], direct: true, prompt: BENCH_PROMPT },
   });
   return { tokenMs: o.tokenMs, sweep, daemon };
 }

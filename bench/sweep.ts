@@ -74,15 +74,17 @@ export async function runSweep(opts: SweepRun): Promise<SweepResult> {
       }));
     }
 
-    const lengths = mixSequence(opts.mix, opts.requests);
+    const requestsAt = (c: number): number => Math.max(opts.requests, (opts.perClient ?? 0) * c);
     const levels: LevelResult[] = [];
     const n = opts.concurrency.length;
     for (const [k, c] of opts.concurrency.entries()) {
       // Rotate which target goes first so drift (thermal, caches, other load) hits each alike.
       const order: BenchTarget[] = names.map((_, i) => names[(i + k) % names.length]!);
+      const requests = requestsAt(c);
+      const lengths = mixSequence(opts.mix, requests);
       for (const target of order) {
         const label = `level ${k + 1}/${n} c=${c} ${target}`;
-        opts.progress?.update(`${label}: 0/${opts.requests}`);
+        opts.progress?.update(`${label}: 0/${requests}`);
         // Start each level on idle slots as the daemon sees them: right after a direct level its last
         // /slots poll still shows the direct clients' slots busy (foreign), and it would rightly hold
         // the first daemon requests back until the next poll.
@@ -96,9 +98,9 @@ export async function runSweep(opts: SweepRun): Promise<SweepResult> {
             ...targets[target]!,
             target,
             concurrency: c,
-            requests: opts.requests,
+            requests,
             maxTokens: (i) => lengths[i]!,
-            onProgress: (done) => opts.progress?.update(`${label}: ${done}/${opts.requests}`),
+            onProgress: (done) => opts.progress?.update(`${label}: ${done}/${requests}`),
           });
         } catch (err) {
           await sampler.stop();
@@ -111,7 +113,7 @@ export async function runSweep(opts: SweepRun): Promise<SweepResult> {
       }
     }
     return {
-      options: { model: opts.model, concurrency: opts.concurrency, requests: opts.requests, mix: opts.mix, direct: opts.direct, prompt: opts.prompt, ...(opts.floor ? { floor: opts.floor } : {}) },
+      options: { model: opts.model, concurrency: opts.concurrency, requests: opts.requests, ...(opts.perClient ? { perClient: opts.perClient } : {}), mix: opts.mix, direct: opts.direct, prompt: opts.prompt, ...(opts.floor ? { floor: opts.floor } : {}) },
       levels,
       comparisons: compareLevels(levels),
       layout: { instances: ready.length, slotsPerInstance: model.slotsPerInstance },

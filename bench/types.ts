@@ -137,6 +137,12 @@ export interface SweepOptions {
   model: string;
   concurrency: number[];
   requests: number;
+  /**
+   * At least this many requests per client: a level of c clients runs max(requests, perClient × c).
+   * A short level at high concurrency is a few waves of slot turnovers, and one stall or its ramp-up
+   * moved its throughput by several percent between runs.
+   */
+  perClient?: number;
   /** Request lengths; one entry = every request the same. */
   mix: MixEntry[];
   direct: boolean;

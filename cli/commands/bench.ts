@@ -32,6 +32,7 @@ The requests come from a separate process so the daemon's loop and CPU share are
   --model M            model name or .gguf path (default: the tiny model)
   --concurrency LIST   levels, comma-separated (default 1,2,4,8,16)
   --requests N         requests per level (default 32)
+  --per-client N       at least N requests per client: a level of c clients runs max(--requests, N × c)
   --max-tokens N       tokens per request (default 64)
   --mix T:W,…          mixed lengths instead: max_tokens:weight, e.g. 16:3,256:1
   --direct             also run each level straight against llama-server, interleaved
@@ -71,6 +72,7 @@ export const benchCommand: Command = {
     model: { type: 'string' },
     concurrency: { type: 'string' },
     requests: { type: 'string' },
+    'per-client': { type: 'string' },
     'max-tokens': { type: 'string' },
     mix: { type: 'string' },
     direct: { type: 'boolean' },
@@ -200,6 +202,7 @@ export function parseRequest(ctx: CommandContext, signal: AbortSignal, progress:
     model: v.model === undefined ? undefined : String(v.model),
     concurrency: [...new Set(levels)],
     requests: positiveInt(ctx, 'requests', 32),
+    ...(v['per-client'] !== undefined ? { perClient: positiveInt(ctx, 'per-client', 1) } : {}),
     mix,
     direct: v.direct === true,
     workload,

@@ -207,12 +207,14 @@ describe('the GPU-pace sweep (stand-in upstream: it paces tokens like a GPU on 2
     const before = bareProxies();
     const g = await gpuPaceScenario(
       { env: process.env, cliPath: CLI, daemonCliPath: CLI },
-      { modelPath: await tinyModelPath('tiny'), upstream: STAND_IN, slots: 2, concurrency: [1, 2], requests: 8, maxTokens: 4, tokenMs: 2 },
+      { modelPath: await tinyModelPath('tiny'), upstream: STAND_IN, slots: 2, concurrency: [1, 2], requests: 8, perClient: 6, maxTokens: 4, tokenMs: 2 },
     );
-    expect(g.sweep.levels.map((l) => [l.concurrency, l.target, l.failed, l.tokens]).sort()).toEqual([
-      [1, 'daemon', 0, 32], [1, 'direct', 0, 32], [1, 'floor', 0, 32],
-      [2, 'daemon', 0, 32], [2, 'direct', 0, 32], [2, 'floor', 0, 32],
+    // 8 requests a level, or 6 per client where that is more: 12 at c=2.
+    expect(g.sweep.levels.map((l) => [l.concurrency, l.target, l.failed, l.requests, l.tokens]).sort()).toEqual([
+      [1, 'daemon', 0, 8, 32], [1, 'direct', 0, 8, 32], [1, 'floor', 0, 8, 32],
+      [2, 'daemon', 0, 12, 48], [2, 'direct', 0, 12, 48], [2, 'floor', 0, 12, 48],
     ].sort());
+    expect(g.sweep.options).toMatchObject({ requests: 8, perClient: 6 });
     // Only the daemon's responses carry Server-Timing: the bare proxy is not the daemon.
     expect(g.sweep.levels.filter((l) => l.stagesMs).map((l) => l.target)).toEqual(['daemon', 'daemon']);
     for (const c of g.sweep.comparisons) {

@@ -113,6 +113,9 @@ describe('checkTargets at GPU pace', () => {
     expect(md).toContain('## Concurrency sweep at GPU pace (stand-in upstream)');
     expect(md).toContain('3 ms a token per stream');
     expect(md).toContain('| 1 | 0.996 | 0.60 | 1.50 |');
+    expect(md).toMatch(/ \d+ requests of max_tokens /); // one count for every level
+    const perClient = renderMarkdown({ ...base, gpuPace: { ...gpuPace, sweep: { ...gpuPace.sweep, options: { ...gpuPace.sweep.options, concurrency: [1, 16], requests: 192, perClient: 48 } } }, targets: checks });
+    expect(perClient).toContain('192 requests (48 per client where that is more: 768 at c=16) of max_tokens');
   });
 
   it('names the bare proxy beside each worst figure and in the table when the sweep ran it', () => {
