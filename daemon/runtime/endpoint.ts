@@ -26,9 +26,10 @@ const POLL_CONNECTIONS = 4;
 /**
  * `--threads-http` for an instance of `slots` slots: a thread each for its streams, the daemon's polls,
  * and the spares it keeps (as many as connections in use, at most MAX_SPARES). cpp-httplib gives every
- * connection a thread while it waits for its request; llama-server builds before cpp-httplib's dynamic
- * pool have only max(slots + 2, cores − 1) threads, where idle spares would hold the threads a stream
- * needs and its request would wait until one freed.
+ * connection a thread while it waits for its request. This llama.cpp adds threads on demand beyond its
+ * default of max(slots + 4, cores − 1) (tools/server/server-http.cpp, cpp-httplib's dynamic pool); a
+ * build from before that has a fixed pool, where idle spares would hold the threads a stream needs and
+ * its request would wait until one freed.
  */
 export function httpThreads(slots: number): number {
   return slots + POLL_CONNECTIONS + Math.min(slots + POLL_CONNECTIONS, MAX_SPARES);
