@@ -2,9 +2,14 @@
 import type { LevelRun } from './load';
 import { ratio, summarize } from './stats';
 import { steadySamples, summarizeTimeline } from './status-sampler';
-import type { BenchTarget, Comparison, LevelResult, RequestSample, StatusSample, Summary } from './types';
+import type { BenchTarget, Comparison, LevelResult, RequestSample, StatusSample, Summary, SweepOptions } from './types';
 
 const MAX_ERRORS = 5;
+
+/** The requests a level of `concurrency` clients runs: `requests`, or `perClient` each where that is more. */
+export function levelRequests(o: Pick<SweepOptions, 'requests' | 'perClient'>, concurrency: number): number {
+  return Math.max(o.requests, (o.perClient ?? 0) * concurrency);
+}
 
 export function buildLevel(target: BenchTarget, concurrency: number, run: LevelRun, timeline: StatusSample[], cpuUsPerRequest?: number): LevelResult {
   const samples = run.samples.filter((s) => s !== undefined);

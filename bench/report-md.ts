@@ -1,5 +1,5 @@
 // bench.md: the run as Markdown tables, for people and pull requests.
-import { STAGE_COLUMNS } from './aggregate';
+import { levelRequests, STAGE_COLUMNS } from './aggregate';
 import type { BenchReport, Comparison, DaemonSide, LevelResult, OnDemandResult, Summary, SweepOptions, TargetCheck } from './types';
 
 /** A number for a table; NaN, null (NaN after JSON) and undefined read as `–`. */
@@ -402,6 +402,6 @@ function loadProcessNote(d: DaemonSide): string {
 /** "192 requests", or with a per-client floor "192 requests (48 per client where more: 768 at c=16)". */
 function perLevel(o: SweepOptions): string {
   const most = Math.max(...o.concurrency);
-  const top = Math.max(o.requests, (o.perClient ?? 0) * most);
+  const top = levelRequests(o, most);
   return o.perClient && top > o.requests ? `${o.requests} requests (${o.perClient} per client where that is more: ${top} at c=${most})` : `${o.requests} requests`;
 }

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent } from 'undici';
 import { SlotwiseError } from '../shared/errors';
 import type { ModelStatus, Snapshot } from '../shared/protocol';
-import { buildLevel, compareLevels } from './aggregate';
+import { buildLevel, compareLevels, levelRequests } from './aggregate';
 import { mixSequence, runLevel, type LevelRun } from './load';
 import { cpuPerRequest } from './process-cpu';
 import { StatusSampler } from './status-sampler';
@@ -74,13 +74,12 @@ export async function runSweep(opts: SweepRun): Promise<SweepResult> {
       }));
     }
 
-    const requestsAt = (c: number): number => Math.max(opts.requests, (opts.perClient ?? 0) * c);
     const levels: LevelResult[] = [];
     const n = opts.concurrency.length;
     for (const [k, c] of opts.concurrency.entries()) {
       // Rotate which target goes first so drift (thermal, caches, other load) hits each alike.
       const order: BenchTarget[] = names.map((_, i) => names[(i + k) % names.length]!);
-      const requests = requestsAt(c);
+      const requests = levelRequests(opts, c);
       const lengths = mixSequence(opts.mix, requests);
       for (const target of order) {
         const label = `level ${k + 1}/${n} c=${c} ${target}`;
