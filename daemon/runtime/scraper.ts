@@ -76,10 +76,15 @@ export function scrapeLoop(opts: ScrapeOptions): ScrapeHandle {
   let timer: NodeJS.Timeout | undefined;
   let dueAt = 0;
   let fire: (() => void) | undefined;
+  // recheck(): when the last poll started, and an ask that came while a poll was in flight.
+  let lastStartAt = -Infinity;
+  let recheckAsked = false;
+  /** How long until a recheck may start a poll: RECHECK_MIN_MS after the last one started. */
+  const recheckDelay = (): number => Math.max(0, lastStartAt + RECHECK_MIN_MS - Date.now());
   const wait = (ms: number): Promise<void> =>
     new Promise((resolve) => {
       if (opts.signal.aborted) return resolve();
-      if (recheckAsked) ms = Math.min(ms, Math.max(0, lastStartAt + RECHECK_MIN_MS - Date.now()));
+      if (recheckAsked) ms = Math.min(ms, recheckDelay());
       recheckAsked = false;
       const onAbort = (): void => fire?.();
       fire = () => {
@@ -107,11 +112,9 @@ export function scrapeLoop(opts: ScrapeOptions): ScrapeHandle {
   // Asked while a poll is in flight: that poll may have read the slots before they freed, so the next
   // one comes at the recheck pace too.
   const recheck = (): void => {
-    if (fire) bringForward(Math.max(0, lastStartAt + RECHECK_MIN_MS - Date.now()));
+    if (fire) bringForward(recheckDelay());
     else recheckAsked = true;
   };
-  let lastStartAt = -Infinity;
-  let recheckAsked = false;
   const cadence = (busy: boolean): number => {
     const now = Date.now();
     if (busy || (opts.inFlight?.() ?? 0) > 0) activeAt = now;
