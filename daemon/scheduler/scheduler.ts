@@ -524,8 +524,11 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
         this.#notifyPositions(q, loads, now);
         // Work still waits while slots read busy with no lease at the last poll (a client of llama-server's
         // own, or a read of one that has ended since): ask whether they are free now, not at the next poll.
+        // (`loads` counted those slots at the top of this pump; assignments only take free ones.)
         if (q.waiters.some((w) => !w.handoff && !w.held)) {
-          for (const inst of instances) if (inst.routable && this.#book(inst).table.unavailable() > 0) this.#supervisor.recheckSlots(inst);
+          instances.forEach((inst, i) => {
+            if (inst.routable && loads[i]!.busySeen > 0) this.#supervisor.recheckSlots(inst);
+          });
         }
       }
     } finally {
