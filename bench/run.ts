@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { requireDaemon } from '../cli/locate';
 import { loadConfig } from '../daemon/config/load';
 import type { Config, ModelConfig } from '../daemon/config/types';
+import { setsThreads } from '../daemon/runtime/threads';
 import { SlotwiseError } from '../shared/errors';
 import { runSetup, type ProgressStream } from '../toolchain/setup';
 import { ensureCachedTinyModel } from '../gguf/tiny-model';
@@ -143,7 +144,7 @@ async function custom(req: BenchRequest): Promise<Draft> {
 /** The chat scenario's options for a model: the workload's layout unless --replicas/--slots say otherwise, the model's own args, context and host prompt cache. */
 export function chatOptions(req: Pick<BenchRequest, 'replicas' | 'slots'>, model: ModelConfig, config: Pick<Config, 'llamaServer'>): ChatScenarioOptions {
   const llamaServer = config.llamaServer === 'auto' ? undefined : config.llamaServer;
-  const args = llamaServer ? model.args : [...model.args, ...(model.args.some((a) => a === '--threads' || a === '-t') ? [] : threadArgs())];
+  const args = llamaServer ? model.args : [...model.args, ...(setsThreads(model.args) ? [] : threadArgs())];
   return {
     modelPath: model.path,
     replicas: req.replicas ?? CHAT.replicas,

@@ -4,6 +4,7 @@
 import { resolve } from 'node:path';
 import { describeValue } from '../../shared/errors';
 import { checkFiles } from './files';
+import { flagOf } from './llama-args';
 import { resolvePath } from './paths';
 import { fail, joinKey, labelOf, type Ctx } from './report';
 import { MODEL, MODEL_NAME_PATTERN, OWNED_ARGS, SCHEMA_KEY, TOP, UNSAFE_ARGS } from './rules';
@@ -113,7 +114,7 @@ function readModel(ctx: Ctx, name: string, value: unknown): ModelConfig {
     fail(ctx, `${key}.reservedSlots must be < ${key}.${slotsKey} (${slots}), got ${m.reservedSlots} — lower reservedSlots or raise ${slotsKey}`);
   }
   m.args.forEach((arg, i) => {
-    const flag = arg.split('=', 1)[0] ?? arg;
+    const flag = flagOf(arg);
     const fix = Object.hasOwn(OWNED_ARGS, flag) ? OWNED_ARGS[flag] : undefined; // own keys: an arg may be "__proto__"
     if (fix) fail(ctx, `${key}.args[${i}] ${JSON.stringify(arg)} is set by Slotwise — ${fix.replace('{model}', key)}`);
     const unsafe = Object.hasOwn(UNSAFE_ARGS, flag) ? UNSAFE_ARGS[flag] : undefined;

@@ -29,6 +29,7 @@ import { signalGroup, terminate } from '../../platform/process-group';
 import { NONCE_ENV, processStartTime } from '../../platform/process-identity';
 import { watchForStall } from './stall-watchdog';
 import { httpThreads, socketPathFor, type Endpoint } from './endpoint';
+import { setsFlag } from '../config/llama-args';
 
 export type SupervisorTimings = Config['supervisor'];
 
@@ -635,7 +636,7 @@ export function llamaServerArgs(model: LaunchModel, { port, socketPath }: Listen
   else if (model.kind === 'rerank') args.push('--reranking'); // implies rank pooling
   if (!setsVerbosity(model.args)) args.push('-lv', String(verbosity));
   // Threads for the streams, the daemon's spare connections and its polls (endpoint.ts httpThreads).
-  if (!model.args.some((a) => a === '--threads-http' || a.startsWith('--threads-http='))) args.push('--threads-http', String(httpThreads(model.slots)));
+  if (!setsFlag(model.args, ['--threads-http'])) args.push('--threads-http', String(httpThreads(model.slots)));
   return [...args, ...model.args];
 }
 

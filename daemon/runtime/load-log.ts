@@ -3,6 +3,7 @@
 // Printed at verbosity 4, which Slotwise passes unless the user chose a verbosity or an earlier load
 // already recorded them (daemon/memory/calibration.ts recordedPlacement).
 import type { Placement } from '../../shared/protocol';
+import { setsFlag } from '../config/llama-args';
 
 const OFFLOADED = /load_tensors: offloaded (\d+)\/(\d+) layers to GPU/;
 const BUFFER = /(?:load_tensors|llama_kv_cache|llama_context|sched_reserve|graph_reserve):\s+(\S+)\s+(model|KV|compute|output) buffer size =\s+([\d.]+) MiB/;
@@ -42,9 +43,11 @@ export function parseLoadLine(line: string, acc: Placement): boolean {
   return false;
 }
 
+const VERBOSITY_FLAGS = ['-lv', '--verbosity', '--log-verbosity', '-v', '--verbose', '--log-disable'];
+
 /** True when the user's extra args already choose a log verbosity. */
 export function setsVerbosity(args: readonly string[]): boolean {
-  return args.some((a) => /^(-lv|--verbosity|--log-verbosity|-v|--verbose|--log-disable)(=|$)/.test(a));
+  return setsFlag(args, VERBOSITY_FLAGS);
 }
 
 /**

@@ -3,12 +3,13 @@
 // collapse (measured on 2 cores: two replicas of the 83 MB test model took 90 s for what one
 // thread each did in 6 s). So when several instances may run at once, the cores are split.
 import type { ModelConfig } from '../config/types';
+import { setsFlag } from '../config/llama-args';
 
-const THREAD_FLAGS = new Set(['-t', '--threads']);
+const THREAD_FLAGS = ['-t', '--threads'];
 
 /** True when the user's own args choose the thread count. */
 export function setsThreads(args: readonly string[]): boolean {
-  return args.some((a) => THREAD_FLAGS.has(a) || a.startsWith('--threads='));
+  return setsFlag(args, THREAD_FLAGS);
 }
 
 /** Most llama-server processes this config can run at once (every replica of every model). */

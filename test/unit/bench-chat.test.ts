@@ -268,6 +268,7 @@ describe('chatOptions', () => {
     // The built llama-server gets the bench's thread count unless the model's args set one.
     expect(chatOptions({}, model, { llamaServer: 'auto' }).args).toEqual(['-fa', 'on', '--threads', expect.stringMatching(/^\d+$/)]);
     expect(chatOptions({}, { ...model, args: ['-t', '2'] }, { llamaServer: 'auto' }).args).toEqual(['-t', '2']);
+    expect(chatOptions({}, { ...model, args: ['--threads=2'] }, { llamaServer: 'auto' }).args).toEqual(['--threads=2']);
     expect(modelConfig('tiny', '/m/t.gguf', { slots: 4, replicas: 2, promptCacheMiB: 64 }).promptCacheMiB).toBe(64);
     expect(modelConfig('tiny', '/m/t.gguf', { slots: 4, replicas: 2 }).promptCacheMiB).toBe('auto');
   });
