@@ -23,7 +23,7 @@ import { serverMemoryOptions } from '../memory/server-args';
 import { PROMPT_CACHE_MIN_MIB, promptCacheTokens, resolvePromptCacheMiB } from '../memory/prompt-cache';
 import { kvBytesPerToken } from '../memory/plan';
 import { isLoadEnd, parseLoadLine, parseProgressLine, setsVerbosity, type LoadProgress } from './load-log';
-import { cacheListingWarningOf } from './cache-listing';
+import { cachedPromptsOf, cacheListingWarning, LOG_QUEUE_LINES, RELAUNCH_AT_PROMPTS, type ListingKept } from './cache-listing';
 import { settleLostConnection } from './lost-connection';
 import { signalGroup, terminate } from '../../platform/process-group';
 import { NONCE_ENV, processStartTime } from '../../platform/process-identity';
@@ -69,9 +69,13 @@ const LOAD_LOG_GRACE_MS = 500;
 const ROUTER_PORT_ENV = 'LLAMA_SERVER_ROUTER_PORT';
 const ROUTER_EXIT_COMMAND = 'cmd_router_to_child:exit';
 
+/** How long a relaunch at -lv 3 waits for the running requests (new ones wait meanwhile), and when it is tried again if they have not ended. */
+const RELAUNCH_DRAIN_MS = 3_000;
+const RELAUNCH_RETRY_MS = 30_000;
+
 const hasSetpriv = process.platform === 'linux' && ['/usr/bin/setpriv', '/bin/setpriv'].some((p) => existsSync(p));
 
-export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress: [LoadProgress]; requestStart: [] }> {
+export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress: [LoadProgress]; requestStart: []; idle: [] }> {
   readonly id: string;
   readonly model: LaunchModel;
   readonly log: ChildLog;
@@ -120,6 +124,14 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
   #lastProgressAt = Date.now();
   /** The current process's prompt-cache listing warning (cache-listing.ts): logged once, in status while it runs (its cache never empties). */
   #cacheWarning: string | undefined;
+  /**
+   * What the current process's prompt-cache listing may lead to: `relaunch` (at -lv 4 only for its
+   * placement: once that is recorded, a relaunch at -lv 3 ends the listing), `pending` (that relaunch
+   * is under way: no new requests come here), or a reason it stays (the warning then says what to do).
+   */
+  #listing: 'relaunch' | 'pending' | ListingKept | undefined;
+  /** A relaunch that found requests still running after RELAUNCH_DRAIN_MS is tried again from then. */
+  #relaunchAfter = 0;
 
   constructor(opts: InstanceOptions) {
     super();
@@ -131,11 +143,9 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
     this.log = new ChildLog({ file: join(opts.stateDir.logs, fileName), drop: isLogNoise });
     this.log.onLine((line) => {
       if (this.#loadLogEnded) {
-        // Later lines (prompt cache, requests) are no placement; the first to report a listing past llama-server's log queue is warned of.
-        if (this.#cacheWarning === undefined) {
-          this.#cacheWarning = cacheListingWarningOf(line, this.model.name);
-          if (this.#cacheWarning) this.#logger.warn(this.#cacheWarning);
-        }
+        // Later lines (prompt cache, requests) are no placement; a growing prompt-cache listing is acted on.
+        const prompts = cachedPromptsOf(line);
+        if (prompts !== undefined) this.#onCachedPrompts(prompts);
         return;
       }
       if (isLoadEnd(line)) {
@@ -182,7 +192,7 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
     this.emit('requestStart'); // the supervisor's /slots poll returns to its active cadence
     let done = false;
     return () => {
-      if (!done) this.#inFlight--;
+      if (!done && --this.#inFlight === 0) this.emit('idle');
       done = true;
     };
   }
@@ -192,14 +202,72 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
     return this.#inFlight;
   }
 
+  /** The current -lv 4 process's "cache state" line: relaunch it at -lv 3 where that ends the listing, else warn once it is past the log queue. */
+  #onCachedPrompts(prompts: number): void {
+    if (this.#listing === 'relaunch' && prompts >= RELAUNCH_AT_PROMPTS && Date.now() >= this.#relaunchAfter) {
+      this.#listing = 'pending';
+      void this.#relaunchQuieter(prompts);
+    } else if ((this.#listing === 'args' || this.#listing === 'placement') && this.#cacheWarning === undefined && prompts >= LOG_QUEUE_LINES) {
+      this.#cacheWarning = cacheListingWarning(prompts, this.model.name, this.#listing);
+      this.#logger.warn(this.#cacheWarning);
+    }
+  }
+
+  /**
+   * Takes no new requests, lets the running ones end, then restarts at -lv 3 on the placement this load
+   * recorded (queued requests wait for it, as for any restart). Only a model that caches many short
+   * prompts gets here, so the reload is short; the listing would cost every later request instead.
+   */
+  async #relaunchQuieter(prompts: number): Promise<void> {
+    const gen = this.#generation;
+    // Asked now, with this process still holding its memory: a GPU "auto" placement then reads as one
+    // that may change (no relaunch, the warning instead), never the other way round.
+    const recorded = await this.#opts.recordedPlacement?.(this.model).catch(() => undefined);
+    if (gen !== this.#generation || this.#listing !== 'pending') return;
+    if (!recorded) {
+      this.#listing = 'placement';
+      this.#onCachedPrompts(prompts);
+      return;
+    }
+    this.#logger.info(
+      `llama-server's prompt cache holds ${prompts} prompts, and at -lv 4 (for the placement of its first load, now recorded) it logs every one on every request: ` +
+        `restarting it at -lv 3 once its ${this.#inFlight} running request(s) end; new ones wait for it`,
+    );
+    const idle = await this.#untilIdle(RELAUNCH_DRAIN_MS);
+    if (gen !== this.#generation || this.#want !== 'running' || this.#listing !== 'pending') return;
+    if (!idle) {
+      // A long generation would hold every new request back: serve on, and try again later.
+      this.#listing = 'relaunch';
+      this.#relaunchAfter = Date.now() + RELAUNCH_RETRY_MS;
+      this.#logger.info(`${this.#inFlight} request(s) still running after ${RELAUNCH_DRAIN_MS / 1000} s: serving on at -lv 4, the restart is tried again in ${RELAUNCH_RETRY_MS / 1000} s`);
+      return;
+    }
+    await this.restart();
+  }
+
+  /** True once no request is in flight here, false if some still are after `ms`. */
+  #untilIdle(ms: number): Promise<boolean> {
+    if (this.#inFlight === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (idle: boolean): void => {
+        clearTimeout(timer);
+        this.off('idle', onIdle);
+        resolve(idle);
+      };
+      const onIdle = (): void => done(true);
+      const timer = setTimeout(() => done(false), ms);
+      this.once('idle', onIdle);
+    });
+  }
+
   /** A sign of life from the process: bytes of a response, an answer to /slots (see supervisor.ts). */
   noteProgress(): void {
     this.#lastProgressAt = Date.now();
   }
 
-  /** Whether the scheduler may send new requests here: ready, and no lost connection being checked. */
+  /** Whether the scheduler may send new requests here: ready, no lost connection being checked, no relaunch pending. */
   get routable(): boolean {
-    return this.#state === 'ready' && this.#suspect === undefined;
+    return this.#state === 'ready' && this.#suspect === undefined && this.#listing !== 'pending';
   }
 
   /** Base URL of the running server's loopback port, e.g. `http://127.0.0.1:41234`: what others use. */
@@ -394,6 +462,7 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
     this.#readyAt = undefined;
     this.#loadLogEnded = false;
     this.#cacheWarning = undefined;
+    this.#listing = setsVerbosity(this.model.args) ? 'args' : recorded ? undefined : 'relaunch';
     this.#offload = recorded ?? { buffers: {} };
     this.#load = { phase: 'starting' };
     child.stdout?.on('data', (d: Buffer) => this.log.write(d));

@@ -1,13 +1,16 @@
-// At -lv 4 llama-server lists its whole host prompt cache on every request; once that listing is
-// longer than its 512-line log queue it slows requests down, and the daemon says so once, with the
-// remedy (daemon/runtime/cache-listing.ts). Real llama-server, tiny model, distinct prompts: each one
-// saved to the cache when its slot is taken by the next.
+// At -lv 4 llama-server lists its whole host prompt cache on every request, which slows requests down
+// as the cache grows (past its 512-line log queue, inference waits for the log's reader). A process at
+// -lv 4 only for its first load's placement is relaunched at -lv 3 once that placement is recorded;
+// one kept at -lv 4 (the user's args) gets a warning naming the way out (daemon/runtime/cache-listing.ts).
+// Real llama-server, tiny model, distinct prompts: each one saved to the cache when its slot is taken by the next.
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { LOG_QUEUE_LINES } from '../../daemon/runtime/cache-listing';
-import { startTestDaemon, type TestDaemon } from '../helpers/daemon';
+import { LOG_QUEUE_LINES, RELAUNCH_AT_PROMPTS } from '../../daemon/runtime/cache-listing';
+import { startTestDaemon, waitUntil, type TestDaemon } from '../helpers/daemon';
 
-const WARNING = /llama-server's prompt cache holds (\d+) prompts, and at -lv 4 it logs every one on every request/g;
+const WARNING = /llama-server's prompt cache holds (\d+) prompts, and at -lv 4 it logs every one on every request, past/g;
+const RELAUNCH = /llama-server's prompt cache holds (\d+) prompts, and at -lv 4 \(for the placement of its first load, now recorded\) it logs every one on every request: restarting it at -lv 3/g;
 
 async function complete(d: TestDaemon, prompt: string): Promise<void> {
   const res = await d.fetch('/v1/completions', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', prompt, max_tokens: 1 }) });
@@ -15,18 +18,90 @@ async function complete(d: TestDaemon, prompt: string): Promise<void> {
   await res.arrayBuffer();
 }
 
-describe('the prompt-cache listing warning', () => {
-  it(`warns once, naming the count and the remedy, when the cache first holds ${LOG_QUEUE_LINES} prompts`, async () => {
+/** Sends distinct prompts from 2 clients until `n` were sent in all (every one must succeed). */
+function sender(d: TestDaemon): (n: number) => Promise<void> {
+  let sent = 0;
+  return async (n) => {
+    const workers = Array.from({ length: 2 }, async () => {
+      while (sent < n) await complete(d, `Item ${sent++}: describe the number in one word.`);
+    });
+    await Promise.all(workers);
+  };
+}
+
+/** The -lv value on a running process's command line. */
+function verbosity(pid: number): string | undefined {
+  const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  return argv[argv.indexOf('-lv') + 1];
+}
+
+describe('the prompt-cache listing', () => {
+  it(`relaunches a first load at -lv 3 once its cache holds ${RELAUNCH_AT_PROMPTS} prompts, with no request lost`, async () => {
     const d = await startTestDaemon({ models: { m: { slots: 2, gpuLayers: 0 } } });
-    await d.waitFor((s) => s.models[0]?.instances[0]?.state === 'ready', 'ready');
-    const warnings = (): number[] => [...d.output().matchAll(WARNING)].map((m) => Number(m[1]));
+    const s1 = await d.waitFor((s) => s.models[0]?.instances[0]?.state === 'ready', 'ready');
+    const first = s1.models[0]!.instances[0]!.pid!;
+    expect(verbosity(first)).toBe('4'); // the first load: its placement is not recorded yet
+    await waitUntil(() => {
+      try {
+        return readFileSync(join(d.stateDir, 'calibration.json'), 'utf8').includes('"placement"');
+      } catch {
+        return false;
+      }
+    }, 'the placement in calibration.json');
+    const send = sender(d);
+    await send(RELAUNCH_AT_PROMPTS - 100);
+    expect([...d.output().matchAll(RELAUNCH)]).toEqual([]); // fewer cached prompts: it stays
+    expect((await d.status()).models[0]!.instances[0]!.pid).toBe(first);
+    // Past the threshold: the 2 clients keep sending through the relaunch; each request succeeds
+    // (complete() asserts 200), the ones that arrive meanwhile wait for the new process.
+    await send(RELAUNCH_AT_PROMPTS + 150);
+    const relaunched = [...d.output().matchAll(RELAUNCH)].map((m) => Number(m[1]));
+    expect(relaunched).toHaveLength(1);
+    expect(relaunched[0]).toBeGreaterThanOrEqual(RELAUNCH_AT_PROMPTS);
+    const after = await d.waitFor((s) => s.models[0]?.instances[0]?.state === 'ready' && s.models[0].instances[0].pid !== first, 'relaunched');
+    expect(verbosity(after.models[0]!.instances[0]!.pid!)).toBe('3');
+    expect(after.models[0]!.instances[0]!.offload?.recordedAt).toBeDefined(); // the placement status shows is the recorded one
+    expect([...d.output().matchAll(WARNING)]).toEqual([]);
+    expect(after.warnings.filter((w) => w.startsWith('m#1:'))).toEqual([]);
+    await send(RELAUNCH_AT_PROMPTS + 170); // and it serves on
+  }, 180_000);
+
+  it('serves on at -lv 4 when a long generation is still running 3 s into the relaunch, with no request lost', async () => {
+    const d = await startTestDaemon({ models: { m: { size: 'slow', slots: 2, ctxPerSlot: 8192, gpuLayers: 0 } } });
+    const s1 = await d.waitFor((s) => s.models[0]?.instances[0]?.state === 'ready', 'ready');
+    const pid = s1.models[0]!.instances[0]!.pid!;
+    await waitUntil(() => {
+      try {
+        return readFileSync(join(d.stateDir, 'calibration.json'), 'utf8').includes('"placement"');
+      } catch {
+        return false;
+      }
+    }, 'the placement in calibration.json');
+    // One slot holds a long generation; the other takes distinct short prompts until the cache is past the threshold.
+    let longDone = false;
+    const long = (async () => {
+      const res = await d.fetch('/v1/completions', { method: 'POST', body: JSON.stringify({ model: 'm', prompt: 'Tell a long story.', max_tokens: 7000, ignore_eos: true, stream: true }) });
+      expect(res.status).toBe(200);
+      await res.arrayBuffer();
+      longDone = true;
+    })();
+    const servedOn = /(\d+) request\(s\) still running after 3 s: serving on at -lv 4, the restart is tried again in 30 s/;
     let sent = 0;
-    const send = async (n: number): Promise<void> => {
-      const workers = Array.from({ length: 2 }, async () => {
-        while (sent < n) await complete(d, `Item ${sent++}: describe the number in one word.`);
-      });
-      await Promise.all(workers);
-    };
+    while (!servedOn.test(d.output()) && !longDone && sent < 2000) await complete(d, `Item ${sent++}: describe the number in one word.`);
+    expect(servedOn.test(d.output())).toBe(true);
+    expect(longDone).toBe(false); // it was the long generation that held the relaunch back
+    expect([...d.output().matchAll(RELAUNCH)]).toHaveLength(1);
+    for (let i = 0; i < 20; i++) await complete(d, `After ${i}: one word.`); // served on, by the same process
+    expect((await d.status()).models[0]!.instances[0]!.pid).toBe(pid);
+    await long;
+  }, 180_000);
+
+  it(`warns once, naming the way out, when -lv 4 comes from the model's args and the cache first holds ${LOG_QUEUE_LINES} prompts`, async () => {
+    const d = await startTestDaemon({ models: { m: { slots: 2, gpuLayers: 0, args: ['-lv', '4'] } } });
+    const s1 = await d.waitFor((s) => s.models[0]?.instances[0]?.state === 'ready', 'ready');
+    const pid = s1.models[0]!.instances[0]!.pid!;
+    const warnings = (): number[] => [...d.output().matchAll(WARNING)].map((m) => Number(m[1]));
+    const send = sender(d);
     await send(LOG_QUEUE_LINES - 100);
     expect(warnings()).toEqual([]); // a few hundred cached prompts: quiet
     expect((await d.status()).warnings.filter((w) => w.startsWith('m#1:'))).toEqual([]);
@@ -35,24 +110,14 @@ describe('the prompt-cache listing warning', () => {
     const seen = warnings();
     expect(seen).toHaveLength(1);
     expect(seen[0]).toBeGreaterThanOrEqual(LOG_QUEUE_LINES);
-    expect(d.output()).toContain('add "-lv", "3" to this model\'s "args"');
+    expect(d.output()).toContain('this model\'s "args" set its log verbosity; drop that');
     // status shows it too, on the replica and among the snapshot's warnings (the CLI and the GPU panel show those)
     const s = await d.status();
     expect(s.models[0]!.instances[0]!.warnings?.[0]).toMatch(/^llama-server's prompt cache holds \d+ prompts/);
     expect(s.warnings.some((w) => w.startsWith("m#1: llama-server's prompt cache holds"))).toBe(true);
-
-    // The remedy it names first: a restart runs on the placement this load recorded, at -lv 3, with no listing to warn of.
-    expect(d.output()).toContain('`slotwise restart m` starts it now');
-    const verbosity = (pid: number): string | undefined => {
-      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-      return argv[argv.indexOf('-lv') + 1];
-    };
-    const before = s.models[0]!.instances[0]!.pid!;
-    expect(verbosity(before)).toBe('4');
-    await (await d.client()).call('models.restart', { model: 'm' });
-    const after = await d.waitFor((x) => x.models[0]?.instances[0]?.state === 'ready' && x.models[0].instances[0].pid !== before, 'restarted');
-    expect(verbosity(after.models[0]!.instances[0]!.pid!)).toBe('3');
-    expect(after.models[0]!.instances[0]!.warnings).toBeUndefined();
-    expect(after.warnings.filter((w) => w.startsWith('m#1:'))).toEqual([]);
+    // the user's choice stands: no relaunch
+    expect(s.models[0]!.instances[0]!.pid).toBe(pid);
+    expect(verbosity(pid)).toBe('4');
+    expect([...d.output().matchAll(RELAUNCH)]).toEqual([]);
   }, 120_000);
 });

@@ -1,7 +1,7 @@
 // The prompt-cache listing watch, on lines as the pinned llama-server prints them at -lv 4 (recorded
 // from a run of the tiny model with distinct prompts; only the counts and sizes differ between them).
 import { describe, expect, it } from 'vitest';
-import { cachedPromptsOf, cacheListingWarning, cacheListingWarningOf, LOG_QUEUE_LINES } from '../../daemon/runtime/cache-listing';
+import { cachedPromptsOf, cacheListingWarning, LOG_QUEUE_LINES } from '../../daemon/runtime/cache-listing';
 import { isLogNoise } from '../../daemon/runtime/instance';
 
 const state = (n: number): string =>
@@ -20,27 +20,20 @@ describe('the prompt-cache listing watch', () => {
     expect(isLogNoise(state(600))).toBe(false);
   });
 
-  it('calls for the warning from the first count as large as llama-server\'s log queue, not below it nor on other lines', () => {
-    for (let n = 1; n < LOG_QUEUE_LINES; n++) expect(cacheListingWarningOf(state(n), 'm')).toBeUndefined();
-    expect(cacheListingWarningOf(TIMING, 'm')).toBeUndefined();
-    expect(cacheListingWarningOf(LISTED, 'm')).toBeUndefined();
-    expect(cacheListingWarningOf(state(LOG_QUEUE_LINES), 'm')).toBe(cacheListingWarning(LOG_QUEUE_LINES, 'm'));
-    expect(cacheListingWarningOf(state(3000), 'm')).toBe(cacheListingWarning(3000, 'm'));
-  });
-
-  it('takes another threshold', () => {
-    expect(cacheListingWarningOf(state(19), 'm', 20)).toBeUndefined();
-    expect(cacheListingWarningOf(state(25), 'm', 20)).toBe(cacheListingWarning(25, 'm'));
-  });
-
-  it('names the count, the cost and the remedies in one line', () => {
-    const text = cacheListingWarning(1542, 'coder');
-    expect(text).toContain('Its next start runs at -lv 3');
-    expect(text).toContain('`slotwise restart coder` starts it now');
-    expect(text).toMatch(/^llama-server's prompt cache holds 1542 prompts, and at -lv 4 it logs every one on every request/);
-    expect(text).toContain(`${LOG_QUEUE_LINES}-line log queue`);
-    expect(text).toContain('"-lv", "3"');
-    expect(text).toContain('promptCacheMiB');
-    expect(text).not.toContain('\n');
+  it('names the count, the cost and the way out that fits why the listing stays, in one line', () => {
+    const args = cacheListingWarning(1542, 'coder', 'args');
+    const placement = cacheListingWarning(1542, 'coder', 'placement');
+    for (const text of [args, placement]) {
+      expect(text).toMatch(/^llama-server's prompt cache holds 1542 prompts, and at -lv 4 it logs every one on every request/);
+      expect(text).toContain(`${LOG_QUEUE_LINES}-line log queue`);
+      expect(text).toContain('promptCacheMiB');
+      expect(text).not.toContain('\n');
+    }
+    // the user's args chose -lv 4: dropping that is the way out, not adding -lv 3 beside it
+    expect(args).toContain('"args" set its log verbosity; drop that');
+    expect(args).not.toContain('"-lv", "3"');
+    // a placement that may change: a restart would list again, so -lv 3 in args
+    expect(placement).toContain('a restart would list again');
+    expect(placement).toContain('add "-lv", "3" to this model\'s "args"');
   });
 });
