@@ -58,7 +58,9 @@ describe('closing a stream\'s connection: llama-server and the stand-in', () => 
 
 describe('upstream connections (real llama-server)', () => {
   it('back-to-back streams never lose their connection to llama-server', async () => {
-    const d = await startTestDaemon({ models: { tiny: { slots: 4, ctxPerSlot: 256 } } });
+    // -lv 3: its 400 streams would fill the prompt cache past the 256 prompts at which a first load's
+    // -lv 4 process is relaunched at -lv 3 (instance.ts), on a new port, under the direct requests' feet.
+    const d = await startTestDaemon({ models: { tiny: { slots: 4, ctxPerSlot: 256, args: ['-lv', '3'] } } });
     await d.waitFor((s) => s.models[0]!.instances[0]?.state === 'ready' && s.models[0]!.instances[0]!.slots.length === 4, 'ready');
     // Rounds of 50 requests straight to llama-server, then 50 through the daemon, from one client
     // (as `slotwise bench --direct` does). Without the fix (reusing the socket of a finished stream)
