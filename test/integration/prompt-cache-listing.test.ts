@@ -35,19 +35,24 @@ function verbosity(pid: number): string | undefined {
   return argv[argv.indexOf('-lv') + 1];
 }
 
+/** Resolves once the first load's placement is in calibration.json: a relaunch needs it. */
+function placementRecorded(d: TestDaemon): Promise<void> {
+  return waitUntil(() => {
+    try {
+      return readFileSync(join(d.stateDir, 'calibration.json'), 'utf8').includes('"placement"');
+    } catch {
+      return false;
+    }
+  }, 'the placement in calibration.json');
+}
+
 describe('the prompt-cache listing', () => {
   it(`relaunches a first load at -lv 3 once its cache holds ${RELAUNCH_AT_PROMPTS} prompts, with no request lost`, async () => {
     const d = await startTestDaemon({ models: { m: { slots: 2, gpuLayers: 0 } } });
     const s1 = await d.waitFor((s) => s.models[0]?.instances[0]?.state === 'ready', 'ready');
     const first = s1.models[0]!.instances[0]!.pid!;
     expect(verbosity(first)).toBe('4'); // the first load: its placement is not recorded yet
-    await waitUntil(() => {
-      try {
-        return readFileSync(join(d.stateDir, 'calibration.json'), 'utf8').includes('"placement"');
-      } catch {
-        return false;
-      }
-    }, 'the placement in calibration.json');
+    await placementRecorded(d);
     const send = sender(d);
     await send(RELAUNCH_AT_PROMPTS - 100);
     expect([...d.output().matchAll(RELAUNCH)]).toEqual([]); // fewer cached prompts: it stays
@@ -70,13 +75,7 @@ describe('the prompt-cache listing', () => {
     const d = await startTestDaemon({ models: { m: { size: 'slow', slots: 2, ctxPerSlot: 8192, gpuLayers: 0 } } });
     const s1 = await d.waitFor((s) => s.models[0]?.instances[0]?.state === 'ready', 'ready');
     const pid = s1.models[0]!.instances[0]!.pid!;
-    await waitUntil(() => {
-      try {
-        return readFileSync(join(d.stateDir, 'calibration.json'), 'utf8').includes('"placement"');
-      } catch {
-        return false;
-      }
-    }, 'the placement in calibration.json');
+    await placementRecorded(d);
     // One slot holds a long generation; the other takes distinct short prompts until the cache is past the threshold.
     let longDone = false;
     const long = (async () => {
