@@ -182,6 +182,24 @@ export function instanceKey(pid: number): string {
   return key;
 }
 
+/** The `-lv` value on a running llama-server's command line (undefined when it has none). */
+export function llamaVerbosity(pid: number): string | undefined {
+  const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  const i = argv.indexOf('-lv');
+  return i < 0 ? undefined : argv[i + 1];
+}
+
+/** Resolves once a load's placement is in the state dir's calibration.json (memory/calibration.ts): a later launch runs at -lv 3 on it. */
+export function placementRecorded(stateDir: string): Promise<void> {
+  return waitUntil(() => {
+    try {
+      return readFileSync(join(stateDir, 'calibration.json'), 'utf8').includes('"placement"');
+    } catch {
+      return false;
+    }
+  }, 'the placement in calibration.json');
+}
+
 /** `Authorization` for a direct request to an instance, e.g. `fetch(url, { headers: instanceAuth(inst.pid!) })`. */
 export function instanceAuth(pid: number): Record<string, string> {
   return { authorization: `Bearer ${instanceKey(pid)}` };

@@ -1,28 +1,23 @@
 // The bench restarts its model once the first load recorded the placement, so it measures llama-server
 // at -lv 3 as users run it from a model's second launch on (bench/after-first-load.ts). Real daemon,
 // real llama-server, tiny model.
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { restartAfterFirstLoad } from '../../bench/after-first-load';
-import { startTestDaemon } from '../helpers/daemon';
-
-function verbosity(pid: number): string | undefined {
-  const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-  return argv[argv.indexOf('-lv') + 1];
-}
+import { llamaVerbosity, startTestDaemon } from '../helpers/daemon';
 
 describe('bench: restart after the first load', () => {
   it('restarts the model once its placement is recorded and waits until it is ready at -lv 3', async () => {
     const d = await startTestDaemon({ models: { m: { slots: 1, gpuLayers: 0 } } });
     try {
       const first = (await d.waitFor((s) => s.models[0]?.instances[0]?.state === 'ready', 'ready')).models[0]!.instances[0]!;
-      expect(verbosity(first.pid!)).toBe('4');
+      expect(llamaVerbosity(first.pid!)).toBe('4');
       const snap = await restartAfterFirstLoad({ url: d.url, token: d.token, stateDir: d.stateDir, model: 'm' });
       const again = snap!.models[0]!.instances[0]!;
       expect(again.state).toBe('ready');
       expect(again.pid).not.toBe(first.pid);
-      expect(verbosity(again.pid!)).toBe('3');
+      expect(llamaVerbosity(again.pid!)).toBe('3');
     } finally {
       await d.stop();
     }

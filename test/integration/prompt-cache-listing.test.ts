@@ -3,11 +3,9 @@
 // -lv 4 only for its first load's placement is relaunched at -lv 3 once that placement is recorded;
 // one kept at -lv 4 (the user's args) gets a warning naming the way out (daemon/runtime/cache-listing.ts).
 // Real llama-server, tiny model, distinct prompts: each one saved to the cache when its slot is taken by the next.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LOG_QUEUE_LINES, RELAUNCH_AT_PROMPTS } from '../../daemon/runtime/cache-listing';
-import { startTestDaemon, waitUntil, type TestDaemon } from '../helpers/daemon';
+import { llamaVerbosity, placementRecorded, startTestDaemon, type TestDaemon } from '../helpers/daemon';
 
 const WARNING = /llama-server's prompt cache holds (\d+) prompts, and at -lv 4 it logs every one on every request, past/g;
 const RELAUNCH = /llama-server's prompt cache holds (\d+) prompts, and at -lv 4 \(for the placement of its first load, now recorded\) it logs every one on every request: restarting it at -lv 3/g;
@@ -29,30 +27,13 @@ function sender(d: TestDaemon): (n: number) => Promise<void> {
   };
 }
 
-/** The -lv value on a running process's command line. */
-function verbosity(pid: number): string | undefined {
-  const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-  return argv[argv.indexOf('-lv') + 1];
-}
-
-/** Resolves once the first load's placement is in calibration.json: a relaunch needs it. */
-function placementRecorded(d: TestDaemon): Promise<void> {
-  return waitUntil(() => {
-    try {
-      return readFileSync(join(d.stateDir, 'calibration.json'), 'utf8').includes('"placement"');
-    } catch {
-      return false;
-    }
-  }, 'the placement in calibration.json');
-}
-
 describe('the prompt-cache listing', () => {
   it(`relaunches a first load at -lv 3 once its cache holds ${RELAUNCH_AT_PROMPTS} prompts, with no request lost`, async () => {
     const d = await startTestDaemon({ models: { m: { slots: 2, gpuLayers: 0 } } });
     const s1 = await d.waitFor((s) => s.models[0]?.instances[0]?.state === 'ready', 'ready');
     const first = s1.models[0]!.instances[0]!.pid!;
-    expect(verbosity(first)).toBe('4'); // the first load: its placement is not recorded yet
-    await placementRecorded(d);
+    expect(llamaVerbosity(first)).toBe('4'); // the first load: its placement is not recorded yet
+    await placementRecorded(d.stateDir); // a relaunch needs it
     const send = sender(d);
     await send(RELAUNCH_AT_PROMPTS - 100);
     expect([...d.output().matchAll(RELAUNCH)]).toEqual([]); // fewer cached prompts: it stays
@@ -64,7 +45,7 @@ describe('the prompt-cache listing', () => {
     expect(relaunched).toHaveLength(1);
     expect(relaunched[0]).toBeGreaterThanOrEqual(RELAUNCH_AT_PROMPTS);
     const after = await d.waitFor((s) => s.models[0]?.instances[0]?.state === 'ready' && s.models[0].instances[0].pid !== first, 'relaunched');
-    expect(verbosity(after.models[0]!.instances[0]!.pid!)).toBe('3');
+    expect(llamaVerbosity(after.models[0]!.instances[0]!.pid!)).toBe('3');
     expect(after.models[0]!.instances[0]!.offload?.recordedAt).toBeDefined(); // the placement status shows is the recorded one
     expect([...d.output().matchAll(WARNING)]).toEqual([]);
     expect(after.warnings.filter((w) => w.startsWith('m#1:'))).toEqual([]);
@@ -75,7 +56,7 @@ describe('the prompt-cache listing', () => {
     const d = await startTestDaemon({ models: { m: { size: 'slow', slots: 2, ctxPerSlot: 8192, gpuLayers: 0 } } });
     const s1 = await d.waitFor((s) => s.models[0]?.instances[0]?.state === 'ready', 'ready');
     const pid = s1.models[0]!.instances[0]!.pid!;
-    await placementRecorded(d);
+    await placementRecorded(d.stateDir); // a relaunch needs it
     // One slot holds a long generation; the other takes distinct short prompts until the cache is past the threshold.
     let longDone = false;
     const long = (async () => {
@@ -116,7 +97,7 @@ describe('the prompt-cache listing', () => {
     expect(s.warnings.some((w) => w.startsWith("m#1: llama-server's prompt cache holds"))).toBe(true);
     // the user's choice stands: no relaunch
     expect(s.models[0]!.instances[0]!.pid).toBe(pid);
-    expect(verbosity(pid)).toBe('4');
+    expect(llamaVerbosity(pid)).toBe('4');
     expect([...d.output().matchAll(RELAUNCH)]).toEqual([]);
   }, 120_000);
 });

@@ -6,18 +6,11 @@ import { chmodSync, copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFil
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { InstanceStatus } from '../../shared/protocol';
-import { startTestDaemon, tempDir, waitUntil, type TestDaemon } from '../helpers/daemon';
+import { llamaVerbosity, placementRecorded, startTestDaemon, tempDir, type TestDaemon } from '../helpers/daemon';
 import { tinyModelPath } from '../helpers/tiny';
 import type { CalibrationEntry } from '../../daemon/memory/calibration';
 
 const FIX = resolve(__dirname, '../fixtures/gpu');
-
-/** The -lv value on a running process's command line. */
-function verbosity(pid: number): string | undefined {
-  const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-  const i = argv.indexOf('-lv');
-  return i < 0 ? undefined : argv[i + 1];
-}
 
 /** The instance's log since its latest launch (each launch starts with a `--- <time> slotwise:` line). */
 function currentLaunchLog(d: TestDaemon): string {
@@ -50,11 +43,10 @@ describe('recorded placement', () => {
     const d = await startTestDaemon({ models: { m: { slots: 2, gpuLayers: 0 } } });
     const s1 = await d.waitFor((s) => s.models[0]?.instances[0]?.state === 'ready', 'ready');
     const first = s1.models[0]!.instances[0]!;
-    expect(verbosity(first.pid!)).toBe('4');
+    expect(llamaVerbosity(first.pid!)).toBe('4');
     expect(first.offload?.recordedAt).toBeUndefined();
     expect(Object.keys(first.offload?.buffers ?? {})).toContain('model CPU_Mapped');
-    const calibration = join(d.stateDir, 'calibration.json');
-    await waitUntil(() => { try { return readFileSync(calibration, 'utf8').includes('"placement"'); } catch { return false; } }, 'the placement in calibration.json');
+    await placementRecorded(d.stateDir);
     const actual = s1.models[0]!.memory?.actualBytes;
     await complete(d, 4);
     expect(currentLaunchLog(d)).toContain(' - cache state: '); // -lv 4: the prompt cache's state on each request
@@ -63,7 +55,7 @@ describe('recorded placement', () => {
     process.kill(first.pid!, 'SIGKILL');
     const s2 = await d.waitFor((s) => s.models[0]?.instances[0]?.state === 'ready' && s.models[0].instances[0].pid !== first.pid, 'restarted', 30_000);
     const second = s2.models[0]!.instances[0]!;
-    expect(verbosity(second.pid!)).toBe('3');
+    expect(llamaVerbosity(second.pid!)).toBe('3');
     const { recordedAt, ...placement } = second.offload!;
     expect(placement).toEqual(first.offload);
     expect(recordedAt).toBeGreaterThan(0);
@@ -82,13 +74,12 @@ describe('recorded placement', () => {
     it(`with gpuLayers "auto" and ${what}, ${gpuTool === 'none' ? 'runs at -lv 3 after the first load' : 'keeps every launch at -lv 4'}`, async () => {
       const d = await startTestDaemon({ models: { m: { slots: 2 } }, env: gpuTool === 'none' ? {} : fakeNvidiaSmi(gpuTool === 'lists') });
       const first = (await d.waitFor((s) => s.models[0]?.instances[0]?.state === 'ready', 'ready')).models[0]!.instances[0]!;
-      expect(verbosity(first.pid!)).toBe('4');
-      const calibration = join(d.stateDir, 'calibration.json');
-      await waitUntil(() => { try { return readFileSync(calibration, 'utf8').includes('"placement"'); } catch { return false; } }, 'the placement in calibration.json');
+      expect(llamaVerbosity(first.pid!)).toBe('4');
+      await placementRecorded(d.stateDir);
       process.kill(first.pid!, 'SIGKILL');
       const s = await d.waitFor((x) => x.models[0]?.instances[0]?.state === 'ready' && x.models[0].instances[0].pid !== first.pid, 'restarted', 30_000);
       const second = s.models[0]!.instances[0]!;
-      expect(verbosity(second.pid!)).toBe(gpuTool === 'none' ? '3' : '4');
+      expect(llamaVerbosity(second.pid!)).toBe(gpuTool === 'none' ? '3' : '4');
       expect(second.offload?.recordedAt === undefined).toBe(gpuTool !== 'none');
     }, 60_000);
   }
@@ -109,9 +100,9 @@ describe('recorded placement', () => {
       return { d, inst };
     };
     const first = await launch(512);
-    expect(verbosity(first.inst.pid!)).toBe('4'); // nothing recorded yet
+    expect(llamaVerbosity(first.inst.pid!)).toBe('4'); // nothing recorded yet
     const file = join(stateDir, 'calibration.json');
-    await waitUntil(() => { try { return readFileSync(file, 'utf8').includes('"placement"'); } catch { return false; } }, 'the placement in calibration.json');
+    await placementRecorded(stateDir);
     await first.d.stop();
     const entries = JSON.parse(readFileSync(file, 'utf8')) as Record<string, CalibrationEntry>;
     expect(Object.keys(entries)).toHaveLength(1);
@@ -122,19 +113,19 @@ describe('recorded placement', () => {
     writeFileSync(file, JSON.stringify(entries));
 
     const second = await launch(512); // 23.5 GiB free ≥ 100 MiB + 1 GiB + 1 GiB
-    expect(verbosity(second.inst.pid!)).toBe('3');
+    expect(llamaVerbosity(second.inst.pid!)).toBe('3');
     expect(second.inst.offload).toMatchObject({ layersOnGpu: layers, layersTotal: layers, recordedAt: entry.at });
     await second.d.stop();
 
     const third = await launch(24564 - 2000); // 1.95 GiB free: short of the margin
-    expect(verbosity(third.inst.pid!)).toBe('4');
+    expect(llamaVerbosity(third.inst.pid!)).toBe('4');
     expect(third.inst.offload?.recordedAt).toBeUndefined();
   }, 120_000);
 
   it('leaves a verbosity in the model\'s args alone', async () => {
     const d = await startTestDaemon({ models: { m: { slots: 2, gpuLayers: 0, args: ['-lv', '2'] } } });
     const s = await d.waitFor((x) => x.models[0]?.instances[0]?.state === 'ready', 'ready');
-    expect(verbosity(s.models[0]!.instances[0]!.pid!)).toBe('2');
+    expect(llamaVerbosity(s.models[0]!.instances[0]!.pid!)).toBe('2');
     expect(s.models[0]!.instances[0]!.offload).toBeUndefined(); // -lv 2: no placement lines, none recorded yet
   }, 60_000);
 });
