@@ -2,7 +2,7 @@
 // #transition(), which emits a `state` event. Callers express intent (start, stop, ensureReady)
 // and never "check the state, then act". States and ordering: daemon/runtime/design.md.
 import { randomBytes } from 'node:crypto';
-import { EventEmitter, setMaxListeners } from 'node:events';
+import { EventEmitter, once, setMaxListeners } from 'node:events';
 import { existsSync, rmSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -233,7 +233,8 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
       `llama-server's prompt cache holds ${prompts} prompts, and at -lv 4 (for the placement of its first load, now recorded) it logs every one on every request: ` +
         `restarting it at -lv 3 once its ${this.#inFlight} running request(s) end; new ones wait for it`,
     );
-    const idle = await this.#untilIdle(RELAUNCH_DRAIN_MS);
+    // True once nothing is in flight here; false (the timeout's abort) if something still is after RELAUNCH_DRAIN_MS.
+    const idle = this.#inFlight === 0 || (await once(this, 'idle', { signal: AbortSignal.timeout(RELAUNCH_DRAIN_MS) }).then(() => true, () => false));
     if (gen !== this.#generation || this.#want !== 'running' || this.#listing !== 'pending') return;
     if (!idle) {
       // A long generation would hold every new request back: serve on, and try again later.
@@ -243,21 +244,6 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
       return;
     }
     await this.restart();
-  }
-
-  /** True once no request is in flight here, false if some still are after `ms`. */
-  #untilIdle(ms: number): Promise<boolean> {
-    if (this.#inFlight === 0) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const done = (idle: boolean): void => {
-        clearTimeout(timer);
-        this.off('idle', onIdle);
-        resolve(idle);
-      };
-      const onIdle = (): void => done(true);
-      const timer = setTimeout(() => done(false), ms);
-      this.once('idle', onIdle);
-    });
   }
 
   /** A sign of life from the process: bytes of a response, an answer to /slots (see supervisor.ts). */
