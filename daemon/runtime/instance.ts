@@ -50,6 +50,11 @@ export interface InstanceOptions {
    * (memory/calibration.ts recordedPlacement): llama-server then runs at -lv 3, not 4.
    */
   recordedPlacement?: (model: LaunchModel) => Promise<Placement | undefined>;
+  /**
+   * Whether a relaunch may take this instance out of service now (supervisor.ts: not while another
+   * replica of its model is out of service). Asked again at each request's "cache state" line. Default yes.
+   */
+  mayRelaunch?: (inst: LlamaInstance) => boolean;
 }
 
 export interface StateEvent {
@@ -204,7 +209,7 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
 
   /** The current -lv 4 process's "cache state" line: relaunch it at -lv 3 where that ends the listing, else warn once it is past the log queue. */
   #onCachedPrompts(prompts: number): void {
-    if (this.#listing === 'relaunch' && prompts >= RELAUNCH_AT_PROMPTS && Date.now() >= this.#relaunchAfter) {
+    if (this.#listing === 'relaunch' && prompts >= RELAUNCH_AT_PROMPTS && Date.now() >= this.#relaunchAfter && (this.#opts.mayRelaunch?.(this) ?? true)) {
       this.#listing = 'pending';
       void this.#relaunchQuieter(prompts);
     } else if ((this.#listing === 'args' || this.#listing === 'placement') && this.#cacheWarning === undefined && prompts >= LOG_QUEUE_LINES) {

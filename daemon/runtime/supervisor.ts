@@ -143,6 +143,11 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
     return inst;
   }
 
+  /** Whether every other wanted replica of the model takes requests (for a relaunch of `inst`, which would not). */
+  #othersServing(entry: ModelEntry, inst: LlamaInstance): boolean {
+    return entry.instances.slice(0, entry.wanted).every((i) => i === inst || (i.routable && !this.#draining.has(i)));
+  }
+
   isDraining(inst: LlamaInstance): boolean {
     return this.#draining.has(inst);
   }
@@ -331,6 +336,8 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
       parentDeathSignal: this.#opts.parentDeathSignal,
       nonce: this.#opts.nonce,
       recordedPlacement: this.#opts.recordedPlacement,
+      // Replicas relaunch one at a time: the model keeps serving on the others meanwhile.
+      mayRelaunch: (inst) => this.#othersServing(entry, inst),
     });
     const rt: InstanceRuntime = {};
     this.#runtime.set(inst, rt);

@@ -3,6 +3,7 @@
 // -lv 4 only for its first load's placement is relaunched at -lv 3 once that placement is recorded;
 // one kept at -lv 4 (the user's args) gets a warning naming the way out (daemon/runtime/cache-listing.ts).
 // Real llama-server, tiny model, distinct prompts: each one saved to the cache when its slot is taken by the next.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { LOG_QUEUE_LINES, RELAUNCH_AT_PROMPTS } from '../../daemon/runtime/cache-listing';
 import { llamaVerbosity, placementRecorded, startTestDaemon, type TestDaemon } from '../helpers/daemon';
@@ -16,11 +17,11 @@ async function complete(d: TestDaemon, prompt: string): Promise<void> {
   await res.arrayBuffer();
 }
 
-/** Sends distinct prompts from 2 clients until `n` were sent in all (every one must succeed). */
-function sender(d: TestDaemon): (n: number) => Promise<void> {
+/** Sends distinct prompts from `clients` clients until `n` were sent in all (every one must succeed). */
+function sender(d: TestDaemon, clients = 2): (n: number) => Promise<void> {
   let sent = 0;
   return async (n) => {
-    const workers = Array.from({ length: 2 }, async () => {
+    const workers = Array.from({ length: clients }, async () => {
       while (sent < n) await complete(d, `Item ${sent++}: describe the number in one word.`);
     });
     await Promise.all(workers);
@@ -51,6 +52,39 @@ describe('the prompt-cache listing', () => {
     expect(after.warnings.filter((w) => w.startsWith('m#1:'))).toEqual([]);
     await send(RELAUNCH_AT_PROMPTS + 170); // and it serves on
   }, 180_000);
+
+  it('relaunches the replicas of a model one at a time, so it keeps serving on the other', async () => {
+    const d = await startTestDaemon({ models: { m: { slots: 2, gpuLayers: 0, replicas: 2 } } });
+    const s1 = await d.waitFor((s) => s.models[0]?.instances.length === 2 && s.models[0].instances.every((i) => i.state === 'ready'), 'both ready');
+    const first = s1.models[0]!.instances.map((i) => i.pid!);
+    expect(first.map(llamaVerbosity)).toEqual(['4', '4']);
+    await placementRecorded(d.stateDir);
+    // Status every 20 ms, against the relaunch's stop and load (about a second with this model).
+    let polling = true;
+    let samples = 0;
+    const bothOut: string[][] = [];
+    const poll = (async () => {
+      while (polling) {
+        const states = (await d.status()).models[0]!.instances.map((i) => i.state);
+        samples++;
+        if (states.every((st) => st !== 'ready')) bothOut.push(states);
+        await sleep(20);
+      }
+    })();
+    const relaunches = (): string[] => d.output().split('\n').filter((l) => l.match(RELAUNCH) !== null);
+    const send = sender(d, 4);
+    // Distinct prompts over both replicas until each has passed the threshold and relaunched.
+    for (let n = 2 * RELAUNCH_AT_PROMPTS; relaunches().length < 2 && n < 6 * RELAUNCH_AT_PROMPTS; n += 100) await send(n);
+    const after = await d.waitFor((s) => s.models[0]!.instances.every((i, k) => i.state === 'ready' && i.pid !== first[k]), 'both relaunched');
+    polling = false;
+    await poll;
+    const lines = relaunches();
+    expect(lines).toHaveLength(2);
+    expect(lines.some((l) => l.includes('m#1')) && lines.some((l) => l.includes('m#2'))).toBe(true);
+    expect(after.models[0]!.instances.map((i) => llamaVerbosity(i.pid!))).toEqual(['3', '3']);
+    expect(samples).toBeGreaterThan(20);
+    expect(bothOut).toEqual([]); // at no status read were both replicas out of service
+  }, 240_000);
 
   it('serves on at -lv 4 when a long generation is still running 3 s into the relaunch, with no request lost', async () => {
     const d = await startTestDaemon({ models: { m: { size: 'slow', slots: 2, ctxPerSlot: 8192, gpuLayers: 0 } } });
