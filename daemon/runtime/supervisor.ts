@@ -145,11 +145,16 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
 
   /** Whether every other wanted replica of the model takes requests (for a relaunch of `inst`, which would not). */
   #othersServing(entry: ModelEntry, inst: LlamaInstance): boolean {
-    return entry.instances.slice(0, entry.wanted).every((i) => i === inst || (i.routable && !this.#draining.has(i)));
+    return entry.instances.slice(0, entry.wanted).every((i) => i === inst || this.takesRequests(i));
   }
 
-  isDraining(inst: LlamaInstance): boolean {
-    return this.#draining.has(inst);
+  /**
+   * Whether the scheduler may send new requests to `inst`: the one gate. The instance says whether it
+   * can (ready, no lost connection being checked, no relaunch pending: LlamaInstance.routable); the
+   * supervisor adds its own reason not to (draining for a scale-down).
+   */
+  takesRequests(inst: LlamaInstance): boolean {
+    return inst.routable && !this.#draining.has(inst);
   }
 
   /** Slots per instance: the configured number, or what `"auto"` last resolved to (undefined until then). */

@@ -558,7 +558,7 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
     const open: LlamaInstance[] = [];
     const busy = new Map<string, BusyRange>();
     for (const inst of instances) {
-      if (!inst.routable || this.#supervisor.isDraining(inst)) continue;
+      if (!this.#supervisor.takesRequests(inst)) continue;
       const table = this.#book(inst).table;
       const before = candidates.length;
       table.free(inst.id, candidates);
@@ -589,7 +589,7 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
     if (this.#routing !== 'slot-aware' || this.#queueConfig.handoffTokens <= 0 || q.waiters.length === 0) return;
     const ending: EndingSlot[] = [];
     for (const inst of instances) {
-      if (!inst.routable || this.#supervisor.isDraining(inst)) continue;
+      if (!this.#supervisor.takesRequests(inst)) continue;
       const book = this.#book(inst);
       for (const [slot, remaining] of book.ending) if (!book.next.has(slot)) ending.push({ instanceId: inst.id, slot, remaining });
     }
@@ -697,7 +697,7 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
     if (this.#routing !== 'slot-aware' || !this.#supervisor.modelConfig(model).affinity) return undefined;
     const { candidates, open: openInstances } = free ?? this.#freeSlots(instances, ending);
     if (candidates.length === 0) return undefined;
-    const full = instances.filter((i) => i.routable && !this.#supervisor.isDraining(i) && !openInstances.includes(i));
+    const full = instances.filter((i) => this.#supervisor.takesRequests(i) && !openInstances.includes(i));
     // Alone, with a free slot on every replica: nobody to reorder, and no full replica to hold it for
     // (a replica holding its prompt has a slot free). The usual case below saturation, kept cheap:
     // the reorder cost a third of such a pump (40 of 135 µs at c=1 on the 2-core VM).
@@ -825,7 +825,7 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
     // The leases are exact, so every busy slot /slots shows beyond them is someone else's.
     return {
       id: inst.id,
-      ready: inst.routable && !this.#supervisor.isDraining(inst),
+      ready: this.#supervisor.takesRequests(inst),
       slots: book.table.size,
       inFlight: book.inFlight,
       busySeen: book.table.unavailable(),

@@ -24,7 +24,7 @@ export function fakeSupervisor(slots: number, affinity = false): FakeSupervisor 
     wanted: () => 1,
     modelConfig: () => model,
     scrape: () => scrape,
-    isDraining: () => false,
+    takesRequests: (i: LlamaInstance) => i.routable,
     rechecks: 0,
     recheckSlots: () => void sup.rechecks++,
     poll: (busy: boolean[]) => {
