@@ -21,6 +21,7 @@ import { requireModelKind } from './model-kind';
 import { requestClass } from './request-class';
 import { anySignal } from './any-signal';
 import { endTokens } from '../scheduler/handoff';
+import { AnswerAssembler, answerFormat, asStream, StreamErrorEvent, streamable, type AnswerFormat } from './assembled-answer';
 
 export interface OpenAiDeps {
   supervisor: Supervisor;
@@ -140,6 +141,9 @@ export async function proxyToModel(deps: Pick<OpenAiDeps, 'scheduler'>, ctx: Rou
   // Everything that can throw on the request itself runs before the ticket exists. withSlot() splices
   // `id_slot` before the final `}`, so a trailing newline (curl -d @file) is trimmed off.
   const payload = req.text?.trimEnd() ?? JSON.stringify(body);
+  // A non-streamed generation goes upstream as a stream, so a client that leaves cancels it (assembled-answer.ts).
+  const format = stream ? undefined : answerFormat(path);
+  const assemble = format && streamable(format, body) ? format : undefined;
   marks.parsed = mark();
   const cls = requestClass(ctx.req.headers);
   let ticket;
@@ -158,7 +162,7 @@ export async function proxyToModel(deps: Pick<OpenAiDeps, 'scheduler'>, ctx: Rou
     // A stream may be handed a slot before it frees (lease.handoff): forward() then sends it at once.
     await dispatch(deps.scheduler, ticket, { signal, handoff: stream }, (lease) => {
       if (!lease.handoff) marks.leased = mark();
-      return forward(lease, path, payload, stream, { ...ctx, signal }, marks);
+      return forward(lease, path, payload, { stream, assemble, body }, { ...ctx, signal }, marks);
     });
   } catch (err) {
     if (ctx.res.headersSent) return endAfterFirstByte(ctx.res, err, stream);
@@ -174,29 +178,45 @@ export async function proxyToModel(deps: Pick<OpenAiDeps, 'scheduler'>, ctx: Rou
 interface Answer {
   statusCode: number;
   contentType: string | undefined;
+  /** The body is llama-server's event stream (its events count the tokens decoded), not one JSON value. */
+  events: boolean;
   text(): Promise<string>;
   /** Writes the body to `res` as it arrives; see relay(). */
   relay(res: ServerResponse, onChunk: (chunk: Buffer) => void, onFirst: () => void): Promise<void>;
 }
 
-async function fetchAnswer(inst: Lease['instance'], path: string, payload: string, stream: boolean, signal: AbortSignal): Promise<Answer> {
-  if (stream) {
+/** How a request is forwarded: `stream` as the client asked; `assemble`: a non-streamed answer built from a stream. */
+interface Forwarding {
+  stream: boolean;
+  assemble?: AnswerFormat;
+  /** The request (the assembled answer depends on some of its fields). */
+  body: Obj;
+}
+
+async function fetchAnswer(inst: Lease['instance'], path: string, payload: string, how: Forwarding, signal: AbortSignal): Promise<Answer> {
+  if (how.stream) {
     const up = await postStream(inst, path, payload, signal);
-    return { statusCode: up.statusCode, contentType: up.headers['content-type'], text: () => up.text(), relay: (res, onChunk, onFirst) => relayStream(up, res, onChunk, onFirst) };
+    return { statusCode: up.statusCode, contentType: up.headers['content-type'], events: true, text: () => up.text(), relay: (res, onChunk, onFirst) => relayStream(up, res, onChunk, onFirst) };
   }
-  const up = await postJson(inst, path, payload, stream, signal);
+  if (how.assemble) {
+    const format = how.assemble;
+    const up = await postStream(inst, path, asStream(payload, format), signal);
+    return { statusCode: up.statusCode, contentType: 'application/json; charset=utf-8', events: true, text: () => up.text(), relay: (res, onChunk, onFirst) => relayAssembled(up, res, onChunk, onFirst, new AnswerAssembler(format, how.body), inst.id) };
+  }
+  const up = await postJson(inst, path, payload, false, signal);
   const type = up.headers['content-type'];
-  return { statusCode: up.statusCode, contentType: type === undefined ? undefined : String(type), text: () => up.body.text(), relay: (res, onChunk, onFirst) => relay(up.body, res, onChunk, onFirst) };
+  return { statusCode: up.statusCode, contentType: type === undefined ? undefined : String(type), events: false, text: () => up.body.text(), relay: (res, onChunk, onFirst) => relay(up.body, res, onChunk, onFirst) };
 }
 
 /** Sends the request to one instance and pipes the answer to the client as it arrives. */
-async function forward(lease: Lease, path: string, payload: string, stream: boolean, ctx: RouteContext, marks: StageMarks): Promise<void> {
+async function forward(lease: Lease, path: string, payload: string, how: Forwarding, ctx: RouteContext, marks: StageMarks): Promise<void> {
+  const stream = how.stream;
   const inst = lease.instance;
   // Handed off: the lease begins when the predecessor's ends (the slot frees), usually before
   // llama-server's head, which comes with the first token: marked then, so Server-Timing's `upstream`
   // holds llama-server's own start, not `queue`. (A rejection is the successor dropped: handled below.)
   lease.handoff?.then(() => (marks.leased = mark()), () => {});
-  const upstream = await fetchAnswer(inst, path, withSlot(payload, lease.slot), stream, ctx.signal);
+  const upstream = await fetchAnswer(inst, path, withSlot(payload, lease.slot), how, ctx.signal);
   // llama-server holds it until the slot frees; the answer we relay begins then, whatever it sent first.
   if (lease.handoff && upstream.statusCode < 400) await lease.handoff;
   marks.upstreamHeaders = mark();
@@ -221,7 +241,7 @@ async function forward(lease: Lease, path: string, payload: string, stream: bool
     await upstream.relay(ctx.res, (chunk) => {
       inst.noteProgress(); // for the stall watchdog
       tail.push(chunk);
-      if (stream) lease.progress((events += sseEventCount(chunk)));
+      if (upstream.events) lease.progress((events += sseEventCount(chunk)));
     }, () => {
       started = true;
       marks.upstreamFirstByte = mark();
@@ -292,6 +312,26 @@ function relayStream(up: StreamResponse, res: ServerResponse, onChunk: (chunk: B
       return false;
     })
     .finally(() => res.off('drain', resume));
+}
+
+/**
+ * relayStream() for a non-streamed answer assembled from the stream: the client gets it whole at the
+ * end, as from llama-server without `stream`. An error event becomes llama-server's error answer.
+ */
+async function relayAssembled(up: StreamResponse, res: ServerResponse, onChunk: (chunk: Buffer) => void, onFirst: () => void, answer: AnswerAssembler, instance: string): Promise<void> {
+  try {
+    await up.each((chunk) => {
+      onChunk(chunk);
+      answer.push(chunk);
+      return true;
+    });
+  } catch (err) {
+    throw err instanceof StreamErrorEvent ? upstreamError(instance, err.status, err.body) : err;
+  }
+  const body = JSON.stringify(answer.answer());
+  res.setHeader('Content-Length', Buffer.byteLength(body));
+  onFirst();
+  res.write(body);
 }
 
 /** After the first byte: SSE gets an error event then [DONE]-less end; a JSON body can only be cut. */

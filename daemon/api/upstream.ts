@@ -10,6 +10,7 @@ import { upstreamConnector } from './spare-connections';
 import { openStream, UPSTREAM_EOF, type StreamResponse } from './stream-upstream';
 import { authHeaders } from '../runtime/llama-client';
 import { endpointKey, endpointOf, type LlamaTarget } from '../runtime/endpoint';
+import { SseSplitter } from './sse';
 
 /**
  * Socket errors that mean the llama-server process went away or stopped answering, not that the
@@ -157,33 +158,26 @@ export async function* withProgress<T>(inst: LlamaInstance, body: AsyncIterable<
 
 /** Yields the `data:` payloads of an SSE stream as they arrive (events split across chunks are joined). */
 export async function* sseData(body: AsyncIterable<Uint8Array | string>): AsyncGenerator<string> {
-  const decoder = new TextDecoder();
-  let buf = '';
-  for await (const chunk of body) {
-    buf += typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true });
-    let idx: number;
-    while ((idx = buf.search(/\r?\n\r?\n/)) >= 0) {
-      const event = buf.slice(0, idx);
-      buf = buf.slice(idx).replace(/^\r?\n\r?\n/, '');
-      const data = event
-        .split(/\r?\n/)
-        .filter((l) => l.startsWith('data:'))
-        .map((l) => l.slice(5).replace(/^ /, ''))
-        .join('\n');
-      if (data) yield data;
-    }
-  }
+  const events = new SseSplitter();
+  for await (const chunk of body) yield* events.push(chunk);
 }
 
 /**
  * The request body with the daemon's slot: llama-server runs the task in slot `id_slot` (or, were
- * that slot busy, waits for it inside the server: it never fails or moves the task). Appended last
- * so it wins over an `id_slot` the client sent (llama-server's JSON parser keeps the last duplicate).
+ * that slot busy, waits for it inside the server: it never fails or moves the task).
  */
 export function withSlot(payload: string, slot: number | undefined): string {
-  if (slot === undefined || !payload.endsWith('}')) return payload;
+  return slot === undefined ? payload : withFields(payload, `"id_slot":${slot}`);
+}
+
+/**
+ * A JSON object's text with `fields` (`"key":value,…`) appended last, so they win over the same keys
+ * the client sent (llama-server's JSON parser keeps the last duplicate). Not an object: unchanged.
+ */
+export function withFields(payload: string, fields: string): string {
+  if (!payload.endsWith('}')) return payload;
   const open = payload.slice(0, -1).trimEnd();
-  return `${open}${open.endsWith('{') ? '' : ','}"id_slot":${slot}}`;
+  return `${open}${open.endsWith('{') ? '' : ','}${fields}}`;
 }
 
 const SSE_DATA = Buffer.from('data:');

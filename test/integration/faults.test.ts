@@ -282,9 +282,10 @@ describe('stream that stalls without closing (stand-in: a real llama-server cann
     expect(after.models[0]!.outcomes).toMatchObject({ completed: 0, failed: 0, cancelled: 1, rejected: 0 });
 
     // The daemon released its lease too: with one slot, the next request would otherwise queue until timeout.
-    const next = await complete(d, false);
+    // (2 tokens: the stand-in stalls every stream at its 3rd, and the daemon streams a non-streamed request upstream too.)
+    const next = await complete(d, false, { body: JSON.stringify({ model: 'fake', prompt: 'hello there', max_tokens: 2 }) });
     expect(next.status).toBe(200);
-    expect(await next.json()).toMatchObject({ usage: { completion_tokens: 5 } });
+    expect(await next.json()).toMatchObject({ usage: { completion_tokens: 2 } });
     expect((await d.status()).models[0]!.outcomes).toMatchObject({ completed: 1, cancelled: 1, failed: 0 });
   });
 });
