@@ -474,6 +474,12 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
       nonce: this.#opts.nonce,
       daemonStartTime: processStartTime(process.pid),
     });
+    if (this.#child !== child) {
+      // It exited while the record was written (a binary that cannot start: a missing library, a bad
+      // flag): #onExit has already counted the crash and backed off, or failed it. Do not wait for its health.
+      if (this.#child === undefined) void removePidRecord(this.#opts.stateDir, this.id).catch(() => undefined);
+      return;
+    }
     this.#transition('starting', { clearError: false });
     void this.#waitHealthy(gen);
   }

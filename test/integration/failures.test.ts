@@ -1,7 +1,9 @@
 // What a client sees when its llama-server dies: after the first byte, the stream ends with an
 // error event (real llama-server, kill -9 mid-stream); the request counts as failed exactly once.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { startTestDaemon, waitUntil } from '../helpers/daemon';
+import { FAST_SUPERVISOR, startTestDaemon, tempDir, waitUntil } from '../helpers/daemon';
 
 describe('instance failure during a request (real llama-server)', () => {
   it('ends a stream with an error event when its instance is killed mid-stream', async () => {
@@ -38,4 +40,24 @@ describe('instance failure during a request (real llama-server)', () => {
       return r.status === 200;
     }, 'serving again');
   });
+});
+
+describe('a llama-server binary that exits at once (a stand-in script: a missing shared library)', () => {
+  // The exit raced the launch's pid record: where it came first, the instance went back to "starting" and
+  // polled a dead process's health. It came first at some launches, so six of them are made here.
+  it('is counted as a crash each time, backs off, and fails with its reason: it does not sit in "starting"', async () => {
+    const dir = tempDir('exit127');
+    const binary = join(dir, 'llama-server');
+    writeFileSync(binary, '#!/bin/sh\necho "llama-server: error while loading shared libraries: libcuda.so.1: cannot open shared object file" >&2\nexit 127\n', { mode: 0o755 });
+    const d = await startTestDaemon({
+      models: { m: { slots: 1 } },
+      config: { llamaServer: binary, supervisor: { ...FAST_SUPERVISOR, backoffInitialMs: 200, backoffMaxMs: 400, maxCrashes: 6 } },
+    });
+    const s = await d.waitFor((x) => x.models[0]!.instances[0]?.state === 'failed', 'failed', 30_000);
+    const inst = s.models[0]!.instances[0]!;
+    expect(inst.lastError).toMatch(/libcuda\.so\.1/);
+    expect(inst.pid).toBeUndefined();
+    // Every exit was seen as one: the crash log in the daemon's output has each of them.
+    expect(d.output().match(/exited with code 127/g)?.length ?? 0).toBeGreaterThanOrEqual(6);
+  }, 60_000);
 });
