@@ -23,6 +23,7 @@ import { lockStateDir, type DaemonLock } from './daemon-lock';
 import { StatusHub } from './status/hub';
 import { Supervisor } from './runtime/supervisor';
 import { attachWebSocket } from './server/ws';
+import { serveIgnoringUpgrade } from './server/ignore-upgrade';
 import { openAiRoutes } from './api/openai';
 import { infillRoutes } from './api/infill';
 import { embeddingRoutes } from './api/embeddings';
@@ -257,6 +258,7 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
     guard,
     maxPayload: config.limits.maxBodyBytes,
     logger,
+    plain: (req, socket, head) => serveIgnoringUpgrade(req, socket, head, http, { maxBodyBytes: config.limits.maxBodyBytes, bodyTimeoutMs: config.listen.bodyTimeoutMs }),
     handlers: { ...coreHandlers({ version, hub, supervisor, startModel: (m) => loader.start(m), requestShutdown: () => void shutdown('daemon.stop request') }), ...jobs.handlers() },
   });
 

@@ -32,6 +32,7 @@ const CODES: Record<ErrorCode, CodeInfo> = {
   SW_ERR_BODY_TOO_LARGE: { status: 413, type: 'invalid_request_error', exit: 1 },
   SW_ERR_BODY_TIMEOUT: { status: 408, type: 'invalid_request_error', exit: 1 },
   SW_ERR_METHOD_NOT_ALLOWED: { status: 405, type: 'invalid_request_error', exit: 1 },
+  SW_ERR_UPGRADE_REQUIRED: { status: 426, type: 'invalid_request_error', exit: 1 },
   SW_ERR_NOT_FOUND: { status: 404, type: 'invalid_request_error', exit: 1 },
   SW_ERR_METHOD_NOT_FOUND: { status: 404, type: 'invalid_request_error', exit: 1 },
   SW_ERR_QUEUE_FULL: { status: 503, type: 'server_error', exit: 1 },

@@ -59,7 +59,8 @@ export class RpcClient {
   }
 
   /** Sends raw text (tests use it for malformed messages) and resolves with the next reply to id null or the given id. */
-  async raw(text: string): Promise<unknown> {
+  /** Sends `text` as is (a Uint8Array: as a binary frame) and resolves with the next reply. */
+  async raw(text: string | Uint8Array): Promise<unknown> {
     await this.opened;
     return new Promise((resolve) => {
       const onMessage = (data: WebSocket.RawData): void => {

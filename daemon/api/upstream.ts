@@ -119,13 +119,28 @@ export function classifyUpstreamError(err: unknown, inst: Pick<LlamaInstance, 'i
 }
 
 /**
+ * llama-server's 500s that are the request's fault: it answers 500 for any error its request parsing
+ * throws that is not an invalid_argument (tools/server/server-http.cpp ex_wrapper).
+ */
+const REQUEST_FAULTS = [
+  /^\[json\.exception\./, // its JSON parser: a lone surrogate in the body
+  /^Failed to parse tools/,
+  /is too large to process/, // an embedding input longer than the batch
+  /requires --jinja flag|try using --jinja/,
+  /^Unsupported param/,
+  /input is not supported/, // image, audio, video for a model without them
+  /^Multimodal data provided/,
+  /^Invalid token/,
+];
+
+/**
  * llama-server's error answer as a SlotwiseError. A 4xx, or a 500 from its JSON parser (a lone
  * surrogate in the body), is the request's fault: SW_ERR_UPSTREAM_REJECTED (outcome `rejected`);
  * anything else is SW_ERR_UPSTREAM (`failed`). Its own message is kept, on one line.
  */
 export function upstreamError(instance: string, status: number, text: string): SlotwiseError {
   const message = firstLine(upstreamMessage(text) || `HTTP ${status}`);
-  if ((status >= 400 && status < 500) || /^\[json\.exception\./.test(message)) {
+  if ((status >= 400 && status < 500) || REQUEST_FAULTS.some((re) => re.test(message))) {
     return new SlotwiseError('SW_ERR_UPSTREAM_REJECTED', `llama-server refused the request (HTTP ${status}): ${message} — fix the request`, { detail: `[${instance}] ${text.slice(0, 2000)}` });
   }
   return new SlotwiseError('SW_ERR_UPSTREAM', `[${instance}] answered ${status}: ${message}`, { detail: text.slice(0, 2000) });

@@ -9,6 +9,9 @@ import { checkOrigin, checkToken, type GuardOptions } from './guard';
 import { checkDepth } from './validate';
 import type { Logger } from '../../platform/log';
 
+/** Where ws.ts answers WebSocket upgrades. */
+const WS_PATH = '/ws';
+
 export interface RouteContext {
   req: IncomingMessage;
   res: ServerResponse;
@@ -99,10 +102,18 @@ async function handle(opts: HttpOptions, table: Map<string, Route[]>, req: Incom
   const denied = checkOrigin(req, opts.guard);
   if (denied) return sendError(res, denied);
   const forPath = table.get(pathname) ?? [];
-  if (forPath.length === 0) {
-    throw new SlotwiseError('SW_ERR_NOT_FOUND', `no route ${req.method} ${pathname} — see /v1/models, /api/status, /metrics, /ws`);
+  if (pathname === WS_PATH && forPath.length === 0) {
+    res.setHeader('Upgrade', 'websocket');
+    throw new SlotwiseError('SW_ERR_UPGRADE_REQUIRED', `${WS_PATH} is the WebSocket (JSON-RPC) endpoint — connect to it with a WebSocket client, with the token`);
   }
-  const route = forPath.find((r) => r.method === req.method);
+  if (forPath.length === 0) {
+    // Named as sent: `//api/status` reads as a URL with host `api`, path /status, which would puzzle whoever sent it.
+    const sent = (req.url ?? '/').split(/[?#]/)[0];
+    throw new SlotwiseError('SW_ERR_NOT_FOUND', `no route ${req.method} ${sent === pathname ? pathname : `${sent} (read as ${pathname})`} — see /v1/models, /api/status, /metrics, /ws`);
+  }
+  // HEAD is GET without the body (Node's response leaves the body out): health probes use it.
+  const method = req.method === 'HEAD' ? 'GET' : req.method;
+  const route = forPath.find((r) => r.method === method);
   if (!route) {
     res.setHeader('Allow', forPath.map((r) => r.method).join(', '));
     throw new SlotwiseError('SW_ERR_METHOD_NOT_ALLOWED', `${pathname} takes ${forPath.map((r) => r.method).join(' or ')}, not ${req.method}`);

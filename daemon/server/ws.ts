@@ -8,6 +8,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { SlotwiseError, errorEnvelope, oneLine, quote, toSlotwiseError } from '../../shared/errors';
 import { checkOrigin, checkToken, type GuardOptions } from './guard';
 import { checkDepth } from './validate';
+import { isWebSocketUpgrade } from './ignore-upgrade';
 import type { Logger } from '../../platform/log';
 import type { RpcFailure, RpcMethod, RpcMethods, RpcNotification, RpcNotifications } from '../../shared/protocol';
 
@@ -34,6 +35,8 @@ export interface WsOptions {
   softBufferBytes?: number;
   /** Unsent bytes above which the peer is closed (1008). Default 64 MiB. */
   hardBufferBytes?: number;
+  /** Serves a request whose Upgrade is not to WebSocket (`h2c`) as plain HTTP (ignore-upgrade.ts). */
+  plain?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 }
 
 const MIB = 1024 * 1024;
@@ -74,6 +77,7 @@ export function attachWebSocket(server: Server, opts: WsOptions): { close(): voi
   });
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (opts.plain && !isWebSocketUpgrade(req)) return opts.plain(req, socket, head);
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     const denied = path !== '/ws' ? new SlotwiseError('SW_ERR_NOT_FOUND', `no WebSocket endpoint at ${path}; use /ws`) : (checkOrigin(req, opts.guard) ?? checkToken(req, opts.guard));
     if (denied) return refuseUpgrade(socket, denied);
@@ -173,9 +177,14 @@ function serve(ws: WebSocket, id: number, opts: WsOptions): void {
       }
     }
   });
-  ws.on('error', (err) => opts.logger.debug(`ws#${id} error: ${err.message}`));
+  ws.on('error', (err) => {
+    // ws closes such a peer with 1009 and no reason: the log says which limit it hit.
+    if ((err as { code?: string }).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') opts.logger.info(`ws#${id} sent a message over ${opts.maxPayload} bytes (limits.maxBodyBytes): closed it (1009)`);
+    else opts.logger.debug(`ws#${id} error: ${err.message}`);
+  });
   ws.on('message', (data, isBinary) => {
-    void handleMessage(isBinary ? '' : data.toString(), conn, opts).then((reply) => reply && send(reply));
+    if (isBinary) return send(failure(null, PARSE_ERROR, 'binary frames are not accepted: send JSON-RPC as text frames'));
+    void handleMessage(data.toString(), conn, opts).then((reply) => reply && send(reply));
   });
 }
 
@@ -184,7 +193,7 @@ async function handleMessage(text: string, conn: RpcConnection, opts: WsOptions)
   try {
     msg = JSON.parse(text);
   } catch (err) {
-    return failure(null, PARSE_ERROR, `parse error: ${(err as Error).message || 'binary frames are not accepted'}`);
+    return failure(null, PARSE_ERROR, `parse error: ${(err as Error).message}`);
   }
   // The id is read (top level only, no recursion) before the depth check, so a client waiting on it
   // gets its answer even when the params nest too deep.

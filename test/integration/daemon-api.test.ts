@@ -104,6 +104,10 @@ describe('daemon API security and errors', () => {
     const d = await startTestDaemon();
     const c = await d.client();
     expect(await c.raw('{not json')).toMatchObject({ jsonrpc: '2.0', id: null, error: { code: -32700 } });
+    expect(await c.raw(Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'status.get' })))).toMatchObject({
+      id: null,
+      error: { code: -32700, message: 'binary frames are not accepted: send JSON-RPC as text frames' },
+    });
     expect(await c.raw('[]')).toMatchObject({ id: null, error: { code: -32600, message: expect.stringContaining('batch') } });
     expect(await c.raw(JSON.stringify({ jsonrpc: '1.0', id: 1, method: 'status.get' }))).toMatchObject({ id: 1, error: { code: -32600 } });
     expect(await c.raw(JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'nope' }))).toMatchObject({

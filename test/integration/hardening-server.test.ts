@@ -137,15 +137,50 @@ describe('hostile request bodies and numbers (real llama-server)', () => {
 });
 
 describe('HTTP and JSON-RPC semantics', () => {
-  it('R8: wrong method is 405 with Allow (HEAD /healthz too); missing and wrong tokens get one 401', async () => {
+  it('answers a request that asks to upgrade to h2c in HTTP/1.1, body and all (curl --http2 and Java clients send it)', async () => {
+    const d = await startTestDaemon();
+    const u = new URL(d.url);
+    const exchange = (head: string, body = ''): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const sock = connect(Number(u.port), u.hostname, () => sock.end(`${head}\r\n${body}`));
+        let text = '';
+        sock.on('data', (b: Buffer) => (text += b.toString()));
+        sock.on('end', () => resolve(text));
+        sock.on('error', reject);
+      });
+    const upgrade = `Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\nAuthorization: Bearer ${d.token}\r\nHost: ${u.host}\r\n`;
+    const get = await exchange(`GET /api/status HTTP/1.1\r\n${upgrade}`);
+    expect(get).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(get).toContain('"verdict"');
+    // The body, sent with the head and after it, reaches the route: its model name is in the answer.
+    const body = JSON.stringify({ model: 'no-such-model', prompt: 'x' });
+    const post = await exchange(`POST /v1/completions HTTP/1.1\r\n${upgrade}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`, body);
+    expect(post).toMatch(/^HTTP\/1\.1 404 /);
+    expect(post).toContain('no-such-model');
+    // A WebSocket upgrade elsewhere than /ws is still refused as one.
+    const ws = await exchange(`GET /v1/models HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nHost: ${u.host}\r\n`);
+    expect(ws).toMatch(/^HTTP\/1\.1 404 /);
+  });
+
+  it('R8: wrong method is 405 with Allow; HEAD is GET without the body; missing and wrong tokens get one 401', async () => {
     const d = await startTestDaemon();
     const post = await raw(d.url, '/api/status', { method: 'POST', headers: { Authorization: `Bearer ${d.token}` }, body: '{}' });
     expect(post.status).toBe(405);
     expect(post.headers.allow).toBe('GET');
     expect(errorOf(post.body)).toMatchObject({ code: 'SW_ERR_METHOD_NOT_ALLOWED', message: expect.stringContaining('/api/status takes GET, not POST') });
     const head = await raw(d.url, '/healthz', { method: 'HEAD' });
-    expect(head.status).toBe(405);
-    expect(head.headers.allow).toBe('GET');
+    expect(head.status).toBe(200);
+    expect(head.headers['content-type']).toMatch(/^application\/json/);
+    expect(head.body).toBe('');
+    const headPost = await raw(d.url, '/v1/completions', { method: 'HEAD', headers: { Authorization: `Bearer ${d.token}` } });
+    expect(headPost.status).toBe(405);
+    expect(headPost.headers.allow).toBe('POST');
+    const ws = await raw(d.url, '/ws', { headers: { Authorization: `Bearer ${d.token}` } });
+    expect(ws.status).toBe(426);
+    expect(errorOf(ws.body)).toMatchObject({ code: 'SW_ERR_UPGRADE_REQUIRED', message: expect.stringContaining('connect to it with a WebSocket client') });
+    const slashes = await raw(d.url, '//api/status', { headers: { Authorization: `Bearer ${d.token}` } });
+    expect(slashes.status).toBe(404);
+    expect(errorOf(slashes.body).message).toContain('no route GET //api/status (read as /status)');
     const get = await raw(d.url, '/v1/completions', { headers: { Authorization: `Bearer ${d.token}` } });
     expect(get.status).toBe(405);
     expect(get.headers.allow).toBe('POST');

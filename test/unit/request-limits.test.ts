@@ -81,6 +81,15 @@ describe('upstreamError', () => {
     expect(upstreamError('m#1', 500, text).code).toBe('SW_ERR_UPSTREAM_REJECTED');
   });
 
+  it("a 500 that llama-server's request parsing throws for a bad request is the request's fault", () => {
+    // Recorded from llama-server: "tools": [{"type":"function"}], and an embedding input longer than its batch.
+    const tools = upstreamError('m#1', 500, llama(500, 'Failed to parse tools: Missing tool function: {"type":"function"}; tools = [\n  {\n    "type": "function"\n  }\n]', 'server_error'));
+    expect(tools).toMatchObject({ code: 'SW_ERR_UPSTREAM_REJECTED', status: 400 });
+    expect(tools.message).toMatch(/^llama-server refused the request \(HTTP 500\): Failed to parse tools: Missing tool function/);
+    const long = upstreamError('e#1', 500, llama(500, 'input (2001 tokens) is too large to process. increase the physical batch size (current batch size: 512)', 'server_error'));
+    expect(long.code).toBe('SW_ERR_UPSTREAM_REJECTED');
+  });
+
   it('any other 5xx is an upstream failure naming the instance', () => {
     const e = upstreamError('m#1', 500, llama(500, 'failed to decode\nbatch', 'server_error'));
     expect(e).toMatchObject({ code: 'SW_ERR_UPSTREAM', message: '[m#1] answered 500: failed to decode' });
