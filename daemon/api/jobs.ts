@@ -2,7 +2,7 @@
 // notifications to every attached connection. Jobs outlive their connection so a client that
 // reconnects re-attaches from the last seq it saw; finished jobs are kept (last 200, 1 h), also on
 // disk (job-archive.ts) so they survive a daemon restart.
-import { SlotwiseError, toSlotwiseError } from '../../shared/errors';
+import { SlotwiseError, quote, toSlotwiseError } from '../../shared/errors';
 import type { ChatMessage, JobSummary, JobTimings, JobUsage, PromptParams, RpcNotification, RpcNotifications } from '../../shared/protocol';
 import { dispatch, InstanceGoneError } from '../scheduler/dispatch';
 import type { Lease, Scheduler } from '../scheduler/scheduler';
@@ -15,6 +15,7 @@ import type { JobArchive } from './job-archive';
 import { requireModelKind } from './model-kind';
 import { parsePriority, parseSession } from './request-class';
 import { anySignal } from './any-signal';
+import { closest } from '../config/unknown-keys';
 
 /** job.queued notifications per job at most this often: a moving queue must not flood a client. */
 export const QUEUED_NOTIFY_MS = 250;
@@ -136,10 +137,12 @@ export class JobStore {
     return { jobId: job.summary.jobId };
   }
 
+  /** Cancels a queued or running job; the reply shows it cancelled (its job.error follows as it stops). A finished job is left as it ended. */
   cancel(jobId: string): JobSummary {
     const job = this.#get(jobId);
-    job.abort.abort(new SlotwiseError('SW_ERR_CANCELLED', `job ${jobId.slice(0, 8)} was cancelled`));
-    return { ...job.summary };
+    if (job.summary.state !== 'queued' && job.summary.state !== 'running') return { ...job.summary };
+    job.abort.abort(new SlotwiseError('SW_ERR_CANCELLED', `job ${jobId.slice(0, 8)} was cancelled (prompt.cancel)`));
+    return { ...job.summary, state: 'cancelled' };
   }
 
   /** Replays deltas after fromSeq to this connection, then streams the rest live (or the end, if finished). */
@@ -275,10 +278,21 @@ function jobIdParam(params: unknown, where: string): string {
   return id;
 }
 
+/** prompt.submit's fields (shared/protocol.ts PromptParams). */
+const PROMPT_FIELDS: readonly string[] = ['model', 'prompt', 'messages', 'maxTokens', 'temperature', 'topP', 'seed', 'stop', 'priority', 'session'] satisfies (keyof PromptParams)[];
+
 /** Validates prompt.submit params; `model` may be omitted when exactly one model is configured. */
 export function parsePromptParams(raw: unknown, supervisor: Supervisor): PromptParams & { model: string } {
   const where = 'prompt.submit';
   const p = asObject(raw, where);
+  // A field it does not know would be dropped silently: `max_tokens` for `maxTokens` ran to the context's end.
+  for (const key of Object.keys(p)) {
+    if (PROMPT_FIELDS.includes(key)) continue;
+    const camel = key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+    const near = PROMPT_FIELDS.includes(camel) ? camel : closest(key, PROMPT_FIELDS);
+    const fix = near !== undefined ? `use "${near}"` : `the fields are ${PROMPT_FIELDS.join(', ')}`;
+    throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}: ${quote(key)} is not a prompt.submit field — ${fix}`);
+  }
   const model = supervisor.resolveModel(optString(p, 'model', where), where);
   requireModelKind(supervisor, model, 'completion', where);
   const { ctxPerSlot } = supervisor.modelConfig(model);

@@ -105,9 +105,10 @@ export async function postStream(inst: LlamaInstance, path: string, payload: str
 export function classifyUpstreamError(err: unknown, inst: Pick<LlamaInstance, 'id' | 'requestSignal'>, signal: AbortSignal): Error {
   const instance = inst.id;
   if (signal.aborted) {
-    // The daemon's own reasons (shutdown, a newer request of the session) travel as the abort reason; any other abort is the client leaving.
+    // The daemon's own reasons (shutdown, a newer request of the session, prompt.cancel, the client gone) travel
+    // as the abort reason, with their own words; any other abort is the client leaving.
     const reason: unknown = signal.reason;
-    if (reason instanceof SlotwiseError && (reason.code === 'SW_ERR_SHUTTING_DOWN' || reason.code === 'SW_ERR_SUPERSEDED')) return reason;
+    if (reason instanceof SlotwiseError && (reason.code === 'SW_ERR_SHUTTING_DOWN' || reason.code === 'SW_ERR_SUPERSEDED' || reason.code === 'SW_ERR_CANCELLED')) return reason;
     return new SlotwiseError('SW_ERR_CANCELLED', 'client disconnected', { cause: err });
   }
   const stalled = inst.requestSignal.aborted ? inst.requestSignal.reason : undefined;

@@ -19,7 +19,7 @@ export function rejectUnknown(ctx: Ctx, prefix: string, obj: Record<string, unkn
 }
 
 /** The allowed key nearest to a typo by edit distance, ignoring case, `-` and `_`; undefined when none is close. */
-function closest(key: string, allowed: readonly string[]): string | undefined {
+export function closest(key: string, allowed: readonly string[]): string | undefined {
   const norm = (s: string) => s.toLowerCase().replace(/[-_]/g, '');
   let best: string | undefined;
   let bestDistance = Infinity;

@@ -104,6 +104,12 @@ describe('hostile request bodies and numbers (real llama-server)', () => {
       code: 'SW_ERR_BAD_REQUEST',
       message: expect.stringMatching(/"maxTokens" must be an integer from 1 to 256/),
     });
+    // A field it does not know is refused, not dropped (max_tokens was ignored: the job ran to the context's end).
+    await expect(c.call('prompt.submit', { model: 'tiny', prompt: 'x', max_tokens: 3 } as never)).rejects.toMatchObject({
+      code: 'SW_ERR_BAD_REQUEST',
+      message: 'prompt.submit: "max_tokens" is not a prompt.submit field — use "maxTokens"',
+    });
+    await expect(c.call('prompt.submit', { model: 'tiny', prompt: 'x', temprature: 0 } as never)).rejects.toMatchObject({ message: expect.stringContaining('use "temperature"') });
     expect(balance(await d.status())).toMatchObject({ balanced: true, outcomes: { completed: 1, failed: 0 } });
   });
 

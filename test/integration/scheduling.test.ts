@@ -186,12 +186,14 @@ describe('scheduling through the daemon (real llama-server)', () => {
     expect(end.finishReason).toBe('length');
 
     // Cancel a running job: job.error with SW_ERR_CANCELLED and the slot is freed.
-    const errors: { jobId: string; code: string }[] = [];
+    const errors: { jobId: string; code: string; message: string }[] = [];
     c2.on('job.error', (e) => errors.push(e));
     const { jobId: j2 } = await c2.call('prompt.submit', { model: 'tiny', messages: [{ role: 'user', content: 'Hi' }], maxTokens: 1800 });
     await waitUntil(async () => (await c2.call('jobs.list')).find((j) => j.jobId === j2)?.state === 'running', 'job running');
-    await c2.call('prompt.cancel', { jobId: j2 });
+    expect((await c2.call('prompt.cancel', { jobId: j2 })).state).toBe('cancelled');
     await waitUntil(() => errors.some((e) => e.jobId === j2 && e.code === 'SW_ERR_CANCELLED'), 'job.error cancelled', 3000);
+    // Its reason is the cancel, not a client that left.
+    expect(errors.find((e) => e.jobId === j2)!.message).toBe(`job ${j2.slice(0, 8)} was cancelled (prompt.cancel)`);
     await waitUntil(async () => !(await llamaBusy(d)).some(Boolean), 'slot freed', 2000);
     const list = await c2.call('jobs.list');
     expect(list.find((j) => j.jobId === jobId)?.state).toBe('completed');
