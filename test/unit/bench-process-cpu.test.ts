@@ -8,9 +8,14 @@ import { cpuPerRequest, processCpuUs } from '../../bench/process-cpu';
 const onLinux = process.platform === 'linux';
 
 /** Keeps this thread on the CPU for `ms`. */
+/** Busy until this process has spent `ms` of CPU (not wall time: on a loaded host the loop is descheduled). */
 function spin(ms: number): void {
-  const end = performance.now() + ms;
-  while (performance.now() < end);
+  const cpu = (): number => {
+    const u = process.cpuUsage();
+    return u.user + u.system;
+  };
+  const end = cpu() + ms * 1000;
+  while (cpu() < end);
 }
 
 describe.runIf(onLinux)('processCpuUs', () => {
@@ -18,7 +23,7 @@ describe.runIf(onLinux)('processCpuUs', () => {
     const before = processCpuUs(process.pid)!;
     spin(30);
     const spent = processCpuUs(process.pid)! - before;
-    // At least most of the 30 ms (a busy loop may be descheduled), and not wildly more.
+    // The 30 ms of CPU, give or take the clock's resolution, and not wildly more.
     expect(spent).toBeGreaterThan(15_000);
     expect(spent).toBeLessThan(1_000_000);
   });
