@@ -5,9 +5,9 @@ import { dirname, relative, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { loadConfig } from '../../daemon/config/load';
 import { resolveConfigPath } from '../../shared/paths';
-import { SlotwiseError } from '../../shared/errors';
+import { SlotwiseError, toSlotwiseError } from '../../shared/errors';
 import { findDaemon } from '../locate';
-import { stateDirPaths } from '../../shared/state-dir';
+import { stateDirError, stateDirPaths } from '../../shared/state-dir';
 import { inspectStateDir } from '../../shared/state-dir-perms';
 import { findLlamaServer } from '../../toolchain/binary';
 import { readGgufHeader, summarizeGguf } from '../../gguf/gguf';
@@ -146,8 +146,13 @@ export const doctorCommand: Command = {
     const rocm = await which('rocm-smi', ctx.env);
     line('info', 'GPU tools', [smi ? `nvidia-smi (${gpus})` : '', rocm ? 'rocm-smi' : ''].filter(Boolean).join(', ') || 'none: CPU-only host, per-process CPU/RSS shown instead');
     await checkStateDir(ctx.stateDir, line);
-    const daemon = await findDaemon(ctx.stateDir);
-    line('info', 'daemon', daemon ? `running at ${daemon.url} (pid ${daemon.info.pid}, version ${daemon.info.version})` : 'not running — `slotwise start`');
+    try {
+      const daemon = await findDaemon(ctx.stateDir);
+      line('info', 'daemon', daemon ? `running at ${daemon.url} (pid ${daemon.info.pid}, version ${daemon.info.version})` : 'not running — `slotwise start`');
+    } catch (err) {
+      const e = toSlotwiseError(err);
+      line('info', 'daemon', e.code === 'SW_ERR_STATE_DIR_UNUSABLE' ? 'not looked for: the state dir is unusable' : `cannot tell: ${e.message}`);
+    }
     return problems ? 1 : 0;
   },
 };
@@ -173,7 +178,9 @@ async function checkStateDir(dir: string, line: DoctorLine): Promise<void> {
     line(problems.length === 0, 'state dir', problems.length ? `${dir}: ${problems.length} permission problem(s)` : dir);
     for (const p of problems) line(false, `  ${relative(dir, p.path) || '.'}`, `${p.problem} — ${p.fix}`);
   } catch (err) {
-    line(false, 'state dir', `${dir}: ${(err as Error).message}`);
+    // A state dir that is a file, or one we may not use: the line the daemon would fail with.
+    const e = await stateDirError(dir, err, 'write');
+    line(false, 'state dir', e instanceof SlotwiseError ? e.message : `${dir}: ${(err as Error).message}`);
   }
 }
 

@@ -1,0 +1,62 @@
+// How the CLI answers a command line or a state dir it cannot use: one line on stderr that names the
+// option or path, the exit code of its kind (2: usage or config), never an internal error or a stack.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { main } from '../../cli/main';
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** main() in this process, its output captured. */
+async function slotwise(...args: string[]): Promise<Run> {
+  let stdout = '';
+  let stderr = '';
+  vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => ((stdout += String(chunk)), true));
+  vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => ((stderr += String(chunk)), true));
+  try {
+    const code = await main(args);
+    return { code, stdout, stderr };
+  } finally {
+    vi.restoreAllMocks();
+  }
+}
+
+afterEach(() => vi.restoreAllMocks());
+
+const temp = (): string => mkdtempSync(join(tmpdir(), 'slotwise-cli-'));
+
+/** A config with no models, so nothing needs llama-server or a model file. */
+function noModels(): string {
+  const path = join(temp(), 'config.json');
+  writeFileSync(path, '{"models":{}}');
+  return path;
+}
+
+describe('a state dir that is a plain file', () => {
+  const file = join(temp(), 'state');
+  writeFileSync(file, '');
+  const f = ['--state-dir', file, '--config', noModels(), '--port', '0'];
+
+  it.each([['status'], ['start'], ['stop'], ['jobs'], ['prompt', 'hi'], ['logs'], ['daemon']])('%s says so in one line, exit 2', async (...command) => {
+    for (const verbose of [[], ['-v']]) {
+      const r = await slotwise(...command, ...f, ...verbose);
+      expect(r.code).toBe(2);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toContain(`state dir ${file} is not a directory`);
+      expect(r.stderr).not.toContain('internal error');
+    }
+  });
+
+  it('doctor reports it as a problem and goes on to the end', async () => {
+    const r = await slotwise('doctor', ...f);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/^✗ state dir .*is not a directory/m);
+    expect(r.stdout).toMatch(/^· daemon /m);
+  });
+});
