@@ -5,6 +5,7 @@ import { SlotwiseError, toSlotwiseError } from '../shared/errors';
 import { reportInternalError } from '../platform/internal-errors';
 import { resolveStateDir } from '../shared/paths';
 import { COMMANDS, type CommandContext } from './commands/index';
+import { intValue } from './args';
 
 const GLOBAL_OPTIONS = {
   'state-dir': { type: 'string' },
@@ -85,11 +86,10 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(`${command.help ?? `slotwise ${name} ${command.args ?? ''}\n\n${command.summary}`}\n`);
       return 0;
     }
-    const portText = values.port as string | undefined;
-    const port = portText === undefined ? undefined : Number(portText);
-    if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) {
-      throw new SlotwiseError('SW_ERR_USAGE', `--port must be an integer 0..65535, got "${portText}"`);
-    }
+    // An empty value would mean "the default" further on (`--state-dir ""`: the default state dir).
+    const empty = Object.keys(values).find((key) => values[key] === '');
+    if (empty) throw new SlotwiseError('SW_ERR_USAGE', `--${empty} needs a value, got an empty one — see \`slotwise ${name} --help\``);
+    const port = values.port === undefined ? undefined : intValue('--port', values.port as string, 0, 65535);
     const ctx: CommandContext = {
       values,
       positionals: parsed.positionals,

@@ -60,3 +60,34 @@ describe('a state dir that is a plain file', () => {
     expect(r.stdout).toMatch(/^· daemon /m);
   });
 });
+
+describe('option values', () => {
+  const stateDir = (): string[] => ['--state-dir', join(temp(), 'state')];
+
+  it.each([
+    ['--state-dir', ['status', '--state-dir', '']],
+    ['--state-dir', ['--state-dir=', 'status']],
+    ['--config', ['status', '--config', '', '--port', '0']],
+    ['--port', ['status', '--port', '']],
+    ['--port', ['status', '--port=']],
+  ])('an empty %s is a usage error naming it, not the default', async (option, args) => {
+    const r = await slotwise(...args);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toContain(option);
+  });
+
+  it.each(['0x1EEF', '1e3', '1.5', '65536', '7373x', ' 80'])('--port %j is not a port: usage error', async (port) => {
+    const r = await slotwise('status', ...stateDir(), `--port=${port}`);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--port .*0 to 65535/);
+  });
+
+  it('--port in plain decimal from 0 to 65535 goes through (here to "no daemon running")', async () => {
+    for (const port of ['0', '7373', '65535']) {
+      const r = await slotwise('status', ...stateDir(), '--port', port);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/no daemon running/);
+    }
+  });
+});
