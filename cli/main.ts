@@ -1,11 +1,11 @@
 // `slotwise` — thin: parse arguments, call a command, print. Exit codes: 0 ok, 1 failure, 2 bad usage/config.
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { ParseArgsConfig } from 'node:util';
 import { version } from '../package.json';
 import { SlotwiseError, toSlotwiseError } from '../shared/errors';
 import { reportInternalError } from '../platform/internal-errors';
 import { resolveStateDir } from '../shared/paths';
 import { COMMANDS, type CommandContext } from './commands/index';
-import { intValue } from './args';
+import { intValue, parseOptions } from './args';
 
 const GLOBAL_OPTIONS = {
   'state-dir': { type: 'string' },
@@ -74,21 +74,12 @@ export async function main(argv: string[]): Promise<number> {
     if (name === undefined) throw new SlotwiseError('SW_ERR_USAGE', `no command after "${rest.join(' ')}" — run \`slotwise --help\` for the list`);
     if (name.startsWith('-')) throw new SlotwiseError('SW_ERR_USAGE', `unknown option "${name}" before the command — the options for every command are ${everyCommandOptions()}`);
     if (!command) throw new SlotwiseError('SW_ERR_USAGE', `unknown command "${name}" — run \`slotwise --help\` for the list`);
-    const options = { ...GLOBAL_OPTIONS, ...command.options };
-    let parsed;
-    try {
-      parsed = parseArgs({ args: rest, options, allowPositionals: true, strict: true });
-    } catch (err) {
-      throw new SlotwiseError('SW_ERR_USAGE', `${(err as Error).message.split('\n')[0]} — see \`slotwise ${name} --help\``);
-    }
-    const values = parsed.values as Record<string, string | boolean | undefined>;
+    const parsed = parseOptions(name, { ...GLOBAL_OPTIONS, ...command.options }, rest);
+    const values = parsed.values;
     if (values.help) {
       process.stdout.write(`${command.help ?? `slotwise ${name} ${command.args ?? ''}\n\n${command.summary}`}\n`);
       return 0;
     }
-    // An empty value would mean "the default" further on (`--state-dir ""`: the default state dir).
-    const empty = Object.keys(values).find((key) => values[key] === '');
-    if (empty) throw new SlotwiseError('SW_ERR_USAGE', `--${empty} needs a value, got an empty one — see \`slotwise ${name} --help\``);
     const port = values.port === undefined ? undefined : intValue('--port', values.port as string, 0, 65535);
     const ctx: CommandContext = {
       values,

@@ -99,8 +99,8 @@ export const demoCommand: Command = {
 function positiveInt(ctx: CommandContext, name: string, fallback: number, min = 1): number {
   const raw = ctx.values[name];
   if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new SlotwiseError('SW_ERR_USAGE', `--${name} must be an integer >= ${min}, got "${raw}"`);
+  const n = /^\d+$/.test(String(raw)) ? Number(raw) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < min) throw new SlotwiseError('SW_ERR_USAGE', `--${name} must be an integer >= ${min}, got "${raw}"`);
   return n;
 }
 

@@ -1,6 +1,7 @@
 // `up MODEL`, `down MODEL`, `restart MODEL`, `logs [MODEL]`.
 import { modelSlots } from '../../shared/slots';
 import { SlotwiseError } from '../../shared/errors';
+import { intValue, numberValue } from '../args';
 import { withDaemon } from '../locate';
 import type { RpcClient } from '../../shared/rpc-client';
 import type { ModelStatus } from '../../shared/protocol';
@@ -45,10 +46,11 @@ export const upCommand: Command = {
   options: { 'no-wait': { type: 'boolean' }, timeout: { type: 'string' } },
   async run(ctx) {
     const model = modelArg(ctx, 'up');
+    const timeoutS = ctx.values.timeout === undefined ? 600 : numberValue('--timeout', ctx.values.timeout as string, 1, 86_400);
     return withDaemon(ctx.stateDir, async (client) => {
       await client.call('models.start', { model });
       if (ctx.values['no-wait']) return 0;
-      const m = await waitReady(client, model, ctx, Number(ctx.values.timeout ?? 600) * 1000);
+      const m = await waitReady(client, model, ctx, timeoutS * 1000);
       const slots = modelSlots(m).total;
       ctx.stdout.write(`${model}: ${m.instances.length} instance(s) ready, ${slots} slots\n`);
       return 0;
@@ -89,8 +91,7 @@ export const logsCommand: Command = {
   options: { lines: { type: 'string', short: 'n' } },
   async run(ctx) {
     const target = ctx.positionals[0];
-    const lines = Number(ctx.values.lines ?? 100);
-    if (!Number.isInteger(lines) || lines < 1) throw new SlotwiseError('SW_ERR_USAGE', `--lines must be a positive integer, got "${ctx.values.lines}"`);
+    const lines = ctx.values.lines === undefined ? 100 : intValue('-n', ctx.values.lines as string, 1);
     return withDaemon(ctx.stateDir, async (client) => {
       const params = target?.includes('#') ? { instance: target, lines } : { model: target, lines };
       const res = await client.call('logs.tail', params);

@@ -1,6 +1,7 @@
 // `prompt`, `jobs`, `attach ID`, `cancel ID`: prompt jobs from the terminal. Tokens stream to stdout;
 // Ctrl-C, SIGTERM, SIGHUP or a closed stdout cancel the job (with --detach the job keeps running and its id is printed).
 import { SlotwiseError } from '../../shared/errors';
+import { intValue, numberValue } from '../args';
 import { withDaemon } from '../locate';
 import type { RpcClient } from '../../shared/rpc-client';
 import type { JobSummary, RpcNotifications } from '../../shared/protocol';
@@ -12,6 +13,9 @@ type EndEvent =
   | { kind: 'error'; error: RpcNotifications['job.error'] }
   | { kind: 'interrupted'; why: Interruption };
 type Interruption = 'SIGINT' | 'SIGTERM' | 'SIGHUP' | 'EPIPE';
+
+/** The daemon's bound on a prompt's temperature (prompt.submit, like the OpenAI routes). */
+const MAX_TEMPERATURE = 100;
 
 /** Exit codes as a shell reports a process killed by the signal (EPIPE: SIGPIPE's). */
 const INTERRUPTED_EXIT: Record<Interruption, number> = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129, EPIPE: 141 };
@@ -107,19 +111,15 @@ export const promptCommand: Command = {
   async run(ctx) {
     const text = ctx.positionals.length && ctx.positionals[0] !== '-' ? ctx.positionals.join(' ') : await readStdin();
     if (!text.trim()) throw new SlotwiseError('SW_ERR_USAGE', 'no prompt: give TEXT or pipe it on stdin');
-    const num = (name: string): number | undefined => {
-      const v = ctx.values[name];
-      if (v === undefined) return undefined;
-      const n = Number(v);
-      if (!Number.isFinite(n)) throw new SlotwiseError('SW_ERR_USAGE', `--${name} must be a number, got "${v}"`);
-      return n;
-    };
+    // Checked here, before a daemon is needed, in the flags' own words; the daemon checks them too.
+    const maxTokens = ctx.values['max-tokens'] === undefined ? undefined : intValue('--max-tokens', ctx.values['max-tokens'] as string, 1);
+    const temperature = ctx.values.temperature === undefined ? undefined : numberValue('--temperature', ctx.values.temperature as string, 0, MAX_TEMPERATURE);
     return withDaemon(ctx.stateDir, async (client) => {
       const json = ctx.values.json === true;
       const base = {
         model: ctx.values.model as string | undefined,
-        maxTokens: num('max-tokens'),
-        temperature: num('temperature'),
+        maxTokens,
+        temperature,
         ...(ctx.values.background ? { priority: 'background' as const } : {}),
       };
       const params = ctx.values.chat ? { ...base, messages: [{ role: 'user' as const, content: text }] } : { ...base, prompt: text };
@@ -146,12 +146,11 @@ export const attachCommand: Command = {
   async run(ctx) {
     const [jobId] = ctx.positionals;
     if (!jobId) throw new SlotwiseError('SW_ERR_USAGE', 'usage: slotwise attach ID');
+    const fromSeq = ctx.values.from === undefined ? 0 : intValue('--from', ctx.values.from as string, 0);
     return withDaemon(ctx.stateDir, async (client) => {
       const json = ctx.values.json === true;
       const followed = follow(client, ctx, json);
       try {
-        const fromSeq = Number(ctx.values.from ?? 0);
-        if (!Number.isInteger(fromSeq) || fromSeq < 0) throw new SlotwiseError('SW_ERR_USAGE', `--from must be a non-negative integer, got "${ctx.values.from}"`);
         followed.setJob(jobId, fromSeq);
         await client.call('prompt.attach', { jobId, fromSeq });
         return await finish(client, jobId, await followed.done, ctx, json);

@@ -91,3 +91,60 @@ describe('option values', () => {
     }
   });
 });
+
+describe('options in our own words', () => {
+  const sd = (): string[] => ['--state-dir', join(temp(), 'state')];
+  const oneLine = (r: Run): void => {
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).not.toMatch(/ambiguous|To specify/);
+  };
+
+  it.each([
+    ['--port', '-1', ['status', '--port', '-1']],
+    ['--port', '-1', ['--port', '-1', 'status']],
+    ['--port', '-1', ['status', '--port=-1']],
+    ['-n', '-5', ['logs', '-n', '-5']],
+    ['-n', '-5', ['logs', '--lines=-5']],
+    ['--max-tokens', '-1', ['prompt', '--max-tokens', '-1', 'hi']],
+    ['--temperature', '-1', ['prompt', '--temperature', '-1', 'hi']],
+    ['--temperature', '1e1', ['prompt', '--temperature', '1e1', 'hi']],
+    ['--gpu-layers', '-5', ['plan', 'x', '--gpu-layers', '-5']],
+    ['--ctx', '0x100', ['plan', 'x', '--ctx', '0x100']],
+    ['--dim', '-4', ['tiny-model', join(tmpdir(), 'never-written.gguf'), '--dim', '-4']],
+    ['--requests', '-3', ['bench', '--requests', '-3']],
+    ['--from', '-1', ['attach', 'some-id', '--from', '-1']],
+    ['--timeout', '-5', ['start', '--timeout', '-5']],
+  ])('%s %s is read as a number and range-checked before anything runs: usage error naming it', async (option, value, args) => {
+    const r = await slotwise(...args, ...sd());
+    expect(r.code).toBe(2);
+    oneLine(r);
+    expect(r.stderr).toContain(option);
+    expect(r.stderr).toContain(value);
+  });
+
+  it('an unknown option names itself and the command, with balanced quotes', async () => {
+    for (const [command, option] of [['status', '--bogus'], ['jobs', '-x'], ['logs', '--constructor']] as const) {
+      const r = await slotwise(command, option, ...sd());
+      expect(r.code).toBe(2);
+      oneLine(r);
+      expect(r.stderr).toContain(option);
+      expect(r.stderr).toContain(`"${command}"`);
+      expect(r.stderr).toContain(`slotwise ${command} --help`);
+      expect(r.stderr.split("'").length % 2).toBe(1);
+    }
+  });
+
+  it('an option whose value was forgotten, and a flag given a value, are usage errors naming them', async () => {
+    const forgot = await slotwise('status', '--config', '-v', ...sd());
+    expect(forgot.code).toBe(2);
+    oneLine(forgot);
+    expect(forgot.stderr).toMatch(/--config needs a value/);
+    const atEnd = await slotwise('status', ...sd(), '--config');
+    expect(atEnd.code).toBe(2);
+    expect(atEnd.stderr).toMatch(/--config needs a value/);
+    const flag = await slotwise('status', '--json=yes', ...sd());
+    expect(flag.code).toBe(2);
+    oneLine(flag);
+    expect(flag.stderr).toContain('--json');
+  });
+});
