@@ -43,6 +43,7 @@ async function waitReady(client: RpcClient, model: string, ctx: CommandContext, 
 export const upCommand: Command = {
   summary: 'start a configured model and wait until its slots are ready',
   args: 'MODEL',
+  maxArgs: 1,
   options: { 'no-wait': { type: 'boolean' }, timeout: { type: 'string' } },
   async run(ctx) {
     const model = modelArg(ctx, 'up');
@@ -61,6 +62,7 @@ export const upCommand: Command = {
 export const downCommand: Command = {
   summary: 'stop every instance of a model',
   args: 'MODEL',
+  maxArgs: 1,
   async run(ctx) {
     const model = modelArg(ctx, 'down');
     return withDaemon(ctx.stateDir, async (client) => {
@@ -74,6 +76,7 @@ export const downCommand: Command = {
 export const restartCommand: Command = {
   summary: 'restart every instance of a model',
   args: 'MODEL',
+  maxArgs: 1,
   async run(ctx) {
     const model = modelArg(ctx, 'restart');
     return withDaemon(ctx.stateDir, async (client) => {
@@ -88,6 +91,7 @@ export const restartCommand: Command = {
 export const logsCommand: Command = {
   summary: 'print the last lines of a model\'s llama-server output',
   args: '[MODEL|INSTANCE]',
+  maxArgs: 1,
   options: { lines: { type: 'string', short: 'n' } },
   async run(ctx) {
     const target = ctx.positionals[0];

@@ -20,6 +20,7 @@ const USAGE = 'slotwise plan MODEL|PATH [--ctx N] [--slots N] [--gpu-layers N|al
 export const planCommand: Command = {
   summary: 'memory a model needs per GPU and host RAM at each slots × context, and the most slots that fit',
   args: 'MODEL|PATH',
+  maxArgs: 1,
   help: [
     USAGE,
     '',

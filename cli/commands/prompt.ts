@@ -142,6 +142,7 @@ export const promptCommand: Command = {
 export const attachCommand: Command = {
   summary: 'follow a prompt job from the start (or --from SEQ)',
   args: 'ID',
+  maxArgs: 1,
   options: { from: { type: 'string' }, json: { type: 'boolean' } },
   async run(ctx) {
     const [jobId] = ctx.positionals;
@@ -164,6 +165,7 @@ export const attachCommand: Command = {
 export const cancelCommand: Command = {
   summary: 'cancel a prompt job',
   args: 'ID',
+  maxArgs: 1,
   async run(ctx) {
     const [jobId] = ctx.positionals;
     if (!jobId) throw new SlotwiseError('SW_ERR_USAGE', 'usage: slotwise cancel ID');

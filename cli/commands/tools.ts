@@ -54,6 +54,7 @@ export const setupCommand: Command = {
 export const tinyModelCommand: Command = {
   summary: 'write a tiny random-weight llama GGUF (for trying Slotwise without a real model)',
   args: 'PATH',
+  maxArgs: 1,
   help: [
     'slotwise tiny-model PATH [--dim N] [--layers N] [--seed N] [--fim | --embedding | --rerank]',
     '',

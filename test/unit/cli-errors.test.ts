@@ -148,3 +148,47 @@ describe('options in our own words', () => {
     expect(flag.stderr).toContain('--json');
   });
 });
+
+describe('arguments', () => {
+  const sd = (): string[] => ['--state-dir', join(temp(), 'state')];
+
+  it.each([
+    ['extra', ['start', 'extra']],
+    ['extra', ['stop', 'extra']],
+    ['extra', ['status', 'extra']],
+    ['extra', ['jobs', 'extra']],
+    ['extra', ['doctor', 'extra']],
+    ['extra', ['daemon', 'extra']],
+    ['b', ['logs', 'a', 'b']],
+    ['b', ['cancel', 'a', 'b']],
+    ['b', ['attach', 'a', 'b']],
+    ['b', ['up', 'a', 'b']],
+    ['a', ['plan', 'x', 'a']],
+  ])('one argument too many (%s) is a usage error naming it, before the command runs', async (extra, args) => {
+    const r = await slotwise(...args, ...sd());
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toContain(`"${extra}"`);
+  });
+
+  it('prompt still takes its text as several words', async () => {
+    const r = await slotwise('prompt', 'several', 'words', ...sd());
+    expect(r.stderr).toMatch(/no daemon running/);
+  });
+
+  it('`slotwise help status` prints what `slotwise status --help` does', async () => {
+    const own = await slotwise('status', '--help');
+    const viaHelp = await slotwise('help', 'status');
+    expect(viaHelp.code).toBe(0);
+    expect(viaHelp.stdout).toBe(own.stdout);
+    expect(viaHelp.stdout).not.toBe((await slotwise('--help')).stdout);
+    expect((await slotwise('help', 'bogus')).code).toBe(2);
+  });
+
+  it('a name of a plain object property is not a command', async () => {
+    const r = await slotwise('constructor');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('unknown command "constructor"');
+  });
+});
