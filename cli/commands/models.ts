@@ -2,6 +2,7 @@
 import { modelSlots } from '../../shared/slots';
 import { SlotwiseError } from '../../shared/errors';
 import { intValue, numberValue } from '../args';
+import { LOGS_TAIL_MAX_LINES } from '../../daemon/server/rpc';
 import { withDaemon } from '../locate';
 import type { RpcClient } from '../../shared/rpc-client';
 import type { ModelStatus } from '../../shared/protocol';
@@ -95,7 +96,7 @@ export const logsCommand: Command = {
   options: { lines: { type: 'string', short: 'n' } },
   async run(ctx) {
     const target = ctx.positionals[0];
-    const lines = ctx.values.lines === undefined ? 100 : intValue('-n', ctx.values.lines as string, 1);
+    const lines = ctx.values.lines === undefined ? 100 : intValue('-n', ctx.values.lines as string, 1, LOGS_TAIL_MAX_LINES);
     return withDaemon(ctx.stateDir, async (client) => {
       const params = target?.includes('#') ? { instance: target, lines } : { model: target, lines };
       const res = await client.call('logs.tail', params);

@@ -125,7 +125,7 @@ export const promptCommand: Command = {
       const params = ctx.values.chat ? { ...base, messages: [{ role: 'user' as const, content: text }] } : { ...base, prompt: text };
       const followed = follow(client, ctx, json); // listening before submit: no early delta is missed
       try {
-        const { jobId } = await client.call('prompt.submit', params);
+        const { jobId } = await client.call('prompt.submit', params).catch((err: unknown) => Promise.reject(inFlagTerms(err)));
         if (ctx.values.detach) {
           ctx.stdout.write(`${jobId}\n`);
           return 0;
@@ -138,6 +138,24 @@ export const promptCommand: Command = {
     });
   },
 };
+
+/** The flags that set prompt.submit's params, by param. */
+const FLAG_OF_PARAM: Record<string, string> = { model: '--model', maxTokens: '--max-tokens', temperature: '--temperature' };
+
+/**
+ * prompt.submit's checks that depend on the daemon's models (a --max-tokens above the model's context
+ * per slot, no --model among several models) name its params: `prompt.submit: "maxTokens" must be …`.
+ * The user gave flags: the same error in their terms. Any other error is returned as it is.
+ */
+export function inFlagTerms(err: unknown): unknown {
+  if (!(err instanceof SlotwiseError) || err.code !== 'SW_ERR_BAD_REQUEST') return err;
+  const several = /^prompt\.submit: "model" is required — configured models: (.+)$/.exec(err.message);
+  if (several) return new SlotwiseError(err.code, `several models are configured (${several[1]}): pass --model NAME`, { cause: err });
+  const param = /^prompt\.submit: "(\w+)" (must be .*)$/.exec(err.message);
+  const flag = param && Object.hasOwn(FLAG_OF_PARAM, param[1]!) ? FLAG_OF_PARAM[param[1]!] : undefined;
+  if (!param || !flag) return err;
+  return new SlotwiseError(err.code, `${flag} ${param[2]!.replace(/, got the number (\S+)$/, ', got $1')}`, { cause: err });
+}
 
 export const attachCommand: Command = {
   summary: 'follow a prompt job from the start (or --from SEQ)',

@@ -5,6 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../../cli/main';
+import { inFlagTerms } from '../../cli/commands/prompt';
+import { parsePromptParams } from '../../daemon/api/jobs';
+import { Supervisor } from '../../daemon/runtime/supervisor';
+import { LOGS_TAIL_MAX_LINES } from '../../daemon/server/rpc';
+import { SlotwiseError } from '../../shared/errors';
 
 interface Run {
   code: number;
@@ -190,5 +195,58 @@ describe('arguments', () => {
     const r = await slotwise('constructor');
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('unknown command "constructor"');
+  });
+});
+
+describe("the daemon's checks in the flags' terms", () => {
+  const sd = (): string[] => ['--state-dir', join(temp(), 'state')];
+
+  it('logs -n above what the daemon returns is a usage error before a daemon is needed', async () => {
+    const r = await slotwise('logs', '-n', String(LOGS_TAIL_MAX_LINES + 1), ...sd());
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('-n');
+    expect(r.stderr).toContain(String(LOGS_TAIL_MAX_LINES));
+    expect(r.stderr).not.toMatch(/logs\.tail|"lines"/);
+    // The most it returns is fine (here: on to "no daemon running").
+    expect((await slotwise('logs', '-n', String(LOGS_TAIL_MAX_LINES), ...sd())).stderr).toMatch(/no daemon running/);
+  });
+
+  /** What the daemon's prompt.submit says to these params, with these models configured (context 512 per slot). */
+  function daemonSays(params: Record<string, unknown>, models: string[]): SlotwiseError {
+    const supervisor = {
+      resolveModel: Supervisor.prototype.resolveModel, // reads only modelNames() when no model is named
+      modelNames: () => models,
+      modelConfig: (name: string) => ({ name, kind: 'completion', ctxPerSlot: 512 }),
+    } as unknown as Supervisor;
+    try {
+      parsePromptParams(params, supervisor);
+    } catch (err) {
+      return err as SlotwiseError;
+    }
+    throw new Error('the daemon accepted it');
+  }
+
+  it('no --model among several models names them and the flag', () => {
+    const err = inFlagTerms(daemonSays({ prompt: 'hi' }, ['big', 'tiny'])) as SlotwiseError;
+    expect(err.exitCode).toBe(2);
+    expect(err.message).toContain('big, tiny');
+    expect(err.message).toContain('--model');
+    expect(err.message).not.toMatch(/prompt\.submit|"model"/);
+  });
+
+  it('--max-tokens above the model\'s context per slot names the flag, the bound and the value', () => {
+    const err = inFlagTerms(daemonSays({ prompt: 'hi', maxTokens: 6000 }, ['tiny'])) as SlotwiseError;
+    expect(err.exitCode).toBe(2);
+    expect(err.message).toMatch(/^--max-tokens /);
+    expect(err.message).toContain('512');
+    expect(err.message).toContain('6000');
+    expect(err.message).not.toMatch(/prompt\.submit|maxTokens/);
+  });
+
+  it('other errors are left as they are', () => {
+    const chat = daemonSays({ prompt: 'hi', messages: [] }, ['tiny']);
+    expect(inFlagTerms(chat)).toBe(chat);
+    const other = new SlotwiseError('SW_ERR_QUEUE_FULL', 'queue full');
+    expect(inFlagTerms(other)).toBe(other);
   });
 });
