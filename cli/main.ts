@@ -60,7 +60,7 @@ export function commandLine(argv: readonly string[]): { name: string | undefined
 
 /** `slotwise <name> --help`, and `slotwise help <name>`. */
 function commandHelp(name: string, command: Command): string {
-  return command.help ?? `slotwise ${name} ${command.args ?? ''}\n\n${command.summary}`;
+  return command.help ?? `${`slotwise ${name} ${command.args ?? ''}`.trimEnd()}\n\n${command.summary}`;
 }
 
 /** The command of that name; not one of Object's own properties (`slotwise constructor`). */

@@ -28,6 +28,13 @@ export const daemonCommand: Command = {
 
 export const startCommand: Command = {
   summary: 'start the daemon in the background; returns once it accepts requests',
+  help: [
+    'slotwise start [--timeout SECONDS]',
+    '',
+    'Starts the daemon in the background (its output in logs/daemon.out of the state dir) and returns',
+    'once it accepts requests, printing its URL; does nothing when one already runs.',
+    '  --timeout SECONDS   how long to wait for it (default 30)',
+  ].join('\n'),
   options: { 'timeout': { type: 'string' } },
   async run(ctx) {
     const timeoutMs = (ctx.values.timeout === undefined ? 30 : numberValue('--timeout', ctx.values.timeout as string, 1, 86_400)) * 1000;

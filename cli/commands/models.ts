@@ -45,6 +45,13 @@ export const upCommand: Command = {
   summary: 'start a configured model and wait until its slots are ready',
   args: 'MODEL',
   maxArgs: 1,
+  help: [
+    'slotwise up MODEL [--no-wait] [--timeout SECONDS]',
+    '',
+    'Starts the model\'s instances and waits until every one is ready, printing each state change.',
+    '  --no-wait           return once the start is asked for',
+    '  --timeout SECONDS   how long to wait for ready (default 600)',
+  ].join('\n'),
   options: { 'no-wait': { type: 'boolean' }, timeout: { type: 'string' } },
   async run(ctx) {
     const model = modelArg(ctx, 'up');
@@ -93,6 +100,12 @@ export const logsCommand: Command = {
   summary: 'print the last lines of a model\'s llama-server output',
   args: '[MODEL|INSTANCE]',
   maxArgs: 1,
+  help: [
+    `slotwise logs [MODEL|INSTANCE] [-n N]`,
+    '',
+    'The last lines of llama-server\'s output: of one instance (coder#1), of a model\'s instances or of all.',
+    `  -n, --lines N   how many lines, 1 to ${LOGS_TAIL_MAX_LINES} (default 100)`,
+  ].join('\n'),
   options: { lines: { type: 'string', short: 'n' } },
   async run(ctx) {
     const target = ctx.positionals[0];

@@ -94,10 +94,13 @@ export const promptCommand: Command = {
     'slotwise prompt [--model M] [--max-tokens N] [--temperature T] [--chat] [--json] [--detach] [--background] [TEXT|-]',
     '',
     'TEXT, or "-" / nothing to read the prompt from stdin.',
-    '  --chat      send as a chat message (uses the model\'s chat template) instead of raw completion',
-    '  --json      print the finished job summary as JSON instead of streaming text',
-    '  --detach    print the job id and return at once; follow it later with `slotwise attach ID`',
-    '  --background  batch work: waits behind interactive requests (at most queue.backgroundMaxWaitMs)',
+    '  -m, --model M          the model (needed when several are configured)',
+    '  -n, --max-tokens N     at most N tokens (default: llama-server\'s)',
+    '  -t, --temperature T    sampling temperature, 0 to 100 (default: llama-server\'s)',
+    '  --chat                 send as a chat message (uses the model\'s chat template) instead of raw completion',
+    '  --json                 print the finished job summary as JSON instead of streaming text',
+    '  --detach               print the job id and return at once; follow it later with `slotwise attach ID`',
+    '  --background           batch work: waits behind interactive requests (at most queue.backgroundMaxWaitMs)',
   ].join('\n'),
   options: {
     model: { type: 'string', short: 'm' },
@@ -161,6 +164,13 @@ export const attachCommand: Command = {
   summary: 'follow a prompt job from the start (or --from SEQ)',
   args: 'ID',
   maxArgs: 1,
+  help: [
+    'slotwise attach ID [--from SEQ] [--json]',
+    '',
+    'Streams a prompt job\'s text to stdout from the start, as `slotwise prompt` does; Ctrl-C cancels the job.',
+    '  --from SEQ   only the text after delta SEQ (default 0: all of it)',
+    '  --json       print the finished job summary as JSON instead of streaming text',
+  ].join('\n'),
   options: { from: { type: 'string' }, json: { type: 'boolean' } },
   async run(ctx) {
     const [jobId] = ctx.positionals;
@@ -197,6 +207,7 @@ export const cancelCommand: Command = {
 
 export const jobsCommand: Command = {
   summary: 'list running and recent prompt jobs',
+  help: ['slotwise jobs [--json]', '', 'Running and recent prompt jobs: id, start time, model, state, tokens, title.', '  --json   the list as JSON (shape: shared/protocol.ts JobSummary)'].join('\n'),
   options: { json: { type: 'boolean' } },
   async run(ctx) {
     return withDaemon(ctx.stateDir, async (client) => {

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../../cli/main';
+import { COMMANDS } from '../../cli/commands/index';
 import { inFlagTerms } from '../../cli/commands/prompt';
 import { parsePromptParams } from '../../daemon/api/jobs';
 import { Supervisor } from '../../daemon/runtime/supervisor';
@@ -248,5 +249,17 @@ describe("the daemon's checks in the flags' terms", () => {
     expect(inFlagTerms(chat)).toBe(chat);
     const other = new SlotwiseError('SW_ERR_QUEUE_FULL', 'queue full');
     expect(inFlagTerms(other)).toBe(other);
+  });
+});
+
+describe('help', () => {
+  it.each(Object.keys(COMMANDS))('%s --help names every option it takes, and no line ends in a space', async (name) => {
+    const r = await slotwise(name, '--help');
+    expect(r.code).toBe(0);
+    for (const [option, spec] of Object.entries(COMMANDS[name]!.options ?? {})) {
+      expect(r.stdout).toContain(`--${option}`);
+      if (spec.short) expect(r.stdout).toMatch(new RegExp(`(^|[\\s[])-${spec.short}\\b`, 'm'));
+    }
+    expect(r.stdout.split('\n').filter((line) => /\s$/.test(line))).toEqual([]);
   });
 });
