@@ -1,10 +1,11 @@
 // `slotwise` — thin: parse arguments, call a command, print. Exit codes: 0 ok, 1 failure, 2 bad usage/config.
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { ParseArgsConfig } from 'node:util';
 import { version } from '../package.json';
-import { SlotwiseError, toSlotwiseError } from '../shared/errors';
+import { SlotwiseError, quote, toSlotwiseError } from '../shared/errors';
 import { reportInternalError } from '../platform/internal-errors';
 import { resolveStateDir } from '../shared/paths';
-import { COMMANDS, type CommandContext } from './commands/index';
+import { COMMANDS, type Command, type CommandContext } from './commands/index';
+import { intValue, parseOptions } from './args';
 
 const GLOBAL_OPTIONS = {
   'state-dir': { type: 'string' },
@@ -57,8 +58,20 @@ export function commandLine(argv: readonly string[]): { name: string | undefined
   return { name, rest: [...rest, ...leading] };
 }
 
+/** `slotwise <name> --help`, and `slotwise help <name>`. */
+function commandHelp(name: string, command: Command): string {
+  return command.help ?? `${`slotwise ${name} ${command.args ?? ''}`.trimEnd()}\n\n${command.summary}`;
+}
+
+/** The command of that name; not one of Object's own properties (`slotwise constructor`). */
+function commandNamed(name: string | undefined): Command | undefined {
+  return name !== undefined && Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const { name, rest } = commandLine(argv);
+  // `slotwise help status`: as `slotwise status --help`.
+  if (name === 'help' && rest[0] !== undefined && !rest[0].startsWith('-')) return main([rest[0], '--help', ...rest.slice(1)]);
   if ((!name && !rest.length) || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(`${usage()}\n`);
     return name ? 0 : 2;
@@ -67,29 +80,25 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${version}\n`);
     return 0;
   }
-  const command = name === undefined ? undefined : COMMANDS[name];
+  const command = commandNamed(name);
   const verbose = rest.includes('--verbose') || rest.includes('-v');
   try {
     if (name === undefined) throw new SlotwiseError('SW_ERR_USAGE', `no command after "${rest.join(' ')}" — run \`slotwise --help\` for the list`);
     if (name.startsWith('-')) throw new SlotwiseError('SW_ERR_USAGE', `unknown option "${name}" before the command — the options for every command are ${everyCommandOptions()}`);
     if (!command) throw new SlotwiseError('SW_ERR_USAGE', `unknown command "${name}" — run \`slotwise --help\` for the list`);
-    const options = { ...GLOBAL_OPTIONS, ...command.options };
-    let parsed;
-    try {
-      parsed = parseArgs({ args: rest, options, allowPositionals: true, strict: true });
-    } catch (err) {
-      throw new SlotwiseError('SW_ERR_USAGE', `${(err as Error).message.split('\n')[0]} — see \`slotwise ${name} --help\``);
-    }
-    const values = parsed.values as Record<string, string | boolean | undefined>;
+    const parsed = parseOptions(name, { ...GLOBAL_OPTIONS, ...command.options }, rest);
+    const values = parsed.values;
     if (values.help) {
-      process.stdout.write(`${command.help ?? `slotwise ${name} ${command.args ?? ''}\n\n${command.summary}`}\n`);
+      process.stdout.write(`${commandHelp(name, command)}\n`);
       return 0;
     }
-    const portText = values.port as string | undefined;
-    const port = portText === undefined ? undefined : Number(portText);
-    if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) {
-      throw new SlotwiseError('SW_ERR_USAGE', `--port must be an integer 0..65535, got "${portText}"`);
+    // Every command says how many arguments it takes: more are a mistake, never silently dropped.
+    const maxArgs = command.maxArgs ?? (command.args ? Number.POSITIVE_INFINITY : 0);
+    if (parsed.positionals.length > maxArgs) {
+      const takes = maxArgs === 0 ? `"${name}" takes no arguments` : `usage: slotwise ${name} ${command.args}`;
+      throw new SlotwiseError('SW_ERR_USAGE', `unexpected argument ${quote(parsed.positionals[maxArgs]!)} — ${takes}; see \`slotwise ${name} --help\``);
     }
+    const port = values.port === undefined ? undefined : intValue('--port', values.port as string, 0, 65535);
     const ctx: CommandContext = {
       values,
       positionals: parsed.positionals,

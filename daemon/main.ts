@@ -5,7 +5,6 @@ import { setMaxListeners } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { createServer, type RequestListener, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { version } from '../package.json';
 import { loadConfig } from './config/load';
 import { resolveConfigPath } from '../shared/paths';
@@ -13,6 +12,7 @@ import type { Config } from './config/types';
 import { SlotwiseError } from '../shared/errors';
 import { onInternalError } from '../platform/internal-errors';
 import { createHttpHandler, sendJson, type Route } from './server/http';
+import { listen } from './server/listen';
 import { findLlamaServer } from '../toolchain/binary';
 import { createLogger, fileSink, streamSink, type Logger } from '../platform/log';
 import { NONCE_ENV, processStartTime } from '../platform/process-identity';
@@ -336,28 +336,6 @@ async function readPem(file: string, key: string): Promise<Buffer> {
   } catch (err) {
     throw new SlotwiseError('SW_ERR_CONFIG', `${key}: cannot read ${file}: ${(err as Error).message} — fix the path or its permissions`, { cause: err });
   }
-}
-
-/** The kernel caps it at net.core.somaxconn (4096 on Linux since 5.4). */
-const LISTEN_BACKLOG = 4096;
-
-function listen(server: Server, host: string, port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException): void => {
-      reject(
-        err.code === 'EADDRINUSE'
-          ? new SlotwiseError('SW_ERR_CONFIG', `port ${port} on ${host} is in use — pick another with --port or listen.port (0 = any free port)`, { cause: err })
-          : err,
-      );
-    };
-    server.once('error', onError);
-    // A burst of new clients (1,000 streams opened at once) overflowed Node's default accept queue
-    // of 511: the kernel dropped their handshakes and they retried a second or three later.
-    server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
-      server.off('error', onError);
-      resolve((server.address() as AddressInfo).port);
-    });
-  });
 }
 
 /** The host's GPUs for recordedPlacement: a GPU tool that is there but failed or lists none cannot say there is none, so it counts as one. */

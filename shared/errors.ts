@@ -47,6 +47,7 @@ const CODES: Record<ErrorCode, CodeInfo> = {
   SW_ERR_DAEMON_UNREACHABLE: { status: 503, type: 'server_error', exit: 1 },
   SW_ERR_DAEMON_RUNNING: { status: 409, type: 'invalid_request_error', exit: 1 },
   SW_ERR_STATE_DIR_UNSAFE: { status: 500, type: 'server_error', exit: 1 },
+  SW_ERR_STATE_DIR_UNUSABLE: { status: 500, type: 'server_error', exit: 2 },
   SW_ERR_SHUTTING_DOWN: { status: 503, type: 'server_error', exit: 1 },
   SW_ERR_JOB_INTERRUPTED: { status: 503, type: 'server_error', exit: 1 },
   SW_ERR_PROTOCOL_MISMATCH: { status: 400, type: 'invalid_request_error', exit: 1 },

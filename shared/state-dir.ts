@@ -2,8 +2,9 @@
 // Layout is part of the outside contract (docs/architecture.md#files-on-disk); clients read daemon.json + token from here.
 // Where the dir is: shared/paths.ts.
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, readdir, rename, rm, writeFile, chmod } from 'node:fs/promises';
-import { join } from 'node:path';
+import { access, constants, mkdir, readFile, readdir, rename, rm, stat, writeFile, chmod } from 'node:fs/promises';
+import { dirname, join, relative, isAbsolute } from 'node:path';
+import { SlotwiseError } from './errors';
 import type { DaemonInfo } from './protocol';
 
 export interface StateDir {
@@ -33,13 +34,53 @@ export function stateDirPaths(root: string): StateDir {
   };
 }
 
+/** Makes the state dir and its folders; a path on the way that is a file, or no permission, is SW_ERR_STATE_DIR_UNUSABLE. */
 export async function ensureStateDir(root: string): Promise<StateDir> {
   const dir = stateDirPaths(root);
-  await mkdir(dir.pids, { recursive: true, mode: 0o700 });
-  await mkdir(dir.logs, { recursive: true, mode: 0o700 });
-  await mkdir(dir.jobs, { recursive: true, mode: 0o700 });
-  await mkdir(dir.sockets, { recursive: true, mode: 0o700 });
+  try {
+    await mkdir(dir.pids, { recursive: true, mode: 0o700 });
+    await mkdir(dir.logs, { recursive: true, mode: 0o700 });
+    await mkdir(dir.jobs, { recursive: true, mode: 0o700 });
+    await mkdir(dir.sockets, { recursive: true, mode: 0o700 });
+    // The folders may all exist already: the token and daemon.json go in the root itself.
+    await access(root, constants.W_OK | constants.X_OK);
+  } catch (err) {
+    throw await stateDirError(root, err, 'write');
+  }
   return dir;
+}
+
+/** fs error codes that say the state dir cannot be used as it is, whatever the file. */
+const NOT_A_DIR = new Set(['ENOTDIR', 'EEXIST']);
+const NO_PERMISSION = new Set(['EACCES', 'EPERM', 'EROFS']);
+
+/**
+ * An fs error met on the state dir or a file in it, as SW_ERR_STATE_DIR_UNUSABLE: one line naming
+ * the path in the way (the dir itself, a folder above it or one inside it that is a file, or one it
+ * may not `want`) and the fix. Any other error is returned as it is.
+ */
+export async function stateDirError(root: string, err: unknown, want: 'read' | 'write'): Promise<unknown> {
+  const e = err as NodeJS.ErrnoException;
+  if (!(err instanceof Error) || !e.code || !(NOT_A_DIR.has(e.code) || NO_PERMISSION.has(e.code))) return err;
+  const path = e.path ?? root;
+  const inside = (p: string): boolean => {
+    const rel = relative(root, p);
+    return !rel.startsWith('..') && !isAbsolute(rel);
+  };
+  const fail = (message: string): SlotwiseError => new SlotwiseError('SW_ERR_STATE_DIR_UNUSABLE', message, { cause: err });
+  // The nearest path on the way that exists is the one in the way: a file where a folder should be,
+  // or the folder we may not write in (a recursive mkdir names the path it was asked for, not that one).
+  let culprit = path;
+  const beyond = want === 'write' ? 'cannot be created' : 'cannot be used';
+  while (!(await stat(culprit).then(() => true, () => false)) && dirname(culprit) !== culprit) culprit = dirname(culprit);
+  if (NO_PERMISSION.has(e.code)) {
+    const what = `${want === 'read' ? 'readable' : 'writable'} (${e.code})`;
+    if (inside(culprit)) return fail(`state dir ${root} is not ${what} — fix its permissions or pass another --state-dir`);
+    return fail(`state dir ${root} ${beyond}: ${culprit} is not ${what} — fix its permissions or pass another --state-dir`);
+  }
+  if (culprit === root) return fail(`state dir ${root} is not a directory — remove it or pass another --state-dir`);
+  if (inside(culprit)) return fail(`${culprit} in the state dir is not a directory — remove it (rm ${culprit}) or pass another --state-dir`);
+  return fail(`state dir ${root} ${beyond}: ${culprit} is not a directory — pass another --state-dir`);
 }
 
 /** Writes via a temp file and rename so readers never see a half-written file. */
@@ -60,7 +101,7 @@ export async function ensureToken(dir: StateDir): Promise<string> {
 }
 
 export async function readToken(dir: StateDir): Promise<string | undefined> {
-  return (await readTextIfExists(dir.token))?.trim() || undefined;
+  return (await readStateFile(dir, dir.token))?.trim() || undefined;
 }
 
 export async function writeDaemonInfo(dir: StateDir, info: DaemonInfo): Promise<void> {
@@ -68,7 +109,7 @@ export async function writeDaemonInfo(dir: StateDir, info: DaemonInfo): Promise<
 }
 
 export async function readDaemonInfo(dir: StateDir): Promise<DaemonInfo | undefined> {
-  const text = await readTextIfExists(dir.daemonJson);
+  const text = await readStateFile(dir, dir.daemonJson);
   if (!text) return undefined;
   try {
     return JSON.parse(text) as DaemonInfo;
@@ -136,6 +177,15 @@ export async function readPidRecords(dir: StateDir): Promise<{ file: string; rec
     out.push({ file, record });
   }
   return out;
+}
+
+/** readTextIfExists for a file of the state dir: a dir that is a file or unreadable is SW_ERR_STATE_DIR_UNUSABLE, not ENOTDIR. */
+async function readStateFile(dir: StateDir, path: string): Promise<string | undefined> {
+  try {
+    return await readTextIfExists(path);
+  } catch (err) {
+    throw await stateDirError(dir.root, err, 'read');
+  }
 }
 
 export async function readTextIfExists(path: string): Promise<string | undefined> {

@@ -126,8 +126,8 @@ function usage(message: string): SlotwiseError {
 function positiveInt(ctx: CommandContext, name: string, fallback: number): number {
   const raw = ctx.values[name];
   if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw usage(`--${name} must be a positive integer, got "${String(raw)}"`);
+  const n = /^\d+$/.test(String(raw)) ? Number(raw) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < 1) throw usage(`--${name} must be a positive integer, got "${String(raw)}"`);
   return n;
 }
 

@@ -17,6 +17,8 @@ export interface Command {
   summary: string;
   /** Positional arguments, for help text: `MODEL`, `[TEXT|-]`. */
   args?: string;
+  /** The most positional arguments it takes, more being a usage error; default: none without `args`, any number with. */
+  maxArgs?: number;
   help?: string;
   options?: ParseArgsConfig['options'];
   run(ctx: CommandContext): Promise<number | void>;

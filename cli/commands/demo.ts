@@ -17,11 +17,16 @@ import { renderStatus } from './render-status';
 export const demoCommand: Command = {
   summary: 'the demo: a daemon with the embedded tiny model × 4 slots and a live status table',
   help: [
-    'slotwise demo [--slots N] [--port N] [--state-dir DIR]',
+    'slotwise demo [--slots N] [--burst N] [--max-tokens N] [--port N] [--state-dir DIR]',
     '',
     'Builds llama-server if needed, writes the tiny random-weight model into the cache, starts a daemon',
     '(default state dir: <state dir>/demo, any free port) and redraws the status on every change.',
     'Ctrl-C stops the daemon and its llama-server.',
+    '  --slots N            slots of the tiny model (default 4)',
+    '  --burst N            prompts sent at once when it is ready (default 3 × slots)',
+    '  --max-tokens N       tokens per prompt (default 256)',
+    '  --exit-when-ready    exit once the model is ready, before the burst',
+    '  --exit-after-burst   exit once the burst has finished',
   ].join('\n'),
   options: { slots: { type: 'string' }, burst: { type: 'string' }, 'max-tokens': { type: 'string' }, 'exit-when-ready': { type: 'boolean' }, 'exit-after-burst': { type: 'boolean' } },
   async run(ctx) {
@@ -99,8 +104,8 @@ export const demoCommand: Command = {
 function positiveInt(ctx: CommandContext, name: string, fallback: number, min = 1): number {
   const raw = ctx.values[name];
   if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new SlotwiseError('SW_ERR_USAGE', `--${name} must be an integer >= ${min}, got "${raw}"`);
+  const n = /^\d+$/.test(String(raw)) ? Number(raw) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < min) throw new SlotwiseError('SW_ERR_USAGE', `--${name} must be an integer >= ${min}, got "${raw}"`);
   return n;
 }
 

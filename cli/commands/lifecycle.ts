@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import { openSync, closeSync, readFileSync, statSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SlotwiseError } from '../../shared/errors';
+import { numberValue } from '../args';
 import { startDaemon } from '../../daemon/main';
 import { randomBytes } from 'node:crypto';
 import { isAlive } from '../../platform/procfs';
@@ -27,8 +28,16 @@ export const daemonCommand: Command = {
 
 export const startCommand: Command = {
   summary: 'start the daemon in the background; returns once it accepts requests',
+  help: [
+    'slotwise start [--timeout SECONDS]',
+    '',
+    'Starts the daemon in the background (its output in logs/daemon.out of the state dir) and returns',
+    'once it accepts requests, printing its URL; does nothing when one already runs.',
+    '  --timeout SECONDS   how long to wait for it (default 30)',
+  ].join('\n'),
   options: { 'timeout': { type: 'string' } },
   async run(ctx) {
+    const timeoutMs = (ctx.values.timeout === undefined ? 30 : numberValue('--timeout', ctx.values.timeout as string, 1, 86_400)) * 1000;
     const running = await findDaemon(ctx.stateDir);
     if (running) {
       ctx.stdout.write(`already running: ${running.url} (pid ${running.info.pid})\n`);
@@ -53,7 +62,6 @@ export const startCommand: Command = {
     let exitCode: number | null = null;
     child.on('exit', (code) => (exitCode = code ?? 1));
     child.unref();
-    const timeoutMs = Number(ctx.values.timeout ?? 30) * 1000;
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       if (exitCode !== null) {

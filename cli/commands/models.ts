@@ -1,6 +1,8 @@
 // `up MODEL`, `down MODEL`, `restart MODEL`, `logs [MODEL]`.
 import { modelSlots } from '../../shared/slots';
 import { SlotwiseError } from '../../shared/errors';
+import { intValue, numberValue } from '../args';
+import { LOGS_TAIL_MAX_LINES } from '../../daemon/server/rpc';
 import { withDaemon } from '../locate';
 import type { RpcClient } from '../../shared/rpc-client';
 import type { ModelStatus } from '../../shared/protocol';
@@ -42,13 +44,22 @@ async function waitReady(client: RpcClient, model: string, ctx: CommandContext, 
 export const upCommand: Command = {
   summary: 'start a configured model and wait until its slots are ready',
   args: 'MODEL',
+  maxArgs: 1,
+  help: [
+    'slotwise up MODEL [--no-wait] [--timeout SECONDS]',
+    '',
+    'Starts the model\'s instances and waits until every one is ready, printing each state change.',
+    '  --no-wait           return once the start is asked for',
+    '  --timeout SECONDS   how long to wait for ready (default 600)',
+  ].join('\n'),
   options: { 'no-wait': { type: 'boolean' }, timeout: { type: 'string' } },
   async run(ctx) {
     const model = modelArg(ctx, 'up');
+    const timeoutS = ctx.values.timeout === undefined ? 600 : numberValue('--timeout', ctx.values.timeout as string, 1, 86_400);
     return withDaemon(ctx.stateDir, async (client) => {
       await client.call('models.start', { model });
       if (ctx.values['no-wait']) return 0;
-      const m = await waitReady(client, model, ctx, Number(ctx.values.timeout ?? 600) * 1000);
+      const m = await waitReady(client, model, ctx, timeoutS * 1000);
       const slots = modelSlots(m).total;
       ctx.stdout.write(`${model}: ${m.instances.length} instance(s) ready, ${slots} slots\n`);
       return 0;
@@ -59,6 +70,7 @@ export const upCommand: Command = {
 export const downCommand: Command = {
   summary: 'stop every instance of a model',
   args: 'MODEL',
+  maxArgs: 1,
   async run(ctx) {
     const model = modelArg(ctx, 'down');
     return withDaemon(ctx.stateDir, async (client) => {
@@ -72,6 +84,7 @@ export const downCommand: Command = {
 export const restartCommand: Command = {
   summary: 'restart every instance of a model',
   args: 'MODEL',
+  maxArgs: 1,
   async run(ctx) {
     const model = modelArg(ctx, 'restart');
     return withDaemon(ctx.stateDir, async (client) => {
@@ -86,11 +99,17 @@ export const restartCommand: Command = {
 export const logsCommand: Command = {
   summary: 'print the last lines of a model\'s llama-server output',
   args: '[MODEL|INSTANCE]',
+  maxArgs: 1,
+  help: [
+    `slotwise logs [MODEL|INSTANCE] [-n N]`,
+    '',
+    'The last lines of llama-server\'s output: of one instance (coder#1), of a model\'s instances or of all.',
+    `  -n, --lines N   how many lines, 1 to ${LOGS_TAIL_MAX_LINES} (default 100)`,
+  ].join('\n'),
   options: { lines: { type: 'string', short: 'n' } },
   async run(ctx) {
     const target = ctx.positionals[0];
-    const lines = Number(ctx.values.lines ?? 100);
-    if (!Number.isInteger(lines) || lines < 1) throw new SlotwiseError('SW_ERR_USAGE', `--lines must be a positive integer, got "${ctx.values.lines}"`);
+    const lines = ctx.values.lines === undefined ? 100 : intValue('-n', ctx.values.lines as string, 1, LOGS_TAIL_MAX_LINES);
     return withDaemon(ctx.stateDir, async (client) => {
       const params = target?.includes('#') ? { instance: target, lines } : { model: target, lines };
       const res = await client.call('logs.tail', params);

@@ -11,6 +11,7 @@ import { modelFacts } from '../../daemon/memory/model-facts';
 import { serverMemoryOptions } from '../../daemon/memory/server-args';
 import { readGgufHeader } from '../../gguf/gguf';
 import { SlotwiseError } from '../../shared/errors';
+import { intValue } from '../args';
 import type { Command, CommandContext } from './command';
 import { buildPlanReport, renderPlanTable, type PlanTarget } from './render-plan';
 
@@ -19,6 +20,7 @@ const USAGE = 'slotwise plan MODEL|PATH [--ctx N] [--slots N] [--gpu-layers N|al
 export const planCommand: Command = {
   summary: 'memory a model needs per GPU and host RAM at each slots × context, and the most slots that fit',
   args: 'MODEL|PATH',
+  maxArgs: 1,
   help: [
     USAGE,
     '',
@@ -56,6 +58,8 @@ export const planCommand: Command = {
 
 /** The model to plan: a configured name, else a file; flags override the config's numbers. */
 async function resolveTarget(ctx: CommandContext, arg: string): Promise<PlanTarget> {
+  // The flags first: a bad one is a usage error whatever the model.
+  const flags = { slots: intFlag(ctx, 'slots', 1, 256), ctx: intFlag(ctx, 'ctx', 128), gpuLayers: gpuLayersFlag(ctx), promptCacheMiB: promptCacheFlag(ctx) };
   const looksLikePath = arg.includes('/') || arg.toLowerCase().endsWith('.gguf');
   let model: ModelConfig | undefined;
   if (!looksLikePath) {
@@ -69,30 +73,24 @@ async function resolveTarget(ctx: CommandContext, arg: string): Promise<PlanTarg
   return {
     name: model?.name,
     path: model?.path ?? resolve(arg),
-    slots: intFlag(ctx, 'slots', 1, 256) ?? (model?.slots === 'auto' ? model.maxSlots : model?.slots) ?? 4, // "auto": plan up to maxSlots; the table shows what fits
-    ctxPerSlot: intFlag(ctx, 'ctx', 128) ?? model?.ctxPerSlot ?? 4096,
-    gpuLayers: gpuLayersFlag(ctx) ?? model?.gpuLayers ?? 'auto',
+    slots: flags.slots ?? (model?.slots === 'auto' ? model.maxSlots : model?.slots) ?? 4, // "auto": plan up to maxSlots; the table shows what fits
+    ctxPerSlot: flags.ctx ?? model?.ctxPerSlot ?? 4096,
+    gpuLayers: flags.gpuLayers ?? model?.gpuLayers ?? 'auto',
     args: model?.args ?? [],
-    promptCacheMiB: promptCacheFlag(ctx) ?? model?.promptCacheMiB ?? DEFAULT_PROMPT_CACHE_MIB,
+    promptCacheMiB: flags.promptCacheMiB ?? model?.promptCacheMiB ?? DEFAULT_PROMPT_CACHE_MIB,
   };
 }
 
-function intFlag(ctx: CommandContext, name: string, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
+function intFlag(ctx: CommandContext, name: string, min: number, max?: number): number | undefined {
   const raw = ctx.values[name];
-  if (raw === undefined) return undefined;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `${min}..${max}`;
-    throw new SlotwiseError('SW_ERR_USAGE', `--${name} must be an integer ${range}, got "${String(raw)}"`);
-  }
-  return n;
+  return raw === undefined ? undefined : intValue(`--${name}`, String(raw), min, max);
 }
 
 function promptCacheFlag(ctx: CommandContext): number | 'auto' | undefined {
   const raw = ctx.values['prompt-cache'];
   if (raw === undefined || raw === 'auto') return raw;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0) throw new SlotwiseError('SW_ERR_USAGE', `--prompt-cache must be an integer >= 0 (MiB) or auto, got "${String(raw)}"`);
+  const n = /^\d+$/.test(raw as string) ? Number(raw) : Number.NaN;
+  if (!Number.isSafeInteger(n)) throw new SlotwiseError('SW_ERR_USAGE', `--prompt-cache must be an integer >= 0 (MiB) or auto, got "${String(raw)}"`);
   return n;
 }
 
@@ -100,8 +98,8 @@ function gpuLayersFlag(ctx: CommandContext): GpuLayers | undefined {
   const raw = ctx.values['gpu-layers'];
   if (raw === undefined) return undefined;
   if (raw === 'all' || raw === 'auto') return raw;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0) throw new SlotwiseError('SW_ERR_USAGE', `--gpu-layers must be an integer >= 0, all or auto, got "${String(raw)}"`);
+  const n = /^\d+$/.test(raw as string) ? Number(raw) : Number.NaN;
+  if (!Number.isSafeInteger(n)) throw new SlotwiseError('SW_ERR_USAGE', `--gpu-layers must be an integer >= 0, all or auto, got "${String(raw)}"`);
   return n;
 }
 

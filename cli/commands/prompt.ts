@@ -1,6 +1,7 @@
 // `prompt`, `jobs`, `attach ID`, `cancel ID`: prompt jobs from the terminal. Tokens stream to stdout;
 // Ctrl-C, SIGTERM, SIGHUP or a closed stdout cancel the job (with --detach the job keeps running and its id is printed).
 import { SlotwiseError } from '../../shared/errors';
+import { intValue, numberValue } from '../args';
 import { withDaemon } from '../locate';
 import type { RpcClient } from '../../shared/rpc-client';
 import type { JobSummary, RpcNotifications } from '../../shared/protocol';
@@ -12,6 +13,9 @@ type EndEvent =
   | { kind: 'error'; error: RpcNotifications['job.error'] }
   | { kind: 'interrupted'; why: Interruption };
 type Interruption = 'SIGINT' | 'SIGTERM' | 'SIGHUP' | 'EPIPE';
+
+/** The daemon's bound on a prompt's temperature (prompt.submit, like the OpenAI routes). */
+const MAX_TEMPERATURE = 100;
 
 /** Exit codes as a shell reports a process killed by the signal (EPIPE: SIGPIPE's). */
 const INTERRUPTED_EXIT: Record<Interruption, number> = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129, EPIPE: 141 };
@@ -90,10 +94,13 @@ export const promptCommand: Command = {
     'slotwise prompt [--model M] [--max-tokens N] [--temperature T] [--chat] [--json] [--detach] [--background] [TEXT|-]',
     '',
     'TEXT, or "-" / nothing to read the prompt from stdin.',
-    '  --chat      send as a chat message (uses the model\'s chat template) instead of raw completion',
-    '  --json      print the finished job summary as JSON instead of streaming text',
-    '  --detach    print the job id and return at once; follow it later with `slotwise attach ID`',
-    '  --background  batch work: waits behind interactive requests (at most queue.backgroundMaxWaitMs)',
+    '  -m, --model M          the model (needed when several are configured)',
+    '  -n, --max-tokens N     at most N tokens (default: llama-server\'s)',
+    '  -t, --temperature T    sampling temperature, 0 to 100 (default: llama-server\'s)',
+    '  --chat                 send as a chat message (uses the model\'s chat template) instead of raw completion',
+    '  --json                 print the finished job summary as JSON instead of streaming text',
+    '  --detach               print the job id and return at once; follow it later with `slotwise attach ID`',
+    '  --background           batch work: waits behind interactive requests (at most queue.backgroundMaxWaitMs)',
   ].join('\n'),
   options: {
     model: { type: 'string', short: 'm' },
@@ -107,25 +114,21 @@ export const promptCommand: Command = {
   async run(ctx) {
     const text = ctx.positionals.length && ctx.positionals[0] !== '-' ? ctx.positionals.join(' ') : await readStdin();
     if (!text.trim()) throw new SlotwiseError('SW_ERR_USAGE', 'no prompt: give TEXT or pipe it on stdin');
-    const num = (name: string): number | undefined => {
-      const v = ctx.values[name];
-      if (v === undefined) return undefined;
-      const n = Number(v);
-      if (!Number.isFinite(n)) throw new SlotwiseError('SW_ERR_USAGE', `--${name} must be a number, got "${v}"`);
-      return n;
-    };
+    // Checked here, before a daemon is needed, in the flags' own words; the daemon checks them too.
+    const maxTokens = ctx.values['max-tokens'] === undefined ? undefined : intValue('--max-tokens', ctx.values['max-tokens'] as string, 1);
+    const temperature = ctx.values.temperature === undefined ? undefined : numberValue('--temperature', ctx.values.temperature as string, 0, MAX_TEMPERATURE);
     return withDaemon(ctx.stateDir, async (client) => {
       const json = ctx.values.json === true;
       const base = {
         model: ctx.values.model as string | undefined,
-        maxTokens: num('max-tokens'),
-        temperature: num('temperature'),
+        maxTokens,
+        temperature,
         ...(ctx.values.background ? { priority: 'background' as const } : {}),
       };
       const params = ctx.values.chat ? { ...base, messages: [{ role: 'user' as const, content: text }] } : { ...base, prompt: text };
       const followed = follow(client, ctx, json); // listening before submit: no early delta is missed
       try {
-        const { jobId } = await client.call('prompt.submit', params);
+        const { jobId } = await client.call('prompt.submit', params).catch((err: unknown) => Promise.reject(inFlagTerms(err)));
         if (ctx.values.detach) {
           ctx.stdout.write(`${jobId}\n`);
           return 0;
@@ -139,19 +142,44 @@ export const promptCommand: Command = {
   },
 };
 
+/** The flags that set prompt.submit's params, by param. */
+const FLAG_OF_PARAM: Record<string, string> = { model: '--model', maxTokens: '--max-tokens', temperature: '--temperature' };
+
+/**
+ * prompt.submit's checks that depend on the daemon's models (a --max-tokens above the model's context
+ * per slot, no --model among several models) name its params: `prompt.submit: "maxTokens" must be …`.
+ * The user gave flags: the same error in their terms. Any other error is returned as it is.
+ */
+export function inFlagTerms(err: unknown): unknown {
+  if (!(err instanceof SlotwiseError) || err.code !== 'SW_ERR_BAD_REQUEST') return err;
+  const several = /^prompt\.submit: "model" is required — configured models: (.+)$/.exec(err.message);
+  if (several) return new SlotwiseError(err.code, `several models are configured (${several[1]}): pass --model NAME`, { cause: err });
+  const param = /^prompt\.submit: "(\w+)" (must be .*)$/.exec(err.message);
+  const flag = param && Object.hasOwn(FLAG_OF_PARAM, param[1]!) ? FLAG_OF_PARAM[param[1]!] : undefined;
+  if (!param || !flag) return err;
+  return new SlotwiseError(err.code, `${flag} ${param[2]!.replace(/, got the number (\S+)$/, ', got $1')}`, { cause: err });
+}
+
 export const attachCommand: Command = {
   summary: 'follow a prompt job from the start (or --from SEQ)',
   args: 'ID',
+  maxArgs: 1,
+  help: [
+    'slotwise attach ID [--from SEQ] [--json]',
+    '',
+    'Streams a prompt job\'s text to stdout from the start, as `slotwise prompt` does; Ctrl-C cancels the job.',
+    '  --from SEQ   only the text after delta SEQ (default 0: all of it)',
+    '  --json       print the finished job summary as JSON instead of streaming text',
+  ].join('\n'),
   options: { from: { type: 'string' }, json: { type: 'boolean' } },
   async run(ctx) {
     const [jobId] = ctx.positionals;
     if (!jobId) throw new SlotwiseError('SW_ERR_USAGE', 'usage: slotwise attach ID');
+    const fromSeq = ctx.values.from === undefined ? 0 : intValue('--from', ctx.values.from as string, 0);
     return withDaemon(ctx.stateDir, async (client) => {
       const json = ctx.values.json === true;
       const followed = follow(client, ctx, json);
       try {
-        const fromSeq = Number(ctx.values.from ?? 0);
-        if (!Number.isInteger(fromSeq) || fromSeq < 0) throw new SlotwiseError('SW_ERR_USAGE', `--from must be a non-negative integer, got "${ctx.values.from}"`);
         followed.setJob(jobId, fromSeq);
         await client.call('prompt.attach', { jobId, fromSeq });
         return await finish(client, jobId, await followed.done, ctx, json);
@@ -165,6 +193,7 @@ export const attachCommand: Command = {
 export const cancelCommand: Command = {
   summary: 'cancel a prompt job',
   args: 'ID',
+  maxArgs: 1,
   async run(ctx) {
     const [jobId] = ctx.positionals;
     if (!jobId) throw new SlotwiseError('SW_ERR_USAGE', 'usage: slotwise cancel ID');
@@ -178,6 +207,7 @@ export const cancelCommand: Command = {
 
 export const jobsCommand: Command = {
   summary: 'list running and recent prompt jobs',
+  help: ['slotwise jobs [--json]', '', 'Running and recent prompt jobs: id, start time, model, state, tokens, title.', '  --json   the list as JSON (shape: shared/protocol.ts JobSummary)'].join('\n'),
   options: { json: { type: 'boolean' } },
   async run(ctx) {
     return withDaemon(ctx.stateDir, async (client) => {

@@ -5,9 +5,10 @@ import { dirname, relative, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { loadConfig } from '../../daemon/config/load';
 import { resolveConfigPath } from '../../shared/paths';
-import { SlotwiseError } from '../../shared/errors';
+import { SlotwiseError, toSlotwiseError } from '../../shared/errors';
+import { intValue } from '../args';
 import { findDaemon } from '../locate';
-import { stateDirPaths } from '../../shared/state-dir';
+import { stateDirError, stateDirPaths } from '../../shared/state-dir';
 import { inspectStateDir } from '../../shared/state-dir-perms';
 import { findLlamaServer } from '../../toolchain/binary';
 import { readGgufHeader, summarizeGguf } from '../../gguf/gguf';
@@ -53,14 +54,16 @@ export const setupCommand: Command = {
 export const tinyModelCommand: Command = {
   summary: 'write a tiny random-weight llama GGUF (for trying Slotwise without a real model)',
   args: 'PATH',
+  maxArgs: 1,
   help: [
-    'slotwise tiny-model PATH [--dim N] [--layers N] [--seed N] [--fim | --embedding | --rerank]',
+    'slotwise tiny-model PATH [--dim N] [--layers N] [--heads N] [--seed N] [--fim | --embedding | --rerank]',
     '',
     'Writes a random-weight llama-architecture GGUF with the tokenizer of llama.cpp\'s',
     'models/ggml-vocab-llama-spm.gguf. The same options and seed give the same bytes.',
     '',
     '  --dim N      embedding width (default 64; 17 MB file)',
     '  --layers N   transformer blocks (default 2)',
+    '  --heads N    attention heads (default 4)',
     '  --seed N     weights seed (default 1)',
     '  --fim        DeepSeek-Coder vocab with fill-in-the-middle tokens: serves /infill',
     '  --embedding  mean pooling: serves /v1/embeddings (model "kind": "embedding")',
@@ -82,18 +85,13 @@ export const tinyModelCommand: Command = {
     const kinds = (['fim', 'embedding', 'rerank'] as const).filter((k) => ctx.values[k] === true);
     if (kinds.length > 1) throw new SlotwiseError('SW_ERR_USAGE', `give one of --fim, --embedding, --rerank, not ${kinds.map((k) => `--${k}`).join(' and ')}`);
     const kind: TinyModelKind = kinds[0] ?? 'completion';
-    const int = (name: string, fallback: number): number => {
-      const raw = ctx.values[name];
-      if (raw === undefined) return fallback;
-      const n = Number(raw);
-      if (!Number.isInteger(n) || n < 1) throw new SlotwiseError('SW_ERR_USAGE', `--${name} must be a positive integer, got "${raw}"`);
-      return n;
-    };
+    const int = (name: string, fallback: number): number => (ctx.values[name] === undefined ? fallback : intValue(`--${name}`, ctx.values[name] as string, 1));
+    const shape = { dim: int('dim', 64), layers: int('layers', 2), heads: int('heads', 4), seed: int('seed', 1) };
     const out = resolve(path);
     await mkdir(dirname(out), { recursive: true });
     const vocabPath = tinyVocabPath(await ensureVocab({ env: ctx.env }), kind);
     const pooling = TINY_KIND_SPEC[kind].pooling;
-    const res = await writeTinyModel(out, { vocabPath, pooling, dim: int('dim', 64), layers: int('layers', 2), heads: int('heads', 4), seed: int('seed', 1) });
+    const res = await writeTinyModel(out, { vocabPath, pooling, ...shape });
     ctx.stdout.write(`${out}\n`);
     ctx.stderr.write(`wrote ${formatBytes(res.bytes, { decimal: true, digits: 1 })} (sha256 ${res.sha256.slice(0, 16)}…)\n`);
     return 0;
@@ -146,8 +144,13 @@ export const doctorCommand: Command = {
     const rocm = await which('rocm-smi', ctx.env);
     line('info', 'GPU tools', [smi ? `nvidia-smi (${gpus})` : '', rocm ? 'rocm-smi' : ''].filter(Boolean).join(', ') || 'none: CPU-only host, per-process CPU/RSS shown instead');
     await checkStateDir(ctx.stateDir, line);
-    const daemon = await findDaemon(ctx.stateDir);
-    line('info', 'daemon', daemon ? `running at ${daemon.url} (pid ${daemon.info.pid}, version ${daemon.info.version})` : 'not running — `slotwise start`');
+    try {
+      const daemon = await findDaemon(ctx.stateDir);
+      line('info', 'daemon', daemon ? `running at ${daemon.url} (pid ${daemon.info.pid}, version ${daemon.info.version})` : 'not running — `slotwise start`');
+    } catch (err) {
+      const e = toSlotwiseError(err);
+      line('info', 'daemon', e.code === 'SW_ERR_STATE_DIR_UNUSABLE' ? 'not looked for: the state dir is unusable' : `cannot tell: ${e.message}`);
+    }
     return problems ? 1 : 0;
   },
 };
@@ -173,7 +176,9 @@ async function checkStateDir(dir: string, line: DoctorLine): Promise<void> {
     line(problems.length === 0, 'state dir', problems.length ? `${dir}: ${problems.length} permission problem(s)` : dir);
     for (const p of problems) line(false, `  ${relative(dir, p.path) || '.'}`, `${p.problem} — ${p.fix}`);
   } catch (err) {
-    line(false, 'state dir', `${dir}: ${(err as Error).message}`);
+    // A state dir that is a file, or one we may not use: the line the daemon would fail with.
+    const e = await stateDirError(dir, err, 'write');
+    line(false, 'state dir', e instanceof SlotwiseError ? e.message : `${dir}: ${(err as Error).message}`);
   }
 }
 

@@ -6,6 +6,9 @@ import { asObject, optNumber, optString, reqString } from './validate';
 import type { ModelStatus, ProtocolVersion, Snapshot } from '../../shared/protocol';
 import { SlotwiseError } from '../../shared/errors';
 
+/** The most lines logs.tail returns (`slotwise logs -n`). */
+export const LOGS_TAIL_MAX_LINES = 5000;
+
 export interface CoreRpcDeps {
   version: string;
   hub: StatusHub;
@@ -58,7 +61,7 @@ export function coreHandlers(deps: CoreRpcDeps): RpcHandlers {
         lines: supervisor.logsTail({
           model,
           instance: optString(p, 'instance', 'logs.tail'),
-          lines: optNumber(p, 'lines', 'logs.tail', { integer: true, min: 1, max: 5000 }),
+          lines: optNumber(p, 'lines', 'logs.tail', { integer: true, min: 1, max: LOGS_TAIL_MAX_LINES }),
         }),
       };
     },
