@@ -9,7 +9,7 @@ import { fmt } from '../../bench/report-md';
 import { CHAT, runBench, STANDARD, type BenchRequest } from '../../bench/run';
 import type { Progress } from '../../bench/sweep';
 import type { BenchReport } from '../../bench/types';
-import { writeReport } from '../../bench/write-report';
+import { prepareReportDir, writeReport } from '../../bench/write-report';
 import { soak, writeSoakReport, type SoakRequest } from '../../bench/soak-run';
 import { renderSoakMarkdown } from '../../bench/soak-report';
 import type { Command, CommandContext } from './command';
@@ -96,17 +96,21 @@ export const benchCommand: Command = {
     process.once('SIGTERM', onSignal);
     const progress = progressPrinter(ctx);
     try {
+      const out = String(ctx.values.out ?? 'bench-out');
       if (ctx.values.soak !== undefined) {
-        const report = await soak(parseSoakRequest(ctx, abort.signal, progress));
+        const soakReq = parseSoakRequest(ctx, abort.signal, progress);
+        await prepareReportDir(out);
+        const report = await soak(soakReq);
         progress.done();
-        const files = await writeSoakReport(String(ctx.values.out ?? 'bench-out'), report);
+        const files = await writeSoakReport(out, report);
         ctx.stdout.write(`${renderSoakMarkdown(report)}\nreport: ${relative(process.cwd(), files.md) || files.md}, ${relative(process.cwd(), files.json) || files.json}\n`);
         return report.outcomesMatch ? 0 : 1;
       }
       const req = parseRequest(ctx, abort.signal, progress);
+      await prepareReportDir(out);
       const report = await runBench(req);
       progress.done();
-      const files = await writeReport(String(ctx.values.out ?? 'bench-out'), report);
+      const files = await writeReport(out, report);
       ctx.stdout.write(summary(report, files));
       return 0;
     } catch (err) {

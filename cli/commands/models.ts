@@ -114,6 +114,8 @@ export const logsCommand: Command = {
       const params = target?.includes('#') ? { instance: target, lines } : { model: target, lines };
       const res = await client.call('logs.tail', params);
       for (const line of res.lines) ctx.stdout.write(`${line}\n`);
+      // Nothing at all would read as a silent failure: say why (stderr, so a pipe of the log gets only the log).
+      if (res.lines.length === 0) ctx.stderr.write(`no llama-server output yet${target ? ` for ${target}` : ''}: it has not run since this state dir was made — start it with \`slotwise up${target ? ` ${target.split('#')[0]}` : ' MODEL'}\`\n`);
       return 0;
     });
   },

@@ -231,7 +231,7 @@ async function forward(lease: Lease, path: string, payload: string, how: Forward
   if (upstream.statusCode >= 400) {
     // llama-server's own error: answered in Slotwise's envelope with its message (see upstreamError).
     const err = upstreamError(inst.id, upstream.statusCode, await upstream.text());
-    sendError(ctx.res, err, { 'X-Slotwise-Instance': inst.id });
+    sendError(ctx.res, err, { 'X-Slotwise-Instance': inst.id, ...leaseHeaders(lease) });
     throw err;
   }
   let started = false;

@@ -79,6 +79,9 @@ describe('a non-streamed answer assembled from the stream', () => {
     const body = { model: 'plain', prompt: 'x', max_tokens: 4, grammar: 'root ::= (' };
     const mine = await d.fetch('/v1/completions', { method: 'POST', body: JSON.stringify(body) });
     expect(mine.status).toBe(400);
+    // Which request and slot it was, as on every answer the daemon relays.
+    expect(mine.headers.get('x-slotwise-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    expect(mine.headers.get('x-slotwise-slot')).toBe('plain#1/0');
     const err = (await mine.json()) as { error: { code: string; message: string } };
     expect(err.error.code).toBe('SW_ERR_UPSTREAM_REJECTED');
   });

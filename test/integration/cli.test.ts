@@ -12,6 +12,11 @@ describe('slotwise CLI (real daemon + llama-server)', () => {
     const d = await startTestDaemon({ models: { tiny: { slots: 4, ctxPerSlot: 512, autostart: false } } });
     const sd = ['--state-dir', d.stateDir];
 
+    // Before its first run a model has no log: said, not an empty answer.
+    const none = await cli(['logs', 'tiny', ...sd]);
+    expect(none).toMatchObject({ code: 0, stdout: '' });
+    expect(none.stderr).toBe('no llama-server output yet for tiny: it has not run since this state dir was made — start it with `slotwise up tiny`\n');
+
     const up = await cli(['up', 'tiny', ...sd]);
     expect(up.code).toBe(0);
     expect(up.stdout).toBe('tiny: 1 instance(s) ready, 4 slots\n');

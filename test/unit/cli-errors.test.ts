@@ -263,3 +263,17 @@ describe('help', () => {
     expect(r.stdout.split('\n').filter((line) => /\s$/.test(line))).toEqual([]);
   });
 });
+
+describe('bench --out', () => {
+  it('that cannot hold the report is a usage error before anything is measured', async () => {
+    const dir = temp();
+    const file = join(dir, 'report');
+    writeFileSync(file, '');
+    for (const out of [file, join(file, 'below')]) {
+      const r = await slotwise('bench', '--concurrency', '1', '--requests', '1', '--out', out, '--state-dir', join(dir, 'state'), '--config', noModels(), '--port', '0');
+      expect(r.code).toBe(2);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toContain(`--out ${out} is a file, or is under one — pass a directory the report can go in`);
+    }
+  });
+});
