@@ -198,8 +198,11 @@ export interface ModelStatus {
 
 export interface ModelLoadStatus {
   state: 'unloaded' | 'loading' | 'ready';
-  /** Why the model is unloaded; `no-memory`: its memory plan does not fit (see `error`). */
-  reason?: 'idle' | 'evicted' | 'stopped' | 'never-loaded' | 'no-memory';
+  /**
+   * Why the model is unloaded; `no-memory`: its memory plan does not fit (see `error`); `failed`: every
+   * replica failed (crashed too often, or cannot start: see `error`, and the replicas' lastError).
+   */
+  reason?: 'idle' | 'evicted' | 'stopped' | 'never-loaded' | 'no-memory' | 'failed';
   /** Epoch ms when the model entered this state (the daemon's clock). */
   since?: number;
   /**

@@ -57,6 +57,8 @@ describe('a llama-server binary that exits at once (a stand-in script: a missing
     const inst = s.models[0]!.instances[0]!;
     expect(inst.lastError).toMatch(/libcuda\.so\.1/);
     expect(inst.pid).toBeUndefined();
+    // The model is not "loading" any more: nothing is, until a request or `slotwise up` tries again.
+    expect(s.models[0]!.load).toMatchObject({ state: 'unloaded', reason: 'failed', error: { code: 'SW_ERR_INSTANCE_FAILED', message: expect.stringMatching(/^\[m#1\] failed: .*libcuda\.so\.1/) } });
     // Every exit was seen as one: the crash log in the daemon's output has each of them.
     expect(d.output().match(/exited with code 127/g)?.length ?? 0).toBeGreaterThanOrEqual(6);
   }, 60_000);
