@@ -1,7 +1,7 @@
 // `setup`, `tiny-model`, `doctor`: getting llama-server and a model in place, and checking the machine.
 import { execFile } from 'node:child_process';
-import { access, constants, mkdir, stat } from 'node:fs/promises';
-import { dirname, relative, resolve } from 'node:path';
+import { access, constants, mkdir, open, stat } from 'node:fs/promises';
+import { dirname, join, relative, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { loadConfig } from '../../daemon/config/load';
 import { resolveConfigPath } from '../../shared/paths';
@@ -85,18 +85,59 @@ export const tinyModelCommand: Command = {
     const kinds = (['fim', 'embedding', 'rerank'] as const).filter((k) => ctx.values[k] === true);
     if (kinds.length > 1) throw new SlotwiseError('SW_ERR_USAGE', `give one of --fim, --embedding, --rerank, not ${kinds.map((k) => `--${k}`).join(' and ')}`);
     const kind: TinyModelKind = kinds[0] ?? 'completion';
-    const int = (name: string, fallback: number): number => (ctx.values[name] === undefined ? fallback : intValue(`--${name}`, ctx.values[name] as string, 1));
-    const shape = { dim: int('dim', 64), layers: int('layers', 2), heads: int('heads', 4), seed: int('seed', 1) };
+    // Bounded: a tiny model is for trying and testing (--dim 4096 × 64 layers is already ~13 GB).
+    const int = (name: string, fallback: number, max = Number.MAX_SAFE_INTEGER): number => (ctx.values[name] === undefined ? fallback : intValue(`--${name}`, ctx.values[name] as string, 1, max));
+    const shape = { dim: int('dim', 64, 4096), layers: int('layers', 2, 64), heads: int('heads', 4, 64), seed: int('seed', 1) };
     const out = resolve(path);
-    await mkdir(dirname(out), { recursive: true });
+    await checkModelTarget(out);
     const vocabPath = tinyVocabPath(await ensureVocab({ env: ctx.env }), kind);
     const pooling = TINY_KIND_SPEC[kind].pooling;
-    const res = await writeTinyModel(out, { vocabPath, pooling, ...shape });
+    // Ctrl-C ends the write through its signal, so the temp file beside `out` is removed; the exit code is the shell's for the signal.
+    const abort = new AbortController();
+    const onInt = (): void => abort.abort(130);
+    const onTerm = (): void => abort.abort(143);
+    process.once('SIGINT', onInt);
+    process.once('SIGTERM', onTerm);
+    let res;
+    try {
+      res = await writeTinyModel(out, { vocabPath, pooling, ...shape, signal: abort.signal });
+    } catch (err) {
+      if (!abort.signal.aborted) throw err;
+      ctx.stderr.write(`tiny-model cancelled: ${out} was not written\n`);
+      return abort.signal.reason as number;
+    } finally {
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+    }
     ctx.stdout.write(`${out}\n`);
     ctx.stderr.write(`wrote ${formatBytes(res.bytes, { decimal: true, digits: 1 })} (sha256 ${res.sha256.slice(0, 16)}…)\n`);
     return 0;
   },
 };
+
+/**
+ * Where tiny-model may write: a new file, or a GGUF it replaces, in a directory it can make. Anything
+ * else that is there (a config, a directory) is refused rather than overwritten.
+ */
+async function checkModelTarget(out: string): Promise<void> {
+  const usage = (why: string): SlotwiseError => new SlotwiseError('SW_ERR_USAGE', `tiny-model: ${why}`);
+  const st = await stat(out).catch(() => undefined);
+  if (st?.isDirectory()) throw usage(`${out} is a directory — give a file path, e.g. ${join(out, 'tiny.gguf')}`);
+  if (st) {
+    const magic = Buffer.alloc(4);
+    const fh = await open(out, 'r').catch(() => undefined);
+    await fh?.read(magic, 0, 4, 0).catch(() => undefined);
+    await fh?.close();
+    if (magic.toString('latin1') !== 'GGUF') throw usage(`${out} exists and is not a GGUF file: not overwriting it — remove it or give another path`);
+  }
+  try {
+    await mkdir(dirname(out), { recursive: true });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' || code === 'ENOTDIR') throw usage(`cannot make the directory ${dirname(out)}: a file is in the way — give another path`);
+    throw usage(`cannot make the directory ${dirname(out)} (${code ?? (err as Error).message}) — give another path`);
+  }
+}
 
 export const doctorCommand: Command = {
   summary: 'check llama-server, GPU tools, config, state dir and the daemon',

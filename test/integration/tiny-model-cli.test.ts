@@ -1,10 +1,12 @@
 // `slotwise tiny-model --fim | --embedding | --rerank` (dist/cli.js): the variant's metadata is in the file.
+import { spawn } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readGgufHeader } from '../../gguf/gguf';
 import { fimTokens } from '../../gguf/fim';
 import { cli } from '../helpers/cli';
-import { tempDir } from '../helpers/daemon';
+import { CLI, tempDir } from '../helpers/daemon';
 
 describe('slotwise tiny-model variants', () => {
   it('--fim writes FIM token ids; --embedding and --rerank write the pooling type', async () => {
@@ -27,5 +29,45 @@ describe('slotwise tiny-model variants', () => {
     const res = await cli(['tiny-model', join(tempDir('tiny-cli'), 'x.gguf'), '--fim', '--rerank']);
     expect(res.code).toBe(2);
     expect(res.stderr).toMatch(/give one of --fim, --embedding, --rerank, not --fim and --rerank/);
+  });
+
+  it('writes over a GGUF, but not over any other file, a directory, or a path under a file', async () => {
+    const dir = tempDir('tiny-cli');
+    const model = join(dir, 'm.gguf');
+    expect((await cli(['tiny-model', model])).code).toBe(0);
+    expect((await cli(['tiny-model', model, '--seed', '2'])).code).toBe(0); // a GGUF: regenerated
+    const config = join(dir, 'config.json');
+    writeFileSync(config, '{"models":{}}');
+    const refused = [
+      [config, `${config} exists and is not a GGUF file: not overwriting it`],
+      [dir, `${dir} is a directory — give a file path, e.g. ${join(dir, 'tiny.gguf')}`],
+      [join(config, 'x.gguf'), `cannot make the directory ${config}: a file is in the way`],
+    ];
+    for (const [path, message] of refused) {
+      const r = await cli(['tiny-model', path!]);
+      expect({ path, code: r.code }).toEqual({ path, code: 2 });
+      expect(r.stderr).toContain(message);
+    }
+    expect(readFileSync(config, 'utf8')).toBe('{"models":{}}');
+    const big = await cli(['tiny-model', join(dir, 'big.gguf'), '--dim', '100000']);
+    expect(big.code).toBe(2);
+    expect(big.stderr).toContain('--dim needs an integer from 1 to 4096, got 100000');
+  });
+
+  it('Ctrl-C while writing leaves no file and no temp file behind', async () => {
+    const dir = tempDir('tiny-cli');
+    mkdirSync(join(dir, 'out'));
+    // Large enough to still be writing after a second.
+    const child = spawn(process.execPath, [CLI, 'tiny-model', join(dir, 'out', 'big.gguf'), '--dim', '2048', '--layers', '24'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    // Interrupted once its temp file exists.
+    for (let i = 0; i < 200 && readdirSync(join(dir, 'out')).length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(readdirSync(join(dir, 'out'))).toHaveLength(1);
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code).toBe(130);
+    expect(stderr).toContain('tiny-model cancelled');
+    expect(readdirSync(join(dir, 'out'))).toEqual([]);
   });
 });
