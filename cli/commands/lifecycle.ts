@@ -41,6 +41,12 @@ export const startCommand: Command = {
     const running = await findDaemon(ctx.stateDir);
     if (running) {
       ctx.stdout.write(`already running: ${running.url} (pid ${running.info.pid})\n`);
+      // A running daemon keeps what it started with: say so rather than let these look applied.
+      const kept = [
+        ...(ctx.port !== undefined && ctx.port !== 0 && ctx.port !== running.info.port ? [`--port ${ctx.port} (it listens on ${running.info.port})`] : []),
+        ...(ctx.values.config !== undefined ? [`--config ${String(ctx.values.config)}`] : []), // the flag, not $SLOTWISE_CONFIG: that is the same every time
+      ];
+      if (kept.length > 0) ctx.stderr.write(`slotwise: not applied to the running daemon, which keeps the settings it started with: ${kept.join(', ')} — \`slotwise stop\`, then start again to use them\n`);
       return 0;
     }
     const dir = await ensureStateDir(ctx.stateDir);

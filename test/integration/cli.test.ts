@@ -17,6 +17,12 @@ describe('slotwise CLI (real daemon + llama-server)', () => {
     expect(none).toMatchObject({ code: 0, stdout: '' });
     expect(none.stderr).toBe('no llama-server output yet for tiny: it has not run since this state dir was made — start it with `slotwise up tiny`\n');
 
+    // `start` with a daemon running: nothing new starts, and a --port it would not get is named.
+    const again = await cli(['start', ...sd, '--port', '1']);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/^already running: http:\/\/127\.0\.0\.1:\d+ \(pid \d+\)\n$/);
+    expect(again.stderr).toMatch(/^slotwise: not applied to the running daemon, which keeps the settings it started with: --port 1 \(it listens on \d+\) — `slotwise stop`, then start again to use them\n$/);
+
     const up = await cli(['up', 'tiny', ...sd]);
     expect(up.code).toBe(0);
     expect(up.stdout).toBe('tiny: 1 instance(s) ready, 4 slots\n');
