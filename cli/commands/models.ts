@@ -23,7 +23,8 @@ async function waitReady(client: RpcClient, model: string, ctx: CommandContext, 
       const m = models.find((x) => x.name === model);
       if (!m) return;
       for (const i of m.instances) {
-        if (seen.get(i.id) !== i.state) ctx.stderr.write(`[${i.id}] ${i.state}${i.lastError && i.state !== 'ready' ? `: ${i.lastError}` : ''}\n`);
+        // A failed one's reason is the error up ends with: not printed twice.
+        if (seen.get(i.id) !== i.state) ctx.stderr.write(`[${i.id}] ${i.state}${i.lastError && i.state !== 'ready' && i.state !== 'failed' ? `: ${i.lastError}` : ''}\n`);
         seen.set(i.id, i.state);
       }
       const failed = m.instances.find((i) => i.state === 'failed');

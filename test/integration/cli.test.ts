@@ -1,10 +1,10 @@
 // The CLI against a real daemon and llama-server: up, status, prompt (stream, json, detach/attach), jobs, logs, down.
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cli } from '../helpers/cli';
-import { CLI, startTestDaemon, tempDir, waitUntil, writeConfig } from '../helpers/daemon';
+import { CLI, FAST_SUPERVISOR, startTestDaemon, tempDir, waitUntil, writeConfig } from '../helpers/daemon';
 import type { Snapshot } from '../../shared/protocol';
 
 describe('slotwise CLI (real daemon + llama-server)', () => {
@@ -65,6 +65,22 @@ describe('slotwise CLI (real daemon + llama-server)', () => {
     const down = await cli(['down', 'tiny', ...sd]);
     expect(down.stdout).toBe('tiny: stopped\n');
     expect((await d.status()).models[0]!.instances[0]!.state).toBe('stopped');
+  });
+
+  it('up on a model that fails ends with its reason once, and a non-zero exit (stand-in binary: a missing library)', async () => {
+    const dir = tempDir('up-fails');
+    const binary = join(dir, 'llama-server');
+    writeFileSync(binary, '#!/bin/sh\necho "error while loading shared libraries: libcuda.so.1: cannot open shared object file" >&2\nexit 127\n', { mode: 0o755 });
+    const d = await startTestDaemon({
+      models: { m: { slots: 1, autostart: false } },
+      config: { llamaServer: binary, supervisor: { ...FAST_SUPERVISOR, backoffInitialMs: 100, backoffMaxMs: 200, maxCrashes: 2 } },
+    });
+    const up = await cli(['up', 'm', '--state-dir', d.stateDir]);
+    expect(up.code).toBe(1);
+    const lines = up.stderr.trim().split('\n');
+    // The reason once at the end, not also on the state line just before it.
+    expect(lines.at(-2)).toBe('[m#1] failed');
+    expect(lines.at(-1)).toMatch(/^slotwise: \[m#1\] failed: .*libcuda\.so\.1/);
   });
 
   it('Ctrl-C on `slotwise prompt` cancels the job and frees the slot', async () => {
