@@ -422,14 +422,8 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
     if (e.ready) return 'ready';
     if (e.preparing) return 'loading';
     // Every replica failed: nothing is loading (a request or `slotwise up` tries again).
-    if (this.#o.supervisor.wanted(model) > 0 && this.#failed(model) === undefined) return 'loading';
+    if (this.#o.supervisor.wanted(model) > 0 && this.#o.supervisor.failedReplica(model) === undefined) return 'loading';
     return 'unloaded';
-  }
-
-  /** The first failed replica when every wanted replica of the model has failed, else undefined. */
-  #failed(model: string): LlamaInstance | undefined {
-    const wanted = this.#o.supervisor.instances(model).slice(0, this.#o.supervisor.wanted(model));
-    return wanted.length > 0 && wanted.every((i) => i.state === 'failed') ? wanted[0] : undefined;
   }
 
   /** Publishes load state changes: each one stamps `since` and emits 'loadState' (status pushes those at once), then 'change'. */
@@ -458,7 +452,7 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
       return { state, since: e.since, phase: p.phase, ...(p.progress !== undefined ? { progress: p.progress } : {}) };
     }
     if (e.error) return { state, since: e.since, reason: 'no-memory', error: { code: e.error.code, message: e.error.message } };
-    const failed = this.#o.supervisor.wanted(model) > 0 ? this.#failed(model) : undefined;
+    const failed = this.#o.supervisor.failedReplica(model);
     if (failed) return { state, since: e.since, reason: 'failed', error: { code: 'SW_ERR_INSTANCE_FAILED', message: `[${failed.id}] failed: ${failed.status().lastError ?? 'unknown reason'}` } };
     return { state, since: e.since, reason: e.reason ?? (e.everLoaded ? 'stopped' : 'never-loaded') };
   }

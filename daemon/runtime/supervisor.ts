@@ -222,6 +222,13 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
     return entries.flatMap((e) => e.instances);
   }
 
+  /** The first replica of the model when every wanted one has failed (nothing will serve it until restarted), else undefined. */
+  failedReplica(name: string): LlamaInstance | undefined {
+    const e = this.#entry(name);
+    const wanted = e.instances.slice(0, e.wanted);
+    return wanted.length > 0 && wanted.every((i) => i.state === 'failed') ? wanted[0] : undefined;
+  }
+
   instance(id: string): LlamaInstance | undefined {
     return this.instances().find((i) => i.id === id);
   }

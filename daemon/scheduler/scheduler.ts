@@ -286,9 +286,10 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
         throw new SlotwiseError('SW_ERR_NO_INSTANCE', `model "${model}" is not running — start it with \`slotwise up ${model}\``);
       }
     }
-    if (instances.length > 0 && instances.every((i) => i.state === 'failed')) {
+    const failed = this.#supervisor.failedReplica(model);
+    if (failed) {
       this.#count(model, queue, 'rejected');
-      const reason = instances[0]!.status().lastError ?? 'see `slotwise logs`';
+      const reason = failed.status().lastError ?? 'see `slotwise logs`';
       throw new SlotwiseError('SW_ERR_INSTANCE_FAILED', `model "${model}" failed: ${reason}`);
     }
     const admission = admit(queue.waiters.length, this.#queueConfig.maxWaiting, this.#servedPerSecond(model));

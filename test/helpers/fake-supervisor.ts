@@ -22,6 +22,7 @@ export function fakeSupervisor(slots: number, affinity = false): FakeSupervisor 
     modelNames: () => ['coder'],
     instances: () => [inst],
     wanted: () => 1,
+    failedReplica: () => ((inst as { state: string }).state === 'failed' ? inst : undefined),
     modelConfig: () => model,
     scrape: () => scrape,
     takesRequests: (i: LlamaInstance) => i.routable,

@@ -41,6 +41,7 @@ class StandInSupervisor extends EventEmitter {
     this.wanted(name)
       ? [{ state: this.state.get(name) ?? 'starting', status: () => (this.buffers.has(name) ? { offload: { buffers: this.buffers.get(name) } } : {}), loadProgress: () => ({ phase: 'starting' }) } as unknown as LlamaInstance]
       : [];
+  failedReplica = (name: string): LlamaInstance | undefined => this.instances(name).find((i) => i.state === 'failed');
   setStatusExtra = (): void => undefined;
   setAutoSlots = (): void => undefined;
   run(name: string, state: LlamaInstance['state']): void {
