@@ -58,8 +58,7 @@ export class RpcClient {
     });
   }
 
-  /** Sends raw text (tests use it for malformed messages) and resolves with the next reply to id null or the given id. */
-  /** Sends `text` as is (a Uint8Array: as a binary frame) and resolves with the next reply. */
+  /** Sends `text` as is (tests use it for malformed messages; a Uint8Array goes as a binary frame) and resolves with the next reply to id null or the given id. */
   async raw(text: string | Uint8Array): Promise<unknown> {
     await this.opened;
     return new Promise((resolve) => {

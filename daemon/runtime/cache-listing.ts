@@ -31,7 +31,7 @@ export const RELAUNCH_AT_PROMPTS = LOG_QUEUE_LINES / 2;
 export type ListingKept = 'args' | 'placement';
 
 /** The daemon log's warning: what happens, why it costs, and the ways out. */
-export function cacheListingWarning(prompts: number, model: string, kept: ListingKept): string {
+export function cacheListingWarning(prompts: number, kept: ListingKept): string {
   const cost =
     `llama-server's prompt cache holds ${prompts} prompts, and at -lv 4 it logs every one on every request, ` +
     `past its ${LOG_QUEUE_LINES}-line log queue, which slows its requests down`;

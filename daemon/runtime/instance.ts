@@ -213,7 +213,7 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
       this.#listing = 'pending';
       void this.#relaunchQuieter(prompts);
     } else if ((this.#listing === 'args' || this.#listing === 'placement') && this.#cacheWarning === undefined && prompts >= LOG_QUEUE_LINES) {
-      this.#cacheWarning = cacheListingWarning(prompts, this.model.name, this.#listing);
+      this.#cacheWarning = cacheListingWarning(prompts, this.#listing);
       this.#logger.warn(this.#cacheWarning);
     }
   }

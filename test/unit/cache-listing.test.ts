@@ -21,8 +21,8 @@ describe('the prompt-cache listing watch', () => {
   });
 
   it('names the count, the cost and the way out that fits why the listing stays, in one line', () => {
-    const args = cacheListingWarning(1542, 'coder', 'args');
-    const placement = cacheListingWarning(1542, 'coder', 'placement');
+    const args = cacheListingWarning(1542, 'args');
+    const placement = cacheListingWarning(1542, 'placement');
     for (const text of [args, placement]) {
       expect(text).toMatch(/^llama-server's prompt cache holds 1542 prompts, and at -lv 4 it logs every one on every request/);
       expect(text).toContain(`${LOG_QUEUE_LINES}-line log queue`);
