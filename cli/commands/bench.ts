@@ -13,6 +13,7 @@ import { prepareReportDir, writeReport } from '../../bench/write-report';
 import { soak, writeSoakReport, type SoakRequest } from '../../bench/soak-run';
 import { renderSoakMarkdown } from '../../bench/soak-report';
 import type { Command, CommandContext } from './command';
+import { intValue } from '../args';
 
 const HELP = `slotwise bench [--model M] [--concurrency 1,2,4,8,16] [--requests N] [--max-tokens N | --mix T:W,…]
                [--direct] [--routing slot-aware|round-robin] [--slots N] [--replicas N] [--out DIR]
@@ -129,10 +130,7 @@ function usage(message: string): SlotwiseError {
 
 function positiveInt(ctx: CommandContext, name: string, fallback: number): number {
   const raw = ctx.values[name];
-  if (raw === undefined) return fallback;
-  const n = /^\d+$/.test(String(raw)) ? Number(raw) : Number.NaN;
-  if (!Number.isSafeInteger(n) || n < 1) throw usage(`--${name} must be a positive integer, got "${String(raw)}"`);
-  return n;
+  return raw === undefined ? fallback : intValue(`--${name}`, String(raw), 1);
 }
 
 function optionalInt(ctx: CommandContext, name: string): number | undefined {

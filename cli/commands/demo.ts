@@ -10,9 +10,9 @@ import { runSetup } from '../../toolchain/setup';
 import { ensureCachedTinyModel } from '../../gguf/tiny-model';
 import { startDaemon } from '../../daemon/main';
 import type { Snapshot } from '../../shared/protocol';
-import { SlotwiseError } from '../../shared/errors';
 import { untilSignal, type Command, type CommandContext } from './command';
 import { renderStatus } from './render-status';
+import { intValue } from '../args';
 
 export const demoCommand: Command = {
   summary: 'the demo: a daemon with the embedded tiny model × 4 slots and a live status table',
@@ -103,10 +103,7 @@ export const demoCommand: Command = {
 
 function positiveInt(ctx: CommandContext, name: string, fallback: number, min = 1): number {
   const raw = ctx.values[name];
-  if (raw === undefined) return fallback;
-  const n = /^\d+$/.test(String(raw)) ? Number(raw) : Number.NaN;
-  if (!Number.isSafeInteger(n) || n < min) throw new SlotwiseError('SW_ERR_USAGE', `--${name} must be an integer >= ${min}, got "${raw}"`);
-  return n;
+  return raw === undefined ? fallback : intValue(`--${name}`, String(raw), min);
 }
 
 const PROMPTS = ['Write a haiku about slots.', 'Explain continuous batching.', 'Tell me a story about a GPU.', 'List three prime numbers.', 'Why is the sky blue?', 'Describe a queue.'];
