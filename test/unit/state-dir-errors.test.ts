@@ -17,8 +17,10 @@ describe('state dir errors', () => {
   it('a state dir that is a plain file: ensureStateDir and the readers name it, exit 2', async () => {
     const file = join(temp(), 'state');
     writeFileSync(file, '');
-    for (const attempt of [ensureStateDir(file), readDaemonInfo(stateDirPaths(file)), readToken(stateDirPaths(file))]) {
-      const err = await rejection(attempt);
+    // Thunks, so each promise is awaited as soon as it exists: an array of live promises lets a
+    // later one reject unhandled while an earlier one is awaited.
+    for (const attempt of [() => ensureStateDir(file), () => readDaemonInfo(stateDirPaths(file)), () => readToken(stateDirPaths(file))]) {
+      const err = await rejection(attempt());
       expect(err.code).toBe('SW_ERR_STATE_DIR_UNUSABLE');
       expect(err.exitCode).toBe(2);
       expect(err.message).toContain(`state dir ${file} is not a directory`);
