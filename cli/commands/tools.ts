@@ -148,6 +148,7 @@ export const doctorCommand: Command = {
       ctx.stdout.write(`${ok === 'info' ? '·' : ok ? '✓' : '✗'} ${what.padEnd(13)} ${detail}\n`);
     };
     let configured = 'auto';
+    let configBad = false;
     try {
       const config = await loadConfig({ path: ctx.configPath, env: ctx.env, allowMissing: !ctx.configPath });
       configured = config.llamaServer;
@@ -163,6 +164,7 @@ export const doctorCommand: Command = {
         }
       }
     } catch (err) {
+      configBad = true;
       line(false, 'config', (err as Error).message);
     }
     try {
@@ -192,7 +194,8 @@ export const doctorCommand: Command = {
       const e = toSlotwiseError(err);
       line('info', 'daemon', e.code === 'SW_ERR_STATE_DIR_UNUSABLE' ? 'not looked for: the state dir is unusable' : `cannot tell: ${e.message}`);
     }
-    return problems ? 1 : 0;
+    // A config the daemon would refuse is exit 2, as every other command gives for it.
+    return configBad ? 2 : problems ? 1 : 0;
   },
 };
 

@@ -67,6 +67,31 @@ describe('a state dir that is a plain file', () => {
   });
 });
 
+describe('doctor with a bad config', () => {
+  it('names the key and exits 2, as other commands do for a config; a model file that is not GGUF is exit 1', async () => {
+    const dir = temp();
+    const state = ['--state-dir', join(dir, 'state')];
+    const config = (name: string, body: unknown): string => {
+      writeFileSync(join(dir, name), JSON.stringify(body));
+      return join(dir, name);
+    };
+    const r = await slotwise('doctor', '--config', config('bad.json', { models: {}, prot: 1 }), ...state);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toMatch(/^✗ config .*"prot"/m);
+    expect(r.stdout).toMatch(/^· daemon /m); // it still checks the rest
+
+    const missing = await slotwise('doctor', '--config', config('missing.json', { models: { m: { path: join(dir, 'nope.gguf') } } }), ...state);
+    expect(missing.code).toBe(2);
+    expect(missing.stdout).toContain(`model file not found: ${join(dir, 'nope.gguf')}`);
+
+    writeFileSync(join(dir, 'x.gguf'), 'hello');
+    const notGguf = await slotwise('doctor', '--config', config('x.json', { models: { m: { path: join(dir, 'x.gguf') } } }), ...state);
+    expect(notGguf.code).toBe(1);
+    expect(notGguf.stdout).toMatch(/^✓ config /m);
+    expect(notGguf.stdout).toMatch(/^✗ {3}m .*not a GGUF file/m);
+  });
+});
+
 describe('option values', () => {
   const stateDir = (): string[] => ['--state-dir', join(temp(), 'state')];
 
