@@ -1,9 +1,11 @@
 // `up MODEL`, `down MODEL`, `restart MODEL`, `logs [MODEL]`.
 import { modelSlots } from '../../shared/slots';
-import { SlotwiseError } from '../../shared/errors';
+import { SlotwiseError, toSlotwiseError } from '../../shared/errors';
 import { intValue, numberValue } from '../args';
 import { LOGS_TAIL_MAX_LINES } from '../../daemon/server/rpc';
 import { withDaemon } from '../locate';
+import { tailLogFiles } from '../log-files';
+import { stateDirPaths } from '../../shared/state-dir';
 import type { RpcClient } from '../../shared/rpc-client';
 import type { ModelStatus } from '../../shared/protocol';
 import type { Command, CommandContext } from './command';
@@ -105,19 +107,35 @@ export const logsCommand: Command = {
     `slotwise logs [MODEL|INSTANCE] [-n N]`,
     '',
     'The last lines of llama-server\'s output: of one instance (coder#1), of a model\'s instances or of all.',
+    'With no daemon running, they are read from the log files in the state dir.',
     `  -n, --lines N   how many lines, 1 to ${LOGS_TAIL_MAX_LINES} (default 100)`,
   ].join('\n'),
   options: { lines: { type: 'string', short: 'n' } },
   async run(ctx) {
     const target = ctx.positionals[0];
     const lines = ctx.values.lines === undefined ? 100 : intValue('-n', ctx.values.lines as string, 1, LOGS_TAIL_MAX_LINES);
-    return withDaemon(ctx.stateDir, async (client) => {
+    const fromDaemon = await withDaemon(ctx.stateDir, async (client) => {
       const params = target?.includes('#') ? { instance: target, lines } : { model: target, lines };
-      const res = await client.call('logs.tail', params);
-      for (const line of res.lines) ctx.stdout.write(`${line}\n`);
-      // Nothing at all would read as a silent failure: say why (stderr, so a pipe of the log gets only the log).
-      if (res.lines.length === 0) ctx.stderr.write(`no llama-server output yet${target ? ` for ${target}` : ''}: it has not run since this state dir was made — start it with \`slotwise up${target ? ` ${target.split('#')[0]}` : ' MODEL'}\`\n`);
-      return 0;
+      return (await client.call('logs.tail', params)).lines;
+    }).catch((err: unknown) => {
+      if (toSlotwiseError(err).code === 'SW_ERR_DAEMON_UNREACHABLE') return undefined;
+      throw err;
     });
+    if (fromDaemon) {
+      for (const line of fromDaemon) ctx.stdout.write(`${line}\n`);
+      // Nothing at all would read as a silent failure: say why (stderr, so a pipe of the log gets only the log).
+      if (fromDaemon.length === 0) ctx.stderr.write(`no llama-server output yet${target ? ` for ${target}` : ''}: it has not run since this state dir was made — start it with \`slotwise up${target ? ` ${target.split('#')[0]}` : ' MODEL'}\`\n`);
+      return 0;
+    }
+    // No daemon: the files it left. A model that failed and took the daemon down is the case this is for.
+    const dir = stateDirPaths(ctx.stateDir);
+    const files = await tailLogFiles(dir, target, lines);
+    if (files.files.length === 0) {
+      ctx.stderr.write(`no daemon running, and no llama-server log${target ? ` for ${target}` : ''} in ${dir.logs} — start one with \`slotwise start\`\n`);
+      return 1;
+    }
+    ctx.stderr.write(`no daemon running: from ${files.files.length === 1 ? files.files[0] : `${files.files.length} files in ${dir.logs}`}\n`);
+    for (const line of files.lines) ctx.stdout.write(`${line}\n`);
+    return 0;
   },
 };
