@@ -12,6 +12,7 @@ import { ensureStateDir, readDaemonInfo, removeDaemonInfo, stateDirPaths, type S
 import { secureStateDir } from '../../shared/state-dir-perms';
 import { findDaemon, isHealthy, type DaemonEndpoint } from '../locate';
 import { RpcClient } from '../../shared/rpc-client';
+import { START_WATCH_MS, watchStart } from '../start-report';
 import { untilSignal, type Command, type CommandContext } from './command';
 import { join } from 'node:path';
 
@@ -32,7 +33,9 @@ export const startCommand: Command = {
     'slotwise start [--timeout SECONDS]',
     '',
     'Starts the daemon in the background (its output in logs/daemon.out of the state dir) and returns',
-    'once it accepts requests, printing its URL; does nothing when one already runs.',
+    'once it accepts requests, printing its URL; does nothing when one already runs. It then watches the',
+    `autostart models for up to ${START_WATCH_MS / 1000} s and warns of any that cannot start (memory, a llama-server`,
+    'that exits at launch), and when no model is configured.',
     '  --timeout SECONDS   how long to wait for it (default 30)',
   ].join('\n'),
   options: { 'timeout': { type: 'string' } },
@@ -85,6 +88,7 @@ export const startCommand: Command = {
       if (info && info.pid === child.pid && (await isHealthy(info.url))) {
         ctx.stdout.write(`${info.url}\n`);
         ctx.stderr.write(`slotwise daemon started (pid ${info.pid}); logs in ${dir.logs}\n`);
+        for (const line of await modelWarnings(ctx.stateDir, Math.min(deadline, Date.now() + START_WATCH_MS))) ctx.stderr.write(`slotwise: warning: ${line}\n`);
         return 0;
       }
       await sleep(100);
@@ -92,6 +96,21 @@ export const startCommand: Command = {
     throw new SlotwiseError('SW_ERR_DAEMON_UNREACHABLE', `daemon did not accept requests within ${timeoutMs / 1000} s; see ${outFile}`);
   },
 };
+
+/** What start warns about the models (start-report.ts); nothing when the daemon cannot be asked. */
+async function modelWarnings(stateDir: string, until: number): Promise<string[]> {
+  const ep = await findDaemon(stateDir);
+  if (!ep) return [];
+  const client = new RpcClient({ url: ep.url, token: ep.token });
+  try {
+    await client.opened;
+    return await watchStart(client, until);
+  } catch {
+    return []; // the daemon went away or refused: start's own answer stands, status tells the rest
+  } finally {
+    client.close();
+  }
+}
 
 export const stopCommand: Command = {
   summary: 'stop the daemon and every llama-server it runs',

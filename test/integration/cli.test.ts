@@ -1,6 +1,7 @@
 // The CLI against a real daemon and llama-server: up, status, prompt (stream, json, detach/attach), jobs, logs, down.
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { tinyModelPath } from '../helpers/tiny';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cli } from '../helpers/cli';
@@ -139,6 +140,7 @@ describe('slotwise CLI (real daemon + llama-server)', () => {
       const text = (await cli(['status', ...sd], { env })).stdout;
       expect(text).toContain(`No models configured. Add one under "models" in ${defaultPath} (no such file yet: create it), e.g.`);
       expect(text).toContain('then restart the daemon: slotwise stop && slotwise start');
+      expect(started.stderr).toContain(`slotwise: warning: no models configured: add one under "models" in ${defaultPath}, then \`slotwise stop && slotwise start\``);
       const prompt = await cli(['prompt', 'hi', ...sd], { env });
       expect(prompt.code).toBe(1);
       expect(prompt.stderr).toBe('slotwise: prompt.submit: no model is configured — add one under "models" in the config file (`slotwise status` names it) and restart the daemon\n');
@@ -159,6 +161,33 @@ describe('slotwise CLI (real daemon + llama-server)', () => {
       expect((await cli(['doctor', ...sd, '--config', file], { env })).stdout).toContain(`· config        ${file} · no models — add one under "models"`);
     } finally {
       await cli(['stop', ...sd], { env });
+    }
+  });
+
+  it('start warns of autostart models that cannot start: one over the memory budget, one whose llama-server exits at launch', async () => {
+    const dir = tempDir('startwarn');
+    const sd = ['--state-dir', join(dir, 'state')];
+    const tiny = await tinyModelPath();
+    // A flag llama-server does not know passes the daemon's checks; llama-server exits on it at launch.
+    // `huge` alone is over the budget (about 50 MiB planned for `ok` and `bad`, about 184 MiB for it).
+    const config = writeConfig(dir, {
+      supervisor: FAST_SUPERVISOR,
+      memoryBudgetMiB: 100,
+      models: {
+        ok: { path: tiny, slots: 1, ctxPerSlot: 256, gpuLayers: 0, autostart: false },
+        bad: { path: tiny, slots: 1, ctxPerSlot: 256, gpuLayers: 0, args: ['--no-such-flag'] },
+        huge: { path: tiny, slots: 16, ctxPerSlot: 4096, gpuLayers: 0 },
+      },
+    });
+    const started = await cli(['start', ...sd, '--config', config, '--port', '0']);
+    try {
+      expect(started.code).toBe(0); // the daemon runs: `ok` can still be loaded
+      const warnings = started.stderr.split('\n').filter((l) => l.startsWith('slotwise: warning:'));
+      expect(warnings).toHaveLength(2);
+      expect(warnings.find((l) => l.includes('huge'))).toMatch(/^slotwise: warning: huge not started: .*— `slotwise plan huge`$/);
+      expect(warnings.find((l) => l.includes('bad'))).toMatch(/^slotwise: warning: \[bad#1\] (exited at launch|failed): .+ — `slotwise logs bad#1`$/);
+    } finally {
+      await cli(['stop', ...sd]);
     }
   });
 });
