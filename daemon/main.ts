@@ -3,7 +3,8 @@
 import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { readFile } from 'node:fs/promises';
-import { createServer, type RequestListener, type Server } from 'node:http';
+import { createServer, maxHeaderSize, type RequestListener, type Server } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { createServer as createHttpsServer } from 'node:https';
 import { version } from '../package.json';
 import { loadConfig } from './config/load';
@@ -24,6 +25,7 @@ import { StatusHub } from './status/hub';
 import { Supervisor } from './runtime/supervisor';
 import { attachWebSocket } from './server/ws';
 import { serveIgnoringUpgrade } from './server/ignore-upgrade';
+import { answerClientError } from './server/client-error';
 import { openAiRoutes } from './api/openai';
 import { infillRoutes } from './api/infill';
 import { embeddingRoutes } from './api/embeddings';
@@ -319,6 +321,8 @@ async function createListener(listen: Config['listen'], handler: RequestListener
   }
   server.maxConnections = listen.maxConnections;
   server.keepAliveTimeout = 30_000;
+  const limits = { maxHeaderBytes: maxHeaderSize, headersTimeoutMs: headersTimeout };
+  server.on('clientError', (err: Error, socket: Duplex) => answerClientError(err, socket, limits));
   // The client of a dropped connection sees only a reset: say why in the log (at most once a minute).
   let warnedAt = 0;
   server.on('drop', () => {

@@ -31,6 +31,7 @@ const CODES: Record<ErrorCode, CodeInfo> = {
   SW_ERR_BAD_REQUEST: { status: 400, type: 'invalid_request_error', exit: 2 },
   SW_ERR_BODY_TOO_LARGE: { status: 413, type: 'invalid_request_error', exit: 1 },
   SW_ERR_BODY_TIMEOUT: { status: 408, type: 'invalid_request_error', exit: 1 },
+  SW_ERR_HEADERS_TOO_LARGE: { status: 431, type: 'invalid_request_error', exit: 1 },
   SW_ERR_METHOD_NOT_ALLOWED: { status: 405, type: 'invalid_request_error', exit: 1 },
   SW_ERR_UPGRADE_REQUIRED: { status: 426, type: 'invalid_request_error', exit: 1 },
   SW_ERR_NOT_FOUND: { status: 404, type: 'invalid_request_error', exit: 1 },

@@ -29,6 +29,11 @@ interface Job {
   signal?: AbortSignal;
   subscribers: Set<RpcConnection>;
   finishedAt?: number;
+  /**
+   * Notifications held until prompt.submit's reply is out: its jobId is how a client knows the job,
+   * and a free slot starts the job (job.started) before the handler returns.
+   */
+  held?: Array<() => void>;
 }
 
 export interface JobStoreOptions {
@@ -91,6 +96,14 @@ export class JobStore {
     };
     this.#jobs.set(job.summary.jobId, job);
     this.#subscribe(job, conn);
+    // ws.ts sends the reply a few microtasks after this returns; an immediate runs after those and
+    // before the next I/O, so before any token of the job can arrive.
+    job.held = [];
+    setImmediate(() => {
+      const held = job.held ?? [];
+      job.held = undefined;
+      for (const send of held) send();
+    });
     this.#opts.archive?.save({ summary: job.summary, deltas: job.deltas }, { sync: true });
     const started = Date.now();
     let leaseAt = started;
@@ -227,7 +240,8 @@ export class JobStore {
   }
 
   #notify<N extends RpcNotification>(job: Job, method: N, params: RpcNotifications[N]): void {
-    for (const conn of job.subscribers) conn.notify(method, params);
+    if (job.held) job.held.push(() => this.#notify(job, method, params));
+    else for (const conn of job.subscribers) conn.notify(method, params);
   }
 
   #subscribe(job: Job, conn: RpcConnection): void {
@@ -281,6 +295,9 @@ function jobIdParam(params: unknown, where: string): string {
 /** prompt.submit's fields (shared/protocol.ts PromptParams). */
 const PROMPT_FIELDS: readonly string[] = ['model', 'prompt', 'messages', 'maxTokens', 'temperature', 'topP', 'seed', 'stop', 'priority', 'session'] satisfies (keyof PromptParams)[];
 
+/** With the u flag a pair is one code point, so only a half left alone is in the surrogate category. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
 /** Validates prompt.submit params; `model` may be omitted when exactly one model is configured. */
 export function parsePromptParams(raw: unknown, supervisor: Supervisor): PromptParams & { model: string } {
   const where = 'prompt.submit';
@@ -311,6 +328,11 @@ export function parsePromptParams(raw: unknown, supervisor: Supervisor): PromptP
   }
   if ((prompt === undefined) === (messages === undefined)) {
     throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}: give exactly one of "prompt" (text) or "messages" (chat)`);
+  }
+  // llama-server refuses a lone surrogate only once the job runs (its JSON parser): say so at submit.
+  const texts: Array<[string, string]> = prompt !== undefined ? [['"prompt"', prompt]] : messages!.map((m, i) => [`messages[${i}].content`, m.content]);
+  for (const [field, text] of texts) {
+    if (LONE_SURROGATE.test(text)) throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}: ${field} holds a lone UTF-16 surrogate (half of a character) — send whole characters`);
   }
   return {
     model,

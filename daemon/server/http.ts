@@ -3,7 +3,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
-import { SlotwiseError, errorEnvelope, toSlotwiseError } from '../../shared/errors';
+import { SlotwiseError, errorEnvelope, quote, toSlotwiseError } from '../../shared/errors';
 import { formatBytes } from '../../shared/format';
 import { checkOrigin, checkToken, type GuardOptions } from './guard';
 import { checkDepth } from './validate';
@@ -147,6 +147,11 @@ async function handle(opts: HttpOptions, table: Map<string, Route[]>, req: Incom
 export async function readJsonBody(req: IncomingMessage, limit: number, timeoutMs: number): Promise<JsonBody> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) throw tooLarge(limit);
+  // Decoding it would let a small compressed body grow past the limit; no OpenAI client compresses requests.
+  const coding = req.headers['content-encoding']?.trim().toLowerCase();
+  if (coding && coding !== 'identity') {
+    throw new SlotwiseError('SW_ERR_BAD_REQUEST', `request body has Content-Encoding ${quote(coding)}, which the daemon does not decode — send it uncompressed`);
+  }
   const text = await readBody(req, limit, timeoutMs);
   if (!text.trim()) throw new SlotwiseError('SW_ERR_BAD_REQUEST', 'request body is empty: send a JSON object');
   let value: unknown;
@@ -175,7 +180,13 @@ function readBody(req: IncomingMessage, limit: number, timeoutMs: number): Promi
       if (err) {
         req.pause(); // stop buffering what nobody will read; the connection is closed after the answer
         reject(err);
-      } else resolve(Buffer.concat(chunks).toString('utf8'));
+      } else {
+        try {
+          resolve(utf8(Buffer.concat(chunks)));
+        } catch (e) {
+          reject(e as Error);
+        }
+      }
     };
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
@@ -193,6 +204,37 @@ function readBody(req: IncomingMessage, limit: number, timeoutMs: number): Promi
     }, timeoutMs);
     req.on('data', onData).on('end', onEnd).on('error', onGone).on('close', onClose);
   });
+}
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+
+/**
+ * The body as text. JSON is UTF-8 (RFC 8259): other bytes would reach llama-server as U+FFFD, changing
+ * the prompt unseen, so they are refused; a leading BOM is dropped, as llama-server's parser does.
+ */
+function utf8(bytes: Buffer): string {
+  try {
+    return UTF8.decode(bytes);
+  } catch {
+    const at = firstInvalidUtf8(bytes);
+    throw new SlotwiseError('SW_ERR_BAD_REQUEST', `request body is not UTF-8 (byte 0x${bytes[at]?.toString(16).padStart(2, '0') ?? '??'} at offset ${at}) — send JSON in UTF-8`);
+  }
+}
+
+/** Offset of the first byte that does not start a valid UTF-8 sequence (only on the error path). */
+function firstInvalidUtf8(bytes: Buffer): number {
+  for (let i = 0; i < bytes.length; ) {
+    const c = bytes[i]!;
+    const n = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    if (n === 0 || i + n > bytes.length) return i;
+    try {
+      UTF8.decode(bytes.subarray(i, i + n)); // overlong forms and surrogates too
+    } catch {
+      return i;
+    }
+    i += n;
+  }
+  return bytes.length;
 }
 
 function tooLarge(limit: number): SlotwiseError {

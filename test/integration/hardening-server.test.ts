@@ -12,6 +12,7 @@ import WebSocket from 'ws';
 import { startTestDaemon, tempDir, waitUntil, writeConfig, CLI, type TestDaemon } from '../helpers/daemon';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { gzipSync } from 'node:zlib';
 import type { Snapshot } from '../../shared/protocol';
 
 const run = promisify(execFile);
@@ -58,6 +59,23 @@ function post(d: TestDaemon, path: string, body: unknown): Promise<Response> {
 }
 
 describe('hostile request bodies and numbers (real llama-server)', () => {
+  it('a compressed body and one not in UTF-8 are refused naming why; a leading BOM is dropped', async () => {
+    const d = await startTestDaemon({ models: { tiny: { slots: 1, ctxPerSlot: 128 } } });
+    await ready(d);
+    const body = JSON.stringify({ model: 'tiny', prompt: 'café', max_tokens: 2 });
+    const send = (bytes: Uint8Array, headers: Record<string, string> = {}): Promise<Response> => d.fetch('/v1/completions', { method: 'POST', body: bytes, headers });
+    const gz = await send(gzipSync(body), { 'Content-Encoding': 'gzip' });
+    expect(gz.status).toBe(400);
+    expect(errorOf(await gz.text())).toMatchObject({ code: 'SW_ERR_BAD_REQUEST', message: 'request body has Content-Encoding "gzip", which the daemon does not decode — send it uncompressed' });
+    // Latin-1 é would have reached llama-server as U+FFFD, the prompt changed unseen.
+    const latin1 = await send(Buffer.from(body, 'latin1'));
+    expect(latin1.status).toBe(400);
+    expect(errorOf(await latin1.text()).message).toBe(`request body is not UTF-8 (byte 0xe9 at offset ${body.indexOf('é')}) — send JSON in UTF-8`);
+    const bom = await send(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(body)]));
+    expect(bom.status).toBe(200);
+    expect((await send(Buffer.from(body))).status).toBe(200);
+  });
+
   it('D1: deep nesting is refused with 400 naming the field, and every counted request gets an outcome', async () => {
     const d = await startTestDaemon({ models: { tiny: { slots: 2, ctxPerSlot: 256 } } });
     await ready(d);
@@ -143,6 +161,57 @@ describe('hostile request bodies and numbers (real llama-server)', () => {
 });
 
 describe('HTTP and JSON-RPC semantics', () => {
+  it('requests Node refuses before any route (headers too large, a malformed request line or header) get a JSON error naming what was wrong', async () => {
+    const d = await startTestDaemon();
+    const answer = async (text: string): Promise<{ status: number; error: { code: string; message: string } }> => {
+      const sock = await tcp(d.url);
+      sock.write(text);
+      const got = await readUntilClose(sock, 5000);
+      const [head, body] = got.data.split('\r\n\r\n');
+      expect(head).toMatch(/\r\nContent-Type: application\/json\r\n/);
+      return { status: Number(/^HTTP\/1\.1 (\d+)/.exec(head!)![1]), error: (JSON.parse(body!) as { error: { code: string; message: string } }).error };
+    };
+    expect(await answer(`GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`)).toEqual({
+      status: 431,
+      error: expect.objectContaining({ code: 'SW_ERR_HEADERS_TOO_LARGE', message: "the request's headers are larger than 16 KiB — send fewer or shorter headers (a large cookie or token?)" }),
+    });
+    const badHeader = await answer('GET /api/status HTTP/1.1\r\nHo st: 127.0.0.1\r\n\r\n');
+    expect(badHeader.status).toBe(400);
+    expect(badHeader.error).toMatchObject({ code: 'SW_ERR_BAD_REQUEST', message: expect.stringMatching(/^malformed HTTP request: .*header.* \(HPE_[A-Z_]+\) — send HTTP\/1\.1 as RFC 9112 writes it$/i) });
+    const badLine = await answer('HELLO\r\n\r\n');
+    expect(badLine).toMatchObject({ status: 400, error: { code: 'SW_ERR_BAD_REQUEST', message: expect.stringContaining('(HPE_') } });
+    // The daemon is fine after them.
+    expect((await raw(d.url, '/healthz')).status).toBe(200);
+  });
+
+  it("prompt.submit's reply, with the jobId, comes before any notification of that job; a lone surrogate is refused at submit", async () => {
+    const d = await startTestDaemon({ models: { tiny: { slots: 2, ctxPerSlot: 128 } } });
+    await ready(d);
+    const ws = new WebSocket(`${d.url.replace('http', 'ws')}/ws`, { headers: { Authorization: `Bearer ${d.token}` } });
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    type Message = { id?: number; method?: string; result?: { jobId: string }; error?: { data: { code: string; message: string } }; params?: { jobId?: string } };
+    const got: Message[] = [];
+    ws.on('message', (data) => got.push(JSON.parse(data.toString()) as Message));
+    // Two find a free slot at once (job.started was sent before the reply), three queue.
+    for (let id = 1; id <= 5; id++) ws.send(JSON.stringify({ jsonrpc: '2.0', id, method: 'prompt.submit', params: { model: 'tiny', prompt: 'Hello', maxTokens: 3 } }));
+    await waitUntil(() => got.filter((m) => m.method === 'job.end').length === 5, 'five jobs ended', 20_000);
+    for (let id = 1; id <= 5; id++) {
+      const at = got.findIndex((m) => m.id === id);
+      const jobId = got[at]!.result!.jobId;
+      const first = got.findIndex((m) => m.params?.jobId === jobId);
+      expect({ id, replyBeforeNotifications: at < first }).toEqual({ id, replyBeforeNotifications: true });
+      expect(got.filter((m) => m.params?.jobId === jobId).map((m) => m.method)).toEqual(expect.arrayContaining(['job.started', 'job.end']));
+    }
+
+    ws.send(JSON.stringify({ jsonrpc: '2.0', id: 6, method: 'prompt.submit', params: { model: 'tiny', messages: [{ role: 'user', content: 'ok' }, { role: 'user', content: 'a \ud800 b' }] } }));
+    await waitUntil(() => got.some((m) => m.id === 6), 'the refusal');
+    expect(got.find((m) => m.id === 6)!.error!.data).toMatchObject({ code: 'SW_ERR_BAD_REQUEST', message: 'prompt.submit: messages[1].content holds a lone UTF-16 surrogate (half of a character) — send whole characters' });
+    ws.close();
+  });
+
   it('answers a request that asks to upgrade to h2c in HTTP/1.1, body and all (curl --http2 and Java clients send it)', async () => {
     const d = await startTestDaemon();
     const u = new URL(d.url);
@@ -307,6 +376,10 @@ describe('slow and many clients', () => {
     idle.write('GET /healthz HTTP/1.1\r\n');
     const idleEnd = await readUntilClose(idle, 20_000);
     expect(idleEnd.closed).toBe(true);
+    // In the daemon's envelope, not Node's bare 408 (client-error.ts).
+    expect(idleEnd.data).toMatch(/^HTTP\/1\.1 408 /);
+    expect(idleEnd.data).toContain('"code":"SW_ERR_BODY_TIMEOUT"');
+    expect(idleEnd.data).toContain('its headers within 1 s');
 
     const held = await Promise.all([1, 2, 3, 4].map(() => tcp(d.url)));
     await new Promise((r) => setTimeout(r, 200));
