@@ -74,11 +74,33 @@ export function validateBody(raw: unknown, kind: 'prompt' | 'messages', where: s
       }
     });
   } else {
-    const p = body.prompt;
-    const ok = typeof p === 'string' || (Array.isArray(p) && p.length > 0 && p.every((x) => typeof x === 'string' || typeof x === 'number'));
-    if (!ok) throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}: "prompt" must be a string (or an array of strings/tokens)`);
+    const problem = promptProblem(body.prompt);
+    if (problem) throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}: ${problem}`);
   }
   return { model, stream, body };
+}
+
+/**
+ * Why `prompt` is not a shape llama-server reads (undefined when it is): a string, or a non-empty array
+ * of strings and token ids (one prompt), token arrays or mixed arrays (a prompt each, as OpenAI's
+ * `[[1, 2], [3]]`), or `{"prompt_string": …}` objects (its multimodal form).
+ */
+export function promptProblem(p: unknown): string | undefined {
+  if (typeof p === 'string') return undefined;
+  const shapes = 'a string, or an array of strings, token ids, token arrays or {"prompt_string": …} objects';
+  if (!Array.isArray(p)) return `"prompt" must be ${shapes}`;
+  if (p.length === 0) return '"prompt" is empty: give at least one string or token';
+  for (const [i, x] of p.entries()) {
+    if (typeof x === 'string' || typeof x === 'number') continue;
+    if (Array.isArray(x)) {
+      const j = x.findIndex((y) => typeof y !== 'string' && typeof y !== 'number');
+      if (j >= 0) return `"prompt[${i}][${j}]" must be a token id or a string`;
+      continue;
+    }
+    if (x !== null && typeof x === 'object' && typeof (x as Obj).prompt_string === 'string') continue;
+    return `"prompt[${i}]" must be a string, a token id, an array of tokens, or an object with a "prompt_string" string`;
+  }
+  return undefined;
 }
 
 // llama-server reads these as 32-bit ints (larger values wrap: max_tokens 4294967301 means 5), and a

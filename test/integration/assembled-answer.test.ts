@@ -56,6 +56,8 @@ const CASES: [string, string, Record<string, unknown>][] = [
   ['a text completion', '/v1/completions', { model: 'plain', prompt: 'Once upon a time', max_tokens: 12, temperature: 0, cache_prompt: false }],
   ['a text completion that ends at a stop word', '/v1/completions', { model: 'plain', prompt: 'Once upon a time', max_tokens: 40, temperature: 0, stop: ['e'], cache_prompt: false }],
   ['a text completion of prompt tokens', '/v1/completions', { model: 'plain', prompt: [1, 2, 3, 4], max_tokens: 6, temperature: 0, cache_prompt: false }],
+  // Several prompts go as sent (not assembled); OpenAI's token-array form was refused before.
+  ['several prompts, as token arrays and a string', '/v1/completions', { model: 'plain', prompt: [[1, 2, 3], [4, 5], 'Once'], max_tokens: 5, temperature: 0, cache_prompt: false }],
   ['a chat completion', '/v1/chat/completions', { model: 'plain', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hello there' }], max_tokens: 10, temperature: 0, cache_prompt: false }],
   ['a chat completion with a stop word', '/v1/chat/completions', { model: 'plain', messages: [{ role: 'user', content: 'Count' }], max_tokens: 40, temperature: 0, stop: ['a'], cache_prompt: false }],
   ['an infill', '/infill', { model: 'coder', input_prefix: 'def add(a, b):\n    ', input_suffix: '\n\nprint(add(1, 2))\n', n_predict: 10, temperature: 0, cache_prompt: false }],
