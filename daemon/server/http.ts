@@ -102,6 +102,17 @@ async function handle(opts: HttpOptions, table: Map<string, Route[]>, req: Incom
   const denied = checkOrigin(req, opts.guard);
   if (denied) return sendError(res, denied);
   const forPath = table.get(pathname) ?? [];
+  const unauthorized = (): boolean => {
+    const err = checkToken(req, opts.guard);
+    if (!err) return false;
+    res.setHeader('WWW-Authenticate', 'Bearer');
+    sendError(res, err);
+    return true;
+  };
+  // The token before anything about routes: without it, a caller learns nothing but that it needs one
+  // (llama-server checks its key before routing too). Only a path with an open route (health) skips it.
+  const openPath = forPath.some((r) => r.open);
+  if (!openPath && unauthorized()) return;
   if (pathname === WS_PATH && forPath.length === 0) {
     res.setHeader('Upgrade', 'websocket');
     throw new SlotwiseError('SW_ERR_UPGRADE_REQUIRED', `${WS_PATH} is the WebSocket (JSON-RPC) endpoint — connect to it with a WebSocket client, with the token`);
@@ -118,13 +129,7 @@ async function handle(opts: HttpOptions, table: Map<string, Route[]>, req: Incom
     res.setHeader('Allow', forPath.map((r) => r.method).join(', '));
     throw new SlotwiseError('SW_ERR_METHOD_NOT_ALLOWED', `${pathname} takes ${forPath.map((r) => r.method).join(' or ')}, not ${req.method}`);
   }
-  if (!route.open) {
-    const unauthorized = checkToken(req, opts.guard);
-    if (unauthorized) {
-      res.setHeader('WWW-Authenticate', 'Bearer');
-      return sendError(res, unauthorized);
-    }
-  }
+  if (openPath && !route.open && unauthorized()) return;
   const refused = opts.refuse?.();
   if (refused) return sendError(res, refused);
   const abort = new AbortController();

@@ -237,7 +237,7 @@ describe('HTTP and JSON-RPC semantics', () => {
     expect(ws).toMatch(/^HTTP\/1\.1 404 /);
   });
 
-  it('R8: wrong method is 405 with Allow; HEAD is GET without the body; missing and wrong tokens get one 401', async () => {
+  it('R8: wrong method is 405 with Allow; HEAD is GET without the body; missing and wrong tokens get one 401, before any route is matched', async () => {
     const d = await startTestDaemon();
     const post = await raw(d.url, '/api/status', { method: 'POST', headers: { Authorization: `Bearer ${d.token}` }, body: '{}' });
     expect(post.status).toBe(405);
@@ -267,6 +267,12 @@ describe('HTTP and JSON-RPC semantics', () => {
     expect(wrong.body).toBe(missing.body);
     expect(malformed.body).toBe(missing.body);
     expect(errorOf(missing.body).code).toBe('SW_ERR_UNAUTHORIZED');
+    // Without the token nothing is told about routes: an unknown path, a wrong method and /ws read alike.
+    for (const [path, method] of [['/no/such/path', 'GET'], ['/api/status', 'POST'], ['/ws', 'GET']] as const) {
+      const anon = await raw(d.url, path, { method, body: method === 'POST' ? '{}' : undefined });
+      expect({ path, status: anon.status, body: anon.body }).toEqual({ path, status: 401, body: missing.body });
+    }
+    expect((await raw(d.url, '/healthz')).status).toBe(200);
   });
 
   it('R8: user input is echoed on one line, quoted and capped', async () => {
