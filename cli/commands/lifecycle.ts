@@ -37,8 +37,9 @@ export const startCommand: Command = {
     `autostart models for up to ${START_WATCH_MS / 1000} s and warns of any that cannot start (memory, a llama-server`,
     'that exits at launch), and when no model is configured.',
     '  --timeout SECONDS   how long to wait for it (default 30)',
+    '  --no-watch          return once the daemon accepts requests, without watching the models',
   ].join('\n'),
-  options: { 'timeout': { type: 'string' } },
+  options: { 'timeout': { type: 'string' }, 'no-watch': { type: 'boolean' } },
   async run(ctx) {
     const timeoutMs = (ctx.values.timeout === undefined ? 30 : numberValue('--timeout', ctx.values.timeout as string, 1, 86_400)) * 1000;
     const running = await findDaemon(ctx.stateDir);
@@ -88,7 +89,9 @@ export const startCommand: Command = {
       if (info && info.pid === child.pid && (await isHealthy(info.url))) {
         ctx.stdout.write(`${info.url}\n`);
         ctx.stderr.write(`slotwise daemon started (pid ${info.pid}); logs in ${dir.logs}\n`);
-        for (const line of await modelWarnings(ctx.stateDir, Math.min(deadline, Date.now() + START_WATCH_MS))) ctx.stderr.write(`slotwise: warning: ${line}\n`);
+        if (ctx.values['no-watch'] !== true) {
+          for (const line of await modelWarnings(ctx.stateDir, Math.min(deadline, Date.now() + START_WATCH_MS))) ctx.stderr.write(`slotwise: warning: ${line}\n`);
+        }
         return 0;
       }
       await sleep(100);

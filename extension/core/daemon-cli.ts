@@ -43,7 +43,8 @@ export function runCli(rt: CliRuntime, args: string[], opts: { stateDir: string;
 
 /** `cli.js start` (returns once the daemon accepts requests); throws with the CLI's own last error line. */
 export async function startDaemonWithCli(rt: CliRuntime, opts: { stateDir: string; configPath?: string }): Promise<string> {
-  const args = ['start', '--state-dir', opts.stateDir];
+  // The Models view shows each model's state as it changes: no need to wait for the CLI's model watch.
+  const args = ['start', '--no-watch', '--state-dir', opts.stateDir];
   if (opts.configPath) args.push('--config', opts.configPath);
   const r = await runCli(rt, args, { stateDir: opts.stateDir, timeoutMs: 60_000 });
   if (r.code !== 0) throw new SlotwiseError('SW_ERR_DAEMON_UNREACHABLE', `could not start the daemon: ${lastLine(r.stderr) ?? `exit ${r.code}`}`, { detail: r.stderr });

@@ -189,5 +189,13 @@ describe('slotwise CLI (real daemon + llama-server)', () => {
     } finally {
       await cli(['stop', ...sd]);
     }
+    // --no-watch (the extension's: its Models view shows the states) returns without looking.
+    const quick = await cli(['start', '--no-watch', ...sd, '--config', config, '--port', '0']);
+    try {
+      expect(quick.code).toBe(0);
+      expect(quick.stderr).toMatch(/^slotwise daemon started \(pid \d+\); logs in .*\n$/);
+    } finally {
+      await cli(['stop', ...sd]);
+    }
   });
 });
