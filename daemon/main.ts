@@ -147,6 +147,7 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
       onDemand: (m) => loader.demand(m),
       onLease: (m) => loader.used(m),
       onIdle: (m) => loader.idle(m),
+      preparing: (m) => loader.preparing(m),
     },
   });
   const archive = new JobArchive({ dir: stateDir.jobs, onError: (err) => logger.warn(`could not keep a job on disk: ${err.message}`) });
@@ -261,7 +262,7 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
     maxPayload: config.limits.maxBodyBytes,
     logger,
     plain: (req, socket, head) => serveIgnoringUpgrade(req, socket, head, http, { maxBodyBytes: config.limits.maxBodyBytes, bodyTimeoutMs: config.listen.bodyTimeoutMs }),
-    handlers: { ...coreHandlers({ version, hub, supervisor, startModel: (m) => loader.start(m), requestShutdown: () => void shutdown('daemon.stop request') }), ...jobs.handlers() },
+    handlers: { ...coreHandlers({ version, hub, supervisor, startModel: (m) => loader.start(m), restartModel: (m) => loader.restart(m), requestShutdown: () => void shutdown('daemon.stop request') }), ...jobs.handlers() },
   });
 
   const port = await listen(server, config.listen.host, opts.port ?? config.listen.port);

@@ -16,7 +16,7 @@ function modelArg(ctx: CommandContext, verb: string): string {
   return model;
 }
 
-/** Waits until every instance of the model is ready, printing each state change; fails on `failed`. */
+/** Waits until every instance of the model is ready, printing each state change; fails on `failed`, or when the model is stopped meanwhile. */
 async function waitReady(client: RpcClient, model: string, ctx: CommandContext, timeoutMs: number): Promise<ModelStatus> {
   const seen = new Map<string, string>();
   return new Promise((resolve, reject) => {
@@ -30,7 +30,11 @@ async function waitReady(client: RpcClient, model: string, ctx: CommandContext, 
         seen.set(i.id, i.state);
       }
       const failed = m.instances.find((i) => i.state === 'failed');
-      if (failed) finish(new SlotwiseError('SW_ERR_INSTANCE_FAILED', `[${failed.id}] failed: ${failed.lastError ?? 'see logs'}`));
+      // Stopped meanwhile (`slotwise down`, or unloaded for another model): nothing more will come.
+      if (m.replicas === 0) {
+        const why = m.load?.reason === 'evicted' ? ' to make room for another model' : m.load?.reason === 'no-memory' || m.load?.reason === 'failed' ? `: ${m.load.error?.message ?? m.load.reason}` : '';
+        finish(new SlotwiseError('SW_ERR_NO_INSTANCE', `[${model}] was stopped before it was ready${why} — \`slotwise up ${model}\` to start it again`));
+      } else if (failed) finish(new SlotwiseError('SW_ERR_INSTANCE_FAILED', `[${failed.id}] failed: ${failed.lastError ?? 'see logs'}`));
       else if (m.instances.length > 0 && m.instances.every((i) => i.state === 'ready')) finish(undefined, m);
     };
     const off = client.on('status', ({ snapshot }) => check(snapshot.models));

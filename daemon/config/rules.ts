@@ -118,7 +118,7 @@ export const TOP: Shape<Omit<Config, 'models' | 'source'>> = {
         rule: ms(1),
         def: 120_000,
         hint: 'set how long a request may wait, in milliseconds (e.g. 120000)',
-        description: 'How long a request may wait for a slot, in milliseconds, before it fails with SW_ERR_QUEUE_TIMEOUT.',
+        description: 'How long a request may wait for a slot, in milliseconds, before it fails with SW_ERR_QUEUE_TIMEOUT. The time its model takes to load does not count.',
       },
       backgroundMaxWaitMs: {
         rule: ms(0),

@@ -291,10 +291,10 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
     return { ...this.#load };
   }
 
-  /** Intent: keep this instance running. Idempotent; a `failed` instance gets a fresh crash budget. */
+  /** Intent: keep this instance running. Idempotent; a `failed` or `stopped` one gets a fresh crash budget (a new start, not a restart). */
   start(): void {
     this.#want = 'running';
-    if (this.#state === 'failed') {
+    if (this.#state === 'failed' || this.#state === 'stopped') {
       this.#crashTimes = [];
       this.#consecutiveCrashes = 0;
     }

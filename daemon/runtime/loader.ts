@@ -12,7 +12,7 @@ import type { ModelLoadStatus, ModelMemoryStatus, ModelStatus } from '../../shar
 import { SlotwiseError } from '../../shared/errors';
 import type { ModelFacts } from '../memory/model-facts';
 import { readModelFacts } from '../memory/model-file';
-import { autoSlots, checkFit, memoryError, modelPlanSettings, planMemory, promptCacheBytes, type FreeMemory, type MemoryPlan } from '../memory/plan';
+import { autoSlots, checkFit, memoryError, modelPlanSettings, planMemory, promptCacheBytes, type FitPlan, type FreeMemory, type MemoryPlan } from '../memory/plan';
 import { actualByDevice, addBytes, available, cacheByDevice, capacity, lessPending, pickVictim, planByDevice, withFreed, type DeviceBytes } from '../memory/budget';
 import { planStatus } from '../memory/plan-status';
 import { calibrated, type CalibrationStore } from '../memory/calibration';
@@ -66,6 +66,10 @@ interface Entry {
   since: number;
   /** Why the model cannot load (an "always" model whose plan does not fit): status and its requests show it. */
   error?: SlotwiseError;
+  /** It was ready and is coming back without an unload (a crash, `slotwise restart`): its next ready is not a load. */
+  relaunching?: boolean;
+  /** Why the last on-demand load did not happen (no memory, every replica failed): status shows it until the next load starts. */
+  lastFailure?: SlotwiseError;
 }
 
 export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: string, state: LoadState, since: number] }> {
@@ -92,9 +96,11 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
     if (!e.preparing && this.#o.supervisor.wanted(model) === 0) {
       e.loadStartedAt = Date.now();
       e.byDemand = true;
+      e.lastFailure = undefined;
       e.preparing = this.#prepare(model, e)
         .catch((err: Error) => {
           e.byDemand = undefined;
+          if (err instanceof SlotwiseError) e.lastFailure = err;
           this.#o.logger.child(model).warn(`on-demand load failed: ${err.message}`);
           this.#o.fail(model, err);
         })
@@ -109,6 +115,11 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
       this.#changed();
     }
     return true;
+  }
+
+  /** SchedulerHooks.preparing: a load of the model is being planned (its memory checked, room made). */
+  preparing(model: string): boolean {
+    return this.#entry(model).preparing !== undefined;
   }
 
   /** SchedulerHooks.onLease. */
@@ -126,8 +137,15 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
     const cfg = this.#o.supervisor.modelConfig(model);
     const wanted = this.#o.supervisor.wanted(model);
     if (cfg.load === 'on-demand' && wanted > 0 && !e.ready && e.byDemand) {
-      // The only requests for a first load were cancelled: nobody waits, so the load stops.
-      this.#o.logger.child(model).info('load stopped: every request waiting for it was cancelled');
+      // Nobody waits for the load any more: its requests were cancelled, or it failed and the scheduler
+      // failed them. Either way it stops; a failure stays in status, and the next request loads afresh.
+      const failed = this.#o.supervisor.failedReplica(model);
+      if (failed) {
+        e.lastFailure = new SlotwiseError('SW_ERR_INSTANCE_FAILED', `[${failed.id}] failed: ${failed.status().lastError ?? 'unknown reason'}`);
+        this.#o.logger.child(model).warn(`load failed (${failed.status().lastError ?? 'unknown reason'}); the next request tries again`);
+      } else {
+        this.#o.logger.child(model).info('load stopped: every request waiting for it was cancelled');
+      }
       void this.#o.supervisor.stopModel(model);
       return;
     }
@@ -146,7 +164,14 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
       if (this.#o.supervisor.wanted(model) === 0) await this.#makeRoom(model, e, { wait: false });
     }
     e.error = undefined;
+    e.lastFailure = undefined;
     return this.#o.supervisor.startModel(model);
+  }
+
+  /** `slotwise restart`: a model that is down starts as `up` starts it, after the same memory check. */
+  async restart(model: string): Promise<ModelStatus> {
+    if (this.#o.supervisor.wanted(model) === 0) return this.start(model);
+    return this.#o.supervisor.restartModel(model);
   }
 
   /** Unloads a model (idle timer, eviction); counted once its instances left ready. */
@@ -204,7 +229,7 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
     for (const [i, name] of names.entries()) {
       const e = this.#entry(name);
       try {
-        await this.#makeRoom(name, e, { wait: false, victims: (other) => this.#o.supervisor.modelConfig(other).load === 'on-demand' });
+        await this.#makeRoom(name, e, { wait: false });
         e.error = undefined;
       } catch (err) {
         if (err instanceof SlotwiseError && err.code === 'SW_ERR_NOT_ENOUGH_MEMORY') {
@@ -246,7 +271,7 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
    * Plans the model and unloads LRU idle models until it fits; false when a wait for room ended
    * because nobody waits any more. `wait: false` (slotwise up) throws instead of waiting for a busy model.
    */
-  async #makeRoom(model: string, e: Entry, opts: { wait: boolean; victims?: (model: string) => boolean }): Promise<boolean> {
+  async #makeRoom(model: string, e: Entry, opts: { wait: boolean }): Promise<boolean> {
     const facts = await this.#facts(model);
     for (;;) {
       if (opts.wait && this.#o.waiting(model) === 0) return false; // every waiting request was cancelled
@@ -256,26 +281,32 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
       // loading will take (two "always" models started together would both see it all): count their plans.
       const read = await this.#o.readFree();
       const free = budget === undefined ? lessPending(read, this.#pendingOthers(model)) : read;
-      const plan = await this.#plan(model, facts, free);
-      e.plan = plan;
+      e.plan = await this.#plan(model, facts, free);
+      // Every replica the start launches: each is a llama-server of its own, with its own buffers and cache.
+      const replicas = this.#o.supervisor.replicasToStart(model);
+      const plan = timesReplicas(e.plan, replicas);
+      const who = `model "${model}"${replicas > 1 ? ` (${replicas} replicas)` : ''}`;
       const used = this.#usedByOthers(model);
       const ever = checkFit(plan, capacity(free, used, budget));
-      if (!ever.fits) throw memoryError(`model "${model}"`, ever, free.gpus.length > 0);
+      if (!ever.fits) throw memoryError(who, ever, free.gpus.length > 0);
       const now = checkFit(plan, available(free, used, budget));
       if (now.fits) return true;
+      // Only on-demand models are unloaded to make room: an "always" one would not come back by itself.
+      // One still loading is not idle, even with no request (`slotwise up`): it is waited for, not undone.
       const candidates = this.#loadedOthers(model)
-        .filter((name) => opts.victims?.(name) ?? true)
-        .map((name) => ({ name, lastUsedAt: this.#entry(name).lastUsedAt, idle: !this.#o.busy(name), pinned: this.#o.supervisor.modelConfig(name).pinned }));
+        .filter((name) => this.#o.supervisor.modelConfig(name).load === 'on-demand')
+        .map((name) => ({ name, lastUsedAt: this.#entry(name).lastUsedAt, idle: this.#o.supervisor.instances(name).some((i) => i.state === 'ready') && !this.#o.busy(name), pinned: this.#o.supervisor.modelConfig(name).pinned }));
       if (!opts.wait) {
         // Nothing to wait for: unload nobody unless unloading every idle candidate makes room.
         const evictable = new Set(candidates.filter((c) => c.idle && !c.pinned).map((c) => c.name));
         const rest = this.#loadedOthers(model).filter((n) => !evictable.has(n));
         const room = available(withFreed(free, this.#usedBy([...evictable])), this.#usedBy(rest), budget);
-        if (!checkFit(plan, room).fits) throw memoryError(`model "${model}"`, now, free.gpus.length > 0);
+        if (!checkFit(plan, room).fits) throw memoryError(who, now, free.gpus.length > 0);
       }
       const victim = pickVictim(candidates);
       if (victim) await this.unload(victim, 'evicted');
-      else if (!opts.wait) throw memoryError(`model "${model}"`, now, free.gpus.length > 0);
+      // Waiting helps only while a model that could make room is busy; pinned or "always" ones never will.
+      else if (!opts.wait || !candidates.some((c) => !c.pinned)) throw memoryError(who, now, free.gpus.length > 0);
       else await new Promise((r) => setTimeout(r, this.#o.retryMs ?? 500)); // wait for a busy model to go idle
     }
   }
@@ -365,9 +396,11 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
     for (const name of this.#loadedOthers(model)) {
       const plan = this.#entry(name).plan;
       if (!plan) continue;
-      const ready = this.#o.supervisor.instances(name).filter((i) => i.state === 'ready').length;
-      if (ready === 0) addBytes(pending, planByDevice(plan));
-      else addBytes(pending, cacheByDevice(plan), ready);
+      // Per wanted replica: a loading one's whole plan, a ready one's prompt cache still to fill.
+      const wanted = this.#o.supervisor.instances(name).slice(0, this.#o.supervisor.wanted(name));
+      const ready = wanted.filter((i) => i.state === 'ready').length;
+      if (wanted.length > ready) addBytes(pending, planByDevice(plan), wanted.length - ready);
+      if (ready > 0) addBytes(pending, cacheByDevice(plan), ready);
     }
     return pending;
   }
@@ -386,7 +419,9 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
       const seconds = (Date.now() - (e.loadStartedAt ?? Date.now())) / 1000;
       e.loadStartedAt = undefined;
       e.byDemand = undefined;
-      this.#o.hooks?.onLoaded?.(model, seconds);
+      // Back after a crash or a restart: the model never unloaded, so this is no new load (loads − unloads = loaded).
+      if (!e.relaunching) this.#o.hooks?.onLoaded?.(model, seconds);
+      e.relaunching = undefined;
       void this.#calibrate(model, e).catch((err: Error) => this.#o.logger.child(model).warn(`could not keep the memory calibration: ${err.message}`));
       if (!this.#o.busy(model)) this.#armIdle(model, e);
     } else if (!ready && e.ready && wanted === 0) {
@@ -397,11 +432,15 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
       e.idleTimer = undefined;
       this.#o.hooks?.onUnloaded?.(model, reason);
     } else if (!ready && e.ready) {
-      e.ready = false; // a crash: the supervisor restarts it; not an unload
+      e.ready = false; // a crash or a restart: the supervisor brings it back; not an unload
+      e.relaunching = true;
     }
     if (wanted === 0 && !e.preparing) {
+      // Stopped while it came back from a crash or restart: the unload its load was still owed.
+      if (e.relaunching) this.#o.hooks?.onUnloaded?.(model, (e.reason ??= 'stopped'));
       e.loadStartedAt = undefined;
       e.byDemand = undefined;
+      e.relaunching = undefined;
     }
     this.#changed();
   }
@@ -421,7 +460,7 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
   #stateOf(model: string, e: Entry): LoadState {
     if (e.ready) return 'ready';
     if (e.preparing) return 'loading';
-    // Every replica failed: nothing is loading (a request or `slotwise up` tries again).
+    // Every replica failed: nothing is loading (an on-demand load is stopped once its requests are failed, and the next request loads afresh; `slotwise up` restarts it).
     if (this.#o.supervisor.wanted(model) > 0 && this.#o.supervisor.failedReplica(model) === undefined) return 'loading';
     return 'unloaded';
   }
@@ -452,6 +491,10 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
       return { state, since: e.since, phase: p.phase, ...(p.progress !== undefined ? { progress: p.progress } : {}) };
     }
     if (e.error) return { state, since: e.since, reason: 'no-memory', error: { code: e.error.code, message: e.error.message } };
+    if (e.lastFailure) {
+      const reason = e.lastFailure.code === 'SW_ERR_NOT_ENOUGH_MEMORY' ? 'no-memory' : 'failed';
+      return { state, since: e.since, reason, error: { code: e.lastFailure.code, message: e.lastFailure.message } };
+    }
     const failed = this.#o.supervisor.failedReplica(model);
     if (failed) return { state, since: e.since, reason: 'failed', error: { code: 'SW_ERR_INSTANCE_FAILED', message: `[${failed.id}] failed: ${failed.status().lastError ?? 'unknown reason'}` } };
     return { state, since: e.since, reason: e.reason ?? (e.everLoaded ? 'stopped' : 'never-loaded') };
@@ -471,6 +514,12 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
     if (!e) this.#models.set(model, (e = newEntry()));
     return e;
   }
+}
+
+/** A plan for `n` replicas, as the fit checks read it: each device's total (and prompt cache) times n. */
+function timesReplicas(plan: MemoryPlan, n: number): FitPlan {
+  if (n === 1) return plan;
+  return { devices: plan.devices.map((d) => ({ ...d, total: d.total * n, ...(d.promptCache ? { promptCache: d.promptCache * n } : {}) })) };
 }
 
 function newEntry(): Entry {

@@ -103,10 +103,15 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
     this.#scaleTo(entry, initialReplicas(entry.config));
   }
 
+  /** How many replicas startModel runs: the configured number, at least one (the loader checks memory for all of them). */
+  replicasToStart(name: string): number {
+    return Math.max(1, initialReplicas(this.#entry(name).config));
+  }
+
   /** Intent: run the model's configured replicas (at least one). */
   startModel(name: string): ModelStatus {
     const entry = this.#entry(name);
-    this.#scaleTo(entry, Math.max(1, initialReplicas(entry.config)));
+    this.#scaleTo(entry, this.replicasToStart(name));
     for (const inst of entry.instances) inst.start(); // also revives a failed instance
     return this.modelStatus(entry);
   }

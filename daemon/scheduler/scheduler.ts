@@ -131,6 +131,8 @@ export interface SchedulerHooks {
   onHandoff?: (model: string) => void;
   /** The model has no lease and nothing queued any more (a release, a cancelled or failed waiter). */
   onIdle?: (model: string) => void;
+  /** Whether a load of the model is being planned (nothing runs yet): its waiters wait for it, not a stop. */
+  preparing?: (model: string) => boolean;
 }
 
 interface QueuedRequest extends Waiter {
@@ -443,6 +445,37 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
     this.#pump();
   }
 
+  /**
+   * Why the model's waiting requests can no longer be served, if so: it was stopped (`slotwise down`,
+   * models.stop) with no load being planned, or every replica failed. Checked at each pump, which every
+   * instance state change runs; they would otherwise wait out the queue timeout, told to add slots.
+   */
+  #cannotServe(model: string): SlotwiseError | undefined {
+    if (this.#supervisor.wanted(model) === 0) {
+      if (this.#hooks.preparing?.(model)) return undefined;
+      return new SlotwiseError('SW_ERR_NO_INSTANCE', `model "${model}" was stopped while the request waited — start it with \`slotwise up ${model}\`${this.#hooks.onDemand ? ' or send the request again' : ''}`);
+    }
+    const failed = this.#supervisor.failedReplica(model);
+    if (failed) return new SlotwiseError('SW_ERR_INSTANCE_FAILED', `model "${model}" failed: ${failed.status().lastError ?? 'see `slotwise logs`'}`);
+    return undefined;
+  }
+
+  /** Whether the model is loading: a wanted instance starts or loads and none takes requests yet. */
+  #loading(model: string, instances: readonly LlamaInstance[]): boolean {
+    const wanted = instances.slice(0, this.#supervisor.wanted(model));
+    return !wanted.some((i) => this.#supervisor.takesRequests(i)) && wanted.some((i) => i.state === 'starting' || i.state === 'loading');
+  }
+
+  /** Fails the waiting requests with `err` (a handed-off one was sent already and runs). */
+  #refuseWaiting(model: string, q: ModelQueue, err: SlotwiseError): void {
+    for (const w of [...q.waiters]) {
+      if (w.handoff) continue;
+      this.#take(q, w.id);
+      w.reject(err);
+    }
+    if (q.waiters.length === 0) queueMicrotask(() => this.#checkIdle(model));
+  }
+
   /** Whether the model has a lease or a queued request. */
   busy(model: string): boolean {
     return this.waiting(model) > 0 || this.#supervisor.instances(model).some((i) => (this.#books.get(i.id)?.inFlight ?? 0) > 0);
@@ -482,7 +515,17 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
       const now = Date.now();
       for (const [model, q] of this.#queues) {
         if (q.waiters.length === 0) continue;
+        const refusal = this.#cannotServe(model);
+        if (refusal) {
+          this.#refuseWaiting(model, q, refusal);
+          continue;
+        }
         const instances = this.#supervisor.instances(model);
+        if (this.#loading(model, instances)) {
+          // The queue timeout is for a slot to free up, not for llama-server to load the model: a load
+          // longer than it would never finish (each timeout stopped it). A load that fails fails them.
+          for (const w of q.waiters) w.deadline = Math.max(w.deadline, now + this.#queueConfig.timeoutMs);
+        }
         const loads = instances.map((inst) => this.#load(inst));
         for (const w of q.waiters) w.held = this.#heldNow(w);
         // The free slots, listed once for this plan (with 1,000 slots, listing them was most of a pump) and

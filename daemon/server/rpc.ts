@@ -15,6 +15,8 @@ export interface CoreRpcDeps {
   supervisor: Supervisor;
   /** `models.start` (`slotwise up`): the loader's memory-checked start; default Supervisor.startModel. */
   startModel?: (name: string) => ModelStatus | Promise<ModelStatus>;
+  /** `models.restart`: the loader's, which starts a model that is down as `up` does; default Supervisor.restartModel. */
+  restartModel?: (name: string) => Promise<ModelStatus>;
   /** Called by `daemon.stop`; resolves once the reply may be sent (shutdown continues after). */
   requestShutdown: () => void;
 }
@@ -52,7 +54,7 @@ export function coreHandlers(deps: CoreRpcDeps): RpcHandlers {
     'models.list': () => hub.snapshot().models,
     'models.start': (params) => (deps.startModel ?? ((n: string) => supervisor.startModel(n)))(reqString(asObject(params, 'models.start'), 'model', 'models.start')),
     'models.stop': (params) => supervisor.stopModel(reqString(asObject(params, 'models.stop'), 'model', 'models.stop')),
-    'models.restart': (params) => supervisor.restartModel(reqString(asObject(params, 'models.restart'), 'model', 'models.restart')),
+    'models.restart': (params) => (deps.restartModel ?? ((n: string) => supervisor.restartModel(n)))(reqString(asObject(params, 'models.restart'), 'model', 'models.restart')),
     'logs.tail': (params) => {
       const p = asObject(params, 'logs.tail');
       const model = optString(p, 'model', 'logs.tail');

@@ -198,4 +198,14 @@ describe('slotwise CLI (real daemon + llama-server)', () => {
       await cli(['stop', ...sd]);
     }
   });
+
+  it('up ends, naming why, when the model is stopped before it is ready (it waited out its timeout)', async () => {
+    const d = await startTestDaemon({ models: { a: { size: 'long', slots: 1, ctxPerSlot: 4096, gpuLayers: 0, autostart: false } } });
+    const up = cli(['up', 'a', '--state-dir', d.stateDir]);
+    await d.waitFor((s) => s.models[0]!.replicas === 1, 'a starting');
+    await (await d.client()).call('models.stop', { model: 'a' });
+    const r = await up;
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/slotwise: \[a\] was stopped before it was ready — `slotwise up a` to start it again\n$/);
+  });
 });

@@ -10,7 +10,7 @@ import { readGgufHeader } from '../../gguf/gguf';
 import { modelFacts } from '../../daemon/memory/model-facts';
 import { formatMemory, mostSlotsThatFit, planMemory } from '../../daemon/memory/plan';
 import type { ModelLoadStatus, Snapshot } from '../../shared/protocol';
-import { startTestDaemon, tempDir, waitUntil, type TestDaemon } from '../helpers/daemon';
+import { FAST_SUPERVISOR, startTestDaemon, tempDir, waitUntil, type TestDaemon } from '../helpers/daemon';
 import { tinyModelPath, type TestModelSize } from '../helpers/tiny';
 
 const MIB = 2 ** 20;
@@ -341,5 +341,104 @@ describe('models on demand', () => {
       message: `model "big" needs ${formatMemory(gpu.total)} on GPU 0, which has 192.0 MiB free: lower slots, ctxPerSlot or gpuLayers`,
     });
     expect(d.childPids()).toEqual([]);
+  });
+});
+
+describe('models on demand: a load that cannot go on, and what may make room', () => {
+  const tinySpec = { load: 'on-demand', slots: 1, ctxPerSlot: 256, gpuLayers: 0 };
+  /** A budget that holds one tiny model (with its prompt cache) and not two. */
+  const oneTiny = async (): Promise<number> => Math.floor((1.5 * (await heldBytes('tiny', 1, 256))) / MIB);
+  const errorOf = async (res: Response): Promise<{ code: string; message: string }> => ((await res.json()) as { error: { code: string; message: string } }).error;
+
+  it('a llama-server that exits at launch fails the requests waiting for it with its reason, not the queue timeout; the next request loads afresh', async () => {
+    const d = await startTestDaemon({
+      models: { bad: { ...tinySpec, args: ['--no-such-flag'] } },
+      config: { supervisor: { ...FAST_SUPERVISOR, backoffInitialMs: 100, backoffMaxMs: 200 }, queue: { timeoutMs: 120_000 } },
+    });
+    const answers = await Promise.all([1, 2, 3].map(() => complete(d, 'bad')));
+    for (const res of answers) {
+      expect(res.status).toBe(503);
+      expect(await errorOf(res)).toMatchObject({ code: 'SW_ERR_INSTANCE_FAILED', message: expect.stringContaining('invalid argument: --no-such-flag') });
+    }
+    const s = await d.waitFor((x) => model(x, 'bad').load?.state === 'unloaded' && model(x, 'bad').queue.waiting === 0, 'load stopped');
+    expect(model(s, 'bad').load).toMatchObject({ reason: 'failed', error: { code: 'SW_ERR_INSTANCE_FAILED', message: expect.stringContaining('--no-such-flag') } });
+    const log = readFileSync(join(d.stateDir, 'logs', 'daemon.log'), 'utf8');
+    expect(log).toContain('load failed (');
+    expect(log).not.toContain('every request waiting for it was cancelled');
+
+    // A fresh load, with a fresh crash budget (FAST_SUPERVISOR.maxCrashes each), fails the same way.
+    const again = await complete(d, 'bad');
+    expect(again.status).toBe(503);
+    expect((await errorOf(again)).code).toBe('SW_ERR_INSTANCE_FAILED');
+    const exits = readFileSync(join(d.stateDir, 'logs', 'bad_1.log'), 'utf8').match(/exited with code 1/g) ?? [];
+    expect(exits).toHaveLength(2 * FAST_SUPERVISOR.maxCrashes);
+  });
+
+  it('`slotwise down` of a model with requests queued fails them at once with SW_ERR_NO_INSTANCE, instead of leaving them to the queue timeout', async () => {
+    const d = await startTestDaemon({ models: { a: { ...tinySpec, size: 'long', ctxPerSlot: 4096 } }, config: { queue: { timeoutMs: 120_000 } } });
+    const busy = stream(d, 'a', 4000);
+    await busy.firstToken; // the one slot is taken
+    const queued = [complete(d, 'a'), complete(d, 'a')];
+    await d.waitFor((s) => model(s, 'a').queue.waiting === 2, 'two queued');
+    await (await d.client()).call('models.stop', { model: 'a' });
+    for (const res of await Promise.all(queued)) {
+      expect(res.status).toBe(503);
+      expect(await errorOf(res)).toEqual({ code: 'SW_ERR_NO_INSTANCE', type: 'server_error', message: 'model "a" was stopped while the request waited — start it with `slotwise up a` or send the request again' });
+    }
+    await busy.done.catch(() => undefined);
+    expect(model(await d.status(), 'a').queue.waiting).toBe(0);
+  });
+
+  it('a load longer than queue.timeoutMs still ends: the timeout is for a slot to free up, not for the load', async () => {
+    const d = await startTestDaemon({ models: { a: { ...tinySpec, size: 'long', ctxPerSlot: 4096 } }, config: { queue: { timeoutMs: 30 } } });
+    expect((await complete(d, 'a')).status).toBe(200); // each timeout used to stop the load: it never finished
+    const stop = new AbortController();
+    const busy = stream(d, 'a', 4000, stop.signal);
+    await busy.firstToken;
+    const waits = await complete(d, 'a'); // loaded now: waiting for the busy slot times out as before
+    expect(waits.status).toBe(504);
+    expect((await errorOf(waits)).code).toBe('SW_ERR_QUEUE_TIMEOUT');
+    stop.abort();
+    await busy.done.catch(() => undefined);
+  });
+
+  it('an on-demand load never unloads an "always" model: with nothing it may unload it fails at once, and status keeps why', async () => {
+    const d = await startTestDaemon({ models: { al: { ...tinySpec, load: 'always' }, od: tinySpec }, config: { memoryBudgetMiB: await oneTiny(), queue: { timeoutMs: 120_000 } } });
+    await d.waitFor((s) => model(s, 'al').load?.state === 'ready', 'al ready');
+    const res = await complete(d, 'od');
+    expect(res.status).toBe(503);
+    expect((await errorOf(res)).code).toBe('SW_ERR_NOT_ENOUGH_MEMORY');
+    const s = await d.status();
+    expect(model(s, 'al').load?.state).toBe('ready');
+    expect(model(s, 'od').load).toMatchObject({ state: 'unloaded', reason: 'no-memory', error: { code: 'SW_ERR_NOT_ENOUGH_MEMORY' } });
+    expect((await complete(d, 'al')).status).toBe(200);
+  });
+
+  it('`slotwise restart` of a model that is down gets the memory check of `up`, and all its replicas are planned, not one', async () => {
+    const d = await startTestDaemon({ models: { a: tinySpec, b: tinySpec, two: { ...tinySpec, replicas: 2 } }, config: { memoryBudgetMiB: await oneTiny() } });
+    expect((await complete(d, 'a')).status).toBe(200);
+    await (await d.client()).call('models.restart', { model: 'b' });
+    const s = await d.waitFor((x) => model(x, 'b').load?.state === 'ready', 'b ready');
+    expect(model(s, 'a').load).toMatchObject({ state: 'unloaded', reason: 'evicted' }); // made room, as `up b` would
+    const two = await complete(d, 'two');
+    expect(two.status).toBe(503);
+    expect(await errorOf(two)).toMatchObject({ code: 'SW_ERR_NOT_ENOUGH_MEMORY', message: expect.stringMatching(/^model "two" \(2 replicas\) needs /) });
+    expect(model(await d.status(), 'two').instances).toHaveLength(0);
+  });
+
+  it('a model started by `slotwise up` is not unloaded for another while it loads; loads and unloads stay paired across a restart and a down', async () => {
+    const d = await startTestDaemon({ models: { a: { ...tinySpec, size: 'long', ctxPerSlot: 4096 }, b: tinySpec }, config: { memoryBudgetMiB: Math.floor((1.2 * (await heldBytes('long', 1, 4096))) / MIB) } });
+    const ws = await d.client();
+    await ws.call('models.start', { model: 'a' });
+    expect((await complete(d, 'b')).status).toBe(200); // waits for a to finish loading, then unloads it (idle)
+    expect(await metric(d, /^slotwise_model_loads_total\{model="a"\}/)).toBe(1); // a reached ready first
+    expect(await metric(d, /^slotwise_model_unloads_total\{model="a",reason="evicted"\}/)).toBe(1);
+
+    await ws.call('models.restart', { model: 'b' });
+    await d.waitFor((s) => model(s, 'b').load?.state === 'ready' && model(s, 'b').instances[0]!.restarts === 0, 'b back');
+    expect(await metric(d, /^slotwise_model_loads_total\{model="b"\}/)).toBe(1); // a restart is no new load
+    await ws.call('models.stop', { model: 'b' });
+    await d.waitFor((s) => model(s, 'b').load?.state === 'unloaded', 'b down');
+    expect(await metric(d, /^slotwise_model_unloads_total\{model="b",reason="stopped"\}/)).toBe(1);
   });
 });

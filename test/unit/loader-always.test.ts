@@ -53,6 +53,7 @@ class StandInSupervisor extends EventEmitter {
     this.run(name, 'starting');
   };
   startModel = (name: string): void => this.autostart(name);
+  replicasToStart = (): number => 1;
   stopModel = async (name: string): Promise<void> => {
     this.stopped.push(name);
     this.wantedBy.set(name, 0);
