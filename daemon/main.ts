@@ -148,6 +148,7 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
       onLease: (m) => loader.used(m),
       onIdle: (m) => loader.idle(m),
       preparing: (m) => loader.preparing(m),
+      waitingForRoom: (m) => loader.waitingForRoom(m),
     },
   });
   const archive = new JobArchive({ dir: stateDir.jobs, onError: (err) => logger.warn(`could not keep a job on disk: ${err.message}`) });

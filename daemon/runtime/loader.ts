@@ -66,6 +66,8 @@ interface Entry {
   since: number;
   /** Why the model cannot load (an "always" model whose plan does not fit): status and its requests show it. */
   error?: SlotwiseError;
+  /** The planned load waits for room: another model that could make it is busy (or still loading). */
+  waitingForRoom?: boolean;
   /** It was ready and is coming back without an unload (a crash, `slotwise restart`): its next ready is not a load. */
   relaunching?: boolean;
   /** Why the last on-demand load did not happen (no memory, every replica failed): status shows it until the next load starts. */
@@ -120,6 +122,11 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
   /** SchedulerHooks.preparing: a load of the model is being planned (its memory checked, room made). */
   preparing(model: string): boolean {
     return this.#entry(model).preparing !== undefined;
+  }
+
+  /** SchedulerHooks.waitingForRoom: the planned load waits for a busy model to go idle (the queue timeout runs then). */
+  waitingForRoom(model: string): boolean {
+    return this.#entry(model).waitingForRoom === true;
   }
 
   /** SchedulerHooks.onLease. */
@@ -307,7 +314,10 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
       if (victim) await this.unload(victim, 'evicted');
       // Waiting helps only while a model that could make room is busy; pinned or "always" ones never will.
       else if (!opts.wait || !candidates.some((c) => !c.pinned)) throw memoryError(who, now, free.gpus.length > 0);
-      else await new Promise((r) => setTimeout(r, this.#o.retryMs ?? 500)); // wait for a busy model to go idle
+      else {
+        e.waitingForRoom = true; // wait for a busy model to go idle
+        await new Promise((r) => setTimeout(r, this.#o.retryMs ?? 500)).finally(() => (e.waitingForRoom = undefined));
+      }
     }
   }
 

@@ -133,6 +133,8 @@ export interface SchedulerHooks {
   onIdle?: (model: string) => void;
   /** Whether a load of the model is being planned (nothing runs yet): its waiters wait for it, not a stop. */
   preparing?: (model: string) => boolean;
+  /** Whether that planned load waits for another model to go idle: the queue timeout runs then, as for a slot. */
+  waitingForRoom?: (model: string) => boolean;
 }
 
 interface QueuedRequest extends Waiter {
@@ -174,6 +176,8 @@ interface ModelQueue {
   superseded: number;
   /** Of superseded, those that never took a slot (queued, or held in a typing burst): no slot time lost. */
   supersededUnstarted: number;
+  /** The model was loading at the last pump with waiters: their queue timeout starts once the load ends. */
+  wasLoading?: boolean;
   /** EWMA of lease durations (ms) of requests that ran to their end: the ETA's service time. */
   serviceMs?: number;
   /** EWMA of llama-server's prompt ms per computed token: what recomputing a cached prefix elsewhere would cost. */
@@ -460,8 +464,12 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
     return undefined;
   }
 
-  /** Whether the model is loading: a wanted instance starts or loads and none takes requests yet. */
+  /**
+   * Whether the model is loading: its load is planned (not waiting for another model to go idle), or a
+   * wanted instance starts or loads and none takes requests yet.
+   */
   #loading(model: string, instances: readonly LlamaInstance[]): boolean {
+    if (this.#hooks.preparing?.(model)) return !this.#hooks.waitingForRoom?.(model);
     const wanted = instances.slice(0, this.#supervisor.wanted(model));
     return !wanted.some((i) => this.#supervisor.takesRequests(i)) && wanted.some((i) => i.state === 'starting' || i.state === 'loading');
   }
@@ -521,11 +529,13 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
           continue;
         }
         const instances = this.#supervisor.instances(model);
-        if (this.#loading(model, instances)) {
-          // The queue timeout is for a slot to free up, not for llama-server to load the model: a load
-          // longer than it would never finish (each timeout stopped it). A load that fails fails them.
-          for (const w of q.waiters) w.deadline = Math.max(w.deadline, now + this.#queueConfig.timeoutMs);
-        }
+        // The queue timeout is for a slot to free up, not for llama-server to load the model: a load
+        // longer than it would never finish (each timeout stopped it). So the waiters' deadlines move on
+        // while it loads, and once more at the pump that sees it end (a late timer must not expire them
+        // then, with the slots free). A load that fails fails them (#cannotServe).
+        const loading = this.#loading(model, instances);
+        if (loading || q.wasLoading) for (const w of q.waiters) w.deadline = Math.max(w.deadline, now + this.#queueConfig.timeoutMs);
+        q.wasLoading = loading;
         const loads = instances.map((inst) => this.#load(inst));
         for (const w of q.waiters) w.held = this.#heldNow(w);
         // The free slots, listed once for this plan (with 1,000 slots, listing them was most of a pump) and
