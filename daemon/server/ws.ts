@@ -50,6 +50,9 @@ const INVALID_PARAMS = -32602;
 const INTERNAL = -32603;
 const APP_ERROR = -32000;
 
+/** How long a client has on shutdown to answer the close frame before its connection is cut. */
+const CLOSE_GRACE_MS = 1000;
+
 /** Wires /ws upgrades on the HTTP server. Returns a close function that ends every connection. */
 export function attachWebSocket(server: Server, opts: WsOptions): { close(): void; connections(): number } {
   // autoPong off: ws terminates a peer with more than 60 unsent automatic pongs, so a burst of pings
@@ -91,6 +94,10 @@ export function attachWebSocket(server: Server, opts: WsOptions): { close(): voi
     close: () => {
       clearInterval(heartbeat);
       for (const ws of wss.clients) ws.close(1001, 'daemon stopping');
+      // A client that never answers the close frame would hold the daemon's exit for ws's 30 s closeTimeout.
+      setTimeout(() => {
+        for (const ws of wss.clients) ws.terminate();
+      }, CLOSE_GRACE_MS).unref();
       wss.close();
     },
     connections: () => wss.clients.size,

@@ -2,7 +2,8 @@
 // and the orphan reaper, one daemon per state dir, a private state dir.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it, onTestFinished } from 'vitest';
@@ -311,6 +312,28 @@ describe('graceful shutdown', () => {
     expect(jobEvents).toEqual([{ method: 'job.error', params: expect.objectContaining({ jobId, code: 'SW_ERR_SHUTTING_DOWN' }) }]);
     expect(llamaServersWith(d.dir)).toEqual([]);
   }, 90_000);
+});
+
+describe('shutdown with a silent WebSocket client', () => {
+  it('a client that never answers the close frame does not hold the daemon: it exits within a second or two, not ws\'s 30 s close timeout', async () => {
+    const d = await startTestDaemon();
+    const u = new URL(d.url);
+    // A raw upgrade, then silence: no close frame is ever answered.
+    const sock = connect(Number(u.port), u.hostname);
+    await new Promise((r) => sock.once('connect', r));
+    sock.write(`GET /ws HTTP/1.1\r\nHost: ${u.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer ${d.token}\r\n\r\n`);
+    let got = '';
+    sock.on('data', (b: Buffer) => (got += b.toString('latin1')));
+    await waitUntil(() => got.startsWith('HTTP/1.1 101'), 'upgraded');
+    const closed = new Promise((r) => sock.once('close', r));
+    const stopAt = Date.now();
+    d.proc.kill('SIGTERM');
+    await waitUntil(() => d.proc.exitCode !== null, 'daemon exit', 20_000);
+    const exitMs = Date.now() - stopAt;
+    await closed;
+    expect(d.proc.exitCode).toBe(0);
+    expect(exitMs).toBeLessThan(10_000); // was about 30 s, ws's closeTimeout, with this client connected
+  });
 });
 
 describe('jobs kept on disk', () => {
