@@ -246,8 +246,10 @@ async function steps(page: Page, d: TestDaemon, cs: CodeServer): Promise<void> {
   // 11. Activation time, from the extension's own log.
   const activation = activationLine(cs.userDataDir);
   progress(`extension log: ${activation}`);
-  const ms = Number(/activated in ([\d.]+) ms/.exec(activation ?? '')?.[1]);
-  expect(ms).toBeLessThan(50);
+  // The CPU time activation took: its wall time, reported beside it, swells when the 2 cores are busy
+  // with the rest of the suite (51.7 ms once, against 10–20 ms usually).
+  const cpuMs = Number(/activated in [\d.]+ ms, ([\d.]+) ms CPU/.exec(activation ?? '')?.[1]);
+  expect(cpuMs).toBeLessThan(50);
 }
 
 /** The visible lines of the active editor; Monaco renders spaces as no-break spaces. */
