@@ -308,17 +308,35 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
         const evictable = new Set(candidates.filter((c) => c.idle && !c.pinned).map((c) => c.name));
         const rest = this.#loadedOthers(model).filter((n) => !evictable.has(n));
         const room = available(withFreed(free, this.#usedBy([...evictable])), this.#usedBy(rest), budget);
-        if (!checkFit(plan, room).fits) throw memoryError(who, now, free.gpus.length > 0);
+        if (!checkFit(plan, room).fits) throw this.#heldBy(model, memoryError(who, now, free.gpus.length > 0));
       }
       const victim = pickVictim(candidates);
       if (victim) await this.unload(victim, 'evicted');
       // Waiting helps only while a model that could make room is busy; pinned or "always" ones never will.
-      else if (!opts.wait || !candidates.some((c) => !c.pinned)) throw memoryError(who, now, free.gpus.length > 0);
+      else if (!opts.wait || !candidates.some((c) => !c.pinned)) throw this.#heldBy(model, memoryError(who, now, free.gpus.length > 0));
       else {
         e.waitingForRoom = true; // wait for a busy model to go idle
         await new Promise((r) => setTimeout(r, this.#o.retryMs ?? 500)).finally(() => (e.waitingForRoom = undefined));
       }
     }
+  }
+
+  /**
+   * A fits-but-not-now error with the models that hold the memory and why the load may not unload them,
+   * so the user knows what to stop: `… — held by "p" (pinned), "al" ("always"): \`slotwise down p\` frees its share`.
+   */
+  #heldBy(model: string, err: SlotwiseError): SlotwiseError {
+    const others = this.#loadedOthers(model);
+    if (others.length === 0) return err;
+    const why = (name: string): string => {
+      const c = this.#o.supervisor.modelConfig(name);
+      if (c.load !== 'on-demand') return '"always"';
+      if (c.pinned) return 'pinned';
+      if (!this.#o.supervisor.instances(name).some((i) => i.state === 'ready')) return 'loading';
+      return this.#o.busy(name) ? 'busy' : 'idle';
+    };
+    const list = others.map((n) => `"${n}" (${why(n)})`).join(', ');
+    return new SlotwiseError(err.code, `${err.message}; held by ${list}: \`slotwise down ${others[0]}\` frees its share`);
   }
 
   /** The estimate, replaced per device by what llama-server allocated last time for the same file and settings. */

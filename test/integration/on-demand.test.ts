@@ -407,7 +407,7 @@ describe('models on demand: a load that cannot go on, and what may make room', (
     await d.waitFor((s) => model(s, 'al').load?.state === 'ready', 'al ready');
     const res = await complete(d, 'od');
     expect(res.status).toBe(503);
-    expect((await errorOf(res)).code).toBe('SW_ERR_NOT_ENOUGH_MEMORY');
+    expect(await errorOf(res)).toMatchObject({ code: 'SW_ERR_NOT_ENOUGH_MEMORY', message: expect.stringMatching(/^model "od" needs .* free: .*; held by "al" \("always"\): `slotwise down al` frees its share$/) });
     const s = await d.status();
     expect(model(s, 'al').load?.state).toBe('ready');
     expect(model(s, 'od').load).toMatchObject({ state: 'unloaded', reason: 'no-memory', error: { code: 'SW_ERR_NOT_ENOUGH_MEMORY' } });
