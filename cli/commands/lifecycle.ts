@@ -10,7 +10,7 @@ import { isAlive } from '../../platform/procfs';
 import { NONCE_ENV, isVerifiedProcess } from '../../platform/process-identity';
 import { ensureStateDir, readDaemonInfo, removeDaemonInfo, stateDirPaths, type StateDir } from '../../shared/state-dir';
 import { secureStateDir } from '../../shared/state-dir-perms';
-import { findDaemon, isHealthy, type DaemonEndpoint } from '../locate';
+import { findDaemon, isHealthy, withDaemon, type DaemonEndpoint } from '../locate';
 import { RpcClient } from '../../shared/rpc-client';
 import { START_WATCH_MS, watchStart } from '../start-report';
 import { untilSignal, type Command, type CommandContext } from './command';
@@ -102,17 +102,8 @@ export const startCommand: Command = {
 
 /** What start warns about the models (start-report.ts); nothing when the daemon cannot be asked. */
 async function modelWarnings(stateDir: string, until: number): Promise<string[]> {
-  const ep = await findDaemon(stateDir);
-  if (!ep) return [];
-  const client = new RpcClient({ url: ep.url, token: ep.token });
-  try {
-    await client.opened;
-    return await watchStart(client, until);
-  } catch {
-    return []; // the daemon went away or refused: start's own answer stands, status tells the rest
-  } finally {
-    client.close();
-  }
+  // The daemon went away or refused: start's own answer stands, status tells the rest.
+  return withDaemon(stateDir, (client) => watchStart(client, until)).catch(() => []);
 }
 
 export const stopCommand: Command = {
