@@ -148,7 +148,7 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
       // failed them. Either way it stops; a failure stays in status, and the next request loads afresh.
       const failed = this.#o.supervisor.failedReplica(model);
       if (failed) {
-        e.lastFailure = new SlotwiseError('SW_ERR_INSTANCE_FAILED', `[${failed.id}] failed: ${failed.status().lastError ?? 'unknown reason'}`);
+        e.lastFailure = replicaFailure(failed);
         this.#o.logger.child(model).warn(`load failed (${failed.status().lastError ?? 'unknown reason'}); the next request tries again`);
       } else {
         this.#o.logger.child(model).info('load stopped: every request waiting for it was cancelled');
@@ -302,7 +302,7 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
       // One still loading is not idle, even with no request (`slotwise up`): it is waited for, not undone.
       const candidates = this.#loadedOthers(model)
         .filter((name) => this.#o.supervisor.modelConfig(name).load === 'on-demand')
-        .map((name) => ({ name, lastUsedAt: this.#entry(name).lastUsedAt, idle: this.#o.supervisor.instances(name).some((i) => i.state === 'ready') && !this.#o.busy(name), pinned: this.#o.supervisor.modelConfig(name).pinned }));
+        .map((name) => ({ name, lastUsedAt: this.#entry(name).lastUsedAt, idle: this.#readyInstance(name) !== undefined && !this.#o.busy(name), pinned: this.#o.supervisor.modelConfig(name).pinned }));
       if (!opts.wait) {
         // Nothing to wait for: unload nobody unless unloading every idle candidate makes room.
         const evictable = new Set(candidates.filter((c) => c.idle && !c.pinned).map((c) => c.name));
@@ -332,7 +332,7 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
       const c = this.#o.supervisor.modelConfig(name);
       if (c.load !== 'on-demand') return '"always"';
       if (c.pinned) return 'pinned';
-      if (!this.#o.supervisor.instances(name).some((i) => i.state === 'ready')) return 'loading';
+      if (!this.#readyInstance(name)) return 'loading';
       return this.#o.busy(name) ? 'busy' : 'idle';
     };
     const list = others.map((n) => `"${n}" (${why(n)})`).join(', ');
@@ -524,7 +524,7 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
       return { state, since: e.since, reason, error: { code: e.lastFailure.code, message: e.lastFailure.message } };
     }
     const failed = this.#o.supervisor.failedReplica(model);
-    if (failed) return { state, since: e.since, reason: 'failed', error: { code: 'SW_ERR_INSTANCE_FAILED', message: `[${failed.id}] failed: ${failed.status().lastError ?? 'unknown reason'}` } };
+    if (failed) return { state, since: e.since, reason: 'failed', error: { code: 'SW_ERR_INSTANCE_FAILED', message: replicaFailure(failed).message } };
     return { state, since: e.since, reason: e.reason ?? (e.everLoaded ? 'stopped' : 'never-loaded') };
   }
 
@@ -542,6 +542,11 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
     if (!e) this.#models.set(model, (e = newEntry()));
     return e;
   }
+}
+
+/** Why a model whose every replica failed cannot serve: status and the log say it in these words. */
+function replicaFailure(failed: LlamaInstance): SlotwiseError {
+  return new SlotwiseError('SW_ERR_INSTANCE_FAILED', `[${failed.id}] failed: ${failed.status().lastError ?? 'unknown reason'}`);
 }
 
 /** A plan for `n` replicas, as the fit checks read it: each device's total (and prompt cache) times n. */

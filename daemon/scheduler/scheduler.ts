@@ -295,8 +295,7 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
     const failed = this.#supervisor.failedReplica(model);
     if (failed) {
       this.#count(model, queue, 'rejected');
-      const reason = failed.status().lastError ?? 'see `slotwise logs`';
-      throw new SlotwiseError('SW_ERR_INSTANCE_FAILED', `model "${model}" failed: ${reason}`);
+      throw instanceFailed(model, failed);
     }
     const admission = admit(queue.waiters.length, this.#queueConfig.maxWaiting, this.#servedPerSecond(model));
     if (!admission.ok) {
@@ -442,10 +441,7 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
   failWaiters(model: string, err: Error): void {
     const q = this.#queues.get(model);
     if (!q) return;
-    for (const w of q.waiters.splice(0)) {
-      w.cleanup();
-      w.reject(err);
-    }
+    this.#refuseWaiting(model, q, err);
     this.#pump();
   }
 
@@ -460,8 +456,7 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
       return new SlotwiseError('SW_ERR_NO_INSTANCE', `model "${model}" was stopped while the request waited — start it with \`slotwise up ${model}\`${this.#hooks.onDemand ? ' or send the request again' : ''}`);
     }
     const failed = this.#supervisor.failedReplica(model);
-    if (failed) return new SlotwiseError('SW_ERR_INSTANCE_FAILED', `model "${model}" failed: ${failed.status().lastError ?? 'see `slotwise logs`'}`);
-    return undefined;
+    return failed ? instanceFailed(model, failed) : undefined;
   }
 
   /**
@@ -475,7 +470,7 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
   }
 
   /** Fails the waiting requests with `err` (a handed-off one was sent already and runs). */
-  #refuseWaiting(model: string, q: ModelQueue, err: SlotwiseError): void {
+  #refuseWaiting(model: string, q: ModelQueue, err: Error): void {
     for (const w of [...q.waiters]) {
       if (w.handoff) continue;
       this.#take(q, w.id);
@@ -982,6 +977,11 @@ function takeFree(free: FreeSlots, instanceId: string, slot: number): void {
   const busy = free.busy.get(instanceId);
   if (busy) takeIn(busy, slot);
   if (!free.candidates.some((c) => c.instanceId === instanceId)) free.open = free.open.filter((inst) => inst.id !== instanceId);
+}
+
+/** A model whose every replica failed: what its requests get, new or waiting. */
+function instanceFailed(model: string, failed: LlamaInstance): SlotwiseError {
+  return new SlotwiseError('SW_ERR_INSTANCE_FAILED', `model "${model}" failed: ${failed.status().lastError ?? 'see `slotwise logs`'}`);
 }
 
 function shuttingDown(reason: string, what: string): SlotwiseError {
