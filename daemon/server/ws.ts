@@ -82,7 +82,11 @@ export function attachWebSocket(server: Server, opts: WsOptions): { close(): voi
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (opts.plain && !isWebSocketUpgrade(req)) return opts.plain(req, socket, head);
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-    const denied = path !== '/ws' ? new SlotwiseError('SW_ERR_NOT_FOUND', `no WebSocket endpoint at ${path}; use /ws`) : (checkOrigin(req, opts.guard) ?? checkToken(req, opts.guard));
+    // Token before path, as http.ts does: without it a caller learns nothing of which paths exist.
+    const denied =
+      checkOrigin(req, opts.guard) ??
+      checkToken(req, opts.guard) ??
+      (path !== '/ws' ? new SlotwiseError('SW_ERR_NOT_FOUND', `no WebSocket endpoint at ${path}; use /ws`) : undefined);
     if (denied) return refuseUpgrade(socket, denied);
     wss.handleUpgrade(req, socket, head, (ws) => {
       wss.emit('connection', ws, req);

@@ -232,9 +232,17 @@ describe('HTTP and JSON-RPC semantics', () => {
     const post = await exchange(`POST /v1/completions HTTP/1.1\r\n${upgrade}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`, body);
     expect(post).toMatch(/^HTTP\/1\.1 404 /);
     expect(post).toContain('no-such-model');
-    // A WebSocket upgrade elsewhere than /ws is still refused as one.
-    const ws = await exchange(`GET /v1/models HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nHost: ${u.host}\r\n`);
+    // A WebSocket upgrade elsewhere than /ws is still refused as one: 404 with the token, 401 without
+    // it (as HTTP routes: the token comes before the path, so a caller without it learns no paths).
+    const wsUpgrade = `Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nHost: ${u.host}\r\n`;
+    const ws = await exchange(`GET /v1/models HTTP/1.1\r\n${wsUpgrade}Authorization: Bearer ${d.token}\r\n`);
     expect(ws).toMatch(/^HTTP\/1\.1 404 /);
+    expect(ws).toContain('use /ws');
+    for (const path of ['/v1/models', '/ws']) {
+      const anon = await exchange(`GET ${path} HTTP/1.1\r\n${wsUpgrade}`);
+      expect({ path, head: anon.split('\r\n')[0] }).toEqual({ path, head: 'HTTP/1.1 401 Unauthorized' });
+      expect(anon).toContain('SW_ERR_UNAUTHORIZED');
+    }
   });
 
   it('R8: wrong method is 405 with Allow; HEAD is GET without the body; missing and wrong tokens get one 401, before any route is matched', async () => {
