@@ -40,6 +40,8 @@ export interface BenchRequest extends ScenarioContext {
   /** custom: overrides of the model's slots and replicas. */
   slots?: number;
   replicas?: number;
+  /** chat: the mean pause before each later turn, ms (`--think-ms`), instead of CHAT.plan's. */
+  thinkMs?: number;
   stateDir: string;
   configPath?: string;
   /** Where setup (finding or building llama-server) reports. */
@@ -142,7 +144,7 @@ async function custom(req: BenchRequest): Promise<Draft> {
 }
 
 /** The chat scenario's options for a model: the workload's layout unless --replicas/--slots say otherwise, the model's own args, context and host prompt cache. */
-export function chatOptions(req: Pick<BenchRequest, 'replicas' | 'slots'>, model: ModelConfig, config: Pick<Config, 'llamaServer'>): ChatScenarioOptions {
+export function chatOptions(req: Pick<BenchRequest, 'replicas' | 'slots' | 'thinkMs'>, model: ModelConfig, config: Pick<Config, 'llamaServer'>): ChatScenarioOptions {
   const llamaServer = config.llamaServer === 'auto' ? undefined : config.llamaServer;
   const args = llamaServer ? model.args : [...model.args, ...(setsThreads(model.args) ? [] : threadArgs())];
   return {
@@ -150,7 +152,7 @@ export function chatOptions(req: Pick<BenchRequest, 'replicas' | 'slots'>, model
     replicas: req.replicas ?? CHAT.replicas,
     slots: req.slots ?? CHAT.slots,
     ctxPerSlot: Math.max(model.ctxPerSlot, CHAT.ctxPerSlot),
-    plan: { ...CHAT.plan },
+    plan: { ...CHAT.plan, ...(req.thinkMs !== undefined ? { thinkMs: req.thinkMs } : {}) },
     rounds: CHAT.rounds,
     args,
     ...(llamaServer !== undefined ? { llamaServer } : {}),

@@ -17,7 +17,7 @@ import { intValue } from '../args';
 
 const HELP = `slotwise bench [--model M] [--concurrency 1,2,4,8,16] [--requests N] [--max-tokens N | --mix T:W,…]
                [--direct] [--routing slot-aware|round-robin] [--slots N] [--replicas N] [--out DIR]
-slotwise bench --workload chat [--model M] [--slots N] [--replicas N] [--out DIR]
+slotwise bench --workload chat [--model M] [--slots N] [--replicas N] [--think-ms N] [--out DIR]
 slotwise bench --attach [--model M] [options above but --routing/--slots/--replicas]
 slotwise bench --standard [--out DIR]
 slotwise bench --soak MINUTES [--clients N] [--interval SECONDS] [--model M] [--slots N] [--replicas N] [--attach] [--out DIR]
@@ -42,10 +42,13 @@ The requests come from a separate process so the daemon's loop and CPU share are
   --replicas N         llama-server processes (default: the model's, else 1)
   --workload chat      instead of the sweep: ${CHAT.plan.conversations} conversations × ${CHAT.plan.turns} turns with a growing history
                        (~300–1,500 prompt tokens: each turn sends back the ${CHAT.plan.maxTokens}-token reply the model generated
-                       and a new user message, ~${CHAT.plan.thinkMs / 1000} s after the reply; conversations start spread over ${CHAT.plan.startSpreadMs / 1000} s),
+                       and a new user message, ~${CHAT.plan.thinkMs / 1000} s after the reply, --think-ms; conversations start spread over ${CHAT.plan.startSpreadMs / 1000} s),
                        ${CHAT.replicas} × ${CHAT.slots} slots, prompt-cache affinity off and on ${CHAT.rounds} times (off, on, on, off; pooled): TTFT and llama-server's
                        cache hit ratio (timings.cache_n/prompt_n); default model: the tiny one at dim ${CHAT.model.dim} × ${CHAT.model.layers} layers;
                        a configured model runs with its own args, ctxPerSlot (at least ${CHAT.ctxPerSlot}) and promptCacheMiB
+  --think-ms N         chat: the mean pause between a reply's end and the next turn, ms (default ${CHAT.plan.thinkMs}; each
+                       0.5–1.5 × N, seeded). A longer pause keeps a slow machine's slots from all being busy, where
+                       the queue, the same with and without affinity, would be most of the time to first token
   --attach             bench the daemon already running for --state-dir instead
   --standard           the fixed suite of \`npm run bench\`: sweep (1 × ${STANDARD.sweep.slots} slots, daemon vs direct),
                        routing (${STANDARD.routing.replicas} × ${STANDARD.routing.slots} slots, slot-aware vs round-robin on a mixed load),
@@ -86,6 +89,7 @@ export const benchCommand: Command = {
     soak: { type: 'string' },
     clients: { type: 'string' },
     interval: { type: 'string' },
+    'think-ms': { type: 'string' },
     out: { type: 'string' },
   },
   async run(ctx) {
@@ -184,7 +188,7 @@ export function parseRequest(ctx: CommandContext, signal: AbortSignal, progress:
     if (v.standard || v.attach) throw usage('--workload chat hosts its own daemons; drop --standard/--attach');
     const extra = ['concurrency', 'requests', 'max-tokens', 'mix', 'direct', 'routing'].filter((k) => v[k] !== undefined);
     if (extra.length) throw usage(`--workload chat has its own fixed load; drop --${extra.join(', --')}`);
-  }
+  } else if (v['think-ms'] !== undefined) throw usage('--think-ms belongs to --workload chat');
   if (v.attach) {
     const extra = ['routing', 'slots', 'replicas'].filter((k) => v[k] !== undefined);
     if (extra.length) throw usage(`--attach benches the daemon as it is configured; drop --${extra.join(', --')}`);
@@ -211,6 +215,7 @@ export function parseRequest(ctx: CommandContext, signal: AbortSignal, progress:
     routing,
     slots: optionalInt(ctx, 'slots'),
     replicas: optionalInt(ctx, 'replicas'),
+    ...(v['think-ms'] !== undefined ? { thinkMs: intValue('--think-ms', String(v['think-ms']), 0) } : {}),
     stateDir: ctx.stateDir,
     configPath: ctx.configPath,
     env: ctx.env,

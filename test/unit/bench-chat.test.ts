@@ -269,6 +269,9 @@ describe('chatOptions', () => {
     expect(chatOptions({}, model, { llamaServer: 'auto' }).args).toEqual(['-fa', 'on', '--threads', expect.stringMatching(/^\d+$/)]);
     expect(chatOptions({}, { ...model, args: ['-t', '2'] }, { llamaServer: 'auto' }).args).toEqual(['-t', '2']);
     expect(chatOptions({}, { ...model, args: ['--threads=2'] }, { llamaServer: 'auto' }).args).toEqual(['--threads=2']);
+    // --think-ms replaces the plan's pause and nothing else of it.
+    expect(chatOptions({ thinkMs: 12_000 }, model, { llamaServer: 'auto' }).plan).toEqual({ ...CHAT.plan, thinkMs: 12_000 });
+    expect(chatOptions({}, model, { llamaServer: 'auto' }).plan).toEqual(CHAT.plan);
     expect(modelConfig('tiny', '/m/t.gguf', { slots: 4, replicas: 2, promptCacheMiB: 64 }).promptCacheMiB).toBe(64);
     expect(modelConfig('tiny', '/m/t.gguf', { slots: 4, replicas: 2 }).promptCacheMiB).toBe('auto');
   });

@@ -14,11 +14,19 @@ describe('bench --workload', () => {
     expect(parse({ workload: 'chat', slots: '2', replicas: '3' })).toMatchObject({ mode: 'custom', workload: 'chat', slots: 2, replicas: 3 });
   });
 
+  it('takes --think-ms for chat only, 0 included (no pause)', () => {
+    expect(parse({ workload: 'chat', 'think-ms': '12000' }).thinkMs).toBe(12000);
+    expect(parse({ workload: 'chat', 'think-ms': '0' }).thinkMs).toBe(0);
+    expect(parse({ workload: 'chat' })).not.toHaveProperty('thinkMs');
+  });
+
   it.each([
     [{ workload: 'batch' }, 'bench: --workload must be sweep or chat, got "batch" — see `slotwise bench --help`'],
     [{ workload: 'chat', concurrency: '4' }, 'bench: --workload chat has its own fixed load; drop --concurrency — see `slotwise bench --help`'],
     [{ workload: 'chat', attach: true }, 'bench: --workload chat hosts its own daemons; drop --standard/--attach — see `slotwise bench --help`'],
     [{ workload: 'sweep', standard: true }, 'bench: --standard runs a fixed suite; drop --workload — see `slotwise bench --help`'],
+    [{ 'think-ms': '5000' }, 'bench: --think-ms belongs to --workload chat — see `slotwise bench --help`'],
+    [{ workload: 'chat', 'think-ms': '-1' }, '--think-ms needs an integer of at least 0, got -1'],
   ])('%j → one usage line', (values, message) => {
     expect(() => parse(values)).toThrow(message);
   });
