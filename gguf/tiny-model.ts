@@ -3,6 +3,8 @@
 // vocab-only GGUF of the llama.cpp source, so prompts tokenize like a real llama model's.
 // Variants: `fim` takes a coder vocab with fill-in-the-middle tokens (for /infill); `embedding` and
 // `rerank` set `llama.pooling_type` (mean, rank), which llama-server's --embedding / --reranking use.
+// `slidingWindow` writes a Gemma 3 instead (its block shape, five sliding-window layers to one full):
+// what the memory plan's window layers are checked against (daemon/memory/sliding-window.ts).
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { access, mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { cacheDir } from '../shared/paths';
@@ -37,6 +39,9 @@ export interface TinyModelOptions {
   seed?: number;
   /** Written as `llama.pooling_type`; default none (a generative model). */
   pooling?: TinyPooling;
+  /** Tokens of attention window: the model is a `gemma3` whose layers attend over it, but every sixth
+   * (llama.cpp's pattern for the architecture); default none: a `llama`. */
+  slidingWindow?: number;
   signal?: AbortSignal;
 }
 
@@ -77,6 +82,7 @@ interface TinyParams {
   contextLength: number;
   seed: number;
   pooling?: TinyPooling;
+  slidingWindow?: number;
 }
 
 /** ggml type id of F32, the only type written (general.file_type 0 = all F32). */
@@ -110,7 +116,9 @@ function resolveParams(opts: TinyModelOptions): TinyParams {
     contextLength: positiveInt('contextLength', opts.contextLength ?? 4096),
     seed: nonNegativeInt('seed', opts.seed ?? 1),
     pooling: opts.pooling,
+    ...(opts.slidingWindow !== undefined ? { slidingWindow: positiveInt('slidingWindow', opts.slidingWindow) } : {}),
   };
+  if (params.slidingWindow !== undefined && params.pooling) throw usage('a sliding-window (gemma3) model is generative: give no pooling');
   // RoPE rotates pairs of a head's dimensions, so the head size must be even.
   if (dim % heads !== 0 || (dim / heads) % 2 !== 0) {
     throw usage(`dim ${dim} must split into ${heads} heads of even size (dim = heads × an even number)`);
@@ -160,23 +168,25 @@ function vocabSize(tokenizer: Map<string, GgufValue>, vocabPath: string): number
 
 function modelMetadata(p: TinyParams): [string, GgufValue][] {
   const u32 = (value: number): GgufValue => ({ type: 'uint32', value });
+  const arch = p.slidingWindow === undefined ? 'llama' : 'gemma3';
   return [
-    ['general.architecture', { type: 'string', value: 'llama' }],
-    ['general.name', { type: 'string', value: `slotwise-tiny-d${p.dim}-l${p.layers}-s${p.seed}` }],
-    ['llama.context_length', u32(p.contextLength)],
-    ['llama.embedding_length', u32(p.dim)],
-    ['llama.block_count', u32(p.layers)],
-    ['llama.feed_forward_length', u32(p.ffn)],
-    ['llama.attention.head_count', u32(p.heads)],
-    ['llama.attention.head_count_kv', u32(p.heads)],
-    ['llama.rope.dimension_count', u32(p.dim / p.heads)],
-    ['llama.attention.layer_norm_rms_epsilon', { type: 'float32', value: 1e-5 }],
+    ['general.architecture', { type: 'string', value: arch }],
+    ['general.name', { type: 'string', value: `slotwise-tiny-d${p.dim}-l${p.layers}-s${p.seed}${p.slidingWindow === undefined ? '' : `-w${p.slidingWindow}`}` }],
+    [`${arch}.context_length`, u32(p.contextLength)],
+    [`${arch}.embedding_length`, u32(p.dim)],
+    [`${arch}.block_count`, u32(p.layers)],
+    [`${arch}.feed_forward_length`, u32(p.ffn)],
+    [`${arch}.attention.head_count`, u32(p.heads)],
+    [`${arch}.attention.head_count_kv`, u32(p.heads)],
+    [`${arch}.rope.dimension_count`, u32(p.dim / p.heads)],
+    [`${arch}.attention.layer_norm_rms_epsilon`, { type: 'float32', value: 1e-5 }],
     ['general.file_type', u32(0)],
+    ...(p.slidingWindow !== undefined ? [[`${arch}.attention.sliding_window`, u32(p.slidingWindow)] as [string, GgufValue]] : []),
     ...(p.pooling ? [['llama.pooling_type', u32(POOLING_TYPE[p.pooling])] as [string, GgufValue]] : []),
   ];
 }
 
-/** The tensors llama.cpp's LLM_ARCH_LLAMA loader asks for; dims fastest-first as GGUF stores them. */
+/** The tensors llama.cpp's LLM_ARCH_LLAMA (or GEMMA3) loader asks for; dims fastest-first as GGUF stores them. */
 function tensorSpecs(p: TinyParams, nVocab: number): Omit<GgufTensorInfo, 'offset'>[] {
   const t = (name: string, ...dims: number[]): Omit<GgufTensorInfo, 'offset'> => ({ name, dims, type: F32 });
   const specs = [t('token_embd.weight', p.dim, nVocab)];
@@ -193,6 +203,11 @@ function tensorSpecs(p: TinyParams, nVocab: number): Omit<GgufTensorInfo, 'offse
       t(`${b}.ffn_down.weight`, p.ffn, p.dim),
       t(`${b}.ffn_up.weight`, p.dim, p.ffn),
     );
+    // Gemma 3's extra norms (src/models/gemma3.cpp load_arch_tensors): after attention and the FFN, and per head on Q and K.
+    if (p.slidingWindow !== undefined) {
+      const head = p.dim / p.heads;
+      specs.push(t(`${b}.post_attention_norm.weight`, p.dim), t(`${b}.post_ffw_norm.weight`, p.dim), t(`${b}.attn_q_norm.weight`, head), t(`${b}.attn_k_norm.weight`, head));
+    }
   }
   specs.push(t('output_norm.weight', p.dim), t('output.weight', p.dim, nVocab));
   return specs;
@@ -292,6 +307,8 @@ export interface CachedTinyModelOptions {
   contextLength?: number;
   /** Default 'completion'. */
   kind?: TinyModelKind;
+  /** A gemma3 with this attention window (TinyModelOptions.slidingWindow); default none. */
+  slidingWindow?: number;
   signal?: AbortSignal;
 }
 
@@ -307,7 +324,7 @@ export async function ensureCachedTinyModel(opts: CachedTinyModelOptions = {}): 
   const contextLength = opts.contextLength ?? 4096;
   const kind = opts.kind ?? 'completion';
   const dir = join(cacheDir(env), 'models');
-  const suffix = `${contextLength === 4096 ? '' : `-c${contextLength}`}${kind === 'completion' ? '' : `-${kind}`}`;
+  const suffix = `${contextLength === 4096 ? '' : `-c${contextLength}`}${kind === 'completion' ? '' : `-${kind}`}${opts.slidingWindow === undefined ? '' : `-w${opts.slidingWindow}`}`;
   const path = join(dir, `tiny-d${dim}-l${layers}-s${seed}${suffix}.gguf`);
   try {
     await access(path);
@@ -318,6 +335,6 @@ export async function ensureCachedTinyModel(opts: CachedTinyModelOptions = {}): 
   await mkdir(dir, { recursive: true });
   const vocabPath = tinyVocabPath(await ensureVocab({ env, signal: opts.signal }), kind);
   const pooling = TINY_KIND_SPEC[kind].pooling;
-  await writeTinyModel(path, { vocabPath, dim, layers, seed, contextLength, pooling, signal: opts.signal });
+  await writeTinyModel(path, { vocabPath, dim, layers, seed, contextLength, pooling, slidingWindow: opts.slidingWindow, signal: opts.signal });
   return path;
 }

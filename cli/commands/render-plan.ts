@@ -45,7 +45,7 @@ export interface PlanRow {
 }
 
 export interface PlanReport {
-  model: { name?: string; path: string; architecture: string; layers: number; contextLength: number };
+  model: { name?: string; path: string; architecture: string; layers: number; contextLength: number; slidingWindow?: { window: number; layers: number } };
   asked: { slots: number; ctxPerSlot: number; gpuLayers: GpuLayers };
   free: { host: number; gpus: { index: number; name?: string; free: number }[] };
   /** The asked slots × ctxPerSlot. */
@@ -108,7 +108,14 @@ export function buildPlanReport(input: {
   };
   const notes = [...reading.warnings, ...planMemory(facts, { ...settings, slots: target.slots }, free).notes];
   return {
-    model: { name: target.name, path: target.path, architecture: facts.architecture, layers: facts.layers, contextLength: facts.contextLength },
+    model: {
+      name: target.name,
+      path: target.path,
+      architecture: facts.architecture,
+      layers: facts.layers,
+      contextLength: facts.contextLength,
+      ...(facts.slidingWindow ? { slidingWindow: { window: facts.slidingWindow.window, layers: facts.slidingWindow.swa.filter(Boolean).length } } : {}),
+    },
     asked: { slots: target.slots, ctxPerSlot: target.ctxPerSlot, gpuLayers: target.gpuLayers },
     free: { host: free.host, gpus: free.gpus.map((g) => ({ index: g.index, name: reading.gpuNames.get(g.index), free: g.free })) },
     plan: asked,
@@ -122,7 +129,9 @@ export function buildPlanReport(input: {
 export function renderPlanTable(r: PlanReport): string {
   const lines: string[] = [];
   const name = r.model.name ? `${r.model.name} (${r.model.path})` : r.model.path;
-  lines.push(`model  ${name}: ${r.model.architecture}, ${r.model.layers} layers, training context ${r.model.contextLength}`);
+  const sw = r.model.slidingWindow;
+  const window = sw ? ` (${sw.layers} of them attend over a ${sw.window}-token window and keep a smaller KV cache)` : '';
+  lines.push(`model  ${name}: ${r.model.architecture}, ${r.model.layers} layers${window}, training context ${r.model.contextLength}`);
   const gpus = r.free.gpus.map((g) => `GPU ${g.index}${g.name ? ` ${g.name}` : ''} ${formatMemory(g.free)}`);
   lines.push(`free   ${['host RAM ' + formatMemory(r.free.host), ...gpus].join(' · ')}`);
   lines.push(`asked  ${r.asked.slots} slots × ${r.asked.ctxPerSlot} tokens, gpuLayers ${r.asked.gpuLayers}`);

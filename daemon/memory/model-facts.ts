@@ -4,6 +4,7 @@
 import { basename } from 'node:path';
 import { SlotwiseError } from '../../shared/errors';
 import { ggmlTensorBytes, ggufNumber, ggufString, type GgufHeader } from '../../gguf/gguf';
+import { slidingWindow, type SlidingWindow } from './sliding-window';
 
 export interface ModelFacts {
   architecture: string;
@@ -31,6 +32,8 @@ export interface ModelFacts {
   vocabSize: number;
   /** Training context, tokens; 0 when the file does not say. */
   contextLength: number;
+  /** The layers that attend over a sliding window and keep a smaller KV cache (sliding-window.ts); absent: none. */
+  slidingWindow?: SlidingWindow;
 }
 
 const BLOCK = /^blk\.(\d+)\./;
@@ -80,7 +83,12 @@ export function modelFacts(header: GgufHeader): ModelFacts {
     feedForwardLength: ggufNumber(header, `${arch}.feed_forward_length`) ?? 4 * embeddingLength,
     vocabSize: tokens?.type === 'array' ? tokens.value.length : (ggufNumber(header, `${arch}.vocab_size`) ?? 0),
     contextLength: ggufNumber(header, `${arch}.context_length`) ?? 0,
+    ...optional('slidingWindow', slidingWindow(header, arch, layers)),
   };
+}
+
+function optional<K extends string, V>(key: K, value: V | undefined): { [k in K]?: V } {
+  return (value === undefined ? {} : { [key]: value }) as { [k in K]?: V };
 }
 
 /** A key that is either one number for every layer or an array with one per layer (hybrid models: 0 = no attention). */

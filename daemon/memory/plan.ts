@@ -7,7 +7,8 @@
 //   cells, unless the cache is unified (-kvu): one stream of n_ctx cells (llama-context.cpp).
 // - KV cache: per cell and layer, one K row (n_head_kv × key_length) and one V row
 //   (n_head_kv × value_length) of the cache type; a layer's cache lives on its layer's device
-//   (llama-kv-cache.cpp).
+//   (llama-kv-cache.cpp). A sliding-window layer holds only its window per sequence plus a ubatch
+//   (llama-kv-cache-iswa.cpp; sliding-window.ts says which layers, for which architectures).
 // - placement: the last gpuLayers of the n_layer + 1 "layers" (the blocks, then the output) go to the
 //   GPUs, split by free memory; the input embedding always stays on the host (llama-model.cpp).
 // - output buffer: one row of logits (n_vocab f32) per slot, in host memory (llama-context.cpp).
@@ -23,6 +24,7 @@ import { ggmlTensorBytes, ggmlTypeId } from '../../gguf/gguf';
 import type { ModelFacts } from './model-facts';
 import { DEFAULT_SERVER_MEMORY_OPTIONS, serverMemoryOptions, type ServerMemoryOptions } from './server-args';
 import { resolvePromptCacheMiB } from './prompt-cache';
+import { windowCells } from './sliding-window';
 
 // ---------------------------------------------------------------------------------------------
 // Types
@@ -131,6 +133,8 @@ function planWithLayers(facts: ModelFacts, settings: PlanSettings, free: FreeMem
   const cells = server.kvUnified ? nCtx : slots * cellsPerSlot;
   const nKv = server.kvUnified ? nCtx : cellsPerSlot; // cells one stream's attention spans
   const kvCellBytes = kvBytesPerCell(facts, server); // per layer
+  const ub = Math.min(server.ubatch, server.batch, nCtx);
+  const layerCells = kvCellsPerLayer(facts, { cells, streams: server.kvUnified ? 1 : slots, slots, ub, swaFull: server.swaFull });
 
   const devices: DevicePlan[] = [HOST, ...free.gpus.map((g) => `gpu${g.index}`)].map((device) => ({
     device,
@@ -148,13 +152,12 @@ function planWithLayers(facts: ModelFacts, settings: PlanSettings, free: FreeMem
     const d = devices[place.layer[il]! + 1]!;
     d.layers++;
     d.weights += facts.layerBytes[il]!;
-    (server.kvOffload ? d : host).kv += cells * kvCellBytes[il]!;
+    (server.kvOffload ? d : host).kv += layerCells[il]! * kvCellBytes[il]!;
   }
   const out = devices[place.output + 1]!;
   out.weights += facts.outputBytes + (out === host ? 0 : facts.tiedOutputBytes);
   host.output = slots * facts.vocabSize * F32;
 
-  const ub = Math.min(server.ubatch, server.batch, nCtx);
   const graph = computeBytes(facts, ub, nKv, server.flashAttn);
   const gpusUsed = devices.slice(1).filter((d) => d.layers > 0 || (d === out && out !== host));
   if (gpusUsed.length === 0) host.compute = graph;
@@ -182,6 +185,17 @@ function planWithLayers(facts: ModelFacts, settings: PlanSettings, free: FreeMem
     total: devices.reduce((a, d) => a + d.total, 0),
     notes,
   };
+}
+
+/**
+ * KV cells of each layer, all streams together: `cells` in a full-attention layer; in a sliding-window
+ * layer one window per sequence of its stream plus a ubatch, per stream (sliding-window.ts).
+ */
+function kvCellsPerLayer(facts: ModelFacts, o: { cells: number; streams: number; slots: number; ub: number; swaFull: boolean }): number[] {
+  const sw = facts.slidingWindow;
+  const perStream = o.cells / o.streams;
+  const window = sw ? o.streams * windowCells({ window: sw.window, fullCells: perStream, sequencesPerStream: o.slots / o.streams, ubatch: o.ub, swaFull: o.swaFull }) : o.cells;
+  return Array.from({ length: facts.layers }, (_, il) => (sw?.swa[il] ? window : o.cells));
 }
 
 /** KV bytes one token takes in the cache, all layers together (also what a saved prompt costs per token). */

@@ -17,6 +17,8 @@ export interface ServerMemoryOptions {
   kvUnified: boolean;
   /** `-nkvo` keeps the KV cache of offloaded layers on the host. */
   kvOffload: boolean;
+  /** `--swa-full`: sliding-window layers get a full-size KV cache (memory/sliding-window.ts). */
+  swaFull: boolean;
 }
 
 export const DEFAULT_SERVER_MEMORY_OPTIONS: Readonly<ServerMemoryOptions> = {
@@ -27,6 +29,7 @@ export const DEFAULT_SERVER_MEMORY_OPTIONS: Readonly<ServerMemoryOptions> = {
   flashAttn: true,
   kvUnified: false,
   kvOffload: true,
+  swaFull: false,
 };
 
 /** Reads the memory-relevant flags out of extra llama-server args (`-ub 256`, `--cache-type-k=q8_0`, …). */
@@ -47,6 +50,7 @@ export function serverMemoryOptions(args: readonly string[]): ServerMemoryOption
       case '-kvu': case '--kv-unified': o.kvUnified = true; break;
       case '-no-kvu': case '--no-kv-unified': o.kvUnified = false; break;
       case '-nkvo': case '--no-kv-offload': o.kvOffload = false; break;
+      case '--swa-full': o.swaFull = true; break;
       case '-fa': case '--flash-attn': {
         // Older llama.cpp took -fa without a value; take the next word only when it is one of the values.
         const next = inline ?? args[i + 1];

@@ -10,6 +10,7 @@ import type { PlanReport } from '../../cli/commands/render-plan';
 import { cli } from '../helpers/cli';
 import { startTestDaemon, tempDir, writeConfig } from '../helpers/daemon';
 import { tinyModelPath, type TestModelSize } from '../helpers/tiny';
+import { ensureCachedTinyModel } from '../../gguf/tiny-model';
 
 const MIB = 2 ** 20;
 
@@ -56,6 +57,51 @@ describe('memory plan vs the real llama-server', () => {
     }
     // The measured errors, for the record (planned/measured MiB).
     console.log(`memory plan vs llama-server, worst error ${(worst * 100).toFixed(1)} %\n${rows.join('\n')}`);
+  }, 180_000);
+});
+
+describe('memory plan of sliding-window layers vs the real llama-server', () => {
+  it("sizes a Gemma 3's window layers at their window per sequence plus a ubatch (per slot, -kvu, --swa-full), exactly as llama-server allocates", async () => {
+    // 12 layers, window 128: layers 5 and 11 attend over the whole context, the other 10 over 128 tokens.
+    const path = await ensureCachedTinyModel({ dim: 64, layers: 12, slidingWindow: 128 });
+    const facts = modelFacts(await readGgufHeader(path));
+    expect(facts.architecture).toBe('gemma3');
+    expect(facts.slidingWindow).toEqual({ window: 128, swa: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11].map((il) => il % 6 !== 5) });
+    const cases: { name: string; slots: number; ctxPerSlot: number; args: string[]; windowCells: number }[] = [
+      // Per slot: min(1024, 128 + 512) padded to 256 = 768 cells of each window layer per slot.
+      { name: 'per-slot', slots: 4, ctxPerSlot: 1024, args: [], windowCells: 4 * 768 },
+      // One stream: min(4096, 128 × 4 + 512) = 1024 cells.
+      { name: 'unified', slots: 4, ctxPerSlot: 1024, args: ['-kvu'], windowCells: 1024 },
+      { name: 'swa-full', slots: 2, ctxPerSlot: 1024, args: ['--swa-full'], windowCells: 2 * 1024 },
+    ];
+    const models = Object.fromEntries(cases.map((c) => [c.name, { path, slots: c.slots, ctxPerSlot: c.ctxPerSlot, args: c.args }]));
+    const d = await startTestDaemon({ models });
+    const s = await d.waitFor(
+      (snap) => cases.every((c) => { const i = snap.models.find((m) => m.name === c.name)?.instances[0]; return i?.state === 'ready' && i.offload?.buffers !== undefined; }),
+      'every model ready with its buffers',
+      120_000,
+    );
+    const cellBytes = 4 * 16 * 2 * 2; // 4 KV heads × 16 wide, K and V, f16
+    for (const c of cases) {
+      const plan = planMemory(facts, { slots: c.slots, ctxPerSlot: c.ctxPerSlot, gpuLayers: 'auto', server: serverMemoryOptions(c.args) }, { host: 64 * 2 ** 30, gpus: [] });
+      const planned = plan.devices[0]!.kv;
+      expect({ case: c.name, planned }).toEqual({ case: c.name, planned: (2 * c.slots * c.ctxPerSlot + 10 * c.windowCells) * cellBytes });
+      // llama-server prints the full and the window cache apart; the daemon adds them up per device.
+      const buffers = s.models.find((m) => m.name === c.name)!.instances[0]!.offload!.buffers;
+      const measured = Object.entries(buffers).filter(([k]) => k.startsWith('kv ')).reduce((a, [, v]) => a + v, 0);
+      expect({ case: c.name, mib: measured }).toEqual({ case: c.name, mib: planned / MIB });
+    }
+    // `slotwise plan` says so, and its KV figure is the same.
+    const shown = await cli(['plan', path, '--slots', '4', '--ctx', '1024', '--gpu-layers', '0']);
+    expect(shown.code).toBe(0);
+    expect(shown.stdout.split('\n')[0]).toBe(`model  ${path}: gemma3, 12 layers (10 of them attend over a 128-token window and keep a smaller KV cache), training context 4096`);
+    const report = JSON.parse((await cli(['plan', path, '--slots', '4', '--ctx', '1024', '--gpu-layers', '0', '--json'])).stdout) as PlanReport;
+    expect(report.model.slidingWindow).toEqual({ window: 128, layers: 10 });
+    expect(report.plan.devices[0]!.kv).toBe((2 * 4 * 1024 + 10 * 4 * 768) * cellBytes);
+    // And the model generates: a window model is a model llama-server serves, not only one it allocates.
+    const res = await fetch(`${d.url}/v1/completions`, { method: 'POST', headers: { authorization: `Bearer ${d.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'per-slot', prompt: 'Hello', max_tokens: 4 }) });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { usage: { completion_tokens: number } }).usage.completion_tokens).toBe(4);
   }, 180_000);
 });
 

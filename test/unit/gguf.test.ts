@@ -530,6 +530,8 @@ describe('writeTinyModel with a small synthetic vocab', () => {
     [{ layers: 0 }, 'tiny model: layers must be a positive integer, got 0'],
     [{ ffn: 1.5 }, 'tiny model: ffn must be a positive integer, got 1.5'],
     [{ seed: -1 }, 'tiny model: seed must be a non-negative integer, got -1'],
+    [{ slidingWindow: 0 }, 'tiny model: slidingWindow must be a positive integer, got 0'],
+    [{ slidingWindow: 128, pooling: 'mean' as const }, 'tiny model: a sliding-window (gemma3) model is generative: give no pooling'],
   ])('rejects options %o', async (extra, message) => {
     await expect(writeTinyModel(join(dir, 'never.gguf'), { vocabPath: vocab, ...extra })).rejects.toMatchObject({
       code: 'SW_ERR_USAGE',

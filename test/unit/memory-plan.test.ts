@@ -270,7 +270,9 @@ describe('serverMemoryOptions', () => {
       flashAttn: true,
       kvUnified: true,
       kvOffload: false,
+      swaFull: false,
     });
+    expect(serverMemoryOptions(['--swa-full']).swaFull).toBe(true);
     expect(serverMemoryOptions(['--flash-attn', 'off', '-m', 'x']).flashAttn).toBe(false);
     expect(ggmlTypeId('Q8_0')).toBe(8);
   });

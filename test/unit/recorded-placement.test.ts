@@ -89,6 +89,7 @@ describe('recordedPlacement', () => {
     expect(await recordedPlacement(store, { ...launch, args: ['-ctk', 'q8_0'] }, noGpu)).toBeUndefined();
     expect(await recordedPlacement(store, { ...launch, args: ['-ctk', 'nope'] }, noGpu)).toBeUndefined(); // unreadable args: no key
     expect(await recordedPlacement(store, { ...launch, args: ['--threads', '1'] }, noGpu)).toMatchObject(CPU); // no memory flag
+    expect(await recordedPlacement(store, { ...launch, args: ['--swa-full'] }, noGpu)).toBeUndefined(); // window layers at full size: other buffers
     writeFileSync(path, 'GGUF, rewritten'); // size and mtime are part of the key
     expect(await recordedPlacement(store, launch, noGpu)).toBeUndefined();
     expect(await recordedPlacement(store, { ...launch, path: `${path}.missing` }, noGpu)).toBeUndefined();

@@ -1,0 +1,87 @@
+// Which layers keep only a window of KV cache, by llama.cpp's per-architecture rules (src/models/*.cpp),
+// and what the plan makes of them. The real llama-server's buffers are checked in
+// test/integration/memory-plan.test.ts; these are the rules no tiny model here can exercise.
+import { describe, expect, it } from 'vitest';
+import type { GgufHeader, GgufValue } from '../../gguf/gguf';
+import { slidingWindow, windowCells } from '../../daemon/memory/sliding-window';
+import { modelFacts } from '../../daemon/memory/model-facts';
+import { planMemory } from '../../daemon/memory/plan';
+import { serverMemoryOptions } from '../../daemon/memory/server-args';
+
+const u32 = (value: number): GgufValue => ({ type: 'uint32', value });
+const meta = (entries: [string, GgufValue][]): Pick<GgufHeader, 'metadata'> => ({ metadata: new Map(entries) });
+const layersOf = (sw: ReturnType<typeof slidingWindow>): number[] => sw?.swa.flatMap((w, il) => (w ? [] : [il])) ?? [];
+
+describe('slidingWindow', () => {
+  it('gemma3: every sixth layer full, only with a window in the file', () => {
+    const sw = slidingWindow(meta([['gemma3.attention.sliding_window', u32(1024)]]), 'gemma3', 62);
+    expect(sw?.window).toBe(1024);
+    expect(layersOf(sw)).toEqual([5, 11, 17, 23, 29, 35, 41, 47, 53, 59]); // the full-attention layers
+    expect(sw?.swa.filter(Boolean)).toHaveLength(52);
+    expect(slidingWindow(meta([]), 'gemma3', 62)).toBeUndefined();
+    expect(slidingWindow(meta([['gemma3.attention.sliding_window', u32(0)]]), 'gemma3', 62)).toBeUndefined();
+  });
+
+  it('gemma2: a 4096 window unless the file says; gpt-oss and cohere2 need the key', () => {
+    expect(slidingWindow(meta([]), 'gemma2', 4)).toEqual({ window: 4096, swa: [true, false, true, false] });
+    expect(slidingWindow(meta([['gemma2.attention.sliding_window', u32(2048)]]), 'gemma2', 2)?.window).toBe(2048);
+    expect(slidingWindow(meta([['gpt-oss.attention.sliding_window', u32(128)]]), 'gpt-oss', 24)).toEqual({ window: 128, swa: Array.from({ length: 24 }, (_, il) => il % 2 === 0) });
+    expect(slidingWindow(meta([]), 'gpt-oss', 24)).toBeUndefined();
+    expect(layersOf(slidingWindow(meta([['cohere2.attention.sliding_window', u32(4096)]]), 'cohere2', 8))).toEqual([3, 7]);
+  });
+
+  it('exaone4 has window layers only at its 64-layer size; an unknown architecture has none', () => {
+    expect(layersOf(slidingWindow(meta([]), 'exaone4', 64))).toHaveLength(16);
+    expect(slidingWindow(meta([]), 'exaone4', 30)).toBeUndefined();
+    expect(slidingWindow(meta([['llama.attention.sliding_window', u32(4096)]]), 'llama', 32)).toBeUndefined();
+    expect(slidingWindow(meta([['qwen2.attention.sliding_window', u32(4096)]]), 'qwen2', 28)).toBeUndefined();
+  });
+
+  it('takes the pattern from the file: a period, or one flag per layer', () => {
+    const window: [string, GgufValue] = ['gemma3.attention.sliding_window', u32(512)];
+    expect(layersOf(slidingWindow(meta([window, ['gemma3.attention.sliding_window_pattern', u32(3)]]), 'gemma3', 6))).toEqual([2, 5]);
+    // pattern 0: every layer a window layer (llama_hparams::set_swa_pattern)
+    expect(slidingWindow(meta([window, ['gemma3.attention.sliding_window_pattern', u32(0)]]), 'gemma3', 3)?.swa).toEqual([true, true, true]);
+    const flags: GgufValue = { type: 'array', itemType: 'bool', value: [true, false, false, true] } as GgufValue;
+    expect(slidingWindow(meta([window, ['gemma3.attention.sliding_window_pattern', flags]]), 'gemma3', 4)?.swa).toEqual([true, false, false, true]);
+    const none: GgufValue = { type: 'array', itemType: 'bool', value: [false, false] } as GgufValue;
+    expect(slidingWindow(meta([window, ['gemma3.attention.sliding_window_pattern', none]]), 'gemma3', 2)).toBeUndefined();
+  });
+});
+
+describe('windowCells', () => {
+  it('is the window per sequence plus a ubatch, padded to 256, at most the full size; all of it with --swa-full', () => {
+    expect(windowCells({ window: 1024, fullCells: 8192, sequencesPerStream: 1, ubatch: 512, swaFull: false })).toBe(1536);
+    expect(windowCells({ window: 128, fullCells: 8192, sequencesPerStream: 1, ubatch: 512, swaFull: false })).toBe(768);
+    expect(windowCells({ window: 1024, fullCells: 16384, sequencesPerStream: 8, ubatch: 512, swaFull: false })).toBe(8704);
+    expect(windowCells({ window: 4096, fullCells: 2048, sequencesPerStream: 1, ubatch: 512, swaFull: false })).toBe(2048);
+    expect(windowCells({ window: 128, fullCells: 8192, sequencesPerStream: 1, ubatch: 512, swaFull: true })).toBe(8192);
+  });
+});
+
+describe('the plan of a Gemma 3 27B', () => {
+  // Its shape: 62 layers, 16 KV heads of 128, a 1024 window; no tensors (weights are not the point here).
+  const header: GgufHeader = {
+    path: '/models/gemma-3-27b.gguf', fileSize: 0, version: 3, tensors: [], alignment: 32, dataOffset: 0, skipped: new Map(),
+    metadata: new Map<string, GgufValue>([
+      ['general.architecture', { type: 'string', value: 'gemma3' }],
+      ['gemma3.block_count', u32(62)],
+      ['gemma3.embedding_length', u32(5376)],
+      ['gemma3.feed_forward_length', u32(21504)],
+      ['gemma3.attention.head_count', u32(32)],
+      ['gemma3.attention.head_count_kv', u32(16)],
+      ['gemma3.attention.key_length', u32(128)],
+      ['gemma3.attention.value_length', u32(128)],
+      ['gemma3.attention.sliding_window', u32(1024)],
+      ['gemma3.vocab_size', u32(262208)],
+    ]),
+  };
+  it('holds a full cache in 10 layers and 1536 cells a slot in the other 52: a third of the full-attention figure at 8 × 8k', () => {
+    const facts = modelFacts(header);
+    const kv = (args: string[]): number => planMemory(facts, { slots: 8, ctxPerSlot: 8192, gpuLayers: 0, server: serverMemoryOptions(args) }, { host: 2 ** 40, gpus: [] }).devices[0]!.kv;
+    const cell = 16 * 128 * 2 * 2; // K and V, f16
+    expect(kv([])).toBe((10 * 8 * 8192 + 52 * 8 * 1536) * cell); // 10.6 GiB
+    expect(kv(['--swa-full'])).toBe(62 * 8 * 8192 * cell); // 31 GiB
+    expect(kv([]) / kv(['--swa-full'])).toBeLessThan(0.35);
+  });
+});
