@@ -3,8 +3,9 @@
 // vocab-only GGUF of the llama.cpp source, so prompts tokenize like a real llama model's.
 // Variants: `fim` takes a coder vocab with fill-in-the-middle tokens (for /infill); `embedding` and
 // `rerank` set `llama.pooling_type` (mean, rank), which llama-server's --embedding / --reranking use.
-// `slidingWindow` writes a Gemma 3 instead (its block shape, five sliding-window layers to one full):
-// what the memory plan's window layers are checked against (daemon/memory/sliding-window.ts).
+// `slidingWindow` writes a Gemma 3 instead (its block shape, five sliding-window layers to one full),
+// `fullAttentionInterval` a Qwen 3.5 (gated delta-net recurrent layers, attention every n-th): what the
+// memory plan's window and recurrent layers are checked against (daemon/memory/sliding-window.ts, recurrent.ts).
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { access, mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { cacheDir } from '../shared/paths';
@@ -42,6 +43,9 @@ export interface TinyModelOptions {
   /** Tokens of attention window: the model is a `gemma3` whose layers attend over it, but every sixth
    * (llama.cpp's pattern for the architecture); default none: a `llama`. */
   slidingWindow?: number;
+  /** Every n-th layer attends, the others are gated delta-net recurrent layers: the model is a `qwen35`
+   * (a hybrid, as Qwen 3.5 and Qwen3-Next are); default none. */
+  fullAttentionInterval?: number;
   signal?: AbortSignal;
 }
 
@@ -83,6 +87,14 @@ interface TinyParams {
   seed: number;
   pooling?: TinyPooling;
   slidingWindow?: number;
+  fullAttentionInterval?: number;
+}
+
+/** The recurrent layers' shape of a tiny qwen35: state 16 wide, 2 key heads, 4 value heads, conv kernel 4. */
+const SSM = { dState: 16, groups: 2, vHeads: 4, conv: 4 };
+
+function archOf(p: Pick<TinyParams, 'slidingWindow' | 'fullAttentionInterval'>): 'llama' | 'gemma3' | 'qwen35' {
+  return p.slidingWindow !== undefined ? 'gemma3' : p.fullAttentionInterval !== undefined ? 'qwen35' : 'llama';
 }
 
 /** ggml type id of F32, the only type written (general.file_type 0 = all F32). */
@@ -118,7 +130,9 @@ function resolveParams(opts: TinyModelOptions): TinyParams {
     pooling: opts.pooling,
     ...(opts.slidingWindow !== undefined ? { slidingWindow: positiveInt('slidingWindow', opts.slidingWindow) } : {}),
   };
-  if (params.slidingWindow !== undefined && params.pooling) throw usage('a sliding-window (gemma3) model is generative: give no pooling');
+  if (opts.fullAttentionInterval !== undefined) params.fullAttentionInterval = positiveInt('fullAttentionInterval', opts.fullAttentionInterval);
+  if (params.slidingWindow !== undefined && params.fullAttentionInterval !== undefined) throw usage('give slidingWindow (gemma3) or fullAttentionInterval (qwen35), not both');
+  if (archOf(params) !== 'llama' && params.pooling) throw usage(`a ${archOf(params)} model is generative: give no pooling`);
   // RoPE rotates pairs of a head's dimensions, so the head size must be even.
   if (dim % heads !== 0 || (dim / heads) % 2 !== 0) {
     throw usage(`dim ${dim} must split into ${heads} heads of even size (dim = heads × an even number)`);
@@ -168,10 +182,10 @@ function vocabSize(tokenizer: Map<string, GgufValue>, vocabPath: string): number
 
 function modelMetadata(p: TinyParams): [string, GgufValue][] {
   const u32 = (value: number): GgufValue => ({ type: 'uint32', value });
-  const arch = p.slidingWindow === undefined ? 'llama' : 'gemma3';
+  const arch = archOf(p);
   return [
     ['general.architecture', { type: 'string', value: arch }],
-    ['general.name', { type: 'string', value: `slotwise-tiny-d${p.dim}-l${p.layers}-s${p.seed}${p.slidingWindow === undefined ? '' : `-w${p.slidingWindow}`}` }],
+    ['general.name', { type: 'string', value: `slotwise-tiny-d${p.dim}-l${p.layers}-s${p.seed}${p.slidingWindow === undefined ? '' : `-w${p.slidingWindow}`}${p.fullAttentionInterval === undefined ? '' : `-a${p.fullAttentionInterval}`}` }],
     [`${arch}.context_length`, u32(p.contextLength)],
     [`${arch}.embedding_length`, u32(p.dim)],
     [`${arch}.block_count`, u32(p.layers)],
@@ -182,16 +196,35 @@ function modelMetadata(p: TinyParams): [string, GgufValue][] {
     [`${arch}.attention.layer_norm_rms_epsilon`, { type: 'float32', value: 1e-5 }],
     ['general.file_type', u32(0)],
     ...(p.slidingWindow !== undefined ? [[`${arch}.attention.sliding_window`, u32(p.slidingWindow)] as [string, GgufValue]] : []),
+    ...(p.fullAttentionInterval !== undefined ? qwen35Metadata(p.fullAttentionInterval, p.dim / p.heads) : []),
     ...(p.pooling ? [['llama.pooling_type', u32(POOLING_TYPE[p.pooling])] as [string, GgufValue]] : []),
   ];
 }
 
-/** The tensors llama.cpp's LLM_ARCH_LLAMA (or GEMMA3) loader asks for; dims fastest-first as GGUF stores them. */
+/** Qwen 3.5's keys (src/models/qwen35.cpp load_arch_hparams): the recurrent layers' shape, the attention interval, M-RoPE sections. */
+function qwen35Metadata(interval: number, headDim: number): [string, GgufValue][] {
+  const u32 = (value: number): GgufValue => ({ type: 'uint32', value });
+  return [
+    ['qwen35.full_attention_interval', u32(interval)],
+    ['qwen35.ssm.conv_kernel', u32(SSM.conv)],
+    ['qwen35.ssm.state_size', u32(SSM.dState)],
+    ['qwen35.ssm.group_count', u32(SSM.groups)],
+    ['qwen35.ssm.time_step_rank', u32(SSM.vHeads)],
+    ['qwen35.ssm.inner_size', u32(SSM.dState * SSM.vHeads)],
+    ['qwen35.rope.dimension_sections', { type: 'array', itemType: 'int32', value: [headDim / 2, 0, 0, 0] } as GgufValue],
+  ];
+}
+
+/** The tensors llama.cpp's LLM_ARCH_LLAMA (or GEMMA3, QWEN35) loader asks for; dims fastest-first as GGUF stores them. */
 function tensorSpecs(p: TinyParams, nVocab: number): Omit<GgufTensorInfo, 'offset'>[] {
   const t = (name: string, ...dims: number[]): Omit<GgufTensorInfo, 'offset'> => ({ name, dims, type: F32 });
   const specs = [t('token_embd.weight', p.dim, nVocab)];
   for (let i = 0; i < p.layers; i++) {
     const b = `blk.${i}`;
+    if (p.fullAttentionInterval !== undefined) {
+      specs.push(...qwen35Block(p, i, t));
+      continue;
+    }
     specs.push(
       t(`${b}.attn_norm.weight`, p.dim),
       t(`${b}.attn_q.weight`, p.dim, p.dim),
@@ -211,6 +244,42 @@ function tensorSpecs(p: TinyParams, nVocab: number): Omit<GgufTensorInfo, 'offse
   }
   specs.push(t('output_norm.weight', p.dim), t('output.weight', p.dim, nVocab));
   return specs;
+}
+
+/** One Qwen 3.5 block (src/models/qwen35.cpp load_arch_tensors): gated attention every n-th layer, a gated delta net elsewhere. */
+function qwen35Block(p: TinyParams, i: number, t: (name: string, ...dims: number[]) => Omit<GgufTensorInfo, 'offset'>): Omit<GgufTensorInfo, 'offset'>[] {
+  const b = `blk.${i}`;
+  const head = p.dim / p.heads;
+  const keyDim = SSM.dState * SSM.groups;
+  const valueDim = SSM.dState * SSM.vHeads;
+  const attends = (i + 1) % p.fullAttentionInterval! === 0;
+  return [
+    t(`${b}.attn_norm.weight`, p.dim),
+    t(`${b}.post_attention_norm.weight`, p.dim),
+    ...(attends
+      ? [
+          t(`${b}.attn_q.weight`, p.dim, 2 * p.dim), // the query and its gate
+          t(`${b}.attn_k.weight`, p.dim, p.dim),
+          t(`${b}.attn_v.weight`, p.dim, p.dim),
+          t(`${b}.attn_output.weight`, p.dim, p.dim),
+          t(`${b}.attn_q_norm.weight`, head),
+          t(`${b}.attn_k_norm.weight`, head),
+        ]
+      : [
+          t(`${b}.attn_qkv.weight`, p.dim, 2 * keyDim + valueDim),
+          t(`${b}.attn_gate.weight`, p.dim, valueDim),
+          t(`${b}.ssm_conv1d.weight`, SSM.conv, 2 * keyDim + valueDim),
+          t(`${b}.ssm_dt.bias`, SSM.vHeads),
+          t(`${b}.ssm_a`, SSM.vHeads),
+          t(`${b}.ssm_beta.weight`, p.dim, SSM.vHeads),
+          t(`${b}.ssm_alpha.weight`, p.dim, SSM.vHeads),
+          t(`${b}.ssm_norm.weight`, SSM.dState),
+          t(`${b}.ssm_out.weight`, valueDim, p.dim),
+        ]),
+    t(`${b}.ffn_gate.weight`, p.dim, p.ffn),
+    t(`${b}.ffn_down.weight`, p.ffn, p.dim),
+    t(`${b}.ffn_up.weight`, p.dim, p.ffn),
+  ];
 }
 
 /** Streams every tensor in layout order, a chunk at a time; norms are 1.0, the rest uniform ±scale. */
@@ -309,6 +378,8 @@ export interface CachedTinyModelOptions {
   kind?: TinyModelKind;
   /** A gemma3 with this attention window (TinyModelOptions.slidingWindow); default none. */
   slidingWindow?: number;
+  /** A qwen35 hybrid attending every n-th layer (TinyModelOptions.fullAttentionInterval); default none. */
+  fullAttentionInterval?: number;
   signal?: AbortSignal;
 }
 
@@ -324,7 +395,7 @@ export async function ensureCachedTinyModel(opts: CachedTinyModelOptions = {}): 
   const contextLength = opts.contextLength ?? 4096;
   const kind = opts.kind ?? 'completion';
   const dir = join(cacheDir(env), 'models');
-  const suffix = `${contextLength === 4096 ? '' : `-c${contextLength}`}${kind === 'completion' ? '' : `-${kind}`}${opts.slidingWindow === undefined ? '' : `-w${opts.slidingWindow}`}`;
+  const suffix = `${contextLength === 4096 ? '' : `-c${contextLength}`}${kind === 'completion' ? '' : `-${kind}`}${opts.slidingWindow === undefined ? '' : `-w${opts.slidingWindow}`}${opts.fullAttentionInterval === undefined ? '' : `-a${opts.fullAttentionInterval}`}`;
   const path = join(dir, `tiny-d${dim}-l${layers}-s${seed}${suffix}.gguf`);
   try {
     await access(path);
@@ -335,6 +406,6 @@ export async function ensureCachedTinyModel(opts: CachedTinyModelOptions = {}): 
   await mkdir(dir, { recursive: true });
   const vocabPath = tinyVocabPath(await ensureVocab({ env, signal: opts.signal }), kind);
   const pooling = TINY_KIND_SPEC[kind].pooling;
-  await writeTinyModel(path, { vocabPath, dim, layers, seed, contextLength, pooling, slidingWindow: opts.slidingWindow, signal: opts.signal });
+  await writeTinyModel(path, { vocabPath, dim, layers, seed, contextLength, pooling, slidingWindow: opts.slidingWindow, fullAttentionInterval: opts.fullAttentionInterval, signal: opts.signal });
   return path;
 }

@@ -45,7 +45,7 @@ export interface PlanRow {
 }
 
 export interface PlanReport {
-  model: { name?: string; path: string; architecture: string; layers: number; contextLength: number; slidingWindow?: { window: number; layers: number } };
+  model: { name?: string; path: string; architecture: string; layers: number; contextLength: number; slidingWindow?: { window: number; layers: number }; recurrentLayers?: number };
   asked: { slots: number; ctxPerSlot: number; gpuLayers: GpuLayers };
   free: { host: number; gpus: { index: number; name?: string; free: number }[] };
   /** The asked slots × ctxPerSlot. */
@@ -115,6 +115,7 @@ export function buildPlanReport(input: {
       layers: facts.layers,
       contextLength: facts.contextLength,
       ...(facts.slidingWindow ? { slidingWindow: { window: facts.slidingWindow.window, layers: facts.slidingWindow.swa.filter(Boolean).length } } : {}),
+      ...(facts.recurrent ? { recurrentLayers: facts.recurrent.layers.filter(Boolean).length } : {}),
     },
     asked: { slots: target.slots, ctxPerSlot: target.ctxPerSlot, gpuLayers: target.gpuLayers },
     free: { host: free.host, gpus: free.gpus.map((g) => ({ index: g.index, name: reading.gpuNames.get(g.index), free: g.free })) },
@@ -130,7 +131,11 @@ export function renderPlanTable(r: PlanReport): string {
   const lines: string[] = [];
   const name = r.model.name ? `${r.model.name} (${r.model.path})` : r.model.path;
   const sw = r.model.slidingWindow;
-  const window = sw ? ` (${sw.layers} of them attend over a ${sw.window}-token window and keep a smaller KV cache)` : '';
+  const kinds = [
+    ...(sw ? [`${sw.layers} of them attend over a ${sw.window}-token window and keep a smaller KV cache`] : []),
+    ...(r.model.recurrentLayers ? [`${r.model.recurrentLayers} of them recurrent: a fixed state per slot, counted as KV`] : []),
+  ];
+  const window = kinds.length ? ` (${kinds.join('; ')})` : '';
   lines.push(`model  ${name}: ${r.model.architecture}, ${r.model.layers} layers${window}, training context ${r.model.contextLength}`);
   const gpus = r.free.gpus.map((g) => `GPU ${g.index}${g.name ? ` ${g.name}` : ''} ${formatMemory(g.free)}`);
   lines.push(`free   ${['host RAM ' + formatMemory(r.free.host), ...gpus].join(' · ')}`);

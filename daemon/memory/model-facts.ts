@@ -5,6 +5,7 @@ import { basename } from 'node:path';
 import { SlotwiseError } from '../../shared/errors';
 import { ggmlTensorBytes, ggufNumber, ggufString, type GgufHeader } from '../../gguf/gguf';
 import { slidingWindow, type SlidingWindow } from './sliding-window';
+import { recurrentLayers, type RecurrentLayers } from './recurrent';
 
 export interface ModelFacts {
   architecture: string;
@@ -34,6 +35,8 @@ export interface ModelFacts {
   contextLength: number;
   /** The layers that attend over a sliding window and keep a smaller KV cache (sliding-window.ts); absent: none. */
   slidingWindow?: SlidingWindow;
+  /** The recurrent layers (no KV cache, a fixed state per slot: recurrent.ts); absent: none. */
+  recurrent?: RecurrentLayers;
 }
 
 const BLOCK = /^blk\.(\d+)\./;
@@ -68,6 +71,7 @@ export function modelFacts(header: GgufHeader): ModelFacts {
   const headCount = ggufNumber(header, `${arch}.attention.head_count`) ?? 0;
   const headDim = headCount > 0 ? embeddingLength / headCount : 0;
   const tokens = header.metadata.get('tokenizer.ggml.tokens');
+  const headCountKv = perLayer(header, `${arch}.attention.head_count_kv`, layers) ?? perLayer(header, `${arch}.attention.head_count`, layers) ?? new Array<number>(layers).fill(0);
   return {
     architecture: arch,
     layers,
@@ -75,7 +79,7 @@ export function modelFacts(header: GgufHeader): ModelFacts {
     inputBytes,
     outputBytes,
     tiedOutputBytes: hasOutputWeight ? 0 : embdBytes,
-    headCountKv: perLayer(header, `${arch}.attention.head_count_kv`, layers) ?? perLayer(header, `${arch}.attention.head_count`, layers) ?? new Array<number>(layers).fill(0),
+    headCountKv,
     headCount,
     keyLength: ggufNumber(header, `${arch}.attention.key_length`) ?? headDim,
     valueLength: ggufNumber(header, `${arch}.attention.value_length`) ?? headDim,
@@ -84,6 +88,7 @@ export function modelFacts(header: GgufHeader): ModelFacts {
     vocabSize: tokens?.type === 'array' ? tokens.value.length : (ggufNumber(header, `${arch}.vocab_size`) ?? 0),
     contextLength: ggufNumber(header, `${arch}.context_length`) ?? 0,
     ...optional('slidingWindow', slidingWindow(header, arch, layers)),
+    ...optional('recurrent', recurrentLayers(header, arch, headCountKv)),
   };
 }
 

@@ -8,7 +8,9 @@
 // - KV cache: per cell and layer, one K row (n_head_kv × key_length) and one V row
 //   (n_head_kv × value_length) of the cache type; a layer's cache lives on its layer's device
 //   (llama-kv-cache.cpp). A sliding-window layer holds only its window per sequence plus a ubatch
-//   (llama-kv-cache-iswa.cpp; sliding-window.ts says which layers, for which architectures).
+//   (llama-kv-cache-iswa.cpp; sliding-window.ts says which layers, for which architectures). A
+//   recurrent layer has no KV cache but a fixed f32 state per slot, counted in `kv` too
+//   (llama-memory-recurrent.cpp; recurrent.ts).
 // - placement: the last gpuLayers of the n_layer + 1 "layers" (the blocks, then the output) go to the
 //   GPUs, split by free memory; the input embedding always stays on the host (llama-model.cpp).
 // - output buffer: one row of logits (n_vocab f32) per slot, in host memory (llama-context.cpp).
@@ -152,7 +154,7 @@ function planWithLayers(facts: ModelFacts, settings: PlanSettings, free: FreeMem
     const d = devices[place.layer[il]! + 1]!;
     d.layers++;
     d.weights += facts.layerBytes[il]!;
-    (server.kvOffload ? d : host).kv += layerCells[il]! * kvCellBytes[il]!;
+    (server.kvOffload ? d : host).kv += layerCells[il]! * kvCellBytes[il]! + (facts.recurrent?.layers[il] ? slots * facts.recurrent.bytesPerSequence : 0);
   }
   const out = devices[place.output + 1]!;
   out.weights += facts.outputBytes + (out === host ? 0 : facts.tiedOutputBytes);
@@ -189,13 +191,14 @@ function planWithLayers(facts: ModelFacts, settings: PlanSettings, free: FreeMem
 
 /**
  * KV cells of each layer, all streams together: `cells` in a full-attention layer; in a sliding-window
- * layer one window per sequence of its stream plus a ubatch, per stream (sliding-window.ts).
+ * layer one window per sequence of its stream plus a ubatch, per stream (sliding-window.ts); none in a
+ * recurrent layer, whose state per slot the caller adds (recurrent.ts).
  */
 function kvCellsPerLayer(facts: ModelFacts, o: { cells: number; streams: number; slots: number; ub: number; swaFull: boolean }): number[] {
   const sw = facts.slidingWindow;
   const perStream = o.cells / o.streams;
   const window = sw ? o.streams * windowCells({ window: sw.window, fullCells: perStream, sequencesPerStream: o.slots / o.streams, ubatch: o.ub, swaFull: o.swaFull }) : o.cells;
-  return Array.from({ length: facts.layers }, (_, il) => (sw?.swa[il] ? window : o.cells));
+  return Array.from({ length: facts.layers }, (_, il) => (facts.recurrent?.layers[il] ? 0 : sw?.swa[il] ? window : o.cells));
 }
 
 /** KV bytes one token takes in the cache, all layers together (also what a saved prompt costs per token). */
@@ -203,12 +206,12 @@ export function kvBytesPerToken(facts: ModelFacts, server: Pick<ServerMemoryOpti
   return kvBytesPerCell(facts, server).reduce((a, b) => a + b, 0);
 }
 
-/** KV bytes of one cell in each layer: a K row and a V row of the cache types. */
+/** KV bytes of one cell in each layer: a K row and a V row of the cache types; none in a recurrent layer. */
 export function kvBytesPerCell(facts: ModelFacts, server: Pick<ServerMemoryOptions, 'cacheTypeK' | 'cacheTypeV'>): number[] {
   const k = ggmlTypeId(server.cacheTypeK)!;
   const v = ggmlTypeId(server.cacheTypeV)!;
-  return facts.headCountKv.map(
-    (heads) => (ggmlTensorBytes(k, [heads * facts.keyLength]) ?? 0) + (ggmlTensorBytes(v, [heads * facts.valueLength]) ?? 0),
+  return facts.headCountKv.map((heads, il) =>
+    facts.recurrent?.layers[il] ? 0 : (ggmlTensorBytes(k, [heads * facts.keyLength]) ?? 0) + (ggmlTensorBytes(v, [heads * facts.valueLength]) ?? 0),
   );
 }
 

@@ -6,7 +6,8 @@ import type { Placement } from '../../shared/protocol';
 import { setsFlag } from '../config/llama-args';
 
 const OFFLOADED = /load_tensors: offloaded (\d+)\/(\d+) layers to GPU/;
-const BUFFER = /(?:load_tensors|llama_kv_cache|llama_context|sched_reserve|graph_reserve):\s+(\S+)\s+(model|KV|compute|output) buffer size =\s+([\d.]+) MiB/;
+// A recurrent layer's state (`RS`, llama_memory_recurrent) is the KV cache of its layer: counted as `kv`.
+const BUFFER = /(?:load_tensors|llama_kv_cache|llama_memory_recurrent|llama_context|sched_reserve|graph_reserve):\s+(\S+)\s+(model|KV|RS|compute|output) buffer size =\s+([\d.]+) MiB/;
 const N_LAYER = /print_info: n_layer\s+=\s+(\d+)/;
 
 /**
@@ -31,7 +32,7 @@ export function parseLoadLine(line: string, acc: Placement): boolean {
   }
   m = BUFFER.exec(line);
   if (m) {
-    const key = `${m[2]!.toLowerCase()} ${m[1]}`;
+    const key = `${m[2] === 'RS' ? 'kv' : m[2]!.toLowerCase()} ${m[1]}`;
     acc.buffers[key] = (acc.buffers[key] ?? 0) + Number(m[3]);
     return true;
   }

@@ -105,6 +105,42 @@ describe('memory plan of sliding-window layers vs the real llama-server', () => 
   }, 180_000);
 });
 
+describe('memory plan of recurrent layers vs the real llama-server', () => {
+  it("counts a Qwen 3.5's recurrent layers at their state per slot and gives them no KV cache, as llama-server allocates", async () => {
+    // 8 layers, attention in layers 3 and 7, gated delta nets in the other 6.
+    const path = await ensureCachedTinyModel({ dim: 64, layers: 8, fullAttentionInterval: 4 });
+    const facts = modelFacts(await readGgufHeader(path));
+    expect(facts.architecture).toBe('qwen35');
+    // Per sequence and layer: conv (4 − 1) × (64 + 2 × 2 × 16) and state 16 × 64 floats.
+    expect(facts.recurrent).toEqual({ layers: [true, true, true, false, true, true, true, false], bytesPerSequence: 4 * (3 * 128 + 16 * 64) });
+    const cases = [
+      { name: 'four', slots: 4, ctxPerSlot: 1024, args: [] as string[] },
+      { name: 'one-stream', slots: 3, ctxPerSlot: 512, args: ['-kvu'] },
+    ];
+    const d = await startTestDaemon({ models: Object.fromEntries(cases.map((c) => [c.name, { path, slots: c.slots, ctxPerSlot: c.ctxPerSlot, args: c.args }])) });
+    const s = await d.waitFor(
+      (snap) => cases.every((c) => { const i = snap.models.find((m) => m.name === c.name)?.instances[0]; return i?.state === 'ready' && i.offload?.buffers !== undefined; }),
+      'every model ready with its buffers',
+      120_000,
+    );
+    for (const c of cases) {
+      const plan = planMemory(facts, { slots: c.slots, ctxPerSlot: c.ctxPerSlot, gpuLayers: 'auto', server: serverMemoryOptions(c.args) }, { host: 64 * 2 ** 30, gpus: [] });
+      const kvCells = Math.ceil((c.slots * c.ctxPerSlot) / 256) * 256;
+      // 2 attention layers × their cells × (64 K + 64 V) × 2 B, and 6 recurrent layers × a state per slot.
+      expect({ case: c.name, planned: plan.devices[0]!.kv }).toEqual({ case: c.name, planned: 2 * kvCells * 256 + 6 * c.slots * facts.recurrent!.bytesPerSequence });
+      // llama-server prints its KV buffer and its recurrent state (RS) buffer, each to 0.01 MiB; the daemon adds them up as kv.
+      const buffers = s.models.find((m) => m.name === c.name)!.instances[0]!.offload!.buffers;
+      const measured = Object.entries(buffers).filter(([k]) => k.startsWith('kv ')).reduce((a, [, v]) => a + v, 0);
+      expect(Math.abs(measured - plan.devices[0]!.kv / MIB), `${c.name}: planned ${plan.devices[0]!.kv / MIB} MiB, llama-server ${measured} MiB`).toBeLessThanOrEqual(0.011);
+    }
+    const shown = await cli(['plan', path, '--slots', '4', '--ctx', '1024', '--gpu-layers', '0']);
+    expect(shown.stdout.split('\n')[0]).toBe(`model  ${path}: qwen35, 8 layers (6 of them recurrent: a fixed state per slot, counted as KV), training context 4096`);
+    const res = await fetch(`${d.url}/v1/completions`, { method: 'POST', headers: { authorization: `Bearer ${d.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'four', prompt: 'Hello', max_tokens: 4 }) });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { usage: { completion_tokens: number } }).usage.completion_tokens).toBe(4);
+  }, 180_000);
+});
+
 describe('slotwise plan', () => {
   it('prints the plan of a GGUF path as JSON and as a table, and of a configured model', async () => {
     const path = await tinyModelPath('tiny');

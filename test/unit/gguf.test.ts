@@ -531,7 +531,10 @@ describe('writeTinyModel with a small synthetic vocab', () => {
     [{ ffn: 1.5 }, 'tiny model: ffn must be a positive integer, got 1.5'],
     [{ seed: -1 }, 'tiny model: seed must be a non-negative integer, got -1'],
     [{ slidingWindow: 0 }, 'tiny model: slidingWindow must be a positive integer, got 0'],
-    [{ slidingWindow: 128, pooling: 'mean' as const }, 'tiny model: a sliding-window (gemma3) model is generative: give no pooling'],
+    [{ slidingWindow: 128, pooling: 'mean' as const }, 'tiny model: a gemma3 model is generative: give no pooling'],
+    [{ fullAttentionInterval: 4, pooling: 'rank' as const }, 'tiny model: a qwen35 model is generative: give no pooling'],
+    [{ fullAttentionInterval: 0 }, 'tiny model: fullAttentionInterval must be a positive integer, got 0'],
+    [{ slidingWindow: 128, fullAttentionInterval: 4 }, 'tiny model: give slidingWindow (gemma3) or fullAttentionInterval (qwen35), not both'],
   ])('rejects options %o', async (extra, message) => {
     await expect(writeTinyModel(join(dir, 'never.gguf'), { vocabPath: vocab, ...extra })).rejects.toMatchObject({
       code: 'SW_ERR_USAGE',

@@ -36,6 +36,18 @@ describe('load log placement', () => {
     expect(acc).toEqual({ layersTotal: 2, buffers: { 'model CPU_Mapped': 16.13, 'output CPU': 0.24, 'kv CPU': 0.25, 'compute CPU': 2.26 } });
   });
 
+  it("counts a hybrid's recurrent state (RS) as KV of its device", () => {
+    // Recorded from this repo's llama-server (de3ff81) loading the tiny qwen35 (gguf/tiny-model.ts fullAttentionInterval) at -lv 4.
+    const acc: Placement = { buffers: {} };
+    const lines = [
+      '0.00.138.546 I llama_kv_cache:        CPU KV buffer size =     2.00 MiB',
+      '0.00.143.136 I llama_memory_recurrent:        CPU RS buffer size =     0.13 MiB',
+      '0.00.143.140 I llama_memory_recurrent: size =    0.13 MiB (     4 cells,   8 layers,  4 seqs  0 rs_seq), R (f32):    0.04 MiB, S (f32):    0.09 MiB, P (f32):    0.00 MiB',
+    ];
+    expect(lines.map((l) => parseLoadLine(l, acc))).toEqual([true, true, false]);
+    expect(acc.buffers).toEqual({ 'kv CPU': 2.13 });
+  });
+
   it('reads offloaded layers of a GPU load; the offload line wins over n_layer', () => {
     const acc: Placement = { buffers: {} };
     parseLoadLine('print_info: n_layer               = 32', acc);
