@@ -37,6 +37,9 @@ export interface ModelFacts {
   slidingWindow?: SlidingWindow;
   /** The recurrent layers (no KV cache, a fixed state per slot: recurrent.ts); absent: none. */
   recurrent?: RecurrentLayers;
+  /** Multi-head latent attention (`<arch>.attention.key_length_mla` and `value_length_mla`, as DeepSeek V2/V3
+   * and Kimi K2 files have): llama.cpp caches only K, the compressed latent, and reads V out of it. */
+  latentAttention?: true;
 }
 
 const BLOCK = /^blk\.(\d+)\./;
@@ -89,6 +92,8 @@ export function modelFacts(header: GgufHeader): ModelFacts {
     contextLength: ggufNumber(header, `${arch}.context_length`) ?? 0,
     ...optional('slidingWindow', slidingWindow(header, arch, layers)),
     ...optional('recurrent', recurrentLayers(header, arch, headCountKv)),
+    // llama_hparams::is_mla: both keys set (the KV cache then has no V rows, src/llama-kv-cache.cpp).
+    ...optional('latentAttention', ggufNumber(header, `${arch}.attention.key_length_mla`) && ggufNumber(header, `${arch}.attention.value_length_mla`) ? true : undefined),
   };
 }
 

@@ -206,13 +206,15 @@ export function kvBytesPerToken(facts: ModelFacts, server: Pick<ServerMemoryOpti
   return kvBytesPerCell(facts, server).reduce((a, b) => a + b, 0);
 }
 
-/** KV bytes of one cell in each layer: a K row and a V row of the cache types; none in a recurrent layer. */
+/** KV bytes of one cell in each layer: a K row and a V row of the cache types (K alone with latent attention); none in a recurrent layer. */
 export function kvBytesPerCell(facts: ModelFacts, server: Pick<ServerMemoryOptions, 'cacheTypeK' | 'cacheTypeV'>): number[] {
   const k = ggmlTypeId(server.cacheTypeK)!;
   const v = ggmlTypeId(server.cacheTypeV)!;
-  return facts.headCountKv.map((heads, il) =>
-    facts.recurrent?.layers[il] ? 0 : (ggmlTensorBytes(k, [heads * facts.keyLength]) ?? 0) + (ggmlTensorBytes(v, [heads * facts.valueLength]) ?? 0),
-  );
+  return facts.headCountKv.map((heads, il) => {
+    if (facts.recurrent?.layers[il]) return 0;
+    const kBytes = ggmlTensorBytes(k, [heads * facts.keyLength]) ?? 0;
+    return facts.latentAttention ? kBytes : kBytes + (ggmlTensorBytes(v, [heads * facts.valueLength]) ?? 0);
+  });
 }
 
 /** The compute buffer of the worst-case graph of one ubatch of `ub` tokens attending over `nKv` cells. */

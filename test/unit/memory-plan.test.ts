@@ -335,3 +335,28 @@ describe('plan report with a prompt cache', () => {
     expect(none.split('\n').find((l) => l.startsWith('*'))).toMatch(/\s-\s+[\d.]+ MiB\s+5\.7 MiB\s+yes$/);
   });
 });
+
+describe('the plan of a model with latent attention (DeepSeek V2 Lite)', () => {
+  // As convert_hf_to_gguf writes an MLA model: one KV "head" of kv_lora_rank + rope = 576, values of 512,
+  // and the per-head sizes in the _mla keys. llama.cpp then caches K alone (the latent) and reads V out of it.
+  const metadata = (mla: boolean): Map<string, GgufValue> =>
+    new Map<string, GgufValue>([
+      ['general.architecture', { type: 'string', value: 'deepseek2' }],
+      ['deepseek2.block_count', u32(27)],
+      ['deepseek2.embedding_length', u32(2048)],
+      ['deepseek2.attention.head_count', u32(16)],
+      ['deepseek2.attention.head_count_kv', u32(1)],
+      ['deepseek2.attention.key_length', u32(576)],
+      ['deepseek2.attention.value_length', u32(512)],
+      ...(mla ? ([['deepseek2.attention.key_length_mla', u32(192)], ['deepseek2.attention.value_length_mla', u32(128)]] as [string, GgufValue][]) : []),
+    ]);
+  const kv = (mla: boolean): number => {
+    const facts = modelFacts({ path: '/m/dsv2-lite.gguf', fileSize: 0, version: 3, tensors: [], alignment: 32, dataOffset: 0, skipped: new Map(), metadata: metadata(mla) });
+    expect(facts.latentAttention).toBe(mla ? true : undefined);
+    return planMemory(facts, { slots: 4, ctxPerSlot: 4096, gpuLayers: 0, server: serverMemoryOptions([]) }, { host: 2 ** 40, gpus: [] }).devices[0]!.kv;
+  };
+  it('caches K rows alone: 576 f16 a cell and layer, not 576 + 512', () => {
+    expect(kv(true)).toBe(27 * 4 * 4096 * 576 * 2);
+    expect(kv(false)).toBe(27 * 4 * 4096 * (576 + 512) * 2);
+  });
+});
