@@ -38,7 +38,7 @@ export async function calibrationKey(path: string, s: CalibrationSettings, llama
     const st = await stat(path);
     const v = s.server;
     const server = llamaServer === undefined ? [] : [`server=${await fileIdentity(llamaServer)}`];
-    return [path, st.size, Math.round(st.mtimeMs), ...server, `slots=${s.slots}`, `ctx=${s.ctxPerSlot}`, `ngl=${s.gpuLayers}`, `ctk=${v.cacheTypeK}`, `ctv=${v.cacheTypeV}`, `ub=${v.ubatch}`, `b=${v.batch}`, `fa=${v.flashAttn}`, `kvu=${v.kvUnified}`, `nkvo=${!v.kvOffload}`, ...(v.swaFull ? ['swa-full'] : [])].join('|');
+    return [path, st.size, Math.round(st.mtimeMs), ...server, `slots=${s.slots}`, `ctx=${s.ctxPerSlot}`, `ngl=${s.gpuLayers}`, `ctk=${v.cacheTypeK}`, `ctv=${v.cacheTypeV}`, `ub=${v.ubatch}`, `b=${v.batch}`, `fa=${v.flashAttn}`, `kvu=${v.kvUnified}`, `nkvo=${!v.kvOffload}`, ...(v.swaFull ? ['swa-full'] : []), ...v.tensorOverrides.map((o) => `ot=${o.pattern.source}=${o.device ?? '?'}`)].join('|');
   } catch {
     return undefined; // unreadable file: no calibration (the instance's preflight reports it)
   }

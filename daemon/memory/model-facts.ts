@@ -13,6 +13,8 @@ export interface ModelFacts {
   layers: number;
   /** Bytes of the tensors `blk.N.*`, index N. */
   layerBytes: number[];
+  /** Each tensor of `blk.N.*` by name, index N: what `-ot`/`--n-cpu-moe` patterns match (server-args.ts tensorOverrides). */
+  layerTensors: { name: string; bytes: number }[][];
   /** token_embd and whatever else is outside the blocks and not the output: llama.cpp keeps it on the host. */
   inputBytes: number;
   /** `output.*` and `output_norm.*`: on a GPU only when gpuLayers > layers. */
@@ -55,6 +57,7 @@ export function modelFacts(header: GgufHeader): ModelFacts {
   if (!Number.isInteger(layers) || layers < 1) throw fail(`no ${arch}.block_count: cannot plan the memory of a model without layers`);
 
   const layerBytes = new Array<number>(layers).fill(0);
+  const layerTensors = Array.from({ length: layers }, (): { name: string; bytes: number }[] => []);
   let inputBytes = 0;
   let outputBytes = 0;
   let embdBytes = 0;
@@ -63,8 +66,10 @@ export function modelFacts(header: GgufHeader): ModelFacts {
     const bytes = ggmlTensorBytes(t.type, t.dims);
     if (bytes === undefined) throw fail(`tensor "${t.name}" has ggml type ${t.type}, which Slotwise does not know: cannot plan its memory`);
     const block = BLOCK.exec(t.name);
-    if (block && Number(block[1]) < layers) layerBytes[Number(block[1])]! += bytes;
-    else if (OUTPUT.test(t.name)) outputBytes += bytes;
+    if (block && Number(block[1]) < layers) {
+      layerBytes[Number(block[1])]! += bytes;
+      layerTensors[Number(block[1])]!.push({ name: t.name, bytes });
+    } else if (OUTPUT.test(t.name)) outputBytes += bytes;
     else inputBytes += bytes;
     if (t.name === 'token_embd.weight') embdBytes = bytes;
     if (t.name === 'output.weight') hasOutputWeight = true;
@@ -79,6 +84,7 @@ export function modelFacts(header: GgufHeader): ModelFacts {
     architecture: arch,
     layers,
     layerBytes,
+    layerTensors,
     inputBytes,
     outputBytes,
     tiedOutputBytes: hasOutputWeight ? 0 : embdBytes,

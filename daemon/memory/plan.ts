@@ -24,7 +24,7 @@ import type { GpuLayers, ModelConfig } from '../config/types';
 import { SlotwiseError } from '../../shared/errors';
 import { ggmlTensorBytes, ggmlTypeId } from '../../gguf/gguf';
 import type { ModelFacts } from './model-facts';
-import { DEFAULT_SERVER_MEMORY_OPTIONS, serverMemoryOptions, type ServerMemoryOptions } from './server-args';
+import { DEFAULT_SERVER_MEMORY_OPTIONS, serverMemoryOptions, type ServerMemoryOptions, type TensorOverride } from './server-args';
 import { resolvePromptCacheMiB } from './prompt-cache';
 import { windowCells } from './sliding-window';
 
@@ -153,7 +153,8 @@ function planWithLayers(facts: ModelFacts, settings: PlanSettings, free: FreeMem
   for (let il = 0; il < facts.layers; il++) {
     const d = devices[place.layer[il]! + 1]!;
     d.layers++;
-    d.weights += facts.layerBytes[il]!;
+    if (server.tensorOverrides.length === 0) d.weights += facts.layerBytes[il]!;
+    else for (const t of facts.layerTensors[il]!) (overriddenTo(t.name, server.tensorOverrides, devices) ?? d).weights += t.bytes;
     (server.kvOffload ? d : host).kv += layerCells[il]! * kvCellBytes[il]! + (facts.recurrent?.layers[il] ? slots * facts.recurrent.bytesPerSequence : 0);
   }
   const out = devices[place.output + 1]!;
@@ -187,6 +188,12 @@ function planWithLayers(facts: ModelFacts, settings: PlanSettings, free: FreeMem
     total: devices.reduce((a, d) => a + d.total, 0),
     notes,
   };
+}
+
+/** The device the first matching override sends a tensor to (llama-model-loader.cpp), if it is one of the plan's. */
+function overriddenTo(name: string, overrides: readonly TensorOverride[], devices: readonly DevicePlan[]): DevicePlan | undefined {
+  const o = overrides.find((x) => x.pattern.test(name));
+  return o?.device === undefined ? undefined : devices.find((d) => d.device === o.device);
 }
 
 /**

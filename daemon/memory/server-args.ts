@@ -19,7 +19,24 @@ export interface ServerMemoryOptions {
   kvOffload: boolean;
   /** `--swa-full`: sliding-window layers get a full-size KV cache (memory/sliding-window.ts). */
   swaFull: boolean;
+  /**
+   * Where tensors go instead of their layer's device, in the order given (the first match wins, as in
+   * llama.cpp's loader): `-ot PATTERN=BUFFER,…`, `--cpu-moe` (every expert tensor on the host),
+   * `--n-cpu-moe N` / `--n-cpu-ffn N` (the experts / dense FFN of the first N blocks). `device` is
+   * `host` or `gpuN`; a buffer type this plan does not know of keeps the layer's device.
+   */
+  tensorOverrides: TensorOverride[];
 }
+
+export interface TensorOverride {
+  /** An ECMAScript regex searched in the tensor name (std::regex_search in llama.cpp). */
+  pattern: RegExp;
+  device?: string;
+}
+
+/** llama.cpp's patterns (common/common.h LLM_FFN_EXPS_REGEX, LLM_FFN_DENSE_REGEX). */
+const EXPERTS = '\\.ffn_(up|down|gate|gate_up)_(ch|)exps';
+const DENSE_FFN = '\\.ffn_(up|down|gate)\\.';
 
 export const DEFAULT_SERVER_MEMORY_OPTIONS: Readonly<ServerMemoryOptions> = {
   cacheTypeK: 'f16',
@@ -30,11 +47,12 @@ export const DEFAULT_SERVER_MEMORY_OPTIONS: Readonly<ServerMemoryOptions> = {
   kvUnified: false,
   kvOffload: true,
   swaFull: false,
+  tensorOverrides: [],
 };
 
 /** Reads the memory-relevant flags out of extra llama-server args (`-ub 256`, `--cache-type-k=q8_0`, …). */
 export function serverMemoryOptions(args: readonly string[]): ServerMemoryOptions {
-  const o: ServerMemoryOptions = { ...DEFAULT_SERVER_MEMORY_OPTIONS };
+  const o: ServerMemoryOptions = { ...DEFAULT_SERVER_MEMORY_OPTIONS, tensorOverrides: [] };
   for (let i = 0; i < args.length; i++) {
     const [flag, inline] = splitFlag(args[i]!);
     const value = (): string => {
@@ -51,6 +69,10 @@ export function serverMemoryOptions(args: readonly string[]): ServerMemoryOption
       case '-no-kvu': case '--no-kv-unified': o.kvUnified = false; break;
       case '-nkvo': case '--no-kv-offload': o.kvOffload = false; break;
       case '--swa-full': o.swaFull = true; break;
+      case '-ot': case '--override-tensor': o.tensorOverrides.push(...overrides(flag, value())); break;
+      case '-cmoe': case '--cpu-moe': o.tensorOverrides.push({ pattern: new RegExp(EXPERTS), device: 'host' }); break;
+      case '-ncmoe': case '--n-cpu-moe': o.tensorOverrides.push(...firstBlocks(count(flag, value()), EXPERTS)); break;
+      case '-ncffn': case '--n-cpu-ffn': o.tensorOverrides.push(...firstBlocks(count(flag, value()), DENSE_FFN)); break;
       case '-fa': case '--flash-attn': {
         // Older llama.cpp took -fa without a value; take the next word only when it is one of the values.
         const next = inline ?? args[i + 1];
@@ -64,6 +86,40 @@ export function serverMemoryOptions(args: readonly string[]): ServerMemoryOption
     }
   }
   return o;
+}
+
+/** `PATTERN=BUFFER,…` as llama.cpp's parse_tensor_buffer_overrides splits it. */
+function overrides(flag: string, text: string): TensorOverride[] {
+  return text.split(',').map((entry) => {
+    const eq = entry.indexOf('=');
+    if (eq < 0) throw bad(`${flag} takes PATTERN=BUFFER pairs separated by commas, e.g. "\\.ffn_.*_exps\\.=CPU", got "${entry}"`);
+    let pattern: RegExp;
+    try {
+      pattern = new RegExp(entry.slice(0, eq));
+    } catch (err) {
+      throw bad(`${flag} pattern "${entry.slice(0, eq)}" is not a regular expression (${(err as Error).message})`);
+    }
+    const device = bufferDevice(entry.slice(eq + 1));
+    return device === undefined ? { pattern } : { pattern, device };
+  });
+}
+
+/** A ggml buffer type name as a plan device: `CPU…` the host, `CUDA0`/`ROCm1`/`Vulkan0`… that GPU. */
+function bufferDevice(name: string): string | undefined {
+  if (/^CPU/i.test(name)) return 'host';
+  const gpu = /^(?:CUDA|ROCm|HIP|Vulkan|SYCL|MUSA|CANN|Metal)(\d*)$/i.exec(name);
+  return gpu ? `gpu${gpu[1] || '0'}` : undefined;
+}
+
+/** llama.cpp's llm_add_n_cpu_ffn_overrides: one pattern per block `blk.I<ffn>`, I < n, to the host. */
+function firstBlocks(n: number, ffn: string): TensorOverride[] {
+  return Array.from({ length: n }, (_, i) => ({ pattern: new RegExp(`blk\\.${i}${ffn}`), device: 'host' }));
+}
+
+function count(flag: string, text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0) throw bad(`${flag} must be an integer >= 0, got "${text}"`);
+  return n;
 }
 
 function splitFlag(arg: string): [string, string | undefined] {

@@ -58,6 +58,11 @@ describe('modelFacts', () => {
       architecture: 'llama',
       layers: 2,
       layerBytes: [19584, 19584],
+      layerTensors: [0, 1].map((i) => [
+        { name: `blk.${i}.attn_q.weight`, bytes: 8192 },
+        { name: `blk.${i}.attn_k.weight`, bytes: 2176 },
+        { name: `blk.${i}.ffn_up.weight`, bytes: 9216 },
+      ]),
       inputBytes: 256000,
       outputBytes: 68256,
       tiedOutputBytes: 0,
@@ -161,6 +166,24 @@ describe('planMemory with GPUs', () => {
     expect([host.layers, host.weights, host.kv]).toEqual([2 - blocks, 363_424 - gpuWeights, 1_048_576 - gpuKv]);
     expect(host.compute).toBe(512 * 64 * 6); // the host's input-embedding buffer
     expect(host.output).toBe(16_000);
+  });
+
+  it('moves overridden tensors off their layer\'s device, the first matching override deciding (-ot, --n-cpu-ffn)', () => {
+    // All on GPU 0, but ffn_up (9216 a block) on the host: -ot's first pair wins over the second.
+    const p = plan({ gpuLayers: 'all', args: ['-ot', 'ffn_up=CPU,ffn=CUDA0'] }, oneGpu(2 ** 30));
+    expect([p.devices[0]!.weights, p.devices[1]!.weights]).toEqual([256_000 + 2 * 9216, 2 * (19_584 - 9216) + 68_256]);
+    expect(p.devices[1]!.layers).toBe(2); // the layer (and its KV cache) stays where -ngl put it
+    expect(p.devices[1]!.kv).toBe(1_048_576);
+    // --n-cpu-ffn 1: block 0's dense FFN only.
+    const first = plan({ gpuLayers: 'all', args: ['--n-cpu-ffn', '1'] }, oneGpu(2 ** 30));
+    expect(first.devices[1]!.weights).toBe(2 * 19_584 - 9216 + 68_256);
+    // A tensor of a host layer can be sent to the GPU.
+    const up = plan({ gpuLayers: 0, args: ['-ot', 'attn_q=CUDA0'] }, oneGpu(2 ** 30));
+    expect(up.devices[1]!.weights).toBe(2 * 8192);
+    // Auto offload counts what the override keeps on the host: 2 layers (the last block and the output)
+    // need 3757856 bytes, 3748640 with that block's ffn_up on the host; 3750000 are free.
+    expect(plan({ gpuLayers: 'auto' }, oneGpu(3_750_000)).gpuLayers).toBe(1);
+    expect(plan({ gpuLayers: 'auto', args: ['-ot', 'ffn_up=CPU'] }, oneGpu(3_750_000)).gpuLayers).toBe(2);
   });
 
   it('copies a tied token_embd to the GPU that holds the output', () => {
@@ -271,16 +294,36 @@ describe('serverMemoryOptions', () => {
       kvUnified: true,
       kvOffload: false,
       swaFull: false,
+      tensorOverrides: [],
     });
     expect(serverMemoryOptions(['--swa-full']).swaFull).toBe(true);
     expect(serverMemoryOptions(['--flash-attn', 'off', '-m', 'x']).flashAttn).toBe(false);
     expect(ggmlTypeId('Q8_0')).toBe(8);
   });
 
+  it("reads tensor overrides as llama.cpp builds them: -ot pairs in order, --cpu-moe, --n-cpu-moe N, --n-cpu-ffn N", () => {
+    const o = serverMemoryOptions(['-ot', 'attn_q=CUDA1,\\.ffn_up\\.=CPU', '--n-cpu-moe', '2', '--cpu-moe', '-ot=exps=Vulkan0,norm=RPC[host:1]', '--n-cpu-ffn=1']).tensorOverrides;
+    expect(o.map((x) => [x.pattern.source, x.device])).toEqual([
+      ['attn_q', 'gpu1'],
+      ['\\.ffn_up\\.', 'host'],
+      ['blk\\.0\\.ffn_(up|down|gate|gate_up)_(ch|)exps', 'host'],
+      ['blk\\.1\\.ffn_(up|down|gate|gate_up)_(ch|)exps', 'host'],
+      ['\\.ffn_(up|down|gate|gate_up)_(ch|)exps', 'host'],
+      ['exps', 'gpu0'],
+      ['norm', undefined], // a buffer type the plan cannot place: the layer's device
+      ['blk\\.0\\.ffn_(up|down|gate)\\.', 'host'],
+    ]);
+    expect(o[2]!.pattern.test('blk.0.ffn_gate_up_exps.weight')).toBe(true);
+    expect(o[2]!.pattern.test('blk.10.ffn_up_exps.weight')).toBe(false);
+  });
+
   it.each([
     [['-ctk', 'q9_9'], 'llama-server args: -ctk q9_9 is not a ggml type — use f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0 or q5_1'],
     [['-ub', '0'], 'llama-server args: -ub must be a positive integer, got "0"'],
     [['--cache-type-v'], 'llama-server args: --cache-type-v needs a value'],
+    [['-ot', 'exps'], 'llama-server args: -ot takes PATTERN=BUFFER pairs separated by commas, e.g. "\\.ffn_.*_exps\\.=CPU", got "exps"'],
+    [['-ot', '(=CPU'], 'llama-server args: -ot pattern "(" is not a regular expression (Invalid regular expression: /(/: Unterminated group)'],
+    [['--n-cpu-moe', '-1'], 'llama-server args: --n-cpu-moe must be an integer >= 0, got "-1"'],
   ])('%j fails with one line', (args, message) => {
     expect(() => serverMemoryOptions(args)).toThrow(expect.objectContaining({ code: 'SW_ERR_CONFIG', message }));
   });

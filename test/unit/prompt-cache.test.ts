@@ -23,6 +23,7 @@ const H200_MODEL: ModelFacts = {
   architecture: 'llama',
   layers: 8,
   layerBytes: new Array<number>(8).fill(300 * MIB),
+  layerTensors: new Array<number>(8).fill(0).map(() => [{ name: 'blk.N.ffn_up.weight', bytes: 300 * MIB }]),
   inputBytes: 250 * MIB,
   outputBytes: 250 * MIB,
   tiedOutputBytes: 0,

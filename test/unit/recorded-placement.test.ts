@@ -90,6 +90,7 @@ describe('recordedPlacement', () => {
     expect(await recordedPlacement(store, { ...launch, args: ['-ctk', 'nope'] }, noGpu)).toBeUndefined(); // unreadable args: no key
     expect(await recordedPlacement(store, { ...launch, args: ['--threads', '1'] }, noGpu)).toMatchObject(CPU); // no memory flag
     expect(await recordedPlacement(store, { ...launch, args: ['--swa-full'] }, noGpu)).toBeUndefined(); // window layers at full size: other buffers
+    expect(await recordedPlacement(store, { ...launch, args: ['--n-cpu-moe', '4'] }, noGpu)).toBeUndefined(); // tensors placed otherwise
     writeFileSync(path, 'GGUF, rewritten'); // size and mtime are part of the key
     expect(await recordedPlacement(store, launch, noGpu)).toBeUndefined();
     expect(await recordedPlacement(store, { ...launch, path: `${path}.missing` }, noGpu)).toBeUndefined();
