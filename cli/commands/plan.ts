@@ -9,7 +9,7 @@ import type { GpuLayers, ModelConfig } from '../../daemon/config/types';
 import { readFreeMemory } from '../../daemon/memory/free-memory';
 import { modelFacts } from '../../daemon/memory/model-facts';
 import { serverMemoryOptions } from '../../daemon/memory/server-args';
-import { readGgufHeader } from '../../gguf/gguf';
+import { readModelHeader } from '../../gguf/split';
 import { SlotwiseError } from '../../shared/errors';
 import { intValue } from '../args';
 import type { Command, CommandContext } from './command';
@@ -45,7 +45,7 @@ export const planCommand: Command = {
     const [arg, extra] = ctx.positionals;
     if (!arg || extra !== undefined) throw new SlotwiseError('SW_ERR_USAGE', `usage: ${USAGE}`);
     const target = await resolveTarget(ctx, arg);
-    const header = await readGgufHeader(target.path, { model: target.name });
+    const header = await readModelHeader(target.path, { model: target.name });
     const facts = modelFacts(header);
     const reading = await readFreeMemory(ctx.env);
     const report = buildPlanReport({ target, facts, reading, server: serverMemoryOptions(target.args), hostBytes: totalmem() });

@@ -11,7 +11,8 @@ import { findDaemon } from '../locate';
 import { stateDirError, stateDirPaths } from '../../shared/state-dir';
 import { inspectStateDir } from '../../shared/state-dir-perms';
 import { findLlamaServer } from '../../toolchain/binary';
-import { readGgufHeader, summarizeGguf } from '../../gguf/gguf';
+import { summarizeGguf } from '../../gguf/gguf';
+import { readModelHeader } from '../../gguf/split';
 import { formatBytes } from '../../shared/format';
 import { runSetup } from '../../toolchain/setup';
 import { TINY_KIND_SPEC, tinyVocabPath, writeTinyModel, type TinyModelKind } from '../../gguf/tiny-model';
@@ -157,7 +158,7 @@ export const doctorCommand: Command = {
       else line(true, 'config', `${config.source} · ${config.models.length} model(s)`);
       for (const m of config.models) {
         try {
-          const s = summarizeGguf(await readGgufHeader(m.path));
+          const s = summarizeGguf(await readModelHeader(m.path));
           line(true, `  ${m.name}`, `${s.architecture}, ${s.layers} layers, ctx ${s.contextLength} · ${m.slots} slots × ${m.ctxPerSlot}`);
         } catch (err) {
           line(false, `  ${m.name}`, (err as Error).message);

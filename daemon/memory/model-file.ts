@@ -4,7 +4,8 @@
 // which every launch of every replica paid again. Kept: what was derived, not the header itself.
 import { stat } from 'node:fs/promises';
 import { fimTokens } from '../../gguf/fim';
-import { readGgufHeader, summarizeGguf, type GgufHeader, type GgufSummary } from '../../gguf/gguf';
+import { summarizeGguf, type GgufHeader, type GgufSummary } from '../../gguf/gguf';
+import { readModelHeader } from '../../gguf/split';
 import { modelFacts, type ModelFacts } from './model-facts';
 
 export interface ModelFile {
@@ -24,7 +25,7 @@ export type ModelFileRead = (path: string, opts?: { model?: string }) => Promise
  * swapped on disk is read again. Concurrent reads of one file share one. Failures are not kept: the
  * next call reads again and reports the file as it is then.
  */
-export function cachedModelFileRead(read: typeof readGgufHeader = readGgufHeader): ModelFileRead {
+export function cachedModelFileRead(read: typeof readModelHeader = readModelHeader): ModelFileRead {
   const cache = new Map<string, { version: string; file: Promise<ModelFile> }>();
   return async (path, opts = {}) => {
     const version = await stat(path).then(

@@ -11,6 +11,9 @@ import { cli } from '../helpers/cli';
 import { startTestDaemon, tempDir, writeConfig } from '../helpers/daemon';
 import { tinyModelPath, type TestModelSize } from '../helpers/tiny';
 import { ensureCachedTinyModel } from '../../gguf/tiny-model';
+import { readModelHeader } from '../../gguf/split';
+import { splitGguf } from '../helpers/split-gguf';
+import { rmSync } from 'node:fs';
 
 const MIB = 2 ** 20;
 
@@ -138,6 +141,38 @@ describe('memory plan of recurrent layers vs the real llama-server', () => {
     const res = await fetch(`${d.url}/v1/completions`, { method: 'POST', headers: { authorization: `Bearer ${d.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'four', prompt: 'Hello', max_tokens: 4 }) });
     expect(res.status).toBe(200);
     expect(((await res.json()) as { usage: { completion_tokens: number } }).usage.completion_tokens).toBe(4);
+  }, 180_000);
+});
+
+describe('a model split over several GGUF files', () => {
+  it('is planned from the tensors of every split, as llama-server loads it; a later split or a missing one is named', async () => {
+    const dir = tempDir('split');
+    const paths = await splitGguf(await tinyModelPath('tiny'), join(dir, 'tiny'), 3);
+    expect(paths.map((p) => p.slice(dir.length + 1))).toEqual(['tiny-00001-of-00003.gguf', 'tiny-00002-of-00003.gguf', 'tiny-00003-of-00003.gguf']);
+    const whole = modelFacts(await readGgufHeader(await tinyModelPath('tiny')));
+    const facts = modelFacts(await readModelHeader(paths[0]!));
+    // The first file alone holds a third of the tensors: planned from it, the weights would be far short.
+    expect(modelFacts(await readGgufHeader(paths[0]!)).layerBytes.reduce((a, b) => a + b, 0)).toBeLessThan(whole.layerBytes.reduce((a, b) => a + b, 0) / 2);
+    expect({ layerBytes: facts.layerBytes, inputBytes: facts.inputBytes, outputBytes: facts.outputBytes }).toEqual({ layerBytes: whole.layerBytes, inputBytes: whole.inputBytes, outputBytes: whole.outputBytes });
+
+    const d = await startTestDaemon({ models: { split: { path: paths[0], slots: 2, ctxPerSlot: 512 } } });
+    const s = await d.waitFor((snap) => { const i = snap.models[0]?.instances[0]; return i?.state === 'ready' && i.offload?.buffers !== undefined; }, 'the split model ready with its buffers', 120_000);
+    const plan = planMemory(facts, { slots: 2, ctxPerSlot: 512, gpuLayers: 'auto', server: serverMemoryOptions([]) }, { host: 64 * 2 ** 30, gpus: [] });
+    const buffers = s.models[0]!.instances[0]!.offload!.buffers;
+    const model = Object.entries(buffers).filter(([k]) => k.startsWith('model ')).reduce((a, [, v]) => a + v, 0);
+    expect(Math.abs(plan.devices[0]!.weights / MIB - model) / model, `planned ${plan.devices[0]!.weights / MIB} MiB of weights, llama-server ${model} MiB (${JSON.stringify(buffers)})`).toBeLessThanOrEqual(0.1);
+    // The daemon's own plan of it (status) is that plan, within what llama-server's buffers read.
+    const memory = s.models[0]!.memory!;
+    expect(memory.planBytes).toBe(plan.total - (plan.devices[0]!.promptCache ?? 0));
+    expect(Math.abs(memory.planBytes - memory.actualBytes!) / memory.actualBytes!).toBeLessThanOrEqual(0.1);
+
+    const second = await cli(['plan', paths[1]!, '--gpu-layers', '0']);
+    expect(second.code).toBe(1);
+    expect(second.stderr).toBe(`slotwise: ${paths[1]} is split 2 of 3 of a model: give the first, ${paths[0]}\n`);
+    rmSync(paths[2]!);
+    const missing = await cli(['plan', paths[0]!, '--gpu-layers', '0']);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toBe(`slotwise: split 3 of 3 of ${paths[0]}: model file not found: ${paths[2]}\n`);
   }, 180_000);
 });
 
