@@ -8,7 +8,8 @@ import { planMemory, type DevicePlan } from '../../daemon/memory/plan';
 import { serverMemoryOptions } from '../../daemon/memory/server-args';
 import type { PlanReport } from '../../cli/commands/render-plan';
 import { cli } from '../helpers/cli';
-import { startTestDaemon, tempDir, writeConfig } from '../helpers/daemon';
+import { startTestDaemon, tempDir, writeConfig, type TestDaemon } from '../helpers/daemon';
+import type { Snapshot } from '../../shared/protocol';
 import { tinyModelPath, type TestModelSize } from '../helpers/tiny';
 import { ensureCachedTinyModel } from '../../gguf/tiny-model';
 import { readModelHeader } from '../../gguf/split';
@@ -16,6 +17,28 @@ import { splitGguf } from '../helpers/split-gguf';
 import { rmSync } from 'node:fs';
 
 const MIB = 2 ** 20;
+
+/** The snapshot once every named model's first replica is ready with its buffers (the load log can trail the ready state). */
+function readyWithBuffers(d: TestDaemon, names: readonly string[]): Promise<Snapshot> {
+  const loaded = (snap: Snapshot, name: string): boolean => {
+    const i = snap.models.find((m) => m.name === name)?.instances[0];
+    return i?.state === 'ready' && i.offload?.buffers !== undefined;
+  };
+  return d.waitFor((snap) => names.every((n) => loaded(snap, n)), 'every model ready with its buffers', 120_000);
+}
+
+/** MiB of llama-server's buffers of one kind (`model`, `kv`, …) for a model's first replica, all devices together. */
+function bufferMiB(s: Snapshot, name: string, kind: string): number {
+  const buffers = s.models.find((m) => m.name === name)!.instances[0]!.offload!.buffers;
+  return Object.entries(buffers).filter(([k]) => k.startsWith(`${kind} `)).reduce((a, [, v]) => a + v, 0);
+}
+
+/** Tokens a 4-token completion of `model` generated: the model serves, not only loads. */
+async function completionTokens(d: TestDaemon, model: string): Promise<number> {
+  const res = await fetch(`${d.url}/v1/completions`, { method: 'POST', headers: { authorization: `Bearer ${d.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ model, prompt: 'Hello', max_tokens: 4 }) });
+  expect(res.status).toBe(200);
+  return ((await res.json()) as { usage: { completion_tokens: number } }).usage.completion_tokens;
+}
 
 describe('memory plan vs the real llama-server', () => {
   it('predicts weights, KV, compute and output buffers within 10 % for 2 models × 2 slot counts × 2 contexts, a q8_0 cache and no flash attention', async () => {
@@ -30,12 +53,7 @@ describe('memory plan vs the real llama-server', () => {
     );
     const models = Object.fromEntries(cases.map((c) => [c.name, { size: c.size, slots: c.slots, ctxPerSlot: c.ctxPerSlot, args: c.args }]));
     const d = await startTestDaemon({ models });
-    const s = await d.waitFor(
-      // The buffers come from the load log, which can trail the ready state by a moment.
-      (snap) => cases.every((c) => { const i = snap.models.find((m) => m.name === c.name)?.instances[0]; return i?.state === 'ready' && i.offload?.buffers !== undefined; }),
-      'every model ready with its buffers',
-      120_000,
-    );
+    const s = await readyWithBuffers(d, cases.map((c) => c.name));
 
     const rows: string[] = [];
     let worst = 0;
@@ -79,19 +97,14 @@ describe('memory plan of sliding-window layers vs the real llama-server', () => 
     ];
     const models = Object.fromEntries(cases.map((c) => [c.name, { path, slots: c.slots, ctxPerSlot: c.ctxPerSlot, args: c.args }]));
     const d = await startTestDaemon({ models });
-    const s = await d.waitFor(
-      (snap) => cases.every((c) => { const i = snap.models.find((m) => m.name === c.name)?.instances[0]; return i?.state === 'ready' && i.offload?.buffers !== undefined; }),
-      'every model ready with its buffers',
-      120_000,
-    );
+    const s = await readyWithBuffers(d, cases.map((c) => c.name));
     const cellBytes = 4 * 16 * 2 * 2; // 4 KV heads × 16 wide, K and V, f16
     for (const c of cases) {
       const plan = planMemory(facts, { slots: c.slots, ctxPerSlot: c.ctxPerSlot, gpuLayers: 'auto', server: serverMemoryOptions(c.args) }, { host: 64 * 2 ** 30, gpus: [] });
       const planned = plan.devices[0]!.kv;
       expect({ case: c.name, planned }).toEqual({ case: c.name, planned: (2 * c.slots * c.ctxPerSlot + 10 * c.windowCells) * cellBytes });
       // llama-server prints the full and the window cache apart; the daemon adds them up per device.
-      const buffers = s.models.find((m) => m.name === c.name)!.instances[0]!.offload!.buffers;
-      const measured = Object.entries(buffers).filter(([k]) => k.startsWith('kv ')).reduce((a, [, v]) => a + v, 0);
+      const measured = bufferMiB(s, c.name, 'kv');
       expect({ case: c.name, mib: measured }).toEqual({ case: c.name, mib: planned / MIB });
     }
     // `slotwise plan` says so, and its KV figure is the same.
@@ -102,9 +115,7 @@ describe('memory plan of sliding-window layers vs the real llama-server', () => 
     expect(report.model.slidingWindow).toEqual({ window: 128, layers: 10 });
     expect(report.plan.devices[0]!.kv).toBe((2 * 4 * 1024 + 10 * 4 * 768) * cellBytes);
     // And the model generates: a window model is a model llama-server serves, not only one it allocates.
-    const res = await fetch(`${d.url}/v1/completions`, { method: 'POST', headers: { authorization: `Bearer ${d.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'per-slot', prompt: 'Hello', max_tokens: 4 }) });
-    expect(res.status).toBe(200);
-    expect(((await res.json()) as { usage: { completion_tokens: number } }).usage.completion_tokens).toBe(4);
+    expect(await completionTokens(d, 'per-slot')).toBe(4);
   }, 180_000);
 });
 
@@ -121,26 +132,19 @@ describe('memory plan of recurrent layers vs the real llama-server', () => {
       { name: 'one-stream', slots: 3, ctxPerSlot: 512, args: ['-kvu'] },
     ];
     const d = await startTestDaemon({ models: Object.fromEntries(cases.map((c) => [c.name, { path, slots: c.slots, ctxPerSlot: c.ctxPerSlot, args: c.args }])) });
-    const s = await d.waitFor(
-      (snap) => cases.every((c) => { const i = snap.models.find((m) => m.name === c.name)?.instances[0]; return i?.state === 'ready' && i.offload?.buffers !== undefined; }),
-      'every model ready with its buffers',
-      120_000,
-    );
+    const s = await readyWithBuffers(d, cases.map((c) => c.name));
     for (const c of cases) {
       const plan = planMemory(facts, { slots: c.slots, ctxPerSlot: c.ctxPerSlot, gpuLayers: 'auto', server: serverMemoryOptions(c.args) }, { host: 64 * 2 ** 30, gpus: [] });
       const kvCells = Math.ceil((c.slots * c.ctxPerSlot) / 256) * 256;
       // 2 attention layers × their cells × (64 K + 64 V) × 2 B, and 6 recurrent layers × a state per slot.
       expect({ case: c.name, planned: plan.devices[0]!.kv }).toEqual({ case: c.name, planned: 2 * kvCells * 256 + 6 * c.slots * facts.recurrent!.bytesPerSequence });
       // llama-server prints its KV buffer and its recurrent state (RS) buffer, each to 0.01 MiB; the daemon adds them up as kv.
-      const buffers = s.models.find((m) => m.name === c.name)!.instances[0]!.offload!.buffers;
-      const measured = Object.entries(buffers).filter(([k]) => k.startsWith('kv ')).reduce((a, [, v]) => a + v, 0);
+      const measured = bufferMiB(s, c.name, 'kv');
       expect(Math.abs(measured - plan.devices[0]!.kv / MIB), `${c.name}: planned ${plan.devices[0]!.kv / MIB} MiB, llama-server ${measured} MiB`).toBeLessThanOrEqual(0.011);
     }
     const shown = await cli(['plan', path, '--slots', '4', '--ctx', '1024', '--gpu-layers', '0']);
     expect(shown.stdout.split('\n')[0]).toBe(`model  ${path}: qwen35, 8 layers (6 of them recurrent: a fixed state per slot, counted as KV), training context 4096`);
-    const res = await fetch(`${d.url}/v1/completions`, { method: 'POST', headers: { authorization: `Bearer ${d.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'four', prompt: 'Hello', max_tokens: 4 }) });
-    expect(res.status).toBe(200);
-    expect(((await res.json()) as { usage: { completion_tokens: number } }).usage.completion_tokens).toBe(4);
+    expect(await completionTokens(d, 'four')).toBe(4);
   }, 180_000);
 });
 
@@ -156,11 +160,10 @@ describe('a model split over several GGUF files', () => {
     expect({ layerBytes: facts.layerBytes, inputBytes: facts.inputBytes, outputBytes: facts.outputBytes }).toEqual({ layerBytes: whole.layerBytes, inputBytes: whole.inputBytes, outputBytes: whole.outputBytes });
 
     const d = await startTestDaemon({ models: { split: { path: paths[0], slots: 2, ctxPerSlot: 512 } } });
-    const s = await d.waitFor((snap) => { const i = snap.models[0]?.instances[0]; return i?.state === 'ready' && i.offload?.buffers !== undefined; }, 'the split model ready with its buffers', 120_000);
+    const s = await readyWithBuffers(d, ['split']);
     const plan = planMemory(facts, { slots: 2, ctxPerSlot: 512, gpuLayers: 'auto', server: serverMemoryOptions([]) }, { host: 64 * 2 ** 30, gpus: [] });
-    const buffers = s.models[0]!.instances[0]!.offload!.buffers;
-    const model = Object.entries(buffers).filter(([k]) => k.startsWith('model ')).reduce((a, [, v]) => a + v, 0);
-    expect(Math.abs(plan.devices[0]!.weights / MIB - model) / model, `planned ${plan.devices[0]!.weights / MIB} MiB of weights, llama-server ${model} MiB (${JSON.stringify(buffers)})`).toBeLessThanOrEqual(0.1);
+    const model = bufferMiB(s, 'split', 'model');
+    expect(Math.abs(plan.devices[0]!.weights / MIB - model) / model, `planned ${plan.devices[0]!.weights / MIB} MiB of weights, llama-server ${model} MiB`).toBeLessThanOrEqual(0.1);
     // The daemon's own plan of it (status) is that plan, within what llama-server's buffers read.
     const memory = s.models[0]!.memory!;
     expect(memory.planBytes).toBe(plan.total - (plan.devices[0]!.promptCache ?? 0));

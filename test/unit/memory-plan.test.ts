@@ -16,6 +16,7 @@ import {
 } from '../../daemon/memory/plan';
 import { DEFAULT_SERVER_MEMORY_OPTIONS, serverMemoryOptions } from '../../daemon/memory/server-args';
 import { buildPlanReport, renderPlanTable } from '../../cli/commands/render-plan';
+import { shapeHeader } from '../helpers/gguf-shape';
 
 // ggml type ids: f32 0, f16 1, q4_0 2, q8_0 8.
 const [F32, F16, Q4_0, Q8_0] = [0, 1, 2, 8];
@@ -382,19 +383,9 @@ describe('plan report with a prompt cache', () => {
 describe('the plan of a model with latent attention (DeepSeek V2 Lite)', () => {
   // As convert_hf_to_gguf writes an MLA model: one KV "head" of kv_lora_rank + rope = 576, values of 512,
   // and the per-head sizes in the _mla keys. llama.cpp then caches K alone (the latent) and reads V out of it.
-  const metadata = (mla: boolean): Map<string, GgufValue> =>
-    new Map<string, GgufValue>([
-      ['general.architecture', { type: 'string', value: 'deepseek2' }],
-      ['deepseek2.block_count', u32(27)],
-      ['deepseek2.embedding_length', u32(2048)],
-      ['deepseek2.attention.head_count', u32(16)],
-      ['deepseek2.attention.head_count_kv', u32(1)],
-      ['deepseek2.attention.key_length', u32(576)],
-      ['deepseek2.attention.value_length', u32(512)],
-      ...(mla ? ([['deepseek2.attention.key_length_mla', u32(192)], ['deepseek2.attention.value_length_mla', u32(128)]] as [string, GgufValue][]) : []),
-    ]);
   const kv = (mla: boolean): number => {
-    const facts = modelFacts({ path: '/m/dsv2-lite.gguf', fileSize: 0, version: 3, tensors: [], alignment: 32, dataOffset: 0, skipped: new Map(), metadata: metadata(mla) });
+    const shape = { block_count: 27, embedding_length: 2048, 'attention.head_count': 16, 'attention.head_count_kv': 1, 'attention.key_length': 576, 'attention.value_length': 512 };
+    const facts = modelFacts(shapeHeader('deepseek2', mla ? { ...shape, 'attention.key_length_mla': 192, 'attention.value_length_mla': 128 } : shape));
     expect(facts.latentAttention).toBe(mla ? true : undefined);
     return planMemory(facts, { slots: 4, ctxPerSlot: 4096, gpuLayers: 0, server: serverMemoryOptions([]) }, { host: 2 ** 40, gpus: [] }).devices[0]!.kv;
   };

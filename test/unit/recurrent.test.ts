@@ -7,6 +7,7 @@ import { recurrentLayers } from '../../daemon/memory/recurrent';
 import { modelFacts } from '../../daemon/memory/model-facts';
 import { kvBytesPerToken, planMemory } from '../../daemon/memory/plan';
 import { serverMemoryOptions } from '../../daemon/memory/server-args';
+import { shapeHeader } from '../helpers/gguf-shape';
 
 const u32 = (value: number): GgufValue => ({ type: 'uint32', value });
 const meta = (entries: [string, GgufValue][]): Pick<GgufHeader, 'metadata'> => ({ metadata: new Map(entries) });
@@ -42,24 +43,20 @@ describe('recurrentLayers', () => {
 
 describe('the plan of a Qwen 3.5 35B-A3B', () => {
   // Its shape: 40 layers, attention in every fourth (2 KV heads of 256), gated delta nets elsewhere.
-  const header: GgufHeader = {
-    path: '/models/qwen3.5-35b-a3b.gguf', fileSize: 0, version: 3, tensors: [], alignment: 32, dataOffset: 0, skipped: new Map(),
-    metadata: new Map<string, GgufValue>([
-      ['general.architecture', { type: 'string', value: 'qwen35moe' }],
-      ['qwen35moe.block_count', u32(40)],
-      ['qwen35moe.embedding_length', u32(2048)],
-      ['qwen35moe.attention.head_count', u32(16)],
-      ['qwen35moe.attention.head_count_kv', u32(2)],
-      ['qwen35moe.attention.key_length', u32(256)],
-      ['qwen35moe.attention.value_length', u32(256)],
-      ['qwen35moe.full_attention_interval', u32(4)],
-      ['qwen35moe.ssm.conv_kernel', u32(4)],
-      ['qwen35moe.ssm.inner_size', u32(4096)],
-      ['qwen35moe.ssm.state_size', u32(128)],
-      ['qwen35moe.ssm.group_count', u32(16)],
-      ['qwen35moe.vocab_size', u32(248320)],
-    ]),
-  };
+  const header = shapeHeader('qwen35moe', {
+    block_count: 40,
+    embedding_length: 2048,
+    'attention.head_count': 16,
+    'attention.head_count_kv': 2,
+    'attention.key_length': 256,
+    'attention.value_length': 256,
+    full_attention_interval: 4,
+    'ssm.conv_kernel': 4,
+    'ssm.inner_size': 4096,
+    'ssm.state_size': 128,
+    'ssm.group_count': 16,
+    vocab_size: 248320,
+  });
   it('holds KV in 10 layers and a state per slot in 30: about a quarter of the all-attention figure at 8 × 32k', () => {
     const facts = modelFacts(header);
     const kv = planMemory(facts, { slots: 8, ctxPerSlot: 32768, gpuLayers: 0, server: serverMemoryOptions([]) }, { host: 2 ** 40, gpus: [] }).devices[0]!.kv;

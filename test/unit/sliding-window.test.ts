@@ -7,6 +7,7 @@ import { slidingWindow, windowCells } from '../../daemon/memory/sliding-window';
 import { modelFacts } from '../../daemon/memory/model-facts';
 import { planMemory } from '../../daemon/memory/plan';
 import { serverMemoryOptions } from '../../daemon/memory/server-args';
+import { shapeHeader } from '../helpers/gguf-shape';
 
 const u32 = (value: number): GgufValue => ({ type: 'uint32', value });
 const meta = (entries: [string, GgufValue][]): Pick<GgufHeader, 'metadata'> => ({ metadata: new Map(entries) });
@@ -61,21 +62,17 @@ describe('windowCells', () => {
 
 describe('the plan of a Gemma 3 27B', () => {
   // Its shape: 62 layers, 16 KV heads of 128, a 1024 window; no tensors (weights are not the point here).
-  const header: GgufHeader = {
-    path: '/models/gemma-3-27b.gguf', fileSize: 0, version: 3, tensors: [], alignment: 32, dataOffset: 0, skipped: new Map(),
-    metadata: new Map<string, GgufValue>([
-      ['general.architecture', { type: 'string', value: 'gemma3' }],
-      ['gemma3.block_count', u32(62)],
-      ['gemma3.embedding_length', u32(5376)],
-      ['gemma3.feed_forward_length', u32(21504)],
-      ['gemma3.attention.head_count', u32(32)],
-      ['gemma3.attention.head_count_kv', u32(16)],
-      ['gemma3.attention.key_length', u32(128)],
-      ['gemma3.attention.value_length', u32(128)],
-      ['gemma3.attention.sliding_window', u32(1024)],
-      ['gemma3.vocab_size', u32(262208)],
-    ]),
-  };
+  const header = shapeHeader('gemma3', {
+    block_count: 62,
+    embedding_length: 5376,
+    feed_forward_length: 21504,
+    'attention.head_count': 32,
+    'attention.head_count_kv': 16,
+    'attention.key_length': 128,
+    'attention.value_length': 128,
+    'attention.sliding_window': 1024,
+    vocab_size: 262208,
+  });
   it('holds a full cache in 10 layers and 1536 cells a slot in the other 52: a third of the full-attention figure at 8 × 8k', () => {
     const facts = modelFacts(header);
     const kv = (args: string[]): number => planMemory(facts, { slots: 8, ctxPerSlot: 8192, gpuLayers: 0, server: serverMemoryOptions(args) }, { host: 2 ** 40, gpus: [] }).devices[0]!.kv;
