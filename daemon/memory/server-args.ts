@@ -104,11 +104,15 @@ function overrides(flag: string, text: string): TensorOverride[] {
   });
 }
 
-/** A ggml buffer type name as a plan device: `CPU…` the host, `CUDA0`/`ROCm1`/`Vulkan0`… that GPU. */
+/**
+ * A device's buffer type name, spelled exactly as llama.cpp lists it (common/arg.cpp takes no other), as a
+ * plan device: `CPU` the host, `CUDA0`/`ROCm1`/`Vulkan0`/`MTL0`… that GPU. Another name plans nothing
+ * (llama-server refuses it at launch, naming the types it has).
+ */
 function bufferDevice(name: string): string | undefined {
-  if (/^CPU/i.test(name)) return 'host';
-  const gpu = /^(?:CUDA|ROCm|HIP|Vulkan|SYCL|MUSA|CANN|Metal)(\d*)$/i.exec(name);
-  return gpu ? `gpu${gpu[1] || '0'}` : undefined;
+  if (name === 'CPU') return 'host';
+  const gpu = /^(?:CUDA|ROCm|Vulkan|SYCL|MUSA|CANN|MTL)(\d+)$/.exec(name);
+  return gpu ? `gpu${gpu[1]}` : undefined;
 }
 
 /** llama.cpp's llm_add_n_cpu_ffn_overrides: one pattern per block `blk.I<ffn>`, I < n, to the host. */
