@@ -39,6 +39,12 @@ export interface ModelFacts {
   slidingWindow?: SlidingWindow;
   /** The recurrent layers (no KV cache, a fixed state per slot: recurrent.ts); absent: none. */
   recurrent?: RecurrentLayers;
+  /** Layers from the first that keep a KV cache; the later ones read an earlier layer's (Gemma 3n: 20; Gemma 4:
+   * all but `attention.shared_kv_layers`; llama_hparams::has_kv). Absent: every layer has its own. */
+  kvLayers?: number;
+  /** Head widths of the sliding-window layers (`attention.key_length_swa`/`value_length_swa`), where they differ from the others'. */
+  windowKeyLength?: number;
+  windowValueLength?: number;
   /** Multi-head latent attention (`<arch>.attention.key_length_mla` and `value_length_mla`, as DeepSeek V2/V3
    * and Kimi K2 files have): llama.cpp caches only K, the compressed latent, and reads V out of it. */
   latentAttention?: true;
@@ -53,8 +59,12 @@ export function modelFacts(header: GgufHeader): ModelFacts {
   const fail = (msg: string): SlotwiseError => new SlotwiseError('SW_ERR_GGUF_INVALID', `[${file}] ${msg}`);
   const arch = ggufString(header, 'general.architecture');
   if (!arch) throw fail('no "general.architecture" in the metadata: not a model file');
-  const layers = ggufNumber(header, `${arch}.block_count`) ?? 0;
-  if (!Number.isInteger(layers) || layers < 1) throw fail(`no ${arch}.block_count: cannot plan the memory of a model without layers`);
+  const blocks = ggufNumber(header, `${arch}.block_count`) ?? 0;
+  if (!Number.isInteger(blocks) || blocks < 1) throw fail(`no ${arch}.block_count: cannot plan the memory of a model without layers`);
+  // The last nextn_predict_layers blocks are a multi-token-prediction head (GLM-4.5, Qwen 3.5 with MTP):
+  // llama-server loads neither their weights nor their KV cache unless it drafts with them (llama_hparams::n_layer).
+  const nextn = ggufNumber(header, `${arch}.nextn_predict_layers`) ?? 0;
+  const layers = nextn > 0 && nextn < blocks ? blocks - nextn : blocks;
 
   const layerBytes = new Array<number>(layers).fill(0);
   const layerTensors = Array.from({ length: layers }, (): { name: string; bytes: number }[] => []);
@@ -69,7 +79,8 @@ export function modelFacts(header: GgufHeader): ModelFacts {
     if (block && Number(block[1]) < layers) {
       layerBytes[Number(block[1])]! += bytes;
       layerTensors[Number(block[1])]!.push({ name: t.name, bytes });
-    } else if (OUTPUT.test(t.name)) outputBytes += bytes;
+    } else if (block && Number(block[1]) < blocks) continue; // a prediction-head block: not loaded
+    else if (OUTPUT.test(t.name)) outputBytes += bytes;
     else inputBytes += bytes;
     if (t.name === 'token_embd.weight') embdBytes = bytes;
     if (t.name === 'output.weight') hasOutputWeight = true;
@@ -98,9 +109,20 @@ export function modelFacts(header: GgufHeader): ModelFacts {
     contextLength: ggufNumber(header, `${arch}.context_length`) ?? 0,
     ...optional('slidingWindow', slidingWindow(header, arch, layers)),
     ...optional('recurrent', recurrentLayers(header, arch, headCountKv)),
+    ...optional('kvLayers', kvLayers(header, arch, layers)),
+    ...optional('windowKeyLength', ggufNumber(header, `${arch}.attention.key_length_swa`)),
+    ...optional('windowValueLength', ggufNumber(header, `${arch}.attention.value_length_swa`)),
     // llama_hparams::is_mla: both keys set (the KV cache then has no V rows, src/llama-kv-cache.cpp).
     ...optional('latentAttention', ggufNumber(header, `${arch}.attention.key_length_mla`) && ggufNumber(header, `${arch}.attention.value_length_mla`) ? true : undefined),
   };
+}
+
+/** llama_hparams::n_layer_kv_from_start, where an architecture sets it (src/models/gemma3n.cpp, gemma4.cpp). */
+function kvLayers(header: GgufHeader, arch: string, layers: number): number | undefined {
+  if (arch === 'gemma3n') return Math.min(20, layers);
+  if (arch !== 'gemma4') return undefined;
+  const shared = ggufNumber(header, `${arch}.attention.shared_kv_layers`) ?? 0;
+  return shared > 0 ? layers - shared : undefined;
 }
 
 function optional<K extends string, V>(key: K, value: V | undefined): { [k in K]?: V } {

@@ -213,14 +213,19 @@ export function kvBytesPerToken(facts: ModelFacts, server: Pick<ServerMemoryOpti
   return kvBytesPerCell(facts, server).reduce((a, b) => a + b, 0);
 }
 
-/** KV bytes of one cell in each layer: a K row and a V row of the cache types (K alone with latent attention); none in a recurrent layer. */
+/**
+ * KV bytes of one cell in each layer: a K row and a V row of the cache types (K alone with latent
+ * attention; a window layer's own head widths where the file gives them); none in a recurrent layer or
+ * one that reads an earlier layer's cache (kvLayers).
+ */
 export function kvBytesPerCell(facts: ModelFacts, server: Pick<ServerMemoryOptions, 'cacheTypeK' | 'cacheTypeV'>): number[] {
   const k = ggmlTypeId(server.cacheTypeK)!;
   const v = ggmlTypeId(server.cacheTypeV)!;
   return facts.headCountKv.map((heads, il) => {
-    if (facts.recurrent?.layers[il]) return 0;
-    const kBytes = ggmlTensorBytes(k, [heads * facts.keyLength]) ?? 0;
-    return facts.latentAttention ? kBytes : kBytes + (ggmlTensorBytes(v, [heads * facts.valueLength]) ?? 0);
+    if (facts.recurrent?.layers[il] || il >= (facts.kvLayers ?? facts.layers)) return 0;
+    const window = facts.slidingWindow?.swa[il] === true;
+    const kBytes = ggmlTensorBytes(k, [heads * ((window ? facts.windowKeyLength : undefined) ?? facts.keyLength)]) ?? 0;
+    return facts.latentAttention ? kBytes : kBytes + (ggmlTensorBytes(v, [heads * ((window ? facts.windowValueLength : undefined) ?? facts.valueLength)]) ?? 0);
   });
 }
 

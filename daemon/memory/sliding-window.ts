@@ -5,8 +5,8 @@
 //
 // The rules are each architecture's `load_arch_hparams` in the pinned llama.cpp (src/models/*.cpp).
 // An architecture not listed here is planned with a full cache in every layer: an overestimate, never
-// an out-of-memory. Gemma 3n and Gemma 4 are left out on purpose: some of their layers share another
-// layer's cache, and Gemma 4 sizes its window layers' heads apart.
+// an out-of-memory. Gemma 3n and Gemma 4 also share the caches of their last layers and may size their
+// window layers' heads apart: model-facts.ts reads those (kvLayers, windowKeyLength).
 import type { GgufHeader } from '../../gguf/gguf';
 import { ggufNumber } from '../../gguf/gguf';
 
@@ -24,6 +24,8 @@ interface Rule {
   denseFirst?: boolean;
   /** n_swa when the file has no `<arch>.attention.sliding_window`; without one the key is required. */
   defaultWindow?: number;
+  /** llama4: the window is `defaultWindow` whatever the key says, unless it says 0 (no chunked attention). */
+  fixedWindow?: boolean;
   /** Whether the model has window layers at all (exaone4: only its 64-layer size). */
   applies?: (layers: number) => boolean;
 }
@@ -35,22 +37,28 @@ const RULES: Readonly<Record<string, Rule>> = {
   cohere2: { pattern: 4 },
   olmo2: { pattern: 4 },
   exaone4: { pattern: 4, defaultWindow: 4096, applies: (layers) => layers === 64 },
+  gemma3n: { pattern: 5 },
+  // Gemma 4 lists its window layers in the file (sliding_window_pattern, required); pattern 1 marks none.
+  gemma4: { pattern: 1 },
+  // Llama 4's chunked attention: 3 chunked layers to 1 full, 8192-token chunks, sized as a window.
+  llama4: { pattern: 4, defaultWindow: 8192, fixedWindow: true },
 };
 
 /** The window layers of a model, or undefined when it has none that this plan knows of. */
 export function slidingWindow(header: Pick<GgufHeader, 'metadata'>, arch: string, layers: number): SlidingWindow | undefined {
   const rule = RULES[arch];
   if (!rule || (rule.applies && !rule.applies(layers))) return undefined;
-  const window = ggufNumber(header, `${arch}.attention.sliding_window`) ?? rule.defaultWindow ?? 0;
+  const key = ggufNumber(header, `${arch}.attention.sliding_window`);
+  const window = rule.fixedWindow ? (key === 0 ? 0 : rule.defaultWindow!) : (key ?? rule.defaultWindow ?? 0);
   if (!Number.isInteger(window) || window <= 0) return undefined; // llama.cpp: no key or 0 → full attention
-  const key = `${arch}.attention.sliding_window_pattern`;
-  const given = header.metadata.get(key);
+  const patternKey = `${arch}.attention.sliding_window_pattern`;
+  const given = header.metadata.get(patternKey);
   let swa: boolean[];
   if (given?.type === 'array' && given.itemType === 'bool') {
     const flags = given.value as boolean[];
     swa = Array.from({ length: layers }, (_, il) => flags[il] === true);
   } else {
-    const n = ggufNumber(header, key) ?? rule.pattern;
+    const n = ggufNumber(header, patternKey) ?? rule.pattern;
     swa = Array.from({ length: layers }, (_, il) => isWindowLayer(il, n, rule.denseFirst === true));
   }
   return swa.some(Boolean) ? { window, swa } : undefined;

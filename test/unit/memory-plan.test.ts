@@ -314,6 +314,8 @@ describe('serverMemoryOptions', () => {
       ['norm', undefined], // a buffer type the plan cannot place: the layer's device
       ['blk\\.0\\.ffn_(up|down|gate)\\.', 'host'],
     ]);
+    // Names as llama.cpp lists its devices' buffer types, exactly: no other spelling places anything.
+    expect(serverMemoryOptions(['-ot', 'a=MTL0,b=cpu,c=CPU_REPACK,d=CUDA']).tensorOverrides.map((x) => x.device)).toEqual(['gpu0', undefined, undefined, undefined]);
     expect(o[2]!.pattern.test('blk.0.ffn_gate_up_exps.weight')).toBe(true);
     expect(o[2]!.pattern.test('blk.10.ffn_up_exps.weight')).toBe(false);
   });
@@ -392,5 +394,17 @@ describe('the plan of a model with latent attention (DeepSeek V2 Lite)', () => {
   it('caches K rows alone: 576 f16 a cell and layer, not 576 + 512', () => {
     expect(kv(true)).toBe(27 * 4 * 4096 * 576 * 2);
     expect(kv(false)).toBe(27 * 4 * 4096 * (576 + 512) * 2);
+  });
+});
+
+describe('a model with a multi-token-prediction head (nextn_predict_layers)', () => {
+  it('plans neither the weights nor the KV cache of its last blocks, as llama-server does not load them', () => {
+    const header = shapeHeader('glm4moe', { block_count: 3, nextn_predict_layers: 1, embedding_length: 64, 'attention.head_count': 4, 'attention.head_count_kv': 2 });
+    const t = (name: string): GgufTensorInfo => ({ name, type: F32, dims: [64, 64], offset: 0 });
+    header.tensors.push(t('blk.0.attn_q.weight'), t('blk.1.attn_q.weight'), t('blk.2.attn_q.weight'), t('blk.2.nextn.eh_proj.weight'));
+    const facts = modelFacts(header);
+    expect({ layers: facts.layers, layerBytes: facts.layerBytes, inputBytes: facts.inputBytes }).toEqual({ layers: 2, layerBytes: [16384, 16384], inputBytes: 0 });
+    // 2 layers × 4 slots × 512 cells × 2 heads × 16 wide × 2 (K, V) × 2 B
+    expect(planMemory(facts, { slots: 4, ctxPerSlot: 512, gpuLayers: 0 }, CPU_ONLY).devices[0]!.kv).toBe(2 * 4 * 512 * 2 * 16 * 2 * 2);
   });
 });

@@ -82,3 +82,38 @@ describe('the plan of a Gemma 3 27B', () => {
     expect(kv([]) / kv(['--swa-full'])).toBeLessThan(0.35);
   });
 });
+
+describe('Gemma 3n, Gemma 4 and Llama 4', () => {
+  const kvOf = (header: ReturnType<typeof shapeHeader>, slots: number, ctxPerSlot: number): number =>
+    planMemory(modelFacts(header), { slots, ctxPerSlot, gpuLayers: 0, server: serverMemoryOptions([]) }, { host: 2 ** 40, gpus: [] }).devices[0]!.kv;
+
+  it("Gemma 4: window layers from the file's flags at their own head width, and no cache in the layers that share one", () => {
+    // 6 layers, flags [w w w w w f]: 5 window layers of 8 KV heads × 256, 1 full of 2 × 512; the last 2 share earlier caches.
+    const header = shapeHeader('gemma4', { block_count: 6, embedding_length: 1024, 'attention.head_count': 8, 'attention.key_length': 512, 'attention.value_length': 512, 'attention.key_length_swa': 256, 'attention.value_length_swa': 256, 'attention.sliding_window': 1024, 'attention.shared_kv_layers': 2 });
+    header.metadata.set('gemma4.attention.sliding_window_pattern', { type: 'array', itemType: 'bool', value: [true, true, true, true, true, false] } as GgufValue);
+    header.metadata.set('gemma4.attention.head_count_kv', { type: 'array', itemType: 'uint32', value: [8, 8, 8, 8, 8, 2] } as GgufValue);
+    const facts = modelFacts(header);
+    expect(facts).toMatchObject({ kvLayers: 4, windowKeyLength: 256, windowValueLength: 256, slidingWindow: { window: 1024 } });
+    // Layers 0–3 own caches, all window layers: 4 slots × 1536 cells × 8 heads × 256 × 2 (K, V) × 2 B. Layers 4 and 5: none.
+    expect(kvOf(header, 4, 8192)).toBe(4 * 4 * 1536 * 8 * 256 * 2 * 2);
+  });
+
+  it('Gemma 3n: caches in the first 20 layers only, every fifth full', () => {
+    const header = shapeHeader('gemma3n', { block_count: 35, embedding_length: 2048, 'attention.head_count': 8, 'attention.head_count_kv': 2, 'attention.key_length': 256, 'attention.value_length': 256, 'attention.sliding_window': 512 });
+    const facts = modelFacts(header);
+    expect(facts.kvLayers).toBe(20);
+    const cell = 2 * 256 * 2 * 2;
+    // Of layers 0–19, 4, 9, 14, 19 are full (4 × 32768 cells a slot), the other 16 hold 512 + 512 → 1024 cells a slot.
+    expect(kvOf(header, 4, 32768)).toBe(4 * (4 * 32768 + 16 * 1024) * cell);
+  });
+
+  it('Llama 4: chunks of 8192 in 3 layers of 4 whatever the key says, none when it says 0', () => {
+    const base = { block_count: 48, embedding_length: 5120, 'attention.head_count': 40, 'attention.head_count_kv': 8, 'attention.key_length': 128, 'attention.value_length': 128 };
+    expect(modelFacts(shapeHeader('llama4', base)).slidingWindow?.window).toBe(8192);
+    expect(modelFacts(shapeHeader('llama4', { ...base, 'attention.sliding_window': 4096 })).slidingWindow?.window).toBe(8192);
+    expect(modelFacts(shapeHeader('llama4', { ...base, 'attention.sliding_window': 0 })).slidingWindow).toBeUndefined();
+    const cell = 8 * 128 * 2 * 2;
+    // 12 full layers × 32768 cells, 36 chunked × (8192 + 512) a slot.
+    expect(kvOf(shapeHeader('llama4', base), 8, 32768)).toBe(8 * (12 * 32768 + 36 * 8704) * cell);
+  });
+});
