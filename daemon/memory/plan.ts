@@ -205,7 +205,7 @@ function kvCellsPerLayer(facts: ModelFacts, o: { cells: number; streams: number;
   const sw = facts.slidingWindow;
   const perStream = o.cells / o.streams;
   const window = sw ? o.streams * windowCells({ window: sw.window, fullCells: perStream, sequencesPerStream: o.slots / o.streams, ubatch: o.ub, swaFull: o.swaFull }) : o.cells;
-  return Array.from({ length: facts.layers }, (_, il) => (facts.recurrent?.layers[il] ? 0 : sw?.swa[il] ? window : o.cells));
+  return Array.from({ length: facts.layers }, (_, il) => (facts.recurrent?.layers[il] && !facts.recurrent.attends ? 0 : sw?.swa[il] ? window : o.cells));
 }
 
 /** KV bytes one token takes in the cache, all layers together (also what a saved prompt costs per token). */
@@ -222,7 +222,7 @@ export function kvBytesPerCell(facts: ModelFacts, server: Pick<ServerMemoryOptio
   const k = ggmlTypeId(server.cacheTypeK)!;
   const v = ggmlTypeId(server.cacheTypeV)!;
   return facts.headCountKv.map((heads, il) => {
-    if (facts.recurrent?.layers[il] || il >= (facts.kvLayers ?? facts.layers)) return 0;
+    if ((facts.recurrent?.layers[il] && !facts.recurrent.attends) || il >= (facts.kvLayers ?? facts.layers)) return 0;
     const window = facts.slidingWindow?.swa[il] === true;
     const kBytes = ggmlTensorBytes(k, [heads * ((window ? facts.windowKeyLength : undefined) ?? facts.keyLength)]) ?? 0;
     return facts.latentAttention ? kBytes : kBytes + (ggmlTensorBytes(v, [heads * ((window ? facts.windowValueLength : undefined) ?? facts.valueLength)]) ?? 0);

@@ -27,6 +27,25 @@ describe('recurrentLayers', () => {
     expect(recurrentLayers(meta([]), 'llama', [0, 0])).toBeUndefined();
   });
 
+  it('Nemotron-H: the layers with neither KV heads nor an FFN (the others attend or are MLPs); Falcon-H1: every layer, attending too', () => {
+    expect(recurrentLayers(meta([]), 'nemotron_h', [0, 0, 8, 0], [0, 2048, 0, 0])?.layers).toEqual([true, false, false, true]);
+    expect(recurrentLayers(meta([]), 'falcon-h1', [8, 8])).toMatchObject({ layers: [true, true], attends: true });
+    expect(recurrentLayers(meta([]), 'qwen35', [2, 2, 2, 2])).not.toHaveProperty('attends');
+  });
+
+  it('plans Falcon-H1 with its KV cache and its state in every layer, Nemotron-H with the state of its Mamba layers', () => {
+    const ssm = { 'ssm.conv_kernel': 4, 'ssm.inner_size': 128, 'ssm.state_size': 16, 'ssm.group_count': 1 };
+    const state = 4 * (3 * (128 + 2 * 16) + 16 * 128);
+    const falcon = modelFacts(shapeHeader('falcon-h1', { block_count: 2, embedding_length: 64, 'attention.head_count': 4, 'attention.head_count_kv': 2, ...ssm }));
+    const kv = (facts: ReturnType<typeof modelFacts>): number => planMemory(facts, { slots: 2, ctxPerSlot: 512, gpuLayers: 0, server: serverMemoryOptions([]) }, { host: 2 ** 40, gpus: [] }).devices[0]!.kv;
+    expect(kv(falcon)).toBe(2 * (2 * 512 * 2 * 16 * 2 * 2) + 2 * 2 * state);
+    const nemotron = shapeHeader('nemotron_h', { block_count: 3, embedding_length: 64, 'attention.head_count': 4, ...ssm });
+    nemotron.metadata.set('nemotron_h.attention.head_count_kv', { type: 'array', itemType: 'uint32', value: [0, 2, 0] } as GgufValue);
+    nemotron.metadata.set('nemotron_h.feed_forward_length', { type: 'array', itemType: 'uint32', value: [0, 0, 256] } as GgufValue);
+    // Layer 0 Mamba (state), layer 1 attention (KV), layer 2 MLP (neither).
+    expect(kv(modelFacts(nemotron))).toBe(2 * 512 * 2 * 16 * 2 * 2 + 2 * state);
+  });
+
   it('sizes the state as llama.cpp does: conv (d_conv − 1) × (d_inner + 2 n_group d_state) and d_state × d_inner, or a short conv', () => {
     const ssm = (arch: string): [string, GgufValue][] => [
       [`${arch}.ssm.conv_kernel`, u32(4)],
