@@ -45,6 +45,9 @@ export interface ModelFacts {
   /** Head widths of the sliding-window layers (`attention.key_length_swa`/`value_length_swa`), where they differ from the others'. */
   windowKeyLength?: number;
   windowValueLength?: number;
+  /** DeepSeek V3.2 and GLM-5's sparse attention: each layer also caches one key of this width per token for its
+   * lightning indexer (`attention.indexer.key_length`; src/llama-kv-cache-dsa.cpp). Absent: none. */
+  indexerKeyLength?: number;
   /** Multi-head latent attention (`<arch>.attention.key_length_mla` and `value_length_mla`, as DeepSeek V2/V3
    * and Kimi K2 files have): llama.cpp caches only K, the compressed latent, and reads V out of it. */
   latentAttention?: true;
@@ -112,6 +115,8 @@ export function modelFacts(header: GgufHeader): ModelFacts {
     ...optional('kvLayers', kvLayers(header, arch, layers)),
     ...optional('windowKeyLength', ggufNumber(header, `${arch}.attention.key_length_swa`)),
     ...optional('windowValueLength', ggufNumber(header, `${arch}.attention.value_length_swa`)),
+    // Every layer is counted, GLM-5's too, though it keeps an indexer cache only in its "full" indexer layers: an overestimate.
+    ...optional('indexerKeyLength', arch === 'deepseek32' || arch === 'glm-dsa' ? ggufNumber(header, `${arch}.attention.indexer.key_length`) : undefined),
     // llama_hparams::is_mla: both keys set (the KV cache then has no V rows, src/llama-kv-cache.cpp).
     ...optional('latentAttention', ggufNumber(header, `${arch}.attention.key_length_mla`) && ggufNumber(header, `${arch}.attention.value_length_mla`) ? true : undefined),
   };

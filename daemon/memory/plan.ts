@@ -215,8 +215,8 @@ export function kvBytesPerToken(facts: ModelFacts, server: Pick<ServerMemoryOpti
 
 /**
  * KV bytes of one cell in each layer: a K row and a V row of the cache types (K alone with latent
- * attention; a window layer's own head widths where the file gives them); none in a recurrent layer or
- * one that reads an earlier layer's cache (kvLayers).
+ * attention; a window layer's own head widths where the file gives them; a sparse-attention indexer's
+ * key beside them); none in a recurrent layer or one that reads an earlier layer's cache (kvLayers).
  */
 export function kvBytesPerCell(facts: ModelFacts, server: Pick<ServerMemoryOptions, 'cacheTypeK' | 'cacheTypeV'>): number[] {
   const k = ggmlTypeId(server.cacheTypeK)!;
@@ -224,7 +224,7 @@ export function kvBytesPerCell(facts: ModelFacts, server: Pick<ServerMemoryOptio
   return facts.headCountKv.map((heads, il) => {
     if ((facts.recurrent?.layers[il] && !facts.recurrent.attends) || il >= (facts.kvLayers ?? facts.layers)) return 0;
     const window = facts.slidingWindow?.swa[il] === true;
-    const kBytes = ggmlTensorBytes(k, [heads * ((window ? facts.windowKeyLength : undefined) ?? facts.keyLength)]) ?? 0;
+    const kBytes = (ggmlTensorBytes(k, [heads * ((window ? facts.windowKeyLength : undefined) ?? facts.keyLength)]) ?? 0) + (facts.indexerKeyLength ? (ggmlTensorBytes(k, [facts.indexerKeyLength]) ?? 0) : 0);
     return facts.latentAttention ? kBytes : kBytes + (ggmlTensorBytes(v, [heads * ((window ? facts.windowValueLength : undefined) ?? facts.valueLength)]) ?? 0);
   });
 }

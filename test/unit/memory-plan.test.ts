@@ -395,6 +395,14 @@ describe('the plan of a model with latent attention (DeepSeek V2 Lite)', () => {
     expect(kv(true)).toBe(27 * 4 * 4096 * 576 * 2);
     expect(kv(false)).toBe(27 * 4 * 4096 * (576 + 512) * 2);
   });
+
+  it("adds DeepSeek V3.2's indexer key (128 wide) to each layer's cells", () => {
+    const shape = { block_count: 61, embedding_length: 7168, 'attention.head_count': 128, 'attention.head_count_kv': 1, 'attention.key_length': 576, 'attention.value_length': 512, 'attention.key_length_mla': 192, 'attention.value_length_mla': 128, 'attention.indexer.key_length': 128 };
+    const facts = modelFacts(shapeHeader('deepseek32', shape));
+    expect(facts.indexerKeyLength).toBe(128);
+    expect(planMemory(facts, { slots: 8, ctxPerSlot: 32768, gpuLayers: 0, server: serverMemoryOptions([]) }, { host: 2 ** 40, gpus: [] }).devices[0]!.kv).toBe(61 * 8 * 32768 * (576 + 128) * 2);
+    expect(modelFacts(shapeHeader('deepseek2', shape)).indexerKeyLength).toBeUndefined(); // the key means nothing to another architecture
+  });
 });
 
 describe('a model with a multi-token-prediction head (nextn_predict_layers)', () => {
