@@ -54,9 +54,10 @@ export function slidingWindow(header: Pick<GgufHeader, 'metadata'>, arch: string
   const patternKey = `${arch}.attention.sliding_window_pattern`;
   const given = header.metadata.get(patternKey);
   let swa: boolean[];
-  if (given?.type === 'array' && given.itemType === 'bool') {
-    const flags = given.value as boolean[];
-    swa = Array.from({ length: layers }, (_, il) => flags[il] === true);
+  if (given?.type === 'array' && given.itemType !== 'string') {
+    // One flag per layer: bools, or 0/1 integers, which llama.cpp's loader reads the same way.
+    const flags = given.value as unknown[];
+    swa = Array.from({ length: layers }, (_, il) => flags[il] === true || (flags[il] !== undefined && flags[il] !== false && Number(flags[il]) !== 0));
   } else {
     const n = ggufNumber(header, patternKey) ?? rule.pattern;
     swa = Array.from({ length: layers }, (_, il) => isWindowLayer(il, n, rule.denseFirst === true));

@@ -45,6 +45,8 @@ describe('slidingWindow', () => {
     expect(slidingWindow(meta([window, ['gemma3.attention.sliding_window_pattern', u32(0)]]), 'gemma3', 3)?.swa).toEqual([true, true, true]);
     const flags: GgufValue = { type: 'array', itemType: 'bool', value: [true, false, false, true] } as GgufValue;
     expect(slidingWindow(meta([window, ['gemma3.attention.sliding_window_pattern', flags]]), 'gemma3', 4)?.swa).toEqual([true, false, false, true]);
+    const ints: GgufValue = { type: 'array', itemType: 'int32', value: [1, 1, 0] } as GgufValue;
+    expect(slidingWindow(meta([window, ['gemma3.attention.sliding_window_pattern', ints]]), 'gemma3', 3)?.swa).toEqual([true, true, false]);
     const none: GgufValue = { type: 'array', itemType: 'bool', value: [false, false] } as GgufValue;
     expect(slidingWindow(meta([window, ['gemma3.attention.sliding_window_pattern', none]]), 'gemma3', 2)).toBeUndefined();
   });
