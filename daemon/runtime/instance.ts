@@ -438,6 +438,9 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
       cleanup: false,
       env: {
         LLAMA_API_KEY: this.#apiKey,
+        // CUDA numbers GPUs fastest first by default, nvidia-smi by PCI bus: in PCI order llama-server's
+        // CUDA0 is nvidia-smi's GPU 0, which the plan, the buffers in status and the GPU panel all assume.
+        CUDA_DEVICE_ORDER: process.env.CUDA_DEVICE_ORDER ?? 'PCI_BUS_ID',
         // Run as a router child: the only way this build reports load progress (load-log.ts). Its other
         // effects: a ready line on stdout, and once ready it exits when stdin closes (the daemon is gone),
         // a second tie to the daemon's life: left out with the parent-death signal (SLOTWISE_NO_PDEATHSIG).

@@ -154,6 +154,8 @@ describe('llama-server children answer their daemon only (real llama-server)', (
     const key = instanceKey(pid!);
     expect(key.length).toBeGreaterThanOrEqual(32);
     expect(readFileSync(`/proc/${pid!}/cmdline`, 'utf8')).not.toContain(key);
+    // GPUs numbered by PCI bus, as nvidia-smi numbers them: llama-server's CUDA0 is status's GPU 0.
+    expect(childEnv(pid!, 'CUDA_DEVICE_ORDER')).toBe('PCI_BUS_ID');
     expect((await fetch(`${base}/v1/completions`, { method: 'POST', body, headers: instanceAuth(pid!) })).status).toBe(200);
 
     // The daemon itself still works: requests, and the scrapes behind busy slots in status.
@@ -181,3 +183,16 @@ describe('llama-server children answer their daemon only (real llama-server)', (
     expect(argv[argv.indexOf('--cache-ram') + 1]).toBe(String(want));
   });
 });
+
+describe('llama-server environment', () => {
+  it("keeps a CUDA_DEVICE_ORDER the user set for the daemon", async () => {
+    const d = await startTestDaemon({ models: { tiny: { slots: 1, ctxPerSlot: 512 } }, env: { CUDA_DEVICE_ORDER: 'FASTEST_FIRST' } });
+    const s = await d.waitFor((snap) => snap.models[0]?.instances[0]?.state === 'ready', 'ready');
+    expect(childEnv(s.models[0]!.instances[0]!.pid!, 'CUDA_DEVICE_ORDER')).toBe('FASTEST_FIRST');
+  });
+});
+
+/** One variable of a running process's environment. */
+function childEnv(pid: number, name: string): string | undefined {
+  return readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').find((e) => e.startsWith(`${name}=`))?.slice(name.length + 1);
+}
