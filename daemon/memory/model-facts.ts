@@ -110,7 +110,7 @@ export function modelFacts(header: GgufHeader): ModelFacts {
     feedForwardLength: ggufNumber(header, `${arch}.feed_forward_length`) ?? 4 * embeddingLength,
     vocabSize: tokens?.type === 'array' ? tokens.value.length : (ggufNumber(header, `${arch}.vocab_size`) ?? 0),
     contextLength: ggufNumber(header, `${arch}.context_length`) ?? 0,
-    ...optional('slidingWindow', slidingWindow(header, arch, layers)),
+    ...optional('slidingWindow', slidingWindow(header, arch, layers, headCountKv)),
     ...optional('recurrent', recurrentLayers(header, arch, headCountKv, perLayer(header, `${arch}.feed_forward_length`, layers) ?? [])),
     ...optional('kvLayers', kvLayers(header, arch, layers)),
     ...optional('windowKeyLength', ggufNumber(header, `${arch}.attention.key_length_swa`)),

@@ -28,6 +28,8 @@ interface Rule {
   fixedWindow?: boolean;
   /** Whether the model has window layers at all (exaone4: only its 64-layer size). */
   applies?: (layers: number) => boolean;
+  /** LFM2: every layer that attends (has KV heads) is a window layer; the others are convolutions. */
+  attentionLayers?: boolean;
 }
 
 const RULES: Readonly<Record<string, Rule>> = {
@@ -42,10 +44,11 @@ const RULES: Readonly<Record<string, Rule>> = {
   gemma4: { pattern: 1 },
   // Llama 4's chunked attention: 3 chunked layers to 1 full, 8192-token chunks, sized as a window.
   llama4: { pattern: 4, defaultWindow: 8192, fixedWindow: true },
+  lfm2: { pattern: 0, attentionLayers: true },
 };
 
 /** The window layers of a model, or undefined when it has none that this plan knows of. */
-export function slidingWindow(header: Pick<GgufHeader, 'metadata'>, arch: string, layers: number): SlidingWindow | undefined {
+export function slidingWindow(header: Pick<GgufHeader, 'metadata'>, arch: string, layers: number, headCountKv: readonly number[] = []): SlidingWindow | undefined {
   const rule = RULES[arch];
   if (!rule || (rule.applies && !rule.applies(layers))) return undefined;
   const key = ggufNumber(header, `${arch}.attention.sliding_window`);
@@ -54,7 +57,8 @@ export function slidingWindow(header: Pick<GgufHeader, 'metadata'>, arch: string
   const patternKey = `${arch}.attention.sliding_window_pattern`;
   const given = header.metadata.get(patternKey);
   let swa: boolean[];
-  if (given?.type === 'array' && given.itemType !== 'string') {
+  if (rule.attentionLayers) swa = Array.from({ length: layers }, (_, il) => (headCountKv[il] ?? 0) > 0);
+  else if (given?.type === 'array' && given.itemType !== 'string') {
     // One flag per layer: bools, or 0/1 integers, which llama.cpp's loader reads the same way.
     const flags = given.value as unknown[];
     swa = Array.from({ length: layers }, (_, il) => flags[il] === true || (flags[il] !== undefined && flags[il] !== false && Number(flags[il]) !== 0));

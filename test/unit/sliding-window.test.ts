@@ -31,6 +31,11 @@ describe('slidingWindow', () => {
     expect(layersOf(slidingWindow(meta([['cohere2.attention.sliding_window', u32(4096)]]), 'cohere2', 8))).toEqual([3, 7]);
   });
 
+  it('lfm2: with a window in the file, every layer with KV heads (the others are convolutions)', () => {
+    expect(slidingWindow(meta([['lfm2.attention.sliding_window', u32(512)]]), 'lfm2', 4, [0, 8, 0, 8])).toEqual({ window: 512, swa: [false, true, false, true] });
+    expect(slidingWindow(meta([]), 'lfm2', 4, [0, 8, 0, 8])).toBeUndefined();
+  });
+
   it('exaone4 has window layers only at its 64-layer size; an unknown architecture has none', () => {
     expect(layersOf(slidingWindow(meta([]), 'exaone4', 64))).toHaveLength(16);
     expect(slidingWindow(meta([]), 'exaone4', 30)).toBeUndefined();
