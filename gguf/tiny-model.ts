@@ -97,6 +97,13 @@ function archOf(p: Pick<TinyParams, 'slidingWindow' | 'fullAttentionInterval'>):
   return p.slidingWindow !== undefined ? 'gemma3' : p.fullAttentionInterval !== undefined ? 'qwen35' : 'llama';
 }
 
+/** The part of a tiny model's name (general.name, and its file in the cache) that says its shape: `-w128`, `-a4`. */
+function shapeSuffix(p: Pick<TinyParams, 'slidingWindow' | 'fullAttentionInterval'>): string {
+  return `${p.slidingWindow === undefined ? '' : `-w${p.slidingWindow}`}${p.fullAttentionInterval === undefined ? '' : `-a${p.fullAttentionInterval}`}`;
+}
+
+const u32 = (value: number): GgufValue => ({ type: 'uint32', value });
+
 /** ggml type id of F32, the only type written (general.file_type 0 = all F32). */
 const F32 = 0;
 /** Small weights keep activations tame: generation is random text, never NaN. */
@@ -129,8 +136,8 @@ function resolveParams(opts: TinyModelOptions): TinyParams {
     seed: nonNegativeInt('seed', opts.seed ?? 1),
     pooling: opts.pooling,
     ...(opts.slidingWindow !== undefined ? { slidingWindow: positiveInt('slidingWindow', opts.slidingWindow) } : {}),
+    ...(opts.fullAttentionInterval !== undefined ? { fullAttentionInterval: positiveInt('fullAttentionInterval', opts.fullAttentionInterval) } : {}),
   };
-  if (opts.fullAttentionInterval !== undefined) params.fullAttentionInterval = positiveInt('fullAttentionInterval', opts.fullAttentionInterval);
   if (params.slidingWindow !== undefined && params.fullAttentionInterval !== undefined) throw usage('give slidingWindow (gemma3) or fullAttentionInterval (qwen35), not both');
   if (archOf(params) !== 'llama' && params.pooling) throw usage(`a ${archOf(params)} model is generative: give no pooling`);
   // RoPE rotates pairs of a head's dimensions, so the head size must be even.
@@ -181,11 +188,10 @@ function vocabSize(tokenizer: Map<string, GgufValue>, vocabPath: string): number
 }
 
 function modelMetadata(p: TinyParams): [string, GgufValue][] {
-  const u32 = (value: number): GgufValue => ({ type: 'uint32', value });
   const arch = archOf(p);
   return [
     ['general.architecture', { type: 'string', value: arch }],
-    ['general.name', { type: 'string', value: `slotwise-tiny-d${p.dim}-l${p.layers}-s${p.seed}${p.slidingWindow === undefined ? '' : `-w${p.slidingWindow}`}${p.fullAttentionInterval === undefined ? '' : `-a${p.fullAttentionInterval}`}` }],
+    ['general.name', { type: 'string', value: `slotwise-tiny-d${p.dim}-l${p.layers}-s${p.seed}${shapeSuffix(p)}` }],
     [`${arch}.context_length`, u32(p.contextLength)],
     [`${arch}.embedding_length`, u32(p.dim)],
     [`${arch}.block_count`, u32(p.layers)],
@@ -203,7 +209,6 @@ function modelMetadata(p: TinyParams): [string, GgufValue][] {
 
 /** Qwen 3.5's keys (src/models/qwen35.cpp load_arch_hparams): the recurrent layers' shape, the attention interval, M-RoPE sections. */
 function qwen35Metadata(interval: number, headDim: number): [string, GgufValue][] {
-  const u32 = (value: number): GgufValue => ({ type: 'uint32', value });
   return [
     ['qwen35.full_attention_interval', u32(interval)],
     ['qwen35.ssm.conv_kernel', u32(SSM.conv)],
@@ -395,7 +400,7 @@ export async function ensureCachedTinyModel(opts: CachedTinyModelOptions = {}): 
   const contextLength = opts.contextLength ?? 4096;
   const kind = opts.kind ?? 'completion';
   const dir = join(cacheDir(env), 'models');
-  const suffix = `${contextLength === 4096 ? '' : `-c${contextLength}`}${kind === 'completion' ? '' : `-${kind}`}${opts.slidingWindow === undefined ? '' : `-w${opts.slidingWindow}`}${opts.fullAttentionInterval === undefined ? '' : `-a${opts.fullAttentionInterval}`}`;
+  const suffix = `${contextLength === 4096 ? '' : `-c${contextLength}`}${kind === 'completion' ? '' : `-${kind}`}${shapeSuffix(opts)}`;
   const path = join(dir, `tiny-d${dim}-l${layers}-s${seed}${suffix}.gguf`);
   try {
     await access(path);

@@ -35,8 +35,9 @@ export async function splitGguf(src: string, prefix: string, count: number): Pro
           await out.write(data, 0, bytes, header.length + t.offset);
         }
         // The data section ends aligned, as ggml writes it.
-        const end = header.length + alignUp(tensors.length ? tensors.at(-1)!.offset + ggmlTensorBytes(tensors.at(-1)!.type, tensors.at(-1)!.dims)! : 0, head.alignment);
-        await out.truncate(end);
+        const last = tensors.at(-1);
+        const dataBytes = last ? last.offset + ggmlTensorBytes(last.type, last.dims)! : 0;
+        await out.truncate(header.length + alignUp(dataBytes, head.alignment));
       } finally {
         await out.close();
       }
