@@ -6,22 +6,14 @@
 // `slidingWindow` writes a Gemma 3 instead (its block shape, five sliding-window layers to one full),
 // `fullAttentionInterval` a Qwen 3.5 (gated delta-net recurrent layers, attention every n-th): what the
 // memory plan's window and recurrent layers are checked against (daemon/memory/sliding-window.ts, recurrent.ts).
-import { createHash, randomBytes, type Hash } from 'node:crypto';
-import { access, mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { access, mkdir } from 'node:fs/promises';
 import { cacheDir } from '../shared/paths';
 import { ensureVocab, VOCAB_FILE } from './vocab';
 import { fimTokens } from './fim';
 import { basename, dirname, join } from 'node:path';
 import { SlotwiseError } from '../shared/errors';
-import { mulberry32 } from '../platform/prng';
-import { errnoCode } from '../platform/errno';
-import {
-  encodeGgufHeader,
-  layoutTensors,
-  readGgufHeader,
-  type GgufTensorInfo,
-  type GgufValue,
-} from './gguf';
+import { readGgufHeader, type GgufValue } from './gguf';
+import { F32, writeRandomGguf, type TensorSpec, type WrittenGguf } from './write-gguf';
 
 export interface TinyModelOptions {
   /** Vocab-only GGUF whose `tokenizer.*` keys are copied, e.g. llama.cpp's `models/ggml-vocab-llama-spm.gguf`. */
@@ -71,12 +63,7 @@ export function tinyVocabPath(llamaSpmVocab: string, kind: TinyModelKind): strin
   return join(dirname(llamaSpmVocab), TINY_KIND_SPEC[kind].vocabFile);
 }
 
-export interface TinyModelResult {
-  /** File size in bytes. */
-  bytes: number;
-  /** Hex SHA-256 of the file, computed while writing. */
-  sha256: string;
-}
+export type TinyModelResult = WrittenGguf;
 
 interface TinyParams {
   dim: number;
@@ -104,24 +91,13 @@ function shapeSuffix(p: Pick<TinyParams, 'slidingWindow' | 'fullAttentionInterva
 
 const u32 = (value: number): GgufValue => ({ type: 'uint32', value });
 
-/** ggml type id of F32, the only type written (general.file_type 0 = all F32). */
-const F32 = 0;
-/** Small weights keep activations tame: generation is random text, never NaN. */
-const WEIGHT_SCALE = 0.02;
-const CHUNK_FLOATS = 64 * 1024;
-
 /** Writes the model atomically (temp file beside `outPath`, then rename) and streams the weights. */
 export async function writeTinyModel(outPath: string, opts: TinyModelOptions): Promise<TinyModelResult> {
   const params = resolveParams(opts);
   const tokenizer = await readTokenizer(opts.vocabPath, opts.signal);
   const nVocab = vocabSize(tokenizer, opts.vocabPath);
   const metadata = new Map<string, GgufValue>([...modelMetadata(params), ...tokenizer]);
-  const tensors = layoutTensors(tensorSpecs(params, nVocab));
-  const header = encodeGgufHeader({ metadata, tensors });
-  return writeAtomically(outPath, async (sink) => {
-    await sink.write(header);
-    await writeTensorData(sink, tensors, header.length, params.seed, opts.signal);
-  });
+  return writeRandomGguf(outPath, metadata, tensorSpecs(params, nVocab), params.seed, opts.signal);
 }
 
 function resolveParams(opts: TinyModelOptions): TinyParams {
@@ -221,8 +197,8 @@ function qwen35Metadata(interval: number, headDim: number): [string, GgufValue][
 }
 
 /** The tensors llama.cpp's LLM_ARCH_LLAMA (or GEMMA3, QWEN35) loader asks for; dims fastest-first as GGUF stores them. */
-function tensorSpecs(p: TinyParams, nVocab: number): Omit<GgufTensorInfo, 'offset'>[] {
-  const t = (name: string, ...dims: number[]): Omit<GgufTensorInfo, 'offset'> => ({ name, dims, type: F32 });
+function tensorSpecs(p: TinyParams, nVocab: number): TensorSpec[] {
+  const t = (name: string, ...dims: number[]): TensorSpec => ({ name, dims, type: F32 });
   const specs = [t('token_embd.weight', p.dim, nVocab)];
   for (let i = 0; i < p.layers; i++) {
     const b = `blk.${i}`;
@@ -252,7 +228,7 @@ function tensorSpecs(p: TinyParams, nVocab: number): Omit<GgufTensorInfo, 'offse
 }
 
 /** One Qwen 3.5 block (src/models/qwen35.cpp load_arch_tensors): gated attention every n-th layer, a gated delta net elsewhere. */
-function qwen35Block(p: TinyParams, i: number, t: (name: string, ...dims: number[]) => Omit<GgufTensorInfo, 'offset'>): Omit<GgufTensorInfo, 'offset'>[] {
+function qwen35Block(p: TinyParams, i: number, t: (name: string, ...dims: number[]) => TensorSpec): TensorSpec[] {
   const b = `blk.${i}`;
   const head = p.dim / p.heads;
   const keyDim = SSM.dState * SSM.groups;
@@ -285,90 +261,6 @@ function qwen35Block(p: TinyParams, i: number, t: (name: string, ...dims: number
     t(`${b}.ffn_down.weight`, p.ffn, p.dim),
     t(`${b}.ffn_up.weight`, p.dim, p.ffn),
   ];
-}
-
-/** Streams every tensor in layout order, a chunk at a time; norms are 1.0, the rest uniform ±scale. */
-async function writeTensorData(
-  sink: Sink,
-  tensors: readonly GgufTensorInfo[],
-  dataOffset: number,
-  seed: number,
-  signal?: AbortSignal,
-): Promise<void> {
-  const random = mulberry32(seed);
-  const chunk = Buffer.alloc(CHUNK_FLOATS * 4);
-  const view = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-  for (const t of tensors) {
-    await sink.write(Buffer.alloc(dataOffset + t.offset - sink.bytes)); // alignment padding
-    const isNorm = t.name.endsWith('_norm.weight');
-    let left = t.dims.reduce((a, b) => a * b, 1);
-    while (left > 0) {
-      signal?.throwIfAborted();
-      const n = Math.min(left, CHUNK_FLOATS);
-      for (let i = 0; i < n; i++) view.setFloat32(i * 4, isNorm ? 1 : (random() * 2 - 1) * WEIGHT_SCALE, true);
-      await sink.write(chunk.subarray(0, n * 4));
-      left -= n;
-    }
-  }
-}
-
-interface Sink {
-  /** Bytes written so far. */
-  readonly bytes: number;
-  write(data: Buffer): Promise<void>;
-}
-
-/** Runs `fill` against a temp file beside `outPath`, then renames it into place: a crash or
- * error never leaves a partial file at `outPath`. */
-async function writeAtomically(outPath: string, fill: (sink: Sink) => Promise<void>): Promise<TinyModelResult> {
-  const tmp = join(dirname(outPath), `.${basename(outPath)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  const fh = await openForWrite(tmp, outPath);
-  const hash = createHash('sha256');
-  const sink = fileSink(fh, hash);
-  try {
-    await fill(sink);
-    await fh.sync(); // data on disk before the rename makes it visible
-    await fh.close();
-    await rename(tmp, outPath);
-  } catch (err) {
-    await fh.close().catch((closeErr: unknown) => {
-      // Already closed (the failure came after close): nothing left to release.
-      void closeErr;
-    });
-    await unlink(tmp).catch((unlinkErr: unknown) => {
-      // The original error matters more; a leftover dot-file temp is harmless.
-      void unlinkErr;
-    });
-    throw err;
-  }
-  return { bytes: sink.bytes, sha256: hash.digest('hex') };
-}
-
-async function openForWrite(tmp: string, outPath: string): Promise<FileHandle> {
-  try {
-    return await open(tmp, 'wx', 0o644);
-  } catch (err) {
-    const reason = errnoCode(err) ?? (err as Error).message;
-    throw new SlotwiseError('SW_ERR_MODEL_FILE', `cannot write model file ${outPath}: ${reason}`, { cause: err });
-  }
-}
-
-function fileSink(fh: FileHandle, hash: Hash): Sink {
-  let bytes = 0;
-  return {
-    get bytes() {
-      return bytes;
-    },
-    async write(data: Buffer) {
-      hash.update(data);
-      // A short write is legal for write(2); keep going until the whole buffer is out.
-      for (let done = 0; done < data.length; ) {
-        const { bytesWritten } = await fh.write(data, done, data.length - done, bytes + done);
-        done += bytesWritten;
-      }
-      bytes += data.length;
-    },
-  };
 }
 
 /** Parameters of a cached tiny model; the file name encodes them so each variant is written once. */
