@@ -62,7 +62,7 @@ export function createHttpHandler(opts: HttpOptions): HttpHandler {
       .catch((err: unknown) => {
         const e = toSlotwiseError(err);
         if (e.code === 'SW_ERR_INTERNAL') opts.logger.error(`${req.method} ${req.url}: ${e.detail ?? e.message}`);
-        // A body left unread (too large, too slow) would be drained forever: answer, then drop the connection.
+        // A body left unread (too slow, or too large beyond what drainRefused reads) would be drained forever: answer, then drop the connection.
         if (!req.complete && !res.headersSent) {
           res.setHeader('Connection', 'close');
           res.once('finish', () => req.socket.destroy());
@@ -151,7 +151,10 @@ async function handle(opts: HttpOptions, table: Map<string, Route[]>, req: Incom
  */
 export async function readJsonBody(req: IncomingMessage, limit: number, timeoutMs: number): Promise<JsonBody> {
   const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > limit) throw tooLarge(limit);
+  if (Number.isFinite(declared) && declared > limit) {
+    await drainRefused(req);
+    throw tooLarge(limit);
+  }
   // Decoding it would let a small compressed body grow past the limit; no OpenAI client compresses requests.
   const coding = req.headers['content-encoding']?.trim().toLowerCase();
   if (coding && coding !== 'identity') {
@@ -169,6 +172,35 @@ export async function readJsonBody(req: IncomingMessage, limit: number, timeoutM
   return { value, text };
 }
 
+/** What a refused body may still send, read and dropped, before the answer: a photo or two. */
+const DRAIN_BYTES = 64 * 2 ** 20;
+const DRAIN_MS = 2_000;
+
+/**
+ * Reads and drops the rest of a refused body before the daemon answers: answered at once and closed,
+ * the kernel meets the bytes still arriving with a reset, and a client still sending (an image over
+ * limits.maxBodyBytes) sees ECONNRESET or EPIPE instead of the 413. Bounded by bytes and time, so a
+ * client that never stops gets its answer anyway, and then the connection is cut.
+ */
+function drainRefused(req: IncomingMessage): Promise<void> {
+  return new Promise((resolve) => {
+    let seen = 0;
+    const done = (): void => {
+      clearTimeout(timer);
+      req.off('data', onData).off('end', done).off('error', done).off('close', done);
+      req.pause();
+      resolve();
+    };
+    const onData = (chunk: Buffer): void => {
+      seen += chunk.length;
+      if (seen > DRAIN_BYTES) done();
+    };
+    const timer = setTimeout(done, DRAIN_MS);
+    req.on('data', onData).once('end', done).once('error', done).once('close', done);
+    req.resume();
+  });
+}
+
 /** A parsed JSON body and the text it was parsed from. */
 export interface JsonBody {
   value: unknown;
@@ -184,7 +216,10 @@ function readBody(req: IncomingMessage, limit: number, timeoutMs: number): Promi
       req.off('data', onData).off('end', onEnd).off('error', onGone).off('close', onClose);
       if (err) {
         req.pause(); // stop buffering what nobody will read; the connection is closed after the answer
-        reject(err);
+        if (err instanceof SlotwiseError && err.code === 'SW_ERR_BODY_TOO_LARGE') {
+          chunks.length = 0;
+          void drainRefused(req).then(() => reject(err));
+        } else reject(err);
       } else {
         try {
           resolve(utf8(Buffer.concat(chunks)));

@@ -158,6 +158,10 @@ describe('scheduling through the daemon (real llama-server)', () => {
       expect(json.error.type).toMatch(/_error$/);
       expect(json.error.message).toMatch(message);
     }
+    // Far over the limit (an image in a text-sized limit): the 413 reaches a client still sending, not a connection reset.
+    const huge = await d.fetch('/v1/completions', { method: 'POST', body: JSON.stringify({ model: 'tiny', prompt: 'x'.repeat(3 * 2 ** 20) }), headers: { 'content-type': 'application/json' } });
+    expect(huge.status).toBe(413);
+    expect(((await huge.json()) as { error: { code: string } }).error.code).toBe('SW_ERR_BODY_TOO_LARGE');
     const ok = await d.fetch('/v1/completions', { method: 'POST', body: JSON.stringify({ model: 'tiny', prompt: 'x', max_tokens: 2 }) });
     expect(ok.status).toBe(200);
   });
