@@ -26,6 +26,8 @@ export interface PlanTarget {
   args: string[];
   /** The model's `promptCacheMiB` (its host prompt cache, counted on the host); undefined: none. */
   promptCacheMiB?: number | 'auto';
+  /** The model's multimodal projector file; undefined: none. */
+  mmproj?: string;
 }
 
 /** One plan of the report; bytes throughout. */
@@ -45,7 +47,17 @@ export interface PlanRow {
 }
 
 export interface PlanReport {
-  model: { name?: string; path: string; architecture: string; layers: number; contextLength: number; slidingWindow?: { window: number; layers: number }; recurrentLayers?: number };
+  model: {
+    name?: string;
+    path: string;
+    architecture: string;
+    layers: number;
+    contextLength: number;
+    slidingWindow?: { window: number; layers: number };
+    recurrentLayers?: number;
+    /** Its multimodal projector: file, type, what it reads, and its weights and compute buffer (bytes). */
+    projector?: { path: string; type: string; modalities: string[]; weightBytes: number; computeBytes: number };
+  };
   asked: { slots: number; ctxPerSlot: number; gpuLayers: GpuLayers };
   free: { host: number; gpus: { index: number; name?: string; free: number }[] };
   /** The asked slots × ctxPerSlot. */
@@ -116,6 +128,9 @@ export function buildPlanReport(input: {
       contextLength: facts.contextLength,
       ...(facts.slidingWindow ? { slidingWindow: { window: facts.slidingWindow.window, layers: facts.slidingWindow.swa.filter(Boolean).length } } : {}),
       ...(facts.recurrent ? { recurrentLayers: facts.recurrent.layers.filter(Boolean).length } : {}),
+      ...(facts.projector && target.mmproj
+        ? { projector: { path: target.mmproj, type: facts.projector.projectorType, modalities: facts.projector.modalities, weightBytes: facts.projector.weightBytes, computeBytes: facts.projector.computeBytes } }
+        : {}),
     },
     asked: { slots: target.slots, ctxPerSlot: target.ctxPerSlot, gpuLayers: target.gpuLayers },
     free: { host: free.host, gpus: free.gpus.map((g) => ({ index: g.index, name: reading.gpuNames.get(g.index), free: g.free })) },
@@ -137,12 +152,15 @@ export function renderPlanTable(r: PlanReport): string {
   ];
   const window = kinds.length ? ` (${kinds.join('; ')})` : '';
   lines.push(`model  ${name}: ${r.model.architecture}, ${r.model.layers} layers${window}, training context ${r.model.contextLength}`);
+  const pj = r.model.projector;
+  if (pj) lines.push(`mmproj ${pj.path}: ${pj.type} (${pj.modalities.join(', ')}), weights ${formatMemory(pj.weightBytes)} + encoder ${formatMemory(pj.computeBytes)} (estimated)`);
   const gpus = r.free.gpus.map((g) => `GPU ${g.index}${g.name ? ` ${g.name}` : ''} ${formatMemory(g.free)}`);
   lines.push(`free   ${['host RAM ' + formatMemory(r.free.host), ...gpus].join(' · ')}`);
   lines.push(`asked  ${r.asked.slots} slots × ${r.asked.ctxPerSlot} tokens, gpuLayers ${r.asked.gpuLayers}`);
   lines.push('');
   // `cache`: llama-server's host prompt cache at its limit (--cache-ram), in the total; `-` where a device has none.
-  const head = ['', 'slots', 'ctx/slot', 'gpuLayers', 'device', 'weights', 'KV', 'compute', 'output', 'cache', 'total', 'free', 'fits'];
+  // `mmproj`: the projector's weights and encoder buffer, a column only for a model that has one.
+  const head = ['', 'slots', 'ctx/slot', 'gpuLayers', 'device', 'weights', 'KV', 'compute', 'output', 'cache', ...(pj ? ['mmproj'] : []), 'total', 'free', 'fits'];
   const rows: string[][] = [head];
   for (const p of r.table) {
     const mark = p.slots === r.asked.slots && p.ctxPerSlot === r.asked.ctxPerSlot ? '*' : '';
@@ -161,6 +179,7 @@ export function renderPlanTable(r: PlanReport): string {
         formatMemory(d.compute),
         formatMemory(d.output),
         d.promptCache ? formatMemory(d.promptCache) : '-',
+        ...(pj ? [d.projector ? formatMemory(d.projector) : '-'] : []),
         formatMemory(d.total),
         formatMemory(free),
         d.total <= free ? 'yes' : 'NO',

@@ -72,12 +72,31 @@ export function validateBody(raw: unknown, kind: 'prompt' | 'messages', where: s
       if (msg.content !== undefined && msg.content !== null && typeof msg.content !== 'string' && !Array.isArray(msg.content)) {
         throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}: messages[${i}].content must be a string or an array of parts`);
       }
+      if (Array.isArray(msg.content)) checkMediaParts(msg.content, `${where}: messages[${i}]`, supervisor.modelConfig(model));
     });
   } else {
     const problem = promptProblem(body.prompt);
     if (problem) throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}: ${problem}`);
   }
   return { model, stream, body };
+}
+
+/** OpenAI content parts that carry media, and what each is. */
+const MEDIA_PARTS: Readonly<Record<string, string>> = { image_url: 'an image', input_audio: 'audio' };
+
+/**
+ * A model without a projector cannot read media: say so and how to fix it, rather than pass llama-server's
+ * "image input is not supported" on after queueing for a slot.
+ */
+function checkMediaParts(parts: readonly unknown[], where: string, model: { name: string; mmproj?: string }): void {
+  if (model.mmproj !== undefined) return;
+  parts.forEach((part, j) => {
+    const type = (part as { type?: unknown } | null)?.type;
+    const what = typeof type === 'string' && Object.hasOwn(MEDIA_PARTS, type) ? MEDIA_PARTS[type] : undefined;
+    if (what) {
+      throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}.content[${j}] is ${what}, but model "${model.name}" has no projector to read it — set models.${model.name}.mmproj to the model's mmproj-*.gguf, or send text only`);
+    }
+  });
 }
 
 /**

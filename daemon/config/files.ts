@@ -34,6 +34,13 @@ export function checkFiles(ctx: Ctx, config: Config): void {
       directory: `${m.path} is a directory — point it at the .gguf file`,
       denied: `${m.path} is not readable — check its permissions`,
     });
+    if (m.mmproj !== undefined) {
+      checkFile(ctx, `models.${m.name}.mmproj`, m.mmproj, constants.R_OK, {
+        missing: `projector file not found: ${m.mmproj} — download the mmproj-*.gguf published beside the model, or fix the path`,
+        directory: `${m.mmproj} is a directory — point it at the mmproj .gguf file`,
+        denied: `${m.mmproj} is not readable — check its permissions`,
+      });
+    }
   }
 }
 

@@ -36,6 +36,9 @@ export const SCHEMA_KEY: Field<string> = {
   description: 'Path or URL of this schema, for editor completion. Ignored by Slotwise.',
 };
 
+/** limits.maxBodyBytes when it is not set and a model reads images (`mmproj`): a few photos as base64 data URLs. */
+export const MEDIA_BODY_BYTES = 32 * 2 ** 20;
+
 /** Top-level keys other than `$schema` and `models`, in the order they are listed in messages and the schema. */
 export const TOP: Shape<Omit<Config, 'models' | 'source'>> = {
   listen: {
@@ -150,7 +153,7 @@ export const TOP: Shape<Omit<Config, 'models' | 'source'>> = {
         rule: int(1),
         def: 1_048_576,
         hint: 'set the largest request body in bytes (e.g. 1048576)',
-        description: 'Largest accepted request body in bytes (default 1 MiB).',
+        description: `Largest accepted request body in bytes. Default 1 MiB, or ${MEDIA_BODY_BYTES / 2 ** 20} MiB when a model has a projector (mmproj), whose requests carry images as base64 data URLs.`,
       },
     },
   },
@@ -280,6 +283,7 @@ export const OWNED_ARGS: Readonly<Record<string, string>> = Object.fromEntries(
       [['--port'], 'remove it (each replica gets a free port; clients use listen.port)'],
       [['--host'], 'remove it (replicas listen on 127.0.0.1; clients use listen.host)'],
       [['-m', '--model'], 'use {model}.path instead'],
+      [['-mm', '--mmproj'], 'use {model}.mmproj instead'],
       [['-np', '--parallel'], 'use {model}.slots instead'],
       [['-c', '--ctx-size'], 'use {model}.ctxPerSlot instead (Slotwise passes -c = slots × ctxPerSlot)'],
       [['-ngl', '--gpu-layers', '--n-gpu-layers'], 'use {model}.gpuLayers instead'],
@@ -333,6 +337,13 @@ export const MODEL: Group<Omit<ModelConfig, 'name'>> = {
       hint: PATH_HINT,
       description: "The model's .gguf file (~ expanded, relative paths resolved against this file's folder).",
       examples: ['~/models/qwen2.5-coder-7b-instruct-q4_k_m.gguf'],
+    },
+    mmproj: {
+      rule: nonEmpty,
+      hint: "set it to the model's projector file, the mmproj-*.gguf published beside the model (absolute, ~/…, or relative to the config file)",
+      description:
+        "The model's multimodal projector (llama-server --mmproj): the mmproj-*.gguf published beside a vision or audio model. With it, chat requests may carry images (image_url parts with data: URLs) or audio; its weights and encoder buffer count in the memory plan. ~ expanded, relative paths resolved against this file's folder.",
+      examples: ['~/models/mmproj-gemma-3-4b-it-f16.gguf'],
     },
     slots: {
       rule: literalOr(['auto'], int(1, 256)),

@@ -24,6 +24,8 @@ export interface ModelConfig {
   maxReplicas: number;
   /** Start the replicas with the daemon. Default true. */
   autostart: boolean;
+  /** Absolute path of the model's multimodal projector GGUF (`--mmproj`): it reads images (or audio). Default none. */
+  mmproj?: string;
   /** Extra llama-server flags, passed as given after Slotwise's own. Default []. */
   args: string[];
   /** llama-server's prompt cache in host RAM (`--cache-ram`), MiB; 0 = off; 'auto' sized from the model (daemon/memory/prompt-cache.ts). Default 'auto'. */

@@ -7,7 +7,7 @@ import { checkFiles } from './files';
 import { flagOf } from './llama-args';
 import { resolvePath } from './paths';
 import { fail, joinKey, labelOf, type Ctx } from './report';
-import { MODEL, MODEL_NAME_PATTERN, OWNED_ARGS, SCHEMA_KEY, TOP, UNSAFE_ARGS } from './rules';
+import { MEDIA_BODY_BYTES, MODEL, MODEL_NAME_PATTERN, OWNED_ARGS, SCHEMA_KEY, TOP, UNSAFE_ARGS } from './rules';
 import type { Config, ModelConfig } from './types';
 import { rejectUnknown } from './unknown-keys';
 import { isGroup, nonEmpty, type Field, type Group, type Rule, type Shape } from './value-rules';
@@ -46,6 +46,9 @@ export function parseValue(raw: unknown, opts: ParseOptions, modelOrder: string[
     models: readModels(ctx, own(raw, 'models'), modelOrder),
   };
   checkListen(ctx, config.listen);
+  // Images travel inside the JSON as base64: a model that reads them needs more than a text request's default.
+  const bodyLimitSet = isObject(raw.limits) && Object.hasOwn(raw.limits, 'maxBodyBytes');
+  if (!bodyLimitSet && config.models.some((m) => m.mmproj !== undefined)) config.limits.maxBodyBytes = MEDIA_BODY_BYTES;
   const sup = config.supervisor;
   if (sup.backoffMaxMs < sup.backoffInitialMs) {
     const fix = 'raise backoffMaxMs or lower backoffInitialMs';
@@ -120,7 +123,7 @@ function readModel(ctx: Ctx, name: string, value: unknown): ModelConfig {
     const unsafe = Object.hasOwn(UNSAFE_ARGS, flag) ? UNSAFE_ARGS[flag] : undefined;
     if (unsafe) fail(ctx, `${key}.args[${i}] ${JSON.stringify(arg)} is not allowed — ${unsafe}`);
   });
-  return { name, ...m, path: resolvePath(m.path, ctx.baseDir) };
+  return { name, ...m, path: resolvePath(m.path, ctx.baseDir), ...(m.mmproj !== undefined ? { mmproj: resolvePath(m.mmproj, ctx.baseDir) } : {}) };
 }
 
 /** `value` as the object `group` describes; absent means every default. `key` is its key path. */

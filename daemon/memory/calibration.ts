@@ -27,6 +27,8 @@ export interface CalibrationSettings {
   ctxPerSlot: number;
   gpuLayers: GpuLayers;
   server: ServerMemoryOptions;
+  /** The projector's file: another one (or a changed one) sizes its buffers anew. */
+  mmproj?: string;
 }
 
 /**
@@ -38,7 +40,8 @@ export async function calibrationKey(path: string, s: CalibrationSettings, llama
     const st = await stat(path);
     const v = s.server;
     const server = llamaServer === undefined ? [] : [`server=${await fileIdentity(llamaServer)}`];
-    return [path, st.size, Math.round(st.mtimeMs), ...server, `slots=${s.slots}`, `ctx=${s.ctxPerSlot}`, `ngl=${s.gpuLayers}`, `ctk=${v.cacheTypeK}`, `ctv=${v.cacheTypeV}`, `ub=${v.ubatch}`, `b=${v.batch}`, `fa=${v.flashAttn}`, `kvu=${v.kvUnified}`, `nkvo=${!v.kvOffload}`, ...(v.swaFull ? ['swa-full'] : []), ...v.tensorOverrides.map((o) => `ot=${o.pattern.source}=${o.device ?? '?'}`)].join('|');
+    const mmproj = s.mmproj === undefined ? [] : [`mmproj=${await fileIdentity(s.mmproj)}`, ...(v.mmproj === 'host' ? ['mmproj-host'] : [])];
+    return [path, st.size, Math.round(st.mtimeMs), ...server, `slots=${s.slots}`, `ctx=${s.ctxPerSlot}`, `ngl=${s.gpuLayers}`, `ctk=${v.cacheTypeK}`, `ctv=${v.cacheTypeV}`, `ub=${v.ubatch}`, `b=${v.batch}`, `fa=${v.flashAttn}`, `kvu=${v.kvUnified}`, `nkvo=${!v.kvOffload}`, ...(v.swaFull ? ['swa-full'] : []), ...v.tensorOverrides.map((o) => `ot=${o.pattern.source}=${o.device ?? '?'}`), ...mmproj].join('|');
   } catch {
     return undefined; // unreadable file: no calibration (the instance's preflight reports it)
   }

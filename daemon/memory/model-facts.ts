@@ -6,6 +6,7 @@ import { SlotwiseError } from '../../shared/errors';
 import { ggmlTensorBytes, ggufNumber, ggufString, type GgufHeader } from '../../gguf/gguf';
 import { slidingWindow, type SlidingWindow } from './sliding-window';
 import { recurrentLayers, type RecurrentLayers } from './recurrent';
+import type { ProjectorFacts } from './projector';
 
 export interface ModelFacts {
   architecture: string;
@@ -51,6 +52,8 @@ export interface ModelFacts {
   /** Multi-head latent attention (`<arch>.attention.key_length_mla` and `value_length_mla`, as DeepSeek V2/V3
    * and Kimi K2 files have): llama.cpp caches only K, the compressed latent, and reads V out of it. */
   latentAttention?: true;
+  /** The model's multimodal projector (`mmproj`), read from its own file (projector.ts); absent: none. */
+  projector?: ProjectorFacts;
 }
 
 const BLOCK = /^blk\.(\d+)\./;

@@ -4,9 +4,10 @@
 // which every launch of every replica paid again. Kept: what was derived, not the header itself.
 import { stat } from 'node:fs/promises';
 import { fimTokens } from '../../gguf/fim';
-import { summarizeGguf, type GgufHeader, type GgufSummary } from '../../gguf/gguf';
+import { readGgufHeader, summarizeGguf, type GgufHeader, type GgufSummary } from '../../gguf/gguf';
 import { readModelHeader } from '../../gguf/split';
 import { modelFacts, type ModelFacts } from './model-facts';
+import { projectorFacts, type ProjectorFacts } from './projector';
 
 export interface ModelFile {
   fileBytes: number;
@@ -26,15 +27,20 @@ export type ModelFileRead = (path: string, opts?: { model?: string }) => Promise
  * next call reads again and reports the file as it is then.
  */
 export function cachedModelFileRead(read: typeof readModelHeader = readModelHeader): ModelFileRead {
-  const cache = new Map<string, { version: string; file: Promise<ModelFile> }>();
-  return async (path, opts = {}) => {
+  return cachedByVersion((path, opts: { model?: string } = {}) => read(path, opts).then(derive));
+}
+
+/** `read` with its result kept per path until the file's size, mtime or inode change (see cachedModelFileRead). */
+function cachedByVersion<T, O>(read: (path: string, opts?: O) => Promise<T>): (path: string, opts?: O) => Promise<T> {
+  const cache = new Map<string, { version: string; file: Promise<T> }>();
+  return async (path, opts) => {
     const version = await stat(path).then(
       (s) => `${s.size}:${s.mtimeMs}:${s.ino}`,
       () => undefined, // the reader says what is wrong with the path, with the model's name
     );
     const hit = version === undefined ? undefined : cache.get(path);
     if (hit && hit.version === version) return hit.file;
-    const file = read(path, opts).then(derive);
+    const file = read(path, opts);
     if (version !== undefined) {
       cache.set(path, { version, file });
       file.catch(() => {
@@ -65,11 +71,18 @@ function attempt<T>(fn: () => T): T | Error {
 /** The daemon's one reader. */
 export const readModelFile: ModelFileRead = cachedModelFileRead();
 
-/** The plan's facts of a model file, or null when the file cannot be read or planned from (the plan is then unknown, not an error). */
-export async function readModelFacts(path: string, opts: { model?: string } = {}): Promise<ModelFacts | null> {
+/** A projector file's facts (projector.ts), kept until the file changes; fails with the reason, naming the file. */
+export const readProjectorFile: (path: string) => Promise<ProjectorFacts> = cachedByVersion(async (path: string) => projectorFacts(await readGgufHeader(path), path));
+
+/**
+ * The plan's facts of a model file, with its projector's (`mmproj`) where it has one, or null when
+ * either file cannot be read or planned from (the plan is then unknown, not an error).
+ */
+export async function readModelFacts(path: string, opts: { model?: string; mmproj?: string } = {}): Promise<ModelFacts | null> {
   try {
-    const facts = (await readModelFile(path, opts)).facts;
-    return facts instanceof Error ? null : facts;
+    const facts = (await readModelFile(path, { model: opts.model })).facts;
+    if (facts instanceof Error) return null;
+    return opts.mmproj === undefined ? facts : { ...facts, projector: await readProjectorFile(opts.mmproj) };
   } catch {
     return null;
   }

@@ -20,6 +20,9 @@
 //     without:         ub × 4 B × (n_kv × (n_head + 1) + 7 n_embd) (KQ scores and f32 mask dominate)
 //   With layers on a GPU, that GPU holds the graph and the host keeps a small buffer for the input
 //   embeddings (ub × n_embd × 6 B; an estimate, not calibrated on a GPU).
+// - projector (`mmproj`): its weights and its encoder's compute buffer, all on the first GPU (host RAM
+//   with `--no-mmproj-offload` or on a host without one), whatever gpuLayers says (tools/mtmd/clip.cpp;
+//   projector.ts).
 import type { GpuLayers, ModelConfig } from '../config/types';
 import { SlotwiseError } from '../../shared/errors';
 import { ggmlTensorBytes, ggmlTypeId } from '../../gguf/gguf';
@@ -41,6 +44,8 @@ export interface PlanSettings {
   promptCacheMiB?: number | 'auto';
   /** Host RAM, bytes: bounds an "auto" prompt cache. */
   hostBytes?: number;
+  /** The projector's file (the plan reads its facts from ModelFacts.projector; calibration keys by it). */
+  mmproj?: string;
 }
 
 /** Free memory now, bytes. */
@@ -65,6 +70,8 @@ export interface DevicePlan {
   output: number;
   /** The prompt cache at its limit (host only; present when there is one): it fills as prompts are saved. */
   promptCache?: number;
+  /** The multimodal projector: its weights and its encoder's compute buffer (present on its device when the model has one). */
+  projector?: number;
   total: number;
 }
 
@@ -170,7 +177,8 @@ function planWithLayers(facts: ModelFacts, settings: PlanSettings, free: FreeMem
   }
   const cacheMiB = settings.promptCacheMiB === undefined ? 0 : resolvePromptCacheMiB(settings.promptCacheMiB, kvBytesPerToken(facts, server), slots, ctxPerSlot, settings.hostBytes);
   if (cacheMiB > 0) host.promptCache = cacheMiB * 2 ** 20;
-  for (const d of devices) d.total = d.weights + d.kv + d.compute + d.output + (d.promptCache ?? 0);
+  if (facts.projector) (server.mmproj === 'gpu' ? (devices[1] ?? host) : host).projector = facts.projector.weightBytes + facts.projector.computeBytes;
+  for (const d of devices) d.total = d.weights + d.kv + d.compute + d.output + (d.promptCache ?? 0) + (d.projector ?? 0);
 
   const kvTotal = devices.reduce((a, d) => a + d.kv, 0);
   const notes: string[] = [];
@@ -282,7 +290,7 @@ export function mostSlotsThatFit(facts: ModelFacts, settings: Omit<PlanSettings,
 }
 
 /** The config fields a model's plan reads. */
-export type PlanConfig = Pick<ModelConfig, 'ctxPerSlot' | 'gpuLayers' | 'args' | 'promptCacheMiB'>;
+export type PlanConfig = Pick<ModelConfig, 'ctxPerSlot' | 'gpuLayers' | 'args' | 'promptCacheMiB' | 'mmproj'>;
 
 /**
  * A model's plan settings but its slot count, from its config: ctxPerSlot, gpuLayers, the memory flags
@@ -290,7 +298,7 @@ export type PlanConfig = Pick<ModelConfig, 'ctxPerSlot' | 'gpuLayers' | 'args' |
  * as the instance sizes its --cache-ram: os.totalmem()).
  */
 export function modelPlanSettings(c: PlanConfig, hostBytes?: number): Omit<PlanSettings, 'slots'> & { server: ServerMemoryOptions } {
-  return { ctxPerSlot: c.ctxPerSlot, gpuLayers: c.gpuLayers, server: serverMemoryOptions(c.args), promptCacheMiB: c.promptCacheMiB, ...(hostBytes !== undefined ? { hostBytes } : {}) };
+  return { ctxPerSlot: c.ctxPerSlot, gpuLayers: c.gpuLayers, server: serverMemoryOptions(c.args), promptCacheMiB: c.promptCacheMiB, ...(hostBytes !== undefined ? { hostBytes } : {}), ...(c.mmproj ? { mmproj: c.mmproj } : {}) };
 }
 
 /**

@@ -26,6 +26,8 @@ export interface ServerMemoryOptions {
    * `host` or `gpuN`; a buffer type this plan does not know of keeps the layer's device.
    */
   tensorOverrides: TensorOverride[];
+  /** Where a projector (`mmproj`) goes: a GPU (llama.cpp's default: the first), or `host` with `--no-mmproj-offload` / `-mmdev none`. */
+  mmproj: 'gpu' | 'host';
 }
 
 export interface TensorOverride {
@@ -48,6 +50,7 @@ export const DEFAULT_SERVER_MEMORY_OPTIONS: Readonly<ServerMemoryOptions> = {
   kvOffload: true,
   swaFull: false,
   tensorOverrides: [],
+  mmproj: 'gpu',
 };
 
 /** Reads the memory-relevant flags out of extra llama-server args (`-ub 256`, `--cache-type-k=q8_0`, …). */
@@ -69,6 +72,9 @@ export function serverMemoryOptions(args: readonly string[]): ServerMemoryOption
       case '-no-kvu': case '--no-kv-unified': o.kvUnified = false; break;
       case '-nkvo': case '--no-kv-offload': o.kvOffload = false; break;
       case '--swa-full': o.swaFull = true; break;
+      case '--no-mmproj-offload': o.mmproj = 'host'; break;
+      case '--mmproj-offload': o.mmproj = 'gpu'; break;
+      case '-mmdev': case '--mmproj-device': o.mmproj = value() === 'none' ? 'host' : 'gpu'; break;
       case '-ot': case '--override-tensor': o.tensorOverrides.push(...overrides(flag, value())); break;
       case '-cmoe': case '--cpu-moe': o.tensorOverrides.push({ pattern: new RegExp(EXPERTS), device: 'host' }); break;
       case '-ncmoe': case '--n-cpu-moe': o.tensorOverrides.push(...firstBlocks(count(flag, value()), EXPERTS)); break;

@@ -18,7 +18,7 @@ import { instanceFileStem, removePidRecord, writePidRecord, type StateDir } from
 import { ChildLog } from './child-log';
 import { getHealth } from './llama-client';
 import type { ModelFacts } from '../memory/model-facts';
-import { readModelFile } from '../memory/model-file';
+import { readModelFile, readProjectorFile } from '../memory/model-file';
 import { serverMemoryOptions } from '../memory/server-args';
 import { PROMPT_CACHE_MIN_MIB, promptCacheTokens, resolvePromptCacheMiB } from '../memory/prompt-cache';
 import { kvBytesPerToken } from '../memory/plan';
@@ -393,6 +393,7 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
     try {
       const file = await readModelFile(this.model.path); // a missing or corrupt file fails now, with the reader's clear reason
       perToken = kvPerToken(file.facts, this.model.args);
+      if (this.model.mmproj) await readProjectorFile(this.model.mmproj).catch((err: unknown) => Promise.reject(new SlotwiseError('SW_ERR_MODEL_FILE', `models.${this.model.name}.mmproj: ${(err as Error).message}`)));
     } catch (err) {
       if (gen === this.#generation) this.#fail(err instanceof SlotwiseError ? err.message : `cannot read model file: ${(err as Error).message}`);
       return;
@@ -687,6 +688,7 @@ export interface Listen {
 export function llamaServerArgs(model: LaunchModel, { port, socketPath }: Listen, promptCacheMiB?: number, verbosity: 3 | 4 = 4): string[] {
   const args = [
     '-m', model.path,
+    ...(model.mmproj ? ['--mmproj', model.mmproj] : []),
     '--alias', model.name, // responses name the configured model, not its file path
     // The socket is the daemon's (endpoint.ts); the loopback port is for everyone else.
     '--host', socketPath ? `127.0.0.1,${socketPath}` : '127.0.0.1',

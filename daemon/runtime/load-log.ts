@@ -9,6 +9,13 @@ const OFFLOADED = /load_tensors: offloaded (\d+)\/(\d+) layers to GPU/;
 // A recurrent layer's state (`RS`, llama_memory_recurrent) is the KV cache of its layer: counted as `kv`.
 const BUFFER = /(?:load_tensors|llama_kv_cache|llama_memory_recurrent|llama_context|sched_reserve|graph_reserve):\s+(\S+)\s+(model|KV|RS|compute|output) buffer size =\s+([\d.]+) MiB/;
 const N_LAYER = /print_info: n_layer\s+=\s+(\d+)/;
+// A projector (tools/mtmd/clip.cpp) names its device once, then prints its weights without one, then
+// its compute buffer by buffer type: both are counted as `projector <device>`.
+const CLIP_DEVICE = /clip_ctx: CLIP using (\S+) backend/;
+const CLIP_WEIGHTS = /load_hparams: model size:\s+([\d.]+) MiB/;
+const CLIP_COMPUTE = /reserve_compute_meta:\s+(\S+) compute buffer size =\s+([\d.]+) MiB/;
+/** The device of the projector being loaded, per placement being read (a log is read line by line). */
+const clipDevice = new WeakMap<Placement, string>();
 
 /**
  * The line llama-server prints once every load-time buffer is allocated (`llama_server: model loaded`,
@@ -32,8 +39,7 @@ export function parseLoadLine(line: string, acc: Placement): boolean {
   }
   m = BUFFER.exec(line);
   if (m) {
-    const key = `${m[2] === 'RS' ? 'kv' : m[2]!.toLowerCase()} ${m[1]}`;
-    acc.buffers[key] = (acc.buffers[key] ?? 0) + Number(m[3]);
+    addBuffer(acc, `${m[2] === 'RS' ? 'kv' : m[2]!.toLowerCase()} ${m[1]}`, Number(m[3]));
     return true;
   }
   m = N_LAYER.exec(line);
@@ -41,7 +47,31 @@ export function parseLoadLine(line: string, acc: Placement): boolean {
     acc.layersTotal ??= Number(m[1]);
     return true;
   }
+  return parseProjectorLine(line, acc);
+}
+
+function parseProjectorLine(line: string, acc: Placement): boolean {
+  let m = CLIP_DEVICE.exec(line);
+  if (m) {
+    clipDevice.set(acc, m[1]!);
+    return true;
+  }
+  m = CLIP_WEIGHTS.exec(line);
+  const device = clipDevice.get(acc);
+  if (m && device) {
+    addBuffer(acc, `projector ${device}`, Number(m[1]));
+    return true;
+  }
+  m = CLIP_COMPUTE.exec(line);
+  if (m) {
+    addBuffer(acc, `projector ${m[1]}`, Number(m[2]));
+    return true;
+  }
   return false;
+}
+
+function addBuffer(acc: Placement, key: string, mib: number): void {
+  acc.buffers[key] = (acc.buffers[key] ?? 0) + mib;
 }
 
 const VERBOSITY_FLAGS = ['-lv', '--verbosity', '--log-verbosity', '-v', '--verbose', '--log-disable'];

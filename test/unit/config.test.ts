@@ -57,7 +57,8 @@ describe('example and schema', () => {
       if (key === 'name' || key === 'path' || key === 'maxReplicas') continue; // no static default
       expect(modelProps[key]?.default, key).toEqual(value);
     }
-    expect(Object.keys(modelProps).sort()).toEqual(Object.keys(parsed).filter((k) => k !== 'name').sort());
+    // mmproj is the one optional key without a default: absent from a parsed model that does not set it.
+    expect(Object.keys(modelProps).sort()).toEqual([...Object.keys(parsed).filter((k) => k !== 'name'), 'mmproj'].sort());
   });
 
   it('every schema property has a description', () => {
@@ -329,6 +330,30 @@ describe('paths', () => {
   });
 });
 
+describe('a model with a projector (mmproj)', () => {
+  it('resolves the projector like the model path and passes nothing for a model without one', () => {
+    const config = parse({ models: { v: { path: 'v.gguf', mmproj: 'mmproj-v.gguf' }, t: { path: 't.gguf' } } });
+    expect(config.models.map((m) => m.mmproj)).toEqual(['/cfg/mmproj-v.gguf', undefined]);
+  });
+
+  it('raises the default body limit to 32 MiB for base64 images, and keeps a limit the config sets', () => {
+    expect(parse(model({})).limits.maxBodyBytes).toBe(1_048_576);
+    expect(parse(model({ mmproj: 'p.gguf' })).limits.maxBodyBytes).toBe(32 * 2 ** 20);
+    expect(parse({ ...model({ mmproj: 'p.gguf' }), limits: { maxBodyBytes: 2_000_000 } }).limits.maxBodyBytes).toBe(2_000_000);
+  });
+
+  it.each(['--mmproj', '-mm', '--mmproj=x.gguf'])('refuses %s in args and names the key', (flag) => {
+    expect(errorOf(() => parse(model({ args: [flag, 'x.gguf'] })))).toEqual({
+      code: 'SW_ERR_CONFIG',
+      message: `config.json: models.coder.args[0] ${JSON.stringify(flag)} is set by Slotwise — use models.coder.mmproj instead`,
+    });
+  });
+
+  it('refuses an empty projector path with the fix', () => {
+    expect(errorOf(() => parse(model({ mmproj: '' }))).message).toMatch(/^config\.json: models\.coder\.mmproj .*mmproj-\*\.gguf/);
+  });
+});
+
 describe('files on disk', () => {
   const dir = join(tmp, 'files');
   mkdirSync(join(dir, 'models', 'folder.gguf'), { recursive: true });
@@ -348,6 +373,8 @@ describe('files on disk', () => {
     [{ models: { m: { path: 'models/x.gguf' } } }, `config.json: models.m.path: model file not found: ${dir}/models/x.gguf — download a GGUF or fix the path`],
     [{ models: { m: { path: 'models/m.gguf/deeper.gguf' } } }, `config.json: models.m.path: model file not found: ${dir}/models/m.gguf/deeper.gguf — download a GGUF or fix the path`],
     [{ models: { m: { path: 'models/folder.gguf' } } }, `config.json: models.m.path: ${dir}/models/folder.gguf is a directory — point it at the .gguf file`],
+    [{ models: { m: { path: 'models/m.gguf', mmproj: 'models/mmproj.gguf' } } }, `config.json: models.m.mmproj: projector file not found: ${dir}/models/mmproj.gguf — download the mmproj-*.gguf published beside the model, or fix the path`],
+    [{ models: { m: { path: 'models/m.gguf', mmproj: 'models/folder.gguf' } } }, `config.json: models.m.mmproj: ${dir}/models/folder.gguf is a directory — point it at the mmproj .gguf file`],
     [{ llamaServer: 'bin/llama-server' }, `config.json: llamaServer: llama-server not found: ${dir}/bin/llama-server — fix the path or set it to "auto"`],
     [{ llamaServer: 'models' }, `config.json: llamaServer: ${dir}/models is a directory — point it at the llama-server binary (e.g. build/bin/llama-server)`],
     [{ llamaServer: 'not-executable' }, `config.json: llamaServer: ${dir}/not-executable is not executable — run chmod +x on it or set it to "auto"`],

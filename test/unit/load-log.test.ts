@@ -48,6 +48,26 @@ describe('load log placement', () => {
     expect(acc.buffers).toEqual({ 'kv CPU': 2.13 });
   });
 
+  it("reads a projector's weights on the device it names and its encoder buffer as `projector <device>`", () => {
+    // Recorded from this repo's llama-server (de3ff81) loading the tiny model with the tiny projector
+    // (gguf/tiny-projector.ts) at -lv 4; the CUDA lines are the same format strings (tools/mtmd/clip.cpp).
+    const cpu: Placement = { buffers: {} };
+    const lines = [
+      '0.00.129.119 I clip_model_loader: model name:   slotwise-tiny-mmproj-d32-t64-s1',
+      '0.00.129.184 I clip_ctx: CLIP using CPU backend',
+      '0.00.131.670 I load_hparams: model size:         0.07 MiB',
+      '0.00.142.810 I get_dummy_batch: warmup with image size = 64 x 64',
+      '0.00.143.241 I reserve_compute_meta:        CPU compute buffer size =     0.07 MiB',
+    ];
+    expect(lines.map((l) => parseLoadLine(l, cpu))).toEqual([false, true, true, false, true]);
+    expect(cpu.buffers).toEqual({ 'projector CPU': 0.14 });
+    const gpu: Placement = { buffers: {} };
+    for (const l of ['clip_ctx: CLIP using CUDA0 backend', 'load_hparams: model size:         812.50 MiB', 'reserve_compute_meta:      CUDA0 compute buffer size =   276.25 MiB', 'reserve_compute_meta:        CPU compute buffer size =     9.19 MiB']) parseLoadLine(l, gpu);
+    expect(gpu.buffers).toEqual({ 'projector CUDA0': 1088.75, 'projector CPU': 9.19 });
+    // Without the device line first, a weights line is not attributed to any device.
+    expect(parseLoadLine('load_hparams: model size:         1.00 MiB', { buffers: {} })).toBe(false);
+  });
+
   it('reads offloaded layers of a GPU load; the offload line wins over n_layer', () => {
     const acc: Placement = { buffers: {} };
     parseLoadLine('print_info: n_layer               = 32', acc);

@@ -296,8 +296,12 @@ describe('serverMemoryOptions', () => {
       kvOffload: false,
       swaFull: false,
       tensorOverrides: [],
+      mmproj: 'gpu',
     });
     expect(serverMemoryOptions(['--swa-full']).swaFull).toBe(true);
+    expect(serverMemoryOptions(['--no-mmproj-offload']).mmproj).toBe('host');
+    expect(serverMemoryOptions(['-mmdev', 'none']).mmproj).toBe('host');
+    expect(serverMemoryOptions(['--no-mmproj-offload', '--mmproj-offload']).mmproj).toBe('gpu'); // the last one wins, as in llama.cpp
     expect(serverMemoryOptions(['--flash-attn', 'off', '-m', 'x']).flashAttn).toBe(false);
     expect(ggmlTypeId('Q8_0')).toBe(8);
   });

@@ -1,0 +1,88 @@
+// A vision model end to end on the real llama-server: a tiny model with a tiny Gemma 3 projector
+// (gguf/tiny-projector.ts, written by Slotwise) reads a PNG sent through the daemon's chat API, the
+// memory plan counts the projector as llama-server allocates it, and the requests a model without a
+// projector cannot serve, or a file that is not one, are refused with the fix.
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { readGgufHeader } from '../../gguf/gguf';
+import { ensureCachedTinyProjector, tinyProjectorImageTokens } from '../../gguf/tiny-projector';
+import { modelFacts } from '../../daemon/memory/model-facts';
+import { planMemory } from '../../daemon/memory/plan';
+import { projectorFacts } from '../../daemon/memory/projector';
+import type { Snapshot } from '../../shared/protocol';
+import { startTestDaemon, type TestDaemon } from '../helpers/daemon';
+import { encodePng, pngDataUrl } from '../helpers/png';
+import { tinyModelPath } from '../helpers/tiny';
+
+const MIB = 2 ** 20;
+
+interface ChatAnswer {
+  choices: { message: { content: string } }[];
+  usage: { prompt_tokens: number };
+}
+
+function chat(d: TestDaemon, model: string, content: unknown): Promise<Response> {
+  return d.fetch('/v1/chat/completions', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model, messages: [{ role: 'user', content }], max_tokens: 4, temperature: 0 }),
+  });
+}
+
+function projectorMiB(s: Snapshot, model: string): number | undefined {
+  const buffers = s.models.find((m) => m.name === model)?.instances[0]?.offload?.buffers ?? {};
+  const parts = Object.entries(buffers).filter(([k]) => k.startsWith('projector '));
+  return parts.length ? parts.reduce((a, [, v]) => a + v, 0) : undefined;
+}
+
+describe('a model with a projector (mmproj), on the real llama-server', () => {
+  it('reads an image sent through the daemon, plans the projector as llama-server allocates it, and refuses images for a model without one', async () => {
+    const mmproj = await ensureCachedTinyProjector();
+    const d = await startTestDaemon({ models: { vision: { slots: 2, ctxPerSlot: 1024, mmproj }, text: { slots: 1, ctxPerSlot: 512 } } });
+    const s = await d.waitFor((snap) => projectorMiB(snap, 'vision') !== undefined && snap.models.every((m) => m.instances[0]?.state === 'ready'), 'both models ready, the projector in the load log', 120_000);
+
+    // llama-server was given the projector: its command line, in the instance's log.
+    const pid = s.models.find((m) => m.name === 'vision')!.instances[0]!.pid!;
+    expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')).toEqual(expect.arrayContaining(['--mmproj', mmproj]));
+
+    // The plan's projector (weights from the header, the encoder buffer estimated) against clip.cpp's buffers.
+    const facts = { ...modelFacts(await readGgufHeader(await tinyModelPath('tiny'))), projector: projectorFacts(await readGgufHeader(mmproj), mmproj) };
+    const plan = planMemory(facts, { slots: 2, ctxPerSlot: 1024, gpuLayers: 'auto' }, { host: 64 * 2 ** 30, gpus: [] });
+    const planned = plan.devices[0]!.projector! / MIB;
+    const measured = projectorMiB(s, 'vision')!;
+    console.log(`projector: planned ${planned.toFixed(3)} MiB (weights ${(facts.projector.weightBytes / MIB).toFixed(3)} + encoder ${(facts.projector.computeBytes / MIB).toFixed(3)}), llama-server ${measured.toFixed(2)} MiB`);
+    expect(planned).toBeGreaterThanOrEqual(measured - 0.01); // never under (print precision 0.01 MiB)
+    expect(planned).toBeLessThanOrEqual(measured * 1.5);
+
+    // The image reaches the model: the same message with it takes at least the projector's image tokens more.
+    const text = { type: 'text', text: 'What is in this picture?' };
+    const png = encodePng(40, 30, (x, y) => [x * 6, y * 8, 128]);
+    const withImage = await chat(d, 'vision', [text, { type: 'image_url', image_url: { url: pngDataUrl(png) } }]);
+    expect(withImage.status, await withImage.clone().text()).toBe(200);
+    const without = await chat(d, 'vision', [text]);
+    expect(without.status).toBe(200);
+    const imageTokens = ((await withImage.json()) as ChatAnswer).usage.prompt_tokens - ((await without.json()) as ChatAnswer).usage.prompt_tokens;
+    expect(imageTokens).toBeGreaterThanOrEqual(tinyProjectorImageTokens());
+
+    // A photo-sized image (3.5 MB of base64, over the 1 MiB text default) passes the limit a projector raises.
+    const photo = encodePng(1024, 860, () => [...randomBytes(3)] as [number, number, number], 0);
+    expect(photo.length).toBeGreaterThan(2 * MIB);
+    const big = await chat(d, 'vision', [text, { type: 'image_url', image_url: { url: pngDataUrl(photo) } }]);
+    expect(big.status, await big.clone().text()).toBe(200);
+
+    // A model without a projector: refused before it takes a slot, with the fix.
+    const refused = await chat(d, 'text', [text, { type: 'image_url', image_url: { url: pngDataUrl(png) } }]);
+    expect(refused.status).toBe(400);
+    expect(((await refused.json()) as { error: { message: string } }).error.message).toBe(
+      'POST /v1/chat/completions: messages[0].content[1] is an image, but model "text" has no projector to read it — set models.text.mmproj to the model\'s mmproj-*.gguf, or send text only',
+    );
+  });
+
+  it('a projector file that is not one fails the model with a line naming the key and the fix', async () => {
+    const d = await startTestDaemon({ models: { vision: { slots: 1, ctxPerSlot: 512, mmproj: await tinyModelPath('tiny') } } });
+    const s = await d.waitFor((snap) => snap.models[0]?.instances[0]?.state === 'failed', 'the model failed', 30_000);
+    expect(s.models[0]!.instances[0]!.lastError).toMatch(/^models\.vision\.mmproj: tiny-d64-l2-s1\.gguf is a "llama" model, not a projector \(general\.architecture "clip"\) — give the mmproj-\*\.gguf file that comes with the model$/);
+    expect(s.models[0]!.instances[0]!.pid).toBeUndefined(); // no llama-server was started
+  });
+});
