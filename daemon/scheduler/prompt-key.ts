@@ -3,6 +3,7 @@
 // into fixed-size chunks and hashed as one running FNV-1a; the running hash at the end of each
 // full chunk is kept. Equal i-th entries mean (up to hash collisions) equal text through chunk i,
 // so the common prefix of two keys is found by binary search. Cost: one pass over the text.
+import { createHash } from 'node:crypto';
 
 /** Running hashes at the end of each full chunk; entry i covers characters [0, (i + 1) × CHUNK_CHARS). */
 export type PromptKey = Uint32Array;
@@ -26,9 +27,22 @@ export function promptText(src: PromptSource): string | undefined {
   let out = '';
   for (const m of src.messages) {
     const { role, content } = (m ?? {}) as { role?: unknown; content?: unknown };
-    out += `${String(role)}\n${typeof content === 'string' ? content : JSON.stringify(content ?? '')}\u0000`;
+    out += `${String(role)}\n${typeof content === 'string' ? content : Array.isArray(content) ? content.map(partText).join('') : JSON.stringify(content ?? '')}\u0000`;
   }
   return out;
+}
+
+/**
+ * One content part as prompt text: a media part (an image's base64 data URL, audio data) by a digest of
+ * its data, so a photo costs one native hash instead of megabytes of JSON in the text and its key;
+ * two requests with the same image still share the prefix through it.
+ */
+function partText(part: unknown): string {
+  const p = (part ?? {}) as { type?: unknown; text?: unknown; image_url?: { url?: unknown }; input_audio?: { data?: unknown } };
+  if (p.type === 'text' && typeof p.text === 'string') return p.text;
+  const media = p.type === 'image_url' ? p.image_url?.url : p.type === 'input_audio' ? p.input_audio?.data : undefined;
+  if (typeof media === 'string' && media.length > 256) return `\u0001${p.type}:${createHash('sha1').update(media).digest('base64')}\u0001`;
+  return JSON.stringify(part ?? null);
 }
 
 export function promptKey(text: string, chunkChars = CHUNK_CHARS): PromptKey {

@@ -33,6 +33,13 @@ describe('prompt keys', () => {
     expect(promptText({ messages: turn2 })!.startsWith(promptText({ messages: turn1 })!)).toBe(true);
     expect(promptText({ prompt: 'abc' })).toBe('abc');
     expect(promptText({ prompt: [1, 2, 3] })).toBeUndefined();
+    // An image counts by a digest of its data: megabytes of base64 are neither in the text nor in its key.
+    const image = (seed: string) => ({ type: 'image_url', image_url: { url: `data:image/png;base64,${seed.repeat(500_000)}` } });
+    const ask = (img: unknown) => promptText({ messages: [{ role: 'user', content: [{ type: 'text', text: 'What is this?' }, img] }] })!;
+    expect(ask(image('QUJD')).length).toBeLessThan(100);
+    expect(ask(image('QUJD'))).toBe(ask(image('QUJD')));
+    expect(ask(image('QUJD'))).not.toBe(ask(image('REVG')));
+    expect(ask(image('QUJD')).startsWith('user\nWhat is this?')).toBe(true);
   });
 });
 
