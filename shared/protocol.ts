@@ -186,7 +186,15 @@ export interface ModelStatus {
   /** Replica scaling: fixed, or "auto" with its bounds and the last decision and why. */
   scaling?: ScalingStatus;
   /** From the GGUF header, read before launch. */
-  info?: { fileBytes: number; layers?: number; architecture?: string; trainCtx?: number; canInfill?: boolean };
+  info?: {
+    fileBytes: number;
+    layers?: number;
+    architecture?: string;
+    trainCtx?: number;
+    canInfill?: boolean;
+    /** What its projector (`mmproj`) lets it read besides text; absent without one. */
+    modalities?: ('vision' | 'audio')[];
+  };
   /** The config's `kind`: which routes serve the model. Absent from daemons before it existed (= completion). */
   kind?: 'completion' | 'embedding' | 'rerank';
   /** Whether the model is in memory, and why not (absent from daemons before on-demand loading). */

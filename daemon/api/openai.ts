@@ -46,10 +46,13 @@ function listModels(models: ModelStatus[]): unknown {
       object: 'model',
       created: 0,
       owned_by: 'slotwise',
+      // As llama-server lists a model with a projector (tools/server get_res_models), so clients offer image input.
+      capabilities: [m.kind ?? 'completion', ...(m.info?.modalities?.length ? ['multimodal'] : [])],
       slotwise: {
         state: m.replicas === 0 ? 'down' : m.instances.every((i) => i.state === 'ready') ? 'ready' : m.instances.map((i) => i.state).join(','),
         slots: modelSlots(m).total,
         busySlots: modelSlots(m).busy,
+        ...(m.info?.modalities ? { modalities: m.info.modalities } : {}),
       },
     })),
   };

@@ -5,7 +5,7 @@ import { availableParallelism } from 'node:os';
 import type { Config, ModelConfig } from '../config/types';
 import { SlotwiseError } from '../../shared/errors';
 import type { Logger } from '../../platform/log';
-import { readModelFile } from '../memory/model-file';
+import { readModelFile, readProjectorFile } from '../memory/model-file';
 import { LlamaInstance, type InstanceOptions } from './instance';
 import { scrapeLoop, type ScrapeResult } from './scraper';
 import { plannedInstances, setsThreads, threadsPerInstance, withThreads } from './threads';
@@ -81,12 +81,15 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
           const file = await readModelFile(entry.config.path);
           const sum = file.summary;
           if (sum instanceof Error) throw sum;
+          // A projector that cannot be read leaves modalities out; the launch fails with the reason.
+          const projector = entry.config.mmproj ? await readProjectorFile(entry.config.mmproj).catch(() => undefined) : undefined;
           entry.info = {
             fileBytes: file.fileBytes,
             layers: sum.layers,
             architecture: sum.architecture,
             trainCtx: sum.contextLength,
             canInfill: file.canInfill,
+            ...(projector ? { modalities: projector.modalities } : {}),
           };
         } catch (err) {
           // The instance's own preflight reports an unreadable file as its failure reason; status just lacks info.

@@ -71,6 +71,13 @@ describe('a model with a projector (mmproj), on the real llama-server', () => {
     const big = await chat(d, 'vision', [text, { type: 'image_url', image_url: { url: pngDataUrl(photo) } }]);
     expect(big.status, await big.clone().text()).toBe(200);
 
+    // /v1/models says which model reads images, as llama-server's own list does.
+    const list = (await (await d.fetch('/v1/models')).json()) as { data: { id: string; capabilities: string[]; slotwise: { modalities?: string[] } }[] };
+    expect(list.data.map((m) => [m.id, m.capabilities, m.slotwise.modalities])).toEqual([
+      ['vision', ['completion', 'multimodal'], ['vision']],
+      ['text', ['completion'], undefined],
+    ]);
+
     // A model without a projector: refused before it takes a slot, with the fix.
     const refused = await chat(d, 'text', [text, { type: 'image_url', image_url: { url: pngDataUrl(png) } }]);
     expect(refused.status).toBe(400);
