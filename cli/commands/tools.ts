@@ -11,7 +11,8 @@ import { findDaemon } from '../locate';
 import { stateDirError, stateDirPaths } from '../../shared/state-dir';
 import { inspectStateDir } from '../../shared/state-dir-perms';
 import { findLlamaServer } from '../../toolchain/binary';
-import { summarizeGguf } from '../../gguf/gguf';
+import { readGgufHeader, summarizeGguf } from '../../gguf/gguf';
+import { projectorFacts } from '../../daemon/memory/projector';
 import { readModelHeader } from '../../gguf/split';
 import { formatBytes } from '../../shared/format';
 import { runSetup } from '../../toolchain/setup';
@@ -162,6 +163,14 @@ export const doctorCommand: Command = {
           line(true, `  ${m.name}`, `${s.architecture}, ${s.layers} layers, ctx ${s.contextLength} · ${m.slots} slots × ${m.ctxPerSlot}`);
         } catch (err) {
           line(false, `  ${m.name}`, (err as Error).message);
+        }
+        if (m.mmproj) {
+          try {
+            const p = projectorFacts(await readGgufHeader(m.mmproj), m.mmproj);
+            line(true, '    mmproj', `${p.projectorType} (${p.modalities.join(', ')}), ${formatBytes(p.weightBytes)} · ${m.mmproj}`);
+          } catch (err) {
+            line(false, '    mmproj', (err as Error).message);
+          }
         }
       }
     } catch (err) {

@@ -11,6 +11,7 @@ import { parsePromptParams } from '../../daemon/api/jobs';
 import { Supervisor } from '../../daemon/runtime/supervisor';
 import { LOGS_TAIL_MAX_LINES } from '../../daemon/server/rpc';
 import { SlotwiseError } from '../../shared/errors';
+import { tinyModelPath } from '../helpers/tiny';
 
 interface Run {
   code: number;
@@ -89,6 +90,13 @@ describe('doctor with a bad config', () => {
     expect(notGguf.code).toBe(1);
     expect(notGguf.stdout).toMatch(/^✓ config /m);
     expect(notGguf.stdout).toMatch(/^✗ {3}m .*not a GGUF file/m);
+
+    // A projector that is a model: the model's own line is fine, the projector's names the file and the fix.
+    const model = await tinyModelPath('tiny');
+    const wrong = await slotwise('doctor', '--config', config('p.json', { models: { v: { path: model, mmproj: model } } }), ...state);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stdout).toMatch(/^✓ {3}v {11}llama, 2 layers/m);
+    expect(wrong.stdout).toMatch(/^✗ {5}mmproj {4}tiny-d64-l2-s1\.gguf is a "llama" model, not a projector/m);
   });
 });
 
