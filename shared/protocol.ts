@@ -232,9 +232,10 @@ export interface ModelMemoryStatus {
   /** Sum of llama-server's buffers (its load log), once loaded. */
   actualBytes?: number;
   /**
-   * llama-server's host prompt cache at its limit (`--cache-ram`), one replica; absent when off. Not in
-   * `planBytes` or `actualBytes` (it fills as prompts are saved, after the load), but the memory checks
-   * count it: what a replica may hold is (actualBytes ?? planBytes) + promptCacheBytes.
+   * llama-server's host prompt cache at its limit (`--cache-ram`), with its context checkpoints at
+   * theirs (`--ctx-checkpoints`, window and recurrent models), one replica; absent when neither. Not in
+   * `planBytes` or `actualBytes` (they fill as prompts are read and saved, after the load), but the memory
+   * checks count them: what a replica may hold is (actualBytes ?? planBytes) + promptCacheBytes.
    */
   promptCacheBytes?: number;
   /** `host`, `gpu0`, …; `promptCacheBytes` only on `host`, with the same meaning as above. */

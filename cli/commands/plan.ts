@@ -27,7 +27,7 @@ export const planCommand: Command = {
     USAGE,
     '',
     'Estimates what llama-server will allocate for the model on each device: weights, KV cache, compute',
-    'buffer (and logits and the prompt cache on the host), for 1, 2, 4, 8, 16 and the asked slots at half, the asked and double',
+    'buffer (and logits, the prompt cache and context checkpoints on the host), for 1, 2, 4, 8, 16 and the asked slots at half, the asked and double',
     'the context per slot; compares it with the memory free now (nvidia-smi or rocm-smi, else host RAM)',
     'and recommends the most slots that fit. Nothing is started.',
     '',

@@ -159,8 +159,10 @@ export function renderPlanTable(r: PlanReport): string {
   lines.push(`asked  ${r.asked.slots} slots × ${r.asked.ctxPerSlot} tokens, gpuLayers ${r.asked.gpuLayers}`);
   lines.push('');
   // `cache`: llama-server's host prompt cache at its limit (--cache-ram), in the total; `-` where a device has none.
-  // `mmproj`: the projector's weights and encoder buffer, a column only for a model that has one.
-  const head = ['', 'slots', 'ctx/slot', 'gpuLayers', 'device', 'weights', 'KV', 'compute', 'output', 'cache', ...(pj ? ['mmproj'] : []), 'total', 'free', 'fits'];
+  // `mmproj`: the projector's weights and encoder buffer, a column only for a model that has one;
+  // `ckpt`: llama-server's context checkpoints at their limit, only for a model that makes them.
+  const ckpt = r.table.some((p) => p.devices.some((d) => d.checkpoints));
+  const head = ['', 'slots', 'ctx/slot', 'gpuLayers', 'device', 'weights', 'KV', 'compute', 'output', 'cache', ...(ckpt ? ['ckpt'] : []), ...(pj ? ['mmproj'] : []), 'total', 'free', 'fits'];
   const rows: string[][] = [head];
   for (const p of r.table) {
     const mark = p.slots === r.asked.slots && p.ctxPerSlot === r.asked.ctxPerSlot ? '*' : '';
@@ -179,6 +181,7 @@ export function renderPlanTable(r: PlanReport): string {
         formatMemory(d.compute),
         formatMemory(d.output),
         d.promptCache ? formatMemory(d.promptCache) : '-',
+        ...(ckpt ? [d.checkpoints ? formatMemory(d.checkpoints) : '-'] : []),
         ...(pj ? [d.projector ? formatMemory(d.projector) : '-'] : []),
         formatMemory(d.total),
         formatMemory(free),

@@ -1,7 +1,7 @@
 // Fitting one more model next to the loaded ones (pure): what each device offers under memoryBudgetMiB,
 // whether a plan can ever fit, which idle model to unload first (least recently used), and the actual
 // buffer sizes per device from llama-server's load log (status `offload.buffers`).
-import type { FreeMemory, MemoryPlan } from './plan';
+import { fillsLater, type FreeMemory, type MemoryPlan } from './plan';
 
 const MIB = 1024 * 1024;
 
@@ -38,9 +38,9 @@ export function planByDevice(plan: MemoryPlan): DeviceBytes {
   return new Map(plan.devices.map((d) => [d.device, d.total]));
 }
 
-/** A plan's prompt cache at its limit per device (host RAM only): what a ready replica holds beside its buffers. */
+/** A plan's prompt cache and context checkpoints at their limits per device (host RAM only): what a ready replica holds beside its buffers. */
 export function cacheByDevice(plan: MemoryPlan): DeviceBytes {
-  return new Map(plan.devices.filter((d) => (d.promptCache ?? 0) > 0).map((d) => [d.device, d.promptCache!]));
+  return new Map(plan.devices.filter((d) => fillsLater(d) > 0).map((d) => [d.device, fillsLater(d)]));
 }
 
 export function addBytes(into: DeviceBytes, add: DeviceBytes, times = 1): DeviceBytes {

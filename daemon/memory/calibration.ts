@@ -7,7 +7,7 @@ import { stat } from 'node:fs/promises';
 import type { GpuLayers } from '../config/types';
 import { readTextIfExists, writeFileAtomic } from '../../shared/state-dir';
 import type { Placement } from '../../shared/protocol';
-import { modelPlanSettings, type MemoryPlan, type PlanConfig } from './plan';
+import { fillsLater, modelPlanSettings, type MemoryPlan, type PlanConfig } from './plan';
 import type { ServerMemoryOptions } from './server-args';
 import type { DeviceBytes } from './budget';
 
@@ -55,10 +55,10 @@ async function fileIdentity(path: string): Promise<string> {
 
 /** The plan with each device's total replaced by what llama-server allocated there. */
 export function calibrated(plan: MemoryPlan, entry: CalibrationEntry): MemoryPlan {
-  // llama-server's load-time buffers do not include the prompt cache, which fills later: keep it.
+  // llama-server's load-time buffers do not include the prompt cache or the checkpoints, which fill later: keep them.
   const devices = plan.devices.map((d) => {
     const actual = entry.actual[d.device];
-    return { ...d, total: actual === undefined ? d.total : actual + (d.promptCache ?? 0) };
+    return { ...d, total: actual === undefined ? d.total : actual + fillsLater(d) };
   });
   return { ...plan, devices, total: devices.reduce((a, d) => a + d.total, 0) };
 }

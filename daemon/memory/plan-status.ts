@@ -1,10 +1,10 @@
 // A model's plan as status shows it (pure): per device, what llama-server allocates at load (`planBytes`,
-// beside its actual buffers once loaded) and, apart from it, the host prompt cache at its limit
-// (`promptCacheBytes`). Kept apart so plan-vs-actual compares like with like: llama-server's load log
+// beside its actual buffers once loaded) and, apart from it, the host prompt cache and context
+// checkpoints at their limits (`promptCacheBytes`). Kept apart so plan-vs-actual compares like with like: llama-server's load log
 // has no prompt cache, which only fills as prompts are saved; what a replica may hold is the sum.
 import type { ModelMemoryStatus } from '../../shared/protocol';
 import type { DeviceBytes } from './budget';
-import { loadTimeBytes, promptCacheBytes, type MemoryPlan } from './plan';
+import { fillsLater, loadTimeBytes, promptCacheBytes, type MemoryPlan } from './plan';
 
 /** The status memory of `plan`, with llama-server's buffers per device (`actual`) once it reported them. */
 export function planStatus(plan: Pick<MemoryPlan, 'devices'>, actual?: DeviceBytes): ModelMemoryStatus {
@@ -13,7 +13,7 @@ export function planStatus(plan: Pick<MemoryPlan, 'devices'>, actual?: DeviceByt
     label: d.label,
     planBytes: loadTimeBytes(d),
     ...(actual ? { actualBytes: Math.round(actual.get(d.device) ?? 0) } : {}),
-    ...(d.promptCache ? { promptCacheBytes: d.promptCache } : {}),
+    ...(fillsLater(d) ? { promptCacheBytes: fillsLater(d) } : {}),
   }));
   // Rounded per device first, as calibration.json keeps them: a calibrated plan then equals this sum.
   const actualBytes = actual ? [...actual.values()].reduce((a, b) => a + Math.round(b), 0) : undefined;

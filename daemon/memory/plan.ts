@@ -30,6 +30,7 @@ import type { ModelFacts } from './model-facts';
 import { DEFAULT_SERVER_MEMORY_OPTIONS, serverMemoryOptions, type ServerMemoryOptions, type TensorOverride } from './server-args';
 import { resolvePromptCacheMiB } from './prompt-cache';
 import { windowCells } from './sliding-window';
+import { checkpointBytes, checkpointsPerSlot } from './checkpoints';
 
 // ---------------------------------------------------------------------------------------------
 // Types
@@ -72,6 +73,8 @@ export interface DevicePlan {
   promptCache?: number;
   /** The multimodal projector: its weights and its encoder's compute buffer (present on its device when the model has one). */
   projector?: number;
+  /** llama-server's context checkpoints at their limit (host only; present for a model with window or recurrent layers): they fill as prompts are read (checkpoints.ts). */
+  checkpoints?: number;
   total: number;
 }
 
@@ -93,7 +96,7 @@ export interface MemoryPlan {
 
 /** What a fit check reads of a plan: each device's total, prompt cache included (a MemoryPlan, or one rebuilt from status). */
 export interface FitPlan {
-  devices: readonly Pick<DevicePlan, 'device' | 'label' | 'total' | 'promptCache'>[];
+  devices: readonly Pick<DevicePlan, 'device' | 'label' | 'total' | 'promptCache' | 'checkpoints'>[];
 }
 
 /** A device that the plan does not fit on. */
@@ -104,6 +107,8 @@ export interface Shortfall {
   has: number;
   /** The prompt cache's part of `needs` (host RAM only; absent when the plan has none). */
   promptCache?: number;
+  /** The context checkpoints' part of `needs` (host RAM only; absent when the model makes none). */
+  checkpoints?: number;
 }
 
 export interface FitResult {
@@ -178,7 +183,9 @@ function planWithLayers(facts: ModelFacts, settings: PlanSettings, free: FreeMem
   const cacheMiB = settings.promptCacheMiB === undefined ? 0 : resolvePromptCacheMiB(settings.promptCacheMiB, kvBytesPerToken(facts, server), slots, ctxPerSlot, settings.hostBytes);
   if (cacheMiB > 0) host.promptCache = cacheMiB * 2 ** 20;
   if (facts.projector) (server.mmproj === 'gpu' ? (devices[1] ?? host) : host).projector = facts.projector.weightBytes + facts.projector.computeBytes;
-  for (const d of devices) d.total = d.weights + d.kv + d.compute + d.output + (d.promptCache ?? 0) + (d.projector ?? 0);
+  const checkpoint = checkpointBytes(facts, { kvPerCell: kvCellBytes, swaFull: server.swaFull, ctxPerSlot });
+  if (checkpoint > 0) host.checkpoints = slots * checkpointsPerSlot(server.ctxCheckpoints, checkpoint, slots, settings.hostBytes) * checkpoint;
+  for (const d of devices) d.total = d.weights + d.kv + d.compute + d.output + (d.projector ?? 0) + fillsLater(d);
 
   const kvTotal = devices.reduce((a, d) => a + d.kv, 0);
   const notes: string[] = [];
@@ -276,7 +283,7 @@ export function checkFit(plan: FitPlan, free: FreeMemory, opts: { gpusOnly?: boo
   for (const d of plan.devices) {
     if (d.device === HOST && opts.gpusOnly) continue;
     const has = d.device === HOST ? free.host : (free.gpus.find((g) => `gpu${g.index}` === d.device)?.free ?? 0);
-    if (d.total > has) shortfalls.push({ device: d.device, label: d.label, needs: d.total, has, ...(d.promptCache ? { promptCache: d.promptCache } : {}) });
+    if (d.total > has) shortfalls.push({ device: d.device, label: d.label, needs: d.total, has, ...(d.promptCache ? { promptCache: d.promptCache } : {}), ...(d.checkpoints ? { checkpoints: d.checkpoints } : {}) });
   }
   return { fits: shortfalls.length === 0, shortfalls };
 }
@@ -309,14 +316,19 @@ export function autoSlots(facts: ModelFacts, c: PlanConfig & Pick<ModelConfig, '
   return Math.max(1, mostSlotsThatFit(facts, modelPlanSettings(c, hostBytes), room, c.maxSlots));
 }
 
-/** What llama-server allocates at load for the device's share (its buffers): the total less the prompt cache, which fills later. */
-export function loadTimeBytes(d: Pick<DevicePlan, 'total' | 'promptCache'>): number {
-  return d.total - (d.promptCache ?? 0);
+/** What fills a device's share as the model is used, not at load: the prompt cache and the context checkpoints, at their limits. */
+export function fillsLater(d: Pick<DevicePlan, 'promptCache' | 'checkpoints'>): number {
+  return (d.promptCache ?? 0) + (d.checkpoints ?? 0);
 }
 
-/** The plan's prompt cache at its limit, bytes (0 without one). */
+/** What llama-server allocates at load for the device's share (its buffers): the total less what fills later. */
+export function loadTimeBytes(d: Pick<DevicePlan, 'total' | 'promptCache' | 'checkpoints'>): number {
+  return d.total - fillsLater(d);
+}
+
+/** What the plan's prompt cache and context checkpoints may hold at their limits, bytes (0 without them). */
 export function promptCacheBytes(plan: Pick<MemoryPlan, 'devices'>): number {
-  return plan.devices.reduce((a, d) => a + (d.promptCache ?? 0), 0);
+  return plan.devices.reduce((a, d) => a + fillsLater(d), 0);
 }
 
 /**
@@ -329,9 +341,11 @@ export function shortfallMessage(s: Shortfall, hasGpus: boolean): string {
     ? hasGpus ? 'lower slots or ctxPerSlot, or raise gpuLayers' : 'lower slots or ctxPerSlot'
     : 'lower slots, ctxPerSlot or gpuLayers';
   const cache = s.promptCache ?? 0;
-  if (cache > 0) fix = s.needs - cache <= s.has ? 'lower promptCacheMiB (0 turns the cache off)' : `${fix}, and promptCacheMiB`;
+  const ckpt = s.checkpoints ?? 0;
+  const later = [...(cache > 0 ? ['promptCacheMiB (0 turns the cache off)'] : []), ...(ckpt > 0 ? ['--ctx-checkpoints N in args'] : [])].join(', or ');
+  if (later) fix = s.needs - cache - ckpt <= s.has ? `lower ${later}` : `${fix}, and ${later.replace(' (0 turns the cache off)', '')}`;
   const where = s.device === HOST ? 'of host RAM' : `on ${s.label}`;
-  const withCache = cache > 0 ? ` with its ${formatMemory(cache)} prompt cache` : '';
+  const withCache = [...(cache > 0 ? [`${formatMemory(cache)} prompt cache`] : []), ...(ckpt > 0 ? [`${formatMemory(ckpt)} of context checkpoints`] : [])].map((x, i) => (i === 0 ? ` with its ${x}` : ` and ${x}`)).join('');
   return `needs ${formatMemory(s.needs)} ${where}${withCache}, which has ${formatMemory(s.has)} free: ${fix}`;
 }
 

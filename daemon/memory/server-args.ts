@@ -26,6 +26,8 @@ export interface ServerMemoryOptions {
    * `host` or `gpuN`; a buffer type this plan does not know of keeps the layer's device.
    */
   tensorOverrides: TensorOverride[];
+  /** `--ctx-checkpoints N` per slot when the args set it (checkpoints.ts); undefined: Slotwise's bound. */
+  ctxCheckpoints?: number;
   /** Where a projector (`mmproj`) goes: a GPU (llama.cpp's default: the first), or `host` with `--no-mmproj-offload` / `-mmdev none`. */
   mmproj: 'gpu' | 'host';
 }
@@ -72,6 +74,7 @@ export function serverMemoryOptions(args: readonly string[]): ServerMemoryOption
       case '-no-kvu': case '--no-kv-unified': o.kvUnified = false; break;
       case '-nkvo': case '--no-kv-offload': o.kvOffload = false; break;
       case '--swa-full': o.swaFull = true; break;
+      case '-ctxcp': case '--ctx-checkpoints': case '--swa-checkpoints': o.ctxCheckpoints = count(flag, value()); break;
       case '--no-mmproj-offload': o.mmproj = 'host'; break;
       case '--mmproj-offload': o.mmproj = 'gpu'; break;
       case '-mmdev': case '--mmproj-device': o.mmproj = value() === 'none' ? 'host' : 'gpu'; break;

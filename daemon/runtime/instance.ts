@@ -21,7 +21,8 @@ import type { ModelFacts } from '../memory/model-facts';
 import { readModelFile, readProjectorFile } from '../memory/model-file';
 import { serverMemoryOptions } from '../memory/server-args';
 import { PROMPT_CACHE_MIN_MIB, promptCacheTokens, resolvePromptCacheMiB } from '../memory/prompt-cache';
-import { kvBytesPerToken } from '../memory/plan';
+import { kvBytesPerCell, kvBytesPerToken } from '../memory/plan';
+import { autoCheckpoints, checkpointBytes } from '../memory/checkpoints';
 import { isLoadEnd, parseLoadLine, parseProgressLine, setsVerbosity, type LoadProgress } from './load-log';
 import { cachedPromptsOf, cacheListingWarning, LOG_QUEUE_LINES, RELAUNCH_AT_PROMPTS, type ListingKept } from './cache-listing';
 import { settleLostConnection } from './lost-connection';
@@ -390,9 +391,11 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
     this.#clearBackoff();
     this.#transition('starting', { clearError: false });
     let perToken: number | undefined;
+    let checkpoints: number | undefined;
     try {
       const file = await readModelFile(this.model.path); // a missing or corrupt file fails now, with the reader's clear reason
       perToken = kvPerToken(file.facts, this.model.args);
+      checkpoints = ctxCheckpointsFor(file.facts, this.model);
       if (this.model.mmproj) await readProjectorFile(this.model.mmproj).catch((err: unknown) => Promise.reject(new SlotwiseError('SW_ERR_MODEL_FILE', `models.${this.model.name}.mmproj: ${(err as Error).message}`)));
     } catch (err) {
       if (gen === this.#generation) this.#fail(err instanceof SlotwiseError ? err.message : `cannot read model file: ${(err as Error).message}`);
@@ -416,7 +419,7 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
 
     const cacheMiB = resolvePromptCacheMiB(this.model.promptCacheMiB, perToken, this.model.slots, this.model.ctxPerSlot, totalmem());
     this.#promptCacheTokens = promptCacheTokens(cacheMiB, perToken);
-    const args = llamaServerArgs(this.model, { port, socketPath }, cacheMiB, recorded ? 3 : 4);
+    const args = llamaServerArgs(this.model, { port, socketPath }, cacheMiB, recorded ? 3 : 4, checkpoints);
     // A fresh key per process, in its environment (LLAMA_API_KEY, see `llama-server --help`), never
     // on the command line, which every user of the host can read in `ps`.
     this.#apiKey = randomBytes(24).toString('base64url');
@@ -673,6 +676,23 @@ function kvPerToken(facts: ModelFacts | Error, args: readonly string[]): number 
   }
 }
 
+/**
+ * The `--ctx-checkpoints` Slotwise passes for a model that makes context checkpoints (window or
+ * recurrent layers: memory/checkpoints.ts), sized as the plan counts them; undefined when it makes
+ * none, its args set their own, or its header cannot be planned from.
+ */
+function ctxCheckpointsFor(facts: ModelFacts | Error, model: LaunchModel): number | undefined {
+  if (facts instanceof Error) return undefined;
+  try {
+    const server = serverMemoryOptions(model.args);
+    if (server.ctxCheckpoints !== undefined) return undefined;
+    const bytes = checkpointBytes(facts, { kvPerCell: kvBytesPerCell(facts, server), swaFull: server.swaFull, ctxPerSlot: model.ctxPerSlot });
+    return bytes > 0 ? autoCheckpoints(bytes, model.slots, totalmem()) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Where a llama-server listens: its loopback port, and a UNIX socket for the daemon where it has one. */
 export interface Listen {
   port: number;
@@ -683,9 +703,10 @@ export interface Listen {
  * The llama-server command line Slotwise owns; user `args` come last. `promptCacheMiB`: the resolved
  * `--cache-ram` when the model's is "auto" (daemon/memory/prompt-cache.ts). `verbosity`: 4 prints the
  * load's placement lines (layers, buffers: load-log.ts), 3 leaves them out when an earlier load
- * recorded them; a verbosity in the user's args wins over either.
+ * recorded them; a verbosity in the user's args wins over either. `ctxCheckpoints`: the bound on
+ * context checkpoints per slot (ctxCheckpointsFor), passed when set.
  */
-export function llamaServerArgs(model: LaunchModel, { port, socketPath }: Listen, promptCacheMiB?: number, verbosity: 3 | 4 = 4): string[] {
+export function llamaServerArgs(model: LaunchModel, { port, socketPath }: Listen, promptCacheMiB?: number, verbosity: 3 | 4 = 4, ctxCheckpoints?: number): string[] {
   const args = [
     '-m', model.path,
     ...(model.mmproj ? ['--mmproj', model.mmproj] : []),
@@ -706,6 +727,7 @@ export function llamaServerArgs(model: LaunchModel, { port, socketPath }: Listen
   if (model.kind === 'embedding') args.push('--embedding'); // pooling: the model's own (`<arch>.pooling_type`), else `--pooling` in args
   else if (model.kind === 'rerank') args.push('--reranking'); // implies rank pooling
   if (!setsVerbosity(model.args)) args.push('-lv', String(verbosity));
+  if (ctxCheckpoints !== undefined) args.push('--ctx-checkpoints', String(ctxCheckpoints));
   // Threads for the streams, the daemon's spare connections and its polls (endpoint.ts httpThreads).
   if (!setsFlag(model.args, ['--threads-http'])) args.push('--threads-http', String(httpThreads(model.slots)));
   return [...args, ...model.args];

@@ -553,7 +553,7 @@ function replicaFailure(failed: LlamaInstance): SlotwiseError {
 /** A plan for `n` replicas, as the fit checks read it: each device's total (and prompt cache) times n. */
 function timesReplicas(plan: MemoryPlan, n: number): FitPlan {
   if (n === 1) return plan;
-  return { devices: plan.devices.map((d) => ({ ...d, total: d.total * n, ...(d.promptCache ? { promptCache: d.promptCache * n } : {}) })) };
+  return { devices: plan.devices.map((d) => ({ ...d, total: d.total * n, ...(d.promptCache ? { promptCache: d.promptCache * n } : {}), ...(d.checkpoints ? { checkpoints: d.checkpoints * n } : {}) })) };
 }
 
 function newEntry(): Entry {

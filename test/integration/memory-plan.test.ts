@@ -1,5 +1,6 @@
 // The memory plan against what the real llama-server allocates (its load log, read by the daemon into
 // each instance's offload.buffers), and `slotwise plan` end to end. All on the CPU here.
+import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readGgufHeader } from '../../gguf/gguf';
@@ -14,7 +15,7 @@ import { tinyModelPath, type TestModelSize } from '../helpers/tiny';
 import { ensureCachedTinyModel } from '../../gguf/tiny-model';
 import { readModelHeader } from '../../gguf/split';
 import { splitGguf } from '../helpers/split-gguf';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 
 const MIB = 2 ** 20;
 
@@ -145,6 +146,42 @@ describe('memory plan of recurrent layers vs the real llama-server', () => {
     const shown = await cli(['plan', path, '--slots', '4', '--ctx', '1024', '--gpu-layers', '0']);
     expect(shown.stdout.split('\n')[0]).toBe(`model  ${path}: qwen35, 8 layers (6 of them recurrent: a fixed state per slot, counted as KV), training context 4096`);
     expect(await completionTokens(d, 'four')).toBe(4);
+  }, 180_000);
+});
+
+describe('context checkpoints vs the real llama-server', () => {
+  it("bounds a window or recurrent model's checkpoints per slot and sizes each as llama-server makes them; a llama makes none", async () => {
+    const window = await ensureCachedTinyModel({ dim: 64, layers: 12, slidingWindow: 128 });
+    const hybrid = await ensureCachedTinyModel({ dim: 64, layers: 8, fullAttentionInterval: 4 });
+    const d = await startTestDaemon({ models: { window: { path: window, slots: 2, ctxPerSlot: 2048 }, hybrid: { path: hybrid, slots: 2, ctxPerSlot: 2048 }, llama: { slots: 1, ctxPerSlot: 512 } } });
+    const s = await readyWithBuffers(d, ['window', 'hybrid', 'llama']);
+    const cmdline = (name: string): string[] => readFileSync(`/proc/${s.models.find((m) => m.name === name)!.instances[0]!.pid!}/cmdline`, 'utf8').split('\0');
+    // Tiny checkpoints: the bound is llama.cpp's own 32, passed all the same; a llama gets no flag.
+    for (const name of ['window', 'hybrid']) expect(cmdline(name).join(' ')).toContain('--ctx-checkpoints 32');
+    expect(cmdline('llama')).not.toContain('--ctx-checkpoints');
+
+    for (const [name, path] of [['window', window], ['hybrid', hybrid]] as const) {
+      // Two turns of one conversation: llama-server checkpoints each prompt as it reads it.
+      const messages = [{ role: 'user', content: 'tell me about the number one. '.repeat(40) }];
+      for (let turn = 0; turn < 2; turn++) {
+        const res = await d.fetch('/v1/chat/completions', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: name, messages, max_tokens: 8 }) });
+        expect(res.status).toBe(200);
+        messages.push({ role: 'assistant', content: ((await res.json()) as { choices: { message: { content: string } }[] }).choices[0]!.message.content }, { role: 'user', content: 'and two? '.repeat(30) });
+      }
+      const made = [...readFileSync(join(d.stateDir, 'logs', `${name}_1.log`), 'utf8').matchAll(/created context checkpoint \d+ of (\d+) \(.*size = ([\d.]+) MiB\)/g)];
+      expect(made.length, `${name}: no checkpoint in its log`).toBeGreaterThan(0);
+      const facts = modelFacts(await readGgufHeader(path));
+      const plan = planMemory(facts, { slots: 2, ctxPerSlot: 2048, gpuLayers: 'auto', server: serverMemoryOptions([]), promptCacheMiB: 'auto', hostBytes: totalmem() }, { host: 64 * 2 ** 30, gpus: [] });
+      const each = plan.devices[0]!.checkpoints! / 2 / 32 / MIB;
+      const largest = Math.max(...made.map((m) => Number(m[2])));
+      console.log(`${name}: checkpoint planned ${each.toFixed(4)} MiB, llama-server ${largest} MiB (${made.length} made, of ${made[0]![1]})`);
+      expect(made.every((m) => m[1] === '32')).toBe(true);
+      // llama-server prints 3 decimals; a window checkpoint also carries a few bytes per cell of positions.
+      expect(Math.abs(each - largest), `${name}: planned ${each} MiB a checkpoint, llama-server ${largest}`).toBeLessThanOrEqual(Math.max(0.0015, largest * 0.02));
+      // The status plan keeps them apart from what llama-server allocates at load, with the prompt cache.
+      const memory = s.models.find((m) => m.name === name)!.memory!;
+      expect(memory.promptCacheBytes).toBe(plan.devices[0]!.promptCache! + plan.devices[0]!.checkpoints!);
+    }
   }, 180_000);
 });
 

@@ -1,0 +1,75 @@
+// llama-server's context checkpoints in the memory plan: their size per model shape, the bound Slotwise
+// passes, and how the plan, its load-time share and a shortfall count them. Arithmetic worked out by hand.
+import { describe, expect, it } from 'vitest';
+import { modelFacts } from '../../daemon/memory/model-facts';
+import { autoCheckpoints, checkpointBytes, LLAMA_CHECKPOINTS, MIN_AUTO_CHECKPOINTS } from '../../daemon/memory/checkpoints';
+import { checkFit, kvBytesPerCell, loadTimeBytes, planMemory, shortfallMessage } from '../../daemon/memory/plan';
+import { serverMemoryOptions } from '../../daemon/memory/server-args';
+import { llamaServerArgs } from '../../daemon/runtime/instance';
+import type { LaunchModel } from '../../daemon/config/types';
+import { shapeHeader } from '../helpers/gguf-shape';
+
+const MIB = 2 ** 20;
+const GIB = 2 ** 30;
+
+// Gemma 3 27B's shape: 62 layers, 52 of them over a 1024-token window, 16 KV heads of 128.
+const GEMMA3_27B = modelFacts(
+  shapeHeader('gemma3', { block_count: 62, embedding_length: 5376, feed_forward_length: 21504, 'attention.head_count': 32, 'attention.head_count_kv': 16, 'attention.key_length': 128, 'attention.value_length': 128, 'attention.sliding_window': 1024, vocab_size: 262208 }),
+);
+const LLAMA = modelFacts(shapeHeader('llama', { block_count: 32, embedding_length: 4096, feed_forward_length: 14336, 'attention.head_count': 32, 'attention.head_count_kv': 8 }));
+const bytesOf = (facts: typeof LLAMA, args: string[] = [], ctxPerSlot = 8192): number => {
+  const server = serverMemoryOptions(args);
+  return checkpointBytes(facts, { kvPerCell: kvBytesPerCell(facts, server), swaFull: server.swaFull, ctxPerSlot });
+};
+
+describe('checkpointBytes', () => {
+  it('is the window of every window layer: 1024 cells × 52 layers × 8 KiB = 416 MiB for a Gemma 3 27B', () => {
+    expect(bytesOf(GEMMA3_27B)).toBe(1024 * 52 * 16 * 128 * 2 * 2);
+    expect(bytesOf(GEMMA3_27B) / MIB).toBe(416);
+    expect(bytesOf(GEMMA3_27B, ['-ctk', 'q8_0', '-ctv', 'q8_0'])).toBe(1024 * 52 * 2 * 16 * 136); // q8_0: 34 B a block of 32
+    expect(bytesOf(GEMMA3_27B, [], 512)).toBe(512 * 52 * 8192); // a slot's context shorter than the window
+  });
+
+  it('is nothing for a model that can roll back: a llama, or window layers with --swa-full', () => {
+    expect(bytesOf(LLAMA)).toBe(0);
+    expect(bytesOf(GEMMA3_27B, ['--swa-full'])).toBe(0);
+  });
+});
+
+describe('the bound Slotwise passes (--ctx-checkpoints)', () => {
+  it("fits every slot's checkpoints in the prompt cache's bound (4 GiB, or an eighth of host RAM), between 3 and llama.cpp's 32", () => {
+    expect(autoCheckpoints(416 * MIB, 4, 64 * GIB)).toBe(MIN_AUTO_CHECKPOINTS); // 4096 / (4 × 416) = 2.5: raised to 3
+    expect(autoCheckpoints(100 * MIB, 2, 64 * GIB)).toBe(20); // 4096 / 200
+    expect(autoCheckpoints(100 * MIB, 2, 8 * GIB)).toBe(5); // an eighth of 8 GiB: 1024 / 200
+    expect(autoCheckpoints(0.3 * MIB, 2, 64 * GIB)).toBe(LLAMA_CHECKPOINTS);
+  });
+
+  it('is passed to llama-server when given, after the verbosity', () => {
+    const model = { name: 'g', path: '/m.gguf', slots: 4, ctxPerSlot: 8192, gpuLayers: 'auto', args: [], promptCacheMiB: 'auto', kind: 'completion' } as unknown as LaunchModel;
+    const args = llamaServerArgs(model, { port: 9000 }, 512, 4, 3);
+    expect(args.slice(args.indexOf('--ctx-checkpoints'), args.indexOf('--ctx-checkpoints') + 2)).toEqual(['--ctx-checkpoints', '3']);
+    expect(llamaServerArgs(model, { port: 9000 }, 512, 4)).not.toContain('--ctx-checkpoints');
+  });
+});
+
+describe('the plan with checkpoints', () => {
+  const plan = (args: string[], host = 64 * GIB) => planMemory(GEMMA3_27B, { slots: 4, ctxPerSlot: 8192, gpuLayers: 0, server: serverMemoryOptions(args), hostBytes: host }, { host, gpus: [] });
+
+  it('counts them on the host at their limit, apart from what llama-server allocates at load', () => {
+    const host = plan([]).devices[0]!;
+    expect(host.checkpoints).toBe(4 * 3 * 416 * MIB); // 4.9 GiB: 3 a slot, Slotwise's bound
+    expect(loadTimeBytes(host)).toBe(host.weights + host.kv + host.compute + host.output);
+    expect(plan(['--ctx-checkpoints', '8']).devices[0]!.checkpoints).toBe(4 * 8 * 416 * MIB); // the args' own count wins
+    expect(plan(['--swa-full']).devices[0]!.checkpoints).toBeUndefined();
+    expect(serverMemoryOptions(['-ctxcp', '2']).ctxCheckpoints).toBe(2);
+    expect(serverMemoryOptions(['--swa-checkpoints=5']).ctxCheckpoints).toBe(5);
+  });
+
+  it('a host short by no more than the checkpoints is told to lower them', () => {
+    const p = plan([]);
+    const host = p.devices[0]!;
+    const fit = checkFit(p, { host: loadTimeBytes(host) + 1 * GIB, gpus: [] });
+    expect(fit.fits).toBe(false);
+    expect(shortfallMessage(fit.shortfalls[0]!, false)).toMatch(/^needs [\d.]+ GiB of host RAM with its 4\.9 GiB of context checkpoints, which has [\d.]+ GiB free: lower --ctx-checkpoints N in args$/);
+  });
+});
