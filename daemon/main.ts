@@ -169,7 +169,7 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
     planPreview: (m, free, room) => autoSlotsPreview.memoryFor(m, free, room),
     queue: (model) => {
       const v = scheduler.queueView(model);
-      return v && { ...v.queue, received: v.received, outcomes: v.outcomes, superseded: v.superseded, supersededUnstarted: v.supersededUnstarted, inFlight: v.inFlight, slots: v.slots, promptTokens: v.promptTokens };
+      return v && { ...v.queue, received: v.received, outcomes: v.outcomes, superseded: v.superseded, supersededUnstarted: v.supersededUnstarted, inFlight: v.inFlight, slots: v.slots, promptTokens: v.promptTokens, draftTokens: v.draftTokens };
     },
   });
   supervisor.on('change', () => hub.changed());

@@ -183,6 +183,10 @@ export interface ModelStatus {
   promptTokens?: { cached: number; processed: number };
   /** cached / (cached + processed); absent until a request reported timings. */
   promptCacheHitRatio?: number;
+  /** With a draft model (`draft`): tokens it proposed and the model accepted (llama-server's `draft_n`, `draft_n_accepted`). */
+  draftTokens?: { drafted: number; accepted: number };
+  /** accepted / drafted: how much of the draft's work counts; absent until a request drafted. */
+  draftAcceptance?: number;
   /** Replica scaling: fixed, or "auto" with its bounds and the last decision and why. */
   scaling?: ScalingStatus;
   /** From the GGUF header, read before launch. */

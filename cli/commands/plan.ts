@@ -17,7 +17,7 @@ import { intValue } from '../args';
 import type { Command, CommandContext } from './command';
 import { buildPlanReport, renderPlanTable, type PlanTarget } from './render-plan';
 
-const USAGE = 'slotwise plan MODEL|PATH [--ctx N] [--slots N] [--gpu-layers N|all|auto] [--prompt-cache MIB|auto] [--mmproj FILE] [--json] [--config F]';
+const USAGE = 'slotwise plan MODEL|PATH [--ctx N] [--slots N] [--gpu-layers N|all|auto] [--prompt-cache MIB|auto] [--mmproj FILE] [--draft FILE] [--json] [--config F]';
 
 export const planCommand: Command = {
   summary: 'memory a model needs per GPU and host RAM at each slots × context, and the most slots that fit',
@@ -39,17 +39,22 @@ export const planCommand: Command = {
     '  --gpu-layers N    layers on the GPUs: a number, all or auto (default: the model\'s gpuLayers, else auto)',
     '  --prompt-cache M  llama-server\'s host prompt cache, MiB, auto or 0 for none (default: the model\'s promptCacheMiB, else auto)',
     '  --mmproj FILE     the model\'s multimodal projector, counted on the first GPU (default: the model\'s mmproj, else none)',
+    '  --draft FILE      a draft model for speculative decoding, planned with the same slots and context (default: the model\'s draft, else none)',
     '  --json            the report as JSON',
     '',
     'Exit codes: 0 the asked plan fits, 1 it does not (the reason on stderr) or an error, 2 bad usage.',
   ].join('\n'),
-  options: { ctx: { type: 'string' }, slots: { type: 'string' }, 'gpu-layers': { type: 'string' }, 'prompt-cache': { type: 'string' }, mmproj: { type: 'string' }, json: { type: 'boolean' } },
+  options: { ctx: { type: 'string' }, slots: { type: 'string' }, 'gpu-layers': { type: 'string' }, 'prompt-cache': { type: 'string' }, mmproj: { type: 'string' }, draft: { type: 'string' }, json: { type: 'boolean' } },
   async run(ctx) {
     const [arg, extra] = ctx.positionals;
     if (!arg || extra !== undefined) throw new SlotwiseError('SW_ERR_USAGE', `usage: ${USAGE}`);
     const target = await resolveTarget(ctx, arg);
     const header = await readModelHeader(target.path, { model: target.name });
-    const facts = { ...modelFacts(header), ...(target.mmproj ? { projector: projectorFacts(await readGgufHeader(target.mmproj), target.mmproj) } : {}) };
+    const facts = {
+      ...modelFacts(header),
+      ...(target.mmproj ? { projector: projectorFacts(await readGgufHeader(target.mmproj), target.mmproj) } : {}),
+      ...(target.draft ? { draft: modelFacts(await readModelHeader(target.draft)) } : {}),
+    };
     const reading = await readFreeMemory(ctx.env);
     const report = buildPlanReport({ target, facts, reading, server: serverMemoryOptions(target.args), hostBytes: totalmem() });
     if (ctx.values.json) ctx.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
@@ -62,7 +67,7 @@ export const planCommand: Command = {
 /** The model to plan: a configured name, else a file; flags override the config's numbers. */
 async function resolveTarget(ctx: CommandContext, arg: string): Promise<PlanTarget> {
   // The flags first: a bad one is a usage error whatever the model.
-  const flags = { slots: intFlag(ctx, 'slots', 1, 256), ctx: intFlag(ctx, 'ctx', 128), gpuLayers: gpuLayersFlag(ctx), promptCacheMiB: promptCacheFlag(ctx), mmproj: typeof ctx.values.mmproj === 'string' ? resolve(ctx.values.mmproj) : undefined };
+  const flags = { slots: intFlag(ctx, 'slots', 1, 256), ctx: intFlag(ctx, 'ctx', 128), gpuLayers: gpuLayersFlag(ctx), promptCacheMiB: promptCacheFlag(ctx), mmproj: typeof ctx.values.mmproj === 'string' ? resolve(ctx.values.mmproj) : undefined, draft: typeof ctx.values.draft === 'string' ? resolve(ctx.values.draft) : undefined };
   const looksLikePath = arg.includes('/') || arg.toLowerCase().endsWith('.gguf');
   let model: ModelConfig | undefined;
   if (!looksLikePath) {
@@ -82,6 +87,7 @@ async function resolveTarget(ctx: CommandContext, arg: string): Promise<PlanTarg
     args: model?.args ?? [],
     promptCacheMiB: flags.promptCacheMiB ?? model?.promptCacheMiB ?? DEFAULT_PROMPT_CACHE_MIB,
     ...(flags.mmproj ?? model?.mmproj ? { mmproj: flags.mmproj ?? model?.mmproj } : {}),
+    ...(flags.draft ?? model?.draft ? { draft: flags.draft ?? model?.draft } : {}),
   };
 }
 

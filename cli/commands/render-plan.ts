@@ -28,6 +28,8 @@ export interface PlanTarget {
   promptCacheMiB?: number | 'auto';
   /** The model's multimodal projector file; undefined: none. */
   mmproj?: string;
+  /** The model's draft model file; undefined: none. */
+  draft?: string;
 }
 
 /** One plan of the report; bytes throughout. */
@@ -160,9 +162,11 @@ export function renderPlanTable(r: PlanReport): string {
   lines.push('');
   // `cache`: llama-server's host prompt cache at its limit (--cache-ram), in the total; `-` where a device has none.
   // `mmproj`: the projector's weights and encoder buffer, a column only for a model that has one;
-  // `ckpt`: llama-server's context checkpoints at their limit, only for a model that makes them.
+  // `ckpt`: llama-server's context checkpoints at their limit, only for a model that makes them;
+  // `draft`: a draft model's whole share of the device, only with one.
   const ckpt = r.table.some((p) => p.devices.some((d) => d.checkpoints));
-  const head = ['', 'slots', 'ctx/slot', 'gpuLayers', 'device', 'weights', 'KV', 'compute', 'output', 'cache', ...(ckpt ? ['ckpt'] : []), ...(pj ? ['mmproj'] : []), 'total', 'free', 'fits'];
+  const draft = r.table.some((p) => p.devices.some((d) => d.draft));
+  const head = ['', 'slots', 'ctx/slot', 'gpuLayers', 'device', 'weights', 'KV', 'compute', 'output', 'cache', ...(ckpt ? ['ckpt'] : []), ...(pj ? ['mmproj'] : []), ...(draft ? ['draft'] : []), 'total', 'free', 'fits'];
   const rows: string[][] = [head];
   for (const p of r.table) {
     const mark = p.slots === r.asked.slots && p.ctxPerSlot === r.asked.ctxPerSlot ? '*' : '';
@@ -183,6 +187,7 @@ export function renderPlanTable(r: PlanReport): string {
         d.promptCache ? formatMemory(d.promptCache) : '-',
         ...(ckpt ? [d.checkpoints ? formatMemory(d.checkpoints) : '-'] : []),
         ...(pj ? [d.projector ? formatMemory(d.projector) : '-'] : []),
+        ...(draft ? [d.draft ? formatMemory(d.draft) : '-'] : []),
         formatMemory(d.total),
         formatMemory(free),
         d.total <= free ? 'yes' : 'NO',

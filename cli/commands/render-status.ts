@@ -71,7 +71,7 @@ export function renderStatus(s: Snapshot, opts: RenderOptions = {}): string {
 export function placementLine(m: ModelStatus): string {
   const parts = [m.name];
   if (m.info) {
-    parts.push(`${m.info.architecture ?? '?'}, ${m.info.layers ?? '?'} layers, ${(m.info.fileBytes / 1e6).toFixed(1)} MB`);
+    parts.push(`${m.info.architecture ?? '?'}, ${m.info.layers ?? '?'} layers, ${(m.info.fileBytes / 1e6).toFixed(1)} MB${m.info.modalities?.length ? `, reads ${m.info.modalities.join(' and ')}` : ''}`);
   }
   parts.push(`${m.slotsPerInstance} slots × ${m.ctxPerSlot} ctx`);
   const offload = m.instances.find((i) => i.offload)?.offload;
@@ -83,6 +83,7 @@ export function placementLine(m: ModelStatus): string {
     if (m.memory.actualBytes !== undefined) parts.push(`actual ${formatBytes(m.memory.actualBytes)}`);
     if (m.memory.promptCacheBytes) parts.push(`prompt cache up to ${formatBytes(m.memory.promptCacheBytes)}`);
   }
+  if (m.draftAcceptance !== undefined) parts.push(`draft ${Math.round(m.draftAcceptance * 100)} % accepted`);
   return parts.join(' · ');
 }
 

@@ -210,7 +210,7 @@ export class JobStore {
     let usage: JobUsage = { promptTokens: 0, completionTokens: 0 };
     let tokensPerSecond: number | undefined;
     let firstDeltaAt: number | undefined;
-    let promptTokens: { cached: number; processed: number; promptMs?: number } | undefined;
+    let promptTokens: { cached: number; processed: number; promptMs?: number; draft?: { drafted: number; accepted: number } } | undefined;
     try {
       for await (const data of sseData(withProgress(lease.instance, res.body))) {
         if (data === '[DONE]') break;
@@ -227,9 +227,12 @@ export class JobStore {
         if (choice?.finish_reason) finishReason = choice.finish_reason;
         if (chunk.usage) usage = { promptTokens: chunk.usage.prompt_tokens ?? 0, completionTokens: chunk.usage.completion_tokens ?? 0 };
         if (chunk.timings?.predicted_per_second !== undefined) tokensPerSecond = chunk.timings.predicted_per_second;
-        if (chunk.timings?.cache_n !== undefined && chunk.timings.prompt_n !== undefined) promptTokens = { cached: chunk.timings.cache_n, processed: chunk.timings.prompt_n, promptMs: chunk.timings.prompt_ms };
+        const t = chunk.timings;
+        if (t?.cache_n !== undefined && t.prompt_n !== undefined) {
+          promptTokens = { cached: t.cache_n, processed: t.prompt_n, promptMs: t.prompt_ms, ...(t.draft_n !== undefined && t.draft_n_accepted !== undefined ? { draft: { drafted: t.draft_n, accepted: t.draft_n_accepted } } : {}) };
+        }
       }
-      if (promptTokens) lease.promptTokens(promptTokens.cached, promptTokens.processed, promptTokens.promptMs);
+      if (promptTokens) lease.promptTokens(promptTokens.cached, promptTokens.processed, promptTokens.promptMs, promptTokens.draft);
     } catch (err) {
       const e = classifyUpstreamError(err, lease.instance, signal);
       // After the first delta reached a client, a dead instance ends the job with an error; before, it is retried.
@@ -283,7 +286,7 @@ export class JobStore {
 interface StreamChunk {
   choices?: { text?: string; delta?: { content?: string | null }; finish_reason?: string | null }[];
   usage?: { prompt_tokens?: number; completion_tokens?: number };
-  timings?: { predicted_per_second?: number; cache_n?: number; prompt_n?: number; prompt_ms?: number };
+  timings?: { predicted_per_second?: number; cache_n?: number; prompt_n?: number; prompt_ms?: number; draft_n?: number; draft_n_accepted?: number };
 }
 
 function jobIdParam(params: unknown, where: string): string {

@@ -300,7 +300,7 @@ async function forward(lease: Lease, path: string, payload: string, how: Forward
   if (!started) ctx.res.writeHead(200, { ...headers, 'Server-Timing': serverTiming(marks) });
   ctx.res.end();
   const timings = promptTimings(tail.text());
-  if (timings) lease.promptTokens(timings.cached, timings.processed, timings.promptMs);
+  if (timings) lease.promptTokens(timings.cached, timings.processed, timings.promptMs, timings.draft);
 }
 
 /** Which request and slot: status rows carry the same ids. */

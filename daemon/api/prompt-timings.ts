@@ -7,6 +7,13 @@ export interface PromptTimings {
   processed: number;
   /** llama-server's `prompt_ms`: time spent computing the `processed` tokens. */
   promptMs?: number;
+  /** With a draft model: tokens it proposed and those the model accepted (`draft_n`, `draft_n_accepted`). */
+  draft?: DraftTokens;
+}
+
+export interface DraftTokens {
+  drafted: number;
+  accepted: number;
 }
 
 /** The final timings object of a response sits well within its last few KB. */
@@ -51,5 +58,12 @@ export function promptTimings(text: string): PromptTimings | undefined {
   const processed = /"prompt_n"\s*:\s*(\d+)/.exec(rest)?.[1];
   if (cached === undefined || processed === undefined) return undefined;
   const promptMs = /"prompt_ms"\s*:\s*([\d.eE+-]+)/.exec(rest)?.[1];
-  return { cached: Number(cached), processed: Number(processed), ...(promptMs !== undefined && Number.isFinite(Number(promptMs)) ? { promptMs: Number(promptMs) } : {}) };
+  const drafted = /"draft_n"\s*:\s*(\d+)/.exec(rest)?.[1];
+  const accepted = /"draft_n_accepted"\s*:\s*(\d+)/.exec(rest)?.[1];
+  return {
+    cached: Number(cached),
+    processed: Number(processed),
+    ...(promptMs !== undefined && Number.isFinite(Number(promptMs)) ? { promptMs: Number(promptMs) } : {}),
+    ...(drafted !== undefined && accepted !== undefined ? { draft: { drafted: Number(drafted), accepted: Number(accepted) } } : {}),
+  };
 }

@@ -41,6 +41,13 @@ export function checkFiles(ctx: Ctx, config: Config): void {
         denied: `${m.mmproj} is not readable — check its permissions`,
       });
     }
+    if (m.draft !== undefined) {
+      checkFile(ctx, `models.${m.name}.draft`, m.draft, constants.R_OK, {
+        missing: `draft model file not found: ${m.draft} — download a small model of the same family, or fix the path`,
+        directory: `${m.draft} is a directory — point it at the draft model's .gguf file`,
+        denied: `${m.draft} is not readable — check its permissions`,
+      });
+    }
   }
 }
 

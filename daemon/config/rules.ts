@@ -284,6 +284,7 @@ export const OWNED_ARGS: Readonly<Record<string, string>> = Object.fromEntries(
       [['--host'], 'remove it (replicas listen on 127.0.0.1; clients use listen.host)'],
       [['-m', '--model'], 'use {model}.path instead'],
       [['-mm', '--mmproj'], 'use {model}.mmproj instead'],
+      [['-md', '--model-draft', '--spec-draft-model'], 'use {model}.draft instead'],
       [['-np', '--parallel'], 'use {model}.slots instead'],
       [['-c', '--ctx-size'], 'use {model}.ctxPerSlot instead (Slotwise passes -c = slots × ctxPerSlot)'],
       [['-ngl', '--gpu-layers', '--n-gpu-layers'], 'use {model}.gpuLayers instead'],
@@ -344,6 +345,13 @@ export const MODEL: Group<Omit<ModelConfig, 'name'>> = {
       description:
         "The model's multimodal projector (llama-server --mmproj): the mmproj-*.gguf published beside a vision or audio model. With it, chat requests may carry images (image_url parts with data: URLs) or audio; its weights and encoder buffer count in the memory plan. ~ expanded, relative paths resolved against this file's folder.",
       examples: ['~/models/mmproj-gemma-3-4b-it-f16.gguf'],
+    },
+    draft: {
+      rule: nonEmpty,
+      hint: "set it to a small model of the same family and vocab as this one, e.g. a 0.5B beside a 32B (absolute, ~/…, or relative to the config file)",
+      description:
+        "A draft model for speculative decoding (llama-server --spec-draft-model, and --spec-type draft-simple unless args set a --spec-type): a small model of the same vocab proposes tokens the model checks in one pass. It runs with the same slots and context; its weights, KV cache and buffers count in the memory plan (-ngld, -ctkd, -ctvd in args place and type them). Status and /metrics report how many drafted tokens were accepted. ~ expanded, relative paths resolved against this file's folder.",
+      examples: ['~/models/qwen2.5-coder-0.5b-instruct-q8_0.gguf'],
     },
     slots: {
       rule: literalOr(['auto'], int(1, 256)),

@@ -26,6 +26,8 @@ export interface ModelConfig {
   autostart: boolean;
   /** Absolute path of the model's multimodal projector GGUF (`--mmproj`): it reads images (or audio). Default none. */
   mmproj?: string;
+  /** Absolute path of a draft model GGUF for speculative decoding (`--spec-draft-model`, with `--spec-type draft-simple`). Default none. */
+  draft?: string;
   /** Extra llama-server flags, passed as given after Slotwise's own. Default []. */
   args: string[];
   /** llama-server's prompt cache in host RAM (`--cache-ram`), MiB; 0 = off; 'auto' sized from the model (daemon/memory/prompt-cache.ts). Default 'auto'. */

@@ -123,7 +123,7 @@ function readModel(ctx: Ctx, name: string, value: unknown): ModelConfig {
     const unsafe = Object.hasOwn(UNSAFE_ARGS, flag) ? UNSAFE_ARGS[flag] : undefined;
     if (unsafe) fail(ctx, `${key}.args[${i}] ${JSON.stringify(arg)} is not allowed — ${unsafe}`);
   });
-  return { name, ...m, path: resolvePath(m.path, ctx.baseDir), ...(m.mmproj !== undefined ? { mmproj: resolvePath(m.mmproj, ctx.baseDir) } : {}) };
+  return { name, ...m, path: resolvePath(m.path, ctx.baseDir), ...(m.mmproj !== undefined ? { mmproj: resolvePath(m.mmproj, ctx.baseDir) } : {}), ...(m.draft !== undefined ? { draft: resolvePath(m.draft, ctx.baseDir) } : {}) };
 }
 
 /** `value` as the object `group` describes; absent means every default. `key` is its key path. */

@@ -22,7 +22,7 @@ export class AutoSlotsPreview {
     for (const m of models) if (m.load === 'on-demand' && m.slots === 'auto') this.#configs.set(m.name, m);
     this.ready = Promise.all(
       [...this.#configs.values()].map(async (m) => {
-        this.#facts.set(m.name, await readModelFacts(m.path, { model: m.name, mmproj: m.mmproj }));
+        this.#facts.set(m.name, await readModelFacts(m.path, { model: m.name, mmproj: m.mmproj, draft: m.draft }));
       }),
     ).then(() => undefined);
   }

@@ -29,6 +29,8 @@ export interface CalibrationSettings {
   server: ServerMemoryOptions;
   /** The projector's file: another one (or a changed one) sizes its buffers anew. */
   mmproj?: string;
+  /** The draft model's file, likewise. */
+  draft?: string;
 }
 
 /**
@@ -41,7 +43,8 @@ export async function calibrationKey(path: string, s: CalibrationSettings, llama
     const v = s.server;
     const server = llamaServer === undefined ? [] : [`server=${await fileIdentity(llamaServer)}`];
     const mmproj = s.mmproj === undefined ? [] : [`mmproj=${await fileIdentity(s.mmproj)}`, ...(v.mmproj === 'host' ? ['mmproj-host'] : [])];
-    return [path, st.size, Math.round(st.mtimeMs), ...server, `slots=${s.slots}`, `ctx=${s.ctxPerSlot}`, `ngl=${s.gpuLayers}`, `ctk=${v.cacheTypeK}`, `ctv=${v.cacheTypeV}`, `ub=${v.ubatch}`, `b=${v.batch}`, `fa=${v.flashAttn}`, `kvu=${v.kvUnified}`, `nkvo=${!v.kvOffload}`, ...(v.swaFull ? ['swa-full'] : []), ...v.tensorOverrides.map((o) => `ot=${o.pattern.source}=${o.device ?? '?'}`), ...mmproj].join('|');
+    const draft = s.draft === undefined ? [] : [`draft=${await fileIdentity(s.draft)}`, `ngld=${v.draft.gpuLayers}`, `ctkd=${v.draft.cacheTypeK}`, `ctvd=${v.draft.cacheTypeV}`];
+    return [path, st.size, Math.round(st.mtimeMs), ...server, `slots=${s.slots}`, `ctx=${s.ctxPerSlot}`, `ngl=${s.gpuLayers}`, `ctk=${v.cacheTypeK}`, `ctv=${v.cacheTypeV}`, `ub=${v.ubatch}`, `b=${v.batch}`, `fa=${v.flashAttn}`, `kvu=${v.kvUnified}`, `nkvo=${!v.kvOffload}`, ...(v.swaFull ? ['swa-full'] : []), ...v.tensorOverrides.map((o) => `ot=${o.pattern.source}=${o.device ?? '?'}`), ...mmproj, ...draft].join('|');
   } catch {
     return undefined; // unreadable file: no calibration (the instance's preflight reports it)
   }

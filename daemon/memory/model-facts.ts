@@ -54,6 +54,8 @@ export interface ModelFacts {
   latentAttention?: true;
   /** The model's multimodal projector (`mmproj`), read from its own file (projector.ts); absent: none. */
   projector?: ProjectorFacts;
+  /** The facts of its draft model (`draft`), read from that file; absent: none. */
+  draft?: ModelFacts;
 }
 
 const BLOCK = /^blk\.(\d+)\./;

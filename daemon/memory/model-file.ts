@@ -75,14 +75,20 @@ export const readModelFile: ModelFileRead = cachedModelFileRead();
 export const readProjectorFile: (path: string) => Promise<ProjectorFacts> = cachedByVersion(async (path: string) => projectorFacts(await readGgufHeader(path), path));
 
 /**
- * The plan's facts of a model file, with its projector's (`mmproj`) where it has one, or null when
- * either file cannot be read or planned from (the plan is then unknown, not an error).
+ * The plan's facts of a model file, with its projector's (`mmproj`) and its draft model's where it has
+ * them, or null when a file cannot be read or planned from (the plan is then unknown, not an error).
  */
-export async function readModelFacts(path: string, opts: { model?: string; mmproj?: string } = {}): Promise<ModelFacts | null> {
+export async function readModelFacts(path: string, opts: { model?: string; mmproj?: string; draft?: string } = {}): Promise<ModelFacts | null> {
   try {
     const facts = (await readModelFile(path, { model: opts.model })).facts;
     if (facts instanceof Error) return null;
-    return opts.mmproj === undefined ? facts : { ...facts, projector: await readProjectorFile(opts.mmproj) };
+    const draft = opts.draft === undefined ? undefined : (await readModelFile(opts.draft, { model: opts.model })).facts;
+    if (draft instanceof Error) return null;
+    return {
+      ...facts,
+      ...(opts.mmproj !== undefined ? { projector: await readProjectorFile(opts.mmproj) } : {}),
+      ...(draft ? { draft } : {}),
+    };
   } catch {
     return null;
   }

@@ -20,6 +20,8 @@
 //     without:         ub × 4 B × (n_kv × (n_head + 1) + 7 n_embd) (KQ scores and f32 mask dominate)
 //   With layers on a GPU, that GPU holds the graph and the host keeps a small buffer for the input
 //   embeddings (ub × n_embd × 6 B; an estimate, not calibrated on a GPU).
+// - draft model (`draft`): a second model with the same slots and context (common/speculative.cpp
+//   common_base_params_to_speculative), planned like the model with its own -ngld and cache types.
 // - projector (`mmproj`): its weights and its encoder's compute buffer, all on the first GPU (host RAM
 //   with `--no-mmproj-offload` or on a host without one), whatever gpuLayers says (tools/mtmd/clip.cpp;
 //   projector.ts).
@@ -47,6 +49,8 @@ export interface PlanSettings {
   hostBytes?: number;
   /** The projector's file (the plan reads its facts from ModelFacts.projector; calibration keys by it). */
   mmproj?: string;
+  /** The draft model's file (the plan reads its facts from ModelFacts.draft; calibration keys by it). */
+  draft?: string;
 }
 
 /** Free memory now, bytes. */
@@ -75,6 +79,8 @@ export interface DevicePlan {
   projector?: number;
   /** llama-server's context checkpoints at their limit (host only; present for a model with window or recurrent layers): they fill as prompts are read (checkpoints.ts). */
   checkpoints?: number;
+  /** A draft model's weights, KV cache and buffers here (present on the devices it uses, with `draft` configured). */
+  draft?: number;
   total: number;
 }
 
@@ -123,8 +129,29 @@ const PAD = 256;
 const F32 = 4;
 const HOST = 'host';
 
-/** The plan for `settings`; with gpuLayers 'auto', as many layers as fit the GPUs' free memory. */
+/**
+ * The plan for `settings`; with gpuLayers 'auto', as many layers as fit the GPUs' free memory. A draft
+ * model (`facts.draft`) is planned first, as llama-server loads it (same slots and context, its own
+ * -ngld and cache types), and the model in the room it leaves; its share is each device's `draft`.
+ */
 export function planMemory(facts: ModelFacts, settings: PlanSettings, free: FreeMemory): MemoryPlan {
+  if (!facts.draft) return planModel(facts, settings, free);
+  const server = settings.server ?? DEFAULT_SERVER_MEMORY_OPTIONS;
+  const draftServer: ServerMemoryOptions = { ...DEFAULT_SERVER_MEMORY_OPTIONS, ubatch: server.ubatch, batch: server.batch, flashAttn: server.flashAttn, kvUnified: server.kvUnified, cacheTypeK: server.draft.cacheTypeK, cacheTypeV: server.draft.cacheTypeV };
+  const draft = planModel(facts.draft, { slots: settings.slots, ctxPerSlot: settings.ctxPerSlot, gpuLayers: server.draft.gpuLayers, server: draftServer }, free);
+  const room: FreeMemory = { host: free.host, gpus: free.gpus.map((g) => ({ ...g, free: Math.max(0, g.free - (draft.devices.find((d) => d.device === `gpu${g.index}`)?.total ?? 0)) })) };
+  const plan = planModel(facts, settings, room);
+  for (const d of plan.devices) {
+    const share = draft.devices.find((x) => x.device === d.device)?.total ?? 0;
+    if (share > 0) {
+      d.draft = share;
+      d.total += share;
+    }
+  }
+  return { ...plan, total: plan.devices.reduce((a, d) => a + d.total, 0) };
+}
+
+function planModel(facts: ModelFacts, settings: PlanSettings, free: FreeMemory): MemoryPlan {
   if (settings.gpuLayers !== 'auto' || free.gpus.length === 0) {
     return planWithLayers(facts, settings, free, settings.gpuLayers === 'auto' ? 0 : settings.gpuLayers);
   }
@@ -297,7 +324,7 @@ export function mostSlotsThatFit(facts: ModelFacts, settings: Omit<PlanSettings,
 }
 
 /** The config fields a model's plan reads. */
-export type PlanConfig = Pick<ModelConfig, 'ctxPerSlot' | 'gpuLayers' | 'args' | 'promptCacheMiB' | 'mmproj'>;
+export type PlanConfig = Pick<ModelConfig, 'ctxPerSlot' | 'gpuLayers' | 'args' | 'promptCacheMiB' | 'mmproj' | 'draft'>;
 
 /**
  * A model's plan settings but its slot count, from its config: ctxPerSlot, gpuLayers, the memory flags
@@ -305,7 +332,7 @@ export type PlanConfig = Pick<ModelConfig, 'ctxPerSlot' | 'gpuLayers' | 'args' |
  * as the instance sizes its --cache-ram: os.totalmem()).
  */
 export function modelPlanSettings(c: PlanConfig, hostBytes?: number): Omit<PlanSettings, 'slots'> & { server: ServerMemoryOptions } {
-  return { ctxPerSlot: c.ctxPerSlot, gpuLayers: c.gpuLayers, server: serverMemoryOptions(c.args), promptCacheMiB: c.promptCacheMiB, ...(hostBytes !== undefined ? { hostBytes } : {}), ...(c.mmproj ? { mmproj: c.mmproj } : {}) };
+  return { ctxPerSlot: c.ctxPerSlot, gpuLayers: c.gpuLayers, server: serverMemoryOptions(c.args), promptCacheMiB: c.promptCacheMiB, ...(hostBytes !== undefined ? { hostBytes } : {}), ...(c.mmproj ? { mmproj: c.mmproj } : {}), ...(c.draft ? { draft: c.draft } : {}) };
 }
 
 /**

@@ -26,6 +26,8 @@ export interface ServerMemoryOptions {
    * `host` or `gpuN`; a buffer type this plan does not know of keeps the layer's device.
    */
   tensorOverrides: TensorOverride[];
+  /** How a draft model (`draft`) is placed and cached: `-ngld` (default auto), `-ctkd`/`-ctvd` (default f16). */
+  draft: { gpuLayers: number | 'auto' | 'all'; cacheTypeK: string; cacheTypeV: string };
   /** `--ctx-checkpoints N` per slot when the args set it (checkpoints.ts); undefined: Slotwise's bound. */
   ctxCheckpoints?: number;
   /** Where a projector (`mmproj`) goes: a GPU (llama.cpp's default: the first), or `host` with `--no-mmproj-offload` / `-mmdev none`. */
@@ -53,11 +55,12 @@ export const DEFAULT_SERVER_MEMORY_OPTIONS: Readonly<ServerMemoryOptions> = {
   swaFull: false,
   tensorOverrides: [],
   mmproj: 'gpu',
+  draft: { gpuLayers: 'auto', cacheTypeK: 'f16', cacheTypeV: 'f16' },
 };
 
 /** Reads the memory-relevant flags out of extra llama-server args (`-ub 256`, `--cache-type-k=q8_0`, …). */
 export function serverMemoryOptions(args: readonly string[]): ServerMemoryOptions {
-  const o: ServerMemoryOptions = { ...DEFAULT_SERVER_MEMORY_OPTIONS, tensorOverrides: [] };
+  const o: ServerMemoryOptions = { ...DEFAULT_SERVER_MEMORY_OPTIONS, tensorOverrides: [], draft: { ...DEFAULT_SERVER_MEMORY_OPTIONS.draft } };
   for (let i = 0; i < args.length; i++) {
     const [flag, inline] = splitFlag(args[i]!);
     const value = (): string => {
@@ -76,6 +79,13 @@ export function serverMemoryOptions(args: readonly string[]): ServerMemoryOption
       case '--swa-full': o.swaFull = true; break;
       case '-ctxcp': case '--ctx-checkpoints': case '--swa-checkpoints': o.ctxCheckpoints = count(flag, value()); break;
       case '--no-mmproj-offload': o.mmproj = 'host'; break;
+      case '-ngld': case '--gpu-layers-draft': case '--n-gpu-layers-draft': case '--spec-draft-ngl': {
+        const v = value();
+        o.draft.gpuLayers = v === 'auto' || v === 'all' ? v : count(flag, v);
+        break;
+      }
+      case '-ctkd': case '--cache-type-k-draft': case '--spec-draft-type-k': o.draft.cacheTypeK = cacheType(flag, value()); break;
+      case '-ctvd': case '--cache-type-v-draft': case '--spec-draft-type-v': o.draft.cacheTypeV = cacheType(flag, value()); break;
       case '--mmproj-offload': o.mmproj = 'gpu'; break;
       case '-mmdev': case '--mmproj-device': o.mmproj = value() === 'none' ? 'host' : 'gpu'; break;
       case '-ot': case '--override-tensor': o.tensorOverrides.push(...overrides(flag, value())); break;

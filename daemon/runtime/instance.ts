@@ -397,6 +397,7 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
       perToken = kvPerToken(file.facts, this.model.args);
       checkpoints = ctxCheckpointsFor(file.facts, this.model);
       if (this.model.mmproj) await readProjectorFile(this.model.mmproj).catch((err: unknown) => Promise.reject(new SlotwiseError('SW_ERR_MODEL_FILE', `models.${this.model.name}.mmproj: ${(err as Error).message}`)));
+      if (this.model.draft) await readModelFile(this.model.draft).catch((err: unknown) => Promise.reject(new SlotwiseError('SW_ERR_MODEL_FILE', `models.${this.model.name}.draft: ${(err as Error).message}`)));
     } catch (err) {
       if (gen === this.#generation) this.#fail(err instanceof SlotwiseError ? err.message : `cannot read model file: ${(err as Error).message}`);
       return;
@@ -710,6 +711,8 @@ export function llamaServerArgs(model: LaunchModel, { port, socketPath }: Listen
   const args = [
     '-m', model.path,
     ...(model.mmproj ? ['--mmproj', model.mmproj] : []),
+    // A draft model is loaded but unused without a speculative type: draft-simple unless the args name one.
+    ...(model.draft ? ['--spec-draft-model', model.draft, ...(setsFlag(model.args, ['--spec-type']) ? [] : ['--spec-type', 'draft-simple'])] : []),
     '--alias', model.name, // responses name the configured model, not its file path
     // The socket is the daemon's (endpoint.ts); the loopback port is for everyone else.
     '--host', socketPath ? `127.0.0.1,${socketPath}` : '127.0.0.1',

@@ -386,7 +386,7 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
   /** Read each time: model-file.ts keeps one read per version of the file, so a file added or swapped after the daemon started is planned as it is now. */
   async #facts(model: string): Promise<ModelFacts | undefined> {
     const c = this.#o.supervisor.modelConfig(model);
-    return (await readModelFacts(c.path, { model, mmproj: c.mmproj })) ?? undefined;
+    return (await readModelFacts(c.path, { model, mmproj: c.mmproj, draft: c.draft })) ?? undefined;
   }
 
   /** Models other than `model` that run (or start) now. */

@@ -97,8 +97,8 @@ export interface Lease {
   readonly queuePosition: number;
   /** Tokens decoded so far, for the slot's status row. */
   progress(tokens: number): void;
-  /** From llama-server's final `timings`: prompt tokens reused from the KV cache and computed, and the ms computing took. */
-  promptTokens(cached: number, processed: number, promptMs?: number): void;
+  /** From llama-server's final `timings`: prompt tokens reused from the KV cache and computed, the ms computing took, and a draft model's proposed and accepted tokens. */
+  promptTokens(cached: number, processed: number, promptMs?: number, draft?: { drafted: number; accepted: number }): void;
   release(): void;
 }
 
@@ -172,6 +172,8 @@ interface ModelQueue {
   received: number;
   outcomes: Record<RequestOutcome, number>;
   promptTokens: { cached: number; processed: number; reported: number };
+  /** A draft model's tokens over finished requests that reported them (speculative decoding). */
+  draftTokens: { drafted: number; accepted: number };
   /** Of outcomes.cancelled, those superseded by a newer request of their session. */
   superseded: number;
   /** Of superseded, those that never took a slot (queued, or held in a typing burst): no slot time lost. */
@@ -249,7 +251,7 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
     this.#routing = opts.config.routing;
     this.#hooks = opts.hooks ?? {};
     for (const name of this.#supervisor.modelNames()) {
-      this.#queues.set(name, { waiters: [], rrCursor: 0, received: 0, outcomes: emptyOutcomes(), promptTokens: { cached: 0, processed: 0, reported: 0 }, superseded: 0, supersededUnstarted: 0 });
+      this.#queues.set(name, { waiters: [], rrCursor: 0, received: 0, outcomes: emptyOutcomes(), promptTokens: { cached: 0, processed: 0, reported: 0 }, draftTokens: { drafted: 0, accepted: 0 }, superseded: 0, supersededUnstarted: 0 });
     }
     opts.supervisor.on('scrape', (inst) => {
       const slots = this.#supervisor.scrape(inst)?.slots;
@@ -408,6 +410,7 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
         superseded: number;
         supersededUnstarted: number;
         promptTokens?: { cached: number; processed: number };
+        draftTokens?: { drafted: number; accepted: number };
         inFlight: (id: string) => number;
         slots: (id: string, polled: SlotStatus[]) => SlotStatus[];
       }
@@ -428,6 +431,7 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
       superseded: q.superseded,
       supersededUnstarted: q.supersededUnstarted,
       ...(q.promptTokens.reported > 0 ? { promptTokens: { cached: q.promptTokens.cached, processed: q.promptTokens.processed } } : {}),
+      ...(q.draftTokens.drafted > 0 ? { draftTokens: { ...q.draftTokens } } : {}),
       inFlight: (id) => this.#books.get(id)?.inFlight ?? 0,
       // Round-robin leaves the slot to llama-server, so only its /slots can say which is busy.
       slots: (id, polled) => {
@@ -728,7 +732,7 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
       queuePosition: w.admittedPosition,
       handoff: begun,
       progress: (tokens) => inner?.progress(tokens),
-      promptTokens: (cached, processed, promptMs) => inner?.promptTokens(cached, processed, promptMs),
+      promptTokens: (cached, processed, promptMs, draft) => inner?.promptTokens(cached, processed, promptMs, draft),
       // Ended before its slot freed (its client left, llama-server refused it, the instance went away): nothing was leased.
       release: () => (inner ? inner.release() : pending.drop(cancelled(w.ticket))),
     });
@@ -827,12 +831,16 @@ export class Scheduler extends EventEmitter<{ change: []; lease: [LeaseRecord] }
           if (q.waiters.length > 0) this.#pump(); // its slot may go to the next waiter now
         }
       },
-      promptTokens: (cached, processed, promptMs) => {
+      promptTokens: (cached, processed, promptMs, draft) => {
         // Few tokens say more about overhead than about the rate.
         if (promptMs !== undefined && processed >= MIN_PREFILL_SAMPLE) q.prefillMsPerToken = ewma(q.prefillMsPerToken, promptMs / processed);
         q.promptTokens.cached += cached;
         q.promptTokens.processed += processed;
         q.promptTokens.reported++;
+        if (draft) {
+          q.draftTokens.drafted += draft.drafted;
+          q.draftTokens.accepted += draft.accepted;
+        }
       },
       // The one place a lease ends, whatever ended the request (dispatch.ts calls it in `finally`).
       release: () => {

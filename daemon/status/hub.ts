@@ -18,6 +18,8 @@ export interface QueueView extends QueueStatus {
   supersededUnstarted?: number;
   /** Prompt tokens reused from the KV cache and computed, over finished requests that reported them. */
   promptTokens?: { cached: number; processed: number };
+  /** A draft model's proposed and accepted tokens, over finished requests that reported them. */
+  draftTokens?: { drafted: number; accepted: number };
   inFlight: (instanceId: string) => number;
   /** The slot rows from the leases, given llama-server's last /slots poll of that instance. */
   slots?: (instanceId: string, polled: SlotStatus[]) => SlotStatus[];
@@ -60,6 +62,10 @@ export function buildSnapshot(src: StatusSources, capacity: Capacity): Snapshot 
         const { cached, processed } = q.promptTokens;
         m.promptTokens = { cached, processed };
         if (cached + processed > 0) m.promptCacheHitRatio = cached / (cached + processed);
+      }
+      if (q.draftTokens && q.draftTokens.drafted > 0) {
+        m.draftTokens = { ...q.draftTokens };
+        m.draftAcceptance = q.draftTokens.accepted / q.draftTokens.drafted;
       }
     }
     for (const inst of m.instances) {

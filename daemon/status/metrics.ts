@@ -39,6 +39,7 @@ export class MetricsRegistry {
   #waiting: Gauge<'model'>;
   #kvCache: Gauge<'model'>;
   #promptTokens: Counter<'model' | 'kind'>;
+  #draftTokens: Counter<'model' | 'kind'>;
   #cacheHit: Gauge<'model'>;
   #loads: Counter<'model'>;
   #unloads: Counter<'model' | 'reason'>;
@@ -97,6 +98,7 @@ export class MetricsRegistry {
     this.#kvCache = gauge('slotwise_kv_cache_usage_perc', 'KVCacheUtilization, 0..1: context cells held by processing slots over all context cells of ready instances (from llama-server /slots: n_prompt_tokens over n_ctx).', ['model']);
     // The totals live in the scheduler; the counter is set from them at scrape time (as restarts).
     this.#promptTokens = new Counter({ name: 'slotwise_prompt_tokens_total', help: 'Prompt tokens of finished requests: kind="cached" reused from the KV cache, kind="processed" computed (llama-server timings cache_n, prompt_n).', labelNames: ['model', 'kind'], registers });
+    this.#draftTokens = new Counter({ name: 'slotwise_draft_tokens_total', help: 'Speculative decoding with a draft model: kind="drafted" tokens it proposed, kind="accepted" those the model kept (llama-server timings draft_n, draft_n_accepted).', labelNames: ['model', 'kind'], registers });
     this.#loads = new Counter({ name: 'slotwise_model_loads_total', help: 'Times the model became ready from not ready: a start, an on-demand load, or a restart after a crash.', labelNames: ['model'], registers });
     this.#unloads = new Counter({ name: 'slotwise_model_unloads_total', help: 'Times the model was unloaded: reason="idle" (idleUnloadMs), "evicted" (to make room), "stopped" (slotwise down).', labelNames: ['model', 'reason'], registers });
     this.#loadSeconds = new Histogram({
@@ -167,7 +169,7 @@ export class MetricsRegistry {
   }
 
   #setFrom(s: Snapshot): void {
-    for (const g of [this.#slotsTotal, this.#slotsBusy, this.#queueWaiting, this.#instanceUp, this.#restarts, this.#gpuUtil, this.#gpuMemUsed, this.#gpuMemTotal, this.#gpuTemp, this.#gpuPower, this.#processMemory, this.#running, this.#waiting, this.#kvCache, this.#promptTokens, this.#cacheHit, this.#modelMemory]) {
+    for (const g of [this.#slotsTotal, this.#slotsBusy, this.#queueWaiting, this.#instanceUp, this.#restarts, this.#gpuUtil, this.#gpuMemUsed, this.#gpuMemTotal, this.#gpuTemp, this.#gpuPower, this.#processMemory, this.#running, this.#waiting, this.#kvCache, this.#promptTokens, this.#draftTokens, this.#cacheHit, this.#modelMemory]) {
       g.reset();
     }
     for (const m of s.models) {
@@ -219,5 +221,9 @@ export class MetricsRegistry {
       this.#promptTokens.inc({ model: m.name, kind: 'processed' }, m.promptTokens.processed);
     }
     if (m.promptCacheHitRatio !== undefined) this.#cacheHit.set(model, m.promptCacheHitRatio);
+    if (m.draftTokens) {
+      this.#draftTokens.inc({ model: m.name, kind: 'drafted' }, m.draftTokens.drafted);
+      this.#draftTokens.inc({ model: m.name, kind: 'accepted' }, m.draftTokens.accepted);
+    }
   }
 }

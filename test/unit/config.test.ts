@@ -57,8 +57,8 @@ describe('example and schema', () => {
       if (key === 'name' || key === 'path' || key === 'maxReplicas') continue; // no static default
       expect(modelProps[key]?.default, key).toEqual(value);
     }
-    // mmproj is the one optional key without a default: absent from a parsed model that does not set it.
-    expect(Object.keys(modelProps).sort()).toEqual([...Object.keys(parsed).filter((k) => k !== 'name'), 'mmproj'].sort());
+    // mmproj and draft are the optional keys without a default: absent from a parsed model that does not set them.
+    expect(Object.keys(modelProps).sort()).toEqual([...Object.keys(parsed).filter((k) => k !== 'name'), 'mmproj', 'draft'].sort());
   });
 
   it('every schema property has a description', () => {

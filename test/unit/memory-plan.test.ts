@@ -297,6 +297,7 @@ describe('serverMemoryOptions', () => {
       swaFull: false,
       tensorOverrides: [],
       mmproj: 'gpu',
+      draft: { gpuLayers: 'auto', cacheTypeK: 'f16', cacheTypeV: 'f16' },
     });
     expect(serverMemoryOptions(['--swa-full']).swaFull).toBe(true);
     expect(serverMemoryOptions(['--no-mmproj-offload']).mmproj).toBe('host');
