@@ -172,6 +172,14 @@ export const doctorCommand: Command = {
             line(false, '    mmproj', (err as Error).message);
           }
         }
+        if (m.draft) {
+          try {
+            const d = summarizeGguf(await readModelHeader(m.draft));
+            line(true, '    draft', `${d.architecture}, ${d.layers} layers · ${m.draft}`);
+          } catch (err) {
+            line(false, '    draft', (err as Error).message);
+          }
+        }
       }
     } catch (err) {
       configBad = true;

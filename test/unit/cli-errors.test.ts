@@ -97,6 +97,11 @@ describe('doctor with a bad config', () => {
     expect(wrong.code).toBe(1);
     expect(wrong.stdout).toMatch(/^✓ {3}v {11}llama, 2 layers/m);
     expect(wrong.stdout).toMatch(/^✗ {5}mmproj {4}tiny-d64-l2-s1\.gguf is a "llama" model, not a projector/m);
+    // A draft model is a model: its line says which, or why it cannot be read.
+    writeFileSync(join(dir, 'bad-draft.gguf'), 'hello');
+    const drafts = await slotwise('doctor', '--config', config('d.json', { models: { v: { path: model, draft: model }, w: { path: model, draft: join(dir, 'bad-draft.gguf') } } }), ...state);
+    expect(drafts.stdout).toMatch(/^✓ {5}draft {5}llama, 2 layers · /m);
+    expect(drafts.stdout).toMatch(/^✗ {5}draft {5}.*not a GGUF file/m);
   });
 });
 
