@@ -32,6 +32,7 @@ import { embeddingRoutes } from './api/embeddings';
 import { Scheduler } from './scheduler/scheduler';
 import { ModelLoader } from './runtime/loader';
 import { readFreeMemory } from './memory/free-memory';
+import { visibleGpus } from './resources/visible-gpus';
 import { CalibrationStore, recordedPlacement, type GpusAtLaunch } from './memory/calibration';
 import { AutoSlotsPreview } from './memory/auto-slots-preview';
 import { JobStore } from './api/jobs';
@@ -130,6 +131,7 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
     config,
     logger: logger.child('loader'),
     readFree: async () => (await readFreeMemory(opts.env)).free,
+    gpuOrder: visibleGpus(opts.env),
     calibration,
     busy: (m) => scheduler.busy(m),
     waiting: (m) => scheduler.waiting(m),

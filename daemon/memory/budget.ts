@@ -22,12 +22,13 @@ export interface LoadedModel {
  * llama-server's buffers (`"<kind> <device>"` → MiB) summed per device: CPU buffers (`CPU`,
  * `CPU_Mapped`, `CUDA_Host`: pinned host memory) are host RAM; `CUDA0`, `ROCm1`, `Vulkan0` … are that GPU.
  */
-export function actualByDevice(buffers: Readonly<Record<string, number>>): DeviceBytes {
+export function actualByDevice(buffers: Readonly<Record<string, number>>, gpuOrder?: readonly number[]): DeviceBytes {
   const out: DeviceBytes = new Map();
   for (const [key, mib] of Object.entries(buffers)) {
     const dev = key.slice(key.indexOf(' ') + 1);
     const gpu = /^(?:CUDA|ROCm|Vulkan|SYCL|Metal)(\d+)$/.exec(dev);
-    const device = gpu ? `gpu${gpu[1]}` : 'host';
+    // llama-server numbers the GPUs it sees: with CUDA_VISIBLE_DEVICES=2,3 its CUDA0 is GPU 2 (visible-gpus.ts).
+    const device = gpu ? `gpu${gpuOrder?.[Number(gpu[1])] ?? gpu[1]}` : 'host';
     out.set(device, (out.get(device) ?? 0) + mib * MIB);
   }
   return out;

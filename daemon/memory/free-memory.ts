@@ -1,5 +1,6 @@
 // Free memory right now, for a plan: host RAM (MemAvailable) and each GPU's VRAM from one nvidia-smi or
-// rocm-smi reading, through the same parsers the status sampler uses (daemon/resources/).
+// rocm-smi reading, through the same parsers the status sampler uses (daemon/resources/); only the GPUs
+// llama-server will see, in its order (CUDA_VISIBLE_DEVICES: resources/visible-gpus.ts).
 import { execa } from 'execa';
 import type { GpuStatus } from '../../shared/protocol';
 import { detectGpuTool } from '../resources/detect-gpu-tool';
@@ -7,6 +8,7 @@ import { HostSampler } from '../resources/host';
 import { GPU_QUERY_FIELDS, parseGpuLine } from '../resources/nvidia-parse';
 import { parseRocmJson, ROCM_ARGS } from '../resources/rocm-parse';
 import type { FreeMemory } from './plan';
+import { inDeviceOrder, visibleGpus } from '../resources/visible-gpus';
 
 const MIB = 1024 * 1024;
 
@@ -23,7 +25,7 @@ export async function readFreeMemory(env: NodeJS.ProcessEnv): Promise<FreeMemory
   return {
     free: {
       host: host.memoryAvailableBytes,
-      gpus: gpus.gpus.map((g) => ({ index: g.index, free: Math.max(0, g.memoryTotalMiB - g.memoryUsedMiB) * MIB })),
+      gpus: inDeviceOrder(gpus.gpus, visibleGpus(env)).map((g) => ({ index: g.index, free: Math.max(0, g.memoryTotalMiB - g.memoryUsedMiB) * MIB })),
     },
     gpuNames: new Map(gpus.gpus.map((g) => [g.index, g.name])),
     warnings: gpus.warnings,

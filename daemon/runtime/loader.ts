@@ -43,6 +43,8 @@ export interface LoaderOptions {
   calibration?: CalibrationStore;
   /** How often a load that must wait for a busy model to go idle looks again, ms. */
   retryMs?: number;
+  /** nvidia-smi indices of llama-server's CUDA0, CUDA1, … when CUDA_VISIBLE_DEVICES limits them (resources/visible-gpus.ts). */
+  gpuOrder?: readonly number[];
 }
 
 interface Entry {
@@ -377,7 +379,7 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
     const inst = this.#readyInstance(model);
     const placement = inst?.status().offload;
     if (placement?.recordedAt !== undefined) return; // this load printed nothing new: it ran on the recorded placement
-    const actual = reportedBytes(inst);
+    const actual = reportedBytes(inst, this.#o.gpuOrder);
     if (!actual || !e.calibrationKey || e.estimateBytes === undefined) return;
     await this.#o.calibration.record(e.calibrationKey, e.estimateBytes, actual, placement);
     this.#changed();
@@ -405,7 +407,7 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
     for (const name of names) {
       const plan = this.#entry(name).plan;
       for (const inst of this.#o.supervisor.instances(name)) {
-        const actual = reportedBytes(inst);
+        const actual = reportedBytes(inst, this.#o.gpuOrder);
         if (actual) {
           addBytes(used, actual);
           if (plan) addBytes(used, cacheByDevice(plan));
@@ -530,7 +532,7 @@ export class ModelLoader extends EventEmitter<{ change: []; loadState: [model: s
   }
 
   #memoryStatus(model: string, plan: MemoryPlan): ModelMemoryStatus {
-    return planStatus(plan, reportedBytes(this.#readyInstance(model)));
+    return planStatus(plan, reportedBytes(this.#readyInstance(model), this.#o.gpuOrder));
   }
 
   #readyInstance(model: string): LlamaInstance | undefined {
@@ -573,8 +575,8 @@ function mostAdvanced(insts: readonly LlamaInstance[]): LoadProgress {
 }
 
 /** What a ready instance's llama-server reported allocating, per device; undefined before it is ready or when its log named no buffer. */
-function reportedBytes(inst: LlamaInstance | undefined): DeviceBytes | undefined {
+function reportedBytes(inst: LlamaInstance | undefined, gpuOrder?: readonly number[]): DeviceBytes | undefined {
   if (inst?.state !== 'ready') return undefined;
   const buffers = inst.status().offload?.buffers;
-  return buffers && Object.keys(buffers).length ? actualByDevice(buffers) : undefined;
+  return buffers && Object.keys(buffers).length ? actualByDevice(buffers, gpuOrder) : undefined;
 }
