@@ -86,8 +86,9 @@ function modelNode(m: ModelStatus, now: number): ModelNode {
     m.load?.error?.message ?? '',
     m.path,
     `${m.slotsPerInstance} slots × ${m.ctxPerSlot} ctx · gpuLayers ${m.gpuLayers} · replicas ${m.replicas}`,
-    m.info?.fileBytes ? `${m.info.architecture ?? 'model'} · ${formatBytes(m.info.fileBytes)}` : '',
+    m.info?.fileBytes ? `${m.info.architecture ?? 'model'} · ${formatBytes(m.info.fileBytes)}${m.info.modalities?.length ? ` · reads ${m.info.modalities.join(' and ')}` : ''}` : '',
     offload ? `placement: ${placementText(offload)}` : '',
+    m.draftTokens && m.draftAcceptance !== undefined ? `speculative decoding: ${Math.round(m.draftAcceptance * 100)} % of ${m.draftTokens.drafted} drafted tokens accepted` : '',
     m.memory ? `memory: plan ${formatBytes(m.memory.planBytes)}${m.memory.actualBytes !== undefined ? ` · actual ${formatBytes(m.memory.actualBytes)}` : ''}${m.memory.promptCacheBytes ? ` · prompt cache up to ${formatBytes(m.memory.promptCacheBytes)}` : ''}` : '',
   ].filter(Boolean);
   return {

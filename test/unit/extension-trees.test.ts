@@ -73,6 +73,14 @@ describe('buildSlotsTree', () => {
     expect(c!.tooltip).toContain('memory: plan 3.1 GiB · actual 3.0 GiB · prompt cache up to 1.0 GiB');
   });
 
+  it("a vision model's tooltip says what it reads, and a model with a draft how much of the draft was accepted", () => {
+    const [v] = buildSlotsTree(snapshot({ models: [model({ instances: [instance({}, [])], info: { fileBytes: 2 ** 30, architecture: 'gemma3', modalities: ['vision'] }, draftTokens: { drafted: 200, accepted: 150 }, draftAcceptance: 0.75 })] }), NOW);
+    expect(v!.tooltip).toContain('gemma3 · 1.0 GiB · reads vision');
+    expect(v!.tooltip).toContain('speculative decoding: 75 % of 200 drafted tokens accepted');
+    const [t] = buildSlotsTree(snapshot({ models: [model({ instances: [instance({}, [])], info: { fileBytes: 2 ** 30, architecture: 'llama' } })] }), NOW);
+    expect(t!.tooltip).not.toMatch(/reads|speculative/);
+  });
+
   it('a ready model\'s tooltip says where llama-server put it, and when a placement is the one recorded at an earlier load', () => {
     const onGpu = { layersOnGpu: 33, layersTotal: 33, buffers: { 'model CUDA0': 3820.93, 'kv CUDA0': 512 } };
     const [g] = buildSlotsTree(snapshot({ models: [model({ instances: [instance({ offload: onGpu }, [])] })] }), NOW);
