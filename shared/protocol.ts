@@ -346,8 +346,11 @@ export interface DaemonInfo {
 
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant';
-  content: string;
+  /** Text, or parts: text and images (`data:` URLs; for a model with a projector, `mmproj`), as OpenAI's chat API takes them. */
+  content: string | ChatContentPart[];
 }
+
+export type ChatContentPart = { type: 'text'; text: string } | { type: 'image_url'; image_url: { url: string } };
 
 export interface PromptParams {
   model?: string;

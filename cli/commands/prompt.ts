@@ -6,6 +6,7 @@ import { withDaemon } from '../locate';
 import type { RpcClient } from '../../shared/rpc-client';
 import type { JobSummary, RpcNotifications } from '../../shared/protocol';
 import type { Command, CommandContext } from './command';
+import { imagePart } from '../image-file';
 
 /** `interrupted`: the user or the shell ended the command (`why`: Ctrl-C, SIGTERM, SIGHUP, or stdout closed as by `| head`). */
 type EndEvent =
@@ -91,13 +92,15 @@ export const promptCommand: Command = {
   summary: 'send a prompt; tokens stream to stdout, Ctrl-C cancels',
   args: '[TEXT|-]',
   help: [
-    'slotwise prompt [--model M] [--max-tokens N] [--temperature T] [--chat] [--json] [--detach] [--background] [TEXT|-]',
+    'slotwise prompt [--model M] [--max-tokens N] [--temperature T] [--chat] [--image FILE]… [--json] [--detach] [--background] [TEXT|-]',
     '',
     'TEXT, or "-" / nothing to read the prompt from stdin.',
     '  -m, --model M          the model (needed when several are configured)',
     '  -n, --max-tokens N     at most N tokens (default: llama-server\'s)',
     '  -t, --temperature T    sampling temperature, 0 to 100 (default: llama-server\'s)',
     '  --chat                 send as a chat message (uses the model\'s chat template) instead of raw completion',
+    '  --image FILE           add an image (PNG, JPEG, GIF, WebP, BMP) to the chat message; repeat for more; implies --chat',
+    '                         and needs a model with a projector (models.NAME.mmproj)',
     '  --json                 print the finished job summary as JSON instead of streaming text',
     '  --detach               print the job id and return at once; follow it later with `slotwise attach ID`',
     '  --background           batch work: waits behind interactive requests (at most queue.backgroundMaxWaitMs)',
@@ -107,6 +110,7 @@ export const promptCommand: Command = {
     'max-tokens': { type: 'string', short: 'n' },
     temperature: { type: 'string', short: 't' },
     chat: { type: 'boolean' },
+    image: { type: 'string', multiple: true },
     json: { type: 'boolean' },
     detach: { type: 'boolean' },
     background: { type: 'boolean' },
@@ -117,6 +121,7 @@ export const promptCommand: Command = {
     // Checked here, before a daemon is needed, in the flags' own words; the daemon checks them too.
     const maxTokens = ctx.values['max-tokens'] === undefined ? undefined : intValue('--max-tokens', ctx.values['max-tokens'] as string, 1);
     const temperature = ctx.values.temperature === undefined ? undefined : numberValue('--temperature', ctx.values.temperature as string, 0, MAX_TEMPERATURE);
+    const images = await Promise.all(((ctx.values.image as string[] | undefined) ?? []).map((f) => imagePart(f)));
     return withDaemon(ctx.stateDir, async (client) => {
       const json = ctx.values.json === true;
       const base = {
@@ -125,7 +130,8 @@ export const promptCommand: Command = {
         temperature,
         ...(ctx.values.background ? { priority: 'background' as const } : {}),
       };
-      const params = ctx.values.chat ? { ...base, messages: [{ role: 'user' as const, content: text }] } : { ...base, prompt: text };
+      const content = images.length ? [{ type: 'text' as const, text }, ...images] : text;
+      const params = ctx.values.chat || images.length ? { ...base, messages: [{ role: 'user' as const, content }] } : { ...base, prompt: text };
       const followed = follow(client, ctx, json); // listening before submit: no early delta is missed
       try {
         const { jobId } = await client.call('prompt.submit', params).catch((err: unknown) => Promise.reject(inFlagTerms(err)));

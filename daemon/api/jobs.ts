@@ -2,8 +2,9 @@
 // notifications to every attached connection. Jobs outlive their connection so a client that
 // reconnects re-attaches from the last seq it saw; finished jobs are kept (last 200, 1 h), also on
 // disk (job-archive.ts) so they survive a daemon restart.
+import { contentText } from '../../shared/chat-content';
 import { SlotwiseError, quote, toSlotwiseError } from '../../shared/errors';
-import type { ChatMessage, JobSummary, JobTimings, JobUsage, PromptParams, RpcNotification, RpcNotifications } from '../../shared/protocol';
+import type { ChatContentPart, ChatMessage, JobSummary, JobTimings, JobUsage, PromptParams, RpcNotification, RpcNotifications } from '../../shared/protocol';
 import { dispatch, InstanceGoneError } from '../scheduler/dispatch';
 import type { Lease, Scheduler } from '../scheduler/scheduler';
 import type { Supervisor } from '../runtime/supervisor';
@@ -87,7 +88,7 @@ export class JobStore {
       ...(params.priority ? { priority: params.priority } : {}),
       ...(params.session !== undefined ? { session: params.session } : {}),
     });
-    const text = params.prompt ?? params.messages?.map((m) => m.content).join('\n') ?? '';
+    const text = params.prompt ?? params.messages?.map((m) => contentText(m.content)).join('\n') ?? '';
     const job: Job = {
       summary: { jobId: ticket.id, model: params.model, state: 'queued', createdAt: Date.now(), title: text.replace(/\s+/g, ' ').trim().slice(0, 80), seq: 0 },
       deltas: [],
@@ -298,6 +299,28 @@ function jobIdParam(params: unknown, where: string): string {
 /** prompt.submit's fields (shared/protocol.ts PromptParams). */
 const PROMPT_FIELDS: readonly string[] = ['model', 'prompt', 'messages', 'maxTokens', 'temperature', 'topP', 'seed', 'stop', 'priority', 'session'] satisfies (keyof PromptParams)[];
 
+/**
+ * A message's content: a string, or text and image parts; an image only for a model with a projector
+ * (`mmproj`), and only as a `data:` URL (llama-server would fetch another URL itself).
+ */
+function messageContent(content: unknown, where: string, model: { name: string; mmproj?: string }): string | ChatContentPart[] {
+  if (typeof content === 'string') return content;
+  const shape = `${where}.content must be a string or an array of {"type": "text", "text"} and {"type": "image_url", "image_url": {"url": "data:…"}} parts`;
+  if (!Array.isArray(content) || content.length === 0) throw new SlotwiseError('SW_ERR_BAD_REQUEST', shape);
+  return content.map((raw, j): ChatContentPart => {
+    const part = (raw ?? {}) as { type?: unknown; text?: unknown; image_url?: { url?: unknown } };
+    if (part.type === 'text' && typeof part.text === 'string') return { type: 'text', text: part.text };
+    if (part.type === 'image_url' && typeof part.image_url?.url === 'string') {
+      if (model.mmproj === undefined) {
+        throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}.content[${j}] is an image, but model "${model.name}" has no projector to read it — set models.${model.name}.mmproj to the model's mmproj-*.gguf, or send text only`);
+      }
+      if (!part.image_url.url.startsWith('data:image/')) throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}.content[${j}].image_url.url must be a data:image/… URL (base64 of the image)`);
+      return { type: 'image_url', image_url: { url: part.image_url.url } };
+    }
+    throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${shape}; part ${j} is not one`);
+  });
+}
+
 /** With the u flag a pair is one code point, so only a half left alone is in the surrogate category. */
 const LONE_SURROGATE = /\p{Cs}/u;
 
@@ -325,15 +348,14 @@ export function parsePromptParams(raw: unknown, supervisor: Supervisor): PromptP
       if (o.role !== 'system' && o.role !== 'user' && o.role !== 'assistant') {
         throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}: messages[${i}].role must be "system", "user" or "assistant"`);
       }
-      if (typeof o.content !== 'string') throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}: messages[${i}].content must be a string`);
-      return { role: o.role, content: o.content };
+      return { role: o.role, content: messageContent(o.content, `${where}: messages[${i}]`, supervisor.modelConfig(model)) };
     });
   }
   if ((prompt === undefined) === (messages === undefined)) {
     throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}: give exactly one of "prompt" (text) or "messages" (chat)`);
   }
   // llama-server refuses a lone surrogate only once the job runs (its JSON parser): say so at submit.
-  const texts: Array<[string, string]> = prompt !== undefined ? [['"prompt"', prompt]] : messages!.map((m, i) => [`messages[${i}].content`, m.content]);
+  const texts: Array<[string, string]> = prompt !== undefined ? [['"prompt"', prompt]] : messages!.map((m, i) => [`messages[${i}].content`, contentText(m.content)]);
   for (const [field, text] of texts) {
     if (LONE_SURROGATE.test(text)) throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}: ${field} holds a lone UTF-16 surrogate (half of a character) — send whole characters`);
   }

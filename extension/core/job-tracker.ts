@@ -1,6 +1,7 @@
 // Prompt jobs as this window sees them: the ones it submitted or opened (followed: their text streams in)
 // and the ones jobs.list reports. Deltas are applied strictly in seq order; a gap or a reconnect re-attaches
 // with fromSeq = the last seq applied, so no token is lost or doubled.
+import { contentText } from '../../shared/chat-content';
 import { toSlotwiseError } from '../../shared/errors';
 import type { ErrorBody, ErrorCode, JobState, JobSummary, JobTimings, JobUsage, PromptParams, RpcMethod, RpcMethods } from '../../shared/protocol';
 import type { ConnectionLog, JobEvent } from './connection';
@@ -41,7 +42,8 @@ export function isFinished(state: JobState): boolean {
 
 /** The first line of a prompt, shortened for lists and titles. */
 export function titleOf(params: PromptParams, max = 60): string {
-  const text = params.prompt ?? params.messages?.filter((m) => m.role === 'user').at(-1)?.content ?? '';
+  const content = params.prompt ?? params.messages?.filter((m) => m.role === 'user').at(-1)?.content ?? '';
+  const text = contentText(content);
   const line = text.trim().split('\n', 1)[0] ?? '';
   return line.length > max ? `${line.slice(0, max - 1)}…` : line || '(empty prompt)';
 }

@@ -3,7 +3,8 @@
 // memory plan counts the projector as llama-server allocates it, and the requests a model without a
 // projector cannot serve, or a file that is not one, are refused with the fix.
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readGgufHeader } from '../../gguf/gguf';
 import { ensureCachedTinyProjector, tinyProjectorImageTokens } from '../../gguf/tiny-projector';
@@ -11,6 +12,7 @@ import { modelFacts } from '../../daemon/memory/model-facts';
 import { planMemory } from '../../daemon/memory/plan';
 import { projectorFacts } from '../../daemon/memory/projector';
 import type { Snapshot } from '../../shared/protocol';
+import { cli } from '../helpers/cli';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon';
 import { encodePng, pngDataUrl } from '../helpers/png';
 import { tinyModelPath } from '../helpers/tiny';
@@ -70,6 +72,18 @@ describe('a model with a projector (mmproj), on the real llama-server', () => {
     expect(photo.length).toBeGreaterThan(2 * MIB);
     const big = await chat(d, 'vision', [text, { type: 'image_url', image_url: { url: pngDataUrl(photo) } }]);
     expect(big.status, await big.clone().text()).toBe(200);
+
+    // `slotwise prompt --image` sends the file in a chat message (a prompt job over the WebSocket).
+    const file = join(d.dir, 'picture.png');
+    writeFileSync(file, png);
+    const job = await cli(['prompt', '--state-dir', d.stateDir, '--model', 'vision', '--image', file, '--json', '-n', '4', 'What is in this picture?']);
+    expect(job.code, job.stderr).toBe(0);
+    const textOnly = await cli(['prompt', '--state-dir', d.stateDir, '--model', 'vision', '--chat', '--json', '-n', '4', 'What is in this picture?']);
+    const promptTokens = (out: string) => (JSON.parse(out) as { usage: { promptTokens: number } }).usage.promptTokens;
+    expect(promptTokens(job.stdout) - promptTokens(textOnly.stdout)).toBeGreaterThanOrEqual(tinyProjectorImageTokens());
+    const noProjector = await cli(['prompt', '--state-dir', d.stateDir, '--model', 'text', '--image', file, 'What is in this picture?']);
+    expect(noProjector.code).toBe(2); // a bad request, as docs/errors.md lists it
+    expect(noProjector.stderr).toContain('model "text" has no projector to read it — set models.text.mmproj');
 
     // /v1/models says which model reads images, as llama-server's own list does.
     const list = (await (await d.fetch('/v1/models')).json()) as { data: { id: string; capabilities: string[]; slotwise: { modalities?: string[] } }[] };

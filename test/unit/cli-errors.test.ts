@@ -265,6 +265,23 @@ describe("the daemon's checks in the flags' terms", () => {
     throw new Error('the daemon accepted it');
   }
 
+  it('image parts in a prompt job: only data:image URLs, only for a model with a projector, and only known part shapes', () => {
+    const msg = (content: unknown) => ({ model: 'tiny', messages: [{ role: 'user', content }] });
+    const png = { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } };
+    const models = (mmproj?: string) =>
+      ({ resolveModel: (m: string) => m, modelNames: () => ['tiny', 'v'], modelConfig: (name: string) => ({ name, kind: 'completion', ctxPerSlot: 512, ...(mmproj ? { mmproj } : {}) }) }) as unknown as Supervisor;
+    expect(() => parsePromptParams(msg([{ type: 'text', text: 'what?' }, png]), models())).toThrow(
+      'prompt.submit: messages[0].content[1] is an image, but model "tiny" has no projector to read it — set models.tiny.mmproj to the model\'s mmproj-*.gguf, or send text only',
+    );
+    const withProjector = models('/m/mmproj.gguf');
+    const parsed = parsePromptParams({ model: 'v', messages: [{ role: 'user', content: [{ type: 'text', text: 'what?' }, png] }] }, withProjector);
+    expect(parsed.messages![0]!.content).toEqual([{ type: 'text', text: 'what?' }, png]);
+    const refuse = (content: unknown) => () => parsePromptParams({ model: 'v', messages: [{ role: 'user', content }] }, withProjector);
+    expect(refuse([{ type: 'image_url', image_url: { url: 'https://example.com/cat.png' } }])).toThrow('prompt.submit: messages[0].content[0].image_url.url must be a data:image/… URL (base64 of the image)');
+    expect(refuse([{ type: 'audio', data: 'x' }])).toThrow(/content must be a string or an array of .*; part 0 is not one$/);
+    expect(refuse([])).toThrow(/content must be a string or an array/);
+  });
+
   it('no --model among several models names them and the flag', () => {
     const err = inFlagTerms(daemonSays({ prompt: 'hi' }, ['big', 'tiny'])) as SlotwiseError;
     expect(err.exitCode).toBe(2);
