@@ -1,18 +1,9 @@
-// An image file as a chat message part (`slotwise prompt --image`): its type from its first bytes, its
-// bytes as a base64 data URL, which is how llama-server takes an image through the chat API.
+// `slotwise prompt --image FILE`: the file as a chat message part (shared/image-data.ts), or a usage error naming it.
 import { readFile } from 'node:fs/promises';
 import { SlotwiseError } from '../shared/errors';
+import { IMAGE_FORMATS, imagePartOf } from '../shared/image-data';
 import type { ChatContentPart } from '../shared/protocol';
 import { errnoCode } from '../platform/errno';
-
-/** Magic bytes → MIME type, for the formats llama.cpp's image loader (stb_image) reads. */
-const SIGNATURES: readonly [string, (b: Buffer) => boolean][] = [
-  ['image/png', (b) => b.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))],
-  ['image/jpeg', (b) => b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff],
-  ['image/gif', (b) => b.subarray(0, 4).toString('latin1') === 'GIF8'],
-  ['image/webp', (b) => b.subarray(0, 4).toString('latin1') === 'RIFF' && b.subarray(8, 12).toString('latin1') === 'WEBP'],
-  ['image/bmp', (b) => b.subarray(0, 2).toString('latin1') === 'BM'],
-];
 
 export async function imagePart(path: string): Promise<ChatContentPart> {
   let bytes: Buffer;
@@ -22,7 +13,7 @@ export async function imagePart(path: string): Promise<ChatContentPart> {
     const code = errnoCode(err);
     throw new SlotwiseError('SW_ERR_USAGE', code === 'ENOENT' ? `--image ${path}: no such file` : `--image ${path}: cannot read it (${code ?? (err as Error).message})`);
   }
-  const mime = SIGNATURES.find(([, test]) => test(bytes))?.[0];
-  if (!mime) throw new SlotwiseError('SW_ERR_USAGE', `--image ${path}: not a PNG, JPEG, GIF, WebP or BMP image`);
-  return { type: 'image_url', image_url: { url: `data:${mime};base64,${bytes.toString('base64')}` } };
+  const part = imagePartOf(bytes);
+  if (!part) throw new SlotwiseError('SW_ERR_USAGE', `--image ${path}: not a ${IMAGE_FORMATS} image`);
+  return part;
 }

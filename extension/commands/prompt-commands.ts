@@ -1,4 +1,5 @@
-// Send Prompt (returns once submitted; the reply streams into an editor), Cancel Prompt…, Jobs.
+// Send Prompt (returns once submitted; the reply streams into an editor), Ask About Image (a picture to
+// a model with a projector, from the palette or an image's context menu), Cancel Prompt…, Jobs.
 import * as vscode from 'vscode';
 import { SlotwiseError } from '../../shared/errors';
 import type { PromptParams } from '../../shared/protocol';
@@ -6,6 +7,8 @@ import { modelSlots } from '../../shared/slots';
 import { isFinished } from '../core/job-tracker';
 import type { JobRow } from '../core/jobs-tree-model';
 import { modelPhase } from '../core/slots-tree-model';
+import { imagePromptParams, noVisionModel, visionModels } from '../core/vision';
+import { IMAGE_EXTENSIONS } from '../../shared/image-data';
 import { jobUri } from '../job-documents';
 import { registerSafe, type Services } from '../services';
 import { readSettings } from '../settings';
@@ -24,6 +27,23 @@ export function registerPromptCommands(s: Services): vscode.Disposable[] {
       else params.prompt = text;
       const job = await s.jobs.submit(params);
       s.log.info(`submitted job ${job.jobId} to ${model || 'the default model'}`);
+      await s.outputs.open(job, settings.promptOutput);
+      return job.jobId;
+    }),
+    registerSafe(s.log, 'slotwise.askAboutImage', async (arg?: vscode.Uri) => {
+      const uri = arg instanceof vscode.Uri ? arg : (await vscode.window.showOpenDialog({ title: 'Slotwise: Ask About Image', canSelectMany: false, filters: { Images: IMAGE_EXTENSIONS } }))?.[0];
+      if (!uri) return;
+      const snap = s.conn.snapshot ?? (await s.conn.call('status.get'));
+      const models = visionModels(snap.models);
+      if (models.length === 0) throw noVisionModel();
+      const model = models.length === 1 ? models[0] : (await vscode.window.showQuickPick(models, { title: 'Slotwise: Ask About Image', placeHolder: 'Model' }));
+      if (!model) return;
+      const question = await vscode.window.showInputBox({ title: 'Slotwise: Ask About Image', prompt: `About ${vscode.workspace.asRelativePath(uri)}`, value: 'Describe this image.', ignoreFocusOut: true });
+      if (!question?.trim()) return;
+      const settings = readSettings();
+      const params = imagePromptParams(await vscode.workspace.fs.readFile(uri), vscode.workspace.asRelativePath(uri), question, { model, maxTokens: settings.maxTokens, temperature: settings.temperature });
+      const job = await s.jobs.submit(params);
+      s.log.info(`submitted job ${job.jobId} about ${uri.fsPath} to ${model}`);
       await s.outputs.open(job, settings.promptOutput);
       return job.jobId;
     }),
