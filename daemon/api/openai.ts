@@ -84,20 +84,37 @@ export function validateBody(raw: unknown, kind: 'prompt' | 'messages', where: s
   return { model, stream, body };
 }
 
-/** OpenAI content parts that carry media, and what each is. */
-const MEDIA_PARTS: Readonly<Record<string, string>> = { image_url: 'an image', input_audio: 'audio' };
+/** Content parts that carry media (OpenAI's, and llama-server's video ones), what each is, and where its data sits. */
+const MEDIA_PARTS: Readonly<Record<string, { what: string; data: (p: Record<string, unknown>) => unknown }>> = {
+  image_url: { what: 'an image', data: (p) => (p.image_url as { url?: unknown } | undefined)?.url },
+  input_audio: { what: 'audio', data: (p) => mediaData(p.input_audio) },
+  input_video: { what: 'a video', data: (p) => mediaData(p.input_video) },
+  video_url: { what: 'a video', data: (p) => mediaData(p.video_url) },
+};
+
+/** llama-server reads a media part's `data`, else its `url` (tools/server/server-common.cpp). */
+function mediaData(o: unknown): unknown {
+  const m = (o ?? {}) as { data?: unknown; url?: unknown };
+  return m.data ?? m.url;
+}
 
 /**
- * A model without a projector cannot read media: say so and how to fix it, rather than pass llama-server's
- * "image input is not supported" on after queueing for a slot.
+ * Media parts llama-server cannot or must not serve, refused before they queue for a slot: any, for a
+ * model without a projector (it would answer "image input is not supported"); and a URL it would fetch
+ * itself (anything starting "http": up to 10 MB from any host the machine reaches, for anyone with the
+ * token), which Slotwise does not allow, as it refuses the flags that let requests reach other hosts.
  */
 function checkMediaParts(parts: readonly unknown[], where: string, model: { name: string; mmproj?: string }): void {
-  if (model.mmproj !== undefined) return;
-  parts.forEach((part, j) => {
-    const type = (part as { type?: unknown } | null)?.type;
-    const what = typeof type === 'string' && Object.hasOwn(MEDIA_PARTS, type) ? MEDIA_PARTS[type] : undefined;
-    if (what) {
-      throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}.content[${j}] is ${what}, but model "${model.name}" has no projector to read it — set models.${model.name}.mmproj to the model's mmproj-*.gguf, or send text only`);
+  parts.forEach((raw, j) => {
+    const part = (raw ?? {}) as Record<string, unknown>;
+    const media = typeof part.type === 'string' && Object.hasOwn(MEDIA_PARTS, part.type) ? MEDIA_PARTS[part.type] : undefined;
+    if (!media) return;
+    if (model.mmproj === undefined) {
+      throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}.content[${j}] is ${media.what}, but model "${model.name}" has no projector to read it — set models.${model.name}.mmproj to the model's mmproj-*.gguf, or send text only`);
+    }
+    const data = media.data(part);
+    if (typeof data === 'string' && data.startsWith('http')) {
+      throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}.content[${j}] is ${media.what} given by URL, which llama-server would download from the network — Slotwise does not let it; send the data inline (a data: URL with base64)`);
     }
   });
 }

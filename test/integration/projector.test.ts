@@ -92,7 +92,16 @@ describe('a model with a projector (mmproj), on the real llama-server', () => {
       ['text', ['completion'], undefined],
     ]);
 
-    // A model without a projector: refused before it takes a slot, with the fix.
+    // An image by URL: llama-server would download it from any host; refused with the fix, nothing fetched.
+    const byUrl = await chat(d, 'vision', [text, { type: 'image_url', image_url: { url: 'http://127.0.0.1:9/cat.png' } }]);
+    expect(byUrl.status).toBe(400);
+    expect(((await byUrl.json()) as { error: { message: string } }).error.message).toBe(
+      'POST /v1/chat/completions: messages[0].content[1] is an image given by URL, which llama-server would download from the network — Slotwise does not let it; send the data inline (a data: URL with base64)',
+    );
+    const audioByUrl = await chat(d, 'vision', [{ type: 'input_audio', input_audio: { url: 'https://example.com/a.wav', format: 'wav' } }]);
+    expect(audioByUrl.status).toBe(400);
+
+        // A model without a projector: refused before it takes a slot, with the fix.
     const refused = await chat(d, 'text', [text, { type: 'image_url', image_url: { url: pngDataUrl(png) } }]);
     expect(refused.status).toBe(400);
     expect(((await refused.json()) as { error: { message: string } }).error.message).toBe(
