@@ -1,5 +1,28 @@
-// The text of a chat message's content, its image parts left out: job titles (daemon, extension) and checks on text alone.
+// A chat message's content parts as the daemon reads them: its text with the media left out (job titles
+// in the daemon and the extension, checks on text alone), and which parts carry media and where their data
+// sits (the media checks of the chat route, the prompt-cache key).
 import type { ChatContentPart } from './protocol';
+
+/** Content parts that carry media (OpenAI's, and llama-server's video ones), what each is, and where its data sits. */
+const MEDIA_PARTS: Readonly<Record<string, { what: string; data: (p: Record<string, unknown>) => unknown }>> = {
+  image_url: { what: 'an image', data: (p) => (p.image_url as { url?: unknown } | undefined)?.url },
+  input_audio: { what: 'audio', data: (p) => dataOrUrl(p.input_audio) },
+  input_video: { what: 'a video', data: (p) => dataOrUrl(p.input_video) },
+  video_url: { what: 'a video', data: (p) => dataOrUrl(p.video_url) },
+};
+
+/** llama-server reads a media part's `data`, else its `url` (tools/server/server-common.cpp). */
+function dataOrUrl(o: unknown): unknown {
+  const m = (o ?? {}) as { data?: unknown; url?: unknown };
+  return m.data ?? m.url;
+}
+
+/** What a media part is (`an image`, `audio`, `a video`) and its data (a data: URL, base64, or a URL); undefined for a part without media. */
+export function mediaOf(part: unknown): { what: string; data: unknown } | undefined {
+  const p = (part ?? {}) as Record<string, unknown>;
+  const media = typeof p.type === 'string' && Object.hasOwn(MEDIA_PARTS, p.type) ? MEDIA_PARTS[p.type] : undefined;
+  return media && { what: media.what, data: media.data(p) };
+}
 
 export function contentText(content: string | readonly ChatContentPart[]): string {
   return typeof content === 'string' ? content : content.map((p) => (p.type === 'text' ? p.text : '')).join('');

@@ -8,8 +8,7 @@ import { DEFAULT_PROMPT_CACHE_MIB } from '../../daemon/config/rules';
 import type { GpuLayers, ModelConfig } from '../../daemon/config/types';
 import { readFreeMemory } from '../../daemon/memory/free-memory';
 import { modelFacts } from '../../daemon/memory/model-facts';
-import { projectorFacts } from '../../daemon/memory/projector';
-import { readGgufHeader } from '../../gguf/gguf';
+import { readProjectorFile } from '../../daemon/memory/model-file';
 import { serverMemoryOptions } from '../../daemon/memory/server-args';
 import { readModelHeader } from '../../gguf/split';
 import { SlotwiseError } from '../../shared/errors';
@@ -52,7 +51,7 @@ export const planCommand: Command = {
     const header = await readModelHeader(target.path, { model: target.name });
     const facts = {
       ...modelFacts(header),
-      ...(target.mmproj ? { projector: projectorFacts(await readGgufHeader(target.mmproj), target.mmproj) } : {}),
+      ...(target.mmproj ? { projector: await readProjectorFile(target.mmproj) } : {}),
       ...(target.draft ? { draft: modelFacts(await readModelHeader(target.draft)) } : {}),
     };
     const reading = await readFreeMemory(ctx.env);

@@ -11,8 +11,8 @@ import { findDaemon } from '../locate';
 import { stateDirError, stateDirPaths } from '../../shared/state-dir';
 import { inspectStateDir } from '../../shared/state-dir-perms';
 import { findLlamaServer } from '../../toolchain/binary';
-import { readGgufHeader, summarizeGguf } from '../../gguf/gguf';
-import { projectorFacts } from '../../daemon/memory/projector';
+import { summarizeGguf } from '../../gguf/gguf';
+import { readProjectorFile } from '../../daemon/memory/model-file';
 import { readModelHeader } from '../../gguf/split';
 import { formatBytes } from '../../shared/format';
 import { runSetup } from '../../toolchain/setup';
@@ -166,7 +166,7 @@ export const doctorCommand: Command = {
         }
         if (m.mmproj) {
           try {
-            const p = projectorFacts(await readGgufHeader(m.mmproj), m.mmproj);
+            const p = await readProjectorFile(m.mmproj);
             line(true, '    mmproj', `${p.projectorType} (${p.modalities.join(', ')}), ${formatBytes(p.weightBytes)} · ${m.mmproj}`);
           } catch (err) {
             line(false, '    mmproj', (err as Error).message);

@@ -13,7 +13,8 @@ import { promptText } from '../scheduler/prompt-key';
 import { asObject, optNumber, optString, optStringArray } from '../server/validate';
 import type { RpcConnection, RpcHandlers } from '../server/ws';
 import type { JobArchive } from './job-archive';
-import { requireModelKind } from './model-kind';
+import { requireModelKind, requireProjector } from './model-kind';
+import type { PromptTimings } from './prompt-timings';
 import { parsePriority, parseSession } from './request-class';
 import { anySignal } from './any-signal';
 import { closest } from '../config/unknown-keys';
@@ -211,7 +212,7 @@ export class JobStore {
     let usage: JobUsage = { promptTokens: 0, completionTokens: 0 };
     let tokensPerSecond: number | undefined;
     let firstDeltaAt: number | undefined;
-    let promptTokens: { cached: number; processed: number; promptMs?: number; draft?: { drafted: number; accepted: number } } | undefined;
+    let promptTokens: PromptTimings | undefined;
     try {
       for await (const data of sseData(withProgress(lease.instance, res.body))) {
         if (data === '[DONE]') break;
@@ -311,9 +312,7 @@ function messageContent(content: unknown, where: string, model: { name: string; 
     const part = (raw ?? {}) as { type?: unknown; text?: unknown; image_url?: { url?: unknown } };
     if (part.type === 'text' && typeof part.text === 'string') return { type: 'text', text: part.text };
     if (part.type === 'image_url' && typeof part.image_url?.url === 'string') {
-      if (model.mmproj === undefined) {
-        throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}.content[${j}] is an image, but model "${model.name}" has no projector to read it — set models.${model.name}.mmproj to the model's mmproj-*.gguf, or send text only`);
-      }
+      requireProjector(model, `${where}.content[${j}]`, 'an image');
       if (!part.image_url.url.startsWith('data:image/')) throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}.content[${j}].image_url.url must be a data:image/… URL (base64 of the image)`);
       return { type: 'image_url', image_url: { url: part.image_url.url } };
     }

@@ -1,5 +1,5 @@
-// Which routes a model serves, from its config `kind` and its vocab: a request for the wrong kind
-// is refused before it queues, with a message naming the model, its kind and the fix.
+// Which routes a model serves, from its config `kind` and its vocab, and whether it reads media (its
+// projector): a request it cannot serve is refused before it queues, with a message naming the model and the fix.
 import { SlotwiseError } from '../../shared/errors';
 import type { ModelKind } from '../config/types';
 import type { Supervisor } from '../runtime/supervisor';
@@ -17,6 +17,12 @@ export function requireModelKind(supervisor: Supervisor, model: string, wanted: 
     'SW_ERR_WRONG_MODEL_KIND',
     `${where}: model "${model}" is ${kind === 'embedding' ? 'an' : 'a'} ${kind} model (it serves ${SERVES[kind]}) — use a model with "kind": "${wanted}", or change this model's "kind" in the config`,
   );
+}
+
+/** Media (an image, audio) needs a projector: `where` names the part, `what` says what it is. */
+export function requireProjector(model: { name: string; mmproj?: string }, where: string, what: string): void {
+  if (model.mmproj !== undefined) return;
+  throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where} is ${what}, but model "${model.name}" has no projector to read it — set models.${model.name}.mmproj to the model's mmproj-*.gguf, or send text only`);
 }
 
 /** /infill needs FIM tokens; a header Slotwise could not read is left to llama-server to judge. */

@@ -17,7 +17,8 @@ import type { Supervisor } from '../runtime/supervisor';
 import type { ModelStatus } from '../../shared/protocol';
 import { asObject, optBoolean, optNumber, optString, type Obj } from '../server/validate';
 import type { ModelConfig } from '../config/types';
-import { requireModelKind } from './model-kind';
+import { requireModelKind, requireProjector } from './model-kind';
+import { mediaOf } from '../../shared/chat-content';
 import { requestClass } from './request-class';
 import { anySignal } from './any-signal';
 import { endTokens } from '../scheduler/handoff';
@@ -84,20 +85,6 @@ export function validateBody(raw: unknown, kind: 'prompt' | 'messages', where: s
   return { model, stream, body };
 }
 
-/** Content parts that carry media (OpenAI's, and llama-server's video ones), what each is, and where its data sits. */
-const MEDIA_PARTS: Readonly<Record<string, { what: string; data: (p: Record<string, unknown>) => unknown }>> = {
-  image_url: { what: 'an image', data: (p) => (p.image_url as { url?: unknown } | undefined)?.url },
-  input_audio: { what: 'audio', data: (p) => mediaData(p.input_audio) },
-  input_video: { what: 'a video', data: (p) => mediaData(p.input_video) },
-  video_url: { what: 'a video', data: (p) => mediaData(p.video_url) },
-};
-
-/** llama-server reads a media part's `data`, else its `url` (tools/server/server-common.cpp). */
-function mediaData(o: unknown): unknown {
-  const m = (o ?? {}) as { data?: unknown; url?: unknown };
-  return m.data ?? m.url;
-}
-
 /**
  * Media parts llama-server cannot or must not serve, refused before they queue for a slot: any, for a
  * model without a projector (it would answer "image input is not supported"); and a URL it would fetch
@@ -105,14 +92,11 @@ function mediaData(o: unknown): unknown {
  * token), which Slotwise does not allow, as it refuses the flags that let requests reach other hosts.
  */
 function checkMediaParts(parts: readonly unknown[], where: string, model: { name: string; mmproj?: string }): void {
-  parts.forEach((raw, j) => {
-    const part = (raw ?? {}) as Record<string, unknown>;
-    const media = typeof part.type === 'string' && Object.hasOwn(MEDIA_PARTS, part.type) ? MEDIA_PARTS[part.type] : undefined;
+  parts.forEach((part, j) => {
+    const media = mediaOf(part);
     if (!media) return;
-    if (model.mmproj === undefined) {
-      throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}.content[${j}] is ${media.what}, but model "${model.name}" has no projector to read it — set models.${model.name}.mmproj to the model's mmproj-*.gguf, or send text only`);
-    }
-    const data = media.data(part);
+    requireProjector(model, `${where}.content[${j}]`, media.what);
+    const data = media.data;
     if (typeof data === 'string' && data.startsWith('http')) {
       throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}.content[${j}] is ${media.what} given by URL, which llama-server would download from the network — Slotwise does not let it; send the data inline (a data: URL with base64)`);
     }

@@ -396,8 +396,12 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
       const file = await readModelFile(this.model.path); // a missing or corrupt file fails now, with the reader's clear reason
       perToken = kvPerToken(file.facts, this.model.args);
       checkpoints = ctxCheckpointsFor(file.facts, this.model);
-      if (this.model.mmproj) await readProjectorFile(this.model.mmproj).catch((err: unknown) => Promise.reject(new SlotwiseError('SW_ERR_MODEL_FILE', `models.${this.model.name}.mmproj: ${(err as Error).message}`)));
-      if (this.model.draft) await readModelFile(this.model.draft).catch((err: unknown) => Promise.reject(new SlotwiseError('SW_ERR_MODEL_FILE', `models.${this.model.name}.draft: ${(err as Error).message}`)));
+      // The model's other files fail it likewise, under the key that names them.
+      const underKey = (key: string) => (err: unknown): never => {
+        throw new SlotwiseError('SW_ERR_MODEL_FILE', `models.${this.model.name}.${key}: ${(err as Error).message}`);
+      };
+      if (this.model.mmproj) await readProjectorFile(this.model.mmproj).catch(underKey('mmproj'));
+      if (this.model.draft) await readModelFile(this.model.draft).catch(underKey('draft'));
     } catch (err) {
       if (gen === this.#generation) this.#fail(err instanceof SlotwiseError ? err.message : `cannot read model file: ${(err as Error).message}`);
       return;

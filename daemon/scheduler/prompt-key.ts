@@ -4,6 +4,7 @@
 // full chunk is kept. Equal i-th entries mean (up to hash collisions) equal text through chunk i,
 // so the common prefix of two keys is found by binary search. Cost: one pass over the text.
 import { createHash } from 'node:crypto';
+import { mediaOf } from '../../shared/chat-content';
 
 /** Running hashes at the end of each full chunk; entry i covers characters [0, (i + 1) × CHUNK_CHARS). */
 export type PromptKey = Uint32Array;
@@ -38,10 +39,10 @@ export function promptText(src: PromptSource): string | undefined {
  * two requests with the same image still share the prefix through it.
  */
 function partText(part: unknown): string {
-  const p = (part ?? {}) as { type?: unknown; text?: unknown; image_url?: { url?: unknown }; input_audio?: { data?: unknown } };
+  const p = (part ?? {}) as { type?: unknown; text?: unknown };
   if (p.type === 'text' && typeof p.text === 'string') return p.text;
-  const media = p.type === 'image_url' ? p.image_url?.url : p.type === 'input_audio' ? p.input_audio?.data : undefined;
-  if (typeof media === 'string' && media.length > 256) return `\u0001${p.type}:${createHash('sha1').update(media).digest('base64')}\u0001`;
+  const data = mediaOf(part)?.data;
+  if (typeof data === 'string' && data.length > 256) return `\u0001${String(p.type)}:${createHash('sha1').update(data).digest('base64')}\u0001`;
   return JSON.stringify(part ?? null);
 }
 

@@ -1,6 +1,6 @@
 // CUDA_VISIBLE_DEVICES: the plan uses the GPUs llama-server sees, in its order, and reads its buffers
-// back under nvidia-smi's indices. The GPUs come from the stand-in nvidia-smi replaying a recorded
-// two-GPU host (test/fixtures/gpu).
+// back under nvidia-smi's indices. This host has no GPU, so the GPUs come from the stand-in nvidia-smi
+// replaying a recorded two-GPU host (test/fixtures/gpu); llama-server's own numbering is its log's buffer names.
 import { chmodSync, copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
