@@ -24,6 +24,15 @@ export function mediaOf(part: unknown): { what: string; data: unknown } | undefi
   return media && { what: media.what, data: media.data(p) };
 }
 
+/**
+ * Whether a value of a request body is where media data sits: a media part, or a completion prompt's
+ * `{"prompt_string", "multimodal_data": [base64, …]}` (llama-server's multimodal form).
+ */
+export function holdsMedia(container: unknown): boolean {
+  if (mediaOf(container)) return true;
+  return !Array.isArray(container) && Array.isArray((container as { multimodal_data?: unknown } | null)?.multimodal_data);
+}
+
 export function contentText(content: string | readonly ChatContentPart[]): string {
   return typeof content === 'string' ? content : content.map((p) => (p.type === 'text' ? p.text : '')).join('');
 }

@@ -8,7 +8,7 @@
 // waiting behind it. Streamed, it is cancelled at its next token.
 import type { Obj } from '../server/validate';
 import { SseSplitter } from './sse';
-import { withFields } from './upstream';
+import { withFields, type Payload } from './payload';
 
 /** The answer shapes of the generation routes: OpenAI text completion, OpenAI chat, llama.cpp's own (/infill). */
 export type AnswerFormat = 'completion' | 'chat' | 'native';
@@ -45,7 +45,7 @@ export function streamable(format: AnswerFormat, body: Obj): boolean {
 }
 
 /** The request as a stream; chat asks for the usage chunk, which its non-streamed answer carries. */
-export function asStream(payload: string, format: AnswerFormat): string {
+export function asStream(payload: Payload, format: AnswerFormat): Payload {
   return withFields(payload, format === 'chat' ? '"stream":true,"stream_options":{"include_usage":true}' : '"stream":true');
 }
 

@@ -18,10 +18,11 @@ import type { ModelStatus } from '../../shared/protocol';
 import { asObject, optBoolean, optNumber, optString, type Obj } from '../server/validate';
 import type { ModelConfig } from '../config/types';
 import { requireModelKind, requireProjector } from './model-kind';
-import { mediaOf } from '../../shared/chat-content';
+import { holdsMedia, mediaOf } from '../../shared/chat-content';
 import { requestClass } from './request-class';
 import { anySignal } from './any-signal';
 import { endTokens } from '../scheduler/handoff';
+import { payloadOf, type Payload } from './payload';
 import { AnswerAssembler, answerFormat, asStream, StreamErrorEvent, streamable, type AnswerFormat } from './assembled-answer';
 
 export interface OpenAiDeps {
@@ -155,11 +156,11 @@ export function checkNumbers(body: Obj, where: string, model: Pick<ModelConfig, 
 
 async function proxy(deps: OpenAiDeps, ctx: RouteContext, path: string, kind: 'prompt' | 'messages'): Promise<void> {
   const where = `POST ${path}`;
-  const { value, text } = await ctx.jsonWithText();
+  const { value, bytes } = await ctx.jsonWithBytes(holdsMedia);
   const { model, stream, body } = validateBody(value, kind, where, deps.supervisor);
   requireModelKind(deps.supervisor, model, 'completion', where);
-  // Validation only reads the body, so the client's own text goes on (see ProxyRequest.text).
-  await proxyToModel(deps, ctx, path, { model, stream, body, text });
+  // Validation only reads the body, so the client's own bytes go on (see ProxyRequest.bytes).
+  await proxyToModel(deps, ctx, path, { model, stream, body, bytes });
 }
 
 /** A validated request for one model, as it is forwarded to llama-server. */
@@ -168,11 +169,12 @@ export interface ProxyRequest {
   stream: boolean;
   body: Obj;
   /**
-   * The body's JSON text as the client sent it, when `body` is that text parsed and left unchanged:
-   * forwarded as is instead of serialising `body` again (a long chat history costs a stringify per
-   * request otherwise). JSON.parse kept the last of duplicate keys, as llama-server's parser does.
+   * The body's bytes as the client sent them, when `body` is them parsed and left unchanged: forwarded
+   * as they are instead of serialising `body` again (a long chat history costs a stringify per request
+   * otherwise, and `body` holds stand-ins for its media). JSON.parse kept the last of duplicate keys,
+   * as llama-server's parser does.
    */
-  text?: string;
+  bytes?: Buffer;
 }
 
 /**
@@ -183,9 +185,8 @@ export interface ProxyRequest {
 export async function proxyToModel(deps: Pick<OpenAiDeps, 'scheduler'>, ctx: RouteContext, path: string, req: ProxyRequest): Promise<void> {
   const { model, stream, body } = req;
   const marks: StageMarks = { received: ctx.receivedAt };
-  // Everything that can throw on the request itself runs before the ticket exists. withSlot() splices
-  // `id_slot` before the final `}`, so a trailing newline (curl -d @file) is trimmed off.
-  const payload = req.text?.trimEnd() ?? JSON.stringify(body);
+  // Everything that can throw on the request itself runs before the ticket exists.
+  const payload = payloadOf(req.bytes ?? JSON.stringify(body));
   // A non-streamed generation goes upstream as a stream, so a client that leaves cancels it (assembled-answer.ts).
   const format = stream ? undefined : answerFormat(path);
   const assemble = format && streamable(format, body) ? format : undefined;
@@ -238,7 +239,7 @@ interface Forwarding {
   body: Obj;
 }
 
-async function fetchAnswer(inst: Lease['instance'], path: string, payload: string, how: Forwarding, signal: AbortSignal): Promise<Answer> {
+async function fetchAnswer(inst: Lease['instance'], path: string, payload: Payload, how: Forwarding, signal: AbortSignal): Promise<Answer> {
   if (how.stream) {
     const up = await postStream(inst, path, payload, signal);
     return { statusCode: up.statusCode, contentType: up.headers['content-type'], events: true, text: () => up.text(), relay: (res, onChunk, onFirst) => relayStream(up, res, onChunk, onFirst) };
@@ -254,7 +255,7 @@ async function fetchAnswer(inst: Lease['instance'], path: string, payload: strin
 }
 
 /** Sends the request to one instance and pipes the answer to the client as it arrives. */
-async function forward(lease: Lease, path: string, payload: string, how: Forwarding, ctx: RouteContext, marks: StageMarks): Promise<void> {
+async function forward(lease: Lease, path: string, payload: Payload, how: Forwarding, ctx: RouteContext, marks: StageMarks): Promise<void> {
   const stream = how.stream;
   const inst = lease.instance;
   // Handed off: the lease begins when the predecessor's ends (the slot frees), usually before

@@ -6,6 +6,7 @@
 // on as a slice of the socket's own buffer.
 import type { Socket } from 'node:net';
 import type { buildConnector } from 'undici';
+import { piecesBytes, type PayloadPieces } from './payload';
 
 /** Response heads beyond this are not llama-server's. */
 const MAX_HEAD_BYTES = 64 * 1024;
@@ -21,7 +22,8 @@ export interface StreamTarget {
   path: string;
   /** Extra request headers (authorization). */
   headers: Record<string, string>;
-  payload: string;
+  /** The body, in pieces (payload.ts): a client's photo goes out as the buffer it came in. */
+  payload: PayloadPieces;
   /** Aborts the request (the socket is closed): the client left, or the instance stalled. */
   signals: readonly AbortSignal[];
 }
@@ -64,6 +66,9 @@ export function originParts(origin: string): OriginParts {
   }
   return parts;
 }
+
+/** A body this large goes out in its pieces (corked) instead of joined into one buffer first. */
+const LARGE_BODY = 64 * 1024;
 
 /** Opens the stream: resolves once the response head arrived. */
 export function openStream(connect: buildConnector.connector, t: StreamTarget): Promise<StreamResponse> {
@@ -165,10 +170,17 @@ export function openStream(connect: buildConnector.connector, t: StreamTarget): 
         else if (decoder.endsAtClose()) finish(null);
         else finish(Object.assign(new Error('the connection closed before the response ended'), { code: UPSTREAM_EOF }));
       });
-      const bytes = Buffer.byteLength(t.payload);
+      const bytes = piecesBytes(t.payload);
       let req = `POST ${t.path} HTTP/1.1\r\nHost: ${url.host}\r\nContent-Type: application/json\r\nAccept: text/event-stream\r\nContent-Length: ${bytes}\r\nConnection: close\r\n`;
       for (const [k, v] of Object.entries(t.headers)) req += `${k}: ${v}\r\n`;
-      socket.write(`${req}\r\n${t.payload}`);
+      const pieces = [`${req}\r\n`, ...t.payload];
+      // A body without a photo goes in one write; a photo's buffer goes as it is, not copied into one.
+      if (bytes < LARGE_BODY) socket.write(pieces.join(''));
+      else {
+        socket.cork();
+        for (const x of pieces) socket.write(x);
+        socket.uncork();
+      }
     });
   });
 }

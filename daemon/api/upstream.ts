@@ -11,6 +11,7 @@ import { openStream, UPSTREAM_EOF, type StreamResponse } from './stream-upstream
 import { authHeaders } from '../runtime/llama-client';
 import { endpointKey, endpointOf, type LlamaTarget } from '../runtime/endpoint';
 import { SseSplitter } from './sse';
+import { joinPieces, payloadPieces, withFields, type Payload } from './payload';
 
 /**
  * Socket errors that mean the llama-server process went away or stopped answering, not that the
@@ -65,14 +66,14 @@ export function poolFor(target: LlamaTarget, now = Date.now()): Pool {
   return pool;
 }
 
-export async function postJson(inst: LlamaInstance, path: string, payload: string, stream: boolean, signal: AbortSignal): Promise<Dispatcher.ResponseData> {
+export async function postJson(inst: LlamaInstance, path: string, payload: Payload, stream: boolean, signal: AbortSignal): Promise<Dispatcher.ResponseData> {
   try {
     const endpoint = inst.endpoint;
     // A lease names a ready instance, which has an address; one that lost it since is gone (retryable).
     if (endpoint === undefined) throw new InstanceGoneError(inst.id, new Error('the instance has no address (not running)'));
     return await request(`${endpoint.origin}${path}`, {
       method: 'POST',
-      body: payload,
+      body: joinPieces(payloadPieces(payload)),
       headers: { 'content-type': 'application/json', accept: stream ? 'text/event-stream' : 'application/json', ...authHeaders(inst.apiKey) },
       // The instance's signal ends the request (and its body) when the process stalls.
       signal: AbortSignal.any([signal, inst.requestSignal]),
@@ -91,12 +92,12 @@ export async function postJson(inst: LlamaInstance, path: string, payload: strin
  * A streamed request (stream-upstream.ts): its own connection, which llama-server closes after the
  * response anyway, so no pooled client is involved. Resolves at the response head.
  */
-export async function postStream(inst: LlamaInstance, path: string, payload: string, signal: AbortSignal): Promise<StreamResponse> {
+export async function postStream(inst: LlamaInstance, path: string, payload: Payload, signal: AbortSignal): Promise<StreamResponse> {
   try {
     const endpoint = inst.endpoint;
     if (endpoint === undefined) throw new InstanceGoneError(inst.id, new Error('the instance has no address (not running)'));
     // The instance's signal ends the request (and its body) when the process stalls.
-    return await openStream(connect, { origin: endpoint.origin, socketPath: endpoint.socketPath, path, headers: authHeaders(inst.apiKey), payload, signals: [signal, inst.requestSignal] });
+    return await openStream(connect, { origin: endpoint.origin, socketPath: endpoint.socketPath, path, headers: authHeaders(inst.apiKey), payload: payloadPieces(payload), signals: [signal, inst.requestSignal] });
   } catch (err) {
     throw classifyUpstreamError(err, inst, signal);
   }
@@ -182,18 +183,8 @@ export async function* sseData(body: AsyncIterable<Uint8Array | string>): AsyncG
  * The request body with the daemon's slot: llama-server runs the task in slot `id_slot` (or, were
  * that slot busy, waits for it inside the server: it never fails or moves the task).
  */
-export function withSlot(payload: string, slot: number | undefined): string {
+export function withSlot(payload: Payload, slot: number | undefined): Payload {
   return slot === undefined ? payload : withFields(payload, `"id_slot":${slot}`);
-}
-
-/**
- * A JSON object's text with `fields` (`"key":value,…`) appended last, so they win over the same keys
- * the client sent (llama-server's JSON parser keeps the last duplicate). Not an object: unchanged.
- */
-export function withFields(payload: string, fields: string): string {
-  if (!payload.endsWith('}')) return payload;
-  const open = payload.slice(0, -1).trimEnd();
-  return `${open}${open.endsWith('{') ? '' : ','}${fields}}`;
 }
 
 const SSE_DATA = Buffer.from('data:');

@@ -5,6 +5,7 @@
 // so the common prefix of two keys is found by binary search. Cost: one pass over the text.
 import { createHash } from 'node:crypto';
 import { mediaOf } from '../../shared/chat-content';
+import { standInDigest } from '../server/lifted-strings';
 
 /** Running hashes at the end of each full chunk; entry i covers characters [0, (i + 1) × CHUNK_CHARS). */
 export type PromptKey = Uint32Array;
@@ -42,7 +43,10 @@ function partText(part: unknown): string {
   const p = (part ?? {}) as { type?: unknown; text?: unknown };
   if (p.type === 'text' && typeof p.text === 'string') return p.text;
   const data = mediaOf(part)?.data;
-  if (typeof data === 'string' && data.length > 256) return `\u0001${String(p.type)}:${createHash('sha1').update(data).digest('base64')}\u0001`;
+  if (typeof data !== 'string') return JSON.stringify(part ?? null);
+  // A photo the HTTP body reader lifted out (server/lifted-strings.ts) already carries its digest.
+  const digest = standInDigest(data) ?? (data.length > 256 ? createHash('sha1').update(data).digest('base64') : undefined);
+  if (digest !== undefined) return `\u0001${String(p.type)}:${digest}\u0001`;
   return JSON.stringify(part ?? null);
 }
 

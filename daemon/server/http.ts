@@ -1,11 +1,13 @@
 // The daemon's HTTP surface: /healthz (open), /api/*, /metrics, /v1/* (OpenAI-compatible).
 // Every route but /healthz passes the guard; every error leaves through errorEnvelope().
+import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { SlotwiseError, errorEnvelope, quote, toSlotwiseError } from '../../shared/errors';
 import { formatBytes } from '../../shared/format';
 import { checkOrigin, checkToken, type GuardOptions } from './guard';
+import { liftLongStrings, settleLifted } from './lifted-strings';
 import { checkDepth } from './validate';
 import type { Logger } from '../../platform/log';
 
@@ -21,8 +23,12 @@ export interface RouteContext {
   signal: AbortSignal;
   /** Reads and parses a JSON body within the configured size limit and upload deadline. */
   json(): Promise<unknown>;
-  /** The same, with the body's text as it came (a proxy can forward it without serialising the value again). */
-  jsonWithText(): Promise<JsonBody>;
+  /**
+   * The same, with the body's bytes as they came, for a proxy to forward without serialising the value
+   * again. Long literals inside containers that `isMedia` picks (media parts) read as stand-ins in the
+   * value (server/lifted-strings.ts): a photo is neither parsed into a string nor encoded back.
+   */
+  jsonWithBytes(isMedia: (container: unknown) => boolean): Promise<JsonBody>;
 }
 
 export interface Route {
@@ -140,8 +146,9 @@ async function handle(opts: HttpOptions, table: Map<string, Route[]>, req: Incom
     opts.stop?.removeEventListener('abort', onStop);
     if (!res.writableFinished) abort.abort(new SlotwiseError('SW_ERR_CANCELLED', 'client disconnected'));
   });
-  const jsonWithText = (): Promise<JsonBody> => readJsonBody(req, opts.maxBodyBytes, opts.bodyTimeoutMs);
-  await route.handle({ req, res, receivedAt, signal: abort.signal, json: async () => (await jsonWithText()).value, jsonWithText });
+  const json = async (): Promise<unknown> => (await readJsonBody(req, opts.maxBodyBytes, opts.bodyTimeoutMs)).value;
+  const jsonWithBytes = (isMedia: (container: unknown) => boolean): Promise<JsonBody> => readJsonBody(req, opts.maxBodyBytes, opts.bodyTimeoutMs, isMedia);
+  await route.handle({ req, res, receivedAt, signal: abort.signal, json, jsonWithBytes });
 }
 
 /**
@@ -149,7 +156,7 @@ async function handle(opts: HttpOptions, table: Map<string, Route[]>, req: Incom
  * after `timeoutMs`, and parses it as JSON, refusing nesting deeper than MAX_DEPTH.
  * Content-Type is not checked: like llama-server, a plain `curl -d '{…}'` (form-encoded type) works.
  */
-export async function readJsonBody(req: IncomingMessage, limit: number, timeoutMs: number): Promise<JsonBody> {
+export async function readJsonBody(req: IncomingMessage, limit: number, timeoutMs: number, isMedia?: (container: unknown) => boolean): Promise<JsonBody> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) {
     await drainRefused(req);
@@ -160,16 +167,29 @@ export async function readJsonBody(req: IncomingMessage, limit: number, timeoutM
   if (coding && coding !== 'identity') {
     throw new SlotwiseError('SW_ERR_BAD_REQUEST', `request body has Content-Encoding ${quote(coding)}, which the daemon does not decode — send it uncompressed`);
   }
-  const text = await readBody(req, limit, timeoutMs);
+  const bytes = utf8Body(await readBody(req, limit, timeoutMs, declared));
+  const lifted = isMedia ? liftLongStrings(bytes) : undefined;
+  const text = lifted?.text ?? bytes.toString('utf8');
   if (!text.trim()) throw new SlotwiseError('SW_ERR_BAD_REQUEST', 'request body is empty: send a JSON object');
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new SlotwiseError('SW_ERR_BAD_REQUEST', `request body is not valid JSON: ${(err as Error).message}`);
+    // Parsed again whole, so the error names the offset in the body as it was sent.
+    throw new SlotwiseError('SW_ERR_BAD_REQUEST', `request body is not valid JSON: ${lifted ? parseError(bytes.toString('utf8')) : (err as Error).message}`);
   }
   checkDepth(value, 'request body');
-  return { value, text };
+  if (lifted) settleLifted(value, lifted.literals, isMedia!);
+  return { value, bytes };
+}
+
+function parseError(text: string): string {
+  try {
+    JSON.parse(text);
+    return 'unexpected input';
+  } catch (err) {
+    return (err as Error).message;
+  }
 }
 
 /** What a refused body may still send, read and dropped, before the answer: a photo or two. */
@@ -201,15 +221,20 @@ function drainRefused(req: IncomingMessage): Promise<void> {
   });
 }
 
-/** A parsed JSON body and the text it was parsed from. */
+/** A parsed JSON body and the bytes it was parsed from (UTF-8, without a byte order mark). */
 export interface JsonBody {
   value: unknown;
-  text: string;
+  bytes: Buffer;
 }
 
-function readBody(req: IncomingMessage, limit: number, timeoutMs: number): Promise<string> {
+/**
+ * The body's bytes. With a Content-Length (every client but a chunked upload), they are copied into
+ * one buffer of that size as they arrive, so a photo's megabytes are not joined in one step at the end.
+ */
+function readBody(req: IncomingMessage, limit: number, timeoutMs: number, declared: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
+    const whole = Number.isSafeInteger(declared) && declared > 0 ? Buffer.allocUnsafe(declared) : undefined;
     let size = 0;
     const done = (err?: Error): void => {
       clearTimeout(timer);
@@ -221,17 +246,14 @@ function readBody(req: IncomingMessage, limit: number, timeoutMs: number): Promi
           void drainRefused(req).then(() => reject(err));
         } else reject(err);
       } else {
-        try {
-          resolve(utf8(Buffer.concat(chunks)));
-        } catch (e) {
-          reject(e as Error);
-        }
+        resolve(whole ? whole.subarray(0, size) : Buffer.concat(chunks));
       }
     };
     const onData = (chunk: Buffer): void => {
+      if (size + chunk.length > limit) return done(tooLarge(limit));
+      if (whole && size + chunk.length <= whole.length) chunk.copy(whole, size);
+      else chunks.push(chunk); // Node's parser holds a body to its Content-Length: never taken
       size += chunk.length;
-      if (size > limit) return done(tooLarge(limit));
-      chunks.push(chunk);
     };
     const onEnd = (): void => done();
     const onGone = (): void => done(new SlotwiseError('SW_ERR_CANCELLED', 'client disconnected while sending the body'));
@@ -249,16 +271,13 @@ function readBody(req: IncomingMessage, limit: number, timeoutMs: number): Promi
 const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 
 /**
- * The body as text. JSON is UTF-8 (RFC 8259): other bytes would reach llama-server as U+FFFD, changing
- * the prompt unseen, so they are refused; a leading BOM is dropped, as llama-server's parser does.
+ * The body checked as UTF-8. JSON is UTF-8 (RFC 8259): other bytes would reach llama-server as U+FFFD,
+ * changing the prompt unseen, so they are refused; a leading BOM is dropped, as llama-server's parser does.
  */
-function utf8(bytes: Buffer): string {
-  try {
-    return UTF8.decode(bytes);
-  } catch {
-    const at = firstInvalidUtf8(bytes);
-    throw new SlotwiseError('SW_ERR_BAD_REQUEST', `request body is not UTF-8 (byte 0x${bytes[at]?.toString(16).padStart(2, '0') ?? '??'} at offset ${at}) — send JSON in UTF-8`);
-  }
+function utf8Body(bytes: Buffer): Buffer {
+  if (isUtf8(bytes)) return bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? bytes.subarray(3) : bytes;
+  const at = firstInvalidUtf8(bytes);
+  throw new SlotwiseError('SW_ERR_BAD_REQUEST', `request body is not UTF-8 (byte 0x${bytes[at]?.toString(16).padStart(2, '0') ?? '??'} at offset ${at}) — send JSON in UTF-8`);
 }
 
 /** Offset of the first byte that does not start a valid UTF-8 sequence (only on the error path). */

@@ -68,10 +68,13 @@ describe('a model with a projector (mmproj), on the real llama-server', () => {
     expect(imageTokens).toBeGreaterThanOrEqual(tinyProjectorImageTokens());
 
     // A photo-sized image (3.5 MB of base64, over the 1 MiB text default) passes the limit a projector raises.
+    // The daemon reads it as a stand-in and forwards the client's bytes (server/lifted-strings.ts): a
+    // byte out of place and llama-server would fail to decode the PNG; it reads the picture's tokens.
     const photo = encodePng(1024, 860, () => [...randomBytes(3)] as [number, number, number], 0);
     expect(photo.length).toBeGreaterThan(2 * MIB);
     const big = await chat(d, 'vision', [text, { type: 'image_url', image_url: { url: pngDataUrl(photo) } }]);
     expect(big.status, await big.clone().text()).toBe(200);
+    expect(((await big.json()) as ChatAnswer).usage.prompt_tokens).toBe(((await (await chat(d, 'vision', [text, { type: 'image_url', image_url: { url: pngDataUrl(png) } }])).json()) as ChatAnswer).usage.prompt_tokens);
 
     // `slotwise prompt --image` sends the file in a chat message (a prompt job over the WebSocket).
     const file = join(d.dir, 'picture.png');

@@ -2,6 +2,7 @@
 // sequences shaped as llama-server writes them (tools/server/server-task.cpp); the integration test
 // compares real answers with llama-server's own.
 import { describe, expect, it } from 'vitest';
+import { payloadOf, payloadText } from '../../daemon/api/payload';
 import { AnswerAssembler, answerFormat, asStream, StreamErrorEvent, streamable } from '../../daemon/api/assembled-answer';
 
 const sse = (...events: unknown[]): Buffer => Buffer.from(events.map((e) => `data: ${typeof e === 'string' ? e : JSON.stringify(e)}\n\n`).join(''));
@@ -27,9 +28,10 @@ describe('which requests are assembled', () => {
   });
 
   it('asks for a stream, last, so it wins over the client\'s own `stream` (and for chat, for the usage chunk)', () => {
-    expect(JSON.parse(asStream('{"prompt":"x","stream":false}', 'completion'))).toEqual({ prompt: 'x', stream: true });
-    expect(asStream('{"messages":[]}', 'chat')).toBe('{"messages":[],"stream":true,"stream_options":{"include_usage":true}}');
-    expect(asStream('{}', 'native')).toBe('{"stream":true}');
+    const asText = (body: string, format: Parameters<typeof asStream>[1]): string => payloadText(asStream(payloadOf(body), format));
+    expect(JSON.parse(asText('{"prompt":"x","stream":false}', 'completion'))).toEqual({ prompt: 'x', stream: true });
+    expect(asText('{"messages":[]}', 'chat')).toBe('{"messages":[],"stream":true,"stream_options":{"include_usage":true}}');
+    expect(asText('{}', 'native')).toBe('{"stream":true}');
   });
 });
 

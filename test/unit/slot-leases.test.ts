@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { CHUNK_CHARS, commonChunks, promptKey, promptText } from '../../daemon/scheduler/prompt-key';
 import { CANCEL_LAG_MS, FOREIGN_AFTER_POLLS, RELEASE_LAG_MS, SlotTable } from '../../daemon/scheduler/slot-table';
 import { pickSlot, type SlotCandidate } from '../../daemon/scheduler/slot-pick';
+import { payloadOf, payloadText } from '../../daemon/api/payload';
 import { sseEventCount, withSlot } from '../../daemon/api/upstream';
 import { promptTimings, ResponseTail } from '../../daemon/api/prompt-timings';
 
@@ -177,10 +178,11 @@ describe('pickSlot', () => {
 
 describe('withSlot', () => {
   it("appends id_slot last, so it wins over the client's", () => {
-    expect(JSON.parse(withSlot(JSON.stringify({ prompt: 'x', id_slot: 3 }), 1))).toEqual({ prompt: 'x', id_slot: 1 });
-    expect(withSlot(JSON.stringify({ prompt: 'x', id_slot: 3 }), 1)).toMatch(/"id_slot":1}$/);
-    expect(withSlot('{}', 0)).toBe('{"id_slot":0}');
-    expect(withSlot('{"a":1}', undefined)).toBe('{"a":1}');
+    const slotted = (body: string, slot: number | undefined): string => payloadText(withSlot(payloadOf(body), slot));
+    expect(JSON.parse(slotted(JSON.stringify({ prompt: 'x', id_slot: 3 }), 1))).toEqual({ prompt: 'x', id_slot: 1 });
+    expect(slotted(JSON.stringify({ prompt: 'x', id_slot: 3 }), 1)).toMatch(/"id_slot":1}$/);
+    expect(slotted('{}', 0)).toBe('{"id_slot":0}');
+    expect(slotted('{"a":1}', undefined)).toBe('{"a":1}');
   });
 });
 

@@ -103,7 +103,7 @@ describe('openStream', () => {
     return `http://127.0.0.1:${(server!.address() as AddressInfo).port}`;
   }
 
-  const target = (origin: string, signals: AbortSignal[] = [live]): StreamTarget => ({ origin, path: '/v1/completions', headers: { authorization: 'Bearer k' }, payload: '{"é":1}', signals });
+  const target = (origin: string, signals: AbortSignal[] = [live]): StreamTarget => ({ origin, path: '/v1/completions', headers: { authorization: 'Bearer k' }, payload: ['{"é":1}'], signals });
 
   it('sends one request with its length and key, and relays the chunked body that came with the head', async () => {
     let request = '';
@@ -122,6 +122,19 @@ describe('openStream', () => {
     expect(request).toContain('Content-Length: 8\r\n'); // bytes, not characters
     expect(request).toContain('authorization: Bearer k\r\n');
     expect(Buffer.from(request, 'latin1').toString('utf8').endsWith('\r\n\r\n{"é":1}')).toBe(true);
+  });
+
+  it('sends a body in pieces (a client\'s buffer, then the daemon\'s fields) as one request of their total length', async () => {
+    let request = '';
+    const origin = await serve((s, req) => {
+      request = req;
+      s.end('HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n');
+    });
+    const photo = Buffer.from(`{"url":"${'A'.repeat(200_000)}","é":1`);
+    const res = await openStream(connect, { ...target(origin), payload: [photo, ',"id_slot":2}'] });
+    await res.each(() => true);
+    expect(request).toContain(`Content-Length: ${photo.length + 13}\r\n`);
+    expect(Buffer.from(request, 'latin1').toString('utf8').endsWith(`\r\n\r\n${photo.toString()},"id_slot":2}`)).toBe(true);
   });
 
   it('rejects with UPSTREAM_EOF when the connection ends mid-body, and before any answer', async () => {

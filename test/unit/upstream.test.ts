@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { payloadOf } from '../../daemon/api/payload';
 import { classifyUpstreamError, midResponseError, poolFor, postJson } from '../../daemon/api/upstream';
 import type { LlamaInstance } from '../../daemon/runtime/instance';
 import { SlotwiseError } from '../../shared/errors';
@@ -85,7 +86,7 @@ describe('poolFor (connections to one instance)', () => {
       const instance = { id: 'm#1', endpoint: { origin: url }, apiKey: undefined, requestSignal: live } as unknown as LlamaInstance;
       const pool = poolFor(url);
       for (let i = 0; i < 3; i++) {
-        const res = await postJson(instance, '/v1/completions', '{}', true, live);
+        const res = await postJson(instance, '/v1/completions', payloadOf('{}'), true, live);
         expect(await res.body.text()).toBe('{}');
       }
       // undici's Agent dropped an origin's pool whenever its last connection closed: a new pool and client per stream.
@@ -109,7 +110,7 @@ describe('poolFor (connections to one instance)', () => {
     try {
       const endpoint = { origin: 'http://127.0.0.1:9', socketPath };
       const instance = { id: 'm#1', endpoint, apiKey: undefined, requestSignal: live } as unknown as LlamaInstance;
-      const res = await postJson(instance, '/v1/completions', '{}', false, live);
+      const res = await postJson(instance, '/v1/completions', payloadOf('{}'), false, live);
       expect(await res.body.text()).toBe('{"ok":1}');
       // Host names the instance's origin; the connection is the socket's (port 9 has no listener).
       expect(hosts).toEqual(['127.0.0.1:9 unix']);

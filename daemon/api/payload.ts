@@ -1,0 +1,61 @@
+// A request body on its way to llama-server: the bytes the client sent (or the daemon's own JSON) and
+// the fields the daemon appends (its slot, stream flags), kept apart until sent. A photo in the body is
+// then neither copied nor encoded again: the socket gets the client's buffer, then the appended tail.
+
+export interface Payload {
+  /** A JSON object's text or UTF-8 bytes, as it came. */
+  readonly base: string | Buffer;
+  /** `"key":value,…` appended last, so they win over the same keys in `base` (llama-server's JSON parser keeps the last duplicate). */
+  readonly fields: readonly string[];
+}
+
+/** What goes on the wire, in order. */
+export type PayloadPieces = readonly (string | Buffer)[];
+
+export function payloadOf(base: string | Buffer): Payload {
+  return { base, fields: [] };
+}
+
+export function withFields(p: Payload, fields: string): Payload {
+  return { base: p.base, fields: [...p.fields, fields] };
+}
+
+const isSpace = (c: number | undefined): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+
+/** The body as pieces: `base` up to its closing brace, then the fields and the brace. A base that is not an object goes unchanged. */
+export function payloadPieces(p: Payload): PayloadPieces {
+  const { base, fields } = p;
+  if (fields.length === 0) return [base];
+  const tail = fields.join(',');
+  if (typeof base === 'string') {
+    const body = base.trimEnd();
+    if (!body.endsWith('}')) return [base];
+    const open = body.slice(0, -1).trimEnd();
+    return [open, `${open.endsWith('{') ? '' : ','}${tail}}`];
+  }
+  let close = base.length - 1;
+  while (isSpace(base[close])) close--;
+  if (base[close] !== 0x7d) return [base];
+  let before = close - 1;
+  while (isSpace(base[before])) before--;
+  return [base.subarray(0, close), `${base[before] === 0x7b ? '' : ','}${tail}}`];
+}
+
+export function piecesBytes(pieces: PayloadPieces): number {
+  let n = 0;
+  for (const x of pieces) n += typeof x === 'string' ? Buffer.byteLength(x) : x.length;
+  return n;
+}
+
+/** The pieces as one string or buffer, for a client that takes a single body (undici's request). */
+export function joinPieces(pieces: PayloadPieces): string | Buffer {
+  if (pieces.length === 1) return pieces[0]!;
+  if (pieces.every((x) => typeof x === 'string')) return pieces.join('');
+  return Buffer.concat(pieces.map((x) => (typeof x === 'string' ? Buffer.from(x) : x)));
+}
+
+/** The whole body as text (tests, and error paths that log it). */
+export function payloadText(p: Payload): string {
+  const one = joinPieces(payloadPieces(p));
+  return typeof one === 'string' ? one : one.toString('utf8');
+}

@@ -1,0 +1,104 @@
+// Long literals lifted out of a JSON body before it is parsed (daemon/server/lifted-strings.ts): only
+// those that read the same unescaped, at their exact bytes; media ones become stand-ins that carry the
+// digest the prompt-cache key would have taken, every other one is put back as it was.
+import { createHash, randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { hasControl, isPlaceholder, liftLongStrings, settleLifted, standIn, standInDigest } from '../../daemon/server/lifted-strings';
+import { holdsMedia } from '../../shared/chat-content';
+import { promptText } from '../../daemon/scheduler/prompt-key';
+
+const MIN = 1024; // a small threshold keeps the bodies small; the rule is the same at 64 KiB
+const base64 = (n: number): string => randomBytes(Math.ceil((n * 3) / 4)).toString('base64').slice(0, n);
+
+function parsed(body: unknown): { value: unknown; literals: ReadonlyMap<string, Buffer>; bytes: Buffer } {
+  const bytes = Buffer.from(JSON.stringify(body));
+  const lifted = liftLongStrings(bytes, MIN);
+  if (!lifted) throw new Error('nothing lifted');
+  return { value: JSON.parse(lifted.text), literals: lifted.literals, bytes };
+}
+
+describe('liftLongStrings', () => {
+  it('replaces each long plain literal by a placeholder standing for its exact bytes', () => {
+    const a = `data:image/png;base64,${base64(5000)}`;
+    const b = base64(3000);
+    const { value, literals, bytes } = parsed({ model: 'v', messages: [{ role: 'user', content: [{ type: 'text', text: 'say "hi"\\' }, { type: 'image_url', image_url: { url: a } }, { type: 'input_audio', input_audio: { data: b, format: 'wav' } }] }] });
+    const parts = (value as { messages: { content: { image_url?: { url: string }; input_audio?: { data: string }; text?: string }[] }[] }).messages[0]!.content;
+    expect(parts[0]!.text).toBe('say "hi"\\'); // escaped quotes and backslash before a literal do not shift it
+    expect(isPlaceholder(parts[1]!.image_url!.url)).toBe(true);
+    expect(isPlaceholder(parts[2]!.input_audio!.data)).toBe(true);
+    expect([...literals.values()].map((x) => x.toString('latin1'))).toEqual([a, b]);
+    // The literals are views of the body, not copies.
+    expect(literals.get(parts[1]!.image_url!.url)!.buffer).toBe(bytes.buffer);
+  });
+
+  it('leaves literals that need unescaping, hold a control character or non-ASCII, or are short', () => {
+    const escaped = `data:image\\/png;base64,${base64(2000)}`; // "\/" as PHP writes it
+    const cases = [
+      { url: `data:image/png;base64,${base64(2000)}`.replace('base64,', 'base64,\u0001') },
+      { url: `${base64(1000)}é${base64(1000)}` },
+      { url: escaped },
+      { url: base64(MIN - 1) },
+    ];
+    for (const c of cases) expect(liftLongStrings(Buffer.from(JSON.stringify(c)), MIN)).toBeUndefined();
+    // Written raw, a control character makes the body invalid JSON; lifting must not hide that.
+    const raw = Buffer.from(`{"url":"${base64(1000)}\n${base64(1000)}"}`);
+    expect(liftLongStrings(raw, MIN)).toBeUndefined();
+    expect(() => JSON.parse(raw.toString())).toThrow();
+  });
+
+  it('gives up on quotes that do not pair (not JSON: the caller reports the error on the whole text)', () => {
+    expect(liftLongStrings(Buffer.from(`{"url":"${base64(2000)}","x":"`), MIN)).toBeUndefined();
+  });
+
+  it('finds control characters at every offset and alignment', () => {
+    const plain = Buffer.from(base64(64));
+    expect(hasControl(plain)).toBe(false);
+    for (let start = 0; start < 4; start++) {
+      for (let at = start; at < 40; at++) {
+        const b = Buffer.from(plain);
+        b[at] = 0x1f;
+        expect(hasControl(b.subarray(start, 40)), `start ${start}, at ${at}`).toBe(true);
+      }
+    }
+    expect(hasControl(Buffer.from(' ~!'))).toBe(false);
+  });
+});
+
+describe('settleLifted', () => {
+  it('turns media placeholders into stand-ins with the digest, and puts every other one back', () => {
+    const image = `data:image/jpeg;base64,${base64(4000)}`;
+    const text = 'word '.repeat(400);
+    const frames = base64(2000);
+    const body = {
+      messages: [{ role: 'user', content: [{ type: 'text', text }, { type: 'image_url', image_url: { url: image } }] }],
+      prompt: [{ prompt_string: 'x', multimodal_data: [frames] }],
+      note: base64(1500),
+    };
+    const { value, literals } = parsed(body);
+    settleLifted(value, literals, holdsMedia);
+    const v = value as typeof body;
+    expect(v.messages[0]!.content[0]).toEqual({ type: 'text', text }); // has spaces: lifted, and put back
+    expect(v.note).toBe(body.note);
+    const url = (v.messages[0]!.content[1] as { image_url: { url: string } }).image_url.url;
+    expect(url.startsWith('data:image/jpeg;base64,')).toBe(true);
+    expect(url.length).toBeLessThan(100);
+    expect(standInDigest(url)).toBe(createHash('sha1').update(image).digest('base64'));
+    expect(standInDigest(v.prompt[0]!.multimodal_data[0]!)).toBe(createHash('sha1').update(frames).digest('base64'));
+    expect(standInDigest(text)).toBeUndefined();
+  });
+
+  it('keys a lifted photo as the prompt key keys the same photo read whole', () => {
+    const image = `data:image/png;base64,${base64(4000)}`;
+    const body = { messages: [{ role: 'user', content: [{ type: 'text', text: 'what is it?' }, { type: 'image_url', image_url: { url: image } }] }] };
+    const { value, literals } = parsed(body);
+    settleLifted(value, literals, holdsMedia);
+    expect(promptText(value as typeof body)).toBe(promptText(body));
+    const other = { messages: [{ role: 'user', content: [{ type: 'text', text: 'what is it?' }, { type: 'image_url', image_url: { url: `data:image/png;base64,${base64(4000)}` } }] }] };
+    expect(promptText(other)).not.toBe(promptText(body));
+  });
+
+  it('names a stand-in by scheme and media type, or its first bytes when there is no comma', () => {
+    expect(standIn(Buffer.from(`data:audio/wav;base64,${'A'.repeat(100)}`))).toMatch(/^data:audio\/wav;base64,\u0000sha1=[A-Za-z0-9+/=]{28} 122$/);
+    expect(standIn(Buffer.from('B'.repeat(300))).startsWith(`${'B'.repeat(32)}\u0000sha1=`)).toBe(true);
+  });
+});
