@@ -168,7 +168,7 @@ export async function readJsonBody(req: IncomingMessage, limit: number, timeoutM
     throw new SlotwiseError('SW_ERR_BAD_REQUEST', `request body has Content-Encoding ${quote(coding)}, which the daemon does not decode — send it uncompressed`);
   }
   const bytes = utf8Body(await readBody(req, limit, timeoutMs, declared));
-  const lifted = isMedia ? liftLongStrings(bytes) : undefined;
+  const lifted = isMedia ? await liftLongStrings(bytes) : undefined;
   const text = lifted?.text ?? bytes.toString('utf8');
   if (!text.trim()) throw new SlotwiseError('SW_ERR_BAD_REQUEST', 'request body is empty: send a JSON object');
   let value: unknown;
@@ -179,7 +179,7 @@ export async function readJsonBody(req: IncomingMessage, limit: number, timeoutM
     throw new SlotwiseError('SW_ERR_BAD_REQUEST', `request body is not valid JSON: ${lifted ? parseError(bytes.toString('utf8')) : (err as Error).message}`);
   }
   checkDepth(value, 'request body');
-  if (lifted) settleLifted(value, lifted.literals, isMedia!);
+  if (lifted) await settleLifted(value, lifted.literals, isMedia!);
   return { value, bytes };
 }
 

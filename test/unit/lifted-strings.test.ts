@@ -7,21 +7,22 @@ import { hasControl, isPlaceholder, liftLongStrings, settleLifted, standIn, stan
 import { holdsMedia } from '../../shared/chat-content';
 import { promptText } from '../../daemon/scheduler/prompt-key';
 
-const MIN = 1024; // a small threshold keeps the bodies small; the rule is the same at 64 KiB
+const MIN = 1024;
+const holdsMediaPart = (v: unknown): boolean => typeof v === 'object' && v !== null && 'url' in v; // a small threshold keeps the bodies small; the rule is the same at 64 KiB
 const base64 = (n: number): string => randomBytes(Math.ceil((n * 3) / 4)).toString('base64').slice(0, n);
 
-function parsed(body: unknown): { value: unknown; literals: ReadonlyMap<string, Buffer>; bytes: Buffer } {
+async function parsed(body: unknown): Promise<{ value: unknown; literals: ReadonlyMap<string, Buffer>; bytes: Buffer }> {
   const bytes = Buffer.from(JSON.stringify(body));
-  const lifted = liftLongStrings(bytes, MIN);
+  const lifted = await liftLongStrings(bytes, MIN);
   if (!lifted) throw new Error('nothing lifted');
   return { value: JSON.parse(lifted.text), literals: lifted.literals, bytes };
 }
 
 describe('liftLongStrings', () => {
-  it('replaces each long plain literal by a placeholder standing for its exact bytes', () => {
+  it('replaces each long plain literal by a placeholder standing for its exact bytes', async () => {
     const a = `data:image/png;base64,${base64(5000)}`;
     const b = base64(3000);
-    const { value, literals, bytes } = parsed({ model: 'v', messages: [{ role: 'user', content: [{ type: 'text', text: 'say "hi"\\' }, { type: 'image_url', image_url: { url: a } }, { type: 'input_audio', input_audio: { data: b, format: 'wav' } }] }] });
+    const { value, literals, bytes } = await parsed({ model: 'v', messages: [{ role: 'user', content: [{ type: 'text', text: 'say "hi"\\' }, { type: 'image_url', image_url: { url: a } }, { type: 'input_audio', input_audio: { data: b, format: 'wav' } }] }] });
     const parts = (value as { messages: { content: { image_url?: { url: string }; input_audio?: { data: string }; text?: string }[] }[] }).messages[0]!.content;
     expect(parts[0]!.text).toBe('say "hi"\\'); // escaped quotes and backslash before a literal do not shift it
     expect(isPlaceholder(parts[1]!.image_url!.url)).toBe(true);
@@ -31,7 +32,7 @@ describe('liftLongStrings', () => {
     expect(literals.get(parts[1]!.image_url!.url)!.buffer).toBe(bytes.buffer);
   });
 
-  it('leaves literals that need unescaping, hold a control character or non-ASCII, or are short', () => {
+  it('leaves literals that need unescaping, hold a control character or non-ASCII, or are short', async () => {
     const escaped = `data:image\\/png;base64,${base64(2000)}`; // "\/" as PHP writes it
     const cases = [
       { url: `data:image/png;base64,${base64(2000)}`.replace('base64,', 'base64,\u0001') },
@@ -39,15 +40,26 @@ describe('liftLongStrings', () => {
       { url: escaped },
       { url: base64(MIN - 1) },
     ];
-    for (const c of cases) expect(liftLongStrings(Buffer.from(JSON.stringify(c)), MIN)).toBeUndefined();
+    for (const c of cases) expect(await liftLongStrings(Buffer.from(JSON.stringify(c)), MIN)).toBeUndefined();
     // Written raw, a control character makes the body invalid JSON; lifting must not hide that.
     const raw = Buffer.from(`{"url":"${base64(1000)}\n${base64(1000)}"}`);
-    expect(liftLongStrings(raw, MIN)).toBeUndefined();
+    expect(await liftLongStrings(raw, MIN)).toBeUndefined();
     expect(() => JSON.parse(raw.toString())).toThrow();
   });
 
-  it('gives up on quotes that do not pair (not JSON: the caller reports the error on the whole text)', () => {
-    expect(liftLongStrings(Buffer.from(`{"url":"${base64(2000)}","x":"`), MIN)).toBeUndefined();
+  it('checks and hashes a literal of several slices (yielding between them) as one', async () => {
+    const big = `data:image/png;base64,${base64(2.5 * 2 ** 20)}`;
+    const raw = Buffer.from(`{"image_url":{"url":"${big}"}}`);
+    const lifted = (await liftLongStrings(raw, MIN))!;
+    const value = JSON.parse(lifted.text) as { image_url: { url: string } };
+    await settleLifted(value, lifted.literals, holdsMediaPart);
+    expect(standInDigest(value.image_url.url)).toBe(createHash('sha1').update(big).digest('base64'));
+    raw[raw.indexOf(',') + Math.floor(2.2 * 2 ** 20)] = 0x0a; // a raw newline in the third slice
+    expect(await liftLongStrings(raw, MIN)).toBeUndefined();
+  });
+
+  it('gives up on quotes that do not pair (not JSON: the caller reports the error on the whole text)', async () => {
+    expect(await liftLongStrings(Buffer.from(`{"url":"${base64(2000)}","x":"`), MIN)).toBeUndefined();
   });
 
   it('finds control characters at every offset and alignment', () => {
@@ -65,7 +77,7 @@ describe('liftLongStrings', () => {
 });
 
 describe('settleLifted', () => {
-  it('turns media placeholders into stand-ins with the digest, and puts every other one back', () => {
+  it('turns media placeholders into stand-ins with the digest, and puts every other one back', async () => {
     const image = `data:image/jpeg;base64,${base64(4000)}`;
     const text = 'word '.repeat(400);
     const frames = base64(2000);
@@ -74,8 +86,8 @@ describe('settleLifted', () => {
       prompt: [{ prompt_string: 'x', multimodal_data: [frames] }],
       note: base64(1500),
     };
-    const { value, literals } = parsed(body);
-    settleLifted(value, literals, holdsMedia);
+    const { value, literals } = await parsed(body);
+    await settleLifted(value, literals, holdsMedia);
     const v = value as typeof body;
     expect(v.messages[0]!.content[0]).toEqual({ type: 'text', text }); // has spaces: lifted, and put back
     expect(v.note).toBe(body.note);
@@ -87,18 +99,18 @@ describe('settleLifted', () => {
     expect(standInDigest(text)).toBeUndefined();
   });
 
-  it('keys a lifted photo as the prompt key keys the same photo read whole', () => {
+  it('keys a lifted photo as the prompt key keys the same photo read whole', async () => {
     const image = `data:image/png;base64,${base64(4000)}`;
     const body = { messages: [{ role: 'user', content: [{ type: 'text', text: 'what is it?' }, { type: 'image_url', image_url: { url: image } }] }] };
-    const { value, literals } = parsed(body);
-    settleLifted(value, literals, holdsMedia);
+    const { value, literals } = await parsed(body);
+    await settleLifted(value, literals, holdsMedia);
     expect(promptText(value as typeof body)).toBe(promptText(body));
     const other = { messages: [{ role: 'user', content: [{ type: 'text', text: 'what is it?' }, { type: 'image_url', image_url: { url: `data:image/png;base64,${base64(4000)}` } }] }] };
     expect(promptText(other)).not.toBe(promptText(body));
   });
 
-  it('names a stand-in by scheme and media type, or its first bytes when there is no comma', () => {
-    expect(standIn(Buffer.from(`data:audio/wav;base64,${'A'.repeat(100)}`))).toMatch(/^data:audio\/wav;base64,\u0000sha1=[A-Za-z0-9+/=]{28} 122$/);
-    expect(standIn(Buffer.from('B'.repeat(300))).startsWith(`${'B'.repeat(32)}\u0000sha1=`)).toBe(true);
+  it('names a stand-in by scheme and media type, or its first bytes when there is no comma', async () => {
+    expect(await standIn(Buffer.from(`data:audio/wav;base64,${'A'.repeat(100)}`))).toMatch(/^data:audio\/wav;base64,\u0000sha1=[A-Za-z0-9+/=]{28} 122$/);
+    expect((await standIn(Buffer.from('B'.repeat(300)))).startsWith(`${'B'.repeat(32)}\u0000sha1=`)).toBe(true);
   });
 });
