@@ -120,6 +120,25 @@ function chatSection(c: NonNullable<BenchReport['chat']>): string[] {
   ];
 }
 
+function photosSection(p: NonNullable<BenchReport['photos']>): string[] {
+  const where = { none: 'no photos', direct: 'straight to the upstream', daemon: 'through the daemon' } as const;
+  return [
+    '',
+    '## Photos: text streams while images are uploaded',
+    '',
+    `${p.streams} text streams decode at ${p.tokenMs} ms a token through the daemon (stand-in upstream) while another client uploads photos to a vision model, one after another: ` +
+      `${fmt(p.photoBytes / 2 ** 20, 1)} MiB JSON bodies, from a worker thread. Each phase lasts ${p.phaseMs} ms, ${p.rounds}× in turn: no photos; photos sent straight to the vision model's upstream (what the uploads cost this machine anyway); photos through the daemon. ` +
+      'Token gap: between consecutive chunks of one stream, at the client. Daemon lag: its event loop during the phase, from its /metrics. Times in ms.',
+    '',
+    ...table(
+      ['photos', 'round', 'uploads', 'token gap p50', 'token gap p99', 'token gap max', 'daemon lag p99', 'daemon lag max'],
+      p.runs.map((r, i) => [where[r.mode], Math.floor(i / 3) + 1, `${r.photos}${r.failed ? ` (${r.failed} failed)` : ''}`, fmt(r.gapMs.p50, 2), fmt(r.gapMs.p99, 2), fmt(r.gapMs.max, 1), fmt(r.daemonLagMs.p99, 2), fmt(r.daemonLagMs.max, 1)]),
+    ),
+    '',
+    `Token gap p99, pooled: no photos ${fmt(p.gapP99Ms.none, 2)}, straight ${fmt(p.gapP99Ms.direct, 2)}, through the daemon ${fmt(p.gapP99Ms.daemon, 2)}: **${fmt(p.gapP99Ratio, 2)}×** of straight.`,
+  ];
+}
+
 function typingSection(t: NonNullable<BenchReport['typing']>): string[] {
   const burstRows = t.runs.flatMap((run) =>
     run.bursts.map((b, i) => [
@@ -379,6 +398,7 @@ export function renderMarkdown(r: BenchReport): string {
       `Worst 250 ms windows of event-loop delay: ${worstWindows(l.daemon.loopLagTimeline)} (ramp-up is the first seconds; the full timeline is in bench.json).`,
     );
   }
+  if (r.photos) out.push(...photosSection(r.photos));
   if (r.typing) out.push(...typingSection(r.typing));
   if (r.priority) out.push(...prioritySection(r.priority));
   if (r.onDemand) out.push(...onDemandSection(r.onDemand));

@@ -11,12 +11,14 @@ import { setsThreads } from '../daemon/runtime/threads';
 import { SlotwiseError } from '../shared/errors';
 import { runSetup, type ProgressStream } from '../toolchain/setup';
 import { ensureCachedTinyModel } from '../gguf/tiny-model';
+import { ensureCachedTinyProjector } from '../gguf/tiny-projector';
 import { describeEnvironment } from './environment';
 import { BENCH_PROMPT, chatScenario, gpuPaceScenario, hostedSweep, loadScenario, modelConfig, routingScenario, type ChatScenarioOptions, type ScenarioContext } from './scenarios';
 import { findStandIn, STAND_IN } from './stand-in';
 import { typingScenario } from './typing';
 import { priorityScenario } from './priority-load';
 import { onDemandScenario } from './on-demand';
+import { photosScenario } from './photos';
 import { directKeysFromEnv, FLOOR_ENV, floorPidFromEnv } from './client-process';
 import { fetchInstanceKeys, fetchSnapshot } from './status-sampler';
 import { runSweep } from './sweep';
@@ -75,6 +77,9 @@ export const STANDARD = {
   // 16 background streams refilled on 4 slots (each ~0.5–1 s here) and 20 interactive requests at
   // random times (exponential gaps, seeded), priority on and off on one daemon.
   priority: { dim: 256, layers: 4, slots: 4, backgroundStreams: 16, backgroundMaxTokens: 128, interactiveRequests: 20, interactiveMaxTokens: 8, meanGapMs: 400, seed: 11 },
+  // 4 text streams at 3 ms a token while 4.5 MiB photos are uploaded one after another (100 ms apart):
+  // no photos, photos straight to the stand-in, photos through the daemon, 4 s each, twice.
+  photos: { streams: 4, tokenMs: 3, phaseMs: 4000, rounds: 2, photoBytes: 4.5 * 2 ** 20, pauseMs: 100 },
   // The tiny model loads on demand 5 times (about 1 s each on 2 cores) and unloads between: ~10 s.
   onDemand: { repetitions: 5, slots: 1, maxTokens: 8 },
 } as const;
@@ -207,6 +212,8 @@ async function standard(req: BenchRequest): Promise<Draft> {
   }
   let load: BenchReport['load'];
   if (upstream) load = await loadScenario(req, { modelPath: tiny, upstream, ...S.load });
+  let photos: BenchReport['photos'];
+  if (upstream) photos = await photosScenario(req, { modelPath: tiny, mmproj: await ensureCachedTinyProjector({ env: req.env }), upstream, ...S.photos });
   else req.progress?.line(`load: skipped — the stand-in upstream ${STAND_IN} is not in this install (run from a source checkout)`);
   const { dim, layers, ...typingOptions } = S.typing;
   const coder = await ensureCachedTinyModel({ env: req.env, signal: req.signal, dim, layers, kind: 'fim' });
@@ -224,6 +231,7 @@ async function standard(req: BenchRequest): Promise<Draft> {
     routing,
     ...(routingStandIn ? { routingStandIn } : {}),
     load,
+    ...(photos ? { photos } : {}),
     typing,
     priority,
     onDemand,

@@ -23,6 +23,8 @@ export interface SpawnedDaemon {
 export interface SpawnOptions {
   cliPath: string;
   model: ModelConfig;
+  /** More models in the same daemon (the photos scenario's vision model beside its text one). */
+  others?: readonly ModelConfig[];
   llamaServer: string;
   /** Config keys beyond the model (default: the daemon's defaults). */
   routing?: Config['routing'];
@@ -38,7 +40,9 @@ export async function spawnDaemon(opts: SpawnOptions): Promise<SpawnedDaemon> {
     llamaServer: opts.llamaServer,
     ...(opts.routing ? { routing: opts.routing } : {}),
     ...(opts.queue ? { queue: opts.queue } : {}),
-    models: { [m.name]: { path: m.path, slots: m.slots, ctxPerSlot: m.ctxPerSlot, replicas: m.replicas, args: m.args, promptCacheMiB: m.promptCacheMiB } },
+    models: Object.fromEntries(
+      [m, ...(opts.others ?? [])].map((x) => [x.name, { path: x.path, slots: x.slots, ctxPerSlot: x.ctxPerSlot, replicas: x.replicas, args: x.args, promptCacheMiB: x.promptCacheMiB, ...(x.mmproj ? { mmproj: x.mmproj } : {}) }]),
+    ),
   };
   await writeFile(join(dir, 'config.json'), JSON.stringify(config));
   const stateDir = join(dir, 'state');
@@ -67,8 +71,11 @@ export async function spawnDaemon(opts: SpawnOptions): Promise<SpawnedDaemon> {
       if (info && info.pid === child.pid) {
         const token = (await readFile(join(stateDir, 'token'), 'utf8')).trim();
         const snap = await fetchSnapshot(info.url, token).catch(() => undefined);
-        const insts = snap?.models.find((x) => x.name === m.name)?.instances ?? [];
-        if (insts.length === m.replicas && insts.every((i) => i.state === 'ready')) return { url: info.url, token, pid: child.pid!, stateDir, stop };
+        const ready = (x: ModelConfig): boolean => {
+          const insts = snap?.models.find((y) => y.name === x.name)?.instances ?? [];
+          return insts.length === x.replicas && insts.every((i) => i.state === 'ready');
+        };
+        if ([m, ...(opts.others ?? [])].every(ready)) return { url: info.url, token, pid: child.pid!, stateDir, stop };
       }
       await sleep(200);
     }

@@ -17,11 +17,13 @@ export const GOALS = {
   /** Saturating background load: interactive TTFT p95 ÷ p95 of the time for one slot to free. */
   priorityTtftOverSlotFree: 1.1,
   chatHitRatio: 0.8,
+  /** Text streams' token-gap p99 while photos are uploaded through the daemon ÷ while they go straight to the upstream. */
+  photosGapP99Ratio: 1.5,
   /** Every load state change visible to a status subscriber (`status --watch`, the extension) within this. */
   statusDelayMaxMs: 250,
 } as const;
 
-type Parts = Pick<BenchReport, 'sweep' | 'routing' | 'routingStandIn' | 'load'> & Partial<Pick<BenchReport, 'gpuPace' | 'chat' | 'typing' | 'priority' | 'onDemand'>>;
+type Parts = Pick<BenchReport, 'sweep' | 'routing' | 'routingStandIn' | 'load'> & Partial<Pick<BenchReport, 'gpuPace' | 'chat' | 'typing' | 'priority' | 'onDemand' | 'photos'>>;
 
 export function checkTargets(r: Parts): TargetCheck[] {
   if (r.chat) return chatChecks(r.chat); // that workload runs nothing else
@@ -54,7 +56,7 @@ export function checkTargets(r: Parts): TargetCheck[] {
       : 'not measured (--standard)',
     met: load ? load.daemon.rssMB.peak < GOALS.loadRssMB : undefined,
   });
-  checks.push(typingCheck(r.typing), priorityCheck(r.priority));
+  checks.push(photosCheck(r.photos), typingCheck(r.typing), priorityCheck(r.priority));
   const od = r.onDemand;
   if (od) {
     const d = od.statusDelayMs;
@@ -66,6 +68,14 @@ export function checkTargets(r: Parts): TargetCheck[] {
     });
   }
   return checks;
+}
+
+function photosCheck(p: Parts['photos']): TargetCheck {
+  const name = 'photos uploaded: text streams\' token-gap p99, through the daemon ÷ straight to the upstream';
+  const goal = `≤ ${GOALS.photosGapP99Ratio.toFixed(2)}×`;
+  if (!p || !Number.isFinite(p.gapP99Ratio)) return { name, goal, measured: 'not measured (--standard, from the CLI)', met: undefined };
+  const lag = Math.max(...p.runs.filter((r) => r.mode === 'daemon').map((r) => r.daemonLagMs.max));
+  return { name, goal, measured: `${times(p.gapP99Ratio)} (${ms(p.gapP99Ms.daemon)} vs ${ms(p.gapP99Ms.direct)}; no photos ${ms(p.gapP99Ms.none)}; daemon lag max ${ms(lag)})`, met: p.gapP99Ratio <= GOALS.photosGapP99Ratio };
 }
 
 function typingCheck(t: Parts['typing']): TargetCheck {

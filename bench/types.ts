@@ -297,6 +297,36 @@ export interface TypingRun {
   finalTtftMs: Summary;
 }
 
+/** Where the photos scenario's uploads go in a phase: none, straight to the vision model's upstream, or through the daemon. */
+export type PhotosMode = 'none' | 'direct' | 'daemon';
+
+/** One phase of the photos scenario. */
+export interface PhotosRun {
+  mode: PhotosMode;
+  /** Uploads answered 200 during the phase, and those that failed. */
+  photos: number;
+  failed: number;
+  /** Gaps between consecutive chunks of each text stream during the phase, ms. */
+  gapMs: Summary;
+  /** The daemon's event-loop lag during the phase (its /metrics histogram and max gauge), ms. */
+  daemonLagMs: { p99: number; max: number };
+}
+
+/** Text streams while photos are uploaded to a vision model: what the uploads cost the streams' token pace. */
+export interface PhotosResult {
+  streams: number;
+  tokenMs: number;
+  phaseMs: number;
+  rounds: number;
+  /** Bytes of each upload's JSON body. */
+  photoBytes: number;
+  runs: PhotosRun[];
+  /** Token-gap p99 of each mode, pooled over its rounds, ms. */
+  gapP99Ms: Record<PhotosMode, number>;
+  /** Token-gap p99 with photos through the daemon ÷ with photos sent straight to the upstream. */
+  gapP99Ratio: number;
+}
+
 /** Keystroke-like /infill bursts: slot time spent on superseded work, and the latency of the completion the editor shows. */
 export interface TypingResult {
   keystrokes: number;
@@ -431,6 +461,7 @@ export interface BenchReport {
   load?: LoadResult;
   /** Keystroke bursts on one session: newest wins with the adaptive hold, without it, and without a session key. */
   typing?: TypingResult;
+  photos?: PhotosResult;
   /** Interactive requests under a saturating background load, priority on and off. */
   priority?: PriorityResult;
   onDemand?: OnDemandResult;

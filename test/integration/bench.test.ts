@@ -18,6 +18,8 @@ import { typingScenario } from '../../bench/typing';
 import { priorityScenario } from '../../bench/priority-load';
 import { onDemandScenario } from '../../bench/on-demand';
 import { onDemandSection } from '../../bench/report-md';
+import { photosScenario } from '../../bench/photos';
+import { ensureCachedTinyProjector } from '../../gguf/tiny-projector';
 
 const STAND_IN = resolve(__dirname, '../fixtures/fake-llama-server.mjs');
 
@@ -354,6 +356,38 @@ describe('the load scenario (stand-in upstream: a real llama-server cannot hold 
     expect(d.loopLagMs.p99).toBeLessThanOrEqual(d.loopLagMs.max);
     expect(d.loopLagMs.max).toBe(Math.max(...d.loopLagTimeline.map((w) => w.maxMs)));
     console.log(`[bench load, own process] pid ${d.pid}: RSS before ${d.rssMB.before.toFixed(0)} MB, peak ${d.rssMB.peak.toFixed(0)} MB; lag p99 ${d.loopLagMs.p99.toFixed(2)} ms, max ${d.loopLagMs.max.toFixed(2)} ms`);
+  });
+});
+
+describe('the photos scenario (stand-in upstreams: the uploads and streams need no model)', () => {
+  it('runs text streams with no photos, photos straight to the vision upstream and through the daemon (its own process), and sets the last two side by side', async () => {
+    const lines: string[] = [];
+    const p = (await photosScenario(
+      { env: process.env, daemonCliPath: CLI, progress: { update: () => undefined, line: (l: string) => void lines.push(l) } },
+      { modelPath: await tinyModelPath('tiny'), mmproj: await ensureCachedTinyProjector(), upstream: STAND_IN, streams: 2, tokenMs: 3, phaseMs: 1000, rounds: 1, photoBytes: 512 * 1024, pauseMs: 50 },
+    ))!;
+    expect(p.runs.map((r) => [r.mode, r.failed])).toEqual([['none', 0], ['direct', 0], ['daemon', 0]]);
+    expect(p.runs.map((r) => r.photos > 0)).toEqual([false, true, true]);
+    expect(p.photoBytes).toBeGreaterThan(512 * 1024);
+    for (const r of p.runs) {
+      // Two streams at 3 ms a token for a second: hundreds of gaps, the median near the pace.
+      expect(r.gapMs.count).toBeGreaterThan(200);
+      expect(r.gapMs.p50).toBeGreaterThan(1);
+      expect(r.gapMs.p50).toBeLessThan(20);
+      expect(r.daemonLagMs.max).toBeGreaterThan(0);
+    }
+    expect(p.gapP99Ms).toEqual({ none: p.runs[0]!.gapMs.p99, direct: p.runs[1]!.gapMs.p99, daemon: p.runs[2]!.gapMs.p99 });
+    expect(p.gapP99Ratio).toBeCloseTo(p.gapP99Ms.daemon / p.gapP99Ms.direct, 10);
+    expect(lines[0]).toMatch(/^photos: 2 text streams/);
+    // No daemon of the scenario is left behind.
+    expect(daemonChildren()).toEqual([]);
+  });
+
+  it('is skipped, with a line saying why, when the daemon cannot run in its own process', async () => {
+    const lines: string[] = [];
+    const p = await photosScenario({ env: process.env, progress: { update: () => undefined, line: (l: string) => void lines.push(l) } }, { modelPath: 'x', mmproj: 'y', upstream: STAND_IN, streams: 1, tokenMs: 3, phaseMs: 1, rounds: 1, photoBytes: 1, pauseMs: 1 });
+    expect(p).toBeUndefined();
+    expect(lines).toEqual(['photos: skipped — it needs the daemon in its own process (run from the CLI)']);
   });
 });
 
