@@ -31,6 +31,22 @@ export function checkpointBytes(facts: Pick<ModelFacts, 'recurrent' | 'slidingWi
 }
 
 /**
+ * What a draft model adds to each of its target's checkpoints: create_checkpoint saves the draft's state
+ * with PARTIAL_ONLY too (common_prompt_checkpoint::update_dft). A draft with window or recurrent layers
+ * saves those, as a target does (with `--swa-full` its window cache holds the whole context); a plain
+ * one ignores the flag (llama_kv_cache::state_write) and saves every cell of the sequence, up to the
+ * context. `kvPerCell`: the draft's own, with its cache types.
+ */
+export function draftCheckpointBytes(draft: Pick<ModelFacts, 'recurrent' | 'slidingWindow'>, o: { kvPerCell: readonly number[]; swaFull: boolean; ctxPerSlot: number }): number {
+  const rec = draft.recurrent;
+  const sw = draft.slidingWindow;
+  let bytes = rec ? rec.bytesPerSequence * rec.layers.filter(Boolean).length : 0;
+  if (sw) bytes += Math.min(o.swaFull ? o.ctxPerSlot : sw.window, o.ctxPerSlot) * o.kvPerCell.reduce((a, b, il) => a + (sw.swa[il] ? b : 0), 0);
+  if (!rec && !sw) bytes += o.ctxPerSlot * o.kvPerCell.reduce((a, b) => a + b, 0);
+  return bytes;
+}
+
+/**
  * The `--ctx-checkpoints` Slotwise passes: as many as fit, over all slots, in the prompt cache's bound
  * (4 GiB or an eighth of host RAM), between MIN_AUTO_CHECKPOINTS and llama.cpp's 32.
  */

@@ -32,7 +32,7 @@ import type { ModelFacts } from './model-facts';
 import { DEFAULT_SERVER_MEMORY_OPTIONS, serverMemoryOptions, type ServerMemoryOptions, type TensorOverride } from './server-args';
 import { resolvePromptCacheMiB } from './prompt-cache';
 import { windowCells } from './sliding-window';
-import { checkpointBytes, checkpointsPerSlot } from './checkpoints';
+import { checkpointBytes, checkpointsPerSlot, draftCheckpointBytes } from './checkpoints';
 
 // ---------------------------------------------------------------------------------------------
 // Types
@@ -51,6 +51,8 @@ export interface PlanSettings {
   mmproj?: string;
   /** The draft model's file (the plan reads its facts from ModelFacts.draft; calibration keys by it). */
   draft?: string;
+  /** false: count no context checkpoints (a draft's own plan: its share is in its target's checkpoints). */
+  checkpoints?: false;
 }
 
 /** Free memory now, bytes. */
@@ -137,8 +139,7 @@ const HOST = 'host';
 export function planMemory(facts: ModelFacts, settings: PlanSettings, free: FreeMemory): MemoryPlan {
   if (!facts.draft) return planModel(facts, settings, free);
   const server = settings.server ?? DEFAULT_SERVER_MEMORY_OPTIONS;
-  const draftServer: ServerMemoryOptions = { ...DEFAULT_SERVER_MEMORY_OPTIONS, ubatch: server.ubatch, batch: server.batch, flashAttn: server.flashAttn, kvUnified: server.kvUnified, cacheTypeK: server.draft.cacheTypeK, cacheTypeV: server.draft.cacheTypeV };
-  const draft = planModel(facts.draft, { slots: settings.slots, ctxPerSlot: settings.ctxPerSlot, gpuLayers: server.draft.gpuLayers, server: draftServer }, free);
+  const draft = planModel(facts.draft, { slots: settings.slots, ctxPerSlot: settings.ctxPerSlot, gpuLayers: server.draft.gpuLayers, server: draftServerOptions(server), checkpoints: false }, free);
   const room: FreeMemory = { host: free.host, gpus: free.gpus.map((g) => ({ ...g, free: Math.max(0, g.free - (draft.devices.find((d) => d.device === `gpu${g.index}`)?.total ?? 0)) })) };
   const plan = planModel(facts, settings, room);
   for (const d of plan.devices) {
@@ -149,6 +150,21 @@ export function planMemory(facts: ModelFacts, settings: PlanSettings, free: Free
     }
   }
   return { ...plan, total: plan.devices.reduce((a, d) => a + d.total, 0) };
+}
+
+/** The options a draft model is loaded with: the target's batch, attention and KV layout, its own cache types (-ctkd/-ctvd). */
+function draftServerOptions(server: ServerMemoryOptions): ServerMemoryOptions {
+  return { ...DEFAULT_SERVER_MEMORY_OPTIONS, ubatch: server.ubatch, batch: server.batch, flashAttn: server.flashAttn, kvUnified: server.kvUnified, cacheTypeK: server.draft.cacheTypeK, cacheTypeV: server.draft.cacheTypeV };
+}
+
+/**
+ * Bytes of one context checkpoint of a slot: the model's state that cannot be rolled back, and its
+ * draft model's with it (checkpoints.ts); 0 for a model that makes none (a draft alone makes none).
+ */
+export function checkpointSize(facts: ModelFacts, server: ServerMemoryOptions, ctxPerSlot: number): number {
+  const own = checkpointBytes(facts, { kvPerCell: kvBytesPerCell(facts, server), swaFull: server.swaFull, ctxPerSlot });
+  if (own === 0 || !facts.draft) return own;
+  return own + draftCheckpointBytes(facts.draft, { kvPerCell: kvBytesPerCell(facts.draft, draftServerOptions(server)), swaFull: server.swaFull, ctxPerSlot });
 }
 
 function planModel(facts: ModelFacts, settings: PlanSettings, free: FreeMemory): MemoryPlan {
@@ -210,7 +226,7 @@ function planWithLayers(facts: ModelFacts, settings: PlanSettings, free: FreeMem
   const cacheMiB = settings.promptCacheMiB === undefined ? 0 : resolvePromptCacheMiB(settings.promptCacheMiB, kvBytesPerToken(facts, server), slots, ctxPerSlot, settings.hostBytes);
   if (cacheMiB > 0) host.promptCache = cacheMiB * 2 ** 20;
   if (facts.projector) (server.mmproj === 'gpu' ? (devices[1] ?? host) : host).projector = facts.projector.weightBytes + facts.projector.computeBytes;
-  const checkpoint = checkpointBytes(facts, { kvPerCell: kvCellBytes, swaFull: server.swaFull, ctxPerSlot });
+  const checkpoint = settings.checkpoints === false ? 0 : checkpointSize(facts, server, ctxPerSlot);
   if (checkpoint > 0) host.checkpoints = slots * checkpointsPerSlot(server.ctxCheckpoints, checkpoint, slots, settings.hostBytes) * checkpoint;
   for (const d of devices) d.total = d.weights + d.kv + d.compute + d.output + (d.projector ?? 0) + fillsLater(d);
 

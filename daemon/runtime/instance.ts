@@ -21,8 +21,8 @@ import type { ModelFacts } from '../memory/model-facts';
 import { readModelFile, readProjectorFile } from '../memory/model-file';
 import { serverMemoryOptions } from '../memory/server-args';
 import { PROMPT_CACHE_MIN_MIB, promptCacheTokens, resolvePromptCacheMiB } from '../memory/prompt-cache';
-import { kvBytesPerCell, kvBytesPerToken } from '../memory/plan';
-import { autoCheckpoints, checkpointBytes } from '../memory/checkpoints';
+import { checkpointSize, kvBytesPerToken } from '../memory/plan';
+import { autoCheckpoints } from '../memory/checkpoints';
 import { isLoadEnd, parseLoadLine, parseProgressLine, setsVerbosity, type LoadProgress } from './load-log';
 import { cachedPromptsOf, cacheListingWarning, LOG_QUEUE_LINES, RELAUNCH_AT_PROMPTS, type ListingKept } from './cache-listing';
 import { settleLostConnection } from './lost-connection';
@@ -395,13 +395,14 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
     try {
       const file = await readModelFile(this.model.path); // a missing or corrupt file fails now, with the reader's clear reason
       perToken = kvPerToken(file.facts, this.model.args);
-      checkpoints = ctxCheckpointsFor(file.facts, this.model);
       // The model's other files fail it likewise, under the key that names them.
       const underKey = (key: string) => (err: unknown): never => {
         throw new SlotwiseError('SW_ERR_MODEL_FILE', `models.${this.model.name}.${key}: ${(err as Error).message}`);
       };
       if (this.model.mmproj) await readProjectorFile(this.model.mmproj).catch(underKey('mmproj'));
-      if (this.model.draft) await readModelFile(this.model.draft).catch(underKey('draft'));
+      const draft = this.model.draft ? await readModelFile(this.model.draft).catch(underKey('draft')) : undefined;
+      // A draft's state goes into each checkpoint too: the bound counts it.
+      checkpoints = ctxCheckpointsFor(file.facts instanceof Error || !draft || draft.facts instanceof Error ? file.facts : { ...file.facts, draft: draft.facts }, this.model);
     } catch (err) {
       if (gen === this.#generation) this.#fail(err instanceof SlotwiseError ? err.message : `cannot read model file: ${(err as Error).message}`);
       return;
@@ -691,7 +692,7 @@ function ctxCheckpointsFor(facts: ModelFacts | Error, model: LaunchModel): numbe
   try {
     const server = serverMemoryOptions(model.args);
     if (server.ctxCheckpoints !== undefined) return undefined;
-    const bytes = checkpointBytes(facts, { kvPerCell: kvBytesPerCell(facts, server), swaFull: server.swaFull, ctxPerSlot: model.ctxPerSlot });
+    const bytes = checkpointSize(facts, server, model.ctxPerSlot);
     return bytes > 0 ? autoCheckpoints(bytes, model.slots, totalmem()) : undefined;
   } catch {
     return undefined;

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readGgufHeader } from '../../gguf/gguf';
 import { modelFacts } from '../../daemon/memory/model-facts';
-import { planMemory, type DevicePlan } from '../../daemon/memory/plan';
+import { kvBytesPerCell, planMemory, type DevicePlan } from '../../daemon/memory/plan';
 import { serverMemoryOptions } from '../../daemon/memory/server-args';
 import type { PlanReport } from '../../cli/commands/render-plan';
 import { cli } from '../helpers/cli';
@@ -153,27 +153,47 @@ describe('context checkpoints vs the real llama-server', () => {
   it("bounds a window or recurrent model's checkpoints per slot and sizes each as llama-server makes them; a llama makes none", async () => {
     const window = await ensureCachedTinyModel({ dim: 64, layers: 12, slidingWindow: 128 });
     const hybrid = await ensureCachedTinyModel({ dim: 64, layers: 8, fullAttentionInterval: 4 });
-    const d = await startTestDaemon({ models: { window: { path: window, slots: 2, ctxPerSlot: 2048 }, hybrid: { path: hybrid, slots: 2, ctxPerSlot: 2048 }, llama: { slots: 1, ctxPerSlot: 512 } } });
-    const s = await readyWithBuffers(d, ['window', 'hybrid', 'llama']);
+    const draft = await tinyModelPath('tiny');
+    const d = await startTestDaemon({ models: { window: { path: window, slots: 2, ctxPerSlot: 2048 }, hybrid: { path: hybrid, slots: 2, ctxPerSlot: 2048 }, llama: { slots: 1, ctxPerSlot: 512 }, drafted: { path: window, slots: 2, ctxPerSlot: 2048, draft } } });
+    const s = await readyWithBuffers(d, ['window', 'hybrid', 'llama', 'drafted']);
     const cmdline = (name: string): string[] => readFileSync(`/proc/${s.models.find((m) => m.name === name)!.instances[0]!.pid!}/cmdline`, 'utf8').split('\0');
     // Tiny checkpoints: the bound is llama.cpp's own 32, passed all the same; a llama gets no flag.
     for (const name of ['window', 'hybrid']) expect(cmdline(name).join(' ')).toContain('--ctx-checkpoints 32');
     expect(cmdline('llama')).not.toContain('--ctx-checkpoints');
 
-    for (const [name, path] of [['window', window], ['hybrid', hybrid]] as const) {
-      // Two turns of one conversation: llama-server checkpoints each prompt as it reads it.
+    const checkpointsIn = (name: string) => [...readFileSync(join(d.stateDir, 'logs', `${name}_1.log`), 'utf8').matchAll(/created context checkpoint \d+ of (\d+) \(.*n_tokens = (\d+), size = ([\d.]+) MiB\)/g)];
+    for (const [name, path] of [['window', window], ['hybrid', hybrid], ['drafted', window]] as const) {
+      // Two turns of one conversation: llama-server checkpoints each prompt as it reads it. Greedy, so the
+      // drafted model (the window model drafting with the tiny llama) answers as the window model does.
       const messages = [{ role: 'user', content: 'tell me about the number one. '.repeat(40) }];
       for (let turn = 0; turn < 2; turn++) {
-        const res = await d.fetch('/v1/chat/completions', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: name, messages, max_tokens: 8 }) });
+        const res = await d.fetch('/v1/chat/completions', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: name, messages, max_tokens: 8, temperature: 0 }) });
         expect(res.status).toBe(200);
         messages.push({ role: 'assistant', content: ((await res.json()) as { choices: { message: { content: string } }[] }).choices[0]!.message.content }, { role: 'user', content: 'and two? '.repeat(30) });
       }
-      const made = [...readFileSync(join(d.stateDir, 'logs', `${name}_1.log`), 'utf8').matchAll(/created context checkpoint \d+ of (\d+) \(.*size = ([\d.]+) MiB\)/g)];
+      const made = checkpointsIn(name);
       expect(made.length, `${name}: no checkpoint in its log`).toBeGreaterThan(0);
+      if (name === 'drafted') {
+        // Each checkpoint also holds the plain draft's cells for the tokens so far (llama_kv_cache ignores
+        // PARTIAL_ONLY): the window model's same checkpoint plus n_tokens × the draft's bytes per cell.
+        const draftCell = kvBytesPerCell(modelFacts(await readGgufHeader(draft)), serverMemoryOptions([])).reduce((a, b) => a + b, 0);
+        const alone = checkpointsIn('window');
+        expect(made.map((m) => m[2])).toEqual(alone.map((m) => m[2]));
+        // llama_kv_cache::state_write also writes each cell's position and sequence ids (12 B), which the
+        // plan leaves out: a few bytes against a real draft's tens of KiB a cell.
+        made.forEach((m, i) => expect(Math.abs(Number(m[3]) - Number(alone[i]![3]) - (Number(m[2]) * (draftCell + 12)) / MIB), `checkpoint at ${m[2]} tokens`).toBeLessThanOrEqual(0.0015));
+        expect(Number(made.at(-1)![3]) - Number(alone.at(-1)![3])).toBeGreaterThan(0.1); // the draft's part is real
+        const plan = planMemory({ ...modelFacts(await readGgufHeader(path)), draft: modelFacts(await readGgufHeader(draft)) }, { slots: 2, ctxPerSlot: 2048, gpuLayers: 'auto', server: serverMemoryOptions([]), promptCacheMiB: 'auto', hostBytes: totalmem() }, { host: 64 * 2 ** 30, gpus: [] });
+        const each = plan.devices[0]!.checkpoints! / 2 / 32 / MIB;
+        // Planned at a full context, the most a checkpoint can hold: never below what llama-server made.
+        expect(each).toBeGreaterThanOrEqual(Math.max(...made.map((m) => Number(m[3]))));
+        console.log(`drafted: checkpoint planned ${each.toFixed(4)} MiB at a full context, llama-server ${made.map((m) => `${m[3]} (n_tokens ${m[2]})`).join(', ')}`);
+        continue;
+      }
       const facts = modelFacts(await readGgufHeader(path));
       const plan = planMemory(facts, { slots: 2, ctxPerSlot: 2048, gpuLayers: 'auto', server: serverMemoryOptions([]), promptCacheMiB: 'auto', hostBytes: totalmem() }, { host: 64 * 2 ** 30, gpus: [] });
       const each = plan.devices[0]!.checkpoints! / 2 / 32 / MIB;
-      const largest = Math.max(...made.map((m) => Number(m[2])));
+      const largest = Math.max(...made.map((m) => Number(m[3])));
       console.log(`${name}: checkpoint planned ${each.toFixed(4)} MiB, llama-server ${largest} MiB (${made.length} made, of ${made[0]![1]})`);
       expect(made.every((m) => m[1] === '32')).toBe(true);
       // llama-server prints 3 decimals; a window checkpoint also carries a few bytes per cell of positions.

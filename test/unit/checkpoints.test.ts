@@ -2,8 +2,8 @@
 // passes, and how the plan, its load-time share and a shortfall count them. Arithmetic worked out by hand.
 import { describe, expect, it } from 'vitest';
 import { modelFacts } from '../../daemon/memory/model-facts';
-import { autoCheckpoints, checkpointBytes, LLAMA_CHECKPOINTS, MIN_AUTO_CHECKPOINTS } from '../../daemon/memory/checkpoints';
-import { checkFit, kvBytesPerCell, loadTimeBytes, planMemory, shortfallMessage } from '../../daemon/memory/plan';
+import { autoCheckpoints, checkpointBytes, draftCheckpointBytes, LLAMA_CHECKPOINTS, MIN_AUTO_CHECKPOINTS } from '../../daemon/memory/checkpoints';
+import { checkFit, checkpointSize, kvBytesPerCell, loadTimeBytes, planMemory, shortfallMessage } from '../../daemon/memory/plan';
 import { serverMemoryOptions } from '../../daemon/memory/server-args';
 import { llamaServerArgs } from '../../daemon/runtime/instance';
 import type { LaunchModel } from '../../daemon/config/types';
@@ -71,5 +71,41 @@ describe('the plan with checkpoints', () => {
     const fit = checkFit(p, { host: loadTimeBytes(host) + 1 * GIB, gpus: [] });
     expect(fit.fits).toBe(false);
     expect(shortfallMessage(fit.shortfalls[0]!, false)).toMatch(/^needs [\d.]+ GiB of host RAM with its 4\.9 GiB of context checkpoints, which has [\d.]+ GiB free: lower --ctx-checkpoints N in args$/);
+  });
+});
+
+describe('checkpoints with a draft model', () => {
+  // Gemma 3 1B's shape as a window draft (26 layers, 5 of 6 over a 512 window, 1 KV head of 256), and a small plain llama draft.
+  const GEMMA3_1B = modelFacts(
+    shapeHeader('gemma3', { block_count: 26, embedding_length: 1152, feed_forward_length: 6912, 'attention.head_count': 4, 'attention.head_count_kv': 1, 'attention.key_length': 256, 'attention.value_length': 256, 'attention.sliding_window': 512, vocab_size: 262144 }),
+  );
+  const SMALL_LLAMA = modelFacts(shapeHeader('llama', { block_count: 16, embedding_length: 2048, feed_forward_length: 8192, 'attention.head_count': 32, 'attention.head_count_kv': 8 }));
+  const draftBytes = (draft: typeof LLAMA, args: string[] = [], ctxPerSlot = 8192): number => {
+    const server = serverMemoryOptions(args);
+    return draftCheckpointBytes(draft, { kvPerCell: kvBytesPerCell(draft, server), swaFull: server.swaFull, ctxPerSlot });
+  };
+
+  it("adds the draft's window to each checkpoint, or all its cells for a plain draft (llama_kv_cache ignores PARTIAL_ONLY)", () => {
+    const sw = GEMMA3_1B.slidingWindow!;
+    const swaLayers = sw.swa.filter(Boolean).length;
+    expect(draftBytes(GEMMA3_1B)).toBe(512 * swaLayers * 256 * 2 * 2);
+    expect(draftBytes(GEMMA3_1B, ['--swa-full'])).toBe(8192 * swaLayers * 256 * 2 * 2); // its window cache holds the whole context
+    expect(draftBytes(SMALL_LLAMA)).toBe(8192 * 16 * 8 * 64 * 2 * 2); // 8192 cells × 16 layers × 2 KiB (8 KV heads of 64) = 256 MiB
+    expect(draftBytes(SMALL_LLAMA, [], 1024)).toBe(1024 * 16 * 2048);
+  });
+
+  it("counts the draft's share in the target's checkpoints and bound, and none for a draft beside a target that makes none", () => {
+    const settings = (args: string[] = []) => ({ slots: 4, ctxPerSlot: 8192, gpuLayers: 0 as const, server: serverMemoryOptions(args), hostBytes: 256 * GIB });
+    const free = { host: 256 * GIB, gpus: [] };
+    const each = 416 * MIB + draftBytes(SMALL_LLAMA);
+    expect(checkpointSize({ ...GEMMA3_27B, draft: SMALL_LLAMA }, serverMemoryOptions([]), 8192)).toBe(each);
+    const host = planMemory({ ...GEMMA3_27B, draft: SMALL_LLAMA }, settings(), free).devices[0]!;
+    expect(host.checkpoints).toBe(4 * 3 * each); // 4 GiB / (4 × 672 MiB): Slotwise's floor of 3 a slot
+    // A plain target makes no checkpoints, whatever its draft: the draft's share counts none of its own.
+    const plain = planMemory({ ...LLAMA, draft: GEMMA3_1B }, settings(), free).devices[0]!;
+    expect(plain.checkpoints).toBeUndefined();
+    const draftAlone = planMemory(GEMMA3_1B, settings(), free).devices[0]!;
+    expect(draftAlone.checkpoints).toBeGreaterThan(0);
+    expect(plain.draft).toBe(draftAlone.total - draftAlone.checkpoints!);
   });
 });
