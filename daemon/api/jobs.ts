@@ -9,6 +9,7 @@ import { dispatch, InstanceGoneError } from '../scheduler/dispatch';
 import type { Lease, Scheduler } from '../scheduler/scheduler';
 import type { Supervisor } from '../runtime/supervisor';
 import { payloadOf } from './payload';
+import { spliceMedia } from '../server/lifted-strings';
 import { classifyUpstreamError, midResponseError, postJson, sseData, upstreamError, withProgress, withSlot } from './upstream';
 import { promptText } from '../scheduler/prompt-key';
 import { asObject, optNumber, optString, optStringArray } from '../server/validate';
@@ -74,7 +75,7 @@ export class JobStore {
 
   handlers(): RpcHandlers {
     return {
-      'prompt.submit': (params, conn) => this.submit(parsePromptParams(params, this.#opts.supervisor), conn),
+      'prompt.submit': (params, conn, extras) => this.submit(parsePromptParams(params, this.#opts.supervisor), conn, extras.media),
       'prompt.cancel': (params) => this.cancel(jobIdParam(params, 'prompt.cancel')),
       'prompt.attach': (params, conn) => {
         const p = asObject(params, 'prompt.attach');
@@ -85,7 +86,8 @@ export class JobStore {
   }
 
   /** Accepts or refuses at once (unknown model, model down, queue full); the work runs in the background. */
-  submit(params: PromptParams & { model: string }, conn: RpcConnection): { jobId: string } {
+  /** `media`: the photos lifted out of the message, by the stand-in the params hold for each (server/ws.ts). */
+  submit(params: PromptParams & { model: string }, conn: RpcConnection, media: ReadonlyMap<string, Buffer> = new Map()): { jobId: string } {
     const ticket = this.#opts.scheduler.open(params.model, 'ws', promptText(params), {
       ...(params.priority ? { priority: params.priority } : {}),
       ...(params.session !== undefined ? { session: params.session } : {}),
@@ -128,7 +130,7 @@ export class JobStore {
           this.#notify(job, 'job.started', { jobId: job.summary.jobId, instance: lease.instance.id });
         },
       },
-      (lease) => this.#run(job, params, lease),
+      (lease) => this.#run(job, params, lease, media),
     ).then(
       ({ finishReason, usage, tokensPerSecond, firstDeltaAt }) => {
         const now = Date.now();
@@ -194,7 +196,7 @@ export class JobStore {
 
   // ------------------------------------------------------------------------------------------
 
-  async #run(job: Job, params: PromptParams, lease: Lease): Promise<{ finishReason: string; usage: JobUsage; tokensPerSecond?: number; firstDeltaAt?: number }> {
+  async #run(job: Job, params: PromptParams, lease: Lease, media: ReadonlyMap<string, Buffer>): Promise<{ finishReason: string; usage: JobUsage; tokensPerSecond?: number; firstDeltaAt?: number }> {
     const chat = params.messages !== undefined;
     const body: Record<string, unknown> = {
       stream: true,
@@ -207,7 +209,7 @@ export class JobStore {
       ...(params.stop !== undefined ? { stop: params.stop } : {}),
     };
     const signal = job.signal ?? job.abort.signal;
-    const res = await postJson(lease.instance, chat ? '/v1/chat/completions' : '/v1/completions', withSlot(payloadOf(JSON.stringify(body)), lease.slot), true, signal);
+    const res = await postJson(lease.instance, chat ? '/v1/chat/completions' : '/v1/completions', withSlot(payloadOf(media.size ? spliceMedia(JSON.stringify(body), media) : JSON.stringify(body)), lease.slot), true, signal);
     if (res.statusCode >= 400) throw upstreamError(lease.instance.id, res.statusCode, await res.body.text());
     let finishReason = 'stop';
     let usage: JobUsage = { promptTokens: 0, completionTokens: 0 };

@@ -3,8 +3,8 @@
 // then neither copied nor encoded again: the socket gets the client's buffer, then the appended tail.
 
 export interface Payload {
-  /** A JSON object's text or UTF-8 bytes, as it came. */
-  readonly base: string | Buffer;
+  /** A JSON object's text or UTF-8 bytes, as it came, or in pieces (a prompt job's JSON with its photos' bytes: lifted-strings.ts spliceMedia). */
+  readonly base: string | Buffer | PayloadPieces;
   /** `"key":value,…` appended last, so they win over the same keys in `base` (llama-server's JSON parser keeps the last duplicate). */
   readonly fields: readonly string[];
 }
@@ -12,7 +12,7 @@ export interface Payload {
 /** What goes on the wire, in order. */
 export type PayloadPieces = readonly (string | Buffer)[];
 
-export function payloadOf(base: string | Buffer): Payload {
+export function payloadOf(base: string | Buffer | PayloadPieces): Payload {
   return { base, fields: [] };
 }
 
@@ -20,11 +20,19 @@ export function withFields(p: Payload, fields: string): Payload {
   return { base: p.base, fields: [...p.fields, fields] };
 }
 
+// Array.isArray does not narrow a readonly array type.
+const isPieces = (x: Payload['base']): x is PayloadPieces => Array.isArray(x);
+
 const isSpace = (c: number | undefined): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 
 /** The body as pieces: `base` up to its closing brace, then the fields and the brace. A base that is not an object goes unchanged. */
 export function payloadPieces(p: Payload): PayloadPieces {
   const { base, fields } = p;
+  if (isPieces(base)) {
+    // The object closes in the last piece (JSON text after the last photo).
+    if (base.length === 0) return [];
+    return [...base.slice(0, -1), ...payloadPieces({ base: base.at(-1)!, fields })];
+  }
   if (fields.length === 0) return [base];
   const tail = fields.join(',');
   if (typeof base === 'string') {

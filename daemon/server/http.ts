@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { SlotwiseError, errorEnvelope, quote, toSlotwiseError } from '../../shared/errors';
 import { formatBytes } from '../../shared/format';
 import { checkOrigin, checkToken, type GuardOptions } from './guard';
-import { liftLongStrings, settleLifted } from './lifted-strings';
+import { jsonError, liftLongStrings, settleLifted } from './lifted-strings';
 import { checkDepth } from './validate';
 import type { Logger } from '../../platform/log';
 
@@ -176,21 +176,13 @@ export async function readJsonBody(req: IncomingMessage, limit: number, timeoutM
     value = JSON.parse(text);
   } catch (err) {
     // Parsed again whole, so the error names the offset in the body as it was sent.
-    throw new SlotwiseError('SW_ERR_BAD_REQUEST', `request body is not valid JSON: ${lifted ? parseError(bytes.toString('utf8')) : (err as Error).message}`);
+    throw new SlotwiseError('SW_ERR_BAD_REQUEST', `request body is not valid JSON: ${lifted ? jsonError(bytes.toString('utf8')) : (err as Error).message}`);
   }
   checkDepth(value, 'request body');
   if (lifted) await settleLifted(value, lifted.literals, isMedia!);
   return { value, bytes };
 }
 
-function parseError(text: string): string {
-  try {
-    JSON.parse(text);
-    return 'unexpected input';
-  } catch (err) {
-    return (err as Error).message;
-  }
-}
 
 /** What a refused body may still send, read and dropped, before the answer: a photo or two. */
 const DRAIN_BYTES = 64 * 2 ** 20;

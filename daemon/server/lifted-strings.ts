@@ -106,6 +106,16 @@ export function hasControl(s: Uint8Array): boolean {
   return false;
 }
 
+/** JSON.parse's error for the whole text: a lifted text parses at other offsets, so a failure is named on the text as sent. */
+export function jsonError(text: string): string {
+  try {
+    JSON.parse(text);
+    return 'unexpected input';
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
 export function isPlaceholder(s: unknown): s is string {
   return typeof s === 'string' && s.length < 64 && PLACEHOLDER.test(s);
 }
@@ -130,10 +140,11 @@ export function standInDigest(s: string): string | undefined {
 }
 
 /**
- * Replaces each placeholder in `value` (in place, depth-first) by `media(bytes)` where `isMedia` says
- * its container is a media part, and by the literal's own text everywhere else.
+ * Replaces each placeholder in `value` (in place, depth-first) by a stand-in where `isMedia` says its
+ * container is a media part, and by the literal's own text everywhere else. Returns each stand-in with
+ * the bytes it stands for (spliceMedia puts them back into JSON written from the value).
  */
-export async function settleLifted(value: unknown, literals: ReadonlyMap<string, Buffer>, isMedia: (container: unknown) => boolean): Promise<void> {
+export async function settleLifted(value: unknown, literals: ReadonlyMap<string, Buffer>, isMedia: (container: unknown) => boolean): Promise<Map<string, Buffer>> {
   const found: { container: Record<string | number, unknown>; key: string | number; bytes: Buffer; media: boolean }[] = [];
   const walk = (v: unknown, inMedia: boolean): void => {
     if (!v || typeof v !== 'object') return;
@@ -146,5 +157,36 @@ export async function settleLifted(value: unknown, literals: ReadonlyMap<string,
     }
   };
   walk(value, false);
-  for (const f of found) f.container[f.key] = f.media ? await standIn(f.bytes) : f.bytes.toString('latin1');
+  const media = new Map<string, Buffer>();
+  for (const f of found) {
+    if (!f.media) {
+      f.container[f.key] = f.bytes.toString('latin1');
+      continue;
+    }
+    const s = await standIn(f.bytes);
+    media.set(s, f.bytes);
+    f.container[f.key] = s;
+  }
+  return media;
+}
+
+/**
+ * JSON text written from a value that holds stand-ins, as pieces with each stand-in's bytes back in its
+ * place (a buffer each, not copied into the text): what goes upstream for a prompt job with a photo.
+ */
+export function spliceMedia(json: string, media: ReadonlyMap<string, Buffer>): (string | Buffer)[] {
+  const found: { at: number; end: number; bytes: Buffer }[] = [];
+  for (const [s, bytes] of media) {
+    const quoted = JSON.stringify(s).slice(1, -1); // as JSON.stringify writes it inside the quotes
+    for (let at = json.indexOf(quoted); at >= 0; at = json.indexOf(quoted, at + quoted.length)) found.push({ at, end: at + quoted.length, bytes });
+  }
+  found.sort((a, b) => a.at - b.at);
+  const pieces: (string | Buffer)[] = [];
+  let from = 0;
+  for (const f of found) {
+    pieces.push(json.slice(from, f.at), f.bytes);
+    from = f.end;
+  }
+  pieces.push(json.slice(from));
+  return pieces;
 }

@@ -4,10 +4,12 @@
 // its status pushes coalesced, then is closed, instead of growing the daemon's send buffer forever.
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { SlotwiseError, errorEnvelope, oneLine, quote, toSlotwiseError } from '../../shared/errors';
 import { checkOrigin, checkToken, type GuardOptions } from './guard';
 import { checkDepth } from './validate';
+import { jsonError, liftLongStrings, settleLifted } from './lifted-strings';
+import { holdsMedia } from '../../shared/chat-content';
 import { isWebSocketUpgrade } from './ignore-upgrade';
 import type { Logger } from '../../platform/log';
 import type { RpcFailure, RpcMethod, RpcMethods, RpcNotification, RpcNotifications } from '../../shared/protocol';
@@ -21,7 +23,12 @@ export interface RpcConnection {
   readonly closed: boolean;
 }
 
-export type RpcHandler<M extends RpcMethod> = (params: unknown, conn: RpcConnection) => Promise<RpcMethods[M]['result']> | RpcMethods[M]['result'];
+/** What a message carried beside its params: the photos lifted out of it (server/lifted-strings.ts), by the stand-in each reads as in the params. */
+export interface RpcExtras {
+  media: ReadonlyMap<string, Buffer>;
+}
+
+export type RpcHandler<M extends RpcMethod> = (params: unknown, conn: RpcConnection, extras: RpcExtras) => Promise<RpcMethods[M]['result']> | RpcMethods[M]['result'];
 export type RpcHandlers = { [M in RpcMethod]?: RpcHandler<M> };
 
 export interface WsOptions {
@@ -195,16 +202,23 @@ function serve(ws: WebSocket, id: number, opts: WsOptions): void {
   });
   ws.on('message', (data, isBinary) => {
     if (isBinary) return send(failure(null, PARSE_ERROR, 'binary frames are not accepted: send JSON-RPC as text frames'));
-    void handleMessage(data.toString(), conn, opts).then((reply) => reply && send(reply));
+    void handleMessage(toBuffer(data), conn, opts).then((reply) => reply && send(reply));
   });
 }
 
-async function handleMessage(text: string, conn: RpcConnection, opts: WsOptions): Promise<unknown> {
+function toBuffer(data: RawData): Buffer {
+  return Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+}
+
+async function handleMessage(data: Buffer, conn: RpcConnection, opts: WsOptions): Promise<unknown> {
   let msg: unknown;
+  // A photo in a prompt.submit (`slotwise prompt --image`, Ask About Image) is lifted out before the
+  // parse, as on the HTTP side: ws has checked the frame is UTF-8.
+  const lifted = await liftLongStrings(data);
   try {
-    msg = JSON.parse(text);
+    msg = JSON.parse(lifted?.text ?? data.toString('utf8'));
   } catch (err) {
-    return failure(null, PARSE_ERROR, `parse error: ${(err as Error).message}`);
+    return failure(null, PARSE_ERROR, `parse error: ${lifted ? jsonError(data.toString('utf8')) : (err as Error).message}`);
   }
   // The id is read (top level only, no recursion) before the depth check, so a client waiting on it
   // gets its answer even when the params nest too deep.
@@ -215,6 +229,7 @@ async function handleMessage(text: string, conn: RpcConnection, opts: WsOptions)
   } catch (err) {
     return failure(id, INVALID_REQUEST, (err as Error).message);
   }
+  const media = lifted ? await settleLifted(msg, lifted.literals, holdsMedia) : NO_MEDIA;
   if (Array.isArray(msg)) return failure(null, INVALID_REQUEST, 'batch requests are not supported: send one request per message');
   if (!msg || typeof msg !== 'object') return failure(null, INVALID_REQUEST, 'invalid request: expected a JSON-RPC 2.0 object');
   if (m.jsonrpc !== '2.0') return failure(id, INVALID_REQUEST, 'invalid request: "jsonrpc" must be "2.0"');
@@ -233,7 +248,7 @@ async function handleMessage(text: string, conn: RpcConnection, opts: WsOptions)
     return failure(id, INVALID_PARAMS, `invalid params for ${m.method}: expected an object`);
   }
   try {
-    const result = await handler(m.params ?? {}, conn);
+    const result = await handler(m.params ?? {}, conn, { media });
     return isNotification ? undefined : { jsonrpc: '2.0', id, result };
   } catch (err) {
     const e = toSlotwiseError(err);
@@ -244,6 +259,8 @@ async function handleMessage(text: string, conn: RpcConnection, opts: WsOptions)
     return { jsonrpc: '2.0', id, error: { code, message: data.message, data } } satisfies RpcFailure;
   }
 }
+
+const NO_MEDIA: ReadonlyMap<string, Buffer> = new Map();
 
 function failure(id: number | string | null, code: number, message: string): RpcFailure {
   return { jsonrpc: '2.0', id, error: { code, message: oneLine(message) } };

@@ -84,6 +84,12 @@ describe('a model with a projector (mmproj), on the real llama-server', () => {
     const textOnly = await cli(['prompt', '--state-dir', d.stateDir, '--model', 'vision', '--chat', '--json', '-n', '4', 'What is in this picture?']);
     const promptTokens = (out: string) => (JSON.parse(out) as { usage: { promptTokens: number } }).usage.promptTokens;
     expect(promptTokens(job.stdout) - promptTokens(textOnly.stdout)).toBeGreaterThanOrEqual(tinyProjectorImageTokens());
+    // The photo as a job: lifted out of the WebSocket message, its bytes spliced back into the job's request.
+    const photoFile = join(d.dir, 'photo.png');
+    writeFileSync(photoFile, photo);
+    const photoJob = await cli(['prompt', '--state-dir', d.stateDir, '--model', 'vision', '--image', photoFile, '--json', '-n', '4', 'What is in this picture?']);
+    expect(photoJob.code, photoJob.stderr).toBe(0);
+    expect(promptTokens(photoJob.stdout)).toBe(promptTokens(job.stdout));
     const noProjector = await cli(['prompt', '--state-dir', d.stateDir, '--model', 'text', '--image', file, 'What is in this picture?']);
     expect(noProjector.code).toBe(2); // a bad request, as docs/errors.md lists it
     expect(noProjector.stderr).toContain('model "text" has no projector to read it — set models.text.mmproj');

@@ -3,7 +3,8 @@
 // digest the prompt-cache key would have taken, every other one is put back as it was.
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { hasControl, isPlaceholder, liftLongStrings, settleLifted, standIn, standInDigest } from '../../daemon/server/lifted-strings';
+import { hasControl, isPlaceholder, liftLongStrings, settleLifted, spliceMedia, standIn, standInDigest } from '../../daemon/server/lifted-strings';
+import { joinPieces, payloadOf, payloadPieces, withFields } from '../../daemon/api/payload';
 import { holdsMedia } from '../../shared/chat-content';
 import { promptText } from '../../daemon/scheduler/prompt-key';
 
@@ -107,6 +108,20 @@ describe('settleLifted', () => {
     expect(promptText(value as typeof body)).toBe(promptText(body));
     const other = { messages: [{ role: 'user', content: [{ type: 'text', text: 'what is it?' }, { type: 'image_url', image_url: { url: `data:image/png;base64,${base64(4000)}` } }] }] };
     expect(promptText(other)).not.toBe(promptText(body));
+  });
+
+  it('gives each media stand-in with its bytes, which spliceMedia puts back into JSON written from the value', async () => {
+    const image = `data:image/png;base64,${base64(4000)}`;
+    const msg = { jsonrpc: '2.0', method: 'prompt.submit', params: { messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: image } }, { type: 'text', text: 'and again:' }, { type: 'image_url', image_url: { url: image } }] }] } };
+    const { value, literals } = await parsed(msg);
+    const media = await settleLifted(value, literals, holdsMedia);
+    expect([...media.values()].map((b) => b.toString())).toEqual([image]); // one photo sent twice: one stand-in
+    // A job writes its own JSON from the parsed params, with the slot appended: the photo's bytes go out as they came.
+    const job = { stream: true, messages: (value as typeof msg).params.messages };
+    const pieces = payloadPieces(withFields(payloadOf(spliceMedia(JSON.stringify(job), media)), '"id_slot":1'));
+    expect(pieces.filter((x) => Buffer.isBuffer(x))).toHaveLength(2);
+    expect(JSON.parse(joinPieces(pieces).toString())).toEqual({ stream: true, messages: msg.params.messages, id_slot: 1 });
+    expect(spliceMedia('{"a":"b"}', media)).toEqual(['{"a":"b"}']);
   });
 
   it('names a stand-in by scheme and media type, or its first bytes when there is no comma', async () => {
