@@ -17,10 +17,14 @@ const GEMMA3_27B = modelFacts(
   shapeHeader('gemma3', { block_count: 62, embedding_length: 5376, feed_forward_length: 21504, 'attention.head_count': 32, 'attention.head_count_kv': 16, 'attention.key_length': 128, 'attention.value_length': 128, 'attention.sliding_window': 1024, vocab_size: 262208 }),
 );
 const LLAMA = modelFacts(shapeHeader('llama', { block_count: 32, embedding_length: 4096, feed_forward_length: 14336, 'attention.head_count': 32, 'attention.head_count_kv': 8 }));
-const bytesOf = (facts: typeof LLAMA, args: string[] = [], ctxPerSlot = 8192): number => {
-  const server = serverMemoryOptions(args);
-  return checkpointBytes(facts, { kvPerCell: kvBytesPerCell(facts, server), swaFull: server.swaFull, ctxPerSlot });
-};
+/** A checkpoint size function read with a model's args and context, as the plan and the launch call it. */
+const sizedBy =
+  (size: typeof checkpointBytes) =>
+  (facts: typeof LLAMA, args: string[] = [], ctxPerSlot = 8192): number => {
+    const server = serverMemoryOptions(args);
+    return size(facts, { kvPerCell: kvBytesPerCell(facts, server), swaFull: server.swaFull, ctxPerSlot });
+  };
+const bytesOf = sizedBy(checkpointBytes);
 
 describe('checkpointBytes', () => {
   it('is the window of every window layer: 1024 cells × 52 layers × 8 KiB = 416 MiB for a Gemma 3 27B', () => {
@@ -80,10 +84,7 @@ describe('checkpoints with a draft model', () => {
     shapeHeader('gemma3', { block_count: 26, embedding_length: 1152, feed_forward_length: 6912, 'attention.head_count': 4, 'attention.head_count_kv': 1, 'attention.key_length': 256, 'attention.value_length': 256, 'attention.sliding_window': 512, vocab_size: 262144 }),
   );
   const SMALL_LLAMA = modelFacts(shapeHeader('llama', { block_count: 16, embedding_length: 2048, feed_forward_length: 8192, 'attention.head_count': 32, 'attention.head_count_kv': 8 }));
-  const draftBytes = (draft: typeof LLAMA, args: string[] = [], ctxPerSlot = 8192): number => {
-    const server = serverMemoryOptions(args);
-    return draftCheckpointBytes(draft, { kvPerCell: kvBytesPerCell(draft, server), swaFull: server.swaFull, ctxPerSlot });
-  };
+  const draftBytes = sizedBy(draftCheckpointBytes);
 
   it("adds the draft's window to each checkpoint, or all its cells for a plain draft (llama_kv_cache ignores PARTIAL_ONLY)", () => {
     const sw = GEMMA3_1B.slidingWindow!;
