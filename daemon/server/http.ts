@@ -183,7 +183,6 @@ export async function readJsonBody(req: IncomingMessage, limit: number, timeoutM
   return { value, bytes };
 }
 
-
 /** What a refused body may still send, read and dropped, before the answer: a photo or two. */
 const DRAIN_BYTES = 64 * 2 ** 20;
 const DRAIN_MS = 2_000;
@@ -226,7 +225,8 @@ export interface JsonBody {
 function readBody(req: IncomingMessage, limit: number, timeoutMs: number, declared: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
-    const whole = Number.isSafeInteger(declared) && declared > 0 ? Buffer.allocUnsafe(declared) : undefined;
+    // Pages are touched only as bytes arrive: a body declared large and never sent holds no memory.
+    let whole = Number.isSafeInteger(declared) && declared > 0 ? Buffer.allocUnsafe(declared) : undefined;
     let size = 0;
     const done = (err?: Error): void => {
       clearTimeout(timer);
@@ -243,8 +243,12 @@ function readBody(req: IncomingMessage, limit: number, timeoutMs: number, declar
     };
     const onData = (chunk: Buffer): void => {
       if (size + chunk.length > limit) return done(tooLarge(limit));
-      if (whole && size + chunk.length <= whole.length) chunk.copy(whole, size);
-      else chunks.push(chunk); // Node's parser holds a body to its Content-Length: never taken
+      if (whole && size + chunk.length > whole.length) {
+        chunks.push(whole.subarray(0, size)); // more than declared (Node's parser does not let it): joined at the end
+        whole = undefined;
+      }
+      if (whole) chunk.copy(whole, size);
+      else chunks.push(chunk);
       size += chunk.length;
     };
     const onEnd = (): void => done();
