@@ -131,12 +131,12 @@ export const QUIET_SETTINGS: Record<string, unknown> = {
  */
 export async function startWorkspace(
   tools: E2eTools,
-  opts: { vsix: string; stateDir: string; files: Record<string, string>; settings: Record<string, unknown> },
+  opts: { vsix: string; stateDir: string; files: Record<string, string | Uint8Array>; settings: Record<string, unknown> },
 ): Promise<CodeServer> {
   const root = tempDir('e2e-cs');
   const folder = join(root, 'workspace');
   mkdirSync(folder, { recursive: true });
-  for (const [name, text] of Object.entries(opts.files)) writeFileSync(join(folder, name), text);
+  for (const [name, content] of Object.entries(opts.files)) writeFileSync(join(folder, name), content);
   return startCodeServer(tools, {
     root,
     folder,
