@@ -209,7 +209,7 @@ export class JobStore {
       ...(params.stop !== undefined ? { stop: params.stop } : {}),
     };
     const signal = job.signal ?? job.abort.signal;
-    const res = await postJson(lease.instance, chat ? '/v1/chat/completions' : '/v1/completions', withSlot(payloadOf(media.size ? spliceMedia(JSON.stringify(body), media) : JSON.stringify(body)), lease.slot), true, signal);
+    const res = await postJson(lease.instance, chat ? '/v1/chat/completions' : '/v1/completions', withSlot(payloadOf(spliceMedia(JSON.stringify(body), media)), lease.slot), true, signal);
     if (res.statusCode >= 400) throw upstreamError(lease.instance.id, res.statusCode, await res.body.text());
     let finishReason = 'stop';
     let usage: JobUsage = { promptTokens: 0, completionTokens: 0 };

@@ -34,19 +34,15 @@ export function payloadPieces(p: Payload): PayloadPieces {
     return [...base.slice(0, -1), ...payloadPieces({ base: base.at(-1)!, fields })];
   }
   if (fields.length === 0) return [base];
-  const tail = fields.join(',');
-  if (typeof base === 'string') {
-    const body = base.trimEnd();
-    if (!body.endsWith('}')) return [base];
-    const open = body.slice(0, -1).trimEnd();
-    return [open, `${open.endsWith('{') ? '' : ','}${tail}}`];
-  }
+  // Text and bytes alike, by character code (a brace and JSON's whitespace are ASCII in both).
+  const code = typeof base === 'string' ? (i: number) => base.charCodeAt(i) : (i: number) => base[i];
   let close = base.length - 1;
-  while (isSpace(base[close])) close--;
-  if (base[close] !== 0x7d) return [base];
+  while (isSpace(code(close))) close--;
+  if (code(close) !== 0x7d) return [base];
   let before = close - 1;
-  while (isSpace(base[before])) before--;
-  return [base.subarray(0, close), `${base[before] === 0x7b ? '' : ','}${tail}}`];
+  while (isSpace(code(before))) before--;
+  const open = typeof base === 'string' ? base.slice(0, close) : base.subarray(0, close);
+  return [open, `${code(before) === 0x7b ? '' : ','}${fields.join(',')}}`];
 }
 
 export function piecesBytes(pieces: PayloadPieces): number {

@@ -38,12 +38,10 @@ export function checkpointBytes(facts: Pick<ModelFacts, 'recurrent' | 'slidingWi
  * context. `kvPerCell`: the draft's own, with its cache types.
  */
 export function draftCheckpointBytes(draft: Pick<ModelFacts, 'recurrent' | 'slidingWindow'>, o: { kvPerCell: readonly number[]; swaFull: boolean; ctxPerSlot: number }): number {
-  const rec = draft.recurrent;
   const sw = draft.slidingWindow;
-  let bytes = rec ? rec.bytesPerSequence * rec.layers.filter(Boolean).length : 0;
-  if (sw) bytes += Math.min(o.swaFull ? o.ctxPerSlot : sw.window, o.ctxPerSlot) * o.kvPerCell.reduce((a, b, il) => a + (sw.swa[il] ? b : 0), 0);
-  if (!rec && !sw) bytes += o.ctxPerSlot * o.kvPerCell.reduce((a, b) => a + b, 0);
-  return bytes;
+  if (!draft.recurrent && !sw) return o.ctxPerSlot * o.kvPerCell.reduce((a, b) => a + b, 0);
+  // Saved as a target's; with --swa-full the window cache it saves spans the context.
+  return checkpointBytes(sw && o.swaFull ? { ...draft, slidingWindow: { ...sw, window: o.ctxPerSlot } } : draft, { ...o, swaFull: false });
 }
 
 /**

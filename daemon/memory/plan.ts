@@ -161,8 +161,8 @@ function draftServerOptions(server: ServerMemoryOptions): ServerMemoryOptions {
  * Bytes of one context checkpoint of a slot: the model's state that cannot be rolled back, and its
  * draft model's with it (checkpoints.ts); 0 for a model that makes none (a draft alone makes none).
  */
-export function checkpointSize(facts: ModelFacts, server: ServerMemoryOptions, ctxPerSlot: number): number {
-  const own = checkpointBytes(facts, { kvPerCell: kvBytesPerCell(facts, server), swaFull: server.swaFull, ctxPerSlot });
+export function checkpointSize(facts: ModelFacts, server: ServerMemoryOptions, ctxPerSlot: number, kvPerCell = kvBytesPerCell(facts, server)): number {
+  const own = checkpointBytes(facts, { kvPerCell, swaFull: server.swaFull, ctxPerSlot });
   if (own === 0 || !facts.draft) return own;
   return own + draftCheckpointBytes(facts.draft, { kvPerCell: kvBytesPerCell(facts.draft, draftServerOptions(server)), swaFull: server.swaFull, ctxPerSlot });
 }
@@ -226,7 +226,7 @@ function planWithLayers(facts: ModelFacts, settings: PlanSettings, free: FreeMem
   const cacheMiB = settings.promptCacheMiB === undefined ? 0 : resolvePromptCacheMiB(settings.promptCacheMiB, kvBytesPerToken(facts, server), slots, ctxPerSlot, settings.hostBytes);
   if (cacheMiB > 0) host.promptCache = cacheMiB * 2 ** 20;
   if (facts.projector) (server.mmproj === 'gpu' ? (devices[1] ?? host) : host).projector = facts.projector.weightBytes + facts.projector.computeBytes;
-  const checkpoint = settings.checkpoints === false ? 0 : checkpointSize(facts, server, ctxPerSlot);
+  const checkpoint = settings.checkpoints === false ? 0 : checkpointSize(facts, server, ctxPerSlot, kvCellBytes);
   if (checkpoint > 0) host.checkpoints = slots * checkpointsPerSlot(server.ctxCheckpoints, checkpoint, slots, settings.hostBytes) * checkpoint;
   for (const d of devices) d.total = d.weights + d.kv + d.compute + d.output + (d.projector ?? 0) + fillsLater(d);
 

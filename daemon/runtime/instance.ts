@@ -401,8 +401,7 @@ export class LlamaInstance extends EventEmitter<{ state: [StateEvent]; progress:
       };
       if (this.model.mmproj) await readProjectorFile(this.model.mmproj).catch(underKey('mmproj'));
       const draft = this.model.draft ? await readModelFile(this.model.draft).catch(underKey('draft')) : undefined;
-      // A draft's state goes into each checkpoint too: the bound counts it.
-      checkpoints = ctxCheckpointsFor(file.facts instanceof Error || !draft || draft.facts instanceof Error ? file.facts : { ...file.facts, draft: draft.facts }, this.model);
+      checkpoints = ctxCheckpointsFor(file.facts, draft?.facts, this.model);
     } catch (err) {
       if (gen === this.#generation) this.#fail(err instanceof SlotwiseError ? err.message : `cannot read model file: ${(err as Error).message}`);
       return;
@@ -687,12 +686,13 @@ function kvPerToken(facts: ModelFacts | Error, args: readonly string[]): number 
  * recurrent layers: memory/checkpoints.ts), sized as the plan counts them; undefined when it makes
  * none, its args set their own, or its header cannot be planned from.
  */
-function ctxCheckpointsFor(facts: ModelFacts | Error, model: LaunchModel): number | undefined {
+function ctxCheckpointsFor(facts: ModelFacts | Error, draft: ModelFacts | Error | undefined, model: LaunchModel): number | undefined {
   if (facts instanceof Error) return undefined;
   try {
     const server = serverMemoryOptions(model.args);
     if (server.ctxCheckpoints !== undefined) return undefined;
-    const bytes = checkpointSize(facts, server, model.ctxPerSlot);
+    // A draft's state goes into each checkpoint too: the bound counts it.
+    const bytes = checkpointSize(draft && !(draft instanceof Error) ? { ...facts, draft } : facts, server, model.ctxPerSlot);
     return bytes > 0 ? autoCheckpoints(bytes, model.slots, totalmem()) : undefined;
   } catch {
     return undefined;

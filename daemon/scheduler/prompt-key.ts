@@ -43,11 +43,9 @@ function partText(part: unknown): string {
   const p = (part ?? {}) as { type?: unknown; text?: unknown };
   if (p.type === 'text' && typeof p.text === 'string') return p.text;
   const data = mediaOf(part)?.data;
-  if (typeof data !== 'string') return JSON.stringify(part ?? null);
-  // A photo the HTTP body reader lifted out (server/lifted-strings.ts) already carries its digest.
-  const digest = standInDigest(data) ?? (data.length > 256 ? createHash('sha1').update(data).digest('base64') : undefined);
-  if (digest !== undefined) return `\u0001${String(p.type)}:${digest}\u0001`;
-  return JSON.stringify(part ?? null);
+  // A photo the body reader lifted out (server/lifted-strings.ts) already carries its digest.
+  const digest = typeof data !== 'string' ? undefined : (standInDigest(data) ?? (data.length > 256 ? createHash('sha1').update(data).digest('base64') : undefined));
+  return digest !== undefined ? `\u0001${String(p.type)}:${digest}\u0001` : JSON.stringify(part ?? null);
 }
 
 export function promptKey(text: string, chunkChars = CHUNK_CHARS): PromptKey {

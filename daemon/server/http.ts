@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { SlotwiseError, errorEnvelope, quote, toSlotwiseError } from '../../shared/errors';
 import { formatBytes } from '../../shared/format';
 import { checkOrigin, checkToken, type GuardOptions } from './guard';
-import { jsonError, liftLongStrings, settleLifted } from './lifted-strings';
+import { parseLifting, settleLifted } from './lifted-strings';
 import { checkDepth } from './validate';
 import type { Logger } from '../../platform/log';
 
@@ -168,18 +168,16 @@ export async function readJsonBody(req: IncomingMessage, limit: number, timeoutM
     throw new SlotwiseError('SW_ERR_BAD_REQUEST', `request body has Content-Encoding ${quote(coding)}, which the daemon does not decode — send it uncompressed`);
   }
   const bytes = utf8Body(await readBody(req, limit, timeoutMs, declared));
-  const lifted = isMedia ? await liftLongStrings(bytes) : undefined;
-  const text = lifted?.text ?? bytes.toString('utf8');
-  if (!text.trim()) throw new SlotwiseError('SW_ERR_BAD_REQUEST', 'request body is empty: send a JSON object');
-  let value: unknown;
+  let parsed: { value: unknown; literals?: ReadonlyMap<string, Buffer> };
   try {
-    value = JSON.parse(text);
+    parsed = isMedia ? await parseLifting(bytes) : { value: JSON.parse(bytes.toString('utf8')) };
   } catch (err) {
-    // Parsed again whole, so the error names the offset in the body as it was sent.
-    throw new SlotwiseError('SW_ERR_BAD_REQUEST', `request body is not valid JSON: ${lifted ? jsonError(bytes.toString('utf8')) : (err as Error).message}`);
+    if (!bytes.toString('utf8').trim()) throw new SlotwiseError('SW_ERR_BAD_REQUEST', 'request body is empty: send a JSON object');
+    throw new SlotwiseError('SW_ERR_BAD_REQUEST', `request body is not valid JSON: ${(err as Error).message}`);
   }
+  const { value, literals } = parsed;
   checkDepth(value, 'request body');
-  if (lifted) await settleLifted(value, lifted.literals, isMedia!);
+  if (literals) await settleLifted(value, literals, isMedia!);
   return { value, bytes };
 }
 

@@ -106,13 +106,19 @@ export function hasControl(s: Uint8Array): boolean {
   return false;
 }
 
-/** JSON.parse's error for the whole text: a lifted text parses at other offsets, so a failure is named on the text as sent. */
-export function jsonError(text: string): string {
+/**
+ * JSON bytes parsed with their long literals lifted out first (`literals`: what each placeholder in the
+ * value stands for, when any was lifted). A syntax error is JSON.parse's on the text as sent: a lifted
+ * text fails at other offsets, so it is parsed again whole to name the real one.
+ */
+export async function parseLifting(bytes: Buffer): Promise<{ value: unknown; literals?: ReadonlyMap<string, Buffer> }> {
+  const lifted = await liftLongStrings(bytes);
+  if (!lifted) return { value: JSON.parse(bytes.toString('utf8')) };
   try {
-    JSON.parse(text);
-    return 'unexpected input';
+    return { value: JSON.parse(lifted.text), literals: lifted.literals };
   } catch (err) {
-    return (err as Error).message;
+    JSON.parse(bytes.toString('utf8'));
+    throw err; // the whole text parsed: only a lifted literal could have broken it, which lifting rules out
   }
 }
 

@@ -8,7 +8,7 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { SlotwiseError, errorEnvelope, oneLine, quote, toSlotwiseError } from '../../shared/errors';
 import { checkOrigin, checkToken, type GuardOptions } from './guard';
 import { checkDepth } from './validate';
-import { jsonError, liftLongStrings, settleLifted } from './lifted-strings';
+import { parseLifting, settleLifted } from './lifted-strings';
 import { holdsMedia } from '../../shared/chat-content';
 import { isWebSocketUpgrade } from './ignore-upgrade';
 import type { Logger } from '../../platform/log';
@@ -211,15 +211,15 @@ function toBuffer(data: RawData): Buffer {
 }
 
 async function handleMessage(data: Buffer, conn: RpcConnection, opts: WsOptions): Promise<unknown> {
-  let msg: unknown;
   // A photo in a prompt.submit (`slotwise prompt --image`, Ask About Image) is lifted out before the
   // parse, as on the HTTP side: ws has checked the frame is UTF-8.
-  const lifted = await liftLongStrings(data);
+  let parsed: Awaited<ReturnType<typeof parseLifting>>;
   try {
-    msg = JSON.parse(lifted?.text ?? data.toString('utf8'));
+    parsed = await parseLifting(data);
   } catch (err) {
-    return failure(null, PARSE_ERROR, `parse error: ${lifted ? jsonError(data.toString('utf8')) : (err as Error).message}`);
+    return failure(null, PARSE_ERROR, `parse error: ${(err as Error).message}`);
   }
+  const { value: msg, literals } = parsed;
   // The id is read (top level only, no recursion) before the depth check, so a client waiting on it
   // gets its answer even when the params nest too deep.
   const m = (msg !== null && typeof msg === 'object' && !Array.isArray(msg) ? msg : {}) as { jsonrpc?: unknown; id?: unknown; method?: unknown; params?: unknown };
@@ -229,7 +229,7 @@ async function handleMessage(data: Buffer, conn: RpcConnection, opts: WsOptions)
   } catch (err) {
     return failure(id, INVALID_REQUEST, (err as Error).message);
   }
-  const media = lifted ? await settleLifted(msg, lifted.literals, holdsMedia) : NO_MEDIA;
+  const media = literals ? await settleLifted(msg, literals, holdsMedia) : NO_MEDIA;
   if (Array.isArray(msg)) return failure(null, INVALID_REQUEST, 'batch requests are not supported: send one request per message');
   if (!msg || typeof msg !== 'object') return failure(null, INVALID_REQUEST, 'invalid request: expected a JSON-RPC 2.0 object');
   if (m.jsonrpc !== '2.0') return failure(id, INVALID_REQUEST, 'invalid request: "jsonrpc" must be "2.0"');
