@@ -35,8 +35,8 @@ const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 
 /**
- * The body's text with every string literal of at least `minBytes` that needs no unescaping (ASCII,
- * no backslash, no control character: what base64 and data URLs are) replaced by a placeholder; the
+ * The body's text with every string value (not key) of at least `minBytes` that needs no unescaping
+ * (ASCII, no backslash, no control character: what base64 and data URLs are) replaced by a placeholder; the
  * bytes must be valid UTF-8. Undefined when there is none, or when the quotes do not pair up (not JSON:
  * the caller parses the whole text and reports the error at its real offset).
  */
@@ -53,7 +53,7 @@ export async function liftLongStrings(bytes: Buffer, minBytes = LIFT_MIN_BYTES):
     let slashes = 0;
     while (bytes[q - 1 - slashes] === BACKSLASH) slashes++;
     if (slashes % 2 === 1) continue; // an escaped quote inside the string
-    if (q - open - 1 >= minBytes && (await plain(bytes, open + 1, q))) found.push({ start: open + 1, end: q });
+    if (q - open - 1 >= minBytes && !isKey(bytes, q) && (await plain(bytes, open + 1, q))) found.push({ start: open + 1, end: q });
     open = -1;
   }
   if (open >= 0 || found.length === 0) return undefined;
@@ -69,6 +69,18 @@ export async function liftLongStrings(bytes: Buffer, minBytes = LIFT_MIN_BYTES):
   }
   text += bytes.toString('utf8', at);
   return { text, literals };
+}
+
+/**
+ * Whether the literal closed by the quote at `close` is an object's key (a colon follows, after any
+ * JSON whitespace). A key is never lifted: the value keeps it as its own name, which settleLifted
+ * (which puts back values only) could not restore, and a job writing JSON from the value would send
+ * the placeholder upstream.
+ */
+function isKey(bytes: Buffer, close: number): boolean {
+  let i = close + 1;
+  while (bytes[i] === 0x20 || bytes[i] === 0x09 || bytes[i] === 0x0a || bytes[i] === 0x0d) i++;
+  return bytes[i] === 0x3a;
 }
 
 /** A literal's content that reads the same unescaped: printable ASCII without a backslash. */

@@ -7,6 +7,7 @@ import { hasControl, isPlaceholder, liftLongStrings, settleLifted, spliceMedia, 
 import { joinPieces, payloadOf, payloadPieces, withFields } from '../../daemon/api/payload';
 import { holdsMedia } from '../../shared/chat-content';
 import { promptText } from '../../daemon/scheduler/prompt-key';
+import { mulberry32 } from '../../platform/prng';
 
 const MIN = 1024;
 const holdsMediaPart = (v: unknown): boolean => typeof v === 'object' && v !== null && 'url' in v; // a small threshold keeps the bodies small; the rule is the same at 64 KiB
@@ -127,5 +128,61 @@ describe('settleLifted', () => {
   it('names a stand-in by scheme and media type, or its first bytes when there is no comma', async () => {
     expect(await standIn(Buffer.from(`data:audio/wav;base64,${'A'.repeat(100)}`))).toMatch(/^data:audio\/wav;base64,\u0000sha1=[A-Za-z0-9+/=]{28} 122$/);
     expect((await standIn(Buffer.from('B'.repeat(300)))).startsWith(`${'B'.repeat(32)}\u0000sha1=`)).toBe(true);
+  });
+});
+
+// Seeded random documents, written with random whitespace between tokens and `\/` for some slashes, so
+// the quote scan meets keys, escapes, non-ASCII and long literals in every place JSON allows them.
+describe('lifting, against JSON.parse of the same bytes', () => {
+  const random = mulberry32(9);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
+  const ws = (): string => pick(['', '', '', ' ', '\n  ', '\t', '\r\n']);
+  const shortText = (): string => pick(['', 'a "quote"', 'back\\slash', 'tab\there', 'é ü 日本', '\u0001ctl', 'emoji 😀', 'url/with/slashes']);
+  const longText = (): string =>
+    pick([
+      () => `data:image/png;base64,${base64(MIN + Math.floor(random() * 2000))}`, // plain: lifted
+      () => base64(MIN + 10), // plain: lifted
+      () => `${base64(MIN)}"${base64(20)}`, // an escaped quote inside: kept
+      () => `${'word '.repeat(MIN / 4)}\u0002`, // a control character: kept
+      () => `${'ü'.repeat(MIN)}`, // non-ASCII: kept
+    ])();
+  const value = (depth: number): unknown => {
+    const r = random();
+    if (depth > 3 || r < 0.3) return pick([() => 0, () => -1.5e3, () => true, () => null, () => shortText(), () => longText(), () => longText()])();
+    if (r < 0.55) return Array.from({ length: Math.floor(random() * 4) }, () => value(depth + 1));
+    const o: Record<string, unknown> = {};
+    for (let i = Math.floor(random() * 4); i > 0; i--) o[random() < 0.2 ? longText() : pick(['url', 'data', 'text', 'k', '', 'ключ'])] = value(depth + 1);
+    if (random() < 0.3) o.url = longText(); // a media part, for the predicate below
+    return o;
+  };
+  const write = (v: unknown): string => {
+    const str = (s: string): string => (random() < 0.2 ? JSON.stringify(s).replaceAll('/', '\\/') : JSON.stringify(s));
+    if (typeof v === 'string') return str(v);
+    if (Array.isArray(v)) return `[${ws()}${v.map((x) => `${write(x)}${ws()}`).join(`,${ws()}`)}]`;
+    if (v && typeof v === 'object') return `{${ws()}${Object.entries(v).map(([k, x]) => `${str(k)}${ws()}:${ws()}${write(x)}${ws()}`).join(`,${ws()}`)}}`;
+    return JSON.stringify(v);
+  };
+
+  it('parses every document to what JSON.parse makes of it, and a job written from it sends the same JSON', async () => {
+    let lifted = 0;
+    let keysSeen = 0;
+    for (let n = 0; n < 300; n++) {
+      const doc = { messages: [value(0), value(0)] };
+      const text = `${ws()}${write(doc)}${ws()}`;
+      const bytes = Buffer.from(text);
+      const expected = JSON.parse(text);
+      const l = await liftLongStrings(bytes, MIN);
+      if (!l) continue;
+      lifted += l.literals.size;
+      keysSeen += Object.keys(expected.messages.find((m: unknown) => m && typeof m === 'object') ?? {}).filter((k) => k.length >= MIN).length;
+      const plainValue = JSON.parse(l.text);
+      await settleLifted(plainValue, l.literals, () => false);
+      expect(plainValue).toEqual(expected);
+      const mediaValue = JSON.parse(l.text);
+      const media = await settleLifted(mediaValue, l.literals, holdsMediaPart);
+      expect(JSON.parse(joinPieces(spliceMedia(JSON.stringify(mediaValue), media)).toString())).toEqual(expected);
+    }
+    expect(lifted).toBeGreaterThan(100); // the documents did hold liftable literals
+    expect(keysSeen).toBeGreaterThan(0); // and long keys, which are never lifted
   });
 });
