@@ -7,7 +7,7 @@ import { SlotwiseError, describeValue, errorEnvelope, toSlotwiseError } from '..
 import { sendError, sendJson, type Route, type RouteContext } from '../server/http';
 import { modelSlots } from '../../shared/slots';
 import { dispatch, InstanceGoneError } from '../scheduler/dispatch';
-import { classifyUpstreamError, midResponseError, postJson, postStream, sseEventCount, upstreamError, withSlot } from './upstream';
+import { classifyUpstreamError, midResponseError, postJson, postStream, sseEventCounter, upstreamError, withSlot } from './upstream';
 import type { StreamResponse } from './stream-upstream';
 import { promptTimings, ResponseTail } from './prompt-timings';
 import { promptText } from '../scheduler/prompt-key';
@@ -283,11 +283,12 @@ async function forward(lease: Lease, path: string, payload: Payload, how: Forwar
   let started = false;
   const tail = new ResponseTail();
   let events = 0;
+  const countEvents = sseEventCounter();
   try {
     await upstream.relay(ctx.res, (chunk) => {
       inst.noteProgress(); // for the stall watchdog
       tail.push(chunk);
-      if (upstream.events) lease.progress((events += sseEventCount(chunk)));
+      if (upstream.events) lease.progress((events += countEvents(chunk)));
     }, () => {
       started = true;
       marks.upstreamFirstByte = mark();

@@ -187,13 +187,42 @@ export function withSlot(payload: Payload, slot: number | undefined): Payload {
   return slot === undefined ? payload : withFields(payload, `"id_slot":${slot}`);
 }
 
-const SSE_DATA = Buffer.from('data:');
+/** An event's `data:` field at the start of a line: inside an event's JSON a newline is always escaped, so text that says "data:" never matches. */
+const LINE_DATA = Buffer.from('\ndata:');
 
-/** `data:` events in one SSE chunk, counted without decoding it: llama-server streams one per token
- * (plus a role event for chats and the final one), so the running total tracks tokens decoded. */
-export function sseEventCount(chunk: Uint8Array): number {
-  const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-  let n = 0;
-  for (let i = buf.indexOf(SSE_DATA); i >= 0; i = buf.indexOf(SSE_DATA, i + SSE_DATA.length)) n++;
-  return n;
+/**
+ * A counter of `data:` events in an SSE stream, fed its chunks in order without decoding them:
+ * llama-server streams one per token (plus a role event for chats and the final one), so the running
+ * total tracks tokens decoded. A field counts at the start of a line only (a reply that writes "data:"
+ * is one token, not two), and once where a chunk boundary splits it. No allocation per chunk.
+ */
+export function sseEventCounter(): (chunk: Uint8Array) => number {
+  // The stream so far ends with LINE_DATA's first `carry` bytes (its start is a line start: 1).
+  let carry = 1;
+  return (chunk) => {
+    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    let n = 0;
+    if (carry > 0) {
+      const rest = LINE_DATA.length - carry;
+      const m = Math.min(rest, buf.length);
+      if (buf.compare(LINE_DATA, carry, carry + m, 0, m) === 0) {
+        if (m === rest) n++;
+        else {
+          carry += m; // the whole chunk continues the field
+          return 0;
+        }
+      }
+    }
+    for (let i = buf.indexOf(LINE_DATA); i >= 0; i = buf.indexOf(LINE_DATA, i + LINE_DATA.length)) n++;
+    carry = partialField(buf);
+    return n;
+  };
+}
+
+/** How many of LINE_DATA's first bytes `buf` ends with (0 when none): a field the next chunk may complete. */
+function partialField(buf: Buffer): number {
+  for (let k = Math.min(LINE_DATA.length - 1, buf.length); k > 0; k--) {
+    if (buf[buf.length - k] === 0x0a && buf.compare(LINE_DATA, 0, k, buf.length - k) === 0) return k;
+  }
+  return 0;
 }

@@ -6,7 +6,8 @@ import { CHUNK_CHARS, commonChunks, promptKey, promptText } from '../../daemon/s
 import { CANCEL_LAG_MS, FOREIGN_AFTER_POLLS, RELEASE_LAG_MS, SlotTable } from '../../daemon/scheduler/slot-table';
 import { pickSlot, type SlotCandidate } from '../../daemon/scheduler/slot-pick';
 import { payloadOf, payloadText } from '../../daemon/api/payload';
-import { sseEventCount, withSlot } from '../../daemon/api/upstream';
+import { sseEventCounter, withSlot } from '../../daemon/api/upstream';
+import { mulberry32 } from '../../platform/prng';
 import { promptTimings, ResponseTail } from '../../daemon/api/prompt-timings';
 
 const text = (n: number, seed = 'a'): string => Array.from({ length: n }, (_, i) => String.fromCharCode(97 + ((i * 7 + seed.charCodeAt(0)) % 26))).join('');
@@ -214,10 +215,27 @@ describe('prompt timings from the response tail', () => {
   });
 });
 
-describe('sseEventCount', () => {
-  it('counts data events in a chunk without decoding it', () => {
-    expect(sseEventCount(Buffer.from('data: {"a":1}\n\ndata: {"b":2}\n\n'))).toBe(2);
-    expect(sseEventCount(new Uint8Array(Buffer.from('data: [DONE]\n\n')))).toBe(1);
-    expect(sseEventCount(Buffer.from(': ping\n\n'))).toBe(0);
+describe('sseEventCounter', () => {
+  const events = ['data: {"a":1}\n\n', 'data: {"content":"data: x\\ndata: y"}\n\n', ': ping\n\n', 'data: {"b":"é"}\r\n\r\n', 'data: [DONE]\n\n'];
+  const stream = Buffer.from(events.join(''));
+
+  it('counts data events at line starts without decoding, not "data:" a reply writes', () => {
+    const count = sseEventCounter();
+    expect(count(stream)).toBe(4); // the second event's text says data: twice (its newline escaped), the ping is a comment
+    expect(sseEventCounter()(new Uint8Array(Buffer.from('data: [DONE]\n\n')))).toBe(1);
+  });
+
+  it('counts each event once however the stream is split into chunks', () => {
+    const random = mulberry32(3);
+    for (let run = 0; run < 500; run++) {
+      const count = sseEventCounter();
+      let total = 0;
+      for (let at = 0; at < stream.length; ) {
+        const end = Math.min(stream.length, at + 1 + Math.floor(random() * (run % 2 ? 4 : 40)));
+        total += count(stream.subarray(at, end));
+        at = end;
+      }
+      expect(total).toBe(4);
+    }
   });
 });
