@@ -112,9 +112,38 @@ function httpCase(route: RouteName): fc.Arbitrary<HttpCase> {
     { arbitrary: fc.uint8Array({ maxLength: 64 }), weight: 1 },
     // A surrogate encoded in UTF-8 (ED A0 80) and other invalid UTF-8 inside an otherwise valid body.
     { arbitrary: fc.constantFrom([0xed, 0xa0, 0x80], [0xc0, 0xaf], [0xff], [0xf4, 0x90, 0x80, 0x80]).map((bad) => Buffer.concat([Buffer.from('{"model":"m","prompt":"a'), Buffer.from(bad), Buffer.from('","max_tokens":2}')])), weight: 1 },
+    { arbitrary: liftedBody(route), weight: 1 },
     { arbitrary: fc.constantFrom('', '{', '{"model":', 'null', '"\\ud800"', '{"model":"m","prompt":"\\udc00","max_tokens":2}', '[' .repeat(5000), '{"a":'.repeat(3000)), weight: 1 },
   );
   return fc.record({ route: fc.constant(route), body, contentType });
+}
+
+/** The long-literal cases: bodies with a literal long enough to be lifted out before parsing (daemon/server/lifted-strings.ts). */
+type LongCase = 'photo' | 'key' | 'text' | 'cut' | 'escaped' | 'bad-utf8';
+
+/** A body with a literal of 64–80 KiB: a photo, a key, plain text, cut off inside it, with escaped slashes, or with a byte that is not UTF-8. */
+function liftedBody(route: RouteName): fc.Arbitrary<string | Uint8Array> {
+  return fc.tuple(shaped(route), fc.constantFrom<LongCase>('photo', 'key', 'text', 'cut', 'escaped', 'bad-utf8'), fc.integer({ min: 64 * 1024, max: 80 * 1024 })).map(([b, kind, n]) => {
+    const long = 'QUJD'.repeat(Math.ceil(n / 4)).slice(0, n);
+    const photo = { role: 'user', content: [{ type: 'image_url', image_url: { url: `data:image/png;base64,${long}` } }, { type: 'text', text: 'what is it?' }] };
+    switch (kind) {
+      case 'photo':
+        return JSON.stringify({ ...b, messages: [photo] });
+      case 'key':
+        return JSON.stringify({ ...b, [long]: 1 });
+      case 'text':
+        return JSON.stringify({ ...b, prompt: long, input_prefix: long, input: long });
+      case 'cut':
+        return JSON.stringify({ ...b, messages: [photo] }).slice(0, n / 2);
+      case 'escaped':
+        return JSON.stringify({ ...b, messages: [photo] }).replaceAll('/', '\\/');
+      case 'bad-utf8': {
+        const text = Buffer.from(JSON.stringify({ ...b, messages: [photo] }));
+        text[text.indexOf('QUJD') + 1000] = 0xff;
+        return text;
+      }
+    }
+  });
 }
 
 async function send(c: HttpCase): Promise<void> {
@@ -207,6 +236,20 @@ const frame: fc.Arbitrary<{ data: string | Buffer; answered: boolean }> = fc.one
   { arbitrary: fc.array(fc.record({ jsonrpc: fc.constant('2.0'), id: fc.integer(), method: methodName }), { maxLength: 3 }).map((b) => ({ data: JSON.stringify(b), answered: true })), weight: 1 },
   { arbitrary: fc.oneof(fc.string({ unit: 'binary', maxLength: 40 }), fc.constantFrom('', '{', '[' .repeat(2000), '{"jsonrpc":"2.0","id":1,"method":"status.get","params":' + '['.repeat(100) + ']'.repeat(100) + '}')).filter((s) => !isJson(s)).map((s) => ({ data: s, answered: true })), weight: 1 },
   { arbitrary: fc.uint8Array({ maxLength: 32 }).map((b) => ({ data: Buffer.from(b), answered: true })), weight: 1 },
+  // A prompt.submit with a literal long enough to be lifted out before parsing (daemon/server/lifted-strings.ts).
+  {
+    arbitrary: fc.tuple(fc.integer({ min: 1, max: 1e6 }), fc.constantFrom<LongCase>('photo', 'key', 'text', 'cut', 'escaped'), fc.integer({ min: 64 * 1024, max: 80 * 1024 }), maybe(mostly(small))).map(([id, kind, n, maxTokens]) => {
+      const long = 'QUJD'.repeat(Math.ceil(n / 4)).slice(0, n);
+      const photo = { role: 'user', content: [{ type: 'image_url', image_url: { url: `data:image/png;base64,${long}` } }, { type: 'text', text: 'what is it?' }] };
+      const p: Record<string, unknown> = { model: 'm', ...(maxTokens !== undefined ? { maxTokens } : {}) };
+      if (kind === 'photo' || kind === 'cut' || kind === 'escaped') p.messages = [photo];
+      if (kind === 'key') Object.assign(p, { prompt: 'hi', [long]: 1 });
+      if (kind === 'text') p.prompt = long;
+      const json = JSON.stringify({ jsonrpc: '2.0', id, method: 'prompt.submit', params: p });
+      return { data: kind === 'cut' ? json.slice(0, n / 2) : kind === 'escaped' ? json.replaceAll('/', '\\/') : json, answered: true };
+    }),
+    weight: 1,
+  },
 );
 
 /** Nested beyond the daemon's limit: refused as an invalid request, answered even when it has no id. */
