@@ -65,6 +65,7 @@ function childArgs(s: SweepOptions, stateDir: string, out: string): string[] {
   const args = ['bench', '--attach', '--state-dir', stateDir, '--model', s.model, '--concurrency', s.concurrency.join(',')];
   args.push('--requests', String(s.requests), '--mix', s.mix.map((m) => `${m.maxTokens}:${m.weight}`).join(','), '--out', out);
   if (s.perClient) args.push('--per-client', String(s.perClient));
+  if (s.warmUp !== undefined) args.push('--warm-up', String(s.warmUp));
   if (s.direct) args.push('--direct');
   return args;
 }

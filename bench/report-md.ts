@@ -1,5 +1,6 @@
 // bench.md: the run as Markdown tables, for people and pull requests.
 import { levelRequests, STAGE_COLUMNS } from './aggregate';
+import { HOP_WARM_UP } from './sweep';
 import type { BenchReport, Comparison, DaemonSide, LevelResult, OnDemandResult, Summary, SweepOptions, TargetCheck } from './types';
 
 /** A number for a table; NaN, null (NaN after JSON) and undefined read as `–`. */
@@ -322,9 +323,10 @@ export function renderMarkdown(r: BenchReport): string {
     '',
     '## Concurrency sweep',
     '',
-    s.options.direct
-      ? 'Each level runs through the daemon (`/v1/completions`) and straight against llama-server, alternating which goes first. Times in ms.'
-      : 'Each level runs through the daemon (`/v1/completions`). Times in ms.',
+    (s.options.direct
+      ? 'Each level runs through the daemon (`/v1/completions`) and straight against llama-server, alternating which goes first. '
+      : 'Each level runs through the daemon (`/v1/completions`). ') +
+      `${warmUpNote(s.options)} Times in ms.`,
     '',
     ...levelTable(s.levels),
     '',
@@ -339,7 +341,7 @@ export function renderMarkdown(r: BenchReport): string {
       '',
       `The same comparison against the stand-in (test/fixtures/fake-llama-server.mjs): ${g.sweep.layout.instances} × ${g.sweep.layout.slotsPerInstance} slots, ` +
         `${g.tokenMs} ms a token per stream as on a GPU (on a fixed schedule: a late timer does not push later tokens back), ${perLevel(g.sweep.options)} of max_tokens ${g.sweep.options.mix[0]?.maxTokens ?? '–'} per level. ` +
-        'It needs almost no CPU, so the daemon\'s hop is measured without llama-server competing for the cores. Times in ms.',
+        `It needs almost no CPU, so the daemon's hop is measured without llama-server competing for the cores. ${warmUpNote(g.sweep.options)} Times in ms.`,
       '',
       ...levelTable(g.sweep.levels),
       ...comparisonTable(g.sweep.comparisons),
@@ -417,6 +419,14 @@ function loadProcessNote(d: DaemonSide): string {
   }
   return 'Lag and RSS are those of the bench process hosting the daemon (RSS includes the bench\'s own heap and earlier scenarios)' +
     (d.client === 'separate' ? '; the load generator ran in another process.' : '; the load generator shared it: lag is an upper bound.');
+}
+
+/** The warm-up of the JavaScript hops before the first level (sweep.ts HOP_WARM_UP). */
+function warmUpNote(o: SweepOptions): string {
+  const n = o.warmUp ?? HOP_WARM_UP.requests;
+  return n > 0
+    ? `Before the first level, up to ${n} short requests (${HOP_WARM_UP.maxMs / 1000} s at most) went through the daemon${o.floor ? ' and the bare proxy' : ''}, so their per-request code ran compiled, as in a daemon that has served a while.`
+    : 'The JavaScript hops were not warmed up (`--warm-up 0`): their first levels include V8 compiling their code.';
 }
 
 /** "192 requests", or with a per-client floor "192 requests (48 per client where more: 768 at c=16)". */

@@ -33,6 +33,8 @@ export interface BenchRequest extends ScenarioContext {
   requests: number;
   /** SweepOptions.perClient (`--per-client`). */
   perClient?: number;
+  /** SweepOptions.warmUp (`--warm-up`). */
+  warmUp?: number;
   mix: MixEntry[];
   direct: boolean;
   /** custom: the concurrency sweep (default), or the chat conversations with affinity on and off. */
@@ -248,7 +250,7 @@ function threadArgs(): string[] {
 }
 
 function sweepOptions(req: BenchRequest, model: string): BenchReport['sweep']['options'] {
-  return { model, concurrency: req.concurrency, requests: req.requests, ...(req.perClient ? { perClient: req.perClient } : {}), mix: req.mix, direct: req.direct, prompt: BENCH_PROMPT };
+  return { model, concurrency: req.concurrency, requests: req.requests, ...(req.perClient ? { perClient: req.perClient } : {}), ...(req.warmUp !== undefined ? { warmUp: req.warmUp } : {}), mix: req.mix, direct: req.direct, prompt: BENCH_PROMPT };
 }
 
 /** `--model`: a .gguf path, a model of the config, or (none given) the tiny model (`tiny`: its size, default the smallest). */

@@ -162,6 +162,8 @@ export interface GpuPaceOptions {
   requests: number;
   /** SweepOptions.perClient. */
   perClient?: number;
+  /** SweepOptions.warmUp. */
+  warmUp?: number;
   maxTokens: number;
   tokenMs: number;
 }
@@ -177,7 +179,7 @@ export async function gpuPaceScenario(ctx: ScenarioContext, o: GpuPaceOptions): 
     ownProcess: true,
     routing: 'slot-aware',
     llamaServer: o.upstream,
-    sweep: { model: 'stand-in', concurrency: [...o.concurrency], requests: o.requests, ...(o.perClient ? { perClient: o.perClient } : {}), mix: [{ maxTokens: o.maxTokens, weight: 1 }], direct: true, prompt: BENCH_PROMPT },
+    sweep: { model: 'stand-in', concurrency: [...o.concurrency], requests: o.requests, ...(o.perClient ? { perClient: o.perClient } : {}), ...(o.warmUp !== undefined ? { warmUp: o.warmUp } : {}), mix: [{ maxTokens: o.maxTokens, weight: 1 }], direct: true, prompt: BENCH_PROMPT },
   });
   return { tokenMs: o.tokenMs, sweep, daemon };
 }
@@ -309,6 +311,8 @@ export interface LoadOptions {
   slots: number;
   maxTokens: number;
   tokenIntervalMs: number;
+  /** SweepOptions.warmUp. */
+  warmUp?: number;
 }
 
 /**
@@ -321,7 +325,7 @@ export async function loadScenario(ctx: ScenarioContext, o: LoadOptions): Promis
   ctx.progress?.line(`load: ${o.streams} concurrent streams, ${o.replicas} × ${o.slots}-slot stand-in upstream, a token every ${o.tokenIntervalMs} ms, ${where}`);
   const model = modelConfig('stand-in', o.modelPath, { slots: o.slots, replicas: o.replicas, args: ['--fake-token-ms', String(o.tokenIntervalMs)] });
   const queue: Config['queue'] = { maxWaiting: o.streams * 2, timeoutMs: 120_000, backgroundMaxWaitMs: 30_000, sessionHoldMs: 150, handoffTokens: DEFAULT_HANDOFF_TOKENS };
-  const sweep: SweepOptions = { model: 'stand-in', concurrency: [o.streams], requests: o.streams, mix: [{ maxTokens: o.maxTokens, weight: 1 }], direct: false, prompt: BENCH_PROMPT };
+  const sweep: SweepOptions = { model: 'stand-in', concurrency: [o.streams], requests: o.streams, ...(o.warmUp !== undefined ? { warmUp: o.warmUp } : {}), mix: [{ maxTokens: o.maxTokens, weight: 1 }], direct: false, prompt: BENCH_PROMPT };
   const hosted = await hostedSweep(ctx, { model, routing: 'slot-aware', llamaServer: o.upstream, queue, sweep, ownProcess: true });
   return { streams: o.streams, replicas: o.replicas, slotsPerInstance: o.slots, tokenIntervalMs: o.tokenIntervalMs, level: hosted.sweep.levels[0]!, daemon: hosted.daemon };
 }

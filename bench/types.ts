@@ -143,6 +143,12 @@ export interface SweepOptions {
    * moved its throughput by several percent between runs.
    */
   perClient?: number;
+  /**
+   * Short requests through each JavaScript hop (the daemon, the bare proxy) before the first level, so
+   * its per-request code runs compiled as in a daemon that has served a while (sweep.ts HOP_WARM_UP,
+   * bounded in time); default HOP_WARM_UP.requests, 0: none.
+   */
+  warmUp?: number;
   /** Request lengths; one entry = every request the same. */
   mix: MixEntry[];
   direct: boolean;

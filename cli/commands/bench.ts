@@ -7,7 +7,7 @@ import { PROGRESS_ENV } from '../../bench/client-process';
 import { parseMix } from '../../bench/load';
 import { fmt } from '../../bench/report-md';
 import { CHAT, runBench, STANDARD, type BenchRequest } from '../../bench/run';
-import type { Progress } from '../../bench/sweep';
+import { HOP_WARM_UP, type Progress } from '../../bench/sweep';
 import type { BenchReport } from '../../bench/types';
 import { prepareReportDir, writeReport } from '../../bench/write-report';
 import { soak, writeSoakReport, type SoakRequest } from '../../bench/soak-run';
@@ -34,6 +34,9 @@ The requests come from a separate process so the daemon's loop and CPU share are
   --concurrency LIST   levels, comma-separated (default 1,2,4,8,16)
   --requests N         requests per level (default 32)
   --per-client N       at least N requests per client: a level of c clients runs max(--requests, N × c)
+  --warm-up N          short requests through the daemon (and the bare proxy) before the first level, so
+                       V8 has compiled its per-request code as in a daemon that has served a while
+                       (default ${HOP_WARM_UP.requests}, at most ${HOP_WARM_UP.maxMs / 1000} s; 0: none)
   --max-tokens N       tokens per request (default 64)
   --mix T:W,…          mixed lengths instead: max_tokens:weight, e.g. 16:3,256:1
   --direct             also run each level straight against llama-server, interleaved
@@ -77,6 +80,7 @@ export const benchCommand: Command = {
     concurrency: { type: 'string' },
     requests: { type: 'string' },
     'per-client': { type: 'string' },
+    'warm-up': { type: 'string' },
     'max-tokens': { type: 'string' },
     mix: { type: 'string' },
     direct: { type: 'boolean' },
@@ -178,7 +182,7 @@ export function parseRequest(ctx: CommandContext, signal: AbortSignal, progress:
   if (v.standard && v.attach) throw usage('--standard and --attach exclude each other');
   for (const k of ['clients', 'interval']) if (v[k] !== undefined) throw usage(`--${k} belongs to --soak`);
   if (v.standard) {
-    const extra = ['model', 'concurrency', 'requests', 'max-tokens', 'mix', 'direct', 'routing', 'slots', 'replicas'].filter((k) => v[k] !== undefined);
+    const extra = ['model', 'concurrency', 'requests', 'max-tokens', 'mix', 'direct', 'routing', 'slots', 'replicas', 'warm-up'].filter((k) => v[k] !== undefined);
     if (extra.length) throw usage(`--standard runs a fixed suite; drop --${extra.join(', --')}`);
     if (v.workload !== undefined) throw usage('--standard runs a fixed suite; drop --workload');
   }
@@ -186,7 +190,7 @@ export function parseRequest(ctx: CommandContext, signal: AbortSignal, progress:
   if (workload !== 'sweep' && workload !== 'chat') throw usage(`--workload must be sweep or chat, got "${String(workload)}"`);
   if (workload === 'chat') {
     if (v.standard || v.attach) throw usage('--workload chat hosts its own daemons; drop --standard/--attach');
-    const extra = ['concurrency', 'requests', 'max-tokens', 'mix', 'direct', 'routing'].filter((k) => v[k] !== undefined);
+    const extra = ['concurrency', 'requests', 'max-tokens', 'mix', 'direct', 'routing', 'warm-up'].filter((k) => v[k] !== undefined);
     if (extra.length) throw usage(`--workload chat has its own fixed load; drop --${extra.join(', --')}`);
   } else if (v['think-ms'] !== undefined) throw usage('--think-ms belongs to --workload chat');
   if (v.attach) {
@@ -209,6 +213,7 @@ export function parseRequest(ctx: CommandContext, signal: AbortSignal, progress:
     concurrency: [...new Set(levels)],
     requests: positiveInt(ctx, 'requests', 32),
     ...(v['per-client'] !== undefined ? { perClient: positiveInt(ctx, 'per-client', 1) } : {}),
+    ...(v['warm-up'] !== undefined ? { warmUp: intValue('--warm-up', String(v['warm-up']), 0) } : {}),
     mix,
     direct: v.direct === true,
     workload,

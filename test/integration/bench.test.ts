@@ -62,12 +62,16 @@ describe('slotwise bench (real llama-server)', () => {
     const key = instanceKey(s.models[0]!.instances[0]!.pid!);
     expect((await fetch(`${d.url}/api/instance-keys`)).status).toBe(401);
     expect(await (await d.fetch('/api/instance-keys')).json()).toEqual({ 'tiny#1': key });
-    const wrongKey = await bench({ attach: true, model: 'tiny', concurrency: '1', requests: '1', 'max-tokens': '8', direct: true }, d.stateDir, {
+    const wrongKey = await bench({ attach: true, model: 'tiny', concurrency: '1', requests: '1', 'max-tokens': '8', direct: true, 'warm-up': '0' }, d.stateDir, {
       [DIRECT_KEYS_ENV]: JSON.stringify({ 'tiny#1': 'not-the-key' }),
     }).catch((err: Error) => err);
     expect((wrongKey as Error).message).toMatch(/^bench: warm-up request to llama-server http:\/\/127\.0\.0\.1:\d+\/v1\/completions failed: HTTP 401/);
-    const r = await bench({ attach: true, model: 'tiny', concurrency: '1,2', requests: '4', 'max-tokens': '8', direct: true }, d.stateDir);
+    const received = async (): Promise<number> => (await d.waitFor(ready, 'tiny ready')).models[0]!.requests ?? 0;
+    const before = await received();
+    const r = await bench({ attach: true, model: 'tiny', concurrency: '1,2', requests: '4', 'max-tokens': '8', direct: true, 'warm-up': '40' }, d.stateDir);
     expect(r.code).toBe(0);
+    // Through the daemon: the check request, the 32-request burst, the 40 short requests of --warm-up, 4 at each level.
+    expect((await received()) - before).toBe(1 + 32 + 40 + 2 * 4);
     expect(r.stderr).toContain('level 1/2 c=1 daemon: 4/4 ok');
     expect(r.stderr).toContain('level 2/2 c=2 direct: 4/4 ok');
     expect(r.stdout).toMatch(/^bench finished in \d+ s\n/);
@@ -100,6 +104,7 @@ describe('slotwise bench (real llama-server)', () => {
     const md = readFileSync(join(r.out, 'bench.md'), 'utf8');
     expect(md).toContain('# Slotwise benchmark');
     expect(md).toContain('### Daemon vs direct');
+    expect(md).toContain('Before the first level, up to 40 short requests (15 s at most) went through the daemon, so their per-request code ran compiled');
     expect(md.split('\n').filter((l) => /^\| [12] \| (daemon|direct) \|/.test(l))).toHaveLength(4);
     const svg = readFileSync(join(r.out, 'bench.svg'), 'utf8');
     expect(svg).toMatch(/^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"[^>]*>/);
@@ -111,7 +116,7 @@ describe('slotwise bench (real llama-server)', () => {
   it('hosts its own daemon when not attached, and names a bad model in one line', async () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'slotwise-bench-state-'));
     onTestFinished(() => rmSync(stateDir, { recursive: true, force: true }));
-    const r = await bench({ concurrency: '2', requests: '2', 'max-tokens': '4', slots: '2' }, stateDir);
+    const r = await bench({ concurrency: '2', requests: '2', 'max-tokens': '4', slots: '2', 'warm-up': '0' }, stateDir);
     expect(r.code).toBe(0);
     const report = JSON.parse(readFileSync(join(r.out, 'bench.json'), 'utf8')) as BenchReport;
     expect(report.run).toMatchObject({ kind: 'custom', model: 'tiny', routing: 'slot-aware' });
@@ -187,7 +192,7 @@ describe('stand-in upstream (test/fixtures/fake-llama-server.mjs) behind the dae
       config: { llamaServer: STAND_IN },
     });
     await d.waitFor(ready, 'stand-in ready');
-    const r = await bench({ attach: true, concurrency: '8', requests: '16', 'max-tokens': '10', direct: true }, d.stateDir);
+    const r = await bench({ attach: true, concurrency: '8', requests: '16', 'max-tokens': '10', direct: true, 'warm-up': '0' }, d.stateDir);
     expect(r.code).toBe(0);
     const report = JSON.parse(readFileSync(join(r.out, 'bench.json'), 'utf8')) as BenchReport;
     expect(report.environment.llamaServer).toBe('fake-llama-server (stand-in)');
@@ -209,14 +214,14 @@ describe('the GPU-pace sweep (stand-in upstream: it paces tokens like a GPU on 2
     const before = bareProxies();
     const g = await gpuPaceScenario(
       { env: process.env, cliPath: CLI, daemonCliPath: CLI },
-      { modelPath: await tinyModelPath('tiny'), upstream: STAND_IN, slots: 2, concurrency: [1, 2], requests: 8, perClient: 6, maxTokens: 4, tokenMs: 2 },
+      { modelPath: await tinyModelPath('tiny'), upstream: STAND_IN, slots: 2, concurrency: [1, 2], requests: 8, perClient: 6, warmUp: 20, maxTokens: 4, tokenMs: 2 },
     );
     // 8 requests a level, or 6 per client where that is more: 12 at c=2.
     expect(g.sweep.levels.map((l) => [l.concurrency, l.target, l.failed, l.requests, l.tokens]).sort()).toEqual([
       [1, 'daemon', 0, 8, 32], [1, 'direct', 0, 8, 32], [1, 'floor', 0, 8, 32],
       [2, 'daemon', 0, 12, 48], [2, 'direct', 0, 12, 48], [2, 'floor', 0, 12, 48],
     ].sort());
-    expect(g.sweep.options).toMatchObject({ requests: 8, perClient: 6 });
+    expect(g.sweep.options).toMatchObject({ requests: 8, perClient: 6, warmUp: 20 });
     // Only the daemon's responses carry Server-Timing: the bare proxy is not the daemon.
     expect(g.sweep.levels.filter((l) => l.stagesMs).map((l) => l.target)).toEqual(['daemon', 'daemon']);
     for (const c of g.sweep.comparisons) {
@@ -254,7 +259,7 @@ describe('a sweep measures the daemon as it runs after a model\'s first load', (
           model: modelConfig('tiny', await tinyModelPath('tiny'), { slots: 2, replicas: 1 }),
           routing: 'slot-aware',
           ownProcess,
-          sweep: { model: 'tiny', concurrency: [1], requests: 2, mix: [{ maxTokens: 4, weight: 1 }], direct: true, prompt: BENCH_PROMPT },
+          sweep: { model: 'tiny', concurrency: [1], requests: 2, warmUp: 0, mix: [{ maxTokens: 4, weight: 1 }], direct: true, prompt: BENCH_PROMPT },
         },
       );
       expect(environment.llamaLogLevel).toBe(environment.gpus.length === 0 ? 3 : 4);
@@ -325,7 +330,7 @@ describe('the load scenario (stand-in upstream: a real llama-server cannot hold 
     try {
       load = await loadScenario(
         { env: { ...process.env, SLOTWISE_BENCH_CLIENT: 'in-process' }, daemonCliPath: CLI, progress },
-        { modelPath: await tinyModelPath('tiny'), upstream: STAND_IN, streams: 40, replicas: 2, slots: 20, maxTokens: 60, tokenIntervalMs: 20 },
+        { modelPath: await tinyModelPath('tiny'), upstream: STAND_IN, streams: 40, replicas: 2, slots: 20, maxTokens: 60, tokenIntervalMs: 20, warmUp: 0 },
       );
     } finally {
       clearInterval(watch);

@@ -20,7 +20,16 @@ describe('bench --workload', () => {
     expect(parse({ workload: 'chat' })).not.toHaveProperty('thinkMs');
   });
 
+  it('takes --warm-up for the sweeps, 0 included (none), and hands it to the sweep', () => {
+    expect(parse({ 'warm-up': '0' }).warmUp).toBe(0);
+    expect(parse({ attach: true, 'warm-up': '500' }).warmUp).toBe(500);
+    expect(parse({})).not.toHaveProperty('warmUp');
+  });
+
   it.each([
+    [{ 'warm-up': 'lots' }, '--warm-up needs an integer of at least 0, got lots'],
+    [{ standard: true, 'warm-up': '10' }, 'bench: --standard runs a fixed suite; drop --warm-up — see `slotwise bench --help`'],
+    [{ workload: 'chat', 'warm-up': '10' }, 'bench: --workload chat has its own fixed load; drop --warm-up — see `slotwise bench --help`'],
     [{ workload: 'batch' }, 'bench: --workload must be sweep or chat, got "batch" — see `slotwise bench --help`'],
     [{ workload: 'chat', concurrency: '4' }, 'bench: --workload chat has its own fixed load; drop --concurrency — see `slotwise bench --help`'],
     [{ workload: 'chat', attach: true }, 'bench: --workload chat hosts its own daemons; drop --standard/--attach — see `slotwise bench --help`'],
