@@ -65,7 +65,7 @@ export function pickSlot(input: SlotPickInput): SlotPick | undefined {
         bestShared = shared;
       }
     }
-    const host = bestHost(input);
+    const host = bestHost(input, input.instanceId);
     // In place beats a restore of the same length: no copy.
     if (host && host.shared > bestShared) {
       const slot = victim(candidates.filter((c) => c.instanceId === host.instanceId), input.busy);
@@ -119,16 +119,26 @@ function nearest(pool: readonly SlotCandidate[], busy: SlotPickInput['busy']): S
   return pool.filter((_, i) => spans[i] === least);
 }
 
-/** The instance with a free slot whose host cache restores the most of the prompt (ties: the policy's). */
-function bestHost(input: SlotPickInput): { instanceId: string; shared: number } | undefined {
+/**
+ * The instance with a free slot whose host cache restores the most of the prompt (ties: `prefer`, the
+ * policy's). Runs for every waiter at every pump under saturation: no set or object built but the answer.
+ */
+function bestHost(input: Pick<SlotPickInput, 'candidates' | 'hostShared' | 'avoid'>, prefer?: string): { instanceId: string; shared: number } | undefined {
   if (!input.hostShared) return undefined;
-  const open = new Set(input.candidates.map((c) => c.instanceId));
-  let best: { instanceId: string; shared: number } | undefined;
+  let bestId: string | undefined;
+  let bestShared = 0;
   for (const [instanceId, shared] of input.hostShared) {
-    if (!open.has(instanceId) || instanceId === input.avoid || shared <= 0) continue;
-    if (!best || shared > best.shared || (shared === best.shared && instanceId === input.instanceId)) best = { instanceId, shared };
+    if (shared <= 0 || instanceId === input.avoid || !(shared > bestShared || (shared === bestShared && instanceId === prefer))) continue;
+    if (!hasSlotOn(input.candidates, instanceId)) continue;
+    bestId = instanceId;
+    bestShared = shared;
   }
-  return best;
+  return bestId === undefined ? undefined : { instanceId: bestId, shared: bestShared };
+}
+
+function hasSlotOn(candidates: readonly SlotCandidate[], instanceId: string): boolean {
+  for (const c of candidates) if (c.instanceId === instanceId) return true;
+  return false;
 }
 
 /** The slot to restore into: a used one (next to those in use, then least recently used), since llama-server skips its cache for an empty slot; else any. */
@@ -160,13 +170,17 @@ function better(c: SlotCandidate, best: SlotCandidate, input: SlotPickInput): bo
 export function cachedAt(input: Omit<SlotPickInput, 'instanceId' | 'affinity'>): { instanceId: string; shared: number } | undefined {
   const { key } = input;
   if (!key || key.length === 0) return undefined;
-  let best: { instanceId: string; shared: number } | undefined;
+  let bestId: string | undefined;
+  let bestShared = 0;
   for (const c of input.candidates) {
     if (!c.key || c.instanceId === input.avoid) continue;
     const shared = commonChunks(c.key, key);
-    if (shared > 0 && (!best || shared > best.shared)) best = { instanceId: c.instanceId, shared };
+    if (shared > bestShared) {
+      bestId = c.instanceId;
+      bestShared = shared;
+    }
   }
-  const host = bestHost({ ...input, instanceId: '', affinity: true });
-  if (host && host.shared > (best?.shared ?? 0)) best = host;
-  return best;
+  const host = bestHost(input);
+  if (host && host.shared > bestShared) return host;
+  return bestId === undefined ? undefined : { instanceId: bestId, shared: bestShared };
 }
