@@ -21,8 +21,6 @@
 //   node bench/hop-cost.mjs [--alloc | --floor] [--checkout DIR] [--short N] [--long N] [--concurrency C] [--node-flags=FLAGS] [--warmup N]
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -73,10 +71,11 @@ function startDaemon() {
 async function startFloor() {
   if (v.alloc || v8Flags.length) throw new Error('--floor measures CPU only (no --alloc or --node-flags)');
   const { buildSync } = await import('esbuild');
-  const built = buildSync({ entryPoints: [join(root, 'bench/floor-proxy.ts')], bundle: true, platform: 'node', format: 'cjs', write: false });
+  const entry = "export { startFloorProxy } from './bench/floor-proxy'; export { freePort } from './daemon/runtime/instance';";
+  const built = buildSync({ stdin: { contents: entry, resolveDir: root, loader: 'ts' }, bundle: true, platform: 'node', format: 'cjs', write: false, logLevel: 'error' });
   const mod = { exports: {} };
   new Function('module', 'exports', 'require', built.outputFiles[0].text)(mod, mod.exports, createRequire(import.meta.url));
-  const port = await freePort();
+  const port = await mod.exports.freePort();
   const socket = join(dir, 's.sock');
   const upstream = spawn(process.execPath, [standIn, '-m', model, '--host', `127.0.0.1,${socket}`, '--port', String(port), ...STAND_IN_ARGS], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
@@ -94,14 +93,6 @@ async function startFloor() {
       await new Promise((r) => upstream.on('exit', r));
     },
   };
-}
-
-async function freePort() {
-  const srv = createServer().listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const { port } = srv.address();
-  await new Promise((r) => srv.close(r));
-  return port;
 }
 
 /** The measured process's CPU ms so far: its threads' schedstat (ns), as bench/process-cpu.ts reads it (/proc/PID/stat's 10 ms ticks are coarse for phases of 1–2 s). */

@@ -36,12 +36,13 @@ export interface SpawnOptions {
 export async function spawnDaemon(opts: SpawnOptions): Promise<SpawnedDaemon> {
   const dir = await mkdtemp(join(tmpdir(), 'slotwise-soak-'));
   const m = opts.model;
+  const models = [m, ...(opts.others ?? [])];
   const config = {
     llamaServer: opts.llamaServer,
     ...(opts.routing ? { routing: opts.routing } : {}),
     ...(opts.queue ? { queue: opts.queue } : {}),
     models: Object.fromEntries(
-      [m, ...(opts.others ?? [])].map((x) => [x.name, { path: x.path, slots: x.slots, ctxPerSlot: x.ctxPerSlot, replicas: x.replicas, args: x.args, promptCacheMiB: x.promptCacheMiB, ...(x.mmproj ? { mmproj: x.mmproj } : {}) }]),
+      models.map((x) => [x.name, { path: x.path, slots: x.slots, ctxPerSlot: x.ctxPerSlot, replicas: x.replicas, args: x.args, promptCacheMiB: x.promptCacheMiB, ...(x.mmproj ? { mmproj: x.mmproj } : {}) }]),
     ),
   };
   await writeFile(join(dir, 'config.json'), JSON.stringify(config));
@@ -75,7 +76,7 @@ export async function spawnDaemon(opts: SpawnOptions): Promise<SpawnedDaemon> {
           const insts = snap?.models.find((y) => y.name === x.name)?.instances ?? [];
           return insts.length === x.replicas && insts.every((i) => i.state === 'ready');
         };
-        if ([m, ...(opts.others ?? [])].every(ready)) return { url: info.url, token, pid: child.pid!, stateDir, stop };
+        if (models.every(ready)) return { url: info.url, token, pid: child.pid!, stateDir, stop };
       }
       await sleep(200);
     }

@@ -1,6 +1,7 @@
 // A request body on its way to llama-server: the bytes the client sent (or the daemon's own JSON) and
 // the fields the daemon appends (its slot, stream flags), kept apart until sent. A photo in the body is
 // then neither copied nor encoded again: the socket gets the client's buffer, then the appended tail.
+import { isJsonSpace } from '../server/lifted-strings';
 
 export interface Payload {
   /** A JSON object's text or UTF-8 bytes, as it came, or in pieces (a prompt job's JSON with its photos' bytes: lifted-strings.ts spliceMedia). */
@@ -23,7 +24,6 @@ export function withFields(p: Payload, fields: string): Payload {
 // Array.isArray does not narrow a readonly array type.
 const isPieces = (x: Payload['base']): x is PayloadPieces => Array.isArray(x);
 
-const isSpace = (c: number | undefined): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 
 /** The body as pieces: `base` up to its closing brace, then the fields and the brace. A base that is not an object goes unchanged. */
 export function payloadPieces(p: Payload): PayloadPieces {
@@ -37,10 +37,10 @@ export function payloadPieces(p: Payload): PayloadPieces {
   // Text and bytes alike, by character code (a brace and JSON's whitespace are ASCII in both).
   const code = typeof base === 'string' ? (i: number) => base.charCodeAt(i) : (i: number) => base[i];
   let close = base.length - 1;
-  while (isSpace(code(close))) close--;
+  while (isJsonSpace(code(close))) close--;
   if (code(close) !== 0x7d) return [base];
   let before = close - 1;
-  while (isSpace(code(before))) before--;
+  while (isJsonSpace(code(before))) before--;
   const open = typeof base === 'string' ? base.slice(0, close) : base.subarray(0, close);
   return [open, `${code(before) === 0x7b ? '' : ','}${fields.join(',')}}`];
 }

@@ -71,6 +71,9 @@ export async function liftLongStrings(bytes: Buffer, minBytes = LIFT_MIN_BYTES):
   return { text, literals };
 }
 
+/** JSON's whitespace (RFC 8259: space, tab, line feed, carriage return), by character code. */
+export const isJsonSpace = (c: number | undefined): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+
 /**
  * Whether the literal closed by the quote at `close` is an object's key (a colon follows, after any
  * JSON whitespace). A key is never lifted: the value keeps it as its own name, which settleLifted
@@ -79,7 +82,7 @@ export async function liftLongStrings(bytes: Buffer, minBytes = LIFT_MIN_BYTES):
  */
 function isKey(bytes: Buffer, close: number): boolean {
   let i = close + 1;
-  while (bytes[i] === 0x20 || bytes[i] === 0x09 || bytes[i] === 0x0a || bytes[i] === 0x0d) i++;
+  while (isJsonSpace(bytes[i])) i++;
   return bytes[i] === 0x3a;
 }
 

@@ -121,11 +121,16 @@ function httpCase(route: RouteName): fc.Arbitrary<HttpCase> {
 /** The long-literal cases: bodies with a literal long enough to be lifted out before parsing (daemon/server/lifted-strings.ts). */
 type LongCase = 'photo' | 'key' | 'text' | 'cut' | 'escaped' | 'bad-utf8';
 
+/** A base64-like literal of `n` bytes, and a user message carrying it as a photo. */
+function longLiteral(n: number): { long: string; photo: { role: string; content: unknown[] } } {
+  const long = 'QUJD'.repeat(Math.ceil(n / 4)).slice(0, n);
+  return { long, photo: { role: 'user', content: [{ type: 'image_url', image_url: { url: `data:image/png;base64,${long}` } }, { type: 'text', text: 'what is it?' }] } };
+}
+
 /** A body with a literal of 64–80 KiB: a photo, a key, plain text, cut off inside it, with escaped slashes, or with a byte that is not UTF-8. */
 function liftedBody(route: RouteName): fc.Arbitrary<string | Uint8Array> {
   return fc.tuple(shaped(route), fc.constantFrom<LongCase>('photo', 'key', 'text', 'cut', 'escaped', 'bad-utf8'), fc.integer({ min: 64 * 1024, max: 80 * 1024 })).map(([b, kind, n]) => {
-    const long = 'QUJD'.repeat(Math.ceil(n / 4)).slice(0, n);
-    const photo = { role: 'user', content: [{ type: 'image_url', image_url: { url: `data:image/png;base64,${long}` } }, { type: 'text', text: 'what is it?' }] };
+    const { long, photo } = longLiteral(n);
     switch (kind) {
       case 'photo':
         return JSON.stringify({ ...b, messages: [photo] });
@@ -239,8 +244,7 @@ const frame: fc.Arbitrary<{ data: string | Buffer; answered: boolean }> = fc.one
   // A prompt.submit with a literal long enough to be lifted out before parsing (daemon/server/lifted-strings.ts).
   {
     arbitrary: fc.tuple(fc.integer({ min: 1, max: 1e6 }), fc.constantFrom<LongCase>('photo', 'key', 'text', 'cut', 'escaped'), fc.integer({ min: 64 * 1024, max: 80 * 1024 }), maybe(mostly(small))).map(([id, kind, n, maxTokens]) => {
-      const long = 'QUJD'.repeat(Math.ceil(n / 4)).slice(0, n);
-      const photo = { role: 'user', content: [{ type: 'image_url', image_url: { url: `data:image/png;base64,${long}` } }, { type: 'text', text: 'what is it?' }] };
+      const { long, photo } = longLiteral(n);
       const p: Record<string, unknown> = { model: 'm', ...(maxTokens !== undefined ? { maxTokens } : {}) };
       if (kind === 'photo' || kind === 'cut' || kind === 'escaped') p.messages = [photo];
       if (kind === 'key') Object.assign(p, { prompt: 'hi', [long]: 1 });
