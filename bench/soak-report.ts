@@ -12,7 +12,7 @@ export function renderSoakMarkdown(r: SoakReport): string {
     '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...r.intervals.map(
       (i) =>
-        `| ${i.index} | ${i.endS} | ${i.requests} | ${i.completed} | ${i.aborted} | ${i.rejected} | ${i.errors} | ${i.p50Ms ?? '–'} | ${i.p99Ms ?? '–'} | ${i.daemonRssMB} | ${i.llamaServerRssMB} |`,
+        `| ${i.index} | ${i.endS} | ${i.requests} | ${i.completed} | ${i.aborted} | ${i.rejected} | ${i.errors} | ${i.p50Ms ?? '–'} | ${i.p99Ms ?? '–'} | ${i.daemonRssMB} | ${i.llamaServerRssMB ?? '–'} |`,
     ),
     '',
     '| outcome | clients | daemon |',

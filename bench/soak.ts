@@ -41,7 +41,8 @@ export interface SoakInterval {
   p50Ms: number | null;
   p99Ms: number | null;
   daemonRssMB: number;
-  llamaServerRssMB: number;
+  /** null: no llama-server process of the model at the sample (one was restarting). */
+  llamaServerRssMB: number | null;
 }
 
 export interface SoakReport {
@@ -102,10 +103,11 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
       p50Ms: pct(50),
       p99Ms: pct(99),
       daemonRssMB: rssMB(snap ? [snap.daemon.pid] : []),
-      llamaServerRssMB: rssMB(snap ? instancePids(snap, opts.model) : []),
+      llamaServerRssMB: llamaServerRss(snap, opts.model),
     });
     const last = intervals.at(-1)!;
-    opts.progress?.line(`soak ${last.index}: ${last.requests} requests, p50 ${last.p50Ms} ms, p99 ${last.p99Ms} ms, ${last.errors} errors, daemon ${last.daemonRssMB} MB, llama-server ${last.llamaServerRssMB} MB`);
+    const server = last.llamaServerRssMB === null ? 'not running' : `${last.llamaServerRssMB} MB`;
+    opts.progress?.line(`soak ${last.index}: ${last.requests} requests, p50 ${last.p50Ms} ms, p99 ${last.p99Ms} ms, ${last.errors} errors, daemon ${last.daemonRssMB} MB, llama-server ${server}`);
   };
 
   const worker = async (k: number): Promise<void> => {
@@ -225,6 +227,10 @@ function restarts(s: Snapshot, name: string): number {
 }
 function instancePids(s: Snapshot, name: string): number[] {
   return (model(s, name)?.instances ?? []).flatMap((i) => (i.pid === undefined ? [] : [i.pid]));
+}
+function llamaServerRss(s: Snapshot | undefined, name: string): number | null {
+  const pids = s ? instancePids(s, name) : [];
+  return pids.length ? rssMB(pids) : null;
 }
 
 /** Resident memory of processes on this host, MB (Linux /proc; 0 where unreadable). */
