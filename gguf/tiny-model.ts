@@ -97,8 +97,34 @@ export async function writeTinyModel(outPath: string, opts: TinyModelOptions): P
   const tokenizer = await readTokenizer(opts.vocabPath, opts.signal);
   const nVocab = vocabSize(tokenizer, opts.vocabPath);
   const metadata = new Map<string, GgufValue>([...modelMetadata(params), ...tokenizer]);
-  return writeRandomGguf(outPath, metadata, tensorSpecs(params, nVocab), params.seed, opts.signal);
+  const zeroRows = new Map([['output.weight', endOfGenerationIds(tokenizer)]]);
+  return writeRandomGguf(outPath, metadata, tensorSpecs(params, nVocab), params.seed, { signal: opts.signal, zeroRows });
 }
+
+/**
+ * Tokens llama.cpp may end a reply at (src/llama-vocab.cpp: the eos/eot/eom and FIM ids, control
+ * tokens, and the texts it takes for end-of-turn). Their rows of output.weight are zero, so each of
+ * their logits is 0, the middle of a random model's flat distribution and never within the sampler's
+ * top 40. With random rows, 10 of 1,071 replies of 400 tokens ended early (llama-server's default
+ * sampling), and a test that asked for N tokens got fewer; with these rows zeroed, 0 of 1,071.
+ */
+export function endOfGenerationIds(tokenizer: ReadonlyMap<string, GgufValue>): Set<number> {
+  const ids = new Set<number>();
+  for (const [key, v] of tokenizer) {
+    if (/^tokenizer\.ggml\.(eos|eot|eom|fim_pad|fim_rep|fim_sep)_token_id$/.test(key) && v.type !== 'array') ids.add(Number(v.value));
+  }
+  const tokens = tokenizer.get('tokenizer.ggml.tokens');
+  const types = tokenizer.get('tokenizer.ggml.token_type');
+  if (tokens?.type === 'array') tokens.value.forEach((text, id) => EOG_TEXTS.has(String(text)) && ids.add(id));
+  if (types?.type === 'array') types.value.forEach((type, id) => Number(type) === TOKEN_TYPE_CONTROL && ids.add(id));
+  return ids;
+}
+
+const TOKEN_TYPE_CONTROL = 3;
+const EOG_TEXTS: ReadonlySet<string> = new Set([
+  '</s>', '<eos>', '<|endoftext|>', '<|end_of_text|>', '<|eot_id|>', '<|eom_id|>', '<|im_end|>', '<|end|>', '<end_of_turn>',
+  '<EOT>', '_<EOT>', '[EOT]', '[EOS]', '<|return|>', '<|call|>', '<end_of_utterance>', '<｜end▁of▁sentence｜>',
+]);
 
 function resolveParams(opts: TinyModelOptions): TinyParams {
   const dim = positiveInt('dim', opts.dim ?? 64);
@@ -280,8 +306,11 @@ export interface CachedTinyModelOptions {
   signal?: AbortSignal;
 }
 
+/** Bumped when the writer's output changes, so that no cache keeps a file an older writer made (2: end-of-generation rows zeroed). */
+const TINY_WRITER_VERSION = 2;
+
 /**
- * The tiny model in the cache (`<cache>/models/tiny-d64-l2-s1.gguf`), written on first use.
+ * The tiny model in the cache (`<cache>/models/v2/tiny-d64-l2-s1.gguf`), written on first use.
  * The demo, the benchmark and the tests share it; writing is atomic so concurrent callers are safe.
  */
 export async function ensureCachedTinyModel(opts: CachedTinyModelOptions = {}): Promise<string> {
@@ -291,7 +320,7 @@ export async function ensureCachedTinyModel(opts: CachedTinyModelOptions = {}): 
   const seed = opts.seed ?? 1;
   const contextLength = opts.contextLength ?? 4096;
   const kind = opts.kind ?? 'completion';
-  const dir = join(cacheDir(env), 'models');
+  const dir = join(cacheDir(env), 'models', `v${TINY_WRITER_VERSION}`);
   const suffix = `${contextLength === 4096 ? '' : `-c${contextLength}`}${kind === 'completion' ? '' : `-${kind}`}${shapeSuffix(opts)}`;
   const path = join(dir, `tiny-d${dim}-l${layers}-s${seed}${suffix}.gguf`);
   try {

@@ -45,7 +45,7 @@ const f32s = (value: number[]): GgufValue => ({ type: 'array', itemType: 'float3
 /** Writes the projector atomically; same options → byte-identical file. */
 export async function writeTinyProjector(outPath: string, opts: TinyProjectorOptions = {}): Promise<WrittenGguf> {
   const p = resolveParams(opts);
-  return writeRandomGguf(outPath, projectorMetadata(p), projectorTensors(p), p.seed, opts.signal);
+  return writeRandomGguf(outPath, projectorMetadata(p), projectorTensors(p), p.seed, { signal: opts.signal });
 }
 
 /** Image tokens the projector makes of any image: one per pooled patch. */

@@ -24,19 +24,25 @@ export const F32 = 0;
 const WEIGHT_SCALE = 0.02;
 const CHUNK_FLOATS = 64 * 1024;
 
+export interface RandomGgufOptions {
+  signal?: AbortSignal;
+  /** Rows (index along the slowest dim) written as zeros, by tensor name; the rest stay as `seed` makes them. */
+  zeroRows?: ReadonlyMap<string, ReadonlySet<number>>;
+}
+
 /** Writes `metadata` and `specs` (laid out in order) with weights from `seed`: same inputs → byte-identical file. */
 export async function writeRandomGguf(
   outPath: string,
   metadata: Map<string, GgufValue>,
   specs: readonly TensorSpec[],
   seed: number,
-  signal?: AbortSignal,
+  opts: RandomGgufOptions = {},
 ): Promise<WrittenGguf> {
   const tensors = layoutTensors(specs);
   const header = encodeGgufHeader({ metadata, tensors });
   return writeAtomically(outPath, async (sink) => {
     await sink.write(header);
-    await writeTensorData(sink, tensors, header.length, seed, signal);
+    await writeTensorData(sink, tensors, header.length, seed, opts);
   });
 }
 
@@ -46,7 +52,7 @@ async function writeTensorData(
   tensors: readonly GgufTensorInfo[],
   dataOffset: number,
   seed: number,
-  signal?: AbortSignal,
+  { signal, zeroRows }: RandomGgufOptions,
 ): Promise<void> {
   const random = mulberry32(seed);
   const chunk = Buffer.alloc(CHUNK_FLOATS * 4);
@@ -54,13 +60,19 @@ async function writeTensorData(
   for (const t of tensors) {
     await sink.write(Buffer.alloc(dataOffset + t.offset - sink.bytes)); // alignment padding
     const isNorm = t.name.endsWith('_norm.weight');
-    let left = t.dims.reduce((a, b) => a * b, 1);
-    while (left > 0) {
+    const zero = zeroRows?.get(t.name);
+    const rowFloats = t.dims.slice(0, -1).reduce((a, b) => a * b, 1);
+    const total = t.dims.reduce((a, b) => a * b, 1);
+    for (let done = 0; done < total; ) {
       signal?.throwIfAborted();
-      const n = Math.min(left, CHUNK_FLOATS);
-      for (let i = 0; i < n; i++) view.setFloat32(i * 4, isNorm ? 1 : (random() * 2 - 1) * WEIGHT_SCALE, true);
+      const n = Math.min(total - done, CHUNK_FLOATS);
+      for (let i = 0; i < n; i++) {
+        // A zeroed row still draws its numbers, so every other weight is the one `seed` gives it.
+        const w = isNorm ? 1 : (random() * 2 - 1) * WEIGHT_SCALE;
+        view.setFloat32(i * 4, zero?.has(Math.floor((done + i) / rowFloats)) ? 0 : w, true);
+      }
       await sink.write(chunk.subarray(0, n * 4));
-      left -= n;
+      done += n;
     }
   }
 }

@@ -1,11 +1,11 @@
 // The tiny model's variants (fim, embedding, rerank) and the FIM token lookup the daemon decides /infill by.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readGgufHeader, type GgufValue } from '../../gguf/gguf';
 import { fimTokens } from '../../gguf/fim';
-import { TINY_KIND_SPEC, tinyVocabPath, writeTinyModel } from '../../gguf/tiny-model';
+import { endOfGenerationIds, TINY_KIND_SPEC, tinyVocabPath, writeTinyModel } from '../../gguf/tiny-model';
 import { vocabPath } from '../helpers/vocab';
 
 const VOCAB = vocabPath();
@@ -52,7 +52,50 @@ describe('fimTokens', () => {
   });
 });
 
+/** Row `row` of an F32 tensor [dim, n] in a written file. */
+async function tensorRow(path: string, name: string, row: number): Promise<Float32Array> {
+  const h = await readGgufHeader(path);
+  const t = h.tensors.find((x) => x.name === name)!;
+  const dim = t.dims[0]!;
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.alloc(dim * 4);
+    await fh.read(buf, 0, buf.length, h.dataOffset + t.offset + row * dim * 4);
+    return new Float32Array(buf.buffer, buf.byteOffset, dim);
+  } finally {
+    await fh.close();
+  }
+}
+
+describe('endOfGenerationIds', () => {
+  it('takes the eos/eot/eom and FIM ids, control tokens and the end-of-turn texts llama.cpp ends at', () => {
+    const vocab = new Map<string, GgufValue>([
+      tokens('<unk>', '<s>', '</s>', 'hello', '<|im_end|>', 'world', '<|fim_pad|>', '<end_of_turn>'),
+      ['tokenizer.ggml.token_type', { type: 'array', itemType: 'int32', value: [2, 3, 3, 1, 1, 1, 1, 1] } as GgufValue],
+      ['tokenizer.ggml.eos_token_id', u32(2)],
+      ['tokenizer.ggml.fim_pad_token_id', u32(6)],
+      ['tokenizer.ggml.bos_token_id', u32(1)],
+    ]);
+    expect([...endOfGenerationIds(vocab)].sort((a, b) => a - b)).toEqual([1, 2, 4, 6, 7]);
+  });
+});
+
 describe.skipIf(!VOCAB)('tiny model kinds', () => {
+  it('zeroes the output rows of the end-of-generation tokens, and only those', async () => {
+    const out = join(dir, 'eog.gguf');
+    await writeTinyModel(out, { vocabPath: VOCAB! });
+    const h = await readGgufHeader(out);
+    const eog = endOfGenerationIds(h.metadata);
+    const eos = Number(h.metadata.get('tokenizer.ggml.eos_token_id')!.value);
+    expect(eog.has(eos)).toBe(true);
+    for (const id of eog) expect((await tensorRow(out, 'output.weight', id)).every((w) => w === 0)).toBe(true);
+    const word = (h.metadata.get('tokenizer.ggml.tokens')!.value as string[]).indexOf('▁the');
+    expect(eog.has(word)).toBe(false);
+    expect((await tensorRow(out, 'output.weight', word)).some((w) => w !== 0)).toBe(true);
+    // The input embedding of EOS is untouched: only what the model may emit changed.
+    expect((await tensorRow(out, 'token_embd.weight', eos)).some((w) => w !== 0)).toBe(true);
+  });
+
   it('--fim: a coder vocab whose FIM ids are written as keys', async () => {
     const out = join(dir, 'fim.gguf');
     await writeTinyModel(out, { vocabPath: tinyVocabPath(VOCAB!, 'fim') });
