@@ -305,12 +305,25 @@ async function visibleEditorText(page: Page): Promise<string> {
   return (await page.locator('.editor-instance .monaco-editor .view-lines').first().innerText()).replace(/\u00a0/g, ' ');
 }
 
-/** Runs a command through the palette (F1), by its title. */
+/**
+ * Runs a command through the palette (F1), by its title. Once (CI, after Cancel Prompt's pick) the
+ * palette was found and then went inert and hidden before it could be typed into: the quick input
+ * widget is shared, and a pick still closing can take the palette with it. So it is opened again, and
+ * the retry said in the log.
+ */
 async function runCommand(page: Page, title: string): Promise<void> {
-  await page.keyboard.press('F1');
   const input = page.locator('.quick-input-widget input');
-  await input.waitFor();
-  await input.fill(`>${title}`);
+  for (let attempt = 1; ; attempt++) {
+    await page.keyboard.press('F1');
+    await input.waitFor();
+    const typed = await input.fill(`>${title}`, { timeout: 10_000 }).then(() => true, (err: Error) => {
+      if (attempt === 3) throw err;
+      return false;
+    });
+    if (typed) break;
+    progress(`command palette closed before "${title}" could be typed (try ${attempt}); opening it again`);
+    await page.keyboard.press('Escape');
+  }
   await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor();
   await page.keyboard.press('Enter');
 }
