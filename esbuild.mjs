@@ -5,6 +5,8 @@ import { readdirSync, existsSync, mkdirSync } from 'node:fs';
 
 const watch = process.argv.includes('--watch');
 const common = { bundle: true, sourcemap: 'linked', logLevel: 'warning', legalComments: 'none' };
+// ws looks for the optional native `bufferutil` to mask frames; ours is plain TypeScript (platform/ws-mask.ts).
+const wsMask = { bufferutil: './platform/ws-mask.ts' };
 
 const targets = [
   {
@@ -14,6 +16,7 @@ const targets = [
     platform: 'node',
     format: 'cjs',
     target: 'node20',
+    alias: wsMask,
     banner: { js: '#!/usr/bin/env node' },
   },
 ];
@@ -25,6 +28,7 @@ if (existsSync('extension/extension.ts')) {
     platform: 'node',
     format: 'cjs',
     target: 'node20',
+    alias: wsMask,
     external: ['vscode'],
   });
 }
