@@ -30,12 +30,14 @@ describe('bench --soak (real llama-server)', () => {
     // 19.8 s in 5 s rows: 3 full ones and the partial last.
     expect(report.intervals.map((i) => i.index)).toEqual([1, 2, 3, 4]);
     for (const i of report.intervals.slice(0, 3)) {
-      expect(i.requests).toBeGreaterThan(0);
-      expect(i.requests).toBe(i.completed + i.aborted + i.rejected + i.errors);
-      expect(i.p50Ms).toBeGreaterThan(0);
-      expect(i.p99Ms!).toBeGreaterThanOrEqual(i.p50Ms!);
-      expect(i.daemonRssMB).toBeGreaterThan(20);
-      expect(i.llamaServerRssMB).toBeGreaterThan(10);
+      // A failing row names itself, the restarts and the first client error.
+      const why = JSON.stringify({ interval: i, restarts: report.restarts, firstError: report.firstError });
+      expect(i.requests, why).toBeGreaterThan(0);
+      expect(i.requests, why).toBe(i.completed + i.aborted + i.rejected + i.errors);
+      expect(i.p50Ms, why).toBeGreaterThan(0);
+      expect(i.p99Ms!, why).toBeGreaterThanOrEqual(i.p50Ms!);
+      expect(i.daemonRssMB, why).toBeGreaterThan(20);
+      expect(i.llamaServerRssMB, why).toBeGreaterThan(10);
     }
     const c = report.client;
     expect(c.sent).toBe(report.intervals.reduce((a, i) => a + i.requests, 0));
