@@ -6,7 +6,7 @@
 // `slidingWindow` writes a Gemma 3 instead (its block shape, five sliding-window layers to one full),
 // `fullAttentionInterval` a Qwen 3.5 (gated delta-net recurrent layers, attention every n-th): what the
 // memory plan's window and recurrent layers are checked against (daemon/memory/sliding-window.ts, recurrent.ts).
-import { access, mkdir } from 'node:fs/promises';
+import { access, mkdir, rm } from 'node:fs/promises';
 import { cacheDir } from '../shared/paths';
 import { ensureVocab, VOCAB_FILE } from './vocab';
 import { fimTokens } from './fim';
@@ -320,9 +320,11 @@ export async function ensureCachedTinyModel(opts: CachedTinyModelOptions = {}): 
   const seed = opts.seed ?? 1;
   const contextLength = opts.contextLength ?? 4096;
   const kind = opts.kind ?? 'completion';
-  const dir = join(cacheDir(env), 'models', `v${TINY_WRITER_VERSION}`);
+  const models = join(cacheDir(env), 'models');
+  const dir = join(models, `v${TINY_WRITER_VERSION}`);
   const suffix = `${contextLength === 4096 ? '' : `-c${contextLength}`}${kind === 'completion' ? '' : `-${kind}`}${shapeSuffix(opts)}`;
-  const path = join(dir, `tiny-d${dim}-l${layers}-s${seed}${suffix}.gguf`);
+  const name = `tiny-d${dim}-l${layers}-s${seed}${suffix}.gguf`;
+  const path = join(dir, name);
   try {
     await access(path);
     return path;
@@ -333,5 +335,7 @@ export async function ensureCachedTinyModel(opts: CachedTinyModelOptions = {}): 
   const vocabPath = tinyVocabPath(await ensureVocab({ env, signal: opts.signal }), kind);
   const pooling = TINY_KIND_SPEC[kind].pooling;
   await writeTinyModel(path, { vocabPath, dim, layers, seed, contextLength, pooling, slidingWindow: opts.slidingWindow, fullAttentionInterval: opts.fullAttentionInterval, signal: opts.signal });
+  // The first writer kept this model in models/ itself: that file is never read again.
+  await rm(join(models, name), { force: true });
   return path;
 }
