@@ -48,7 +48,7 @@ export async function soak(req: SoakRequest): Promise<SoakReport> {
   req.progress?.line(`soak: ${req.minutes} min, ${req.clients} clients, ${model.replicas} × ${model.name} (${model.slots} slots), daemon in its own process`);
   const daemon = await spawnDaemon({ cliPath: req.cliPath, model, llamaServer: config.llamaServer, env: req.env, signal: req.signal });
   try {
-    // The hosted daemon's state dir is new, so its first load runs at -lv 4 and would relaunch at
+    // The hosted daemon's state dir is new, so its first load runs at -lv 4 and could relaunch at
     // -lv 3 once the prompt cache fills, mid-soak, at whatever moment its requests drained (an
     // interval with no llama-server to measure). Soak the daemon as users run it from the second launch on.
     await restartAfterFirstLoad({ url: daemon.url, token: daemon.token, stateDir: daemon.stateDir, model: model.name, signal: req.signal });

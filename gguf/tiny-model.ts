@@ -115,8 +115,12 @@ export function endOfGenerationIds(tokenizer: ReadonlyMap<string, GgufValue>): S
   }
   const tokens = tokenizer.get('tokenizer.ggml.tokens');
   const types = tokenizer.get('tokenizer.ggml.token_type');
-  if (tokens?.type === 'array') tokens.value.forEach((text, id) => EOG_TEXTS.has(String(text)) && ids.add(id));
-  if (types?.type === 'array') types.value.forEach((type, id) => Number(type) === TOKEN_TYPE_CONTROL && ids.add(id));
+  if (tokens?.type === 'array') {
+    for (const [id, text] of tokens.value.entries()) if (EOG_TEXTS.has(String(text))) ids.add(id);
+  }
+  if (types?.type === 'array') {
+    for (const [id, type] of types.value.entries()) if (Number(type) === TOKEN_TYPE_CONTROL) ids.add(id);
+  }
   return ids;
 }
 

@@ -24,7 +24,6 @@ export function withFields(p: Payload, fields: string): Payload {
 // Array.isArray does not narrow a readonly array type.
 const isPieces = (x: Payload['base']): x is PayloadPieces => Array.isArray(x);
 
-
 /** The body as pieces: `base` up to its closing brace, then the fields and the brace. A base that is not an object goes unchanged. */
 export function payloadPieces(p: Payload): PayloadPieces {
   const { base, fields } = p;
