@@ -74,7 +74,16 @@ describe('a model with a projector (mmproj), on the real llama-server', () => {
     expect(photo.length).toBeGreaterThan(2 * MIB);
     const big = await chat(d, 'vision', [text, { type: 'image_url', image_url: { url: pngDataUrl(photo) } }]);
     expect(big.status, await big.clone().text()).toBe(200);
-    expect(((await big.json()) as ChatAnswer).usage.prompt_tokens).toBe(((await (await chat(d, 'vision', [text, { type: 'image_url', image_url: { url: pngDataUrl(png) } }])).json()) as ChatAnswer).usage.prompt_tokens);
+    const bigTokens = ((await big.json()) as ChatAnswer).usage.prompt_tokens;
+    expect(bigTokens).toBe(((await (await chat(d, 'vision', [text, { type: 'image_url', image_url: { url: pngDataUrl(png) } }])).json()) as ChatAnswer).usage.prompt_tokens);
+    // The same photo as PHP writes JSON, every "/" as "\/": lifted too, forwarded as sent, read the same.
+    const escaped = await d.fetch('/v1/chat/completions', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'vision', messages: [{ role: 'user', content: [text, { type: 'image_url', image_url: { url: pngDataUrl(photo) } }] }], max_tokens: 4, temperature: 0 }).replaceAll('/', '\\/'),
+    });
+    expect(escaped.status, await escaped.clone().text()).toBe(200);
+    expect(((await escaped.json()) as ChatAnswer).usage.prompt_tokens).toBe(bigTokens);
 
     // `slotwise prompt --image` sends the file in a chat message (a prompt job over the WebSocket).
     const file = join(d.dir, 'picture.png');
@@ -110,7 +119,7 @@ describe('a model with a projector (mmproj), on the real llama-server', () => {
     const audioByUrl = await chat(d, 'vision', [{ type: 'input_audio', input_audio: { url: 'https://example.com/a.wav', format: 'wav' } }]);
     expect(audioByUrl.status).toBe(400);
 
-        // A model without a projector: refused before it takes a slot, with the fix.
+    // A model without a projector: refused before it takes a slot, with the fix.
     const refused = await chat(d, 'text', [text, { type: 'image_url', image_url: { url: pngDataUrl(png) } }]);
     expect(refused.status).toBe(400);
     expect(((await refused.json()) as { error: { message: string } }).error.message).toBe(

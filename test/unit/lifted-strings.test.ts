@@ -34,12 +34,38 @@ describe('liftLongStrings', () => {
     expect(literals.get(parts[1]!.image_url!.url)!.buffer).toBe(bytes.buffer);
   });
 
-  it('leaves literals that need unescaping, hold a control character or non-ASCII, or are short', async () => {
-    const escaped = `data:image\\/png;base64,${base64(2000)}`; // "\/" as PHP writes it
+  it('lifts a literal whose only escape is "\\/" (as PHP writes JSON) as its unescaped bytes', async () => {
+    const photo = `data:image/png;base64,${base64(3000)}`;
+    const raw = Buffer.from(JSON.stringify({ image_url: { url: photo }, text: 'a/b' }).replaceAll('/', '\\/'));
+    const lifted = (await liftLongStrings(raw, MIN))!;
+    expect([...lifted.literals.values()].map((x) => x.toString('latin1'))).toEqual([photo]);
+    const value = JSON.parse(lifted.text) as { image_url: { url: string }; text: string };
+    await settleLifted(value, lifted.literals, holdsMediaPart);
+    // The same stand-in as the photo sent unescaped: the route reads its media type, the key its digest.
+    expect(value.image_url.url.startsWith('data:image/png;base64,')).toBe(true);
+    expect(standInDigest(value.image_url.url)).toBe(createHash('sha1').update(photo).digest('base64'));
+    expect(value.text).toBe('a/b');
+  });
+
+  it('unescapes "\\/" across the slices a long literal is read in', async () => {
+    const at = 2 ** 20 - 1; // a backslash as the last byte of a slice, its slash the first of the next
+    const chars = [...base64(2 ** 20 + 4096).replaceAll('/', '+')];
+    chars[at] = '/';
+    chars[at + 70] = '/';
+    const text = chars.join('');
+    const raw = Buffer.from(`{"data":"${text.replaceAll('/', '\\/')}"}`);
+    expect(raw.indexOf('\\/') - 9).toBe(at);
+    const lifted = (await liftLongStrings(raw, MIN))!;
+    expect([...lifted.literals.values()][0]!.equals(Buffer.from(text))).toBe(true);
+  });
+
+  it('leaves literals with any other escape, a control character or non-ASCII, or that are short', async () => {
+    const escaped = `data:image/png;base64,${base64(2000)}`;
     const cases = [
       { url: `data:image/png;base64,${base64(2000)}`.replace('base64,', 'base64,\u0001') },
       { url: `${base64(1000)}é${base64(1000)}` },
-      { url: escaped },
+      { url: `${escaped}\\` }, // a backslash, escaped
+      { url: `${escaped}"/` }, // a quote, escaped
       { url: base64(MIN - 1) },
     ];
     for (const c of cases) expect(await liftLongStrings(Buffer.from(JSON.stringify(c)), MIN)).toBeUndefined();
@@ -143,6 +169,7 @@ describe('lifting, against JSON.parse of the same bytes', () => {
       () => `data:image/png;base64,${base64(MIN + Math.floor(random() * 2000))}`, // plain: lifted
       () => base64(MIN + 10), // plain: lifted
       () => `${base64(MIN)}"${base64(20)}`, // an escaped quote inside: kept
+      () => `${base64(MIN)}\\/${base64(20)}`, // an escaped backslash before a slash: kept
       () => `${'word '.repeat(MIN / 4)}\u0002`, // a control character: kept
       () => `${'ü'.repeat(MIN)}`, // non-ASCII: kept
     ])();
