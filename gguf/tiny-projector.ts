@@ -1,8 +1,11 @@
-// Writes a random-weight vision projector (`--mmproj`) that the real llama-server loads beside a tiny
-// model and encodes images with: a Gemma 3 projector (a SigLIP encoder, average-pooled patches, an RMS
-// norm and a projection into the text model's width), as llama.cpp's tools/mtmd/clip.cpp loads it
-// (load_hparams, load_tensors) and models/siglip.cpp runs it. What the memory plan's projector is
-// checked against (daemon/memory/projector.ts) and how an image request is tested end to end.
+// Writes a random-weight projector (`--mmproj`) that the real llama-server loads beside a tiny model,
+// as llama.cpp's tools/mtmd/clip.cpp loads it (load_hparams, load_tensors):
+// - vision: a Gemma 3 projector (a SigLIP encoder, average-pooled patches, an RMS norm and a projection
+//   into the text model's width), run by models/siglip.cpp;
+// - audio: a Qwen2-Audio projector (a Whisper encoder over 128 mel bins, average-pooled frames and a
+//   linear projection), run by models/whisper-enc.cpp on each 30 s window mtmd-audio.cpp cuts.
+// What the memory plan's projector is checked against (daemon/memory/projector.ts) and how image and
+// audio requests are tested end to end.
 import { access, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cacheDir } from '../shared/paths';
@@ -11,6 +14,8 @@ import type { GgufValue } from './gguf';
 import { F32, writeRandomGguf, type TensorSpec, type WrittenGguf } from './write-gguf';
 
 export interface TinyProjectorOptions {
+  /** What it encodes; default vision. */
+  modality?: 'vision' | 'audio';
   /** Embedding width of the text model it feeds (its `embedding_length`); default 64, the tiny model's. */
   textDim?: number;
   /** Width of the vision encoder; default 32. */
@@ -28,6 +33,7 @@ export interface TinyProjectorOptions {
 }
 
 interface ProjectorParams {
+  modality: 'vision' | 'audio';
   textDim: number;
   dim: number;
   layers: number;
@@ -45,7 +51,18 @@ const f32s = (value: number[]): GgufValue => ({ type: 'array', itemType: 'float3
 /** Writes the projector atomically; same options → byte-identical file. */
 export async function writeTinyProjector(outPath: string, opts: TinyProjectorOptions = {}): Promise<WrittenGguf> {
   const p = resolveParams(opts);
-  return writeRandomGguf(outPath, projectorMetadata(p), projectorTensors(p), p.seed, { signal: opts.signal });
+  const [meta, tensors] = p.modality === 'audio' ? [audioMetadata(p), audioTensors(p)] : [projectorMetadata(p), projectorTensors(p)];
+  return writeRandomGguf(outPath, meta, tensors, p.seed, { signal: opts.signal });
+}
+
+/** Whisper's window: mtmd-audio.cpp cuts the log-mel spectrogram (10 ms a frame) into 30 s chunks of 3,000 frames. */
+const AUDIO_FRAMES = 3000;
+/** Mel bins of the spectrogram (Whisper large-v3, Qwen2-Audio). */
+const MEL_BINS = 128;
+
+/** Audio tokens the audio projector makes of each 30 s of sound (a shorter clip is padded to it): the conv's stride and the pool halve the frames twice. */
+export function tinyAudioTokensPerWindow(): number {
+  return AUDIO_FRAMES / 4;
 }
 
 /** Image tokens the projector makes of any image: one per pooled patch. */
@@ -57,6 +74,7 @@ export function tinyProjectorImageTokens(opts: TinyProjectorOptions = {}): numbe
 function resolveParams(opts: TinyProjectorOptions): ProjectorParams {
   const dim = opts.dim ?? 32;
   const p: ProjectorParams = {
+    modality: opts.modality ?? 'vision',
     textDim: opts.textDim ?? 64,
     dim,
     layers: opts.layers ?? 1,
@@ -68,6 +86,7 @@ function resolveParams(opts: TinyProjectorOptions): ProjectorParams {
     seed: opts.seed ?? 1,
   };
   for (const [key, value] of Object.entries(p)) {
+    if (key === 'modality') continue;
     if (!Number.isSafeInteger(value) || value < (key === 'seed' ? 0 : 1)) throw usage(`${key} must be a ${key === 'seed' ? 'non-negative' : 'positive'} integer, got ${value}`);
   }
   const side = p.imageSize / p.patchSize;
@@ -144,11 +163,70 @@ function projectorTensors(p: ProjectorParams): TensorSpec[] {
   return specs;
 }
 
-/** The tiny projector in the cache (`<cache>/models/tiny-mmproj-d32-t64-s1.gguf`), written on first use. */
+/** The keys clip.cpp reads for a Qwen2-Audio projector (`clip.audio.*`; its preprocessing params are fixed by the type). */
+function audioMetadata(p: ProjectorParams): Map<string, GgufValue> {
+  return new Map<string, GgufValue>([
+    ['general.architecture', { type: 'string', value: 'clip' }],
+    ['general.name', { type: 'string', value: `slotwise-tiny-mmproj-audio-d${p.dim}-t${p.textDim}-s${p.seed}` }],
+    ['general.file_type', u32(0)],
+    ['clip.has_audio_encoder', { type: 'bool', value: true }],
+    ['clip.projector_type', { type: 'string', value: 'qwen2a' }],
+    ['clip.audio.embedding_length', u32(p.dim)],
+    ['clip.audio.feed_forward_length', u32(p.ffn)],
+    ['clip.audio.block_count', u32(p.layers)],
+    ['clip.audio.projection_dim', u32(p.textDim)],
+    ['clip.audio.attention.head_count', u32(p.heads)],
+    ['clip.audio.attention.layer_norm_epsilon', { type: 'float32', value: 1e-5 }],
+    ['clip.audio.num_mel_bins', u32(MEL_BINS)],
+  ]);
+}
+
+/** The tensors of a Whisper encoder with Qwen2-Audio's projection (clip.cpp load_tensors; dims fastest-first). */
+function audioTensors(p: ProjectorParams): TensorSpec[] {
+  const t = (name: string, ...dims: number[]): TensorSpec => ({ name, dims, type: F32 });
+  const specs = [
+    // Two convolutions of kernel 3 (the second of stride 2); a bias is added to [frames, channels].
+    t('a.conv1d.1.weight', 3, MEL_BINS, p.dim),
+    t('a.conv1d.1.bias', 1, p.dim),
+    t('a.conv1d.2.weight', 3, p.dim, p.dim),
+    t('a.conv1d.2.bias', 1, p.dim),
+    t('a.position_embd.weight', p.dim, AUDIO_FRAMES / 2),
+  ];
+  for (let i = 0; i < p.layers; i++) {
+    const b = `a.blk.${i}`;
+    specs.push(
+      t(`${b}.ln1.weight`, p.dim),
+      t(`${b}.ln1.bias`, p.dim),
+      t(`${b}.attn_q.weight`, p.dim, p.dim),
+      t(`${b}.attn_q.bias`, p.dim),
+      t(`${b}.attn_k.weight`, p.dim, p.dim), // Whisper's key projection has no bias (whisper-enc.cpp asserts it)
+      t(`${b}.attn_v.weight`, p.dim, p.dim),
+      t(`${b}.attn_v.bias`, p.dim),
+      t(`${b}.attn_out.weight`, p.dim, p.dim),
+      t(`${b}.attn_out.bias`, p.dim),
+      t(`${b}.ln2.weight`, p.dim),
+      t(`${b}.ln2.bias`, p.dim),
+      t(`${b}.ffn_up.weight`, p.dim, p.ffn),
+      t(`${b}.ffn_up.bias`, p.ffn),
+      t(`${b}.ffn_down.weight`, p.ffn, p.dim),
+      t(`${b}.ffn_down.bias`, p.dim),
+    );
+  }
+  specs.push(
+    t('a.post_ln.weight', p.dim),
+    t('a.post_ln.bias', p.dim),
+    // clip_n_mmproj_embd reads ne[1]: the text model's width.
+    t('mm.a.fc.weight', p.dim, p.textDim),
+    t('mm.a.fc.bias', p.textDim),
+  );
+  return specs;
+}
+
+/** The tiny projector in the cache (`<cache>/models/tiny-mmproj-d32-t64-s1.gguf`, `tiny-mmproj-audio-…` for audio), written on first use. */
 export async function ensureCachedTinyProjector(opts: Omit<TinyProjectorOptions, 'dim' | 'layers' | 'imageSize' | 'patchSize' | 'merge'> & { env?: NodeJS.ProcessEnv } = {}): Promise<string> {
   const p = resolveParams(opts);
   const dir = join(cacheDir(opts.env ?? process.env), 'models');
-  const path = join(dir, `tiny-mmproj-d${p.dim}-t${p.textDim}-s${p.seed}.gguf`);
+  const path = join(dir, `tiny-mmproj-${p.modality === 'audio' ? 'audio-' : ''}d${p.dim}-t${p.textDim}-s${p.seed}.gguf`);
   try {
     await access(path);
     return path;

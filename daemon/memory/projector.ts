@@ -58,18 +58,33 @@ function flag(header: GgufHeader, key: string): boolean {
  * an image's patches at `clip.vision.image_size` (dynamic-resolution encoders warm up at 46 × 46 merged
  * tokens, clip.cpp load_hparams), or 1,500 audio frames (30 s, Whisper's window). Against the tiny
  * projector's real buffer (test/integration/projector.test.ts) it is about 20 % high.
+ * An audio encoder's convolutions come first and can need more (`whisperConvBytes`).
  */
 export function encoderComputeBytes(header: GgufHeader, modality: Modality): number {
   const n = (key: string): number => ggufNumber(header, `clip.${modality}.${key}`) ?? 0;
   const embd = n('embedding_length');
   const ff = n('feed_forward_length');
-  let positions: number;
-  if (modality === 'audio') positions = 1500;
-  else {
-    const patch = Math.max(1, n('patch_size'));
-    const merge = Math.max(1, ggufNumber(header, 'clip.vision.spatial_merge_size') ?? ggufNumber(header, 'clip.vision.projector.scale_factor') ?? 1);
-    const dynamic = header.metadata.has('clip.vision.image_max_pixels');
-    positions = dynamic ? (46 * merge) ** 2 : Math.floor(n('image_size') / patch) ** 2;
-  }
-  return F32 * positions * ((3 * embd + ff) * 2 + embd);
+  const block = (positions: number): number => F32 * positions * ((3 * embd + ff) * 2 + embd);
+  if (modality === 'audio') return Math.max(block(WHISPER_FRAMES / 2), whisperConvBytes(n('num_mel_bins') || 128, embd));
+  const patch = Math.max(1, n('patch_size'));
+  const merge = Math.max(1, ggufNumber(header, 'clip.vision.spatial_merge_size') ?? ggufNumber(header, 'clip.vision.projector.scale_factor') ?? 1);
+  const dynamic = header.metadata.has('clip.vision.image_max_pixels');
+  return block(dynamic ? (46 * merge) ** 2 : Math.floor(n('image_size') / patch) ** 2);
+}
+
+/** Mel frames in Whisper's 30 s window, what each audio chunk is encoded as (mtmd-audio.cpp). */
+const WHISPER_FRAMES = 3000;
+const F16 = 2;
+
+/**
+ * The larger of a Whisper encoder's two convolution steps (whisper-enc.cpp: kernel 3, the second of
+ * stride 2; ggml_conv_1d unrolls its input into an f16 im2col): the input and its im2col beside the
+ * output, then that output and the second's im2col beside its own. For a small encoder over 128 mel bins
+ * the first outweighs the transformer: the tiny audio projector's (width 32) is 3.66 MiB, its block 2.0.
+ */
+function whisperConvBytes(mel: number, embd: number): number {
+  const f = WHISPER_FRAMES;
+  const first = F32 * f * mel + F16 * f * 3 * mel + F32 * f * embd;
+  const second = F32 * f * embd + F16 * (f / 2) * 3 * embd + F32 * (f / 2) * embd;
+  return Math.max(first, second);
 }

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readGgufHeader, type GgufHeader, type GgufTensorInfo, type GgufValue } from '../../gguf/gguf';
-import { tinyProjectorImageTokens, writeTinyProjector } from '../../gguf/tiny-projector';
+import { tinyAudioTokensPerWindow, tinyProjectorImageTokens, writeTinyProjector } from '../../gguf/tiny-projector';
 import { encoderComputeBytes, projectorFacts } from '../../daemon/memory/projector';
 import { modelFacts } from '../../daemon/memory/model-facts';
 import { planMemory, type FreeMemory } from '../../daemon/memory/plan';
@@ -117,6 +117,22 @@ describe('the tiny projector', () => {
     expect(header.tensors.find((t) => t.name === 'v.position_embd.weight')?.dims).toEqual([32, 64]);
     expect(tinyProjectorImageTokens()).toBe(16);
     expect((await writeTinyProjector(join(dir, 'again.gguf'))).sha256).toBe(written.sha256); // same options, same bytes
+  });
+
+  it('is a Qwen2-Audio projector when asked for audio: a Whisper encoder over 128 mel bins, 750 tokens a 30 s window', async () => {
+    const path = join(dir, 'mmproj-audio.gguf');
+    await writeTinyProjector(path, { modality: 'audio' });
+    const header = await readGgufHeader(path);
+    const f = projectorFacts(header, path);
+    expect(f).toMatchObject({ projectorType: 'qwen2a', modalities: ['audio'] });
+    // Its first convolution outweighs its one block (2,112,000 B): 3,000 frames × (f32 128 mel + f16 im2col 3 × 128 + f32 32 out).
+    expect(f.computeBytes).toBe(3000 * (4 * 128 + 2 * 3 * 128 + 4 * 32));
+    // mm.a.fc is [encoder width 32, text width 64]: clip_n_mmproj_embd reads ne[1]; 1,500 positions after the stride-2 conv.
+    expect(header.tensors.find((t) => t.name === 'mm.a.fc.weight')?.dims).toEqual([32, 64]);
+    expect(header.tensors.find((t) => t.name === 'a.position_embd.weight')?.dims).toEqual([32, 1500]);
+    expect(header.tensors.find((t) => t.name === 'a.conv1d.1.weight')?.dims).toEqual([3, 128, 32]);
+    expect(header.tensors.some((t) => t.name.startsWith('v.'))).toBe(false);
+    expect(tinyAudioTokensPerWindow()).toBe(750);
   });
 
   it('refuses shapes clip.cpp cannot pool', async () => {
