@@ -3,12 +3,21 @@
 // sits (the media checks of the chat route, the prompt-cache key).
 import type { ChatContentPart } from './protocol';
 
+/** What a projector must read for a media part: video is read as frames, by the vision encoder (mtmd_helper_support_video). */
+export type MediaModality = 'vision' | 'audio';
+
+interface MediaPart {
+  what: string;
+  needs: MediaModality;
+  data: (p: Record<string, unknown>) => unknown;
+}
+
 /** Content parts that carry media (OpenAI's, and llama-server's video ones), what each is, and where its data sits. */
-const MEDIA_PARTS: Readonly<Record<string, { what: string; data: (p: Record<string, unknown>) => unknown }>> = {
-  image_url: { what: 'an image', data: (p) => (p.image_url as { url?: unknown } | undefined)?.url },
-  input_audio: { what: 'audio', data: (p) => dataOrUrl(p.input_audio) },
-  input_video: { what: 'a video', data: (p) => dataOrUrl(p.input_video) },
-  video_url: { what: 'a video', data: (p) => dataOrUrl(p.video_url) },
+const MEDIA_PARTS: Readonly<Record<string, MediaPart>> = {
+  image_url: { what: 'an image', needs: 'vision', data: (p) => (p.image_url as { url?: unknown } | undefined)?.url },
+  input_audio: { what: 'audio', needs: 'audio', data: (p) => dataOrUrl(p.input_audio) },
+  input_video: { what: 'a video', needs: 'vision', data: (p) => dataOrUrl(p.input_video) },
+  video_url: { what: 'a video', needs: 'vision', data: (p) => dataOrUrl(p.video_url) },
 };
 
 /** llama-server reads a media part's `data`, else its `url` (tools/server/server-common.cpp). */
@@ -17,11 +26,11 @@ function dataOrUrl(o: unknown): unknown {
   return m.data ?? m.url;
 }
 
-/** What a media part is (`an image`, `audio`, `a video`) and its data (a data: URL, base64, or a URL); undefined for a part without media. */
-export function mediaOf(part: unknown): { what: string; data: unknown } | undefined {
+/** What a media part is (`an image`, `audio`, `a video`), the encoder it needs, and its data (a data: URL, base64, or a URL); undefined for a part without media. */
+export function mediaOf(part: unknown): { what: string; needs: MediaModality; data: unknown } | undefined {
   const p = (part ?? {}) as Record<string, unknown>;
   const media = typeof p.type === 'string' && Object.hasOwn(MEDIA_PARTS, p.type) ? MEDIA_PARTS[p.type] : undefined;
-  return media && { what: media.what, data: media.data(p) };
+  return media && { what: media.what, needs: media.needs, data: media.data(p) };
 }
 
 /**

@@ -2,7 +2,7 @@
 // notifications to every attached connection. Jobs outlive their connection so a client that
 // reconnects re-attaches from the last seq it saw; finished jobs are kept (last 200, 1 h), also on
 // disk (job-archive.ts) so they survive a daemon restart.
-import { contentText } from '../../shared/chat-content';
+import { contentText, type MediaModality } from '../../shared/chat-content';
 import { SlotwiseError, quote, toSlotwiseError } from '../../shared/errors';
 import type { ChatContentPart, ChatMessage, JobSummary, JobTimings, JobUsage, PromptParams, RpcNotification, RpcNotifications } from '../../shared/protocol';
 import { dispatch, InstanceGoneError } from '../scheduler/dispatch';
@@ -307,7 +307,7 @@ const PROMPT_FIELDS: readonly string[] = ['model', 'prompt', 'messages', 'maxTok
  * A message's content: a string, or text and image parts; an image only for a model with a projector
  * (`mmproj`), and only as a `data:` URL (llama-server would fetch another URL itself).
  */
-function messageContent(content: unknown, where: string, model: { name: string; mmproj?: string }): string | ChatContentPart[] {
+function messageContent(content: unknown, where: string, model: { name: string; mmproj?: string }, modalities: readonly MediaModality[] | undefined): string | ChatContentPart[] {
   if (typeof content === 'string') return content;
   const shape = `${where}.content must be a string or an array of {"type": "text", "text"} and {"type": "image_url", "image_url": {"url": "data:…"}} parts`;
   if (!Array.isArray(content) || content.length === 0) throw new SlotwiseError('SW_ERR_BAD_REQUEST', shape);
@@ -315,7 +315,7 @@ function messageContent(content: unknown, where: string, model: { name: string; 
     const part = (raw ?? {}) as { type?: unknown; text?: unknown; image_url?: { url?: unknown } };
     if (part.type === 'text' && typeof part.text === 'string') return { type: 'text', text: part.text };
     if (part.type === 'image_url' && typeof part.image_url?.url === 'string') {
-      requireProjector(model, `${where}.content[${j}]`, 'an image');
+      requireProjector(model, `${where}.content[${j}]`, { what: 'an image', needs: 'vision' }, modalities);
       if (!part.image_url.url.startsWith('data:image/')) throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}.content[${j}].image_url.url must be a data:image/… URL (base64 of the image)`);
       return { type: 'image_url', image_url: { url: part.image_url.url } };
     }
@@ -350,7 +350,7 @@ export function parsePromptParams(raw: unknown, supervisor: Supervisor): PromptP
       if (o.role !== 'system' && o.role !== 'user' && o.role !== 'assistant') {
         throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}: messages[${i}].role must be "system", "user" or "assistant"`);
       }
-      return { role: o.role, content: messageContent(o.content, `${where}: messages[${i}]`, supervisor.modelConfig(model)) };
+      return { role: o.role, content: messageContent(o.content, `${where}: messages[${i}]`, supervisor.modelConfig(model), supervisor.modalities(model)) };
     });
   }
   if ((prompt === undefined) === (messages === undefined)) {

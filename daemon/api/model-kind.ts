@@ -3,6 +3,7 @@
 import { SlotwiseError } from '../../shared/errors';
 import type { ModelKind } from '../config/types';
 import type { Supervisor } from '../runtime/supervisor';
+import type { MediaModality } from '../../shared/chat-content';
 
 const SERVES: Record<ModelKind, string> = {
   completion: '/v1/completions, /v1/chat/completions and /infill',
@@ -19,11 +20,24 @@ export function requireModelKind(supervisor: Supervisor, model: string, wanted: 
   );
 }
 
-/** Media (an image, audio) needs a projector: `where` names the part, `what` says what it is. */
-export function requireProjector(model: { name: string; mmproj?: string }, where: string, what: string): void {
-  if (model.mmproj !== undefined) return;
-  throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where} is ${what}, but model "${model.name}" has no projector to read it — set models.${model.name}.mmproj to the model's mmproj-*.gguf, or send text only`);
+/**
+ * Media (an image, audio) needs a projector, and one whose encoder reads it: `where` names the part.
+ * `modalities` are what the projector's header says it reads (undefined when unread: llama-server judges).
+ * llama-server's own refusal is a 500 whose hint says to provide the mmproj, which the model has.
+ */
+export function requireProjector(model: { name: string; mmproj?: string }, where: string, media: { what: string; needs: MediaModality }, modalities?: readonly MediaModality[]): void {
+  if (model.mmproj === undefined) {
+    throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where} is ${media.what}, but model "${model.name}" has no projector to read it — set models.${model.name}.mmproj to the model's mmproj-*.gguf, or send text only`);
+  }
+  if (!modalities || modalities.includes(media.needs)) return;
+  const reads = modalities.map((m) => READS[m]).join(' and ');
+  throw new SlotwiseError(
+    'SW_ERR_BAD_REQUEST',
+    `${where} is ${media.what}, but the projector of model "${model.name}" (models.${model.name}.mmproj) reads ${reads} only — send it to a model whose projector reads ${READS[media.needs]}, or send text only`,
+  );
 }
+
+const READS: Record<MediaModality, string> = { vision: 'images', audio: 'audio' };
 
 /** /infill needs FIM tokens; a header Slotwise could not read is left to llama-server to judge. */
 export function requireInfill(supervisor: Supervisor, model: string, where: string): void {

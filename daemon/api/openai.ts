@@ -18,7 +18,7 @@ import type { ModelStatus } from '../../shared/protocol';
 import { asObject, optBoolean, optNumber, optString, type Obj } from '../server/validate';
 import type { ModelConfig } from '../config/types';
 import { requireModelKind, requireProjector } from './model-kind';
-import { holdsMedia, mediaOf } from '../../shared/chat-content';
+import { holdsMedia, mediaOf, type MediaModality } from '../../shared/chat-content';
 import { requestClass } from './request-class';
 import { anySignal } from './any-signal';
 import { endTokens } from '../scheduler/handoff';
@@ -77,7 +77,7 @@ export function validateBody(raw: unknown, kind: 'prompt' | 'messages', where: s
       if (msg.content !== undefined && msg.content !== null && typeof msg.content !== 'string' && !Array.isArray(msg.content)) {
         throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}: messages[${i}].content must be a string or an array of parts`);
       }
-      if (Array.isArray(msg.content)) checkMediaParts(msg.content, `${where}: messages[${i}]`, supervisor.modelConfig(model));
+      if (Array.isArray(msg.content)) checkMediaParts(msg.content, `${where}: messages[${i}]`, supervisor.modelConfig(model), supervisor.modalities(model));
     });
   } else {
     const problem = promptProblem(body.prompt);
@@ -88,15 +88,16 @@ export function validateBody(raw: unknown, kind: 'prompt' | 'messages', where: s
 
 /**
  * Media parts llama-server cannot or must not serve, refused before they queue for a slot: any, for a
- * model without a projector (it would answer "image input is not supported"); and a URL it would fetch
+ * model without a projector (it would answer "image input is not supported"), and any its projector does
+ * not read (an image for an audio encoder: the same answer, as a 500); and a URL it would fetch
  * itself (anything starting "http": up to 10 MB from any host the machine reaches, for anyone with the
  * token), which Slotwise does not allow, as it refuses the flags that let requests reach other hosts.
  */
-function checkMediaParts(parts: readonly unknown[], where: string, model: { name: string; mmproj?: string }): void {
+function checkMediaParts(parts: readonly unknown[], where: string, model: { name: string; mmproj?: string }, modalities: readonly MediaModality[] | undefined): void {
   parts.forEach((part, j) => {
     const media = mediaOf(part);
     if (!media) return;
-    requireProjector(model, `${where}.content[${j}]`, media.what);
+    requireProjector(model, `${where}.content[${j}]`, media, modalities);
     const data = media.data;
     if (typeof data === 'string' && data.startsWith('http')) {
       throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}.content[${j}] is ${media.what} given by URL, which llama-server would download from the network — Slotwise does not let it; send the data inline (a data: URL with base64)`);

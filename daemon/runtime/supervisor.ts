@@ -221,6 +221,11 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
     return this.#entry(name).info?.canInfill;
   }
 
+  /** What the model's projector reads, from its header; undefined without a projector or when the header was unreadable. */
+  modalities(name: string): readonly ('vision' | 'audio')[] | undefined {
+    return this.#entry(name).info?.modalities;
+  }
+
   modelConfig(name: string): ModelConfig {
     return this.#entry(name).config;
   }

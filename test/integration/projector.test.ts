@@ -1,13 +1,14 @@
-// A vision model end to end on the real llama-server: a tiny model with a tiny Gemma 3 projector
-// (gguf/tiny-projector.ts, written by Slotwise) reads a PNG sent through the daemon's chat API, the
-// memory plan counts the projector as llama-server allocates it, and the requests a model without a
-// projector cannot serve, or a file that is not one, are refused with the fix.
+// Vision and audio models end to end on the real llama-server: a tiny model with a tiny Gemma 3
+// projector (gguf/tiny-projector.ts, written by Slotwise) reads a PNG sent through the daemon's chat
+// API, one with a tiny Qwen2-Audio projector hears a WAV, the memory plan counts each projector as
+// llama-server allocates it, and the requests a model without a projector (or without the encoder the
+// media needs) cannot serve, or a file that is not one, are refused with the fix.
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readGgufHeader } from '../../gguf/gguf';
-import { ensureCachedTinyProjector, tinyProjectorImageTokens } from '../../gguf/tiny-projector';
+import { ensureCachedTinyProjector, tinyAudioTokensPerWindow, tinyProjectorImageTokens } from '../../gguf/tiny-projector';
 import { modelFacts } from '../../daemon/memory/model-facts';
 import { planMemory } from '../../daemon/memory/plan';
 import { projectorFacts } from '../../daemon/memory/projector';
@@ -15,6 +16,7 @@ import type { Snapshot } from '../../shared/protocol';
 import { cli } from '../helpers/cli';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon';
 import { encodePng, pngDataUrl } from '../helpers/png';
+import { encodeWav } from '../helpers/wav';
 import { tinyModelPath } from '../helpers/tiny';
 
 const MIB = 2 ** 20;
@@ -119,12 +121,61 @@ describe('a model with a projector (mmproj), on the real llama-server', () => {
     const audioByUrl = await chat(d, 'vision', [{ type: 'input_audio', input_audio: { url: 'https://example.com/a.wav', format: 'wav' } }]);
     expect(audioByUrl.status).toBe(400);
 
+    // Audio for a vision encoder: refused the same way.
+    const heard = await chat(d, 'vision', [text, { type: 'input_audio', input_audio: { data: encodeWav(0.1).toString('base64'), format: 'wav' } }]);
+    expect(heard.status).toBe(400);
+    expect(((await heard.json()) as { error: { message: string } }).error.message).toContain('is audio, but the projector of model "vision" (models.vision.mmproj) reads images only');
+
     // A model without a projector: refused before it takes a slot, with the fix.
     const refused = await chat(d, 'text', [text, { type: 'image_url', image_url: { url: pngDataUrl(png) } }]);
     expect(refused.status).toBe(400);
     expect(((await refused.json()) as { error: { message: string } }).error.message).toBe(
       'POST /v1/chat/completions: messages[0].content[1] is an image, but model "text" has no projector to read it — set models.text.mmproj to the model\'s mmproj-*.gguf, or send text only',
     );
+  });
+
+  it('hears audio sent through the daemon, plans the audio projector as llama-server allocates it, and refuses media its encoder does not read', async () => {
+    const mmproj = await ensureCachedTinyProjector({ modality: 'audio' });
+    const d = await startTestDaemon({ models: { hear: { slots: 1, ctxPerSlot: 2048, mmproj } } });
+    await d.waitFor((snap) => projectorMiB(snap, 'hear') !== undefined && snap.models[0]?.instances[0]?.state === 'ready', 'the model ready, the projector in the load log', 120_000);
+
+    const facts = { ...modelFacts(await readGgufHeader(await tinyModelPath('tiny'))), projector: projectorFacts(await readGgufHeader(mmproj), mmproj) };
+    const plan = planMemory(facts, { slots: 1, ctxPerSlot: 2048, gpuLayers: 'auto' }, { host: 64 * 2 ** 30, gpus: [] });
+    const planned = plan.devices[0]!.projector! / MIB;
+    const measured = projectorMiB(await d.status(), 'hear')!;
+    console.log(`audio projector: planned ${planned.toFixed(3)} MiB (weights ${(facts.projector.weightBytes / MIB).toFixed(3)} + encoder ${(facts.projector.computeBytes / MIB).toFixed(3)}), llama-server ${measured.toFixed(2)} MiB`);
+    expect(planned).toBeGreaterThanOrEqual(measured - 0.01);
+    expect(planned).toBeLessThanOrEqual(measured * 1.5);
+
+    // A second of a tone: Whisper's one 30 s window, at least the projector's 750 audio tokens more than the text alone.
+    const text = { type: 'text', text: 'What do you hear?' };
+    const audio = (seconds: number) => ({ type: 'input_audio', input_audio: { data: encodeWav(seconds).toString('base64'), format: 'wav' } });
+    const without = await chat(d, 'hear', [text]);
+    expect(without.status).toBe(200);
+    const textTokens = ((await without.json()) as ChatAnswer).usage.prompt_tokens;
+    const short = await chat(d, 'hear', [text, audio(1)]);
+    expect(short.status, await short.clone().text()).toBe(200);
+    const shortTokens = ((await short.json()) as ChatAnswer).usage.prompt_tokens;
+    expect(shortTokens - textTokens).toBeGreaterThanOrEqual(tinyAudioTokensPerWindow());
+    // 31 s (1.3 MB of base64, lifted out of the body before it is parsed): two windows.
+    const long = await chat(d, 'hear', [text, audio(31)]);
+    expect(long.status, await long.clone().text()).toBe(200);
+    expect(((await long.json()) as ChatAnswer).usage.prompt_tokens - shortTokens).toBe(tinyAudioTokensPerWindow());
+
+    const list = (await (await d.fetch('/v1/models')).json()) as { data: { id: string; capabilities: string[]; slotwise: { modalities?: string[] } }[] };
+    expect(list.data.map((m) => [m.id, m.capabilities, m.slotwise.modalities])).toEqual([['hear', ['completion', 'multimodal'], ['audio']]]);
+
+    // An image for an audio encoder: llama-server would answer 500, "image input is not supported - hint: … provide the mmproj".
+    const png = encodePng(8, 8, () => [0, 0, 0]);
+    const image = await chat(d, 'hear', [text, { type: 'image_url', image_url: { url: pngDataUrl(png) } }]);
+    expect(image.status).toBe(400);
+    expect(((await image.json()) as { error: { message: string } }).error.message).toBe(
+      'POST /v1/chat/completions: messages[0].content[1] is an image, but the projector of model "hear" (models.hear.mmproj) reads audio only — send it to a model whose projector reads images, or send text only',
+    );
+    writeFileSync(join(d.dir, 'dot.png'), png);
+    const job = await cli(['prompt', '--state-dir', d.stateDir, '--model', 'hear', '--image', join(d.dir, 'dot.png'), 'What is it?']);
+    expect(job.code).toBe(2);
+    expect(job.stderr).toContain('reads audio only — send it to a model whose projector reads images');
   });
 
   it('a projector file that is not one fails the model with a line naming the key and the fix', async () => {
