@@ -268,8 +268,13 @@ describe("the daemon's checks in the flags' terms", () => {
   it('image parts in a prompt job: only data:image URLs, only for a model with a projector, and only known part shapes', () => {
     const msg = (content: unknown) => ({ model: 'tiny', messages: [{ role: 'user', content }] });
     const png = { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } };
-    const models = (mmproj?: string) =>
-      ({ resolveModel: (m: string) => m, modelNames: () => ['tiny', 'v'], modelConfig: (name: string) => ({ name, kind: 'completion', ctxPerSlot: 512, ...(mmproj ? { mmproj } : {}) }) }) as unknown as Supervisor;
+    const models = (mmproj?: string, modalities?: string[]) =>
+      ({
+        resolveModel: (m: string) => m,
+        modelNames: () => ['tiny', 'v'],
+        modelConfig: (name: string) => ({ name, kind: 'completion', ctxPerSlot: 512, ...(mmproj ? { mmproj } : {}) }),
+        modalities: () => modalities,
+      }) as unknown as Supervisor;
     expect(() => parsePromptParams(msg([{ type: 'text', text: 'what?' }, png]), models())).toThrow(
       'prompt.submit: messages[0].content[1] is an image, but model "tiny" has no projector to read it — set models.tiny.mmproj to the model\'s mmproj-*.gguf, or send text only',
     );
@@ -280,6 +285,11 @@ describe("the daemon's checks in the flags' terms", () => {
     expect(refuse([{ type: 'image_url', image_url: { url: 'https://example.com/cat.png' } }])).toThrow('prompt.submit: messages[0].content[0].image_url.url must be a data:image/… URL (base64 of the image)');
     expect(refuse([{ type: 'audio', data: 'x' }])).toThrow(/content must be a string or an array of .*; part 0 is not one$/);
     expect(refuse([])).toThrow(/content must be a string or an array/);
+    // A projector whose header says it reads audio only (a read header says so; unread, llama-server judges).
+    expect(() => parsePromptParams({ model: 'v', messages: [{ role: 'user', content: [png] }] }, models('/m/mmproj-audio.gguf', ['audio']))).toThrow(
+      'prompt.submit: messages[0].content[0] is an image, but the projector of model "v" (models.v.mmproj) reads audio only — send it to a model whose projector reads images, or send text only',
+    );
+    expect(parsePromptParams({ model: 'v', messages: [{ role: 'user', content: [png] }] }, models('/m/mmproj.gguf', ['vision', 'audio'])).messages![0]!.content).toEqual([png]);
   });
 
   it('no --model among several models names them and the flag', () => {
