@@ -350,7 +350,11 @@ export interface ChatMessage {
   content: string | ChatContentPart[];
 }
 
-export type ChatContentPart = { type: 'text'; text: string } | { type: 'image_url'; image_url: { url: string } };
+export type ChatContentPart =
+  | { type: 'text'; text: string }
+  | { type: 'image_url'; image_url: { url: string } }
+  /** OpenAI's audio part: `data` is the file's base64; llama-server reads the format from the bytes. */
+  | { type: 'input_audio'; input_audio: { data: string; format: string } };
 
 export interface PromptParams {
   model?: string;

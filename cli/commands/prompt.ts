@@ -6,7 +6,7 @@ import { withDaemon } from '../locate';
 import type { RpcClient } from '../../shared/rpc-client';
 import type { JobSummary, RpcNotifications } from '../../shared/protocol';
 import type { Command, CommandContext } from './command';
-import { imagePart } from '../image-file';
+import { audioPart, imagePart } from '../media-file';
 
 /** `interrupted`: the user or the shell ended the command (`why`: Ctrl-C, SIGTERM, SIGHUP, or stdout closed as by `| head`). */
 type EndEvent =
@@ -92,7 +92,7 @@ export const promptCommand: Command = {
   summary: 'send a prompt; tokens stream to stdout, Ctrl-C cancels',
   args: '[TEXT|-]',
   help: [
-    'slotwise prompt [--model M] [--max-tokens N] [--temperature T] [--chat] [--image FILE]… [--json] [--detach] [--background] [TEXT|-]',
+    'slotwise prompt [--model M] [--max-tokens N] [--temperature T] [--chat] [--image FILE]… [--audio FILE]… [--json] [--detach] [--background] [TEXT|-]',
     '',
     'TEXT, or "-" / nothing to read the prompt from stdin.',
     '  -m, --model M          the model (needed when several are configured)',
@@ -101,6 +101,8 @@ export const promptCommand: Command = {
     '  --chat                 send as a chat message (uses the model\'s chat template) instead of raw completion',
     '  --image FILE           add an image (PNG, JPEG, GIF, WebP, BMP) to the chat message; repeat for more; implies --chat',
     '                         and needs a model with a projector (models.NAME.mmproj)',
+    '  --audio FILE           add audio (WAV, MP3, FLAC) to the chat message; repeat for more; implies --chat',
+    '                         and needs a model whose projector hears (e.g. Qwen2-Audio\'s, Ultravox\'s mmproj)',
     '  --json                 print the finished job summary as JSON instead of streaming text',
     '  --detach               print the job id and return at once; follow it later with `slotwise attach ID`',
     '  --background           batch work: waits behind interactive requests (at most queue.backgroundMaxWaitMs)',
@@ -111,6 +113,7 @@ export const promptCommand: Command = {
     temperature: { type: 'string', short: 't' },
     chat: { type: 'boolean' },
     image: { type: 'string', multiple: true },
+    audio: { type: 'string', multiple: true },
     json: { type: 'boolean' },
     detach: { type: 'boolean' },
     background: { type: 'boolean' },
@@ -121,7 +124,10 @@ export const promptCommand: Command = {
     // Checked here, before a daemon is needed, in the flags' own words; the daemon checks them too.
     const maxTokens = ctx.values['max-tokens'] === undefined ? undefined : intValue('--max-tokens', ctx.values['max-tokens'] as string, 1);
     const temperature = ctx.values.temperature === undefined ? undefined : numberValue('--temperature', ctx.values.temperature as string, 0, MAX_TEMPERATURE);
-    const images = await Promise.all(((ctx.values.image as string[] | undefined) ?? []).map((f) => imagePart(f)));
+    const media = [
+      ...(await Promise.all(((ctx.values.image as string[] | undefined) ?? []).map((f) => imagePart(f)))),
+      ...(await Promise.all(((ctx.values.audio as string[] | undefined) ?? []).map((f) => audioPart(f)))),
+    ];
     return withDaemon(ctx.stateDir, async (client) => {
       const json = ctx.values.json === true;
       const base = {
@@ -130,8 +136,8 @@ export const promptCommand: Command = {
         temperature,
         ...(ctx.values.background ? { priority: 'background' as const } : {}),
       };
-      const content = images.length ? [{ type: 'text' as const, text }, ...images] : text;
-      const params = ctx.values.chat || images.length ? { ...base, messages: [{ role: 'user' as const, content }] } : { ...base, prompt: text };
+      const content = media.length ? [{ type: 'text' as const, text }, ...media] : text;
+      const params = ctx.values.chat || media.length ? { ...base, messages: [{ role: 'user' as const, content }] } : { ...base, prompt: text };
       const followed = follow(client, ctx, json); // listening before submit: no early delta is missed
       try {
         const { jobId } = await client.call('prompt.submit', params).catch((err: unknown) => Promise.reject(inFlagTerms(err)));

@@ -304,20 +304,30 @@ function jobIdParam(params: unknown, where: string): string {
 const PROMPT_FIELDS: readonly string[] = ['model', 'prompt', 'messages', 'maxTokens', 'temperature', 'topP', 'seed', 'stop', 'priority', 'session'] satisfies (keyof PromptParams)[];
 
 /**
- * A message's content: a string, or text and image parts; an image only for a model with a projector
- * (`mmproj`), and only as a `data:` URL (llama-server would fetch another URL itself).
+ * A message's content: a string, or text, image and audio parts; media only for a model whose projector
+ * (`mmproj`) reads it, and only inline: an image as a `data:` URL, audio as base64 (llama-server would
+ * fetch a URL itself).
  */
 function messageContent(content: unknown, where: string, model: { name: string; mmproj?: string }, modalities: readonly MediaModality[] | undefined): string | ChatContentPart[] {
   if (typeof content === 'string') return content;
-  const shape = `${where}.content must be a string or an array of {"type": "text", "text"} and {"type": "image_url", "image_url": {"url": "data:…"}} parts`;
+  const shape = `${where}.content must be a string or an array of {"type": "text", "text"}, {"type": "image_url", "image_url": {"url": "data:…"}} and {"type": "input_audio", "input_audio": {"data": BASE64, "format"}} parts`;
   if (!Array.isArray(content) || content.length === 0) throw new SlotwiseError('SW_ERR_BAD_REQUEST', shape);
   return content.map((raw, j): ChatContentPart => {
-    const part = (raw ?? {}) as { type?: unknown; text?: unknown; image_url?: { url?: unknown } };
+    const part = (raw ?? {}) as { type?: unknown; text?: unknown; image_url?: { url?: unknown }; input_audio?: { data?: unknown; format?: unknown } };
     if (part.type === 'text' && typeof part.text === 'string') return { type: 'text', text: part.text };
     if (part.type === 'image_url' && typeof part.image_url?.url === 'string') {
       requireProjector(model, `${where}.content[${j}]`, { what: 'an image', needs: 'vision' }, modalities);
       if (!part.image_url.url.startsWith('data:image/')) throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}.content[${j}].image_url.url must be a data:image/… URL (base64 of the image)`);
       return { type: 'image_url', image_url: { url: part.image_url.url } };
+    }
+    const audio = part.input_audio;
+    if (part.type === 'input_audio' && typeof audio?.data === 'string' && typeof audio.format === 'string') {
+      requireProjector(model, `${where}.content[${j}]`, { what: 'audio', needs: 'audio' }, modalities);
+      // Base64 has no colon; a scheme (http:, file:) is a URL llama-server would read itself.
+      if (/^[a-z][a-z0-9+.-]*:/i.test(audio.data) && !audio.data.startsWith('data:audio/')) {
+        throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}.content[${j}].input_audio.data must be the audio's base64 (or a data:audio/… URL), not a URL`);
+      }
+      return { type: 'input_audio', input_audio: { data: audio.data, format: audio.format } };
     }
     throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${shape}; part ${j} is not one`);
   });

@@ -162,6 +162,26 @@ describe('a model with a projector (mmproj), on the real llama-server', () => {
     expect(long.status, await long.clone().text()).toBe(200);
     expect(((await long.json()) as ChatAnswer).usage.prompt_tokens - shortTokens).toBe(tinyAudioTokensPerWindow());
 
+    // `slotwise prompt --audio` (a prompt job over the WebSocket): the short clip, then the long one, lifted
+    // out of the message as a stand-in and its base64 spliced back into the job's request.
+    const promptTokens = (out: string) => (JSON.parse(out) as { usage: { promptTokens: number } }).usage.promptTokens;
+    const clip = (name: string, seconds: number): string => {
+      const file = join(d.dir, name);
+      writeFileSync(file, encodeWav(seconds));
+      return file;
+    };
+    const asked = (file: string) => cli(['prompt', '--state-dir', d.stateDir, '--audio', file, '--json', '-n', '4', 'What do you hear?']);
+    const textJob = await cli(['prompt', '--state-dir', d.stateDir, '--chat', '--json', '-n', '4', 'What do you hear?']);
+    const shortJob = await asked(clip('short.wav', 1));
+    expect(shortJob.code, shortJob.stderr).toBe(0);
+    expect(promptTokens(shortJob.stdout) - promptTokens(textJob.stdout)).toBeGreaterThanOrEqual(tinyAudioTokensPerWindow());
+    const longJob = await asked(clip('long.wav', 31));
+    expect(longJob.code, longJob.stderr).toBe(0);
+    expect(promptTokens(longJob.stdout) - promptTokens(shortJob.stdout)).toBe(tinyAudioTokensPerWindow());
+    const notAudio = await asked(join(d.dir, 'config.json'));
+    expect(notAudio.code).toBe(2);
+    expect(notAudio.stderr).toContain(`--audio ${join(d.dir, 'config.json')}: not WAV, MP3 or FLAC audio`);
+
     const list = (await (await d.fetch('/v1/models')).json()) as { data: { id: string; capabilities: string[]; slotwise: { modalities?: string[] } }[] };
     expect(list.data.map((m) => [m.id, m.capabilities, m.slotwise.modalities])).toEqual([['hear', ['completion', 'multimodal'], ['audio']]]);
 

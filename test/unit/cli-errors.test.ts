@@ -292,6 +292,20 @@ describe("the daemon's checks in the flags' terms", () => {
     expect(parsePromptParams({ model: 'v', messages: [{ role: 'user', content: [png] }] }, models('/m/mmproj.gguf', ['vision', 'audio'])).messages![0]!.content).toEqual([png]);
   });
 
+  it('audio parts in a prompt job: base64 for a projector that hears, never a URL', () => {
+    const wav = { type: 'input_audio', input_audio: { data: 'UklGRiQAAABXQVZF', format: 'wav' } };
+    const models = (modalities?: string[]) => ({ resolveModel: (m: string) => m, modelNames: () => ['v'], modelConfig: (name: string) => ({ name, kind: 'completion', ctxPerSlot: 512, mmproj: '/m/mm.gguf' }), modalities: () => modalities }) as unknown as Supervisor;
+    const job = (part: unknown, modalities?: string[]) => () => parsePromptParams({ model: 'v', messages: [{ role: 'user', content: [{ type: 'text', text: 'what is said?' }, part] }] }, models(modalities));
+    expect(job(wav, ['audio'])().messages![0]!.content).toEqual([{ type: 'text', text: 'what is said?' }, wav]);
+    expect(job(wav)().messages![0]!.content).toHaveLength(2); // an unread header: llama-server judges
+    expect(job({ type: 'input_audio', input_audio: { data: 'data:audio/wav;base64,UklGRg==', format: 'wav' } }, ['audio'])).not.toThrow();
+    expect(job(wav, ['vision'])).toThrow('prompt.submit: messages[0].content[1] is audio, but the projector of model "v" (models.v.mmproj) reads images only — send it to a model whose projector reads audio, or send text only');
+    for (const url of ['https://example.com/a.wav', 'file:///etc/passwd']) {
+      expect(job({ type: 'input_audio', input_audio: { data: url, format: 'wav' } }, ['audio'])).toThrow('prompt.submit: messages[0].content[1].input_audio.data must be the audio\'s base64 (or a data:audio/… URL), not a URL');
+    }
+    expect(job({ type: 'input_audio', input_audio: { data: 'UklG' } }, ['audio'])).toThrow(/part 1 is not one$/); // no format
+  });
+
   it('no --model among several models names them and the flag', () => {
     const err = inFlagTerms(daemonSays({ prompt: 'hi' }, ['big', 'tiny'])) as SlotwiseError;
     expect(err.exitCode).toBe(2);

@@ -1,9 +1,12 @@
-// Images in prompts: the image typing the CLI and the extension share, the extension's Ask About Image
-// job and model choice, and its contributions in package.json (an image's context menu).
+// Images and audio in prompts: the image typing the CLI and the extension share, the audio typing of
+// `prompt --audio`, the extension's Ask About Image job and model choice, and its contributions in
+// package.json (an image's context menu).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { imageMime, imagePartOf } from '../../shared/image-data';
+import { audioFormat, audioPartOf } from '../../shared/audio-data';
+import { encodeWav } from '../helpers/wav';
 import { imagePromptParams, visionModels } from '../../extension/core/vision';
 import type { ModelStatus } from '../../shared/protocol';
 import { encodePng } from '../helpers/png';
@@ -19,6 +22,20 @@ describe('image typing', () => {
     expect(imageMime(Buffer.from('{"models":{}}'))).toBeUndefined();
     expect(imageMime(new Uint8Array())).toBeUndefined();
     expect(imagePartOf(png)).toEqual({ type: 'image_url', image_url: { url: `data:image/png;base64,${png.toString('base64')}` } });
+  });
+});
+
+describe('audio typing', () => {
+  it('knows WAV, MP3 (a tag or a frame) and FLAC by their first bytes, and nothing else', () => {
+    const wav = encodeWav(0.01);
+    expect(audioFormat(wav)).toBe('wav');
+    expect(audioFormat(Buffer.from('ID3\u0004\0\0'))).toBe('mp3');
+    expect(audioFormat(Buffer.from([0xff, 0xfb, 0x90, 0x64]))).toBe('mp3');
+    expect(audioFormat(Buffer.from('fLaC\0\0\0"'))).toBe('flac');
+    expect(audioFormat(Buffer.from('RIFF\0\0\0\0WEBPVP8 '))).toBeUndefined(); // RIFF, but a picture
+    expect(audioFormat(Buffer.from([0xff, 0xd8, 0xff, 0xe0]))).toBeUndefined(); // JPEG's 0xff is no frame sync
+    expect(audioFormat(new Uint8Array())).toBeUndefined();
+    expect(audioPartOf(wav)).toEqual({ type: 'input_audio', input_audio: { data: wav.toString('base64'), format: 'wav' } });
   });
 });
 
