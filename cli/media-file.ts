@@ -1,9 +1,8 @@
-// `slotwise prompt --image FILE` / `--audio FILE`: the file as a chat message part (shared/image-data.ts,
-// shared/audio-data.ts), or a usage error naming the flag and the file.
+// `slotwise prompt --image FILE` / `--audio FILE`: the file as a chat message part (shared/media-data.ts),
+// or a usage error naming the flag and the file.
 import { readFile } from 'node:fs/promises';
 import { SlotwiseError } from '../shared/errors';
-import { AUDIO_FORMATS, audioPartOf } from '../shared/audio-data';
-import { IMAGE_FORMATS, imagePartOf } from '../shared/image-data';
+import { AUDIO_FORMATS, audioPartOf, IMAGE_FORMATS, imagePartOf } from '../shared/media-data';
 import type { ChatContentPart } from '../shared/protocol';
 import { errnoCode } from '../platform/errno';
 

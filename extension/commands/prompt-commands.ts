@@ -8,7 +8,7 @@ import { isFinished } from '../core/job-tracker';
 import type { JobRow } from '../core/jobs-tree-model';
 import { modelPhase } from '../core/slots-tree-model';
 import { imagePromptParams, noVisionModel, visionModels } from '../core/vision';
-import { IMAGE_EXTENSIONS } from '../../shared/image-data';
+import { IMAGE_EXTENSIONS } from '../../shared/media-data';
 import { jobUri } from '../job-documents';
 import { registerSafe, type Services } from '../services';
 import { readSettings } from '../settings';

@@ -1,6 +1,6 @@
 // Ask About Image (pure part): which models read images, and the prompt job for a picture and a question.
 import type { ModelStatus, PromptParams } from '../../shared/protocol';
-import { imagePartOf, IMAGE_FORMATS } from '../../shared/image-data';
+import { imagePartOf, IMAGE_FORMATS } from '../../shared/media-data';
 import { SlotwiseError } from '../../shared/errors';
 
 /** Models whose projector (`mmproj`) reads images, by name. */

@@ -4,8 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { imageMime, imagePartOf } from '../../shared/image-data';
-import { audioFormat, audioPartOf } from '../../shared/audio-data';
+import { audioFormat, audioPartOf, imageMime, imagePartOf } from '../../shared/media-data';
 import { encodeWav } from '../helpers/wav';
 import { imagePromptParams, visionModels } from '../../extension/core/vision';
 import type { ModelStatus } from '../../shared/protocol';
