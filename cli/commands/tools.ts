@@ -1,7 +1,7 @@
 // `setup`, `tiny-model`, `doctor`: getting llama-server and a model in place, and checking the machine.
 import { execFile } from 'node:child_process';
 import { access, constants, mkdir, open, stat } from 'node:fs/promises';
-import { dirname, join, relative, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { loadConfig } from '../../daemon/config/load';
 import { resolveConfigPath } from '../../shared/paths';
@@ -17,6 +17,7 @@ import { readModelHeader } from '../../gguf/split';
 import { formatBytes } from '../../shared/format';
 import { runSetup } from '../../toolchain/setup';
 import { TINY_KIND_SPEC, tinyVocabPath, writeTinyModel, type TinyModelKind } from '../../gguf/tiny-model';
+import { writeTinyProjector } from '../../gguf/tiny-projector';
 import { ensureVocab } from '../../gguf/vocab';
 import { which } from '../../platform/which';
 import type { Command } from './command';
@@ -58,7 +59,7 @@ export const tinyModelCommand: Command = {
   args: 'PATH',
   maxArgs: 1,
   help: [
-    'slotwise tiny-model PATH [--dim N] [--layers N] [--heads N] [--seed N] [--fim | --embedding | --rerank]',
+    'slotwise tiny-model PATH [--dim N] [--layers N] [--heads N] [--seed N] [--fim | --embedding | --rerank] [--mmproj vision|audio]',
     '',
     'Writes a random-weight llama-architecture GGUF with the tokenizer of llama.cpp\'s',
     'models/ggml-vocab-llama-spm.gguf. The same options and seed give the same bytes.',
@@ -70,6 +71,8 @@ export const tinyModelCommand: Command = {
     '  --fim        DeepSeek-Coder vocab with fill-in-the-middle tokens: serves /infill',
     '  --embedding  mean pooling: serves /v1/embeddings (model "kind": "embedding")',
     '  --rerank     rank pooling: serves /v1/rerank (model "kind": "rerank")',
+    '  --mmproj M   also write a random-weight projector for it beside PATH (NAME-mmproj.gguf): vision reads',
+    '               images (`prompt --image`), audio hears WAV/MP3/FLAC (`prompt --audio`); set it as "mmproj"',
   ].join('\n'),
   options: {
     dim: { type: 'string' },
@@ -79,19 +82,25 @@ export const tinyModelCommand: Command = {
     fim: { type: 'boolean' },
     embedding: { type: 'boolean' },
     rerank: { type: 'boolean' },
+    mmproj: { type: 'string' },
   },
   async run(ctx) {
     const [path, extra] = ctx.positionals;
-    const usageLine = 'usage: slotwise tiny-model PATH [--dim N] [--layers N] [--seed N] [--fim | --embedding | --rerank]';
+    const usageLine = 'usage: slotwise tiny-model PATH [--dim N] [--layers N] [--seed N] [--fim | --embedding | --rerank] [--mmproj vision|audio]';
     if (!path || extra !== undefined) throw new SlotwiseError('SW_ERR_USAGE', usageLine);
     const kinds = (['fim', 'embedding', 'rerank'] as const).filter((k) => ctx.values[k] === true);
     if (kinds.length > 1) throw new SlotwiseError('SW_ERR_USAGE', `give one of --fim, --embedding, --rerank, not ${kinds.map((k) => `--${k}`).join(' and ')}`);
     const kind: TinyModelKind = kinds[0] ?? 'completion';
+    const modality = ctx.values.mmproj as string | undefined;
+    if (modality !== undefined && modality !== 'vision' && modality !== 'audio') throw new SlotwiseError('SW_ERR_USAGE', `--mmproj must be vision or audio, got "${modality}"`);
+    if (modality && (kind === 'embedding' || kind === 'rerank')) throw new SlotwiseError('SW_ERR_USAGE', `--mmproj is for a model that generates text: not with --${kind}`);
     // Bounded: a tiny model is for trying and testing (--dim 4096 × 64 layers is already ~13 GB).
     const int = (name: string, fallback: number, max = Number.MAX_SAFE_INTEGER): number => (ctx.values[name] === undefined ? fallback : intValue(`--${name}`, ctx.values[name] as string, 1, max));
     const shape = { dim: int('dim', 64, 4096), layers: int('layers', 2, 64), heads: int('heads', 4, 64), seed: int('seed', 1) };
     const out = resolve(path);
+    const mmprojOut = modality && join(dirname(out), `${basename(out, '.gguf')}-mmproj.gguf`);
     await checkModelTarget(out);
+    if (mmprojOut) await checkModelTarget(mmprojOut);
     const vocabPath = tinyVocabPath(await ensureVocab({ env: ctx.env }), kind);
     const pooling = TINY_KIND_SPEC[kind].pooling;
     // Ctrl-C ends the write through its signal, so the temp file beside `out` is removed; the exit code is the shell's for the signal.
@@ -103,16 +112,18 @@ export const tinyModelCommand: Command = {
     let res;
     try {
       res = await writeTinyModel(out, { vocabPath, pooling, ...shape, signal: abort.signal });
+      if (mmprojOut) await writeTinyProjector(mmprojOut, { modality, textDim: shape.dim, seed: shape.seed, signal: abort.signal });
     } catch (err) {
       if (!abort.signal.aborted) throw err;
-      ctx.stderr.write(`tiny-model cancelled: ${out} was not written\n`);
+      ctx.stderr.write(`tiny-model cancelled: ${mmprojOut && res ? mmprojOut : out} was not written\n`);
       return abort.signal.reason as number;
     } finally {
       process.off('SIGINT', onInt);
       process.off('SIGTERM', onTerm);
     }
-    ctx.stdout.write(`${out}\n`);
+    ctx.stdout.write(`${out}\n${mmprojOut ? `${mmprojOut}\n` : ''}`);
     ctx.stderr.write(`wrote ${formatBytes(res.bytes, { decimal: true, digits: 1 })} (sha256 ${res.sha256.slice(0, 16)}…)\n`);
+    if (mmprojOut) ctx.stderr.write(`and its ${modality} projector: give it as the model's "mmproj" in the config\n`);
     return 0;
   },
 };

@@ -1,10 +1,12 @@
-// `slotwise tiny-model --fim | --embedding | --rerank` (dist/cli.js): the variant's metadata is in the file.
+// `slotwise tiny-model --fim | --embedding | --rerank | --mmproj` (dist/cli.js): the variant's metadata
+// is in the file, and a projector written beside it fits the model's width.
 import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readGgufHeader } from '../../gguf/gguf';
 import { fimTokens } from '../../gguf/fim';
+import { projectorFacts } from '../../daemon/memory/projector';
 import { cli } from '../helpers/cli';
 import { CLI, tempDir } from '../helpers/daemon';
 
@@ -23,6 +25,26 @@ describe('slotwise tiny-model variants', () => {
       expect(h.metadata.get('llama.pooling_type')).toEqual({ type: 'uint32', value: pooling });
       expect(fimTokens(h.metadata)).toBeUndefined();
     }
+  });
+
+  it('--mmproj vision|audio writes a projector for the model beside it, as wide as the model', async () => {
+    const dir = tempDir('tiny-cli');
+    const res = await cli(['tiny-model', join(dir, 'ears.gguf'), '--dim', '96', '--mmproj', 'audio']);
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout.trim().split('\n')).toEqual([join(dir, 'ears.gguf'), join(dir, 'ears-mmproj.gguf')]);
+    expect(res.stderr).toContain('and its audio projector: give it as the model\'s "mmproj" in the config');
+    const audio = await readGgufHeader(join(dir, 'ears-mmproj.gguf'));
+    expect(projectorFacts(audio, 'ears-mmproj.gguf').modalities).toEqual(['audio']);
+    expect(audio.metadata.get('clip.audio.projection_dim')).toEqual({ type: 'uint32', value: 96 });
+    expect((await cli(['tiny-model', join(dir, 'eyes.gguf'), '--mmproj', 'vision'])).code).toBe(0);
+    expect(projectorFacts(await readGgufHeader(join(dir, 'eyes-mmproj.gguf')), 'eyes-mmproj.gguf').modalities).toEqual(['vision']);
+
+    const bad = await cli(['tiny-model', join(dir, 'x.gguf'), '--mmproj', 'smell']);
+    expect([bad.code, bad.stderr.trim()]).toEqual([2, 'slotwise: --mmproj must be vision or audio, got "smell"']);
+    const embed = await cli(['tiny-model', join(dir, 'x.gguf'), '--embedding', '--mmproj', 'vision']);
+    expect(embed.code).toBe(2);
+    expect(embed.stderr).toContain('--mmproj is for a model that generates text: not with --embedding');
+    expect(readdirSync(dir).sort()).toEqual(['ears-mmproj.gguf', 'ears.gguf', 'eyes-mmproj.gguf', 'eyes.gguf']);
   });
 
   it('refuses two variants at once with a usage error', async () => {
