@@ -1,7 +1,7 @@
 // bench.md: the run as Markdown tables, for people and pull requests.
 import { levelRequests, STAGE_COLUMNS } from './aggregate';
 import { HOP_WARM_UP } from './sweep';
-import type { BenchReport, Comparison, DaemonSide, LevelResult, OnDemandResult, Summary, SweepOptions, TargetCheck } from './types';
+import type { BenchReport, Comparison, DaemonSide, LevelResult, OnDemandResult, Summary, SweepOptions, SweepResult, TargetCheck } from './types';
 
 /** A number for a table; NaN, null (NaN after JSON) and undefined read as `–`. */
 export function fmt(v: number | null | undefined, digits = 1): string {
@@ -238,8 +238,11 @@ function us(v: number | undefined): string {
   return v === undefined ? '–' : String(Math.round(v));
 }
 
-function comparisonTable(comparisons: readonly Comparison[]): string[] {
+/** A sweep's comparisons; the added TTFT of a level above its slots is marked "queued" (the goals leave it out: bench/targets.ts). */
+function comparisonTable(comparisons: readonly Comparison[], layout: SweepResult['layout'] | undefined): string[] {
   if (!comparisons.length) return [];
+  const slots = layout ? layout.instances * layout.slotsPerInstance : Infinity;
+  const added = (c: Comparison, v: number, digits: number): string => `${fmt(v, digits)}${c.concurrency > slots ? ' (queued)' : ''}`;
   if (comparisons.some((c) => c.floor)) {
     const f = (c: Comparison, pick: (x: NonNullable<Comparison['floor']>) => number, digits: number): string => (c.floor ? fmt(pick(c.floor), digits) : '–');
     return [
@@ -256,8 +259,8 @@ function comparisonTable(comparisons: readonly Comparison[]): string[] {
           c.concurrency,
           fmt(c.throughputRatio, 3),
           f(c, (x) => x.throughputRatio, 3),
-          `${fmt(c.addedTtftP50Ms, 2)} / ${f(c, (x) => x.addedTtftP50Ms, 2)}`,
-          `${fmt(c.addedTtftP99Ms, 2)} / ${f(c, (x) => x.addedTtftP99Ms, 2)}`,
+          `${added(c, c.addedTtftP50Ms, 2)} / ${f(c, (x) => x.addedTtftP50Ms, 2)}`,
+          `${added(c, c.addedTtftP99Ms, 2)} / ${f(c, (x) => x.addedTtftP99Ms, 2)}`,
           c.floor ? fmt(c.addedTtftP50Ms - c.floor.addedTtftP50Ms, 2) : '–',
           `${us(c.cpuUsPerRequest)} / ${us(c.floor?.cpuUsPerRequest)}`,
         ]),
@@ -270,7 +273,7 @@ function comparisonTable(comparisons: readonly Comparison[]): string[] {
     '',
     ...table(
       ['c', 'throughput daemon ÷ direct', 'added TTFT p50 (ms)', 'added TTFT p99 (ms)', 'daemon CPU per request (µs)'],
-      comparisons.map((c) => [c.concurrency, fmt(c.throughputRatio, 3), fmt(c.addedTtftP50Ms, 2), fmt(c.addedTtftP99Ms, 2), us(c.cpuUsPerRequest)]),
+      comparisons.map((c) => [c.concurrency, fmt(c.throughputRatio, 3), added(c, c.addedTtftP50Ms, 2), added(c, c.addedTtftP99Ms, 2), us(c.cpuUsPerRequest)]),
     ),
   ];
 }
@@ -332,7 +335,7 @@ export function renderMarkdown(r: BenchReport): string {
     '',
     'Slots in use: exact, from each request\'s start and end (min(in flight, slots) ÷ slots, time-averaged). Slots busy (status): the mean of /api/status polls every 250 ms, i.e. what the daemon shows. CPU % is of all host cores (100 % = every core busy).',
   );
-  out.push(...comparisonTable(s.comparisons), ...stageTable(s.levels));
+  out.push(...comparisonTable(s.comparisons, s.layout), ...stageTable(s.levels));
   if (r.gpuPace) {
     const g = r.gpuPace;
     out.push(
@@ -344,7 +347,7 @@ export function renderMarkdown(r: BenchReport): string {
         `It needs almost no CPU, so the daemon's hop is measured without llama-server competing for the cores. ${warmUpNote(g.sweep.options)} Times in ms.`,
       '',
       ...levelTable(g.sweep.levels),
-      ...comparisonTable(g.sweep.comparisons),
+      ...comparisonTable(g.sweep.comparisons, g.sweep.layout),
       ...stageTable(g.sweep.levels),
     );
   }

@@ -42,8 +42,18 @@ describe('checkTargets', () => {
     },
     {
       name: 'the worst level decides',
-      comparisons: [cmp(1, 0.97, 1.5, 0.5), cmp(8, 1.01, 0.2, 4)],
-      want: { 'daemon/direct throughput': [false, 'min 0.970 (c=1)'], 'added TTFT p50': [false, 'max 1.50 ms (c=1)'], 'added TTFT p99': [false, 'max 4.00 ms (c=8)'], 'added TTFT p50 at c=1': [false, '1.50 ms'] },
+      comparisons: [cmp(1, 0.97, 1.5, 0.5), cmp(4, 1.01, 0.2, 4)],
+      want: { 'daemon/direct throughput': [false, 'min 0.970 (c=1)'], 'added TTFT p50': [false, 'max 1.50 ms (c=1)'], 'added TTFT p99': [false, 'max 4.00 ms (c=4)'], 'added TTFT p50 at c=1': [false, '1.50 ms'] },
+    },
+    {
+      // The fixture's daemon has 1 × 4 slots: at c=8 half the requests wait for one (the table: "(queued)").
+      name: 'added TTFT counts only levels where nothing queues; throughput counts every level',
+      comparisons: [cmp(1, 1, 0.3, 1), cmp(4, 1, 0.4, 1.5), cmp(8, 0.98, 9, 12)],
+      want: {
+        'daemon/direct throughput': [false, 'min 0.980 (c=8)'],
+        'added TTFT p50': [true, 'max 0.40 ms (c=4); queued, not counted (c > 4 slots): c=8 9.00 ms'],
+        'added TTFT p99': [true, 'max 1.50 ms (c=4); queued, not counted (c > 4 slots): c=8 12.00 ms'],
+      },
     },
     {
       name: 'NaN (null in JSON) levels are skipped',
@@ -65,6 +75,12 @@ describe('checkTargets', () => {
     for (const [name, [met, measured]] of Object.entries(want)) {
       expect(checks.find((c) => c.name === name)).toMatchObject({ met, measured });
     }
+  });
+
+  it('marks the added TTFT of a queued level in the comparison table', () => {
+    const md = renderMarkdown(report({}, [cmp(4, 1, 0.4, 1.5), cmp(8, 0.98, 9, 12)]));
+    expect(md).toContain('| 4 | 1.000 | 0.40 | 1.50 |');
+    expect(md).toContain('| 8 | 0.980 | 9.00 (queued) | 12.00 (queued) |');
   });
 
   it('routing and load goals', () => {
