@@ -2,7 +2,7 @@
 // notifications to every attached connection. Jobs outlive their connection so a client that
 // reconnects re-attaches from the last seq it saw; finished jobs are kept (last 200, 1 h), also on
 // disk (job-archive.ts) so they survive a daemon restart.
-import { contentText, type MediaModality } from '../../shared/chat-content';
+import { contentText, mediaOf, type MediaModality } from '../../shared/chat-content';
 import { SlotwiseError, quote, toSlotwiseError } from '../../shared/errors';
 import type { ChatContentPart, ChatMessage, JobSummary, JobTimings, JobUsage, PromptParams, RpcNotification, RpcNotifications } from '../../shared/protocol';
 import { dispatch, InstanceGoneError } from '../scheduler/dispatch';
@@ -315,14 +315,15 @@ function messageContent(content: unknown, where: string, model: { name: string; 
   return content.map((raw, j): ChatContentPart => {
     const part = (raw ?? {}) as { type?: unknown; text?: unknown; image_url?: { url?: unknown }; input_audio?: { data?: unknown; format?: unknown } };
     if (part.type === 'text' && typeof part.text === 'string') return { type: 'text', text: part.text };
+    const media = mediaOf(part);
     if (part.type === 'image_url' && typeof part.image_url?.url === 'string') {
-      requireProjector(model, `${where}.content[${j}]`, { what: 'an image', needs: 'vision' }, modalities);
+      requireProjector(model, `${where}.content[${j}]`, media!, modalities);
       if (!part.image_url.url.startsWith('data:image/')) throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}.content[${j}].image_url.url must be a data:image/… URL (base64 of the image)`);
       return { type: 'image_url', image_url: { url: part.image_url.url } };
     }
     const audio = part.input_audio;
     if (part.type === 'input_audio' && typeof audio?.data === 'string' && typeof audio.format === 'string') {
-      requireProjector(model, `${where}.content[${j}]`, { what: 'audio', needs: 'audio' }, modalities);
+      requireProjector(model, `${where}.content[${j}]`, media!, modalities);
       // Base64 has no colon; a scheme (http:, file:) is a URL llama-server would read itself.
       if (/^[a-z][a-z0-9+.-]*:/i.test(audio.data) && !audio.data.startsWith('data:audio/')) {
         throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}.content[${j}].input_audio.data must be the audio's base64 (or a data:audio/… URL), not a URL`);
