@@ -133,6 +133,7 @@ const REQUEST_FAULTS = [
   /input is not supported/, // image, audio, video for a model without them
   /^Multimodal data provided/,
   /^Invalid token/,
+  /^Invalid base64 value/, // an image or audio part whose data is not base64
 ];
 
 /**

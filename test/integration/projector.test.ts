@@ -185,6 +185,13 @@ describe('a model with a projector (mmproj), on the real llama-server', () => {
     const list = (await (await d.fetch('/v1/models')).json()) as { data: { id: string; capabilities: string[]; slotwise: { modalities?: string[] } }[] };
     expect(list.data.map((m) => [m.id, m.capabilities, m.slotwise.modalities])).toEqual([['hear', ['completion', 'multimodal'], ['audio']]]);
 
+    // Data that is not base64, and base64 that is no audio: refused as the request's fault, not an upstream failure.
+    for (const [data, message] of [['!!!!', 'Invalid base64 value'], [Buffer.from('not a sound '.repeat(20)).toString('base64'), 'Failed to load image or audio file']]) {
+      const bad = await chat(d, 'hear', [text, { type: 'input_audio', input_audio: { data, format: 'wav' } }]);
+      expect(bad.status).toBe(400);
+      expect(((await bad.json()) as { error: { code: string; message: string } }).error).toMatchObject({ code: 'SW_ERR_UPSTREAM_REJECTED', message: expect.stringContaining(message) });
+    }
+
     // An image for an audio encoder: llama-server would answer 500, "image input is not supported - hint: … provide the mmproj".
     const png = encodePng(8, 8, () => [0, 0, 0]);
     const image = await chat(d, 'hear', [text, { type: 'image_url', image_url: { url: pngDataUrl(png) } }]);

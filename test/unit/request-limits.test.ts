@@ -88,6 +88,8 @@ describe('upstreamError', () => {
     expect(tools.message).toMatch(/^llama-server refused the request \(HTTP 500\): Failed to parse tools: Missing tool function/);
     const long = upstreamError('e#1', 500, llama(500, 'input (2001 tokens) is too large to process. increase the physical batch size (current batch size: 512)', 'server_error'));
     expect(long.code).toBe('SW_ERR_UPSTREAM_REJECTED');
+    // An input_audio part whose data was "!!!!" (tools/server/server-common.cpp handle_media).
+    expect(upstreamError('a#1', 500, llama(500, 'Invalid base64 value', 'server_error'))).toMatchObject({ code: 'SW_ERR_UPSTREAM_REJECTED', message: 'llama-server refused the request (HTTP 500): Invalid base64 value — fix the request' });
   });
 
   it('any other 5xx is an upstream failure naming the instance', () => {
