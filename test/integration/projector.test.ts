@@ -186,7 +186,11 @@ describe('a model with a projector (mmproj), on the real llama-server', () => {
     expect(list.data.map((m) => [m.id, m.capabilities, m.slotwise.modalities])).toEqual([['hear', ['completion', 'multimodal'], ['audio']]]);
 
     // Data that is not base64, and base64 that is no audio: refused as the request's fault, not an upstream failure.
-    for (const [data, message] of [['!!!!', 'Invalid base64 value'], [Buffer.from('not a sound '.repeat(20)).toString('base64'), 'Failed to load image or audio file']]) {
+    const badAudio: [data: string, message: string][] = [
+      ['!!!!', 'Invalid base64 value'],
+      [Buffer.from('not a sound '.repeat(20)).toString('base64'), 'Failed to load image or audio file'],
+    ];
+    for (const [data, message] of badAudio) {
       const bad = await chat(d, 'hear', [text, { type: 'input_audio', input_audio: { data, format: 'wav' } }]);
       expect(bad.status).toBe(400);
       expect(((await bad.json()) as { error: { code: string; message: string } }).error).toMatchObject({ code: 'SW_ERR_UPSTREAM_REJECTED', message: expect.stringContaining(message) });
