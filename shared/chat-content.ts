@@ -6,6 +6,13 @@ import type { ChatContentPart } from './protocol';
 /** What a projector must read for a media part: video is read as frames, by the vision encoder (mtmd_helper_support_video). */
 export type MediaModality = 'vision' | 'audio';
 
+const READS: Record<MediaModality, string> = { vision: 'images', audio: 'audio' };
+
+/** What a projector reads, in words: `images`, `audio`, `images and audio` (status, the Slots view, refusals). */
+export function readsText(modalities: readonly MediaModality[]): string {
+  return modalities.map((m) => READS[m]).join(' and ');
+}
+
 interface MediaPart {
   what: string;
   needs: MediaModality;

@@ -3,6 +3,7 @@ import { formatBytes } from '../../shared/format';
 import { busySlotsOf, slotHolder, slotTokens } from '../../shared/slots';
 import { loadText } from '../../shared/load-text';
 import { placementText } from '../../shared/placement-text';
+import { readsText } from '../../shared/chat-content';
 import type { InstanceStatus, ModelStatus, SlotStatus, Snapshot } from '../../shared/protocol';
 
 export interface RenderOptions {
@@ -71,7 +72,7 @@ export function renderStatus(s: Snapshot, opts: RenderOptions = {}): string {
 export function placementLine(m: ModelStatus): string {
   const parts = [m.name];
   if (m.info) {
-    parts.push(`${m.info.architecture ?? '?'}, ${m.info.layers ?? '?'} layers, ${(m.info.fileBytes / 1e6).toFixed(1)} MB${m.info.modalities?.length ? `, reads ${m.info.modalities.join(' and ')}` : ''}`);
+    parts.push(`${m.info.architecture ?? '?'}, ${m.info.layers ?? '?'} layers, ${(m.info.fileBytes / 1e6).toFixed(1)} MB${m.info.modalities?.length ? `, reads ${readsText(m.info.modalities)}` : ''}`);
   }
   parts.push(`${m.slotsPerInstance} slots × ${m.ctxPerSlot} ctx`);
   const offload = m.instances.find((i) => i.offload)?.offload;

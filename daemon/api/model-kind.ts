@@ -3,7 +3,7 @@
 import { SlotwiseError } from '../../shared/errors';
 import type { ModelKind } from '../config/types';
 import type { Supervisor } from '../runtime/supervisor';
-import type { MediaModality } from '../../shared/chat-content';
+import { readsText, type MediaModality } from '../../shared/chat-content';
 
 const SERVES: Record<ModelKind, string> = {
   completion: '/v1/completions, /v1/chat/completions and /infill',
@@ -30,14 +30,12 @@ export function requireProjector(model: { name: string; mmproj?: string }, where
     throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where} is ${media.what}, but model "${model.name}" has no projector to read it — set models.${model.name}.mmproj to the model's mmproj-*.gguf, or send text only`);
   }
   if (!modalities || modalities.includes(media.needs)) return;
-  const reads = modalities.map((m) => READS[m]).join(' and ');
+  const reads = readsText(modalities);
   throw new SlotwiseError(
     'SW_ERR_BAD_REQUEST',
-    `${where} is ${media.what}, but the projector of model "${model.name}" (models.${model.name}.mmproj) reads ${reads} only — send it to a model whose projector reads ${READS[media.needs]}, or send text only`,
+    `${where} is ${media.what}, but the projector of model "${model.name}" (models.${model.name}.mmproj) reads ${reads} only — send it to a model whose projector reads ${readsText([media.needs])}, or send text only`,
   );
 }
-
-const READS: Record<MediaModality, string> = { vision: 'images', audio: 'audio' };
 
 /** /infill needs FIM tokens; a header Slotwise could not read is left to llama-server to judge. */
 export function requireInfill(supervisor: Supervisor, model: string, where: string): void {

@@ -5,6 +5,7 @@ import type { InstanceState, InstanceStatus, ModelStatus, SlotStatus, Snapshot }
 import { formatBytes } from '../../shared/format';
 import { loadText } from '../../shared/load-text';
 import { placementText } from '../../shared/placement-text';
+import { readsText } from '../../shared/chat-content';
 
 export interface IconSpec {
   /** Codicon id, e.g. `circle-filled`, `loading~spin`. */
@@ -86,7 +87,7 @@ function modelNode(m: ModelStatus, now: number): ModelNode {
     m.load?.error?.message ?? '',
     m.path,
     `${m.slotsPerInstance} slots × ${m.ctxPerSlot} ctx · gpuLayers ${m.gpuLayers} · replicas ${m.replicas}`,
-    m.info?.fileBytes ? `${m.info.architecture ?? 'model'} · ${formatBytes(m.info.fileBytes)}${m.info.modalities?.length ? ` · reads ${m.info.modalities.join(' and ')}` : ''}` : '',
+    m.info?.fileBytes ? `${m.info.architecture ?? 'model'} · ${formatBytes(m.info.fileBytes)}${m.info.modalities?.length ? ` · reads ${readsText(m.info.modalities)}` : ''}` : '',
     offload ? `placement: ${placementText(offload)}` : '',
     m.draftTokens && m.draftAcceptance !== undefined ? `speculative decoding: ${Math.round(m.draftAcceptance * 100)} % of ${m.draftTokens.drafted} drafted tokens accepted` : '',
     m.memory ? `memory: plan ${formatBytes(m.memory.planBytes)}${m.memory.actualBytes !== undefined ? ` · actual ${formatBytes(m.memory.actualBytes)}` : ''}${m.memory.promptCacheBytes ? ` · prompt cache up to ${formatBytes(m.memory.promptCacheBytes)}` : ''}` : '',

@@ -75,7 +75,7 @@ describe('buildSlotsTree', () => {
 
   it("a vision model's tooltip says what it reads, and a model with a draft how much of the draft was accepted", () => {
     const [v] = buildSlotsTree(snapshot({ models: [model({ instances: [instance({}, [])], info: { fileBytes: 2 ** 30, architecture: 'gemma3', modalities: ['vision'] }, draftTokens: { drafted: 200, accepted: 150 }, draftAcceptance: 0.75 })] }), NOW);
-    expect(v!.tooltip).toContain('gemma3 · 1.0 GiB · reads vision');
+    expect(v!.tooltip).toContain('gemma3 · 1.0 GiB · reads images');
     expect(v!.tooltip).toContain('speculative decoding: 75 % of 200 drafted tokens accepted');
     const [t] = buildSlotsTree(snapshot({ models: [model({ instances: [instance({}, [])], info: { fileBytes: 2 ** 30, architecture: 'llama' } })] }), NOW);
     expect(t!.tooltip).not.toMatch(/reads|speculative/);

@@ -107,7 +107,7 @@ describe('renderStatus', () => {
     expect(placementLine(model({ memory: { planBytes: 3.1 * GiB, actualBytes: 3.0 * GiB, promptCacheBytes: 2 * GiB, byDevice: [] } }))).toMatch(/· plan 3\.1 GiB · actual 3\.0 GiB · prompt cache up to 2\.0 GiB$/);
     // What a projector lets it read, and a draft model's acceptance.
     expect(placementLine(model({ info: { fileBytes: 4e9, architecture: 'gemma3', layers: 34, modalities: ['vision'] }, draftTokens: { drafted: 100, accepted: 72 }, draftAcceptance: 0.72 }))).toBe(
-      'coder · gemma3, 34 layers, 4000.0 MB, reads vision · 4 slots × 4096 ctx · gpu layers auto · draft 72 % accepted',
+      'coder · gemma3, 34 layers, 4000.0 MB, reads images · 4 slots × 4096 ctx · gpu layers auto · draft 72 % accepted',
     );
     const text = renderStatus(snapshot([model({ replicas: 0, load: { state: 'unloaded', reason: 'idle' } }), model({ name: 'b', replicas: 1, load: { state: 'loading' } })]));
     expect(text).toMatch(/coder\s+-\s+unloaded \(idle\)/);
