@@ -132,27 +132,7 @@ function projectorTensors(p: ProjectorParams): TensorSpec[] {
     t('v.patch_embd.bias', p.dim),
     t('v.position_embd.weight', p.dim, patches),
   ];
-  for (let i = 0; i < p.layers; i++) {
-    const b = `v.blk.${i}`;
-    specs.push(
-      t(`${b}.ln1.weight`, p.dim),
-      t(`${b}.ln1.bias`, p.dim),
-      t(`${b}.attn_q.weight`, p.dim, p.dim),
-      t(`${b}.attn_q.bias`, p.dim),
-      t(`${b}.attn_k.weight`, p.dim, p.dim),
-      t(`${b}.attn_k.bias`, p.dim),
-      t(`${b}.attn_v.weight`, p.dim, p.dim),
-      t(`${b}.attn_v.bias`, p.dim),
-      t(`${b}.attn_out.weight`, p.dim, p.dim),
-      t(`${b}.attn_out.bias`, p.dim),
-      t(`${b}.ln2.weight`, p.dim),
-      t(`${b}.ln2.bias`, p.dim),
-      t(`${b}.ffn_up.weight`, p.dim, p.ffn),
-      t(`${b}.ffn_up.bias`, p.ffn),
-      t(`${b}.ffn_down.weight`, p.ffn, p.dim),
-      t(`${b}.ffn_down.bias`, p.dim),
-    );
-  }
+  for (let i = 0; i < p.layers; i++) specs.push(...encoderBlock('v', i, p, true));
   specs.push(
     t('v.post_ln.weight', p.dim),
     t('v.post_ln.bias', p.dim),
@@ -192,26 +172,8 @@ function audioTensors(p: ProjectorParams): TensorSpec[] {
     t('a.conv1d.2.bias', 1, p.dim),
     t('a.position_embd.weight', p.dim, AUDIO_FRAMES / 2),
   ];
-  for (let i = 0; i < p.layers; i++) {
-    const b = `a.blk.${i}`;
-    specs.push(
-      t(`${b}.ln1.weight`, p.dim),
-      t(`${b}.ln1.bias`, p.dim),
-      t(`${b}.attn_q.weight`, p.dim, p.dim),
-      t(`${b}.attn_q.bias`, p.dim),
-      t(`${b}.attn_k.weight`, p.dim, p.dim), // Whisper's key projection has no bias (whisper-enc.cpp asserts it)
-      t(`${b}.attn_v.weight`, p.dim, p.dim),
-      t(`${b}.attn_v.bias`, p.dim),
-      t(`${b}.attn_out.weight`, p.dim, p.dim),
-      t(`${b}.attn_out.bias`, p.dim),
-      t(`${b}.ln2.weight`, p.dim),
-      t(`${b}.ln2.bias`, p.dim),
-      t(`${b}.ffn_up.weight`, p.dim, p.ffn),
-      t(`${b}.ffn_up.bias`, p.ffn),
-      t(`${b}.ffn_down.weight`, p.ffn, p.dim),
-      t(`${b}.ffn_down.bias`, p.dim),
-    );
-  }
+  // Whisper's key projection has no bias (whisper-enc.cpp asserts it).
+  for (let i = 0; i < p.layers; i++) specs.push(...encoderBlock('a', i, p, false));
   specs.push(
     t('a.post_ln.weight', p.dim),
     t('a.post_ln.bias', p.dim),
@@ -220,6 +182,30 @@ function audioTensors(p: ProjectorParams): TensorSpec[] {
     t('mm.a.fc.bias', p.textDim),
   );
   return specs;
+}
+
+/** One pre-norm transformer block of an encoder (`v.blk.N`, `a.blk.N`), as clip.cpp load_tensors names it. */
+function encoderBlock(prefix: 'v' | 'a', i: number, p: ProjectorParams, keyBias: boolean): TensorSpec[] {
+  const t = (name: string, ...dims: number[]): TensorSpec => ({ name: `${prefix}.blk.${i}.${name}`, dims, type: F32 });
+  const [d, ff] = [p.dim, p.ffn];
+  return [
+    t('ln1.weight', d),
+    t('ln1.bias', d),
+    t('attn_q.weight', d, d),
+    t('attn_q.bias', d),
+    t('attn_k.weight', d, d),
+    ...(keyBias ? [t('attn_k.bias', d)] : []),
+    t('attn_v.weight', d, d),
+    t('attn_v.bias', d),
+    t('attn_out.weight', d, d),
+    t('attn_out.bias', d),
+    t('ln2.weight', d),
+    t('ln2.bias', d),
+    t('ffn_up.weight', d, ff),
+    t('ffn_up.bias', ff),
+    t('ffn_down.weight', ff, d),
+    t('ffn_down.bias', d),
+  ];
 }
 
 /** The tiny projector in the cache (`<cache>/models/tiny-mmproj-d32-t64-s1.gguf`, `tiny-mmproj-audio-…` for audio), written on first use. */
