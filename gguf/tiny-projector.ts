@@ -9,13 +9,14 @@
 import { access, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cacheDir } from '../shared/paths';
+import type { Modality } from '../shared/protocol';
 import { SlotwiseError } from '../shared/errors';
 import type { GgufValue } from './gguf';
 import { F32, writeRandomGguf, type TensorSpec, type WrittenGguf } from './write-gguf';
 
 export interface TinyProjectorOptions {
   /** What it encodes; default vision. */
-  modality?: 'vision' | 'audio';
+  modality?: Modality;
   /** Embedding width of the text model it feeds (its `embedding_length`); default 64, the tiny model's. */
   textDim?: number;
   /** Width of the vision encoder; default 32. */
@@ -33,7 +34,7 @@ export interface TinyProjectorOptions {
 }
 
 interface ProjectorParams {
-  modality: 'vision' | 'audio';
+  modality: Modality;
   textDim: number;
   dim: number;
   layers: number;

@@ -1,21 +1,19 @@
 // A chat message's content parts as the daemon reads them: its text with the media left out (job titles
 // in the daemon and the extension, checks on text alone), and which parts carry media and where their data
 // sits (the media checks of the chat route, the prompt-cache key).
-import type { ChatContentPart } from './protocol';
+import type { ChatContentPart, Modality } from './protocol';
 
-/** What a projector must read for a media part: video is read as frames, by the vision encoder (mtmd_helper_support_video). */
-export type MediaModality = 'vision' | 'audio';
-
-const READS: Record<MediaModality, string> = { vision: 'images', audio: 'audio' };
+const READS: Record<Modality, string> = { vision: 'images', audio: 'audio' };
 
 /** What a projector reads, in words: `images`, `audio`, `images and audio` (status, the Slots view, refusals). */
-export function readsText(modalities: readonly MediaModality[]): string {
+export function readsText(modalities: readonly Modality[]): string {
   return modalities.map((m) => READS[m]).join(' and ');
 }
 
 interface MediaPart {
   what: string;
-  needs: MediaModality;
+  /** The encoder it needs: video is read as frames, by the vision one (mtmd_helper_support_video). */
+  needs: Modality;
   data: (p: Record<string, unknown>) => unknown;
 }
 
@@ -34,7 +32,7 @@ function dataOrUrl(o: unknown): unknown {
 }
 
 /** What a media part is (`an image`, `audio`, `a video`), the encoder it needs, and its data (a data: URL, base64, or a URL); undefined for a part without media. */
-export function mediaOf(part: unknown): { what: string; needs: MediaModality; data: unknown } | undefined {
+export function mediaOf(part: unknown): { what: string; needs: Modality; data: unknown } | undefined {
   const p = (part ?? {}) as Record<string, unknown>;
   const media = typeof p.type === 'string' && Object.hasOwn(MEDIA_PARTS, p.type) ? MEDIA_PARTS[p.type] : undefined;
   return media && { what: media.what, needs: media.needs, data: media.data(p) };

@@ -197,7 +197,7 @@ export interface ModelStatus {
     trainCtx?: number;
     canInfill?: boolean;
     /** What its projector (`mmproj`) lets it read besides text; absent without one. */
-    modalities?: ('vision' | 'audio')[];
+    modalities?: Modality[];
   };
   /** The config's `kind`: which routes serve the model. Absent from daemons before it existed (= completion). */
   kind?: 'completion' | 'embedding' | 'rerank';
@@ -349,6 +349,9 @@ export interface ChatMessage {
   /** Text, or parts: text and images (`data:` URLs; for a model with a projector, `mmproj`), as OpenAI's chat API takes them. */
   content: string | ChatContentPart[];
 }
+
+/** What a multimodal projector's encoder reads: images (and video, as frames) or audio. */
+export type Modality = 'vision' | 'audio';
 
 export type ChatContentPart =
   | { type: 'text'; text: string }

@@ -2,9 +2,9 @@
 // notifications to every attached connection. Jobs outlive their connection so a client that
 // reconnects re-attaches from the last seq it saw; finished jobs are kept (last 200, 1 h), also on
 // disk (job-archive.ts) so they survive a daemon restart.
-import { contentText, mediaOf, type MediaModality } from '../../shared/chat-content';
+import { contentText, mediaOf } from '../../shared/chat-content';
 import { SlotwiseError, quote, toSlotwiseError } from '../../shared/errors';
-import type { ChatContentPart, ChatMessage, JobSummary, JobTimings, JobUsage, PromptParams, RpcNotification, RpcNotifications } from '../../shared/protocol';
+import type { ChatContentPart, ChatMessage, JobSummary, JobTimings, JobUsage, Modality, PromptParams, RpcNotification, RpcNotifications } from '../../shared/protocol';
 import { dispatch, InstanceGoneError } from '../scheduler/dispatch';
 import type { Lease, Scheduler } from '../scheduler/scheduler';
 import type { Supervisor } from '../runtime/supervisor';
@@ -308,7 +308,7 @@ const PROMPT_FIELDS: readonly string[] = ['model', 'prompt', 'messages', 'maxTok
  * (`mmproj`) reads it, and only inline: an image as a `data:` URL, audio as base64 (llama-server would
  * fetch a URL itself).
  */
-function messageContent(content: unknown, where: string, model: { name: string; mmproj?: string }, modalities: readonly MediaModality[] | undefined): string | ChatContentPart[] {
+function messageContent(content: unknown, where: string, model: { name: string; mmproj?: string }, modalities: readonly Modality[] | undefined): string | ChatContentPart[] {
   if (typeof content === 'string') return content;
   const shape = `${where}.content must be a string or an array of {"type": "text", "text"}, {"type": "image_url", "image_url": {"url": "data:…"}} and {"type": "input_audio", "input_audio": {"data": BASE64, "format"}} parts`;
   if (!Array.isArray(content) || content.length === 0) throw new SlotwiseError('SW_ERR_BAD_REQUEST', shape);

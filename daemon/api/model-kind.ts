@@ -3,7 +3,8 @@
 import { SlotwiseError } from '../../shared/errors';
 import type { ModelKind } from '../config/types';
 import type { Supervisor } from '../runtime/supervisor';
-import { readsText, type MediaModality } from '../../shared/chat-content';
+import { readsText } from '../../shared/chat-content';
+import type { Modality } from '../../shared/protocol';
 
 const SERVES: Record<ModelKind, string> = {
   completion: '/v1/completions, /v1/chat/completions and /infill',
@@ -25,7 +26,7 @@ export function requireModelKind(supervisor: Supervisor, model: string, wanted: 
  * `modalities` are what the projector's header says it reads (undefined when unread: llama-server judges).
  * llama-server's own refusal is a 500 whose hint says to provide the mmproj, which the model has.
  */
-export function requireProjector(model: { name: string; mmproj?: string }, where: string, media: { what: string; needs: MediaModality }, modalities?: readonly MediaModality[]): void {
+export function requireProjector(model: { name: string; mmproj?: string }, where: string, media: { what: string; needs: Modality }, modalities?: readonly Modality[]): void {
   if (model.mmproj === undefined) {
     throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where} is ${media.what}, but model "${model.name}" has no projector to read it — set models.${model.name}.mmproj to the model's mmproj-*.gguf, or send text only`);
   }

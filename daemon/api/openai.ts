@@ -14,11 +14,11 @@ import { promptText } from '../scheduler/prompt-key';
 import { mark, serverTiming, type StageMarks } from './stage-timing';
 import type { Lease, Scheduler } from '../scheduler/scheduler';
 import type { Supervisor } from '../runtime/supervisor';
-import type { ModelStatus } from '../../shared/protocol';
+import type { Modality, ModelStatus } from '../../shared/protocol';
 import { asObject, optBoolean, optNumber, optString, type Obj } from '../server/validate';
 import type { ModelConfig } from '../config/types';
 import { requireModelKind, requireProjector } from './model-kind';
-import { holdsMedia, mediaOf, type MediaModality } from '../../shared/chat-content';
+import { holdsMedia, mediaOf } from '../../shared/chat-content';
 import { requestClass } from './request-class';
 import { anySignal } from './any-signal';
 import { endTokens } from '../scheduler/handoff';
@@ -93,7 +93,7 @@ export function validateBody(raw: unknown, kind: 'prompt' | 'messages', where: s
  * itself (anything starting "http": up to 10 MB from any host the machine reaches, for anyone with the
  * token), which Slotwise does not allow, as it refuses the flags that let requests reach other hosts.
  */
-function checkMediaParts(parts: readonly unknown[], where: string, model: { name: string; mmproj?: string }, modalities: readonly MediaModality[] | undefined): void {
+function checkMediaParts(parts: readonly unknown[], where: string, model: { name: string; mmproj?: string }, modalities: readonly Modality[] | undefined): void {
   parts.forEach((part, j) => {
     const media = mediaOf(part);
     if (!media) return;

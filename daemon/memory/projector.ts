@@ -5,9 +5,9 @@
 // Pure: it takes a header already read (gguf/gguf.ts) and does no I/O.
 import { basename } from 'node:path';
 import { SlotwiseError } from '../../shared/errors';
+import type { Modality } from '../../shared/protocol';
 import { ggmlTensorBytes, ggufNumber, ggufString, type GgufHeader } from '../../gguf/gguf';
 
-export type Modality = 'vision' | 'audio';
 
 export interface ProjectorFacts {
   /** `clip.projector_type` (or the vision/audio one of a mixed file), e.g. `gemma3`, `qwen2.5vl`. */

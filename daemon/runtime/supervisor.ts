@@ -9,7 +9,7 @@ import { readModelFile, readProjectorFile } from '../memory/model-file';
 import { LlamaInstance, type InstanceOptions } from './instance';
 import { scrapeLoop, type ScrapeResult } from './scraper';
 import { plannedInstances, setsThreads, threadsPerInstance, withThreads } from './threads';
-import type { InstanceStatus, ModelStatus } from '../../shared/protocol';
+import type { InstanceStatus, Modality, ModelStatus } from '../../shared/protocol';
 import { isAlive, isLlamaServer } from '../../platform/procfs';
 import { isVerifiedProcess, processStartTime } from '../../platform/process-identity';
 import { terminate } from '../../platform/process-group';
@@ -222,7 +222,7 @@ export class Supervisor extends EventEmitter<{ change: []; instanceState: [Llama
   }
 
   /** What the model's projector reads, from its header; undefined without a projector or when the header was unreadable. */
-  modalities(name: string): readonly ('vision' | 'audio')[] | undefined {
+  modalities(name: string): readonly Modality[] | undefined {
     return this.#entry(name).info?.modalities;
   }
 
