@@ -2,7 +2,7 @@
 import type { LevelRun } from './load';
 import { ratio, summarize } from './stats';
 import { steadySamples, summarizeTimeline } from './status-sampler';
-import type { BenchTarget, Comparison, LevelResult, RequestSample, StatusSample, Summary, SweepOptions } from './types';
+import type { BenchTarget, Comparison, LevelResult, RequestSample, StatusSample, Summary, SweepOptions, SweepResult } from './types';
 
 const MAX_ERRORS = 5;
 
@@ -87,6 +87,11 @@ function against(l: LevelResult, direct: LevelResult): NonNullable<Comparison['f
     addedTtftP99Ms: l.ttftMs.p99 - direct.ttftMs.p99,
     ...(l.cpuUsPerRequest !== undefined ? { cpuUsPerRequest: l.cpuUsPerRequest } : {}),
   };
+}
+
+/** Slots the sweep's daemon had: above them a level queues. Undefined for a report without its layout. */
+export function sweepSlots(layout: SweepResult['layout'] | undefined): number | undefined {
+  return layout ? layout.instances * layout.slotsPerInstance : undefined;
 }
 
 /** Daemon vs direct at each concurrency where both ran (and the bare proxy vs direct where it ran too). */

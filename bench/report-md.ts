@@ -1,5 +1,5 @@
 // bench.md: the run as Markdown tables, for people and pull requests.
-import { levelRequests, STAGE_COLUMNS } from './aggregate';
+import { levelRequests, STAGE_COLUMNS, sweepSlots } from './aggregate';
 import { HOP_WARM_UP } from './sweep';
 import type { BenchReport, Comparison, DaemonSide, LevelResult, OnDemandResult, Summary, SweepOptions, SweepResult, TargetCheck } from './types';
 
@@ -241,7 +241,7 @@ function us(v: number | undefined): string {
 /** A sweep's comparisons; the added TTFT of a level above its slots is marked "queued" (the goals leave it out: bench/targets.ts). */
 function comparisonTable(comparisons: readonly Comparison[], layout: SweepResult['layout'] | undefined): string[] {
   if (!comparisons.length) return [];
-  const slots = layout ? layout.instances * layout.slotsPerInstance : Infinity;
+  const slots = sweepSlots(layout) ?? Infinity;
   const added = (c: Comparison, v: number, digits: number): string => `${fmt(v, digits)}${c.concurrency > slots ? ' (queued)' : ''}`;
   if (comparisons.some((c) => c.floor)) {
     const f = (c: Comparison, pick: (x: NonNullable<Comparison['floor']>) => number, digits: number): string => (c.floor ? fmt(pick(c.floor), digits) : '–');

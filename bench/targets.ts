@@ -1,4 +1,5 @@
 // The issue's goals, checked against a run. Reported beside the numbers; never a pass/fail exit.
+import { sweepSlots } from './aggregate';
 import type { BenchReport, Comparison, TargetCheck } from './types';
 
 export const GOALS = {
@@ -27,9 +28,9 @@ type Parts = Pick<BenchReport, 'sweep' | 'routing' | 'routingStandIn' | 'load'> 
 
 export function checkTargets(r: Parts): TargetCheck[] {
   if (r.chat) return chatChecks(r.chat); // that workload runs nothing else
-  const checks: TargetCheck[] = sweepChecks(r.sweep.comparisons, GOALS, '', slotsOf(r.sweep));
+  const checks: TargetCheck[] = sweepChecks(r.sweep.comparisons, GOALS, '', sweepSlots(r.sweep.layout));
   checks.push(firstLevelCheck(r.sweep.comparisons));
-  if (r.gpuPace) checks.push(...sweepChecks(r.gpuPace.sweep.comparisons, GOALS.gpuPace, 'GPU pace (stand-in): ', slotsOf(r.gpuPace.sweep)));
+  if (r.gpuPace) checks.push(...sweepChecks(r.gpuPace.sweep.comparisons, GOALS.gpuPace, 'GPU pace (stand-in): ', sweepSlots(r.gpuPace.sweep.layout)));
   for (const [g, where] of [[r.routing, 'llama-server'], [r.routingStandIn, 'stand-in']] as const) {
     if (where === 'stand-in' && !g) continue; // optional: only the standard suite has it
     const routing = g && Number.isFinite(g.p95Ratio) ? g : undefined;
@@ -138,18 +139,12 @@ function firstLevelCheck(comparisons: readonly Comparison[]): TargetCheck {
 
 type SweepGoals = { throughputRatio: number; addedTtftP50Ms: number; addedTtftP99Ms: number };
 
-/** Throughput ratio and added TTFT p50/p99 of one daemon-vs-direct sweep: the worst level decides. */
-/** Slots the sweep's daemon had (undefined for a report without its layout). */
-function slotsOf(sweep: Pick<BenchReport['sweep'], 'layout'>): number | undefined {
-  const l = sweep.layout as BenchReport['sweep']['layout'] | undefined;
-  return l ? l.instances * l.slotsPerInstance : undefined;
-}
-
 /**
- * The sweep's goals at their worst level. Throughput counts at every level; added TTFT only where no
- * request queues (c ≤ slots), as the issue's own H200 table marks c = 16 and 32 "(queued)": above the
- * slots, TTFT is mostly a wait for one, in the daemon's queue or in llama-server's, and says little about
- * the hop. The queued levels' figures stay in the measured text and in the comparison table.
+ * Throughput ratio and added TTFT p50/p99 of one daemon-vs-direct sweep, at their worst level.
+ * Throughput counts at every level; added TTFT only where no request queues (c ≤ slots), as the issue's
+ * own H200 table marks c = 16 and 32 "(queued)": above the slots, TTFT is mostly a wait for one, in the
+ * daemon's queue or in llama-server's, and says little about the hop. The queued levels' figures stay
+ * in the measured text and in the comparison table.
  */
 function sweepChecks(comparisons: readonly Comparison[], goals: SweepGoals, prefix: string, slots?: number): TargetCheck[] {
   const unqueued = comparisons.filter((c) => slots === undefined || c.concurrency <= slots);
