@@ -26,12 +26,24 @@ interface ChatAnswer {
   usage: { prompt_tokens: number };
 }
 
-function chat(d: TestDaemon, model: string, content: unknown): Promise<Response> {
+/** One user message with `content`; `encode` rewrites the JSON text as another client would write it. */
+function chat(d: TestDaemon, model: string, content: unknown, encode = (json: string): string => json): Promise<Response> {
   return d.fetch('/v1/chat/completions', {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ model, messages: [{ role: 'user', content }], max_tokens: 4, temperature: 0 }),
+    body: encode(JSON.stringify({ model, messages: [{ role: 'user', content }], max_tokens: 4, temperature: 0 })),
   });
+}
+
+/** The plan's projector (weights from the header, the encoder buffer estimated) against clip.cpp's buffers: never under, at most 1.5×. */
+async function expectProjectorPlanned(d: TestDaemon, model: string, mmproj: string, shape: { slots: number; ctxPerSlot: number }): Promise<void> {
+  const facts = { ...modelFacts(await readGgufHeader(await tinyModelPath('tiny'))), projector: projectorFacts(await readGgufHeader(mmproj), mmproj) };
+  const plan = planMemory(facts, { ...shape, gpuLayers: 'auto' }, { host: 64 * 2 ** 30, gpus: [] });
+  const planned = plan.devices[0]!.projector! / MIB;
+  const measured = projectorMiB(await d.status(), model)!;
+  console.log(`${model} projector: planned ${planned.toFixed(3)} MiB (weights ${(facts.projector.weightBytes / MIB).toFixed(3)} + encoder ${(facts.projector.computeBytes / MIB).toFixed(3)}), llama-server ${measured.toFixed(2)} MiB`);
+  expect(planned).toBeGreaterThanOrEqual(measured - 0.01); // never under (print precision 0.01 MiB)
+  expect(planned).toBeLessThanOrEqual(measured * 1.5);
 }
 
 function projectorMiB(s: Snapshot, model: string): number | undefined {
@@ -50,14 +62,7 @@ describe('a model with a projector (mmproj), on the real llama-server', () => {
     const pid = s.models.find((m) => m.name === 'vision')!.instances[0]!.pid!;
     expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')).toEqual(expect.arrayContaining(['--mmproj', mmproj]));
 
-    // The plan's projector (weights from the header, the encoder buffer estimated) against clip.cpp's buffers.
-    const facts = { ...modelFacts(await readGgufHeader(await tinyModelPath('tiny'))), projector: projectorFacts(await readGgufHeader(mmproj), mmproj) };
-    const plan = planMemory(facts, { slots: 2, ctxPerSlot: 1024, gpuLayers: 'auto' }, { host: 64 * 2 ** 30, gpus: [] });
-    const planned = plan.devices[0]!.projector! / MIB;
-    const measured = projectorMiB(s, 'vision')!;
-    console.log(`projector: planned ${planned.toFixed(3)} MiB (weights ${(facts.projector.weightBytes / MIB).toFixed(3)} + encoder ${(facts.projector.computeBytes / MIB).toFixed(3)}), llama-server ${measured.toFixed(2)} MiB`);
-    expect(planned).toBeGreaterThanOrEqual(measured - 0.01); // never under (print precision 0.01 MiB)
-    expect(planned).toBeLessThanOrEqual(measured * 1.5);
+    await expectProjectorPlanned(d, 'vision', mmproj, { slots: 2, ctxPerSlot: 1024 });
 
     // The image reaches the model: the same message with it takes at least the projector's image tokens more.
     const text = { type: 'text', text: 'What is in this picture?' };
@@ -79,11 +84,7 @@ describe('a model with a projector (mmproj), on the real llama-server', () => {
     const bigTokens = ((await big.json()) as ChatAnswer).usage.prompt_tokens;
     expect(bigTokens).toBe(((await (await chat(d, 'vision', [text, { type: 'image_url', image_url: { url: pngDataUrl(png) } }])).json()) as ChatAnswer).usage.prompt_tokens);
     // The same photo as PHP writes JSON, every "/" as "\/": lifted too, forwarded as sent, read the same.
-    const escaped = await d.fetch('/v1/chat/completions', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'vision', messages: [{ role: 'user', content: [text, { type: 'image_url', image_url: { url: pngDataUrl(photo) } }] }], max_tokens: 4, temperature: 0 }).replaceAll('/', '\\/'),
-    });
+    const escaped = await chat(d, 'vision', [text, { type: 'image_url', image_url: { url: pngDataUrl(photo) } }], (json) => json.replaceAll('/', '\\/'));
     expect(escaped.status, await escaped.clone().text()).toBe(200);
     expect(((await escaped.json()) as ChatAnswer).usage.prompt_tokens).toBe(bigTokens);
 
@@ -138,14 +139,7 @@ describe('a model with a projector (mmproj), on the real llama-server', () => {
     const mmproj = await ensureCachedTinyProjector({ modality: 'audio' });
     const d = await startTestDaemon({ models: { hear: { slots: 1, ctxPerSlot: 2048, mmproj } } });
     await d.waitFor((snap) => projectorMiB(snap, 'hear') !== undefined && snap.models[0]?.instances[0]?.state === 'ready', 'the model ready, the projector in the load log', 120_000);
-
-    const facts = { ...modelFacts(await readGgufHeader(await tinyModelPath('tiny'))), projector: projectorFacts(await readGgufHeader(mmproj), mmproj) };
-    const plan = planMemory(facts, { slots: 1, ctxPerSlot: 2048, gpuLayers: 'auto' }, { host: 64 * 2 ** 30, gpus: [] });
-    const planned = plan.devices[0]!.projector! / MIB;
-    const measured = projectorMiB(await d.status(), 'hear')!;
-    console.log(`audio projector: planned ${planned.toFixed(3)} MiB (weights ${(facts.projector.weightBytes / MIB).toFixed(3)} + encoder ${(facts.projector.computeBytes / MIB).toFixed(3)}), llama-server ${measured.toFixed(2)} MiB`);
-    expect(planned).toBeGreaterThanOrEqual(measured - 0.01);
-    expect(planned).toBeLessThanOrEqual(measured * 1.5);
+    await expectProjectorPlanned(d, 'hear', mmproj, { slots: 1, ctxPerSlot: 2048 });
 
     // A second of a tone: Whisper's one 30 s window, at least the projector's 750 audio tokens more than the text alone.
     const text = { type: 'text', text: 'What do you hear?' };
