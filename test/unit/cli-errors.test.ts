@@ -265,16 +265,18 @@ describe("the daemon's checks in the flags' terms", () => {
     throw new Error('the daemon accepted it');
   }
 
+  /** Models "tiny" and "v", each with `mmproj` when given, whose projector header read `modalities` (undefined: unread). */
+  const models = (mmproj?: string, modalities?: string[]) =>
+    ({
+      resolveModel: (m: string) => m,
+      modelNames: () => ['tiny', 'v'],
+      modelConfig: (name: string) => ({ name, kind: 'completion', ctxPerSlot: 512, ...(mmproj ? { mmproj } : {}) }),
+      modalities: () => modalities,
+    }) as unknown as Supervisor;
+
   it('image parts in a prompt job: only data:image URLs, only for a model with a projector, and only known part shapes', () => {
     const msg = (content: unknown) => ({ model: 'tiny', messages: [{ role: 'user', content }] });
     const png = { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } };
-    const models = (mmproj?: string, modalities?: string[]) =>
-      ({
-        resolveModel: (m: string) => m,
-        modelNames: () => ['tiny', 'v'],
-        modelConfig: (name: string) => ({ name, kind: 'completion', ctxPerSlot: 512, ...(mmproj ? { mmproj } : {}) }),
-        modalities: () => modalities,
-      }) as unknown as Supervisor;
     expect(() => parsePromptParams(msg([{ type: 'text', text: 'what?' }, png]), models())).toThrow(
       'prompt.submit: messages[0].content[1] is an image, but model "tiny" has no projector to read it — set models.tiny.mmproj to the model\'s mmproj-*.gguf, or send text only',
     );
@@ -294,8 +296,7 @@ describe("the daemon's checks in the flags' terms", () => {
 
   it('audio parts in a prompt job: base64 for a projector that hears, never a URL', () => {
     const wav = { type: 'input_audio', input_audio: { data: 'UklGRiQAAABXQVZF', format: 'wav' } };
-    const models = (modalities?: string[]) => ({ resolveModel: (m: string) => m, modelNames: () => ['v'], modelConfig: (name: string) => ({ name, kind: 'completion', ctxPerSlot: 512, mmproj: '/m/mm.gguf' }), modalities: () => modalities }) as unknown as Supervisor;
-    const job = (part: unknown, modalities?: string[]) => () => parsePromptParams({ model: 'v', messages: [{ role: 'user', content: [{ type: 'text', text: 'what is said?' }, part] }] }, models(modalities));
+    const job = (part: unknown, modalities?: string[]) => () => parsePromptParams({ model: 'v', messages: [{ role: 'user', content: [{ type: 'text', text: 'what is said?' }, part] }] }, models('/m/mm.gguf', modalities));
     expect(job(wav, ['audio'])().messages![0]!.content).toEqual([{ type: 'text', text: 'what is said?' }, wav]);
     expect(job(wav)().messages![0]!.content).toHaveLength(2); // an unread header: llama-server judges
     expect(job({ type: 'input_audio', input_audio: { data: 'data:audio/wav;base64,UklGRg==', format: 'wav' } }, ['audio'])).not.toThrow();
