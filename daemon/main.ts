@@ -28,6 +28,8 @@ import { serveIgnoringUpgrade } from './server/ignore-upgrade';
 import { answerClientError } from './server/client-error';
 import { openAiRoutes } from './api/openai';
 import { infillRoutes } from './api/infill';
+import { anthropicRoutes } from './api/anthropic';
+import { responsesRoutes } from './api/responses';
 import { embeddingRoutes } from './api/embeddings';
 import { Scheduler } from './scheduler/scheduler';
 import { ModelLoader } from './runtime/loader';
@@ -206,6 +208,8 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
     },
     ...openAiRoutes({ supervisor, scheduler, models: () => hub.snapshot().models }),
     ...infillRoutes({ supervisor, scheduler }),
+    ...anthropicRoutes({ supervisor, scheduler }),
+    ...responsesRoutes({ supervisor, scheduler }),
     ...embeddingRoutes({ supervisor, scheduler }),
   ];
   // Graceful shutdown (see shutdown below): `refusing` answers new requests 503, `cut` ends running ones.

@@ -17,9 +17,11 @@ interface MediaPart {
   data: (p: Record<string, unknown>) => unknown;
 }
 
-/** Content parts that carry media (OpenAI's, and llama-server's video ones), what each is, and where its data sits. */
+/** Content parts that carry media (OpenAI's chat and Responses ones, and llama-server's video ones), what each is, and where its data sits. */
 const MEDIA_PARTS: Readonly<Record<string, MediaPart>> = {
   image_url: { what: 'an image', needs: 'vision', data: (p) => (p.image_url as { url?: unknown } | undefined)?.url },
+  // The Responses API's (/v1/responses): its image_url is the URL itself.
+  input_image: { what: 'an image', needs: 'vision', data: (p) => (typeof p.image_url === 'string' ? p.image_url : (p.image_url as { url?: unknown } | undefined)?.url) },
   input_audio: { what: 'audio', needs: 'audio', data: (p) => dataOrUrl(p.input_audio) },
   input_video: { what: 'a video', needs: 'vision', data: (p) => dataOrUrl(p.input_video) },
   video_url: { what: 'a video', needs: 'vision', data: (p) => dataOrUrl(p.video_url) },

@@ -14,7 +14,7 @@ import { promptText } from '../scheduler/prompt-key';
 import { mark, serverTiming, type StageMarks } from './stage-timing';
 import type { Lease, Scheduler } from '../scheduler/scheduler';
 import type { Supervisor } from '../runtime/supervisor';
-import type { Modality, ModelStatus } from '../../shared/protocol';
+import type { ErrorBody, Modality, ModelStatus } from '../../shared/protocol';
 import { asObject, optBoolean, optNumber, optString, type Obj } from '../server/validate';
 import type { ModelConfig } from '../config/types';
 import { requireModelKind, requireProjector } from './model-kind';
@@ -94,15 +94,18 @@ export function validateBody(raw: unknown, kind: 'prompt' | 'messages', where: s
  * token), which Slotwise does not allow, as it refuses the flags that let requests reach other hosts.
  */
 function checkMediaParts(parts: readonly unknown[], where: string, model: { name: string; mmproj?: string }, modalities: readonly Modality[] | undefined): void {
-  parts.forEach((part, j) => {
-    const media = mediaOf(part);
-    if (!media) return;
-    requireProjector(model, `${where}.content[${j}]`, media, modalities);
-    const data = media.data;
-    if (typeof data === 'string' && data.startsWith('http')) {
-      throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}.content[${j}] is ${media.what} given by URL, which llama-server would download from the network — Slotwise does not let it; send the data inline (a data: URL with base64)`);
-    }
-  });
+  parts.forEach((part, j) => checkMediaPart(part, `${where}.content[${j}]`, model, modalities));
+}
+
+/** checkMediaParts() for one part at `where` (also the Anthropic route's image blocks, as the image parts they become). */
+export function checkMediaPart(part: unknown, where: string, model: { name: string; mmproj?: string }, modalities: readonly Modality[] | undefined): void {
+  const media = mediaOf(part);
+  if (!media) return;
+  requireProjector(model, where, media, modalities);
+  const data = media.data;
+  if (typeof data === 'string' && data.startsWith('http')) {
+    throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where} is ${media.what} given by URL, which llama-server would download from the network — Slotwise does not let it; send the data inline (a data: URL with base64)`);
+  }
 }
 
 /**
@@ -176,6 +179,30 @@ export interface ProxyRequest {
    * as llama-server's parser does.
    */
   bytes?: Buffer;
+  /** The client's API when it is not OpenAI's (anthropic.ts): `body` is then the OpenAI chat request made of it. */
+  dialect?: Dialect;
+  /** What marks a token's event in the answer's stream, when not every `data:` event is one (upstream.ts RESPONSES_DELTA). */
+  tokenEvent?: Buffer;
+}
+
+/** How an answer of llama-server's OpenAI chat route is spoken to a client of another API. */
+export interface Dialect {
+  /** A translator for one streamed answer: llama-server's event bytes in, the client's events out. */
+  stream(): { push(chunk: Buffer): string; end(): string };
+  /** The non-streamed answer, from llama-server's (assembled) one. */
+  answer(upstream: Obj): Obj;
+  /** An error answer's body in the client API's shape (the status stays). */
+  errorBody(status: number, body: { error: ErrorBody }): unknown;
+  /** An error after a stream's first byte, as the client API's event. */
+  errorEvent(status: number, body: { error: ErrorBody }): string;
+}
+
+/** An error answer, in the dialect's shape when there is one. */
+function answerError(res: ServerResponse, err: unknown, headers: Record<string, string>, dialect: Dialect | undefined): void {
+  if (!dialect) return sendError(res, err, headers);
+  const { status, body } = errorEnvelope(err);
+  for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+  sendJson(res, status, dialect.errorBody(status, body));
 }
 
 /**
@@ -201,7 +228,7 @@ export async function proxyToModel(deps: Pick<OpenAiDeps, 'scheduler'>, ctx: Rou
     marks.queued = mark();
   } catch (err) {
     const retry = (err as { retryAfterS?: number }).retryAfterS;
-    return sendError(ctx.res, err, retry ? { 'Retry-After': String(retry) } : {});
+    return answerError(ctx.res, err, retry ? { 'Retry-After': String(retry) } : {}, req.dialect);
   }
   // The client leaving, or a newer request of the same session (SW_ERR_SUPERSEDED), ends it.
   const signal = anySignal([ctx.signal, ticket.signal]);
@@ -209,12 +236,12 @@ export async function proxyToModel(deps: Pick<OpenAiDeps, 'scheduler'>, ctx: Rou
     // A stream may be handed a slot before it frees (lease.handoff): forward() then sends it at once.
     await dispatch(deps.scheduler, ticket, { signal, handoff: stream }, (lease) => {
       if (!lease.handoff) marks.leased = mark();
-      return forward(lease, path, payload, { stream, assemble, body }, { ...ctx, signal }, marks);
+      return forward(lease, path, payload, { stream, assemble, body, dialect: req.dialect, tokenEvent: req.tokenEvent }, { ...ctx, signal }, marks);
     });
   } catch (err) {
-    if (ctx.res.headersSent) return endAfterFirstByte(ctx.res, err, stream);
+    if (ctx.res.headersSent) return endAfterFirstByte(ctx.res, err, stream, req.dialect);
     if (ctx.signal.aborted && toSlotwiseError(ctx.signal.reason).code === 'SW_ERR_CANCELLED') return; // the client is gone; nobody to tell
-    sendError(ctx.res, err);
+    answerError(ctx.res, err, {}, req.dialect);
   } finally {
     // An opened ticket ends with exactly one outcome whatever threw where; finish() keeps the first.
     deps.scheduler.finish(ticket, 'failed');
@@ -238,17 +265,21 @@ interface Forwarding {
   assemble?: AnswerFormat;
   /** The request (the assembled answer depends on some of its fields). */
   body: Obj;
+  dialect?: Dialect;
+  tokenEvent?: Buffer;
 }
 
 async function fetchAnswer(inst: Lease['instance'], path: string, payload: Payload, how: Forwarding, signal: AbortSignal): Promise<Answer> {
   if (how.stream) {
     const up = await postStream(inst, path, payload, signal);
+    const dialect = how.dialect;
+    if (dialect) return { statusCode: up.statusCode, contentType: 'text/event-stream', events: true, text: () => up.text(), relay: (res, onChunk, onFirst) => relayTranslated(up, res, onChunk, onFirst, dialect.stream()) };
     return { statusCode: up.statusCode, contentType: up.headers['content-type'], events: true, text: () => up.text(), relay: (res, onChunk, onFirst) => relayStream(up, res, onChunk, onFirst) };
   }
   if (how.assemble) {
     const format = how.assemble;
     const up = await postStream(inst, path, asStream(payload, format), signal);
-    return { statusCode: up.statusCode, contentType: 'application/json; charset=utf-8', events: true, text: () => up.text(), relay: (res, onChunk, onFirst) => relayAssembled(up, res, onChunk, onFirst, new AnswerAssembler(format, how.body), inst.id) };
+    return { statusCode: up.statusCode, contentType: 'application/json; charset=utf-8', events: true, text: () => up.text(), relay: (res, onChunk, onFirst) => relayAssembled(up, res, onChunk, onFirst, new AnswerAssembler(format, how.body), inst.id, how.dialect) };
   }
   const up = await postJson(inst, path, payload, false, signal);
   const type = up.headers['content-type'];
@@ -278,13 +309,13 @@ async function forward(lease: Lease, path: string, payload: Payload, how: Forwar
   if (upstream.statusCode >= 400) {
     // llama-server's own error: answered in Slotwise's envelope with its message (see upstreamError).
     const err = upstreamError(inst.id, upstream.statusCode, await upstream.text());
-    sendError(ctx.res, err, { 'X-Slotwise-Instance': inst.id, ...leaseHeaders(lease) });
+    answerError(ctx.res, err, { 'X-Slotwise-Instance': inst.id, ...leaseHeaders(lease) }, how.dialect);
     throw err;
   }
   let started = false;
   const tail = new ResponseTail();
   let events = 0;
-  const countEvents = sseEventCounter();
+  const countEvents = sseEventCounter(how.tokenEvent);
   try {
     await upstream.relay(ctx.res, (chunk) => {
       inst.noteProgress(); // for the stall watchdog
@@ -362,11 +393,34 @@ function relayStream(up: StreamResponse, res: ServerResponse, onChunk: (chunk: B
     .finally(() => res.off('drain', resume));
 }
 
+/** relayStream() through a dialect's translator: the client gets its API's events, written as each chunk completes them. */
+function relayTranslated(up: StreamResponse, res: ServerResponse, onChunk: (chunk: Buffer) => void, onFirst: () => void, translate: { push(chunk: Buffer): string; end(): string }): Promise<void> {
+  let first = true;
+  const resume = (): void => up.resume();
+  const write = (text: string): boolean => {
+    if (!text) return true;
+    if (first) {
+      first = false;
+      onFirst();
+    }
+    return res.write(text);
+  };
+  return up
+    .each((chunk) => {
+      onChunk(chunk);
+      if (write(translate.push(chunk))) return true;
+      res.once('drain', resume);
+      return false;
+    })
+    .then(() => void write(translate.end()))
+    .finally(() => res.off('drain', resume));
+}
+
 /**
  * relayStream() for a non-streamed answer assembled from the stream: the client gets it whole at the
  * end, as from llama-server without `stream`. An error event becomes llama-server's error answer.
  */
-async function relayAssembled(up: StreamResponse, res: ServerResponse, onChunk: (chunk: Buffer) => void, onFirst: () => void, answer: AnswerAssembler, instance: string): Promise<void> {
+async function relayAssembled(up: StreamResponse, res: ServerResponse, onChunk: (chunk: Buffer) => void, onFirst: () => void, answer: AnswerAssembler, instance: string, dialect?: Dialect): Promise<void> {
   try {
     await up.each((chunk) => {
       onChunk(chunk);
@@ -376,17 +430,18 @@ async function relayAssembled(up: StreamResponse, res: ServerResponse, onChunk: 
   } catch (err) {
     throw err instanceof StreamErrorEvent ? upstreamError(instance, err.status, err.body) : err;
   }
-  const body = JSON.stringify(answer.answer());
+  const body = JSON.stringify(dialect ? dialect.answer(answer.answer()) : answer.answer());
   res.setHeader('Content-Length', Buffer.byteLength(body));
   onFirst();
   res.write(body);
 }
 
 /** After the first byte: SSE gets an error event then [DONE]-less end; a JSON body can only be cut. */
-function endAfterFirstByte(res: ServerResponse, err: unknown, stream: boolean): void {
+function endAfterFirstByte(res: ServerResponse, err: unknown, stream: boolean, dialect: Dialect | undefined): void {
   if (res.writableEnded || res.destroyed) return;
   if (stream) {
-    res.end(`data: ${JSON.stringify(errorEnvelope(toSlotwiseError(err)).body)}\n\n`);
+    const { status, body } = errorEnvelope(toSlotwiseError(err));
+    res.end(dialect ? dialect.errorEvent(status, body) : `data: ${JSON.stringify(body)}\n\n`);
   } else {
     res.destroy();
   }

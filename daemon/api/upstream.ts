@@ -191,22 +191,26 @@ export function withSlot(payload: Payload, slot: number | undefined): Payload {
 /** An event's `data:` field at the start of a line: inside an event's JSON a newline is always escaped, so text that says "data:" never matches. */
 const LINE_DATA = Buffer.from('\ndata:');
 
+/** A token's event in the Responses API's stream (`event: response.output_text.delta`, reasoning and tool-call arguments alike): its other events frame the answer. */
+export const RESPONSES_DELTA = Buffer.from('.delta\ndata:');
+
 /**
  * A counter of `data:` events in an SSE stream, fed its chunks in order without decoding them:
  * llama-server streams one per token (plus a role event for chats and the final one), so the running
  * total tracks tokens decoded. A field counts at the start of a line only (a reply that writes "data:"
  * is one token, not two), and once where a chunk boundary splits it. No allocation per chunk.
+ * `field` counts another marker instead (RESPONSES_DELTA), which starts anywhere in a line.
  */
-export function sseEventCounter(): (chunk: Uint8Array) => number {
-  // The stream so far ends with LINE_DATA's first `carry` bytes (its start is a line start: 1).
-  let carry = 1;
+export function sseEventCounter(field: Buffer = LINE_DATA): (chunk: Uint8Array) => number {
+  // The stream so far ends with the field's first `carry` bytes (the stream's start is a line start: 1).
+  let carry = field === LINE_DATA ? 1 : 0;
   return (chunk) => {
     const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     let n = 0;
     if (carry > 0) {
-      const rest = LINE_DATA.length - carry;
+      const rest = field.length - carry;
       const m = Math.min(rest, buf.length);
-      if (buf.compare(LINE_DATA, carry, carry + m, 0, m) === 0) {
+      if (buf.compare(field, carry, carry + m, 0, m) === 0) {
         if (m === rest) n++;
         else {
           carry += m; // the whole chunk continues the field
@@ -214,16 +218,17 @@ export function sseEventCounter(): (chunk: Uint8Array) => number {
         }
       }
     }
-    for (let i = buf.indexOf(LINE_DATA); i >= 0; i = buf.indexOf(LINE_DATA, i + LINE_DATA.length)) n++;
-    carry = partialField(buf);
+    for (let i = buf.indexOf(field); i >= 0; i = buf.indexOf(field, i + field.length)) n++;
+    carry = partialField(buf, field);
     return n;
   };
 }
 
-/** How many of LINE_DATA's first bytes `buf` ends with (0 when none): a field the next chunk may complete. */
-function partialField(buf: Buffer): number {
-  for (let k = Math.min(LINE_DATA.length - 1, buf.length); k > 0; k--) {
-    if (buf[buf.length - k] === 0x0a && buf.compare(LINE_DATA, 0, k, buf.length - k) === 0) return k;
+/** How many of `field`'s first bytes `buf` ends with (0 when none): a field the next chunk may complete. */
+function partialField(buf: Buffer, field: Buffer): number {
+  const first = field[0];
+  for (let k = Math.min(field.length - 1, buf.length); k > 0; k--) {
+    if (buf[buf.length - k] === first && buf.compare(field, 0, k, buf.length - k) === 0) return k;
   }
   return 0;
 }

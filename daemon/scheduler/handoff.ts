@@ -9,12 +9,13 @@ import { freeSlots, plan, type InstanceLoad, type PlanInput, type Waiter } from 
 
 /**
  * The most tokens a request may generate, as llama-server reads its body: `n_predict`, else
- * `max_tokens`, else `max_completion_tokens` (server-common.cpp: n_predict overrides the others).
+ * `max_output_tokens` (the Responses API's: its conversion makes it `max_tokens`, server-chat.cpp),
+ * else `max_tokens`, else `max_completion_tokens` (server-common.cpp: n_predict overrides the others).
  * Undefined when unknown (absent, or -1: until the context is full): such a request is never
  * near its end.
  */
 export function endTokens(body: Record<string, unknown>): number | undefined {
-  for (const key of ['n_predict', 'max_tokens', 'max_completion_tokens']) {
+  for (const key of ['n_predict', 'max_output_tokens', 'max_tokens', 'max_completion_tokens']) {
     const v = body[key];
     if (v === undefined || v === null) continue;
     return typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : undefined;

@@ -15,21 +15,40 @@ export const CHUNK_CHARS = 64;
 /** Prefixes longer than this are not told apart (1 MiB bodies would otherwise cost a few ms each). */
 export const MAX_CHUNKS = 4096;
 
-/** What the daemon sees of a prompt: the `prompt` string(s), or the chat `messages` in order. */
+/** What the daemon sees of a prompt: the `prompt` string(s), the chat `messages` in order, or a Responses API request's `instructions` and `input`. */
 export interface PromptSource {
   prompt?: unknown;
   messages?: readonly unknown[];
+  instructions?: unknown;
+  input?: unknown;
 }
 
 /** The prompt as one string, in the order llama-server will read it; undefined when there is none (token arrays). */
 export function promptText(src: PromptSource): string | undefined {
   if (typeof src.prompt === 'string') return src.prompt;
   if (Array.isArray(src.prompt)) return src.prompt.every((p) => typeof p === 'string') ? src.prompt.join('\u0000') : undefined;
+  if (src.input !== undefined && src.messages === undefined) return promptText({ messages: responsesMessages(src.instructions, src.input) });
   if (!Array.isArray(src.messages)) return undefined;
   let out = '';
   for (const m of src.messages) {
     const { role, content } = (m ?? {}) as { role?: unknown; content?: unknown };
     out += `${String(role)}\n${typeof content === 'string' ? content : Array.isArray(content) ? content.map(partText).join('') : JSON.stringify(content ?? '')}\u0000`;
+  }
+  return out;
+}
+
+/**
+ * A Responses API request as messages, in the order llama-server's conversion puts them: the
+ * instructions, then the input (a string is one user message; an item without a role, such as a
+ * function call or its output, counts as its whole JSON).
+ */
+function responsesMessages(instructions: unknown, input: unknown): unknown[] {
+  const out: unknown[] = typeof instructions === 'string' ? [{ role: 'system', content: instructions }] : [];
+  if (typeof input === 'string') return [...out, { role: 'user', content: input }];
+  if (!Array.isArray(input)) return out;
+  for (const item of input) {
+    const it = (item ?? {}) as { role?: unknown; content?: unknown; type?: unknown };
+    out.push(typeof it.role === 'string' && it.content !== undefined ? { role: it.role, content: it.content } : { role: String(it.type), content: JSON.stringify(item) });
   }
   return out;
 }
@@ -41,7 +60,7 @@ export function promptText(src: PromptSource): string | undefined {
  */
 function partText(part: unknown): string {
   const p = (part ?? {}) as { type?: unknown; text?: unknown };
-  if (p.type === 'text' && typeof p.text === 'string') return p.text;
+  if ((p.type === 'text' || p.type === 'input_text' || p.type === 'output_text') && typeof p.text === 'string') return p.text;
   const data = mediaOf(part)?.data;
   // A photo the body reader lifted out (server/lifted-strings.ts) already carries its digest.
   const digest = typeof data !== 'string' ? undefined : (standInDigest(data) ?? (data.length > 256 ? createHash('sha1').update(data).digest('base64') : undefined));

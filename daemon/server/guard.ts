@@ -47,12 +47,14 @@ export function checkOrigin(req: IncomingMessage, opts: GuardOptions): SlotwiseE
   return undefined;
 }
 
-const UNAUTHORIZED = 'missing or wrong token: send "Authorization: Bearer <token>" with the token from the daemon\'s state dir, file "token"';
+const UNAUTHORIZED = 'missing or wrong token: send "Authorization: Bearer <token>" (or "x-api-key: <token>") with the token from the daemon\'s state dir, file "token"';
 
 export function checkToken(req: IncomingMessage, opts: GuardOptions): SlotwiseError | undefined {
-  const header = req.headers.authorization ?? '';
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-  const given = Buffer.from(match?.[1] ?? '');
+  const header = req.headers.authorization;
+  // Anthropic's clients send their key as x-api-key (Claude Code's ANTHROPIC_API_KEY, the SDKs).
+  const apiKey = req.headers['x-api-key'];
+  const token = header !== undefined ? /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1] : typeof apiKey === 'string' ? apiKey.trim() : undefined;
+  const given = Buffer.from(token ?? '');
   const want = Buffer.from(opts.token);
   // One answer for missing, malformed and wrong: a prober learns nothing from the difference.
   if (given.length !== want.length || !timingSafeEqual(given, want)) {

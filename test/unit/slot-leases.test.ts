@@ -6,7 +6,7 @@ import { CHUNK_CHARS, commonChunks, promptKey, promptText } from '../../daemon/s
 import { CANCEL_LAG_MS, FOREIGN_AFTER_POLLS, RELEASE_LAG_MS, SlotTable } from '../../daemon/scheduler/slot-table';
 import { pickSlot, type SlotCandidate } from '../../daemon/scheduler/slot-pick';
 import { payloadOf, payloadText } from '../../daemon/api/payload';
-import { sseEventCounter, withSlot } from '../../daemon/api/upstream';
+import { RESPONSES_DELTA, sseEventCounter, withSlot } from '../../daemon/api/upstream';
 import { mulberry32 } from '../../platform/prng';
 import { promptTimings, ResponseTail } from '../../daemon/api/prompt-timings';
 
@@ -42,6 +42,17 @@ describe('prompt keys', () => {
     expect(ask(image('QUJD'))).toBe(ask(image('QUJD')));
     expect(ask(image('QUJD'))).not.toBe(ask(image('REVG')));
     expect(ask(image('QUJD')).startsWith('user\nWhat is this?')).toBe(true);
+  });
+
+  it("reads a Responses API request's instructions and input as the conversation it becomes, each turn extending the last", () => {
+    const first = { instructions: text(200), input: [{ role: 'user', content: [{ type: 'input_text', text: 'one' }] }] };
+    const call = { type: 'function_call', call_id: 'c1', name: 'f', arguments: '{"x":1}' };
+    const next = { ...first, input: [...first.input, { role: 'assistant', content: [{ type: 'output_text', text: 'reply' }] }, call, { type: 'function_call_output', call_id: 'c1', output: '2' }] };
+    expect(promptText(next)!.startsWith(promptText(first)!)).toBe(true);
+    expect(promptText(first)).toBe(promptText({ messages: [{ role: 'system', content: first.instructions }, { role: 'user', content: 'one' }] }));
+    // An item without a role counts by its whole JSON: two different calls are two different prompts.
+    expect(promptText({ ...next, input: [...first.input, { ...call, arguments: '{"x":2}' }] })).not.toBe(promptText({ ...next, input: [...first.input, call] }));
+    expect(promptText({ input: 'just text' })).toBe(promptText({ messages: [{ role: 'user', content: 'just text' }] }));
   });
 });
 
@@ -236,6 +247,31 @@ describe('sseEventCounter', () => {
         at = end;
       }
       expect(total).toBe(4);
+    }
+  });
+
+  it("counts only the Responses API's token events (….delta) with RESPONSES_DELTA, however split", () => {
+    const responses = Buffer.from(
+      [
+        'event: response.created\ndata: {"type":"response.created"}\n\n',
+        'event: response.output_text.delta\ndata: {"delta":"event: x.delta\\ndata: y"}\n\n',
+        'event: response.reasoning_text.delta\ndata: {"delta":"hm"}\n\n',
+        'event: response.function_call_arguments.delta\ndata: {"delta":"{}"}\n\n',
+        'event: response.output_text.done\ndata: {"text":"x"}\n\n',
+        'event: response.completed\ndata: {"type":"response.completed"}\n\n',
+      ].join(''),
+    );
+    expect(sseEventCounter(RESPONSES_DELTA)(responses)).toBe(3); // the delta's own text, its newline escaped, does not count
+    const random = mulberry32(5);
+    for (let run = 0; run < 300; run++) {
+      const count = sseEventCounter(RESPONSES_DELTA);
+      let total = 0;
+      for (let at = 0; at < responses.length; ) {
+        const end = Math.min(responses.length, at + 1 + Math.floor(random() * (run % 2 ? 5 : 50)));
+        total += count(responses.subarray(at, end));
+        at = end;
+      }
+      expect(total).toBe(3);
     }
   });
 });

@@ -1,0 +1,82 @@
+// Anthropic's Messages API (POST /v1/messages, /v1/messages/count_tokens), so clients written for it
+// (Claude Code, Anthropic's SDKs) can use the daemon's models. A request is converted to the OpenAI
+// chat request llama-server would make of it (anthropic-request.ts) and then queued, leased and
+// proxied as /v1/chat/completions is, with its slot pinned; the answer is spoken back in Anthropic's
+// shape (anthropic-answer.ts), errors included.
+import type { Route, RouteContext } from '../server/http';
+import { sendJson } from '../server/http';
+import { errorEnvelope } from '../../shared/errors';
+import { asObject, optString, type Obj } from '../server/validate';
+import { checkMediaPart, proxyToModel, type Dialect, type OpenAiDeps } from './openai';
+import { requireModelKind } from './model-kind';
+import { chatOfMessages } from './anthropic-request';
+import { AnthropicStream, anthropicErrorBody, anthropicErrorEvent, anthropicErrorType, anthropicMessage } from './anthropic-answer';
+import { postJson, upstreamError } from './upstream';
+import { payloadOf } from './payload';
+
+export type AnthropicDeps = Pick<OpenAiDeps, 'supervisor' | 'scheduler'>;
+
+export function anthropicRoutes(deps: AnthropicDeps): Route[] {
+  return [
+    { method: 'POST', path: '/v1/messages', handle: (ctx) => inAnthropicShape(ctx, () => messages(deps, ctx)) },
+    { method: 'POST', path: '/v1/messages/count_tokens', handle: (ctx) => inAnthropicShape(ctx, () => countTokens(deps, ctx)) },
+  ];
+}
+
+/** Errors before the request is proxied (its body, its fields, the model) answered in Anthropic's shape. */
+async function inAnthropicShape(ctx: RouteContext, handle: () => Promise<void>): Promise<void> {
+  try {
+    await handle();
+  } catch (err) {
+    if (ctx.res.headersSent) throw err;
+    const { status, body } = errorEnvelope(err);
+    sendJson(ctx.res, status, anthropicErrorBody(status, body));
+  }
+}
+
+function dialect(model: string): Dialect {
+  return {
+    stream: () => new AnthropicStream(model),
+    answer: (chat) => anthropicMessage(chat, model),
+    errorBody: anthropicErrorBody,
+    errorEvent: (status, body) => anthropicErrorEvent(body.error.message, anthropicErrorType(status)),
+  };
+}
+
+/** The request's model and its chat form, checked as /v1/chat/completions checks its own. */
+function read(deps: AnthropicDeps, raw: unknown, where: string): { model: string; stream: boolean; chat: Obj } {
+  const body = asObject(raw, where);
+  const model = deps.supervisor.resolveModel(optString(body, 'model', where), where);
+  requireModelKind(deps.supervisor, model, 'completion', where);
+  const config = deps.supervisor.modelConfig(model);
+  const modalities = deps.supervisor.modalities(model);
+  const { stream, chat } = chatOfMessages(body, where, config.ctxPerSlot, (part, at) => checkMediaPart(part, at, config, modalities));
+  return { model, stream, chat };
+}
+
+async function messages(deps: AnthropicDeps, ctx: RouteContext): Promise<void> {
+  const where = 'POST /v1/messages';
+  const { model, stream, chat } = read(deps, await ctx.json(), where);
+  // The first token's timings carry the prompt's counts for message_start; the usage chunk ends it.
+  if (stream) Object.assign(chat, { stream: true, stream_options: { include_usage: true }, timings_per_token: true });
+  await proxyToModel(deps, ctx, '/v1/chat/completions', { model, stream, body: chat, dialect: dialect(model) });
+}
+
+/**
+ * Counted by llama-server (its chat template and tokenizer) on an instance that is up: counting runs on
+ * its HTTP thread and takes no slot, so it does not queue behind generations. With none up (a model
+ * loaded on demand), it goes through the queue, which loads the model.
+ */
+async function countTokens(deps: AnthropicDeps, ctx: RouteContext): Promise<void> {
+  const where = 'POST /v1/messages/count_tokens';
+  const raw = await ctx.json();
+  const { model, chat } = read(deps, raw, where);
+  const body = chat;
+  const inst = deps.supervisor.instances(model).find((i) => i.routable);
+  if (!inst) return proxyToModel(deps, ctx, '/v1/chat/completions/input_tokens', { model, stream: false, body, dialect: dialect(model) });
+  const up = await postJson(inst, '/v1/chat/completions/input_tokens', payloadOf(JSON.stringify(body)), false, ctx.signal);
+  const text = await up.body.text();
+  if (up.statusCode >= 400) throw upstreamError(inst.id, up.statusCode, text);
+  const counted = JSON.parse(text) as Obj;
+  sendJson(ctx.res, 200, { input_tokens: counted.input_tokens });
+}

@@ -1,0 +1,53 @@
+// POST /v1/responses: OpenAI's Responses API, which llama-server serves by converting the request to a
+// chat completion (tools/server/server-chat.cpp server_chat_convert_responses_to_chatcmpl). That
+// conversion keeps the body's other fields, `id_slot` among them, so the request is proxied as sent,
+// queued and leased like /v1/chat/completions. Checked here: what the conversion needs, and what
+// Slotwise relies on (the model, token counts within a slot's context, media a projector can read).
+import { SlotwiseError, describeValue } from '../../shared/errors';
+import { holdsMedia } from '../../shared/chat-content';
+import type { Route, RouteContext } from '../server/http';
+import { asObject, optBoolean, optNumber, optString, type Obj } from '../server/validate';
+import { checkMediaPart, checkNumbers, proxyToModel, type OpenAiDeps } from './openai';
+import { requireModelKind } from './model-kind';
+import { RESPONSES_DELTA } from './upstream';
+import type { Supervisor } from '../runtime/supervisor';
+
+export type ResponsesDeps = Pick<OpenAiDeps, 'supervisor' | 'scheduler'>;
+
+export function responsesRoutes(deps: ResponsesDeps): Route[] {
+  return [{ method: 'POST', path: '/v1/responses', handle: (ctx) => responses(deps, ctx) }];
+}
+
+async function responses(deps: ResponsesDeps, ctx: RouteContext): Promise<void> {
+  const where = 'POST /v1/responses';
+  const { value, bytes } = await ctx.jsonWithBytes(holdsMedia);
+  const { model, stream, body } = validateResponsesBody(value, where, deps.supervisor);
+  requireModelKind(deps.supervisor, model, 'completion', where);
+  // A token is one `….delta` event; the stream's other events frame the answer.
+  await proxyToModel(deps, ctx, '/v1/responses', { model, stream, body, bytes, tokenEvent: RESPONSES_DELTA });
+}
+
+export function validateResponsesBody(raw: unknown, where: string, supervisor: Supervisor): { model: string; stream: boolean; body: Obj } {
+  const body = asObject(raw, where);
+  const model = supervisor.resolveModel(optString(body, 'model', where), where);
+  const stream = optBoolean(body, 'stream', where) ?? false;
+  const config = supervisor.modelConfig(model);
+  checkNumbers(body, where, config);
+  optNumber(body, 'max_output_tokens', where, { integer: true, min: 1, max: config.ctxPerSlot, why: `the model's context per slot, models.${model}.ctxPerSlot` });
+  optString(body, 'instructions', where);
+  if (body.previous_response_id !== undefined && body.previous_response_id !== null) {
+    throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}: "previous_response_id" is not supported (llama-server keeps no earlier responses) — send the whole conversation in "input"`);
+  }
+  const input = body.input;
+  if (typeof input !== 'string' && !Array.isArray(input)) {
+    throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}: "input" must be a string or an array of input items, got ${describeValue(input)}`);
+  }
+  if (Array.isArray(input)) {
+    const modalities = supervisor.modalities(model);
+    input.forEach((raw, i) => {
+      const item = asObject(raw, `${where}: input[${i}]`);
+      if (Array.isArray(item.content)) item.content.forEach((part, j) => checkMediaPart(part, `${where}: input[${i}].content[${j}]`, config, modalities));
+    });
+  }
+  return { model, stream, body };
+}
