@@ -1,0 +1,183 @@
+// Anthropic's Messages API (/v1/messages, /v1/messages/count_tokens) and OpenAI's Responses API
+// (/v1/responses) through the daemon, against the real llama-server. llama-server's own /v1/messages is
+// the oracle for the daemon's conversion (the same prompt, by token count) and its event stream (the
+// same events). Both routes must run in the slot the daemon leased: llama-server's own /v1/messages
+// drops `id_slot`, which is why the daemon converts that API itself.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Snapshot } from '../../shared/protocol';
+import { instanceAuth, startTestDaemon, waitUntil, type TestDaemon } from '../helpers/daemon';
+import { SseSplitter } from '../../daemon/api/sse';
+
+let d: TestDaemon;
+let snap: Snapshot;
+
+beforeAll(async () => {
+  d = await startTestDaemon({ stopInAfterAll: true, models: { m: { size: 'long', slots: 2, ctxPerSlot: 4096 } } });
+  snap = await d.waitFor((s) => s.models.every((m) => m.instances.length > 0 && m.instances.every((i) => i.state === 'ready')), 'model ready', 120_000);
+}, 180_000);
+afterAll(() => d?.stop());
+
+/** The model's llama-server, reached directly with its key. */
+function direct(): { url: string; headers: Record<string, string> } {
+  const inst = snap.models[0]!.instances[0]!;
+  return { url: `http://127.0.0.1:${inst.port}`, headers: { 'content-type': 'application/json', ...instanceAuth(inst.pid!) } };
+}
+
+const post = (path: string, body: unknown, headers: Record<string, string> = {}, signal?: AbortSignal) =>
+  d.fetch(path, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body), signal });
+
+const postDirect = (path: string, body: unknown) => fetch(direct().url + path, { method: 'POST', headers: direct().headers, body: JSON.stringify(body) });
+
+/** Anthropic events of a whole SSE body, as [event, data]. */
+function anthropicEvents(text: string): { type: string; [k: string]: unknown }[] {
+  return new SseSplitter().push(text).map((data) => JSON.parse(data) as { type: string });
+}
+
+/** Consecutive repeats collapsed: the shape of a stream whatever its token count. */
+const shape = (types: string[]) => types.filter((t, i) => t !== types[i - 1]);
+
+/** The slots llama-server itself reports processing, by id. */
+async function processing(): Promise<number[]> {
+  const res = await fetch(`${direct().url}/slots`, { headers: direct().headers });
+  const slots = (await res.json()) as { id: number; is_processing: boolean }[];
+  return slots.filter((s) => s.is_processing).map((s) => s.id);
+}
+
+/** Starts a long stream; resolves at its headers with the slot the daemon leased and its request id. */
+async function longStream(path: string, body: unknown): Promise<{ slot: number; requestId: string; abort: AbortController; done: Promise<string> }> {
+  const abort = new AbortController();
+  const res = await post(path, body, {}, abort.signal);
+  expect(res.status).toBe(200);
+  const slot = Number(/^m#1\/(\d+)$/.exec(res.headers.get('x-slotwise-slot') ?? '')?.[1]);
+  const done = res.text().catch(() => '');
+  return { slot, requestId: res.headers.get('x-slotwise-request-id')!, abort, done };
+}
+
+async function untilIdle(): Promise<void> {
+  await waitUntil(async () => (await processing()).length === 0, 'llama-server idle', 20_000);
+  await d.waitFor((s) => s.models[0]!.instances[0]!.slots.every((x) => !x.busy), 'status idle', 20_000);
+}
+
+const CONVERSATION = {
+  model: 'm',
+  max_tokens: 12,
+  system: [{ type: 'text', text: 'x-anthropic-billing-header: cc_version=1; cch=a5145;You are terse.' }, { type: 'text', text: ' Reply in English.' }],
+  messages: [
+    { role: 'user', content: 'What is the weather in Oslo?' },
+    { role: 'assistant', content: [{ type: 'text', text: 'Let me look.' }, { type: 'tool_use', id: 'tu_1', name: 'weather', input: { city: 'Oslo' } }] },
+    { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'tu_1', content: 'Rain, 4 C' }, { type: 'text', text: 'And tomorrow?' }] },
+  ],
+  tools: [{ name: 'weather', description: 'Weather by city', input_schema: { type: 'object', properties: { city: { type: 'string' } } } }],
+};
+
+describe("Anthropic's Messages API", () => {
+  it("counts a conversation's prompt as llama-server's own /v1/messages does, and streams with that count", async () => {
+    const mine = await post('/v1/messages/count_tokens', CONVERSATION);
+    const theirs = await postDirect('/v1/messages/count_tokens', CONVERSATION);
+    expect(mine.status).toBe(200);
+    expect(theirs.status).toBe(200);
+    const counted = ((await mine.json()) as { input_tokens: number }).input_tokens;
+    expect(counted).toBeGreaterThan(40);
+    expect(counted).toBe(((await theirs.json()) as { input_tokens: number }).input_tokens);
+
+    const res = await post('/v1/messages', { ...CONVERSATION, stream: true, temperature: 0 });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const start = anthropicEvents(await res.text())[0]!;
+    const usage = (start.message as { usage: { input_tokens: number; cache_read_input_tokens: number } }).usage;
+    expect(usage.input_tokens + usage.cache_read_input_tokens).toBe(counted);
+  });
+
+  it("streams the events llama-server's own /v1/messages sends, and the same text streamed as whole", async () => {
+    const ask = { model: 'm', max_tokens: 12, temperature: 0, messages: [{ role: 'user', content: 'Tell me a story.' }] };
+    const mine = anthropicEvents(await (await post('/v1/messages', { ...ask, stream: true, cache_prompt: false })).text());
+    const theirs = anthropicEvents(await (await postDirect('/v1/messages', { ...ask, stream: true })).text());
+    expect(shape(mine.map((e) => e.type))).toEqual(shape(theirs.map((e) => e.type)));
+    expect(shape(mine.map((e) => e.type))).toEqual(['message_start', 'content_block_start', 'content_block_delta', 'content_block_stop', 'message_delta', 'message_stop']);
+    const last = mine.find((e) => e.type === 'message_delta')!;
+    expect(last.delta).toEqual({ stop_reason: 'max_tokens', stop_sequence: null });
+    expect((last.usage as { output_tokens: number }).output_tokens).toBe(12);
+    const streamed = mine.filter((e) => e.type === 'content_block_delta').map((e) => (e.delta as { text: string }).text).join('');
+
+    const whole = await post('/v1/messages', { ...ask, cache_prompt: false });
+    expect(whole.status).toBe(200);
+    const msg = (await whole.json()) as { type: string; role: string; content: { type: string; text: string }[]; stop_reason: string; model: string; usage: { output_tokens: number } };
+    expect(msg).toMatchObject({ type: 'message', role: 'assistant', stop_reason: 'max_tokens', model: 'm', usage: { output_tokens: 12 } });
+    expect(msg.content).toEqual([{ type: 'text', text: streamed }]);
+  });
+
+  it('runs in the slot the daemon leased, shown busy in status with its request id, and frees it when the client leaves', async () => {
+    await untilIdle();
+    for (let run = 0; run < 3; run++) {
+      const s = await longStream('/v1/messages', { model: 'm', max_tokens: 3000, stream: true, messages: [{ role: 'user', content: `Story number ${run}` }] });
+      expect([0, 1]).toContain(s.slot);
+      await waitUntil(async () => (await processing()).length > 0, 'llama-server processing', 10_000);
+      expect(await processing()).toEqual([s.slot]);
+      const rows = (await d.status()).models[0]!.instances[0]!.slots.filter((x) => x.busy);
+      expect(rows.map((r) => [r.id, r.requestId, Boolean(r.foreign)])).toEqual([[s.slot, s.requestId, false]]);
+      s.abort.abort();
+      await s.done;
+      await untilIdle();
+    }
+  });
+
+  it("accepts the token as x-api-key, as Anthropic's clients send it", async () => {
+    const body = JSON.stringify({ model: 'm', max_tokens: 2, messages: [{ role: 'user', content: 'hi' }] });
+    const ok = await fetch(`${d.url}/v1/messages`, { method: 'POST', headers: { 'x-api-key': d.token, 'content-type': 'application/json' }, body });
+    expect(ok.status).toBe(200);
+    const wrong = await fetch(`${d.url}/v1/messages`, { method: 'POST', headers: { 'x-api-key': 'nope', 'content-type': 'application/json' }, body });
+    expect(wrong.status).toBe(401);
+  });
+
+  it("answers bad requests in Anthropic's error shape, naming what was wrong", async () => {
+    const unknown = await post('/v1/messages', { model: 'claude-sonnet', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] });
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toEqual({ type: 'error', error: { code: 'SW_ERR_MODEL_NOT_FOUND', type: 'not_found_error', message: expect.stringContaining('configured models: m') } });
+    const malformed = await post('/v1/messages', '{"model": "m", "messages": [');
+    expect(malformed.status).toBe(400);
+    expect(((await malformed.json()) as { type: string; error: { type: string } })).toMatchObject({ type: 'error', error: { type: 'invalid_request_error' } });
+    const image = await post('/v1/messages', { model: 'm', max_tokens: 5, messages: [{ role: 'user', content: [{ type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBOR' } }] }] });
+    expect(image.status).toBe(400);
+    expect(((await image.json()) as { error: { message: string } }).error.message).toMatch(/messages\[0\]\.content\[0\] is an image, but model "m" has no projector/);
+  });
+});
+
+describe("OpenAI's Responses API", () => {
+  it('runs a streamed response in the slot the daemon leased, and relays its events whole', async () => {
+    await untilIdle();
+    const s = await longStream('/v1/responses', { model: 'm', input: 'Once upon a time', max_output_tokens: 3000, stream: true });
+    await waitUntil(async () => (await processing()).length > 0, 'llama-server processing', 10_000);
+    expect(await processing()).toEqual([s.slot]);
+    await new Promise((r) => setTimeout(r, 500));
+    const row = (await d.status()).models[0]!.instances[0]!.slots.find((x) => x.busy)!;
+    expect(row.requestId).toBe(s.requestId);
+    s.abort.abort();
+    await s.done;
+    await untilIdle();
+
+    const res = await post('/v1/responses', { model: 'm', input: 'Hello', max_output_tokens: 5, stream: true, temperature: 0 });
+    const types = new SseSplitter().push(await res.text()).map((data) => (JSON.parse(data) as { type: string }).type);
+    expect(types[0]).toBe('response.created');
+    expect(types.filter((t) => t === 'response.output_text.delta').length).toBeGreaterThan(0);
+    expect(types.at(-1)).toBe('response.completed');
+  });
+
+  it('answers a whole response, and refuses what llama-server cannot do with a fix', async () => {
+    const res = await post('/v1/responses', { model: 'm', instructions: 'Be brief.', input: [{ role: 'user', content: [{ type: 'input_text', text: 'Hi' }] }], max_output_tokens: 4 });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-slotwise-slot')).toMatch(/^m#1\/[01]$/);
+    const body = (await res.json()) as { object: string; status: string; output: { content: { type: string; text: string }[] }[]; usage: { output_tokens: number } };
+    expect(body).toMatchObject({ object: 'response', status: 'completed', usage: { output_tokens: 4 } });
+    expect(body.output[0]!.content[0]!.type).toBe('output_text');
+
+    const chained = await post('/v1/responses', { model: 'm', input: 'Hi', previous_response_id: 'resp_1' });
+    expect(chained.status).toBe(400);
+    expect(((await chained.json()) as { error: { message: string } }).error.message).toMatch(/"previous_response_id" is not supported .* send the whole conversation in "input"/);
+    const noInput = await post('/v1/responses', { model: 'm' });
+    expect(noInput.status).toBe(400);
+    expect(((await noInput.json()) as { error: { message: string } }).error.message).toMatch(/"input" must be a string or an array of input items/);
+    const tooMany = await post('/v1/responses', { model: 'm', input: 'Hi', max_output_tokens: 100_000 });
+    expect(tooMany.status).toBe(400);
+    expect(((await tooMany.json()) as { error: { message: string } }).error.message).toMatch(/"max_output_tokens" must be an integer from 1 to 4096/);
+  });
+});
