@@ -69,14 +69,13 @@ async function messages(deps: AnthropicDeps, ctx: RouteContext): Promise<void> {
  */
 async function countTokens(deps: AnthropicDeps, ctx: RouteContext): Promise<void> {
   const where = 'POST /v1/messages/count_tokens';
-  const raw = await ctx.json();
-  const { model, chat } = read(deps, raw, where);
-  const body = chat;
+  const { model, chat } = read(deps, await ctx.json(), where);
+  const path = '/v1/chat/completions/input_tokens';
+  const count: Dialect = { ...dialect(model), answer: (counted) => ({ input_tokens: counted.input_tokens }) };
   const inst = deps.supervisor.instances(model).find((i) => i.routable);
-  if (!inst) return proxyToModel(deps, ctx, '/v1/chat/completions/input_tokens', { model, stream: false, body, dialect: dialect(model) });
-  const up = await postJson(inst, '/v1/chat/completions/input_tokens', payloadOf(JSON.stringify(body)), false, ctx.signal);
+  if (!inst) return proxyToModel(deps, ctx, path, { model, stream: false, body: chat, dialect: count });
+  const up = await postJson(inst, path, payloadOf(JSON.stringify(chat)), false, ctx.signal);
   const text = await up.body.text();
   if (up.statusCode >= 400) throw upstreamError(inst.id, up.statusCode, text);
-  const counted = JSON.parse(text) as Obj;
-  sendJson(ctx.res, 200, { input_tokens: counted.input_tokens });
+  sendJson(ctx.res, 200, count.answer(JSON.parse(text) as Obj));
 }

@@ -283,6 +283,8 @@ async function fetchAnswer(inst: Lease['instance'], path: string, payload: Paylo
   }
   const up = await postJson(inst, path, payload, false, signal);
   const type = up.headers['content-type'];
+  const dialect = how.dialect;
+  if (dialect) return { statusCode: up.statusCode, contentType: 'application/json; charset=utf-8', events: false, text: () => up.body.text(), relay: (res, _onChunk, onFirst) => relayMapped(up.body, res, onFirst, dialect) };
   return { statusCode: up.statusCode, contentType: type === undefined ? undefined : String(type), events: false, text: () => up.body.text(), relay: (res, onChunk, onFirst) => relay(up.body, res, onChunk, onFirst) };
 }
 
@@ -434,6 +436,14 @@ async function relayAssembled(up: StreamResponse, res: ServerResponse, onChunk: 
   res.setHeader('Content-Length', Buffer.byteLength(body));
   onFirst();
   res.write(body);
+}
+
+/** A whole JSON answer in a dialect's shape (anthropic.ts: a token count). */
+async function relayMapped(body: Readable & { text(): Promise<string> }, res: ServerResponse, onFirst: () => void, dialect: Dialect): Promise<void> {
+  const answer = JSON.stringify(dialect.answer(JSON.parse(await body.text()) as Obj));
+  res.setHeader('Content-Length', Buffer.byteLength(answer));
+  onFirst();
+  res.write(answer);
 }
 
 /** After the first byte: SSE gets an error event then [DONE]-less end; a JSON body can only be cut. */

@@ -12,14 +12,14 @@ let d: TestDaemon;
 let snap: Snapshot;
 
 beforeAll(async () => {
-  d = await startTestDaemon({ stopInAfterAll: true, models: { m: { size: 'long', slots: 2, ctxPerSlot: 4096 } } });
-  snap = await d.waitFor((s) => s.models.every((m) => m.instances.length > 0 && m.instances.every((i) => i.state === 'ready')), 'model ready', 120_000);
+  d = await startTestDaemon({ stopInAfterAll: true, models: { m: { size: 'long', slots: 2, ctxPerSlot: 4096 }, lazy: { load: 'on-demand', slots: 1, ctxPerSlot: 2048 } } });
+  snap = await d.waitFor((s) => s.models.some((m) => m.name === 'm' && m.instances.length > 0 && m.instances.every((i) => i.state === 'ready')), 'model ready', 120_000);
 }, 180_000);
 afterAll(() => d?.stop());
 
 /** The model's llama-server, reached directly with its key. */
 function direct(): { url: string; headers: Record<string, string> } {
-  const inst = snap.models[0]!.instances[0]!;
+  const inst = snap.models.find((m) => m.name === 'm')!.instances[0]!;
   return { url: `http://127.0.0.1:${inst.port}`, headers: { 'content-type': 'application/json', ...instanceAuth(inst.pid!) } };
 }
 
@@ -55,7 +55,7 @@ async function longStream(path: string, body: unknown): Promise<{ slot: number; 
 
 async function untilIdle(): Promise<void> {
   await waitUntil(async () => (await processing()).length === 0, 'llama-server idle', 20_000);
-  await d.waitFor((s) => s.models[0]!.instances[0]!.slots.every((x) => !x.busy), 'status idle', 20_000);
+  await d.waitFor((s) => s.models.find((m) => m.name === 'm')!.instances[0]!.slots.every((x) => !x.busy), 'status idle', 20_000);
 }
 
 const CONVERSATION = {
@@ -88,6 +88,14 @@ describe("Anthropic's Messages API", () => {
     expect(usage.input_tokens + usage.cache_read_input_tokens).toBe(counted);
   });
 
+  it('counts for a model loaded on demand by loading it, in the same shape', async () => {
+    const lazy = await post('/v1/messages/count_tokens', { ...CONVERSATION, model: 'lazy' });
+    expect(lazy.status).toBe(200);
+    const theirs = (await (await postDirect('/v1/messages/count_tokens', CONVERSATION)).json()) as { input_tokens: number };
+    expect(await lazy.json()).toEqual({ input_tokens: theirs.input_tokens }); // the same tokenizer and template
+    expect((await d.status()).models.find((m) => m.name === 'lazy')!.instances.some((i) => i.state === 'ready')).toBe(true);
+  });
+
   it("streams the events llama-server's own /v1/messages sends, and the same text streamed as whole", async () => {
     const ask = { model: 'm', max_tokens: 12, temperature: 0, messages: [{ role: 'user', content: 'Tell me a story.' }] };
     const mine = anthropicEvents(await (await post('/v1/messages', { ...ask, stream: true, cache_prompt: false })).text());
@@ -113,7 +121,7 @@ describe("Anthropic's Messages API", () => {
       expect([0, 1]).toContain(s.slot);
       await waitUntil(async () => (await processing()).length > 0, 'llama-server processing', 10_000);
       expect(await processing()).toEqual([s.slot]);
-      const rows = (await d.status()).models[0]!.instances[0]!.slots.filter((x) => x.busy);
+      const rows = (await d.status()).models.find((m) => m.name === 'm')!.instances[0]!.slots.filter((x) => x.busy);
       expect(rows.map((r) => [r.id, r.requestId, Boolean(r.foreign)])).toEqual([[s.slot, s.requestId, false]]);
       s.abort.abort();
       await s.done;
@@ -149,7 +157,7 @@ describe("OpenAI's Responses API", () => {
     await waitUntil(async () => (await processing()).length > 0, 'llama-server processing', 10_000);
     expect(await processing()).toEqual([s.slot]);
     await new Promise((r) => setTimeout(r, 500));
-    const row = (await d.status()).models[0]!.instances[0]!.slots.find((x) => x.busy)!;
+    const row = (await d.status()).models.find((m) => m.name === 'm')!.instances[0]!.slots.find((x) => x.busy)!;
     expect(row.requestId).toBe(s.requestId);
     s.abort.abort();
     await s.done;
