@@ -10,13 +10,14 @@ import type { Obj } from '../server/validate';
 import { SseSplitter } from './sse';
 import { withFields, type Payload } from './payload';
 
-/** The answer shapes of the generation routes: OpenAI text completion, OpenAI chat, llama.cpp's own (/infill). */
-export type AnswerFormat = 'completion' | 'chat' | 'native';
+/** The answer shapes of the generation routes: OpenAI text completion, OpenAI chat, OpenAI Responses, llama.cpp's own (/infill). */
+export type AnswerFormat = 'completion' | 'chat' | 'responses' | 'native';
 
 /** A generation route's answer format; undefined for a route that does not generate (embeddings, rerank). */
 export function answerFormat(path: string): AnswerFormat | undefined {
   if (path === '/v1/completions') return 'completion';
   if (path === '/v1/chat/completions') return 'chat';
+  if (path === '/v1/responses') return 'responses';
   if (path === '/infill') return 'native';
   return undefined;
 }
@@ -74,7 +75,7 @@ export class AnswerAssembler {
   /** completion: the choice texts; native: the contents; chat: the content deltas. */
   #text: string[] = [];
   #tokens: unknown[] = [];
-  /** completion, native: the final event (the one that ends the stream); chat: the last chunk's top-level fields. */
+  /** completion, native: the final event (the one that ends the stream); chat: the last chunk's top-level fields; responses: the completed response. */
   #last: Obj | undefined;
   #reasoning: string[] = [];
   #toolCalls: ToolCall[] = [];
@@ -94,6 +95,7 @@ export class AnswerAssembler {
       const event = JSON.parse(data) as Obj;
       if (event.error !== undefined) throw errorEvent(event);
       if (this.#format === 'chat') this.#chat(event);
+      else if (this.#format === 'responses') this.#responses(event);
       else if (this.#format === 'completion') this.#completion(event);
       else this.#native(event);
     }
@@ -111,6 +113,10 @@ export class AnswerAssembler {
         tokens: this.#returnTokens ? this.#tokens : [],
         ...(settings && typeof settings === 'object' ? { generation_settings: { ...settings, stream: false } } : {}),
       };
+    }
+    if (this.#format === 'responses') {
+      // The completed event carries the whole response; llama-server's own answer also says when it completed (then).
+      return { ...last, completed_at: last.completed_at ?? last.created_at };
     }
     if (this.#format === 'completion') {
       const choice = ((last.choices as Obj[] | undefined) ?? [])[0] ?? {};
@@ -139,6 +145,10 @@ export class AnswerAssembler {
     if (typeof event.content === 'string') this.#text.push(event.content);
     if (Array.isArray(event.tokens)) for (const t of event.tokens) this.#tokens.push(t);
     if (event.stop === true) this.#last = event;
+  }
+
+  #responses(event: Obj): void {
+    if (event.type === 'response.completed' && event.response && typeof event.response === 'object') this.#last = event.response as Obj;
   }
 
   #completion(event: Obj): void {
