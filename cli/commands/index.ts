@@ -8,6 +8,7 @@ import { benchCommand } from './bench';
 import { demoCommand } from './demo';
 import { doctorCommand, setupCommand, tinyModelCommand } from './tools';
 import { planCommand } from './plan';
+import { envCommand } from './env';
 
 export type { Command, CommandContext } from './command';
 
@@ -25,6 +26,7 @@ export const COMMANDS: Record<string, Command> = {
   jobs: jobsCommand,
   attach: attachCommand,
   cancel: cancelCommand,
+  env: envCommand,
   bench: benchCommand,
   plan: planCommand,
   setup: setupCommand,

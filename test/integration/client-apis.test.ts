@@ -3,9 +3,11 @@
 // the oracle for the daemon's conversion (the same prompt, by token count) and its event stream (the
 // same events). Both routes must run in the slot the daemon leased: llama-server's own /v1/messages
 // drops `id_slot`, which is why the daemon converts that API itself.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Snapshot } from '../../shared/protocol';
-import { instanceAuth, startTestDaemon, waitUntil, type TestDaemon } from '../helpers/daemon';
+import { CLI, instanceAuth, startTestDaemon, waitUntil, type TestDaemon } from '../helpers/daemon';
 import { SseSplitter } from '../../daemon/api/sse';
 
 let d: TestDaemon;
@@ -187,5 +189,22 @@ describe("OpenAI's Responses API", () => {
     const tooMany = await post('/v1/responses', { model: 'm', input: 'Hi', max_output_tokens: 100_000 });
     expect(tooMany.status).toBe(400);
     expect(((await tooMany.json()) as { error: { message: string } }).error.message).toMatch(/"max_output_tokens" must be an integer from 1 to 4096/);
+  });
+});
+
+describe('slotwise env', () => {
+  // The printed lines, evaluated by a real shell, are all a client needs: here a request made with nothing but them.
+  const ASK = `fetch(process.env.ANTHROPIC_BASE_URL + '/v1/messages', { method: 'POST', headers: { authorization: 'Bearer ' + process.env.ANTHROPIC_AUTH_TOKEN, 'content-type': 'application/json' }, body: JSON.stringify({ model: process.env.ANTHROPIC_DEFAULT_HAIKU_MODEL, max_tokens: 2, messages: [{ role: 'user', content: 'hi' }] }) }).then(async (r) => console.log(r.status, (await r.json()).model))`;
+
+  it('prints exports that point a client at the daemon with its token and a model', async () => {
+    const script = `eval "$("${process.execPath}" "${CLI}" env anthropic --model m --state-dir "${d.stateDir}")" && "${process.execPath}" -e "${ASK.replace(/"/g, '\\"')}"`;
+    const { stdout } = await promisify(execFile)('bash', ['-c', script]);
+    expect(stdout.trim()).toBe('200 m');
+  });
+
+  it('asks which model when several generate text, naming them', async () => {
+    const err = await promisify(execFile)(process.execPath, [CLI, 'env', 'openai', '--state-dir', d.stateDir]).catch((e: { code: number; stderr: string }) => e);
+    expect((err as { code: number }).code).toBe(2);
+    expect((err as { stderr: string }).stderr).toMatch(/several models generate text — choose one with --model: m, lazy/);
   });
 });
