@@ -108,39 +108,30 @@ async function llamaSlot(model: string): Promise<{ is_processing: boolean; n_dec
 }
 
 describe('a non-streamed request that ends early stops in llama-server', () => {
-  it('when its client leaves', async () => {
-    const ac = new AbortController();
-    const req = d
-      .fetch('/v1/completions', { method: 'POST', signal: ac.signal, body: JSON.stringify({ model: 'slow', prompt: 'Tell a long story.', max_tokens: 3000, ignore_eos: true }) })
-      .then((r) => r.text())
-      .catch((err: Error) => err.name);
-    // Under way in llama-server, then the client goes.
-    for (let i = 0; i < 100 && !(await llamaSlot('slow')).is_processing; i++) await sleep(50);
-    expect((await llamaSlot('slow')).is_processing).toBe(true);
-    ac.abort();
-    expect(await req).toBe('AbortError');
-    // llama-server cancels it at its next token; before, it decoded on for several seconds.
-    let slot = await llamaSlot('slow');
-    for (let i = 0; i < 40 && slot.is_processing; i++) slot = (await sleep(50), await llamaSlot('slow'));
-    expect(slot.is_processing).toBe(false);
-    const s = await d.status();
-    expect(s.models.find((m) => m.name === 'slow')!.instances[0]!.slots.some((x) => x.busy)).toBe(false);
-  });
-
-  it('when its client leaves a Responses API request', async () => {
-    const ac = new AbortController();
-    const req = d
-      .fetch('/v1/responses', { method: 'POST', signal: ac.signal, body: JSON.stringify({ model: 'slow', input: 'Tell a long story.', max_output_tokens: 3000, ignore_eos: true }) })
-      .then((r) => r.text())
-      .catch((err: Error) => err.name);
-    for (let i = 0; i < 100 && !(await llamaSlot('slow')).is_processing; i++) await sleep(50);
-    expect((await llamaSlot('slow')).is_processing).toBe(true);
-    ac.abort();
-    expect(await req).toBe('AbortError');
-    let slot = await llamaSlot('slow');
-    for (let i = 0; i < 40 && slot.is_processing; i++) slot = (await sleep(50), await llamaSlot('slow'));
-    expect(slot.is_processing).toBe(false);
-  });
+  const LEFT: [string, string, Record<string, unknown>][] = [
+    ['a text completion', '/v1/completions', { model: 'slow', prompt: 'Tell a long story.', max_tokens: 3000, ignore_eos: true }],
+    ['a Responses API request', '/v1/responses', { model: 'slow', input: 'Tell a long story.', max_output_tokens: 3000, ignore_eos: true }],
+  ];
+  for (const [what, path, body] of LEFT) {
+    it(`when its client leaves: ${what}`, async () => {
+      const ac = new AbortController();
+      const req = d
+        .fetch(path, { method: 'POST', signal: ac.signal, body: JSON.stringify(body) })
+        .then((r) => r.text())
+        .catch((err: Error) => err.name);
+      // Under way in llama-server, then the client goes.
+      for (let i = 0; i < 100 && !(await llamaSlot('slow')).is_processing; i++) await sleep(50);
+      expect((await llamaSlot('slow')).is_processing).toBe(true);
+      ac.abort();
+      expect(await req).toBe('AbortError');
+      // llama-server cancels it at its next token; before, it decoded on for several seconds.
+      let slot = await llamaSlot('slow');
+      for (let i = 0; i < 40 && slot.is_processing; i++) slot = (await sleep(50), await llamaSlot('slow'));
+      expect(slot.is_processing).toBe(false);
+      const s = await d.status();
+      expect(s.models.find((m) => m.name === 'slow')!.instances[0]!.slots.some((x) => x.busy)).toBe(false);
+    });
+  }
 
   it('when a newer request of its session supersedes it (the editor\'s inline completions)', async () => {
     const session = { 'X-Slotwise-Session': 'file:///src/a.ts' };

@@ -149,6 +149,14 @@ describe("Anthropic's Messages API", () => {
     const image = await post('/v1/messages', { model: 'm', max_tokens: 5, messages: [{ role: 'user', content: [{ type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBOR' } }] }] });
     expect(image.status).toBe(400);
     expect(((await image.json()) as { error: { message: string } }).error.message).toMatch(/messages\[0\]\.content\[0\] is an image, but model "m" has no projector/);
+    // llama-server's own refusal (a prompt longer than the slot's context), streamed or not, in the same shape.
+    for (const stream of [false, true]) {
+      const long = await post('/v1/messages', { model: 'lazy', max_tokens: 5, stream, messages: [{ role: 'user', content: 'word '.repeat(3000) }] });
+      expect(long.status).toBe(400);
+      const body = (await long.json()) as { type: string; error: { type: string; code: string; message: string } };
+      expect(body).toMatchObject({ type: 'error', error: { type: 'invalid_request_error', code: 'SW_ERR_UPSTREAM_REJECTED' } });
+      expect(body.error.message).toMatch(/context/);
+    }
   });
 });
 
