@@ -30,6 +30,7 @@ import { openAiRoutes } from './api/openai';
 import { infillRoutes } from './api/infill';
 import { anthropicRoutes } from './api/anthropic';
 import { responsesRoutes } from './api/responses';
+import { chatCountRoutes } from './api/count-tokens';
 import { embeddingRoutes } from './api/embeddings';
 import { Scheduler } from './scheduler/scheduler';
 import { ModelLoader } from './runtime/loader';
@@ -210,6 +211,7 @@ async function runDaemon(opts: DaemonOptions, config: Config, stateDir: StateDir
     ...infillRoutes({ supervisor, scheduler }),
     ...anthropicRoutes({ supervisor, scheduler }),
     ...responsesRoutes({ supervisor, scheduler }),
+    ...chatCountRoutes({ supervisor, scheduler }),
     ...embeddingRoutes({ supervisor, scheduler }),
   ];
   // Graceful shutdown (see shutdown below): `refusing` answers new requests 503, `cut` ends running ones.

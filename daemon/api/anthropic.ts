@@ -11,15 +11,14 @@ import { checkMediaPart, proxyToModel, type Dialect, type OpenAiDeps } from './o
 import { requireModelKind } from './model-kind';
 import { chatOfMessages } from './anthropic-request';
 import { AnthropicStream, anthropicErrorBody, anthropicErrorEvent, anthropicErrorType, anthropicMessage } from './anthropic-answer';
-import { postJson, upstreamError } from './upstream';
-import { payloadOf } from './payload';
+import { countTokens } from './count-tokens';
 
 export type AnthropicDeps = Pick<OpenAiDeps, 'supervisor' | 'scheduler'>;
 
 export function anthropicRoutes(deps: AnthropicDeps): Route[] {
   return [
     { method: 'POST', path: '/v1/messages', handle: (ctx) => inAnthropicShape(ctx, () => messages(deps, ctx)) },
-    { method: 'POST', path: '/v1/messages/count_tokens', handle: (ctx) => inAnthropicShape(ctx, () => countTokens(deps, ctx)) },
+    { method: 'POST', path: '/v1/messages/count_tokens', handle: (ctx) => inAnthropicShape(ctx, () => countMessageTokens(deps, ctx)) },
   ];
 }
 
@@ -62,20 +61,9 @@ async function messages(deps: AnthropicDeps, ctx: RouteContext): Promise<void> {
   await proxyToModel(deps, ctx, '/v1/chat/completions', { model, stream, body: chat, dialect: dialect(model) });
 }
 
-/**
- * Counted by llama-server (its chat template and tokenizer) on an instance that is up: counting runs on
- * its HTTP thread and takes no slot, so it does not queue behind generations. With none up (a model
- * loaded on demand), it goes through the queue, which loads the model.
- */
-async function countTokens(deps: AnthropicDeps, ctx: RouteContext): Promise<void> {
-  const where = 'POST /v1/messages/count_tokens';
-  const { model, chat } = read(deps, await ctx.json(), where);
-  const path = '/v1/chat/completions/input_tokens';
+/** Counted on the chat request it becomes (the same template and tokenizer as a generation), answered as `{input_tokens}`. */
+async function countMessageTokens(deps: AnthropicDeps, ctx: RouteContext): Promise<void> {
+  const { model, chat } = read(deps, await ctx.json(), 'POST /v1/messages/count_tokens');
   const count: Dialect = { ...dialect(model), answer: (counted) => ({ input_tokens: counted.input_tokens }) };
-  const inst = deps.supervisor.instances(model).find((i) => i.routable);
-  if (!inst) return proxyToModel(deps, ctx, path, { model, stream: false, body: chat, dialect: count });
-  const up = await postJson(inst, path, payloadOf(JSON.stringify(chat)), false, ctx.signal);
-  const text = await up.body.text();
-  if (up.statusCode >= 400) throw upstreamError(inst.id, up.statusCode, text);
-  sendJson(ctx.res, 200, count.answer(JSON.parse(text) as Obj));
+  await countTokens(deps, ctx, model, '/v1/chat/completions/input_tokens', chat, count);
 }

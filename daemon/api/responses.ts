@@ -10,12 +10,16 @@ import { asObject, optBoolean, optNumber, optString, type Obj } from '../server/
 import { checkMediaPart, checkNumbers, proxyToModel, type OpenAiDeps } from './openai';
 import { requireModelKind } from './model-kind';
 import { RESPONSES_DELTA } from './upstream';
+import { countTokens } from './count-tokens';
 import type { Supervisor } from '../runtime/supervisor';
 
 export type ResponsesDeps = Pick<OpenAiDeps, 'supervisor' | 'scheduler'>;
 
 export function responsesRoutes(deps: ResponsesDeps): Route[] {
-  return [{ method: 'POST', path: '/v1/responses', handle: (ctx) => responses(deps, ctx) }];
+  return [
+    { method: 'POST', path: '/v1/responses', handle: (ctx) => responses(deps, ctx) },
+    { method: 'POST', path: '/v1/responses/input_tokens', handle: (ctx) => countResponseTokens(deps, ctx) },
+  ];
 }
 
 async function responses(deps: ResponsesDeps, ctx: RouteContext): Promise<void> {
@@ -25,6 +29,13 @@ async function responses(deps: ResponsesDeps, ctx: RouteContext): Promise<void> 
   requireModelKind(deps.supervisor, model, 'completion', where);
   // A token is one `….delta` event; the stream's other events frame the answer.
   await proxyToModel(deps, ctx, '/v1/responses', { model, stream, body, bytes, tokenEvent: RESPONSES_DELTA });
+}
+
+async function countResponseTokens(deps: ResponsesDeps, ctx: RouteContext): Promise<void> {
+  const where = 'POST /v1/responses/input_tokens';
+  const { model, body } = validateResponsesBody(await ctx.json(), where, deps.supervisor);
+  requireModelKind(deps.supervisor, model, 'completion', where);
+  await countTokens(deps, ctx, model, '/v1/responses/input_tokens', body);
 }
 
 export function validateResponsesBody(raw: unknown, where: string, supervisor: Supervisor): { model: string; stream: boolean; body: Obj } {

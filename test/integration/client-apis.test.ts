@@ -180,6 +180,25 @@ describe("OpenAI's Responses API", () => {
     expect(types.at(-1)).toBe('response.completed');
   });
 
+  it('counts input tokens as llama-server does, for chat and Responses requests, without a slot', async () => {
+    const chat = { model: 'm', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'What is a lighthouse?' }] };
+    const input = { model: 'm', instructions: 'Be brief.', input: 'What is a lighthouse?' };
+    for (const [path, body] of [['/v1/chat/completions/input_tokens', chat], ['/v1/responses/input_tokens', input]] as const) {
+      const mine = await post(path, body);
+      expect(mine.status).toBe(200);
+      expect(mine.headers.get('x-slotwise-slot')).toBeNull(); // not leased: counting takes no slot
+      const counted = (await mine.json()) as { input_tokens: number };
+      expect(counted.input_tokens).toBeGreaterThan(10);
+      expect(counted).toEqual(await (await postDirect(path, body)).json());
+    }
+    // The same conversation counts the same whichever API it comes in.
+    const chatCount = ((await (await post('/v1/chat/completions/input_tokens', chat)).json()) as { input_tokens: number }).input_tokens;
+    const responsesCount = ((await (await post('/v1/responses/input_tokens', input)).json()) as { input_tokens: number }).input_tokens;
+    expect(responsesCount).toBe(chatCount);
+    const bad = await post('/v1/responses/input_tokens', { model: 'm' });
+    expect(bad.status).toBe(400);
+  });
+
   it('answers a whole response, and refuses what llama-server cannot do with a fix', async () => {
     const res = await post('/v1/responses', { model: 'm', instructions: 'Be brief.', input: [{ role: 'user', content: [{ type: 'input_text', text: 'Hi' }] }], max_output_tokens: 4 });
     expect(res.status).toBe(200);
