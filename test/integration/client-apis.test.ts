@@ -131,6 +131,30 @@ describe("Anthropic's Messages API", () => {
     }
   });
 
+  it('keeps each conversation in the slot that holds its history, which llama-server then reuses (usage.cache_read_input_tokens)', async () => {
+    await untilIdle();
+    const system = (who: string) => `You are ${who}. ${'Answer every question about lighthouses with care and in plain words. '.repeat(12)}`;
+    const turn = async (who: string, messages: unknown[]) => {
+      const res = await post('/v1/messages', { model: 'm', max_tokens: 8, temperature: 0, system: system(who), messages });
+      expect(res.status).toBe(200);
+      const msg = (await res.json()) as { content: { text: string }[]; usage: { input_tokens: number; cache_read_input_tokens: number } };
+      return { slot: res.headers.get('x-slotwise-slot'), text: msg.content[0]?.text ?? '', usage: msg.usage };
+    };
+    const first = { a: [{ role: 'user', content: 'Why are lighthouses tall?' }], b: [{ role: 'user', content: 'Who keeps a lighthouse?' }] };
+    const a1 = await turn('Ada', first.a);
+    const b1 = await turn('Bo', first.b);
+    expect(a1.slot).not.toBe(b1.slot); // two conversations, two slots
+    // Bo first: the least recently used slot is Ada's, where a pick without affinity sends him (checked: it fails with affinity off).
+    const b2 = await turn('Bo', [...first.b, { role: 'assistant', content: b1.text }, { role: 'user', content: 'And where?' }]);
+    const a2 = await turn('Ada', [...first.a, { role: 'assistant', content: a1.text }, { role: 'user', content: 'And how bright?' }]);
+    expect([a2.slot, b2.slot]).toEqual([a1.slot, b1.slot]);
+    // At least the system prompt and first message were reused in place, not computed again.
+    for (const [one, two] of [[a1, a2], [b1, b2]] as const) {
+      expect(two.usage.cache_read_input_tokens).toBeGreaterThanOrEqual(one.usage.input_tokens + one.usage.cache_read_input_tokens - 8);
+      expect(two.usage.input_tokens).toBeLessThan(two.usage.cache_read_input_tokens);
+    }
+  });
+
   it("accepts the token as x-api-key, as Anthropic's clients send it", async () => {
     const body = JSON.stringify({ model: 'm', max_tokens: 2, messages: [{ role: 'user', content: 'hi' }] });
     const ok = await fetch(`${d.url}/v1/messages`, { method: 'POST', headers: { 'x-api-key': d.token, 'content-type': 'application/json' }, body });
