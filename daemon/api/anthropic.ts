@@ -4,8 +4,6 @@
 // proxied as /v1/chat/completions is, with its slot pinned; the answer is spoken back in Anthropic's
 // shape (anthropic-answer.ts), errors included.
 import type { Route, RouteContext } from '../server/http';
-import { sendJson } from '../server/http';
-import { errorEnvelope } from '../../shared/errors';
 import { asObject, optString, type Obj } from '../server/validate';
 import { checkMediaPart, proxyToModel, type Dialect, type OpenAiDeps } from './openai';
 import { requireModelKind } from './model-kind';
@@ -17,27 +15,16 @@ export type AnthropicDeps = Pick<OpenAiDeps, 'supervisor' | 'scheduler'>;
 
 export function anthropicRoutes(deps: AnthropicDeps): Route[] {
   return [
-    { method: 'POST', path: '/v1/messages', handle: (ctx) => inAnthropicShape(ctx, () => messages(deps, ctx)) },
-    { method: 'POST', path: '/v1/messages/count_tokens', handle: (ctx) => inAnthropicShape(ctx, () => countMessageTokens(deps, ctx)) },
+    // Every error on these paths, from the token check to llama-server's own, in Anthropic's shape.
+    { method: 'POST', path: '/v1/messages', errorShape: anthropicErrorBody, handle: (ctx) => messages(deps, ctx) },
+    { method: 'POST', path: '/v1/messages/count_tokens', errorShape: anthropicErrorBody, handle: (ctx) => countMessageTokens(deps, ctx) },
   ];
-}
-
-/** Errors before the request is proxied (its body, its fields, the model) answered in Anthropic's shape. */
-async function inAnthropicShape(ctx: RouteContext, handle: () => Promise<void>): Promise<void> {
-  try {
-    await handle();
-  } catch (err) {
-    if (ctx.res.headersSent) throw err;
-    const { status, body } = errorEnvelope(err);
-    sendJson(ctx.res, status, anthropicErrorBody(status, body));
-  }
 }
 
 function dialect(model: string): Dialect {
   return {
     stream: () => new AnthropicStream(model),
     answer: (chat) => anthropicMessage(chat, model),
-    errorBody: anthropicErrorBody,
     errorEvent: (status, body) => anthropicErrorEvent(body.error.message, anthropicErrorType(status)),
   };
 }

@@ -191,18 +191,8 @@ export interface Dialect {
   stream(): { push(chunk: Buffer): string; end(): string };
   /** The non-streamed answer, from llama-server's (assembled) one. */
   answer(upstream: Obj): Obj;
-  /** An error answer's body in the client API's shape (the status stays). */
-  errorBody(status: number, body: { error: ErrorBody }): unknown;
-  /** An error after a stream's first byte, as the client API's event. */
+  /** An error after a stream's first byte, as the client API's event (error answers take the route's errorShape, server/http.ts). */
   errorEvent(status: number, body: { error: ErrorBody }): string;
-}
-
-/** An error answer, in the dialect's shape when there is one. */
-function answerError(res: ServerResponse, err: unknown, headers: Record<string, string>, dialect: Dialect | undefined): void {
-  if (!dialect) return sendError(res, err, headers);
-  const { status, body } = errorEnvelope(err);
-  for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
-  sendJson(res, status, dialect.errorBody(status, body));
 }
 
 /**
@@ -228,7 +218,7 @@ export async function proxyToModel(deps: Pick<OpenAiDeps, 'scheduler'>, ctx: Rou
     marks.queued = mark();
   } catch (err) {
     const retry = (err as { retryAfterS?: number }).retryAfterS;
-    return answerError(ctx.res, err, retry ? { 'Retry-After': String(retry) } : {}, req.dialect);
+    return sendError(ctx.res, err, retry ? { 'Retry-After': String(retry) } : {});
   }
   // The client leaving, or a newer request of the same session (SW_ERR_SUPERSEDED), ends it.
   const signal = anySignal([ctx.signal, ticket.signal]);
@@ -241,7 +231,7 @@ export async function proxyToModel(deps: Pick<OpenAiDeps, 'scheduler'>, ctx: Rou
   } catch (err) {
     if (ctx.res.headersSent) return endAfterFirstByte(ctx.res, err, stream, req.dialect);
     if (ctx.signal.aborted && toSlotwiseError(ctx.signal.reason).code === 'SW_ERR_CANCELLED') return; // the client is gone; nobody to tell
-    answerError(ctx.res, err, {}, req.dialect);
+    sendError(ctx.res, err);
   } finally {
     // An opened ticket ends with exactly one outcome whatever threw where; finish() keeps the first.
     deps.scheduler.finish(ticket, 'failed');
@@ -311,7 +301,7 @@ async function forward(lease: Lease, path: string, payload: Payload, how: Forwar
   if (upstream.statusCode >= 400) {
     // llama-server's own error: answered in Slotwise's envelope with its message (see upstreamError).
     const err = upstreamError(inst.id, upstream.statusCode, await upstream.text());
-    answerError(ctx.res, err, { 'X-Slotwise-Instance': inst.id, ...leaseHeaders(lease) }, how.dialect);
+    sendError(ctx.res, err, { 'X-Slotwise-Instance': inst.id, ...leaseHeaders(lease) });
     throw err;
   }
   let started = false;

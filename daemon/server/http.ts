@@ -10,6 +10,7 @@ import { checkOrigin, checkToken, type GuardOptions } from './guard';
 import { parseLifting, settleLifted } from './lifted-strings';
 import { checkDepth } from './validate';
 import type { Logger } from '../../platform/log';
+import type { ErrorBody } from '../../shared/protocol';
 
 /** Where ws.ts answers WebSocket upgrades. */
 const WS_PATH = '/ws';
@@ -36,8 +37,16 @@ export interface Route {
   path: string;
   /** Open routes skip the token (health only). */
   open?: boolean;
+  /** Errors on this path in another API's shape (Anthropic's, daemon/api/anthropic.ts); any route of a path that has one gives it to them all. */
+  errorShape?: ErrorShape;
   handle(ctx: RouteContext): Promise<void> | void;
 }
+
+/** An error's body as another API writes it, from Slotwise's envelope (the status stays). */
+export type ErrorShape = (status: number, body: { error: ErrorBody }) => unknown;
+
+/** The error shape of each response's path, for sendError wherever the error is answered (the handler's catch, a route, the proxy). */
+const errorShapes = new WeakMap<ServerResponse, ErrorShape>();
 
 export interface HttpOptions {
   guard: GuardOptions;
@@ -108,6 +117,8 @@ async function handle(opts: HttpOptions, table: Map<string, Route[]>, req: Incom
   const denied = checkOrigin(req, opts.guard);
   if (denied) return sendError(res, denied);
   const forPath = table.get(pathname) ?? [];
+  const shape = forPath.find((r) => r.errorShape)?.errorShape;
+  if (shape) errorShapes.set(res, shape);
   const unauthorized = (): boolean => {
     const err = checkToken(req, opts.guard);
     if (!err) return false;
@@ -303,5 +314,6 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
 export function sendError(res: ServerResponse, err: unknown, extraHeaders: Record<string, string> = {}): void {
   const { status, body } = errorEnvelope(err);
   for (const [k, v] of Object.entries(extraHeaders)) res.setHeader(k, v);
-  sendJson(res, status, body);
+  const shape = errorShapes.get(res);
+  sendJson(res, status, shape ? shape(status, body) : body);
 }

@@ -161,6 +161,11 @@ describe("Anthropic's Messages API", () => {
     expect(ok.status).toBe(200);
     const wrong = await fetch(`${d.url}/v1/messages`, { method: 'POST', headers: { 'x-api-key': 'nope', 'content-type': 'application/json' }, body });
     expect(wrong.status).toBe(401);
+    // In Anthropic's shape too: the path's error shape holds from the token check on.
+    expect(await wrong.json()).toEqual({ type: 'error', error: { code: 'SW_ERR_UNAUTHORIZED', type: 'authentication_error', message: expect.stringContaining('x-api-key') } });
+    const getIt = await fetch(`${d.url}/v1/messages`, { headers: { 'x-api-key': d.token } });
+    expect(getIt.status).toBe(405);
+    expect(((await getIt.json()) as { type: string; error: { type: string } })).toMatchObject({ type: 'error', error: { type: 'invalid_request_error' } });
   });
 
   it("answers bad requests in Anthropic's error shape, naming what was wrong", async () => {
