@@ -226,6 +226,18 @@ describe('prompt timings from the response tail', () => {
   });
 });
 
+/** What a counter made by `make` totals over `bytes` fed in random pieces (1 to `maxPiece` bytes). */
+function countInPieces(make: () => (chunk: Uint8Array) => number, bytes: Buffer, random: () => number, maxPiece: number): number {
+  const count = make();
+  let total = 0;
+  for (let at = 0; at < bytes.length; ) {
+    const end = Math.min(bytes.length, at + 1 + Math.floor(random() * maxPiece));
+    total += count(bytes.subarray(at, end));
+    at = end;
+  }
+  return total;
+}
+
 describe('sseEventCounter', () => {
   const events = ['data: {"a":1}\n\n', 'data: {"content":"data: x\\ndata: y"}\n\n', ': ping\n\n', 'data: {"b":"é"}\r\n\r\n', 'data: [DONE]\n\n'];
   const stream = Buffer.from(events.join(''));
@@ -238,16 +250,7 @@ describe('sseEventCounter', () => {
 
   it('counts each event once however the stream is split into chunks', () => {
     const random = mulberry32(3);
-    for (let run = 0; run < 500; run++) {
-      const count = sseEventCounter();
-      let total = 0;
-      for (let at = 0; at < stream.length; ) {
-        const end = Math.min(stream.length, at + 1 + Math.floor(random() * (run % 2 ? 4 : 40)));
-        total += count(stream.subarray(at, end));
-        at = end;
-      }
-      expect(total).toBe(4);
-    }
+    for (let run = 0; run < 500; run++) expect(countInPieces(() => sseEventCounter(), stream, random, run % 2 ? 4 : 40)).toBe(4);
   });
 
   it("counts only the Responses API's token events (….delta) with RESPONSES_DELTA, however split", () => {
@@ -263,15 +266,6 @@ describe('sseEventCounter', () => {
     );
     expect(sseEventCounter(RESPONSES_DELTA)(responses)).toBe(3); // the delta's own text, its newline escaped, does not count
     const random = mulberry32(5);
-    for (let run = 0; run < 300; run++) {
-      const count = sseEventCounter(RESPONSES_DELTA);
-      let total = 0;
-      for (let at = 0; at < responses.length; ) {
-        const end = Math.min(responses.length, at + 1 + Math.floor(random() * (run % 2 ? 5 : 50)));
-        total += count(responses.subarray(at, end));
-        at = end;
-      }
-      expect(total).toBe(3);
-    }
+    for (let run = 0; run < 300; run++) expect(countInPieces(() => sseEventCounter(RESPONSES_DELTA), responses, random, run % 2 ? 5 : 50)).toBe(3);
   });
 });
