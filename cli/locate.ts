@@ -40,16 +40,17 @@ export async function isHealthy(url: string, timeoutMs = 1500): Promise<boolean>
   }
 }
 
-export async function connect(stateDirRoot: string): Promise<RpcClient> {
-  const ep = await requireDaemon(stateDirRoot);
+/** A client of the daemon for `daemon` (a state dir, or its endpoint when already found). */
+export async function connect(daemon: string | DaemonEndpoint): Promise<RpcClient> {
+  const ep = typeof daemon === 'string' ? await requireDaemon(daemon) : daemon;
   const client = new RpcClient({ url: ep.url, token: ep.token });
   await client.opened;
   return client;
 }
 
 /** Runs fn with a connected client and always closes it. */
-export async function withDaemon<T>(stateDirRoot: string, fn: (client: RpcClient) => Promise<T>): Promise<T> {
-  const client = await connect(stateDirRoot);
+export async function withDaemon<T>(daemon: string | DaemonEndpoint, fn: (client: RpcClient) => Promise<T>): Promise<T> {
+  const client = await connect(daemon);
   try {
     return await fn(client);
   } finally {

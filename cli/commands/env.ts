@@ -80,7 +80,7 @@ export const envCommand: Command = {
     if (!client) throw new SlotwiseError('SW_ERR_USAGE', `usage: slotwise env ${Object.keys(CLIENTS).join('|')} [--model M]`);
     clientSpec(client); // a wrong name is told before looking for a daemon
     const ep = await requireDaemon(ctx.stateDir);
-    const models = await withDaemon(ctx.stateDir, async (rpc) => (await rpc.call('status.get')).models);
+    const models = await withDaemon(ep, async (rpc) => (await rpc.call('status.get')).models);
     const model = pickModel(models, ctx.values.model as string | undefined);
     ctx.stdout.write(envLines(client, ep.url, ep.token, model));
   },
