@@ -422,18 +422,20 @@ async function relayAssembled(up: StreamResponse, res: ServerResponse, onChunk: 
   } catch (err) {
     throw err instanceof StreamErrorEvent ? upstreamError(instance, err.status, err.body) : err;
   }
-  const body = JSON.stringify(dialect ? dialect.answer(answer.answer()) : answer.answer());
-  res.setHeader('Content-Length', Buffer.byteLength(body));
-  onFirst();
-  res.write(body);
+  writeWhole(res, dialect ? dialect.answer(answer.answer()) : answer.answer(), onFirst);
 }
 
 /** A whole JSON answer in a dialect's shape (anthropic.ts: a token count). */
 async function relayMapped(body: Readable & { text(): Promise<string> }, res: ServerResponse, onFirst: () => void, dialect: Dialect): Promise<void> {
-  const answer = JSON.stringify(dialect.answer(JSON.parse(await body.text()) as Obj));
-  res.setHeader('Content-Length', Buffer.byteLength(answer));
+  writeWhole(res, dialect.answer(JSON.parse(await body.text()) as Obj), onFirst);
+}
+
+/** A JSON answer written in one piece, its length known: `onFirst` (the head) just before it. */
+function writeWhole(res: ServerResponse, answer: unknown, onFirst: () => void): void {
+  const body = JSON.stringify(answer);
+  res.setHeader('Content-Length', Buffer.byteLength(body));
   onFirst();
-  res.write(answer);
+  res.write(body);
 }
 
 /** After the first byte: SSE gets an error event then [DONE]-less end; a JSON body can only be cut. */

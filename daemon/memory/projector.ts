@@ -8,7 +8,6 @@ import { SlotwiseError } from '../../shared/errors';
 import type { Modality } from '../../shared/protocol';
 import { ggmlTensorBytes, ggufNumber, ggufString, type GgufHeader } from '../../gguf/gguf';
 
-
 export interface ProjectorFacts {
   /** `clip.projector_type` (or the vision/audio one of a mixed file), e.g. `gemma3`, `qwen2.5vl`. */
   projectorType: string;
