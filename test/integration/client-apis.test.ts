@@ -19,9 +19,12 @@ beforeAll(async () => {
 }, 180_000);
 afterAll(() => d?.stop());
 
+/** Model m's one instance in a snapshot. */
+const instanceOfM = (s: Snapshot) => s.models.find((m) => m.name === 'm')!.instances[0]!;
+
 /** The model's llama-server, reached directly with its key. */
 function direct(): { url: string; headers: Record<string, string> } {
-  const inst = snap.models.find((m) => m.name === 'm')!.instances[0]!;
+  const inst = instanceOfM(snap);
   return { url: `http://127.0.0.1:${inst.port}`, headers: { 'content-type': 'application/json', ...instanceAuth(inst.pid!) } };
 }
 
@@ -57,7 +60,7 @@ async function longStream(path: string, body: unknown): Promise<{ slot: number; 
 
 async function untilIdle(): Promise<void> {
   await waitUntil(async () => (await processing()).length === 0, 'llama-server idle', 20_000);
-  await d.waitFor((s) => s.models.find((m) => m.name === 'm')!.instances[0]!.slots.every((x) => !x.busy), 'status idle', 20_000);
+  await d.waitFor((s) => instanceOfM(s).slots.every((x) => !x.busy), 'status idle', 20_000);
 }
 
 const CONVERSATION = {
@@ -123,7 +126,7 @@ describe("Anthropic's Messages API", () => {
       expect([0, 1]).toContain(s.slot);
       await waitUntil(async () => (await processing()).length > 0, 'llama-server processing', 10_000);
       expect(await processing()).toEqual([s.slot]);
-      const rows = (await d.status()).models.find((m) => m.name === 'm')!.instances[0]!.slots.filter((x) => x.busy);
+      const rows = instanceOfM(await d.status()).slots.filter((x) => x.busy);
       expect(rows.map((r) => [r.id, r.requestId, Boolean(r.foreign)])).toEqual([[s.slot, s.requestId, false]]);
       s.abort.abort();
       await s.done;
@@ -196,7 +199,7 @@ describe("OpenAI's Responses API", () => {
     await waitUntil(async () => (await processing()).length > 0, 'llama-server processing', 10_000);
     expect(await processing()).toEqual([s.slot]);
     await new Promise((r) => setTimeout(r, 500));
-    const row = (await d.status()).models.find((m) => m.name === 'm')!.instances[0]!.slots.find((x) => x.busy)!;
+    const row = instanceOfM(await d.status()).slots.find((x) => x.busy)!;
     expect(row.requestId).toBe(s.requestId);
     s.abort.abort();
     await s.done;
