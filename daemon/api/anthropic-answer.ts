@@ -7,11 +7,24 @@ import type { ErrorBody } from '../../shared/protocol';
 import type { Obj } from '../server/validate';
 import { SseSplitter } from './sse';
 
-/** Anthropic's `stop_reason` for an OpenAI `finish_reason`. */
-function stopReason(finish: unknown): string {
-  if (finish === 'tool_calls') return 'tool_use';
-  if (finish === 'length') return 'max_tokens';
-  return 'end_turn';
+interface Stop {
+  stop_reason: string;
+  stop_sequence: string | null;
+}
+
+/**
+ * Anthropic's `stop_reason` and `stop_sequence` for an OpenAI `finish_reason`. The chat answer's
+ * `finish_reason` is "stop" for a stop word and an end of turn alike; which word matched comes from
+ * `__verbose.stopping_word` (asked for by anthropic.ts when the request has stop sequences). Only the
+ * client's own sequences count as `stop_sequence`: a chat template's stop word ends the turn.
+ * (llama-server's own /v1/messages says `end_turn` with the word; Anthropic's API says `stop_sequence`.)
+ */
+function stopOf(finish: unknown, verbose: unknown, stops: readonly string[]): Stop {
+  if (finish === 'tool_calls') return { stop_reason: 'tool_use', stop_sequence: null };
+  if (finish === 'length') return { stop_reason: 'max_tokens', stop_sequence: null };
+  const word = verbose && typeof verbose === 'object' ? (verbose as Obj).stopping_word : undefined;
+  if (typeof word === 'string' && word !== '' && stops.includes(word)) return { stop_reason: 'stop_sequence', stop_sequence: word };
+  return { stop_reason: 'end_turn', stop_sequence: null };
 }
 
 /** `msg_…` from llama-server's `chatcmpl-…` id: the same request, named as Anthropic names messages. */
@@ -51,6 +64,7 @@ type Block = { kind: 'thinking' } | { kind: 'text' } | { kind: 'tool'; call: num
  */
 export class AnthropicStream {
   readonly #model: string;
+  readonly #stops: readonly string[];
   readonly #events = new SseSplitter();
   #started = false;
   #ended = false;
@@ -59,13 +73,16 @@ export class AnthropicStream {
   /** Blocks of tool calls by the call's index in llama-server's stream. */
   #tools = new Map<number, number>();
   #finish: unknown = null;
+  #verbose: unknown;
   #timings: unknown;
   #usage: unknown;
   #id: unknown;
   #deltas = 0;
 
-  constructor(model: string) {
+  /** `stops`: the request's `stop_sequences`. */
+  constructor(model: string, stops: readonly string[] = []) {
     this.#model = model;
+    this.#stops = stops;
   }
 
   /** The Anthropic events a chunk of the upstream stream completes ('' when none). */
@@ -96,7 +113,7 @@ export class AnthropicStream {
     let out = this.#start();
     out += this.#close();
     const usage = usageOf(this.#timings, this.#usage, this.#deltas);
-    out += event('message_delta', { delta: { stop_reason: stopReason(this.#finish), stop_sequence: null }, usage });
+    out += event('message_delta', { delta: stopOf(this.#finish, this.#verbose, this.#stops), usage });
     return out + event('message_stop', {});
   }
 
@@ -104,6 +121,7 @@ export class AnthropicStream {
     this.#id ??= c.id;
     if (c.timings !== undefined) this.#timings = c.timings;
     if (c.usage !== undefined) this.#usage = c.usage;
+    if (c.__verbose !== undefined) this.#verbose = c.__verbose;
     const choice = ((c.choices as Obj[] | undefined) ?? [])[0];
     if (!choice) return '';
     if (choice.finish_reason !== null && choice.finish_reason !== undefined) this.#finish = choice.finish_reason;
@@ -162,8 +180,8 @@ export class AnthropicStream {
   }
 }
 
-/** The whole Anthropic message from llama-server's non-streamed chat answer (assembled-answer.ts). */
-export function anthropicMessage(chat: Obj, model: string): Obj {
+/** The whole Anthropic message from llama-server's non-streamed chat answer (assembled-answer.ts); `stops` as for AnthropicStream. */
+export function anthropicMessage(chat: Obj, model: string, stops: readonly string[] = []): Obj {
   const choice = ((chat.choices as Obj[] | undefined) ?? [])[0] ?? {};
   const msg = (choice.message ?? {}) as Obj;
   const content: Obj[] = [];
@@ -179,8 +197,7 @@ export function anthropicMessage(chat: Obj, model: string): Obj {
     role: 'assistant',
     content,
     model,
-    stop_reason: stopReason(choice.finish_reason),
-    stop_sequence: null,
+    ...stopOf(choice.finish_reason, chat.__verbose, stops),
     usage: usageOf(chat.timings, chat.usage, 0),
   };
 }

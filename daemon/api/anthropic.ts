@@ -21,10 +21,11 @@ export function anthropicRoutes(deps: AnthropicDeps): Route[] {
   ];
 }
 
-function dialect(model: string): Dialect {
+/** `stops`: the request's stop sequences, which its answer may name as the one that matched. */
+function dialect(model: string, stops: readonly string[] = []): Dialect {
   return {
-    stream: () => new AnthropicStream(model),
-    answer: (chat) => anthropicMessage(chat, model),
+    stream: () => new AnthropicStream(model, stops),
+    answer: (chat) => anthropicMessage(chat, model, stops),
     errorEvent: (status, body) => anthropicErrorEvent(body.error.message, anthropicErrorType(status)),
   };
 }
@@ -45,7 +46,10 @@ async function messages(deps: AnthropicDeps, ctx: RouteContext): Promise<void> {
   const { model, stream, chat } = read(deps, await ctx.json(), where);
   // The first token's timings carry the prompt's counts for message_start; the usage chunk ends it.
   if (stream) Object.assign(chat, { stream: true, stream_options: { include_usage: true }, timings_per_token: true });
-  await proxyToModel(deps, ctx, '/v1/chat/completions', { model, stream, body: chat, dialect: dialect(model) });
+  // The chat answer does not say which stop sequence matched; llama-server's `__verbose` does, cut to that one field.
+  const stops = (chat.stop as string[] | undefined) ?? [];
+  if (stops.length > 0) Object.assign(chat, { verbose: true, response_fields: ['stopping_word'] });
+  await proxyToModel(deps, ctx, '/v1/chat/completions', { model, stream, body: chat, dialect: dialect(model, stops) });
 }
 
 /** Counted on the chat request it becomes (the same template and tokenizer as a generation), answered as `{input_tokens}`. */

@@ -82,6 +82,8 @@ export class AnswerAssembler {
   #finishReason: unknown = null;
   #usage: unknown;
   #timings: unknown;
+  /** chat: `__verbose` of the final chunk (asked with `verbose`), as llama-server's whole answer carries it. */
+  #verbose: unknown;
 
   constructor(format: AnswerFormat, body: Obj) {
     this.#format = format;
@@ -138,6 +140,7 @@ export class AnswerAssembler {
       system_fingerprint,
       ...(this.#usage !== undefined ? { usage: this.#usage } : {}),
       ...(this.#timings !== undefined ? { timings: this.#timings } : {}),
+      ...(this.#verbose !== undefined ? { __verbose: this.#verbose } : {}),
     };
   }
 
@@ -161,6 +164,7 @@ export class AnswerAssembler {
     this.#last = event;
     if (event.usage !== undefined) this.#usage = event.usage;
     if (event.timings !== undefined) this.#timings = event.timings;
+    if (event.__verbose !== undefined) this.#verbose = event.__verbose;
     const choice = ((event.choices as Obj[] | undefined) ?? [])[0];
     if (!choice) return;
     if (choice.finish_reason !== null && choice.finish_reason !== undefined) this.#finishReason = choice.finish_reason;

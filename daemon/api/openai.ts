@@ -207,7 +207,9 @@ export async function proxyToModel(deps: Pick<OpenAiDeps, 'scheduler'>, ctx: Rou
   const payload = payloadOf(req.bytes ?? JSON.stringify(body));
   // A non-streamed generation goes upstream as a stream, so a client that leaves cancels it (assembled-answer.ts).
   const format = stream ? undefined : answerFormat(path);
-  const assemble = format && streamable(format, body) ? format : undefined;
+  // A dialect's body is the daemon's own conversion, which asks only for what a stream carries too
+  // (anthropic.ts: `verbose` for the stop word, which the stream's final chunk holds).
+  const assemble = format && (req.dialect !== undefined || streamable(format, body)) ? format : undefined;
   marks.parsed = mark();
   const cls = requestClass(ctx.req.headers);
   let ticket;

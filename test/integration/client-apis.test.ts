@@ -119,6 +119,41 @@ describe("Anthropic's Messages API", () => {
     expect(msg.content).toEqual([{ type: 'text', text: streamed }]);
   });
 
+  it("ends at the client's stop sequence and names it, streamed and whole, with the text llama-server's own route stops at", async () => {
+    const ask = { model: 'm', max_tokens: 24, temperature: 0, cache_prompt: false, messages: [{ role: 'user', content: 'Tell me a long story.' }] };
+    const free = (await (await post('/v1/messages', ask)).json()) as { content: { text: string }[] };
+    const full = free.content[0]!.text;
+    // A stop sequence the model will write: three characters from the middle of what it wrote freely.
+    const stop = full.slice(Math.floor(full.length / 2), Math.floor(full.length / 2) + 3);
+    expect(stop.trim().length).toBeGreaterThan(0);
+    const before = full.slice(0, full.indexOf(stop));
+    const stopped = { ...ask, stop_sequences: ['no such words', stop] };
+
+    const whole = (await (await post('/v1/messages', stopped)).json()) as { content: { text: string }[]; stop_reason: string; stop_sequence: string | null };
+    expect({ text: whole.content[0]?.text ?? '', stop_reason: whole.stop_reason, stop_sequence: whole.stop_sequence }).toEqual({ text: before, stop_reason: 'stop_sequence', stop_sequence: stop });
+
+    const streamed = anthropicEvents(await (await post('/v1/messages', { ...stopped, stream: true })).text());
+    expect(streamed.find((e) => e.type === 'message_delta')!.delta).toEqual({ stop_reason: 'stop_sequence', stop_sequence: stop });
+    expect(streamed.filter((e) => e.type === 'content_block_delta').map((e) => (e.delta as { text: string }).text).join('')).toBe(before);
+
+    // llama-server's own route stops at the same place and names the same sequence (with stop_reason end_turn).
+    const theirs = (await (await postDirect('/v1/messages', stopped)).json()) as { content: { text: string }[]; stop_sequence: string | null };
+    expect({ text: theirs.content[0]?.text ?? '', stop_sequence: theirs.stop_sequence }).toEqual({ text: before, stop_sequence: stop });
+
+    // Without a stop sequence that matched, the turn ends as before: no stop_sequence.
+    const unmatched = (await (await post('/v1/messages', { ...ask, stop_sequences: ['no such words'] })).json()) as { stop_reason: string; stop_sequence: string | null };
+    expect(unmatched).toMatchObject({ stop_reason: 'max_tokens', stop_sequence: null });
+
+    // Asking for the stop word does not cost a whole answer's cancellation: a client that leaves frees the slot.
+    await untilIdle();
+    const abort = new AbortController();
+    const gone = post('/v1/messages', { ...stopped, max_tokens: 4000, stop_sequences: ['no such words'] }, {}, abort.signal).catch(() => undefined);
+    await waitUntil(async () => (await processing()).length > 0, 'llama-server processing', 10_000);
+    abort.abort();
+    await gone;
+    await waitUntil(async () => (await processing()).length === 0, 'llama-server to cancel the whole answer', 3_000);
+  });
+
   it('runs in the slot the daemon leased, shown busy in status with its request id, and frees it when the client leaves', async () => {
     await untilIdle();
     for (let run = 0; run < 3; run++) {

@@ -218,6 +218,24 @@ describe('AnthropicStream', () => {
     expect(s.end()).toBe(''); // once
   });
 
+  it("names the client's stop sequence that ended the answer, from llama-server's __verbose.stopping_word", () => {
+    const final = (word: string) => ({ id: 'x', choices: [{ index: 0, finish_reason: 'stop', delta: {} }], __verbose: { stopping_word: word } });
+    const stopOfStream = (chunks: unknown[], stops: string[]) => {
+      const s = new AnthropicStream('m', stops);
+      return events(s.push(Buffer.from(sse(chunks))) + s.end()).at(-2)![1].delta;
+    };
+    expect(stopOfStream([delta({ content: 'Hi' }), final('END')], ['STOP', 'END'])).toEqual({ stop_reason: 'stop_sequence', stop_sequence: 'END' });
+    // A stop word the client did not send (a chat template's) ends the turn; so does a plain end of turn.
+    expect(stopOfStream([delta({ content: 'Hi' }), final('<|im_end|>')], ['END'])).toEqual({ stop_reason: 'end_turn', stop_sequence: null });
+    expect(stopOfStream([delta({ content: 'Hi' }), final('')], ['END'])).toEqual({ stop_reason: 'end_turn', stop_sequence: null });
+    // The word stays a stop sequence however the final chunk is cut from the rest.
+    const s = new AnthropicStream('m', ['END']);
+    const bytes = Buffer.from(sse([delta({ content: 'Hi' }), final('END')]));
+    let text = '';
+    for (let i = 0; i < bytes.length; i += 7) text += s.push(bytes.subarray(i, i + 7));
+    expect(events(text + s.end()).at(-2)![1].delta).toEqual({ stop_reason: 'stop_sequence', stop_sequence: 'END' });
+  });
+
   it("turns llama-server's error event into Anthropic's and sends nothing after it", () => {
     const s = new AnthropicStream('m');
     const text = s.push(Buffer.from(sse([delta({ content: 'Hi' }), { error: { code: 500, message: 'the slot failed', type: 'server_error' } }]))) + s.end();
@@ -253,6 +271,12 @@ describe('anthropicMessage', () => {
       stop_sequence: null,
       usage: { input_tokens: 4, cache_read_input_tokens: 16, output_tokens: 5 },
     });
+  });
+
+  it('names the stop sequence that matched, only when the client sent it', () => {
+    const chat = { id: 'a', choices: [{ finish_reason: 'stop', message: { content: 'x' } }], __verbose: { stopping_word: 'END' } };
+    expect(anthropicMessage(chat, 'm', ['END'])).toMatchObject({ stop_reason: 'stop_sequence', stop_sequence: 'END' });
+    expect(anthropicMessage(chat, 'm', [])).toMatchObject({ stop_reason: 'end_turn', stop_sequence: null });
   });
 
   it('reads the prompt counts from usage when there are no timings', () => {
