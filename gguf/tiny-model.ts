@@ -2,7 +2,8 @@
 // the model of the integration tests and `slotwise tiny-model`. The tokenizer comes from a
 // vocab-only GGUF of the llama.cpp source, so prompts tokenize like a real llama model's.
 // Variants: `fim` takes a coder vocab with fill-in-the-middle tokens (for /infill); `embedding` and
-// `rerank` set `llama.pooling_type` (mean, rank), which llama-server's --embedding / --reranking use.
+// `rerank` set `llama.pooling_type` (mean, rank), which llama-server's --embedding / --reranking use;
+// `tools` takes Qwen2's vocab (ChatML's tokens) and a chat template with tool calls (tool-template.ts).
 // `slidingWindow` writes a Gemma 3 instead (its block shape, five sliding-window layers to one full),
 // `fullAttentionInterval` a Qwen 3.5 (gated delta-net recurrent layers, attention every n-th): what the
 // memory plan's window and recurrent layers are checked against (daemon/memory/sliding-window.ts, recurrent.ts).
@@ -10,6 +11,7 @@ import { access, mkdir, rm } from 'node:fs/promises';
 import { cacheDir } from '../shared/paths';
 import { ensureVocab, VOCAB_FILE } from './vocab';
 import { fimTokens } from './fim';
+import { TOOL_CALL_TEMPLATE } from './tool-template';
 import { basename, dirname, join } from 'node:path';
 import { SlotwiseError } from '../shared/errors';
 import { readGgufHeader, type GgufValue } from './gguf';
@@ -32,6 +34,8 @@ export interface TinyModelOptions {
   seed?: number;
   /** Written as `llama.pooling_type`; default none (a generative model). */
   pooling?: TinyPooling;
+  /** Written as `tokenizer.chat_template` in place of the vocab's; default the vocab's. */
+  chatTemplate?: string;
   /** Tokens of attention window: the model is a `gemma3` whose layers attend over it, but every sixth
    * (llama.cpp's pattern for the architecture); default none: a `llama`. */
   slidingWindow?: number;
@@ -41,21 +45,23 @@ export interface TinyModelOptions {
   signal?: AbortSignal;
 }
 
-/** What a tiny model is for: generation, fill-in-the-middle, embeddings or reranking. */
-export type TinyModelKind = 'completion' | 'fim' | 'embedding' | 'rerank';
-export const TINY_MODEL_KINDS: readonly TinyModelKind[] = ['completion', 'fim', 'embedding', 'rerank'];
+/** What a tiny model is for: generation, fill-in-the-middle, embeddings, reranking or tool calls. */
+export type TinyModelKind = 'completion' | 'fim' | 'embedding' | 'rerank' | 'tools';
+export const TINY_MODEL_KINDS: readonly TinyModelKind[] = ['completion', 'fim', 'embedding', 'rerank', 'tools'];
 
 export type TinyPooling = 'mean' | 'rank';
 /** llama.h `enum llama_pooling_type`. */
 const POOLING_TYPE: Record<TinyPooling, number> = { mean: 1, rank: 4 };
 
-/** The vocab (a file beside `ggml-vocab-llama-spm.gguf`) and pooling of each kind. DeepSeek-Coder's
- * vocab has FIM tokens and is the smallest such (32k tokens) among llama.cpp's vocab files. */
-export const TINY_KIND_SPEC: Record<TinyModelKind, { vocabFile: string; pooling?: TinyPooling }> = {
+/** The vocab (a file beside `ggml-vocab-llama-spm.gguf`), pooling and chat template of each kind.
+ * DeepSeek-Coder's vocab has FIM tokens and is the smallest such (32k tokens) among llama.cpp's vocab
+ * files; Qwen2's has ChatML's `<|im_start|>` and `<|im_end|>`, which the tool template's grammar needs. */
+export const TINY_KIND_SPEC: Record<TinyModelKind, { vocabFile: string; pooling?: TinyPooling; chatTemplate?: string }> = {
   completion: { vocabFile: VOCAB_FILE },
   fim: { vocabFile: 'ggml-vocab-deepseek-coder.gguf' },
   embedding: { vocabFile: VOCAB_FILE, pooling: 'mean' },
   rerank: { vocabFile: VOCAB_FILE, pooling: 'rank' },
+  tools: { vocabFile: 'ggml-vocab-qwen2.gguf', chatTemplate: TOOL_CALL_TEMPLATE },
 };
 
 /** Path of the vocab file a kind needs, given the path `ensureVocab` returned. */
@@ -95,6 +101,7 @@ const u32 = (value: number): GgufValue => ({ type: 'uint32', value });
 export async function writeTinyModel(outPath: string, opts: TinyModelOptions): Promise<TinyModelResult> {
   const params = resolveParams(opts);
   const tokenizer = await readTokenizer(opts.vocabPath, opts.signal);
+  if (opts.chatTemplate !== undefined) tokenizer.set('tokenizer.chat_template', { type: 'string', value: opts.chatTemplate });
   const nVocab = vocabSize(tokenizer, opts.vocabPath);
   const metadata = new Map<string, GgufValue>([...modelMetadata(params), ...tokenizer]);
   const zeroRows = new Map([['output.weight', endOfGenerationIds(tokenizer)]]);
@@ -337,8 +344,8 @@ export async function ensureCachedTinyModel(opts: CachedTinyModelOptions = {}): 
   }
   await mkdir(dir, { recursive: true });
   const vocabPath = tinyVocabPath(await ensureVocab({ env, signal: opts.signal }), kind);
-  const pooling = TINY_KIND_SPEC[kind].pooling;
-  await writeTinyModel(path, { vocabPath, dim, layers, seed, contextLength, pooling, slidingWindow: opts.slidingWindow, fullAttentionInterval: opts.fullAttentionInterval, signal: opts.signal });
+  const { pooling, chatTemplate } = TINY_KIND_SPEC[kind];
+  await writeTinyModel(path, { vocabPath, dim, layers, seed, contextLength, pooling, chatTemplate, slidingWindow: opts.slidingWindow, fullAttentionInterval: opts.fullAttentionInterval, signal: opts.signal });
   // The first writer kept this model in models/ itself: that file is never read again.
   await rm(join(models, name), { force: true });
   return path;

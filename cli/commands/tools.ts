@@ -59,7 +59,7 @@ export const tinyModelCommand: Command = {
   args: 'PATH',
   maxArgs: 1,
   help: [
-    'slotwise tiny-model PATH [--dim N] [--layers N] [--heads N] [--seed N] [--fim | --embedding | --rerank] [--mmproj vision|audio]',
+    'slotwise tiny-model PATH [--dim N] [--layers N] [--heads N] [--seed N] [--fim | --embedding | --rerank | --tools] [--mmproj vision|audio]',
     '',
     'Writes a random-weight llama-architecture GGUF with the tokenizer of llama.cpp\'s',
     'models/ggml-vocab-llama-spm.gguf. The same options and seed give the same bytes.',
@@ -71,6 +71,8 @@ export const tinyModelCommand: Command = {
     '  --fim        DeepSeek-Coder vocab with fill-in-the-middle tokens: serves /infill',
     '  --embedding  mean pooling: serves /v1/embeddings (model "kind": "embedding")',
     '  --rerank     rank pooling: serves /v1/rerank (model "kind": "rerank")',
+    '  --tools      Qwen2 vocab and a chat template with tool calls: llama-server parses its replies\' calls',
+    '               into tool_calls (a random model writes one when its reply is begun with <tool_call>)',
     '  --mmproj M   also write a random-weight projector for it beside PATH (NAME-mmproj.gguf): vision reads',
     '               images (`prompt --image`), audio hears WAV/MP3/FLAC (`prompt --audio`); set it as "mmproj"',
   ].join('\n'),
@@ -82,14 +84,15 @@ export const tinyModelCommand: Command = {
     fim: { type: 'boolean' },
     embedding: { type: 'boolean' },
     rerank: { type: 'boolean' },
+    tools: { type: 'boolean' },
     mmproj: { type: 'string' },
   },
   async run(ctx) {
     const [path, extra] = ctx.positionals;
-    const usageLine = 'usage: slotwise tiny-model PATH [--dim N] [--layers N] [--seed N] [--fim | --embedding | --rerank] [--mmproj vision|audio]';
+    const usageLine = 'usage: slotwise tiny-model PATH [--dim N] [--layers N] [--seed N] [--fim | --embedding | --rerank | --tools] [--mmproj vision|audio]';
     if (!path || extra !== undefined) throw new SlotwiseError('SW_ERR_USAGE', usageLine);
-    const kinds = (['fim', 'embedding', 'rerank'] as const).filter((k) => ctx.values[k] === true);
-    if (kinds.length > 1) throw new SlotwiseError('SW_ERR_USAGE', `give one of --fim, --embedding, --rerank, not ${kinds.map((k) => `--${k}`).join(' and ')}`);
+    const kinds = (['fim', 'embedding', 'rerank', 'tools'] as const).filter((k) => ctx.values[k] === true);
+    if (kinds.length > 1) throw new SlotwiseError('SW_ERR_USAGE', `give one of --fim, --embedding, --rerank, --tools, not ${kinds.map((k) => `--${k}`).join(' and ')}`);
     const kind: TinyModelKind = kinds[0] ?? 'completion';
     const modality = ctx.values.mmproj as string | undefined;
     if (modality !== undefined && modality !== 'vision' && modality !== 'audio') throw new SlotwiseError('SW_ERR_USAGE', `--mmproj must be vision or audio, got "${modality}"`);
@@ -102,7 +105,7 @@ export const tinyModelCommand: Command = {
     await checkModelTarget(out);
     if (mmprojOut) await checkModelTarget(mmprojOut);
     const vocabPath = tinyVocabPath(await ensureVocab({ env: ctx.env }), kind);
-    const pooling = TINY_KIND_SPEC[kind].pooling;
+    const { pooling, chatTemplate } = TINY_KIND_SPEC[kind];
     // Ctrl-C ends the write through its signal, so the temp file beside `out` is removed; the exit code is the shell's for the signal.
     const abort = new AbortController();
     const onInt = (): void => abort.abort(130);
@@ -111,7 +114,7 @@ export const tinyModelCommand: Command = {
     process.once('SIGTERM', onTerm);
     let res;
     try {
-      res = await writeTinyModel(out, { vocabPath, pooling, ...shape, signal: abort.signal });
+      res = await writeTinyModel(out, { vocabPath, pooling, chatTemplate, ...shape, signal: abort.signal });
       if (mmprojOut) await writeTinyProjector(mmprojOut, { modality, textDim: shape.dim, seed: shape.seed, signal: abort.signal });
     } catch (err) {
       if (!abort.signal.aborted) throw err;

@@ -20,11 +20,12 @@ interface Stop {
  * (llama-server's own /v1/messages says `end_turn` with the word; Anthropic's API says `stop_sequence`.)
  */
 function stopOf(finish: unknown, verbose: unknown, stops: readonly string[]): Stop {
-  if (finish === 'tool_calls') return { stop_reason: 'tool_use', stop_sequence: null };
   if (finish === 'length') return { stop_reason: 'max_tokens', stop_sequence: null };
   const word = verbose && typeof verbose === 'object' ? (verbose as Obj).stopping_word : undefined;
-  if (typeof word === 'string' && word !== '' && stops.includes(word)) return { stop_reason: 'stop_sequence', stop_sequence: word };
-  return { stop_reason: 'end_turn', stop_sequence: null };
+  const sequence = typeof word === 'string' && word !== '' && stops.includes(word) ? word : null;
+  // A tool call ended by a stop sequence (`</tool_call>`) is still a tool call; the sequence is named.
+  if (finish === 'tool_calls') return { stop_reason: 'tool_use', stop_sequence: sequence };
+  return sequence === null ? { stop_reason: 'end_turn', stop_sequence: null } : { stop_reason: 'stop_sequence', stop_sequence: sequence };
 }
 
 /** `msg_…` from llama-server's `chatcmpl-…` id: the same request, named as Anthropic names messages. */

@@ -14,24 +14,28 @@ let d: TestDaemon;
 let snap: Snapshot;
 
 beforeAll(async () => {
-  d = await startTestDaemon({ stopInAfterAll: true, models: { m: { size: 'long', slots: 2, ctxPerSlot: 4096 }, lazy: { load: 'on-demand', slots: 1, ctxPerSlot: 2048 } } });
-  snap = await d.waitFor((s) => s.models.some((m) => m.name === 'm' && m.instances.length > 0 && m.instances.every((i) => i.state === 'ready')), 'model ready', 120_000);
+  d = await startTestDaemon({
+    stopInAfterAll: true,
+    models: { m: { size: 'long', slots: 2, ctxPerSlot: 4096 }, lazy: { load: 'on-demand', slots: 1, ctxPerSlot: 2048 }, tools: { variant: 'tools', slots: 1, ctxPerSlot: 2048 } },
+  });
+  const ready = (s: Snapshot, name: string) => s.models.some((m) => m.name === name && m.instances.length > 0 && m.instances.every((i) => i.state === 'ready'));
+  snap = await d.waitFor((s) => ready(s, 'm') && ready(s, 'tools'), 'models ready', 120_000);
 }, 180_000);
 afterAll(() => d?.stop());
 
-/** Model m's one instance in a snapshot. */
-const instanceOfM = (s: Snapshot) => s.models.find((m) => m.name === 'm')!.instances[0]!;
+/** A model's one instance in a snapshot (model m's by default). */
+const instanceOfM = (s: Snapshot, model = 'm') => s.models.find((m) => m.name === model)!.instances[0]!;
 
-/** The model's llama-server, reached directly with its key. */
-function direct(): { url: string; headers: Record<string, string> } {
-  const inst = instanceOfM(snap);
+/** A model's llama-server, reached directly with its key. */
+function direct(model = 'm'): { url: string; headers: Record<string, string> } {
+  const inst = instanceOfM(snap, model);
   return { url: `http://127.0.0.1:${inst.port}`, headers: { 'content-type': 'application/json', ...instanceAuth(inst.pid!) } };
 }
 
 const post = (path: string, body: unknown, headers: Record<string, string> = {}, signal?: AbortSignal) =>
   d.fetch(path, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body), signal });
 
-const postDirect = (path: string, body: unknown) => fetch(direct().url + path, { method: 'POST', headers: direct().headers, body: JSON.stringify(body) });
+const postDirect = (path: string, body: unknown, model = 'm') => fetch(direct(model).url + path, { method: 'POST', headers: direct(model).headers, body: JSON.stringify(body) });
 
 /** Anthropic events of a whole SSE body, as [event, data]. */
 function anthropicEvents(text: string): { type: string; [k: string]: unknown }[] {
@@ -227,6 +231,74 @@ describe("Anthropic's Messages API", () => {
   });
 });
 
+describe('tool calls, on a model whose chat template has them', () => {
+  // The tiny `tools` model (gguf/tool-template.ts: Qwen3-Coder's XML calls). Begun with `<tool_call>`
+  // (Anthropic's prefill: a last assistant message), a random model writes a real call: llama-server's
+  // grammar keeps it to the tool's schema, an enum and a boolean here, so its arguments are valid.
+  const WEATHER = { name: 'weather', description: 'Weather by city', input_schema: { type: 'object', properties: { days: { type: 'integer', enum: [1, 2, 3] }, metric: { type: 'boolean' } }, required: ['days', 'metric'] } };
+  const CALL = {
+    model: 'tools',
+    max_tokens: 80,
+    temperature: 0,
+    stop_sequences: ['</tool_call>'], // else the grammar's trailing whitespace runs on to max_tokens
+    system: 'Be brief.',
+    tools: [WEATHER],
+    tool_choice: { type: 'any', disable_parallel_tool_use: true },
+    messages: [{ role: 'user', content: 'Weather in Oslo?' }, { role: 'assistant', content: '<tool_call>\n<function=weather>\n' }],
+  };
+  type ToolUse = { type: string; id: string; name: string; input: { days: number; metric: boolean } };
+
+  it("answers a call as one tool_use block, whole and streamed, with the input llama-server's own /v1/messages gives", async () => {
+    const res = await post('/v1/messages', CALL);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-slotwise-slot')).toBe('tools#1/0');
+    const whole = (await res.json()) as { content: ToolUse[]; stop_reason: string; stop_sequence: string | null };
+    expect(whole).toMatchObject({ stop_reason: 'tool_use', stop_sequence: '</tool_call>' });
+    expect(whole.content.map((b) => [b.type, b.name])).toEqual([['tool_use', 'weather']]);
+    const call = whole.content[0]!;
+    expect(call.id).toMatch(/^\S+$/);
+    expect([1, 2, 3]).toContain(call.input.days);
+    expect(typeof call.input.metric).toBe('boolean');
+
+    const theirs = (await (await postDirect('/v1/messages', CALL, 'tools')).json()) as { content: ToolUse[]; stop_reason: string };
+    expect(theirs.content.map(({ type, name, input }) => ({ type, name, input }))).toEqual([{ type: 'tool_use', name: 'weather', input: call.input }]);
+    expect(theirs.stop_reason).toBe('tool_use');
+
+    const events = anthropicEvents(await (await post('/v1/messages', { ...CALL, stream: true })).text());
+    expect(shape(events.map((e) => e.type))).toEqual(['message_start', 'content_block_start', 'content_block_delta', 'content_block_stop', 'message_delta', 'message_stop']);
+    const start = events.find((e) => e.type === 'content_block_start')!.content_block as ToolUse;
+    expect(start).toMatchObject({ type: 'tool_use', name: 'weather', input: {} });
+    expect(start.id).toMatch(/^\S+$/);
+    const deltas = events.filter((e) => e.type === 'content_block_delta').map((e) => e.delta as { type: string; partial_json: string });
+    expect(new Set(deltas.map((x) => x.type))).toEqual(new Set(['input_json_delta']));
+    expect(JSON.parse(deltas.map((x) => x.partial_json).join(''))).toEqual(call.input);
+    expect(events.find((e) => e.type === 'message_delta')!.delta).toEqual({ stop_reason: 'tool_use', stop_sequence: '</tool_call>' });
+  });
+
+  it("sends the call and its result back as the template renders them: the prompt llama-server's own route makes", async () => {
+    const next = {
+      ...CALL,
+      stop_sequences: undefined,
+      tool_choice: { type: 'auto' },
+      max_tokens: 4,
+      messages: [
+        { role: 'user', content: 'Weather in Oslo?' },
+        { role: 'assistant', content: [{ type: 'tool_use', id: 'tu_1', name: 'weather', input: { days: 2, metric: true } }] },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'tu_1', content: 'Rain, 4 C' }] },
+      ],
+    };
+    const mine = (await (await post('/v1/messages/count_tokens', next)).json()) as { input_tokens: number };
+    const theirs = (await (await postDirect('/v1/messages/count_tokens', next, 'tools')).json()) as { input_tokens: number };
+    expect(mine.input_tokens).toBeGreaterThan(100); // the tool list, the call and its result are all in the prompt
+    expect(mine).toEqual(theirs);
+    const res = await post('/v1/messages', next);
+    expect(res.status).toBe(200);
+    const msg = (await res.json()) as { usage: { input_tokens: number; cache_read_input_tokens: number; output_tokens: number } };
+    expect(msg.usage.input_tokens + msg.usage.cache_read_input_tokens).toBe(mine.input_tokens);
+    expect(msg.usage.output_tokens).toBe(4);
+  });
+});
+
 describe("OpenAI's Responses API", () => {
   it('runs a streamed response in the slot the daemon leased, and relays its events whole', async () => {
     await untilIdle();
@@ -299,6 +371,6 @@ describe('slotwise env', () => {
   it('asks which model when several generate text, naming them', async () => {
     const err = await promisify(execFile)(process.execPath, [CLI, 'env', 'openai', '--state-dir', d.stateDir]).catch((e: { code: number; stderr: string }) => e);
     expect((err as { code: number }).code).toBe(2);
-    expect((err as { stderr: string }).stderr).toMatch(/several models generate text — choose one with --model: m, lazy/);
+    expect((err as { stderr: string }).stderr).toMatch(/several models generate text — choose one with --model: m, lazy, tools/);
   });
 });

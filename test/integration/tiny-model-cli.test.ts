@@ -1,4 +1,4 @@
-// `slotwise tiny-model --fim | --embedding | --rerank | --mmproj` (dist/cli.js): the variant's metadata
+// `slotwise tiny-model --fim | --embedding | --rerank | --tools | --mmproj` (dist/cli.js): the variant's metadata
 // is in the file, and a projector written beside it fits the model's width.
 import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -27,6 +27,18 @@ describe('slotwise tiny-model variants', () => {
     }
   });
 
+  it('--tools writes a chat template with tool calls and the Qwen2 vocab its markers need', async () => {
+    const out = join(tempDir('tiny-cli'), 'tools.gguf');
+    expect((await cli(['tiny-model', out, '--tools'])).code).toBe(0);
+    const meta = (await readGgufHeader(out)).metadata;
+    const template = meta.get('tokenizer.chat_template')?.value as string;
+    // What llama.cpp recognises Qwen3-Coder's XML tool calls by (common/chat.cpp).
+    for (const marker of ['<tool_call>', '<function=', '<parameter=']) expect(template).toContain(marker);
+    const texts = meta.get('tokenizer.ggml.tokens')!.value as string[];
+    expect(texts).toContain('<|im_start|>');
+    expect(texts).toContain('<|im_end|>');
+  });
+
   it('--mmproj vision|audio writes a projector for the model beside it, as wide as the model', async () => {
     const dir = tempDir('tiny-cli');
     const res = await cli(['tiny-model', join(dir, 'ears.gguf'), '--dim', '96', '--mmproj', 'audio']);
@@ -50,7 +62,7 @@ describe('slotwise tiny-model variants', () => {
   it('refuses two variants at once with a usage error', async () => {
     const res = await cli(['tiny-model', join(tempDir('tiny-cli'), 'x.gguf'), '--fim', '--rerank']);
     expect(res.code).toBe(2);
-    expect(res.stderr).toMatch(/give one of --fim, --embedding, --rerank, not --fim and --rerank/);
+    expect(res.stderr).toMatch(/give one of --fim, --embedding, --rerank, --tools, not --fim and --rerank/);
   });
 
   it('writes over a GGUF, but not over any other file, a directory, or a path under a file', async () => {

@@ -277,6 +277,10 @@ describe('anthropicMessage', () => {
     const chat = { id: 'a', choices: [{ finish_reason: 'stop', message: { content: 'x' } }], __verbose: { stopping_word: 'END' } };
     expect(anthropicMessage(chat, 'm', ['END'])).toMatchObject({ stop_reason: 'stop_sequence', stop_sequence: 'END' });
     expect(anthropicMessage(chat, 'm', [])).toMatchObject({ stop_reason: 'end_turn', stop_sequence: null });
+    // A tool call cut at a stop sequence stays a tool call, and names the sequence.
+    const call = { ...chat, choices: [{ finish_reason: 'tool_calls', message: { content: '', tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{}' } }] } }] };
+    expect(anthropicMessage(call, 'm', ['END'])).toMatchObject({ stop_reason: 'tool_use', stop_sequence: 'END' });
+    expect(anthropicMessage(call, 'm', [])).toMatchObject({ stop_reason: 'tool_use', stop_sequence: null });
   });
 
   it('reads the prompt counts from usage when there are no timings', () => {
