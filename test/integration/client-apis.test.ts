@@ -275,6 +275,28 @@ describe('tool calls, on a model whose chat template has them', () => {
     expect(events.find((e) => e.type === 'message_delta')!.delta).toEqual({ stop_reason: 'tool_use', stop_sequence: '</tool_call>' });
   });
 
+  it('gives the same call through OpenAI chat and Responses, each in the slot it leased', async () => {
+    const tool = { type: 'function', function: { name: WEATHER.name, description: WEATHER.description, parameters: WEATHER.input_schema } };
+    const chat = { model: 'tools', max_tokens: 80, temperature: 0, stop: ['</tool_call>'], tools: [tool], tool_choice: 'required', parallel_tool_calls: false, messages: CALL.messages };
+    const res = await post('/v1/chat/completions', chat);
+    expect(res.headers.get('x-slotwise-slot')).toBe('tools#1/0');
+    const mine = (await res.json()) as { choices: { finish_reason: string; message: { tool_calls: { function: { name: string; arguments: string } }[] } }[] };
+    const theirs = (await (await postDirect('/v1/chat/completions', chat, 'tools')).json()) as typeof mine;
+    const calls = (a: typeof mine) => a.choices[0]!.message.tool_calls.map((c) => [c.function.name, JSON.parse(c.function.arguments) as unknown]);
+    expect(calls(mine)).toEqual(calls(theirs));
+    expect(calls(mine)).toHaveLength(1);
+    expect(mine.choices[0]!.finish_reason).toBe('tool_calls');
+
+    const responses = { model: 'tools', max_output_tokens: 80, temperature: 0, stop: ['</tool_call>'], tools: [{ type: 'function', ...tool.function }], tool_choice: 'required', parallel_tool_calls: false, input: [
+      { role: 'user', content: 'Weather in Oslo?' },
+      { type: 'message', role: 'assistant', content: [{ type: 'output_text', text: '<tool_call>\n<function=weather>\n' }] }, // llama-server takes an assistant item only in this form
+    ] };
+    const r = await post('/v1/responses', responses);
+    expect(r.headers.get('x-slotwise-slot')).toBe('tools#1/0');
+    const out = ((await r.json()) as { output: { type: string; name?: string; arguments?: string }[] }).output.filter((o) => o.type === 'function_call');
+    expect(out.map((o) => [o.name, JSON.parse(o.arguments!) as unknown])).toEqual(calls(mine));
+  });
+
   it("sends the call and its result back as the template renders them: the prompt llama-server's own route makes", async () => {
     const next = {
       ...CALL,
