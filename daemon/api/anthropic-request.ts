@@ -90,6 +90,11 @@ export function steadyBillingHeader(text: string): string {
   return text;
 }
 
+/** Where an image's base64 sits in a request: an image block (its `source.data`), lifted unparsed by the body reader. */
+export function holdsAnthropicImage(container: unknown): boolean {
+  return isObj(container) && container.type === 'image';
+}
+
 /** One Anthropic message as chat messages: itself, then a `tool` message per tool result it carries. */
 function chatMessages(msg: Obj, where: string, checkImage: ImageCheck): Obj[] {
   const role = msg.role;

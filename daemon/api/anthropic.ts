@@ -5,9 +5,11 @@
 // shape (anthropic-answer.ts), errors included.
 import type { Route, RouteContext } from '../server/http';
 import { asObject, optString, type Obj } from '../server/validate';
+import { spliceMedia } from '../server/lifted-strings';
 import { checkMediaPart, proxyToModel, type Dialect, type OpenAiDeps } from './openai';
 import { requireModelKind } from './model-kind';
-import { chatOfMessages } from './anthropic-request';
+import { chatOfMessages, holdsAnthropicImage } from './anthropic-request';
+import type { PayloadPieces } from './payload';
 import { AnthropicStream, anthropicErrorBody, anthropicErrorEvent, anthropicErrorType, anthropicMessage } from './anthropic-answer';
 import { countTokens } from './count-tokens';
 
@@ -30,31 +32,39 @@ function dialect(model: string, stops: readonly string[] = []): Dialect {
   };
 }
 
-/** The request's model and its chat form, checked as /v1/chat/completions checks its own. */
-function read(deps: AnthropicDeps, raw: unknown, where: string): { model: string; stream: boolean; chat: Obj } {
+/**
+ * The request's model and its chat form, checked as /v1/chat/completions checks its own. An image's
+ * base64 is lifted out of the body unparsed (server/lifted-strings.ts): the chat form holds a stand-in
+ * in its data URL, and `wire` writes the chat request with the image's bytes back in its place, so a
+ * photo is neither parsed into a string nor written again (Claude Code sends the whole conversation,
+ * its screenshots included, every turn).
+ */
+async function read(deps: AnthropicDeps, ctx: RouteContext, where: string): Promise<{ model: string; stream: boolean; chat: Obj; wire: () => PayloadPieces | undefined }> {
+  const { value: raw, media } = await ctx.jsonWithBytes(holdsAnthropicImage);
   const body = asObject(raw, where);
   const model = deps.supervisor.resolveModel(optString(body, 'model', where), where);
   requireModelKind(deps.supervisor, model, 'completion', where);
   const config = deps.supervisor.modelConfig(model);
   const modalities = deps.supervisor.modalities(model);
   const { stream, chat } = chatOfMessages(body, where, config.ctxPerSlot, (part, at) => checkMediaPart(part, at, config, modalities));
-  return { model, stream, chat };
+  return { model, stream, chat, wire: () => (media ? spliceMedia(JSON.stringify(chat), media) : undefined) };
 }
 
 async function messages(deps: AnthropicDeps, ctx: RouteContext): Promise<void> {
   const where = 'POST /v1/messages';
-  const { model, stream, chat } = read(deps, await ctx.json(), where);
+  const { model, stream, chat, wire } = await read(deps, ctx, where);
   // The first token's timings carry the prompt's counts for message_start; the usage chunk ends it.
   if (stream) Object.assign(chat, { stream: true, stream_options: { include_usage: true }, timings_per_token: true });
   // The chat answer does not say which stop sequence matched; llama-server's `__verbose` does, cut to that one field.
   const stops = (chat.stop as string[] | undefined) ?? [];
   if (stops.length > 0) Object.assign(chat, { verbose: true, response_fields: ['stopping_word'] });
-  await proxyToModel(deps, ctx, '/v1/chat/completions', { model, stream, body: chat, dialect: dialect(model, stops) });
+  const bytes = wire();
+  await proxyToModel(deps, ctx, '/v1/chat/completions', { model, stream, body: chat, dialect: dialect(model, stops), ...(bytes ? { bytes } : {}) });
 }
 
 /** Counted on the chat request it becomes (the same template and tokenizer as a generation), answered as `{input_tokens}`. */
 async function countMessageTokens(deps: AnthropicDeps, ctx: RouteContext): Promise<void> {
-  const { model, chat } = read(deps, await ctx.json(), 'POST /v1/messages/count_tokens');
+  const { model, chat, wire } = await read(deps, ctx, 'POST /v1/messages/count_tokens');
   const count: Dialect = { ...dialect(model), answer: (counted) => ({ input_tokens: counted.input_tokens }) };
-  await countTokens(deps, ctx, model, '/v1/chat/completions/input_tokens', chat, count);
+  await countTokens(deps, ctx, model, '/v1/chat/completions/input_tokens', chat, count, wire());
 }

@@ -8,13 +8,17 @@ import type { Obj } from '../server/validate';
 import { proxyToModel, validateBody, type Dialect, type OpenAiDeps } from './openai';
 import { requireModelKind } from './model-kind';
 import { postJson, upstreamError } from './upstream';
-import { payloadOf } from './payload';
+import { payloadOf, type PayloadPieces } from './payload';
+import { holdsMedia } from '../../shared/chat-content';
 
-/** Counts `body`'s prompt on `model` at llama-server's `path`; `dialect.answer` shapes the answer. */
-export async function countTokens(deps: CountDeps, ctx: RouteContext, model: string, path: string, body: Obj, dialect?: Dialect): Promise<void> {
+/**
+ * Counts `body`'s prompt on `model` at llama-server's `path`; `dialect.answer` shapes the answer.
+ * `bytes`: the body as it goes upstream, when not JSON.stringify(body) (see ProxyRequest.bytes).
+ */
+export async function countTokens(deps: CountDeps, ctx: RouteContext, model: string, path: string, body: Obj, dialect?: Dialect, bytes?: Buffer | PayloadPieces): Promise<void> {
   const inst = deps.supervisor.instances(model).find((i) => i.routable);
-  if (!inst) return proxyToModel(deps, ctx, path, { model, stream: false, body, ...(dialect ? { dialect } : {}) });
-  const up = await postJson(inst, path, payloadOf(JSON.stringify(body)), false, ctx.signal);
+  if (!inst) return proxyToModel(deps, ctx, path, { model, stream: false, body, ...(dialect ? { dialect } : {}), ...(bytes ? { bytes } : {}) });
+  const up = await postJson(inst, path, payloadOf(bytes ?? JSON.stringify(body)), false, ctx.signal);
   const text = await up.body.text();
   if (up.statusCode >= 400) throw upstreamError(inst.id, up.statusCode, text);
   const counted = JSON.parse(text) as Obj;
@@ -30,7 +34,9 @@ export function chatCountRoutes(deps: CountDeps): Route[] {
 
 async function countChatTokens(deps: CountDeps, ctx: RouteContext): Promise<void> {
   const where = 'POST /v1/chat/completions/input_tokens';
-  const { model, body } = validateBody(await ctx.json(), 'messages', where, deps.supervisor);
+  // A photo in the messages is lifted, not parsed, and the client's bytes go on (as for a generation).
+  const { value, bytes } = await ctx.jsonWithBytes(holdsMedia);
+  const { model, body } = validateBody(value, 'messages', where, deps.supervisor);
   requireModelKind(deps.supervisor, model, 'completion', where);
-  await countTokens(deps, ctx, model, '/v1/chat/completions/input_tokens', body);
+  await countTokens(deps, ctx, model, '/v1/chat/completions/input_tokens', body, undefined, bytes);
 }

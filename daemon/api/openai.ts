@@ -22,7 +22,7 @@ import { holdsMedia, mediaOf } from '../../shared/chat-content';
 import { requestClass } from './request-class';
 import { anySignal } from './any-signal';
 import { endTokens } from '../scheduler/handoff';
-import { payloadOf, type Payload } from './payload';
+import { payloadOf, type Payload, type PayloadPieces } from './payload';
 import { AnswerAssembler, answerFormat, asStream, StreamErrorEvent, streamable, type AnswerFormat } from './assembled-answer';
 
 export interface OpenAiDeps {
@@ -176,9 +176,10 @@ export interface ProxyRequest {
    * The body's bytes as the client sent them, when `body` is them parsed and left unchanged: forwarded
    * as they are instead of serialising `body` again (a long chat history costs a stringify per request
    * otherwise, and `body` holds stand-ins for its media). JSON.parse kept the last of duplicate keys,
-   * as llama-server's parser does.
+   * as llama-server's parser does. Or, for a body the daemon wrote (anthropic.ts), its JSON with the
+   * media's bytes spliced back in place of their stand-ins (lifted-strings.ts spliceMedia).
    */
-  bytes?: Buffer;
+  bytes?: Buffer | PayloadPieces;
   /** The client's API when it is not OpenAI's (anthropic.ts): `body` is then the OpenAI chat request made of it. */
   dialect?: Dialect;
   /** What marks a token's event in the answer's stream, when not every `data:` event is one (upstream.ts RESPONSES_DELTA). */

@@ -33,9 +33,10 @@ async function responses(deps: ResponsesDeps, ctx: RouteContext): Promise<void> 
 
 async function countResponseTokens(deps: ResponsesDeps, ctx: RouteContext): Promise<void> {
   const where = 'POST /v1/responses/input_tokens';
-  const { model, body } = validateResponsesBody(await ctx.json(), where, deps.supervisor);
+  const { value, bytes } = await ctx.jsonWithBytes(holdsMedia);
+  const { model, body } = validateResponsesBody(value, where, deps.supervisor);
   requireModelKind(deps.supervisor, model, 'completion', where);
-  await countTokens(deps, ctx, model, '/v1/responses/input_tokens', body);
+  await countTokens(deps, ctx, model, '/v1/responses/input_tokens', body, undefined, bytes);
 }
 
 export function validateResponsesBody(raw: unknown, where: string, supervisor: Supervisor): { model: string; stream: boolean; body: Obj } {

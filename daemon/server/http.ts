@@ -188,8 +188,8 @@ export async function readJsonBody(req: IncomingMessage, limit: number, timeoutM
   }
   const { value, literals } = parsed;
   checkDepth(value, 'request body');
-  if (literals) await settleLifted(value, literals, isMedia!);
-  return { value, bytes };
+  const media = literals ? await settleLifted(value, literals, isMedia!) : undefined;
+  return media?.size ? { value, bytes, media } : { value, bytes };
 }
 
 /** What a refused body may still send, read and dropped, before the answer: a photo or two. */
@@ -225,6 +225,8 @@ function drainRefused(req: IncomingMessage): Promise<void> {
 export interface JsonBody {
   value: unknown;
   bytes: Buffer;
+  /** Each stand-in in `value` with the bytes it stands for (lifted-strings.ts), when a media literal was lifted. */
+  media?: ReadonlyMap<string, Buffer>;
 }
 
 /**

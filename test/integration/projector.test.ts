@@ -88,6 +88,29 @@ describe('a model with a projector (mmproj), on the real llama-server', () => {
     expect(escaped.status, await escaped.clone().text()).toBe(200);
     expect(((await escaped.json()) as ChatAnswer).usage.prompt_tokens).toBe(bigTokens);
 
+    // The photo through Anthropic's Messages API, a base64 image block: lifted out of the body too, its
+    // bytes spliced into the chat request the daemon writes; read as the same picture, counted and run.
+    const anthropic = (path: string, encode = (json: string): string => json) =>
+      d.fetch(path, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: encode(JSON.stringify({ model: 'vision', max_tokens: 4, temperature: 0, messages: [{ role: 'user', content: [text, { type: 'image', source: { type: 'base64', media_type: 'image/png', data: photo.toString('base64') } }] }] })),
+      });
+    for (const encode of [undefined, (json: string) => json.replaceAll('/', '\\/')]) {
+      const message = await anthropic('/v1/messages', encode);
+      expect(message.status, await message.clone().text()).toBe(200);
+      const usage = ((await message.json()) as { usage: { input_tokens: number; cache_read_input_tokens: number } }).usage;
+      expect(usage.input_tokens + usage.cache_read_input_tokens).toBe(bigTokens);
+      expect(await (await anthropic('/v1/messages/count_tokens', encode)).json()).toEqual({ input_tokens: bigTokens });
+    }
+    // And counted on the chat route, whose body goes on as the client sent it.
+    const chatCount = await d.fetch('/v1/chat/completions/input_tokens', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'vision', messages: [{ role: 'user', content: [text, { type: 'image_url', image_url: { url: pngDataUrl(photo) } }] }] }),
+    });
+    expect(await chatCount.json()).toMatchObject({ input_tokens: bigTokens });
+
     // `slotwise prompt --image` sends the file in a chat message (a prompt job over the WebSocket).
     const file = join(d.dir, 'picture.png');
     writeFileSync(file, png);

@@ -1,8 +1,10 @@
 // The Anthropic Messages API over llama-server's OpenAI chat route: the request conversion (as
 // llama-server's own server_chat_convert_anthropic_to_oai, plus the slot the daemon pins), the event
 // stream spoken back, the whole message, and errors in Anthropic's shape.
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { chatOfMessages, steadyBillingHeader } from '../../daemon/api/anthropic-request';
+import { chatOfMessages, holdsAnthropicImage, steadyBillingHeader } from '../../daemon/api/anthropic-request';
+import { parseLifting, settleLifted, spliceMedia } from '../../daemon/server/lifted-strings';
 import { AnthropicStream, anthropicErrorBody, anthropicMessage } from '../../daemon/api/anthropic-answer';
 import { SseSplitter } from '../../daemon/api/sse';
 
@@ -155,6 +157,33 @@ const UPSTREAM = sse([
   { id: 'chatcmpl-abc', choices: [], usage: { completion_tokens: 9, prompt_tokens: 42, prompt_tokens_details: { cached_tokens: 30 } }, timings: TIMINGS },
   '[DONE]',
 ]);
+
+describe('an image lifted out of the body unparsed', () => {
+  it("goes upstream in the chat request byte for byte as a whole parse's conversion writes it, as sent plain or with every / as \\/", async () => {
+    const image = (data: string) => ({ type: 'image', source: { type: 'base64', media_type: 'image/png', data } });
+    const [photo, screenshot] = [randomBytes(120_000).toString('base64'), randomBytes(90_000).toString('base64')];
+    const body = {
+      model: 'm',
+      max_tokens: 8,
+      messages: [
+        { role: 'user', content: [{ type: 'text', text: 'What is this?' }, image(photo)] },
+        { role: 'assistant', content: [{ type: 'tool_use', id: 'tu', name: 'shot', input: {} }] },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'tu', content: [{ type: 'text', text: 'the screen' }, image(screenshot)] }] },
+      ],
+    };
+    const whole = JSON.stringify(convert(body).chat);
+    for (const text of [JSON.stringify(body), JSON.stringify(body).replaceAll('/', '\\/')]) {
+      const { value, literals } = await parseLifting(Buffer.from(text));
+      expect(literals?.size).toBe(2);
+      const media = await settleLifted(value, literals!, holdsAnthropicImage);
+      const chat = JSON.stringify(convert(value).chat);
+      expect(chat.length).toBeLessThan(2_000); // stand-ins, not the images
+      expect(chat).not.toContain(photo.slice(40, 80));
+      const wire = spliceMedia(chat, media);
+      expect(Buffer.concat(wire.map((x) => (typeof x === 'string' ? Buffer.from(x) : x))).toString()).toBe(whole);
+    }
+  });
+});
 
 describe('AnthropicStream', () => {
   it('speaks thinking, text and each tool call as blocks in order, each stopped before the next', () => {
