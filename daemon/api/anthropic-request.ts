@@ -54,6 +54,8 @@ export function chatOfMessages(raw: unknown, where: string, maxTokens: number, c
   if (Array.isArray(body.tools)) chat.tools = body.tools.map((t, i) => chatTool(asObject(t, `${where}: tools[${i}]`)));
   const choice = toolChoice(body.tool_choice);
   if (choice !== undefined) chat.tool_choice = choice;
+  // At most one call, as asked (llama-server's own conversion drops this; its chat route reads parallel_tool_calls).
+  if (isObj(body.tool_choice) && body.tool_choice.disable_parallel_tool_use === true) chat.parallel_tool_calls = false;
   if (stop !== undefined) chat.stop = stop;
   for (const key of PASSED_ON) if (body[key] !== undefined) chat[key] = body[key];
   const thinking = body.thinking as Obj | undefined;

@@ -74,6 +74,12 @@ describe('chatOfMessages', () => {
     });
   });
 
+  it('asks for one tool call at most when the client disables parallel tool use', () => {
+    const ask = { model: 'm', max_tokens: 8, messages: [{ role: 'user', content: 'Hi' }], tools: [{ name: 'f', input_schema: { type: 'object' } }] };
+    expect(convert({ ...ask, tool_choice: { type: 'auto', disable_parallel_tool_use: true } }).chat).toMatchObject({ tool_choice: 'auto', parallel_tool_calls: false });
+    expect(convert({ ...ask, tool_choice: { type: 'any' } }).chat).not.toHaveProperty('parallel_tool_calls');
+  });
+
   it('makes base64 images data: URLs, and keeps images in a tool result as parts', () => {
     const seen: string[] = [];
     const { chat } = chatOfMessages(
