@@ -5,7 +5,7 @@
 // the queue, which loads the model.
 import { sendJson, type Route, type RouteContext } from '../server/http';
 import type { Obj } from '../server/validate';
-import { proxyToModel, validateBody, type Dialect, type OpenAiDeps } from './openai';
+import { bytesForcingTool, proxyToModel, validateBody, type Dialect, type OpenAiDeps } from './openai';
 import { requireModelKind } from './model-kind';
 import { postJson, upstreamError } from './upstream';
 import { payloadOf, type PayloadPieces } from './payload';
@@ -35,8 +35,9 @@ export function chatCountRoutes(deps: CountDeps): Route[] {
 async function countChatTokens(deps: CountDeps, ctx: RouteContext): Promise<void> {
   const where = 'POST /v1/chat/completions/input_tokens';
   // A photo in the messages is lifted, not parsed, and the client's bytes go on (as for a generation).
-  const { value, bytes } = await ctx.jsonWithBytes(holdsMedia);
-  const { model, body } = validateBody(value, 'messages', where, deps.supervisor);
+  const read = await ctx.jsonWithBytes(holdsMedia);
+  const { model, body } = validateBody(read.value, 'messages', where, deps.supervisor);
   requireModelKind(deps.supervisor, model, 'completion', where);
-  await countTokens(deps, ctx, model, '/v1/chat/completions/input_tokens', body, undefined, bytes);
+  // Counted as the generation will run it: a forced function narrows the tools (tool-choice.ts).
+  await countTokens(deps, ctx, model, '/v1/chat/completions/input_tokens', body, undefined, bytesForcingTool(body, read, where));
 }

@@ -4,7 +4,7 @@
 import type { ServerResponse } from 'node:http';
 import { finished, type Readable } from 'node:stream';
 import { SlotwiseError, describeValue, errorEnvelope, toSlotwiseError } from '../../shared/errors';
-import { sendError, sendJson, type Route, type RouteContext } from '../server/http';
+import { sendError, sendJson, type JsonBody, type Route, type RouteContext } from '../server/http';
 import { modelSlots } from '../../shared/slots';
 import { dispatch, InstanceGoneError } from '../scheduler/dispatch';
 import { classifyUpstreamError, midResponseError, postJson, postStream, sseEventCounter, upstreamError, withSlot } from './upstream';
@@ -23,6 +23,8 @@ import { requestClass } from './request-class';
 import { anySignal } from './any-signal';
 import { endTokens } from '../scheduler/handoff';
 import { payloadOf, type Payload, type PayloadPieces } from './payload';
+import { forcedFunction, forceTool } from './tool-choice';
+import { spliceMedia } from '../server/lifted-strings';
 import { AnswerAssembler, answerFormat, asStream, StreamErrorEvent, streamable, type AnswerFormat } from './assembled-answer';
 
 export interface OpenAiDeps {
@@ -160,11 +162,24 @@ export function checkNumbers(body: Obj, where: string, model: Pick<ModelConfig, 
 
 async function proxy(deps: OpenAiDeps, ctx: RouteContext, path: string, kind: 'prompt' | 'messages'): Promise<void> {
   const where = `POST ${path}`;
-  const { value, bytes } = await ctx.jsonWithBytes(holdsMedia);
-  const { model, stream, body } = validateBody(value, kind, where, deps.supervisor);
+  const read = await ctx.jsonWithBytes(holdsMedia);
+  const { model, stream, body } = validateBody(read.value, kind, where, deps.supervisor);
   requireModelKind(deps.supervisor, model, 'completion', where);
   // Validation only reads the body, so the client's own bytes go on (see ProxyRequest.bytes).
-  await proxyToModel(deps, ctx, path, { model, stream, body, bytes });
+  await proxyToModel(deps, ctx, path, { model, stream, body, bytes: kind === 'messages' ? bytesForcingTool(body, read, where) : read.bytes });
+}
+
+/**
+ * The bytes to send for a request read with `read`: the client's own, unless `tool_choice` names a
+ * function, which llama-server would ignore (tool-choice.ts): then the body is narrowed to that tool
+ * and written again, each lifted photo's bytes spliced back in place of its stand-in.
+ */
+export function bytesForcingTool(body: Obj, read: JsonBody, where: string): Buffer | PayloadPieces {
+  const forced = forcedFunction(body.tool_choice, where);
+  if (forced === undefined) return read.bytes;
+  forceTool(body, forced, where);
+  const json = JSON.stringify(body);
+  return read.media ? spliceMedia(json, read.media) : Buffer.from(json);
 }
 
 /** A validated request for one model, as it is forwarded to llama-server. */

@@ -7,7 +7,7 @@ import { SlotwiseError, describeValue } from '../../shared/errors';
 import { holdsMedia } from '../../shared/chat-content';
 import type { Route, RouteContext } from '../server/http';
 import { asObject, optBoolean, optNumber, optString, type Obj } from '../server/validate';
-import { checkMediaPart, checkNumbers, proxyToModel, type OpenAiDeps } from './openai';
+import { bytesForcingTool, checkMediaPart, checkNumbers, proxyToModel, type OpenAiDeps } from './openai';
 import { requireModelKind } from './model-kind';
 import { RESPONSES_DELTA } from './upstream';
 import { countTokens } from './count-tokens';
@@ -24,19 +24,19 @@ export function responsesRoutes(deps: ResponsesDeps): Route[] {
 
 async function responses(deps: ResponsesDeps, ctx: RouteContext): Promise<void> {
   const where = 'POST /v1/responses';
-  const { value, bytes } = await ctx.jsonWithBytes(holdsMedia);
-  const { model, stream, body } = validateResponsesBody(value, where, deps.supervisor);
+  const read = await ctx.jsonWithBytes(holdsMedia);
+  const { model, stream, body } = validateResponsesBody(read.value, where, deps.supervisor);
   requireModelKind(deps.supervisor, model, 'completion', where);
   // A token is one `….delta` event; the stream's other events frame the answer.
-  await proxyToModel(deps, ctx, '/v1/responses', { model, stream, body, bytes, tokenEvent: RESPONSES_DELTA });
+  await proxyToModel(deps, ctx, '/v1/responses', { model, stream, body, bytes: bytesForcingTool(body, read, where), tokenEvent: RESPONSES_DELTA });
 }
 
 async function countResponseTokens(deps: ResponsesDeps, ctx: RouteContext): Promise<void> {
   const where = 'POST /v1/responses/input_tokens';
-  const { value, bytes } = await ctx.jsonWithBytes(holdsMedia);
-  const { model, body } = validateResponsesBody(value, where, deps.supervisor);
+  const read = await ctx.jsonWithBytes(holdsMedia);
+  const { model, body } = validateResponsesBody(read.value, where, deps.supervisor);
   requireModelKind(deps.supervisor, model, 'completion', where);
-  await countTokens(deps, ctx, model, '/v1/responses/input_tokens', body, undefined, bytes);
+  await countTokens(deps, ctx, model, '/v1/responses/input_tokens', body, undefined, bytesForcingTool(body, read, where));
 }
 
 export function validateResponsesBody(raw: unknown, where: string, supervisor: Supervisor): { model: string; stream: boolean; body: Obj } {

@@ -297,6 +297,43 @@ describe('tool calls, on a model whose chat template has them', () => {
     expect(out.map((o) => [o.name, JSON.parse(o.arguments!) as unknown])).toEqual(calls(mine));
   });
 
+  it('calls the function a tool_choice names, which llama-server alone would not force, in each API', async () => {
+    // Two tools; the reply begun with `<tool_call>` only, so the grammar lets the model pick the function.
+    const CLOCK = { name: 'clock', description: 'Time by zone', input_schema: { type: 'object', properties: { utc: { type: 'boolean' } }, required: ['utc'] } };
+    const asChat = (t: typeof WEATHER | typeof CLOCK) => ({ type: 'function', function: { name: t.name, description: t.description, parameters: t.input_schema } });
+    const opening = '<tool_call>\n';
+    const user = { role: 'user', content: 'Weather or time?' };
+    const base = { model: 'tools', max_tokens: 80, temperature: 0, stop: ['</tool_call>'], parallel_tool_calls: false, messages: [user, { role: 'assistant', content: opening }] };
+    const called = async (path: string, body: unknown, pick: (answer: never) => string | undefined): Promise<string | undefined> => {
+      const res = await post(path, body);
+      expect(res.status, await res.clone().text()).toBe(200);
+      return pick((await res.json()) as never);
+    };
+    const chatName = (a: { choices: { message: { tool_calls?: { function: { name: string } }[] } }[] }) => a.choices[0]!.message.tool_calls?.[0]?.function.name;
+    for (const name of ['weather', 'clock']) {
+      expect(await called('/v1/chat/completions', { ...base, tools: [asChat(WEATHER), asChat(CLOCK)], tool_choice: { type: 'function', function: { name } } }, chatName)).toBe(name);
+      const anthropic = { ...CALL, tools: [WEATHER, CLOCK], tool_choice: { type: 'tool', name }, messages: [user, { role: 'assistant', content: opening }] };
+      expect(await called('/v1/messages', anthropic, (a: { content: { name?: string }[] }) => a.content[0]?.name)).toBe(name);
+      const responses = {
+        model: 'tools',
+        max_output_tokens: 80,
+        temperature: 0,
+        stop: ['</tool_call>'],
+        parallel_tool_calls: false,
+        tools: [asChat(WEATHER).function, asChat(CLOCK).function].map((f) => ({ type: 'function', ...f })),
+        tool_choice: { type: 'function', name },
+        input: [user, { type: 'message', role: 'assistant', content: [{ type: 'output_text', text: opening }] }],
+      };
+      expect(await called('/v1/responses', responses, (a: { output: { type: string; name?: string }[] }) => a.output.find((o) => o.type === 'function_call')?.name)).toBe(name);
+    }
+    // A function the request does not offer: refused with what it offers.
+    const unknown = await post('/v1/chat/completions', { ...base, tools: [asChat(WEATHER)], tool_choice: { type: 'function', function: { name: 'clock' } } });
+    expect(unknown.status).toBe(400);
+    expect(((await unknown.json()) as { error: { message: string } }).error.message).toBe(
+      'POST /v1/chat/completions: "tool_choice" names function "clock", which is not in "tools" (it has "weather") — add it to "tools" or name one of those',
+    );
+  });
+
   it("sends the call and its result back as the template renders them: the prompt llama-server's own route makes", async () => {
     const next = {
       ...CALL,
