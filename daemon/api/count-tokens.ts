@@ -5,7 +5,7 @@
 // the queue, which loads the model.
 import { sendJson, type Route, type RouteContext } from '../server/http';
 import type { Obj } from '../server/validate';
-import { bytesForcingTool, proxyToModel, validateBody, type Dialect, type OpenAiDeps } from './openai';
+import { bytesToSend, proxyToModel, validateBody, type Dialect, type OpenAiDeps } from './openai';
 import { requireModelKind } from './model-kind';
 import { postJson, upstreamError } from './upstream';
 import { payloadOf, type PayloadPieces } from './payload';
@@ -39,5 +39,5 @@ async function countChatTokens(deps: CountDeps, ctx: RouteContext): Promise<void
   const { model, body } = validateBody(read.value, 'messages', where, deps.supervisor);
   requireModelKind(deps.supervisor, model, 'completion', where);
   // Counted as the generation will run it: a forced function narrows the tools (tool-choice.ts).
-  await countTokens(deps, ctx, model, '/v1/chat/completions/input_tokens', body, undefined, bytesForcingTool(body, read, where));
+  await countTokens(deps, ctx, model, '/v1/chat/completions/input_tokens', body, undefined, bytesToSend(body, read, where));
 }

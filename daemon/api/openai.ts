@@ -166,18 +166,19 @@ async function proxy(deps: OpenAiDeps, ctx: RouteContext, path: string, kind: 'p
   const { model, stream, body } = validateBody(read.value, kind, where, deps.supervisor);
   requireModelKind(deps.supervisor, model, 'completion', where);
   // Validation only reads the body, so the client's own bytes go on (see ProxyRequest.bytes).
-  await proxyToModel(deps, ctx, path, { model, stream, body, bytes: kind === 'messages' ? bytesForcingTool(body, read, where) : read.bytes });
+  await proxyToModel(deps, ctx, path, { model, stream, body, bytes: kind === 'messages' ? bytesToSend(body, read, where) : read.bytes });
 }
 
 /**
- * The bytes to send for a request read with `read`: the client's own, unless `tool_choice` names a
- * function, which llama-server would ignore (tool-choice.ts): then the body is narrowed to that tool
- * and written again, each lifted photo's bytes spliced back in place of its stand-in.
+ * The bytes to send for a request read with `read`: the client's own, unless the route `edited` the
+ * body or `tool_choice` names a function, which llama-server would ignore (tool-choice.ts, which
+ * narrows the body to that tool). Then the body is written again, each lifted photo's bytes spliced
+ * back in place of its stand-in.
  */
-export function bytesForcingTool(body: Obj, read: JsonBody, where: string): Buffer | PayloadPieces {
+export function bytesToSend(body: Obj, read: JsonBody, where: string, edited = false): Buffer | PayloadPieces {
   const forced = forcedFunction(body.tool_choice, where);
-  if (forced === undefined) return read.bytes;
-  forceTool(body, forced, where);
+  if (forced !== undefined) forceTool(body, forced, where);
+  if (forced === undefined && !edited) return read.bytes;
   const json = JSON.stringify(body);
   return read.media ? spliceMedia(json, read.media) : Buffer.from(json);
 }

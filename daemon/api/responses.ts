@@ -7,7 +7,7 @@ import { SlotwiseError, describeValue } from '../../shared/errors';
 import { holdsMedia } from '../../shared/chat-content';
 import type { Route, RouteContext } from '../server/http';
 import { asObject, optBoolean, optNumber, optString, type Obj } from '../server/validate';
-import { bytesForcingTool, checkMediaPart, checkNumbers, proxyToModel, type OpenAiDeps } from './openai';
+import { bytesToSend, checkMediaPart, checkNumbers, proxyToModel, type OpenAiDeps } from './openai';
 import { requireModelKind } from './model-kind';
 import { RESPONSES_DELTA } from './upstream';
 import { countTokens } from './count-tokens';
@@ -28,7 +28,7 @@ async function responses(deps: ResponsesDeps, ctx: RouteContext): Promise<void> 
   const { model, stream, body } = validateResponsesBody(read.value, where, deps.supervisor);
   requireModelKind(deps.supervisor, model, 'completion', where);
   // A token is one `….delta` event; the stream's other events frame the answer.
-  await proxyToModel(deps, ctx, '/v1/responses', { model, stream, body, bytes: bytesForcingTool(body, read, where), tokenEvent: RESPONSES_DELTA });
+  await proxyToModel(deps, ctx, '/v1/responses', { model, stream, body, bytes: bytesToSend(body, read, where, typeAssistantMessages(body.input)), tokenEvent: RESPONSES_DELTA });
 }
 
 async function countResponseTokens(deps: ResponsesDeps, ctx: RouteContext): Promise<void> {
@@ -36,7 +36,25 @@ async function countResponseTokens(deps: ResponsesDeps, ctx: RouteContext): Prom
   const read = await ctx.jsonWithBytes(holdsMedia);
   const { model, body } = validateResponsesBody(read.value, where, deps.supervisor);
   requireModelKind(deps.supervisor, model, 'completion', where);
-  await countTokens(deps, ctx, model, '/v1/responses/input_tokens', body, undefined, bytesForcingTool(body, read, where));
+  await countTokens(deps, ctx, model, '/v1/responses/input_tokens', body, undefined, bytesToSend(body, read, where, typeAssistantMessages(body.input)));
+}
+
+/**
+ * Gives each assistant message of `input` written in OpenAI's easy form, `{"role": "assistant",
+ * "content": …}` without `type`, the `"type": "message"` llama-server needs to read it: without it,
+ * its conversion answers "Cannot determine type of 'item'" (tools/server/server-chat.cpp). Whether any
+ * was changed (the body is then written again).
+ */
+export function typeAssistantMessages(input: unknown): boolean {
+  if (!Array.isArray(input)) return false;
+  let changed = false;
+  for (const item of input) {
+    if (item && typeof item === 'object' && (item as Obj).role === 'assistant' && (item as Obj).type === undefined) {
+      (item as Obj).type = 'message';
+      changed = true;
+    }
+  }
+  return changed;
 }
 
 export function validateResponsesBody(raw: unknown, where: string, supervisor: Supervisor): { model: string; stream: boolean; body: Obj } {

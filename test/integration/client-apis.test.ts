@@ -397,6 +397,22 @@ describe("OpenAI's Responses API", () => {
     expect(bad.status).toBe(400);
   });
 
+  it("reads an earlier answer written in OpenAI's easy form, which llama-server alone refuses", async () => {
+    const easy = { model: 'm', max_output_tokens: 4, input: [{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello! How can I help?' }, { role: 'user', content: 'Tell me more.' }] };
+    const typed = { ...easy, input: easy.input.map((item) => (item.role === 'assistant' ? { type: 'message', ...item } : item)) };
+    const refused = await postDirect('/v1/responses', easy);
+    expect(refused.status).toBe(400);
+    expect(await refused.text()).toContain("Cannot determine type of 'item'");
+
+    const res = await post('/v1/responses', easy);
+    expect(res.status, await res.clone().text()).toBe(200);
+    expect(((await res.json()) as { status: string }).status).toBe('completed');
+    // Read as the typed form: the same prompt, by llama-server's own count.
+    const mine = (await (await post('/v1/responses/input_tokens', easy)).json()) as { input_tokens: number };
+    expect(mine.input_tokens).toBeGreaterThan(10);
+    expect(mine).toEqual(await (await postDirect('/v1/responses/input_tokens', typed)).json());
+  });
+
   it('answers a whole response, and refuses what llama-server cannot do with a fix', async () => {
     const res = await post('/v1/responses', { model: 'm', instructions: 'Be brief.', input: [{ role: 'user', content: [{ type: 'input_text', text: 'Hi' }] }], max_output_tokens: 4 });
     expect(res.status).toBe(200);
