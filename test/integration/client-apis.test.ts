@@ -289,7 +289,7 @@ describe('tool calls, on a model whose chat template has them', () => {
 
     const responses = { model: 'tools', max_output_tokens: 80, temperature: 0, stop: ['</tool_call>'], tools: [{ type: 'function', ...tool.function }], tool_choice: 'required', parallel_tool_calls: false, input: [
       { role: 'user', content: 'Weather in Oslo?' },
-      { type: 'message', role: 'assistant', content: [{ type: 'output_text', text: '<tool_call>\n<function=weather>\n' }] }, // llama-server takes an assistant item only in this form
+      { role: 'assistant', content: '<tool_call>\n<function=weather>\n' }, // the easy form, which the daemon types for llama-server
     ] };
     const r = await post('/v1/responses', responses);
     expect(r.headers.get('x-slotwise-slot')).toBe('tools#1/0');
