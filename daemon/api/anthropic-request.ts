@@ -7,7 +7,7 @@
 // shape (anthropic-answer.ts).
 import { SlotwiseError, describeValue } from '../../shared/errors';
 import { asObject, optBoolean, optNumber, optStringArray, type Obj } from '../server/validate';
-import { forceTool } from './tool-choice';
+import { forcedName, forceTool } from './tool-choice';
 
 /** What the daemon needs of a Messages request: the chat body llama-server will run, and whether to stream. */
 export interface ChatOfMessages {
@@ -56,11 +56,8 @@ export function chatOfMessages(raw: unknown, where: string, maxTokens: number, c
   const choice = toolChoice(body.tool_choice);
   if (choice !== undefined) chat.tool_choice = choice;
   // A named tool: only it is offered, and a call is required (llama-server's own conversion would let the model call any).
-  if (isObj(body.tool_choice) && body.tool_choice.type === 'tool') {
-    const name = body.tool_choice.name;
-    if (typeof name !== 'string' || name === '') throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}: "tool_choice" of type "tool" must name it ({"type": "tool", "name": …}), got ${describeValue(body.tool_choice)}`);
-    forceTool(chat, name, where);
-  }
+  const named = forcedName(body.tool_choice, 'tool', where);
+  if (named !== undefined) forceTool(chat, named, where);
   // At most one call, as asked (llama-server's own conversion drops this; its chat route reads parallel_tool_calls).
   if (isObj(body.tool_choice) && body.tool_choice.disable_parallel_tool_use === true) chat.parallel_tool_calls = false;
   if (stop !== undefined) chat.stop = stop;

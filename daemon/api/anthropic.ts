@@ -5,7 +5,7 @@
 // shape (anthropic-answer.ts), errors included.
 import type { Route, RouteContext } from '../server/http';
 import { asObject, optString, type Obj } from '../server/validate';
-import { spliceMedia } from '../server/lifted-strings';
+import { writeWithMedia } from '../server/lifted-strings';
 import { checkMediaPart, proxyToModel, type Dialect, type OpenAiDeps } from './openai';
 import { requireModelKind } from './model-kind';
 import { chatOfMessages, holdsAnthropicImage } from './anthropic-request';
@@ -47,7 +47,7 @@ async function read(deps: AnthropicDeps, ctx: RouteContext, where: string): Prom
   const config = deps.supervisor.modelConfig(model);
   const modalities = deps.supervisor.modalities(model);
   const { stream, chat } = chatOfMessages(body, where, config.ctxPerSlot, (part, at) => checkMediaPart(part, at, config, modalities));
-  return { model, stream, chat, wire: () => (media ? spliceMedia(JSON.stringify(chat), media) : undefined) };
+  return { model, stream, chat, wire: () => (media ? writeWithMedia(chat, media) : undefined) };
 }
 
 async function messages(deps: AnthropicDeps, ctx: RouteContext): Promise<void> {

@@ -26,14 +26,24 @@ export function answerFormat(path: string): AnswerFormat | undefined {
 const NOT_STREAMABLE = ['logprobs', 'top_logprobs', 'n_probs', 'response_fields', 'verbose'] as const;
 
 /**
+ * `verbose` fields a chat stream's final chunk carries as the whole answer does: `__verbose` cut to
+ * these by `response_fields` is the same either way (the stop word; what anthropic.ts asks for).
+ */
+const STREAMED_VERBOSE = new Set(['stopping_word']);
+
+/**
  * Whether a non-streamed request gets the same answer assembled from a stream. Not with token
  * probabilities (a stream sends each token's with its text: a stop word's are not trimmed, and chat
  * drops those of tokens whose text it holds back), `response_fields` or `verbose` (they shape the final
- * result only), or several prompts or completions in one request (their results interleave). Those go
- * upstream as they came, and llama-server notices their client leaving only as described above.
+ * result only; but a chat stream's final chunk carries `__verbose` cut to STREAMED_VERBOSE, which the
+ * assembler keeps), or several prompts or completions in one request (their results interleave). Those
+ * go upstream as they came, and llama-server notices their client leaving only as described above.
  */
 export function streamable(format: AnswerFormat, body: Obj): boolean {
+  const fields = body.response_fields;
+  const verboseStreams = format === 'chat' && Array.isArray(fields) && fields.length > 0 && fields.every((f) => STREAMED_VERBOSE.has(f as string));
   for (const key of NOT_STREAMABLE) {
+    if (verboseStreams && (key === 'verbose' || key === 'response_fields')) continue;
     const v = body[key];
     if (v !== undefined && v !== null && v !== false && v !== 0) return false;
   }

@@ -34,7 +34,7 @@ export function chatCountRoutes(deps: CountDeps): Route[] {
 
 async function countChatTokens(deps: CountDeps, ctx: RouteContext): Promise<void> {
   const where = 'POST /v1/chat/completions/input_tokens';
-  // A photo in the messages is lifted, not parsed, and the client's bytes go on (as for a generation).
+  // A photo in the messages is lifted, not parsed, and the body goes on as for a generation (bytesToSend).
   const read = await ctx.jsonWithBytes(holdsMedia);
   const { model, body } = validateBody(read.value, 'messages', where, deps.supervisor);
   requireModelKind(deps.supervisor, model, 'completion', where);

@@ -9,7 +9,7 @@ import { dispatch, InstanceGoneError } from '../scheduler/dispatch';
 import type { Lease, Scheduler } from '../scheduler/scheduler';
 import type { Supervisor } from '../runtime/supervisor';
 import { payloadOf } from './payload';
-import { spliceMedia } from '../server/lifted-strings';
+import { writeWithMedia } from '../server/lifted-strings';
 import { classifyUpstreamError, midResponseError, postJson, sseData, upstreamError, withProgress, withSlot } from './upstream';
 import { promptText } from '../scheduler/prompt-key';
 import { asObject, optNumber, optString, optStringArray } from '../server/validate';
@@ -209,7 +209,7 @@ export class JobStore {
       ...(params.stop !== undefined ? { stop: params.stop } : {}),
     };
     const signal = job.signal ?? job.abort.signal;
-    const res = await postJson(lease.instance, chat ? '/v1/chat/completions' : '/v1/completions', withSlot(payloadOf(spliceMedia(JSON.stringify(body), media)), lease.slot), true, signal);
+    const res = await postJson(lease.instance, chat ? '/v1/chat/completions' : '/v1/completions', withSlot(payloadOf(writeWithMedia(body, media)), lease.slot), true, signal);
     if (res.statusCode >= 400) throw upstreamError(lease.instance.id, res.statusCode, await res.body.text());
     let finishReason = 'stop';
     let usage: JobUsage = { promptTokens: 0, completionTokens: 0 };

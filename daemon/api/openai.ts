@@ -23,8 +23,8 @@ import { requestClass } from './request-class';
 import { anySignal } from './any-signal';
 import { endTokens } from '../scheduler/handoff';
 import { payloadOf, type Payload, type PayloadPieces } from './payload';
-import { forcedFunction, forceTool } from './tool-choice';
-import { spliceMedia } from '../server/lifted-strings';
+import { forcedName, forceTool } from './tool-choice';
+import { writeWithMedia } from '../server/lifted-strings';
 import { AnswerAssembler, answerFormat, asStream, StreamErrorEvent, streamable, type AnswerFormat } from './assembled-answer';
 
 export interface OpenAiDeps {
@@ -165,7 +165,7 @@ async function proxy(deps: OpenAiDeps, ctx: RouteContext, path: string, kind: 'p
   const read = await ctx.jsonWithBytes(holdsMedia);
   const { model, stream, body } = validateBody(read.value, kind, where, deps.supervisor);
   requireModelKind(deps.supervisor, model, 'completion', where);
-  // Validation only reads the body, so the client's own bytes go on (see ProxyRequest.bytes).
+  // Validation only reads the body, so the client's own bytes go on (see ProxyRequest.bytes), unless a named tool_choice narrows it.
   await proxyToModel(deps, ctx, path, { model, stream, body, bytes: kind === 'messages' ? bytesToSend(body, read, where) : read.bytes });
 }
 
@@ -176,11 +176,9 @@ async function proxy(deps: OpenAiDeps, ctx: RouteContext, path: string, kind: 'p
  * back in place of its stand-in.
  */
 export function bytesToSend(body: Obj, read: JsonBody, where: string, edited = false): Buffer | PayloadPieces {
-  const forced = forcedFunction(body.tool_choice, where);
+  const forced = forcedName(body.tool_choice, 'function', where);
   if (forced !== undefined) forceTool(body, forced, where);
-  if (forced === undefined && !edited) return read.bytes;
-  const json = JSON.stringify(body);
-  return read.media ? spliceMedia(json, read.media) : Buffer.from(json);
+  return forced === undefined && !edited ? read.bytes : writeWithMedia(body, read.media);
 }
 
 /** A validated request for one model, as it is forwarded to llama-server. */
@@ -192,8 +190,9 @@ export interface ProxyRequest {
    * The body's bytes as the client sent them, when `body` is them parsed and left unchanged: forwarded
    * as they are instead of serialising `body` again (a long chat history costs a stringify per request
    * otherwise, and `body` holds stand-ins for its media). JSON.parse kept the last of duplicate keys,
-   * as llama-server's parser does. Or, for a body the daemon wrote (anthropic.ts), its JSON with the
-   * media's bytes spliced back in place of their stand-ins (lifted-strings.ts spliceMedia).
+   * as llama-server's parser does. Or, for a body the daemon wrote or edited (anthropic.ts, a named
+   * tool_choice, the Responses API's easy-form items: bytesToSend), its JSON with the media's bytes
+   * spliced back in place of their stand-ins (lifted-strings.ts writeWithMedia).
    */
   bytes?: Buffer | PayloadPieces;
   /** The client's API when it is not OpenAI's (anthropic.ts): `body` is then the OpenAI chat request made of it. */
@@ -224,9 +223,7 @@ export async function proxyToModel(deps: Pick<OpenAiDeps, 'scheduler'>, ctx: Rou
   const payload = payloadOf(req.bytes ?? JSON.stringify(body));
   // A non-streamed generation goes upstream as a stream, so a client that leaves cancels it (assembled-answer.ts).
   const format = stream ? undefined : answerFormat(path);
-  // A dialect's body is the daemon's own conversion, which asks only for what a stream carries too
-  // (anthropic.ts: `verbose` for the stop word, which the stream's final chunk holds).
-  const assemble = format && (req.dialect !== undefined || streamable(format, body)) ? format : undefined;
+  const assemble = format && streamable(format, body) ? format : undefined;
   marks.parsed = mark();
   const cls = requestClass(ctx.req.headers);
   let ticket;

@@ -14,16 +14,19 @@ function toolName(tool: unknown): unknown {
   return t.function && typeof t.function === 'object' ? (t.function as Obj).name : t.name;
 }
 
+/** The choice types that name one tool: OpenAI's (chat and Responses) and Anthropic's, with the shape to write. */
+const NAMING = { function: '{"type": "function", "function": {"name": …}}', tool: '{"type": "tool", "name": …}' } as const;
+
 /**
- * The function `choice` forces: chat's `{"type": "function", "function": {"name"}}` or the Responses
- * API's `{"type": "function", "name"}`; undefined for a string or another kind of choice (those go on
- * as sent). A function choice without a name is refused.
+ * The tool `choice` forces when it is of `type`: chat's `{"type": "function", "function": {"name"}}`,
+ * the Responses API's `{"type": "function", "name"}`, Anthropic's `{"type": "tool", "name"}`; undefined
+ * for a string or another kind of choice (those go on as sent). Such a choice without a name is refused.
  */
-export function forcedFunction(choice: unknown, where: string): string | undefined {
-  if (!choice || typeof choice !== 'object' || Array.isArray(choice) || (choice as Obj).type !== 'function') return undefined;
+export function forcedName(choice: unknown, type: keyof typeof NAMING, where: string): string | undefined {
+  if (!choice || typeof choice !== 'object' || Array.isArray(choice) || (choice as Obj).type !== type) return undefined;
   const name = toolName(choice);
   if (typeof name !== 'string' || name === '') {
-    throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}: "tool_choice" of type "function" must name it ({"type": "function", "function": {"name": …}}), got ${describeValue(choice)}`);
+    throw new SlotwiseError('SW_ERR_BAD_REQUEST', `${where}: "tool_choice" of type "${type}" must name it (${NAMING[type]}), got ${describeValue(choice)}`);
   }
   return name;
 }

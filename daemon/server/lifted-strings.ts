@@ -216,15 +216,26 @@ export async function settleLifted(value: unknown, literals: ReadonlyMap<string,
   return media;
 }
 
+/** `value` written as JSON with each stand-in's bytes back in its place (spliceMedia); one piece when `media` has none. */
+export function writeWithMedia(value: unknown, media: ReadonlyMap<string, Buffer> | undefined): (string | Buffer)[] {
+  const json = JSON.stringify(value);
+  return media?.size ? spliceMedia(json, media) : [json];
+}
+
 /**
  * JSON text written from a value that holds stand-ins, as pieces with each stand-in's bytes back in its
  * place (a buffer each, not copied into the text): what goes upstream for a prompt job with a photo.
+ * A stand-in may also sit in a string that is itself JSON text (a tool call's `arguments`), escaped
+ * twice; the bytes go there too, and need no escaping at either depth: a lifted literal is printable
+ * ASCII without a quote or a backslash (liftLongStrings).
  */
 export function spliceMedia(json: string, media: ReadonlyMap<string, Buffer>): (string | Buffer)[] {
   const found: { at: number; end: number; bytes: Buffer }[] = [];
   for (const [s, bytes] of media) {
-    const quoted = JSON.stringify(s).slice(1, -1); // as JSON.stringify writes it inside the quotes
-    for (let at = json.indexOf(quoted); at >= 0; at = json.indexOf(quoted, at + quoted.length)) found.push({ at, end: at + quoted.length, bytes });
+    const once = JSON.stringify(s).slice(1, -1); // as JSON.stringify writes it inside the quotes
+    for (const quoted of [once, JSON.stringify(once).slice(1, -1)]) {
+      for (let at = json.indexOf(quoted); at >= 0; at = json.indexOf(quoted, at + quoted.length)) found.push({ at, end: at + quoted.length, bytes });
+    }
   }
   found.sort((a, b) => a.at - b.at);
   const pieces: (string | Buffer)[] = [];

@@ -326,6 +326,16 @@ describe('tool calls, on a model whose chat template has them', () => {
       };
       expect(await called('/v1/responses', responses, (a: { output: { type: string; name?: string }[] }) => a.output.find((o) => o.type === 'function_call')?.name)).toBe(name);
     }
+    // Counted as it will run: the tools narrowed to the named one (fewer tokens than both tools).
+    const { stop: _stop, max_tokens: _max, ...countable } = base;
+    const named = await post('/v1/chat/completions/input_tokens', { ...countable, tools: [asChat(WEATHER), asChat(CLOCK)], tool_choice: { type: 'function', function: { name: 'clock' } } });
+    const narrowed = await postDirect('/v1/chat/completions/input_tokens', { ...countable, tools: [asChat(CLOCK)], tool_choice: 'required' }, 'tools');
+    const both = await postDirect('/v1/chat/completions/input_tokens', { ...countable, tools: [asChat(WEATHER), asChat(CLOCK)], tool_choice: 'required' }, 'tools');
+    const count = async (r: Response) => ((await r.json()) as { input_tokens: number }).input_tokens;
+    const [namedN, narrowedN, bothN] = [await count(named), await count(narrowed), await count(both)];
+    expect(namedN).toBe(narrowedN);
+    expect(namedN).toBeLessThan(bothN);
+
     // A function the request does not offer: refused with what it offers.
     const unknown = await post('/v1/chat/completions', { ...base, tools: [asChat(WEATHER)], tool_choice: { type: 'function', function: { name: 'clock' } } });
     expect(unknown.status).toBe(400);

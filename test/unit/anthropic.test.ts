@@ -167,20 +167,21 @@ const UPSTREAM = sse([
 describe('an image lifted out of the body unparsed', () => {
   it("goes upstream in the chat request byte for byte as a whole parse's conversion writes it, as sent plain or with every / as \\/", async () => {
     const image = (data: string) => ({ type: 'image', source: { type: 'base64', media_type: 'image/png', data } });
-    const [photo, screenshot] = [randomBytes(120_000).toString('base64'), randomBytes(90_000).toString('base64')];
+    const [photo, screenshot, argument] = [randomBytes(120_000).toString('base64'), randomBytes(90_000).toString('base64'), randomBytes(70_000).toString('base64')];
     const body = {
       model: 'm',
       max_tokens: 8,
       messages: [
         { role: 'user', content: [{ type: 'text', text: 'What is this?' }, image(photo)] },
-        { role: 'assistant', content: [{ type: 'tool_use', id: 'tu', name: 'shot', input: {} }] },
+        // An image block in a tool's input: written into the call's `arguments` string, escaped twice.
+        { role: 'assistant', content: [{ type: 'tool_use', id: 'tu', name: 'shot', input: { like: image(argument) } }] },
         { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'tu', content: [{ type: 'text', text: 'the screen' }, image(screenshot)] }] },
       ],
     };
     const whole = JSON.stringify(convert(body).chat);
     for (const text of [JSON.stringify(body), JSON.stringify(body).replaceAll('/', '\\/')]) {
       const { value, literals } = await parseLifting(Buffer.from(text));
-      expect(literals?.size).toBe(2);
+      expect(literals?.size).toBe(3);
       const media = await settleLifted(value, literals!, holdsAnthropicImage);
       const chat = JSON.stringify(convert(value).chat);
       expect(chat.length).toBeLessThan(2_000); // stand-ins, not the images

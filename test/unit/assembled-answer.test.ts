@@ -24,6 +24,10 @@ describe('which requests are assembled', () => {
     expect(streamable('native', { n_probs: 0 })).toBe(true);
     expect(streamable('native', { response_fields: ['content'] })).toBe(false);
     expect(streamable('chat', { messages: [], verbose: true })).toBe(false);
+    // The stop word alone: a chat stream's final chunk carries it as the whole answer does.
+    expect(streamable('chat', { messages: [], verbose: true, response_fields: ['stopping_word'] })).toBe(true);
+    expect(streamable('chat', { messages: [], verbose: true, response_fields: ['stopping_word', 'prompt'] })).toBe(false);
+    expect(streamable('completion', { prompt: 'x', verbose: true, response_fields: ['stopping_word'] })).toBe(false);
     expect(streamable('chat', { messages: [], n_cmpl: 2 })).toBe(false);
   });
 

@@ -1,21 +1,23 @@
 // A tool_choice naming one function (which llama-server reads as "auto"): the body narrowed to that
 // tool with "required", in OpenAI chat's, the Responses API's and Anthropic's shapes.
 import { describe, expect, it } from 'vitest';
-import { forcedFunction, forceTool } from '../../daemon/api/tool-choice';
+import { forcedName, forceTool } from '../../daemon/api/tool-choice';
 import { chatOfMessages } from '../../daemon/api/anthropic-request';
 
 const W = 'POST /v1/chat/completions';
 const chatTool = (name: string) => ({ type: 'function', function: { name, parameters: { type: 'object' } } });
 
-describe('forcedFunction', () => {
-  it("reads the name in chat's and the Responses API's shape, and leaves strings and other kinds alone", () => {
-    expect(forcedFunction({ type: 'function', function: { name: 'f' } }, W)).toBe('f');
-    expect(forcedFunction({ type: 'function', name: 'g' }, W)).toBe('g');
-    for (const choice of ['auto', 'required', 'none', undefined, null, { type: 'allowed_tools' }, ['f']]) expect(forcedFunction(choice, W)).toBeUndefined();
+describe('forcedName', () => {
+  it("reads the name in chat's, the Responses API's and Anthropic's shape, and leaves strings and other kinds alone", () => {
+    expect(forcedName({ type: 'function', function: { name: 'f' } }, 'function', W)).toBe('f');
+    expect(forcedName({ type: 'function', name: 'g' }, 'function', W)).toBe('g');
+    for (const choice of ['auto', 'required', 'none', undefined, null, { type: 'allowed_tools' }, ['f']]) expect(forcedName(choice, 'function', W)).toBeUndefined();
+    expect(forcedName({ type: 'tool', name: 'h' }, 'tool', W)).toBe('h');
+    expect(forcedName({ type: 'tool', name: 'h' }, 'function', W)).toBeUndefined();
   });
 
   it('refuses a function choice without a name', () => {
-    expect(() => forcedFunction({ type: 'function', function: {} }, W)).toThrow(/^POST \/v1\/chat\/completions: "tool_choice" of type "function" must name it/);
+    expect(() => forcedName({ type: 'function', function: {} }, 'function', W)).toThrow(/^POST \/v1\/chat\/completions: "tool_choice" of type "function" must name it/);
   });
 });
 
