@@ -324,7 +324,9 @@ async function runCommand(page: Page, title: string): Promise<void> {
     progress(`command palette closed before "${title}" could be typed (try ${attempt}); opening it again`);
     await page.keyboard.press('Escape');
   }
-  await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor();
+  // Enter runs the focused row: wait until that is the command (a row with its title can show while the
+  // list still focuses another; a CI run's Cancel Prompt once ran something else and no pick opened).
+  await page.locator('.quick-input-list .monaco-list-row.focused', { hasText: title }).first().waitFor();
   await page.keyboard.press('Enter');
 }
 
