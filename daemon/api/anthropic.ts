@@ -35,11 +35,11 @@ function dialect(model: string, stops: readonly string[] = []): Dialect {
 /**
  * The request's model and its chat form, checked as /v1/chat/completions checks its own. An image's
  * base64 is lifted out of the body unparsed (server/lifted-strings.ts): the chat form holds a stand-in
- * in its data URL, and `wire` writes the chat request with the image's bytes back in its place, so a
+ * in its data URL, and `wire`, called once the chat request is final, writes it with the image's bytes back in its place, so a
  * photo is neither parsed into a string nor written again (Claude Code sends the whole conversation,
  * its screenshots included, every turn).
  */
-async function read(deps: AnthropicDeps, ctx: RouteContext, where: string): Promise<{ model: string; stream: boolean; chat: Obj; wire: () => PayloadPieces | undefined }> {
+async function read(deps: AnthropicDeps, ctx: RouteContext, where: string): Promise<{ model: string; stream: boolean; chat: Obj; wire: () => PayloadPieces }> {
   const { value: raw, media } = await ctx.jsonWithBytes(holdsAnthropicImage);
   const body = asObject(raw, where);
   const model = deps.supervisor.resolveModel(optString(body, 'model', where), where);
@@ -47,7 +47,7 @@ async function read(deps: AnthropicDeps, ctx: RouteContext, where: string): Prom
   const config = deps.supervisor.modelConfig(model);
   const modalities = deps.supervisor.modalities(model);
   const { stream, chat } = chatOfMessages(body, where, config.ctxPerSlot, (part, at) => checkMediaPart(part, at, config, modalities));
-  return { model, stream, chat, wire: () => (media ? writeWithMedia(chat, media) : undefined) };
+  return { model, stream, chat, wire: () => writeWithMedia(chat, media) };
 }
 
 async function messages(deps: AnthropicDeps, ctx: RouteContext): Promise<void> {
@@ -58,13 +58,12 @@ async function messages(deps: AnthropicDeps, ctx: RouteContext): Promise<void> {
   // The chat answer does not say which stop sequence matched; llama-server's `__verbose` does, cut to that one field.
   const stops = (chat.stop as string[] | undefined) ?? [];
   if (stops.length > 0) Object.assign(chat, { verbose: true, response_fields: ['stopping_word'] });
-  const bytes = wire();
-  await proxyToModel(deps, ctx, '/v1/chat/completions', { model, stream, body: chat, dialect: dialect(model, stops), ...(bytes ? { bytes } : {}) });
+  await proxyToModel(deps, ctx, '/v1/chat/completions', { model, stream, body: chat, dialect: dialect(model, stops), bytes: wire() });
 }
 
 /** Counted on the chat request it becomes (the same template and tokenizer as a generation), answered as `{input_tokens}`. */
 async function countMessageTokens(deps: AnthropicDeps, ctx: RouteContext): Promise<void> {
   const { model, chat, wire } = await read(deps, ctx, 'POST /v1/messages/count_tokens');
   const count: Dialect = { ...dialect(model), answer: (counted) => ({ input_tokens: counted.input_tokens }) };
-  await countTokens(deps, ctx, model, '/v1/chat/completions/input_tokens', chat, count, wire());
+  await countTokens(deps, ctx, '/v1/chat/completions/input_tokens', { model, body: chat, dialect: count, bytes: wire() });
 }

@@ -5,24 +5,22 @@
 // the queue, which loads the model.
 import { sendJson, type Route, type RouteContext } from '../server/http';
 import type { Obj } from '../server/validate';
-import { bytesToSend, proxyToModel, validateBody, type Dialect, type OpenAiDeps } from './openai';
-import { requireModelKind } from './model-kind';
+import { proxyToModel, readGeneration, type OpenAiDeps, type ProxyRequest } from './openai';
 import { postJson, upstreamError } from './upstream';
-import { payloadOf, type PayloadPieces } from './payload';
-import { holdsMedia } from '../../shared/chat-content';
+import { payloadOf } from './payload';
 
 /**
- * Counts `body`'s prompt on `model` at llama-server's `path`; `dialect.answer` shapes the answer.
- * `bytes`: the body as it goes upstream, when not JSON.stringify(body) (see ProxyRequest.bytes).
+ * Counts the prompt of `req` (its model, body, and the bytes to send when not JSON.stringify(body): see
+ * ProxyRequest.bytes) at llama-server's `path`; `req.dialect.answer` shapes the answer.
  */
-export async function countTokens(deps: CountDeps, ctx: RouteContext, model: string, path: string, body: Obj, dialect?: Dialect, bytes?: Buffer | PayloadPieces): Promise<void> {
-  const inst = deps.supervisor.instances(model).find((i) => i.routable);
-  if (!inst) return proxyToModel(deps, ctx, path, { model, stream: false, body, ...(dialect ? { dialect } : {}), ...(bytes ? { bytes } : {}) });
-  const up = await postJson(inst, path, payloadOf(bytes ?? JSON.stringify(body)), false, ctx.signal);
+export async function countTokens(deps: CountDeps, ctx: RouteContext, path: string, req: Omit<ProxyRequest, 'stream'>): Promise<void> {
+  const inst = deps.supervisor.instances(req.model).find((i) => i.routable);
+  if (!inst) return proxyToModel(deps, ctx, path, { ...req, stream: false });
+  const up = await postJson(inst, path, payloadOf(req.bytes ?? JSON.stringify(req.body)), false, ctx.signal);
   const text = await up.body.text();
   if (up.statusCode >= 400) throw upstreamError(inst.id, up.statusCode, text);
   const counted = JSON.parse(text) as Obj;
-  sendJson(ctx.res, 200, dialect ? dialect.answer(counted) : counted);
+  sendJson(ctx.res, 200, req.dialect ? req.dialect.answer(counted) : counted);
 }
 
 type CountDeps = Pick<OpenAiDeps, 'supervisor' | 'scheduler'>;
@@ -32,12 +30,8 @@ export function chatCountRoutes(deps: CountDeps): Route[] {
   return [{ method: 'POST', path: '/v1/chat/completions/input_tokens', handle: (ctx) => countChatTokens(deps, ctx) }];
 }
 
+/** Read as the generation reads it (a photo lifted, a forced function narrowing the tools), so counted as it will run. */
 async function countChatTokens(deps: CountDeps, ctx: RouteContext): Promise<void> {
-  const where = 'POST /v1/chat/completions/input_tokens';
-  // A photo in the messages is lifted, not parsed, and the body goes on as for a generation (bytesToSend).
-  const read = await ctx.jsonWithBytes(holdsMedia);
-  const { model, body } = validateBody(read.value, 'messages', where, deps.supervisor);
-  requireModelKind(deps.supervisor, model, 'completion', where);
-  // Counted as the generation will run it: a forced function narrows the tools (tool-choice.ts).
-  await countTokens(deps, ctx, model, '/v1/chat/completions/input_tokens', body, undefined, bytesToSend(body, read, where));
+  const path = '/v1/chat/completions/input_tokens';
+  await countTokens(deps, ctx, path, await readGeneration(deps, ctx, `POST ${path}`, 'messages'));
 }

@@ -161,12 +161,19 @@ export function checkNumbers(body: Obj, where: string, model: Pick<ModelConfig, 
 }
 
 async function proxy(deps: OpenAiDeps, ctx: RouteContext, path: string, kind: 'prompt' | 'messages'): Promise<void> {
-  const where = `POST ${path}`;
+  await proxyToModel(deps, ctx, path, await readGeneration(deps, ctx, `POST ${path}`, kind));
+}
+
+/**
+ * A completion (`prompt`) or chat (`messages`) request read and checked, as a generation and its token
+ * count both read it. Validation only reads the body, so the client's own bytes go on (see
+ * ProxyRequest.bytes), unless a named tool_choice narrows a chat request (bytesToSend).
+ */
+export async function readGeneration(deps: Pick<OpenAiDeps, 'supervisor'>, ctx: RouteContext, where: string, kind: 'prompt' | 'messages'): Promise<ProxyRequest> {
   const read = await ctx.jsonWithBytes(holdsMedia);
   const { model, stream, body } = validateBody(read.value, kind, where, deps.supervisor);
   requireModelKind(deps.supervisor, model, 'completion', where);
-  // Validation only reads the body, so the client's own bytes go on (see ProxyRequest.bytes), unless a named tool_choice narrows it.
-  await proxyToModel(deps, ctx, path, { model, stream, body, bytes: kind === 'messages' ? bytesToSend(body, read, where) : read.bytes });
+  return { model, stream, body, bytes: kind === 'messages' ? bytesToSend(body, read, where) : read.bytes };
 }
 
 /**

@@ -7,7 +7,7 @@ import { SlotwiseError, describeValue } from '../../shared/errors';
 import { holdsMedia } from '../../shared/chat-content';
 import type { Route, RouteContext } from '../server/http';
 import { asObject, optBoolean, optNumber, optString, type Obj } from '../server/validate';
-import { bytesToSend, checkMediaPart, checkNumbers, proxyToModel, type OpenAiDeps } from './openai';
+import { bytesToSend, checkMediaPart, checkNumbers, proxyToModel, type OpenAiDeps, type ProxyRequest } from './openai';
 import { requireModelKind } from './model-kind';
 import { RESPONSES_DELTA } from './upstream';
 import { countTokens } from './count-tokens';
@@ -23,20 +23,21 @@ export function responsesRoutes(deps: ResponsesDeps): Route[] {
 }
 
 async function responses(deps: ResponsesDeps, ctx: RouteContext): Promise<void> {
-  const where = 'POST /v1/responses';
-  const read = await ctx.jsonWithBytes(holdsMedia);
-  const { model, stream, body } = validateResponsesBody(read.value, where, deps.supervisor);
-  requireModelKind(deps.supervisor, model, 'completion', where);
   // A token is one `….delta` event; the stream's other events frame the answer.
-  await proxyToModel(deps, ctx, '/v1/responses', { model, stream, body, bytes: bytesToSend(body, read, where, typeAssistantMessages(body.input)), tokenEvent: RESPONSES_DELTA });
+  await proxyToModel(deps, ctx, '/v1/responses', { ...(await readResponses(deps, ctx, 'POST /v1/responses')), tokenEvent: RESPONSES_DELTA });
 }
 
 async function countResponseTokens(deps: ResponsesDeps, ctx: RouteContext): Promise<void> {
-  const where = 'POST /v1/responses/input_tokens';
+  const path = '/v1/responses/input_tokens';
+  await countTokens(deps, ctx, path, await readResponses(deps, ctx, `POST ${path}`));
+}
+
+/** A Responses request read and checked, as a response and its token count both read it: easy-form items typed, a forced function narrowed (bytesToSend). */
+async function readResponses(deps: ResponsesDeps, ctx: RouteContext, where: string): Promise<ProxyRequest> {
   const read = await ctx.jsonWithBytes(holdsMedia);
-  const { model, body } = validateResponsesBody(read.value, where, deps.supervisor);
+  const { model, stream, body } = validateResponsesBody(read.value, where, deps.supervisor);
   requireModelKind(deps.supervisor, model, 'completion', where);
-  await countTokens(deps, ctx, model, '/v1/responses/input_tokens', body, undefined, bytesToSend(body, read, where, typeAssistantMessages(body.input)));
+  return { model, stream, body, bytes: bytesToSend(body, read, where, typeAssistantMessages(body.input)) };
 }
 
 /**
