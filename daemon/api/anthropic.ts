@@ -35,9 +35,9 @@ function dialect(model: string, stops: readonly string[] = []): Dialect {
 /**
  * The request's model and its chat form, checked as /v1/chat/completions checks its own. An image's
  * base64 is lifted out of the body unparsed (server/lifted-strings.ts): the chat form holds a stand-in
- * in its data URL, and `wire`, called once the chat request is final, writes it with the image's bytes back in its place, so a
- * photo is neither parsed into a string nor written again (Claude Code sends the whole conversation,
- * its screenshots included, every turn).
+ * in its data URL, and `wire`, called once the chat request is final, writes it with the image's bytes
+ * back in its place, so a photo is neither parsed into a string nor written again (Claude Code sends the
+ * whole conversation, its screenshots included, every turn).
  */
 async function read(deps: AnthropicDeps, ctx: RouteContext, where: string): Promise<{ model: string; stream: boolean; chat: Obj; wire: () => PayloadPieces }> {
   const { value: raw, media } = await ctx.jsonWithBytes(holdsAnthropicImage);
